@@ -1,0 +1,465 @@
+"""Working-time calendar: statutory holidays, 调休 make-up days, office hours.
+
+Pure domain code: no I/O. Override files are passed in as already-read text.
+
+Which days are working days
+---------------------------
+A date is a working day when, in order of precedence:
+
+1. it is in ``extra_workdays`` (override: 调休上班) -> working;
+2. it is in ``extra_holidays`` (override: 放假) -> not working;
+3. the ``chinesecalendar`` package has data for its year -> its verdict, which
+   includes statutory holidays *and* make-up working weekends;
+4. otherwise (years the package does not cover, see ``statutory_data_covers``)
+   -> plain Monday to Friday.
+
+Every working day has the same working windows (``WorkingHours``), in local
+time of the calendar's ``tz`` (Asia/Shanghai by default). Windows are closed
+at both ends for the purpose of "is this instant inside working hours".
+
+Working-time rules
+------------------
+All datetimes must be timezone-aware (naive ones raise ``ValueError``); results
+are in the calendar's ``tz``. Arithmetic is done on local wall-clock time,
+which assumes the zone has no DST shift inside working windows (true for
+Asia/Shanghai since 1991).
+
+* ``add_working_hours(start, h)`` consumes only time inside windows on working
+  days and returns the instant the h-th working hour completes. A result that
+  coincides with a window end is that window end, never the next window start.
+  ``h == 0`` returns the *normalised start*: ``start`` itself if it lies inside
+  a window (ends included), else the next window start.
+* ``add_working_days(start, n)`` is ``add_working_hours(start, n * day_length)``
+  where ``day_length`` is the total length of the daily windows. Because all
+  working days share the same windows this reads as:
+
+  - start inside working hours -> same wall-clock time on the n-th following
+    working day (Fri 10:00 + 1 = Mon 10:00);
+  - start before hours, in a break, after hours, or on a non-working day ->
+    the clock starts at the next window start, and the result is the end of
+    the working day the n-th day's worth of time runs out on
+    (Sat + 1 = Mon 17:30; Fri 18:00 + 1 = Mon 17:30; Mon 07:00 + 1 = Mon 17:30;
+    lunch 12:45 + 1 = next working day 12:00);
+  - ``n == 0`` returns the normalised start; negative ``n`` raises.
+* ``working_time_between(a, b)`` is the working time inside ``[a, b)``; it is the
+  inverse of ``add_working_hours``: ``working_time_between(s,
+  add_working_hours(s, h)) == h`` for every ``s`` and ``h > 0``.
+* ``working_days_between(a, b)`` is ``working_time_between(a, b) / day_length``
+  (a float), the inverse of ``add_working_days``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+__all__ = [
+    "SHANGHAI",
+    "DEFAULT_HOURS",
+    "CalendarFileError",
+    "WorkingHours",
+    "WorkingCalendar",
+    "add_calendar",
+    "statutory_data_covers",
+]
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+_ONE_DAY = timedelta(days=1)
+_MAX_RANGE_DAYS = 366  # sanity cap for one [[holiday]]/[[workday]] from..to entry
+
+
+class CalendarFileError(ValueError):
+    """An override file is malformed; the message names the field (and line when known)."""
+
+
+# ---------------------------------------------------------------- working hours
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """Daily working windows in local time, ordered and non-overlapping.
+
+    Example: ``((time(9, 0), time(12, 0)), (time(13, 30), time(17, 30)))``.
+    Each window must have start < end; a window may start where the previous ends.
+    """
+
+    windows: tuple[tuple[time, time], ...]
+
+    def __post_init__(self) -> None:
+        windows = tuple((start, end) for start, end in self.windows)
+        object.__setattr__(self, "windows", windows)
+        if not windows:
+            raise ValueError("working hours need at least one window")
+        previous_end: time | None = None
+        for i, (start, end) in enumerate(windows):
+            if not (isinstance(start, time) and isinstance(end, time)):
+                raise ValueError(f"window {i}: start and end must be datetime.time")
+            if start.tzinfo is not None or end.tzinfo is not None:
+                raise ValueError(f"window {i}: times are local, tzinfo not allowed")
+            if not start < end:
+                raise ValueError(f"window {i}: start {start} must be before end {end}")
+            if previous_end is not None and start < previous_end:
+                raise ValueError(f"window {i}: starts at {start}, before previous window ends")
+            previous_end = end
+
+    @property
+    def day_length(self) -> timedelta:
+        """Total working time in one working day."""
+        return sum((_span(start, end) for start, end in self.windows), timedelta())
+
+    def on(self, d: date) -> Iterator[tuple[datetime, datetime]]:
+        """The windows of date ``d`` as naive local datetimes."""
+        for start, end in self.windows:
+            yield datetime.combine(d, start), datetime.combine(d, end)
+
+
+def _span(start: time, end: time) -> timedelta:
+    d = date(2000, 1, 1)
+    return datetime.combine(d, end) - datetime.combine(d, start)
+
+
+DEFAULT_HOURS = WorkingHours(((time(9, 0), time(12, 0)), (time(13, 30), time(17, 30))))
+
+
+# ---------------------------------------------------------- statutory calendar
+
+
+@lru_cache(maxsize=8192)
+def _statutory_is_workday(d: date) -> bool | None:
+    """chinesecalendar's verdict for ``d``, or None when it has no data for that year."""
+    try:
+        return chinese_calendar.is_workday(d)
+    except NotImplementedError:
+        return None
+
+
+def statutory_data_covers(year: int) -> bool:
+    """Whether the installed chinesecalendar knows the holidays of ``year``.
+
+    Outside that range the calendar silently falls back to Monday to Friday,
+    so callers may want to warn, or load an override file for that year.
+    """
+    return _statutory_is_workday(date(year, 1, 1)) is not None
+
+
+# ------------------------------------------------------------ working calendar
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    """Working days and hours, with optional overrides on top of statutory data."""
+
+    hours: WorkingHours = DEFAULT_HOURS
+    extra_holidays: frozenset[date] = frozenset()
+    extra_workdays: frozenset[date] = frozenset()
+    tz: ZoneInfo = SHANGHAI
+    name: str = "cn-statutory"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_holidays", _date_set(self.extra_holidays, "extra_holidays"))
+        object.__setattr__(self, "extra_workdays", _date_set(self.extra_workdays, "extra_workdays"))
+        both = self.extra_holidays & self.extra_workdays
+        if both:
+            listed = ", ".join(sorted(d.isoformat() for d in both))
+            raise ValueError(f"dates both extra holiday and extra workday: {listed}")
+
+    # -- days
+
+    def is_working_day(self, d: date) -> bool:
+        """Overrides first, then chinesecalendar, then plain Monday to Friday."""
+        if isinstance(d, datetime) or not isinstance(d, date):
+            raise TypeError(f"expected a date, got {type(d).__name__}")
+        if d in self.extra_workdays:
+            return True
+        if d in self.extra_holidays:
+            return False
+        statutory = _statutory_is_workday(d)
+        return d.weekday() < 5 if statutory is None else statutory
+
+    def next_working_day(self, d: date) -> date:
+        """The first working day strictly after ``d``."""
+        d += _ONE_DAY
+        while not self.is_working_day(d):
+            d += _ONE_DAY
+        return d
+
+    # -- arithmetic
+
+    @property
+    def day_length(self) -> timedelta:
+        """Working time in one working day (7 h with the default hours)."""
+        return self.hours.day_length
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        """``start`` plus ``days`` working days' worth of working time.
+
+        Inside working hours: same wall-clock time on the n-th following working
+        day. Outside them: counted from the next window start, ending at the end
+        of a working day. ``days == 0`` gives the normalised start.
+        """
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise TypeError(f"working days must be an int, got {type(days).__name__}")
+        if days < 0:
+            raise ValueError(f"working days must not be negative, got {days}")
+        return self._advance(start, self.day_length * days)
+
+    def add_working_hours(self, start: datetime, hours: float | timedelta) -> datetime:
+        """The instant the given amount of working time, counted from ``start``, completes.
+
+        Only time inside windows on working days is consumed. Completing exactly
+        at a window end returns that end. Zero gives the normalised start.
+        """
+        return self._advance(start, _as_duration(hours))
+
+    def working_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """Working time inside ``[start, end)``; zero when ``end <= start``."""
+        a, b = self._local(start), self._local(end)
+        total = timedelta()
+        if b <= a:
+            return total
+        for window_start, window_end in self._windows_from(a.date()):
+            if window_start >= b:
+                return total
+            overlap = min(window_end, b) - max(window_start, a)
+            if overlap > timedelta():
+                total += overlap
+        raise AssertionError("unreachable: window stream is infinite")
+
+    def working_days_between(self, start: datetime, end: datetime) -> float:
+        """``working_time_between`` measured in working days (may be fractional).
+
+        Inverse of ``add_working_days``: ``working_days_between(s, add_working_days(s, n)) == n``.
+        """
+        return self.working_time_between(start, end) / self.day_length
+
+    # -- overrides
+
+    @classmethod
+    def from_overrides(cls, text: str, **kw: Any) -> WorkingCalendar:
+        """Build a calendar from override TOML text (see docs/calendar.md).
+
+        Keyword arguments are passed to the constructor and win over the file's
+        ``name``/``hours``; ``extra_holidays``/``extra_workdays`` given as keywords
+        are merged with the file's dates.
+        """
+        overrides = _parse_overrides(text)
+        holidays = overrides.holidays | _date_set(kw.pop("extra_holidays", ()), "extra_holidays")
+        workdays = overrides.workdays | _date_set(kw.pop("extra_workdays", ()), "extra_workdays")
+        settings: dict[str, Any] = {}
+        if overrides.name is not None:
+            settings["name"] = overrides.name
+        if overrides.hours is not None:
+            settings["hours"] = overrides.hours
+        settings.update(kw)
+        try:
+            return cls(extra_holidays=holidays, extra_workdays=workdays, **settings)
+        except ValueError as exc:
+            raise CalendarFileError(str(exc)) from exc
+
+    # -- internals
+
+    def _local(self, moment: datetime) -> datetime:
+        """``moment`` as naive local wall-clock time in this calendar's tz."""
+        if not isinstance(moment, datetime):
+            raise TypeError(f"expected a datetime, got {type(moment).__name__}")
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"naive datetime not allowed: {moment.isoformat()}")
+        return moment.astimezone(self.tz).replace(tzinfo=None)
+
+    def _windows_from(self, d: date) -> Iterator[tuple[datetime, datetime]]:
+        """All working windows on working days from ``d`` on, in order, forever."""
+        while True:
+            if self.is_working_day(d):
+                yield from self.hours.on(d)
+            d += _ONE_DAY
+
+    def _advance(self, start: datetime, amount: timedelta) -> datetime:
+        """Earliest instant at which ``amount`` of working time after ``start`` is used up."""
+        if amount < timedelta():
+            raise ValueError(f"working time must not be negative, got {amount}")
+        remaining = amount
+        t = self._local(start)
+        for window_start, window_end in self._windows_from(t.date()):
+            if window_end < t:
+                continue
+            segment_start = max(window_start, t)
+            available = window_end - segment_start
+            if remaining <= available:
+                return (segment_start + remaining).replace(tzinfo=self.tz)
+            remaining -= available
+        raise AssertionError("unreachable: window stream is infinite")
+
+
+def add_calendar(start: datetime, duration: timedelta) -> datetime:
+    """Plain elapsed-time arithmetic (自然日/小时), result in Asia/Shanghai."""
+    if start.tzinfo is None or start.utcoffset() is None:
+        raise ValueError(f"naive datetime not allowed: {start.isoformat()}")
+    return (start.astimezone(UTC) + duration).astimezone(SHANGHAI)
+
+
+def _as_duration(hours: float | timedelta) -> timedelta:
+    if isinstance(hours, timedelta):
+        return hours
+    if isinstance(hours, bool) or not isinstance(hours, int | float):
+        raise TypeError(f"hours must be a number or timedelta, got {type(hours).__name__}")
+    try:
+        return timedelta(hours=hours)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"invalid number of hours: {hours!r}") from exc
+
+
+def _date_set(values: Iterable[date], what: str) -> frozenset[date]:
+    dates = frozenset(values)
+    for d in dates:
+        if isinstance(d, datetime) or not isinstance(d, date):
+            raise TypeError(f"{what} must contain dates, got {d!r}")
+    return dates
+
+
+# ------------------------------------------------------------- override files
+
+
+@dataclass(frozen=True)
+class _Overrides:
+    name: str | None
+    hours: WorkingHours | None
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+
+
+_TOP_LEVEL_KEYS = {"name", "holiday", "workday", "hours"}
+_ENTRY_KEYS = {"date", "from", "to", "name"}
+
+
+def _parse_overrides(text: str) -> _Overrides:
+    """Validate parsed TOML and turn it into date sets; every problem -> CalendarFileError."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CalendarFileError(f"invalid TOML: {exc}") from exc
+
+    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise CalendarFileError(
+            f"unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(_TOP_LEVEL_KEYS))}"
+        )
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise CalendarFileError(f"name: expected a string, got {name!r}")
+
+    holidays = _entry_dates(data, "holiday", text)
+    workdays = _entry_dates(data, "workday", text)
+    both = holidays.keys() & workdays.keys()
+    if both:
+        d = min(both)
+        raise CalendarFileError(
+            f"{d.isoformat()} is listed as both a holiday ({holidays[d]}) and a workday ({workdays[d]})"
+        )
+    hours = _parse_hours(data["hours"]) if "hours" in data else None
+    return _Overrides(name, hours, frozenset(holidays), frozenset(workdays))
+
+
+def _entry_dates(data: dict[str, Any], kind: str, text: str) -> dict[date, str]:
+    """Dates of all ``[[kind]]`` entries, each mapped to a label for error messages."""
+    entries = data.get(kind, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise CalendarFileError(f"{kind}: expected an array of tables ([[{kind}]])")
+    lines = _header_lines(text, kind, len(entries))
+    dates: dict[date, str] = {}
+    for i, entry in enumerate(entries):
+        where = f"{kind}[{i}]"
+        try:
+            for d in _entry_range(entry, where):
+                if d in dates:
+                    raise CalendarFileError(
+                        f"{where}: {d.isoformat()} already listed in {dates[d]}"
+                    )
+                dates[d] = where
+        except CalendarFileError as exc:
+            if not lines:
+                raise
+            raise CalendarFileError(f"line {lines[i]}: {exc}") from exc
+    return dates
+
+
+def _entry_range(entry: dict[str, Any], where: str) -> list[date]:
+    unknown = sorted(set(entry) - _ENTRY_KEYS)
+    if unknown:
+        raise CalendarFileError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    if "name" in entry and not isinstance(entry["name"], str):
+        raise CalendarFileError(f"{where}.name: expected a string")
+    if "date" in entry:
+        if "from" in entry or "to" in entry:
+            raise CalendarFileError(f"{where}: use either 'date' or 'from'/'to', not both")
+        return [_as_date(entry["date"], f"{where}.date")]
+    missing = [key for key in ("from", "to") if key not in entry]
+    if missing:
+        raise CalendarFileError(f"{where}: missing '{missing[0]}' (or give a single 'date')")
+    first = _as_date(entry["from"], f"{where}.from")
+    last = _as_date(entry["to"], f"{where}.to")
+    if last < first:
+        raise CalendarFileError(f"{where}: 'to' {last} is before 'from' {first}")
+    if (last - first).days >= _MAX_RANGE_DAYS:
+        raise CalendarFileError(f"{where}: range longer than {_MAX_RANGE_DAYS} days")
+    return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+def _as_date(value: Any, where: str) -> date:
+    """A TOML local date (2027-01-01) or an ISO date string ("2027-01-01")."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise CalendarFileError(f"{where}: expected a date like 2027-01-01, got {value!r}")
+
+
+def _parse_hours(table: Any) -> WorkingHours:
+    if not isinstance(table, dict):
+        raise CalendarFileError("hours: expected a table ([hours])")
+    unknown = sorted(set(table) - {"windows"})
+    if unknown:
+        raise CalendarFileError(f"hours: unknown key(s) {', '.join(unknown)}")
+    windows = table.get("windows")
+    if not isinstance(windows, list) or not windows:
+        raise CalendarFileError('hours.windows: expected a list like [["09:00", "12:00"], ...]')
+    parsed = []
+    for i, pair in enumerate(windows):
+        where = f"hours.windows[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise CalendarFileError(f'{where}: expected a pair like ["09:00", "12:00"]')
+        parsed.append((_as_time(pair[0], where), _as_time(pair[1], where)))
+    try:
+        return WorkingHours(tuple(parsed))
+    except ValueError as exc:
+        raise CalendarFileError(f"hours.windows: {exc}") from exc
+
+
+def _as_time(value: Any, where: str) -> time:
+    """A TOML local time (09:00:00) or a string "HH:MM" / "HH:MM:SS"."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", value):
+        try:
+            return time.fromisoformat(value)
+        except ValueError:
+            pass
+    raise CalendarFileError(f'{where}: expected a time like "09:00", got {value!r}')
+
+
+def _header_lines(text: str, kind: str, count: int) -> list[int]:
+    """1-based line numbers of the ``[[kind]]`` headers, if they account for every entry."""
+    pattern = re.compile(rf"^\s*\[\[\s*{kind}\s*\]\]")
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if pattern.match(line)]
+    return lines if len(lines) == count else []
