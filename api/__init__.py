@@ -1,0 +1,1 @@
+"""The outside of Fengqiao: the HTTP API (FastAPI) and the command-line interface."""

@@ -1,0 +1,28 @@
+"""The ``fengqiao`` command line.
+
+Each area has its own module with a ``typer.Typer`` named ``app``; they are
+mounted here. The store is chosen by ``FENGQIAO_DATABASE_URL`` (default: the
+SQLite file ``var/fengqiao.db``).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import cases, setup
+
+app = typer.Typer(
+    name="fengqiao",
+    help="Fengqiao 枫桥: an event-sourced case-workflow engine for grassroots governance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+setup.register(app)
+app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
+# -- more areas mount here, one line each (keep this block sorted) --
+# -- end of mounts --
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,130 @@
+"""``fengqiao case …``: report, act, show, history, time travel."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from uuid import UUID
+
+import typer
+
+from api.cli.common import cli_actor, domain_errors, emit, engine
+from domain.commands import ACTIONS, Envelope, ReportCase
+from domain.errors import ValidationFailed
+from engine.views import case_view, event_view
+
+app = typer.Typer(no_args_is_help=True)
+
+AS = typer.Option(None, "--as", help="the person acting (a name on the ladder); default: local admin")
+COMMAND_ID = typer.Option(None, "--command-id", help="idempotency id; a repeat has no further effect")
+IF_VERSION = typer.Option(None, "--if-version", help="refuse unless the case is at this version")
+OCCURRED = typer.Option(None, "--occurred-at", help="when it happened (RFC 3339), if earlier than now")
+
+
+def _parse_fields(fields: list[str]) -> dict:
+    """``key=value`` pairs; values that parse as JSON (numbers, true, lists) are taken as JSON."""
+    body = {}
+    for field in fields:
+        key, sep, value = field.partition("=")
+        if not sep:
+            raise ValidationFailed(f"expected key=value, got {field!r}", field=field)
+        try:
+            body[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            body[key.strip()] = value
+    return body
+
+
+def _result(app, result) -> None:
+    emit({"case": case_view(app.case(result.case_id)), "version": result.version,
+          "position": result.position, "repeated": result.repeated})
+
+
+@app.command("report")
+def report(
+    kind: str = typer.Option(..., help="dispute | hazard | petition"),
+    category: str = typer.Option(...),
+    severity: str = typer.Option("minor", help="minor | major | critical"),
+    region: str = typer.Option(..., help="region code where it was found"),
+    title: str = typer.Option(...),
+    description: str = typer.Option(""),
+    channel: str = typer.Option("grid"),
+    as_: str | None = AS,
+    command_id: str | None = COMMAND_ID,
+    occurred_at: datetime | None = OCCURRED,
+) -> None:
+    """上报 a new case."""
+    with engine() as app, domain_errors():
+        body = _validated(ReportCase, dict(kind=kind, category=category, severity=severity, region=region,
+                                           title=title, description=description, channel=channel))
+        envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
+                            occurred_at=occurred_at)
+        _result(app, app.report(body, envelope))
+
+
+def _validated(model, data):
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ValidationFailed(f"{'.'.join(map(str, first['loc']))}: {first['msg']}",
+                               field=".".join(map(str, first["loc"]))) from None
+
+
+def _make_action_command(name: str):
+    def run(
+        case_id: UUID = typer.Argument(...),
+        fields: list[str] = typer.Argument(None, help="key=value fields of the action"),
+        as_: str | None = AS,
+        command_id: str | None = COMMAND_ID,
+        if_version: int | None = IF_VERSION,
+        occurred_at: datetime | None = OCCURRED,
+    ) -> None:
+        with engine() as app, domain_errors():
+            body = _validated(ACTIONS[name], _parse_fields(fields or []))
+            envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
+                                expected_version=if_version, occurred_at=occurred_at)
+            _result(app, app.act(case_id, body, envelope))
+
+    fields = ", ".join(f"{n}" for n in ACTIONS[name].model_fields) or "no fields"
+    run.__doc__ = f"{name}: {fields}"
+    return run
+
+
+for _name in ACTIONS:
+    app.command(_name)(_make_action_command(_name))
+
+
+@app.command("show")
+def show(
+    case_id: UUID,
+    version: int | None = typer.Option(None, help="the case at this version"),
+    as_of: datetime | None = typer.Option(None, "--as-of", help="the case as recorded at this moment (RFC 3339)"),
+) -> None:
+    """The case now, at a version, or as of a moment."""
+    with engine() as app, domain_errors():
+        case = app.case_as_of(case_id, as_of) if as_of else app.case(case_id, version=version)
+        emit(case_view(case))
+
+
+@app.command("history")
+def history(case_id: UUID) -> None:
+    """Every event of the case, in order, with actor, times and position."""
+    with engine() as app, domain_errors():
+        emit([event_view(e.position, e.event) for e in app.history(case_id)])
+
+
+@app.command("list")
+def list_cases(limit: int = typer.Option(50, min=1, max=1000)) -> None:
+    """Case ids with status (from the event store; projections give richer queries)."""
+    with engine() as app, domain_errors():
+        rows = []
+        for case_id in app.case_ids():
+            case = app.case(case_id)
+            rows.append({"id": str(case.id), "kind": str(case.kind), "status": str(case.status), "title": case.title})
+            if len(rows) >= limit:
+                break
+        emit(rows)

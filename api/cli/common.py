@@ -1,0 +1,54 @@
+"""What every CLI command shares: the engine, the acting user, error output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from domain.actors import Actor
+from domain.errors import DomainError
+from engine.logs import configure_logging
+from engine.service import Fengqiao
+
+
+@contextmanager
+def engine() -> Iterator[Fengqiao]:
+    """The application service on the configured store, closed afterwards."""
+    configure_logging()
+    app = Fengqiao()
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def cli_actor(app: Fengqiao, name: str | None) -> Actor:
+    """The person acting: ``--as NAME`` (or ``FENGQIAO_ACTOR``), a person of the ladder;
+    without one, the local administrator."""
+    name = name or os.environ.get("FENGQIAO_ACTOR")
+    if not name:
+        return Actor(id="cli:admin", role="admin", unit=None, region=None, rank=None)
+    tree = app.ladder().tree
+    person = tree.person(name)
+    return Actor(id=person.name, role=person.role, unit=person.unit, region=person.region,
+                 rank=int(tree.get(person.region).rank))
+
+
+def emit(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Print a refused command as JSON on stderr and exit 1 (2 for bad input)."""
+    try:
+        yield
+    except DomainError as error:
+        print(json.dumps({"error": error.as_dict()}, ensure_ascii=False, default=str), file=sys.stderr)
+        raise typer.Exit(2 if error.code == "validation" else 1) from None

@@ -1,0 +1,379 @@
+"""Typed commands: what a caller may ask of a case, validated before any rule runs.
+
+Each action is a pydantic model (the HTTP body, the CLI's fields) with one
+``execute`` method that calls the case's command method. The envelope (who, the
+command id, the expected version, when it happened) travels beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from domain.actors import Actor
+from domain.cases import Case, Dispute, Hazard, Petition
+from domain.errors import InvalidTransition
+from domain.ladder import Rank, RegionTree
+from domain.policy import Kind, Policy, Severity
+from domain.routing import responsible_unit
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("a time zone is required (RFC 3339, e.g. 2026-11-23T09:30:00+08:00)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Envelope(BaseModel):
+    """Who sends a command, its idempotency id, and the version it expects."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    actor: Actor
+    command_id: Name
+    expected_version: int | None = Field(default=None, ge=1)
+    occurred_at: AwareDatetime | None = None
+
+
+class Party(BaseModel):
+    """申请人 / 被申请人 / 诉求人: personal data, masked for integrators."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    role: Literal["applicant", "respondent", "petitioner", "reporter", "other"] = "other"
+    phone: Annotated[str, StringConstraints(pattern=r"^[0-9+\- ]{3,20}$")] | None = None
+    id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9Xx]$|^[0-9]{15}$")] | None = None
+
+
+class ReportCase(BaseModel):
+    """上报: a grid worker (or a channel) reports a new case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    category: Name
+    severity: Severity
+    region: Name
+    title: ShortText
+    description: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    channel: Literal["grid", "hotline_12345", "letters_visits", "walk_in", "online", "platform"] = "grid"
+    parties: list[Party] = Field(default_factory=list, max_length=50)
+    hazard_level: Literal["general", "major"] | None = None
+    rectify_by: AwareDatetime | None = None
+
+    def details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        if self.hazard_level is not None:
+            details["hazard_level"] = self.hazard_level
+        if self.rectify_by is not None:
+            details["rectify_by"] = self.rectify_by.isoformat()
+        return details
+
+
+class CaseAction(BaseModel):
+    """An action on an existing case. ``name`` is its path segment in the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ClassVar[str]
+    kinds: ClassVar[tuple[Kind, ...]] = tuple(Kind)
+
+    def execute(self, case: Case, stamp: Any, tree: RegionTree, policy: Policy) -> None:
+        raise NotImplementedError
+
+    def check_kind(self, case: Case) -> None:
+        if case.kind not in self.kinds:
+            raise InvalidTransition(
+                f"{self.name} does not apply to a {case.kind}",
+                action=self.name,
+                status=str(case.status),
+                kinds=[str(k) for k in self.kinds],
+            )
+
+
+ACTIONS: dict[str, type[CaseAction]] = {}
+
+
+def action(name: str, *kinds: Kind):
+    def register(cls: type[CaseAction]) -> type[CaseAction]:
+        cls.name = name
+        if kinds:
+            cls.kinds = kinds
+        ACTIONS[name] = cls
+        return cls
+
+    return register
+
+
+@action("assign")
+class Assign(CaseAction):
+    assignee: Name | None = None
+    unit: Name | None = None
+
+    def execute(self, case, stamp, tree, policy):
+        if self.assignee:
+            person = tree.person(self.assignee)
+            unit = self.unit or person.unit
+            region = tree.get(person.region)
+        else:
+            unit = self.unit
+            region = tree.get(tree.unit(unit).region) if unit else tree.get(case.region)
+        if unit:
+            tree.unit(unit)
+        case.assign(stamp, assignee=self.assignee, unit=unit, region=region.code, rank=int(region.rank))
+
+
+@action("accept")
+class Accept(CaseAction):
+    def execute(self, case, stamp, tree, policy):
+        case.accept(stamp)
+
+
+@action("send-back")
+class SendBack(CaseAction):
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy):
+        case.send_back(stamp, reason=self.reason)
+
+
+@action("mediate", Kind.DISPUTE)
+class Mediate(CaseAction):
+    outcome: Literal["agreed", "failed", "adjourned"]
+    summary: Text
+    agreement: Text | None = None
+
+    def execute(self, case: Dispute, stamp, tree, policy):
+        case.mediate(stamp, outcome=self.outcome, summary=self.summary, agreement=self.agreement)
+
+
+@action("court-confirmation", Kind.DISPUTE)
+class CourtConfirmation(CaseAction):
+    note: Text
+
+    def execute(self, case: Dispute, stamp, tree, policy):
+        case.apply_court_confirmation(stamp, note=self.note)
+
+
+class RectificationPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    funds: ShortText | None = None
+    people: ShortText | None = None
+    interim_measures: Text | None = None
+
+
+@action("order-rectification", Kind.HAZARD)
+class OrderRectification(CaseAction):
+    deadline: AwareDatetime
+    measures: Text
+    plan: RectificationPlan | None = None
+
+    def execute(self, case: Hazard, stamp, tree, policy):
+        plan = self.plan.model_dump(exclude_none=True) if self.plan else {}
+        case.order_rectification(stamp, deadline=self.deadline, measures=self.measures, plan=plan)
+
+
+@action("rectify", Kind.HAZARD)
+class Rectify(CaseAction):
+    note: Text
+
+    def execute(self, case: Hazard, stamp, tree, policy):
+        case.rectify(stamp, note=self.note)
+
+
+@action("reinspect", Kind.HAZARD)
+class Reinspect(CaseAction):
+    passed: bool
+    note: Text
+
+    def execute(self, case: Hazard, stamp, tree, policy):
+        case.reinspect(stamp, passed=self.passed, note=self.note)
+
+
+@action("reply", Kind.PETITION)
+class Reply(CaseAction):
+    text: Text
+
+    def execute(self, case: Petition, stamp, tree, policy):
+        case.reply(stamp, text=self.text)
+
+
+@action("return-visit", Kind.PETITION)
+class ReturnVisit(CaseAction):
+    satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"]
+    note: Annotated[str, StringConstraints(max_length=20_000)] = ""
+
+    def execute(self, case: Petition, stamp, tree, policy):
+        case.return_visit(stamp, satisfaction=self.satisfaction, note=self.note)
+
+
+@action("escalate")
+class Escalate(CaseAction):
+    reason: Text
+    to: Literal["grid", "village", "township", "county"] | None = None
+
+    def execute(self, case, stamp, tree, policy):
+        if self.to is None:
+            target = tree.next_rank_up(case.region)
+            if target is None:
+                raise InvalidTransition(
+                    "the case is at the top of the ladder", action="escalate", status=str(case.status)
+                )
+        else:
+            case.check_escalation(Rank.parse(self.to))
+            target = tree.ancestor_at_rank(case.region, Rank.parse(self.to))
+        unit = responsible_unit(tree, policy.routing, target.code, case.kind, case.category)
+        case.escalate(
+            stamp,
+            to_rank=int(target.rank),
+            to_region=target.code,
+            unit=unit.id if unit else None,
+            reason=self.reason,
+        )
+
+
+@action("reclassify")
+class Reclassify(CaseAction):
+    severity: Severity
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy):
+        case.reclassify(stamp, severity=self.severity, reason=self.reason)
+
+
+@action("suspend")
+class Suspend(CaseAction):
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy):
+        case.suspend(stamp, reason=self.reason)
+
+
+@action("resume")
+class Resume(CaseAction):
+    def execute(self, case, stamp, tree, policy):
+        case.resume(stamp)
+
+
+@action("extend")
+class Extend(CaseAction):
+    reason: Text
+    days: int | None = Field(default=None, ge=1, le=366)
+    due_at: AwareDatetime | None = None
+    clock: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_days_or_due_at(self) -> Extend:
+        if (self.days is None) == (self.due_at is None):
+            raise ValueError("give exactly one of days or due_at")
+        return self
+
+    def execute(self, case, stamp, tree, policy):
+        clock = self.clock or default_clock(case, policy)
+        case.extend(stamp, clock=clock, days=self.days, due_at=self.due_at, reason=self.reason)
+
+
+def default_clock(case: Case, policy: Policy) -> str:
+    """The clock an extension moves when none is named: the case's main one."""
+    for name in ("reply", "mediation", "rectification"):
+        if any(c.name == name for c in policy.clocks_for(case.kind, case.severity)):
+            return name
+    clocks = policy.clocks_for(case.kind, case.severity)
+    return clocks[0].name if clocks else "resolve"
+
+
+@action("whistle")
+class Whistle(CaseAction):
+    departments: list[Name] = Field(min_length=1, max_length=50)
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy):
+        case.whistle(stamp, departments=self.departments, reason=self.reason)
+
+
+@action("check-in")
+class CheckIn(CaseAction):
+    department: Name
+
+    def execute(self, case, stamp, tree, policy):
+        case.check_in(stamp, department=self.department)
+
+
+@action("comment")
+class Comment(CaseAction):
+    text: Text
+    attachments: list[ShortText] = Field(default_factory=list, max_length=50)
+
+    def execute(self, case, stamp, tree, policy):
+        case.comment(stamp, text=self.text, attachments=self.attachments)
+
+
+@action("supervise")
+class Supervise(CaseAction):
+    note: Text
+    clock: Name | None = None
+
+    def execute(self, case, stamp, tree, policy):
+        case.supervise(stamp, note=self.note, clock=self.clock)
+
+
+@action("resolve")
+class Resolve(CaseAction):
+    resolution: Text
+
+    def execute(self, case, stamp, tree, policy):
+        case.resolve(stamp, resolution=self.resolution)
+
+
+@action("close")
+class Close(CaseAction):
+    def execute(self, case, stamp, tree, policy):
+        case.close(stamp)
+
+
+@action("reopen")
+class Reopen(CaseAction):
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy):
+        case.reopen(stamp, reason=self.reason)
+
+
+@action("warn-clock")
+class WarnClock(CaseAction):
+    """Recorded by the timer service when a clock crosses a warning threshold."""
+
+    clock: Name
+    threshold: float = Field(gt=0, lt=1)
+    due_at: AwareDatetime
+
+    def execute(self, case, stamp, tree, policy):
+        case.warn_clock(stamp, clock=self.clock, threshold=self.threshold, due_at=self.due_at)
+
+
+@action("breach-clock")
+class BreachClock(CaseAction):
+    """Recorded by the timer service when a clock passes its due time."""
+
+    clock: Name
+    due_at: AwareDatetime
+
+    def execute(self, case, stamp, tree, policy):
+        case.breach_clock(stamp, clock=self.clock, due_at=self.due_at)

@@ -1,0 +1,289 @@
+"""The versioned policy: ceilings, clocks and calendar, as one document.
+
+Deadlines are policy, not code. A policy document (TOML) is loaded as a new
+version; each case records the version it was reported under and keeps using it.
+The document is stored whole inside the ``PolicyLoaded`` event, so an old version
+can always be read back exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import NAMESPACE_URL, uuid5
+
+from eventsourcing.domain import Aggregate
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from domain.errors import NotFound, ValidationFailed
+from domain.ladder import Profile, Rank
+
+
+class Kind(StrEnum):
+    DISPUTE = "dispute"  # 矛盾纠纷
+    HAZARD = "hazard"  # 安全隐患
+    PETITION = "petition"  # 诉求 / 信访
+
+
+class Severity(StrEnum):
+    MINOR = "minor"  # 小事
+    MAJOR = "major"  # 大事
+    CRITICAL = "critical"  # 重大 / 紧急
+
+    @property
+    def order(self) -> int:
+        return list(Severity).index(self)
+
+
+DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|wh|wd)\s*$")
+DURATION_UNITS = {
+    "m": "calendar minutes",
+    "h": "calendar hours",
+    "d": "calendar days",
+    "wh": "working hours",
+    "wd": "working days",
+}
+
+
+def parse_duration(text: str) -> tuple[float, str]:
+    """``"30m"``, ``"2h"``, ``"7d"`` (calendar) or ``"2wh"``, ``"5wd"`` (working time)."""
+    match = DURATION_PATTERN.match(str(text))
+    if not match:
+        raise ValueError(f"bad duration {text!r}: use e.g. 30m, 2h, 7d, 2wh, 5wd")
+    amount, unit = float(match.group(1)), match.group(2)
+    if amount <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return amount, unit
+
+
+Duration = str
+
+
+class ClockSpec(BaseModel):
+    """One named clock: when it starts, pauses, stops, and its target.
+
+    Conditions are case event type names (``Assigned``, ``Accepted`` …). The
+    target is a duration, per severity and/or per rank where the figure differs,
+    or is read from an event field (``target_from``, e.g. a rectification
+    notice's deadline).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str = ""
+    kinds: list[Kind]
+    severities: list[Severity] = Field(default_factory=lambda: list(Severity))
+    target: Duration | None = None
+    target_by_severity: dict[Severity, Duration] = Field(default_factory=dict)
+    target_by_rank: dict[str, Duration] = Field(default_factory=dict)
+    target_from: str | None = None
+    start_on: list[str]
+    stop_on: list[str] = Field(default_factory=list)
+    pause_on: list[str] = Field(default_factory=lambda: ["Suspended"])
+    resume_on: list[str] = Field(default_factory=lambda: ["Resumed"])
+    cancel_on: list[str] = Field(default_factory=lambda: ["Closed"])
+    restart_on: list[str] = Field(default_factory=list)
+    on_breach: Literal["none", "supervise", "escalate"] = "none"
+
+    @field_validator("target", "target_by_severity", "target_by_rank")
+    @classmethod
+    def _durations_parse(cls, value: Any) -> Any:
+        values = value.values() if isinstance(value, dict) else [value]
+        for v in values:
+            if v is not None:
+                parse_duration(v)
+        return value
+
+    @field_validator("target_by_rank")
+    @classmethod
+    def _ranks_known(cls, value: dict[str, Duration]) -> dict[str, Duration]:
+        for rank in value:
+            Rank.parse(rank)
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_target(self) -> ClockSpec:
+        if not (self.target or self.target_by_severity or self.target_by_rank or self.target_from):
+            raise ValueError(f"clock {self.name!r} needs a target")
+        return self
+
+    def applies_to(self, kind: str, severity: str) -> bool:
+        return Kind(kind) in self.kinds and Severity(severity) in self.severities
+
+    def target_for(self, severity: str, rank: int) -> Duration | None:
+        """The configured duration for a case of this severity at this rank."""
+        by_rank = {Rank.parse(k): v for k, v in self.target_by_rank.items()}
+        return (
+            by_rank.get(Rank(rank))
+            or self.target_by_severity.get(Severity(severity))
+            or self.target
+        )
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    warn: list[float] = Field(default_factory=lambda: [0.5, 0.75])
+    breach: float = 1.0
+
+    @field_validator("warn")
+    @classmethod
+    def _ascending(cls, value: list[float]) -> list[float]:
+        if any(not 0 < v < 1 for v in value) or value != sorted(value):
+            raise ValueError("warn thresholds must be ascending fractions between 0 and 1")
+        return value
+
+
+class CalendarRef(BaseModel):
+    """Which working calendar the clocks use, with optional inline overrides
+    (the same TOML shape as a calendar override file, see docs/calendar.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "cn-statutory"
+    overrides: str = ""
+
+
+class PolicyDocument(BaseModel):
+    """What a policy file holds. Versions are assigned on load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1)
+    ceilings: dict[Profile, dict[Severity, str]]
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    calendar: CalendarRef = Field(default_factory=CalendarRef)
+    clocks: list[ClockSpec] = Field(default_factory=list)
+    routing: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("ceilings")
+    @classmethod
+    def _every_severity_has_a_ceiling(
+        cls, value: dict[Profile, dict[Severity, str]]
+    ) -> dict[Profile, dict[Severity, str]]:
+        for profile in Profile:
+            table = value.get(profile)
+            if table is None:
+                raise ValueError(f"ceilings.{profile} is missing")
+            previous = -1
+            for severity in Severity:
+                if severity not in table:
+                    raise ValueError(f"ceilings.{profile}.{severity} is missing")
+                rank = Rank.parse(table[severity])
+                if rank < previous:
+                    raise ValueError(
+                        f"ceilings.{profile}: {severity} may not have a lower ceiling "
+                        "than a less severe case"
+                    )
+                previous = rank
+        return value
+
+    @model_validator(mode="after")
+    def _clock_names_unique(self) -> PolicyDocument:
+        names = [c.name for c in self.clocks]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"clock names must be unique: {sorted(duplicates)}")
+        return self
+
+    def ceiling(self, profile: str, severity: str) -> Rank:
+        return Rank.parse(self.ceilings[Profile(profile)][Severity(severity)])
+
+    def ceilings_for(self, profile: str) -> dict[str, int]:
+        """The ceiling table for one profile, as recorded on each case."""
+        return {str(s): int(self.ceiling(profile, s)) for s in Severity}
+
+    def clocks_for(self, kind: str, severity: str) -> list[ClockSpec]:
+        return [c for c in self.clocks if c.applies_to(kind, severity)]
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_policy(text: str) -> PolicyDocument:
+    """Parse and validate a policy TOML text; errors name the field."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValidationFailed(f"policy is not valid TOML: {error}", field="toml") from None
+    try:
+        return PolicyDocument.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(p) for p in first["loc"]) or "policy"
+        raise ValidationFailed(
+            f"policy field {location}: {first['msg']}",
+            field=location,
+            errors=[
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in error.errors()
+            ],
+        ) from None
+
+
+class Policy(PolicyDocument):
+    """A loaded policy document with its version number."""
+
+    version: int = Field(ge=1)
+
+
+# -- the event-sourced policy book -------------------------------------------------
+
+POLICY_BOOK_ID = uuid5(NAMESPACE_URL, "fengqiao:policy-book")
+
+
+class PolicyBook(Aggregate):
+    """Every policy version ever loaded, in order. Versions are never changed."""
+
+    class Started(Aggregate.Created):
+        pass
+
+    class PolicyLoaded(Aggregate.Event):
+        policy_version: int
+        label: str
+        document: dict
+        digest: str
+        actor_id: str
+
+        def apply(self, book: PolicyBook) -> None:
+            book.documents[self.policy_version] = self.document
+            book.digests[self.policy_version] = self.digest
+
+    def __init__(self) -> None:
+        self.documents: dict[int, dict] = {}
+        self.digests: dict[int, str] = {}
+
+    @classmethod
+    def start(cls) -> PolicyBook:
+        return cls._create(cls.Started, id=POLICY_BOOK_ID)
+
+    @property
+    def current_version(self) -> int | None:
+        return max(self.documents) if self.documents else None
+
+    def load(self, document: PolicyDocument, actor_id: str) -> int:
+        """Record a new version unless it equals the current one; return the version."""
+        digest = document.digest()
+        current = self.current_version
+        if current is not None and self.digests[current] == digest:
+            return current
+        version = (current or 0) + 1
+        self.trigger_event(
+            self.PolicyLoaded,
+            policy_version=version,
+            label=document.label,
+            document=document.model_dump(mode="json"),
+            digest=digest,
+            actor_id=actor_id,
+        )
+        return version
+
+    def get(self, version: int | None = None) -> Policy:
+        version = version if version is not None else self.current_version
+        if version is None or version not in self.documents:
+            raise NotFound(f"no policy version {version}", resource="policy", id=version)
+        return Policy.model_validate({**self.documents[version], "version": version})

@@ -1,0 +1,40 @@
+"""structlog, configured once: JSON lines in production, readable in a terminal.
+
+Every line carries what is bound in context: the request id (HTTP), the case
+id, the command id and the actor (bound by the application service).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(json: bool | None = None, level: str | None = None) -> None:
+    global _configured
+    if _configured:
+        return
+    if json is None:
+        wanted = os.environ.get("FENGQIAO_LOG_FORMAT", "")
+        json = wanted == "json" or (wanted != "console" and not sys.stderr.isatty())
+    level_name = (level or os.environ.get("FENGQIAO_LOG_LEVEL", "INFO")).upper()
+    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    _configured = True

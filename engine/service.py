@@ -1,0 +1,338 @@
+"""The application service: commands in, events stored, cases read back.
+
+Built on ``eventsourcing``'s :class:`Application`: its repository rebuilds
+aggregates from stored events, its recorder writes each command's events in one
+transaction and gives them global positions (the notification log integrators
+and projections follow).
+
+What this layer adds:
+
+* **Idempotency** — every command carries a command id. A case remembers the
+  command ids it has processed; a repeat answers with the first result and writes
+  nothing. A report's case id is derived from its command id, so a repeated
+  report cannot create a second case, even when the two race.
+* **Optimistic concurrency** — a command may name the version it expects; a
+  stale one is refused. A command without one retries on conflict.
+* **Time travel** — a case at any version, or as it stood at any moment.
+* **The ladder and the policy**, themselves event-sourced, kept fresh in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
+
+from domain.actors import Actor
+from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
+from domain.commands import ACTIONS, CaseAction, Envelope, ReportCase
+from domain.errors import NotFound, ValidationFailed, VersionConflict
+from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
+from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
+from engine.clock import Clock, SystemClock
+from engine.store import StoreConfig, store_from_environment
+
+log = structlog.get_logger("fengqiao.engine")
+
+MAX_CONFLICT_RETRIES = 8
+TAggregate = TypeVar("TAggregate", bound=Aggregate)
+
+
+class ActorAsDict(Transcoding):
+    type = Actor
+    name = "actor"
+
+    def encode(self, obj: Actor) -> dict[str, Any]:
+        return obj.as_dict()
+
+    def decode(self, data: dict[str, Any]) -> Actor:
+        return Actor.from_dict(data)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did: the case, its version after, and the global position
+    of the last event written (for read-your-writes)."""
+
+    case_id: UUID
+    version: int
+    position: int | None
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A stored case event with its global position."""
+
+    position: int | None
+    event: Case.Event
+
+    @property
+    def type(self) -> str:
+        return type(self.event).__name__
+
+
+class Fengqiao(Application):
+    """The engine's application service."""
+
+    name = "fengqiao"
+
+    def __init__(
+        self,
+        store: StoreConfig | None = None,
+        clock: Clock | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.store = store or store_from_environment()
+        self.store.prepare()
+        self.clock: Clock = clock or SystemClock()
+        self._cache_lock = threading.RLock()
+        self._ladder: RegionLadder | None = None
+        self._book: PolicyBook | None = None
+        super().__init__(env={**self.store.eventsourcing_env(), **(env or {})})
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(ActorAsDict())
+
+    # -- the ladder and the policy ------------------------------------------------
+
+    def _fresh(self, cached: TAggregate | None, aggregate_id: UUID, start: Callable[[], TAggregate]) -> TAggregate:
+        """The aggregate brought up to date: replay only events newer than the cached copy."""
+        if cached is None:
+            try:
+                return self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return start()
+        for event in self.events.get(aggregate_id, gt=cached.version):
+            cached = event.mutate(cached)
+        return cached
+
+    def ladder(self) -> RegionLadder:
+        with self._cache_lock:
+            self._ladder = self._fresh(self._ladder, LADDER_ID, RegionLadder.start)
+            return self._ladder
+
+    def policy_book(self) -> PolicyBook:
+        with self._cache_lock:
+            self._book = self._fresh(self._book, POLICY_BOOK_ID, PolicyBook.start)
+            return self._book
+
+    def _change(self, get: Callable[[], TAggregate], change: Callable[[TAggregate], Any]) -> Any:
+        """Change the ladder or the policy book, retrying on concurrent writers.
+
+        The change is made on the cached copy under the lock; if anything fails
+        the cache is dropped, so it never holds an unsaved change.
+        """
+        with self._cache_lock:
+            for _ in range(MAX_CONFLICT_RETRIES):
+                aggregate = get()
+                try:
+                    result = change(aggregate)
+                    self.save(aggregate)
+                    return result
+                except RecordConflictError:
+                    self._ladder = self._book = None
+                except BaseException:
+                    self._ladder = self._book = None
+                    raise
+        raise VersionConflict("too many concurrent changes; try again")
+
+    def import_regions(self, text: str, actor_id: str) -> int:
+        """Import a ``code,name,rank,profile`` file; return how many regions changed."""
+        regions = parse_region_file(text, known=self.ladder().tree)
+        return self._change(self.ladder, lambda ladder: ladder.import_regions(regions, actor_id))
+
+    def add_unit(self, unit: Unit, actor_id: str) -> bool:
+        return self._change(self.ladder, lambda ladder: ladder.add_unit(unit, actor_id))
+
+    def add_person(self, person: Person, actor_id: str) -> bool:
+        return self._change(self.ladder, lambda ladder: ladder.add_person(person, actor_id))
+
+    def region(self, code: str) -> Region:
+        return self.ladder().tree.get(code)
+
+    def load_policy(self, text: str, actor_id: str) -> int:
+        """Load a policy document; return its version (the current one if unchanged)."""
+        document = parse_policy(text)
+        return self._change(self.policy_book, lambda book: book.load(document, actor_id))
+
+    def policy(self, version: int | None = None) -> Policy:
+        return self.policy_book().get(version)
+
+    # -- commands ---------------------------------------------------------------
+
+    def report(self, body: ReportCase, envelope: Envelope) -> CommandResult:
+        """上报 a new case under the current policy."""
+        case_id = case_id_for(envelope.command_id)
+        with structlog.contextvars.bound_contextvars(
+            case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id
+        ):
+            repeated = self._repeat_of_report(case_id, envelope.command_id)
+            if repeated is not None:
+                return repeated
+            tree = self.ladder().tree
+            region = tree.get(body.region)
+            policy = self.policy()
+            case = CASE_CLASSES[body.kind].report(
+                self._stamp(envelope),
+                policy_version=policy.version,
+                category=body.category,
+                severity=body.severity,
+                region=region.code,
+                rank=int(region.rank),
+                profile=str(region.profile),
+                ceilings=policy.ceilings_for(region.profile),
+                title=body.title,
+                description=body.description,
+                channel=body.channel,
+                parties=[p.model_dump(exclude_none=True) for p in body.parties],
+                details=body.details(),
+            )
+            try:
+                recordings = self.save(case)
+            except RecordConflictError:  # the same report, racing: the first one won
+                repeated = self._repeat_of_report(case_id, envelope.command_id)
+                if repeated is None:
+                    raise
+                return repeated
+            log.info("case reported", kind=str(body.kind), severity=str(body.severity), region=region.code)
+            return CommandResult(case.id, case.version, recordings[-1].notification.id)
+
+    def _repeat_of_report(self, case_id: UUID, command_id: str) -> CommandResult | None:
+        try:
+            case = self.case(case_id)
+        except NotFound:
+            return None
+        version = case.processed_commands[command_id]
+        return CommandResult(case.id, version, self.position_of(case.id, version), repeated=True)
+
+    def act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
+        """Run one action on a case: idempotent, optimistic, retried on conflict."""
+        with structlog.contextvars.bound_contextvars(
+            case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id
+        ):
+            for _ in range(MAX_CONFLICT_RETRIES):
+                case = self.case(case_id)
+                done = case.processed_commands.get(envelope.command_id)
+                if done is not None:
+                    return CommandResult(case.id, done, self.position_of(case.id, done), repeated=True)
+                if envelope.expected_version is not None and envelope.expected_version != case.version:
+                    raise VersionConflict(
+                        f"the case is at version {case.version}, not {envelope.expected_version}",
+                        expected=envelope.expected_version,
+                        actual=case.version,
+                    )
+                action.check_kind(case)
+                action.execute(case, self._stamp(envelope), self.ladder().tree, self.policy(case.policy_version))
+                try:
+                    recordings = self.save(case)
+                except RecordConflictError:
+                    if envelope.expected_version is not None:
+                        raise VersionConflict(
+                            "another command changed the case first",
+                            expected=envelope.expected_version,
+                        ) from None
+                    continue
+                log.info("case command", action=action.name, version=case.version)
+                return CommandResult(case.id, case.version, recordings[-1].notification.id)
+            raise VersionConflict("too many concurrent changes to this case; try again")
+
+    def do(self, case_id: UUID, action_name: str, body: dict[str, Any], envelope: Envelope) -> CommandResult:
+        """Run an action named as in the API (``escalate``, ``send-back`` …)."""
+        try:
+            action_class = ACTIONS[action_name]
+        except KeyError:
+            raise ValidationFailed(
+                f"unknown action {action_name!r}", field="action", allowed=sorted(ACTIONS)
+            ) from None
+        return self.act(case_id, action_class.model_validate(body), envelope)
+
+    def _stamp(self, envelope: Envelope) -> Stamp:
+        return Stamp(
+            actor=envelope.actor,
+            command_id=envelope.command_id,
+            recorded_at=self.clock.now(),
+            occurred_at=envelope.occurred_at,
+        )
+
+    # -- queries ----------------------------------------------------------------
+
+    def case(self, case_id: UUID, version: int | None = None) -> Case:
+        """The case now, or at a version."""
+        try:
+            case = self.repository.get(case_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(f"no case {case_id}", resource="case", id=str(case_id)) from None
+        if not isinstance(case, Case):
+            raise NotFound(f"no case {case_id}", resource="case", id=str(case_id))
+        if version is not None and case.version != version:
+            raise NotFound(f"case {case_id} has no version {version}", resource="case_version", id=str(case_id))
+        return case
+
+    def case_as_of(self, case_id: UUID, moment: datetime) -> Case:
+        """The case as the store knew it at ``moment`` (by recorded time)."""
+        if moment.tzinfo is None:
+            raise ValidationFailed("as_of needs a time zone", field="as_of")
+        version = None
+        for event in self.events.get(case_id):
+            if event.timestamp > moment:
+                break
+            version = event.originator_version
+        if version is None:
+            raise NotFound(f"case {case_id} did not exist at {moment.isoformat()}", resource="case", id=str(case_id))
+        return self.case(case_id, version=version)
+
+    def history(self, case_id: UUID) -> list[RecordedEvent]:
+        """Every event of the case, in order, with its global position."""
+        self.case(case_id)  # raises NotFound for unknown or non-case ids
+        positions = self.positions_of(case_id)
+        return [RecordedEvent(positions.get(e.originator_version), e) for e in self.events.get(case_id)]
+
+    def position_of(self, aggregate_id: UUID, version: int) -> int | None:
+        return self.positions_of(aggregate_id, version).get(version)
+
+    def positions_of(self, aggregate_id: UUID, version: int | None = None) -> dict[int, int]:
+        """Global positions of an aggregate's events, by version."""
+        table = self.recorder.events_table_name
+        if self.store.is_postgres:
+            sql = f'SELECT originator_version, notification_id FROM "{self.store.schema}".{table} WHERE originator_id = %s'
+            params: list[Any] = [aggregate_id]
+            if version is not None:
+                sql += " AND originator_version = %s"
+                params.append(version)
+            with self.recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(sql, params)
+                return {row["originator_version"]: row["notification_id"] for row in cursor.fetchall()}
+        sql = f"SELECT originator_version, rowid FROM {table} WHERE originator_id = ?"
+        params = [aggregate_id.hex]
+        if version is not None:
+            sql += " AND originator_version = ?"
+            params.append(version)
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            return {row[0]: row[1] for row in cursor.fetchall()}
+
+    def head_position(self) -> int:
+        """The position of the last event recorded (0 for an empty store)."""
+        return self.recorder.max_notification_id() or 0
+
+    def case_ids(self) -> Iterator[UUID]:
+        """Every case id, in the order cases were reported."""
+        topics = [f"domain.cases:{cls.__name__}.Reported" for cls in CASE_CLASSES.values()]
+        start = 1
+        while True:
+            batch = self.recorder.select_notifications(start, 1000, topics=topics)
+            if not batch:
+                return
+            for notification in batch:
+                yield notification.originator_id if isinstance(notification.originator_id, UUID) else UUID(str(notification.originator_id))
+            start = batch[-1].id + 1
