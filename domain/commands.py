@@ -8,7 +8,7 @@ command id, the expected version, when it happened) travels beside it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -16,12 +16,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
 
 from domain.actors import Actor
 from domain.cases import Case, Dispute, Hazard, Petition
-from domain.errors import InvalidTransition
+from domain.errors import InvalidTransition, ValidationFailed
 from domain.ladder import Rank, RegionTree
 from domain.policy import Kind, Policy, Severity
 from domain.routing import responsible_unit
@@ -38,6 +39,31 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: Any) -> M:
+    """Validate ``data`` as ``model``; a failure is a ValidationFailed naming each field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in error.errors(include_url=False)
+        ]
+        first = errors[0]
+        raise ValidationFailed(f"{first['field']}: {first['message']}", field=first["field"], errors=errors) from None
+
+
+def parse_action(name: str, body: Any) -> CaseAction:
+    """The action called ``name`` (as in the API path), validated."""
+    try:
+        action_class = ACTIONS[name]
+    except KeyError:
+        raise ValidationFailed(f"unknown action {name!r}", field="action", allowed=sorted(ACTIONS)) from None
+    return validated(action_class, body if body is not None else {})
 
 
 class Envelope(BaseModel):

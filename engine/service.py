@@ -33,7 +33,7 @@ from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Trans
 
 from domain.actors import Actor
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
-from domain.commands import ACTIONS, CaseAction, Envelope, ReportCase
+from domain.commands import CaseAction, Envelope, ReportCase, parse_action
 from domain.errors import NotFound, ValidationFailed, VersionConflict
 from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
 from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
@@ -248,13 +248,7 @@ class Fengqiao(Application):
 
     def do(self, case_id: UUID, action_name: str, body: dict[str, Any], envelope: Envelope) -> CommandResult:
         """Run an action named as in the API (``escalate``, ``send-back`` …)."""
-        try:
-            action_class = ACTIONS[action_name]
-        except KeyError:
-            raise ValidationFailed(
-                f"unknown action {action_name!r}", field="action", allowed=sorted(ACTIONS)
-            ) from None
-        return self.act(case_id, action_class.model_validate(body), envelope)
+        return self.act(case_id, parse_action(action_name, body), envelope)
 
     def _stamp(self, envelope: Envelope) -> Stamp:
         return Stamp(

@@ -10,7 +10,7 @@ from uuid import UUID
 import typer
 
 from api.cli.common import cli_actor, domain_errors, emit, engine
-from domain.commands import ACTIONS, Envelope, ReportCase
+from domain.commands import ACTIONS, Envelope, ReportCase, parse_action, validated
 from domain.errors import ValidationFailed
 from engine.views import case_view, event_view
 
@@ -56,22 +56,11 @@ def report(
 ) -> None:
     """上报 a new case."""
     with engine() as app, domain_errors():
-        body = _validated(ReportCase, dict(kind=kind, category=category, severity=severity, region=region,
+        body = validated(ReportCase, dict(kind=kind, category=category, severity=severity, region=region,
                                            title=title, description=description, channel=channel))
         envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
                             occurred_at=occurred_at)
         _result(app, app.report(body, envelope))
-
-
-def _validated(model, data):
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise ValidationFailed(f"{'.'.join(map(str, first['loc']))}: {first['msg']}",
-                               field=".".join(map(str, first["loc"]))) from None
 
 
 def _make_action_command(name: str):
@@ -84,7 +73,7 @@ def _make_action_command(name: str):
         occurred_at: datetime | None = OCCURRED,
     ) -> None:
         with engine() as app, domain_errors():
-            body = _validated(ACTIONS[name], _parse_fields(fields or []))
+            body = parse_action(name, _parse_fields(fields or []))
             envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
                                 expected_version=if_version, occurred_at=occurred_at)
             _result(app, app.act(case_id, body, envelope))
