@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from api.cli import cases, setup
+from api.cli import projections as projections_cli
 
 app = typer.Typer(
     name="fengqiao",
@@ -21,6 +22,7 @@ app = typer.Typer(
 setup.register(app)
 app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
 # -- more areas mount here, one line each (keep this block sorted) --
+projections_cli.register(app)  # `fengqiao projections …` and `fengqiao worker`
 # -- end of mounts --
 
 

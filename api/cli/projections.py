@@ -1,0 +1,106 @@
+"""``fengqiao projections …`` (status, rebuild, worker) and ``fengqiao worker``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.cli.common import emit, engine
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _runner(application):
+    from projections import default_projections
+    from projections.runner import ProjectionRunner
+
+    return ProjectionRunner(application, default_projections())
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table")) -> None:
+    """Each projection's generation, position and lag behind the event log."""
+    with engine() as application:
+        runner = _runner(application)
+        try:
+            statuses = runner.statuses()
+        finally:
+            runner.close()
+    if as_json:
+        emit([{"name": s.name, "generation": s.generation, "position": s.position, "head": s.head,
+               "lag": s.lag, "stale": s.stale} for s in statuses])
+        return
+    table = Table("projection", "generation", "position", "head", "lag", "state")
+    for s in statuses:
+        state = "stale: rebuild it" if s.stale else ("caught up" if s.lag == 0 else "behind")
+        table.add_row(s.name, str(s.generation), str(s.position), str(s.head), str(s.lag), state)
+    Console().print(table)
+
+
+@app.command()
+def rebuild(
+    name: str = typer.Argument(None, help="one projection (default: all)"),
+    batch_size: int = typer.Option(5000, "--batch-size", min=1),
+) -> None:
+    """Replay from zero into new tables beside the live ones, then swap them in."""
+    with engine() as application:
+        runner = _runner(application)
+        try:
+            names = [name] if name else list(runner.projections)
+            unknown = [n for n in names if n not in runner.projections]
+            if unknown:
+                typer.echo(f"unknown projection {unknown[0]!r}; known: {', '.join(runner.projections)}", err=True)
+                raise typer.Exit(2)
+            for projection in names:
+                _rebuild_with_progress(runner, projection, batch_size)
+        finally:
+            runner.close()
+
+
+def _rebuild_with_progress(runner, name: str, batch_size: int) -> None:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+               TextColumn("{task.fields[rate]:,.0f} events/s"), TimeElapsedColumn(), TimeRemainingColumn())
+    started = time.monotonic()
+    with Progress(*columns) as progress:
+        task = progress.add_task(name, total=max(runner.app.head_position(), 1), rate=0.0)
+
+        def report(position: int, head: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            progress.update(task, completed=position, total=max(head, 1), rate=position / elapsed)
+
+        events = runner.rebuild(name, progress=report, batch_size=batch_size)
+        progress.update(task, completed=progress.tasks[0].total)
+    elapsed = time.monotonic() - started
+    typer.echo(f"{name}: {events:,} events in {elapsed:.1f}s ({events / max(elapsed, 1e-6):,.0f} events/s)")
+
+
+@app.command("worker")
+def projections_worker() -> None:
+    """Keep the read models caught up (the projections worker alone)."""
+    _run(["projections"])
+
+
+def _run(names: list[str] | None) -> None:
+    from projections.worker import run_workers
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with engine() as application:
+        run_workers(application, stop, names)
+
+
+def register(root: typer.Typer) -> None:
+    """Mount ``projections`` and the top-level ``worker`` command."""
+    root.add_typer(app, name="projections", help="Read models: status, rebuild, worker.")
+
+    @root.command("worker")
+    def worker(only: list[str] = typer.Option(None, "--only", help="run only these workers")) -> None:
+        """Run every background worker (projections, and others registered in projections.worker)."""
+        _run(only or None)

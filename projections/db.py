@@ -1,0 +1,204 @@
+"""A tiny SQL layer for the read models: SQLite or PostgreSQL, one way to write SQL.
+
+SQL is written once, SQLite-style: ``?`` or ``:name`` placeholders, ``TEXT``
+timestamps (ISO 8601, UTC, so they sort), ``INTEGER`` booleans, JSON in ``TEXT``,
+``INSERT … ON CONFLICT … DO UPDATE`` upserts (both databases speak these). The
+only translation — placeholders and ``%`` for psycopg — lives in :func:`to_psycopg`;
+the only other difference, row locking, is :attr:`Database.for_update`.
+
+By default the read models live beside the events: the same SQLite file, or the
+same PostgreSQL schema. ``FENGQIAO_PROJECTIONS_URL`` (or ``url=``) puts them in a
+separate database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from engine.store import StoreConfig
+
+URL_VARIABLE = "FENGQIAO_PROJECTIONS_URL"
+Params = Sequence[Any] | Mapping[str, Any]
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|::|:([A-Za-z_]\w*)|\?|%")
+
+
+def to_psycopg(sql: str) -> str:
+    """``?`` → ``%s``, ``:name`` → ``%(name)s``, ``%`` → ``%%``; string literals and
+    ``::`` casts are left alone."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token.startswith("'") or token == "::":
+            return token
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        return f"%({match.group(1)})s"
+
+    return _TOKENS.sub(replace, sql)
+
+
+class Tx:
+    """One open transaction. Rows come back as dicts."""
+
+    def __init__(self, cursor: Any, postgres: bool) -> None:
+        self._cursor = cursor
+        self._postgres = postgres
+
+    def _sql(self, sql: str) -> str:
+        return to_psycopg(sql) if self._postgres else sql
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        self._cursor.execute(self._sql(sql), params)
+        return self._cursor.rowcount
+
+    def serialize(self, key: str) -> None:
+        """Hold a lock named ``key`` until this transaction ends (PostgreSQL advisory
+        lock; on SQLite every write transaction is already exclusive)."""
+        if self._postgres:
+            self._cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        self._cursor.execute(self._sql(sql), params)
+        if self._postgres:
+            return list(self._cursor.fetchall())
+        names = [d[0] for d in self._cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in self._cursor.fetchall()]
+
+
+class Database:
+    """The read models' database: transactions and queries, thread-safe."""
+
+    def __init__(self, url: str) -> None:
+        self.store = StoreConfig(url)
+        self.url = url
+        self.is_postgres = self.store.is_postgres
+        self.for_update = " FOR UPDATE" if self.is_postgres else ""
+        self._local = threading.local()
+        self._pool: Any = None
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self.store.prepare()
+
+    @classmethod
+    def for_store(cls, store: StoreConfig, url: str | None = None) -> Database:
+        """Beside the events, unless ``url`` or ``FENGQIAO_PROJECTIONS_URL`` says otherwise."""
+        return cls(url or os.environ.get(URL_VARIABLE) or store.url)
+
+    # -- connections -------------------------------------------------------------
+
+    def _sqlite(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                str(self.store.sqlite_path), isolation_level=None, check_same_thread=False, timeout=30
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _postgres_pool(self) -> Any:
+        with self._lock:
+            if self._pool is None:
+                from psycopg.rows import dict_row
+                from psycopg_pool import ConnectionPool
+
+                self._pool = ConnectionPool(
+                    self.store.psycopg_url(),
+                    min_size=1,
+                    max_size=int(os.environ.get("FENGQIAO_PROJECTIONS_POOL_SIZE", "4")),
+                    kwargs={"row_factory": dict_row, "autocommit": True,
+                            "options": f"-c search_path={self.store.schema}"},
+                    open=True,
+                )
+            return self._pool
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One atomic transaction: committed if the block succeeds, rolled back if not.
+        On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``)."""
+        if self.is_postgres:
+            with self._postgres_pool().connection() as connection:
+                with connection.transaction(), connection.cursor() as cursor:
+                    yield Tx(cursor, postgres=True)
+            return
+        connection = self._sqlite()
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield Tx(cursor, postgres=False)
+        except BaseException:
+            connection.rollback()
+            raise
+        else:
+            connection.commit()
+        finally:
+            cursor.close()
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """A read on its own snapshot."""
+        if self.is_postgres:
+            with self._postgres_pool().connection() as connection, connection.cursor() as cursor:
+                return Tx(cursor, postgres=True).query(sql, params)
+        connection = self._sqlite()
+        cursor = connection.cursor()
+        try:
+            return Tx(cursor, postgres=False).query(sql, params)
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        """Several reads that see one consistent state (a read-only transaction)."""
+        if self.is_postgres:
+            with self._postgres_pool().connection() as connection:
+                connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    with connection.cursor() as cursor:
+                        yield Tx(cursor, postgres=True)
+                finally:
+                    connection.execute("ROLLBACK")
+            return
+        connection = self._sqlite()
+        cursor = connection.cursor()
+        cursor.execute("BEGIN")
+        try:
+            yield Tx(cursor, postgres=False)
+        finally:
+            connection.rollback()
+            cursor.close()
+
+    def table_exists(self, name: str) -> bool:
+        if self.is_postgres:
+            sql = ("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                   "AND table_name = ?")
+        else:
+            sql = "SELECT 1 FROM sqlite_master WHERE name = ?"
+        return bool(self.query(sql, (name,)))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()

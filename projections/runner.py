@@ -1,0 +1,291 @@
+"""Running projections: catch up in batches, exactly once, rebuild beside and swap.
+
+The tracking table ``projection_tracking`` holds, per projection, the live
+generation and the global position of the last event applied to it — the role
+of eventsourcing's ``TrackingRecorder`` (a ``Tracking`` record written in the
+same transaction as the projection's rows). We own the table because it also
+carries the generation, which the swap after a rebuild changes atomically.
+
+One batch:
+
+1. read the projection's position (no lock);
+2. read up to ``batch_size`` notifications after it (``app.recorder.select_notifications``)
+   and decode the wanted ones (``app.mapper.to_domain_event``);
+3. in ONE transaction: lock the tracking row, check that generation and position
+   are still what step 1 saw (another worker or a swap may have moved them; then
+   the batch is dropped and re-read), apply the events in global order, write
+   the new position, commit.
+
+A crash anywhere rolls back the whole batch: rows and position together. Two
+workers may run; the check in step 3 makes one of them the only writer of each
+batch.
+
+Gaps: positions are only safe to follow if an event with a higher position
+never becomes visible before a lower one. On SQLite writers are serialised by
+the database lock. On PostgreSQL the eventsourcing recorder takes an EXCLUSIVE
+lock on the events table for each insert, so commits — and hence visible
+positions — come in order. We rely on that.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import Tracking
+
+from projections.base import Projection
+from projections.db import Database, Tx
+
+log = structlog.get_logger("fengqiao.projections")
+
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking ("
+    " name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL,"
+    " version INTEGER NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS projection_rebuilds ("
+    " name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL,"
+    " updated_at TEXT NOT NULL)",
+)
+
+Progress = Callable[[int, int], None]  # (position reached, head position)
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    generation: int
+    position: int
+    head: int
+    stale: bool
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ProjectionRunner:
+    """Keeps a set of projections caught up with the application's event log."""
+
+    def __init__(self, app: Any, projections: Sequence[Projection], db: Database | None = None) -> None:
+        self.app = app
+        self.projections = {p.name: p for p in projections}
+        self.db = db or Database.for_store(app.store)
+        self._owns_db = db is None
+        self._advanced = threading.Condition()
+        self._ready = False
+        self._ensure_lock = threading.Lock()
+
+    # -- set-up ----------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the tracking tables, and each projection's tables at generation 1."""
+        with self._ensure_lock:
+            if not self._ready:
+                self._create_missing()
+                self._ready = True
+
+    def _create_missing(self) -> None:
+        with self.db.transaction() as tx:
+            tx.serialize("fengqiao.projections.ensure")
+            for ddl in TRACKING_DDL:
+                tx.execute(ddl)
+            for projection in self.projections.values():
+                rows = tx.query("SELECT generation FROM projection_tracking WHERE name = ?", (projection.name,))
+                if rows:
+                    continue
+                projection.generation = 1
+                projection.create_tables(tx)
+                self._point_views(tx, projection)
+                tx.execute(
+                    "INSERT INTO projection_tracking (name, generation, position, version, updated_at) "
+                    "VALUES (?, 1, 0, ?, ?)",
+                    (projection.name, projection.version, _now()),
+                )
+
+    @staticmethod
+    def _point_views(tx: Tx, projection: Projection) -> None:
+        for table in projection.tables:
+            tx.execute(f"DROP VIEW IF EXISTS {table}")
+            tx.execute(f"CREATE VIEW {table} AS SELECT * FROM {projection.t(table)}")
+
+    # -- positions -------------------------------------------------------------
+
+    def _tracking(self, name: str) -> tuple[int, int]:
+        row = self.db.query("SELECT generation, position FROM projection_tracking WHERE name = ?", (name,))
+        return (row[0]["generation"], row[0]["position"]) if row else (1, 0)
+
+    def position(self, name: str) -> int:
+        self.ensure()
+        return self.tracking(name).notification_id
+
+    def tracking(self, name: str) -> Tracking:
+        """The projection's position as eventsourcing's ``Tracking`` record."""
+        return Tracking(application_name=name, notification_id=self._tracking(name)[1])
+
+    def statuses(self) -> list[Status]:
+        self.ensure()
+        head = self.app.head_position()
+        rows = {r["name"]: r for r in self.db.query("SELECT * FROM projection_tracking")}
+        return [
+            Status(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version)
+            for name, p in self.projections.items()
+        ]
+
+    def lag(self) -> dict[str, int]:
+        return {s.name: s.lag for s in self.statuses()}
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Read-your-writes: wait until every projection has applied ``position``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if all(self.position(name) >= position for name in self.projections):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._advanced:
+                self._advanced.wait(min(remaining, 0.05))
+
+    # -- catching up -------------------------------------------------------------
+
+    def _read(self, after: int, limit: int) -> list[Any]:
+        return list(self.app.recorder.select_notifications(after + 1, limit))
+
+    def _decoded(self, notifications: Sequence[Any], projection: Projection,
+                 cache: dict[int, Any]) -> list[tuple[int, Any]]:
+        events = []
+        for notification in notifications:
+            if projection.wants(notification.topic):
+                event = cache.get(notification.id)
+                if event is None:
+                    event = cache[notification.id] = self.app.mapper.to_domain_event(notification)
+                events.append((notification.id, event))
+        return events
+
+    def _apply_batch(self, projection: Projection, table: str, generation: int, position: int,
+                     notifications: Sequence[Any], cache: dict[int, Any]) -> bool:
+        """Apply notifications after ``position`` and move the tracking row, atomically.
+        False if someone else moved the row first (nothing is written)."""
+        todo = [n for n in notifications if n.id > position]
+        if not todo:
+            return True
+        events = self._decoded(todo, projection, cache)
+        with self.db.transaction() as tx:
+            row = tx.query(f"SELECT generation, position FROM {table} WHERE name = ?{self.db.for_update}",
+                           (projection.name,))
+            if not row or (row[0]["generation"], row[0]["position"]) != (generation, position):
+                return False
+            worker = copy.copy(projection)
+            worker.generation = generation
+            worker.apply_batch(tx, events)
+            tx.execute(f"UPDATE {table} SET position = ?, updated_at = ? WHERE name = ?",
+                       (todo[-1].id, _now(), projection.name))
+        return True
+
+    def run_once(self, batch_size: int = 1000) -> int:
+        """Catch every projection up to the head; return how many events were applied."""
+        self.ensure()
+        applied = 0
+        while True:
+            positions = {name: self._tracking(name) for name in self.projections}
+            start = min(position for _, position in positions.values())
+            notifications = self._read(start, batch_size)
+            if not notifications:
+                return applied
+            cache: dict[int, Any] = {}
+            for name, (generation, position) in positions.items():
+                if self._apply_batch(self.projections[name], "projection_tracking", generation, position,
+                                     notifications, cache):
+                    applied += sum(1 for n in notifications if n.id > position)
+            with self._advanced:
+                self._advanced.notify_all()
+
+    def run_forever(self, stop: threading.Event, poll: float = 0.2, batch_size: int = 1000) -> None:
+        """Catch up, then poll for new events, until ``stop`` is set. Errors are
+        logged and retried (the failed batch was rolled back)."""
+        while not stop.is_set():
+            try:
+                if self.run_once(batch_size):
+                    continue
+            except Exception:  # noqa: BLE001 - a worker must outlive one bad batch
+                log.exception("projection batch failed; retrying")
+                stop.wait(1.0)
+            stop.wait(poll)
+
+    # -- rebuilding --------------------------------------------------------------
+
+    def rebuild(self, name: str, progress: Progress | None = None, batch_size: int = 5000) -> int:
+        """Replay every event into a new generation beside the live one, then swap
+        it in with one transaction. Return the number of events read."""
+        self.ensure()
+        projection = self.projections[name]
+        builder = copy.copy(projection)
+        with self.db.transaction() as tx:
+            live = tx.query(f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}", (name,))
+            leftover = tx.query("SELECT generation FROM projection_rebuilds WHERE name = ?", (name,))
+            generation = max([live[0]["generation"], *(r["generation"] for r in leftover)]) + 1
+            for row in leftover:  # a rebuild that crashed: throw its tables away
+                builder.generation = row["generation"]
+                builder.drop_tables(tx)
+            tx.execute("DELETE FROM projection_rebuilds WHERE name = ?", (name,))
+            builder.generation = generation
+            builder.drop_tables(tx)
+            builder.create_tables(tx)
+            tx.execute("INSERT INTO projection_rebuilds (name, generation, position, updated_at) VALUES (?, ?, 0, ?)",
+                       (name, generation, _now()))
+        position, events = 0, 0
+        head = self.app.head_position()
+        while True:
+            notifications = self._read(position, batch_size)
+            if not notifications:
+                break
+            if not self._apply_batch(builder, "projection_rebuilds", generation, position, notifications, {}):
+                raise RuntimeError(f"another rebuild of {name} is running")
+            position = notifications[-1].id
+            events += len(notifications)
+            head = max(head, position)
+            if progress:
+                progress(position, head)
+        self._swap(builder, generation, position)
+        with self._advanced:
+            self._advanced.notify_all()
+        log.info("projection rebuilt", projection=name, generation=generation, position=position, events=events)
+        return events
+
+    def _swap(self, builder: Projection, generation: int, position: int) -> None:
+        """Catch the new generation up under the tracking lock, point the views at
+        it, retire the old one: one transaction."""
+        name = builder.name
+        with self.db.transaction() as tx:
+            live = tx.query(f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}", (name,))
+            while True:  # events written since the last batch; writers to this projection wait on the lock
+                notifications = self._read(position, 5000)
+                if not notifications:
+                    break
+                builder.generation = generation
+                builder.apply_batch(tx, self._decoded(notifications, builder, {}))
+                position = notifications[-1].id
+            self._point_views(tx, builder)
+            old = copy.copy(builder)
+            old.generation = live[0]["generation"]
+            old.drop_tables(tx)
+            tx.execute(
+                "UPDATE projection_tracking SET generation = ?, position = ?, version = ?, updated_at = ? WHERE name = ?",
+                (generation, position, builder.version, _now(), name),
+            )
+            tx.execute("DELETE FROM projection_rebuilds WHERE name = ?", (name,))
+
+    def close(self) -> None:
+        if self._owns_db:
+            self.db.close()
