@@ -61,11 +61,13 @@ class StoreConfig:
                 "POSTGRES_LOCK_TIMEOUT": "10",
                 "POSTGRES_CONNECT_TIMEOUT": "10",
                 "ORIGINATOR_ID_TYPE": "uuid",
+                "APPLICATION_RECORDER_TOPIC": "engine.audit.recorders:ChainedPostgresRecorder",
             }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.sqlite_path),
             "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit.recorders:ChainedSQLiteRecorder",
         }
 
     def prepare(self) -> None:

@@ -1,0 +1,236 @@
+"""Re-read the events, recompute every hash, report the first entry that differs.
+
+What each finding means (``problem``):
+
+* ``altered`` — the event at this position no longer hashes to what was recorded
+  when it was written (its topic or state bytes changed).
+* ``inserted`` — an event with no chain entry (added behind the engine's back).
+* ``deleted`` — a chain entry whose event is gone.
+* ``moved`` — the event at this position is not the one the chain recorded there
+  (events swapped or renumbered).
+* ``chain_broken`` — the chain table itself was edited (a running hash or entry
+  number does not follow from the entries before it).
+* ``checkpoint_mismatch`` — the recomputed head after N entries is not the head
+  a signed checkpoint states: history before it was rewritten and the chain
+  recomputed; the change lies between ``after`` and ``position``.
+* ``checkpoint_beyond_log`` — a checkpoint covers more entries than remain.
+* ``bad_signature`` — a stored or given checkpoint's signature does not verify.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from uuid import UUID
+
+from domain.errors import NotFound
+from engine.audit.canonical import ZERO, leaf_hash, link
+from engine.audit.checkpoints import Checkpoint, stored_checkpoints
+from engine.audit.db import CHAIN, AuditDb
+
+BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The first difference found."""
+
+    problem: str
+    position: int | None
+    message: str
+    after: int | None = None  # the last position known good
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of one verification run."""
+
+    ok: bool
+    scope: str  # "log" or "case <id>"
+    entries: int
+    head_position: int | None
+    head: str | None
+    checkpoints_checked: int
+    seconds: float
+    finding: Finding | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.entries / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _events(app: Any, stop: int) -> Iterator[tuple[int, str, int, str, bytes]]:
+    start = 1
+    while True:
+        batch = app.recorder.select_notifications(start, BATCH, stop=stop)
+        for n in batch:
+            yield n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state)
+        if len(batch) < BATCH:
+            return
+        start = batch[-1].id + 1
+
+
+def _chain(db: AuditDb, stop: int) -> Iterator[Any]:
+    start = 0
+    sql = (f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
+           "WHERE position > ? AND position <= ? ORDER BY position LIMIT ?")
+    while True:
+        rows = db.rows(sql, (start, stop, BATCH))
+        yield from rows
+        if len(rows) < BATCH:
+            return
+        start = rows[-1]["position"]
+
+
+def _merged(events: Iterator[tuple], chain: Iterator[Any]) -> Iterator[tuple[int, tuple | None, Any]]:
+    """Pairs of (event, chain row) by position; either may be missing."""
+    event, row = next(events, None), next(chain, None)
+    while event is not None or row is not None:
+        if row is None or (event is not None and event[0] < row["position"]):
+            yield event[0], event, None
+            event = next(events, None)
+        elif event is None or row["position"] < event[0]:
+            yield row["position"], None, row
+            row = next(chain, None)
+        else:
+            yield event[0], event, row
+            event, row = next(events, None), next(chain, None)
+
+
+def _bad_signatures(checkpoints: list[Checkpoint]) -> Finding | None:
+    for cp in checkpoints:
+        if not cp.signature_valid():
+            return Finding("bad_signature", cp.position, f"the checkpoint of size {cp.size} ({cp.time}) has an "
+                           "invalid signature: it was edited or forged", details={"size": cp.size})
+    return None
+
+
+def verify_log(app: Any, against: Checkpoint | None = None) -> Verification:
+    """Verify the whole log: every event, the chain, every signed checkpoint."""
+    started = time.perf_counter()
+    db = AuditDb(app.recorder)
+    checkpoints = stored_checkpoints(app) + ([against] if against else [])
+    by_size: dict[int, list[Checkpoint]] = {}
+    for cp in checkpoints:
+        by_size.setdefault(cp.size, []).append(cp)
+    snapshot = db.one(f"SELECT (SELECT MAX({db.position_column}) FROM {db.events_table}) AS events, "
+                      f"(SELECT MAX(position) FROM {db.table(CHAIN)}) AS chain")
+    stop = max(int(snapshot["events"] or 0), int(snapshot["chain"] or 0))
+
+    entries, running, last_good, checked = 0, ZERO, None, 0
+    good_checkpoint_position: int | None = None
+    case_heads: dict[str, bytes] = {}
+
+    def result(finding: Finding | None) -> Verification:
+        return Verification(ok=finding is None, scope="log", entries=entries, head_position=last_good,
+                            head=running.hex() if entries else None, checkpoints_checked=checked,
+                            seconds=time.perf_counter() - started, finding=finding)
+
+    bad = _bad_signatures(checkpoints)
+    if bad:
+        return result(bad)
+    for position, event, row in _merged(_events(app, stop), _chain(db, stop)):
+        if row is None:
+            return result(Finding("inserted", position, f"the event at position {position} (case {event[1]} "
+                                  f"version {event[2]}) has no chain entry: it was added behind the engine's back",
+                                  last_good, {"case": event[1], "version": event[2], "topic": event[3]}))
+        if event is None:
+            return result(Finding("deleted", position, f"the event recorded at position {position} (case "
+                                  f"{row['case_id']} version {row['version']}) is missing", last_good,
+                                  {"case": row["case_id"], "version": row["version"]}))
+        _, case_id, version, topic, state = event
+        if (case_id, version) != (row["case_id"], int(row["version"])):
+            return result(Finding("moved", position, f"position {position} holds case {case_id} version {version}, "
+                                  f"but the chain recorded case {row['case_id']} version {row['version']} there",
+                                  last_good, {"case": case_id, "version": version, "recorded_case": row["case_id"],
+                                              "recorded_version": row["version"]}))
+        leaf = leaf_hash(case_id, version, position, topic, state)
+        if leaf.hex() != row["entry_hash"]:
+            return result(Finding("altered", position, f"the event at position {position} (case {case_id} version "
+                                  f"{version}, {topic.rpartition('.')[2]}) was altered: its bytes no longer match "
+                                  "the hash recorded when it was written", last_good,
+                                  {"case": case_id, "version": version, "expected": row["entry_hash"],
+                                   "actual": leaf.hex()}))
+        entries += 1
+        running = link(running, leaf)
+        case_head = link(case_heads.get(case_id, ZERO), leaf)
+        if int(row["seq"]) != entries or running.hex() != row["chain_hash"] or case_head.hex() != row["case_hash"]:
+            return result(Finding("chain_broken", position, f"the chain entry at position {position} does not "
+                                  "follow from the entries before it: an earlier entry was removed or the chain "
+                                  "table was edited", last_good, {"entry_number": entries,
+                                                                   "recorded_entry_number": int(row["seq"])}))
+        case_heads[case_id] = case_head
+        for cp in by_size.get(entries, ()):
+            checked += 1
+            if cp.head != running.hex() or cp.position != position:
+                return result(Finding("checkpoint_mismatch", position, f"the checkpoint signed at {cp.time} says "
+                                      f"the head after {cp.size} entries is {cp.head}; recomputed it is "
+                                      f"{running.hex()}: history up to position {position} was rewritten "
+                                      f"(after position {good_checkpoint_position or 0})", good_checkpoint_position,
+                                      {"size": cp.size, "signed_head": cp.head, "head": running.hex(),
+                                       "signed_position": cp.position, "key_id": cp.key_id}))
+            good_checkpoint_position = position
+        last_good = position
+    beyond = [cp for cp in checkpoints if cp.size > entries]
+    if beyond:
+        cp = min(beyond, key=lambda c: c.size)
+        return result(Finding("checkpoint_beyond_log", cp.position, f"a checkpoint signed at {cp.time} covers "
+                              f"{cp.size} entries but the log has only {entries}: entries were removed",
+                              last_good, {"size": cp.size, "entries": entries}))
+    return result(None)
+
+
+def verify_case(app: Any, case_id: UUID) -> Verification:
+    """Verify one case alone: its events, its per-case chain, and each entry's
+    link into the global chain. (Only :func:`verify_log` checks checkpoints.)"""
+    started = time.perf_counter()
+    db = AuditDb(app.recorder)
+    key = str(case_id)
+    events = {e.originator_version: e for e in app.recorder.select_events(case_id)}
+    positions = app.positions_of(case_id)
+    rows = {int(r["version"]): r for r in db.rows(
+        f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
+        "WHERE case_id = ? ORDER BY version", (key,))}
+    if not events and not rows:
+        raise NotFound(f"no case {case_id}", resource="case", id=key)
+    entries, case_head, last_good = 0, ZERO, None
+    scope = f"case {key}"
+
+    def result(finding: Finding | None) -> Verification:
+        return Verification(ok=finding is None, scope=scope, entries=entries, head_position=last_good,
+                            head=case_head.hex() if entries else None, checkpoints_checked=0,
+                            seconds=time.perf_counter() - started, finding=finding)
+
+    for version in sorted(set(events) | set(rows)):
+        event, row = events.get(version), rows.get(version)
+        position = positions.get(version) if event is not None else int(row["position"])
+        if row is None:
+            return result(Finding("inserted", position, f"version {version} (position {position}) has no chain "
+                                  "entry: it was added behind the engine's back", last_good, {"version": version}))
+        if event is None:
+            return result(Finding("deleted", position, f"version {version}, recorded at position {position}, is "
+                                  "missing", last_good, {"version": version}))
+        if position != int(row["position"]):
+            return result(Finding("moved", position, f"version {version} is at position {position} but was "
+                                  f"recorded at position {row['position']}", last_good, {"version": version}))
+        leaf = leaf_hash(key, version, position, event.topic, bytes(event.state))
+        if leaf.hex() != row["entry_hash"]:
+            return result(Finding("altered", position, f"version {version} (position {position}) was altered: its "
+                                  "bytes no longer match the hash recorded when it was written", last_good,
+                                  {"version": version, "expected": row["entry_hash"], "actual": leaf.hex()}))
+        case_head = link(case_head, leaf)
+        entries += 1
+        previous = db.one(f"SELECT chain_hash FROM {db.table(CHAIN)} WHERE position < ? ORDER BY position DESC "
+                          "LIMIT 1", (position,))
+        global_link = link(bytes.fromhex(previous["chain_hash"]) if previous else ZERO, leaf)
+        if case_head.hex() != row["case_hash"] or global_link.hex() != row["chain_hash"]:
+            return result(Finding("chain_broken", position, f"the chain entry of version {version} does not follow "
+                                  "from the entries before it", last_good, {"version": version}))
+        last_good = position
+    return result(None)
