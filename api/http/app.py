@@ -1,0 +1,92 @@
+"""The HTTP API v1: ``create_app`` builds the FastAPI app over the application service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.http import problems
+from api.http.metrics import Metrics
+from api.http.middleware import BodyLimit, RequestContext
+from api.http.routers import routers
+from api.http.schemas import Problem
+from api.http.services import Services, Settings
+from engine.logs import configure_logging
+from engine.service import Fengqiao
+from engine.users import UserStore
+
+DESCRIPTION = """\
+Fengqiao 枫桥: report and work grassroots cases (矛盾纠纷 disputes, 安全隐患 hazards, 诉求 petitions)
+up the ladder grid → village → township → county, never above the severity's ceiling
+(小事不出村、大事不出乡、矛盾不上交).
+
+* **Auth**: `Authorization: Bearer <token>` (tokens from `fengqiao users add`).
+* **Scope**: a caller sees and acts only on cases whose current or origin region lies in their
+  region's subtree; any other case answers 404 exactly like a missing one.
+* **Commands** take `Idempotency-Key` (a repeat returns the first response) and `If-Match: "<version>"`
+  (412 when stale); every response carries `version` and `position`.
+* **Errors** are RFC 9457 `application/problem+json` with stable `type` URIs under `/problems/`.
+
+See docs/api.md for a walk through every action with curl.
+"""
+
+
+def default_projections(engine: Fengqiao) -> tuple[Any | None, Any | None]:
+    """The projections' read models and runner on the engine's database, when installed."""
+    try:
+        from projections import queries  # noqa: F401 - being built alongside
+    except ImportError:
+        return None, None
+    build = getattr(queries, "for_engine", None)
+    if build is None:
+        return None, None
+    return build(engine)
+
+
+def create_app(
+    engine: Fengqiao | None = None,
+    *,
+    users: UserStore | None = None,
+    read_models: Any | None = None,
+    runner: Any | None = None,
+    settings: Settings | None = None,
+) -> FastAPI:
+    """The API over ``engine`` (default: the configured store)."""
+    configure_logging()
+    engine = engine or Fengqiao()
+    if read_models is None and runner is None:
+        read_models, runner = default_projections(engine)
+    settings = settings or Settings()
+    svc = Services(
+        engine=engine,
+        users=users or UserStore(engine),
+        metrics=Metrics(engine, lambda: svc.projection_lag()),
+        settings=settings,
+        read_models=read_models,
+        runner=runner,
+    )
+    app = FastAPI(title="Fengqiao API", version="1.0.0", description=DESCRIPTION,
+                  openapi_tags=[{"name": "cases", "description": "Report, act on and read cases"},
+                                {"name": "regions", "description": "The ladder, statistics"},
+                                {"name": "sla", "description": "SLA boards"},
+                                {"name": "ops", "description": "Health, readiness, metrics"}])
+    app.state.services = svc
+    problems.install(app)
+    for router in routers():
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=svc.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes, tags=app.openapi_tags)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        app.openapi_schema = schema
+    return app.openapi_schema

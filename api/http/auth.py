@@ -1,0 +1,144 @@
+"""Bearer tokens, roles and region scoping: the dependencies every router reuses.
+
+* :func:`current_user` — the authenticated :class:`Principal` (401 without one).
+* :func:`require_right` / :func:`require_role` — 403 for a role without the right
+  (rights are the table in :mod:`domain.permissions`).
+* :func:`check_case_scope`, :func:`check_region_scope`, :func:`visible_case` — a
+  case or region outside the caller's subtree answers 404 exactly like one that
+  does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+from uuid import UUID
+
+import structlog
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.http.services import Services, services
+from domain.actors import Actor
+from domain.cases import Case
+from domain.errors import DomainError, NotFound, NotPermitted
+from domain.ladder import Region
+from domain.permissions import MASKED_ROLES, case_in_scope, may, region_in_scope
+from engine.users import User
+
+bearer = HTTPBearer(auto_error=False, bearerFormat="opaque token",
+                    description="A token from `fengqiao users add`.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: their account and the actor their commands are recorded under."""
+
+    user: User
+    actor: Actor
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+    @property
+    def region(self) -> str:
+        return self.user.region
+
+    @property
+    def unit(self) -> str | None:
+        return self.user.unit
+
+    @property
+    def masked(self) -> bool:
+        """Does this caller see personal fields masked?"""
+        return self.role in MASKED_ROLES
+
+    def may(self, right: str) -> bool:
+        return may(self.role, right)
+
+
+class Unauthenticated(DomainError):
+    code = "unauthenticated"
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    svc: Annotated[Services, Depends(services)],
+) -> Principal:
+    """The caller named by ``Authorization: Bearer <token>``."""
+    if credentials is None:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    user = svc.users.authenticate(credentials.credentials)
+    if user is None:
+        raise Unauthenticated("the token is unknown or revoked")
+    principal = Principal(user, svc.users.actor(user))
+    structlog.contextvars.bind_contextvars(user=user.name)
+    request.state.principal = principal
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+def forbid(principal: Principal, what: str) -> NotPermitted:
+    return NotPermitted(f"a {principal.role} may not {what}", action=what, role=principal.role)
+
+
+def require_right(right: str) -> Callable[..., Principal]:
+    """A dependency: the caller, if their role carries ``right``; else 403."""
+
+    def dependency(principal: CurrentUser) -> Principal:
+        if not principal.may(right):
+            raise forbid(principal, right)
+        return principal
+
+    dependency.__name__ = f"require_{right}"
+    return dependency
+
+
+def require_role(*roles: str) -> Callable[..., Principal]:
+    """A dependency: the caller, if their role is one of ``roles``; else 403."""
+
+    def dependency(principal: CurrentUser) -> Principal:
+        if principal.role not in roles:
+            raise NotPermitted(f"this needs one of the roles {', '.join(roles)}",
+                               role=principal.role, allowed=list(roles))
+        return principal
+
+    return dependency
+
+
+def case_not_found(case_id: UUID) -> NotFound:
+    """The refusal for a missing case, and for one outside the caller's region."""
+    return NotFound(f"no case {case_id}", resource="case", id=str(case_id))
+
+
+def region_not_found(code: str) -> NotFound:
+    return NotFound(f"no region {code!r}", resource="region", id=code)
+
+
+def check_case_scope(principal: Principal, case: Case) -> None:
+    """404 unless the case's current or origin region is in the caller's subtree."""
+    if not case_in_scope((case.region, case.origin_region), principal.region):
+        raise case_not_found(case.id)
+
+
+def check_region_scope(principal: Principal, code: str, svc: Services) -> Region:
+    """The region, if it exists and is in the caller's subtree; else 404."""
+    if not region_in_scope(code, principal.region):
+        raise region_not_found(code)
+    return svc.engine.region(code)
+
+
+def visible_case(svc: Services, principal: Principal, case_id: UUID) -> Case:
+    """The current case, if the caller may see it; else 404 (same as a missing one)."""
+    case = svc.engine.case(case_id)
+    check_case_scope(principal, case)
+    return case

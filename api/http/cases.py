@@ -1,0 +1,285 @@
+"""``/v1/cases``: report, act, read, history and time travel.
+
+Thin: every route checks the caller's right and scope, then calls the
+application service; the rules live in the domain.
+"""
+
+# No ``from __future__ import annotations``: each action's route is built in a loop
+# and FastAPI must see the action's body model itself, not a name.
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, create_model
+
+from api.http.auth import CurrentUser, Principal, check_region_scope, visible_case
+from api.http.openapi_docs import (
+    ACTION_EXAMPLES,
+    ACTION_SUMMARIES,
+    READ,
+    REPORT_EXAMPLES,
+    WRITE,
+    problem_responses,
+)
+from api.http.schemas import CaseList, CaseView, CommandResponse, HistoryEntry
+from api.http.services import Services, services
+from domain.cases import Case
+from domain.commands import ACTIONS, AwareDatetime, CaseAction, Envelope, ReportCase
+from domain.errors import DomainError, NotPermitted, ValidationFailed
+from domain.permissions import (
+    PUBLIC_ACTIONS,
+    READ_HISTORY,
+    REPORT,
+    mask_parties,
+    needs_assignment,
+    works_on,
+)
+from domain.permissions import (
+    READ as READ_RIGHT,
+)
+from engine.service import CommandResult
+from engine.views import case_view, event_view
+
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+
+Svc = Annotated[Services, Depends(services)]
+
+IDEMPOTENCY_KEY = Header(
+    alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]+$",
+    description="Makes the command idempotent per user: a repeat returns the first response and changes nothing.",
+    examples=["7f3a2c1e-report-1"])
+IF_MATCH = Header(
+    alias="If-Match", max_length=40,
+    description='`"<version>"`: refuse with 412 unless the case is at this version.', examples=['"3"'])
+MIN_POSITION = Query(
+    ge=0, le=2**62,
+    description="Wait (at most 5 s) until the projections have caught up with this event position.")
+
+IF_MATCH_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
+
+
+class ReportRequest(ReportCase):
+    """上报: a new case. ``occurred_at`` is when it happened, if earlier than now (offline reports)."""
+
+    occurred_at: AwareDatetime | None = None
+
+
+def _occurred(model: type[CaseAction]) -> type[BaseModel]:
+    """The action's body with the optional ``occurred_at`` every command takes."""
+    return create_model(f"{model.__name__}Request", __base__=model,
+                        __doc__=ACTION_SUMMARIES.get(model.name, model.__doc__),
+                        occurred_at=(AwareDatetime | None, None))
+
+
+def command_id(principal: Principal, key: str | None) -> str:
+    """An ``Idempotency-Key`` is scoped to its user; without one, every request is new."""
+    return f"{principal.name}:{key}" if key else f"{principal.name}:{uuid.uuid4()}"
+
+
+def expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = IF_MATCH_PATTERN.match(if_match)
+    if not match or int(match.group(1)) < 1:
+        raise ValidationFailed('If-Match must be a version in quotes, e.g. "3"', field="If-Match")
+    return int(match.group(1))
+
+
+def view(case: Case) -> dict[str, Any]:
+    return jsonable_encoder(case_view(case))
+
+
+def command_response(svc: Services, result: CommandResult, status: int) -> JSONResponse:
+    body = view(svc.engine.case(result.case_id, version=result.version))
+    body["position"] = result.position
+    headers = {"ETag": f'"{result.version}"'}
+    if status == 201:
+        headers["Location"] = f"/v1/cases/{result.case_id}"
+    if result.repeated:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def counted(svc: Services, command: str, run: Any) -> CommandResult:
+    """Run a command, counting it by type and outcome."""
+    try:
+        result = run()
+    except DomainError as error:
+        svc.metrics.observe_command(command, error.code)
+        raise
+    svc.metrics.observe_command(command, "repeated" if result.repeated else "ok")
+    return result
+
+
+def wait_for_projections(svc: Services, position: int | None) -> None:
+    if position is not None and svc.runner is not None:
+        svc.runner.wait_for(position, timeout=svc.settings.max_wait_seconds)
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+@router.post(
+    "", status_code=201, summary="上报 — report a new case",
+    response_model=None,
+    responses={201: {"model": CommandResponse, "description": "The case as reported",
+                     "headers": {"Location": {"description": "/v1/cases/{id}", "schema": {"type": "string"}}}},
+               **problem_responses(*WRITE)},
+)
+def report_case(
+    principal: CurrentUser,
+    svc: Svc,
+    body: Annotated[ReportRequest, Body(openapi_examples=REPORT_EXAMPLES)],
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+) -> JSONResponse:
+    if not principal.may(REPORT):
+        raise NotPermitted(f"a {principal.role} may not report", action="report", role=principal.role)
+    check_region_scope(principal, body.region, svc)
+    envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
+                        occurred_at=body.occurred_at)
+    result = counted(svc, "report", lambda: svc.engine.report(body, envelope))
+    return command_response(svc, result, 201)
+
+
+def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
+               idempotency_key: str | None, if_match: str | None) -> JSONResponse:
+    if not principal.may(name):
+        raise NotPermitted(f"a {principal.role} may not {name}", action=name, role=principal.role)
+    case = visible_case(svc, principal, case_id)
+    if needs_assignment(principal.role, name) and not works_on(
+        name=principal.name, unit=principal.unit, case_assignee=case.assignee, case_unit=case.unit,
+        action=name, body=body.model_dump(),
+    ):
+        raise NotPermitted(f"the case is not assigned to {principal.name} or their unit",
+                           action=name, role=principal.role)
+    envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
+                        expected_version=expected_version(if_match),
+                        occurred_at=getattr(body, "occurred_at", None))
+    result = counted(svc, name, lambda: svc.engine.act(case_id, body, envelope))
+    return command_response(svc, result, 200)
+
+
+def _register_action(name: str) -> None:
+    model = _occurred(ACTIONS[name])
+    optional = not any(f.is_required() for f in model.model_fields.values())
+    example = {"example": {"summary": ACTION_SUMMARIES[name], "value": ACTION_EXAMPLES[name]}}
+    if optional:
+        BodyType = Annotated[model | None, Body(openapi_examples=example)]  # noqa: N806
+        default: Any = None
+    else:
+        BodyType = Annotated[model, Body(openapi_examples=example)]  # noqa: N806
+        default = ...
+
+    def endpoint(
+        principal: CurrentUser,
+        svc: Svc,
+        case_id: Annotated[UUID, Path(description="the case id")],
+        body: BodyType = default,
+        idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+        if_match: Annotated[str | None, IF_MATCH] = None,
+    ) -> JSONResponse:
+        return run_action(svc, principal, name, case_id, body if body is not None else model(),
+                          idempotency_key, if_match)
+
+    endpoint.__name__ = f"case_{name.replace('-', '_')}"
+    router.post(
+        f"/{{case_id}}/{name}", summary=ACTION_SUMMARIES[name], response_model=None,
+        responses={200: {"model": CommandResponse, "description": "The case after the action"},
+                   **problem_responses(*WRITE)},
+    )(endpoint)
+
+
+for _name in sorted(PUBLIC_ACTIONS):
+    _register_action(_name)
+
+
+# -- queries ----------------------------------------------------------------------
+
+
+@router.get("", summary="List cases in the caller's region (from the projections)", response_model=None,
+            responses={200: {"model": CaseList}, **problem_responses(*READ, 503)})
+def list_cases(
+    principal: CurrentUser,
+    svc: Svc,
+    region: Annotated[str | None, Query(max_length=200, description="default: the caller's region")] = None,
+    status: Annotated[str | None, Query(max_length=40)] = None,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+    severity: Annotated[str | None, Query(max_length=40)] = None,
+    rank: Annotated[str | None, Query(max_length=40)] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    overdue: bool | None = None,
+    due_soon: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    min_position: Annotated[int | None, MIN_POSITION] = None,
+) -> JSONResponse:
+    from api.http.readmodels import read_models
+
+    if not principal.may(READ_RIGHT):
+        raise NotPermitted(f"a {principal.role} may not read cases", role=principal.role)
+    code = region or principal.region
+    check_region_scope(principal, code, svc)
+    wait_for_projections(svc, min_position)
+    rows, next_cursor = read_models(svc).list_cases(
+        region=code, status=status, kind=kind, severity=severity, rank=rank, assignee=assignee,
+        overdue=overdue, due_soon=due_soon, limit=limit, cursor=cursor)
+    return JSONResponse(jsonable_encoder({"items": list(rows), "next_cursor": next_cursor}))
+
+
+@router.get("/{case_id}", summary="The case view now", response_model=None,
+            responses={200: {"model": CaseView}, **problem_responses(*READ)})
+def get_case(
+    principal: CurrentUser,
+    svc: Svc,
+    case_id: UUID,
+    min_position: Annotated[int | None, MIN_POSITION] = None,
+) -> JSONResponse:
+    wait_for_projections(svc, min_position)
+    case = visible_case(svc, principal, case_id)
+    return JSONResponse(view(case), headers={"ETag": f'"{case.version}"'})
+
+
+def require_history(principal: Principal) -> None:
+    if not principal.may(READ_HISTORY):
+        raise NotPermitted(f"a {principal.role} may not read case history", action=READ_HISTORY,
+                           role=principal.role)
+
+
+@router.get("/{case_id}/history", summary="Every event of the case, in order (auditors)",
+            response_model=None,
+            responses={200: {"model": list[HistoryEntry]}, **problem_responses(403, *READ)})
+def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONResponse:
+    require_history(principal)
+    visible_case(svc, principal, case_id)
+    entries = []
+    for recorded in svc.engine.history(case_id):
+        entry = event_view(recorded.position, recorded.event)
+        if principal.masked and isinstance(entry["data"].get("parties"), list):
+            entry["data"]["parties"] = mask_parties(entry["data"]["parties"])
+        entries.append(entry)
+    return JSONResponse(jsonable_encoder(entries))
+
+
+@router.get("/{case_id}/state", summary="The case as replayed at a version or a moment (auditors)",
+            response_model=None,
+            responses={200: {"model": CaseView}, **problem_responses(403, *READ)})
+def case_state(
+    principal: CurrentUser,
+    svc: Svc,
+    case_id: UUID,
+    version: Annotated[int | None, Query(ge=1, le=2**31, description="the case at this version")] = None,
+    as_of: Annotated[datetime | None, Query(description="the case as recorded at this moment (RFC 3339)",
+                                            examples=["2026-09-28T10:00:00+08:00"])] = None,
+) -> JSONResponse:
+    require_history(principal)
+    visible_case(svc, principal, case_id)
+    if (version is None) == (as_of is None):
+        raise ValidationFailed("give exactly one of version or as_of", field="version")
+    case = svc.engine.case(case_id, version=version) if version is not None else svc.engine.case_as_of(case_id, as_of)
+    return JSONResponse(view(case))

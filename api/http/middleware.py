@@ -1,0 +1,127 @@
+"""ASGI middleware: request id and metrics, body size limit, content type.
+
+Pure ASGI (no buffering of bodies): the size limit counts bytes as they arrive.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.http import problems
+from api.http.metrics import Metrics
+
+log = structlog.get_logger("fengqiao.http")
+
+REQUEST_ID = "x-request-id"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class RequestContext:
+    """Binds a request id into the log context, sets ``X-Request-Id``, records metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, REQUEST_ID.encode())
+        request_id = given if given and len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(scope["method"], template, status, elapsed)
+            log.info("request", method=scope["method"], path=scope["path"], route=template,
+                     status=status, ms=round(elapsed * 1000, 2))
+            structlog.contextvars.clear_contextvars()
+
+
+class BodyLimit:
+    """413 for a body over ``max_bytes``; 415 for a body that is not JSON."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        instance = scope["path"]
+        length = _header(scope, b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await problems.problem(problems.VALIDATION, "Content-Length is not a number",
+                                       instance=instance, code="validation",
+                                       field="Content-Length")(scope, receive, send)
+                return
+            if int(length) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        has_body = (length is not None and int(length) > 0) or _header(scope, b"transfer-encoding") is not None
+        content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        if has_body and not (content_type == "application/json" or content_type.endswith("+json")):
+            await problems.problem(
+                problems.UNSUPPORTED_MEDIA_TYPE,
+                f"the body must be application/json, not {content_type or 'untyped'}",
+                instance=instance, code="unsupported_media_type")(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        received = 0
+        while True:  # read the whole (bounded) body first, then replay it
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await problems.problem(problems.PAYLOAD_TOO_LARGE,
+                               f"the body is larger than {self.max_bytes} bytes",
+                               instance=scope["path"], code="payload_too_large",
+                               limit=self.max_bytes)(scope, receive, send)

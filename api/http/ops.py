@@ -1,0 +1,46 @@
+"""Operations: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+
+from api.http.metrics import CONTENT_TYPE
+from api.http.services import Services, services
+
+router = APIRouter(tags=["ops"])
+Svc = Annotated[Services, Depends(services)]
+
+
+@router.get("/healthz", summary="The process is alive")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database answers and the projections are not too far behind",
+            responses={503: {"description": "Not ready", "content": {"application/json": {}}}})
+def readyz(svc: Svc) -> JSONResponse:
+    checks: dict[str, object] = {}
+    try:
+        checks["position"] = svc.engine.head_position()
+        checks["database"] = svc.users.reachable()
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        checks["database"] = False
+    lag = None
+    try:
+        lag = svc.projection_lag()
+    except Exception:  # noqa: BLE001
+        checks["projections"] = "unavailable"
+    checks["projection_lag"] = lag
+    checks["max_lag"] = svc.settings.ready_max_lag
+    ready = checks["database"] is True and (lag is None or lag <= svc.settings.ready_max_lag) \
+        and checks.get("projections") != "unavailable"
+    return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {}}}})
+def metrics(svc: Svc) -> Response:
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

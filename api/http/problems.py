@@ -1,0 +1,163 @@
+"""RFC 9457 problem details: every refusal is ``application/problem+json``.
+
+The ``type`` URIs are a public contract (add, never rename). Every
+:class:`~domain.errors.DomainError` code maps to one; request validation
+(pydantic, malformed JSON, bad query or path values) is ``/problems/validation``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import DomainError
+
+log = structlog.get_logger("fengqiao.http")
+
+PROBLEM_JSON = "application/problem+json"
+RESERVED = frozenset({"type", "title", "status", "detail", "instance"})
+"""Problem members a detail may not overwrite: ``status`` of a case becomes ``case_status``."""
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    type: str
+    status: int
+    title: str
+
+
+VALIDATION = ProblemType("/problems/validation", 422, "The request is not valid")
+INVALID_TRANSITION = ProblemType("/problems/invalid-transition", 409, "The case is not in a state for this action")
+ESCALATION_CEILING = ProblemType("/problems/escalation-ceiling", 422, "Above the ceiling of the case's severity")
+VERSION_CONFLICT = ProblemType("/problems/version-conflict", 412, "The case is not at the expected version")
+FORBIDDEN = ProblemType("/problems/forbidden", 403, "Not permitted")
+NOT_FOUND = ProblemType("/problems/not-found", 404, "Not found")
+UNAUTHENTICATED = ProblemType("/problems/unauthenticated", 401, "Authentication required")
+METHOD_NOT_ALLOWED = ProblemType("/problems/method-not-allowed", 405, "Method not allowed")
+PAYLOAD_TOO_LARGE = ProblemType("/problems/payload-too-large", 413, "The request body is too large")
+UNSUPPORTED_MEDIA_TYPE = ProblemType("/problems/unsupported-media-type", 415, "Send application/json")
+NOT_READY = ProblemType("/problems/not-ready", 503, "Not ready")
+INTERNAL = ProblemType("/problems/internal", 500, "Internal error")
+
+BY_CODE: dict[str, ProblemType] = {
+    "validation": VALIDATION,
+    "invalid_transition": INVALID_TRANSITION,
+    "escalation_ceiling": ESCALATION_CEILING,
+    "version_conflict": VERSION_CONFLICT,
+    "forbidden": FORBIDDEN,
+    "not_found": NOT_FOUND,
+    "unauthenticated": UNAUTHENTICATED,
+    "not_ready": NOT_READY,
+}
+
+ALL_TYPES = (VALIDATION, INVALID_TRANSITION, ESCALATION_CEILING, VERSION_CONFLICT, FORBIDDEN, NOT_FOUND,
+             UNAUTHENTICATED, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL)
+
+
+def problem(kind: ProblemType, detail: str, *, instance: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """A problem+json response of the given type."""
+    body = {"type": kind.type, "title": kind.title, "status": kind.status, "detail": detail}
+    if instance is not None:
+        body["instance"] = instance
+    for key, value in extra.items():
+        body[f"case_{key}" if key in RESERVED else key] = value
+    return JSONResponse(jsonable_encoder(body), status_code=kind.status, media_type=PROBLEM_JSON,
+                        headers=headers)
+
+
+def for_domain_error(error: DomainError, instance: str | None = None) -> JSONResponse:
+    kind = BY_CODE.get(error.code, VALIDATION)
+    headers = {"WWW-Authenticate": "Bearer"} if kind is UNAUTHENTICATED else None
+    return problem(kind, error.message, instance=instance, headers=headers, code=error.code, **error.details)
+
+
+def _field_of(loc: tuple | list) -> str:
+    """``("body", "parties", 0, "phone")`` → ``parties.0.phone``; a whole-body error → ``body``."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        source, parts = parts[0], parts[1:]
+        if not parts:
+            return source
+    return ".".join(parts) or "body"
+
+
+def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic's errors as ``{field, message, type}``."""
+    out = []
+    for e in errors:
+        loc = e.get("loc", ())
+        if e.get("type") == "json_invalid":
+            field = "body"
+        else:
+            field = _field_of(loc)
+        out.append({"field": field, "in": str(loc[0]) if loc else "body", "message": e.get("msg", ""),
+                    "type": e.get("type", "")})
+    return out
+
+
+async def _on_domain_error(request: Request, error: DomainError) -> JSONResponse:
+    return for_domain_error(error, request.url.path)
+
+
+async def _on_request_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = validation_errors(list(error.errors()))
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    return problem(VALIDATION, f"{first['field']}: {first['message']}", instance=request.url.path,
+                   code="validation", field=first["field"], errors=errors)
+
+
+async def _on_http_exception(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    kind = next((k for k in ALL_TYPES if k.status == error.status_code), None)
+    if kind is None:
+        kind = ProblemType(f"/problems/http-{error.status_code}", error.status_code, str(error.detail))
+    detail = str(error.detail) if error.detail else kind.title
+    if kind is NOT_FOUND and error.detail == "Not Found":
+        detail = f"no resource at {request.url.path}"
+    return problem(kind, detail, instance=request.url.path, headers=getattr(error, "headers", None))
+
+
+async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path)
+    return problem(INTERNAL, "an unexpected error occurred; it has been logged", instance=request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every refusal into problem+json."""
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
+    "validation": {"type": VALIDATION.type, "title": VALIDATION.title, "status": 422,
+                   "detail": "severity: Input should be 'minor', 'major' or 'critical'",
+                   "code": "validation", "field": "severity",
+                   "errors": [{"field": "severity", "in": "body", "type": "enum",
+                               "message": "Input should be 'minor', 'major' or 'critical'"}]},
+    "invalid-transition": {"type": INVALID_TRANSITION.type, "title": INVALID_TRANSITION.title, "status": 409,
+                           "detail": "cannot accept a case that is reported", "code": "invalid_transition",
+                           "action": "accept", "case_status": "reported"},
+    "escalation-ceiling": {"type": ESCALATION_CEILING.type, "title": ESCALATION_CEILING.title, "status": 422,
+                           "detail": "a minor case may not be handled above village unless it is first "
+                                     "reclassified by the ceiling rank",
+                           "code": "escalation_ceiling", "action": "escalate", "severity": "minor",
+                           "ceiling": "village", "requested": "township"},
+    "version-conflict": {"type": VERSION_CONFLICT.type, "title": VERSION_CONFLICT.title, "status": 412,
+                         "detail": "the case is at version 4, not 3", "code": "version_conflict",
+                         "expected": 3, "actual": 4},
+    "forbidden": {"type": FORBIDDEN.type, "title": FORBIDDEN.title, "status": 403,
+                  "detail": "a reporter may not assign", "code": "forbidden", "action": "assign"},
+    "not-found": {"type": NOT_FOUND.type, "title": NOT_FOUND.title, "status": 404,
+                  "detail": "no case 3f1c…", "code": "not_found", "resource": "case"},
+    "unauthenticated": {"type": UNAUTHENTICATED.type, "title": UNAUTHENTICATED.title, "status": 401,
+                        "detail": "send Authorization: Bearer <token>", "code": "unauthenticated"},
+}

@@ -1,0 +1,101 @@
+"""``/v1/regions`` and ``/v1/sla``: the ladder as the caller may see it, boards and statistics."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from api.http.auth import CurrentUser, Principal, check_region_scope
+from api.http.openapi_docs import READ, problem_responses
+from api.http.readmodels import read_models
+from api.http.schemas import RegionNode, RegionStats
+from api.http.services import Services, services
+from domain.errors import NotPermitted, ValidationFailed
+from domain.ladder import Region
+from domain.permissions import READ_BOARD
+
+router = APIRouter(prefix="/v1", tags=["regions"])
+Svc = Annotated[Services, Depends(services)]
+
+BEIJING = timezone(timedelta(hours=8))
+DEFAULT_STATS_DAYS = 30
+
+
+def brief(region: Region) -> dict[str, Any]:
+    return {"code": region.code, "name": region.name, "rank": region.rank.label, "profile": str(region.profile)}
+
+
+def node(svc: Services, region: Region) -> dict[str, Any]:
+    tree = svc.engine.ladder().tree
+    return {**brief(region), "parent": region.parent,
+            "children": [brief(c) for c in tree.children_of(region.code)],
+            "units": [{"id": u.id, "name": u.name, "kind": u.kind} for u in tree.units_in(region.code)]}
+
+
+def require_board(principal: Principal) -> None:
+    if not principal.may(READ_BOARD):
+        raise NotPermitted(f"a {principal.role} may not read boards and statistics", action=READ_BOARD,
+                           role=principal.role)
+
+
+@router.get("/regions", summary="The regions the caller can see (the root of their subtree)",
+            response_model=None, responses={200: {"model": list[RegionNode]}, **problem_responses(401)})
+def list_regions(principal: CurrentUser, svc: Svc) -> JSONResponse:
+    return JSONResponse([node(svc, svc.engine.region(principal.region))])
+
+
+@router.get("/regions/{code}", summary="A region with its children and units", response_model=None,
+            responses={200: {"model": RegionNode}, **problem_responses(*READ)})
+def get_region(principal: CurrentUser, svc: Svc, code: str) -> JSONResponse:
+    return JSONResponse(node(svc, check_region_scope(principal, code, svc)))
+
+
+def _moment(value: datetime | date | None, *, end: bool) -> datetime | None:
+    """A date is a whole day in Beijing time (``to`` includes it); a datetime needs a zone."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValidationFailed("a time zone is required (RFC 3339)", field="to" if end else "from")
+        return value
+    day = value + timedelta(days=1) if end else value
+    return datetime.combine(day, time(0), tzinfo=BEIJING)
+
+
+@router.get("/regions/{code}/stats", summary="小事不出村 and 三率 for a region over a period (supervisors)",
+            response_model=None, responses={200: {"model": RegionStats}, **problem_responses(403, *READ, 503)})
+def region_stats(
+    principal: CurrentUser,
+    svc: Svc,
+    code: str,
+    start: Annotated[datetime | date | None, Query(alias="from", description="RFC 3339 time or a date "
+                                                   "(Beijing); default: 30 days before `to`")] = None,
+    end: Annotated[datetime | date | None, Query(alias="to", description="RFC 3339 time or a date "
+                                                 "(inclusive, Beijing); default: now")] = None,
+) -> JSONResponse:
+    require_board(principal)
+    check_region_scope(principal, code, svc)
+    stop = _moment(end, end=True) or svc.engine.clock.now().astimezone(UTC)
+    begin = _moment(start, end=False) or stop - timedelta(days=DEFAULT_STATS_DAYS)
+    if begin > stop:
+        raise ValidationFailed("from must not be after to", field="from")
+    stats = read_models(svc).region_stats(code, begin, stop)
+    return JSONResponse(jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)}))
+
+
+@router.get("/sla/board", summary="SLA board: overdue and about-to-breach cases (supervisors)",
+            response_model=None, tags=["sla"], responses={200: {"description": "The board"},
+                                                          **problem_responses(403, *READ, 503)})
+def sla_board(
+    principal: CurrentUser,
+    svc: Svc,
+    region: Annotated[str | None, Query(max_length=200, description="default: the caller's region")] = None,
+) -> JSONResponse:
+    require_board(principal)
+    code = region or principal.region
+    check_region_scope(principal, code, svc)
+    return JSONResponse(jsonable_encoder(read_models(svc).sla_board(code)))

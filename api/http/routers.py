@@ -1,0 +1,19 @@
+"""Every router of the HTTP API, in one list: add yours here.
+
+Routers reuse :mod:`api.http.auth` (``current_user``, ``require_right``,
+``require_role``, ``check_case_scope``, ``check_region_scope``) and
+:mod:`api.http.problems` for refusals.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.http import cases, ops, regions
+
+
+def routers() -> list[APIRouter]:
+    extra: list[APIRouter] = []
+    # -- more routers here, one import + one line each (events, subscriptions, schemas, open311 …) --
+    # -- end of routers --
+    return [ops.router, cases.router, regions.router, *extra]

@@ -1,0 +1,137 @@
+"""Response shapes, for the OpenAPI document (routes return plain JSON of these shapes).
+
+Models allow extra members: the contract adds fields, never renames them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OPEN = ConfigDict(extra="allow")
+
+CASE_VIEW_EXAMPLE: dict[str, Any] = {
+    "id": "5b0f9a4e-8f57-5e39-9a3e-0e4b2f1c7d21", "kind": "dispute", "category": "neighbours",
+    "severity": "minor", "status": "assigned", "suspended": False, "region": "410928-001-007",
+    "origin_region": "410928-001-007-03", "rank": "village", "ceiling": "village", "assignee": "zhao",
+    "unit": "wz-tjh", "responsible_unit": "wz-tjh", "title": "邻里噪音纠纷", "channel": "grid",
+    "version": 2, "policy_version": 1, "reported_at": "2026-09-28T01:00:00+00:00",
+    "occurred_at": "2026-09-28T00:30:00+00:00", "updated_at": "2026-09-28T01:05:00+00:00",
+    "resolved_rank": None, "escalations": 0, "reclassified_up": 0, "whistled": {},
+    "clocks": [{"name": "sign_for", "state": "running", "started_at": "2026-09-28T01:05:00+00:00",
+                "due_at": "2026-09-28T03:05:00+00:00", "elapsed_pct": 0.0}],
+    "overdue": False,
+}
+
+
+class Clock(BaseModel):
+    model_config = OPEN
+    name: str
+    state: str
+    started_at: str | None = None
+    due_at: str | None = None
+    elapsed_pct: float | None = None
+
+
+class CaseView(BaseModel):
+    """The case as the outside sees it."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [CASE_VIEW_EXAMPLE]})
+    id: str
+    kind: str
+    category: str
+    severity: str
+    status: str
+    region: str
+    rank: str
+    ceiling: str
+    assignee: str | None = None
+    unit: str | None = None
+    version: int
+    policy_version: int
+    reported_at: str
+    occurred_at: str
+    clocks: list[Clock] = Field(default_factory=list)
+    overdue: bool
+
+
+class CommandResponse(CaseView):
+    """The case view at the version the command produced, and the position of its last event."""
+
+    model_config = ConfigDict(extra="allow",
+                              json_schema_extra={"examples": [{**CASE_VIEW_EXAMPLE, "position": 117}]})
+    position: int | None = Field(description="global position of the last event written (for ?min_position)")
+
+
+class CaseList(BaseModel):
+    model_config = OPEN
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+class HistoryActor(BaseModel):
+    model_config = OPEN
+    id: str
+    role: str
+    unit: str | None = None
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "version": 2, "position": 118, "type": "Assigned", "occurred_at": "2026-09-28T01:05:00+00:00",
+        "recorded_at": "2026-09-28T01:05:00+00:00",
+        "actor": {"id": "li", "role": "supervisor", "unit": "wz-cwh", "region": "410928-001-007", "rank": 1},
+        "command_id": "li:7f3a", "policy_version": 1,
+        "data": {"assignee": "zhao", "unit": "wz-tjh", "region": "410928-001-007", "rank": 1}}]})
+    version: int
+    position: int | None = None
+    type: str
+    occurred_at: str
+    recorded_at: str
+    actor: HistoryActor
+    policy_version: int
+    data: dict[str, Any]
+
+
+class RegionNode(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "code": "410928-001", "name": "海通乡", "rank": "township", "profile": "rural",
+        "parent": "410928", "children": [{"code": "410928-001-007", "name": "王庄村", "rank": "village",
+                                          "profile": "rural"}],
+        "units": [{"id": "ht-sfs", "name": "海通乡司法所", "kind": "justice_office"}]}]})
+    code: str
+    name: str
+    rank: str
+    profile: str
+    parent: str | None = None
+    children: list[dict[str, Any]] = Field(default_factory=list)
+    units: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RegionStats(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "region": "410928-001", "from": "2026-09-01T00:00:00+08:00", "to": "2026-10-01T00:00:00+08:00",
+        "received": 118, "resolved": 112, "resolved_within_ceiling": 109, "within_ceiling_rate": 0.973,
+        "resolved_at_rank": {"grid": 61, "village": 38, "township": 10, "county": 3},
+        "reclassified_up": 2, "response_rate": 1.0, "resolution_rate": 0.949, "satisfaction_rate": 0.93}]})
+    received: int
+    resolved: int
+    resolved_within_ceiling: int
+    within_ceiling_rate: float | None = None
+    resolved_at_rank: dict[str, int]
+    reclassified_up: int
+    response_rate: float | None = None
+    resolution_rate: float | None = None
+    satisfaction_rate: float | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; other members explain the refusal (``field``, ``severity`` …)."""
+
+    model_config = OPEN
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None

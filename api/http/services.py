@@ -1,0 +1,39 @@
+"""What the routes use, held on the app: the engine, users, read models, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from api.http.metrics import Metrics
+from engine.service import Fengqiao
+from engine.users import UserStore
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_body_bytes: int = 1024 * 1024  # 1 MiB
+    ready_max_lag: int = 1000  # /readyz fails when projections are further behind (events)
+    max_wait_seconds: float = 5.0  # ?min_position waits at most this long
+
+
+@dataclass
+class Services:
+    engine: Fengqiao
+    users: UserStore
+    metrics: Metrics
+    settings: Settings = field(default_factory=Settings)
+    read_models: Any | None = None  # projections.queries.ReadModels
+    runner: Any | None = None  # projections ProjectionRunner: wait_for(position, timeout), lag()
+
+    def projection_lag(self) -> int | None:
+        if self.runner is None:
+            return None
+        return int(self.runner.lag())
+
+
+def services(request: Request) -> Services:
+    """The dependency every route takes its collaborators from."""
+    return request.app.state.services
