@@ -11,6 +11,8 @@ import typer
 
 from api.cli import cases, setup
 from api.cli import projections as projections_cli
+from api.cli import serve as serve_cli
+from api.cli import users as users_cli
 
 app = typer.Typer(
     name="fengqiao",
@@ -23,6 +25,8 @@ setup.register(app)
 app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
 # -- more areas mount here, one line each (keep this block sorted) --
 projections_cli.register(app)  # `fengqiao projections …` and `fengqiao worker`
+serve_cli.register(app)  # `fengqiao serve`: the HTTP API
+app.add_typer(users_cli.app, name="users", help="API users and their bearer tokens.")
 # -- end of mounts --
 
 

@@ -34,15 +34,19 @@ See docs/api.md for a walk through every action with curl.
 
 
 def default_projections(engine: Fengqiao) -> tuple[Any | None, Any | None]:
-    """The projections' read models and runner on the engine's database, when installed."""
+    """The read models and a projection runner (for ``wait_for`` and ``lag``) on the
+    engine's database. This runner only reads positions; workers do the projecting."""
     try:
-        from projections import queries  # noqa: F401 - being built alongside
+        from projections import default_projections as projections_list
+        from projections.runner import ProjectionRunner
     except ImportError:
         return None, None
-    build = getattr(queries, "for_engine", None)
-    if build is None:
-        return None, None
-    return build(engine)
+    runner = ProjectionRunner(engine, projections_list())
+    try:
+        from projections.queries import ReadModels
+    except ImportError:
+        return None, runner
+    return ReadModels(runner.db), runner
 
 
 def create_app(

@@ -91,12 +91,20 @@ def expected_version(if_match: str | None) -> int | None:
     return int(match.group(1))
 
 
-def view(case: Case) -> dict[str, Any]:
-    return jsonable_encoder(case_view(case))
+def view(svc: Services, case: Case, now: datetime | None = None) -> dict[str, Any]:
+    """The case view with its clocks at ``now`` (default: the engine's clock; for a
+    past version, the moment that version was recorded)."""
+    try:
+        from domain.clocks import clocks_under
+    except ImportError:  # clocks not installed: the view lists none
+        return jsonable_encoder(case_view(case))
+    events = svc.engine.events.get(case.id, lte=case.version)
+    clocks = clocks_under(svc.engine.policy(case.policy_version), events, now or svc.engine.clock.now())
+    return jsonable_encoder(case_view(case, clocks=clocks))
 
 
 def command_response(svc: Services, result: CommandResult, status: int) -> JSONResponse:
-    body = view(svc.engine.case(result.case_id, version=result.version))
+    body = view(svc, svc.engine.case(result.case_id, version=result.version))
     body["position"] = result.position
     headers = {"ETag": f'"{result.version}"'}
     if status == 201:
@@ -242,7 +250,7 @@ def get_case(
 ) -> JSONResponse:
     wait_for_projections(svc, min_position)
     case = visible_case(svc, principal, case_id)
-    return JSONResponse(view(case), headers={"ETag": f'"{case.version}"'})
+    return JSONResponse(view(svc, case), headers={"ETag": f'"{case.version}"'})
 
 
 def require_history(principal: Principal) -> None:
@@ -281,5 +289,8 @@ def case_state(
     visible_case(svc, principal, case_id)
     if (version is None) == (as_of is None):
         raise ValidationFailed("give exactly one of version or as_of", field="version")
-    case = svc.engine.case(case_id, version=version) if version is not None else svc.engine.case_as_of(case_id, as_of)
-    return JSONResponse(view(case))
+    if version is not None:
+        case = svc.engine.case(case_id, version=version)
+        return JSONResponse(view(svc, case, now=case.modified_on))
+    case = svc.engine.case_as_of(case_id, as_of)
+    return JSONResponse(view(svc, case, now=as_of))

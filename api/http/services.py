@@ -29,9 +29,13 @@ class Services:
     runner: Any | None = None  # projections ProjectionRunner: wait_for(position, timeout), lag()
 
     def projection_lag(self) -> int | None:
+        """Events recorded but not yet projected (the furthest-behind projection)."""
         if self.runner is None:
             return None
-        return int(self.runner.lag())
+        lag = self.runner.lag()
+        if isinstance(lag, dict):
+            return max(lag.values(), default=0)
+        return int(lag)
 
 
 def services(request: Request) -> Services:

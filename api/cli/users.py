@@ -1,0 +1,50 @@
+"""``fengqiao users …``: API users and their bearer tokens."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli.common import domain_errors, emit, engine
+from domain.permissions import PERSON_ROLES
+from engine.users import UserStore
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    name: str = typer.Option(..., "--name", help="unique user name; also the person `assign` takes"),
+    role: str = typer.Option(..., "--role", help=" | ".join(PERSON_ROLES)),
+    region: str = typer.Option(..., "--region", help="region code: the user sees its subtree only"),
+    unit: str | None = typer.Option(None, "--unit", help="the user's unit (handlers work its cases)"),
+) -> None:
+    """Add a user (or issue a new token to one); prints only the token, on stdout."""
+    with engine() as app_, domain_errors():
+        store = UserStore(app_)
+        try:
+            token = store.add(name, role, region, unit)
+        finally:
+            store.close()
+    typer.echo(token)
+
+
+@app.command("revoke")
+def revoke(name: str = typer.Argument(..., help="the user's name")) -> None:
+    """Revoke a user's token at once."""
+    with engine() as app_, domain_errors():
+        store = UserStore(app_)
+        try:
+            emit(store.revoke(name).as_dict())
+        finally:
+            store.close()
+
+
+@app.command("list")
+def list_users() -> None:
+    """Every user: name, role, region, unit, created and revoked times (never tokens)."""
+    with engine() as app_, domain_errors():
+        store = UserStore(app_)
+        try:
+            emit([user.as_dict() for user in store.list()])
+        finally:
+            store.close()
