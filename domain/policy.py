@@ -61,12 +61,15 @@ def parse_duration(text: str) -> tuple[float, str]:
 
 
 Duration = str
+CONDITION_PATTERN = re.compile(r"^[A-Z][A-Za-z]*(\[\s*[a-z_]+\s*=[^,\]]*(,\s*[a-z_]+\s*=[^,\]]*)*\])?$")
 
 
 class ClockSpec(BaseModel):
     """One named clock: when it starts, pauses, stops, and its target.
 
-    Conditions are case event type names (``Assigned``, ``Accepted`` …). The
+    Conditions are case event type names (``Assigned``, ``Accepted`` …), with
+    optional field predicates (``Reinspected[passed=false]``); domain/clocks.py
+    has the rules and docs/clocks.md the meaning of each field. The
     target is a duration, per severity and/or per rank where the figure differs,
     or is read from an event field (``target_from``, e.g. a rectification
     notice's deadline).
@@ -89,6 +92,16 @@ class ClockSpec(BaseModel):
     cancel_on: list[str] = Field(default_factory=lambda: ["Closed"])
     restart_on: list[str] = Field(default_factory=list)
     on_breach: Literal["none", "supervise", "escalate"] = "none"
+    each_from: str | None = None  # one clock per item of this list field of the start event
+    each_match: str | None = None  # the field naming the item an event concerns
+
+    @field_validator("start_on", "stop_on", "pause_on", "resume_on", "cancel_on", "restart_on")
+    @classmethod
+    def _conditions_parse(cls, value: list[str]) -> list[str]:
+        for condition in value:
+            if not CONDITION_PATTERN.match(condition.strip()):
+                raise ValueError(f"bad condition {condition!r}: use Event or Event[field=value,...]")
+        return value
 
     @field_validator("target", "target_by_severity", "target_by_rank")
     @classmethod

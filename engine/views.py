@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from domain.cases import Case
+from domain.clocks import ClockState
 from domain.ladder import Rank
 
 
-def case_view(case: Case) -> dict[str, Any]:
-    """The case as the outside sees it (API field names; see docs/api.md)."""
+def case_view(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[str, Any]:
+    """The case as the outside sees it (API field names; see docs/api.md).
+
+    ``clocks`` are the case's computed clocks (``engine.clocks.clocks_of``); without
+    them the view lists none and ``overdue`` falls back to the recorded breaches.
+    """
     return {
         "id": str(case.id),
         "kind": str(case.kind),
@@ -35,8 +41,8 @@ def case_view(case: Case) -> dict[str, Any]:
         "escalations": case.escalations,
         "reclassified_up": case.reclassified_up,
         "whistled": {d: (t.isoformat() if t else None) for d, t in case.whistled.items()},
-        "clocks": [],
-        "overdue": bool(case.breached_clocks),
+        "clocks": [c.view() for c in clocks or ()],
+        "overdue": any(c.overdue for c in clocks) if clocks is not None else bool(case.breached_clocks),
     }
 
 

@@ -1,0 +1,506 @@
+"""Clocks (SLA): what the policy's clocks say about a case, from its events alone.
+
+Pure: :func:`evaluate_clocks` folds a case's events, in order, through the
+policy's clock specs and a working calendar, and answers each clock's state at
+``now``. Nothing is stored; the timer service (``workflows/timers.py``) records
+the threshold crossings this module predicts.
+
+The rules
+---------
+* A condition is an event type name, optionally with field predicates:
+  ``Reinspected[passed=false]``, ``MediationHeld[outcome=agreed]``.
+* On each event, per clock, the first matching transition applies, in this
+  order: cancel, stop, restart, start, pause, resume.
+  ``start`` starts an idle (never started, met, breached-and-stopped or
+  cancelled) clock; ``restart`` starts a new cycle whether or not one runs.
+* An event's time is when it happened (``occurred_at``), never earlier than the
+  event before it (late offline events cannot run a clock backwards).
+* The target is fixed when a cycle starts, from the case's severity and rank at
+  that moment (after the starting event: an ``Escalated`` restart gets the new
+  rank's target). ``target_from`` names an event field holding an absolute due
+  time (the rectification notice's ``deadline``); when a clock has both that and
+  a duration, the earlier governs (a notice cannot grant more than policy).
+* Working-time targets (``wh``, ``wd``) count only working time on the calendar;
+  calendar targets (``m``, ``h``, ``d``) count elapsed time. Progress (the
+  fraction used) is measured the same way.
+* A pause (``Suspended``) freezes the elapsed time, so the due time moves back
+  by the length of the pause. A paused clock never warns or breaches.
+* ``Extended`` moves the named clock's due time: ``days`` adds to the target in
+  the clock's own measure (working days for a working-time clock, calendar
+  days for a calendar clock: a 5-working-day reply extended by 3 is due 8
+  working days after it started); ``due_at`` sets the due time outright
+  (pauses after it still push it back). Each extension starts a new *leg*:
+  warnings already passed are not repeated, the breach may fire again.
+* States: running, paused, met (stopped on time), breached (past due, open or
+  stopped late), cancelled.
+* ``each_from``: one clock per item of a list field of the start event (吹哨:
+  one check-in clock per summoned department, named ``check_in:<department>``);
+  an event with the ``each_match`` field stops only its own item's clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from domain.calendar import WorkingCalendar, add_calendar
+from domain.errors import ValidationFailed
+from domain.policy import CalendarRef, ClockSpec, Policy, Thresholds, parse_duration
+
+CONDITION_PATTERN = re.compile(r"^([A-Z][A-Za-z]*)(?:\[([^\]]*)\])?$")
+
+
+class ClockStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    MET = "met"
+    BREACHED = "breached"
+    CANCELLED = "cancelled"
+
+
+# -- conditions on events ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``EventType`` or ``EventType[field=value,...]``; values compare as text,
+    booleans as ``true``/``false``."""
+
+    event: str
+    fields: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        match = CONDITION_PATTERN.match(str(text).strip())
+        if not match:
+            raise ValidationFailed(f"bad clock condition {text!r}: use Event or Event[field=value]", field="clocks")
+        fields = []
+        for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                raise ValidationFailed(f"bad clock condition {text!r}: use field=value", field="clocks")
+            fields.append((name.strip(), value.strip()))
+        return cls(match.group(1), tuple(fields))
+
+    def matches(self, event: Any) -> bool:
+        if type(event).__name__ != self.event:
+            return False
+        return all(_as_text(getattr(event, name, None)) == value for name, value in self.fields)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+@lru_cache(maxsize=1024)
+def _conditions(texts: tuple[str, ...]) -> tuple[Condition, ...]:
+    return tuple(Condition.parse(t) for t in texts)
+
+
+def _matches(texts: list[str], event: Any) -> bool:
+    return any(c.matches(event) for c in _conditions(tuple(texts)))
+
+
+# -- measuring time -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Calendar time or working time on a calendar."""
+
+    calendar: WorkingCalendar
+    working: bool
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        if self.working:
+            return self.calendar.working_time_between(start, end)
+        return max(end - start, timedelta())
+
+    def advance(self, start: datetime, amount: timedelta) -> datetime:
+        if self.working:
+            return self.calendar.add_working_hours(start, amount)
+        return add_calendar(start, amount)
+
+    def duration(self, text: str) -> timedelta:
+        amount, unit = parse_duration(text)
+        if unit == "wd":
+            return self.calendar.day_length * amount
+        return timedelta(**{"m": {"minutes": amount}, "h": {"hours": amount}, "wh": {"hours": amount},
+                            "d": {"days": amount}}[unit])
+
+    def days(self, n: int) -> timedelta:
+        """An extension of ``n`` days in this measure (working or calendar days)."""
+        return self.calendar.day_length * n if self.working else timedelta(days=n)
+
+
+def is_working_duration(text: str) -> bool:
+    return parse_duration(text)[1] in ("wh", "wd")
+
+
+@lru_cache(maxsize=64)
+def _calendar(name: str, overrides: str) -> WorkingCalendar:
+    return WorkingCalendar.from_overrides(overrides, name=name) if overrides else WorkingCalendar(name=name)
+
+
+def calendar_for(ref: CalendarRef) -> WorkingCalendar:
+    """The working calendar a policy names: statutory data plus its inline overrides."""
+    return _calendar(ref.name, ref.overrides)
+
+
+# -- the answer -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """One clock of one case, as it stands at ``as_of``.
+
+    ``crossings`` are the instants at which this leg's thresholds (warnings, then
+    the breach) are reached while the clock runs; ``fired`` the thresholds the
+    case already records for this leg. ``leg`` names the cycle and extension
+    (``"2.1"``: second cycle, after one extension) for idempotent timer ids.
+    """
+
+    name: str
+    clock: str
+    title: str
+    state: ClockStatus
+    cycle: int
+    extensions: int
+    started_at: datetime
+    due_at: datetime
+    stopped_at: datetime | None
+    target: str
+    working: bool
+    elapsed_pct: float
+    on_breach: str
+    as_of: datetime
+    crossings: tuple[tuple[float, datetime], ...] = ()
+    fired: frozenset[float] = frozenset()
+    breach_threshold: float = 1.0
+
+    @property
+    def leg(self) -> str:
+        return f"{self.cycle}.{self.extensions}"
+
+    @property
+    def open(self) -> bool:
+        """Still counting: running or paused, or breached and not yet stopped."""
+        return self.stopped_at is None and self.state != ClockStatus.CANCELLED
+
+    @property
+    def overdue(self) -> bool:
+        return self.open and self.state == ClockStatus.BREACHED
+
+    def due_thresholds(self, now: datetime) -> list[tuple[float, datetime]]:
+        """Thresholds reached by ``now`` that the case does not yet record, in order."""
+        if not self.open or self.state == ClockStatus.PAUSED:
+            return []
+        return [(t, at) for t, at in self.crossings if at <= now and t not in self.fired]
+
+    def next_threshold(self) -> tuple[float, datetime] | None:
+        """The first threshold of this leg not yet recorded (None if paused or closed)."""
+        if not self.open or self.state == ClockStatus.PAUSED:
+            return None
+        return next(((t, at) for t, at in self.crossings if t not in self.fired), None)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "state": str(self.state),
+            "started_at": self.started_at.isoformat(),
+            "due_at": self.due_at.isoformat(),
+            "stopped_at": self.stopped_at.isoformat() if self.stopped_at else None,
+            "elapsed_pct": round(self.elapsed_pct, 1),
+            "target": self.target,
+            "cycle": self.cycle,
+            "extensions": self.extensions,
+        }
+
+
+# -- the fold ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One cycle of one clock instance while the events are folded."""
+
+    spec: ClockSpec
+    key: str | None
+    cycle: int
+    started_at: datetime
+    measure: Measure
+    target: timedelta
+    target_text: str
+    elapsed: timedelta = timedelta()
+    since: datetime | None = None  # start of the current running segment; None while paused
+    stopped_at: datetime | None = None
+    met: bool | None = None
+    cancelled: bool = False
+    extensions: int = 0
+    leg_elapsed: timedelta = timedelta()  # elapsed when the current leg began
+    fired: set[float] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.name}:{self.key}" if self.key is not None else self.spec.name
+
+    @property
+    def open(self) -> bool:
+        return self.stopped_at is None and not self.cancelled
+
+    def elapsed_at(self, t: datetime) -> timedelta:
+        return self.elapsed + (self.measure.between(self.since, t) if self.since is not None else timedelta())
+
+    def due_at(self, t: datetime) -> datetime:
+        """When the target is used up, counting from the running segment (or from
+        ``t`` if paused: the due time as it would be if resumed at ``t``)."""
+        remaining = max(self.target - self.elapsed, timedelta())
+        return self.measure.advance(self.since if self.since is not None else t, remaining)
+
+    def pause(self, t: datetime) -> None:
+        if self.since is not None:
+            self.elapsed = self.elapsed_at(t)
+            self.since = None
+
+    def resume(self, t: datetime) -> None:
+        if self.since is None:
+            self.since = t
+
+    def stop(self, t: datetime) -> None:
+        self.met = t <= self.due_at(t) if self.since is not None else self.elapsed <= self.target
+        self.pause(t)
+        self.stopped_at = t
+
+    def extend(self, t: datetime, days: int | None, due_at: datetime | None) -> None:
+        elapsed = self.elapsed_at(t)
+        if days is not None:
+            self.target += self.measure.days(int(days))
+        elif due_at is not None:
+            self.target = elapsed + self.measure.between(t, due_at)
+        self.extensions += 1
+        self.leg_elapsed = elapsed
+        self.fired = set()
+
+    def state(self, now: datetime, thresholds: Thresholds) -> ClockState:
+        end = self.stopped_at or now
+        due = self.due_at(end)
+        if self.cancelled:
+            status = ClockStatus.CANCELLED
+        elif self.stopped_at is not None:
+            status = ClockStatus.MET if self.met else ClockStatus.BREACHED
+        elif now >= due and self.since is not None:
+            status = ClockStatus.BREACHED
+        elif self.since is None:
+            status = ClockStatus.PAUSED
+        else:
+            status = ClockStatus.RUNNING
+        elapsed = self.elapsed_at(end)
+        if self.target > timedelta():
+            pct = 100 * (elapsed / self.target)
+        else:
+            pct = 100.0 if end >= due else 0.0
+        return ClockState(
+            name=self.name,
+            clock=self.spec.name,
+            title=self.spec.title,
+            state=status,
+            cycle=self.cycle,
+            extensions=self.extensions,
+            started_at=self.started_at,
+            due_at=due,
+            stopped_at=self.stopped_at,
+            target=self.target_text,
+            working=self.measure.working,
+            elapsed_pct=pct,
+            on_breach=self.spec.on_breach,
+            as_of=now,
+            crossings=self._crossings(thresholds) if self.since is not None and self.open else (),
+            fired=frozenset(self.fired),
+            breach_threshold=thresholds.breach,
+        )
+
+    def _crossings(self, thresholds: Thresholds) -> tuple[tuple[float, datetime], ...]:
+        """Each threshold of this leg with the instant it is reached. Warnings
+        passed before the leg began are left out; the breach never is."""
+        assert self.since is not None
+        out = []
+        for fraction in [*thresholds.warn, thresholds.breach]:
+            needed = self.target * fraction
+            if fraction != thresholds.breach and needed <= self.leg_elapsed:
+                continue
+            out.append((fraction, self.measure.advance(self.since, max(needed - self.elapsed, timedelta()))))
+        return tuple(out)
+
+
+class _Fold:
+    """The case facts clocks depend on, followed event by event."""
+
+    def __init__(self, specs: Sequence[ClockSpec], calendar: WorkingCalendar, thresholds: Thresholds) -> None:
+        self.specs = specs
+        self.calendar = calendar
+        self.thresholds = thresholds
+        self.kind: str | None = None
+        self.severity: str | None = None
+        self.rank: int | None = None
+        self.fields: dict[str, Any] = {}
+        self.paused: dict[str, bool] = {}
+        self.runs: dict[tuple[str, str | None], _Run] = {}
+        self.cycles: dict[tuple[str, str | None], int] = {}
+        self.t: datetime | None = None
+
+    def apply(self, event: Any) -> None:
+        t = getattr(event, "occurred_at", None) or event.timestamp
+        self.t = t = t if self.t is None or t >= self.t else self.t
+        self._follow_case(event)
+        if self.kind is None:
+            return
+        for spec in self.specs:
+            if spec.applies_to(self.kind, self.severity or "minor") or self._has_runs(spec):
+                self._transition(spec, event, t)
+        self._record_fired(event)
+
+    def _follow_case(self, event: Any) -> None:
+        name = type(event).__name__
+        if name == "Reported":
+            self.kind, self.severity, self.rank = event.kind, event.severity, event.rank
+        elif name in ("Assigned",):
+            self.rank = event.rank
+        elif name == "Escalated":
+            self.rank = event.to_rank
+        elif name == "Reclassified":
+            self.severity = event.to_severity
+        for spec in self.specs:
+            if spec.target_from and getattr(event, spec.target_from, None) is not None:
+                self.fields[spec.target_from] = getattr(event, spec.target_from)
+
+    def _has_runs(self, spec: ClockSpec) -> bool:
+        return any(s == spec.name for s, _ in self.runs)
+
+    def _keys(self, spec: ClockSpec, event: Any, starting: bool) -> list[str | None]:
+        if spec.each_from is None:
+            return [None]
+        if starting:
+            return [str(k) for k in getattr(event, spec.each_from, None) or []]
+        own = getattr(event, spec.each_match, None) if spec.each_match else None
+        if own is not None:
+            return [str(own)]
+        return [k for s, k in self.runs if s == spec.name]
+
+    def _transition(self, spec: ClockSpec, event: Any, t: datetime) -> None:
+        if _matches(spec.cancel_on, event):
+            for run in self._open_runs(spec, event):
+                run.pause(t)
+                run.cancelled = True
+        elif _matches(spec.stop_on, event):
+            for run in self._open_runs(spec, event):
+                run.stop(t)
+        elif _matches(spec.restart_on, event) and (self._has_runs(spec) or _matches(spec.start_on, event)):
+            for key in self._keys(spec, event, starting=True):
+                self._start(spec, key, t)
+        elif _matches(spec.start_on, event):
+            for key in self._keys(spec, event, starting=True):
+                run = self.runs.get((spec.name, key))
+                if run is None or not run.open:
+                    self._start(spec, key, t)
+        elif _matches(spec.pause_on, event):
+            self.paused[spec.name] = True
+            for run in self._open_runs(spec, event):
+                run.pause(t)
+        elif _matches(spec.resume_on, event):
+            self.paused[spec.name] = False
+            for run in self._open_runs(spec, event):
+                run.resume(t)
+        if type(event).__name__ == "Extended":
+            for run in self.runs.values():
+                if run.spec is spec and run.name == event.clock and run.open:
+                    run.extend(t, event.days, _as_datetime(event.due_at))
+
+    def _open_runs(self, spec: ClockSpec, event: Any) -> list[_Run]:
+        keys = self._keys(spec, event, starting=False)
+        return [r for k in keys if (r := self.runs.get((spec.name, k))) is not None and r.open]
+
+    def _start(self, spec: ClockSpec, key: str | None, t: datetime) -> None:
+        if not spec.applies_to(self.kind, self.severity):
+            return
+        target = self._target(spec, t)
+        if target is None:
+            return
+        measure, amount, text = target
+        cycle = self.cycles.get((spec.name, key), 0) + 1
+        self.cycles[(spec.name, key)] = cycle
+        run = _Run(spec, key, cycle, t, measure, amount, text, since=t)
+        if self.paused.get(spec.name):
+            run.since = None
+        self.runs[(spec.name, key)] = run
+
+    def _target(self, spec: ClockSpec, t: datetime) -> tuple[Measure, timedelta, str] | None:
+        duration = spec.target_for(self.severity, self.rank or 0)
+        measure = Measure(self.calendar, bool(duration) and is_working_duration(duration))
+        amounts: list[tuple[timedelta, str]] = []
+        if duration:
+            amounts.append((measure.duration(duration), duration))
+        if spec.target_from:
+            due = _as_datetime(self.fields.get(spec.target_from))
+            if due is not None:
+                amounts.append((measure.between(t, due), f"{spec.target_from} {due.isoformat()}"))
+        if not amounts:
+            return None
+        amount, text = min(amounts, key=lambda a: a[0])
+        return measure, amount, text
+
+    def _record_fired(self, event: Any) -> None:
+        name = type(event).__name__
+        if name not in ("ClockWarned", "ClockBreached"):
+            return
+        threshold = event.threshold if name == "ClockWarned" else self.thresholds.breach
+        for run in self.runs.values():
+            if run.name == event.clock and run.open:
+                run.fired.add(float(threshold))
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def evaluate_clocks(
+    events: Iterable[Any],
+    specs: Sequence[ClockSpec],
+    calendar: WorkingCalendar,
+    now: datetime,
+    thresholds: Thresholds | None = None,
+) -> list[ClockState]:
+    """Every clock the case has started, in policy order, as it stands at ``now``.
+
+    Only events recorded by ``now`` count (a case evaluated as of an earlier
+    moment sees only what was known then).
+    """
+    if now.tzinfo is None:
+        raise ValidationFailed("now needs a time zone", field="now")
+    thresholds = thresholds or Thresholds()
+    fold = _Fold(specs, calendar, thresholds)
+    for event in events:
+        if event.timestamp > now:
+            continue
+        fold.apply(event)
+    order = {spec.name: i for i, spec in enumerate(specs)}
+    runs = sorted(fold.runs.values(), key=lambda r: (order[r.spec.name], r.key or ""))
+    return [run.state(now, thresholds) for run in runs]
+
+
+def clocks_under(policy: Policy, events: Iterable[Any], now: datetime) -> list[ClockState]:
+    """The case's clocks under one policy version: its clocks, calendar and thresholds."""
+    return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar), now, policy.thresholds)

@@ -1,0 +1,102 @@
+"""The timer index: each open clock's next due threshold, indexed on its due time.
+
+A projection (``projections.base.Projection``) over case events, so the timer
+service never scans cases: it asks ``timer_index`` for rows with
+``due_at <= now``. One row per open, running clock of a case:
+``(case_id, clock, leg, threshold, due_at)``. A paused, stopped or cancelled
+clock, or one whose thresholds are all recorded, has no row.
+
+A batch recomputes each case it touches once, from that case's events up to
+the last one in the batch (a pure function of the events, so a rebuild equals
+the incremental result). ``due_at`` is stored as fixed-width UTC ISO text, so it
+sorts the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from domain.cases import Case
+from domain.clocks import clocks_under
+from projections.base import Projection
+from projections.db import Database, Tx
+
+TABLE = "timer_index"
+
+
+def as_key(moment: datetime) -> str:
+    """A sortable text form of an instant (UTC, fixed width)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_key(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class TimerIndex(Projection):
+    """Next due threshold of every open clock."""
+
+    name = TABLE
+    tables = (TABLE,)
+    topics = ()  # any case event may start, stop or move a clock
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def create_tables(self, tx: Tx) -> None:
+        t = self.t(TABLE)
+        tx.execute(
+            f"CREATE TABLE {t} (case_id TEXT NOT NULL, clock TEXT NOT NULL, leg TEXT NOT NULL, "
+            f"threshold REAL NOT NULL, due_at TEXT NOT NULL, PRIMARY KEY (case_id, clock))"
+        )
+        tx.execute(f"CREATE INDEX {t}_due ON {t} (due_at)")
+
+    def apply(self, tx: Tx, event: Any, position: int) -> None:
+        self.apply_batch(tx, [(position, event)])
+
+    def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
+        latest: dict[UUID, int] = {}
+        for _, event in events:
+            if isinstance(event, Case.Event | Case.Reported):
+                latest[event.originator_id] = max(latest.get(event.originator_id, 0), event.originator_version)
+        t = self.t(TABLE)
+        for case_id, version in latest.items():
+            tx.execute(f"DELETE FROM {t} WHERE case_id = ?", (str(case_id),))
+            rows = [(str(case_id), *row) for row in self.next_thresholds(case_id, version)]
+            tx.executemany(
+                f"INSERT INTO {t} (case_id, clock, leg, threshold, due_at) VALUES (?, ?, ?, ?, ?)", rows
+            )
+
+    def next_thresholds(self, case_id: UUID, version: int) -> list[tuple[str, str, float, str]]:
+        """``(clock, leg, threshold, due_at)`` of each open clock, from the case's
+        events up to ``version``."""
+        events = list(self.app.events.get(case_id, lte=version))
+        if not events:
+            return []
+        policy = self.app.policy(events[0].policy_version)
+        rows = []
+        for state in clocks_under(policy, events, events[-1].timestamp):
+            upcoming = state.next_threshold()
+            if upcoming is not None:
+                threshold, at = upcoming
+                rows.append((state.name, state.leg, threshold, as_key(at)))
+        return rows
+
+
+def due_cases(db: Database, now: datetime, limit: int) -> list[tuple[UUID, datetime]]:
+    """Cases with a threshold due by ``now``, earliest first."""
+    rows = db.query(
+        f"SELECT case_id, MIN(due_at) AS due_at FROM {TABLE} WHERE due_at <= ? "
+        f"GROUP BY case_id ORDER BY MIN(due_at) LIMIT ?",
+        (as_key(now), limit),
+    )
+    return [(UUID(r["case_id"]), from_key(r["due_at"])) for r in rows]
+
+
+def next_due(db: Database) -> datetime | None:
+    """The earliest threshold in the index, if any."""
+    rows = db.query(f"SELECT MIN(due_at) AS due_at FROM {TABLE}")
+    return from_key(rows[0]["due_at"]) if rows and rows[0]["due_at"] else None
