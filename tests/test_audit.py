@@ -1,0 +1,268 @@
+"""The hash chain, signed checkpoints and verification, on both stores."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+
+import pytest
+
+from engine.audit.canonical import ZERO, entry_bytes, leaf_hash, link
+from engine.audit.checkpoints import (
+    Checkpoint,
+    checkpoint,
+    checkpoint_if_due,
+    export,
+    load,
+    stored_checkpoints,
+)
+from engine.audit.verify import verify_case, verify_log
+from tests.audit_support import RawStore, busy_history
+from tests.support import act
+
+
+@pytest.fixture(autouse=True)
+def signing_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("FENGQIAO_SIGNING_KEY", str(tmp_path / "signing-key.pem"))
+
+
+@pytest.fixture
+def raw(app):
+    store = RawStore(app)
+    yield store
+    store.close()
+
+
+def recompute_chain(raw: RawStore) -> None:
+    """What an attacker who knows the algorithm does after editing events: rebuild the chain."""
+    raw.sql(f"DELETE FROM {raw.chain}")
+    running, heads = ZERO, {}
+    for seq, (position, originator_id, version, topic, state) in enumerate(raw.events_rows(), start=1):
+        case_id = str(originator_id) if raw.postgres else str(__import__("uuid").UUID(originator_id))
+        leaf = leaf_hash(case_id, version, position, topic, bytes(state))
+        running = link(running, leaf)
+        heads[case_id] = link(heads.get(case_id, ZERO), leaf)
+        raw.sql(f"INSERT INTO {raw.chain} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (position, seq, case_id, version, leaf.hex(), heads[case_id].hex(), running.hex()))
+
+
+def test_entry_bytes_are_canonical_json():
+    data = entry_bytes("9dcf5a65-2441-5be2-a2e5-f121f013c412", 2, 31, "domain.cases:Dispute.Commented", b"{}")
+    assert data == (b'{"case":"9dcf5a65-2441-5be2-a2e5-f121f013c412","position":31,'
+                    b'"state_sha256":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",'
+                    b'"topic":"domain.cases:Dispute.Commented","version":2}')
+
+
+def test_an_untampered_store_verifies_clean(app):
+    cases = busy_history(app)
+    result = verify_log(app)
+    assert result.ok, result.finding
+    assert result.entries == app.head_position() or result.entries > 0
+    assert result.head_position == app.head_position()
+    for case_id in cases:
+        assert verify_case(app, case_id).ok
+
+
+def test_chain_rows_link_every_event_in_order(app, raw):
+    busy_history(app)
+    events, chain = raw.events_rows(), raw.chain_rows()
+    assert [e[0] for e in events] == [c[0] for c in chain]
+    assert [c[1] for c in chain] == list(range(1, len(chain) + 1))
+
+
+def test_checkpoint_signs_the_head_and_exports(app, tmp_path):
+    busy_history(app)
+    signed = checkpoint(app)
+    assert signed is not None and signed.signature_valid()
+    assert signed.size == verify_log(app).entries and signed.head == verify_log(app).head
+    assert checkpoint(app) == signed  # unchanged size: the same checkpoint
+    path = tmp_path / "cp.json"
+    export(signed, path)
+    assert set(json.loads(path.read_text())) >= {"size", "head", "time", "public_key", "signature"}
+    assert load(path) == signed
+    assert verify_log(app, against=load(path)).ok
+
+
+def test_a_forged_checkpoint_file_is_refused(app, tmp_path):
+    busy_history(app)
+    signed = checkpoint(app)
+    forged = Checkpoint(**{**signed.as_dict(), "size": signed.size - 1})
+    result = verify_log(app, against=forged)
+    assert not result.ok and result.finding.problem == "bad_signature"
+
+
+def test_checkpoint_policy_every_n_events_or_m_minutes(app, clock):
+    busy_history(app)
+    first = checkpoint_if_due(app, every_events=5, every=timedelta(minutes=10))
+    assert first is not None
+    assert checkpoint_if_due(app, every_events=5, every=timedelta(minutes=10)) is None  # nothing new
+    case_id = busy_history(app)[0]
+    assert checkpoint_if_due(app, every_events=1000, every=timedelta(minutes=10)) is None  # too soon, too few
+    clock.advance(timedelta(minutes=11))
+    act(app, case_id, "comment", "wang", text="再次回访")
+    assert checkpoint_if_due(app, every_events=1000, every=timedelta(minutes=10)) is not None
+    assert len(stored_checkpoints(app)) == 2
+
+
+# -- tampering: each named problem, caught at the right position ---------------------------------
+
+def _pick(raw: RawStore, rng: random.Random, last: bool = False) -> tuple:
+    rows = raw.events_rows()
+    return rows[-1] if last else rng.choice(rows[:-1])
+
+
+def tamper_alter_state(raw, rng):
+    position, *_ , state = _pick(raw, rng)
+    changed = bytes(state).replace(b'"', b"'", 1) if rng.random() < 0.5 else bytes(state) + b" "
+    raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (changed, position))
+    return "altered", position
+
+
+def tamper_alter_topic(raw, rng):
+    position, _, _, topic, _ = _pick(raw, rng)
+    raw.sql(f"UPDATE {raw.events} SET topic = ? WHERE {raw.pos} = ?", (topic + "X", position))
+    return "altered", position
+
+
+def tamper_delete(raw, rng):
+    position = _pick(raw, rng, last=rng.random() < 0.2)[0]
+    raw.sql(f"DELETE FROM {raw.events} WHERE {raw.pos} = ?", (position,))
+    return "deleted", position
+
+
+def tamper_swap(raw, rng):
+    rows = raw.events_rows()
+    a, b = sorted(rng.sample([r[0] for r in rows], 2))
+    raw.sql(f"UPDATE {raw.events} SET {raw.pos} = ? WHERE {raw.pos} = ?", (-1, a))
+    raw.sql(f"UPDATE {raw.events} SET {raw.pos} = ? WHERE {raw.pos} = ?", (a, b))
+    raw.sql(f"UPDATE {raw.events} SET {raw.pos} = ? WHERE {raw.pos} = ?", (b, -1))
+    return "moved", a
+
+
+def tamper_swap_states(raw, rng):
+    rows = raw.events_rows()
+    a, b = sorted(rng.sample(rows, 2), key=lambda r: r[0])
+    raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (b[4], a[0]))
+    raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (a[4], b[0]))
+    return "altered", a[0]
+
+
+def tamper_insert(raw, rng):
+    position, originator_id, version, topic, state = _pick(raw, rng)
+    top = raw.sql(f"SELECT MAX(originator_version) FROM {raw.events} WHERE originator_id = ?", (originator_id,))[0][0]
+    new_position = raw.events_rows()[-1][0] + 1
+    raw.sql(f"INSERT INTO {raw.events} ({raw.pos}, originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?, ?)", (new_position, originator_id, top + 1, topic, state))
+    return "inserted", new_position
+
+
+def tamper_renumber(raw, rng):
+    position, originator_id, *_ = _pick(raw, rng)
+    raw.sql(f"UPDATE {raw.events} SET originator_version = originator_version + 1000 WHERE {raw.pos} = ?",
+            (position,))
+    return "moved", position
+
+
+def tamper_reassign_case(raw, rng):
+    rows = raw.events_rows()
+    a = rng.choice(rows)
+    other = rng.choice([r for r in rows if r[1] != a[1]])
+    raw.sql(f"UPDATE {raw.events} SET originator_id = ?, originator_version = ? WHERE {raw.pos} = ?",
+            (other[1], other[2] + 5000, a[0]))
+    return "moved", a[0]
+
+
+TAMPERINGS = [tamper_alter_state, tamper_alter_topic, tamper_delete, tamper_swap, tamper_swap_states,
+              tamper_insert, tamper_renumber, tamper_reassign_case]
+
+
+def test_random_tampering_is_always_caught_at_the_right_position(app, raw):
+    busy_history(app)
+    clean = raw.snapshot()
+    rng = random.Random(7)
+    caught = 0
+    for round_ in range(48):
+        tamper = TAMPERINGS[round_ % len(TAMPERINGS)]
+        problem, position = tamper(raw, rng)
+        result = verify_log(app)
+        assert not result.ok, (tamper.__name__, position)
+        assert (result.finding.problem, result.finding.position) == (problem, position), (tamper.__name__,
+                                                                                            result.finding)
+        caught += 1
+        raw.restore(clean)
+        assert verify_log(app).ok
+    assert caught == 48
+
+
+def test_tampering_is_caught_by_the_case_alone(app, raw):
+    cases = busy_history(app)
+    positions = app.positions_of(cases[0])
+    position = positions[2]
+    raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (b"{}", position))
+    result = verify_case(app, cases[0])
+    assert not result.ok and (result.finding.problem, result.finding.position) == ("altered", position)
+    assert verify_case(app, cases[1]).ok
+
+
+def test_editing_the_chain_table_is_caught(app, raw):
+    busy_history(app)
+    position = raw.chain_rows()[10][0]
+    raw.sql(f"UPDATE {raw.chain} SET chain_hash = ? WHERE position = ?", ("00" * 32, position))
+    result = verify_log(app)
+    assert (result.finding.problem, result.finding.position) == ("chain_broken", position)
+
+
+def test_deleting_an_event_and_its_chain_entry_is_caught_at_the_next_entry(app, raw):
+    busy_history(app)
+    rows = raw.chain_rows()
+    victim, following = rows[5][0], rows[6][0]
+    raw.sql(f"DELETE FROM {raw.events} WHERE {raw.pos} = ?", (victim,))
+    raw.sql(f"DELETE FROM {raw.chain} WHERE position = ?", (victim,))
+    result = verify_log(app)
+    assert (result.finding.problem, result.finding.position, result.finding.after) == (
+        "chain_broken", following, rows[4][0])
+
+
+@pytest.mark.parametrize("stored_checkpoints_deleted", [False, True])
+def test_rewriting_history_before_a_checkpoint_and_recomputing_the_chain_is_caught(
+        app, raw, tmp_path, stored_checkpoints_deleted):
+    cases = busy_history(app)
+    early = checkpoint(app)
+    act(app, cases[1], "comment", "wang", text="补充材料")
+    signed = checkpoint(app)
+    export(signed, tmp_path / "cp.json")
+    act(app, cases[2], "comment", "wang", text="之后的事件")
+    victim = raw.events_rows()[early.size + 0][0]  # the first entry after the early checkpoint
+    state = bytes(raw.sql(f"SELECT state FROM {raw.events} WHERE {raw.pos} = ?", (victim,))[0][0])
+    raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (state.replace("补充".encode(), "删除".encode()),
+                                                                        victim))
+    recompute_chain(raw)
+    if stored_checkpoints_deleted:
+        raw.sql(f"DELETE FROM {raw.checkpoints}")
+    result = verify_log(app, against=load(tmp_path / "cp.json"))
+    assert not result.ok
+    assert result.finding.problem == "checkpoint_mismatch"
+    assert result.finding.position == signed.position
+    assert result.finding.after == (None if stored_checkpoints_deleted else early.position)
+    assert result.finding.after is None or result.finding.after < victim <= result.finding.position
+    # without any checkpoint, a full recomputation is invisible: that is what checkpoints are for
+    raw.sql(f"DELETE FROM {raw.checkpoints}")
+    assert verify_log(app).ok
+
+
+def test_truncating_the_log_below_a_checkpoint_is_caught(app, raw):
+    busy_history(app)
+    signed = checkpoint(app)
+    last = raw.events_rows()[-1][0]
+    raw.sql(f"DELETE FROM {raw.events} WHERE {raw.pos} = ?", (last,))
+    raw.sql(f"DELETE FROM {raw.chain} WHERE position = ?", (last,))
+    result = verify_log(app)
+    assert result.finding.problem == "checkpoint_beyond_log" and result.finding.position == signed.position
+
+
+def test_editing_a_stored_checkpoint_is_caught(app, raw):
+    busy_history(app)
+    checkpoint(app)
+    raw.sql(f"UPDATE {raw.checkpoints} SET head = ?", ("11" * 32,))
+    assert verify_log(app).finding.problem == "bad_signature"
