@@ -34,15 +34,17 @@ from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Trans
 from domain.actors import Actor
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
 from domain.commands import CaseAction, Envelope, ReportCase, parse_action
-from domain.errors import NotFound, ValidationFailed, VersionConflict
+from domain.errors import EscalationCeiling, NotFound, ValidationFailed, VersionConflict
 from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
 from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
+from domain.refusals import CeilingRefusals, refusal_log_id
 from engine.clock import Clock, SystemClock
 from engine.store import StoreConfig, store_from_environment
 
 log = structlog.get_logger("fengqiao.engine")
 
 MAX_CONFLICT_RETRIES = 8
+ESCALATING_ACTIONS = ("escalate", "assign")  # a refusal of these counts as a 矛盾上交 attempt
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
 
@@ -232,7 +234,13 @@ class Fengqiao(Application):
                         actual=case.version,
                     )
                 action.check_kind(case)
-                action.execute(case, self._stamp(envelope), self.ladder().tree, self.policy(case.policy_version))
+                stamp = self._stamp(envelope)
+                try:
+                    action.execute(case, stamp, self.ladder().tree, self.policy(case.policy_version))
+                except EscalationCeiling as refusal:
+                    if action.name in ESCALATING_ACTIONS:
+                        self._record_refusal(case, stamp, action.name, refusal)
+                    raise
                 try:
                     recordings = self.save(case)
                 except RecordConflictError:
@@ -245,6 +253,36 @@ class Fengqiao(Application):
                 log.info("case command", action=action.name, version=case.version)
                 return CommandResult(case.id, case.version, recordings[-1].notification.id)
             raise VersionConflict("too many concurrent changes to this case; try again")
+
+    def _record_refusal(self, case: Case, stamp: Stamp, action: str, refusal: EscalationCeiling) -> None:
+        """Log an escalation the ceiling stopped (the case itself stays untouched)."""
+        log_id = refusal_log_id(case.id)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                refusals = self.repository.get(log_id)
+            except AggregateNotFoundError:
+                refusals = CeilingRefusals.start(case.id, stamp.recorded_at)
+            recorded = refusals.record(
+                region=case.region,
+                rank=case.rank,
+                severity=str(case.severity),
+                ceiling=refusal.details["ceiling"],
+                requested=refusal.details["requested"],
+                action=action,
+                actor=stamp.actor,
+                occurred_at=stamp.when(),
+                recorded_at=stamp.recorded_at,
+                command_id=stamp.command_id,
+            )
+            if not recorded:
+                return
+            try:
+                self.save(refusals)
+                log.info("escalation refused at the ceiling", action=action, ceiling=refusal.details["ceiling"],
+                         requested=refusal.details["requested"])
+                return
+            except RecordConflictError:
+                continue
 
     def do(self, case_id: UUID, action_name: str, body: dict[str, Any], envelope: Envelope) -> CommandResult:
         """Run an action named as in the API (``escalate``, ``send-back`` …)."""

@@ -77,3 +77,23 @@ def test_critical_cases_may_reach_the_county(app):
     case_id = report(app, "hazard", "critical").case_id
     act(app, case_id, "escalate", "wang", reason="重大隐患 逐级上报", to="county")
     assert app.case(case_id).rank == 3
+
+
+def test_a_refused_escalation_is_counted_beside_the_untouched_case(app):
+    from domain.refusals import refusal_log_id
+    from tests.support import envelope
+
+    case_id = report(app, "dispute", "minor").case_id
+    act(app, case_id, "escalate", "wang", reason="网格化解不了")
+    version = app.case(case_id).version
+    attempt = envelope("li", app, command_id="push-up-1")
+    for _ in range(2):  # the same command twice is one attempt
+        with pytest.raises(DomainError):
+            app.do(case_id, "escalate", {"reason": "村里调不了"}, attempt)
+    assert app.case(case_id).version == version
+    refusals = [e for e in app.events.get(refusal_log_id(case_id)) if type(e).__name__ == "EscalationRefused"]
+    assert len(refusals) == 1
+    refused = refusals[0]
+    assert (refused.region, refused.severity, refused.ceiling, refused.requested) == (
+        "410928-001-007", "minor", "village", "township")
+    assert refused.actor.id == "li" and refused.command_id == "push-up-1"
