@@ -7,4 +7,6 @@ from projections.base import Projection
 
 def default_projections() -> list[Projection]:
     """The read models the server and ``fengqiao worker`` keep up to date."""
-    return []
+    from projections.cases import CasesProjection
+
+    return [CasesProjection()]

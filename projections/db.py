@@ -53,6 +53,12 @@ class Tx:
         self._cursor = cursor
         self._postgres = postgres
 
+    @property
+    def key_type(self) -> str:
+        """A text column compared byte by byte (region codes, ISO timestamps): ranges
+        and prefixes on it can use a b-tree index on both databases."""
+        return 'TEXT COLLATE "C"' if self._postgres else "TEXT"
+
     def _sql(self, sql: str) -> str:
         return to_psycopg(sql) if self._postgres else sql
 

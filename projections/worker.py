@@ -21,6 +21,7 @@ WORKERS: dict[str, Worker] = {}
 WORKER_MODULES: list[str] = [
     "projections.worker",
     # -- more worker modules here, one line each --
+    "workflows.webhooks",
 ]
 
 

@@ -1,0 +1,332 @@
+"""The supervisor's case table: one row per case, kept current from its events.
+
+Tables (public names; see docs/projections.md):
+
+* ``cases`` — every case's current view plus the facts the boards and rates need
+  (when it was reported, dispatched, signed for, resolved, visited; at which rank;
+  whether within the ceiling of the severity it was reported with).
+* ``cases_reclassified`` — one row per upward reclassification (矛盾上交), dated.
+* ``cases_policies`` — the policy documents seen in the log (clock rules, targets).
+
+Clocks: the timer service records ``ClockWarned`` / ``ClockBreached``; this
+projection keeps each case's warned or breached clocks in the ``clocks`` JSON
+column (due time, state, threshold) and drops one when the case's policy says
+that clock stops, is cancelled, restarts or is extended. ``overdue`` = an open
+clock breached; ``due_soon`` = an open clock warned at ≥ 75%; ``next_due_at`` =
+the earliest due time among open clocks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain.calendar import WorkingCalendar, add_calendar
+from domain.ladder import parent_code
+from domain.policy import PolicyDocument, parse_duration
+from projections.base import Projection
+from projections.db import Tx
+
+DUE_SOON = 0.75
+VILLAGE, TOWNSHIP = 1, 2
+
+COLUMNS = (
+    "case_id", "kind", "category", "severity", "reported_severity", "status", "region", "origin_region",
+    "village", "township", "rank", "ceiling", "reported_ceiling", "ceilings", "profile", "policy_version",
+    "title", "channel", "reporter", "assignee", "unit", "responsible_unit", "suspended", "clocks",
+    "next_due_at", "overdue", "due_soon", "breached", "reported_at", "recorded_at", "last_event_at",
+    "version", "position", "resolved_at", "resolved_rank", "within_ceiling", "reclassified_up",
+    "escalations", "reopened", "dispatched_at", "accepted_at", "sign_for_due_at", "responded_in_time",
+    "satisfaction", "visited_at", "closed_at",
+)
+INTEGER = {"rank", "ceiling", "reported_ceiling", "policy_version", "suspended", "overdue", "due_soon",
+           "version", "resolved_rank", "within_ceiling", "reclassified_up", "escalations", "reopened",
+           "responded_in_time"}
+INDEXED = (
+    ("region", "region, reported_at"), ("origin", "origin_region, reported_at"),
+    ("village", "village, resolved_at"), ("township", "township, resolved_at"),
+    ("status", "status, reported_at"), ("kind", "kind, severity"), ("rank", "rank"),
+    ("assignee", "assignee, status"), ("unit", "unit, status"), ("overdue", "overdue, next_due_at"),
+    ("due_soon", "due_soon"), ("sort", "reported_at, case_id"), ("resolved", "resolved_at"),
+)
+OPEN_STATUSES = ("reported", "assigned", "accepted", "in_progress")
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Timestamps are stored as ISO 8601 UTC text, so they sort and compare."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment is not None else None
+
+
+def ancestor(code: str, rank: int, target: int) -> str | None:
+    """The code of the region at rank ``target`` above a region at ``rank`` (codes
+    are hierarchical: the parent drops the last segment)."""
+    if rank > target:
+        return None
+    for _ in range(target - rank):
+        code = parent_code(code) or ""
+    return code or None
+
+
+class CasesProjection(Projection):
+    name = "cases"
+    tables = ("cases", "cases_reclassified", "cases_policies")
+    version = 1
+
+    def __init__(self) -> None:
+        self._policies: dict[int, PolicyDocument] = {}
+
+    # -- tables ------------------------------------------------------------------
+
+    def create_tables(self, tx: Tx) -> None:
+        key = tx.key_type
+        types = {c: "INTEGER" for c in INTEGER} | {"position": "BIGINT"}
+        keyed = {"case_id", "region", "origin_region", "village", "township", "reported_at", "resolved_at",
+                 "next_due_at", "status", "kind", "severity", "assignee", "unit"}
+        columns = ", ".join(f"{c} {types.get(c, key if c in keyed else 'TEXT')}" for c in COLUMNS)
+        cases = self.t("cases")
+        tx.execute(f"CREATE TABLE {cases} ({columns}, PRIMARY KEY (case_id))")
+        for suffix, on in INDEXED:
+            tx.execute(f"CREATE INDEX {cases}_{suffix} ON {cases} ({on})")
+        reclassified = self.t("cases_reclassified")
+        tx.execute(f"CREATE TABLE {reclassified} (case_id {key} NOT NULL, position BIGINT NOT NULL, "
+                   f"at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, township {key}, "
+                   f"from_severity TEXT, to_severity TEXT, PRIMARY KEY (case_id, position))")
+        tx.execute(f"CREATE INDEX {reclassified}_origin ON {reclassified} (origin_region, at)")
+        tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
+
+    # -- applying ----------------------------------------------------------------
+
+    def apply(self, tx: Tx, event: Any, position: int) -> None:
+        self.apply_batch(tx, [(position, event)])
+
+    def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
+        """Load the batch's cases once, fold the events into them, write them once."""
+        ids = sorted({str(e.originator_id) for _, e in events if _is_case_event(e)})
+        rows = self._load(tx, ids)
+        reclassified: list[tuple] = []
+        for position, event in events:
+            kind = type(event).__name__
+            if kind == "PolicyLoaded":
+                self._remember_policy(tx, event)
+                continue
+            if not _is_case_event(event):
+                continue
+            case_id = str(event.originator_id)
+            if kind == "Reported":
+                rows[case_id] = self._new_row(case_id, event)
+            row = rows.get(case_id)
+            if row is None:  # an event of a case we never saw reported: ignore, never crash
+                continue
+            self._fold(tx, row, kind, event, position, reclassified)
+        cases = self.t("cases")
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "case_id")
+        tx.executemany(
+            f"INSERT INTO {cases} ({names}) VALUES ({marks}) ON CONFLICT (case_id) DO UPDATE SET {updates}",
+            [tuple(_stored(c, row[c]) for c in COLUMNS) for row in rows.values() if row.get("_dirty")],
+        )
+        tx.executemany(
+            f"INSERT INTO {self.t('cases_reclassified')} (case_id, position, at, origin_region, village, township, "
+            "from_severity, to_severity) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, position) DO NOTHING",
+            reclassified,
+        )
+
+    def _load(self, tx: Tx, ids: list[str]) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in tx.query(f"SELECT * FROM {self.t('cases')} WHERE case_id IN ({marks})", chunk):
+                row["clocks"] = json.loads(row["clocks"] or "{}")
+                row["breached"] = json.loads(row["breached"] or "[]")
+                row["ceilings"] = json.loads(row["ceilings"] or "{}")
+                rows[row["case_id"]] = row
+        return rows
+
+    def _new_row(self, case_id: str, event: Any) -> dict[str, Any]:
+        ceilings = {str(k): int(v) for k, v in event.ceilings.items()}
+        ceiling = ceilings.get(event.severity)
+        row = dict.fromkeys(COLUMNS)
+        row.update(
+            case_id=case_id, kind=event.kind, category=event.category, severity=event.severity,
+            reported_severity=event.severity, status="reported", region=event.region,
+            origin_region=event.region, village=ancestor(event.region, event.rank, VILLAGE),
+            township=ancestor(event.region, event.rank, TOWNSHIP), rank=event.rank, ceiling=ceiling,
+            reported_ceiling=ceiling, ceilings=ceilings, profile=event.profile,
+            policy_version=event.policy_version, title=event.title, channel=event.channel,
+            reporter=event.actor.id, suspended=0, clocks={}, overdue=0, due_soon=0, breached=[],
+            reported_at=iso(event.occurred_at), recorded_at=iso(event.timestamp), reclassified_up=0,
+            escalations=0, reopened=0,
+        )
+        return row
+
+    def _fold(self, tx: Tx, row: dict[str, Any], kind: str, event: Any, position: int,
+              reclassified: list[tuple]) -> None:
+        at = iso(event.occurred_at)
+        row.update(_dirty=True, version=event.originator_version, position=position, last_event_at=at)
+        if kind in ("Assigned", "Escalated"):
+            row["region"] = event.region if kind == "Assigned" else event.to_region
+            row["rank"] = event.rank if kind == "Assigned" else event.to_rank
+            row["unit"] = event.unit
+            row["assignee"] = event.assignee if kind == "Assigned" else None
+            row["status"] = "assigned" if kind == "Assigned" or event.unit else "reported"
+            if kind == "Assigned":
+                row["responsible_unit"] = row["responsible_unit"] or event.unit
+            else:
+                row["escalations"] += 1
+            if row["status"] == "assigned" and row["accepted_at"] is None:
+                row["dispatched_at"] = at
+                row["sign_for_due_at"] = self._sign_for_due(tx, row, event.occurred_at)
+        elif kind == "Accepted":
+            row["status"] = "accepted"
+            if row["accepted_at"] is None:
+                row["accepted_at"] = at
+                due = row["sign_for_due_at"]
+                breached_first = "sign_for" in row["clocks"] and row["clocks"]["sign_for"]["state"] == "breached"
+                row["responded_in_time"] = int(not breached_first and (due is None or at <= due))
+        elif kind == "SentBack":
+            row.update(assignee=None, unit=None, status="reported")
+        elif kind == "Reclassified":
+            row["severity"] = event.to_severity
+            row["ceiling"] = row["ceilings"].get(event.to_severity, row["ceiling"])
+            if event.upward:
+                row["reclassified_up"] += 1
+                reclassified.append((row["case_id"], position, at, row["origin_region"], row["village"],
+                                     row["township"], event.from_severity, event.to_severity))
+        elif kind == "Suspended":
+            row["suspended"] = 1
+        elif kind == "Resumed":
+            row["suspended"] = 0
+        elif kind in ("MediationHeld", "RectificationOrdered", "Replied"):
+            row["status"] = "in_progress"
+        elif kind == "Resolved":
+            row.update(status="resolved", resolved_at=at, resolved_rank=event.rank,
+                       within_ceiling=int(event.rank <= row["reported_ceiling"]))
+        elif kind == "Closed":
+            row.update(status="closed", closed_at=at)
+        elif kind == "Reopened":
+            row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None,
+                       closed_at=None, reopened=row["reopened"] + 1)
+        elif kind == "ReturnVisited":
+            row.update(satisfaction=event.satisfaction, visited_at=at)
+            if event.satisfaction == "dissatisfied":  # 发回重办: not resolved after all
+                row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None)
+        self._follow_clocks(tx, row, kind, event)
+
+    # -- clocks --------------------------------------------------------------------
+
+    def _follow_clocks(self, tx: Tx, row: dict[str, Any], kind: str, event: Any) -> None:
+        clocks: dict[str, dict[str, Any]] = row["clocks"]
+        if kind in ("ClockWarned", "ClockBreached"):
+            breached = kind == "ClockBreached"
+            clocks[event.clock] = {
+                "state": "breached" if breached else "warned",
+                "threshold": 1.0 if breached else float(event.threshold),
+                "due_at": iso(event.due_at),
+            }
+            if breached and event.clock not in row["breached"]:
+                row["breached"].append(event.clock)
+        else:
+            policy = self._policy(tx, row["policy_version"])
+            for name in list(clocks):
+                spec = _clock_spec(policy, name)
+                if spec is None:
+                    continue
+                ends = spec.stop_on + spec.cancel_on + spec.restart_on
+                if any(_matches(condition, kind, event) for condition in ends) or (
+                    kind == "Extended" and event.clock == name
+                ):
+                    del clocks[name]
+            if row["status"] in ("resolved", "closed") and kind in ("Resolved", "Closed"):
+                for name in [n for n in clocks if _clock_spec(policy, n) is None]:
+                    del clocks[name]
+        open_clocks = clocks.values()
+        row["overdue"] = int(any(c["state"] == "breached" for c in open_clocks))
+        row["due_soon"] = int(any(c["state"] == "warned" and c["threshold"] >= DUE_SOON for c in open_clocks))
+        row["next_due_at"] = min((c["due_at"] for c in open_clocks if c["due_at"]), default=None)
+
+    def _sign_for_due(self, tx: Tx, row: dict[str, Any], start: datetime) -> str | None:
+        """When the sign-for clock falls due for a dispatch at ``start``, by the case's policy."""
+        policy = self._policy(tx, row["policy_version"])
+        spec = _clock_spec(policy, "sign_for")
+        if spec is None:
+            return None
+        target = spec.target_for(row["severity"], row["rank"])
+        if target is None:
+            return None
+        amount, unit = parse_duration(target)
+        if unit in ("m", "h", "d"):
+            delta = timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+            return iso(add_calendar(start, delta))
+        calendar = _calendar(policy)
+        if unit == "wd":
+            return iso(calendar.add_working_hours(start, calendar.day_length * amount))
+        return iso(calendar.add_working_hours(start, timedelta(hours=amount)))
+
+    # -- policies -------------------------------------------------------------------
+
+    def _remember_policy(self, tx: Tx, event: Any) -> None:
+        tx.execute(
+            f"INSERT INTO {self.t('cases_policies')} (version, document) VALUES (?, ?) "
+            "ON CONFLICT (version) DO NOTHING",
+            (event.policy_version, json.dumps(event.document, default=str)),
+        )
+        self._policies[event.policy_version] = PolicyDocument.model_validate(event.document)
+
+    def _policy(self, tx: Tx, version: int | None) -> PolicyDocument | None:
+        if version is None:
+            return None
+        if version not in self._policies:
+            rows = tx.query(f"SELECT document FROM {self.t('cases_policies')} WHERE version = ?", (version,))
+            if not rows:
+                return None
+            self._policies[version] = PolicyDocument.model_validate(json.loads(rows[0]["document"]))
+        return self._policies[version]
+
+
+CASE_EVENT_MODULE = "domain.cases"
+
+
+def _is_case_event(event: Any) -> bool:
+    return type(event).__module__ == CASE_EVENT_MODULE
+
+
+def _stored(column: str, value: Any) -> Any:
+    if column in ("clocks", "breached", "ceilings"):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _clock_spec(policy: PolicyDocument | None, name: str) -> Any:
+    if policy is None:
+        return None
+    base = name.split(":", 1)[0]  # per-item clocks: check_in:<department>
+    return next((c for c in policy.clocks if c.name == base), None)
+
+
+def _matches(condition: str, kind: str, event: Any) -> bool:
+    """``Type`` or ``Type[field=value,…]`` against an event."""
+    name, _, rest = condition.partition("[")
+    if name != kind:
+        return False
+    for predicate in filter(None, rest.rstrip("]").split(",")):
+        field, _, expected = predicate.partition("=")
+        actual = getattr(event, field.strip(), None)
+        text = str(actual).lower() if isinstance(actual, bool) else str(actual)
+        if text != expected.strip():
+            return False
+    return True
+
+
+_calendars: dict[tuple[str, str], WorkingCalendar] = {}
+
+
+def _calendar(policy: PolicyDocument) -> WorkingCalendar:
+    key = (policy.calendar.name, policy.calendar.overrides)
+    if key not in _calendars:
+        _calendars[key] = (WorkingCalendar.from_overrides(key[1], name=key[0]) if key[1]
+                           else WorkingCalendar(name=key[0]))
+    return _calendars[key]
