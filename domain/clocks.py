@@ -247,6 +247,7 @@ class _Run:
     extensions: int = 0
     leg_elapsed: timedelta = timedelta()  # elapsed when the current leg began
     fired: set[float] = field(default_factory=set)
+    fixed_due: datetime | None = None  # an extension's exact due_at, until the next pause
 
     @property
     def name(self) -> str:
@@ -262,6 +263,8 @@ class _Run:
     def due_at(self, t: datetime) -> datetime:
         """When the target is used up, counting from the running segment (or from
         ``t`` if paused: the due time as it would be if resumed at ``t``)."""
+        if self.fixed_due is not None and self.since is not None:
+            return self.fixed_due
         remaining = max(self.target - self.elapsed, timedelta())
         return self.measure.advance(self.since if self.since is not None else t, remaining)
 
@@ -269,6 +272,7 @@ class _Run:
         if self.since is not None:
             self.elapsed = self.elapsed_at(t)
             self.since = None
+            self.fixed_due = None
 
     def resume(self, t: datetime) -> None:
         if self.since is None:
@@ -285,6 +289,7 @@ class _Run:
             self.target += self.measure.days(int(days))
         elif due_at is not None:
             self.target = elapsed + self.measure.between(t, due_at)
+            self.fixed_due = max(due_at, t) if self.since is not None else None
         self.extensions += 1
         self.leg_elapsed = elapsed
         self.fired = set()
@@ -336,7 +341,10 @@ class _Run:
             needed = self.target * fraction
             if fraction != thresholds.breach and needed <= self.leg_elapsed:
                 continue
-            out.append((fraction, self.measure.advance(self.since, max(needed - self.elapsed, timedelta()))))
+            if fraction == thresholds.breach:
+                out.append((fraction, self.due_at(self.since)))
+            else:
+                out.append((fraction, self.measure.advance(self.since, max(needed - self.elapsed, timedelta()))))
         return tuple(out)
 
 
