@@ -1,0 +1,233 @@
+"""Webhook delivery: the feed pushed to each subscription, signed per Standard Webhooks.
+
+For every active subscription the sender
+
+1. **queues** the matching feed events after the subscription's cursor as pending
+   deliveries (body = the structured CloudEvent, fixed when queued; at most
+   ``window`` pending at a time), moving the cursor in the same transaction;
+2. **delivers** them strictly in position order: the lowest pending delivery goes
+   first, and the next waits until it is delivered or dead-lettered.
+
+Each attempt is a ``POST`` of the CloudEvent (``application/cloudevents+json``) with
+``webhook-id`` (the CloudEvent id, the same on every retry), ``webhook-timestamp``
+and ``webhook-signature`` (``v1,<base64 HMAC-SHA256>``, signed by the
+``standardwebhooks`` package). A 2xx delivers. Anything else is retried with
+exponential back-off and jitter, or after the receiver's ``Retry-After``; after
+``max_attempts`` the delivery is dead (the dead-letter list is the ``dead``
+deliveries) and the next one goes. A 410 Gone disables the subscription.
+
+All state is in the database (``engine.subscriptions``): a restarted sender resumes
+where the last one stopped. Delivery is at least once; receivers deduplicate by
+``webhook-id``. Run one sender per deployment (``fengqiao worker`` runs it as
+``webhooks``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import structlog
+from standardwebhooks import Webhook
+
+from domain.errors import ValidationFailed
+from engine.feed import EVENT_CONTENT_TYPE, Feed
+from engine.service import Fengqiao
+from engine.subscriptions import (
+    ACTIVE,
+    DEAD,
+    DELIVERED,
+    DISABLED,
+    PENDING,
+    Delivery,
+    Subscription,
+    SubscriptionStore,
+    check_target,
+)
+from projections.worker import register_worker
+
+log = structlog.get_logger("fengqiao.webhooks")
+
+USER_AGENT = "fengqiao-webhooks/1"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry: ``base × 2^(attempt-1)``, capped, with equal
+    jitter (half fixed, half random), or the receiver's ``Retry-After`` (capped)."""
+
+    max_attempts: int = 10
+    base_seconds: float = 5.0
+    cap_seconds: float = 6 * 3600.0
+    max_retry_after_seconds: float = 24 * 3600.0
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        raw = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        return raw / 2 + rng.uniform(0, raw / 2)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - now)
+
+
+def signed_headers(secret: str, message_id: str, body: str, moment: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt."""
+    return {
+        "content-type": EVENT_CONTENT_TYPE,
+        "user-agent": USER_AGENT,
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, moment, body),
+    }
+
+
+class WebhookSender:
+    """Queues and delivers webhook messages; call :meth:`run_once` or :meth:`run_forever`."""
+
+    def __init__(
+        self,
+        app: Fengqiao,
+        store: SubscriptionStore,
+        *,
+        retry: RetryPolicy | None = None,
+        window: int = 100,
+        burst: int = 100,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.feed = Feed(app)
+        self.retry = retry or RetryPolicy()
+        self.window = window
+        self.burst = burst
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def run_forever(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # noqa: BLE001 - a worker must outlive one bad round
+                log.exception("webhook round failed")
+                worked = 0
+            if not worked:
+                stop.wait(idle_seconds)
+
+    def run_once(self) -> int:
+        """One round over the active subscriptions; returns how many attempts were made."""
+        attempts = 0
+        for subscription in self.store.list(state=ACTIVE):
+            with structlog.contextvars.bound_contextvars(subscription=subscription.id):
+                if self.queue(subscription):
+                    attempts += self.deliver(subscription)
+        return attempts
+
+    # -- queueing ----------------------------------------------------------------------
+
+    def queue(self, subscription: Subscription) -> bool:
+        """Queue the next matching events; False if the subscription was disabled."""
+        room = self.window - self.store.pending_count(subscription.id)
+        if room <= 0:
+            return True
+        try:
+            page = self.feed.page(subscription.cursor, room, subscription.filter, mask=True)
+        except ValidationFailed as error:  # e.g. a type that no longer exists
+            self.store.set_state(subscription.id, DISABLED, f"the filter is no longer valid: {error}")
+            return False
+        if page.next_after > subscription.cursor:
+            self.store.queue(subscription.id, page.events, page.next_after, self.clock())
+        return True
+
+    # -- delivering ----------------------------------------------------------------------
+
+    def deliver(self, subscription: Subscription) -> int:
+        """Deliver due messages in position order until one must wait; return attempts made."""
+        attempts = 0
+        while attempts < self.burst:
+            delivery = self.store.next_pending(subscription.id)
+            if delivery is None or delivery.next_attempt_at > self.clock():
+                break
+            attempts += 1
+            outcome = self.attempt(subscription, delivery)
+            if outcome not in (DELIVERED, DEAD):
+                break
+        return attempts
+
+    def attempt(self, subscription: Subscription, delivery: Delivery) -> str:
+        """One POST; records the outcome and returns the delivery's new status
+        (or ``disabled`` when the receiver answered 410 Gone)."""
+        status_code: int | None = None
+        retry_after: float | None = None
+        try:
+            check_target(subscription.url)
+            response = self.client.post(
+                subscription.url,
+                content=delivery.body.encode("utf-8"),
+                headers=signed_headers(subscription.secret, delivery.message_id, delivery.body, datetime.now(UTC)),
+            )
+            status_code = response.status_code
+            error = None if response.is_success else f"HTTP {status_code}"
+            retry_after = retry_after_seconds(response.headers.get("retry-after"), self.clock())
+        except (httpx.HTTPError, ValidationFailed) as problem:
+            error = f"{type(problem).__name__}: {problem}"
+        if error is None:
+            self.store.record_attempt(delivery, status=DELIVERED, http_status=status_code, error=None)
+            return DELIVERED
+        if status_code == 410:
+            self.store.record_attempt(delivery, status=PENDING, http_status=410, error=error,
+                                      next_attempt_at=self.clock())
+            self.store.set_state(subscription.id, DISABLED, "the receiver answered 410 Gone")
+            log.warning("webhook subscription disabled: 410 Gone", url=subscription.url)
+            return DISABLED
+        return self._failed(delivery, status_code, error, retry_after)
+
+    def _failed(self, delivery: Delivery, status_code: int | None, error: str, retry_after: float | None) -> str:
+        attempts = delivery.attempts + 1
+        if attempts >= self.retry.max_attempts:
+            self.store.record_attempt(delivery, status=DEAD, http_status=status_code, error=error)
+            log.warning("webhook delivery dead-lettered", position=delivery.position, attempts=attempts, error=error)
+            return DEAD
+        wait = (min(retry_after, self.retry.max_retry_after_seconds) if retry_after is not None
+                else self.retry.delay(attempts, self.rng))
+        self.store.record_attempt(delivery, status=PENDING, http_status=status_code, error=error,
+                                  next_attempt_at=self.clock() + wait)
+        log.info("webhook delivery failed; will retry", position=delivery.position, attempts=attempts,
+                 wait_seconds=round(wait, 3), error=error)
+        return PENDING
+
+
+@register_worker("webhooks")
+def run_webhooks(app: Any, stop: threading.Event) -> None:
+    """Deliver webhook messages until stopped."""
+    store = SubscriptionStore.for_store(app.store)
+    sender = WebhookSender(app, store)
+    try:
+        sender.run_forever(stop)
+    finally:
+        sender.close()
+        store.close()
