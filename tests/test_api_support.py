@@ -1,0 +1,88 @@
+"""Shared set-up for the API tests (no tests here): the app over the seeded engine,
+users of every role in and out of 海通乡, and a client that speaks as one of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.http.app import create_app
+from engine.service import Fengqiao
+
+HAITONG = "410928-001"  # 海通乡
+XUZHEN = "410928-002"  # 徐镇镇: out of region for 海通乡 users
+GRID = "410928-001-007-03"  # 王庄村第三网格
+XUZHEN_GRID = "410928-002-001-01"
+
+# name, role, region, unit — seeded people keep their ladder entry
+USERS = [
+    ("wang", "reporter", GRID, None),
+    ("zhao", "handler", "410928-001-007", "wz-tjh"),
+    ("li", "supervisor", "410928-001-007", "wz-cwh"),
+    ("sun", "handler", HAITONG, "ht-sfs"),
+    ("zhou", "supervisor", HAITONG, "ht-zzzx"),
+    ("wu", "supervisor", "410928", "py-tjzx"),
+    ("audit", "auditor", HAITONG, None),
+    ("feed", "integrator", HAITONG, None),
+    ("root", "admin", HAITONG, None),
+    ("boss", "admin", "410928", None),
+    ("xu", "supervisor", XUZHEN, "xz-zzzx"),
+    ("xuh", "handler", XUZHEN, "xz-zzzx"),
+]
+
+DISPUTE = {"kind": "dispute", "category": "neighbours", "severity": "minor", "region": GRID,
+           "title": "邻里噪音纠纷", "parties": [{"name": "张三", "role": "applicant", "phone": "13812345678",
+                                                 "id_number": "410928199001011234"}]}
+HAZARD = {"kind": "hazard", "category": "fire", "severity": "minor", "region": GRID, "title": "消防通道堵塞"}
+PETITION = {"kind": "petition", "category": "utilities", "severity": "minor", "region": GRID,
+            "title": "停水三天", "channel": "hotline_12345"}
+
+
+@dataclass
+class Api:
+    http: FastAPI
+    client: TestClient
+    engine: Fengqiao
+    tokens: dict[str, str]
+
+    def headers(self, who: str | None, **extra: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return {**headers, **{k.replace("_", "-"): v for k, v in extra.items()}}
+
+    def get(self, path: str, who: str | None = "root", **kw: Any):
+        return self.client.get(path, headers=self.headers(who), **kw)
+
+    def post(self, path: str, body: Any = None, who: str | None = "root", headers: dict | None = None, **kw: Any):
+        all_headers = {**self.headers(who), **(headers or {})}
+        if body is None:
+            return self.client.post(path, headers=all_headers, **kw)
+        return self.client.post(path, json=body, headers=all_headers, **kw)
+
+    def report(self, body: dict | None = None, who: str = "wang", **kw: Any) -> dict:
+        response = self.post("/v1/cases", body or DISPUTE, who, **kw)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def act(self, case_id: str, action: str, body: dict | None = None, who: str = "root",
+            status: int = 200, **kw: Any) -> dict:
+        response = self.post(f"/v1/cases/{case_id}/{action}", body, who, **kw)
+        assert response.status_code == status, (action, who, response.text)
+        return response.json()
+
+
+@pytest.fixture
+def api(app: Fengqiao) -> Iterator[Api]:
+    http = create_app(app)
+    svc = http.state.services
+    tokens = {name: svc.users.add(name, role, region, unit, by="test")
+              for name, role, region, unit in USERS}
+    with TestClient(http, raise_server_exceptions=False) as client:
+        yield Api(http, client, app, tokens)
+    svc.users.close()
+    if svc.runner is not None:
+        svc.runner.close()
