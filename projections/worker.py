@@ -8,6 +8,7 @@ listed in ``WORKER_MODULES`` (append one line for yours) so the command imports 
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -41,13 +42,14 @@ def load_workers() -> dict[str, Worker]:
 
 @register_worker("projections")
 def run_projections(app: Any, stop: threading.Event) -> None:
-    """Keep the default read models caught up."""
+    """Keep the default read models caught up (``FENGQIAO_PROJECTIONS_BATCH`` events per
+    transaction, default 1000)."""
     from projections import default_projections
     from projections.runner import ProjectionRunner
 
     runner = ProjectionRunner(app, default_projections())
     try:
-        runner.run_forever(stop)
+        runner.run_forever(stop, batch_size=int(os.environ.get("FENGQIAO_PROJECTIONS_BATCH", "1000")))
     finally:
         runner.close()
 
