@@ -39,6 +39,7 @@ from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_r
 from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
 from engine.clock import Clock, SystemClock
+from engine.privacy import SealedPartyAsDict, protect
 from engine.store import StoreConfig, store_from_environment
 
 log = structlog.get_logger("fengqiao.engine")
@@ -104,6 +105,7 @@ class Fengqiao(Application):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(ActorAsDict())
+        transcoder.register(SealedPartyAsDict(self))  # personal fields: see engine.privacy
 
     # -- the ladder and the policy ------------------------------------------------
 
@@ -196,7 +198,7 @@ class Fengqiao(Application):
                 title=body.title,
                 description=body.description,
                 channel=body.channel,
-                parties=[p.model_dump(exclude_none=True) for p in body.parties],
+                parties=protect(self, [p.model_dump(exclude_none=True) for p in body.parties]),
                 details=body.details(),
             )
             try:
