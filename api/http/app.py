@@ -42,6 +42,7 @@ def default_projections(engine: Fengqiao) -> tuple[Any | None, Any | None]:
     except ImportError:
         return None, None
     runner = ProjectionRunner(engine, projections_list())
+    runner.ensure()  # the read models' tables exist before the first query
     try:
         from projections.queries import ReadModels
     except ImportError:
