@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -22,7 +22,6 @@ router = APIRouter(prefix="/v1", tags=["regions"])
 Svc = Annotated[Services, Depends(services)]
 
 BEIJING = timezone(timedelta(hours=8))
-DEFAULT_STATS_DAYS = 30
 
 
 def brief(region: Region) -> dict[str, Any]:
@@ -54,16 +53,24 @@ def get_region(principal: CurrentUser, svc: Svc, code: str) -> JSONResponse:
     return JSONResponse(node(svc, check_region_scope(principal, code, svc)))
 
 
-def _moment(value: datetime | date | None, *, end: bool) -> datetime | None:
-    """A date is a whole day in Beijing time (``to`` includes it); a datetime needs a zone."""
+def _moment(value: str | None, *, end: bool) -> datetime | None:
+    """A date is a whole day in Beijing time (``to`` includes it); a time needs a zone."""
+    field = "to" if end else "from"
     if value is None:
         return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValidationFailed("a time zone is required (RFC 3339)", field="to" if end else "from")
-        return value
-    day = value + timedelta(days=1) if end else value
-    return datetime.combine(day, time(0), tzinfo=BEIJING)
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
+            return datetime.combine(day, time(0), tzinfo=BEIJING)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"{field} must be a date (YYYY-MM-DD) or an RFC 3339 time", field=field) from None
+    if moment.tzinfo is None:
+        raise ValidationFailed("a time zone is required (RFC 3339)", field=field)
+    return moment
+
+
+PERIOD = "a date (YYYY-MM-DD, a whole day in Beijing time) or an RFC 3339 time"
 
 
 @router.get("/regions/{code}/stats", summary="小事不出村 and 三率 for a region over a period (supervisors)",
@@ -72,16 +79,15 @@ def region_stats(
     principal: CurrentUser,
     svc: Svc,
     code: str,
-    start: Annotated[datetime | date | None, Query(alias="from", description="RFC 3339 time or a date "
-                                                   "(Beijing); default: 30 days before `to`")] = None,
-    end: Annotated[datetime | date | None, Query(alias="to", description="RFC 3339 time or a date "
-                                                 "(inclusive, Beijing); default: now")] = None,
+    start: Annotated[str | None, Query(alias="from", max_length=40, examples=["2026-09-01"],
+                                       description=f"{PERIOD}; default: since the first case")] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40, examples=["2026-09-30"],
+                                     description=f"{PERIOD}, inclusive; default: up to now")] = None,
 ) -> JSONResponse:
     require_board(principal)
     check_region_scope(principal, code, svc)
-    stop = _moment(end, end=True) or svc.engine.clock.now().astimezone(UTC)
-    begin = _moment(start, end=False) or stop - timedelta(days=DEFAULT_STATS_DAYS)
-    if begin > stop:
+    begin, stop = _moment(start, end=False), _moment(end, end=True)
+    if begin is not None and stop is not None and begin > stop:
         raise ValidationFailed("from must not be after to", field="from")
     stats = read_models(svc).region_stats(code, begin, stop)
     return JSONResponse(jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)}))
