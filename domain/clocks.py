@@ -248,6 +248,7 @@ class _Run:
     leg_elapsed: timedelta = timedelta()  # elapsed when the current leg began
     fired: set[float] = field(default_factory=set)
     fixed_due: datetime | None = None  # an extension's exact due_at, until the next pause
+    closed_due: datetime | None = None  # the due time when the clock stopped or was cancelled
 
     @property
     def name(self) -> str:
@@ -263,6 +264,8 @@ class _Run:
     def due_at(self, t: datetime) -> datetime:
         """When the target is used up, counting from the running segment (or from
         ``t`` if paused: the due time as it would be if resumed at ``t``)."""
+        if self.closed_due is not None:
+            return self.closed_due
         if self.fixed_due is not None and self.since is not None:
             return self.fixed_due
         remaining = max(self.target - self.elapsed, timedelta())
@@ -279,9 +282,15 @@ class _Run:
             self.since = t
 
     def stop(self, t: datetime) -> None:
-        self.met = t <= self.due_at(t) if self.since is not None else self.elapsed <= self.target
+        self.closed_due = self.due_at(t)
+        self.met = t <= self.closed_due if self.since is not None else self.elapsed <= self.target
         self.pause(t)
         self.stopped_at = t
+
+    def cancel(self, t: datetime) -> None:
+        self.closed_due = self.due_at(t)
+        self.pause(t)
+        self.cancelled = True
 
     def extend(self, t: datetime, days: int | None, due_at: datetime | None) -> None:
         elapsed = self.elapsed_at(t)
@@ -405,8 +414,7 @@ class _Fold:
     def _transition(self, spec: ClockSpec, event: Any, t: datetime) -> None:
         if _matches(spec.cancel_on, event):
             for run in self._open_runs(spec, event):
-                run.pause(t)
-                run.cancelled = True
+                run.cancel(t)
         elif _matches(spec.stop_on, event):
             for run in self._open_runs(spec, event):
                 run.stop(t)
