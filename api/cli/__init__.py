@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import typer
 
+from api.cli import audit as audit_cli
+from api.cli import casefile as casefile_cli
 from api.cli import cases, setup
+from api.cli import privacy as privacy_cli
 from api.cli import projections as projections_cli
 from api.cli import serve as serve_cli
 from api.cli import users as users_cli
@@ -24,6 +27,9 @@ app = typer.Typer(
 setup.register(app)
 app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
 # -- more areas mount here, one line each (keep this block sorted) --
+app.add_typer(audit_cli.app, name="audit", help="Tamper evidence: signed checkpoints and verification.")
+casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
+app.add_typer(privacy_cli.app, name="privacy", help="Personal data: find a person, erase them.")
 projections_cli.register(app)  # `fengqiao projections …` and `fengqiao worker`
 serve_cli.register(app)  # `fengqiao serve`: the HTTP API
 app.add_typer(users_cli.app, name="users", help="API users and their bearer tokens.")

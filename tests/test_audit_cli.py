@@ -1,0 +1,61 @@
+"""`fengqiao audit`, `fengqiao privacy` and `fengqiao case file` through the real CLI, on both stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.audit_support import RawStore
+from tests.support import act, report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(store, tmp_path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FENGQIAO_DATABASE_URL": store.url, "FENGQIAO_LOG_FORMAT": "json",
+           "FENGQIAO_SIGNING_KEY": str(tmp_path / "signing-key.pem")}
+    done = subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=120)
+    assert (done.returncode == 0) == ok, (done.returncode, done.stdout, done.stderr)
+    return done
+
+
+def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_path):
+    case_id = report(app, parties=[{"name": "张三", "role": "applicant", "phone": "13812341234",
+                                    "id_number": "41092819800101127X"}]).case_id
+    act(app, case_id, "assign", "li", assignee="zhao")
+    act(app, case_id, "accept", "zhao")
+    exported = tmp_path / "checkpoint.json"
+
+    signed = json.loads(cli(store, tmp_path, "audit", "checkpoint", "--export", str(exported)).stdout)["checkpoint"]
+    assert json.loads(exported.read_text())["head"] == signed["head"]
+    verified = json.loads(cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout)
+    assert verified["ok"] and verified["checkpoints_checked"] >= 1
+    assert json.loads(cli(store, tmp_path, "audit", "verify", "--case", str(case_id)).stdout)["ok"]
+
+    person = json.loads(cli(store, tmp_path, "privacy", "find", "--id-number", "41092819800101127X").stdout)
+    erased = json.loads(cli(store, tmp_path, "privacy", "erase", person["person_id"]).stdout)
+    assert erased["person_id"] == person["person_id"] and not erased["already_erased"]
+    assert json.loads(cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout)["ok"]
+
+    page = tmp_path / "case.html"
+    written = json.loads(cli(store, tmp_path, "case", "file", str(case_id), "--out", str(page)).stdout)
+    assert written["verified"] and written["events"] == 3
+    html = page.read_text(encoding="utf-8")
+    for text in ("案 件 卷 宗", "办理时间线", "上报", "派单", "签收", "防篡改校验", "通过", "[erased]", signed["head"]):
+        assert text in html, text
+    assert "张三" not in html
+
+    raw = RawStore(app)
+    try:
+        position = app.positions_of(case_id)[2]
+        raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (b"{}", position))
+    finally:
+        raw.close()
+    failed = cli(store, tmp_path, "audit", "verify", ok=False)
+    assert failed.returncode == 1 and f"position {position}" in failed.stderr
+    assert json.loads(failed.stdout)["finding"]["problem"] == "altered"
+    cli(store, tmp_path, "audit", "verify", "--case", str(case_id), ok=False)
