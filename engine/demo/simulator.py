@@ -1,0 +1,210 @@
+"""A season of traffic through the real command path, on a simulated clock.
+
+Cases arrive day by day (more on working days, more hazards in the first days
+of a month when villages sweep for them: 隐患排查). Each case lives out its
+story (:mod:`engine.demo.stories`); the simulator runs every story's steps in
+the order of their moments, moving the clock to each one and sending the step
+through ``Fengqiao.report`` / ``Fengqiao.do`` like any caller would. Steps due
+after the season ends are not run: those cases stay open, some of them late.
+
+Deterministic: the arrivals and every story draw from random generators seeded
+from ``seed``, and every command id derives from the seed, so running the same
+season again on the same store repeats nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+import structlog
+
+from domain.calendar import SHANGHAI, WorkingCalendar
+from domain.cases import case_id_for
+from domain.commands import Envelope, ReportCase
+from domain.errors import DomainError
+from domain.ladder import Profile
+from domain.policy import Kind
+from engine.clock import SimulatedClock
+from engine.demo.county import County
+from engine.demo.names import Names
+from engine.demo.stories import REPORT, STORIES, Life, Place, Step, check_categories
+from engine.service import Fengqiao
+
+log = structlog.get_logger("fengqiao.demo")
+
+DAILY_RATES = {Kind.DISPUTE: 12.0, Kind.HAZARD: 6.0, Kind.PETITION: 12.0}
+"""New cases a day at scale 1 (阳高县 mediated 3,305 disputes in a year)."""
+RESTDAY_FACTOR = 0.55
+SWEEP_FACTOR = 2.0  # hazards found in the monthly sweep (days 1–5)
+URBAN_WEIGHT = 2.5  # a building grid is busier than a village grid
+
+
+@dataclass(frozen=True)
+class Season:
+    """The simulated stretch of time: ``days`` days ending at ``end``."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending(cls, end: datetime, days: int) -> Season:
+        if end.tzinfo is None:
+            raise ValueError("the season's end needs a time zone")
+        if days < 1:
+            raise ValueError("a season lasts at least one day")
+        end = end.astimezone(UTC)
+        return cls(end - timedelta(days=days), end)
+
+    @property
+    def days(self) -> int:
+        return round((self.end - self.start) / timedelta(days=1))
+
+
+@dataclass
+class RunStats:
+    """What the simulator did (the store's own account is the census)."""
+
+    cases: int = 0
+    commands: int = 0
+    repeated: int = 0
+    not_run: int = 0  # steps due after the season's end
+    refused: Counter = field(default_factory=Counter)  # (action, error code) → count
+
+
+@dataclass
+class _Story:
+    number: int
+    case_id: UUID
+    steps: Iterator[Step]
+    index: int = 0
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth; fine for the few dozen a day the demo needs)."""
+    if mean <= 0:
+        return 0
+    if mean > 60:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, p = math.exp(-mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+class Simulation:
+    def __init__(self, app: Fengqiao, clock: SimulatedClock, county: County, season: Season, *,
+                 seed: int, scale: float = 1.0, calendar: WorkingCalendar | None = None,
+                 on_progress: Callable[[datetime, RunStats], None] | None = None) -> None:
+        check_categories()
+        self.app, self.clock, self.county, self.season = app, clock, county, season
+        self.seed, self.scale = seed, scale
+        self.calendar = calendar or WorkingCalendar()
+        self.on_progress = on_progress
+        self.stats = RunStats()
+        self.ceilings = {str(profile): app.policy().ceilings_for(profile) for profile in Profile}
+        self.places = [
+            Place(county, township, village, grid)
+            for township in county.townships for village in township.villages for grid in village.grids
+        ]
+        self.place_weights = [URBAN_WEIGHT if p.urban else 1.0 for p in self.places]
+
+    # -- arrivals ----------------------------------------------------------------
+
+    def arrivals(self) -> list[tuple[datetime, Kind, Place]]:
+        """Every case of the season: when it is reported, its kind and its grid."""
+        rng = random.Random(f"fengqiao-demo-arrivals:{self.seed}")
+        first = self.season.start.astimezone(SHANGHAI).date()
+        found = []
+        for offset in range(self.season.days + 1):
+            day = first + timedelta(days=offset)
+            working = self.calendar.is_working_day(day)
+            for kind, rate in DAILY_RATES.items():
+                mean = rate * self.scale * (1.0 if working else RESTDAY_FACTOR)
+                if kind == Kind.HAZARD and day.day <= 5:
+                    mean *= SWEEP_FACTOR
+                for _ in range(poisson(rng, mean)):
+                    at = self._moment(rng, day, kind)
+                    place = rng.choices(self.places, weights=self.place_weights)[0]
+                    if self.season.start <= at < self.season.end:
+                        found.append((at, kind, place))
+        found.sort(key=lambda item: item[0])
+        return found
+
+    @staticmethod
+    def _moment(rng: random.Random, day: date, kind: Kind) -> datetime:
+        """Grid workers report in the day (08:00–18:30); the 12345 line rings 07:00–22:00."""
+        start, hours = (7.0, 15.0) if kind == Kind.PETITION else (8.0, 10.5)
+        local = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI) + timedelta(
+            hours=start + rng.random() * hours)
+        return local.astimezone(UTC).replace(microsecond=0)
+
+    # -- running -------------------------------------------------------------------
+
+    def command_id(self, story: _Story) -> str:
+        return f"demo-{self.seed}-{story.number:06d}-{story.index:02d}"
+
+    def run(self) -> RunStats:
+        """Run every story's steps in time order, up to the season's end."""
+        if self.clock.now() > self.season.start:
+            raise ValueError("the clock is already past the season's start")
+        queue: list[tuple[datetime, int, _Story, Step]] = []
+        for number, (at, kind, place) in enumerate(self.arrivals(), start=1):
+            rng = random.Random(f"fengqiao-demo-case:{self.seed}:{number}")
+            profile = str(place.grid.region.profile)
+            life = Life(rng, self.calendar, at, place, self.ceilings[profile], Names(rng))
+            story = _Story(number, case_id_for(f"demo-{self.seed}-{number:06d}-00"), STORIES[kind](life))
+            self._push(queue, story)
+        sequence_guard = 0
+        while queue:
+            at, _, story, step = heapq.heappop(queue)
+            if at >= self.season.end:
+                self.stats.not_run += 1 + sum(1 for _ in story.steps)
+                continue
+            self.clock.set(max(at, self.clock.now()))
+            if self._send(story, step):
+                self._push(queue, story)
+            sequence_guard += 1
+            if self.on_progress and sequence_guard % 250 == 0:
+                self.on_progress(self.clock.now(), self.stats)
+        self.clock.set(max(self.season.end, self.clock.now()))
+        if self.on_progress:
+            self.on_progress(self.clock.now(), self.stats)
+        return self.stats
+
+    def _push(self, queue: list, story: _Story) -> None:
+        step = next(story.steps, None)
+        if step is not None:
+            at = step.at.astimezone(UTC)
+            heapq.heappush(queue, (at, story.number * 1000 + story.index, story, step))
+
+    def _send(self, story: _Story, step: Step) -> bool:
+        """Send one step; a refusal ends the story (and is counted: it should not happen)."""
+        envelope = Envelope(
+            actor=step.actor,
+            command_id=self.command_id(story),
+            occurred_at=step.occurred_at.astimezone(UTC) if step.occurred_at else None,
+        )
+        story.index += 1
+        try:
+            if step.action == REPORT:
+                result = self.app.report(ReportCase.model_validate(step.body), envelope)
+                self.stats.cases += 1
+            else:
+                result = self.app.do(story.case_id, step.action, step.body, envelope)
+        except DomainError as error:
+            self.stats.refused[(step.action, error.code)] += 1
+            log.warning("demo step refused", action=step.action, case=str(story.case_id), error=error.as_dict())
+            story.steps.close()
+            return False
+        self.stats.commands += 1
+        self.stats.repeated += int(result.repeated)
+        return True
