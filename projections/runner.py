@@ -223,6 +223,15 @@ class ProjectionRunner:
                 stop.wait(1.0)
             stop.wait(poll)
 
+    def start(self, poll: float = 0.2, batch_size: int = 1000) -> threading.Event:
+        """Run in a background thread (the embedded server); set the returned event to stop it.
+        The tables exist when this returns, so readers may query at once."""
+        self.ensure()
+        stop = threading.Event()
+        threading.Thread(target=self.run_forever, args=(stop, poll, batch_size), name="projections",
+                         daemon=True).start()
+        return stop
+
     # -- rebuilding --------------------------------------------------------------
 
     def rebuild(self, name: str, progress: Progress | None = None, batch_size: int = 5000) -> int:
