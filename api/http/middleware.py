@@ -88,7 +88,8 @@ class BodyLimit:
                 return
         has_body = (length is not None and int(length) > 0) or _header(scope, b"transfer-encoding") is not None
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        if has_body and not (content_type == "application/json" or content_type.endswith("+json")):
+        form_ok = content_type == "application/x-www-form-urlencoded" and instance.startswith("/open311/")
+        if has_body and not (content_type == "application/json" or content_type.endswith("+json") or form_ok):
             await problems.problem(
                 problems.UNSUPPORTED_MEDIA_TYPE,
                 f"the body must be application/json, not {content_type or 'untyped'}",

@@ -15,8 +15,8 @@ from api.http import cases, ops, regions
 def routers() -> list[APIRouter]:
     extra: list[APIRouter] = []
     # -- more routers here, one import + one line each (events, subscriptions, schemas, open311 …) --
-    from api.http import feed, subscriptions  # issue 6: feed, SSE, schemas, webhooks
+    from api.http import feed, open311, subscriptions  # issue 6: integrators
 
-    extra += [feed.router, subscriptions.router]
+    extra += [feed.router, subscriptions.router, open311.router]
     # -- end of routers --
     return [ops.router, cases.router, regions.router, *extra]
