@@ -71,8 +71,7 @@ def test_min_position_waits_for_the_projections(api: Api):
 
 
 def test_min_position_gives_up_after_the_wait(api: Api):
-    svc = api.http.state.services
-    api.http.state.services = type(svc)(**{**svc.__dict__, "settings": Settings(max_wait_seconds=0.1)})
+    api.http.state.services.settings = Settings(max_wait_seconds=0.1)
     created = api.report()
     response = api.get(f"/v1/cases?min_position={created['position']}", "zhou")
     assert response.status_code == 200 and response.json()["items"] == []

@@ -126,8 +126,11 @@ def counted(svc: Services, command: str, run: Any) -> CommandResult:
 
 
 def wait_for_projections(svc: Services, position: int | None) -> None:
+    """Read-your-writes: wait (bounded) until the projections have applied ``position``.
+    A position beyond the last event recorded is waited for only up to that event."""
     if position is not None and svc.runner is not None:
-        svc.runner.wait_for(position, timeout=svc.settings.max_wait_seconds)
+        target = min(position, svc.engine.head_position())
+        svc.runner.wait_for(target, timeout=svc.settings.max_wait_seconds)
 
 
 # -- commands ---------------------------------------------------------------------

@@ -1,0 +1,51 @@
+# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
+"""schemathesis against the app's own OpenAPI document: no 5xx, responses match the schema.
+
+The default run is bounded (``FENGQIAO_SCHEMATHESIS_EXAMPLES``, default 8 per
+operation); a longer run: ``FENGQIAO_SCHEMATHESIS_EXAMPLES=200 pytest tests/test_api_schema.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.http.services import Settings
+from tests.test_api_support import Api, api  # noqa: F401
+
+EXAMPLES = int(os.environ.get("FENGQIAO_SCHEMATHESIS_EXAMPLES", "8"))
+OWN_PATHS = re.compile(r"^/(v1/cases|v1/regions|v1/sla|healthz|readyz|metrics)")
+"""This suite's routes (cases, regions, SLA, ops); the feed's routers test their own."""
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def test_the_api_keeps_its_own_contract(api: Api):
+    api.http.state.services.settings = Settings(max_wait_seconds=0.05)  # ?min_position: do not idle
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api.http)
+    headers = api.headers("boss")
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not OWN_PATHS.match(operation.path):
+            continue
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def check(case) -> None:
+            case.call_and_validate(headers=headers, checks=CHECKS)
+
+        try:
+            check()
+        except Exception as error:  # noqa: BLE001 - collect every operation's failure
+            failures.append(f"{operation.label}: {error}")
+    assert not failures, "\n\n".join(failures)
