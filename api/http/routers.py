@@ -18,5 +18,8 @@ def routers() -> list[APIRouter]:
     from api.http import feed, open311, subscriptions  # issue 6: integrators
 
     extra += [feed.router, subscriptions.router, open311.router]
+    from api.http import audit  # issue 7: audit verify, checkpoints, case file
+
+    extra += [audit.router]
     # -- end of routers --
     return [ops.router, cases.router, regions.router, *extra]

@@ -1,0 +1,75 @@
+"""Auditors over HTTP: verify the log or a case, sign and fetch checkpoints, the case file.
+
+* ``GET /v1/audit/verify[?case=ID]`` — 200 with the verification when it passes,
+  409 with the same body (``ok: false`` and the first finding) when it does not.
+* ``POST /v1/audit/checkpoints`` — sign the head now; ``GET /v1/audit/checkpoints/latest``
+  — the latest checkpoint as the file an auditor keeps (same JSON as
+  ``fengqiao audit checkpoint --export``).
+* ``GET /v1/cases/{id}/file`` — the printable case file (HTML), personal fields
+  masked for masked roles.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api.http.auth import CurrentUser, Principal, forbid, require_role, visible_case
+from api.http.openapi_docs import problem_responses
+from api.http.services import Services, services
+from domain.errors import NotFound
+from domain.permissions import READ_HISTORY
+from engine.audit import checkpoints
+from engine.audit.verify import verify_case, verify_log
+from engine.casefile import case_file, render_case_file
+
+router = APIRouter(tags=["auditors"])
+
+Svc = Annotated[Services, Depends(services)]
+Auditor = Annotated[Principal, Depends(require_role("auditor", "admin"))]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+
+
+@router.get("/v1/audit/verify", summary="Re-read the events and recompute the hash chain",
+            responses={409: {"description": "verification failed: the body names the first difference",
+                             "content": {"application/json": {}}},
+                       **problem_responses(403, 404)})
+def audit_verify(
+    principal: Auditor,
+    svc: Svc,
+    case: Annotated[UUID | None, Query(description="verify this case alone")] = None,
+) -> JSONResponse:
+    result = verify_case(svc.engine, case) if case is not None else verify_log(svc.engine)
+    return JSONResponse(jsonable_encoder(result.as_dict()), status_code=200 if result.ok else 409)
+
+
+@router.post("/v1/audit/checkpoints", summary="Sign the chain head now (Ed25519)", status_code=201,
+             responses=problem_responses(403, 404))
+def audit_checkpoint(principal: Admin, svc: Svc) -> JSONResponse:
+    signed = checkpoints.checkpoint(svc.engine)
+    if signed is None:
+        raise NotFound("the log is empty: nothing to sign", resource="checkpoint")
+    return JSONResponse(signed.as_dict(), status_code=201)
+
+
+@router.get("/v1/audit/checkpoints/latest", summary="The latest signed checkpoint, to keep outside the database",
+            responses=problem_responses(403, 404))
+def audit_latest_checkpoint(principal: Auditor, svc: Svc) -> JSONResponse:
+    latest = checkpoints.latest_checkpoint(svc.engine)
+    if latest is None:
+        raise NotFound("no checkpoint has been signed yet", resource="checkpoint")
+    return JSONResponse(latest.as_dict())
+
+
+@router.get("/v1/cases/{case_id}/file", summary="The printable case file (案件卷宗, HTML)",
+            response_class=HTMLResponse, responses=problem_responses(403, 404))
+def case_file_page(principal: CurrentUser, svc: Svc, case_id: UUID) -> HTMLResponse:
+    if not principal.may(READ_HISTORY):
+        raise forbid(principal, READ_HISTORY)
+    visible_case(svc, principal, case_id)
+    data = case_file(svc.engine, case_id, role=principal.role)
+    return HTMLResponse(render_case_file(data))
