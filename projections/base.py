@@ -13,6 +13,9 @@ event ``topics`` it wants, and three methods::
             t = self.t("timers")                  # this generation's physical table
             tx.execute(f"CREATE TABLE {t} (case_id TEXT, clock TEXT, due_at TEXT, "
                        f"PRIMARY KEY (case_id, clock))")
+
+        def create_indexes(self, tx: Tx) -> None:   # optional: built after a rebuild's bulk load
+            t = self.t("timers")
             tx.execute(f"CREATE INDEX {t}_due ON {t} (due_at)")
 
         def apply(self, tx: Tx, event, position: int) -> None:
@@ -78,6 +81,10 @@ class Projection:
 
     def create_tables(self, tx: Tx) -> None:
         raise NotImplementedError
+
+    def create_indexes(self, tx: Tx) -> None:
+        """Secondary indexes. A rebuild creates them after loading every row (faster
+        than maintaining them row by row); a new projection right after its tables."""
 
     def drop_tables(self, tx: Tx) -> None:
         for table in self.tables:

@@ -85,16 +85,18 @@ class CasesProjection(Projection):
         keyed = {"case_id", "region", "origin_region", "village", "township", "reported_at", "resolved_at",
                  "next_due_at", "status", "kind", "severity", "assignee", "unit"}
         columns = ", ".join(f"{c} {types.get(c, key if c in keyed else 'TEXT')}" for c in COLUMNS)
-        cases = self.t("cases")
-        tx.execute(f"CREATE TABLE {cases} ({columns}, PRIMARY KEY (case_id))")
-        for suffix, on in INDEXED:
-            tx.execute(f"CREATE INDEX {cases}_{suffix} ON {cases} ({on})")
+        tx.execute(f"CREATE TABLE {self.t('cases')} ({columns}, PRIMARY KEY (case_id))")
         reclassified = self.t("cases_reclassified")
         tx.execute(f"CREATE TABLE {reclassified} (case_id {key} NOT NULL, position BIGINT NOT NULL, "
                    f"at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, township {key}, "
                    f"from_severity TEXT, to_severity TEXT, PRIMARY KEY (case_id, position))")
-        tx.execute(f"CREATE INDEX {reclassified}_origin ON {reclassified} (origin_region, at)")
         tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
+
+    def create_indexes(self, tx: Tx) -> None:
+        cases, reclassified = self.t("cases"), self.t("cases_reclassified")
+        for suffix, on in INDEXED:
+            tx.execute(f"CREATE INDEX {cases}_{suffix} ON {cases} ({on})")
+        tx.execute(f"CREATE INDEX {reclassified}_origin ON {reclassified} (origin_region, at)")
 
     # -- applying ----------------------------------------------------------------
 

@@ -106,6 +106,7 @@ class ProjectionRunner:
                     continue
                 projection.generation = 1
                 projection.create_tables(tx)
+                projection.create_indexes(tx)
                 self._point_views(tx, projection)
                 tx.execute(
                     "INSERT INTO projection_tracking (name, generation, position, version, updated_at) "
@@ -273,9 +274,12 @@ class ProjectionRunner:
         return events
 
     def _swap(self, builder: Projection, generation: int, position: int) -> None:
-        """Catch the new generation up under the tracking lock, point the views at
-        it, retire the old one: one transaction."""
+        """Index the new generation; then, in one transaction, catch it up under the
+        tracking lock, point the views at it and retire the old one."""
         name = builder.name
+        builder.generation = generation
+        with self.db.transaction() as tx:
+            builder.create_indexes(tx)
         with self.db.transaction() as tx:
             live = tx.query(f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}", (name,))
             while True:  # events written since the last batch; writers to this projection wait on the lock

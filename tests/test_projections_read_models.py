@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -203,4 +203,16 @@ def test_cursor_pagination_is_stable_and_refuses_forged_cursors(app, runner, mod
 def test_unknown_case_is_none(models, runner):
     runner.run_once()
     assert models.get_case("00000000-0000-0000-0000-000000000000") is None
-    assert datetime.now(UTC)  # the read models need no clock
+
+
+def test_a_rebuild_indexes_the_new_generation(app, runner):
+    resolved_at_grid(app)
+    runner.run_once()
+    runner.rebuild("cases")
+    if runner.db.is_postgres:
+        sql = "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ?"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+    names = {row["name"] for row in runner.db.query(sql, ("cases__g2",))}
+    assert {"cases__g2_region", "cases__g2_overdue", "cases__g2_sort"} <= names
+    assert ReadModels(runner.db).list_cases(region=VILLAGE)[0][0]["resolved_rank"] == 0

@@ -15,6 +15,7 @@ PostgreSQL schema / SQLite file first). Not part of the test run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
@@ -100,16 +101,17 @@ def main() -> None:
     head = app.head_position()
     try:
         for name in runner.projections:
-            began = time.monotonic()
+            began, cpu = time.monotonic(), time.process_time()
 
             def progress(position: int, head: int, began: float = began, name: str = name) -> None:
                 rate = position / max(time.monotonic() - began, 1e-9)
                 print(f"\r{name}: {position:,}/{head:,} ({rate:,.0f} events/s)", end="", flush=True)
 
             events = runner.rebuild(name, progress=progress, batch_size=args.batch_size)
-            elapsed = time.monotonic() - began
+            elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
             print(f"\nRESULT store={store.kind} projection={name} events={events} seconds={elapsed:.1f} "
-                  f"rate={events / elapsed:,.0f} events/s batch={args.batch_size} head={head}")
+                  f"rate={events / elapsed:,.0f} events/s cpu_seconds={cpu:.1f} batch={args.batch_size} "
+                  f"head={head} load_average={os.getloadavg()[0]:.1f}")
     finally:
         runner.close()
         app.close()
