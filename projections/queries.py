@@ -17,10 +17,13 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
+from domain.cases import Status
 from domain.errors import ValidationFailed
 from domain.ladder import Rank
+from domain.policy import Kind, Severity
 from projections.cases import OPEN_STATUSES, iso
 from projections.db import Database
 
@@ -48,6 +51,11 @@ def _period(column: str, start: datetime | None, end: datetime | None) -> tuple[
         clauses.append(f"{column} {op} ?")
         params.append(iso(bound))
     return (" AND ".join(clauses) or "1 = 1"), params
+
+
+def _one_of(field: str, value: str | None, allowed: type[StrEnum]) -> None:
+    if value is not None and value not in {str(v) for v in allowed}:
+        raise ValidationFailed(f"unknown {field} {value!r}", field=field, allowed=[str(v) for v in allowed])
 
 
 def _region(region: str | None) -> str:
@@ -78,8 +86,12 @@ class ReadModels:
             params += values
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
+            for value in statuses:
+                _one_of("status", value, Status)
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")
             params += statuses
+        _one_of("kind", kind, Kind)
+        _one_of("severity", severity, Severity)
         for column, value in (("kind", kind), ("severity", severity), ("assignee", assignee)):
             if value is not None:
                 where.append(f"{column} = ?")

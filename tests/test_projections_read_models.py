@@ -196,6 +196,10 @@ def test_cursor_pagination_is_stable_and_refuses_forged_cursors(app, runner, mod
         assert caught.value.details["field"] == "cursor"
     with pytest.raises(ValidationFailed):
         models.list_cases(limit=0)
+    for bad in ({"status": "lost"}, {"kind": "riot"}, {"severity": "huge"}, {"rank": "province"}):
+        with pytest.raises(ValidationFailed) as caught:
+            models.list_cases(**bad)
+        assert caught.value.details["field"] == next(iter(bad))
     with pytest.raises(ValidationFailed):
         models.compliance(VILLAGE, level="county")
 
