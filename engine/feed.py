@@ -137,6 +137,7 @@ class Feed:
         self.classes = public_event_classes()
         self.types = {type_for(topic, cls): topic for topic, cls in self.classes.items()}
         self._whereabouts = _WhereaboutsCache()
+        self._schema_urls: dict[str, str] = {}
 
     # -- pages -------------------------------------------------------------------
 
@@ -208,10 +209,14 @@ class Feed:
             "subject": str(case_id),
             "time": rfc3339(event.timestamp),
             "datacontenttype": "application/json",
-            "dataschema": schema_url(event_type),
+            "dataschema": self._schema_urls.get(event_type) or self._schema_url(event_type),
             "position": position,
             "data": self.data(event, mask=mask),
         }
+
+    def _schema_url(self, event_type: str) -> str:
+        self._schema_urls[event_type] = schema_url(event_type)
+        return self._schema_urls[event_type]
 
     def data(self, event: Any, *, mask: bool = True) -> dict[str, Any]:
         """The event's fields through its schema model; parties masked if asked."""
@@ -224,7 +229,7 @@ class Feed:
             "kind": type(event).__qualname__.split(".")[0].lower(),
             "occurred_at": event.occurred_at,
             "recorded_at": event.timestamp,
-            "actor": event.actor.as_dict(),
+            "actor": dict(vars(event.actor)),
             "policy_version": event.policy_version,
             **fields,
         }
@@ -236,7 +241,9 @@ class Feed:
         case_id, version = event.originator_id, event.originator_version
         known = self._whereabouts.get(case_id, version)
         carried = region_carried_by(event)
-        if known is None:
+        if known is None and carried and version == 1:  # reported: here it starts
+            known = Whereabouts(carried, carried)
+        elif known is None:
             region = origin = None
             for stored in self.app.recorder.select_events(case_id, lte=version):
                 earlier = region_carried_by(self.app.mapper.to_domain_event(stored))

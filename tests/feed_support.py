@@ -27,6 +27,16 @@ class Api:
     client: TestClient
     tokens: dict[str, str]
 
+    def close(self) -> None:
+        """Close the client and the stores the app opened (connections are scarce)."""
+        self.client.close()
+        state = self.client.app.state
+        state.services.users.close()
+        if state.services.runner is not None:
+            state.services.runner.close()
+        if getattr(state, "subscriptions", None) is not None:
+            state.subscriptions.close()
+
     def headers(self, user: str = "integrator") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 

@@ -16,7 +16,7 @@ from tests.support import act, report
 def api(app):
     client = make_api(app)
     yield client
-    client.client.close()
+    client.close()
 
 
 def read_all(api, user="integrator", **params):

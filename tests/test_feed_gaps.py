@@ -33,7 +33,9 @@ def write(app: Fengqiao, failures: list[BaseException]) -> None:
         app.close()
 
 
-def test_a_fast_follower_never_misses_an_event_while_writers_commit(app, store, clock):
+def test_a_fast_follower_never_misses_an_event_while_writers_commit(app, store, clock, monkeypatch):
+    monkeypatch.setenv("FENGQIAO_POOL_SIZE", "2")  # five engines; PostgreSQL's connections are shared
+    monkeypatch.setenv("FENGQIAO_POOL_OVERFLOW", "2")
     failures: list[BaseException] = []
     writer_apps = [Fengqiao(store, clock=clock) for _ in range(WRITERS)]  # made one by one: DDL races
     writers = [threading.Thread(target=write, args=(w, failures)) for w in writer_apps]

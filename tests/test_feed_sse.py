@@ -20,7 +20,7 @@ def live(app, monkeypatch):
     api = make_api(app)
     with LiveServer(api.client.app) as url:
         yield url, api
-    api.client.close()
+    api.close()
 
 
 def sse_messages(response: httpx.Response) -> Iterator[dict[str, Any]]:

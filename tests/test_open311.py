@@ -20,7 +20,7 @@ def api(app):
     client.tokens["platform"] = client.client.app.state.services.users.add(
         "platform-12345", "reporter", "410928")
     yield client
-    client.client.close()
+    client.close()
 
 
 def post_request(api, user="platform", **form):

@@ -92,7 +92,7 @@ def receiver(monkeypatch):
 def api(app):
     client = make_api(app)
     yield client
-    client.client.close()
+    client.close()
 
 
 def subscribe(api, receiver: Receiver, **body: Any) -> dict[str, Any]:
