@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.audit.canonical import ZERO, entry_bytes, leaf_hash, link
 from engine.audit.checkpoints import (
@@ -52,6 +55,16 @@ def test_entry_bytes_are_canonical_json():
     assert data == (b'{"case":"9dcf5a65-2441-5be2-a2e5-f121f013c412","position":31,'
                     b'"state_sha256":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",'
                     b'"topic":"domain.cases:Dispute.Commented","version":2}')
+
+
+@given(case=st.text(max_size=40), topic=st.text(max_size=60), version=st.integers(0, 2**53 - 1),
+       position=st.integers(0, 2**53 - 1), state=st.binary(max_size=64))
+@settings(max_examples=200, deadline=None)
+def test_entry_bytes_equal_sorted_compact_json(case, topic, version, position, state):
+    entry = {"case": case, "position": position, "state_sha256": hashlib.sha256(state).hexdigest(),
+             "topic": topic, "version": version}
+    expected = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert entry_bytes(case, version, position, topic, state) == expected
 
 
 def test_an_untampered_store_verifies_clean(app):

@@ -19,7 +19,7 @@ before a link of two hashes.
 from __future__ import annotations
 
 import hashlib
-import json
+from json.encoder import encode_basestring as quote  # JSON string, non-ASCII kept as is (as JCS)
 from uuid import UUID
 
 LEAF = b"\x00"
@@ -29,15 +29,14 @@ HASH_SIZE = 32
 
 
 def entry_bytes(case_id: UUID | str, version: int, position: int, topic: str, state: bytes) -> bytes:
-    """The canonical (JCS) bytes of one stored event."""
-    entry = {
-        "case": str(case_id),
-        "position": int(position),
-        "state_sha256": hashlib.sha256(state).hexdigest(),
-        "topic": topic,
-        "version": int(version),
-    }
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The canonical (JCS) bytes of one stored event.
+
+    Written out by hand for speed; equal to ``json.dumps(entry, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` (the tests check it).
+    """
+    return (f'{{"case":{quote(str(case_id))},"position":{int(position)},'
+            f'"state_sha256":"{hashlib.sha256(state).hexdigest()}","topic":{quote(topic)},'
+            f'"version":{int(version)}}}').encode()
 
 
 def leaf_hash(case_id: UUID | str, version: int, position: int, topic: str, state: bytes) -> bytes:

@@ -65,15 +65,23 @@ class Verification:
         return self.entries / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _events(app: Any, stop: int) -> Iterator[tuple[int, str, int, str, bytes]]:
-    start = 1
+def _events(db: AuditDb, stop: int) -> Iterator[tuple[int, str, int, str, bytes]]:
+    """(position, case id, version, topic, state) of every stored event up to ``stop``."""
+    column = db.position_column
+    case = "originator_id::text" if db.postgres else "originator_id"
+    sql = (f"SELECT {column} AS position, {case} AS case_id, originator_version, topic, state "
+           f"FROM {db.events_table} WHERE {column} > ? AND {column} <= ? ORDER BY {column} LIMIT ?")
+    start = 0
     while True:
-        batch = app.recorder.select_notifications(start, BATCH, stop=stop)
-        for n in batch:
-            yield n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state)
-        if len(batch) < BATCH:
+        rows = db.rows(sql, (start, stop, BATCH))
+        for row in rows:
+            case_id = row["case_id"]
+            if len(case_id) == 32:  # SQLite keeps UUIDs as hex
+                case_id = f"{case_id[:8]}-{case_id[8:12]}-{case_id[12:16]}-{case_id[16:20]}-{case_id[20:]}"
+            yield row["position"], case_id, row["originator_version"], row["topic"], bytes(row["state"])
+        if len(rows) < BATCH:
             return
-        start = batch[-1].id + 1
+        start = rows[-1]["position"]
 
 
 def _chain(db: AuditDb, stop: int) -> Iterator[Any]:
@@ -135,7 +143,7 @@ def verify_log(app: Any, against: Checkpoint | None = None) -> Verification:
     bad = _bad_signatures(checkpoints)
     if bad:
         return result(bad)
-    for position, event, row in _merged(_events(app, stop), _chain(db, stop)):
+    for position, event, row in _merged(_events(db, stop), _chain(db, stop)):
         if row is None:
             return result(Finding("inserted", position, f"the event at position {position} (case {event[1]} "
                                   f"version {event[2]}) has no chain entry: it was added behind the engine's back",
