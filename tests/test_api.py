@@ -149,6 +149,8 @@ def test_every_problem_type(api: Api):
     assert body["field"] == "body"
     problem(api.client.post(f"/v1/cases/{cid}/comment", content=b"[1, 2]",
                             headers={**api.headers("wang"), "Content-Type": "application/json"}), 422, "validation")
+    body = problem(api.post(f"/v1/cases/{cid}/comment", None, "wang"), 422, "validation")
+    assert body["field"] == "body"  # a required body left out
     problem(api.get(f"/v1/cases/{cid}/state?version=0", "audit"), 422, "validation")
     problem(api.get("/v1/cases/not-a-uuid", "audit"), 422, "validation")
     problem(api.post(f"/v1/cases/{cid}/accept", None, "li"), 409, "invalid-transition")

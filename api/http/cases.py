@@ -181,22 +181,26 @@ def _register_action(name: str) -> None:
     optional = not any(f.is_required() for f in model.model_fields.values())
     example = {"example": {"summary": ACTION_SUMMARIES[name], "value": ACTION_EXAMPLES[name]}}
     if optional:
-        BodyType = Annotated[model | None, Body(openapi_examples=example)]  # noqa: N806
-        default: Any = None
+        def endpoint(
+            principal: CurrentUser,
+            svc: Svc,
+            case_id: Annotated[UUID, Path(description="the case id")],
+            body: Annotated[model | None, Body(openapi_examples=example)] = None,
+            idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+            if_match: Annotated[str | None, IF_MATCH] = None,
+        ) -> JSONResponse:
+            return run_action(svc, principal, name, case_id, body if body is not None else model(),
+                              idempotency_key, if_match)
     else:
-        BodyType = Annotated[model, Body(openapi_examples=example)]  # noqa: N806
-        default = ...
-
-    def endpoint(
-        principal: CurrentUser,
-        svc: Svc,
-        case_id: Annotated[UUID, Path(description="the case id")],
-        body: BodyType = default,
-        idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
-        if_match: Annotated[str | None, IF_MATCH] = None,
-    ) -> JSONResponse:
-        return run_action(svc, principal, name, case_id, body if body is not None else model(),
-                          idempotency_key, if_match)
+        def endpoint(
+            principal: CurrentUser,
+            svc: Svc,
+            case_id: Annotated[UUID, Path(description="the case id")],
+            body: Annotated[model, Body(openapi_examples=example)],
+            idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+            if_match: Annotated[str | None, IF_MATCH] = None,
+        ) -> JSONResponse:
+            return run_action(svc, principal, name, case_id, body, idempotency_key, if_match)
 
     endpoint.__name__ = f"case_{name.replace('-', '_')}"
     router.post(
