@@ -33,6 +33,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -174,6 +175,12 @@ class ProjectionRunner:
                 events.append((notification.id, event))
         return events
 
+    def _read_ahead(self, after: int, limit: int, projection: Projection) -> tuple[list[Any], dict[int, Any]]:
+        notifications = self._read(after, limit)
+        decoded: dict[int, Any] = {}
+        self._decoded(notifications, projection, decoded)
+        return notifications, decoded
+
     def _apply_batch(self, projection: Projection, table: str, generation: int, position: int,
                      notifications: Sequence[Any], cache: dict[int, Any]) -> bool:
         """Apply notifications after ``position`` and move the tracking row, atomically.
@@ -256,17 +263,22 @@ class ProjectionRunner:
                        (name, generation, _now()))
         position, events = 0, 0
         head = self.app.head_position()
-        while True:
-            notifications = self._read(position, batch_size)
-            if not notifications:
-                break
-            if not self._apply_batch(builder, "projection_rebuilds", generation, position, notifications, {}):
-                raise RuntimeError(f"another rebuild of {name} is running")
-            position = notifications[-1].id
-            events += len(notifications)
-            head = max(head, position)
-            if progress:
-                progress(position, head)
+        with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
+            # read and decode the next batch while this one is written
+            ahead = reader.submit(self._read_ahead, position, batch_size, builder)
+            while True:
+                notifications, decoded = ahead.result()
+                if not notifications:
+                    break
+                ahead = reader.submit(self._read_ahead, notifications[-1].id, batch_size, builder)
+                if not self._apply_batch(builder, "projection_rebuilds", generation, position, notifications,
+                                         decoded):
+                    raise RuntimeError(f"another rebuild of {name} is running")
+                position = notifications[-1].id
+                events += len(notifications)
+                head = max(head, position)
+                if progress:
+                    progress(position, head)
         self._swap(builder, generation, position)
         with self._advanced:
             self._advanced.notify_all()
