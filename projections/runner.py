@@ -71,8 +71,19 @@ class Status:
         return max(self.head - self.position, 0)
 
 
+ABANDONED_AFTER = 120.0  # seconds without a batch: a rebuild is taken to have died
+
+
+class RebuildInProgress(RuntimeError):
+    """Another rebuild of the projection is still writing."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _age(stamp: str) -> float:
+    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
 
 
 class ProjectionRunner:
@@ -242,15 +253,23 @@ class ProjectionRunner:
 
     # -- rebuilding --------------------------------------------------------------
 
-    def rebuild(self, name: str, progress: Progress | None = None, batch_size: int = 5000) -> int:
+    def rebuild(self, name: str, progress: Progress | None = None, batch_size: int = 5000,
+                force: bool = False) -> int:
         """Replay every event into a new generation beside the live one, then swap
-        it in with one transaction. Return the number of events read."""
+        it in with one transaction. Return the number of events read.
+
+        A rebuild of the same projection that wrote a batch within ``ABANDONED_AFTER``
+        is taken to be running: refused unless ``force``. An older one died; its
+        tables are dropped."""
         self.ensure()
         projection = self.projections[name]
         builder = copy.copy(projection)
         with self.db.transaction() as tx:
             live = tx.query(f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}", (name,))
-            leftover = tx.query("SELECT generation FROM projection_rebuilds WHERE name = ?", (name,))
+            leftover = tx.query("SELECT generation, updated_at FROM projection_rebuilds WHERE name = ?", (name,))
+            if leftover and not force and _age(leftover[0]["updated_at"]) < ABANDONED_AFTER:
+                raise RebuildInProgress(f"a rebuild of {name} wrote a batch {_age(leftover[0]['updated_at']):.0f}s "
+                                        "ago; wait for it, or force if it died")
             generation = max([live[0]["generation"], *(r["generation"] for r in leftover)]) + 1
             for row in leftover:  # a rebuild that crashed: throw its tables away
                 builder.generation = row["generation"]
@@ -273,7 +292,7 @@ class ProjectionRunner:
                 ahead = reader.submit(self._read_ahead, notifications[-1].id, batch_size, builder)
                 if not self._apply_batch(builder, "projection_rebuilds", generation, position, notifications,
                                          decoded):
-                    raise RuntimeError(f"another rebuild of {name} is running")
+                    raise RebuildInProgress(f"another rebuild of {name} took over")
                 position = notifications[-1].id
                 events += len(notifications)
                 head = max(head, position)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -148,3 +149,27 @@ def _tables(db: Database) -> list[str]:
     else:
         rows = db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
     return [r["name"] for r in rows]
+
+
+def test_a_second_rebuild_waits_for_a_running_one_but_clears_a_dead_one(app):
+    from projections.runner import RebuildInProgress
+
+    some_cases(app)
+    runner = ProjectionRunner(app, [EventCounts()])
+    try:
+        runner.run_once()
+        with runner.db.transaction() as tx:  # a rebuild that is writing right now
+            tx.execute("INSERT INTO projection_rebuilds (name, generation, position, updated_at) "
+                       "VALUES ('event_counts', 7, 3, ?)", (datetime.now(UTC).isoformat(),))
+            tx.execute("CREATE TABLE event_counts__g7 (type TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        with pytest.raises(RebuildInProgress):
+            runner.rebuild("event_counts")
+        with runner.db.transaction() as tx:  # ... that died long ago
+            tx.execute("UPDATE projection_rebuilds SET updated_at = ?",
+                       ((datetime.now(UTC) - timedelta(hours=1)).isoformat(),))
+        runner.rebuild("event_counts")
+        assert runner.statuses()[0].generation == 8
+        assert [t for t in _tables(runner.db) if t.startswith("event_counts__g")] == ["event_counts__g8"]
+        assert sum(counts(runner.db).values()) == app.head_position()
+    finally:
+        runner.close()

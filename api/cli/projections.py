@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from api.cli.common import emit, engine
+from projections.runner import RebuildInProgress
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -47,6 +48,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON instea
 def rebuild(
     name: str = typer.Argument(None, help="one projection (default: all)"),
     batch_size: int = typer.Option(5000, "--batch-size", min=1),
+    force: bool = typer.Option(False, "--force", help="even if another rebuild seems to be running"),
 ) -> None:
     """Replay from zero into new tables beside the live ones, then swap them in."""
     with engine() as application:
@@ -58,12 +60,16 @@ def rebuild(
                 typer.echo(f"unknown projection {unknown[0]!r}; known: {', '.join(runner.projections)}", err=True)
                 raise typer.Exit(2)
             for projection in names:
-                _rebuild_with_progress(runner, projection, batch_size)
+                try:
+                    _rebuild_with_progress(runner, projection, batch_size, force)
+                except RebuildInProgress as error:
+                    typer.echo(str(error), err=True)
+                    raise typer.Exit(1) from None
         finally:
             runner.close()
 
 
-def _rebuild_with_progress(runner, name: str, batch_size: int) -> None:
+def _rebuild_with_progress(runner, name: str, batch_size: int, force: bool) -> None:
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                TextColumn("{task.fields[rate]:,.0f} events/s"), TimeElapsedColumn(), TimeRemainingColumn())
     started = time.monotonic()
@@ -74,7 +80,7 @@ def _rebuild_with_progress(runner, name: str, batch_size: int) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
             progress.update(task, completed=position, total=max(head, 1), rate=position / elapsed)
 
-        events = runner.rebuild(name, progress=report, batch_size=batch_size)
+        events = runner.rebuild(name, progress=report, batch_size=batch_size, force=force)
         progress.update(task, completed=progress.tasks[0].total)
     elapsed = time.monotonic() - started
     typer.echo(f"{name}: {events:,} events in {elapsed:.1f}s ({events / max(elapsed, 1e-6):,.0f} events/s)")
