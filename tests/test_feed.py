@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,13 @@ def test_schemas_are_written_to_files(tmp_path):
     assert len(written) == len(schemas.event_types())
     escalated = json.loads((tmp_path / "cn.fengqiao.dispute.escalated.v1.json").read_text())
     assert {"from_region", "to_region", "reason", "case_id", "actor"} <= set(escalated["properties"])
+
+
+def test_docs_events_match_the_code(tmp_path, monkeypatch):
+    """docs/events/ is what ``python -m engine.schemas docs/events`` writes today."""
+    monkeypatch.setenv("FENGQIAO_PUBLIC_URL", "https://fengqiao.example")
+    schemas.write_schemas(tmp_path)
+    docs = Path(__file__).resolve().parents[1] / "docs" / "events"
+    assert sorted(p.name for p in docs.glob("*.json")) == sorted(p.name for p in tmp_path.glob("*.json"))
+    for generated in tmp_path.glob("*.json"):
+        assert (docs / generated.name).read_text() == generated.read_text(), generated.name

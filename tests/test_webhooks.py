@@ -272,3 +272,47 @@ def test_private_and_odd_targets_are_refused(app, api, url, monkeypatch):
     response = api.post("/v1/subscriptions", json={"url": url})
     assert response.status_code == 422, response.text
     assert response.json()["type"] == "/problems/validation"
+
+
+def test_the_receiver_in_the_docs_works(app, api, receiver, tmp_path):
+    """The 20-line receiver of docs/integrators.md, run as written (on a free port)."""
+    import re
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "integrators.md").read_text()
+    code = re.search(r"```python\n(.*?)```", docs, re.S).group(1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "receiver.py"
+    script.write_text(code.replace('("0.0.0.0", 8080)', f'("127.0.0.1", {port})'))
+    receiver.url = f"http://127.0.0.1:{port}/"
+    created = subscribe(api, receiver)
+    workload(app)
+    process = subprocess.Popen([sys.executable, "-u", str(script)], stdout=subprocess.PIPE, text=True,
+                               env={"FENGQIAO_WEBHOOK_SECRET": created["secret"], "PATH": "/usr/bin:/bin"})
+    try:
+        s, store = sender(app)
+        try:
+            run_until(lambda: len(store.deliveries(created["id"], status=DELIVERED)) == 9, s)
+        finally:
+            s.close()
+            store.close()
+        s2, store2 = sender(app)  # replay: the receiver drops the repeats by webhook-id
+        try:
+            api.post(f"/v1/subscriptions/{created['id']}/replay", json={"from_position": 1})
+            s2.run_once()  # queues the nine again and sends them
+            run_until(lambda: len(store2.deliveries(created["id"], status=DELIVERED)) == 9, s2)
+        finally:
+            s2.close()
+            store2.close()
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    printed = [line.split() for line in output.splitlines() if line.strip()]
+    assert len(printed) == 9
+    assert [int(p[0]) for p in printed] == sorted(int(p[0]) for p in printed)
+    assert {p[1] for p in printed} >= {"cn.fengqiao.dispute.reported.v1", "cn.fengqiao.hazard.reported.v1"}
