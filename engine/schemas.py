@@ -56,8 +56,10 @@ class ActorData(BaseModel):
 
 class PartyData(BaseModel):
     """A party to a case. ``name``, ``phone`` and ``id_number`` are masked for integrators
-    (张*, 138****5678, 410928********127X)."""
+    (张*, 138****5678, 410928********127X) and read ``[erased]`` after crypto-shredding;
+    ``person`` is the random, stable id of the person (the same party across cases)."""
 
+    person: str | None = None
     name: str | None = None
     role: str | None = None
     phone: str | None = None
