@@ -30,6 +30,7 @@ Each CloudEvent::
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class _WhereaboutsCache:
     """Recently seen cases: ``case id → (version, whereabouts)``."""
 
     entries: OrderedDict[UUID, tuple[int, Whereabouts]] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, case_id: UUID, version: int) -> Whereabouts | None:
         """The whereabouts before ``version`` (or at it), if the cache knows them."""
@@ -106,10 +108,11 @@ class _WhereaboutsCache:
         return None
 
     def put(self, case_id: UUID, version: int, whereabouts: Whereabouts) -> None:
-        self.entries[case_id] = (version, whereabouts)
-        self.entries.move_to_end(case_id)
-        if len(self.entries) > REGION_CACHE_SIZE:
-            self.entries.popitem(last=False)
+        with self.lock:  # pages are read from several threads (the API's pool, SSE)
+            self.entries[case_id] = (version, whereabouts)
+            self.entries.move_to_end(case_id)
+            if len(self.entries) > REGION_CACHE_SIZE:
+                self.entries.popitem(last=False)
 
 
 def region_carried_by(event: Any) -> str | None:
