@@ -279,3 +279,20 @@ def test_editing_a_stored_checkpoint_is_caught(app, raw):
     checkpoint(app)
     raw.sql(f"UPDATE {raw.checkpoints} SET head = ?", ("11" * 32,))
     assert verify_log(app).finding.problem == "bad_signature"
+
+
+def test_a_store_that_predates_the_chain_is_adopted_once(store, clock):
+    from engine.service import Fengqiao
+    from tests.support import seed
+
+    unchained = seed(Fengqiao(store, clock=clock, env={"APPLICATION_RECORDER_TOPIC": ""}))
+    head = unchained.head_position()
+    unchained.close()
+    adopted = Fengqiao(store, clock=clock)
+    try:
+        result = verify_log(adopted)
+        assert result.ok and result.head_position == head
+        case_id = busy_history(adopted)[0]
+        assert verify_log(adopted).ok and verify_case(adopted, case_id).ok
+    finally:
+        adopted.close()
