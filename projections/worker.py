@@ -23,6 +23,7 @@ WORKER_MODULES: list[str] = [
     "projections.worker",
     # -- more worker modules here, one line each --
     "workflows.webhooks",
+    "workflows.worker",
 ]
 
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 
@@ -269,3 +271,24 @@ def test_recalculation_under_another_policy_version_writes_nothing(app, clock):
     assert own["reply"].astimezone(SHANGHAI) == sh(2025, 10, 10, 10)
     assert other["reply"].astimezone(SHANGHAI) == sh(2025, 9, 30, 10)  # Sun 28 (调休), Mon, Tue
     assert app.head_position() == head and app.case(case_id).policy_version == 1
+
+
+def test_the_timers_command_line(app, store):
+    from tests.test_cli import cli, out
+
+    case_id = str(ladder_case(app))
+    clocks = out(cli(store, "timers", "clocks", case_id, "--at", "2025-09-26T11:00:00+08:00"))
+    assert {c["name"]: c["due_at"] for c in clocks} == {"sign_for": "2025-09-26T12:00:00+08:00",
+                                                        "rank_handling": "2025-09-28T10:00:00+08:00"}
+    assert [(r["clock"], r["threshold"]) for r in out(cli(store, "timers", "due"))] == [
+        ("sign_for", 0.5), ("rank_handling", 0.5)]
+    fired = out(cli(store, "timers", "tick"))  # on the real clock, weeks later: everything is due
+    assert [(f["clock"], f["action"]) for f in fired][-2:] == [("rank_handling", "breach-clock"),
+                                                               ("rank_handling", "supervise")]
+    assert sorted_timeline(timeline(app, UUID(case_id))) == sorted_timeline(LADDER)
+    assert out(cli(store, "timers", "tick")) == []
+    head = app.head_position()
+    assert out(cli(store, "timers", "route"))["handled"] >= 1  # dispatched by hand already: nothing to do
+    assert app.head_position() == head
+    refused = cli(store, "timers", "clocks", case_id, "--at", "2025-09-26T11:00:00", ok=False)
+    assert json.loads(refused.stderr.strip().splitlines()[-1])["error"]["code"] == "validation"

@@ -13,7 +13,8 @@ Each tick:
      a 督办 for the ceiling rank's supervisor (小事不出村: the case stays there).
 
 Every command's id is derived from the case, the clock, its leg (cycle and
-extension) and the threshold, so a restart — or two timer services racing —
+extension) and the threshold (``warn:0.5``, ``breach``, ``on-breach``: one slot
+for the breach action, so escalate-or-supervise is decided once), so a restart — or two timer services racing —
 records each crossing exactly once: a repeat is answered, not re-recorded. The
 events carry the crossing instant as ``occurred_at`` and the service's clock as
 recorded time, so a late tick (after downtime) still shows when the threshold
@@ -113,7 +114,8 @@ class TimerService:
     def fire(self, case_id: UUID, now: datetime) -> list[Fired]:
         """Issue the commands for every threshold of the case due by ``now``."""
         fired: list[Fired] = []
-        for state in clocks_of(self.app, case_id, now):
+        # every event recorded so far counts, including this tick's own (recorded after ``now``)
+        for state in clocks_of(self.app, case_id, max(now, self.app.clock.now())):
             for threshold, at in state.due_thresholds(now):
                 try:
                     fired.extend(self._cross(case_id, state, threshold, at))
@@ -131,7 +133,7 @@ class TimerService:
         if state.on_breach == "supervise":
             note = f"督办: {state.title or state.clock} overdue since {at.isoformat()}"
             done.append(self._do(case_id, state, "supervise", {"note": note, "clock": state.name},
-                                 "supervise", threshold, at))
+                                 "on-breach", threshold, at))
         elif state.on_breach == "escalate":
             done.append(self._escalate(case_id, state, threshold, at))
         return done
@@ -144,7 +146,7 @@ class TimerService:
         if up is not None and up.rank <= case.ceiling:
             reason = (f"{state.title or state.clock}: not settled at {Rank(case.rank).label} "
                       f"by {state.due_at.isoformat()}; escalated automatically")
-            return self._do(case_id, state, "escalate", {"reason": reason}, "escalate", threshold, at)
+            return self._do(case_id, state, "escalate", {"reason": reason}, "on-breach", threshold, at)
         region = next((r for r in tree.lineage(case.region) if r.rank == case.ceiling), tree.get(case.region))
         supervisor = next((p.name for p in tree.people.values()
                            if p.region == region.code and p.role == "supervisor"), None)
@@ -152,7 +154,7 @@ class TimerService:
                 f"for a {case.severity} case; no escalation. For the supervisor of {region.name}"
                 + (f" ({supervisor})" if supervisor else ""))
         return self._do(case_id, state, "supervise", {"note": note, "clock": state.name},
-                        "supervise", threshold, at)
+                        "on-breach", threshold, at)
 
     def _do(self, case_id: UUID, state: ClockState, action: str, body: dict[str, Any], what: str,
             threshold: float, at: datetime) -> Fired:

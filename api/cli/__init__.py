@@ -15,6 +15,7 @@ from api.cli import cases, setup
 from api.cli import privacy as privacy_cli
 from api.cli import projections as projections_cli
 from api.cli import serve as serve_cli
+from api.cli import timers as timers_cli
 from api.cli import users as users_cli
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
 app.add_typer(privacy_cli.app, name="privacy", help="Personal data: find a person, erase them.")
 projections_cli.register(app)  # `fengqiao projections …` and `fengqiao worker`
 serve_cli.register(app)  # `fengqiao serve`: the HTTP API
+app.add_typer(timers_cli.app, name="timers", help="Clocks of a case, the timer index, ticks and routing.")
 app.add_typer(users_cli.app, name="users", help="API users and their bearer tokens.")
 # -- end of mounts --
 
