@@ -12,6 +12,7 @@ import typer
 from api.cli import audit as audit_cli
 from api.cli import casefile as casefile_cli
 from api.cli import cases, setup
+from api.cli import demo as demo_cli
 from api.cli import privacy as privacy_cli
 from api.cli import projections as projections_cli
 from api.cli import serve as serve_cli
@@ -30,6 +31,7 @@ app.add_typer(cases.app, name="case", help="Report and drive cases; history and 
 # -- more areas mount here, one line each (keep this block sorted) --
 app.add_typer(audit_cli.app, name="audit", help="Tamper evidence: signed checkpoints and verification.")
 casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
+demo_cli.register(app)  # `fengqiao demo`: the demo county and a season of traffic
 app.add_typer(privacy_cli.app, name="privacy", help="Personal data: find a person, erase them.")
 projections_cli.register(app)  # `fengqiao projections …` and `fengqiao worker`
 serve_cli.register(app)  # `fengqiao serve`: the HTTP API

@@ -7,9 +7,16 @@ the order of their moments, moving the clock to each one and sending the step
 through ``Fengqiao.report`` / ``Fengqiao.do`` like any caller would. Steps due
 after the season ends are not run: those cases stay open, some of them late.
 
+When a timer service is given (``workflows.timers.TimerService``), it ticks
+every simulated ``timer_period`` so clock warnings, breaches, 督办 notices and
+the 四级七天 automatic escalations are recorded as the season goes. A dispute
+the timer escalated is taken over at its new rank: the story's plan is dropped
+and that rank's supervisor dispatches it (:func:`engine.demo.stories.take_over`).
+
 Deterministic: the arrivals and every story draw from random generators seeded
 from ``seed``, and every command id derives from the seed, so running the same
-season again on the same store repeats nothing.
+season again on the same store repeats nothing (on a rerun, a case the timer
+took over in the first run is taken over at the same moment again).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -34,7 +42,7 @@ from domain.policy import Kind
 from engine.clock import SimulatedClock
 from engine.demo.county import County
 from engine.demo.names import Names
-from engine.demo.stories import REPORT, STORIES, Life, Place, Step, check_categories
+from engine.demo.stories import REPORT, STORIES, Life, Place, Step, check_categories, take_over
 from engine.service import Fengqiao
 
 log = structlog.get_logger("fengqiao.demo")
@@ -44,6 +52,13 @@ DAILY_RATES = {Kind.DISPUTE: 12.0, Kind.HAZARD: 6.0, Kind.PETITION: 12.0}
 RESTDAY_FACTOR = 0.55
 SWEEP_FACTOR = 2.0  # hazards found in the monthly sweep (days 1–5)
 URBAN_WEIGHT = 2.5  # a building grid is busier than a village grid
+TIMER_PERIOD = timedelta(hours=1)
+
+
+class Timers(Protocol):
+    """What the simulator needs of the timer service."""
+
+    def tick(self, now: datetime | None = None) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,8 @@ class RunStats:
     commands: int = 0
     repeated: int = 0
     not_run: int = 0  # steps due after the season's end
+    timer_commands: int = 0  # warnings, breaches, 督办 and escalations the timer recorded
+    taken_over: int = 0  # disputes the timer escalated, then worked at their new rank
     refused: Counter = field(default_factory=Counter)  # (action, error code) → count
 
 
@@ -82,8 +99,11 @@ class RunStats:
 class _Story:
     number: int
     case_id: UUID
+    life: Life
     steps: Iterator[Step]
     index: int = 0
+    plan: int = 0  # bumped when the timer takes the case over: older queued steps are dropped
+    earlier_takeovers: list[datetime] = field(default_factory=list)  # on a rerun: the timer's escalations
 
 
 def poisson(rng: random.Random, mean: float) -> int:
@@ -103,12 +123,15 @@ def poisson(rng: random.Random, mean: float) -> int:
 class Simulation:
     def __init__(self, app: Fengqiao, clock: SimulatedClock, county: County, season: Season, *,
                  seed: int, scale: float = 1.0, calendar: WorkingCalendar | None = None,
+                 timers: Timers | None = None, timer_period: timedelta = TIMER_PERIOD,
                  on_progress: Callable[[datetime, RunStats], None] | None = None) -> None:
         check_categories()
         self.app, self.clock, self.county, self.season = app, clock, county, season
         self.seed, self.scale = seed, scale
         self.calendar = calendar or WorkingCalendar()
         self.on_progress = on_progress
+        self.timers, self.timer_period = timers, timer_period
+        self.stories: dict[UUID, _Story] = {}
         self.stats = RunStats()
         self.ceilings = {str(profile): app.policy().ceilings_for(profile) for profile in Profile}
         self.places = [
@@ -156,35 +179,76 @@ class Simulation:
         """Run every story's steps in time order, up to the season's end."""
         if self.clock.now() > self.season.start:
             raise ValueError("the clock is already past the season's start")
-        queue: list[tuple[datetime, int, _Story, Step]] = []
+        queue: list[tuple[datetime, int, int, _Story, Step]] = []
         for number, (at, kind, place) in enumerate(self.arrivals(), start=1):
             rng = random.Random(f"fengqiao-demo-case:{self.seed}:{number}")
             profile = str(place.grid.region.profile)
             life = Life(rng, self.calendar, at, place, self.ceilings[profile], Names(rng))
-            story = _Story(number, case_id_for(f"demo-{self.seed}-{number:06d}-00"), STORIES[kind](life))
+            story = _Story(number, case_id_for(f"demo-{self.seed}-{number:06d}-00"), life, STORIES[kind](life))
+            self.stories[story.case_id] = story
             self._push(queue, story)
-        sequence_guard = 0
+        next_tick = self.season.start + self.timer_period
+        sent = 0
         while queue:
-            at, _, story, step = heapq.heappop(queue)
+            at, _, plan, story, step = heapq.heappop(queue)
+            if plan != story.plan:
+                continue
             if at >= self.season.end:
                 self.stats.not_run += 1 + sum(1 for _ in story.steps)
+                continue
+            if self.timers is not None and next_tick <= at:
+                self._tick(next_tick, queue)
+                next_tick += self.timer_period
+                heapq.heappush(queue, (at, _, plan, story, step))
+                continue
+            if story.plan < len(story.earlier_takeovers) and at >= story.earlier_takeovers[story.plan]:
+                self._take_over(queue, story, story.earlier_takeovers[story.plan])
                 continue
             self.clock.set(max(at, self.clock.now()))
             if self._send(story, step):
                 self._push(queue, story)
-            sequence_guard += 1
-            if self.on_progress and sequence_guard % 250 == 0:
+            sent += 1
+            if self.on_progress and sent % 250 == 0:
                 self.on_progress(self.clock.now(), self.stats)
-        self.clock.set(max(self.season.end, self.clock.now()))
+        if self.timers is not None:
+            self._tick(self.season.end, queue)
         if self.on_progress:
             self.on_progress(self.clock.now(), self.stats)
         return self.stats
+
+    def _tick(self, moment: datetime, queue: list) -> None:
+        """The timer service's turn: record what fell due; a case it escalated is
+        taken over at its new rank (the rest of its story is dropped)."""
+        assert self.timers is not None
+        self.clock.set(max(moment, self.clock.now()))
+        for fired in self.timers.tick():
+            if fired.repeated:
+                continue
+            self.stats.timer_commands += 1
+            story = self.stories.get(fired.case_id)
+            if fired.action == "escalate" and story is not None:
+                self._take_over(queue, story, self.clock.now())
+
+    def _take_over(self, queue: list, story: _Story, moment: datetime) -> None:
+        """The timer escalated the case at ``moment``: drop the rest of its story and
+        work it at its new rank from then on."""
+        story.steps.close()
+        story.plan += 1
+        story.life.t = moment
+        story.steps = take_over(story.life, self.app.case_as_of(story.case_id, moment))
+        self.stats.taken_over += 1
+        self._push(queue, story)
+
+    def _timer_escalations(self, case_id: UUID) -> list[datetime]:
+        """When the timer service escalated a case (read back on a rerun)."""
+        return [e.event.timestamp for e in self.app.history(case_id)
+                if e.type == "Escalated" and e.event.actor.role == "system"]
 
     def _push(self, queue: list, story: _Story) -> None:
         step = next(story.steps, None)
         if step is not None:
             at = step.at.astimezone(UTC)
-            heapq.heappush(queue, (at, story.number * 1000 + story.index, story, step))
+            heapq.heappush(queue, (at, story.number * 1000 + story.index, story.plan, story, step))
 
     def _send(self, story: _Story, step: Step) -> bool:
         """Send one step; a refusal ends the story (and is counted: it should not happen)."""
@@ -198,6 +262,8 @@ class Simulation:
             if step.action == REPORT:
                 result = self.app.report(ReportCase.model_validate(step.body), envelope)
                 self.stats.cases += 1
+                if result.repeated:  # a rerun: follow the timer's escalations of the first run
+                    story.earlier_takeovers = self._timer_escalations(story.case_id)
             else:
                 result = self.app.do(story.case_id, step.action, step.body, envelope)
         except DomainError as error:

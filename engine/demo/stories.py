@@ -25,7 +25,7 @@ from typing import Any
 
 from domain.actors import Actor
 from domain.calendar import WorkingCalendar
-from domain.cases import CATEGORIES
+from domain.cases import CATEGORIES, Case
 from domain.ladder import Profile, Rank
 from domain.policy import Kind, Severity
 from engine.demo import texts
@@ -492,6 +492,29 @@ def petition(life: Life) -> Iterator[Step]:
         redo += 1
     life.minutes(10, 120)
     yield life.step(visitor, "close")
+
+
+def take_over(life: Life, case: Case) -> Iterator[Step]:
+    """The timer escalated the case (四级七天: its rank's clock ran out). The new
+    rank's supervisor dispatches it and the handler there settles it. Only
+    disputes escalate on a breach under the default policy; any other kind is
+    left where the timer put it."""
+    if case.kind != Kind.DISPUTE:
+        return
+    place = life.place
+    rank, severity = case.rank, Severity(case.severity)
+    handler, supervisor = place.handler(rank, Kind.DISPUTE, life.worker), place.supervisor(rank)
+    life.working(0.2, 3)
+    yield life.step(supervisor, "assign", assignee=handler.id)
+    yield from life.sign_for(handler, severity)
+    if case.agreement is None:
+        life.working(1, 8)
+        agreement = life.rng.choice(texts.AGREEMENTS)
+        yield life.step(handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement)
+    life.minutes(5, 40)
+    yield life.step(handler, "resolve", resolution="上级调解组织接手后调解成功，矛盾化解")
+    life.working(0.5, 14)
+    yield life.step(supervisor, "close")
 
 
 STORIES = {Kind.DISPUTE: dispute, Kind.HAZARD: hazard, Kind.PETITION: petition}

@@ -1,0 +1,234 @@
+"""``fengqiao demo``: a fresh store with the demo county and a season of its traffic, then serve it."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from domain.calendar import SHANGHAI
+from engine.demo import (
+    Census,
+    Demo,
+    RunStats,
+    Season,
+    build_demo,
+    demo_clock,
+    relax_sqlite_durability,
+)
+from engine.demo.county import County
+from engine.logs import configure_logging
+from engine.service import Fengqiao
+from engine.store import StoreConfig
+
+DEFAULT_DB = Path("var") / "demo.db"
+RANKS = ("grid", "village", "township", "county")
+KINDS = {"dispute": "矛盾纠纷 disputes", "hazard": "安全隐患 hazards", "petition": "诉求 petitions"}
+STATUSES = ("reported", "assigned", "accepted", "in_progress", "resolved", "closed")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    seed: int = typer.Option(1, "--seed", help="the same seed builds the same county and the same season"),
+    days: int = typer.Option(90, "--days", min=1, max=730, help="length of the simulated season"),
+    scale: float = typer.Option(1.0, "--scale", min=0.001, max=20.0,
+                                help="traffic volume (1.0: about 2,400 cases in 90 days)"),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="the SQLite file to (re)create"),
+    end: datetime | None = typer.Option(
+        None, "--end", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        help="when the season ends, Beijing time (default: now); pin it to reproduce a run exactly"),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="serve the API and dashboard afterwards"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+) -> None:
+    """Build the demo county (阳高县-shaped) and a season of traffic in a FRESH SQLite store, then serve it."""
+    configure_logging(level=os.environ.get("FENGQIAO_LOG_LEVEL", "WARNING"))
+    console = Console(stderr=True)
+    moment = end.replace(tzinfo=SHANGHAI) if end else datetime.now(UTC).replace(second=0, microsecond=0)
+    season = Season.ending(moment, days)
+    path = fresh_sqlite(db)
+    started = time.perf_counter()
+    clock = demo_clock(season)
+    app = Fengqiao(StoreConfig(f"sqlite:///{path}"), clock=clock)
+    try:
+        relax_sqlite_durability(app)
+        result = _build(app, clock, season, seed, scale, console)
+        built = time.perf_counter() - started
+        catch_up_projections(app, console)
+        tokens = issue_tokens(app, result.county)
+    finally:
+        app.close()
+    total = time.perf_counter() - started
+    print_summary(console, result, built, total)
+    print_tokens(console, tokens, result.county)
+    url = f"http://{host}:{port}"
+    if not serve:
+        console.print(f"\nStore ready: [bold]{path}[/]. Serve it with "
+                      f"[bold]FENGQIAO_DATABASE_URL=sqlite:///{path} fengqiao serve[/]")
+        return
+    serve_store(console, path, host, port, url)
+
+
+def fresh_sqlite(db: Path) -> Path:
+    """Delete the SQLite file (and its WAL and shared-memory files): the demo always starts empty."""
+    db = db.expanduser()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return db
+
+
+def _build(app: Fengqiao, clock, season: Season, seed: int, scale: float, console: Console) -> Demo:
+    columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+               TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("县情 loading the county …", total=season.days)
+
+        def on_progress(now: datetime, stats: RunStats) -> None:
+            done = (now - season.start) / timedelta(days=1)
+            progress.update(task, completed=min(done, season.days),
+                            description=f"{now.astimezone(SHANGHAI):%Y-%m-%d} cases {stats.cases:>5} "
+                                        f"commands {stats.commands:>6}")
+
+        return build_demo(app, clock, season, seed=seed, scale=scale, on_progress=on_progress)
+
+
+def catch_up_projections(app: Fengqiao, console: Console) -> None:
+    """Bring the read models (SLA boards, statistics) up to date before serving."""
+    try:
+        from projections import default_projections
+        from projections.runner import ProjectionRunner
+    except ImportError:
+        console.print("[yellow]projections are not installed; the read models stay empty[/]")
+        return
+    with console.status("read models catching up …"):
+        runner = ProjectionRunner(app, default_projections())
+        try:
+            runner.run_once()
+        finally:
+            runner.close()
+
+
+ROLES_SHOWN = ("supervisor", "handler", "reporter", "auditor", "integrator", "admin")
+
+
+def token_holders(county: County) -> dict[str, object]:
+    """One person per role to sign in as: a township supervisor, a village mediator,
+    a grid assistant, the county's auditor, integrator and administrator."""
+    township = county.townships[0]
+    village = township.villages[0]
+    assistant = next(a for g in county.grids() for a in g.assistants)
+    return {
+        "supervisor": township.supervisor,
+        "handler": village.mediator,
+        "reporter": assistant,
+        "auditor": county.auditor,
+        "integrator": county.integrator,
+        "admin": county.admin,
+    }
+
+
+def issue_tokens(app: Fengqiao, county: County) -> dict[str, tuple[object, str]]:
+    """A bearer token for each role's person (None where the user store is not installed)."""
+    try:
+        from engine.users import UserStore
+    except ImportError:
+        return {}
+    users = UserStore(app)
+    try:
+        return {role: (actor, users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"))
+                for role, actor in token_holders(county).items()}
+    finally:
+        users.close()
+
+
+def print_summary(console: Console, result: Demo, built: float, total: float) -> None:
+    census, run, county = result.census, result.run, result.county
+    console.print(
+        f"\n[bold]{county.name}[/]: {len(county.townships)} townships/subdistrict, "
+        f"{sum(1 for _ in county.villages())} villages/communities, {sum(1 for _ in county.grids())} grids, "
+        f"{len(county.people)} people. Season {result.season.start.astimezone(SHANGHAI):%Y-%m-%d} → "
+        f"{result.season.end.astimezone(SHANGHAI):%Y-%m-%d %H:%M} (Beijing time)."
+    )
+    console.print(f"{run.cases} cases, {run.commands} commands by people, {run.timer_commands} by the timer "
+                  f"service, {run.taken_over} disputes taken over after an automatic escalation; built in "
+                  f"{built:.1f} s, ready in {total:.1f} s.")
+    if run.refused:
+        console.print(f"[red]refused steps: {dict(run.refused)}[/]")
+    console.print(status_table(census))
+    console.print(rank_table(census))
+    console.print(
+        f"escalated cases {census.escalated_cases} ({census.escalations} escalations), "
+        f"reclassified upwards (矛盾上交) {census.reclassified_up}, open and overdue "
+        f"{sum(census.overdue.values())} {dict(census.overdue)}, resolved above the ceiling {census.above_ceiling}; "
+        f"return visits {dict(census.satisfaction)}."
+    )
+    minor = census.minor_disputes_resolved_at
+    settled = sum(minor.values())
+    if settled:
+        shares = ", ".join(f"{rank} {minor.get(rank, 0) / settled:.0%}" for rank in RANKS)
+        console.print(f"minor disputes settled (小事不出村): {shares}")
+
+
+def status_table(census: Census) -> Table:
+    table = Table(title="cases by kind and status")
+    table.add_column("kind")
+    for status in STATUSES:
+        table.add_column(status, justify="right")
+    table.add_column("total", justify="right")
+    for kind, label in KINDS.items():
+        counts = [census.cases.get((kind, s), 0) for s in STATUSES]
+        table.add_row(label, *map(str, counts), str(sum(counts)))
+    return table
+
+
+def rank_table(census: Census) -> Table:
+    table = Table(title="resolved at each rank")
+    table.add_column("kind")
+    for rank in RANKS:
+        table.add_column(rank, justify="right")
+    for kind, label in KINDS.items():
+        table.add_row(label, *(str(census.resolved_at.get((kind, r), 0)) for r in RANKS))
+    return table
+
+
+def print_tokens(console: Console, tokens: dict, county: County) -> None:
+    if not tokens:
+        console.print("[yellow]engine.users is not installed: no API tokens issued[/]")
+        return
+    table = Table(title="sign in with one of these tokens (Authorization: Bearer …)")
+    for column in ("role", "name", "region", "token"):
+        table.add_column(column, overflow="fold")
+    names = {r.code: r.name for r in county.regions()}
+    for role, (actor, token) in tokens.items():
+        table.add_row(role, actor.id, names.get(actor.region, actor.region), token)
+    Console().print(table)  # on stdout: the tokens are the output
+
+
+def serve_store(console: Console, path: Path, host: str, port: int, url: str) -> None:
+    """Serve the API and dashboard on the demo store with the real clock (``fengqiao serve``)."""
+    try:
+        from api.cli.serve import serve
+    except ImportError as error:
+        console.print(f"[red]cannot serve: the HTTP API is not installed ({error}); "
+                      f"rerun with --no-serve to only build the store[/]")
+        raise typer.Exit(1) from None
+    os.environ["FENGQIAO_DATABASE_URL"] = f"sqlite:///{path}"
+    console.print(f"\nServing on [bold]{url}/ui/[/] (dashboard) and {url}/docs (API). Ctrl-C to stop.")
+    serve(host=host, port=port, workers=True)
