@@ -296,3 +296,25 @@ def test_a_store_that_predates_the_chain_is_adopted_once(store, clock):
         assert verify_log(adopted).ok and verify_case(adopted, case_id).ok
     finally:
         adopted.close()
+
+
+def test_whole_store_encryption_keeps_the_chain_verifiable(store, clock):
+    from eventsourcing.cryptography import AESCipher
+
+    from engine.service import Fengqiao
+    from tests.support import seed
+
+    env = {"CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher", "CIPHER_KEY": AESCipher.create_key(32)}
+    app = seed(Fengqiao(store, clock=clock, env=env))
+    try:
+        case_id = busy_history(app)[0]
+        raw = RawStore(app)
+        try:
+            stored = b"".join(bytes(row[4]) for row in raw.events_rows())
+        finally:
+            raw.close()
+        assert "已上门了解情况".encode() not in stored and b"wang" not in stored
+        assert app.case(case_id).title == "dispute test"
+        assert verify_log(app).ok and verify_case(app, case_id).ok
+    finally:
+        app.close()
