@@ -5,7 +5,10 @@ Tables (public names; see docs/projections.md):
 * ``cases`` — every case's current view plus the facts the boards and rates need
   (when it was reported, dispatched, signed for, resolved, visited; at which rank;
   whether within the ceiling of the severity it was reported with).
-* ``cases_reclassified`` — one row per upward reclassification (矛盾上交), dated.
+* ``cases_upward`` — one row per push above the ceiling, dated, attributed to the
+  case's origin: ``reclassified_up`` (重新定性 upwards, 矛盾上交) and
+  ``escalation_refused`` (an escalation or assignment the ceiling refused, from
+  the per-case refusal log, ``domain.refusals``).
 * ``cases_policies`` — the policy documents seen in the log (clock rules, targets).
 
 Clocks: the timer service records ``ClockWarned`` / ``ClockBreached``; this
@@ -38,11 +41,12 @@ COLUMNS = (
     "title", "channel", "reporter", "assignee", "unit", "responsible_unit", "suspended", "clocks",
     "next_due_at", "overdue", "due_soon", "breached", "reported_at", "recorded_at", "last_event_at",
     "version", "position", "resolved_at", "resolved_rank", "within_ceiling", "reclassified_up",
-    "escalations", "reopened", "dispatched_at", "accepted_at", "sign_for_due_at", "responded_in_time",
+    "escalations_refused", "escalations", "reopened", "dispatched_at", "accepted_at", "sign_for_due_at", "responded_in_time",
     "satisfaction", "visited_at", "closed_at",
 )
 INTEGER = {"rank", "ceiling", "reported_ceiling", "policy_version", "suspended", "overdue", "due_soon",
-           "version", "resolved_rank", "within_ceiling", "reclassified_up", "escalations", "reopened",
+           "version", "resolved_rank", "within_ceiling", "reclassified_up", "escalations_refused",
+           "escalations", "reopened",
            "responded_in_time"}
 INDEXED = (
     ("region", "region, reported_at"), ("origin", "origin_region, reported_at"),
@@ -71,8 +75,8 @@ def ancestor(code: str, rank: int, target: int) -> str | None:
 
 class CasesProjection(Projection):
     name = "cases"
-    tables = ("cases", "cases_reclassified", "cases_policies")
-    version = 1
+    tables = ("cases", "cases_upward", "cases_policies")
+    version = 2
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
@@ -86,17 +90,16 @@ class CasesProjection(Projection):
                  "next_due_at", "status", "kind", "severity", "assignee", "unit"}
         columns = ", ".join(f"{c} {types.get(c, key if c in keyed else 'TEXT')}" for c in COLUMNS)
         tx.execute(f"CREATE TABLE {self.t('cases')} ({columns}, PRIMARY KEY (case_id))")
-        reclassified = self.t("cases_reclassified")
-        tx.execute(f"CREATE TABLE {reclassified} (case_id {key} NOT NULL, position BIGINT NOT NULL, "
-                   f"at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, township {key}, "
-                   f"from_severity TEXT, to_severity TEXT, PRIMARY KEY (case_id, position))")
+        tx.execute(f"CREATE TABLE {self.t('cases_upward')} (case_id {key} NOT NULL, position BIGINT NOT NULL, "
+                   f"fact {key} NOT NULL, at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, "
+                   f"township {key}, detail TEXT, PRIMARY KEY (case_id, position))")
         tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
 
     def create_indexes(self, tx: Tx) -> None:
-        cases, reclassified = self.t("cases"), self.t("cases_reclassified")
+        cases, upward = self.t("cases"), self.t("cases_upward")
         for suffix, on in INDEXED:
             tx.execute(f"CREATE INDEX {cases}_{suffix} ON {cases} ({on})")
-        tx.execute(f"CREATE INDEX {reclassified}_origin ON {reclassified} (origin_region, at)")
+        tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
 
     # -- applying ----------------------------------------------------------------
 
@@ -105,13 +108,21 @@ class CasesProjection(Projection):
 
     def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
         """Load the batch's cases once, fold the events into them, write them once."""
-        ids = sorted({str(e.originator_id) for _, e in events if _is_case_event(e)})
+        ids = sorted({_case_of(e) for _, e in events if _is_case_event(e) or _is_refusal(e)})
         rows = self._load(tx, ids)
-        reclassified: list[tuple] = []
+        upward: list[tuple] = []
         for position, event in events:
             kind = type(event).__name__
             if kind == "PolicyLoaded":
                 self._remember_policy(tx, event)
+                continue
+            if kind == "EscalationRefused" and _is_refusal(event):
+                row = rows.get(event.case_id)
+                if row is not None:
+                    row.update(_dirty=True, escalations_refused=row["escalations_refused"] + 1)
+                    upward.append((row["case_id"], position, "escalation_refused", iso(event.occurred_at),
+                                   row["origin_region"], row["village"], row["township"],
+                                   f"{event.action} {event.requested} > {event.ceiling}"))
                 continue
             if not _is_case_event(event):
                 continue
@@ -121,7 +132,7 @@ class CasesProjection(Projection):
             row = rows.get(case_id)
             if row is None:  # an event of a case we never saw reported: ignore, never crash
                 continue
-            self._fold(tx, row, kind, event, position, reclassified)
+            self._fold(tx, row, kind, event, position, upward)
         cases = self.t("cases")
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
@@ -131,9 +142,9 @@ class CasesProjection(Projection):
             [tuple(_stored(c, row[c]) for c in COLUMNS) for row in rows.values() if row.get("_dirty")],
         )
         tx.executemany(
-            f"INSERT INTO {self.t('cases_reclassified')} (case_id, position, at, origin_region, village, township, "
-            "from_severity, to_severity) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, position) DO NOTHING",
-            reclassified,
+            f"INSERT INTO {self.t('cases_upward')} (case_id, position, fact, at, origin_region, village, township, "
+            "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, position) DO NOTHING",
+            upward,
         )
 
     def _load(self, tx: Tx, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -161,12 +172,13 @@ class CasesProjection(Projection):
             policy_version=event.policy_version, title=event.title, channel=event.channel,
             reporter=event.actor.id, suspended=0, clocks={}, overdue=0, due_soon=0, breached=[],
             reported_at=iso(event.occurred_at), recorded_at=iso(event.timestamp), reclassified_up=0,
+            escalations_refused=0,
             escalations=0, reopened=0,
         )
         return row
 
     def _fold(self, tx: Tx, row: dict[str, Any], kind: str, event: Any, position: int,
-              reclassified: list[tuple]) -> None:
+              upward: list[tuple]) -> None:
         at = iso(event.occurred_at)
         row.update(_dirty=True, version=event.originator_version, position=position, last_event_at=at)
         if kind in ("Assigned", "Escalated"):
@@ -196,8 +208,8 @@ class CasesProjection(Projection):
             row["ceiling"] = row["ceilings"].get(event.to_severity, row["ceiling"])
             if event.upward:
                 row["reclassified_up"] += 1
-                reclassified.append((row["case_id"], position, at, row["origin_region"], row["village"],
-                                     row["township"], event.from_severity, event.to_severity))
+                upward.append((row["case_id"], position, "reclassified_up", at, row["origin_region"],
+                               row["village"], row["township"], f"{event.from_severity} > {event.to_severity}"))
         elif kind == "Suspended":
             row["suspended"] = 1
         elif kind == "Resumed":
@@ -290,10 +302,19 @@ class CasesProjection(Projection):
 
 
 CASE_EVENT_MODULE = "domain.cases"
+REFUSAL_EVENT_MODULE = "domain.refusals"
 
 
 def _is_case_event(event: Any) -> bool:
     return type(event).__module__ == CASE_EVENT_MODULE
+
+
+def _is_refusal(event: Any) -> bool:
+    return type(event).__module__ == REFUSAL_EVENT_MODULE and hasattr(event, "case_id")
+
+
+def _case_of(event: Any) -> str:
+    return event.case_id if _is_refusal(event) else str(event.originator_id)
 
 
 def _stored(column: str, value: Any) -> Any:

@@ -197,10 +197,11 @@ class ReadModels:
                 stats["resolved"] += int(row["n"])
                 stats["resolved_within_ceiling"] += int(row["within"] or 0)
                 stats["resolved_at_rank"][RANK_KEYS[int(row["rank"])]] += int(row["n"])
-            for row in tx.query(f"SELECT {key} AS region, COUNT(*) AS n FROM cases_reclassified "
-                                f"WHERE {origin} AND {moved}{grouped}",
+            for row in tx.query(f"SELECT {key} AS region, fact, COUNT(*) AS n FROM cases_upward "
+                                f"WHERE {origin} AND {moved}{grouped}{', fact' if group else ' GROUP BY fact'}",
                                 [*key_params, *origin_params, *moved_params]):
-                result.setdefault(row["region"], _empty(row["region"]))["reclassified_up"] = int(row["n"])
+                stats = result.setdefault(row["region"], _empty(row["region"]))
+                stats["reclassified_up" if row["fact"] == "reclassified_up" else "escalations_refused"] = int(row["n"])
         for stats in result.values():
             stats["within_ceiling_rate"] = _rate(stats["resolved_within_ceiling"], stats["resolved"])
         return list(result.values())
@@ -232,8 +233,7 @@ def _empty(region: str) -> dict[str, Any]:
     return {
         "region": region, "received": 0, "resolved": 0, "resolved_within_ceiling": 0,
         "within_ceiling_rate": None, "resolved_at_rank": dict.fromkeys(RANK_KEYS.values(), 0),
-        "reclassified_up": 0,
-        "escalations_refused": 0,  # TODO: a refused escalation records no event yet (docs/projections.md)
+        "reclassified_up": 0, "escalations_refused": 0,
     }
 
 

@@ -230,9 +230,26 @@ class ProjectionRunner:
             with self._advanced:
                 self._advanced.notify_all()
 
+    def rebuild_stale(self) -> list[str]:
+        """Rebuild every projection whose code version is newer than its tables
+        (beside the live ones, so readers keep the old data until the swap)."""
+        rebuilt = []
+        for status in self.statuses():
+            if status.stale:
+                try:
+                    self.rebuild(status.name)
+                    rebuilt.append(status.name)
+                except RebuildInProgress:
+                    log.info("stale projection is being rebuilt elsewhere", projection=status.name)
+        return rebuilt
+
     def run_forever(self, stop: threading.Event, poll: float = 0.2, batch_size: int = 1000) -> None:
-        """Catch up, then poll for new events, until ``stop`` is set. Errors are
-        logged and retried (the failed batch was rolled back)."""
+        """Rebuild stale projections, catch up, then poll for new events, until
+        ``stop`` is set. Errors are logged and retried (a failed batch was rolled back)."""
+        try:
+            self.rebuild_stale()
+        except Exception:  # noqa: BLE001 - the live tables still serve; status shows it stale
+            log.exception("rebuilding a stale projection failed")
         while not stop.is_set():
             try:
                 if self.run_once(batch_size):

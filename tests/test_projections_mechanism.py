@@ -173,3 +173,19 @@ def test_a_second_rebuild_waits_for_a_running_one_but_clears_a_dead_one(app):
         assert sum(counts(runner.db).values()) == app.head_position()
     finally:
         runner.close()
+
+
+def test_a_projection_whose_code_changed_is_rebuilt_beside_the_live_one(app):
+    some_cases(app)
+    runner = ProjectionRunner(app, [EventCounts()])
+    try:
+        runner.run_once()
+        with runner.db.transaction() as tx:
+            tx.execute("UPDATE projection_tracking SET version = 0")  # tables of an older code version
+        assert runner.statuses()[0].stale
+        assert runner.rebuild_stale() == ["event_counts"]
+        status = runner.statuses()[0]
+        assert (status.stale, status.generation, status.lag) == (False, 2, 0)
+        assert runner.rebuild_stale() == []
+    finally:
+        runner.close()

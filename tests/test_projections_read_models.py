@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.cases import Stamp
-from domain.errors import ValidationFailed
+from domain.errors import EscalationCeiling, ValidationFailed
 from projections import default_projections
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
@@ -69,13 +69,17 @@ def test_compliance_of_ten_minor_disputes(app, runner, models):
     for _ in range(2):
         resolved_at_village(app)
     township_case = reclassified_and_resolved_at_township(app)
-    report(app)  # an eleventh, still open: received but not resolved
+    pushed = report(app).case_id  # an eleventh, still open: received but not resolved
+    act(app, pushed, "escalate", "wang", reason="网格化解不了")
+    for attempt in range(2):  # 矛盾上交 attempts above the village: refused, and counted
+        with pytest.raises(EscalationCeiling):
+            act(app, pushed, "escalate", "li", reason=f"想直接交给乡里 {attempt}")
     runner.run_once()
 
     expected = {
         "received": 11, "resolved": 10, "resolved_within_ceiling": 9, "within_ceiling_rate": 0.9,
         "resolved_at_rank": {"grid": 7, "village": 2, "township": 1, "county": 0},
-        "reclassified_up": 1, "escalations_refused": 0,
+        "reclassified_up": 1, "escalations_refused": 2,
     }
     stats = models.region_stats(VILLAGE, None, None)
     assert {k: stats[k] for k in expected} == expected
@@ -83,7 +87,9 @@ def test_compliance_of_ten_minor_disputes(app, runner, models):
     villages = models.compliance(TOWNSHIP, level="village")
     assert [(v["region"], v["resolved"], v["within_ceiling_rate"]) for v in villages] == [(VILLAGE, 10, 0.9)]
     townships = models.compliance("410928", level="township")
-    assert [(t["region"], t["received"], t["reclassified_up"]) for t in townships] == [(TOWNSHIP, 11, 1)]
+    assert [(t["region"], t["received"], t["reclassified_up"], t["escalations_refused"]) for t in townships] == [
+        (TOWNSHIP, 11, 1, 2)]
+    assert models.get_case(pushed)["escalations_refused"] == 2
     detail = models.get_case(township_case)
     assert (detail["severity"], detail["reported_severity"], detail["ceiling"], detail["resolved_rank"],
             detail["within_ceiling"], detail["status"]) == ("major", "minor", 2, 2, False, "resolved")
