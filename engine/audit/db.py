@@ -21,12 +21,13 @@ CHECKPOINTS = "audit_checkpoints"
 PERSON_KEYS = "person_keys"
 
 
-def table_statements(qualify, blob: str) -> list[str]:
-    """``CREATE`` statements for the audit and privacy tables (``qualify`` names a table)."""
+def table_statements(qualify, blob: str, position_key: str) -> list[str]:
+    """``CREATE`` statements for the audit and privacy tables (``qualify`` names a
+    table; ``position_key`` is SQLite's rowid alias or PostgreSQL's BIGINT key)."""
     chain, checkpoints, keys = qualify(CHAIN), qualify(CHECKPOINTS), qualify(PERSON_KEYS)
     return [
         f"CREATE TABLE IF NOT EXISTS {chain} ("
-        "position BIGINT PRIMARY KEY, seq BIGINT NOT NULL UNIQUE, case_id TEXT NOT NULL, "
+        f"position {position_key} PRIMARY KEY, seq BIGINT NOT NULL, case_id TEXT NOT NULL, "
         "version BIGINT NOT NULL, entry_hash TEXT NOT NULL, case_hash TEXT NOT NULL, "
         "chain_hash TEXT NOT NULL)",
         f"CREATE UNIQUE INDEX IF NOT EXISTS audit_chain_case_idx ON {chain} (case_id, version)",
