@@ -13,6 +13,7 @@ import hmac
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from engine.store import StoreConfig
 
 TOKEN_PREFIX = "fq_"
 TABLE = "fengqiao_api_users"
+RANK_TTL = 5.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class UserStore:
     def __init__(self, engine: Fengqiao) -> None:
         self.engine = engine
         self.sql = _Sql(engine.store)
+        self._ranks: dict[str, tuple[int, float]] = {}
         self.sql.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE} ("
             " name TEXT PRIMARY KEY, role TEXT NOT NULL, region TEXT NOT NULL, unit TEXT,"
@@ -170,9 +173,16 @@ class UserStore:
         return user if user.active else None
 
     def actor(self, user: User) -> Actor:
-        """The actor a user's commands are recorded under (rank: their region's)."""
-        region = self.engine.region(user.region)
-        return Actor(id=user.name, role=user.role, unit=user.unit, region=user.region, rank=int(region.rank))
+        """The actor a user's commands are recorded under (rank: their region's).
+
+        Region ranks are read from the ladder at most every ``RANK_TTL`` seconds:
+        a rank changes only when the region file is re-imported."""
+        now = time.monotonic()
+        cached = self._ranks.get(user.region)
+        if cached is None or now - cached[1] > RANK_TTL:
+            cached = (int(self.engine.region(user.region).rank), now)
+            self._ranks[user.region] = cached
+        return Actor(id=user.name, role=user.role, unit=user.unit, region=user.region, rank=cached[0])
 
     def reachable(self) -> bool:
         try:

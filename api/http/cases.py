@@ -18,7 +18,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, create_model
 
-from api.http.auth import CurrentUser, Principal, check_region_scope, visible_case
+from api.http.auth import (
+    CurrentUser,
+    Principal,
+    case_not_found,
+    check_case_scope,
+    check_region_scope,
+    visible_case,
+)
 from api.http.openapi_docs import (
     ACTION_EXAMPLES,
     ACTION_SUMMARIES,
@@ -91,20 +98,33 @@ def expected_version(if_match: str | None) -> int | None:
     return int(match.group(1))
 
 
-def view(svc: Services, case: Case, now: datetime | None = None) -> dict[str, Any]:
+def replayed(svc: Services, case_id: UUID, version: int | None = None) -> tuple[Case, list[Any]]:
+    """The case rebuilt from its events up to ``version`` in one read, with those events."""
+    events = list(svc.engine.events.get(case_id, lte=version))
+    case: Any = None
+    for event in events:
+        case = event.mutate(case)
+    if not isinstance(case, Case) or (version is not None and case.version != version):
+        svc.engine.case(case_id, version=version)  # raises the engine's own NotFound
+        raise case_not_found(case_id)
+    return case, events
+
+
+def view(svc: Services, case: Case, events: list[Any] | None = None, now: datetime | None = None) -> dict[str, Any]:
     """The case view with its clocks at ``now`` (default: the engine's clock; for a
     past version, the moment that version was recorded)."""
     try:
         from domain.clocks import clocks_under
     except ImportError:  # clocks not installed: the view lists none
         return jsonable_encoder(case_view(case))
-    events = svc.engine.events.get(case.id, lte=case.version)
-    clocks = clocks_under(svc.engine.policy(case.policy_version), events, now or svc.engine.clock.now())
+    if events is None:
+        events = list(svc.engine.events.get(case.id, lte=case.version))
+    clocks = clocks_under(svc.policy(case.policy_version), events, now or svc.engine.clock.now())
     return jsonable_encoder(case_view(case, clocks=clocks))
 
 
 def command_response(svc: Services, result: CommandResult, status: int) -> JSONResponse:
-    body = view(svc, svc.engine.case(result.case_id, version=result.version))
+    body = view(svc, *replayed(svc, result.case_id, result.version))
     body["position"] = result.position
     headers = {"ETag": f'"{result.version}"'}
     if status == 201:
@@ -256,8 +276,9 @@ def get_case(
     min_position: Annotated[int | None, MIN_POSITION] = None,
 ) -> JSONResponse:
     wait_for_projections(svc, min_position)
-    case = visible_case(svc, principal, case_id)
-    return JSONResponse(view(svc, case), headers={"ETag": f'"{case.version}"'})
+    case, events = replayed(svc, case_id)
+    check_case_scope(principal, case)
+    return JSONResponse(view(svc, case, events), headers={"ETag": f'"{case.version}"'})
 
 
 def require_history(principal: Principal) -> None:
@@ -297,7 +318,7 @@ def case_state(
     if (version is None) == (as_of is None):
         raise ValidationFailed("give exactly one of version or as_of", field="version")
     if version is not None:
-        case = svc.engine.case(case_id, version=version)
-        return JSONResponse(view(svc, case, now=case.modified_on))
+        case, events = replayed(svc, case_id, version)
+        return JSONResponse(view(svc, case, events, now=case.modified_on))
     case = svc.engine.case_as_of(case_id, as_of)
     return JSONResponse(view(svc, case, now=as_of))

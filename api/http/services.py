@@ -27,6 +27,14 @@ class Services:
     settings: Settings = field(default_factory=Settings)
     read_models: Any | None = None  # projections.queries.ReadModels
     runner: Any | None = None  # projections ProjectionRunner: wait_for(position, timeout), lag()
+    _policies: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def policy(self, version: int) -> Any:
+        """A policy version (immutable once loaded, so kept after the first read)."""
+        policy = self._policies.get(version)
+        if policy is None:
+            policy = self._policies[version] = self.engine.policy(version)
+        return policy
 
     def projection_lag(self) -> int | None:
         """Events recorded but not yet projected (the furthest-behind projection)."""

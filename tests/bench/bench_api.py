@@ -3,7 +3,8 @@
 Drives the real ASGI app in-process (``fastapi.testclient``: the whole stack —
 middleware, auth lookup, validation, the engine, the store — without a network
 hop). 100 disputes, each taken through 10 commands: report, assign, accept,
-comment ×2, whistle, check-in, mediate, resolve, close.
+comment ×2, whistle, check-in, mediate, resolve, close. The same 1,000 commands are
+then sent straight to the application service, to show what the HTTP layer adds.
 
     .venv/bin/python tests/bench/bench_api.py            # both stores
     .venv/bin/python tests/bench/bench_api.py sqlite     # one
@@ -73,18 +74,40 @@ def run(store: StoreConfig) -> dict[str, float]:
                 response = client.post(f"/v1/cases/{case_id}/{action}", json=body, headers=headers[who])
                 timings.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.text
+    direct = engine_only(engine)
     svc.users.close()
     if svc.runner is not None:
         svc.runner.close()
     engine.close()
     ms = [t * 1000 for t in timings]
     return {"commands": len(ms), "p50": percentile(ms, 50), "p95": percentile(ms, 95),
-            "mean": statistics.fmean(ms), "max": max(ms)}
+            "mean": statistics.fmean(ms), "max": max(ms), "engine_p50": percentile(direct, 50),
+            "engine_p95": percentile(direct, 95)}
+
+
+def engine_only(engine: Fengqiao) -> list[float]:
+    """The same 1,000 commands straight to the application service (no HTTP, no auth, no view)."""
+    from domain.commands import Envelope, ReportCase
+    from tests.support import actor
+
+    timings: list[float] = []
+    for n in range(CASES):
+        started = time.perf_counter()
+        result = engine.report(ReportCase(**REPORT), Envelope(actor=actor("wang", engine),
+                                                               command_id=f"direct-{n}"))
+        timings.append(time.perf_counter() - started)
+        for action, body, who in STEPS:
+            started = time.perf_counter()
+            engine.do(result.case_id, action, body or {}, Envelope(actor=actor(who, engine),
+                                                                   command_id=str(uuid.uuid4())))
+            timings.append(time.perf_counter() - started)
+    return [t * 1000 for t in timings]
 
 
 def main(kinds: list[str]) -> None:
-    print("| store | commands | p50 ms | p95 ms | mean ms | max ms |")
-    print("|---|---|---|---|---|---|")
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print("| store | commands | p50 ms | p95 ms | mean ms | max ms | engine only p50 / p95 ms |")
+    print("|---|---|---|---|---|---|---|")
     for kind in kinds:
         if kind == "sqlite":
             with tempfile.TemporaryDirectory() as folder:
@@ -99,7 +122,9 @@ def main(kinds: list[str]) -> None:
                 with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         print(f"| {kind} | {result['commands']} | {result['p50']:.1f} | {result['p95']:.1f} | "
-              f"{result['mean']:.1f} | {result['max']:.1f} |", flush=True)
+              f"{result['mean']:.1f} | {result['max']:.1f} | "
+              f"{result['engine_p50']:.1f} / {result['engine_p95']:.1f} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
