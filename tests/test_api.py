@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
+from domain.errors import NotFound, ValidationFailed
 from tests.test_api_support import DISPUTE, GRID, HAZARD, PETITION, Api, api  # noqa: F401
 
 NOW_PLUS = "2026-10-10T18:00:00+08:00"
@@ -187,10 +191,23 @@ def test_an_escalation_ceiling_problem_names_severity_ceiling_and_rank_asked(api
 
 
 def test_revoked_tokens_and_unknown_roles(api: Api):
+    users = api.http.state.services.users
     cid = api.report()["id"]
     assert api.get(f"/v1/cases/{cid}", "wang").status_code == 200
-    api.http.state.services.users.revoke("wang")
+    users.revoke("wang")
     assert api.get(f"/v1/cases/{cid}", "wang").status_code == 401
+    new_token = users.add("wang", "reporter", GRID)  # re-issuing gives a new token, the old stays dead
+    assert api.client.get(f"/v1/cases/{cid}", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
+    assert api.get(f"/v1/cases/{cid}", "wang").status_code == 401
+    with pytest.raises(ValidationFailed) as refused:
+        users.add("mayor", "mayor", GRID)
+    assert refused.value.details["field"] == "role"
+    with pytest.raises(NotFound):
+        users.add("ghost", "reporter", "410928-999")
+    with pytest.raises(NotFound):
+        users.revoke("nobody")
+    stored = users.sql.execute("SELECT token_hash FROM fengqiao_api_users WHERE name = ?", ("wang",))[0][0]
+    assert stored == hashlib.sha256(new_token.encode()).hexdigest() and new_token not in stored
 
 
 def test_history_and_time_travel(api: Api, clock):

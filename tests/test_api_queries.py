@@ -75,3 +75,15 @@ def test_min_position_gives_up_after_the_wait(api: Api):
     created = api.report()
     response = api.get(f"/v1/cases?min_position={created['position']}", "zhou")
     assert response.status_code == 200 and response.json()["items"] == []
+
+
+def test_readyz_follows_the_projection_lag(api: Api):
+    svc = api.http.state.services
+    svc.settings = Settings(ready_max_lag=0)
+    api.report()
+    behind = api.client.get("/readyz")
+    assert behind.status_code == 503 and behind.json()["projection_lag"] > 0
+    project(api)
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["projection_lag"] == 0
+    assert "fengqiao_projection_lag_events 0.0" in api.client.get("/metrics").text
