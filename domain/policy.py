@@ -159,6 +159,15 @@ class CalendarRef(BaseModel):
     name: str = "cn-statutory"
     overrides: str = ""
 
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_parse(cls, value: str) -> str:
+        if value.strip():
+            from domain.calendar import WorkingCalendar  # a calendar file error names its line
+
+            WorkingCalendar.from_overrides(value)
+        return value
+
 
 class PolicyDocument(BaseModel):
     """What a policy file holds. Versions are assigned on load."""

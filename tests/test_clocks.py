@@ -276,3 +276,24 @@ def test_due_times_are_monotonic_in_pause_length(start, pause_after, short, long
         return evaluate_clocks(story.events, [spec_with("5wd")], CAL, paused_at + timedelta(minutes=pause_for))[0].due_at
 
     assert due(short) <= due(short + longer)
+
+
+def test_a_calendar_file_is_loaded_inline_in_a_new_policy_version():
+    text = (Path(__file__).resolve().parent.parent / "domain" / "default_policy.toml").read_text()
+    text = text.replace('name = "cn-statutory"  # China', """overrides = '''
+name = "cn-2027"
+[[holiday]]
+from = 2027-01-01
+to = 2027-01-03
+name = "元旦"
+[[workday]]
+date = 2027-01-04
+'''
+name = "cn-statutory"  # China""")
+    policy = parse_policy(text)
+    calendar = calendar_for(policy.calendar)
+    assert not calendar.is_working_day(datetime(2027, 1, 1).date())
+    assert calendar.add_working_days(sh(2026, 12, 31, 10), 1) == sh(2027, 1, 4, 10)
+    with pytest.raises(ValidationFailed) as refused:  # refused when the policy is loaded
+        parse_policy(text.replace("[[workday]]", "[[workdays]]"))
+    assert refused.value.details["field"] == "calendar.overrides" and "workdays" in refused.value.message

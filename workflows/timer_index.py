@@ -87,13 +87,14 @@ class TimerIndex(Projection):
 
 
 def due_cases(db: Database, now: datetime, limit: int) -> list[tuple[UUID, datetime]]:
-    """Cases with a threshold due by ``now``, earliest first."""
-    rows = db.query(
-        f"SELECT case_id, MIN(due_at) AS due_at FROM {TABLE} WHERE due_at <= ? "
-        f"GROUP BY case_id ORDER BY MIN(due_at) LIMIT ?",
-        (as_key(now), limit),
-    )
-    return [(UUID(r["case_id"]), from_key(r["due_at"])) for r in rows]
+    """Cases with a threshold due by ``now``, earliest first (at most ``limit``
+    rows are read: a range scan of the ``due_at`` index, never the whole table)."""
+    rows = db.query(f"SELECT case_id, due_at FROM {TABLE} WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+                    (as_key(now), limit))
+    first: dict[str, str] = {}
+    for row in rows:
+        first.setdefault(row["case_id"], row["due_at"])
+    return [(UUID(case_id), from_key(due_at)) for case_id, due_at in first.items()]
 
 
 def next_due(db: Database) -> datetime | None:
