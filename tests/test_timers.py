@@ -292,3 +292,25 @@ def test_the_timers_command_line(app, store):
     assert app.head_position() == head
     refused = cli(store, "timers", "clocks", case_id, "--at", "2025-09-26T11:00:00", ok=False)
     assert json.loads(refused.stderr.strip().splitlines()[-1])["error"]["code"] == "validation"
+
+
+def test_the_timers_worker_ticks_until_stopped(app, clock):
+    import threading
+    import time
+
+    from workflows.worker import run_timers
+
+    case_id = ladder_case(app)
+    clock.set(sh(2025, 9, 26, 11, 40).astimezone(UTC))  # sign-for: 50% and 75% are due
+    stop = threading.Event()
+    worker = threading.Thread(target=run_timers, args=(app, stop), kwargs={"poll": 0.05})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(timeline(app, case_id)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert not worker.is_alive()
+    assert timeline(app, case_id) == LADDER[:2]
