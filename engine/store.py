@@ -54,8 +54,8 @@ class StoreConfig:
                 "POSTGRES_USER": unquote(parsed.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parsed.password or ""),
                 "POSTGRES_SCHEMA": self.schema,
-                "POSTGRES_POOL_SIZE": os.environ.get("FENGQIAO_POOL_SIZE", "10"),
-                "POSTGRES_MAX_OVERFLOW": os.environ.get("FENGQIAO_POOL_OVERFLOW", "20"),
+                "POSTGRES_POOL_SIZE": os.environ.get("FENGQIAO_POOL_SIZE", "4"),  # kept open
+                "POSTGRES_MAX_OVERFLOW": os.environ.get("FENGQIAO_POOL_OVERFLOW", "16"),  # opened on demand
                 "POSTGRES_CONN_MAX_AGE": "600",
                 "POSTGRES_PRE_PING": "y",
                 "POSTGRES_LOCK_TIMEOUT": "10",

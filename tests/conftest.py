@@ -20,6 +20,9 @@ from engine.service import Fengqiao
 from engine.store import StoreConfig
 from tests.support import seed
 
+# Each engine keeps this many PostgreSQL connections open; tests open many engines.
+os.environ.setdefault("FENGQIAO_POOL_SIZE", "1")
+
 POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
