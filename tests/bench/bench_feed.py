@@ -16,6 +16,7 @@ over). Not part of the test run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -46,7 +47,8 @@ def drop(store: StoreConfig) -> None:
 
 
 def follow_http(url: str, token: str, limit: int) -> tuple[int, float]:
-    """Read the whole feed over HTTP; return (events, seconds)."""
+    """Read the whole feed over HTTP; return (events, seconds). The server runs in this
+    process, so the process's CPU time covers client and server."""
     after, events, began = 0, 0, time.monotonic()
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
         while True:
@@ -72,6 +74,12 @@ def follow_engine(app: Fengqiao, limit: int) -> tuple[int, float]:
         after = page.next_after
 
 
+def report(store: StoreConfig, path: str, events: int, seconds: float, cpu: float, limit: int, head: int) -> None:
+    print(f"\nRESULT store={store.kind} path={path} events={events} seconds={seconds:.1f} "
+          f"rate={events / seconds:,.0f} events/s cpu={cpu:.1f}s events_per_cpu_s={events / cpu:,.0f} "
+          f"limit={limit} head={head} load={os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
@@ -94,13 +102,13 @@ def main() -> None:
     head = app.head_position()
     try:
         with LiveServer(http_app) as url:
+            cpu = time.process_time()
             events, seconds = follow_http(url, token, args.limit)
-        print(f"\nRESULT store={store.kind} path=http events={events} seconds={seconds:.1f} "
-              f"rate={events / seconds:,.0f} events/s limit={args.limit} head={head}")
+            report(store, "http", events, seconds, time.process_time() - cpu, args.limit, head)
         if not args.skip_engine:
+            cpu = time.process_time()
             events, seconds = follow_engine(app, args.limit)
-            print(f"RESULT store={store.kind} path=engine events={events} seconds={seconds:.1f} "
-                  f"rate={events / seconds:,.0f} events/s limit={args.limit} head={head}")
+            report(store, "engine", events, seconds, time.process_time() - cpu, args.limit, head)
     finally:
         app.close()
 
