@@ -30,6 +30,7 @@ from domain.ladder import Rank
 from domain.policy import Kind, Severity
 
 CLOCK_SKEW = timedelta(minutes=5)
+SEND_BACK_CLOCK = "send_back"  # the policy clock whose breach closes the 退单 window
 
 
 class Status(StrEnum):
@@ -150,6 +151,7 @@ class Case(Aggregate):
         def apply(self, case: Case) -> None:
             case.assignee, case.unit = self.assignee, self.unit
             case.region, case.rank = self.region, self.rank
+            case.send_back_closed = False  # a new dispatch opens a new send-back window
             case.responsible_unit = case.responsible_unit or self.unit
             case.status = Status.ASSIGNED
 
@@ -245,6 +247,8 @@ class Case(Aggregate):
 
         def apply(self, case: Case) -> None:
             case.breached_clocks.add(self.clock)
+            if self.clock == SEND_BACK_CLOCK:
+                case.send_back_closed = True
 
     class Resolved(Event):
         resolution: str
@@ -310,6 +314,7 @@ class Case(Aggregate):
         self.whistled: dict[str, datetime | None] = {}
         self.extensions: list[dict[str, Any]] = []
         self.breached_clocks: set[str] = set()
+        self.send_back_closed = False  # the send-back clock breached since the last dispatch
         self.resolution: str | None = None
         self.resolved_rank: int | None = None
         self.escalations = self.reclassified_up = self.supervisions = self.reopened = 0
@@ -444,6 +449,14 @@ class Case(Aggregate):
     def send_back(self, stamp: Stamp, *, reason: str) -> None:
         """退单: not this unit's duty; back to dispatch with a reason."""
         self._require_status("send back", {Status.ASSIGNED, Status.ACCEPTED})
+        if self.send_back_closed:
+            raise InvalidTransition(
+                "the send-back window (退单时限) has passed: the unit handles the case or asks for it "
+                "to be reassigned",
+                action="send-back",
+                status=str(self.status),
+                clock=SEND_BACK_CLOCK,
+            )
         self._record(self.SentBack, stamp, reason=_required(reason, "reason"))
 
     def escalate(self, stamp: Stamp, *, to_rank: int, to_region: str, unit: str | None, reason: str) -> None:

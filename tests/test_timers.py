@@ -314,3 +314,15 @@ def test_the_timers_worker_ticks_until_stopped(app, clock):
         worker.join(10)
     assert not worker.is_alive()
     assert timeline(app, case_id) == LADDER[:2]
+
+
+def test_a_send_back_is_refused_once_its_window_has_passed(app, clock, timers):
+    from tests.test_cases import refused
+
+    case_id = report(app, "petition", "minor").case_id
+    act(app, case_id, "assign", "li", unit="wz-cwh")
+    until(timers, clock, sh(2025, 9, 29, 10))  # 2 wd: Sun 28 (调休), Mon 29 10:00
+    assert refused(app, case_id, "send-back", "li", reason="不属于本单位职责") == "invalid_transition"
+    act(app, case_id, "assign", "li", unit="wz-tjh")  # a new dispatch opens a new window
+    act(app, case_id, "send-back", "zhao", reason="不是纠纷，应由村委会办理")
+    assert app.case(case_id).status == "reported"
