@@ -88,7 +88,7 @@ class BodyLimit:
                 return
         has_body = (length is not None and int(length) > 0) or _header(scope, b"transfer-encoding") is not None
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        form_ok = content_type == "application/x-www-form-urlencoded" and instance.startswith("/open311/")
+        form_ok = content_type == "application/x-www-form-urlencoded" and instance.startswith(("/open311/", "/ui/"))
         if has_body and not (content_type == "application/json" or content_type.endswith("+json") or form_ok):
             await problems.problem(
                 problems.UNSUPPORTED_MEDIA_TYPE,

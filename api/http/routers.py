@@ -21,5 +21,8 @@ def routers() -> list[APIRouter]:
     from api.http import audit  # issue 7: audit verify, checkpoints, case file
 
     extra += [audit.router]
+    from api.http import ui  # issue 8: the supervisor dashboard under /ui/
+
+    extra += [ui.router]
     # -- end of routers --
     return [ops.router, cases.router, regions.router, *extra]

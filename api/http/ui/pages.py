@@ -1,0 +1,158 @@
+"""The dashboard's pages under ``/ui/``: sign-in, SLA board, 小事不出村, 三率, the case page.
+
+Every page takes the caller from the cookie (:func:`api.http.ui.session.signed_in`)
+and the region from ``?region=`` (default: the caller's own), checked with the
+API's :func:`~api.http.auth.check_region_scope`; a case page checks the case with
+:func:`~api.http.auth.visible_case`. Outside the caller's region is 404, the
+same page as a region or case that does not exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import parse_qs
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+
+from api.http.auth import Principal, Unauthenticated, check_region_scope, current_user, visible_case
+from api.http.cases import replayed, view
+from api.http.readmodels import read_models
+from api.http.services import Services, services
+from api.http.ui import charts, data
+from api.http.ui.render import HERE, page
+from api.http.ui.session import PageRoute, SignedIn, clear_token, set_token
+from domain.errors import NotFound
+from domain.ladder import Rank, Region
+from engine.audit.verify import verify_case
+from engine.views import event_view
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
+Svc = Annotated[Services, Depends(services)]
+RegionParam = Annotated[str | None, Query(max_length=200, description="default: the caller's region")]
+
+STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
+
+
+def scoped_region(principal: Principal, svc: Services, code: str | None) -> Region:
+    return check_region_scope(principal, code or principal.region, svc)
+
+
+def region_context(principal: Principal, svc: Services, region: Region) -> dict:
+    """What every region page shows around its content: breadcrumb and sub-regions."""
+    tree = svc.engine.ladder().tree
+    return {"region": region, "trail": data.lineage(tree, region.code, principal.region),
+            "children": tree.children_of(region.code) if region.rank > Rank.GRID else []}
+
+
+# -- signing in and out ---------------------------------------------------------------
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/ui/board", status_code=303)
+
+
+def _next_page(target: str | None) -> str:
+    """Only a dashboard path may follow the sign-in (no open redirect)."""
+    if target and target.startswith("/ui/") and not target.startswith("/ui//") and "\\" not in target:
+        return target
+    return "/ui/board"
+
+
+@router.get("/login")
+def login_form(request: Request, next: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    return page(request, "login.html", next=_next_page(next), error=None)
+
+
+@router.post("/login")
+async def login(request: Request, svc: Svc) -> Response:
+    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+    token = form.get("token", "").strip()
+    target = _next_page(form.get("next"))
+    try:
+        current_user(request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token), svc)
+    except Unauthenticated as error:
+        message = "请输入令牌 enter your token" if not token else f"令牌无效 {error.message}"
+        return page(request, "login.html", status_code=401, next=target, error=message)
+    response = RedirectResponse(target, status_code=303)
+    set_token(response, token, secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/ui/login", status_code=303)
+    clear_token(response)
+    return response
+
+
+# -- the pages --------------------------------------------------------------------------
+
+
+@router.get("/board")
+def sla_board(request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None) -> Response:
+    """SLA board: open, overdue, due soon, breaches by clock; overdue cases, the latest first."""
+    place = scoped_region(principal, svc, region)
+    models = read_models(svc)
+    now = svc.engine.clock.now()
+    board = models.sla_board(place.code)
+    tree = svc.engine.ladder().tree
+    overdue = data.overdue_cases(models, place.code, now)
+    return page(request, "board.html", board=board, overdue=overdue, now=now, tree=tree, data=data,
+                shown_limit=data.OVERDUE_SHOWN, **region_context(principal, svc, place))
+
+
+@router.get("/compliance")
+def compliance(request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None) -> Response:
+    """小事不出村: within-ceiling rate, resolved at each rank, 矛盾上交 — worst first; the rate by week."""
+    place = scoped_region(principal, svc, region)
+    models = read_models(svc)
+    tables = [(level, title, models.compliance(place.code, level=level))
+              for level, title, rank in (("township", "各乡镇 per township", Rank.COUNTY),
+                                         ("village", "各村/社区 per village", Rank.TOWNSHIP))
+              if place.rank >= rank]
+    weeks = data.weekly_rates(models, place.code, svc.engine.clock.now())
+    chart = charts.line_chart([(w["label"], w["rate"]) for w in weeks])
+    return page(request, "compliance.html", total=models.region_stats(place.code), tables=tables, weeks=weeks,
+                chart=chart, charts=charts, tree=svc.engine.ladder().tree, data=data,
+                **region_context(principal, svc, place))
+
+
+@router.get("/rates")
+def three_rates(request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None) -> Response:
+    """三率 of petitions: 响应率, 解决率, 满意率 for the region and each region below it."""
+    place = scoped_region(principal, svc, region)
+    models = read_models(svc)
+    context = region_context(principal, svc, place)
+    rows = [(r, models.region_stats(r.code)) for r in [place, *context["children"]]]
+    return page(request, "rates.html", rows=rows, charts=charts, **context)
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, principal: SignedIn, svc: Svc, case_id: UUID,
+              version: Annotated[int | None, Query(ge=1, le=2**31)] = None) -> Response:
+    """The case now or as of an earlier version, its whole timeline and its chain verification."""
+    current = visible_case(svc, principal, case_id)
+    case, events = replayed(svc, case_id, version)
+    shown = view(svc, case, events, now=case.modified_on if version is not None else None)
+    history = [event_view(r.position, r.event) for r in svc.engine.history(case_id)]
+    timeline = [data.timeline_entry(entry, case.version) for entry in history]
+    try:
+        verification = verify_case(svc.engine, case_id)
+    except NotFound:
+        verification = None
+    tree = svc.engine.ladder().tree
+    return page(request, "case.html", case=shown, current_version=current.version, version=version,
+                timeline=timeline, verification=verification, tree=tree, data=data)
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in STATIC:
+        raise NotFound(f"no file {name!r}", resource="static", id=name)
+    return FileResponse(Path(HERE / "static" / name), media_type=STATIC[name],
+                        headers={"Cache-Control": "public, max-age=3600"})
