@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -19,7 +19,14 @@ from domain.actors import Role
 from domain.cases import Case
 from domain.ladder import Profile, Rank
 from domain.permissions import case_in_scope, may, needs_assignment, works_on
-from engine.demo import CountyShape, Season, build_demo, demo_clock, generate_county
+from engine.demo import (
+    CountyShape,
+    Season,
+    build_demo,
+    demo_clock,
+    generate_county,
+    relax_sqlite_durability,
+)
 from engine.demo.census import replay
 from engine.demo.county import County
 from engine.service import Fengqiao
@@ -54,10 +61,12 @@ def second_store(store: StoreConfig, tmp_path):
     drop_schema(schema)
 
 
-def run_demo(store: StoreConfig, scale: float = 0.35):
+def run_demo(store: StoreConfig, scale: float = 0.3):
     clock = demo_clock(SEASON)
     app = Fengqiao(store, clock=clock)
-    return app, build_demo(app, clock, SEASON, seed=SEED, scale=scale, shape=CountyShape.small())
+    relax_sqlite_durability(app)  # as `fengqiao demo` does (no-op on PostgreSQL)
+    return app, build_demo(app, clock, SEASON, seed=SEED, scale=scale, shape=CountyShape.small(),
+                           timer_period=timedelta(hours=4))
 
 
 def fingerprint(app: Fengqiao) -> dict:

@@ -39,9 +39,9 @@ from domain.commands import Envelope, ReportCase
 from domain.errors import DomainError
 from domain.ladder import Profile
 from domain.policy import Kind
+from domain.routing import responsible_unit
 from engine.clock import SimulatedClock
 from engine.demo.county import County
-from engine.demo.names import Names
 from engine.demo.stories import REPORT, STORIES, Life, Place, Step, check_categories, take_over
 from engine.service import Fengqiao
 
@@ -139,6 +139,12 @@ class Simulation:
             for township in county.townships for village in township.villages for grid in village.grids
         ]
         self.place_weights = [URBAN_WEIGHT if p.urban else 1.0 for p in self.places]
+        self._tree, self._routing = app.ladder().tree, app.policy().routing
+
+    def route(self, region: str, kind: str, category: str) -> str | None:
+        """The unit the policy's routing table names for such a case in ``region``."""
+        unit = responsible_unit(self._tree, self._routing, region, kind, category)
+        return unit.id if unit else None
 
     # -- arrivals ----------------------------------------------------------------
 
@@ -183,7 +189,7 @@ class Simulation:
         for number, (at, kind, place) in enumerate(self.arrivals(), start=1):
             rng = random.Random(f"fengqiao-demo-case:{self.seed}:{number}")
             profile = str(place.grid.region.profile)
-            life = Life(rng, self.calendar, at, place, self.ceilings[profile], Names(rng))
+            life = Life(rng, self.calendar, at, place, self.ceilings[profile], self.route)
             story = _Story(number, case_id_for(f"demo-{self.seed}-{number:06d}-00"), life, STORIES[kind](life))
             self.stories[story.case_id] = story
             self._push(queue, story)

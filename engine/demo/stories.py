@@ -18,7 +18,7 @@ are ordered, rectified and re-inspected, some failing the first time.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +33,9 @@ from engine.demo.county import County, Grid, Township, Village
 from engine.demo.names import Names
 
 REPORT = "report"
+
+Route = Callable[[str, str, str], "str | None"]
+"""(region code, kind, category) → the id of the unit the policy routes such a case to there."""
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,10 @@ class Life:
     """A story's own clock and dice."""
 
     def __init__(self, rng: random.Random, calendar: WorkingCalendar, start: datetime, place: Place,
-                 ceilings: dict[str, int], names: Names) -> None:
+                 ceilings: dict[str, int], route: Route) -> None:
         self.rng, self.calendar, self.t = rng, calendar, start
-        self.place, self.ceilings, self.names = place, ceilings, names
+        self.place, self.ceilings, self.route = place, ceilings, route
+        self.names = Names(rng)
         grid = place.grid
         self.worker = rng.choice(grid.workers)
 
@@ -133,13 +137,14 @@ class Life:
     def ceiling(self, severity: Severity) -> int:
         return self.ceilings[str(severity)]
 
-    def climb(self, kind: Kind, severity: Severity, rank: int, target: int,
-              handler: Actor) -> Iterator[Step | tuple[int, Severity, Actor]]:
+    def climb(self, kind: Kind, category: str, severity: Severity, rank: int, target: int,
+              handler: Actor) -> Generator[Step, None, tuple[int, Severity, Actor]]:
         """Escalate from ``rank`` to ``target``: disputes one rank at a time, trying
         mediation first; hazards and critical matters straight to the rank that
         handles them. Crossing the ceiling needs a reclassification (重新定性) by
-        the supervisor at the ceiling rank first. Ends by yielding the new
-        (rank, severity, handler)."""
+        the supervisor at the ceiling rank first. The unit the escalation is routed
+        to signs for it; where none is routed, that rank's supervisor dispatches it.
+        Returns the new (rank, severity, handler)."""
         place = self.place
         jump = severity == Severity.CRITICAL or kind != Kind.DISPUTE
         while rank < target:
@@ -157,10 +162,11 @@ class Life:
                             reason=self.rng.choice(texts.ESCALATION_REASONS[kind]))
             rank = next_rank
             handler = place.handler(rank, kind, self.worker)
-            self.working(0.2, 3)
-            yield self.step(place.supervisor(rank), "assign", assignee=handler.id)
+            if self.route(place.region(rank), kind, category) != handler.unit:
+                self.working(0.2, 3)
+                yield self.step(place.supervisor(rank), "assign", assignee=handler.id)
             yield from self.sign_for(handler, severity)
-        yield (rank, severity, handler)
+        return rank, severity, handler
 
     def sign_for(self, handler: Actor, severity: Severity) -> Iterator[Step]:
         """签收: mostly within the hour; now and then late (a breached sign-for clock)."""
@@ -169,19 +175,22 @@ class Life:
         elif severity == Severity.CRITICAL:
             self.minutes(3, 25)
         else:
-            self.minutes(5, 100)
+            self.t += timedelta(minutes=self.rng.triangular(3, 100, 12))
         yield self.step(handler, "accept")
 
-    def whistle(self, by: Actor, departments: list[str], reason: str,
-                within: tuple[float, float] = (20, 600)) -> Iterator[Step]:
-        """吹哨报到: the departments named check in (报到), each in its own time
-        (``within`` minutes)."""
+    def whistle(self, by: Actor, departments: list[str], reason: str, critical: bool = False) -> Iterator[Step]:
+        """吹哨报到: the departments named check in (报到), each in its own time: within
+        the hour or two for a critical case, within the working day otherwise."""
         yield self.step(by, "whistle", departments=departments, reason=reason)
         handlers = [*self.place.county.handlers.values(), *self.place.township.handlers.values()]
         by_unit = {a.unit: a for a in handlers}
         start = self.t
-        arrivals = sorted((start + timedelta(minutes=self.rng.uniform(*within)), d) for d in departments)
-        for at, department in arrivals:
+        if critical:
+            arrivals = [start + timedelta(minutes=self.rng.uniform(10, 100)) for _ in departments]
+        else:
+            arrivals = [self.calendar.add_working_hours(start, timedelta(hours=self.rng.uniform(0.3, 6)))
+                        for _ in departments]
+        for at, department in sorted(zip(arrivals, departments, strict=True)):
             self.t = at
             yield self.step(by_unit[department], "check-in", department=department)
 
@@ -244,20 +253,14 @@ def dispute(life: Life) -> Iterator[Step]:
 
     rank, handler = int(Rank.GRID), worker
     if target > rank:
-        climbed = None
-        for item in life.climb(Kind.DISPUTE, severity, rank, target, handler):
-            if isinstance(item, Step):
-                yield item
-            else:
-                climbed = item
-        rank, severity, handler = climbed  # type: ignore[misc]
+        rank, severity, handler = yield from life.climb(Kind.DISPUTE, category, severity, rank, target, handler)
     supervisor = place.supervisor(rank)
 
     if severity == Severity.CRITICAL:
         departments = [place.county.department("rsj").id if category == "wages" else place.county.department("zrj").id,
                        place.township.units["police_station"].id, place.township.units["justice_office"].id]
         life.minutes(10, 90)
-        yield from life.whistle(supervisor, departments, "重大矛盾纠纷，县级牵头，相关部门报到联合化解")
+        yield from life.whistle(supervisor, departments, "重大矛盾纠纷，县级牵头，相关部门报到联合化解", critical=True)
     elif place.urban and rank >= Rank.VILLAGE and life.chance(0.3):
         life.working(0.5, 4)
         yield from life.whistle(place.supervisor(Rank.VILLAGE),
@@ -334,20 +337,14 @@ def hazard(life: Life) -> Iterator[Step]:
         yield from life.sign_for(worker, severity)
         rank, handler = int(Rank.GRID), worker
         if target > rank:
-            climbed = None
-            for item in life.climb(Kind.HAZARD, severity, rank, target, handler):
-                if isinstance(item, Step):
-                    yield item
-                else:
-                    climbed = item
-            rank, severity, handler = climbed  # type: ignore[misc]
+            rank, severity, handler = yield from life.climb(Kind.HAZARD, category, severity, rank, target, handler)
     supervisor = place.supervisor(rank)
 
     if severity == Severity.CRITICAL:
         life.minutes(10, 60)
         yield from life.whistle(supervisor, [place.county.department("xfdd").id, place.township.units["safety_office"].id,
                                              place.county.department("zjj").id],
-                                "重大隐患，应急、消防、乡镇安监联合处置")
+                                "重大隐患，应急、消防、乡镇安监联合处置", critical=True)
 
     # 限时整改: a notice with a deadline
     life.working(0.2, 4 if rank == Rank.GRID else 8)
@@ -453,8 +450,8 @@ def petition(life: Life) -> Iterator[Step]:
         departments = [county.department("gdgs" if category == "utilities" else "cgj").id,
                        place.township.units["police_station"].id]
         life.minutes(10, 120)
-        within = (5, 40) if severity == Severity.CRITICAL else (20, 600)
-        yield from life.whistle(place.supervisor(target), departments, "吹哨报到：相关部门到场联合处置", within)
+        yield from life.whistle(place.supervisor(target), departments, "吹哨报到：相关部门到场联合处置",
+                                critical=severity == Severity.CRITICAL)
 
     redo = 0
     while True:
@@ -479,7 +476,7 @@ def petition(life: Life) -> Iterator[Step]:
         yield life.step(handler, "resolve", resolution="已办结并答复诉求人")
 
         visitor = county.dispatcher if hotline else place.supervisor(target)
-        life.working(3, 9)  # 回访: the day after
+        life.working(1, 5)  # 回访: the next working morning, mostly within the day the clock allows
         if redo:
             satisfaction = life.pick({"satisfied": 65, "basically_satisfied": 35})
         else:
