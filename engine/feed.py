@@ -24,7 +24,7 @@ Each CloudEvent::
     datacontenttype application/json
     dataschema  <public URL>/v1/schemas/<type>
     position    global position (extension attribute)
-    data        the event's fields (engine.schemas), parties masked unless ``mask=False``
+    data        the event's fields (engine.schemas), parties as the reader's role may see them
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from domain.actors import Role
 from domain.errors import ValidationFailed
-from domain.permissions import case_in_scope, mask_parties
+from domain.permissions import case_in_scope
+from engine.privacy import reveal
 from engine.schemas import SHARED_FIELDS, data_model, public_event_classes, schema_url, type_for
 from engine.service import Fengqiao
 
@@ -162,7 +164,7 @@ class Feed:
         limit: int = DEFAULT_LIMIT,
         wanted: FeedFilter | None = None,
         *,
-        mask: bool = True,
+        role: str = Role.INTEGRATOR,
     ) -> FeedPage:
         """At most ``limit`` events after position ``after``, in position order.
 
@@ -191,7 +193,7 @@ class Feed:
                 event = self.app.mapper.to_domain_event(notification)
                 whereabouts = self._whereabouts_after(event)
                 if wanted.admits(whereabouts):
-                    events.append(self.cloud_event(notification.id, notification.topic, event, whereabouts, mask=mask))
+                    events.append(self.cloud_event(notification.id, notification.topic, event, whereabouts, role=role))
                     if len(events) == limit:
                         break
         return FeedPage(events, scanned_to, max(head, scanned_to))
@@ -199,7 +201,7 @@ class Feed:
     # -- one event -------------------------------------------------------------------
 
     def cloud_event(
-        self, position: int, topic: str, event: Any, whereabouts: Whereabouts, *, mask: bool = True
+        self, position: int, topic: str, event: Any, whereabouts: Whereabouts, *, role: str = Role.INTEGRATOR
     ) -> dict[str, Any]:
         """One stored event as a structured CloudEvent (a JSON-ready dict)."""
         event_type = type_for(topic, type(event))
@@ -214,18 +216,19 @@ class Feed:
             "datacontenttype": "application/json",
             "dataschema": self._schema_urls.get(event_type) or self._schema_url(event_type),
             "position": position,
-            "data": self.data(event, mask=mask),
+            "data": self.data(event, role=role),
         }
 
     def _schema_url(self, event_type: str) -> str:
         self._schema_urls[event_type] = schema_url(event_type)
         return self._schema_urls[event_type]
 
-    def data(self, event: Any, *, mask: bool = True) -> dict[str, Any]:
-        """The event's fields through its schema model; parties masked if asked."""
+    def data(self, event: Any, *, role: str = Role.INTEGRATOR) -> dict[str, Any]:
+        """The event's fields through its schema model; parties as ``role`` may see them
+        (masked for integrators, ``[erased]`` kept as it is: ``engine.privacy.reveal``)."""
         fields = {k: v for k, v in vars(event).items() if k not in SHARED_FIELDS}
-        if mask and fields.get("parties"):
-            fields["parties"] = mask_parties(fields["parties"])
+        if fields.get("parties"):
+            fields["parties"] = reveal(fields["parties"], role)
         payload = {
             "case_id": str(event.originator_id),
             "version": event.originator_version,

@@ -153,3 +153,14 @@ def test_docs_events_match_the_code(tmp_path, monkeypatch):
     assert sorted(p.name for p in docs.glob("*.json")) == sorted(p.name for p in tmp_path.glob("*.json"))
     for generated in tmp_path.glob("*.json"):
         assert (docs / generated.name).read_text() == generated.read_text(), generated.name
+
+
+def test_after_crypto_shredding_the_feed_shows_erased_fields(app, api):
+    from engine.privacy import ERASED, erase
+
+    report(app, "dispute", "minor", parties=[PARTY])
+    person = api.get("/v1/events", "admin").json()[0]["data"]["parties"][0]["person"]
+    erase(app, person, by="auditor")
+    for user in ("integrator", "admin"):
+        party = api.get("/v1/events", user).json()[0]["data"]["parties"][0]
+        assert (party["name"], party["phone"], party["id_number"]) == (ERASED, ERASED, ERASED), user

@@ -155,7 +155,7 @@ class WebhookSender:
         if room <= 0:
             return True
         try:
-            page = self.feed.page(subscription.cursor, room, subscription.filter, mask=True)
+            page = self.feed.page(subscription.cursor, room, subscription.filter)  # as integrators see it
         except ValidationFailed as error:  # e.g. a type that no longer exists
             self.store.set_state(subscription.id, DISABLED, f"the filter is no longer valid: {error}")
             return False

@@ -75,7 +75,7 @@ def read_events(
     region: Annotated[str | None, Query(description="a region code: events of cases in its subtree")] = None,
 ) -> Response:
     wanted = scoped_filter(principal, svc, types, region)
-    page = feed.page(after, limit, wanted, mask=principal.masked)
+    page = feed.page(after, limit, wanted, role=principal.role)
     query = {"after": page.next_after, "limit": limit, **({"types": types} if types else {}),
              **({"region": region} if region else {})}
     return Response(
@@ -125,7 +125,7 @@ async def stream_events(
         position, last_beat = start, time.monotonic()
         yield "retry: 3000\n: connected\n\n"
         while not await request.is_disconnected():
-            page = await run_in_threadpool(feed.page, position, SSE_PAGE, wanted, mask=principal.masked)
+            page = await run_in_threadpool(feed.page, position, SSE_PAGE, wanted, role=principal.role)
             for event in page.events:
                 yield sse_message(event)
             position = page.next_after
