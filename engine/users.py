@@ -28,6 +28,7 @@ from engine.store import StoreConfig
 
 TOKEN_PREFIX = "fq_"
 TABLE = "fengqiao_api_users"
+PROBE_TABLE = "fengqiao_ready_probe"  # one row, rewritten by each readiness check
 RANK_TTL = 5.0  # seconds
 
 
@@ -185,10 +186,22 @@ class UserStore:
         return Actor(id=user.name, role=user.role, unit=user.unit, region=user.region, rank=cached[0])
 
     def reachable(self) -> bool:
+        for _attempt in range(2):  # a connection a database restart dropped is replaced on the second try
+            try:
+                self.sql.execute("SELECT 1")
+                return True
+            except Exception:  # noqa: BLE001 - any failure means "not reachable"
+                continue
+        return False
+
+    def writable(self) -> bool:
+        """Does the database take a write now? (False when read-only, full, stopped or gone.)"""
         try:
-            self.sql.execute("SELECT 1")
+            self.sql.execute(f"CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
+            self.sql.execute(f"INSERT INTO {PROBE_TABLE} (id, at) VALUES (1, ?) "
+                             "ON CONFLICT (id) DO UPDATE SET at = excluded.at", (self.engine.clock.now().isoformat(),))
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        except Exception:  # noqa: BLE001 - any failure means "not writable"
             return False
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -25,9 +26,12 @@ def readyz(svc: Svc) -> JSONResponse:
     checks: dict[str, object] = {}
     try:
         checks["position"] = svc.engine.head_position()
-        checks["database"] = svc.users.reachable()
+        checks["database"] = svc.users.reachable() and svc.users.writable()
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         checks["database"] = False
+    failed_at = svc.database_error_at
+    if failed_at is not None and time.monotonic() - failed_at < svc.settings.unready_after_database_error:
+        checks["database"] = False  # a request was just refused for the database
     lag = None
     try:
         lag = svc.projection_lag()

@@ -7,6 +7,7 @@ The ``type`` URIs are a public contract (add, never rename). Every
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,33 @@ async def _on_http_exception(request: Request, error: StarletteHTTPException) ->
     return problem(kind, detail, instance=request.url.path, headers=getattr(error, "headers", None))
 
 
+def database_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean the database cannot serve now (down, restarting, stopped, read-only,
+    disk full). A command is one transaction, so it was recorded whole or not at all; a retry
+    with the same Idempotency-Key is safe either way."""
+    import sqlite3
+
+    from eventsourcing.persistence import InterfaceError, InternalError, OperationalError
+
+    found: list[type[Exception]] = [OperationalError, InterfaceError, InternalError, sqlite3.OperationalError]
+    try:
+        import psycopg
+        from psycopg import errors as pg_errors
+    except ImportError:  # pragma: no cover - SQLite-only install
+        return tuple(found)
+    return (*found, psycopg.OperationalError, psycopg.InterfaceError, pg_errors.ReadOnlySqlTransaction)
+
+
+async def _on_database_error(request: Request, error: Exception) -> JSONResponse:
+    log.warning("database unavailable", path=request.url.path, error=f"{type(error).__name__}: {error}")
+    svc = getattr(request.app.state, "services", None)
+    if svc is not None:
+        svc.database_error_at = time.monotonic()  # /readyz turns false for a while
+    return problem(NOT_READY, "the database is unavailable (down, restarting, read-only or full); "
+                              "retry with the same Idempotency-Key (a recorded command is not repeated)",
+                   instance=request.url.path, headers={"Retry-After": "1"}, code="database_unavailable")
+
+
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
     return problem(INTERNAL, "an unexpected error occurred; it has been logged", instance=request.url.path)
@@ -134,6 +162,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    for error_class in database_errors():
+        app.add_exception_handler(error_class, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -17,6 +17,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024  # 1 MiB
     ready_max_lag: int = 1000  # /readyz fails when projections are further behind (events)
     max_wait_seconds: float = 5.0  # ?min_position waits at most this long
+    unready_after_database_error: float = 5.0  # /readyz fails this long after a request hit a database error
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Services:
     read_models: Any | None = None  # projections.queries.ReadModels
     runner: Any | None = None  # projections ProjectionRunner: wait_for(position, timeout), lag()
     _policies: dict[int, Any] = field(default_factory=dict, repr=False)
+    database_error_at: float | None = None  # time.monotonic() of the last request refused for the database
 
     def policy(self, version: int) -> Any:
         """A policy version (immutable once loaded, so kept after the first read)."""
