@@ -132,6 +132,7 @@ class Database:
                     max_size=int(os.environ.get("FENGQIAO_PROJECTIONS_POOL_SIZE", "4")),
                     kwargs={"row_factory": dict_row, "autocommit": True,
                             "options": f"-c search_path={self.store.schema}"},
+                    check=ConnectionPool.check_connection,  # a connection a restart dropped is replaced
                     open=True,
                 )
             return self._pool
