@@ -1,0 +1,350 @@
+# ruff: noqa: F811 - the `private_pg` fixture is imported from tests.test_reliability_support
+"""Faults with real processes and a real PostgreSQL: nothing acknowledged is lost or
+doubled, no wrong answer is given, and the server recovers by itself.
+
+The PostgreSQL faults use a private cluster (``private_pg``), never the shared one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.http.app import create_app
+from api.http.services import Settings
+from engine.audit.verify import verify_log
+from engine.service import Fengqiao
+from engine.store import StoreConfig
+from engine.users import UserStore
+from projections import default_projections
+from projections.runner import ProjectionRunner
+from tests.support import seed
+from tests.test_api_support import DISPUTE
+from tests.test_projections_properties import snapshot
+from tests.test_reliability_support import PrivatePostgres, Server, cli, private_pg  # noqa: F401
+
+ALLOWED_DURING_FAULTS = {200, 201, 503}  # anything else is a wrong answer
+
+
+@dataclass
+class Ledger:
+    """What the clients were told: per idempotency key, every status they got."""
+
+    statuses: dict[str, list[int | str]] = field(default_factory=dict)
+    acknowledged: set[str] = field(default_factory=set)
+    wrong: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, key: str, status: int | str) -> None:
+        with self.lock:
+            self.statuses.setdefault(key, []).append(status)
+
+    @property
+    def retried(self) -> set[str]:
+        return {k for k, s in self.statuses.items() if len(s) > 1}
+
+
+def send_until_acknowledged(base: str, token: str, key: str, path: str, body: dict, ledger: Ledger,
+                            check, give_up: float) -> None:
+    """POST with an Idempotency-Key, retrying on any error until acknowledged (or ``give_up``)."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+    while time.monotonic() < give_up:
+        try:
+            response = httpx.post(base + path, json=body, headers=headers, timeout=10)
+        except httpx.HTTPError as error:
+            ledger.note(key, type(error).__name__)
+            time.sleep(0.05)
+            continue
+        ledger.note(key, response.status_code)
+        if response.status_code not in ALLOWED_DURING_FAULTS:
+            ledger.wrong.append(f"{key}: {response.status_code} {response.text[:300]}")
+            return
+        if response.status_code == 503:
+            assert response.headers["content-type"].startswith("application/problem+json"), response.text
+            time.sleep(0.05)
+            continue
+        problem = check(response.json())
+        if problem:
+            ledger.wrong.append(f"{key}: {problem}")
+        with ledger.lock:
+            ledger.acknowledged.add(key)
+        return
+
+
+def seeded_store(url: str, users: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Seed the county into ``url`` and add users; their tokens."""
+    engine = seed(Fengqiao(StoreConfig(url)))
+    store = UserStore(engine)
+    try:
+        return {name: store.add(name, role, region, by="test") for name, role, region in users}
+    finally:
+        store.close()
+        engine.close()
+
+
+def run_clients(base: str, tokens: dict[str, str], clients: int, per_client: int, ledger: Ledger,
+                case_for_comments: str, give_up: float) -> list[threading.Thread]:
+    """``clients`` threads, each reporting and commenting with its own idempotency keys."""
+
+    def client(n: int) -> None:
+        rng = random.Random(n)
+        for i in range(per_client):
+            key = f"c{n}-{i}"
+            if rng.random() < 0.5:
+                title = f"故障测试 {key}"
+                send_until_acknowledged(base, tokens["root"], key, "/v1/cases", {**DISPUTE, "title": title}, ledger,
+                                        lambda body, t=title: None if body["title"] == t else f"title {body['title']}",
+                                        give_up)
+            else:
+                send_until_acknowledged(base, tokens["root"], key, f"/v1/cases/{case_for_comments}/comment",
+                                        {"text": key}, ledger,
+                                        lambda body: None if body["id"] == case_for_comments else "other case",
+                                        give_up)
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def recorded_command_ids(engine: Fengqiao) -> Counter:
+    """How many times each command id was recorded (over every case event)."""
+    counts: Counter = Counter()
+    position = 0
+    while True:
+        batch = engine.recorder.select_notifications(start=position + 1, limit=500)
+        if not batch:
+            return counts
+        for notification in batch:
+            event = engine.mapper.to_domain_event(notification)
+            command = getattr(event, "command_id", None)
+            if command and not type(event).__name__.startswith(("Clock", "Supervised")):
+                counts[command] += 1
+        position = batch[-1].id
+
+
+def assert_exactly_once(engine: Fengqiao, ledger: Ledger) -> None:
+    counts = recorded_command_ids(engine)
+    for key in ledger.acknowledged:
+        assert counts[f"root:{key}"] == 1, (key, ledger.statuses[key])
+    for key in ledger.retried:
+        assert counts[f"root:{key}"] <= 1, (key, ledger.statuses[key])
+
+
+def assert_projections_equal_rebuild(engine: Fengqiao) -> None:
+    observer = ProjectionRunner(engine, default_projections())
+    try:
+        observer.ensure()
+        head = engine.head_position()
+        deadline = time.monotonic() + 30
+        while observer.position("cases") < head and time.monotonic() < deadline:
+            observer.run_once()  # the server's own worker may have died with it; finish the job
+        incremental = snapshot(observer.db)
+        observer.rebuild("cases")
+        assert snapshot(observer.db) == incremental
+    finally:
+        observer.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fault_url(request, tmp_path, private_pg: PrivatePostgres) -> str:  # noqa: F811
+    """A fresh store for a server subprocess: a SQLite file, or a schema on the private cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fengqiao.db'}"
+    return private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")
+
+
+def test_kill_9_the_server_under_16_clients_loses_and_doubles_nothing(fault_url: str):
+    tokens = seeded_store(fault_url, [("root", "admin", "410928")])
+    server = Server(fault_url)
+    server.start()
+    try:
+        case_id = httpx.post(server.base + "/v1/cases", json=DISPUTE,
+                             headers={"Authorization": f"Bearer {tokens['root']}"}).json()["id"]
+        ledger = Ledger()
+        give_up = time.monotonic() + 120
+        threads = run_clients(server.base, tokens, 16, 12, ledger, case_id, give_up)
+        kills = 0
+        while any(t.is_alive() for t in threads) and kills < 3:
+            time.sleep(1.0)
+            server.kill9()
+            kills += 1
+            server.start()
+        for thread in threads:
+            thread.join(max(0.0, give_up - time.monotonic()))
+        assert kills == 3, "the clients finished before three kills: send more"
+        assert not ledger.wrong, ledger.wrong[:5]
+        assert len(ledger.acknowledged) == 16 * 12  # every client got through in the end
+        assert any(not isinstance(s, int) for statuses in ledger.statuses.values() for s in statuses), \
+            "no request was cut off by a kill"
+    finally:
+        server.stop()
+    engine = Fengqiao(StoreConfig(fault_url))
+    try:
+        assert_exactly_once(engine, ledger)
+        assert_projections_equal_rebuild(engine)
+        assert verify_log(engine).ok
+    finally:
+        engine.close()
+    assert '"ok": true' in cli(fault_url, "audit", "verify").replace('"ok":true', '"ok": true')
+
+
+def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(private_pg: PrivatePostgres):  # noqa: F811
+    url = private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")
+    tokens = seeded_store(url, [("root", "admin", "410928")])
+    server = Server(url)
+    server.start()
+    try:
+        headers = {"Authorization": f"Bearer {tokens['root']}"}
+        case_id = httpx.post(server.base + "/v1/cases", json=DISPUTE, headers=headers).json()["id"]
+        ledger = Ledger()
+        give_up = time.monotonic() + 120
+        threads = run_clients(server.base, tokens, 8, 15, ledger, case_id, give_up)
+        for _ in range(2):
+            time.sleep(0.7)
+            private_pg.restart()
+        for thread in threads:
+            thread.join(max(0.0, give_up - time.monotonic()))
+        assert not ledger.wrong, ledger.wrong[:5]
+        assert len(ledger.acknowledged) == 8 * 15
+        assert server.process.poll() is None  # the same process throughout
+        assert httpx.get(server.base + "/readyz", timeout=10).status_code == 200
+        assert httpx.get(f"{server.base}/v1/cases/{case_id}", headers=headers).status_code == 200
+    finally:
+        server.stop()
+    engine = Fengqiao(StoreConfig(url))
+    try:
+        assert_exactly_once(engine, ledger)
+        assert verify_log(engine).ok
+    finally:
+        engine.close()
+
+
+# -- a database that refuses writes (disk full, read-only) ----------------------------------------
+
+
+@contextlib.contextmanager
+def small_disk() -> Iterator[Path]:
+    """A 4 MiB tmpfs (as root), else a plain temp dir (made read-only instead of full)."""
+    where = Path(tempfile.mkdtemp(prefix="fq-disk-"))
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True).returncode == 0
+    try:
+        yield where
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
+        os.chmod(where, 0o755)
+        subprocess.run(["rm", "-rf", str(where)], capture_output=True)
+
+
+class SqliteDiskFull:
+    """Fill the SQLite file's disk (tmpfs, as root) or make file and folder read-only."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.url = f"sqlite:///{folder / 'fengqiao.db'}"
+        self.full = os.geteuid() == 0
+
+    @contextlib.contextmanager
+    def fault(self) -> Iterator[None]:
+        if self.full:
+            filler = self.folder / "filler"
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "count=100000"], capture_output=True)
+            try:
+                yield
+            finally:
+                filler.unlink()
+        else:
+            files = [self.folder, *self.folder.iterdir()]
+            for f in files:
+                os.chmod(f, 0o555 if f.is_dir() else 0o444)
+            try:
+                yield
+            finally:
+                for f in files:
+                    os.chmod(f, 0o755 if f.is_dir() else 0o644)
+
+
+class PostgresReadOnly:
+    """``default_transaction_read_only`` on a database of the private cluster; open sessions end."""
+
+    def __init__(self, cluster: PrivatePostgres) -> None:
+        self.cluster = cluster
+        self.db = f"fq_{uuid.uuid4().hex[:10]}"
+        cluster.sql(f"CREATE DATABASE {self.db}")
+        self.url = cluster.url(db=self.db)
+
+    def _set(self, value: str) -> None:
+        self.cluster.sql(f"ALTER DATABASE {self.db} SET default_transaction_read_only = {value}")
+        self.cluster.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         f"WHERE datname = '{self.db}' AND pid <> pg_backend_pid()")
+
+    @contextlib.contextmanager
+    def fault(self) -> Iterator[None]:
+        self._set("on")
+        try:
+            yield
+        finally:
+            self._set("off")
+
+
+@pytest.fixture(params=["sqlite-disk-full", "postgres-read-only"])
+def refusing_store(request, private_pg: PrivatePostgres) -> Iterator[SqliteDiskFull | PostgresReadOnly]:  # noqa: F811
+    if request.param == "sqlite-disk-full":
+        with small_disk() as folder:
+            yield SqliteDiskFull(folder)
+    else:
+        yield PostgresReadOnly(private_pg)
+
+
+def test_a_database_that_refuses_writes_answers_503_and_readiness_goes_false(refusing_store):
+    engine = seed(Fengqiao(StoreConfig(refusing_store.url)))
+    http = create_app(engine, settings=Settings(unready_after_database_error=0.5))
+    svc = http.state.services
+    token = svc.users.add("root", "admin", "410928", by="test")
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with TestClient(http, raise_server_exceptions=False) as client:
+            case_id = client.post("/v1/cases", json=DISPUTE, headers=headers).json()["id"]
+            assert client.get("/readyz").status_code == 200
+            head = engine.head_position()
+            with refusing_store.fault():
+                for i in range(5):
+                    refused = client.post("/v1/cases", json={**DISPUTE, "description": "x" * 3000},
+                                          headers={**headers, "Idempotency-Key": f"k{i}"})
+                    assert refused.status_code == 503, refused.text
+                    assert refused.headers["content-type"] == "application/problem+json"
+                    assert refused.json()["code"] == "database_unavailable"
+                    act = client.post(f"/v1/cases/{case_id}/comment", json={"text": "x" * 3000},
+                                      headers={**headers, "Idempotency-Key": f"c{i}"})
+                    assert act.status_code == 503, act.text
+                ready = client.get("/readyz")
+                assert ready.status_code == 503 and ready.json()["database"] is False
+            assert engine.head_position() == head  # nothing half-written
+            assert verify_log(engine).ok
+            time.sleep(0.6)
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.text  # recovered, no restart
+            again = client.post("/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "k0"})
+            assert again.status_code == 201, again.text
+            assert client.get(f"/v1/cases/{case_id}", headers=headers).json()["version"] == 1
+    finally:
+        svc.users.close()
+        if svc.runner is not None:
+            svc.runner.close()
+        engine.close()
