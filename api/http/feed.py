@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.http.auth import Principal, check_region_scope, require_right
+from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.errors import ValidationFailed
 from domain.permissions import READ_FEED
@@ -63,7 +64,20 @@ def scoped_filter(principal: Principal, svc: Services, types: str | None, region
     return FeedFilter.of(types, region or principal.region)
 
 
-@router.get("/v1/events", summary="Read the event feed after a position (CloudEvents batch)")
+@router.get(
+    "/v1/events",
+    summary="Read the event feed after a position (CloudEvents batch)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "CloudEvents 1.0 in position order; the next `after` is in Fengqiao-Next-After",
+            "content": {BATCH_CONTENT_TYPE: {"schema": {"type": "array", "items": {"type": "object"}}}},
+            "headers": {NEXT_AFTER_HEADER: {"schema": {"type": "integer"}, "description": "the next after"},
+                        HEAD_HEADER: {"schema": {"type": "integer"}, "description": "the newest position"}},
+        },
+        **problem_responses(401, 403, 404, 422),
+    },
+)
 def read_events(
     request: Request,
     principal: Integrator,
@@ -105,7 +119,16 @@ def resume_position(last_event_id: str | None, after: int) -> int:
     return position
 
 
-@router.get("/v1/events/stream", summary="Follow the event feed as Server-Sent Events")
+@router.get(
+    "/v1/events/stream",
+    summary="Follow the event feed as Server-Sent Events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "One CloudEvent per message, id = position",
+              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **problem_responses(401, 403, 404, 422),
+    },
+)
 async def stream_events(
     request: Request,
     principal: Integrator,
@@ -148,6 +171,12 @@ def list_schemas() -> JSONResponse:
     return JSONResponse({"types": schemas.catalogue()})
 
 
-@router.get("/v1/schemas/{event_type}", summary="The JSON Schema of one event type's data")
+@router.get(
+    "/v1/schemas/{event_type}",
+    summary="The JSON Schema of one event type's data",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
+               **problem_responses(404)},
+)
 def get_schema(event_type: str) -> JSONResponse:
     return JSONResponse(schemas.json_schema(event_type), media_type="application/schema+json")

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.http.auth import Principal, Unauthenticated, forbid, region_not_found
+from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
 from domain.commands import Envelope, Party, ReportCase
@@ -39,7 +40,7 @@ from domain.permissions import READ, REPORT, case_in_scope
 from domain.policy import Kind
 from engine.clocks import clocks_of
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=problem_responses(401, 403, 404, 422))
 Svc = Annotated[Services, Depends(services)]
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.http.auth import Principal, check_region_scope, require_right
 from api.http.feed import feed_of
+from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.actors import Role
 from domain.errors import NotFound
@@ -29,7 +30,8 @@ from domain.permissions import READ_FEED
 from engine.feed import Feed, FeedFilter
 from engine.subscriptions import ACTIVE, PAUSED, Subscription, SubscriptionStore
 
-router = APIRouter(prefix="/v1/subscriptions", tags=["integrators"])
+router = APIRouter(prefix="/v1/subscriptions", tags=["integrators"],
+                   responses=problem_responses(401, 403, 404, 422))
 
 Integrator = Annotated[Principal, Depends(require_right(READ_FEED))]
 Svc = Annotated[Services, Depends(services)]
@@ -105,7 +107,8 @@ def resume_subscription(subscription_id: str, principal: Integrator, store: Stor
     return store.set_state(subscription_id, ACTIVE, None).view()
 
 
-@router.delete("/{subscription_id}", status_code=204, summary="Delete a subscription and its deliveries")
+@router.delete("/{subscription_id}", status_code=204, response_class=Response,
+               summary="Delete a subscription and its deliveries")
 def delete_subscription(subscription_id: str, principal: Integrator, store: Store) -> Response:
     owned(store, principal, subscription_id)
     store.delete(subscription_id)
