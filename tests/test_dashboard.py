@@ -95,8 +95,10 @@ def test_sla_board_lists_overdue_cases_of_the_region_only(api: Api, county):
     assert re.search(r'id="overdue-count">1<', text)
     assert f'/ui/cases/{county["late"]}' in text and county["elsewhere"] not in text
     assert "邻里噪音纠纷" in text and "sign_for" in text  # the breached clock
+    assert 'href="?region=410928"' not in text  # the breadcrumb starts at their own region
     village = page(api, "/ui/board?region=410928-001-007")
     assert f'/ui/cases/{county["late"]}' in village
+    assert village.index('href="?region=410928-001"') < village.index('href="?region=410928-001-007"')
     outside = page(api, "/ui/board?region=410928-002", 404)  # 徐镇镇: not theirs, same page as none
     assert outside.replace("410928-002", "X") == page(api, "/ui/board?region=410928-404", 404).replace("410928-404", "X")
     sign_in(api, "xu")  # 徐镇镇 supervisor sees their own

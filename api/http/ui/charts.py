@@ -51,7 +51,7 @@ def rate_bar(rate: float | None, width: int = 160, height: int = 14) -> Markup:
 
 def line_chart(points: Sequence[tuple[str, float | None]], width: int = 720, height: int = 220) -> Markup:
     """A rate (0–1) over periods: one labelled point per period, gaps where there is no rate."""
-    left, right, top, bottom = 44, 12, 12, 34
+    left, right, top, bottom = 44, 28, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(points) - 1, 1)
 

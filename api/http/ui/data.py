@@ -49,18 +49,21 @@ def week_starts(now: datetime, weeks: int = WEEKS) -> list[datetime]:
 
 
 def weekly_rates(read_models: Any, region: str, now: datetime, weeks: int = WEEKS) -> list[dict[str, Any]]:
-    """The within-ceiling rate of the cases resolved in each week (Monday to Monday)."""
+    """The within-ceiling rate of the cases resolved in each week (Monday to Monday),
+    from the first week with a resolution (or the last two weeks)."""
     series = []
     for start in week_starts(now, weeks):
         stats = read_models.region_stats(region, start, start + timedelta(weeks=1))
         series.append({"week": start, "label": f"{start:%m-%d}", "resolved": stats["resolved"],
                        "rate": stats["within_ceiling_rate"]})
+    while len(series) > 2 and series[0]["resolved"] == 0:  # before the first case: nothing to draw
+        series.pop(0)
     return series
 
 
 def lineage(tree: RegionTree, code: str, root: str) -> list[Region]:
     """The regions from the caller's own region down to ``code`` (a breadcrumb)."""
-    chain = tree.lineage(code)
+    chain = tree.lineage(code)[::-1]  # the root of the ladder first
     codes = [r.code for r in chain]
     return chain[codes.index(root):] if root in codes else [tree.get(code)]
 
@@ -82,6 +85,12 @@ def unit_name(tree: RegionTree, unit: str | None) -> str:
     return tree.units[unit].name if unit in tree.units else unit
 
 
+def handled_by(tree: RegionTree, unit: str | None, assignee: str | None) -> str:
+    """``unit / person``, either alone, or ``–``."""
+    names = [n for n in (unit_name(tree, unit) if unit else None, assignee) if n]
+    return " / ".join(names) or "–"
+
+
 # -- the case timeline --------------------------------------------------------------
 
 EVENT_NAMES = {
@@ -95,9 +104,8 @@ EVENT_NAMES = {
     "RectificationOrdered": "限时整改 rectification ordered", "Rectified": "整改 rectified",
     "Reinspected": "复查 reinspected", "Replied": "反馈 replied", "ReturnVisited": "回访 return visit",
 }
-REASON_FIELDS = ("reason", "note", "resolution", "summary", "text", "reply", "comment", "measures", "outcome")
-HIDDEN_FIELDS = {"parties", "description", "reason", "note", "resolution", "summary", "text", "reply",
-                 "comment"}
+REASON_FIELDS = ("reason", "note", "resolution", "summary", "text", "reply", "comment")
+HIDDEN_FIELDS = {"parties", "description", "title", "ceilings", "profile", *REASON_FIELDS}
 
 
 def timeline_entry(entry: dict[str, Any], shown_version: int) -> dict[str, Any]:
