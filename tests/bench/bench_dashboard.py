@@ -68,6 +68,7 @@ def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
         page.fill("input[name=token]", tokens["admin"])
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/ui/board")
+        page.screenshot(path=folder / "board-county.png", full_page=True)
         page.goto(f"{base}/ui/compliance")
         page.screenshot(path=folder / "compliance-county.png")  # the first screen: 212 villages follow
         page.goto(f"{base}/ui/rates")
