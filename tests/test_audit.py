@@ -318,3 +318,17 @@ def test_whole_store_encryption_keeps_the_chain_verifiable(store, clock):
         assert verify_log(app).ok and verify_case(app, case_id).ok
     finally:
         app.close()
+
+
+def test_concurrent_writers_keep_one_consistent_chain(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(n: int) -> None:
+        case_id = busy_history(app)[n % 3]
+        act(app, case_id, "comment", "wang", text=f"并发 {n}")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(work, range(8)))
+    result = verify_log(app)
+    assert result.ok, result.finding
+    assert result.head_position == app.head_position()
