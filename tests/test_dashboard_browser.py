@@ -61,7 +61,7 @@ def demo(store: StoreConfig) -> Iterator[SmallDemo]:
     built.engine.close()
 
 
-def test_a_township_supervisor_works_the_board_in_a_browser(demo: SmallDemo, browser, store):
+def test_a_township_supervisor_works_the_board_in_a_browser(browser, demo: SmallDemo, store):
     http = create_app(demo.engine)
     svc = http.state.services
     models = svc.read_models
