@@ -332,3 +332,21 @@ def test_concurrent_writers_keep_one_consistent_chain(app):
     result = verify_log(app)
     assert result.ok, result.finding
     assert result.head_position == app.head_position()
+
+
+def test_checkpoints_replaced_with_a_foreign_key_are_caught(app, raw):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from engine.audit.checkpoints import trusted_key_ids
+
+    busy_history(app)
+    checkpoint(app)
+    victim = raw.events_rows()[4][0]
+    state = bytes(raw.sql(f"SELECT state FROM {raw.events} WHERE {raw.pos} = ?", (victim,))[0][0])
+    raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (state + b" ", victim))
+    recompute_chain(raw)
+    raw.sql(f"DELETE FROM {raw.checkpoints}")
+    checkpoint(app, key=Ed25519PrivateKey.generate())  # the attacker signs the rewritten history
+    assert verify_log(app).ok  # self-consistent ...
+    result = verify_log(app, trusted_keys=trusted_key_ids(app))  # ... but not signed by the engine's key
+    assert not result.ok and result.finding.problem == "untrusted_key"

@@ -40,7 +40,8 @@ def verify(
         if case is not None:
             result = verify_case(app, case)
         else:
-            result = verify_log(app, against=checkpoints.load(against) if against else None)
+            result = verify_log(app, against=checkpoints.load(against) if against else None,
+                                trusted_keys=checkpoints.trusted_key_ids(app))
         emit({**result.as_dict(), "events_per_second": round(result.events_per_second)
               if result.seconds > 0 else None})
         if not result.ok:

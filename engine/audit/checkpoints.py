@@ -193,3 +193,13 @@ def load(path: Path) -> Checkpoint:
 
 def public_key_hex(app: Any) -> str:
     return raw_public_key(load_signing_key(default_key_path(app))).hex()
+
+
+TRUSTED_VARIABLE = "FENGQIAO_TRUSTED_KEY_IDS"
+
+
+def trusted_key_ids(app: Any) -> set[str]:
+    """The engine's own key id, plus earlier keys listed (comma-separated) in
+    ``FENGQIAO_TRUSTED_KEY_IDS`` after a key rotation."""
+    extra = {k.strip() for k in os.environ.get(TRUSTED_VARIABLE, "").split(",") if k.strip()}
+    return {key_id(bytes.fromhex(public_key_hex(app)))} | extra

@@ -15,12 +15,13 @@ What each finding means (``problem``):
   recomputed; the change lies between ``after`` and ``position``.
 * ``checkpoint_beyond_log`` — a checkpoint covers more entries than remain.
 * ``bad_signature`` — a stored or given checkpoint's signature does not verify.
+* ``untrusted_key`` — a stored checkpoint is signed by a key that is not trusted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
@@ -119,11 +120,30 @@ def _bad_signatures(checkpoints: list[Checkpoint]) -> Finding | None:
     return None
 
 
-def verify_log(app: Any, against: Checkpoint | None = None) -> Verification:
-    """Verify the whole log: every event, the chain, every signed checkpoint."""
+def _untrusted(checkpoints: list[Checkpoint], trusted_keys: Collection[str] | None) -> Finding | None:
+    if trusted_keys is None:
+        return None
+    for cp in checkpoints:
+        if cp.key_id not in trusted_keys:
+            return Finding("untrusted_key", cp.position, f"the checkpoint of size {cp.size} ({cp.time}) is signed by "
+                           f"key {cp.key_id}, which is not a trusted signing key", details={
+                               "size": cp.size, "key_id": cp.key_id, "trusted": sorted(trusted_keys)})
+    return None
+
+
+def verify_log(app: Any, against: Checkpoint | None = None,
+               trusted_keys: Collection[str] | None = None) -> Verification:
+    """Verify the whole log: every event, the chain, every signed checkpoint.
+
+    With ``trusted_keys`` (key ids), a stored checkpoint signed by any other key
+    is a finding: someone with database access could otherwise replace the real
+    checkpoints with ones signed by a key of their own. (The ``against`` file is
+    the auditor's own; its key is theirs to check.)
+    """
     started = time.perf_counter()
     db = AuditDb(app.recorder)
-    checkpoints = stored_checkpoints(app) + ([against] if against else [])
+    stored = stored_checkpoints(app)
+    checkpoints = stored + ([against] if against else [])
     by_size: dict[int, list[Checkpoint]] = {}
     for cp in checkpoints:
         by_size.setdefault(cp.size, []).append(cp)
@@ -140,7 +160,7 @@ def verify_log(app: Any, against: Checkpoint | None = None) -> Verification:
                             head=running.hex() if entries else None, checkpoints_checked=checked,
                             seconds=time.perf_counter() - started, finding=finding)
 
-    bad = _bad_signatures(checkpoints)
+    bad = _bad_signatures(checkpoints) or _untrusted(stored, trusted_keys)
     if bad:
         return result(bad)
     for position, event, row in _merged(_events(db, stop), _chain(db, stop)):
