@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,13 +31,14 @@ from engine.demo import (
     relax_sqlite_durability,
 )
 from engine.demo.county import County
+from engine.demo.simulator import TIMER_PERIOD
 from engine.logs import configure_logging
 from engine.service import Fengqiao
 from engine.store import StoreConfig
 
 DEFAULT_DB = Path("var") / "demo.db"
 RANKS = ("grid", "village", "township", "county")
-KINDS = {"dispute": "矛盾纠纷 disputes", "hazard": "安全隐患 hazards", "petition": "诉求 petitions"}
+KINDS = {"dispute": "dispute 矛盾纠纷", "hazard": "hazard 安全隐患", "petition": "petition 诉求"}
 STATUSES = ("reported", "assigned", "accepted", "in_progress", "resolved", "closed")
 
 
@@ -53,13 +55,16 @@ def demo(
     end: datetime | None = typer.Option(
         None, "--end", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
         help="when the season ends, Beijing time (default: now); pin it to reproduce a run exactly"),
+    timer_hours: float = typer.Option(
+        TIMER_PERIOD / timedelta(hours=1), "--timer-hours", min=0.0, max=168.0,
+        help="the timer service ticks every so many simulated hours (0: only once, at the end)"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="serve the API and dashboard afterwards"),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
 ) -> None:
     """Build the demo county (阳高县-shaped) and a season of traffic in a FRESH SQLite store, then serve it."""
     configure_logging(level=os.environ.get("FENGQIAO_LOG_LEVEL", "WARNING"))
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     moment = end.replace(tzinfo=SHANGHAI) if end else datetime.now(UTC).replace(second=0, microsecond=0)
     season = Season.ending(moment, days)
     path = fresh_sqlite(db)
@@ -68,7 +73,8 @@ def demo(
     app = Fengqiao(StoreConfig(f"sqlite:///{path}"), clock=clock)
     try:
         relax_sqlite_durability(app)
-        result = _build(app, clock, season, seed, scale, console)
+        period = timedelta(hours=timer_hours) if timer_hours else season.end - season.start
+        result = _build(app, clock, season, seed, scale, period, console)
         built = time.perf_counter() - started
         catch_up_projections(app, console)
         tokens = issue_tokens(app, result.county)
@@ -94,7 +100,8 @@ def fresh_sqlite(db: Path) -> Path:
     return db
 
 
-def _build(app: Fengqiao, clock, season: Season, seed: int, scale: float, console: Console) -> Demo:
+def _build(app: Fengqiao, clock, season: Season, seed: int, scale: float, timer_period: timedelta,
+           console: Console) -> Demo:
     columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
                TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
@@ -106,7 +113,8 @@ def _build(app: Fengqiao, clock, season: Season, seed: int, scale: float, consol
                             description=f"{now.astimezone(SHANGHAI):%Y-%m-%d} cases {stats.cases:>5} "
                                         f"commands {stats.commands:>6}")
 
-        return build_demo(app, clock, season, seed=seed, scale=scale, on_progress=on_progress)
+        return build_demo(app, clock, season, seed=seed, scale=scale, timer_period=timer_period,
+                          on_progress=on_progress)
 
 
 def catch_up_projections(app: Fengqiao, console: Console) -> None:
@@ -129,9 +137,10 @@ ROLES_SHOWN = ("supervisor", "handler", "reporter", "auditor", "integrator", "ad
 
 
 def token_holders(county: County) -> dict[str, object]:
-    """One person per role to sign in as: a township supervisor, a village mediator,
-    a grid assistant, the county's auditor, integrator and administrator."""
-    township = county.townships[0]
+    """One person per role to sign in as: the supervisor of the largest township, a
+    mediator of one of its villages, a grid assistant, the county's auditor,
+    integrator and administrator."""
+    township = max(county.townships, key=lambda t: len(t.villages))  # the busiest
     village = township.villages[0]
     assistant = next(a for g in county.grids() for a in g.assistants)
     return {
@@ -167,7 +176,7 @@ def print_summary(console: Console, result: Demo, built: float, total: float) ->
         f"{result.season.end.astimezone(SHANGHAI):%Y-%m-%d %H:%M} (Beijing time)."
     )
     console.print(f"{run.cases} cases, {run.commands} commands by people, {run.timer_commands} by the timer "
-                  f"service, {run.taken_over} disputes taken over after an automatic escalation; built in "
+                  f"service (disputes taken over after its automatic escalation: {run.taken_over}); built in "
                   f"{built:.1f} s, ready in {total:.1f} s.")
     if run.refused:
         console.print(f"[red]refused steps: {dict(run.refused)}[/]")
@@ -209,16 +218,14 @@ def rank_table(census: Census) -> Table:
 
 
 def print_tokens(console: Console, tokens: dict, county: County) -> None:
+    """One line per role on stdout (the tokens are the command's output): role, name, region, token."""
     if not tokens:
         console.print("[yellow]engine.users is not installed: no API tokens issued[/]")
         return
-    table = Table(title="sign in with one of these tokens (Authorization: Bearer …)")
-    for column in ("role", "name", "region", "token"):
-        table.add_column(column, overflow="fold")
+    console.print("\nSign in with one of these tokens (dashboard sign-in, or Authorization: Bearer …):")
     names = {r.code: r.name for r in county.regions()}
     for role, (actor, token) in tokens.items():
-        table.add_row(role, actor.id, names.get(actor.region, actor.region), token)
-    Console().print(table)  # on stdout: the tokens are the output
+        typer.echo(f"{role:<11} {actor.id} ({names.get(actor.region, actor.region)})\t{token}")
 
 
 def serve_store(console: Console, path: Path, host: str, port: int, url: str) -> None:

@@ -52,7 +52,8 @@ DAILY_RATES = {Kind.DISPUTE: 12.0, Kind.HAZARD: 6.0, Kind.PETITION: 12.0}
 RESTDAY_FACTOR = 0.55
 SWEEP_FACTOR = 2.0  # hazards found in the monthly sweep (days 1–5)
 URBAN_WEIGHT = 2.5  # a building grid is busier than a village grid
-TIMER_PERIOD = timedelta(hours=1)
+TIMER_PERIOD = timedelta(hours=6)
+"""How often the timer service sweeps during the simulated season (see docs/demo.md for the cost)."""
 
 
 class Timers(Protocol):
@@ -193,7 +194,7 @@ class Simulation:
             story = _Story(number, case_id_for(f"demo-{self.seed}-{number:06d}-00"), life, STORIES[kind](life))
             self.stories[story.case_id] = story
             self._push(queue, story)
-        next_tick = self.season.start + self.timer_period
+        next_tick = self.first_tick()
         sent = 0
         while queue:
             at, _, plan, story, step = heapq.heappop(queue)
@@ -221,6 +222,15 @@ class Simulation:
         if self.on_progress:
             self.on_progress(self.clock.now(), self.stats)
         return self.stats
+
+    def first_tick(self) -> datetime:
+        """The first tick after the season starts, on the period's grid from Beijing
+        midnight (a 6-hour period ticks at 00:00, 06:00, 12:00 and 18:00)."""
+        local = self.season.start.astimezone(SHANGHAI)
+        tick = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+        while tick <= self.season.start:
+            tick += self.timer_period
+        return tick
 
     def _tick(self, moment: datetime, queue: list) -> None:
         """The timer service's turn: record what fell due; a case it escalated is
