@@ -9,7 +9,6 @@ same page as a region or case that does not exist.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs
 from uuid import UUID
@@ -154,5 +153,5 @@ def case_page(request: Request, principal: SignedIn, svc: Svc, case_id: UUID,
 def static(name: str) -> Response:
     if name not in STATIC:
         raise NotFound(f"no file {name!r}", resource="static", id=name)
-    return FileResponse(Path(HERE / "static" / name), media_type=STATIC[name],
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name],
                         headers={"Cache-Control": "public, max-age=3600"})
