@@ -58,7 +58,7 @@ class SmallDemo:
 
 
 def small_demo(store: StoreConfig, scale: float = 0.5) -> SmallDemo:
-    """The demo generator's small county (3 townships) and two weeks of traffic, projected."""
+    """The demo generator's small county (3 townships and a subdistrict), two weeks of traffic, projected."""
     from projections import default_projections
     from projections.runner import ProjectionRunner
 

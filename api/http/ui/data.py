@@ -22,7 +22,7 @@ class OverdueCase:
 
 
 def overdue_cases(read_models: Any, region: str, now: datetime, limit: int = OVERDUE_SHOWN) -> list[OverdueCase]:
-    """Open overdue cases handled under ``region``, the latest (longest past due) first."""
+    """Open overdue cases handled under ``region``, the longest past due first."""
     rows: list[dict[str, Any]] = []
     cursor = None
     while True:

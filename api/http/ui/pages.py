@@ -94,7 +94,7 @@ def logout() -> Response:
 
 @router.get("/board")
 def sla_board(request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None) -> Response:
-    """SLA board: open, overdue, due soon, breaches by clock; overdue cases, the latest first."""
+    """SLA board: open, overdue, due soon, breaches by clock; overdue cases, the longest past due first."""
     place = scoped_region(principal, svc, region)
     models = read_models(svc)
     now = svc.engine.clock.now()
