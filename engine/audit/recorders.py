@@ -150,6 +150,9 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
         self._head_sql = SQL(head_sql(self.qualify(CHAIN), "%s"))  # type: ignore[arg-type]
         self._insert_chain_sql = SQL(INSERT_CHAIN.format(chain=self.qualify(CHAIN), p="%s"))  # type: ignore[arg-type]
+        self._case_heads_sql = SQL(  # type: ignore[arg-type]
+            f"SELECT DISTINCT ON (case_id) case_id, case_hash FROM {self.qualify(CHAIN)} "
+            "WHERE case_id = ANY(%s) ORDER BY case_id, version DESC")
         self._pending = threading.local()
 
     def qualify(self, name: str) -> str:
@@ -171,15 +174,25 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         head_cursor = curs.connection.cursor()  # queued behind them in the same pipeline
         head_cursor.execute(self._head_sql, (str(stored_events[0].originator_id),), prepare=True)
         self._pending.head_cursor = head_cursor
+        others = list(dict.fromkeys(str(e.originator_id) for e in stored_events[1:]))
+        self._pending.cases_cursor = None
+        if others:  # a grouped batch (engine.group_commit): the other cases' heads, queued too
+            self._pending.cases_cursor = curs.connection.cursor()
+            self._pending.cases_cursor.execute(self._case_heads_sql, (others,), prepare=True)
 
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         head_cursor = self._pending.__dict__.pop("head_cursor", None)
+        cases_cursor = self._pending.__dict__.pop("cases_cursor", None)
         if stored_events and positions and head_cursor is not None:
             head = head_cursor.fetchone()
             head_cursor.close()
-            rows = chain_rows(head, self.case_hash_fetcher(curs), positions, stored_events)
+            case_hash_of = self.case_hash_fetcher(curs)
+            if cases_cursor is not None:
+                case_hash_of = {row["case_id"]: row["case_hash"] for row in cases_cursor.fetchall()}.get
+                cases_cursor.close()
+            rows = chain_rows(head, case_hash_of, positions, stored_events)
             curs.executemany(self._insert_chain_sql, rows)
         return positions

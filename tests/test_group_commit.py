@@ -1,0 +1,99 @@
+"""Group commit (engine.group_commit): threads sharing one engine have their events
+written together, yet each command keeps its own result, position and conflicts."""
+
+from __future__ import annotations
+
+import threading
+
+from domain.errors import DomainError
+from engine.audit.verify import verify_log
+from engine.group_commit import GroupCommit
+from tests.support import act, envelope, report
+
+
+def _together(count: int, work) -> list:
+    barrier = threading.Barrier(count)
+    outcomes: list = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = work(i)
+        except DomainError as error:
+            outcomes[i] = error.code
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_concurrent_commands_on_many_cases_each_get_their_own_positions(app):
+    cases = [report(app).case_id for _ in range(12)]
+    groups_before = app.group_commit.groups
+    results = _together(12, lambda i: [act(app, cases[i], "comment", "wang", text=f"{i}-{n}") for n in range(4)])
+    written = [r for rs in results for r in rs]
+    assert len({r.position for r in written}) == len(written)
+    for case_id, rs in zip(cases, results, strict=True):
+        assert [r.version for r in rs] == [2, 3, 4, 5]
+        history = app.history(case_id)
+        assert [e.position for e in history][1:] == [r.position for r in rs]
+        assert [e.event.text for e in history[1:]] == [f"{cases.index(case_id)}-{n}" for n in range(4)]
+    assert app.group_commit.groups - groups_before <= len(written)
+    assert verify_log(app).ok
+
+
+def test_racing_commands_on_one_case_conflict_as_without_grouping(app):
+    case_id = report(app).case_id
+    for _ in range(3):
+        version = app.case(case_id).version
+        outcomes = _together(6, lambda i, v=version: app.do(
+            case_id, "comment", {"text": str(i)}, envelope("wang", app, expected_version=v)))
+        assert sum(not isinstance(o, str) for o in outcomes) == 1
+        assert sorted(o for o in outcomes if isinstance(o, str)) == ["version_conflict"] * 5
+        assert app.case(case_id).version == version + 1
+    outcomes = _together(6, lambda i: act(app, case_id, "comment", "wang", text=str(i)))
+    assert sorted(o.version for o in outcomes) == list(range(5, 11))
+    assert verify_log(app).ok
+
+
+def test_a_failed_group_falls_back_to_each_member_alone():
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    def insert(events):
+        calls.append(list(events))
+        if len(calls) == 1:
+            release.wait(5)  # hold the first (solo) insert so the others queue up
+        if "bad" in events:
+            raise ValueError("conflict")
+        return [len(calls) * 100 + n for n in range(len(events))]
+
+    group = GroupCommit(insert)
+    outcomes: dict[str, object] = {}
+
+    def member(name: str) -> None:
+        try:
+            outcomes[name] = group.insert([name])
+        except ValueError as error:
+            outcomes[name] = str(error)
+
+    first = threading.Thread(target=member, args=("first",))
+    first.start()
+    while not calls:
+        pass
+    others = [threading.Thread(target=member, args=(n,)) for n in ("a", "bad", "b")]
+    for thread in others:
+        thread.start()
+    while len(group._queue) < 3:  # noqa: SLF001 - the test waits for the queue to fill
+        pass
+    release.set()
+    for thread in [first, *others]:
+        thread.join()
+    assert outcomes["first"] == [100]
+    assert outcomes["bad"] == "conflict"
+    assert sorted(calls[1]) == ["a", "b", "bad"]  # tried together, then alone
+    assert sorted(map(tuple, calls[2:])) == [("a",), ("b",), ("bad",)]
+    assert isinstance(outcomes["a"], list) and isinstance(outcomes["b"], list)
