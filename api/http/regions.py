@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from api.http.auth import CurrentUser, Principal, check_region_scope
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
-from api.http.schemas import RegionNode, RegionStats
+from api.http.schemas import RegionNode, RegionStats, SlaBoard
 from api.http.services import Services, services
 from domain.errors import NotPermitted, ValidationFailed
 from domain.ladder import Region
@@ -94,7 +94,7 @@ def region_stats(
 
 
 @router.get("/sla/board", summary="SLA board: overdue and about-to-breach cases (supervisors)",
-            response_model=None, tags=["sla"], responses={200: {"description": "The board"},
+            response_model=None, tags=["sla"], responses={200: {"model": SlaBoard},
                                                           **problem_responses(403, *READ, 503)})
 def sla_board(
     principal: CurrentUser,

@@ -65,9 +65,38 @@ class CommandResponse(CaseView):
 
 
 class CaseList(BaseModel):
-    model_config = OPEN
+    """A page of case rows from the projections, newest reported first."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "items": [{"case_id": CASE_VIEW_EXAMPLE["id"], "kind": "dispute", "category": "neighbours",
+                   "severity": "minor", "status": "assigned", "region": "410928-001-007",
+                   "origin_region": "410928-001-007-03", "rank": 1, "assignee": "zhao", "unit": "wz-tjh",
+                   "title": "邻里噪音纠纷", "reported_at": "2026-09-28T01:00:00+00:00",
+                   "overdue": False, "due_soon": True}],
+        "next_cursor": "WyIyMDI2LTA5LTI4VDAxOjAwOjAwKzAwOjAwIiwiNWIwZiJd"}]})
     items: list[dict[str, Any]]
     next_cursor: str | None = None
+
+
+class SlaBoard(BaseModel):
+    """Open cases under a region: overdue, due soon, breaches by clock, workload."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "region": "410928-001", "open": 12, "overdue": 2, "due_soon": 3,
+        "breached_by_clock": {"sign_for": 1, "mediation": 1},
+        "oldest_overdue": {"case_id": CASE_VIEW_EXAMPLE["id"], "title": "邻里噪音纠纷",
+                           "region": "410928-001-007", "assignee": "zhao", "unit": "wz-tjh",
+                           "next_due_at": "2026-09-28T03:05:00+00:00"},
+        "workers": [{"name": "zhao", "open": 5, "overdue": 1, "due_soon": 2}],
+        "units": [{"name": "wz-tjh", "open": 7, "overdue": 1, "due_soon": 2}]}]})
+    region: str
+    open: int
+    overdue: int
+    due_soon: int
+    breached_by_clock: dict[str, int] = Field(default_factory=dict)
+    oldest_overdue: dict[str, Any] | None = None
+    workers: list[dict[str, Any]] = Field(default_factory=list)
+    units: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class HistoryActor(BaseModel):
