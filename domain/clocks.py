@@ -346,14 +346,15 @@ class _Run:
         passed before the leg began are left out; the breach never is."""
         assert self.since is not None
         out = []
-        for fraction in [*thresholds.warn, thresholds.breach]:
+        for fraction in thresholds.warn:
             needed = self.target * fraction
-            if fraction != thresholds.breach and needed <= self.leg_elapsed:
-                continue
-            if fraction == thresholds.breach:
-                out.append((fraction, self.due_at(self.since)))
-            else:
+            if needed > self.leg_elapsed:
                 out.append((fraction, self.measure.advance(self.since, max(needed - self.elapsed, timedelta()))))
+        if thresholds.breach == 1.0:
+            out.append((1.0, self.due_at(self.since)))  # exact, even after an extension to a due_at
+        else:
+            needed = self.target * thresholds.breach - self.elapsed
+            out.append((thresholds.breach, self.measure.advance(self.since, max(needed, timedelta()))))
         return tuple(out)
 
 
@@ -388,7 +389,7 @@ class _Fold:
         name = type(event).__name__
         if name == "Reported":
             self.kind, self.severity, self.rank = event.kind, event.severity, event.rank
-        elif name in ("Assigned",):
+        elif name == "Assigned":
             self.rank = event.rank
         elif name == "Escalated":
             self.rank = event.to_rank
