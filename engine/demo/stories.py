@@ -234,7 +234,7 @@ def dispute(life: Life) -> Iterator[Step]:
     if severity == Severity.MINOR:
         # planned; the timer's 四级七天 escalations move a few more from the grid to the village,
         # so about 85% end at the grid and 11% at the village (高台)
-        target = life.pick({0: 87, 1: 9, 2: 2.5, "stall": 1.5} if not place.urban else {0: 89, 1: 8, "stall": 3})
+        target = life.pick({0: 88, 1: 8.5, 2: 2, "stall": 1.5} if not place.urban else {0: 89, 1: 8, "stall": 3})
     elif severity == Severity.MAJOR:
         target = life.pick({1: 55, 2: 40, "stall": 5})
     else:
