@@ -84,9 +84,18 @@ def test_a_revoked_or_unknown_cookie_goes_back_to_sign_in(api: Api):
 
 
 def test_roles_without_boards_are_refused_with_a_page(api: Api):
-    sign_in(api, "zhao")  # a handler
-    text = page(api, "/ui/board", 403)
-    assert "supervisors, auditors and administrators" in text
+    for who in ("zhao", "wang", "feed"):  # a handler, a reporter, an integrator
+        sign_in(api, who)
+        assert "supervisors, auditors and administrators" in page(api, "/ui/board", 403)
+    sign_in(api, "audit")  # auditors read boards
+    assert "SLA 看板" in page(api, "/ui/board")
+
+
+def test_every_page_answers_down_to_a_grid(api: Api, county):
+    sign_in(api, "zhou")
+    for path in ("/ui/board", "/ui/compliance", "/ui/rates"):
+        for region in ("410928-001", "410928-001-007", "410928-001-007-03", "410928-001-008"):
+            assert "<h1>" in page(api, f"{path}?region={region}")
 
 
 def test_sla_board_lists_overdue_cases_of_the_region_only(api: Api, county):
