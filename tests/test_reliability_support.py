@@ -127,23 +127,29 @@ class Server:
         self.port = free_port()
         self.workers = workers
         self.env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT),
-                    "FENGQIAO_LOG_LEVEL": "warning", **(env or {})}
+                    "FENGQIAO_LOG_LEVEL": "warning", "PYTHONFAULTHANDLER": "1", **(env or {})}
         self.process: subprocess.Popen | None = None
         self.base = f"http://127.0.0.1:{self.port}"
+        self.log = Path(tempfile.mkdtemp(prefix="fq-serve-")) / "serve.log"
 
     def start(self, timeout: float = 30) -> None:
         command = [*FENGQIAO, "serve", "--port", str(self.port), "--workers" if self.workers else "--no-workers"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
                     return
             if self.process.poll() is not None:
-                raise RuntimeError(f"fengqiao serve exited with {self.process.returncode}")
+                raise RuntimeError(f"fengqiao serve exited with {self.process.returncode}: {self.log_tail()}")
             time.sleep(0.1)
-        raise TimeoutError("fengqiao serve did not start")
+        self.process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to the log
+        self.process.wait(10)
+        raise TimeoutError(f"fengqiao serve did not start: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -166,3 +172,19 @@ def cli(url: str, *args: str, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise AssertionError(f"fengqiao {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
     return done.stdout
+
+
+def seeded_store(url: str, users: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Seed the county into ``url`` and add users (name, role, region); their tokens."""
+    from engine.service import Fengqiao
+    from engine.store import StoreConfig
+    from engine.users import UserStore
+    from tests.support import seed
+
+    engine = seed(Fengqiao(StoreConfig(url)))
+    store = UserStore(engine)
+    try:
+        return {name: store.add(name, role, region, by="test") for name, role, region in users}
+    finally:
+        store.close()
+        engine.close()

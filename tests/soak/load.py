@@ -1,0 +1,158 @@
+"""Loopback load test: a real `fengqiao serve` and asyncio httpx clients ramping
+from ``--start`` to ``--end`` clients over ``--seconds``, mixing commands and queries.
+
+Each client loops: report a case (Idempotency-Key), assign and accept it, comment on
+it, and in between read the case, the case list, its history and a feed page. One
+request in twenty is a deliberate conflict (a stale ``If-Match``) that must answer
+412; every other answer must be 2xx. Prints a JSON summary: throughput, latencies per
+operation (p50/p95/p99/max ms), status counts and errors.
+
+    .venv/bin/python -m tests.soak.load --seconds 300 --start 16 --end 64            # SQLite
+    .venv/bin/python -m tests.soak.load --seconds 300 --url 'postgresql://postgres@127.0.0.1:5432/test?schema=load1'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.test_api_support import DISPUTE, HAZARD, PETITION
+from tests.test_reliability_support import Server, seeded_store
+
+REPORTS = [DISPUTE, HAZARD, PETITION]
+
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    statuses: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    conflicts: int = 0
+
+    def record(self, op: str, started: float, response: httpx.Response | None, expect: tuple[int, ...],
+               error: str | None = None) -> None:
+        self.latencies[op].append((time.perf_counter() - started) * 1000)
+        status = response.status_code if response is not None else error
+        self.statuses[f"{op} {status}"] += 1
+        if response is None or response.status_code not in expect:
+            text = response.text[:200] if response is not None else error
+            self.errors.append(f"{op}: {status} {text}")
+        elif response.status_code == 412:
+            self.conflicts += 1
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2) if ordered else 0.0
+
+
+async def call(client: httpx.AsyncClient, results: Results, op: str, method: str, path: str,
+               expect: tuple[int, ...] = (200, 201), **kw: Any) -> httpx.Response | None:
+    started = time.perf_counter()
+    try:
+        response = await client.request(method, path, **kw)
+    except httpx.HTTPError as error:
+        results.record(op, started, None, expect, type(error).__name__)
+        return None
+    results.record(op, started, response, expect)
+    return response
+
+
+async def one_client(n: int, base: str, tokens: dict[str, str], stop_at: float, results: Results) -> None:
+    admin = {"Authorization": f"Bearer {tokens['root']}"}
+    feed = {"Authorization": f"Bearer {tokens['feed']}"}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        i = 0
+        while time.monotonic() < stop_at:
+            i += 1
+            key = f"load-{n}-{i}-{uuid.uuid4().hex[:6]}"
+            body = {**REPORTS[i % 3], "title": f"负载 {n}-{i}"}
+            created = await call(client, results, "report", "POST", "/v1/cases", json=body,
+                                 headers={**admin, "Idempotency-Key": key})
+            if created is None or created.status_code != 201:
+                continue
+            case_id = created.json()["id"]
+            await call(client, results, "read", "GET", f"/v1/cases/{case_id}", headers=admin)
+            await call(client, results, "assign", "POST", f"/v1/cases/{case_id}/assign",
+                       json={"assignee": "zhao"}, headers={**admin, "Idempotency-Key": key + "-a"})
+            if i % 20 == 0:  # a deliberate conflict: the case is at version 2, not 1
+                await call(client, results, "stale", "POST", f"/v1/cases/{case_id}/comment", expect=(412,),
+                           json={"text": "stale"}, headers={**admin, "If-Match": '"1"'})
+            await call(client, results, "comment", "POST", f"/v1/cases/{case_id}/comment",
+                       json={"text": f"进展 {i}"}, headers={**admin, "Idempotency-Key": key + "-c"})
+            await call(client, results, "history", "GET", f"/v1/cases/{case_id}/history", headers=admin)
+            await call(client, results, "list", "GET", "/v1/cases?limit=20", headers=admin)
+            await call(client, results, "feed", "GET", f"/v1/events?after={max(0, i * 7)}&limit=50", headers=feed)
+
+
+async def ramp(base: str, tokens: dict[str, str], start: int, end: int, seconds: float) -> tuple[Results, float]:
+    results = Results()
+    began = time.monotonic()
+    stop_at = began + seconds
+    tasks = []
+    step = seconds / max(1, end - start + 1)
+    for n in range(end):
+        if n >= start:  # clients beyond the first ``start`` join evenly over the run
+            await asyncio.sleep(max(0.0, began + (n - start + 1) * step - time.monotonic()))
+        tasks.append(asyncio.create_task(one_client(n, base, tokens, stop_at, results)))
+    await asyncio.gather(*tasks)
+    return results, time.monotonic() - began
+
+
+def summary(results: Results, elapsed: float, store: str, start: int, end: int) -> dict[str, Any]:
+    total = sum(len(v) for v in results.latencies.values())
+    commands = sum(len(results.latencies[op]) for op in ("report", "assign", "comment", "stale"))
+    return {
+        "store": store, "clients": f"{start}→{end}", "seconds": round(elapsed, 1),
+        "requests": total, "requests_per_s": round(total / elapsed, 1),
+        "commands_per_s": round(commands / elapsed, 1),
+        "latency_ms": {op: {"n": len(v), "p50": percentile(v, 50), "p95": percentile(v, 95),
+                            "p99": percentile(v, 99), "max": round(max(v), 1)}
+                       for op, v in sorted(results.latencies.items())},
+        "deliberate_conflicts": results.conflicts,
+        "errors": len(results.errors),
+        "first_errors": results.errors[:10],
+        "cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run(seconds: float, start: int, end: int, url: str | None = None) -> dict[str, Any]:
+    """Start a server on a fresh store, run the ramp, stop; the summary."""
+    folder = tempfile.mkdtemp(prefix="fq-load-")
+    url = url or f"sqlite:///{folder}/fengqiao.db"
+    tokens = seeded_store(url, [("root", "admin", "410928"), ("feed", "integrator", "410928")])
+    server = Server(url, env={"FENGQIAO_LOG_LEVEL": "warning"})
+    server.start()
+    try:
+        results, elapsed = asyncio.run(ramp(server.base, tokens, start, end, seconds))
+    finally:
+        server.stop()
+    return summary(results, elapsed, "postgres" if url.startswith("postgres") else "sqlite", start, end)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--start", type=int, default=16)
+    parser.add_argument("--end", type=int, default=64)
+    parser.add_argument("--url", default=None, help="store URL (default: a fresh SQLite file)")
+    args = parser.parse_args()
+    result = run(args.seconds, args.start, args.end, args.url)
+    json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
+    print()
+    sys.exit(1 if result["errors"] else 0)
+
+
+if __name__ == "__main__":
+    main()
