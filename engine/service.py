@@ -79,7 +79,8 @@ class ActorAsDict(Transcoding):
     name = "actor"
 
     def encode(self, obj: Actor) -> dict[str, Any]:
-        return obj.as_dict()
+        # what obj.as_dict() gives, without dataclasses.asdict's recursion (every event has an actor)
+        return {"id": obj.id, "role": obj.role, "unit": obj.unit, "region": obj.region, "rank": obj.rank}
 
     def decode(self, data: dict[str, Any]) -> Actor:
         return Actor.from_dict(data)
@@ -130,6 +131,22 @@ class Fengqiao(Application):
         super().__init__(env={**self.store.eventsourcing_env(), **(env or {})})
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
+        """The library's ``save``, collecting aggregates' events without its
+        runtime-Protocol ``isinstance`` checks (a measurable share of a command's CPU)."""
+        processing_event = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def _record(self, processing_event: ProcessingEvent) -> list[Recording]:
         """Concurrent saves are written together (see :mod:`engine.group_commit`)."""
@@ -387,14 +404,16 @@ class Fengqiao(Application):
         """The case as the store knew it at ``moment`` (by recorded time)."""
         if moment.tzinfo is None:
             raise ValidationFailed("as_of needs a time zone", field="as_of")
-        version = None
-        for event in self.events.get(case_id):
+        case = None
+        for event in self.events.get(case_id):  # one read; decoding stops at the moment
             if event.timestamp > moment:
                 break
-            version = event.originator_version
-        if version is None:
+            case = event.mutate(case)
+        if case is None:
             raise NotFound(f"case {case_id} did not exist at {moment.isoformat()}", resource="case", id=str(case_id))
-        return self.case(case_id, version=version)
+        if not isinstance(case, Case):
+            raise NotFound(f"no case {case_id}", resource="case", id=str(case_id))
+        return case
 
     def history(self, case_id: UUID) -> list[RecordedEvent]:
         """Every event of the case, in order, with its global position."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from api.cli import audit as audit_cli
+from api.cli import bench as bench_cli
 from api.cli import casefile as casefile_cli
 from api.cli import cases, setup
 from api.cli import demo as demo_cli
@@ -30,6 +31,7 @@ setup.register(app)
 app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
 # -- more areas mount here, one line each (keep this block sorted) --
 app.add_typer(audit_cli.app, name="audit", help="Tamper evidence: signed checkpoints and verification.")
+bench_cli.register(app)  # `fengqiao bench [NAME] [--store] [--size]`: tests/bench/ figures beside baselines
 casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
 demo_cli.register(app)  # `fengqiao demo`: the demo county and a season of traffic
 app.add_typer(privacy_cli.app, name="privacy", help="Personal data: find a person, erase them.")

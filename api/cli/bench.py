@@ -1,0 +1,101 @@
+"""``fengqiao bench [NAME] [--store sqlite|postgres] [--size N]``: the benchmark suite.
+
+Each benchmark is a script in ``tests/bench/`` (outside the default test run) that
+prints its figure beside a baseline measured in the same run. ``write`` and
+``replay`` expose ``run(store, size) -> list[dict]`` and are called in-process;
+the others are run as they are documented (their own command lines), their
+output passed through. Figures and how to read them: ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+@dataclass(frozen=True)
+class Bench:
+    target: str
+    size_means: str
+    default_size: int
+    module: str | None = None  # has run(store, size)
+    script: str | None = None  # else: tests/bench/<script> with these arguments
+    stores: tuple[str, ...] = ("sqlite", "postgres")
+
+    def arguments(self, store: str, size: int) -> list[str]:
+        url = (f"{POSTGRES_URL}?schema=bench_{self.script.removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
+               if store == "postgres" else f"sqlite:////tmp/fengqiao_bench_{uuid.uuid4().hex[:6]}.db")
+        if self.script == "bench_projections.py":
+            return ["--url", url, "--events", str(size)]
+        if self.script == "bench_feed.py":
+            return ["--url", url, "--events", str(size), "--fresh"]
+        if self.script == "bench_timers.py":
+            return ["--url", url, "--rows", str(size)]
+        if self.script == "bench_audit.py":
+            return ["--store", store, "--events", str(size)]
+        return [store]  # bench_api.py
+
+
+BENCHES: dict[str, Bench] = {
+    "write": Bench("≥ 3,000 events/s with 16 writers on PostgreSQL", "seconds per measurement", 10,
+                   module="tests.bench.bench_write"),
+    "replay": Bench("p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="tests.bench.bench_replay"),
+    "projections": Bench("≥ 20,000 events/s rebuild on PostgreSQL", "events", 100_000, script="bench_projections.py"),
+    "feed": Bench("≥ 20,000 events/s through GET /v1/events", "events", 100_000, script="bench_feed.py"),
+    "api": Bench("p50/p95 with the engine alone beside", "(fixed: 1,000 commands)", 0, script="bench_api.py"),
+    "timers": Bench("due lookup ≤ 100 ms per tick at 1M open clocks", "index rows", 100_000,
+                    script="bench_timers.py"),
+    "audit": Bench("chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"),
+}
+
+
+def _print_rows(rows: list[dict]) -> None:
+    for row in rows:
+        target = f"   target {row['target']}" if row.get("target") is not None else ""
+        extra = {k: v for k, v in row.items() if k not in {"name", "figure", "unit", "baseline", "baseline_name",
+                                                          "target"}}
+        typer.echo(f"{row['name']:<40} {row['figure']:>10} {row['unit']:<9} | baseline {row['baseline']} "
+                   f"({row['baseline_name']}){target}  {extra}")
+
+
+def run_one(name: str, store: str, size: int | None) -> int:
+    bench = BENCHES[name]
+    typer.echo(f"== {name} on {store} (target: {bench.target}; size = {bench.size_means}) "
+               f"load average {os.getloadavg()[0]:.1f}")
+    if bench.module is not None:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
+        return 0
+    command = [sys.executable, str(ROOT / "tests" / "bench" / bench.script),
+               *bench.arguments(store, size or bench.default_size)]
+    return subprocess.run(command, cwd=ROOT, check=False).returncode
+
+
+def bench(
+    name: str = typer.Argument(None, help=f"one of: {', '.join(BENCHES)} (default: all)"),
+    store: str = typer.Option("postgres", "--store", help="sqlite or postgres"),
+    size: int = typer.Option(None, "--size", help="data size; what it counts depends on the benchmark"),
+) -> None:
+    """Run one benchmark, or all of them, printing each figure beside its baseline."""
+    if name is not None and name not in BENCHES:
+        raise typer.BadParameter(f"unknown benchmark {name!r}; one of {', '.join(BENCHES)}", param_hint="NAME")
+    if store not in ("sqlite", "postgres"):
+        raise typer.BadParameter("sqlite or postgres", param_hint="--store")
+    failed = [n for n in ([name] if name else list(BENCHES)) if run_one(n, store, size) != 0]
+    if failed:
+        typer.echo(f"failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("bench")(bench)
