@@ -163,6 +163,8 @@ class Case(Aggregate):
         reason: str
 
         def apply(self, case: Case) -> None:
+            if case.responsible_unit == case.unit:  # 首接负责 ends with an explicit hand-back
+                case.responsible_unit = None
             case.assignee = case.unit = None
             case.status = Status.REPORTED
 

@@ -76,7 +76,7 @@ def ancestor(code: str, rank: int, target: int) -> str | None:
 class CasesProjection(Projection):
     name = "cases"
     tables = ("cases", "cases_upward", "cases_policies")
-    version = 2
+    version = 3  # 3: a send-back ends the first receiver's responsibility
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
@@ -202,6 +202,8 @@ class CasesProjection(Projection):
                 breached_first = "sign_for" in row["clocks"] and row["clocks"]["sign_for"]["state"] == "breached"
                 row["responded_in_time"] = int(not breached_first and (due is None or at <= due))
         elif kind == "SentBack":
+            if row["responsible_unit"] == row["unit"]:  # 首接负责 ends with the hand-back (as the case does)
+                row["responsible_unit"] = None
             row.update(assignee=None, unit=None, status="reported")
         elif kind == "Reclassified":
             row["severity"] = event.to_severity

@@ -88,8 +88,12 @@ def test_send_back_returns_the_case_for_dispatch(app):
     act(app, case_id, "assign", "zhou", unit="ht-xfb")
     act(app, case_id, "send-back", "sun", reason="不属于本单位职责")
     case = app.case(case_id)
-    assert (case.status, case.unit, case.responsible_unit) == ("reported", None, "ht-xfb")
+    # 首接负责: the first unit answered for the case until it handed it back, explicitly
+    assert (case.status, case.unit, case.responsible_unit) == ("reported", None, None)
     assert refused(app, case_id, "send-back", "sun", reason="again") == "invalid_transition"
+    act(app, case_id, "assign", "zhou", unit="ht-zzzx")
+    act(app, case_id, "assign", "zhou", unit="ht-sfs")  # a later reassignment keeps the first receiver
+    assert app.case(case_id).responsible_unit == "ht-zzzx"
 
 
 def test_common_actions(app):

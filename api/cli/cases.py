@@ -12,6 +12,7 @@ import typer
 from api.cli.common import cli_actor, domain_errors, emit, engine
 from domain.commands import ACTIONS, Envelope, ReportCase, parse_action, validated
 from domain.errors import ValidationFailed
+from engine.clocks import case_view_with_clocks
 from engine.views import case_view, event_view
 
 app = typer.Typer(no_args_is_help=True)
@@ -95,6 +96,9 @@ def show(
 ) -> None:
     """The case now, at a version, or as of a moment."""
     with engine() as app, domain_errors():
+        if as_of is None and version is None:
+            emit(case_view_with_clocks(app, case_id))
+            return
         case = app.case_as_of(case_id, as_of) if as_of else app.case(case_id, version=version)
         emit(case_view(case))
 
