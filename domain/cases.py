@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -406,23 +406,21 @@ class Case(Aggregate):
             **fields,
         )
 
+    def _refuse(self, action: str, message: str, **details: Any) -> NoReturn:
+        """Refuse ``action``: the case is not in a state that allows it."""
+        raise InvalidTransition(message, action=action, status=str(self.status), **details)
+
     def _require_status(self, action: str, allowed: frozenset[Status] | set[Status]) -> None:
         if self.status not in allowed:
-            raise InvalidTransition(
+            self._refuse(
+                action,
                 f"cannot {action} a case that is {self.status}",
-                action=action,
-                status=str(self.status),
                 allowed=sorted(str(s) for s in allowed),
             )
 
     def _require_not_suspended(self, action: str) -> None:
         if self.suspended:
-            raise InvalidTransition(
-                f"cannot {action} a suspended case; resume it first",
-                action=action,
-                status=str(self.status),
-                suspended=True,
-            )
+            self._refuse(action, f"cannot {action} a suspended case; resume it first", suspended=True)
 
     def _require_within_ceiling(self, rank: int, action: str) -> None:
         if rank > self.ceiling:
@@ -452,11 +450,9 @@ class Case(Aggregate):
         """退单: not this unit's duty; back to dispatch with a reason."""
         self._require_status("send back", {Status.ASSIGNED, Status.ACCEPTED})
         if self.send_back_closed:
-            raise InvalidTransition(
-                "the send-back window (退单时限) has passed: the unit handles the case or asks for it "
-                "to be reassigned",
-                action="send-back",
-                status=str(self.status),
+            self._refuse(
+                "send-back",
+                "the send-back window (退单时限) has passed: the unit handles the case or asks for it to be reassigned",
                 clock=SEND_BACK_CLOCK,
             )
         self._record(self.SentBack, stamp, reason=_required(reason, "reason"))
@@ -480,10 +476,9 @@ class Case(Aggregate):
         """An escalation goes up, from an open case, and never above the ceiling."""
         self._require_status("escalate", OPEN)
         if to_rank <= self.rank:
-            raise InvalidTransition(
+            self._refuse(
+                "escalate",
                 f"escalation must go up: the case is at {Rank(self.rank).label}",
-                action="escalate",
-                status=str(self.status),
                 rank=Rank(self.rank).label,
                 requested=Rank(to_rank).label,
             )
@@ -499,7 +494,7 @@ class Case(Aggregate):
         except ValueError:
             raise ValidationFailed(f"unknown severity {severity!r}", field="severity") from None
         if new == self.severity:
-            raise InvalidTransition(f"the case is already {new}", action="reclassify", status=str(self.status))
+            self._refuse("reclassify", f"the case is already {new}")
         upward = new.order > self.severity.order
         actor_rank = stamp.actor.rank
         if upward and actor_rank != self.ceiling:
@@ -531,12 +526,12 @@ class Case(Aggregate):
         """挂起: pause the clocks (with approval)."""
         self._require_status("suspend", OPEN)
         if self.suspended:
-            raise InvalidTransition("the case is already suspended", action="suspend", status=str(self.status))
+            self._refuse("suspend", "the case is already suspended")
         self._record(self.Suspended, stamp, reason=_required(reason, "reason"))
 
     def resume(self, stamp: Stamp) -> None:
         if not self.suspended:
-            raise InvalidTransition("the case is not suspended", action="resume", status=str(self.status))
+            self._refuse("resume", "the case is not suspended")
         self._record(self.Resumed, stamp)
 
     def extend(
@@ -569,11 +564,9 @@ class Case(Aggregate):
     def check_in(self, stamp: Stamp, *, department: str) -> None:
         """报到: a summoned department checks in on the case."""
         if department not in self.whistled:
-            raise InvalidTransition(
-                f"{department!r} was not summoned to this case", action="check-in", status=str(self.status)
-            )
+            self._refuse("check-in", f"{department!r} was not summoned to this case")
         if self.whistled[department] is not None:
-            raise InvalidTransition(f"{department!r} has already checked in", action="check-in", status=str(self.status))
+            self._refuse("check-in", f"{department!r} has already checked in")
         self._record(self.CheckedIn, stamp, department=department)
 
     def comment(self, stamp: Stamp, *, text: str, attachments: list[str] | None = None) -> None:
@@ -654,7 +647,7 @@ class Dispute(Case):
         except ValueError:
             raise ValidationFailed(f"unknown outcome {outcome!r}", field="outcome") from None
         if self.agreement is not None:
-            raise InvalidTransition("the parties have already agreed", action="mediate", status=str(self.status))
+            self._refuse("mediate", "the parties have already agreed")
         if outcome == Outcome.AGREED:
             agreement = _required(agreement, "agreement")
         self._record(self.MediationHeld, stamp, outcome=str(outcome), summary=_required(summary, "summary"), agreement=agreement)
@@ -662,18 +655,17 @@ class Dispute(Case):
     def apply_court_confirmation(self, stamp: Stamp, *, note: str) -> None:
         """司法确认: the parties jointly apply to court within 30 days of the agreement."""
         if self.agreement is None:
-            raise InvalidTransition("there is no agreement to confirm", action="court-confirmation", status=str(self.status))
+            self._refuse("court-confirmation", "there is no agreement to confirm")
         if self.court_confirmation_applied:
-            raise InvalidTransition("court confirmation was already applied for", action="court-confirmation", status=str(self.status))
+            self._refuse("court-confirmation", "court confirmation was already applied for")
         self._record(self.CourtConfirmationApplied, stamp, note=_required(note, "note"))
 
     def check_resolvable(self) -> None:
         if not self.mediations or self.mediations[-1] == Outcome.ADJOURNED:
-            raise InvalidTransition(
+            self._refuse(
+                "resolve",
                 "a dispute is resolved after a mediation that agreed or failed "
                 "(failure: the parties were told of arbitration, administrative and court routes)",
-                action="resolve",
-                status=str(self.status),
             )
 
 
@@ -731,9 +723,7 @@ class Hazard(Case):
         funds, people, deadline and interim safety measures."""
         self._start_work("order rectification")
         if self.rectification in ("ordered", "rectified", "passed"):
-            raise InvalidTransition(
-                f"rectification is already {self.rectification}", action="order-rectification", status=str(self.status)
-            )
+            self._refuse("order-rectification", f"rectification is already {self.rectification}")
         if deadline.tzinfo is None:
             raise ValidationFailed("deadline needs a time zone", field="deadline")
         if deadline <= stamp.when():
@@ -747,23 +737,19 @@ class Hazard(Case):
     def rectify(self, stamp: Stamp, *, note: str) -> None:
         self._start_work("rectify")
         if self.rectification != "ordered":
-            raise InvalidTransition("there is no open rectification notice", action="rectify", status=str(self.status))
+            self._refuse("rectify", "there is no open rectification notice")
         self._record(self.Rectified, stamp, note=_required(note, "note"))
 
     def reinspect(self, stamp: Stamp, *, passed: bool, note: str) -> None:
         """复查: a failed re-inspection reopens the rectification."""
         self._start_work("reinspect")
         if self.rectification != "rectified":
-            raise InvalidTransition("nothing has been rectified to re-inspect", action="reinspect", status=str(self.status))
+            self._refuse("reinspect", "nothing has been rectified to re-inspect")
         self._record(self.Reinspected, stamp, passed=bool(passed), note=_required(note, "note"))
 
     def check_resolvable(self) -> None:
         if self.rectification != "passed":
-            raise InvalidTransition(
-                "a hazard is signed off (销号) only after a passed re-inspection",
-                action="resolve",
-                status=str(self.status),
-            )
+            self._refuse("resolve", "a hazard is signed off (销号) only after a passed re-inspection")
 
 
 class Petition(Case):
@@ -811,11 +797,11 @@ class Petition(Case):
 
     def check_resolvable(self) -> None:
         if not self.replied:
-            raise InvalidTransition("a petition is resolved after its reply", action="resolve", status=str(self.status))
+            self._refuse("resolve", "a petition is resolved after its reply")
 
     def check_closable(self) -> None:
         if self.satisfaction is None:
-            raise InvalidTransition("a petition is closed after its return visit", action="close", status=str(self.status))
+            self._refuse("close", "a petition is closed after its return visit")
 
 
 CASE_CLASSES: dict[Kind, type[Case]] = {Kind.DISPUTE: Dispute, Kind.HAZARD: Hazard, Kind.PETITION: Petition}
