@@ -48,6 +48,7 @@ DEPLOYMENT_VARIABLE = "FENGQIAO_DEPLOYMENT"
 DEFAULT_DEPLOYMENT = "demo"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_POSITION = 2**62  # no larger position can exist; larger numbers overflow the databases' integers
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
 SCAN_FACTOR = 10  # a filtered page scans at most this many times ``limit`` rows
@@ -173,8 +174,8 @@ class Feed:
         returns (at most ``SCAN_FACTOR × limit``), so it can be short or empty and
         still move ``next_after`` forward.
         """
-        if after < 0:
-            raise ValidationFailed("after must not be negative", field="after")
+        if not 0 <= after <= MAX_POSITION:
+            raise ValidationFailed(f"after must be a position from 0 to {MAX_POSITION}", field="after")
         check_limit(limit)
         wanted = wanted or FeedFilter()
         topics = self.topics(wanted)

@@ -316,3 +316,12 @@ def test_the_receiver_in_the_docs_works(app, api, receiver, tmp_path):
     assert len(printed) == 9
     assert [int(p[0]) for p in printed] == sorted(int(p[0]) for p in printed)
     assert {p[1] for p in printed} >= {"cn.fengqiao.dispute.reported.v1", "cn.fengqiao.hazard.reported.v1"}
+
+
+def test_positions_beyond_any_database_integer_are_refused(app, api, receiver):
+    huge = 2**70
+    assert api.post("/v1/subscriptions", json={"url": receiver.url, "from_position": huge}).status_code == 422
+    created = subscribe(api, receiver)
+    path = f"/v1/subscriptions/{created['id']}"
+    assert api.post(f"{path}/replay", json={"from_position": huge}).status_code == 422
+    assert api.get(f"{path}/deliveries", params={"after": huge}).status_code == 422

@@ -27,7 +27,7 @@ from api.http.services import Services, services
 from domain.actors import Role
 from domain.errors import NotFound
 from domain.permissions import READ_FEED
-from engine.feed import Feed, FeedFilter
+from engine.feed import MAX_POSITION, Feed, FeedFilter
 from engine.subscriptions import ACTIVE, PAUSED, Subscription, SubscriptionStore
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["integrators"],
@@ -43,13 +43,14 @@ class NewSubscription(BaseModel):
     url: str = Field(min_length=8, max_length=2000, description="where to POST, http(s)")
     types: list[str] = Field(default_factory=list, max_length=100, description="CloudEvents types; empty = all")
     region: str | None = Field(default=None, description="a region code: events of cases in its subtree")
-    from_position: int | None = Field(default=None, ge=1, description="first position to deliver; default: new events only")
+    from_position: int | None = Field(default=None, ge=1, le=MAX_POSITION,
+                                      description="first position to deliver; default: new events only")
 
 
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_position: int = Field(ge=1)
+    from_position: int = Field(ge=1, le=MAX_POSITION)
 
 
 def subscription_store(request: Request, svc: Svc) -> SubscriptionStore:
@@ -127,7 +128,7 @@ def list_deliveries(
     principal: Integrator,
     store: Store,
     status: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     owned(store, principal, subscription_id)
