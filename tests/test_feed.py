@@ -164,3 +164,9 @@ def test_after_crypto_shredding_the_feed_shows_erased_fields(app, api):
     for user in ("integrator", "admin"):
         party = api.get("/v1/events", user).json()[0]["data"]["parties"][0]
         assert (party["name"], party["phone"], party["id_number"]) == (ERASED, ERASED, ERASED), user
+
+
+def test_positions_beyond_any_database_integer_are_refused(app, api):
+    assert api.get("/v1/events", params={"after": 2**70}).status_code == 422
+    assert api.get("/v1/events/stream", headers={"Last-Event-ID": str(2**70)}).status_code == 422
+    assert api.get("/v1/events", params={"after": 2**62}).json() == []

@@ -33,7 +33,7 @@ from api.http.services import Services, services
 from domain.errors import ValidationFailed
 from domain.permissions import READ_FEED
 from engine import schemas
-from engine.feed import BATCH_CONTENT_TYPE, DEFAULT_LIMIT, MAX_LIMIT, Feed, FeedFilter
+from engine.feed import BATCH_CONTENT_TYPE, DEFAULT_LIMIT, MAX_LIMIT, MAX_POSITION, Feed, FeedFilter
 
 router = APIRouter(tags=["integrators"])
 
@@ -83,7 +83,8 @@ def read_events(
     principal: Integrator,
     svc: Svc,
     feed: FeedDep,
-    after: Annotated[int, Query(ge=0, description="the last position you have seen; 0 = from the start")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION,
+                                description="the last position you have seen; 0 = from the start")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     types: Annotated[str | None, Query(description="comma-separated CloudEvents types")] = None,
     region: Annotated[str | None, Query(description="a region code: events of cases in its subtree")] = None,
@@ -114,8 +115,8 @@ def resume_position(last_event_id: str | None, after: int) -> int:
         position = int(last_event_id)
     except ValueError:
         raise ValidationFailed("Last-Event-ID must be a position (an integer)", field="Last-Event-ID") from None
-    if position < 0:
-        raise ValidationFailed("Last-Event-ID must not be negative", field="Last-Event-ID")
+    if not 0 <= position <= MAX_POSITION:
+        raise ValidationFailed(f"Last-Event-ID must be a position from 0 to {MAX_POSITION}", field="Last-Event-ID")
     return position
 
 
@@ -134,7 +135,7 @@ async def stream_events(
     principal: Integrator,
     svc: Svc,
     feed: FeedDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     types: str | None = None,
     region: str | None = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
