@@ -36,14 +36,15 @@ def test_no_unit_up_to_the_ceiling_raises_a_supervision_and_never_leaves_the_cei
     assert notice.note.startswith("兜底") and "幸福社区一号楼" in notice.note
 
 
-def test_a_send_back_is_re_dispatched_elsewhere_and_the_first_unit_stays_responsible(app, router):
+def test_a_send_back_is_re_dispatched_elsewhere_and_the_next_unit_becomes_responsible(app, router):
     major = report(app, "dispute", "major").case_id
     router.run_once()
     assert app.case(major).responsible_unit == "wz-tjh"
     act(app, major, "send-back", "zhao", reason="涉及土地承包，非调委会职责")
     router.run_once()
     case = app.case(major)
-    assert (case.unit, case.rank, case.responsible_unit) == ("ht-sfs", 2, "wz-tjh")  # 首接负责
+    # 首接负责 ended with the explicit hand-back: the unit dispatched next answers for the case
+    assert (case.unit, case.rank, case.responsible_unit) == ("ht-sfs", 2, "ht-sfs")
     minor = report(app, "dispute", "minor").case_id
     router.run_once()
     act(app, minor, "send-back", "zhao", reason="非本单位职责")

@@ -18,9 +18,10 @@ It follows the event log and reacts to:
   Notes, not escalations (the case is handled where it is) and not 督办 (no one
   is being urged; 督办 counts stay true).
 
-首接负责: the first unit assigned stays the case's ``responsible_unit`` (the case
-records it; a send-back re-dispatches the work but does not erase who received
-the case first).
+首接负责: the first unit assigned stays the case's ``responsible_unit`` while the
+case moves on (reassignment, escalation). A send-back (退单: not this unit's duty)
+is the explicit hand-back that ends it; the unit dispatched next becomes the
+responsible one (the case records this, see ``Case.SentBack``).
 
 Commands carry ids derived from the triggering event, so re-reading events after
 a crash records nothing twice. The position followed is kept in
