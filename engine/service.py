@@ -284,9 +284,10 @@ class Fengqiao(Application):
                 if repeated is None:
                     raise
                 return repeated
-            self.case_cache.put(case)
+            result = CommandResult(case.id, case.version, recordings[-1].notification.id)
+            self.case_cache.put(case)  # from here on another thread may take and change it
             log.info("case reported", kind=str(body.kind), severity=str(body.severity), region=region.code)
-            return CommandResult(case.id, case.version, recordings[-1].notification.id)
+            return result
 
     def _repeat_of_report(self, case_id: UUID, command_id: str) -> CommandResult | None:
         try:
@@ -303,7 +304,7 @@ class Fengqiao(Application):
         ):
             use_cache = True
             for _ in range(MAX_CONFLICT_RETRIES):
-                cached = self.case_cache.get(case_id) if use_cache else None
+                cached = self.case_cache.take(case_id) if use_cache else None
                 case = cached if cached is not None else self.case(case_id)
                 try:
                     done = case.processed_commands.get(envelope.command_id)
@@ -330,7 +331,6 @@ class Fengqiao(Application):
                     continue
                 try:
                     recordings = self.save(case)
-                    self.case_cache.put(case)
                 except RecordConflictError:
                     self.case_cache.forget(case_id)
                     use_cache = False
@@ -340,8 +340,10 @@ class Fengqiao(Application):
                             expected=envelope.expected_version,
                         ) from None
                     continue
-                log.info("case command", action=action.name, version=case.version)
-                return CommandResult(case.id, case.version, recordings[-1].notification.id)
+                result = CommandResult(case.id, case.version, recordings[-1].notification.id)
+                self.case_cache.put(case)  # from here on another thread may take and change it
+                log.info("case command", action=action.name, version=result.version)
+                return result
             raise VersionConflict("too many concurrent changes to this case; try again")
 
     def _record_refusal(self, case: Case, stamp: Stamp, action: str, refusal: EscalationCeiling) -> None:
