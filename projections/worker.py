@@ -22,6 +22,7 @@ WORKERS: dict[str, Worker] = {}
 WORKER_MODULES: list[str] = [
     "projections.worker",
     # -- more worker modules here, one line each --
+    "engine.audit.worker",
     "workflows.webhooks",
     "workflows.worker",
 ]

@@ -350,3 +350,26 @@ def test_checkpoints_replaced_with_a_foreign_key_are_caught(app, raw):
     assert verify_log(app).ok  # self-consistent ...
     result = verify_log(app, trusted_keys=trusted_key_ids(app))  # ... but not signed by the engine's key
     assert not result.ok and result.finding.problem == "untrusted_key"
+
+
+def test_the_checkpoints_worker_signs_by_policy_and_stops(app):
+    import threading
+
+    from engine.audit.worker import run_checkpoints
+    from projections.worker import load_workers
+
+    assert load_workers()["checkpoints"] is run_checkpoints
+    busy_history(app)
+    stop = threading.Event()
+    thread = threading.Thread(target=run_checkpoints, args=(app, stop))
+    thread.start()
+    try:
+        for _ in range(100):
+            if stored_checkpoints(app):
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert stored_checkpoints(app)[-1].size == verify_log(app).entries
