@@ -228,7 +228,10 @@ def parse_region_file(text: str, known: RegionTree | None = None) -> list[Region
     the file or in ``known``; a child ranks below its parent (a micro-grid may sit
     under a grid); a code appears once.
     """
-    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    try:
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    except csv.Error as error:  # e.g. a line break inside an unquoted cell
+        raise ValidationFailed(f"the region file is not valid CSV: {error}", field="file") from None
     if not rows or tuple(c.strip().lower() for c in rows[0]) != REGION_FILE_HEADER:
         raise ValidationFailed(
             "the region file must start with the header code,name,rank,profile",
