@@ -43,13 +43,13 @@ from domain.permissions import (
     PUBLIC_ACTIONS,
     READ_HISTORY,
     REPORT,
-    mask_parties,
     needs_assignment,
     works_on,
 )
 from domain.permissions import (
     READ as READ_RIGHT,
 )
+from engine.privacy import reveal
 from engine.service import CommandResult
 from engine.views import case_view, event_view
 
@@ -296,8 +296,8 @@ def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONRespons
     entries = []
     for recorded in svc.engine.history(case_id):
         entry = event_view(recorded.position, recorded.event)
-        if principal.masked and isinstance(entry["data"].get("parties"), list):
-            entry["data"]["parties"] = mask_parties(entry["data"]["parties"])
+        if isinstance(entry["data"].get("parties"), list):
+            entry["data"]["parties"] = reveal(entry["data"]["parties"], principal.role)
         entries.append(entry)
     return JSONResponse(jsonable_encoder(entries))
 
