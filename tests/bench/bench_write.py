@@ -3,8 +3,10 @@
 Each writer (a thread sharing one ``Fengqiao``, as the HTTP server's workers do)
 takes cases through a realistic life, four cases interleaved at a time: report,
 assign, accept, comments, whistle, check-in, mediate, resolve, close (18 commands,
-~18 events a case). Measured with 1 and 16 writers; figures are events/s (the head
-position moved, over wall time).
+18 events a case). Measured with 1 writer, 16 writers in one process, and 16
+writers in two engine processes (as ``uvicorn --workers 2`` would run the API);
+figures are events/s (the head position moved, over wall time), with the engine
+process's and its PostgreSQL backends' CPU per event.
 
 Baselines in the same run, on the same store:
 
@@ -58,7 +60,7 @@ STEPS = [
     ("resolve", {"resolution": "协议履行"}, "zhao"),
     ("close", {}, "li"),
 ]
-WRITERS = (1, 16)
+WRITERS = ((1, 1), (16, 1), (16, 2))  # (writer threads, engine processes)
 
 
 # -- stores ---------------------------------------------------------------------
@@ -107,10 +109,27 @@ def threads(writers: int, work) -> float:
 # -- the engine -------------------------------------------------------------------
 
 
-def engine_rate(store: StoreConfig, writers: int, seconds: float) -> dict[str, float]:
+def backend_cpu(engine: Fengqiao) -> dict[int, float]:
+    """CPU seconds so far of the PostgreSQL backends behind the engine's idle pooled
+    connections (the server runs on this host; {} for SQLite)."""
+    pool = getattr(engine.recorder.datastore, "pool", None)
+    if pool is None:
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for conn in list(pool._pool):  # noqa: SLF001 - a benchmark's look inside psycopg_pool
+        try:
+            stat = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[conn.info.backend_pid] = (int(stat[11]) + int(stat[12])) / ticks
+    return seconds
+
+
+def engine_rate(store: StoreConfig, writers: int, seconds: float, seeded: bool = False) -> dict[str, float]:
     """Events/s written by ``writers`` threads driving cases through one engine."""
     configure_logging()
-    engine = seed(Fengqiao(store))
+    engine = Fengqiao(store) if seeded else seed(Fengqiao(store))
     envelopes = {name: actor(name, engine) for name in ("wang", "zhao", "li")}
     ids = count()
     run = uuid.uuid4().hex[:8]
@@ -139,13 +158,40 @@ def engine_rate(store: StoreConfig, writers: int, seconds: float) -> dict[str, f
                 commands[i] += 1
 
     groups, members, cpu = engine.group_commit.groups, engine.group_commit.members, time.process_time()
+    backends = backend_cpu(engine)
     wall = threads(writers, writer)
     cpu = time.process_time() - cpu
+    backends_after = backend_cpu(engine)
+    pg_cpu = sum(t - backends.get(pid, 0.0) for pid, t in backends_after.items())
     events = engine.head_position() - before
     groups, members = engine.group_commit.groups - groups, engine.group_commit.members - members
     engine.close()
     return {"events": events, "commands": sum(commands), "seconds": wall, "events_per_s": events / wall,
-            "cpu_us_per_event": 1e6 * cpu / max(events, 1), "saves_per_commit": members / max(groups, 1)}
+            "cpu_us_per_event": 1e6 * cpu / max(events, 1), "saves_per_commit": members / max(groups, 1),
+            "pg_cpu_us_per_event": 1e6 * pg_cpu / max(events, 1), "cpu_seconds": cpu, "pg_cpu_seconds": pg_cpu,
+            "groups": groups, "members": members}
+
+
+def engine_rate_processes(store: StoreConfig, writers: int, seconds: float, processes: int) -> dict[str, float]:
+    """The same, with the writers split over ``processes`` engine processes (as
+    ``uvicorn --workers`` would run the API); each process groups its own commits."""
+    import multiprocessing
+
+    engine = seed(Fengqiao(store))
+    before = engine.head_position()
+    engine.close()  # no open connections across the fork
+    began = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        parts = pool.starmap(engine_rate, [(store, writers // processes, seconds, True)] * processes)
+    wall = time.perf_counter() - began
+    engine = Fengqiao(store)
+    events = engine.head_position() - before
+    engine.close()
+    cpu, pg_cpu = sum(p["cpu_seconds"] for p in parts), sum(p["pg_cpu_seconds"] for p in parts)
+    return {"events": events, "commands": sum(p["commands"] for p in parts), "seconds": wall,
+            "events_per_s": events / wall, "cpu_us_per_event": 1e6 * cpu / max(events, 1),
+            "saves_per_commit": sum(p["members"] for p in parts) / max(sum(p["groups"] for p in parts), 1),
+            "pg_cpu_us_per_event": 1e6 * pg_cpu / max(events, 1)}
 
 
 # -- baselines --------------------------------------------------------------------
@@ -216,23 +262,26 @@ def run(store: str = "postgres", size: int | None = None, seconds: float = 10.0)
     seconds = float(size) if size else seconds  # --size is the seconds per measurement here
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for writers in WRITERS:
+        for writers, processes in WRITERS:
             stores = [fresh_store(store, Path(folder), f"e{writers}"), fresh_store(store, Path(folder), f"l{writers}")]
             try:
-                engine = engine_rate(stores[0], writers, seconds)
+                engine = (engine_rate(stores[0], writers, seconds) if processes == 1
+                          else engine_rate_processes(stores[0], writers, seconds, processes))
                 library = library_rate(stores[1], writers, seconds)
                 pg = pgbench_rate(stores[1], writers, seconds) if store == "postgres" else None
             finally:
                 for one in stores:
                     drop(one)
             rows.append({
-                "name": f"write {store} {writers} writer{'s' if writers > 1 else ''}",
+                "name": f"write {store} {writers} writer{'s' if writers > 1 else ''}"
+                        + (f" in {processes} processes" if processes > 1 else ""),
                 "figure": round(engine["events_per_s"]), "unit": "events/s",
                 "baseline": round(library["events_per_s"]), "baseline_name": "eventsourcing default",
                 "ratio": engine["events_per_s"] / library["events_per_s"],
                 "pgbench_tps": round(pg["events_per_s"]) if pg else None,
                 "commands": engine["commands"], "events": engine["events"],
                 "cpu_us_per_event": round(engine["cpu_us_per_event"]),
+                "pg_cpu_us_per_event": round(engine["pg_cpu_us_per_event"]) if store == "postgres" else None,
                 "saves_per_commit": round(engine["saves_per_commit"], 1),
                 "target": 3000 if (store, writers) == ("postgres", 16) else None,
             })
