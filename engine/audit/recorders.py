@@ -169,6 +169,11 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             cursor.execute(SQL(f"LOCK TABLE {events} IN EXCLUSIVE MODE"))  # type: ignore[arg-type]
             self.adopt_unchained(cursor, events, "notification_id")
 
+    def _notify_channel(self, curs: Any) -> None:
+        """No ``NOTIFY``: nothing LISTENs (the feed and the workers poll by position), and
+        a notifying transaction takes the cluster-wide notify-queue lock at commit, which
+        would serialise the commits of every county schema on one server."""
+
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)  # takes the lock, queues the insert
         head_cursor = curs.connection.cursor()  # queued behind them in the same pipeline
