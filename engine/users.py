@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.actors import Actor
@@ -40,14 +41,18 @@ class User:
     unit: str | None
     created_at: str
     revoked_at: str | None = None
+    expires_at: str | None = None
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and datetime.fromisoformat(self.expires_at) <= now
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "region": self.region, "unit": self.unit,
-                "created_at": self.created_at, "revoked_at": self.revoked_at}
+                "created_at": self.created_at, "revoked_at": self.revoked_at, "expires_at": self.expires_at}
 
 
 def token_hash(token: str) -> str:
@@ -86,11 +91,14 @@ class _Sql:
                     self._close()
                 raise
 
-    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def execute(self, sql: str, params: tuple = (), describe: bool = False) -> list[Any]:
+        """The rows (or, with ``describe``, the column names)."""
         if self.store.is_postgres:
             sql = sql.replace("?", "%s")
         with self._connection() as conn:
             cursor = conn.execute(sql, params)
+            if describe:
+                return [column[0] for column in cursor.description or ()]
             return list(cursor.fetchall()) if cursor.description else []
 
     def _close(self) -> None:
@@ -125,9 +133,16 @@ class UserStore:
             " name TEXT PRIMARY KEY, role TEXT NOT NULL, region TEXT NOT NULL, unit TEXT,"
             " token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT)"
         )
+        columns = self.sql.execute(f"SELECT * FROM {TABLE} WHERE 1 = 0", describe=True)
+        if "expires_at" not in columns:  # a table made before tokens could expire
+            self.sql.execute(f"ALTER TABLE {TABLE} ADD COLUMN expires_at TEXT")
 
-    def add(self, name: str, role: str, region: str, unit: str | None = None, *, by: str = "cli:admin") -> str:
-        """Create (or re-issue) a user; return the new token, which is not stored."""
+    def add(self, name: str, role: str, region: str, unit: str | None = None, *, by: str = "cli:admin",
+            expires_in: timedelta | None = None) -> str:
+        """Create (or re-issue) a user; return the new token, which is not stored. With
+        ``expires_in``, the token stops working that long from now."""
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise ValidationFailed("a token must expire in the future", field="expires_in")
         name = (name or "").strip()
         if not name:
             raise ValidationFailed("a user needs a name", field="name")
@@ -135,11 +150,13 @@ class UserStore:
             raise ValidationFailed(f"unknown role {role!r}", field="role", allowed=list(PERSON_ROLES))
         self.engine.add_person(Person(name, role, region, unit or None), by)  # checks region and unit
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = self.engine.clock.now().isoformat()
+        now = self.engine.clock.now()
+        expires_at = (now + expires_in).isoformat() if expires_in is not None else None
         self.sql.execute(f"DELETE FROM {TABLE} WHERE name = ?", (name,))
         self.sql.execute(
-            f"INSERT INTO {TABLE} (name, role, region, unit, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (name, role, region, unit or None, token_hash(token), now),
+            f"INSERT INTO {TABLE} (name, role, region, unit, token_hash, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, role, region, unit or None, token_hash(token), now.isoformat(), expires_at),
         )
         return token
 
@@ -152,26 +169,29 @@ class UserStore:
 
     def get(self, name: str) -> User | None:
         rows = self.sql.execute(
-            f"SELECT name, role, region, unit, created_at, revoked_at FROM {TABLE} WHERE name = ?", (name,))
+            f"SELECT name, role, region, unit, created_at, revoked_at, expires_at FROM {TABLE} WHERE name = ?",
+            (name,))
         return User(*rows[0]) if rows else None
 
     def list(self) -> list[User]:
-        rows = self.sql.execute(f"SELECT name, role, region, unit, created_at, revoked_at FROM {TABLE} ORDER BY name")
+        rows = self.sql.execute(
+            f"SELECT name, role, region, unit, created_at, revoked_at, expires_at FROM {TABLE} ORDER BY name")
         return [User(*row) for row in rows]
 
     def authenticate(self, token: str) -> User | None:
-        """The active user holding this token, or None."""
+        """The active, unexpired user holding this token, or None."""
         if not token or len(token) > 200:
             return None
         digest = token_hash(token)
         rows = self.sql.execute(
-            f"SELECT name, role, region, unit, created_at, revoked_at, token_hash FROM {TABLE} WHERE token_hash = ?",
+            f"SELECT name, role, region, unit, created_at, revoked_at, expires_at, token_hash FROM {TABLE}"
+            " WHERE token_hash = ?",
             (digest,),
         )
-        if not rows or not hmac.compare_digest(rows[0][6], digest):
+        if not rows or not hmac.compare_digest(rows[0][7], digest):
             return None
-        user = User(*rows[0][:6])
-        return user if user.active else None
+        user = User(*rows[0][:7])
+        return user if user.active and not user.expired(self.engine.clock.now()) else None
 
     def actor(self, user: User) -> Actor:
         """The actor a user's commands are recorded under (rank: their region's).

@@ -67,6 +67,25 @@ class Unauthenticated(DomainError):
     code = "unauthenticated"
 
 
+class TooManyFailures(DomainError):
+    code = "too_many_failures"
+
+
+def authenticated(request: Request, svc: Services, token: str) -> User:
+    """The user holding ``token``; 401 if none, 429 once a client address has sent too
+    many bad tokens in a row (brute force), until the window has passed."""
+    client = request.client.host if request.client else "unknown"
+    wait = svc.failed_logins.retry_after(client)
+    if wait is not None:
+        raise TooManyFailures("too many bad tokens from this address; wait before trying again",
+                              retry_after=max(1, round(wait)))
+    user = svc.users.authenticate(token)
+    if user is None:
+        svc.failed_logins.failed(client)
+        raise Unauthenticated("the token is unknown, revoked or expired")
+    return user
+
+
 def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
@@ -75,9 +94,7 @@ def current_user(
     """The caller named by ``Authorization: Bearer <token>``."""
     if credentials is None:
         raise Unauthenticated("send Authorization: Bearer <token>")
-    user = svc.users.authenticate(credentials.credentials)
-    if user is None:
-        raise Unauthenticated("the token is unknown or revoked")
+    user = authenticated(request, svc, credentials.credentials)
     principal = Principal(user, svc.users.actor(user))
     structlog.contextvars.bind_contextvars(user=user.name)
     request.state.principal = principal

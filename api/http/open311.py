@@ -30,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from api.http.auth import Principal, Unauthenticated, forbid, region_not_found
+from api.http.auth import Principal, Unauthenticated, authenticated, forbid, region_not_found
 from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
@@ -163,9 +163,9 @@ def caller(request: Request, svc: Svc, params: Params) -> Principal:
     """The user named by ``Authorization: Bearer`` or the spec's ``api_key``."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else str(params.get("api_key") or "")
-    user = svc.users.authenticate(token) if token else None
-    if user is None:
+    if not token:
         raise Unauthenticated("send Authorization: Bearer <token> or api_key")
+    user = authenticated(request, svc, token)
     return Principal(user, svc.users.actor(user))
 
 

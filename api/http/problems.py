@@ -45,6 +45,7 @@ METHOD_NOT_ALLOWED = ProblemType("/problems/method-not-allowed", 405, "Method no
 PAYLOAD_TOO_LARGE = ProblemType("/problems/payload-too-large", 413, "The request body is too large")
 UNSUPPORTED_MEDIA_TYPE = ProblemType("/problems/unsupported-media-type", 415, "Send application/json")
 NOT_READY = ProblemType("/problems/not-ready", 503, "Not ready")
+TOO_MANY_FAILURES = ProblemType("/problems/too-many-failures", 429, "Too many failed attempts")
 INTERNAL = ProblemType("/problems/internal", 500, "Internal error")
 
 BY_CODE: dict[str, ProblemType] = {
@@ -56,10 +57,12 @@ BY_CODE: dict[str, ProblemType] = {
     "not_found": NOT_FOUND,
     "unauthenticated": UNAUTHENTICATED,
     "not_ready": NOT_READY,
+    "too_many_failures": TOO_MANY_FAILURES,
 }
 
 ALL_TYPES = (VALIDATION, INVALID_TRANSITION, ESCALATION_CEILING, VERSION_CONFLICT, FORBIDDEN, NOT_FOUND,
-             UNAUTHENTICATED, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL)
+             UNAUTHENTICATED, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL,
+             TOO_MANY_FAILURES)
 
 
 def problem(kind: ProblemType, detail: str, *, instance: str | None = None,
@@ -77,6 +80,8 @@ def problem(kind: ProblemType, detail: str, *, instance: str | None = None,
 def for_domain_error(error: DomainError, instance: str | None = None) -> JSONResponse:
     kind = BY_CODE.get(error.code, VALIDATION)
     headers = {"WWW-Authenticate": "Bearer"} if kind is UNAUTHENTICATED else None
+    if kind is TOO_MANY_FAILURES:
+        headers = {"Retry-After": str(error.details.get("retry_after", 60))}
     return problem(kind, error.message, instance=instance, headers=headers, code=error.code, **error.details)
 
 

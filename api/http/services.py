@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +21,41 @@ class Settings:
     ready_max_lag: int = 1000  # /readyz fails when projections are further behind (events)
     max_wait_seconds: float = 5.0  # ?min_position waits at most this long
     unready_after_database_error: float = 5.0  # /readyz fails this long after a request hit a database error
+    auth_failures_allowed: int = 20  # bad tokens one client address may send per window before 429
+    auth_failure_window: float = 60.0  # seconds
+
+
+class FailedLogins:
+    """Bad tokens per client address in a sliding window: brute force meets 429."""
+
+    def __init__(self, allowed: int, window: float) -> None:
+        self.allowed, self.window = allowed, window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until this client may try again, or None if it may now."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._recent(client, now)
+            if len(failures) < self.allowed:
+                if not failures:
+                    self._failures.pop(client, None)
+                return None
+            return max(0.0, self.window - (now - failures[0]))
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._failures) > 100_000:  # bounded memory under a spread-out attack
+                self._failures.clear()
+            self._recent(client, now).append(now)
 
 
 @dataclass
@@ -30,6 +68,11 @@ class Services:
     runner: Any | None = None  # projections ProjectionRunner: wait_for(position, timeout), lag()
     _policies: dict[int, Any] = field(default_factory=dict, repr=False)
     database_error_at: float | None = None  # time.monotonic() of the last request refused for the database
+    failed_logins: FailedLogins | None = None
+
+    def __post_init__(self) -> None:
+        if self.failed_logins is None:
+            self.failed_logins = FailedLogins(self.settings.auth_failures_allowed, self.settings.auth_failure_window)
 
     def policy(self, version: int) -> Any:
         """A policy version (immutable once loaded, so kept after the first read)."""
