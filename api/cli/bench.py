@@ -3,8 +3,8 @@
 Each benchmark is a script in ``tests/bench/`` (outside the default test run) that
 prints its figure beside a baseline measured in the same run. ``write`` and
 ``replay`` expose ``run(store, size) -> list[dict]`` and are called in-process;
-the others are run as they are documented (their own command lines), their
-output passed through. Figures and how to read them: ``docs/performance.md``.
+the others (and ``http16``: ``tests/soak/load.py`` held at 16 clients) are run as
+they are documented (their own command lines), their output passed through. Figures and how to read them: ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class Bench:
             return ["--url", url, "--rows", str(size)]
         if self.script == "bench_audit.py":
             return ["--store", store, "--events", str(size)]
+        if self.script == "load":
+            return ["--seconds", str(size), "--start", "16", "--end", "16",
+                    *(["--url", url] if store == "postgres" else [])]
         return [store]  # bench_api.py
 
 
@@ -54,6 +57,8 @@ BENCHES: dict[str, Bench] = {
     "api": Bench("p50/p95 with the engine alone beside", "(fixed: 1,000 commands)", 0, script="bench_api.py"),
     "timers": Bench("due lookup ≤ 100 ms per tick at 1M open clocks", "index rows", 100_000,
                     script="bench_timers.py"),
+    "http16": Bench("p50/p95/p99 and commands/s, 16 concurrent HTTP clients (loopback)", "seconds", 30,
+                    script="load"),
     "audit": Bench("chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"),
 }
 
@@ -76,8 +81,8 @@ def run_one(name: str, store: str, size: int | None) -> int:
             sys.path.insert(0, str(ROOT))
         _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
         return 0
-    command = [sys.executable, str(ROOT / "tests" / "bench" / bench.script),
-               *bench.arguments(store, size or bench.default_size)]
+    where = ["-m", "tests.soak.load"] if bench.script == "load" else [str(ROOT / "tests" / "bench" / bench.script)]
+    command = [sys.executable, *where, *bench.arguments(store, size or bench.default_size)]
     return subprocess.run(command, cwd=ROOT, check=False).returncode
 
 
