@@ -17,6 +17,7 @@ Pure rules, used by the HTTP API, the CLI and the dashboard alike.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -113,6 +114,22 @@ def mask_text(value: str) -> str:
     if len(value) >= 11:
         return value[:3] + "*" * (len(value) - 7) + value[-4:]
     return value[:1] + "*" * max(len(value) - 1, 1)
+
+
+NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|1[3-9]\d{9})(?![0-9A-Za-z])")
+"""A resident ID number or a mainland mobile number written into free text."""
+
+
+def mask_numbers(value: Any) -> Any:
+    """Every string inside ``value`` with ID and mobile numbers masked as :func:`mask_text`
+    does (for integrators: titles, descriptions and comments are free text)."""
+    if isinstance(value, str):
+        return NUMBER_IN_TEXT.sub(lambda m: mask_text(m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: mask_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(mask_numbers(v) for v in value)
+    return value
 
 
 def mask_parties(parties: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from domain.errors import DomainError
+from domain.permissions import MASKED_ROLES, mask_numbers
 from engine import privacy
 from engine.audit.checkpoints import latest_checkpoint
 from engine.audit.db import CHAIN, AuditDb
@@ -114,7 +115,7 @@ def case_file(app: Any, case_id: UUID, role: str = "auditor") -> dict[str, Any]:
     parties = privacy.reveal(history[0].event.parties or [], role) if history else []
     verification = verify_case(app, case_id)
     checkpoint = latest_checkpoint(app)
-    return {
+    data = {
         "case": view,
         "reported": _time(view["reported_at"]),
         "occurred": _time(view["occurred_at"]),
@@ -133,6 +134,7 @@ def case_file(app: Any, case_id: UUID, role: str = "auditor") -> dict[str, Any]:
         "role": role,
         "generated_at": _time(app.clock.now().isoformat()),
     }
+    return mask_numbers(data) if role in MASKED_ROLES else data  # numbers typed into free text
 
 
 def render_case_file(data: dict[str, Any]) -> str:

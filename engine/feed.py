@@ -39,7 +39,7 @@ from uuid import UUID
 
 from domain.actors import Role
 from domain.errors import ValidationFailed
-from domain.permissions import case_in_scope
+from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers
 from engine.privacy import reveal
 from engine.schemas import SHARED_FIELDS, data_model, public_event_classes, schema_url, type_for
 from engine.service import Fengqiao
@@ -240,7 +240,8 @@ class Feed:
             "policy_version": event.policy_version,
             **fields,
         }
-        return data_model(type(event)).model_validate(payload).model_dump(mode="json")
+        data = data_model(type(event)).model_validate(payload).model_dump(mode="json")
+        return mask_numbers(data) if role in MASKED_ROLES else data  # numbers typed into free text
 
     def _whereabouts_after(self, event: Any) -> Whereabouts:
         """Where the case is right after ``event``: said by the event, known from the

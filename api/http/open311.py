@@ -36,7 +36,7 @@ from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
 from domain.commands import Envelope, Party, ReportCase
 from domain.errors import NotFound, ValidationFailed
-from domain.permissions import READ, REPORT, case_in_scope
+from domain.permissions import READ, REPORT, case_in_scope, mask_numbers
 from domain.policy import Kind
 from engine.clocks import clocks_of
 
@@ -198,7 +198,7 @@ def agency(svc: Services, case: Case) -> str | None:
 def request_view(svc: Services, case: Case) -> dict[str, Any]:
     closed = case.status not in OPEN
     due = resolve_due(svc.engine, case)
-    return {
+    return mask_numbers({  # Open311 is an integrator's view: numbers typed into free text are masked
         "service_request_id": str(case.id),
         "status": "closed" if closed else "open",
         "status_notes": (case.resolution or "已办结 resolved") if closed else STATUS_NOTES.get(str(case.status)),
@@ -216,7 +216,7 @@ def request_view(svc: Services, case: Case) -> dict[str, Any]:
         "lat": None,
         "long": None,
         "media_url": None,
-    }
+    })
 
 
 def visible_service_case(svc: Services, principal: Principal, request_id: str) -> Case:
