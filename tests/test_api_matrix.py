@@ -16,7 +16,7 @@ import pytest
 
 from api.http.openapi_docs import ACTION_EXAMPLES
 from domain.permissions import PUBLIC_ACTIONS, READ, READ_BOARD, READ_HISTORY, REPORT, may
-from tests.test_api_support import DISPUTE, GRID, XUZHEN, XUZHEN_GRID, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, GRID, PETITION, XUZHEN, XUZHEN_GRID, Api, api  # noqa: F401
 
 PLAYERS = {  # one user of each role, all inside 海通乡 (so 徐镇镇 is out of region for them)
     "reporter": "wang", "handler": "zhao", "supervisor": "zhou", "auditor": "audit",
@@ -127,3 +127,72 @@ def test_a_handler_works_only_cases_of_their_unit(api: Api):
     assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"
     assert api.act(case_id, "accept", None, "sun")["status"] == "accepted"
     assert api.act(case_id, "comment", {"text": "zhao may comment"}, "zhao")["version"] == 4
+
+
+# -- the integrator, audit, Open311 and dashboard endpoints -----------------------------------------
+
+AUDIT_ROLES = ("auditor", "admin")
+
+
+@pytest.mark.parametrize("role", sorted(PLAYERS))
+def test_feed_subscriptions_audit_open311_and_dashboard(api: Api, out_case: str, role: str, monkeypatch):
+    """The same rule on every other endpoint: out of region is indistinguishable from missing,
+    in region succeeds exactly when the role carries the right."""
+    from domain.permissions import READ_FEED
+
+    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+    who = PLAYERS[role]
+    own = api.http.state.services.users.get(who).region
+    missing = str(uuid.uuid4())
+    inside = in_region_case(api)
+    out_petition = api.report({**PETITION, "region": XUZHEN_GRID}, who="boss")["id"]  # Open311 shows no disputes
+    petition = api.report(PETITION, who="root")["id"]
+    case_reads = [(READ_HISTORY, "/v1/cases/{id}/file", out_case, inside),
+                  (READ, "/open311/v2/requests/{id}.json", out_petition, petition)]
+    for right, template, out_id, in_id in case_reads:
+        out = api.get(template.format(id=out_id), who)
+        same_as_missing(out, api.get(template.format(id=missing), who), out_id, missing)
+        allowed = api.get(template.format(id=in_id), who)
+        assert (allowed.status_code == 200) == may(role, right), (role, template, allowed.status_code)
+    region_reads = ["/v1/events?region={code}", "/v1/events/stream?region={code}"]
+    for template in region_reads:
+        out = api.get(template.format(code=XUZHEN), who)
+        missing_region = api.get(template.format(code=MISSING_REGION), who)
+        if may(role, READ_FEED):
+            same_as_missing(out, missing_region, XUZHEN, MISSING_REGION)
+        else:
+            assert out.status_code == missing_region.status_code == 403
+    feed_page = api.get(f"/v1/events?region={own}", who)
+    assert (feed_page.status_code == 200) == may(role, READ_FEED), feed_page.text
+    if not may(role, READ_FEED):
+        assert api.get(f"/v1/events/stream?region={own}", who).status_code == 403
+    hook = {"url": "http://127.0.0.1:9/hook"}
+    out = api.post("/v1/subscriptions", {**hook, "region": XUZHEN}, who)
+    missing_region = api.post("/v1/subscriptions", {**hook, "region": MISSING_REGION}, who)
+    created = api.post("/v1/subscriptions", {**hook, "region": own}, who)
+    if may(role, READ_FEED):
+        same_as_missing(out, missing_region, XUZHEN, MISSING_REGION)
+        assert created.status_code == 201, created.text
+        assert api.get("/v1/subscriptions", who).status_code == 200
+    else:
+        assert out.status_code == missing_region.status_code == created.status_code == 403
+        assert api.get("/v1/subscriptions", who).status_code == 403
+    for method, path, ok in [("GET", "/v1/audit/verify", 200), ("GET", "/v1/audit/checkpoints/latest", (200, 404)),
+                             ("POST", "/v1/audit/checkpoints", 201)]:
+        response = call(api, who, method, path)
+        allowed = role == "admin" if method == "POST" else role in AUDIT_ROLES
+        if allowed:
+            assert response.status_code in (ok if isinstance(ok, tuple) else (ok,)), (role, path, response.text)
+        else:
+            assert response.status_code == 403, (role, path, response.text)
+    api.client.cookies.set("fengqiao_ui", api.tokens[who], path="/ui")
+    try:
+        board = api.client.get("/ui/board", follow_redirects=False)
+        assert (board.status_code == 200) == may(role, READ_BOARD), (role, board.status_code)
+        out = api.client.get(f"/ui/cases/{out_case}", follow_redirects=False)
+        gone = api.client.get(f"/ui/cases/{missing}", follow_redirects=False)
+        assert not 200 <= out.status_code < 300 and out.status_code == gone.status_code
+        assert out.text.replace(out_case, "<id>") == gone.text.replace(missing, "<id>")
+    finally:
+        api.client.cookies.clear()
+    assert api.get(f"/v1/cases/{out_case}", "boss").json()["version"] == 1  # nothing changed it
