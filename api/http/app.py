@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.http import problems
 from api.http.metrics import Metrics
-from api.http.middleware import BodyLimit, RequestContext
+from api.http.middleware import BodyLimit, Deadline, RequestContext
 from api.http.routers import routers
 from api.http.schemas import Problem
 from api.http.services import Services, Settings
@@ -82,6 +82,7 @@ def create_app(
     for router in routers():
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Deadline, seconds=settings.request_deadline_seconds)
     app.add_middleware(RequestContext, metrics=svc.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -5,6 +5,7 @@ Pure ASGI (no buffering of bodies): the size limit counts bytes as they arrive.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -126,3 +127,47 @@ class BodyLimit:
                                f"the body is larger than {self.max_bytes} bytes",
                                instance=scope["path"], code="payload_too_large",
                                limit=self.max_bytes)(scope, receive, send)
+
+
+class Deadline:
+    """503 problem when no response has started within ``seconds`` (a database that stopped
+    answering): the caller gets an answer and may retry with its Idempotency-Key; the
+    stuck work finishes or fails on its own later, and its late answer is dropped."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.seconds:
+            await self.app(scope, receive, send)
+            return
+        started = asyncio.Event()
+        late = False
+
+        async def guarded(message: Message) -> None:
+            if late:
+                return
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        work = asyncio.ensure_future(self.app(scope, receive, guarded))
+        waiting = asyncio.ensure_future(started.wait())
+        try:
+            await asyncio.wait({work, waiting}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if not work.done() and not started.is_set():
+            late = True
+            work.add_done_callback(lambda task: task.cancelled() or task.exception())  # consumed, not raised
+            log.warning("deadline passed", path=scope["path"], seconds=self.seconds)
+            svc = getattr(getattr(scope.get("app"), "state", None), "services", None)
+            if svc is not None:
+                svc.database_error_at = time.monotonic()  # /readyz turns false for a while
+            await problems.problem(problems.NOT_READY, f"no answer within {self.seconds:g} s (the database may "
+                                   "have stopped answering); retry with the same Idempotency-Key",
+                                   instance=scope["path"], headers={"Retry-After": "1"},
+                                   code="deadline")(scope, receive, send)
+            return
+        await work

@@ -21,6 +21,7 @@ class Settings:
     ready_max_lag: int = 1000  # /readyz fails when projections are further behind (events)
     max_wait_seconds: float = 5.0  # ?min_position waits at most this long
     unready_after_database_error: float = 5.0  # /readyz fails this long after a request hit a database error
+    request_deadline_seconds: float = 30.0  # no answer started by then: 503 (0 = no deadline)
     auth_failures_allowed: int = 20  # bad tokens one client address may send per window before 429
     auth_failure_window: float = 60.0  # seconds
 
