@@ -220,7 +220,10 @@ def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(private_
         assert not ledger.wrong, ledger.wrong[:5]
         assert len(ledger.acknowledged) == 8 * 15
         assert server.process.poll() is None  # the same process throughout
-        assert httpx.get(server.base + "/readyz", timeout=10).status_code == 200
+        deadline = time.monotonic() + 30  # ready again once the last refusal is a few seconds old
+        while httpx.get(server.base + "/readyz", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "not ready again after the restarts"
+            time.sleep(0.2)
         assert httpx.get(f"{server.base}/v1/cases/{case_id}", headers=headers).status_code == 200
     finally:
         server.stop()
@@ -341,6 +344,49 @@ def test_a_database_that_refuses_writes_answers_503_and_readiness_goes_false(ref
             again = client.post("/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "k0"})
             assert again.status_code == 201, again.text
             assert client.get(f"/v1/cases/{case_id}", headers=headers).json()["version"] == 1
+    finally:
+        svc.users.close()
+        if svc.runner is not None:
+            svc.runner.close()
+        engine.close()
+
+
+def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg: PrivatePostgres):  # noqa: F811
+    """SIGSTOP every process of the private cluster: answers come back as 503 problems within
+    the deadline, readiness is false; after SIGCONT a retry with the same key is recorded once."""
+    url = private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")
+    engine = seed(Fengqiao(StoreConfig(url)))
+    http = create_app(engine, settings=Settings(request_deadline_seconds=1.5, unready_after_database_error=0.5))
+    svc = http.state.services
+    token = svc.users.add("root", "admin", "410928", by="test")
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with TestClient(http, raise_server_exceptions=False) as client:
+            case_id = client.post("/v1/cases", json=DISPUTE, headers=headers).json()["id"]
+            with private_pg.frozen():
+                started = time.monotonic()
+                stalled = client.post("/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "frozen"})
+                assert stalled.status_code == 503, stalled.text
+                assert stalled.headers["content-type"] == "application/problem+json"
+                assert stalled.json()["code"] == "deadline"
+                assert time.monotonic() - started < 5
+                ready = client.get("/readyz")
+                assert ready.status_code == 503, ready.text
+                read = client.get(f"/v1/cases/{case_id}", headers=headers)
+                assert read.status_code == 503
+            deadline = time.monotonic() + 30
+            while True:
+                again = client.post("/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "frozen"})
+                if again.status_code == 201 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert again.status_code == 201, again.text
+            while client.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "not ready again after the database came back"
+                time.sleep(0.2)
+        counts = recorded_command_ids(engine)
+        assert counts["root:frozen"] == 1
+        assert verify_log(engine).ok
     finally:
         svc.users.close()
         if svc.runner is not None:
