@@ -392,3 +392,100 @@ def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg
         if svc.runner is not None:
             svc.runner.close()
         engine.close()
+
+
+# -- the worker killed mid-batch ---------------------------------------------------------------------
+
+
+def start_worker(url: str, log: Path) -> subprocess.Popen:
+    from tests.test_reliability_support import FENGQIAO, ROOT
+
+    env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT), "FENGQIAO_WEBHOOK_ALLOW_PRIVATE": "1",
+           "FENGQIAO_PROJECTIONS_BATCH": "7"}
+    with log.open("ab") as out:
+        return subprocess.Popen([*FENGQIAO, "worker", "--only", "projections", "--only", "timers", "--only", "webhooks"],
+                                cwd=ROOT, env=env, stdout=out, stderr=out)
+
+
+def fired_timers(engine: Fengqiao) -> Counter:
+    """(case, event type, clock, due, threshold) of every recorded clock event."""
+    seen: Counter = Counter()
+    position = 0
+    while batch := engine.recorder.select_notifications(start=position + 1, limit=500):
+        for notification in batch:
+            event = engine.mapper.to_domain_event(notification)
+            if type(event).__name__ in ("ClockWarned", "ClockBreached"):
+                seen[(event.originator_id, type(event).__name__, event.clock, event.due_at,
+                      getattr(event, "threshold", None))] += 1
+        position = batch[-1].id
+    return seen
+
+
+def test_kill_9_the_worker_mid_batch_repeatedly(store, tmp_path, monkeypatch):
+    """Projections, timers and webhooks in a `fengqiao worker` killed -9 four times: no timer
+    fires twice, every event reaches the webhook receiver (deduplicated by id), and the
+    projections equal a rebuild."""
+    from engine.clock import SimulatedClock
+    from tests.support import act, report
+    from tests.test_webhooks import Receiver
+
+    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+    from datetime import UTC, datetime
+
+    past = SimulatedClock(datetime(2026, 6, 1, 1, 0, tzinfo=UTC))  # every clock is overdue by now
+    engine = seed(Fengqiao(store, clock=past))
+    for i in range(30):
+        case_id = report(engine, ["dispute", "hazard", "petition"][i % 3], "minor").case_id
+        if i % 2:
+            act(engine, case_id, "assign", "li", assignee="zhao")
+    log = tmp_path / "worker.log"
+    with Receiver() as receiver:
+        http = create_app(engine)
+        svc = http.state.services
+        token = svc.users.add("hook", "integrator", "410928", by="test")
+        with TestClient(http) as client:
+            created = client.post("/v1/subscriptions", json={"url": receiver.url, "from_position": 1},
+                                  headers={"Authorization": f"Bearer {token}"})
+            assert created.status_code == 201, created.text
+            receiver.secret = created.json()["secret"]
+        svc.users.close()
+        if svc.runner is not None:
+            svc.runner.close()
+        for _ in range(4):
+            worker = start_worker(store.url, log)
+            time.sleep(random.uniform(1.5, 3.0))
+            worker.kill()  # SIGKILL
+            worker.wait(10)
+        worker = start_worker(store.url, log)
+        try:
+            deadline = time.monotonic() + 120
+            while True:  # quiet: every event delivered and nothing new fired for a while
+                head = engine.head_position()
+                time.sleep(2.0)
+                if head == engine.head_position() and receiver.unique \
+                        and set(receiver.unique.values()) >= set(delivered_positions(engine)):
+                    break
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+        finally:
+            worker.terminate()
+            worker.wait(20)
+        timers = fired_timers(engine)
+        assert timers, "no timer fired: the clocks were meant to be overdue"
+        assert max(timers.values()) == 1, [k for k, v in timers.items() if v > 1][:5]
+        assert set(receiver.unique.values()) == set(delivered_positions(engine))  # none lost
+        assert receiver.bad_signatures == 0
+    assert_projections_equal_rebuild(engine)
+    engine.close()
+
+
+def delivered_positions(engine: Fengqiao) -> list[int]:
+    """Every position the integrator's feed shows (what the subscription must deliver)."""
+    from engine.feed import Feed, FeedFilter
+
+    feed, after, positions = Feed(engine), 0, []
+    while True:
+        page = feed.page(after, 500, FeedFilter.of(None, "410928"))
+        positions += [e["position"] for e in page.events]
+        if page.next_after == after or not page.events and page.next_after >= page.head:
+            return positions
+        after = page.next_after
