@@ -1,10 +1,11 @@
 """``fengqiao bench [NAME] [--store sqlite|postgres] [--size N]``: the benchmark suite.
 
 Each benchmark is a script in ``tests/bench/`` (outside the default test run) that
-prints its figure beside a baseline measured in the same run. ``write`` and
-``replay`` expose ``run(store, size) -> list[dict]`` and are called in-process;
-the others (and ``http16``: ``tests/soak/load.py`` held at 16 clients) are run as
-they are documented (their own command lines), their output passed through. Figures and how to read them: ``docs/performance.md``.
+prints its figure beside a baseline measured in the same run. ``write``, ``replay``
+and ``lag`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
+others (and ``http16``: ``tests/soak/load.py`` held at 16 clients) are run as they
+are documented (their own command lines), their output passed through. Figures and
+how to read them: ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ BENCHES: dict[str, Bench] = {
     "write": Bench("≥ 3,000 events/s with 16 writers on PostgreSQL", "seconds per measurement", 10,
                    module="tests.bench.bench_write"),
     "replay": Bench("p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="tests.bench.bench_replay"),
+    "lag": Bench("projection lag p99 ≤ 500 ms at 500 commands/s", "seconds", 60, module="tests.bench.bench_lag"),
     "projections": Bench("≥ 20,000 events/s rebuild on PostgreSQL", "events", 100_000, script="bench_projections.py"),
     "feed": Bench("≥ 20,000 events/s through GET /v1/events", "events", 100_000, script="bench_feed.py"),
     "api": Bench("p50/p95 with the engine alone beside", "(fixed: 1,000 commands)", 0, script="bench_api.py"),
