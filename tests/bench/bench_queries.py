@@ -1,0 +1,147 @@
+"""Benchmark: supervisor queries at scale — target p95 ≤ 20 ms each on PostgreSQL.
+
+The read models are filled with ``--size`` synthetic case rows written straight into
+the live ``cases`` table with one ``INSERT … SELECT generate_series`` (generating the
+same number of cases through the engine takes ~6 events a case: hours at 1M). The
+rows follow the projection's columns: a county of 12 townships × 20 villages × 3
+grids, reported evenly over 2025, ~8% still open (some overdue, some due soon,
+some breached), the rest resolved — mostly within their ceiling — and closed; a
+third are petitions with the 三率 columns. Then, 50 times each (after one warm-up):
+
+* the SLA board of a township and of the county (``ReadModels.sla_board``);
+* the first page of the county's overdue list, and a later page by cursor;
+* region stats for 2025 of a township and of the county (``ReadModels.region_stats``).
+
+Baseline beside them: one case by primary key (``get_case``).
+
+    .venv/bin/python tests/bench/bench_queries.py --size 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
+
+from engine.logs import configure_logging  # noqa: E402
+from engine.service import Fengqiao  # noqa: E402
+from engine.store import StoreConfig  # noqa: E402
+from projections import default_projections  # noqa: E402
+from projections.queries import ReadModels  # noqa: E402
+from projections.runner import ProjectionRunner  # noqa: E402
+from tests.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
+from tests.support import seed  # noqa: E402
+
+COUNTY = "410928"
+FILL = """
+INSERT INTO {table} (case_id, kind, severity, status, region, origin_region, village, township, rank,
+    assignee, unit, next_due_at, overdue, due_soon, breached, reported_at, resolved_at, resolved_rank,
+    within_ceiling, dispatched_at, responded_in_time, visited_at, satisfaction, version, position)
+SELECT md5(n::text || %(salt)s),
+       CASE WHEN n % 3 = 0 THEN 'petition' WHEN n % 3 = 1 THEN 'dispute' ELSE 'hazard' END,
+       CASE WHEN n % 50 = 0 THEN 'major' ELSE 'minor' END,
+       CASE WHEN n % 12 = 0 THEN 'assigned' WHEN n % 25 = 0 THEN 'accepted'
+            WHEN n % 2 = 0 THEN 'closed' ELSE 'resolved' END,
+       g.grid, g.grid, g.village, g.township, 0,
+       'worker-' || (n % 700), 'unit-' || (n % 240),
+       to_char(timestamp '2025-01-01' + (n % 365) * interval '1 day' + interval '7 days', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       CASE WHEN n % 12 = 0 AND n % 5 = 0 THEN 1 ELSE 0 END,
+       CASE WHEN n % 12 = 0 AND n % 7 = 0 THEN 1 ELSE 0 END,
+       CASE WHEN n % 12 = 0 AND n % 5 = 0 THEN '["sign_for"]' ELSE '[]' END,
+       to_char(timestamp '2025-01-01' + (n % 365) * interval '1 day' + (n % 86400) * interval '1 second',
+               'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       CASE WHEN n % 12 = 0 OR n % 25 = 0 THEN NULL ELSE
+            to_char(timestamp '2025-01-03' + (n % 365) * interval '1 day', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END,
+       CASE WHEN n % 12 = 0 OR n % 25 = 0 THEN NULL WHEN n % 9 = 0 THEN 2 ELSE 1 END,
+       CASE WHEN n % 12 = 0 OR n % 25 = 0 THEN NULL WHEN n % 40 = 0 THEN 0 ELSE 1 END,
+       CASE WHEN n % 3 = 0 THEN to_char(timestamp '2025-01-01', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END,
+       CASE WHEN n % 3 = 0 THEN 1 END,
+       CASE WHEN n % 3 = 0 AND n % 2 = 0 THEN to_char(timestamp '2025-02-01', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END,
+       CASE WHEN n % 3 = 0 AND n % 2 = 0 THEN 'satisfied' END,
+       5, n
+FROM generate_series(1, %(size)s) AS n
+CROSS JOIN LATERAL (
+    SELECT '{county}-' || lpad((1 + n % 12)::text, 3, '0') AS township,
+           '{county}-' || lpad((1 + n % 12)::text, 3, '0') || '-' || lpad((1 + (n / 12) % 20)::text, 3, '0') AS village,
+           '{county}-' || lpad((1 + n % 12)::text, 3, '0') || '-' || lpad((1 + (n / 12) % 20)::text, 3, '0')
+               || '-' || lpad((1 + (n / 240) % 3)::text, 2, '0') AS grid
+) AS g
+"""
+
+
+def timed(call, repeat: int = 50) -> list[float]:
+    call()
+    out = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - began) * 1000)
+    return out
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[int(0.95 * (len(values) - 1))]
+
+
+def run(store: str = "postgres", size: int | None = None) -> list[dict]:
+    if store != "postgres":
+        raise SystemExit("bench_queries fills PostgreSQL only (the target is PostgreSQL's)")
+    size = size or 100_000
+    configure_logging()
+    config = StoreConfig(f"{POSTGRES_URL}?schema=bench_q_{uuid.uuid4().hex[:8]}")
+    app = seed(Fengqiao(config))
+    runner = ProjectionRunner(app, default_projections())
+    try:
+        runner.ensure()
+        runner.run_once()
+        generation = runner.db.query("SELECT generation FROM projection_tracking WHERE name = 'cases'")[0]["generation"]
+        table = f"cases__g{generation}"
+        began = time.perf_counter()
+        with runner.db.transaction() as tx:
+            tx.execute(FILL.format(table=table, county=COUNTY).replace("%(salt)s", "?").replace("%(size)s", "?"),
+                       [uuid.uuid4().hex, size])
+        with runner.db.transaction() as tx:
+            tx.execute(f"ANALYZE {table}")
+        filled = time.perf_counter() - began
+        models = ReadModels(runner.db)
+        township, year = f"{COUNTY}-003", (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+        first, cursor = models.list_cases(region=COUNTY, overdue=True, limit=50)
+        some_id = first[0].get("case_id") if first else None
+        figures = {
+            "SLA board, township": timed(lambda: models.sla_board(township)),
+            "SLA board, county": timed(lambda: models.sla_board(COUNTY)),
+            "overdue list, county, page 1": timed(lambda: models.list_cases(region=COUNTY, overdue=True, limit=50)),
+            "overdue list, county, page 2": timed(lambda: models.list_cases(region=COUNTY, overdue=True, limit=50,
+                                                                         cursor=cursor)),
+            "region stats 2025, township": timed(lambda: models.region_stats(township, *year)),
+            "region stats 2025, county": timed(lambda: models.region_stats(COUNTY, *year)),
+        }
+        baseline = statistics.median(timed(lambda: models.get_case(some_id or "x")))
+    finally:
+        runner.close()
+        app.close()
+        drop(config)
+    return [{"name": f"queries {name} ({size:,} cases)", "figure": round(p95(ms), 1), "unit": "ms p95",
+             "median": round(statistics.median(ms), 1), "baseline": round(baseline, 2),
+             "baseline_name": "case by key, median ms", "target": 20, "fill_seconds": round(filled)}
+            for name, ms in figures.items()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    args = parser.parse_args()
+    for row in run("postgres", args.size):
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
