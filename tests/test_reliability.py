@@ -184,6 +184,9 @@ def test_kill_9_the_server_under_16_clients_loses_and_doubles_nothing(fault_url:
         for thread in threads:
             thread.join(max(0.0, give_up - time.monotonic()))
         assert done == kills, "the clients finished before every kill: send more"
+        cut = Counter(s for statuses in ledger.statuses.values() for s in statuses if s not in (200, 201))
+        print(f"kills={kills} acknowledged={len(ledger.acknowledged)} retried={len(ledger.retried)} "
+              f"refusals={dict(cut)}")  # the figures in docs/reliability.md (pytest -s)
         assert not ledger.wrong, ledger.wrong[:5]
         assert len(ledger.acknowledged) == 16 * per_client  # every client got through in the end
         assert any(not isinstance(s, int) for statuses in ledger.statuses.values() for s in statuses), \
