@@ -34,6 +34,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     JSONTranscoder,
     Notification,
+    OperationalError,
     RecordConflictError,
     Recording,
     Transcoding,
@@ -303,6 +304,7 @@ class Fengqiao(Application):
             case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id
         ):
             use_cache = True
+            retried_unknown_outcome = False
             for _ in range(MAX_CONFLICT_RETRIES):
                 cached = self.case_cache.take(case_id) if use_cache else None
                 case = cached if cached is not None else self.case(case_id)
@@ -331,6 +333,17 @@ class Fengqiao(Application):
                     continue
                 try:
                     recordings = self.save(case)
+                except OperationalError:
+                    # The write failed on the way (e.g. a grouped insert whose pipeline a
+                    # neighbour's conflict aborted): its outcome is unknown. Commands are
+                    # idempotent by id, so reading the case again and retrying once is safe:
+                    # if the write landed, the reread case answers with its result.
+                    self.case_cache.forget(case_id)
+                    use_cache = False
+                    if retried_unknown_outcome:
+                        raise
+                    retried_unknown_outcome = True
+                    continue
                 except RecordConflictError:
                     self.case_cache.forget(case_id)
                     use_cache = False

@@ -87,3 +87,35 @@ def test_unconditional_writers_retry_and_all_land(app, store, clock):
     assert all(not isinstance(o, str) for o in outcomes)
     assert sorted(o.version for o in outcomes) == list(range(2, 8))
     assert app.case(case_id).version == 7
+
+
+def test_a_write_of_unknown_outcome_is_retried_once_and_lands_once(app, monkeypatch):
+    """A save that fails on the way (e.g. an aborted pipeline) is retried once; the
+    command id keeps it to one event whether or not the first attempt landed."""
+    from eventsourcing.persistence import OperationalError
+
+    case_id = report(app).case_id
+    real_save = type(app).save
+    calls = {"n": 0}
+
+    def flaky_save(self, *objs, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            real_save(self, *objs, **kwargs)  # it landed, but the caller hears of a failure
+            raise OperationalError("pipeline aborted")
+        return real_save(self, *objs, **kwargs)
+
+    monkeypatch.setattr(type(app), "save", flaky_save)
+    result = app.do(case_id, "comment", {"text": "走访"}, envelope("wang", app, command_id="once"))
+    assert result.repeated and result.version == 2
+    assert [h.type for h in app.history(case_id)] == ["Reported", "Commented"]
+
+    calls["n"] = 0
+
+    def failing_save(self, *objs, **kwargs):
+        raise OperationalError("database unavailable")
+
+    monkeypatch.setattr(type(app), "save", failing_save)
+    with pytest.raises(OperationalError):
+        app.do(case_id, "comment", {"text": "x"}, envelope("wang", app))
+    assert app.case(case_id).version == 2
