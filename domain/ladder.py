@@ -343,57 +343,39 @@ class RegionLadder(Aggregate):
 
     def import_regions(self, regions: Iterable[Region], actor_id: str) -> int:
         """Record each region that is new or differs; return how many changed."""
-        changed = 0
-        for region in regions:
-            current = self.tree.regions.get(region.code)
-            if current == region:
-                continue
-            event = self.RegionChanged if current else self.RegionAdded
-            self.trigger_event(
-                event,
-                code=region.code,
-                name=region.name,
-                rank=int(region.rank),
-                profile=str(region.profile),
-                actor_id=actor_id,
+        return sum(
+            self._record_change(
+                self.tree.regions.get(region.code), region, self.RegionAdded, self.RegionChanged, actor_id,
+                code=region.code, name=region.name, rank=int(region.rank), profile=str(region.profile),
             )
-            changed += 1
-        return changed
+            for region in regions
+        )
 
     def add_unit(self, unit: Unit, actor_id: str) -> bool:
         if unit.region not in self.tree:
             raise NotFound(f"no region {unit.region!r} for unit {unit.id}", resource="region")
-        current = self.tree.units.get(unit.id)
-        if current == unit:
-            return False
-        event = self.UnitChanged if current else self.UnitAdded
-        self.trigger_event(
-            event,
-            unit_id=unit.id,
-            name=unit.name,
-            region=unit.region,
-            kind=unit.kind,
-            actor_id=actor_id,
+        return self._record_change(
+            self.tree.units.get(unit.id), unit, self.UnitAdded, self.UnitChanged, actor_id,
+            unit_id=unit.id, name=unit.name, region=unit.region, kind=unit.kind,
         )
-        return True
 
     def add_person(self, person: Person, actor_id: str) -> bool:
         if person.region not in self.tree:
             raise NotFound(f"no region {person.region!r} for {person.name}", resource="region")
         if person.unit is not None:
             self.tree.unit(person.unit)
-        current = self.tree.people.get(person.name)
-        if current == person:
-            return False
-        event = self.PersonChanged if current else self.PersonAdded
-        self.trigger_event(
-            event,
-            name=person.name,
-            role=person.role,
-            region=person.region,
-            unit=person.unit,
-            actor_id=actor_id,
+        return self._record_change(
+            self.tree.people.get(person.name), person, self.PersonAdded, self.PersonChanged, actor_id,
+            name=person.name, role=person.role, region=person.region, unit=person.unit,
         )
+
+    def _record_change(self, current: object, new: object, added: type, changed: type, actor_id: str,
+                       **fields: object) -> bool:
+        """Record ``new`` unless the ladder already holds it: ``added`` when it is new,
+        ``changed`` when it differs. Returns whether anything was recorded."""
+        if current == new:
+            return False
+        self.trigger_event(changed if current else added, actor_id=actor_id, **fields)
         return True
 
 
