@@ -45,6 +45,7 @@ from engine.audit.db import PERSON_KEYS, AuditDb
 ERASED = "[erased]"
 SEALED = "enc:v1:"
 KEY_CACHE_SECONDS = 30.0
+KEY_CACHE_SIZE = 10_000  # persons whose key a process keeps (the least recently read go first)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,10 @@ class PersonKeys:
         row = self.db.one(f"SELECT key_bytes FROM {self.db.table(PERSON_KEYS)} WHERE person_id = ?", (person_id,))
         key = bytes(row["key_bytes"]) if row is not None and row["key_bytes"] is not None else None
         with self._lock:
+            self._cache.pop(person_id, None)  # to the end: the dict's order is least recently read first
             self._cache[person_id] = (key, now)
+            while len(self._cache) > KEY_CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]
         return key
 
     def forget(self, person_id: str) -> None:
