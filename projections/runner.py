@@ -43,6 +43,7 @@ from eventsourcing.persistence import Tracking
 
 from projections.base import Projection
 from projections.db import Database, Tx
+from projections.decoding import EventDecoder
 
 log = structlog.get_logger("fengqiao.projections")
 
@@ -97,6 +98,7 @@ class ProjectionRunner:
         self._advanced = threading.Condition()
         self._ready = False
         self._ensure_lock = threading.Lock()
+        self.decoder = EventDecoder(app.mapper)
 
     # -- set-up ----------------------------------------------------------------
 
@@ -182,7 +184,7 @@ class ProjectionRunner:
             if projection.wants(notification.topic):
                 event = cache.get(notification.id)
                 if event is None:
-                    event = cache[notification.id] = self.app.mapper.to_domain_event(notification)
+                    event = cache[notification.id] = self.decoder.decode(notification)
                 events.append((notification.id, event))
         return events
 

@@ -189,3 +189,32 @@ def test_a_projection_whose_code_changed_is_rebuilt_beside_the_live_one(app):
         assert runner.rebuild_stale() == []
     finally:
         runner.close()
+
+
+def test_the_runners_decoder_gives_the_mappers_events_and_never_caches_personal_data(app, clock):
+    import random
+
+    from engine import privacy
+    from projections.decoding import EventDecoder
+    from tests.test_projections_properties import drive
+
+    r = random.Random(9)
+    drive(app, clock, [(r.choice(["report", "act", "act", "act", "clock"]), r.getrandbits(32)) for _ in range(80)])
+    zhang = {"name": "张三", "role": "applicant", "phone": "13812341234", "id_number": "41092819800101127X"}
+    case_id = report(app, parties=[zhang, {"name": "李四", "role": "respondent"}]).case_id
+    act(app, case_id, "escalate", "wang", reason="越级")  # refused above the ceiling: a refusal event
+    decoder = EventDecoder(app.mapper)
+    assert decoder.fast
+    stored = list(app.recorder.select_notifications(1, 100_000))
+    topics = set()
+    for notification in stored:
+        expected, got = app.mapper.to_domain_event(notification), decoder.decode(notification)
+        assert type(got) is type(expected)
+        assert got.__dict__ == expected.__dict__, notification.topic
+        assert [type(v) for v in got.__dict__.values()] == [type(v) for v in expected.__dict__.values()]
+        topics.add(notification.topic.rsplit(".", 1)[-1])
+    assert {"Reported", "Assigned", "ClockWarned", "ClockBreached", "PolicyLoaded"} <= topics, topics
+    reported = next(n for n in reversed(stored) if n.topic.endswith("Reported"))
+    assert decoder.decode(reported).parties[0]["name"] == "张三"
+    privacy.erase(app, privacy.find_person(app, id_number=zhang["id_number"]), "cli:admin")
+    assert decoder.decode(reported).parties[0]["name"] == privacy.ERASED  # sealed parties are opened every time

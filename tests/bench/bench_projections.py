@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--generate-only", action="store_true", help="fill the store, do not rebuild")
     args = parser.parse_args()
     store = StoreConfig(args.url)
     if args.fresh:
@@ -97,6 +98,9 @@ def main() -> None:
         seed(app)
     if app.head_position() < args.events:
         generate(app, args.events)
+    if args.generate_only:
+        app.close()
+        return
     runner = ProjectionRunner(app, default_projections())
     head = app.head_position()
     try:
