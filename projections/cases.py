@@ -10,6 +10,19 @@ Tables (public names; see docs/projections.md):
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
   the per-case refusal log, ``domain.refusals``).
 * ``cases_policies`` — the policy documents seen in the log (clock rules, targets).
+* ``cases_stats`` — roll-up for compliance and 三率: per origin region × Beijing day
+  (``grain`` ``d``) and month (``m``): received, resolved (within the ceiling, at each
+  rank), pushes above the ceiling, and the petition cohort's 三率 counters.
+* ``cases_board`` — roll-up for the SLA board: per region *and each of its ancestors*
+  (every dash-prefix of the code, so a board is one equality lookup at any rank) ×
+  (``total`` | ``assignee`` | ``unit`` | ``clock``, name): open cases, overdue, due soon.
+
+Roll-ups are a pure function of the case rows (and ``cases_upward``): each batch
+subtracts what a changed row contributed before and adds what it contributes now,
+summed in memory and upserted once per batch; rows that fall to zero are deleted, so
+an incremental build equals a rebuild row for row. :meth:`CasesProjection.refill_rollups`
+recomputes both from the case rows alone (used by the query benchmark; tests prove
+it equals the incrementally maintained ones).
 
 Clocks: the timer service records ``ClockWarned`` / ``ClockBreached``; this
 projection keeps each case's warned or breached clocks in the ``clocks`` JSON
@@ -27,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.calendar import WorkingCalendar, add_calendar
-from domain.ladder import parent_code
+from domain.ladder import Rank, parent_code
 from domain.policy import PolicyDocument, parse_duration
 from projections.base import Projection
 from projections.db import Tx
@@ -56,6 +69,22 @@ INDEXED = (
     ("due_soon", "due_soon"), ("sort", "reported_at, case_id"), ("resolved", "resolved_at"),
 )
 OPEN_STATUSES = ("reported", "assigned", "accepted", "in_progress")
+OPEN_SQL = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"  # literal: partial indexes match it
+SATISFIED = ("satisfied", "basically_satisfied")
+
+# Roll-up days and months are Beijing's (UTC+8, no daylight saving), as the API's dates are.
+DAY_OFFSET = timedelta(hours=8)
+RANK_COLUMNS = tuple(f"resolved_{rank.label}" for rank in Rank)
+PETITION_COLUMNS = ("petitions", "dispatched", "responded", "petitions_resolved", "visited", "satisfied")
+STAT_COLUMNS = ("received", "resolved", "within_ceiling", *RANK_COLUMNS, "reclassified_up",
+                "escalations_refused", *PETITION_COLUMNS)
+# a stats row is empty when these are (the others count subsets of received or resolved)
+STAT_PRESENT = ("received", "resolved", "reclassified_up", "escalations_refused")
+BOARD_COLUMNS = ("open", "overdue", "due_soon")
+_S = {name: i for i, name in enumerate(STAT_COLUMNS)}
+FACTS = ("origin_region", "village", "township", "kind", "reported_at", "resolved_at", "resolved_rank",
+         "within_ceiling", "dispatched_at", "responded_in_time", "visited_at", "satisfaction", "status",
+         "region", "assignee", "unit", "overdue", "due_soon")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -75,8 +104,8 @@ def ancestor(code: str, rank: int, target: int) -> str | None:
 
 class CasesProjection(Projection):
     name = "cases"
-    tables = ("cases", "cases_upward", "cases_policies")
-    version = 3  # 3: a send-back ends the first receiver's responsibility
+    tables = ("cases", "cases_upward", "cases_policies", "cases_stats", "cases_board")
+    version = 4  # 3: a send-back ends the first receiver's responsibility; 4: roll-ups
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
@@ -94,11 +123,21 @@ class CasesProjection(Projection):
                    f"fact {key} NOT NULL, at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, "
                    f"township {key}, detail TEXT, PRIMARY KEY (case_id, position))")
         tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
+        counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in STAT_COLUMNS)
+        tx.execute(f"CREATE TABLE {self.t('cases_stats')} (grain TEXT NOT NULL, origin_region {key} NOT NULL, "
+                   f"bucket {key} NOT NULL, village {key}, township {key}, {counters}, "
+                   "PRIMARY KEY (grain, origin_region, bucket))")
+        counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in BOARD_COLUMNS)
+        tx.execute(f"CREATE TABLE {self.t('cases_board')} (region {key} NOT NULL, dim TEXT NOT NULL, "
+                   f"name {key} NOT NULL, {counters}, PRIMARY KEY (region, dim, name))")
 
     def create_indexes(self, tx: Tx) -> None:
         cases, upward = self.t("cases"), self.t("cases_upward")
         for suffix, on in INDEXED:
             tx.execute(f"CREATE INDEX {cases}_{suffix} ON {cases} ({on})")
+        # the board's oldest overdue case: open overdue cases only, in due order, region beside
+        tx.execute(f"CREATE INDEX {cases}_oldest ON {cases} (next_due_at, case_id, region) "
+                   f"WHERE overdue = 1 AND {OPEN_SQL}")
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
 
     # -- applying ----------------------------------------------------------------
@@ -110,6 +149,7 @@ class CasesProjection(Projection):
         """Load the batch's cases once, fold the events into them, write them once."""
         ids = sorted({_case_of(e) for _, e in events if _is_case_event(e) or _is_refusal(e)})
         rows = self._load(tx, ids)
+        before = {case_id: _facts(row) for case_id, row in rows.items()}
         upward: list[tuple] = []
         for position, event in events:
             kind = type(event).__name__
@@ -146,6 +186,85 @@ class CasesProjection(Projection):
             "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, position) DO NOTHING",
             upward,
         )
+        stats: dict[tuple, list] = {}
+        board: dict[tuple, list] = {}
+        for case_id, row in rows.items():
+            if not row.get("_dirty"):
+                continue
+            now, then = _facts(row), before.get(case_id)
+            if now != then:
+                if then is not None:
+                    _add_facts(then, -1, stats, board)
+                _add_facts(now, 1, stats, board)
+        for _, _, fact, at, origin, village, township, _ in upward:
+            _add_stat(stats, origin, village, township, at, fact if fact == "reclassified_up" else
+                      "escalations_refused", 1)
+        self._write_rollups(tx, stats, board)
+
+    # -- roll-ups ------------------------------------------------------------------
+
+    def _write_rollups(self, tx: Tx, stats: dict[tuple, list], board: dict[tuple, list]) -> None:
+        """Add a batch's summed changes to the roll-ups (one statement per 400 rows), and
+        delete the rows they left empty."""
+        _add_rows(tx, self.t("cases_stats"), ("grain", "origin_region", "bucket"), ("village", "township"),
+                  STAT_COLUMNS, STAT_PRESENT, [(*k, *v) for k, v in stats.items() if any(v[2:])])
+        _add_rows(tx, self.t("cases_board"), ("region", "dim", "name"), (), BOARD_COLUMNS, ("open",),
+                  [(*k, *v) for k, v in board.items() if any(v)])
+
+    def refill_rollups(self, tx: Tx, postgres: bool) -> None:
+        """Recompute ``cases_stats`` and ``cases_board`` from the case rows alone.
+
+        The reference for the incrementally maintained roll-ups (tests prove the two
+        equal) and the way to fill them when case rows were written by other means
+        (the query benchmark's synthetic rows). Stats: one ``INSERT … SELECT … GROUP BY``
+        over ``cases`` and ``cases_upward``; board: the open cases (~10% of rows) through
+        the same per-case contribution as the projection."""
+        stats, board, cases, upward = (self.t(n) for n in ("cases_stats", "cases_board", "cases", "cases_upward"))
+        tx.execute(f"DELETE FROM {stats}")
+        tx.execute(f"DELETE FROM {board}")
+        hours = int(DAY_OFFSET.total_seconds() // 3600)
+
+        def day(column: str) -> str:
+            if postgres:
+                return (f"to_char(({column})::timestamptz AT TIME ZONE 'UTC' + interval '{hours} hours', "
+                        "'YYYY-MM-DD')")
+            return f"strftime('%Y-%m-%d', {column}, '+{hours} hours')"
+
+        def flag(condition: str) -> str:
+            return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
+
+        petition = "kind = 'petition'"
+        received = {"received": "1", "petitions": flag(petition),
+                    "dispatched": flag(f"{petition} AND dispatched_at IS NOT NULL"),
+                    "responded": flag(f"{petition} AND responded_in_time = 1"),
+                    "petitions_resolved": flag(f"{petition} AND resolved_at IS NOT NULL"),
+                    "visited": flag(f"{petition} AND visited_at IS NOT NULL"),
+                    "satisfied": flag(f"{petition} AND satisfaction IN {SATISFIED!r}")}
+        resolved = {"resolved": "1", "within_ceiling": "COALESCE(within_ceiling, 0)",
+                    **{c: flag(f"resolved_rank = {i}") for i, c in enumerate(RANK_COLUMNS)}}
+        moved = {c: flag(f"fact = '{c if c == 'reclassified_up' else 'escalation_refused'}'")
+                 for c in ("reclassified_up", "escalations_refused")}
+        grains = "(SELECT 'd' AS grain, 10 AS len UNION ALL SELECT 'm', 7) AS g"
+
+        def part(source: str, stamp: str, values: dict[str, str]) -> str:
+            picked = ", ".join(f"{values.get(c, '0')} AS {c}" for c in STAT_COLUMNS)
+            return (f"SELECT g.grain, substr(c.day, 1, g.len) AS bucket, c.* FROM (SELECT origin_region, village, "
+                    f"township, {day(stamp)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL) AS c "
+                    f"CROSS JOIN {grains}")
+
+        sums = ", ".join(f"SUM({c})" for c in STAT_COLUMNS)
+        tx.execute(
+            f"INSERT INTO {stats} (grain, origin_region, bucket, village, township, {', '.join(STAT_COLUMNS)}) "
+            f"SELECT grain, origin_region, bucket, MIN(village), MIN(township), {sums} FROM ("
+            f"{part(cases, 'reported_at', received)} UNION ALL {part(cases, 'resolved_at', resolved)} "
+            f"UNION ALL {part(upward, 'at', moved)}) AS parts GROUP BY grain, origin_region, bucket"
+        )
+        sums_board: dict[tuple, list] = {}
+        names = ", ".join(FACTS)
+        for row in tx.query(f"SELECT {names}, breached FROM {cases} WHERE {OPEN_SQL}"):
+            row["breached"] = json.loads(row["breached"] or "[]")
+            _add_board(_facts(row), 1, sums_board)
+        self._write_rollups(tx, {}, sums_board)
 
     def _load(self, tx: Tx, ids: list[str]) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -301,6 +420,99 @@ class CasesProjection(Projection):
                 return None
             self._policies[version] = PolicyDocument.model_validate(json.loads(rows[0]["document"]))
         return self._policies[version]
+
+
+def local_day(stamp: str) -> str:
+    """The Beijing day (``YYYY-MM-DD``) of a stored timestamp: a roll-up's day bucket."""
+    return (datetime.fromisoformat(stamp).astimezone(UTC) + DAY_OFFSET).date().isoformat()
+
+
+def prefixes(code: str) -> list[str]:
+    """``code`` and every dash-prefix of it: exactly the regions whose subtree holds ``code``
+    (see ``projections.queries.subtree``)."""
+    return [code, *(code[:i] for i, c in enumerate(code) if c == "-" and i > 0)]
+
+
+def _facts(row: dict[str, Any]) -> tuple:
+    """What of a case row the roll-ups depend on (unchanged facts: nothing to do)."""
+    return (*(row[c] for c in FACTS), tuple(row["breached"]))
+
+
+def _add_stat(stats: dict[tuple, list], origin: str, village: str | None, township: str | None, stamp: str,
+              column: str, sign: int, extra: Sequence[str] = ()) -> None:
+    day = local_day(stamp)
+    for key in (("d", origin, day), ("m", origin, day[:7])):
+        vector = stats.get(key)
+        if vector is None:
+            vector = stats[key] = [village, township, *(0 for _ in STAT_COLUMNS)]
+        vector[2 + _S[column]] += sign
+        for other in extra:
+            vector[2 + _S[other]] += sign
+
+
+def _add_facts(facts: tuple, sign: int, stats: dict[tuple, list], board: dict[tuple, list]) -> None:
+    """Add (``sign`` 1) or take away (-1) one case's contribution to both roll-ups."""
+    (origin, village, township, kind, reported_at, resolved_at, resolved_rank, within, dispatched_at,
+     responded, visited_at, satisfaction) = facts[:12]
+    if reported_at is not None:
+        extra: list[str] = []
+        if kind == "petition":
+            extra.append("petitions")
+            for column, present in (("dispatched", dispatched_at is not None), ("responded", responded == 1),
+                                    ("petitions_resolved", resolved_at is not None),
+                                    ("visited", visited_at is not None), ("satisfied", satisfaction in SATISFIED)):
+                if present:
+                    extra.append(column)
+        _add_stat(stats, origin, village, township, reported_at, "received", sign, extra)
+    if resolved_at is not None:
+        extra = [RANK_COLUMNS[resolved_rank]] if resolved_rank is not None else []
+        if within:
+            extra.append("within_ceiling")
+        _add_stat(stats, origin, village, township, resolved_at, "resolved", sign, extra)
+    _add_board(facts, sign, board)
+
+
+def _add_board(facts: tuple, sign: int, board: dict[tuple, list]) -> None:
+    status, region, assignee, unit, overdue, due_soon, breached = facts[12:]
+    if status not in OPEN_STATUSES or not region:
+        return
+    counts = (sign, sign * (overdue or 0), sign * (due_soon or 0))
+    for prefix in prefixes(region):
+        keys = [(prefix, "total", "")]
+        if assignee is not None:
+            keys.append((prefix, "assignee", assignee))
+        if unit is not None:
+            keys.append((prefix, "unit", unit))
+        for key in keys:
+            vector = board.get(key)
+            if vector is None:
+                board[key] = list(counts)
+            else:
+                vector[0] += counts[0]
+                vector[1] += counts[1]
+                vector[2] += counts[2]
+        for clock in breached:
+            vector = board.setdefault((prefix, "clock", clock), [0, 0, 0])
+            vector[0] += sign
+
+
+def _add_rows(tx: Tx, table: str, keys: Sequence[str], carried: Sequence[str], counters: Sequence[str],
+              present: Sequence[str], rows: list[tuple], chunk: int = 400) -> None:
+    """Add each row's counters to ``table`` (inserting missing keys, carrying ``carried``
+    as first written); then delete the rows whose ``present`` counters are all zero."""
+    names = (*keys, *carried, *counters)
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    one = "(" + ", ".join("?" for _ in names) + ")"
+    empty = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        sql = (f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join(one for _ in part)} "
+               f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets} "
+               f"RETURNING {', '.join((*keys, *present))}")
+        for kept in tx.query(sql, [value for row in part for value in row]):
+            if not any(kept[c] for c in present):
+                empty.append(tuple(kept[k] for k in keys))
+    tx.executemany(f"DELETE FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in keys)}", empty)
 
 
 CASE_EVENT_MODULE = "domain.cases"

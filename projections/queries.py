@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -24,11 +24,20 @@ from domain.cases import Status
 from domain.errors import ValidationFailed
 from domain.ladder import Rank
 from domain.policy import Kind, Severity
-from projections.cases import OPEN_STATUSES, iso
-from projections.db import Database
+from projections.cases import (
+    DAY_OFFSET,
+    OPEN_SQL,
+    PETITION_COLUMNS,
+    RANK_COLUMNS,
+    SATISFIED,
+    STAT_COLUMNS,
+    STAT_PRESENT,
+    iso,
+)
+from projections.db import Database, Tx
 
 RANK_KEYS = {int(r): r.label for r in Rank}
-SATISFIED = ("satisfied", "basically_satisfied")
+BEIJING = timezone(DAY_OFFSET)
 MAX_LIMIT = 500
 
 
@@ -41,13 +50,17 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
+def _bound(moment: datetime | None, field: str) -> datetime | None:
+    if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+        raise ValidationFailed(f"{field} must be a date-time with a time zone", field=field)
+    return moment
+
+
 def _period(column: str, start: datetime | None, end: datetime | None) -> tuple[str, list[str]]:
     clauses, params = [], []
     for bound, op, field in ((start, ">=", "start"), (end, "<", "end")):
-        if bound is None:
+        if _bound(bound, field) is None:
             continue
-        if not isinstance(bound, datetime) or bound.tzinfo is None:
-            raise ValidationFailed(f"{field} must be a date-time with a time zone", field=field)
         clauses.append(f"{column} {op} ?")
         params.append(iso(bound))
     return (" AND ".join(clauses) or "1 = 1"), params
@@ -123,36 +136,32 @@ class ReadModels:
     # -- the SLA board ------------------------------------------------------------------
 
     def sla_board(self, region: str) -> dict[str, Any]:
-        """Open cases under a region: overdue, due soon, breaches by clock, workload."""
-        clause, params = subtree("region", _region(region))
-        open_ = f"{clause} AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})"
-        params = [*params, *OPEN_STATUSES]
+        """Open cases under a region: overdue, due soon, breaches by clock, workload.
+
+        Counts come from the ``cases_board`` roll-up, which holds a row per region and
+        per ancestor (one index lookup at any rank, ~1,000 rows at a county); the
+        oldest overdue case from a partial index over open overdue cases in due order."""
+        code = _region(region)
+        clause, params = subtree("region", code)
         with self.db.snapshot() as tx:
-            totals = tx.query(f"SELECT COUNT(*) AS open, COALESCE(SUM(overdue), 0) AS overdue, "
-                              f"COALESCE(SUM(due_soon), 0) AS due_soon FROM cases WHERE {open_}", params)[0]
-            breached_rows = tx.query(f"SELECT breached FROM cases WHERE {open_} AND breached <> '[]'", params)
+            rows = tx.query("SELECT dim, name, open, overdue, due_soon FROM cases_board WHERE region = ? "
+                            "AND open <> 0", (code,))
             oldest = tx.query(f"SELECT case_id, title, region, assignee, unit, next_due_at FROM cases "
-                              f"WHERE {open_} AND overdue = 1 ORDER BY next_due_at, case_id LIMIT 1", params)
-            workload = {
-                group: tx.query(
-                    f"SELECT {group} AS name, COUNT(*) AS open, SUM(overdue) AS overdue, SUM(due_soon) AS due_soon "
-                    f"FROM cases WHERE {open_} AND {group} IS NOT NULL GROUP BY {group} "
-                    f"ORDER BY COUNT(*) DESC, {group}", params)
-                for group in ("assignee", "unit")
-            }
-        breached: dict[str, int] = {}
-        for row in breached_rows:
-            for clock in json.loads(row["breached"]):
-                breached[clock] = breached.get(clock, 0) + 1
+                              f"WHERE overdue = 1 AND {OPEN_SQL} AND {clause} ORDER BY next_due_at, case_id "
+                              "LIMIT 1", params)
+        groups: dict[str, list[dict[str, Any]]] = {"total": [], "assignee": [], "unit": [], "clock": []}
+        for row in rows:
+            groups[row["dim"]].append(_counts(row))
+        total = groups["total"][0] if groups["total"] else {"open": 0, "overdue": 0, "due_soon": 0}
         return {
             "region": region,
-            "open": int(totals["open"]),
-            "overdue": int(totals["overdue"]),
-            "due_soon": int(totals["due_soon"]),
-            "breached_by_clock": dict(sorted(breached.items())),
+            "open": total["open"],
+            "overdue": total["overdue"],
+            "due_soon": total["due_soon"],
+            "breached_by_clock": {r["name"]: r["open"] for r in sorted(groups["clock"], key=lambda r: r["name"])},
             "oldest_overdue": oldest[0] if oldest else None,
-            "workers": [_counts(r) for r in workload["assignee"]],
-            "units": [_counts(r) for r in workload["unit"]],
+            "workers": sorted(groups["assignee"], key=_busiest),
+            "units": sorted(groups["unit"], key=_busiest),
         }
 
     # -- 小事不出村 and 三率 ---------------------------------------------------------------
@@ -160,86 +169,157 @@ class ReadModels:
     def region_stats(self, region: str, start: datetime | None = None,
                      end: datetime | None = None) -> dict[str, Any]:
         """Compliance and 三率 for every case reported under ``region``."""
-        rows = self._compliance(_region(region), start, end, group=None)
-        stats = rows[0] if rows else _empty(region)
-        stats.update(self._three_rates(region, start, end))
-        return stats
+        code = _region(region)
+        counts = self._stats(code, start, end, group=None).get(code) or _zero()
+        return _public(code, counts, petitions=True)
 
     def compliance(self, region: str, start: datetime | None = None, end: datetime | None = None,
                    level: str = "village") -> list[dict[str, Any]]:
         """Per village or per township under ``region``, the worst rate first."""
         if level not in ("village", "township"):
             raise ValidationFailed("level must be village or township", field="level")
-        rows = self._compliance(_region(region), start, end, group=level)
+        found = self._stats(_region(region), start, end, group=level)
+        rows = [_public(name, counts) for name, counts in found.items() if any(counts[c] for c in STAT_PRESENT)]
         return sorted(rows, key=lambda r: (r["within_ceiling_rate"] is None,
                                            r["within_ceiling_rate"] or 0, -r["resolved"], r["region"]))
 
-    def _compliance(self, region: str, start: datetime | None, end: datetime | None,
-                    group: str | None) -> list[dict[str, Any]]:
-        origin, origin_params = subtree("origin_region", region)
+    def _stats(self, region: str, start: datetime | None, end: datetime | None,
+               group: str | None) -> dict[str, dict[str, int]]:
+        """Counters per group: whole Beijing months and days from the ``cases_stats``
+        roll-up, the sub-day edges of the period (if any) from the case rows."""
+        buckets, edges = split_period(_bound(start, "start"), _bound(end, "end"))
+        found: dict[str, dict[str, int]] = {}
         key = group or "?"
-        key_params = [] if group else [region]
         grouped = f" AND {group} IS NOT NULL GROUP BY {group}" if group else ""
-        reported, reported_params = _period("reported_at", start, end)
-        resolved, resolved_params = _period("resolved_at", start, end)
-        moved, moved_params = _period("at", start, end)
-        result: dict[str, dict[str, Any]] = {}
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
+        upper = f"{region}."
         with self.db.snapshot() as tx:
-            for row in tx.query(f"SELECT {key} AS region, COUNT(*) AS n FROM cases "
-                                f"WHERE {origin} AND {reported}{grouped}",
-                                [*key_params, *origin_params, *reported_params]):
-                result.setdefault(row["region"], _empty(row["region"]))["received"] = int(row["n"])
-            for row in tx.query(f"SELECT {key} AS region, resolved_rank AS rank, COUNT(*) AS n, "
-                                f"SUM(within_ceiling) AS within FROM cases WHERE {origin} AND resolved_at "
-                                f"IS NOT NULL AND {resolved}{grouped}{', resolved_rank' if group else ' GROUP BY resolved_rank'}",
-                                [*key_params, *origin_params, *resolved_params]):
-                stats = result.setdefault(row["region"], _empty(row["region"]))
-                stats["resolved"] += int(row["n"])
-                stats["resolved_within_ceiling"] += int(row["within"] or 0)
-                stats["resolved_at_rank"][RANK_KEYS[int(row["rank"])]] += int(row["n"])
-            for row in tx.query(f"SELECT {key} AS region, fact, COUNT(*) AS n FROM cases_upward "
-                                f"WHERE {origin} AND {moved}{grouped}{', fact' if group else ' GROUP BY fact'}",
-                                [*key_params, *origin_params, *moved_params]):
-                stats = result.setdefault(row["region"], _empty(row["region"]))
-                stats["reclassified_up" if row["fact"] == "reclassified_up" else "escalations_refused"] = int(row["n"])
-        for stats in result.values():
-            stats["within_ceiling_rate"] = _rate(stats["resolved_within_ceiling"], stats["resolved"])
-        return list(result.values())
-
-    def _three_rates(self, region: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
-        """响应率, 解决率, 满意率 over the petitions reported under ``region`` in the period."""
-        origin, params = subtree("origin_region", region)
-        reported, period_params = _period("reported_at", start, end)
-        row = self.db.query(
-            "SELECT COUNT(*) AS received, "
-            "SUM(CASE WHEN dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS dispatched, "
-            "SUM(CASE WHEN responded_in_time = 1 THEN 1 ELSE 0 END) AS responded, "
-            "SUM(CASE WHEN resolved_at IS NOT NULL THEN 1 ELSE 0 END) AS resolved, "
-            "SUM(CASE WHEN visited_at IS NOT NULL THEN 1 ELSE 0 END) AS visited, "
-            f"SUM(CASE WHEN satisfaction IN ('{SATISFIED[0]}', '{SATISFIED[1]}') THEN 1 ELSE 0 END) AS satisfied "
-            f"FROM cases WHERE kind = 'petition' AND {origin} AND {reported}",
-            [*params, *period_params],
-        )[0]
-        counts = {k: int(v or 0) for k, v in row.items()}
-        return {
-            "petitions": counts,
-            "response_rate": _rate(counts["responded"], counts["dispatched"]),
-            "resolution_rate": _rate(counts["resolved"], counts["received"]),
-            "satisfaction_rate": _rate(counts["satisfied"], counts["visited"]),
-        }
+            for grain, low, high in buckets:
+                where = ["origin_region >= ? AND origin_region < ? AND (origin_region = ? OR origin_region >= ?)",
+                         "grain = ?"]
+                params: list[Any] = [*([] if group else [region]), region, upper, region, f"{region}-", grain]
+                for bound, op in ((low, ">="), (high, "<")):
+                    if bound is not None:
+                        where.append(f"bucket {op} ?")
+                        params.append(bound)
+                for row in tx.query(f"SELECT {key} AS region, {sums} FROM cases_stats WHERE {' AND '.join(where)}"
+                                    f"{grouped}", params):
+                    _merge(found, row)
+            for low, high in edges:
+                for row in counts_from_cases(tx, region, low, high, group, petitions=group is None):
+                    _merge(found, row)
+        return found
 
 
-def _empty(region: str) -> dict[str, Any]:
-    return {
-        "region": region, "received": 0, "resolved": 0, "resolved_within_ceiling": 0,
-        "within_ceiling_rate": None, "resolved_at_rank": dict.fromkeys(RANK_KEYS.values(), 0),
-        "reclassified_up": 0, "escalations_refused": 0,
+def split_period(start: datetime | None, end: datetime | None) -> tuple[list[tuple], list[tuple]]:
+    """``[start, end)`` as roll-up buckets — ``(grain, first, past)``: whole Beijing months
+    (``m``, ``YYYY-MM``) and the whole days (``d``, ``YYYY-MM-DD``) beside them — and the
+    sub-day edges left over, ``(start, end)``, to be counted from the case rows."""
+    if start is None and end is None:
+        return [("m", None, None)], []
+    low = None if start is None else _day_floor(start, up=True)
+    high = None if end is None else _day_floor(end)
+    if low is not None and high is not None and low >= high:
+        return [], [(start, end)]
+    edges = [(a, b) for a, b in ((start, low), (high, end)) if a is not None and b is not None and a < b]
+    month_low = None if low is None else _month_floor(low, up=True)
+    month_high = None if high is None else _month_floor(high)
+    if month_low is not None and month_high is not None and month_low >= month_high:
+        return [("d", _day_key(low), _day_key(high))], edges
+    buckets = [("m", month_low and month_low.strftime("%Y-%m"), month_high and month_high.strftime("%Y-%m"))]
+    if low is not None and low < month_low:
+        buckets.append(("d", _day_key(low), _day_key(month_low)))
+    if high is not None and month_high < high:
+        buckets.append(("d", _day_key(month_high), _day_key(high)))
+    return buckets, edges
+
+
+def _day_floor(moment: datetime, up: bool = False) -> datetime:
+    local = moment.astimezone(BEIJING)
+    floor = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return floor + timedelta(days=1) if up and floor < local else floor
+
+
+def _month_floor(day: datetime, up: bool = False) -> datetime:
+    floor = day.replace(day=1)
+    if up and floor < day:
+        floor = (floor + timedelta(days=32)).replace(day=1)
+    return floor
+
+
+def _day_key(day: datetime) -> str:
+    return day.date().isoformat()
+
+
+def counts_from_cases(tx: Tx, region: str, start: datetime | None, end: datetime | None, group: str | None,
+                      petitions: bool = True) -> list[dict[str, Any]]:
+    """The counters of :data:`STAT_COLUMNS` per group (``village``, ``township`` or none:
+    the region itself), straight from the case rows: what the roll-up sums, recomputed."""
+    origin, origin_params = subtree("origin_region", region)
+    key = group or "?"
+    key_params = [] if group else [region]
+    grouped = f" AND {group} IS NOT NULL GROUP BY {group}" if group else ""
+    reported, reported_params = _period("reported_at", start, end)
+    resolved, resolved_params = _period("resolved_at", start, end)
+    moved, moved_params = _period("at", start, end)
+    cohort = "".join(
+        f", SUM(CASE WHEN kind = 'petition'{condition} THEN 1 ELSE 0 END) AS {name}"
+        for name, condition in (("petitions", ""), ("dispatched", " AND dispatched_at IS NOT NULL"),
+                                ("responded", " AND responded_in_time = 1"),
+                                ("petitions_resolved", " AND resolved_at IS NOT NULL"),
+                                ("visited", " AND visited_at IS NOT NULL"),
+                                ("satisfied", f" AND satisfaction IN {SATISFIED!r}"))
+    ) if petitions else ""
+    ranks = "".join(f", SUM(CASE WHEN resolved_rank = {i} THEN 1 ELSE 0 END) AS {c}"
+                    for i, c in enumerate(RANK_COLUMNS))
+    return [
+        *tx.query(f"SELECT {key} AS region, COUNT(*) AS received{cohort} FROM cases "
+                  f"WHERE {origin} AND {reported}{grouped}", [*key_params, *origin_params, *reported_params]),
+        *tx.query(f"SELECT {key} AS region, COUNT(*) AS resolved, SUM(within_ceiling) AS within_ceiling{ranks} "
+                  f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {resolved}{grouped}",
+                  [*key_params, *origin_params, *resolved_params]),
+        *tx.query(f"SELECT {key} AS region, SUM(CASE WHEN fact = 'reclassified_up' THEN 1 ELSE 0 END) "
+                  "AS reclassified_up, SUM(CASE WHEN fact = 'escalation_refused' THEN 1 ELSE 0 END) "
+                  f"AS escalations_refused FROM cases_upward WHERE {origin} AND {moved}{grouped}",
+                  [*key_params, *origin_params, *moved_params]),
+    ]
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(STAT_COLUMNS, 0)
+
+
+def _merge(found: dict[str, dict[str, int]], row: dict[str, Any]) -> None:
+    counts = found.setdefault(row["region"], _zero())
+    for column in STAT_COLUMNS:
+        counts[column] += int(row.get(column) or 0)
+
+
+def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dict[str, Any]:
+    """Counters as the API shows them."""
+    stats = {
+        "region": region, "received": counts["received"], "resolved": counts["resolved"],
+        "resolved_within_ceiling": counts["within_ceiling"],
+        "within_ceiling_rate": _rate(counts["within_ceiling"], counts["resolved"]),
+        "resolved_at_rank": {RANK_KEYS[i]: counts[c] for i, c in enumerate(RANK_COLUMNS)},
+        "reclassified_up": counts["reclassified_up"], "escalations_refused": counts["escalations_refused"],
     }
+    if petitions:
+        cohort = dict(zip(("received", "dispatched", "responded", "resolved", "visited", "satisfied"),
+                          (counts[c] for c in PETITION_COLUMNS), strict=True))
+        stats.update(petitions=cohort, response_rate=_rate(cohort["responded"], cohort["dispatched"]),
+                     resolution_rate=_rate(cohort["resolved"], cohort["received"]),
+                     satisfaction_rate=_rate(cohort["satisfied"], cohort["visited"]))
+    return stats
 
 
 def _counts(row: dict[str, Any]) -> dict[str, Any]:
     return {"name": row["name"], "open": int(row["open"]), "overdue": int(row["overdue"] or 0),
             "due_soon": int(row["due_soon"] or 0)}
+
+
+def _busiest(row: dict[str, Any]) -> tuple[int, str]:
+    return -row["open"], row["name"]
 
 
 BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time")
