@@ -16,6 +16,7 @@ from api.cli import cases, setup
 from api.cli import demo as demo_cli
 from api.cli import privacy as privacy_cli
 from api.cli import projections as projections_cli
+from api.cli import province as province_cli
 from api.cli import serve as serve_cli
 from api.cli import timers as timers_cli
 from api.cli import users as users_cli
@@ -36,6 +37,7 @@ casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
 demo_cli.register(app)  # `fengqiao demo`: the demo county and a season of traffic
 app.add_typer(privacy_cli.app, name="privacy", help="Personal data: find a person, erase them.")
 projections_cli.register(app)  # `fengqiao projections …` and `fengqiao worker`
+app.add_typer(province_cli.app, name="province", help="Province roll-up over county stores: add, follow, status, stats.")
 serve_cli.register(app)  # `fengqiao serve`: the HTTP API
 app.add_typer(timers_cli.app, name="timers", help="Clocks of a case, the timer index, ticks and routing.")
 app.add_typer(users_cli.app, name="users", help="API users and their bearer tokens.")
