@@ -8,7 +8,9 @@ log, so :class:`EventDecoder` does the same work with less Python per event:
 * the JSON is parsed by ``orjson`` (C, no hook), then only containers are walked,
   innermost first, exactly as the hook would see them;
 * typed values of immutable types (``datetime``, ``UUID``, ``Decimal``, ``Actor``)
-  are decoded once per distinct stored form and shared between events;
+  are decoded once per distinct stored form and shared between events (forms are
+  compared as JSON values, where ``1``, ``1.0`` and ``true`` are equal — and so are
+  the values decoded from them);
 * each topic's class, class version and id convertor are looked up once.
 
 The result equals the mapper's (same classes, same ``__dict__``, upcasting applied;
@@ -118,8 +120,7 @@ class EventDecoder:
         name, data = d["_type_"], d["_data_"]
         if name in self._cacheable:
             try:  # only scalars hash, and the walk leaves scalars as they are
-                key = ((name, tuple(data.items()), tuple(map(type, data.values()))) if type(data) is dict
-                       else (name, type(data), data))  # types too: 1, 1.0 and True are equal keys
+                key = (name, tuple(data.items())) if type(data) is dict else (name, data)
                 return self._values[key]
             except TypeError:
                 key = None

@@ -32,6 +32,7 @@ from projections import default_projections  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 from tests.support import actor, seed  # noqa: E402
 
+APPLICATION_NAME = f"bench_projections_{os.getpid()}"
 GRIDS = ["410928-001-007-03", "410928-001-008-01", "410928-002-001-01"]
 
 
@@ -82,8 +83,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--runs", type=int, default=1, help="rebuild this many times")
+    parser.add_argument("--baseline-events", type=int, default=200_000,
+                        help="events read and decoded by the library alone, for the baseline")
     parser.add_argument("--generate-only", action="store_true", help="fill the store, do not rebuild")
     args = parser.parse_args()
+    os.environ["PGAPPNAME"] = APPLICATION_NAME  # libpq: names every connection, to find our backends
     store = StoreConfig(args.url)
     if args.fresh:
         if store.is_postgres:
@@ -104,22 +109,64 @@ def main() -> None:
     runner = ProjectionRunner(app, default_projections())
     head = app.head_position()
     try:
-        for name in runner.projections:
-            began, cpu = time.monotonic(), time.process_time()
+        base_rate, base_cpu = baseline(app, min(head, args.baseline_events))
+        print(f"BASELINE library read+decode (select_notifications + mapper.to_domain_event), "
+              f"{min(head, args.baseline_events):,} events: {base_rate:,.0f} events/s, {base_cpu:.1f} µs CPU/event")
+        for run in range(args.runs):
+            for name in runner.projections:
+                print(f"uptime: {Path('/proc/loadavg').read_text().strip()}")
+                began, cpu, backends = time.monotonic(), time.process_time(), backend_cpu(store)
 
-            def progress(position: int, head: int, began: float = began, name: str = name) -> None:
-                rate = position / max(time.monotonic() - began, 1e-9)
-                print(f"\r{name}: {position:,}/{head:,} ({rate:,.0f} events/s)", end="", flush=True)
+                def progress(position: int, head: int, began: float = began, name: str = name) -> None:
+                    rate = position / max(time.monotonic() - began, 1e-9)
+                    print(f"\r{name}: {position:,}/{head:,} ({rate:,.0f} events/s)", end="", flush=True)
 
-            events = runner.rebuild(name, progress=progress, batch_size=args.batch_size)
-            elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
-            print(f"\nRESULT store={store.kind} projection={name} events={events} seconds={elapsed:.1f} "
-                  f"rate={events / elapsed:,.0f} events/s cpu_seconds={cpu:.1f} batch={args.batch_size} "
-                  f"head={head} load_average={os.getloadavg()[0]:.1f}")
+                events = runner.rebuild(name, progress=progress, batch_size=args.batch_size)
+                elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
+                after = backend_cpu(store)
+                pg = sum(t - backends.get(pid, 0.0) for pid, t in after.items())
+                print(f"\nRESULT run={run + 1} store={store.kind} projection={name} events={events} "
+                      f"seconds={elapsed:.1f} rate={events / elapsed:,.0f} events/s cpu_seconds={cpu:.1f} "
+                      f"cpu_us_per_event={cpu / events * 1e6:.1f} pg_cpu_us_per_event={pg / events * 1e6:.1f} "
+                      f"baseline_rate={base_rate:,.0f} ratio={events / elapsed / base_rate:.2f} "
+                      f"batch={args.batch_size} head={head} load_average={os.getloadavg()[0]:.1f}")
     finally:
         runner.close()
         app.close()
 
+
+def baseline(app: Fengqiao, events: int, batch: int = 5000) -> tuple[float, float]:
+    """The library's own read and decode of the first ``events`` events: (events/s, µs CPU each)."""
+    began, cpu, position = time.monotonic(), time.process_time(), 0
+    while position < events:
+        notifications = app.recorder.select_notifications(position + 1, min(batch, events - position))
+        if not notifications:
+            break
+        for notification in notifications:
+            app.mapper.to_domain_event(notification)
+        position = notifications[-1].id
+    elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
+    return position / elapsed, cpu / max(position, 1) * 1e6
+
+
+def backend_cpu(store: StoreConfig) -> dict[int, float]:
+    """CPU seconds so far of this process's PostgreSQL backends (found by the
+    application name set in ``main``; the server runs on this host; {} for SQLite)."""
+    if not store.is_postgres:
+        return {}
+    import psycopg
+
+    with psycopg.connect(store.psycopg_url(), autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                                           "AND pid <> pg_backend_pid()", (APPLICATION_NAME,))]
+    ticks, seconds = os.sysconf("SC_CLK_TCK"), {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(stat[11]) + int(stat[12])) / ticks
+    return seconds
 
 if __name__ == "__main__":
     main()
