@@ -58,6 +58,11 @@ class Projection:
     version: ClassVar[int] = 1
 
     generation: int = 1  # set by the runner: the generation being written
+    # True while a rebuild loads a new generation from zero (set by the runner on its
+    # copy): nobody reads those tables before the swap, so work derived from the rows
+    # (roll-ups, counters over many rows) may be left to :meth:`finish_rebuild` and done
+    # once, instead of batch by batch.
+    rebuilding: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -85,6 +90,11 @@ class Projection:
     def create_indexes(self, tx: Tx) -> None:
         """Secondary indexes. A rebuild creates them after loading every row (faster
         than maintaining them row by row); a new projection right after its tables."""
+
+    def finish_rebuild(self, tx: Tx) -> None:
+        """A rebuild has applied its last batch (``rebuilding`` was True for all of them):
+        complete what was left for the end, before the indexes are built. Events that
+        arrive after this are applied with ``rebuilding`` False, in the swap's transaction."""
 
     def drop_tables(self, tx: Tx) -> None:
         for table in self.tables:

@@ -316,6 +316,7 @@ class ProjectionRunner:
         self.ensure()
         projection = self.projections[name]
         builder = copy.copy(projection)
+        builder.rebuilding = True
         with self.db.transaction() as tx:
             live = tx.query(f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}", (name,))
             leftover = tx.query("SELECT generation, updated_at FROM projection_rebuilds WHERE name = ?", (name,))
@@ -361,6 +362,9 @@ class ProjectionRunner:
         tracking lock, point the views at it and retire the old one."""
         name = builder.name
         builder.generation = generation
+        with self.db.transaction(bulk=True) as tx:
+            builder.finish_rebuild(tx)
+        builder.rebuilding = False
         with self.db.transaction() as tx:
             builder.create_indexes(tx)
         with self.db.transaction() as tx:
