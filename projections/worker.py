@@ -3,6 +3,12 @@
 A worker is a function ``(app, stop) -> None`` that works until ``stop`` is set.
 Register one with :func:`register_worker`; a module that registers workers is
 listed in ``WORKER_MODULES`` (append one line for yours) so the command imports it.
+
+Several worker processes may run against one store (``engine.leadership``): each
+worker acts under a lease. ``lease="leader"`` (the default): the worker runs only
+while its process holds the kind's lock, and its ``stop`` is set when the lock is
+lost; the other processes stand by. ``lease="share"``: the worker runs in every
+process and is also given a :class:`engine.leadership.Share` to split its keys.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import structlog
 
 log = structlog.get_logger("fengqiao.worker")
 
-Worker = Callable[[Any, threading.Event], None]
+Worker = Callable[..., None]
 WORKERS: dict[str, Worker] = {}
+LEASES: dict[str, str] = {}  # worker → "leader" or "share"
 WORKER_MODULES: list[str] = [
     "projections.worker",
     # -- more worker modules here, one line each --
@@ -28,9 +35,13 @@ WORKER_MODULES: list[str] = [
 ]
 
 
-def register_worker(name: str) -> Callable[[Worker], Worker]:
+def register_worker(name: str, lease: str = "leader") -> Callable[[Worker], Worker]:
+    if lease not in ("leader", "share"):
+        raise ValueError(f"lease must be 'leader' or 'share', not {lease!r}")
+
     def register(worker: Worker) -> Worker:
         WORKERS[name] = worker
+        LEASES[name] = lease
         return worker
 
     return register
@@ -57,24 +68,37 @@ def run_projections(app: Any, stop: threading.Event) -> None:
 
 
 def run_workers(app: Any, stop: threading.Event, names: list[str] | None = None) -> None:
-    """Run the named workers (default: all) until ``stop`` is set or one of them dies."""
+    """Run the named workers (default: all), each under its lease, until ``stop`` is set
+    or one of them dies."""
+    from engine.leadership import Leadership
+
     workers = load_workers()
     chosen = names or sorted(workers)
     unknown = [n for n in chosen if n not in workers]
     if unknown:
         raise KeyError(f"unknown workers {unknown}; known: {sorted(workers)}")
+    leadership = Leadership(app.store)
     threads = []
     for name in chosen:
         def target(worker: Worker = workers[name], name: str = name) -> None:
             try:
-                worker(app, stop)
+                if LEASES[name] == "share":
+                    leadership.member(name, lambda term, share: worker(app, term, share=share), stop)
+                else:
+                    leadership.lead(name, lambda term: worker(app, term), stop)
+            except BaseException:
+                log.exception("worker died", worker=name)
+                raise
             finally:
                 log.info("worker stopped", worker=name)
                 stop.set()
 
         thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
+        log.info("worker started", worker=name, lease=LEASES[name])
         thread.start()
         threads.append(thread)
-        log.info("worker started", worker=name)
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        leadership.close()

@@ -42,6 +42,7 @@ from domain.errors import DomainError
 from domain.ladder import Rank, RegionTree, Unit
 from domain.policy import Severity
 from domain.routing import responsible_unit
+from engine.leadership import fence
 from projections.db import Database
 
 log = structlog.get_logger("fengqiao.routing")
@@ -156,5 +157,6 @@ class Router:
             self._do(case_id, "comment", {"text": text}, f"{trigger}:report-up:{region.code}")
 
     def _do(self, case_id: UUID, action: str, body: dict[str, Any], command_id: str) -> None:
+        fence()  # under a worker lease: never issue after the lock is lost
         result = self.app.do(case_id, action, body, Envelope(actor=ROUTING_ACTOR, command_id=command_id))
-        log.info("routed", case_id=str(case_id), action=action, repeated=result.repeated)
+        log.info("routed", case_id=str(case_id), action=action, repeated=result.repeated, routing_command=command_id)

@@ -39,6 +39,7 @@ from domain.commands import Envelope
 from domain.errors import DomainError
 from domain.ladder import Rank
 from engine.clocks import clocks_of
+from engine.leadership import fence
 from projections.db import Database
 from projections.runner import ProjectionRunner
 from workflows.timer_index import TimerIndex, due_cases, next_due
@@ -159,7 +160,8 @@ class TimerService:
     def _do(self, case_id: UUID, state: ClockState, action: str, body: dict[str, Any], what: str,
             threshold: float, at: datetime) -> Fired:
         envelope = Envelope(actor=SYSTEM_ACTOR, command_id=command_id(case_id, state, what), occurred_at=at)
+        fence()  # under a worker lease: never issue after the lock is lost
         result = self.app.do(case_id, action, body, envelope)
         log.info("timer fired", case_id=str(case_id), clock=state.name, action=action,
-                 threshold=threshold, repeated=result.repeated)
+                 threshold=threshold, repeated=result.repeated, timer_command=envelope.command_id)
         return Fired(case_id, state.name, action, threshold, at, result.repeated)

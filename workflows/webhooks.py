@@ -18,8 +18,9 @@ deliveries) and the next one goes. A 410 Gone disables the subscription.
 
 All state is in the database (``engine.subscriptions``): a restarted sender resumes
 where the last one stopped. Delivery is at least once; receivers deduplicate by
-``webhook-id``. Run one sender per deployment (``fengqiao worker`` runs it as
-``webhooks``).
+``webhook-id``. ``fengqiao worker`` runs it as ``webhooks``; several may run: they
+split the subscriptions (``engine.leadership.Share``, one lock per subscription), so
+no subscription has two senders, and each POST is fenced by the sender's lock session.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from standardwebhooks import Webhook
 
 from domain.errors import ValidationFailed
 from engine.feed import EVENT_CONTENT_TYPE, Feed
+from engine.leadership import LeaseLost, Share, fence
 from engine.service import Fengqiao
 from engine.subscriptions import (
     ACTIVE,
@@ -114,6 +116,7 @@ class WebhookSender:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        share: Share | None = None,
     ) -> None:
         self.app = app
         self.store = store
@@ -123,6 +126,7 @@ class WebhookSender:
         self.burst = burst
         self.clock = clock
         self.rng = rng or random.Random()
+        self.share = share  # several senders: this one's part of the subscriptions
         self.client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
 
     def close(self) -> None:
@@ -132,6 +136,8 @@ class WebhookSender:
         while not stop.is_set():
             try:
                 worked = self.run_once()
+            except LeaseLost:
+                return  # the locks are gone: other senders take the subscriptions over
             except Exception:  # noqa: BLE001 - a worker must outlive one bad round
                 log.exception("webhook round failed")
                 worked = 0
@@ -141,7 +147,11 @@ class WebhookSender:
     def run_once(self) -> int:
         """One round over the active subscriptions; returns how many attempts were made."""
         attempts = 0
-        for subscription in self.store.list(state=ACTIVE):
+        subscriptions = self.store.list(state=ACTIVE)
+        if self.share is not None:
+            mine = set(self.share.claim([s.id for s in subscriptions]))
+            subscriptions = [s for s in subscriptions if s.id in mine]
+        for subscription in subscriptions:
             with structlog.contextvars.bound_contextvars(subscription=subscription.id):
                 if self.queue(subscription):
                     attempts += self.deliver(subscription)
@@ -185,6 +195,7 @@ class WebhookSender:
         retry_after: float | None = None
         try:
             check_target(subscription.url)
+            fence()  # never POST once this sender's lock on the subscription may be gone
             response = self.client.post(
                 subscription.url,
                 content=delivery.body.encode("utf-8"),
@@ -221,11 +232,11 @@ class WebhookSender:
         return PENDING
 
 
-@register_worker("webhooks")
-def run_webhooks(app: Any, stop: threading.Event) -> None:
-    """Deliver webhook messages until stopped."""
+@register_worker("webhooks", lease="share")
+def run_webhooks(app: Any, stop: threading.Event, share: Share | None = None) -> None:
+    """Deliver webhook messages until stopped (for this sender's ``share`` of the subscriptions)."""
     store = SubscriptionStore.for_store(app.store)
-    sender = WebhookSender(app, store)
+    sender = WebhookSender(app, store, share=share)
     try:
         sender.run_forever(stop)
     finally:

@@ -1,4 +1,10 @@
-"""Background workers for ``fengqiao worker``: the timer service and the router."""
+"""Background workers for ``fengqiao worker``: the timer service and the router.
+
+Each runs under a leader lease (``engine.leadership``): of several worker processes on
+one store, one ticks the timers and one routes; the others stand by. Each command
+is fenced (``fence()`` just before it is issued), so a leader whose lock session
+is gone issues nothing more.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from engine.leadership import LeaseLost
 from projections.worker import register_worker
 
 log = structlog.get_logger("fengqiao.workflows")
@@ -16,6 +23,8 @@ def _loop(step: Any, stop: threading.Event, poll: float) -> None:
     while not stop.is_set():
         try:
             step()
+        except LeaseLost:
+            return  # the lock is gone: another process may lead now
         except Exception:  # noqa: BLE001 - a worker must outlive one bad round; commands are idempotent
             log.exception("workflow round failed; retrying")
         stop.wait(poll)

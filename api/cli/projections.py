@@ -107,6 +107,9 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="projections", help="Read models: status, rebuild, worker.")
 
     @root.command("worker")
-    def worker(only: list[str] = typer.Option(None, "--only", help="run only these workers")) -> None:
-        """Run every background worker (projections, and others registered in projections.worker)."""
+    def worker(only: list[str] = typer.Option(
+            None, "--only", help="run only these workers (repeat: --only timers --only webhooks)")) -> None:
+        """Run every background worker (projections, timers, routing, webhooks, checkpoints).
+
+        Several may run on one store: of each kind one leads, the others stand by (docs/operations.md)."""
         _run(only or None)
