@@ -10,9 +10,13 @@ Tables (public names; see docs/projections.md):
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
   the per-case refusal log, ``domain.refusals``).
 * ``cases_policies`` — the policy documents seen in the log (clock rules, targets).
-* ``cases_stats`` — roll-up for compliance and 三率: per origin region × Beijing day
-  (``grain`` ``d``) and month (``m``): received, resolved (within the ceiling, at each
-  rank), pushes above the ceiling, and the petition cohort's 三率 counters.
+* ``cases_stats`` — roll-up for compliance and 三率: per region of origin *and each of
+  its ancestors* (``region``: every dash-prefix of the origin code, so a region's stats
+  are one equality lookup at any rank) × Beijing day (``grain`` ``d``) and month
+  (``m``): received, resolved (within the ceiling, at each rank), pushes above the
+  ceiling, and the petition cohort's 三率 counters. ``village`` / ``township`` name
+  the village or township of the row's cases when the row's region is at or below it
+  (else NULL): compliance per village sums the rows whose region *is* their village.
 * ``cases_board`` — roll-up for the SLA board: per region *and each of its ancestors*
   (every dash-prefix of the code, so a board is one equality lookup at any rank) ×
   (``total`` | ``assignee`` | ``unit`` | ``clock``, name): open cases, overdue, due soon.
@@ -105,7 +109,7 @@ def ancestor(code: str, rank: int, target: int) -> str | None:
 class CasesProjection(Projection):
     name = "cases"
     tables = ("cases", "cases_upward", "cases_policies", "cases_stats", "cases_board")
-    version = 4  # 3: a send-back ends the first receiver's responsibility; 4: roll-ups
+    version = 5  # 3: a send-back ends the first receiver's responsibility; 4, 5: roll-ups
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
@@ -124,9 +128,9 @@ class CasesProjection(Projection):
                    f"township {key}, detail TEXT, PRIMARY KEY (case_id, position))")
         tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
         counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in STAT_COLUMNS)
-        tx.execute(f"CREATE TABLE {self.t('cases_stats')} (grain TEXT NOT NULL, origin_region {key} NOT NULL, "
+        tx.execute(f"CREATE TABLE {self.t('cases_stats')} (grain TEXT NOT NULL, region {key} NOT NULL, "
                    f"bucket {key} NOT NULL, village {key}, township {key}, {counters}, "
-                   "PRIMARY KEY (grain, origin_region, bucket))")
+                   "PRIMARY KEY (grain, region, bucket))")
         counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in BOARD_COLUMNS)
         tx.execute(f"CREATE TABLE {self.t('cases_board')} (region {key} NOT NULL, dim TEXT NOT NULL, "
                    f"name {key} NOT NULL, {counters}, PRIMARY KEY (region, dim, name))")
@@ -135,9 +139,9 @@ class CasesProjection(Projection):
         cases, upward = self.t("cases"), self.t("cases_upward")
         for suffix, on in INDEXED:
             tx.execute(f"CREATE INDEX {cases}_{suffix} ON {cases} ({on})")
-        # the board's oldest overdue case: open overdue cases only, in due order, region beside
-        tx.execute(f"CREATE INDEX {cases}_oldest ON {cases} (next_due_at, case_id, region) "
-                   f"WHERE overdue = 1 AND {OPEN_SQL}")
+        # the board's oldest overdue case: open overdue cases only, by due time and by region
+        tx.execute(f"CREATE INDEX {cases}_oldest ON {cases} (next_due_at, case_id) WHERE overdue = 1 AND {OPEN_SQL}")
+        tx.execute(f"CREATE INDEX {cases}_overdue_region ON {cases} (region) WHERE overdue = 1 AND {OPEN_SQL}")
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
 
     # -- applying ----------------------------------------------------------------
@@ -206,7 +210,7 @@ class CasesProjection(Projection):
     def _write_rollups(self, tx: Tx, stats: dict[tuple, list], board: dict[tuple, list]) -> None:
         """Add a batch's summed changes to the roll-ups (one statement per 400 rows), and
         delete the rows they left empty."""
-        _add_rows(tx, self.t("cases_stats"), ("grain", "origin_region", "bucket"), ("village", "township"),
+        _add_rows(tx, self.t("cases_stats"), ("grain", "region", "bucket"), ("village", "township"),
                   STAT_COLUMNS, STAT_PRESENT, [(*k, *v) for k, v in stats.items() if any(v[2:])])
         _add_rows(tx, self.t("cases_board"), ("region", "dim", "name"), (), BOARD_COLUMNS, ("open",),
                   [(*k, *v) for k, v in board.items() if any(v)])
@@ -216,9 +220,10 @@ class CasesProjection(Projection):
 
         The reference for the incrementally maintained roll-ups (tests prove the two
         equal) and the way to fill them when case rows were written by other means
-        (the query benchmark's synthetic rows). Stats: one ``INSERT … SELECT … GROUP BY``
-        over ``cases`` and ``cases_upward``; board: the open cases (~10% of rows) through
-        the same per-case contribution as the projection."""
+        (the query benchmark's synthetic rows). Stats: one ``SELECT … GROUP BY`` per
+        origin, grain and bucket over ``cases`` and ``cases_upward``, each row then added
+        to the origin's ancestors; board: the open cases (~10% of rows) through the same
+        per-case contribution as the projection."""
         stats, board, cases, upward = (self.t(n) for n in ("cases_stats", "cases_board", "cases", "cases_upward"))
         tx.execute(f"DELETE FROM {stats}")
         tx.execute(f"DELETE FROM {board}")
@@ -252,19 +257,25 @@ class CasesProjection(Projection):
                     f"township, {day(stamp)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL) AS c "
                     f"CROSS JOIN {grains}")
 
-        sums = ", ".join(f"SUM({c})" for c in STAT_COLUMNS)
-        tx.execute(
-            f"INSERT INTO {stats} (grain, origin_region, bucket, village, township, {', '.join(STAT_COLUMNS)}) "
-            f"SELECT grain, origin_region, bucket, MIN(village), MIN(township), {sums} FROM ("
-            f"{part(cases, 'reported_at', received)} UNION ALL {part(cases, 'resolved_at', resolved)} "
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
+        sums_stats: dict[tuple, list] = {}
+        for row in tx.query(
+            f"SELECT grain, origin_region, bucket, MIN(village) AS village, MIN(township) AS township, {sums} "
+            f"FROM ({part(cases, 'reported_at', received)} UNION ALL {part(cases, 'resolved_at', resolved)} "
             f"UNION ALL {part(upward, 'at', moved)}) AS parts GROUP BY grain, origin_region, bucket"
-        )
+        ):
+            counts = [int(row[c]) for c in STAT_COLUMNS]
+            for key, village, township in _ancestry(row["origin_region"], row["village"], row["township"]):
+                vector = sums_stats.setdefault((row["grain"], key, row["bucket"]), [village, township,
+                                                                                      *(0 for _ in counts)])
+                for i, n in enumerate(counts):
+                    vector[2 + i] += n
         sums_board: dict[tuple, list] = {}
         names = ", ".join(FACTS)
         for row in tx.query(f"SELECT {names}, breached FROM {cases} WHERE {OPEN_SQL}"):
             row["breached"] = json.loads(row["breached"] or "[]")
             _add_board(_facts(row), 1, sums_board)
-        self._write_rollups(tx, {}, sums_board)
+        self._write_rollups(tx, sums_stats, sums_board)
 
     def _load(self, tx: Tx, ids: list[str]) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -438,16 +449,27 @@ def _facts(row: dict[str, Any]) -> tuple:
     return (*(row[c] for c in FACTS), tuple(row["breached"]))
 
 
+def _ancestry(origin: str, village: str | None, township: str | None) -> list[tuple[str, str | None, str | None]]:
+    """Each region a case reported at ``origin`` counts for, with the village and the
+    township it counts for there (``None`` above them)."""
+    def within(region: str, top: str | None) -> str | None:
+        return top if top is not None and (region == top or region.startswith(f"{top}-")) else None
+
+    return [(region, within(region, village), within(region, township)) for region in prefixes(origin)]
+
+
 def _add_stat(stats: dict[tuple, list], origin: str, village: str | None, township: str | None, stamp: str,
               column: str, sign: int, extra: Sequence[str] = ()) -> None:
     day = local_day(stamp)
-    for key in (("d", origin, day), ("m", origin, day[:7])):
-        vector = stats.get(key)
-        if vector is None:
-            vector = stats[key] = [village, township, *(0 for _ in STAT_COLUMNS)]
-        vector[2 + _S[column]] += sign
-        for other in extra:
-            vector[2 + _S[other]] += sign
+    month = day[:7]
+    for region, in_village, in_township in _ancestry(origin, village, township):
+        for key in (("d", region, day), ("m", region, month)):
+            vector = stats.get(key)
+            if vector is None:
+                vector = stats[key] = [in_village, in_township, *(0 for _ in STAT_COLUMNS)]
+            vector[2 + _S[column]] += sign
+            for other in extra:
+                vector[2 + _S[other]] += sign
 
 
 def _add_facts(facts: tuple, sign: int, stats: dict[tuple, list], board: dict[tuple, list]) -> None:

@@ -38,6 +38,7 @@ from projections.db import Database, Tx
 
 RANK_KEYS = {int(r): r.label for r in Rank}
 BEIJING = timezone(DAY_OFFSET)
+OLDEST = "case_id, title, region, assignee, unit, next_due_at"
 MAX_LIMIT = 500
 
 
@@ -79,6 +80,8 @@ def _region(region: str | None) -> str:
 
 class ReadModels:
     """Queries over the projections' public tables."""
+
+    few_overdue = 1000  # the SLA board sorts at most this many overdue cases of a region
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -139,20 +142,24 @@ class ReadModels:
         """Open cases under a region: overdue, due soon, breaches by clock, workload.
 
         Counts come from the ``cases_board`` roll-up, which holds a row per region and
-        per ancestor (one index lookup at any rank, ~1,000 rows at a county); the
-        oldest overdue case from a partial index over open overdue cases in due order."""
+        per ancestor (one index lookup at any rank, ~1,000 rows at a county). The oldest
+        overdue case: none if the board counts none; among a few (≤ ``few_overdue``), the
+        region's open overdue cases sorted (a partial index by region); among many, the
+        first in due order (a partial index by due time) that lies in the region."""
         code = _region(region)
         clause, params = subtree("region", code)
         with self.db.snapshot() as tx:
             rows = tx.query("SELECT dim, name, open, overdue, due_soon FROM cases_board WHERE region = ? "
                             "AND open <> 0", (code,))
-            oldest = tx.query(f"SELECT case_id, title, region, assignee, unit, next_due_at FROM cases "
-                              f"WHERE overdue = 1 AND {OPEN_SQL} AND {clause} ORDER BY next_due_at, case_id "
-                              "LIMIT 1", params)
-        groups: dict[str, list[dict[str, Any]]] = {"total": [], "assignee": [], "unit": [], "clock": []}
-        for row in rows:
-            groups[row["dim"]].append(_counts(row))
-        total = groups["total"][0] if groups["total"] else {"open": 0, "overdue": 0, "due_soon": 0}
+            groups: dict[str, list[dict[str, Any]]] = {"total": [], "assignee": [], "unit": [], "clock": []}
+            for row in rows:
+                groups[row["dim"]].append(_counts(row))
+            total = groups["total"][0] if groups["total"] else {"open": 0, "overdue": 0, "due_soon": 0}
+            overdue = f"SELECT {OLDEST} FROM cases WHERE overdue = 1 AND {OPEN_SQL} AND {clause}"
+            oldest = [] if not total["overdue"] else tx.query(
+                f"WITH o AS MATERIALIZED ({overdue}) SELECT * FROM o ORDER BY next_due_at, case_id LIMIT 1"
+                if total["overdue"] <= self.few_overdue else
+                f"{overdue} ORDER BY next_due_at, case_id LIMIT 1", params)
         return {
             "region": region,
             "open": total["open"],
@@ -189,15 +196,18 @@ class ReadModels:
         roll-up, the sub-day edges of the period (if any) from the case rows."""
         buckets, edges = split_period(_bound(start, "start"), _bound(end, "end"))
         found: dict[str, dict[str, int]] = {}
-        key = group or "?"
-        grouped = f" AND {group} IS NOT NULL GROUP BY {group}" if group else ""
+        if group is None:  # the region's own rows
+            key, which, which_params = "?", "region = ?", [region, region]
+        else:  # the rows of each village (township) under the region; or the region's own, below it
+            key = group
+            which = (f"((region = {group} AND region >= ? AND region < ? AND (region = ? OR region >= ?)) "
+                     f"OR (region = ? AND {group} IS NOT NULL AND {group} <> ?))")
+            which_params = [region, f"{region}.", region, f"{region}-", region, region]
+        grouped = f" GROUP BY {group}" if group else ""
         sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
-        upper = f"{region}."
         with self.db.snapshot() as tx:
             for grain, low, high in buckets:
-                where = ["origin_region >= ? AND origin_region < ? AND (origin_region = ? OR origin_region >= ?)",
-                         "grain = ?"]
-                params: list[Any] = [*([] if group else [region]), region, upper, region, f"{region}-", grain]
+                where, params = [which, "grain = ?"], [*which_params, grain]
                 for bound, op in ((low, ">="), (high, "<")):
                     if bound is not None:
                         where.append(f"bucket {op} ?")

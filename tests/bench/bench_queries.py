@@ -6,20 +6,27 @@ same number of cases through the engine takes ~6 events a case: hours at 1M). Th
 rows follow the projection's columns: a county of 12 townships × 20 villages × 3
 grids, reported evenly over 2025, ~8% still open (some overdue, some due soon,
 some breached), the rest resolved — mostly within their ceiling — and closed; a
-third are petitions with the 三率 columns. Then, 50 times each (after one warm-up):
+third are petitions with the 三率 columns. The roll-ups (``cases_stats``,
+``cases_board``) are then recomputed from those rows by
+``CasesProjection.refill_rollups`` — the function the tests prove equal to what the
+projection maintains event by event. Then, 50 times each (after one warm-up):
 
 * the SLA board of a township and of the county (``ReadModels.sla_board``);
 * the first page of the county's overdue list, and a later page by cursor;
-* region stats for 2025 of a township and of the county (``ReadModels.region_stats``).
+* region stats for 2025 of a township and of the county (``ReadModels.region_stats``):
+  the Beijing year, as ``GET /v1/regions/{code}/stats?from=2025-01-01&to=2025-12-31``
+  asks, and the UTC year (whose sub-day edges are counted from the case rows).
 
 Baseline beside them: one case by primary key (``get_case``).
 
-    .venv/bin/python tests/bench/bench_queries.py --size 1000000
+    .venv/bin/fengqiao bench queries --store postgres --size 1000000
+    .venv/bin/python tests/bench/bench_queries.py --size 1000000 --schema bench_q_keep --explain
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -27,6 +34,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
@@ -35,7 +43,8 @@ from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 from projections import default_projections  # noqa: E402
-from projections.queries import ReadModels  # noqa: E402
+from projections.db import Tx  # noqa: E402
+from projections.queries import BEIJING, ReadModels  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 from tests.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
 from tests.support import seed  # noqa: E402
@@ -91,55 +100,110 @@ def p95(values: list[float]) -> float:
     return sorted(values)[int(0.95 * (len(values) - 1))]
 
 
-def run(store: str = "postgres", size: int | None = None) -> list[dict]:
+def fill(runner: ProjectionRunner, size: int) -> str:
+    """Add ``size`` synthetic rows to the live cases table (PostgreSQL), recompute the
+    roll-ups from the case rows (``CasesProjection.refill_rollups``, the function the
+    tests prove equal to the incrementally maintained roll-ups) and ANALYZE; the table."""
+    generation = runner.db.query("SELECT generation FROM projection_tracking WHERE name = 'cases'")[0]["generation"]
+    table = f"cases__g{generation}"
+    with runner.db.transaction() as tx:
+        tx.execute(FILL.format(table=table, county=COUNTY).replace("%(salt)s", "?").replace("%(size)s", "?"),
+                   [uuid.uuid4().hex, size])
+    projection = copy.copy(runner.projections["cases"])
+    projection.generation = generation
+    with runner.db.transaction() as tx:
+        projection.refill_rollups(tx, runner.db.is_postgres)
+    with runner.db.transaction() as tx:
+        for name in ("cases", "cases_stats", "cases_board"):
+            tx.execute(f"ANALYZE {name}__g{generation}")
+    return table
+
+
+def statements(runner: ProjectionRunner, call) -> list[tuple[str, Any]]:
+    """The SQL statements (and parameters) one call sends."""
+    seen: list[tuple[str, Any]] = []
+    original = Tx.query
+
+    def record(self, sql, params=()):
+        seen.append((sql, params))
+        return original(self, sql, params)
+
+    Tx.query = record
+    try:
+        call()
+    finally:
+        Tx.query = original
+    return seen
+
+
+def explain(runner: ProjectionRunner, queries: dict[str, Any]) -> None:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of every statement each query sends (after the runs: warm)."""
+    for name, call in queries.items():
+        for sql, params in statements(runner, call):
+            plan = runner.db.query(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+            print(f"\n== {name}\n{sql}\n" + "\n".join(next(iter(r.values())) for r in plan), flush=True)
+
+
+def run(store: str = "postgres", size: int | None = None, schema: str | None = None,
+        show_plans: bool = False) -> list[dict]:
+    """Fill a fresh schema (dropped after), or reuse ``schema`` if it already holds the
+    rows (kept), and time each query 50 times after a warm-up."""
     if store != "postgres":
         raise SystemExit("bench_queries fills PostgreSQL only (the target is PostgreSQL's)")
     size = size or 100_000
     configure_logging()
-    config = StoreConfig(f"{POSTGRES_URL}?schema=bench_q_{uuid.uuid4().hex[:8]}")
-    app = seed(Fengqiao(config))
+    config = StoreConfig(f"{POSTGRES_URL}?schema={schema or f'bench_q_{uuid.uuid4().hex[:8]}'}")
+    app = Fengqiao(config)
+    if app.head_position() == 0:
+        seed(app)
     runner = ProjectionRunner(app, default_projections())
+    filled = None
     try:
         runner.ensure()
+        runner.rebuild_stale()
         runner.run_once()
-        generation = runner.db.query("SELECT generation FROM projection_tracking WHERE name = 'cases'")[0]["generation"]
-        table = f"cases__g{generation}"
-        began = time.perf_counter()
-        with runner.db.transaction() as tx:
-            tx.execute(FILL.format(table=table, county=COUNTY).replace("%(salt)s", "?").replace("%(size)s", "?"),
-                       [uuid.uuid4().hex, size])
-        with runner.db.transaction() as tx:
-            tx.execute(f"ANALYZE {table}")
-        filled = time.perf_counter() - began
+        if runner.db.query("SELECT COUNT(*) AS n FROM cases")[0]["n"] < size:
+            began = time.perf_counter()
+            fill(runner, size)
+            filled = round(time.perf_counter() - began)
         models = ReadModels(runner.db)
-        township, year = f"{COUNTY}-003", (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+        township = f"{COUNTY}-003"
+        year = (datetime(2025, 1, 1, tzinfo=BEIJING), datetime(2026, 1, 1, tzinfo=BEIJING))  # ?from=2025-01-01&to=2025-12-31
+        utc_year = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
         first, cursor = models.list_cases(region=COUNTY, overdue=True, limit=50)
         some_id = first[0].get("case_id") if first else None
-        figures = {
-            "SLA board, township": timed(lambda: models.sla_board(township)),
-            "SLA board, county": timed(lambda: models.sla_board(COUNTY)),
-            "overdue list, county, page 1": timed(lambda: models.list_cases(region=COUNTY, overdue=True, limit=50)),
-            "overdue list, county, page 2": timed(lambda: models.list_cases(region=COUNTY, overdue=True, limit=50,
-                                                                         cursor=cursor)),
-            "region stats 2025, township": timed(lambda: models.region_stats(township, *year)),
-            "region stats 2025, county": timed(lambda: models.region_stats(COUNTY, *year)),
+        queries = {
+            "SLA board, township": lambda: models.sla_board(township),
+            "SLA board, county": lambda: models.sla_board(COUNTY),
+            "overdue list, county, page 1": lambda: models.list_cases(region=COUNTY, overdue=True, limit=50),
+            "overdue list, county, page 2": lambda: models.list_cases(region=COUNTY, overdue=True, limit=50,
+                                                                      cursor=cursor),
+            "region stats 2025, township": lambda: models.region_stats(township, *year),
+            "region stats 2025, county": lambda: models.region_stats(COUNTY, *year),
+            "region stats 2025 UTC, county": lambda: models.region_stats(COUNTY, *utc_year),
         }
+        figures = {name: timed(call) for name, call in queries.items()}
         baseline = statistics.median(timed(lambda: models.get_case(some_id or "x")))
+        if show_plans:
+            explain(runner, queries)
     finally:
         runner.close()
         app.close()
-        drop(config)
+        if schema is None:
+            drop(config)
     return [{"name": f"queries {name} ({size:,} cases)", "figure": round(p95(ms), 1), "unit": "ms p95",
              "median": round(statistics.median(ms), 1), "baseline": round(baseline, 2),
-             "baseline_name": "case by key, median ms", "target": 20, "fill_seconds": round(filled)}
+             "baseline_name": "case by key, median ms", "target": 20, "fill_seconds": filled}
             for name, ms in figures.items()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--schema", help="keep the data in this schema and reuse it on the next run")
+    parser.add_argument("--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of each query")
     args = parser.parse_args()
-    for row in run("postgres", args.size):
+    for row in run("postgres", args.size, args.schema, args.explain):
         print(row, flush=True)
 
 
