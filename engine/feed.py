@@ -29,19 +29,35 @@ Each CloudEvent::
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.utils import resolve_topic
 
 from domain.actors import Role
 from domain.errors import ValidationFailed
 from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers
-from engine.privacy import reveal
-from engine.schemas import SHARED_FIELDS, data_model, public_event_classes, schema_url, type_for
+from engine.privacy import SealedParty, open_party, reveal
+from engine.schemas import (
+    SHARED_FIELDS,
+    ActorData,
+    EventData,
+    PartyData,
+    data_model,
+    public_event_classes,
+    schema_url,
+    type_for,
+)
 from engine.service import Fengqiao
 
 DEPLOYMENT_VARIABLE = "FENGQIAO_DEPLOYMENT"
@@ -135,15 +151,26 @@ def check_limit(limit: int) -> int:
 
 
 class Feed:
-    """Reads the stored case events as CloudEvents. Thread-safe for readers."""
+    """Reads the stored case events as CloudEvents. Thread-safe for readers.
 
-    def __init__(self, app: Fengqiao, deployment: str | None = None) -> None:
+    Each stored event takes the **direct path** (:class:`_Direct`): its JSON is parsed
+    by orjson and the CloudEvent is built from it, without a domain object or a schema
+    model. An event the direct path does not take (a cipher or compressor on the store,
+    an event class that needs upcasting, a value of a shape it does not know) takes the
+    **reference path**: eventsourcing's mapper, then the type's schema model
+    (:meth:`cloud_event`). Both give the same documents, byte for byte
+    (``tests/test_feed_direct.py``); ``Feed(app, direct=False)`` reads by the reference
+    path only.
+    """
+
+    def __init__(self, app: Fengqiao, deployment: str | None = None, *, direct: bool = True) -> None:
         self.app = app
         self.deployment = deployment or os.environ.get(DEPLOYMENT_VARIABLE, DEFAULT_DEPLOYMENT)
         self.classes = public_event_classes()
         self.types = {type_for(topic, cls): topic for topic, cls in self.classes.items()}
         self._whereabouts = _WhereaboutsCache()
         self._schema_urls: dict[str, str] = {}
+        self._direct = _Direct(self) if direct and _Direct.fits(app.mapper) else None
 
     # -- pages -------------------------------------------------------------------
 
@@ -181,6 +208,7 @@ class Feed:
         topics = self.topics(wanted)
         head = self.app.head_position()
         events: list[dict[str, Any]] = []
+        direct, masked = self._direct, role in MASKED_ROLES
         scanned_to, budget = after, limit * SCAN_FACTOR
         while len(events) < limit and budget > 0:
             batch = self.app.recorder.select_notifications(
@@ -191,15 +219,31 @@ class Feed:
             budget -= len(batch)
             for notification in batch:
                 scanned_to = notification.id
-                event = self.app.mapper.to_domain_event(notification)
-                whereabouts = self._whereabouts_after(event)
-                if wanted.admits(whereabouts):
-                    events.append(self.cloud_event(notification.id, notification.topic, event, whereabouts, role=role))
-                    if len(events) == limit:
-                        break
+                parsed = direct.parse(notification) if direct is not None else None
+                if parsed is not None:
+                    carried = parsed.get("to_region") or parsed.get("region")
+                    event = None
+                else:
+                    event = self.app.mapper.to_domain_event(notification)
+                    carried = region_carried_by(event)
+                whereabouts = self._whereabouts_after(
+                    _uuid(notification.originator_id), notification.originator_version, carried
+                )
+                if not wanted.admits(whereabouts):
+                    continue
+                cloud_event = None
+                if parsed is not None:
+                    cloud_event = direct.cloud_event(notification, parsed, whereabouts, role, masked)
+                    if cloud_event is None:  # the direct path declined: read it the reference way
+                        event = self.app.mapper.to_domain_event(notification)
+                if cloud_event is None:
+                    cloud_event = self.cloud_event(notification.id, notification.topic, event, whereabouts, role=role)
+                events.append(cloud_event)
+                if len(events) == limit:
+                    break
         return FeedPage(events, scanned_to, max(head, scanned_to))
 
-    # -- one event -------------------------------------------------------------------
+    # -- one event: the reference path -------------------------------------------------
 
     def cloud_event(
         self, position: int, topic: str, event: Any, whereabouts: Whereabouts, *, role: str = Role.INTEGRATOR
@@ -215,14 +259,17 @@ class Feed:
             "subject": str(case_id),
             "time": rfc3339(event.timestamp),
             "datacontenttype": "application/json",
-            "dataschema": self._schema_urls.get(event_type) or self._schema_url(event_type),
+            "dataschema": self.schema_url(event_type),
             "position": position,
             "data": self.data(event, role=role),
         }
 
-    def _schema_url(self, event_type: str) -> str:
-        self._schema_urls[event_type] = schema_url(event_type)
-        return self._schema_urls[event_type]
+    def schema_url(self, event_type: str) -> str:
+        """The ``dataschema`` of a type (cached: the public URL is read once per type)."""
+        url = self._schema_urls.get(event_type)
+        if url is None:
+            url = self._schema_urls[event_type] = schema_url(event_type)
+        return url
 
     def data(self, event: Any, *, role: str = Role.INTEGRATOR) -> dict[str, Any]:
         """The event's fields through its schema model; parties as ``role`` may see them
@@ -243,18 +290,21 @@ class Feed:
         data = data_model(type(event)).model_validate(payload).model_dump(mode="json")
         return mask_numbers(data) if role in MASKED_ROLES else data  # numbers typed into free text
 
-    def _whereabouts_after(self, event: Any) -> Whereabouts:
-        """Where the case is right after ``event``: said by the event, known from the
-        previous version, or found by reading the case's events up to it."""
-        case_id, version = event.originator_id, event.originator_version
+    # -- where cases are ---------------------------------------------------------------
+
+    def _whereabouts_after(self, case_id: UUID, version: int, carried: str | None) -> Whereabouts:
+        """Where the case is right after its event ``version`` (which carries the region
+        ``carried``, or None): said by the event, known from the previous version, or found
+        by reading the case's events up to it (once per case: then it is cached)."""
         known = self._whereabouts.get(case_id, version)
-        carried = region_carried_by(event)
         if known is None and carried and version == 1:  # reported: here it starts
             known = Whereabouts(carried, carried)
         elif known is None:
             region = origin = None
             for stored in self.app.recorder.select_events(case_id, lte=version):
-                earlier = region_carried_by(self.app.mapper.to_domain_event(stored))
+                parsed = self._direct.parse(stored) if self._direct is not None else None
+                earlier = (parsed.get("to_region") or parsed.get("region") if parsed is not None
+                           else region_carried_by(self.app.mapper.to_domain_event(stored)))
                 region = earlier or region
                 origin = origin or earlier
             known = Whereabouts(region or "unknown", origin or region or "unknown")
@@ -262,3 +312,258 @@ class Feed:
             known = Whereabouts(carried, known.origin if version > 1 else carried)
         self._whereabouts.put(case_id, version, known)
         return known
+
+
+def _uuid(originator_id: Any) -> UUID:
+    return originator_id if type(originator_id) is UUID else UUID(str(originator_id))
+
+
+# -- the direct path: stored JSON → CloudEvent ---------------------------------------------
+
+ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:[+-]\d\d:\d\d)?", re.ASCII)
+"""``datetime.isoformat()`` of a datetime whose UTC offset is whole minutes (or naive)."""
+DIGIT_LEAD_BYTES = frozenset(b"\xd9\xdb\xdf\xe0\xe1\xea\xef\xf0")
+"""The first bytes of the UTF-8 form of every non-ASCII character ``\\d`` matches (Unicode
+category Nd: ٠, ०, ０ ...); ``tests/test_feed_direct.py`` checks the set against ``re``."""
+DIGITISH = bytes(ord("0") if 0x30 <= b <= 0x39 or 0x80 <= b <= 0xBF or b in DIGIT_LEAD_BYTES else ord(".")
+                 for b in range(256))
+ASCII_DIGITS = bytes(ord("0") if 0x30 <= b <= 0x39 else ord(".") for b in range(256))
+ELEVEN, TWENTY = b"0" * 11, b"0" * 20
+TYPED = b'"_type_"'
+
+# How each annotation of a schema model's field is checked and written (what pydantic's lax
+# validation then JSON dump does to a value of the one JSON type accepted here).
+STR, OPT_STR, INT, OPT_INT, FLOAT, BOOL, DICT, LIST, DATETIME, OPT_DATETIME, PARTIES, ACTOR = range(12)
+CODES: dict[Any, int] = {
+    str: STR, str | None: OPT_STR, int: INT, int | None: OPT_INT, float: FLOAT, bool: BOOL,
+    dict: DICT, list: LIST, datetime: DATETIME, datetime | None: OPT_DATETIME,
+    list[PartyData]: PARTIES, ActorData: ACTOR,
+}
+# Where each field of ``data`` comes from: the stored state under its own name, or (for the
+# envelope fields ``Feed.data`` puts first) the notification, the class or the timestamp,
+# unless the stored state has a field of that name (it wins, as ``**fields`` does there).
+STATE, CASE_ID, VERSION, KIND, RECORDED_AT = range(5)
+SOURCES = {"case_id": CASE_ID, "version": VERSION, "kind": KIND, "recorded_at": RECORDED_AT}
+PARTY_FIELDS = tuple(PartyData.model_fields)
+ACTOR_FIELDS = tuple(ActorData.model_fields)
+
+
+class _Unfit(Exception):
+    """A stored value the direct path does not take: the event goes the reference way."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one topic's stored events become CloudEvents."""
+
+    cls: type
+    class_version: int
+    event_type: str
+    dataschema: str
+    kind: str
+    steps: tuple[tuple[str, int, int], ...]  # (field, code, source) in the schema model's order
+
+
+class _Direct:
+    """Builds each CloudEvent straight from the stored JSON: ``orjson`` parses it, the
+    values are checked and written as the event's schema model would write them, in the
+    model's field order. It reads only stores written by eventsourcing's JSON transcoder
+    (``{"_type_", "_data_"}`` for typed values) with no cipher or compressor, and declines
+    any event it is not sure to write exactly as the reference path does: then
+    :meth:`parse` or :meth:`cloud_event` answers None."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.source = f"/fengqiao/{feed.deployment}/regions/"
+        self.plans: dict[str, _Plan | None] = {}
+
+    @staticmethod
+    def fits(mapper: Any) -> bool:
+        return (isinstance(mapper.transcoder, JSONTranscoder) and not getattr(mapper, "cipher", None)
+                and not getattr(mapper, "compressor", None))
+
+    def parse(self, stored: Any) -> dict[str, Any] | None:
+        """The stored event's state as plain JSON values; None for an event of a class
+        this path does not know, one that needs upcasting, or state orjson does not read
+        as the json module does (NaN, Infinity, lone surrogates, integers beyond 64 bits)."""
+        plan = self.plan(stored.topic)
+        if plan is None or TWENTY in stored.state.translate(ASCII_DIGITS):  # orjson reads integers
+            return None  # beyond 64 bits as floats: a number that long goes the json module's way
+        try:
+            state = orjson.loads(stored.state)
+        except orjson.JSONDecodeError:
+            return None
+        if type(state) is not dict or state.pop("class_version", 1) != plan.class_version:
+            return None
+        return state
+
+    def plan(self, topic: str) -> _Plan | None:
+        cls = resolve_topic(topic)
+        plan = self.plans.get(topic, False)
+        if plan is False or (plan is not None and plan.cls is not cls):  # a class swapped for a newer version
+            plan = self.plans[topic] = self._make_plan(topic, cls)
+        return plan
+
+    def _make_plan(self, topic: str, cls: type) -> _Plan | None:
+        steps = []
+        for name, info in data_model(cls).model_fields.items():
+            code = CODES.get(info.annotation)
+            if code is None:
+                return None  # a type this path does not know: the class goes the reference way
+            if name in SOURCES and info.annotation != EventData.model_fields[name].annotation:
+                return None
+            steps.append((name, code, SOURCES.get(name, STATE)))
+        event_type = type_for(topic, cls)
+        return _Plan(cls, getattr(cls, "class_version", 1), event_type, self.feed.schema_url(event_type),
+                     cls.__qualname__.split(".")[0].lower(), tuple(steps))
+
+    def cloud_event(self, stored: Any, state: dict[str, Any], whereabouts: Whereabouts, role: str,
+                    masked: bool) -> dict[str, Any] | None:
+        """The CloudEvent of ``stored`` (``state`` is what :meth:`parse` gave), or None."""
+        plan = self.plan(stored.topic)
+        if plan is None:
+            return None
+        case_id = str(_uuid(stored.originator_id))
+        try:
+            time = _datetime(state.get("timestamp"))
+            data, typed, parties = self._data(plan, state, case_id, stored.originator_version, time, role)
+        except _Unfit:
+            return None
+        raw = stored.state
+        if raw.count(TYPED) != typed + 1:  # + the timestamp
+            return None  # a typed value somewhere this path did not look (inside a dict or a list)
+        if masked and (parties or _may_hold_numbers(raw)):
+            data = mask_numbers(data)
+        return {
+            "specversion": "1.0",
+            "id": f"{case_id}:{stored.originator_version}",
+            "source": self.source + whereabouts.region,
+            "type": plan.event_type,
+            "subject": case_id,
+            "time": time,
+            "datacontenttype": "application/json",
+            "dataschema": plan.dataschema,
+            "position": stored.id,
+            "data": data,
+        }
+
+    def _data(self, plan: _Plan, state: dict[str, Any], case_id: str, version: int, time: str,
+              role: str) -> tuple[dict[str, Any], int, bool]:
+        """``data`` in the schema model's field order, how many typed values it read
+        (besides the timestamp), and whether it holds parties."""
+        data: dict[str, Any] = {}
+        typed = 0
+        parties = False
+        for name, code, source in plan.steps:
+            if source != STATE and name not in state:
+                data[name] = case_id if source == CASE_ID else version if source == VERSION else \
+                    plan.kind if source == KIND else time
+                continue
+            value = state.get(name, _Unfit)
+            if value is _Unfit:
+                raise _Unfit  # a required field missing: the schema model refuses it
+            kind = type(value)
+            if code == STR or (code == OPT_STR and value is not None):
+                if kind is not str:
+                    raise _Unfit
+            elif code == INT or (code == OPT_INT and value is not None):
+                if kind is not int:
+                    raise _Unfit
+            elif code == DATETIME or (code == OPT_DATETIME and value is not None):
+                value = _datetime(value)
+                typed += 1
+            elif code == ACTOR:
+                value = _actor(value)
+                typed += 1
+            elif code == DICT:
+                if kind is not dict:
+                    raise _Unfit
+            elif code == LIST:
+                if kind is not list:
+                    raise _Unfit
+            elif code == PARTIES:
+                if kind is not list:
+                    raise _Unfit
+                if value:
+                    opened = [self._party(p) for p in value]
+                    typed += sum(1 for p in value if "_type_" in p)
+                    value = [_party_data(p) for p in reveal(opened, role)]
+                    parties = True
+            elif code == FLOAT:
+                if kind is int:
+                    value = float(value)
+                elif kind is not float:
+                    raise _Unfit
+            elif code == BOOL:
+                if kind is not bool:
+                    raise _Unfit
+            data[name] = value
+        return data, typed, parties
+
+    def _party(self, value: Any) -> dict[str, Any]:
+        """A stored party as the transcoding decodes it: a sealed party opened (or
+        ``[erased]``), a plain one (stored before parties were sealed) as it is."""
+        if type(value) is not dict:
+            raise _Unfit
+        if "_type_" not in value:
+            return value
+        sealed = value.get("_data_")
+        if len(value) != 2 or value["_type_"] != "sealed_party" or type(sealed) is not dict:
+            raise _Unfit
+        return open_party(self.feed.app, SealedParty(sealed["person"], sealed.get("role"),
+                                                     dict(sealed.get("sealed") or {})))
+
+
+def _may_hold_numbers(raw: bytes) -> bool:
+    """Might the stored JSON hold a number ``mask_numbers`` masks? Every such number is 11
+    or more ``\\d`` characters in a row, and each byte of their UTF-8 form maps to ``0``
+    in ``DIGITISH``; a JSON escape (``\\uff11``) is not looked into, so any makes it yes."""
+    return b"\\u" in raw or ELEVEN in raw.translate(DIGITISH)
+
+
+def _datetime(value: Any) -> str:
+    """A stored ``datetime_iso`` value as the schema model writes it: ``Z`` for UTC."""
+    if type(value) is not dict or len(value) != 2 or value.get("_type_") != "datetime_iso":
+        raise _Unfit
+    text = value.get("_data_")
+    if type(text) is not str or ISO_DATETIME.fullmatch(text) is None:
+        raise _Unfit
+    return text[:-6] + "Z" if text.endswith(("+00:00", "-00:00")) else text
+
+
+def _actor(value: Any) -> dict[str, Any]:
+    """A stored actor as ``ActorData`` writes it (``Actor.from_dict`` keeps these keys)."""
+    if type(value) is not dict or len(value) != 2 or value.get("_type_") != "actor":
+        raise _Unfit
+    stored = value.get("_data_")
+    if type(stored) is not dict:
+        raise _Unfit
+    actor = {name: stored.get(name) for name in ACTOR_FIELDS}
+    if type(actor["id"]) is not str or type(actor["role"]) is not str:
+        raise _Unfit
+    for name in ("unit", "region"):
+        if actor[name] is not None and type(actor[name]) is not str:
+            raise _Unfit
+    if actor["rank"] is not None and type(actor["rank"]) is not int:
+        raise _Unfit
+    return actor
+
+
+def _party_data(party: dict[str, Any]) -> dict[str, Any]:
+    """A revealed party as ``PartyData`` writes it (every field, None when absent)."""
+    written = {name: party.get(name) for name in PARTY_FIELDS}
+    if any(value is not None and type(value) is not str for value in written.values()):
+        raise _Unfit
+    return written
+
+
+# -- JSON out ----------------------------------------------------------------------------
+
+
+def encode_json(value: Any) -> bytes:
+    """``value`` as UTF-8 JSON (compact). orjson; the json module for what orjson refuses
+    (integers beyond 64 bits, lone surrogates)."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
