@@ -95,7 +95,8 @@ class LockSession:
             for setting, value in (("tcp_keepalives_idle", "5"), ("tcp_keepalives_interval", "1"),
                                    ("tcp_keepalives_count", "3"), ("statement_timeout", "5s"),
                                    ("idle_session_timeout", "0"), ("idle_in_transaction_session_timeout", "0")):
-                self._connection.execute("SELECT set_config(%s, %s, false)", (setting, value))
+                with contextlib.suppress(psycopg.errors.UndefinedObject):  # idle_session_timeout: PG ≥ 14
+                    self._connection.execute("SELECT set_config(%s, %s, false)", (setting, value))
         else:
             self._folder = Path(f"{store.sqlite_path}.locks")
             self._folder.mkdir(parents=True, exist_ok=True)

@@ -158,5 +158,6 @@ class Router:
 
     def _do(self, case_id: UUID, action: str, body: dict[str, Any], command_id: str) -> None:
         fence()  # under a worker lease: never issue after the lock is lost
+        log.debug("routing", routing_command=command_id)
         result = self.app.do(case_id, action, body, Envelope(actor=ROUTING_ACTOR, command_id=command_id))
         log.info("routed", case_id=str(case_id), action=action, repeated=result.repeated, routing_command=command_id)

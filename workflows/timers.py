@@ -161,6 +161,7 @@ class TimerService:
             threshold: float, at: datetime) -> Fired:
         envelope = Envelope(actor=SYSTEM_ACTOR, command_id=command_id(case_id, state, what), occurred_at=at)
         fence()  # under a worker lease: never issue after the lock is lost
+        log.debug("timer firing", timer_command=envelope.command_id)
         result = self.app.do(case_id, action, body, envelope)
         log.info("timer fired", case_id=str(case_id), clock=state.name, action=action,
                  threshold=threshold, repeated=result.repeated, timer_command=envelope.command_id)
