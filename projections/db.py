@@ -68,6 +68,10 @@ class Tx:
         self._bulk = bulk and postgres
 
     @property
+    def is_postgres(self) -> bool:
+        return self._postgres
+
+    @property
     def key_type(self) -> str:
         """A text column compared byte by byte (region codes, ISO timestamps): ranges
         and prefixes on it can use a b-tree index on both databases."""

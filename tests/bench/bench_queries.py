@@ -11,7 +11,8 @@ third are petitions with the 三率 columns. The roll-ups (``cases_stats``,
 ``CasesProjection.refill_rollups`` — the function the tests prove equal to what the
 projection maintains event by event. Then, 50 times each (after one warm-up):
 
-* the SLA board of a township and of the county (``ReadModels.sla_board``);
+* the SLA board of a township and of the county (``ReadModels.sla_board``), and of
+  township 001, where the synthetic overdue cases all are;
 * the first page of the county's overdue list, and a later page by cursor;
 * region stats for 2025 of a township and of the county (``ReadModels.region_stats``):
   the Beijing year, as ``GET /v1/regions/{code}/stats?from=2025-01-01&to=2025-12-31``
@@ -174,6 +175,7 @@ def run(store: str = "postgres", size: int | None = None, schema: str | None = N
         some_id = first[0].get("case_id") if first else None
         queries = {
             "SLA board, township": lambda: models.sla_board(township),
+            "SLA board, township with the overdue": lambda: models.sla_board(f"{COUNTY}-001"),
             "SLA board, county": lambda: models.sla_board(COUNTY),
             "overdue list, county, page 1": lambda: models.list_cases(region=COUNTY, overdue=True, limit=50),
             "overdue list, county, page 2": lambda: models.list_cases(region=COUNTY, overdue=True, limit=50,
