@@ -143,6 +143,7 @@ class CasesProjection(Projection):
         # the board's oldest overdue case: open overdue cases only, by due time and by region
         tx.execute(f"CREATE INDEX {cases}_oldest ON {cases} (next_due_at, case_id) WHERE overdue = 1 AND {OPEN_SQL}")
         tx.execute(f"CREATE INDEX {cases}_overdue_region ON {cases} (region) WHERE overdue = 1 AND {OPEN_SQL}")
+        tx.execute(f"CREATE INDEX {cases}_overdue_list ON {cases} (reported_at, case_id) WHERE overdue = 1")
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
 
     # -- applying ----------------------------------------------------------------

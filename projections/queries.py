@@ -116,9 +116,8 @@ class ReadModels:
             where.append("rank = ?")
             params.append(int(Rank.parse(rank)))
         for column, flag in (("overdue", overdue), ("due_soon", due_soon)):
-            if flag is not None:
-                where.append(f"{column} = ?")
-                params.append(int(bool(flag)))
+            if flag is not None:  # a literal 0 or 1: the overdue list's partial index matches it
+                where.append(f"{column} = {int(bool(flag))}")
         if cursor is not None:
             reported_at, case_id = decode_cursor(cursor)
             where.append("(reported_at < ? OR (reported_at = ? AND case_id < ?))")
