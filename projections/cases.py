@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from domain.calendar import WorkingCalendar, add_calendar
@@ -86,6 +87,7 @@ STAT_COLUMNS = ("received", "resolved", "within_ceiling", *RANK_COLUMNS, "reclas
 STAT_PRESENT = ("received", "resolved", "reclassified_up", "escalations_refused")
 BOARD_COLUMNS = ("open", "overdue", "due_soon")
 _S = {name: i for i, name in enumerate(STAT_COLUMNS)}
+BOARD_FACTS = 12  # FACTS[:12] feed cases_stats, the rest cases_board
 FACTS = ("origin_region", "village", "township", "kind", "reported_at", "resolved_at", "resolved_rank",
          "within_ceiling", "dispatched_at", "responded_in_time", "visited_at", "satisfaction", "status",
          "region", "assignee", "unit", "overdue", "due_soon")
@@ -198,10 +200,16 @@ class CasesProjection(Projection):
             if not row.get("_dirty"):
                 continue
             now, then = _facts(row), before.get(case_id)
-            if now != then:
-                if then is not None:
-                    _add_facts(then, -1, stats, board)
-                _add_facts(now, 1, stats, board)
+            if then is None:
+                _add_stats(now, 1, stats)
+                _add_board(now, 1, board)
+                continue
+            if now[:BOARD_FACTS] != then[:BOARD_FACTS]:  # only what changed is taken away and added again
+                _add_stats(then, -1, stats)
+                _add_stats(now, 1, stats)
+            if now[BOARD_FACTS:] != then[BOARD_FACTS:]:
+                _add_board(then, -1, board)
+                _add_board(now, 1, board)
         for _, _, fact, at, origin, village, township, _ in upward:
             _add_stat(stats, origin, village, township, at, fact if fact == "reclassified_up" else
                       "escalations_refused", 1)
@@ -437,9 +445,15 @@ class CasesProjection(Projection):
 
 def local_day(stamp: str) -> str:
     """The Beijing day (``YYYY-MM-DD``) of a stored timestamp: a roll-up's day bucket."""
+    if stamp.endswith(("+00:00", "Z")) and stamp[10:11] == "T" and stamp[11:13] < _LATE:  # UTC before 16:00
+        return stamp[:10]
     return (datetime.fromisoformat(stamp).astimezone(UTC) + DAY_OFFSET).date().isoformat()
 
 
+_LATE = f"{24 - int(DAY_OFFSET.total_seconds() // 3600):02d}"  # the UTC hour a Beijing day starts
+
+
+@lru_cache(maxsize=65536)
 def prefixes(code: str) -> list[str]:
     """``code`` and every dash-prefix of it: exactly the regions whose subtree holds ``code``
     (see ``projections.queries.subtree``)."""
@@ -451,6 +465,7 @@ def _facts(row: dict[str, Any]) -> tuple:
     return (*(row[c] for c in FACTS), tuple(row["breached"]))
 
 
+@lru_cache(maxsize=65536)
 def _ancestry(origin: str, village: str | None, township: str | None) -> list[tuple[str, str | None, str | None]]:
     """Each region a case reported at ``origin`` counts for, with the village and the
     township it counts for there (``None`` above them)."""
@@ -474,10 +489,10 @@ def _add_stat(stats: dict[tuple, list], origin: str, village: str | None, townsh
                 vector[2 + _S[other]] += sign
 
 
-def _add_facts(facts: tuple, sign: int, stats: dict[tuple, list], board: dict[tuple, list]) -> None:
-    """Add (``sign`` 1) or take away (-1) one case's contribution to both roll-ups."""
+def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
+    """Add (``sign`` 1) or take away (-1) one case's contribution to ``cases_stats``."""
     (origin, village, township, kind, reported_at, resolved_at, resolved_rank, within, dispatched_at,
-     responded, visited_at, satisfaction) = facts[:12]
+     responded, visited_at, satisfaction) = facts[:BOARD_FACTS]
     if reported_at is not None:
         extra: list[str] = []
         if kind == "petition":
@@ -493,11 +508,10 @@ def _add_facts(facts: tuple, sign: int, stats: dict[tuple, list], board: dict[tu
         if within:
             extra.append("within_ceiling")
         _add_stat(stats, origin, village, township, resolved_at, "resolved", sign, extra)
-    _add_board(facts, sign, board)
 
 
 def _add_board(facts: tuple, sign: int, board: dict[tuple, list]) -> None:
-    status, region, assignee, unit, overdue, due_soon, breached = facts[12:]
+    status, region, assignee, unit, overdue, due_soon, breached = facts[BOARD_FACTS:]
     if status not in OPEN_STATUSES or not region:
         return
     counts = (sign, sign * (overdue or 0), sign * (due_soon or 0))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from domain.cases import Stamp
 from domain.errors import DomainError
-from projections.cases import OPEN_STATUSES, CasesProjection, prefixes
+from projections.cases import OPEN_STATUSES, CasesProjection, local_day, prefixes
 from projections.db import Database
 from projections.queries import (
     BEIJING,
@@ -292,6 +292,12 @@ def test_any_mix_in_any_batches_answers_as_the_case_rows(app, clock, seed, batch
         assert assert_answers_match(runner.db, random.Random(seed)) > 0
     finally:
         runner.close()
+
+
+def test_a_roll_up_day_is_a_beijing_day():
+    assert [local_day(s) for s in ("2025-01-31T15:59:59.999999+00:00", "2025-01-31T16:00:00.000000+00:00",
+                                    "2025-01-31T16:00:00Z", "2025-12-31T23:59:59+08:00", "2025-12-31T08:00:00-08:00")
+            ] == ["2025-01-31", "2025-02-01", "2025-02-01", "2025-12-31", "2026-01-01"]
 
 
 def test_split_period_covers_the_period_exactly_once():
