@@ -41,6 +41,8 @@ class Bench:
             return ["--url", url, "--events", str(size), "--fresh"]
         if self.script == "bench_timers.py":
             return ["--url", url, "--rows", str(size)]
+        if self.script == "bench_memory.py":  # its prepared 1M-case store is kept and reused
+            return ["--store", store, "--minutes", str(size), "--tracemalloc"]
         if self.script == "bench_audit.py":
             return ["--store", store, "--events", str(size)]
         if self.script == "load":
@@ -63,6 +65,8 @@ BENCHES: dict[str, Bench] = {
                     script="bench_timers.py"),
     "http16": Bench("p50/p95/p99 and commands/s, 16 concurrent HTTP clients (loopback)", "seconds", 30,
                     script="load"),
+    "memory": Bench("server RSS at 1M cases; no growth over 10 minutes of load", "minutes", 10,
+                    script="bench_memory.py"),
     "audit": Bench("chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"),
 }
 

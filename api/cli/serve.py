@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import threading
+from pathlib import Path
 
 import structlog
 import typer
@@ -31,6 +35,8 @@ def serve(
 
     configure_logging()
     engine = Fengqiao()
+    if os.environ.get("FENGQIAO_TRACEMALLOC") == "1":
+        trace_allocations(engine)
     stop = threading.Event()
     thread = None
     if workers:
@@ -46,3 +52,24 @@ def serve(
         if thread is not None:
             thread.join(timeout=10)
         engine.close()
+
+
+def trace_allocations(engine: object) -> None:
+    """``FENGQIAO_TRACEMALLOC=1`` (off by default; it slows the server): trace allocations from
+    start-up; each SIGUSR2 writes a ``tracemalloc`` snapshot and the bounded caches' sizes into
+    ``FENGQIAO_TRACEMALLOC_DIR`` (``tests/bench/bench_memory.py`` diffs them)."""
+    import tracemalloc
+
+    folder = Path(os.environ.get("FENGQIAO_TRACEMALLOC_DIR", "."))
+    tracemalloc.start(int(os.environ.get("FENGQIAO_TRACEMALLOC_FRAMES", "1")))
+    taken = [0]
+
+    def snapshot(*_: object) -> None:
+        taken[0] += 1
+        tracemalloc.take_snapshot().dump(str(folder / f"snapshot-{taken[0]}.tracemalloc"))
+        sizes = {"traced": tracemalloc.get_traced_memory()[0], "tracemalloc_overhead": tracemalloc.get_tracemalloc_memory(),
+                 "case_cache": len(engine.case_cache._entries),  # type: ignore[attr-defined]
+                 "person_keys": len(getattr(engine.__dict__.get("_person_keys"), "_cache", ()))}
+        (folder / f"snapshot-{taken[0]}.json").write_text(json.dumps(sizes))
+
+    signal.signal(signal.SIGUSR2, snapshot)

@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ from tests.test_api_support import DISPUTE, HAZARD, PETITION
 from tests.test_reliability_support import Server, seeded_store
 
 REPORTS = [DISPUTE, HAZARD, PETITION]
+# More requests each loop, from a caller (tests/bench/bench_memory.py): (client, results, client no., loop no.)
+Extra = Callable[[httpx.AsyncClient, "Results", int, int], Awaitable[None]]
 
 
 @dataclass
@@ -69,13 +72,16 @@ async def call(client: httpx.AsyncClient, results: Results, op: str, method: str
     return response
 
 
-async def one_client(n: int, base: str, tokens: dict[str, str], stop_at: float, results: Results) -> None:
+async def one_client(n: int, base: str, tokens: dict[str, str], stop_at: float, results: Results,
+                     extra: Extra | None = None) -> None:
     admin = {"Authorization": f"Bearer {tokens['root']}"}
     feed = {"Authorization": f"Bearer {tokens['feed']}"}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         i = 0
         while time.monotonic() < stop_at:
             i += 1
+            if extra is not None:
+                await extra(client, results, n, i)
             key = f"load-{n}-{i}-{uuid.uuid4().hex[:6]}"
             body = {**REPORTS[i % 3], "title": f"负载 {n}-{i}"}
             created = await call(client, results, "report", "POST", "/v1/cases", json=body,
@@ -96,7 +102,8 @@ async def one_client(n: int, base: str, tokens: dict[str, str], stop_at: float, 
             await call(client, results, "feed", "GET", f"/v1/events?after={max(0, i * 7)}&limit=50", headers=feed)
 
 
-async def ramp(base: str, tokens: dict[str, str], start: int, end: int, seconds: float) -> tuple[Results, float]:
+async def ramp(base: str, tokens: dict[str, str], start: int, end: int, seconds: float,
+               extra: Extra | None = None) -> tuple[Results, float]:
     results = Results()
     began = time.monotonic()
     stop_at = began + seconds
@@ -105,14 +112,14 @@ async def ramp(base: str, tokens: dict[str, str], start: int, end: int, seconds:
     for n in range(end):
         if n >= start:  # clients beyond the first ``start`` join evenly over the run
             await asyncio.sleep(max(0.0, began + (n - start + 1) * step - time.monotonic()))
-        tasks.append(asyncio.create_task(one_client(n, base, tokens, stop_at, results)))
+        tasks.append(asyncio.create_task(one_client(n, base, tokens, stop_at, results, extra)))
     await asyncio.gather(*tasks)
     return results, time.monotonic() - began
 
 
 def summary(results: Results, elapsed: float, store: str, start: int, end: int) -> dict[str, Any]:
     total = sum(len(v) for v in results.latencies.values())
-    commands = sum(len(results.latencies[op]) for op in ("report", "assign", "comment", "stale"))
+    commands = sum(len(results.latencies.get(op, ())) for op in ("report", "assign", "comment", "stale"))
     return {
         "store": store, "clients": f"{start}→{end}", "seconds": round(elapsed, 1),
         "requests": total, "requests_per_s": round(total / elapsed, 1),
