@@ -537,36 +537,32 @@ def _add_board(facts: tuple, sign: int, board: dict[tuple, list]) -> None:
 def _add_rows(tx: Tx, table: str, keys: Sequence[str], carried: Sequence[str], counters: Sequence[str],
               present: Sequence[str], rows: list[tuple], chunk: int = 400) -> None:
     """Add each row's counters to ``table`` (inserting missing keys, carrying ``carried``
-    as first written); then delete the rows whose ``present`` counters are all zero.
-    PostgreSQL: one statement for all rows (``unnest`` of one array per column); SQLite:
-    multi-row ``VALUES`` of ``chunk`` rows."""
+    as first written); then delete, among the rows that lost something, those whose
+    ``present`` counters are all zero. PostgreSQL: one statement each (``unnest`` of one
+    array per column); SQLite: multi-row ``VALUES`` of ``chunk`` rows."""
     if not rows:
         return
     names = (*keys, *carried, *counters)
     upsert = (f"INSERT INTO {table} ({', '.join(names)}) {{rows}} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-              + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
-              + f" RETURNING {', '.join((*keys, *present))}")
+              + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters))
+    first = len(keys) + len(carried)
+    shrunk = [row[:len(keys)] for row in rows if any(n < 0 for n in row[first:])]
+    gone = " AND ".join(f"{c} = 0" for c in present)
     if tx.is_postgres:
-        types = ["text[]"] * (len(keys) + len(carried)) + ["int[]"] * len(counters)
-        arrays = [list(column) for column in zip(*rows, strict=True)]
-        kept = tx.query(upsert.format(rows="SELECT * FROM unnest(" + ", ".join(f"?::{t}" for t in types) + ")"),
-                        arrays)
-    else:
-        one = "(" + ", ".join("?" for _ in names) + ")"
-        kept = []
-        for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            kept += tx.query(upsert.format(rows=f"VALUES {', '.join(one for _ in part)}"),
-                             [value for row in part for value in row])
-    empty = [tuple(row[k] for k in keys) for row in kept if not any(row[c] for c in present)]
-    if not empty:
+        types = ["text[]"] * first + ["int[]"] * len(counters)
+        tx.execute(upsert.format(rows="SELECT * FROM unnest(" + ", ".join(f"?::{t}" for t in types) + ")"),
+                   [list(column) for column in zip(*rows, strict=True)])
+        if shrunk:
+            match = " AND ".join(f"{table}.{k} = e.{k}" for k in keys)
+            tx.execute(f"DELETE FROM {table} USING unnest({', '.join('?::text[]' for _ in keys)}) "
+                       f"AS e({', '.join(keys)}) WHERE {match} AND {gone}",
+                       [list(column) for column in zip(*shrunk, strict=True)])
         return
-    match = " AND ".join(f"{table}.{k} = e.{k}" for k in keys)
-    if tx.is_postgres:
-        tx.execute(f"DELETE FROM {table} USING unnest({', '.join('?::text[]' for _ in keys)}) AS e({', '.join(keys)}) "
-                   f"WHERE {match}", [list(column) for column in zip(*empty, strict=True)])
-    else:
-        tx.executemany(f"DELETE FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in keys)}", empty)
+    one = "(" + ", ".join("?" for _ in names) + ")"
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        tx.execute(upsert.format(rows=f"VALUES {', '.join(one for _ in part)}"), [v for row in part for v in row])
+    tx.executemany(f"DELETE FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in keys)} AND {gone}", shrunk)
 
 
 CASE_EVENT_MODULE = "domain.cases"
