@@ -175,7 +175,8 @@ class Database:
                     min_size=1,
                     max_size=int(os.environ.get("FENGQIAO_PROJECTIONS_POOL_SIZE", "4")),
                     kwargs={"row_factory": dict_row, "autocommit": True,
-                            "options": f"-c search_path={self.store.schema}"},
+                            # skewed parameters (a county is every row, a grid a few): plan with the values
+                            "options": f"-c search_path={self.store.schema} -c plan_cache_mode=force_custom_plan"},
                     check=ConnectionPool.check_connection,  # a connection a restart dropped is replaced
                     open=True,
                 )
