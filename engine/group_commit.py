@@ -36,8 +36,13 @@ class _Member:
         self.events = events
         self.ids: Sequence[int] | None = None
         self.error: BaseException | None = None
-        self.woken = threading.Event()
+        self.woken = threading.Lock()  # held until the member is woken: a bare lock, cheaper than an Event
+        self.woken.acquire()
         self.leads = False
+
+    def wake(self) -> None:
+        """Release the waiting member (each member is woken exactly once)."""
+        self.woken.release()
 
 
 class GroupCommit:
@@ -60,14 +65,14 @@ class GroupCommit:
             if not self._leader_active:
                 self._leader_active = member.leads = True
         if not member.leads:
-            member.woken.wait()
+            member.woken.acquire()  # until woken: as the next leader, or with the group's result
         if member.leads:
-            self._lead()
+            self._lead(member)
         if member.error is not None:
             raise member.error
         return member.ids
 
-    def _lead(self) -> None:
+    def _lead(self, leader: _Member) -> None:
         """Write one group (which includes the leader), then hand the lead on."""
         with self._lock:
             group, size = [], 0
@@ -80,12 +85,12 @@ class GroupCommit:
             with self._lock:
                 if self._queue:
                     self._queue[0].leads = True
-                    self._queue[0].woken.set()
+                    self._queue[0].wake()
                 else:
                     self._leader_active = False
             for member in group:
-                member.leads = False
-                member.woken.set()
+                if member is not leader:  # the leader is this thread
+                    member.wake()
 
     def _write(self, group: list[_Member]) -> None:
         self.groups += 1

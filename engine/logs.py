@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import structlog
 
@@ -38,3 +39,20 @@ def configure_logging(json: bool | None = None, level: str | None = None) -> Non
         cache_logger_on_first_use=True,
     )
     _configured = True
+
+
+class log_context:  # noqa: N801 - used like structlog's bound_contextvars
+    """``structlog.contextvars.bound_contextvars`` for the hot path: binds ``kw`` for the
+    block, then puts each key back as it was (reset by token: no scan of the whole
+    context before, no unbind and re-bind after). One per command."""
+
+    __slots__ = ("_kw", "_tokens")
+
+    def __init__(self, **kw: Any) -> None:
+        self._kw = kw
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._kw)
+
+    def __exit__(self, *exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)

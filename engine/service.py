@@ -56,6 +56,7 @@ from domain.refusals import CeilingRefusals, refusal_log_id
 from engine.case_cache import CaseCache
 from engine.clock import Clock, SystemClock
 from engine.group_commit import GroupCommit
+from engine.logs import log_context
 from engine.privacy import SealedPartyAsDict, protect
 from engine.store import StoreConfig, store_from_environment
 
@@ -254,7 +255,7 @@ class Fengqiao(Application):
     def report(self, body: ReportCase, envelope: Envelope) -> CommandResult:
         """上报 a new case under the current policy."""
         case_id = case_id_for(envelope.command_id)
-        with structlog.contextvars.bound_contextvars(
+        with log_context(
             case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id
         ):
             repeated = self._repeat_of_report(case_id, envelope.command_id)
@@ -300,7 +301,7 @@ class Fengqiao(Application):
 
     def act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
         """Run one action on a case: idempotent, optimistic, retried on conflict."""
-        with structlog.contextvars.bound_contextvars(
+        with log_context(
             case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id
         ):
             use_cache = True

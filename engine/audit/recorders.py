@@ -3,15 +3,15 @@
 Each batch of events gets its ``audit_chain`` rows in the SAME transaction as
 the event rows, after the events have their positions:
 
-* PostgreSQL: eventsourcing holds an EXCLUSIVE lock on the events table while it
-  inserts, so the chain head read inside the transaction is the true head. The
-  head query is queued in the same pipeline as the insert, so it costs no extra
-  round trip; the chain rows go with the commit.
+* PostgreSQL: the transaction holds an EXCLUSIVE lock on the events table (as
+  eventsourcing's recorder does), so the chain head read inside it is the true
+  head. Per batch, whatever its size, two round trips on a connection kept for
+  writing: the lock with ONE statement that inserts the events and returns their
+  positions, the chain head and the batch's cases' last hashes; then ONE chain
+  ``INSERT`` with the ``COMMIT`` (see ``ChainedPostgresRecorder.insert_events``).
 * SQLite: the first INSERT takes the database's write lock, so the head read
-  after it is the true head.
-
-Cost per batch: one SELECT (the head and the first case's last per-case hash),
-one more per further case in the batch, one ``executemany`` INSERT.
+  after it is the true head. Per batch: one SELECT (the head and the first
+  case's last per-case hash), one more per further case, one ``executemany``.
 
 The recorders are chosen with eventsourcing's ``APPLICATION_RECORDER_TOPIC``
 (see ``engine.store.StoreConfig.eventsourcing_env``).
@@ -20,18 +20,34 @@ The recorders are chosen with eventsourcing's ``APPLICATION_RECORDER_TOPIC``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+import psycopg
+from eventsourcing.persistence import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    PersistenceError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from psycopg.sql import SQL
+from eventsourcing.utils import retry
+from psycopg.pq import TransactionStatus
+from psycopg.sql import SQL, Literal
 
 from engine.audit.canonical import ZERO, leaf_hash, link
 from engine.audit.db import CHAIN, table_statements
 
+_ROLLBACK = SQL("ROLLBACK")
 INSERT_CHAIN = ("INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
                 "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
 
@@ -71,6 +87,38 @@ def chain_rows(head: Any, case_hash_of: Callable[[str], str | None], positions: 
         rows.append((position, seq, case_id, event.originator_version, leaf.hex(),
                      case_heads[case_id].hex(), running.hex()))
     return rows
+
+
+def chain_values(rows: Sequence[tuple]) -> str:
+    """Chain rows as SQL ``VALUES`` literals (sent with the ``COMMIT`` in one simple
+    query). Every value is an integer, a UUID or a hex digest, re-checked here, so
+    nothing needs quoting."""
+    return ",".join(
+        f"({int(position)},{int(seq)},'{UUID(case_id)}',{int(version)},'{bytes.fromhex(entry).hex()}',"
+        f"'{bytes.fromhex(case).hex()}','{bytes.fromhex(running).hex()}')"
+        for position, seq, case_id, version, entry, case, running in rows)
+
+
+def _id_text(originator_id: Any) -> str:
+    """The id as the chain stores it (``str``), checked to be a UUID."""
+    text = str(originator_id)
+    if type(originator_id) is not UUID:
+        UUID(text)  # raises ValueError for anything else
+    return text
+
+
+def _library_error(error: Exception) -> Exception:
+    """The eventsourcing exception for a psycopg one, as ``PostgresDatastore.get_connection``
+    translates it (``IntegrityError`` is the library's ``RecordConflictError``)."""
+    for cls in type(error).__mro__:
+        translated = _LIBRARY_ERRORS.get(cls.__name__)
+        if translated is not None:
+            return translated(str(error))
+    return PersistenceError(str(error))
+
+
+_LIBRARY_ERRORS = {cls.__name__: cls for cls in (InterfaceError, OperationalError, DataError, IntegrityError,
+                                                  InternalError, ProgrammingError, NotSupportedError, DatabaseError)}
 
 
 def _uuid_text(value: Any) -> str:
@@ -148,12 +196,33 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             raise ValueError("the hash chain needs POSTGRES_ENABLE_DB_FUNCTIONS off")
         for statement in table_statements(self.qualify, "BYTEA", "BIGINT"):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
-        self._head_sql = SQL(head_sql(self.qualify(CHAIN), "%s"))  # type: ignore[arg-type]
-        self._insert_chain_sql = SQL(INSERT_CHAIN.format(chain=self.qualify(CHAIN), p="%s"))  # type: ignore[arg-type]
-        self._case_heads_sql = SQL(  # type: ignore[arg-type]
-            f"SELECT DISTINCT ON (case_id) case_id, case_hash FROM {self.qualify(CHAIN)} "
-            "WHERE case_id = ANY(%s) ORDER BY case_id, version DESC")
-        self._pending = threading.local()
+        chain, events = self.qualify(CHAIN), self.qualify(events_table_name)
+        # The batch's statement, its values written in as literals (see _batch_sql):
+        self._insert_head = (
+            f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; LOCK TABLE {events} IN EXCLUSIVE MODE; "
+            f"WITH inserted AS (INSERT INTO {events} (originator_id, originator_version, topic, state) "
+            "SELECT o, v, t, decode(s, 'hex') FROM unnest(")
+        self._insert_middle = (
+            ") AS e(o, v, t, s) RETURNING notification_id), "
+            f"heads AS (SELECT DISTINCT ON (case_id) case_id, case_hash FROM {chain} WHERE case_id = ANY(")
+        self._insert_tail = (
+            "::text[]) ORDER BY case_id, version DESC) "
+            "SELECT (SELECT array_agg(notification_id ORDER BY notification_id) FROM inserted) AS ids, "
+            f"(SELECT seq FROM {chain} ORDER BY position DESC LIMIT 1) AS seq, "
+            f"(SELECT chain_hash FROM {chain} ORDER BY position DESC LIMIT 1) AS chain_hash, "
+            "(SELECT array_agg(case_id) FROM heads) AS cases, (SELECT array_agg(case_hash) FROM heads) AS case_hashes")
+        self._topics: dict[str, str] = {}
+        self._writer_lock = threading.Lock()
+        self._held: Any = None
+        close = datastore.close
+
+        def close_releasing_writer() -> None:
+            self.release_writer()
+            close()
+
+        datastore.close = close_releasing_writer
+        self._insert_chain_head = f"INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, " \
+            "chain_hash) VALUES "
 
     def qualify(self, name: str) -> str:
         return f'"{self.datastore.schema}".{name}'
@@ -174,30 +243,96 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         a notifying transaction takes the cluster-wide notify-queue lock at commit, which
         would serialise the commits of every county schema on one server."""
 
-    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        super()._insert_stored_events(curs, stored_events, **kwargs)  # takes the lock, queues the insert
-        head_cursor = curs.connection.cursor()  # queued behind them in the same pipeline
-        head_cursor.execute(self._head_sql, (str(stored_events[0].originator_id),), prepare=True)
-        self._pending.head_cursor = head_cursor
-        others = list(dict.fromkeys(str(e.originator_id) for e in stored_events[1:]))
-        self._pending.cases_cursor = None
-        if others:  # a grouped batch (engine.group_commit): the other cases' heads, queued too
-            self._pending.cases_cursor = curs.connection.cursor()
-            self._pending.cases_cursor.execute(self._case_heads_sql, (others,), prepare=True)
+    def _batch_sql(self, conn: Any, stored_events: Sequence[StoredEvent]) -> str:
+        """The first round trip's SQL, with the batch's values as literals: building the
+        text is ~10x cheaper than psycopg's adaptation of parameter arrays, and nothing
+        in it needs escaping: ids are UUIDs (checked unless they are ``UUID``s),
+        versions integers, states hex, topics quoted by psycopg once per topic."""
+        ids = ",".join(f"'{_id_text(e.originator_id)}'" for e in stored_events)
+        versions = ",".join(str(int(e.originator_version)) for e in stored_events)
+        topics = ",".join(self._topics.get(e.topic) or self._quote_topic(conn, e.topic) for e in stored_events)
+        states = ",".join(f"'{e.state.hex()}'" for e in stored_events)
+        return (f"{self._insert_head}ARRAY[{ids}]::uuid[], ARRAY[{versions}]::bigint[], ARRAY[{topics}]::text[], "
+                f"ARRAY[{states}]::text[]{self._insert_middle}ARRAY[{ids}]{self._insert_tail}")
 
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        head_cursor = self._pending.__dict__.pop("head_cursor", None)
-        cases_cursor = self._pending.__dict__.pop("cases_cursor", None)
-        if stored_events and positions and head_cursor is not None:
-            head = head_cursor.fetchone()
-            head_cursor.close()
-            case_hash_of = self.case_hash_fetcher(curs)
-            if cases_cursor is not None:
-                case_hash_of = {row["case_id"]: row["case_hash"] for row in cases_cursor.fetchall()}.get
-                cases_cursor.close()
-            rows = chain_rows(head, case_hash_of, positions, stored_events)
-            curs.executemany(self._insert_chain_sql, rows)
+    def _quote_topic(self, conn: Any, topic: str) -> str:
+        self._topics[topic] = quoted = Literal(topic).as_string(conn)
+        return quoted
+
+    @contextmanager
+    def _writer(self) -> Iterator[Any]:
+        """The connection batches are written on: one kept out of the pool for writing
+        (batches are written one at a time: see engine.group_commit), so a batch costs
+        no pool check-out and no pre-ping round trip. A connection that broke goes
+        back to the pool (which checks it); the next batch takes a fresh one. A second
+        concurrent writer uses a pooled connection as before."""
+        if not self._writer_lock.acquire(blocking=False):
+            with self.datastore.get_connection() as conn:
+                yield conn
+            return
+        try:
+            pool = self.datastore.pool
+            if self._held is None or self._held.closed:
+                with self.datastore.get_connection():  # opens the pool and checks its connections
+                    pass
+                self._held = pool.getconn()
+            conn = self._held
+            try:
+                yield conn
+            except psycopg.Error as error:
+                if conn.broken or conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                    self._held = None
+                    pool.putconn(conn)
+                raise _library_error(error) from error
+            except BaseException:
+                self._held = None
+                pool.putconn(conn)
+                raise
+        finally:
+            self._writer_lock.release()
+
+    def release_writer(self) -> None:
+        """Give the writing connection back to the pool (before it closes)."""
+        with self._writer_lock:
+            held, self._held = self._held, None
+            if held is not None:
+                with suppress(Exception):
+                    self.datastore.pool.putconn(held)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """One batch in one transaction of two round trips, whatever its size:
+
+        1. ``BEGIN``, the table lock, and ONE statement that inserts the events and
+           returns their positions with the chain head and the batch's cases' last
+           hashes;
+        2. ONE chain ``INSERT`` computed from them, and ``COMMIT``.
+
+        Each is one simple-protocol query of several statements, its values written
+        in as literals (see :meth:`_batch_sql`). The library sends six statements and an
+        ``executemany`` in psycopg's pipeline mode instead; every round trip and
+        every poll of the socket costs the writing thread a wake-up, and on this
+        kind of host each costs tens to hundreds of µs of CPU (see
+        docs/performance.md, *Write throughput*).
+        """
+        if not stored_events:
+            return None
+        with self._writer() as conn, conn.cursor() as curs:
+            try:
+                # prepare=False: a text seen once, not worth psycopg's prepared-statement bookkeeping
+                curs.execute(self._batch_sql(conn, stored_events), prepare=False)  # a version conflict raises here
+                while curs.description is None and curs.nextset():  # past BEGIN, SET, LOCK
+                    pass
+                found = curs.fetchone()
+                positions = found["ids"]
+                heads = dict(zip(found["cases"] or (), found["case_hashes"] or (), strict=True))
+                head = {"seq": found["seq"], "chain_hash": found["chain_hash"],
+                        "case_hash": heads.get(str(stored_events[0].originator_id))}
+                rows = chain_rows(head, heads.get, positions, stored_events)
+                curs.execute(self._insert_chain_head + chain_values(rows) + "; COMMIT", prepare=False)
+            except BaseException:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    with suppress(Exception):
+                        conn.execute(_ROLLBACK)
+                raise
         return positions

@@ -111,13 +111,14 @@ def threads(writers: int, work) -> float:
 
 def backend_cpu(engine: Fengqiao) -> dict[int, float]:
     """CPU seconds so far of the PostgreSQL backends behind the engine's idle pooled
-    connections (the server runs on this host; {} for SQLite)."""
+    connections and its writing connection (the server runs on this host; {} for SQLite)."""
     pool = getattr(engine.recorder.datastore, "pool", None)
-    if pool is None:
+    if pool is None or not engine.store.is_postgres:
         return {}
     ticks = os.sysconf("SC_CLK_TCK")
     seconds = {}
-    for conn in list(pool._pool):  # noqa: SLF001 - a benchmark's look inside psycopg_pool
+    held = getattr(engine.recorder, "_held", None)  # the connection kept out of the pool for writing
+    for conn in [*pool._pool, *([held] if held is not None else [])]:  # noqa: SLF001 - a benchmark's look inside
         try:
             stat = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
