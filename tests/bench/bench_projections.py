@@ -109,7 +109,7 @@ def main() -> None:
     runner = ProjectionRunner(app, default_projections())
     head = app.head_position()
     try:
-        base_rate, base_cpu = baseline(app, min(head, args.baseline_events))
+        base_rate, base_cpu = baseline(app, min(head, args.baseline_events)) if args.baseline_events else (0.0, 0.0)
         print(f"BASELINE library read+decode (select_notifications + mapper.to_domain_event), "
               f"{min(head, args.baseline_events):,} events: {base_rate:,.0f} events/s, {base_cpu:.1f} µs CPU/event")
         for run in range(args.runs):
@@ -128,7 +128,7 @@ def main() -> None:
                 print(f"\nRESULT run={run + 1} store={store.kind} projection={name} events={events} "
                       f"seconds={elapsed:.1f} rate={events / elapsed:,.0f} events/s cpu_seconds={cpu:.1f} "
                       f"cpu_us_per_event={cpu / events * 1e6:.1f} pg_cpu_us_per_event={pg / events * 1e6:.1f} "
-                      f"baseline_rate={base_rate:,.0f} ratio={events / elapsed / base_rate:.2f} "
+                      f"baseline_rate={base_rate:,.0f} ratio={events / elapsed / max(base_rate, 1e-9):.2f} "
                       f"batch={args.batch_size} head={head} load_average={os.getloadavg()[0]:.1f}")
     finally:
         runner.close()
