@@ -49,7 +49,7 @@ URL_VARIABLE = "FENGQIAO_PROVINCE_URL"
 REGISTRY_DDL = ("CREATE TABLE IF NOT EXISTS province_counties (county TEXT PRIMARY KEY, store_url TEXT NOT NULL, "
                 "added_at TEXT NOT NULL)")
 COUNTY_ID = re.compile(r"[a-z0-9_]{1,40}")  # names a schema or a file
-ZONE = ZoneInfo("Asia/Shanghai")  # months are the province's calendar months
+ZONE = ZoneInfo("Asia/Shanghai")  # Beijing months, as the roll-ups' (projections.cases.DAY_OFFSET)
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 MAX_MONTHS = 120
 # The follower only reads the county's log: no DDL, few connections.
@@ -225,30 +225,27 @@ class ProvinceRollup:
     # -- the province's figures --------------------------------------------------
 
     def stats(self, first: str, last: str) -> dict[str, Any]:
-        """Per county and month (province time): cases received (by report time),
+        """Per county and month (Beijing time): cases received (by report time),
         resolved (by resolution time), resolved within the ceiling of the severity
         reported, and the 小事不出村 rate (within / resolved); per month for the
-        province; and the period's totals. Read from each county's ``cases`` rows."""
-        buckets = months(first, last)
-        values = ", ".join("(?, ?, ?)" for _ in buckets)
-        params = [value for bucket in buckets for value in bucket]
+        province; and the period's totals. Read from each county's monthly roll-up
+        (``cases_stats``, grain ``m``, the rows of the ladder's root — the county — whose
+        subtree is every case of the store: one row per month)."""
+        labels = [label for label, _, _ in months(first, last)]
         rows = []
         for county in self.counties():
             counts = {label: {"county": county, "month": label, "received": 0, "resolved": 0,
-                              "resolved_within_ceiling": 0} for label, _, _ in buckets}
-            with self.runner(county).db.snapshot() as tx:
-                for on, sql in (
-                    ("reported_at", "COUNT(*) AS received"),
-                    ("resolved_at", "COUNT(*) AS resolved, SUM(within_ceiling) AS resolved_within_ceiling"),
-                ):
-                    for row in tx.query(
-                        f"WITH m(month, lo, hi) AS (VALUES {values}) SELECT m.month AS month, {sql} "
-                        f"FROM m JOIN cases c ON c.{on} >= m.lo AND c.{on} < m.hi GROUP BY m.month", params,
-                    ):
-                        counts[row["month"]].update({k: int(v or 0) for k, v in row.items() if k != "month"})
+                              "resolved_within_ceiling": 0} for label in labels}
+            for row in self.runner(county).db.query(
+                "SELECT bucket AS month, SUM(received) AS received, SUM(resolved) AS resolved, "
+                "SUM(within_ceiling) AS resolved_within_ceiling FROM cases_stats "  # the ladder's root rows:
+                "WHERE grain = 'm' AND region NOT LIKE ? AND bucket >= ? AND bucket <= ? "  # the whole county
+                "GROUP BY bucket", ("%-%", labels[0], labels[-1]),
+            ):
+                counts[row["month"]].update({k: int(v or 0) for k, v in row.items() if k != "month"})
             rows += counts.values()
         province = {label: {"month": label, "received": 0, "resolved": 0, "resolved_within_ceiling": 0}
-                    for label, _, _ in buckets}
+                    for label in labels}
         for row in rows:
             for key in ("received", "resolved", "resolved_within_ceiling"):
                 province[row["month"]][key] += row[key]

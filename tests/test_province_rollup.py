@@ -108,6 +108,9 @@ def assert_province_is_the_counties(rollup: ProvinceRollup, counties: dict[str, 
                                            "within_ceiling_rate")} == {
                     k: expected[k] for k in ("received", "resolved", "resolved_within_ceiling",
                                              "within_ceiling_rate")}, (name, label)
+                [rows] = own.db.query("SELECT COUNT(*) AS n FROM cases WHERE reported_at >= ? AND reported_at < ?",
+                                      (start, end))
+                assert got["received"] == rows["n"], (name, label)  # and the case rows themselves
         finally:
             own.close()
     for row in figures["province"]:
