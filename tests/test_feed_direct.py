@@ -11,15 +11,13 @@ import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from uuid import UUID
 
 import orjson
 import pytest
 
 from domain.cases import Hazard
 from domain.commands import ReportCase
-from engine import feed as feed_module
-from engine.feed import DIGIT_LEAD_BYTES, Feed, FeedFilter, _may_hold_numbers, encode_json
+from engine.feed import DIGIT_LEAD_BYTES, Feed, FeedFilter, _digit_runs, encode_json
 from engine.privacy import erase, protect
 from engine.schemas import EventData, data_model, public_event_classes
 from tests.feed_support import PARTY, workload
@@ -189,16 +187,22 @@ def test_a_crypto_shredded_person_reads_erased_on_both_paths_at_once(app):
         assert {after[0]["data"]["parties"][0][k] for k in ("name", "phone", "id_number")} == {"[erased]"}
 
 
+def may_hold_numbers(raw: bytes) -> bool:
+    return _digit_runs(raw)[0]
+
+
 def test_numbers_in_text_are_never_missed_by_the_quick_look():
     digit = re.compile(r"\d")
     leads = {chr(cp).encode()[0] for cp in range(0x80, 0x110000)
              if not 0xD800 <= cp < 0xE000 and digit.match(chr(cp))}
     assert leads == set(DIGIT_LEAD_BYTES)
-    assert _may_hold_numbers(b'{"t":"tel 13812345678"}')
-    assert _may_hold_numbers('{"t":"全角１３８１２３４５６７８"}'.encode())
-    assert _may_hold_numbers('{"t":"٠١٢٣٤٥٦٧٨٩٠"}'.encode())  # Arabic-Indic
-    assert _may_hold_numbers(b'{"t":"\\uff11\\uff13"}')  # escaped: not looked into
-    assert not _may_hold_numbers('{"t":"邻里纠纷 1381234567 0371-1234"}'.encode())
+    assert may_hold_numbers(b'{"t":"tel 13812345678"}')
+    assert may_hold_numbers('{"t":"全角１３８１２３４５６７８"}'.encode())
+    assert may_hold_numbers('{"t":"٠١٢٣٤٥٦٧٨٩٠"}'.encode())  # Arabic-Indic
+    assert may_hold_numbers(b'{"t":"\\uff11\\uff13"}')  # escaped: not looked into
+    assert not may_hold_numbers('{"t":"邻里纠纷 1381234567 0371-1234"}'.encode())
+    assert _digit_runs(b'{"n":9223372036854775807}') == (True, False)  # 19 digits: orjson reads it
+    assert _digit_runs(b'{"n":118059162071741130342}') == (True, True)  # beyond 64 bits: declined
 
 
 def test_json_out_falls_back_for_what_orjson_refuses():
@@ -213,4 +217,3 @@ def test_a_store_the_direct_path_does_not_read_is_read_the_reference_way(app, mo
     assert Feed(app)._direct is None
     monkeypatch.setattr(app.mapper, "compressor", None)
     assert Feed(app)._direct is not None
-    assert feed_module._uuid(str(UUID(int=5))) == UUID(int=5)
