@@ -181,6 +181,7 @@ class SubscriptionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         with db.transaction() as tx:
+            tx.serialize("fengqiao.subscriptions.ddl")  # two senders starting at once on a new store
             for statement in SCHEMA:
                 tx.execute(statement)
 

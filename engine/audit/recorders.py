@@ -232,7 +232,13 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         return cursor.fetchone()
 
     def create_table(self) -> None:
-        super().create_table()
+        # one process at a time: two starting at once (two `fengqiao worker`s) would race on
+        # CREATE TYPE / CREATE OR REPLACE FUNCTION and one fail ("tuple concurrently updated")
+        options = {k: v for k, v in self.datastore.pool.kwargs.items() if k != "row_factory"}
+        with psycopg.connect(autocommit=True, **options) as ddl_lock:
+            ddl_lock.execute("SELECT pg_advisory_lock(hashtext('fengqiao.ddl'), hashtext(%s))",
+                             (self.datastore.schema,))
+            super().create_table()
         events = self.qualify(self.events_table_name)
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(SQL(f"LOCK TABLE {events} IN EXCLUSIVE MODE"))  # type: ignore[arg-type]
