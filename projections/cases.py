@@ -25,8 +25,8 @@ Roll-ups are a pure function of the case rows (and ``cases_upward``): each batch
 subtracts what a changed row contributed before and adds what it contributes now,
 summed in memory and upserted once per batch; rows that fall to zero are deleted, so
 an incremental build equals a rebuild row for row. :meth:`CasesProjection.refill_rollups`
-recomputes both from the case rows alone (used by the query benchmark; tests prove
-it equals the incrementally maintained ones).
+recomputes both from the case rows alone (a rebuild's ``finish_rebuild`` and the
+query benchmark use it; tests prove it equals the incrementally maintained ones).
 
 Clocks: the timer service records ``ClockWarned`` / ``ClockBreached``; this
 projection keeps each case's warned or breached clocks in the ``clocks`` JSON
@@ -157,7 +157,8 @@ class CasesProjection(Projection):
         """Load the batch's cases once, fold the events into them, write them once."""
         ids = sorted({_case_of(e) for _, e in events if _is_case_event(e) or _is_refusal(e)})
         rows = self._load(tx, ids)
-        before = {case_id: _facts(row) for case_id, row in rows.items()}
+        # a rebuild leaves the roll-ups to finish_rebuild (one refill_rollups pass at the end)
+        before = {} if self.rebuilding else {case_id: _facts(row) for case_id, row in rows.items()}
         upward: list[tuple] = []
         for position, event in events:
             kind = type(event).__name__
@@ -194,6 +195,8 @@ class CasesProjection(Projection):
             "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, position) DO NOTHING",
             upward,
         )
+        if self.rebuilding:
+            return
         stats: dict[tuple, list] = {}
         board: dict[tuple, list] = {}
         for case_id, row in rows.items():
@@ -224,6 +227,10 @@ class CasesProjection(Projection):
                   STAT_COLUMNS, STAT_PRESENT, [(*k, *v) for k, v in stats.items() if any(v[2:])])
         _add_rows(tx, self.t("cases_board"), ("region", "dim", "name"), (), BOARD_COLUMNS, ("open",),
                   [(*k, *v) for k, v in board.items() if any(v)])
+
+    def finish_rebuild(self, tx: Tx) -> None:
+        """A rebuild maintained no roll-ups batch by batch: compute them once from the rows."""
+        self.refill_rollups(tx, tx.is_postgres)
 
     def refill_rollups(self, tx: Tx, postgres: bool) -> None:
         """Recompute ``cases_stats`` and ``cases_board`` from the case rows alone.
