@@ -30,12 +30,16 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|::|:([A-Za-z_]\w*)|\?|%")
 
 
 def to_psycopg(sql: str) -> str:
-    """``?`` → ``%s``, ``:name`` → ``%(name)s``, ``%`` → ``%%``; string literals and
-    ``::`` casts are left alone."""
+    """``?`` → ``%s``, ``:name`` → ``%(name)s``, ``%`` → ``%%`` (inside string literals
+    too: psycopg reads ``%`` everywhere in a statement run with parameters, and
+    :class:`Tx` always passes them); ``?`` and ``:name`` inside literals and ``::`` casts
+    are left alone."""
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
-        if token.startswith("'") or token == "::":
+        if token.startswith("'"):
+            return token.replace("%", "%%")
+        if token == "::":
             return token
         if token == "?":
             return "%s"

@@ -49,10 +49,20 @@ def some_cases(app, n: int = 3) -> None:
 
 def test_placeholders_translate_for_psycopg() -> None:
     assert to_psycopg("SELECT * FROM t WHERE a = ? AND b LIKE '50%?' AND c = :name AND d::text = ?") == (
-        "SELECT * FROM t WHERE a = %s AND b LIKE '50%?' AND c = %(name)s AND d::text = %s"
+        "SELECT * FROM t WHERE a = %s AND b LIKE '50%%?' AND c = %(name)s AND d::text = %s"
     )
-    assert to_psycopg("WHERE region LIKE ? || '-%'") == "WHERE region LIKE %s || '-%'"
+    assert to_psycopg("WHERE region LIKE ? || '-%'") == "WHERE region LIKE %s || '-%%'"
     assert to_psycopg("SELECT 5 % 2") == "SELECT 5 %% 2"
+
+
+def test_a_percent_sign_inside_a_literal_reaches_the_database_as_written(store) -> None:
+    db = Database(store.url)
+    try:
+        with db.transaction() as tx:
+            rows = tx.query("SELECT 'a-%:b?' AS text, 'x-y' LIKE '%-%' AS matched, 7 % 4 AS rest")
+        assert rows == [{"text": "a-%:b?", "matched": True, "rest": 3}]
+    finally:
+        db.close()
 
 
 def test_catches_up_in_batches_and_tracks_the_position(app) -> None:
