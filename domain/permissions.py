@@ -116,8 +116,9 @@ def mask_text(value: str) -> str:
     return value[:1] + "*" * max(len(value) - 1, 1)
 
 
-NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|1[3-9]\d{9})(?![0-9A-Za-z])")
-"""A resident ID number or a mainland mobile number written into free text."""
+NUMBER_IN_TEXT = re.compile(r"(?<![\dA-Za-zＡ-Ｚａ-ｚ])(?:\d{17}[\dXxＸｘ]|[1１][3-9３-９]\d{9})(?![\dA-Za-zＡ-Ｚａ-ｚ])")
+"""A resident ID number or a mainland mobile number written into free text, in ASCII or
+full-width digits (１３８…, as a Chinese input method types them)."""
 
 
 def mask_numbers(value: Any) -> Any:
