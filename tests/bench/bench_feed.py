@@ -38,20 +38,13 @@ from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 from engine.users import UserStore  # noqa: E402
 from tests.bench.bench_projections import generate  # noqa: E402
+from tests.bench.bench_write import drop  # noqa: E402
 from tests.support import seed  # noqa: E402
 from tests.test_reliability_support import Server  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def drop(store: StoreConfig) -> None:
-    if store.is_postgres:
-        import psycopg
-
-        with psycopg.connect(store.psycopg_url(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
-    else:
-        store.sqlite_path.unlink(missing_ok=True)
 
 
 def process_cpu(pid: int) -> float:

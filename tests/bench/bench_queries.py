@@ -88,6 +88,7 @@ CROSS JOIN LATERAL (
 
 
 def timed(call, repeat: int = 50) -> list[float]:
+    """Milliseconds of each of `repeat` calls, after one untimed warm-up call."""
     call()
     out = []
     for _ in range(repeat):

@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +25,7 @@ os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
+from tests.bench.bench_queries import p95, timed  # noqa: E402
 from tests.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
 from tests.support import act, report, seed  # noqa: E402
 
@@ -35,17 +35,6 @@ STEPS = [("assign", {"assignee": "zhao"}, "li"), ("accept", {}, "zhao"),
          ("resolve", {"resolution": "协议履行"}, "zhao"), ("close", {}, "li")]
 
 
-def timed(call, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        call()
-        out.append((time.perf_counter() - began) * 1000)
-    return out
-
-
-def p95(values: list[float]) -> float:
-    return sorted(values)[int(0.95 * (len(values) - 1))]
 
 
 def run(store: str = "postgres", size: int | None = None) -> list[dict]:
