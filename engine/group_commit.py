@@ -46,14 +46,22 @@ class _Member:
 
 
 class GroupCommit:
-    """Batches concurrent ``insert(stored_events)`` calls into one."""
+    """Batches concurrent ``insert(stored_events)`` calls into one.
 
-    def __init__(self, insert: Insert, max_events: int = MAX_GROUP_EVENTS) -> None:
+    ``in_flight`` groups may be written at once (each by its own leader). With more
+    than one, the next group is already on its way while the one before commits: on
+    PostgreSQL the next transaction waits for the table lock inside the server and
+    takes it the moment the previous one commits, rather than after the previous
+    leader has returned, woken its members and handed on.
+    """
+
+    def __init__(self, insert: Insert, max_events: int = MAX_GROUP_EVENTS, in_flight: int = 1) -> None:
         self._insert = insert
         self._max_events = max_events
+        self._in_flight = in_flight
         self._lock = threading.Lock()
         self._queue: list[_Member] = []
-        self._leader_active = False
+        self._leaders = 0  # groups being written now (at most in_flight)
         self.groups = 0  # how many inserts were made (for benchmarks)
         self.members = 0
 
@@ -61,9 +69,11 @@ class GroupCommit:
         """Insert these events, possibly with others'; return their positions."""
         member = _Member(stored_events)
         with self._lock:
-            self._queue.append(member)
-            if not self._leader_active:
-                self._leader_active = member.leads = True
+            if self._leaders < self._in_flight:
+                self._leaders += 1
+                member.leads = True
+            else:
+                self._queue.append(member)
         if not member.leads:
             member.woken.acquire()  # until woken: as the next leader, or with the group's result
         if member.leads:
@@ -73,10 +83,10 @@ class GroupCommit:
         return member.ids
 
     def _lead(self, leader: _Member) -> None:
-        """Write one group (which includes the leader), then hand the lead on."""
+        """Write one group (the leader and whoever queued first), then hand the lead on."""
         with self._lock:
-            group, size = [], 0
-            while self._queue and (not group or size + len(self._queue[0].events) <= self._max_events):
+            group, size = [leader], len(leader.events)
+            while self._queue and size + len(self._queue[0].events) <= self._max_events:
                 size += len(self._queue[0].events)
                 group.append(self._queue.pop(0))
         try:
@@ -84,14 +94,14 @@ class GroupCommit:
         finally:
             with self._lock:
                 if self._queue:
-                    self._queue[0].leads = True
-                    self._queue[0].wake()
+                    successor = self._queue.pop(0)
+                    successor.leads = True
+                    successor.wake()
                 else:
-                    self._leader_active = False
+                    self._leaders -= 1
             for member in group:
                 if member is not leader:  # the leader is this thread
                     member.wake()
-
     def _write(self, group: list[_Member]) -> None:
         self.groups += 1
         self.members += len(group)

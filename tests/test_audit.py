@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import uuid
 from datetime import timedelta
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +84,33 @@ def test_chain_rows_link_every_event_in_order(app, raw):
     events, chain = raw.events_rows(), raw.chain_rows()
     assert [e[0] for e in events] == [c[0] for c in chain]
     assert [c[1] for c in chain] == list(range(1, len(chain) + 1))
+
+
+def test_a_batch_over_several_cases_chains_as_the_canonical_hashes(app, raw):
+    """One insert of events of old and new cases, with topics that JSON must escape: the
+    stored chain rows are exactly what engine.audit.canonical computes (on PostgreSQL
+    the recorder hashes in SQL, so this is the check that both agree byte for byte)."""
+    old = busy_history(app)
+    new = uuid.uuid4()
+    topics = ["domain.cases:Dispute.Commented", 'x:"引号"\\反斜杠', "x:\u0001\t控制", "x:é✓"]
+    batch = [StoredEvent(case, version, topic, bytes([n]) * n)
+             for n, (case, version, topic) in enumerate([
+                 (old[0], app.case(old[0]).version + 1, topics[1]), (new, 1, topics[2]),
+                 (old[1], app.case(old[1]).version + 1, topics[0]), (old[0], app.case(old[0]).version + 2, topics[3]),
+                 (new, 2, topics[1])])]
+    positions = app.recorder.insert_events(batch)
+    assert list(positions) == sorted(positions) and len(set(positions)) == len(batch)
+    expected_running, expected_heads = ZERO, {}
+    chain = raw.chain_rows()
+    for (position, originator_id, version, topic, state), row in zip(raw.events_rows(), chain, strict=True):
+        case_id = str(originator_id) if raw.postgres else str(uuid.UUID(originator_id))
+        leaf = leaf_hash(case_id, version, position, topic, bytes(state))
+        expected_running = link(expected_running, leaf)
+        expected_heads[case_id] = link(expected_heads.get(case_id, ZERO), leaf)
+        assert tuple(row) == (position, row[1], case_id, version, leaf.hex(), expected_heads[case_id].hex(),
+                              expected_running.hex())
+    assert [row[0] for row in chain[-len(batch):]] == list(positions)
+    assert verify_log(app).ok and verify_case(app, new).ok and verify_case(app, old[0]).ok
 
 
 def test_checkpoint_signs_the_head_and_exports(app, tmp_path):

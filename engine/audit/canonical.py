@@ -19,7 +19,7 @@ before a link of two hashes.
 from __future__ import annotations
 
 import hashlib
-from json.encoder import encode_basestring as quote  # JSON string, non-ASCII kept as is (as JCS)
+from json.encoder import encode_basestring as json_string  # non-ASCII kept as is (as JCS)
 from uuid import UUID
 
 LEAF = b"\x00"
@@ -34,8 +34,8 @@ def entry_bytes(case_id: UUID | str, version: int, position: int, topic: str, st
     Written out by hand for speed; equal to ``json.dumps(entry, sort_keys=True,
     separators=(",", ":"), ensure_ascii=False)`` (the tests check it).
     """
-    return (f'{{"case":{quote(str(case_id))},"position":{int(position)},'
-            f'"state_sha256":"{hashlib.sha256(state).hexdigest()}","topic":{quote(topic)},'
+    return (f'{{"case":{json_string(str(case_id))},"position":{int(position)},'
+            f'"state_sha256":"{hashlib.sha256(state).hexdigest()}","topic":{json_string(topic)},'
             f'"version":{int(version)}}}').encode()
 
 

@@ -5,10 +5,12 @@ the event rows, after the events have their positions:
 
 * PostgreSQL: the transaction holds an EXCLUSIVE lock on the events table (as
   eventsourcing's recorder does), so the chain head read inside it is the true
-  head. Per batch, whatever its size, two round trips on a connection kept for
-  writing: the lock with ONE statement that inserts the events and returns their
-  positions, the chain head and the batch's cases' last hashes; then ONE chain
-  ``INSERT`` with the ``COMMIT`` (see ``ChainedPostgresRecorder.insert_events``).
+  head. Per batch, whatever its size, ONE round trip on a connection kept for
+  writing: the lock, ONE statement that inserts the events and their chain rows
+  (hashed in SQL with PostgreSQL's ``sha256``: the same bytes as
+  ``engine.audit.canonical``), and the ``COMMIT`` (see
+  ``ChainedPostgresRecorder.insert_events``). Nothing runs in Python while the
+  table is locked.
 * SQLite: the first INSERT takes the database's write lock, so the head read
   after it is the true head. Per batch: one SELECT (the head and the first
   case's last per-case hash), one more per further case, one ``executemany``.
@@ -44,7 +46,7 @@ from eventsourcing.utils import retry
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Literal
 
-from engine.audit.canonical import ZERO, leaf_hash, link
+from engine.audit.canonical import ZERO, json_string, leaf_hash, link
 from engine.audit.db import CHAIN, table_statements
 
 _ROLLBACK = SQL("ROLLBACK")
@@ -87,16 +89,6 @@ def chain_rows(head: Any, case_hash_of: Callable[[str], str | None], positions: 
         rows.append((position, seq, case_id, event.originator_version, leaf.hex(),
                      case_heads[case_id].hex(), running.hex()))
     return rows
-
-
-def chain_values(rows: Sequence[tuple]) -> str:
-    """Chain rows as SQL ``VALUES`` literals (sent with the ``COMMIT`` in one simple
-    query). Every value is an integer, a UUID or a hex digest, re-checked here, so
-    nothing needs quoting."""
-    return ",".join(
-        f"({int(position)},{int(seq)},'{UUID(case_id)}',{int(version)},'{bytes.fromhex(entry).hex()}',"
-        f"'{bytes.fromhex(case).hex()}','{bytes.fromhex(running).hex()}')"
-        for position, seq, case_id, version, entry, case, running in rows)
 
 
 def _id_text(originator_id: Any) -> str:
@@ -197,21 +189,58 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         for statement in table_statements(self.qualify, "BYTEA", "BIGINT"):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
         chain, events = self.qualify(CHAIN), self.qualify(events_table_name)
-        # The batch's statement, its values written in as literals (see _batch_sql):
+        link_fn, fold, append = self.qualify("audit_link"), self.qualify("audit_fold"), self.qualify("audit_append")
+        zero = "decode(repeat('00', 32), 'hex')"
+        self.sql_create_statements += [SQL(statement) for statement in (  # type: ignore[misc]
+            # link(previous, leaf) = SHA-256(0x01 || previous || leaf), as engine.audit.canonical.link;
+            # strict with no initial state, the fold starts from its first input: the head
+            f"CREATE OR REPLACE FUNCTION {link_fn}(previous bytea, leaf bytea) RETURNS bytea "
+            "LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS "
+            "$$BEGIN RETURN sha256('\\x01'::bytea || previous || leaf); END$$",
+            f"CREATE OR REPLACE AGGREGATE {fold}(bytea) (SFUNC = {link_fn}, STYPE = bytea)",
+            # One batch: lock, insert the events, chain them, return their positions in the
+            # batch's order. Each entry's bytes are engine.audit.canonical.entry_bytes written
+            # in SQL (the topics come JSON-quoted by Python's encoder). The running hash folds
+            # the leaves from the chain head; each case's hash folds its leaves from the case's
+            # last hash (rows with a NULL version are those starting points). A function, so
+            # its plan is made once per connection, not per batch.
+            f"CREATE OR REPLACE FUNCTION {append}(case_ids uuid[], versions bigint[], topics text[], "
+            "states text[], json_topics text[]) RETURNS bigint[] LANGUAGE plpgsql AS $$\n"
+            "DECLARE positions bigint[];\n"
+            f"BEGIN\nLOCK TABLE {events} IN EXCLUSIVE MODE;\n"
+            "WITH batch AS (SELECT * FROM unnest(case_ids, versions, topics, states, json_topics) "
+            "WITH ORDINALITY AS b(o, v, t, s, tq, n)), "
+            f"inserted AS (INSERT INTO {events} (originator_id, originator_version, topic, state) "
+            "SELECT o, v, t, decode(s, 'hex') FROM batch ORDER BY n "
+            "RETURNING notification_id, originator_id, originator_version), "
+            "entries AS (SELECT i.notification_id AS position, b.o::text AS case_id, b.v AS version, b.n, "
+            "sha256('\\x00'::bytea || convert_to('{\"case\":\"' || b.o || '\",\"position\":' || i.notification_id "
+            "|| ',\"state_sha256\":\"' || encode(sha256(decode(b.s, 'hex')), 'hex') || '\",\"topic\":' || b.tq "
+            "|| ',\"version\":' || b.v || '}', 'UTF8')) AS leaf "
+            "FROM inserted i JOIN batch b ON b.o = i.originator_id AND b.v = i.originator_version), "
+            f"head AS (SELECT seq, decode(chain_hash, 'hex') AS h FROM {chain} ORDER BY position DESC LIMIT 1), "
+            "starts AS (SELECT NULL::text AS case_id, "
+            f"coalesce((SELECT h FROM head), {zero}) AS h "
+            "UNION ALL (SELECT DISTINCT ON (e.case_id) e.case_id, "
+            f"coalesce(decode(c.case_hash, 'hex'), {zero}) FROM entries e "
+            f"LEFT JOIN {chain} c ON c.case_id = e.case_id ORDER BY e.case_id, c.version DESC NULLS LAST)), "
+            "links AS (SELECT position, case_id, version, leaf, "
+            f"{fold}(x) FILTER (WHERE case_id IS NULL OR version IS NOT NULL) OVER (ORDER BY position) AS running, "
+            f"{fold}(x) FILTER (WHERE case_id IS NOT NULL) OVER (PARTITION BY case_id ORDER BY position) AS case_hash "
+            "FROM (SELECT 0::bigint AS position, case_id, NULL::bigint AS version, NULL::bytea AS leaf, h AS x "
+            "FROM starts UNION ALL SELECT position, case_id, version, leaf, leaf FROM entries) chain_input), "
+            f"chained AS (INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
+            "SELECT position, coalesce((SELECT seq FROM head), 0) + row_number() OVER (ORDER BY position), "
+            "case_id, version, encode(leaf, 'hex'), encode(case_hash, 'hex'), encode(running, 'hex') "
+            "FROM links WHERE version IS NOT NULL) "
+            "SELECT array_agg(position ORDER BY n) INTO positions FROM entries;\n"
+            "RETURN positions;\nEND$$",
+        )]
+        # The batch's query, its values written in as literals (see _batch_sql).
         self._insert_head = (
-            f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; LOCK TABLE {events} IN EXCLUSIVE MODE; "
-            f"WITH inserted AS (INSERT INTO {events} (originator_id, originator_version, topic, state) "
-            "SELECT o, v, t, decode(s, 'hex') FROM unnest(")
-        self._insert_middle = (
-            ") AS e(o, v, t, s) RETURNING notification_id), "
-            f"heads AS (SELECT DISTINCT ON (case_id) case_id, case_hash FROM {chain} WHERE case_id = ANY(")
-        self._insert_tail = (
-            "::text[]) ORDER BY case_id, version DESC) "
-            "SELECT (SELECT array_agg(notification_id ORDER BY notification_id) FROM inserted) AS ids, "
-            f"(SELECT seq FROM {chain} ORDER BY position DESC LIMIT 1) AS seq, "
-            f"(SELECT chain_hash FROM {chain} ORDER BY position DESC LIMIT 1) AS chain_hash, "
-            "(SELECT array_agg(case_id) FROM heads) AS cases, (SELECT array_agg(case_hash) FROM heads) AS case_hashes")
-        self._topics: dict[str, str] = {}
+            f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; SELECT {append}(")
+        self._insert_tail = ") AS ids; COMMIT"
+        self._topics: dict[str, tuple[str, str]] = {}
         self._writer_lock = threading.Lock()
         self._held: Any = None
         close = datastore.close
@@ -221,8 +250,6 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             close()
 
         datastore.close = close_releasing_writer
-        self._insert_chain_head = f"INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, " \
-            "chain_hash) VALUES "
 
     def qualify(self, name: str) -> str:
         return f'"{self.datastore.schema}".{name}'
@@ -250,19 +277,22 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         would serialise the commits of every county schema on one server."""
 
     def _batch_sql(self, conn: Any, stored_events: Sequence[StoredEvent]) -> str:
-        """The first round trip's SQL, with the batch's values as literals: building the
-        text is ~10x cheaper than psycopg's adaptation of parameter arrays, and nothing
-        in it needs escaping: ids are UUIDs (checked unless they are ``UUID``s),
-        versions integers, states hex, topics quoted by psycopg once per topic."""
+        """The batch's SQL, with its values as literals: building the text is ~10x
+        cheaper than psycopg's adaptation of parameter arrays, and nothing in it needs
+        escaping: ids are UUIDs (checked unless they are ``UUID``s), versions integers,
+        states hex, topics quoted by psycopg once per topic."""
         ids = ",".join(f"'{_id_text(e.originator_id)}'" for e in stored_events)
         versions = ",".join(str(int(e.originator_version)) for e in stored_events)
-        topics = ",".join(self._topics.get(e.topic) or self._quote_topic(conn, e.topic) for e in stored_events)
+        quoted = [self._topics.get(e.topic) or self._quote_topic(conn, e.topic) for e in stored_events]
+        topics = ",".join(topic for topic, _ in quoted)
+        json_topics = ",".join(json for _, json in quoted)
         states = ",".join(f"'{e.state.hex()}'" for e in stored_events)
         return (f"{self._insert_head}ARRAY[{ids}]::uuid[], ARRAY[{versions}]::bigint[], ARRAY[{topics}]::text[], "
-                f"ARRAY[{states}]::text[]{self._insert_middle}ARRAY[{ids}]{self._insert_tail}")
+                f"ARRAY[{states}]::text[], ARRAY[{json_topics}]::text[]{self._insert_tail}")
 
-    def _quote_topic(self, conn: Any, topic: str) -> str:
-        self._topics[topic] = quoted = Literal(topic).as_string(conn)
+    def _quote_topic(self, conn: Any, topic: str) -> tuple[str, str]:
+        """The topic as an SQL literal, and its JSON string (as the entry bytes have it) as one."""
+        self._topics[topic] = quoted = (Literal(topic).as_string(conn), Literal(json_string(topic)).as_string(conn))
         return quoted
 
     @contextmanager
@@ -307,19 +337,17 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """One batch in one transaction of two round trips, whatever its size:
+        """One batch in one transaction of ONE round trip, whatever its size:
+        ``BEGIN``, the table lock, ONE statement that inserts the events, chains them
+        (in SQL, from the chain head and the batch's cases' last hashes) and returns
+        their positions, and ``COMMIT``.
 
-        1. ``BEGIN``, the table lock, and ONE statement that inserts the events and
-           returns their positions with the chain head and the batch's cases' last
-           hashes;
-        2. ONE chain ``INSERT`` computed from them, and ``COMMIT``.
-
-        Each is one simple-protocol query of several statements, its values written
-        in as literals (see :meth:`_batch_sql`). The library sends six statements and an
-        ``executemany`` in psycopg's pipeline mode instead; every round trip and
-        every poll of the socket costs the writing thread a wake-up, and on this
-        kind of host each costs tens to hundreds of µs of CPU (see
-        docs/performance.md, *Write throughput*).
+        It is one simple-protocol query of several statements, its values written in
+        as literals (see :meth:`_batch_sql`). The library sends six statements and an
+        ``executemany`` in psycopg's pipeline mode instead; every round trip and every
+        poll of the socket costs the writing thread a wake-up (and, while the table is
+        locked, a wait for the GIL), and on this kind of host each costs tens to
+        hundreds of µs (see docs/performance.md, *Write throughput*).
         """
         if not stored_events:
             return None
@@ -329,13 +357,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
                 curs.execute(self._batch_sql(conn, stored_events), prepare=False)  # a version conflict raises here
                 while curs.description is None and curs.nextset():  # past BEGIN, SET, LOCK
                     pass
-                found = curs.fetchone()
-                positions = found["ids"]
-                heads = dict(zip(found["cases"] or (), found["case_hashes"] or (), strict=True))
-                head = {"seq": found["seq"], "chain_hash": found["chain_hash"],
-                        "case_hash": heads.get(str(stored_events[0].originator_id))}
-                rows = chain_rows(head, heads.get, positions, stored_events)
-                curs.execute(self._insert_chain_head + chain_values(rows) + "; COMMIT", prepare=False)
+                positions = curs.fetchone()["ids"]
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with suppress(Exception):
