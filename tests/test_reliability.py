@@ -476,7 +476,7 @@ def test_kill_9_the_worker_mid_batch_repeatedly(store, tmp_path, monkeypatch):
         assert timers, "no timer fired: the clocks were meant to be overdue"
         assert max(timers.values()) == 1, [k for k, v in timers.items() if v > 1][:5]
         assert set(receiver.unique.values()) == set(delivered_positions(engine))  # none lost
-        assert receiver.bad_signatures == 0
+        assert receiver.bad_signatures == 0, receiver.failures
     assert_projections_equal_rebuild(engine)
     engine.close()
 

@@ -31,12 +31,18 @@ class Receiver:
         self.verified: list[tuple[str, int]] = []  # (webhook-id, position) of every verified request
         self.unique: dict[str, int] = {}  # webhook-id → position, first arrival only
         self.bad_signatures = 0
+        self.failures: list[str] = []  # why each bad signature failed
+        self.cut_off = 0  # requests whose sender died mid-body (a killed worker): not delivered, not bad
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["content-length"]))
+                if len(body) < int(self.headers["content-length"]):
+                    with receiver.lock:
+                        receiver.cut_off += 1
+                    return  # the connection closed mid-body: no request was made
                 status, headers = receiver.handle(dict(self.headers), body)
                 self.send_response(status)
                 for name, value in headers.items():
@@ -60,8 +66,9 @@ class Receiver:
                 return 503, {}
             try:
                 Webhook(self.secret).verify(body, headers)
-            except Exception:  # noqa: BLE001 - any verification failure is a 400
+            except Exception as error:  # noqa: BLE001 - any verification failure is a 400
                 self.bad_signatures += 1
+                self.failures.append(repr(error))
                 return 400, {}
             event = from_http_event(HTTPMessage(headers=headers, body=body))  # the CloudEvents SDK
             parse_cloud_event(body.decode())
