@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 MAX_GROUP_EVENTS = 2000
+MAX_LEADER_ROUNDS = 8
 
 Insert = Callable[[Sequence[Any]], Sequence[int] | None]
 
@@ -46,22 +47,15 @@ class _Member:
 
 
 class GroupCommit:
-    """Batches concurrent ``insert(stored_events)`` calls into one.
+    """Batches concurrent ``insert(stored_events)`` calls into one."""
 
-    ``in_flight`` groups may be written at once (each by its own leader). With more
-    than one, the next group is already on its way while the one before commits: on
-    PostgreSQL the next transaction waits for the table lock inside the server and
-    takes it the moment the previous one commits, rather than after the previous
-    leader has returned, woken its members and handed on.
-    """
-
-    def __init__(self, insert: Insert, max_events: int = MAX_GROUP_EVENTS, in_flight: int = 1) -> None:
+    def __init__(self, insert: Insert, max_events: int = MAX_GROUP_EVENTS, max_rounds: int = MAX_LEADER_ROUNDS) -> None:
         self._insert = insert
         self._max_events = max_events
-        self._in_flight = in_flight
+        self._max_rounds = max_rounds
         self._lock = threading.Lock()
         self._queue: list[_Member] = []
-        self._leaders = 0  # groups being written now (at most in_flight)
+        self._leading = False  # a leader is writing
         self.groups = 0  # how many inserts were made (for benchmarks)
         self.members = 0
 
@@ -69,11 +63,10 @@ class GroupCommit:
         """Insert these events, possibly with others'; return their positions."""
         member = _Member(stored_events)
         with self._lock:
-            if self._leaders < self._in_flight:
-                self._leaders += 1
-                member.leads = True
-            else:
+            if self._leading:
                 self._queue.append(member)
+            else:
+                self._leading = member.leads = True
         if not member.leads:
             member.woken.acquire()  # until woken: as the next leader, or with the group's result
         if member.leads:
@@ -83,14 +76,22 @@ class GroupCommit:
         return member.ids
 
     def _lead(self, leader: _Member) -> None:
-        """Write one group (the leader and whoever queued first), then hand the lead on."""
-        with self._lock:
-            group, size = [leader], len(leader.events)
-            while self._queue and size + len(self._queue[0].events) <= self._max_events:
-                size += len(self._queue[0].events)
-                group.append(self._queue.pop(0))
+        """Write the leader's group, then whatever queued meanwhile, for up to
+        ``max_rounds`` groups; then hand the lead to the first still queued."""
+        group = [leader]
         try:
-            self._write(group)
+            for _ in range(self._max_rounds):
+                self._fill(group)
+                try:
+                    self._write(group)
+                finally:
+                    for member in group:
+                        if member is not leader:  # the leader is this thread
+                            member.wake()
+                group = []
+                with self._lock:
+                    if not self._queue:
+                        break
         finally:
             with self._lock:
                 if self._queue:
@@ -98,10 +99,16 @@ class GroupCommit:
                     successor.leads = True
                     successor.wake()
                 else:
-                    self._leaders -= 1
-            for member in group:
-                if member is not leader:  # the leader is this thread
-                    member.wake()
+                    self._leading = False
+
+    def _fill(self, group: list[_Member]) -> None:
+        """Add queued members to the group, first come first, up to ``max_events``."""
+        with self._lock:
+            size = sum(len(member.events) for member in group)
+            while self._queue and (not group or size + len(self._queue[0].events) <= self._max_events):
+                size += len(self._queue[0].events)
+                group.append(self._queue.pop(0))
+
     def _write(self, group: list[_Member]) -> None:
         self.groups += 1
         self.members += len(group)

@@ -64,9 +64,6 @@ log = structlog.get_logger("fengqiao.engine")
 
 MAX_CONFLICT_RETRIES = 8
 REFERENCE_RECHECK_SECONDS = float(os.environ.get("FENGQIAO_REFERENCE_RECHECK", "1.0"))
-# Group-commit groups written at once on PostgreSQL (see engine.group_commit); SQLite
-# takes one writer at a time anyway.
-WRITES_IN_FLIGHT = int(os.environ.get("FENGQIAO_WRITES_IN_FLIGHT", "1"))
 ESCALATING_ACTIONS = ("escalate", "assign")  # a refusal of these counts as a 矛盾上交 attempt
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
@@ -134,8 +131,7 @@ class Fengqiao(Application):
         self._policies: dict[int, Policy] = {}
         self._checked: dict[UUID, float] = {}  # when each reference aggregate was last checked
         super().__init__(env={**self.store.eventsourcing_env(), **(env or {})})
-        self.group_commit = GroupCommit(self.recorder.insert_events,
-                                        in_flight=WRITES_IN_FLIGHT if self.store.is_postgres else 1)
+        self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache()
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
