@@ -253,35 +253,25 @@ class Fengqiao(Application):
     # -- commands ---------------------------------------------------------------
 
     def report(self, body: ReportCase, envelope: Envelope) -> CommandResult:
-        """上报 a new case under the current policy."""
+        """上报 a new case under the current policy.
+
+        Idempotent by command id (the case id is derived from it), checked
+        optimistically: a report is built and saved without first reading the store,
+        and only a refusal or a conflict on saving (the case already exists: this is
+        a repeat, or a racing twin won) asks whether the command was done before.
+        A new report — nearly every report — saves the read of the case and its
+        round trips. (A repeat whose parties include a bare name, with no phone or
+        id number, leaves an unused person key behind: keys of unidentified parties
+        are never looked up.)
+        """
         case_id = case_id_for(envelope.command_id)
         with log_context(
             case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id
         ):
-            repeated = self._repeat_of_report(case_id, envelope.command_id)
-            if repeated is not None:
-                return repeated
-            tree = self.ladder().tree
-            region = tree.get(body.region)
-            policy = self.policy()
-            case = CASE_CLASSES[body.kind].report(
-                self._stamp(envelope),
-                policy_version=policy.version,
-                category=body.category,
-                severity=body.severity,
-                region=region.code,
-                rank=int(region.rank),
-                profile=str(region.profile),
-                ceilings=policy.ceilings_for(region.profile),
-                title=body.title,
-                description=body.description,
-                channel=body.channel,
-                parties=protect(self, [p.model_dump(exclude_none=True) for p in body.parties]),
-                details=body.details(),
-            )
             try:
+                case, region = self._new_case(body, envelope)
                 recordings = self.save(case)
-            except RecordConflictError:  # the same report, racing: the first one won
+            except (DomainError, RecordConflictError):
                 repeated = self._repeat_of_report(case_id, envelope.command_id)
                 if repeated is None:
                     raise
@@ -290,6 +280,28 @@ class Fengqiao(Application):
             self.case_cache.put(case)  # from here on another thread may take and change it
             log.info("case reported", kind=str(body.kind), severity=str(body.severity), region=region.code)
             return result
+
+    def _new_case(self, body: ReportCase, envelope: Envelope) -> tuple[Case, Region]:
+        """The reported case, not yet saved, and its region."""
+        tree = self.ladder().tree
+        region = tree.get(body.region)
+        policy = self.policy()
+        case = CASE_CLASSES[body.kind].report(
+            self._stamp(envelope),
+            policy_version=policy.version,
+            category=body.category,
+            severity=body.severity,
+            region=region.code,
+            rank=int(region.rank),
+            profile=str(region.profile),
+            ceilings=policy.ceilings_for(region.profile),
+            title=body.title,
+            description=body.description,
+            channel=body.channel,
+            parties=protect(self, [p.model_dump(exclude_none=True) for p in body.parties]),
+            details=body.details(),
+        )
+        return case, region
 
     def _repeat_of_report(self, case_id: UUID, command_id: str) -> CommandResult | None:
         try:

@@ -69,6 +69,9 @@ class AuditDb:
             yield cursor
 
     def rows(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self.postgres:  # one statement on an autocommit connection: no BEGIN and ROLLBACK round trips
+            with self.datastore.get_connection() as conn:
+                return conn.execute(self.sql(text), list(params)).fetchall()
         with self.cursor(commit=False) as cursor:
             cursor.execute(self.sql(text), list(params))
             return cursor.fetchall()
@@ -79,6 +82,9 @@ class AuditDb:
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         """Run one statement in its own transaction; return the rows it touched."""
+        if self.postgres:  # autocommit: the one statement is its own transaction
+            with self.datastore.get_connection() as conn:
+                return conn.execute(self.sql(text), list(params)).rowcount
         with self.cursor(commit=True) as cursor:
             cursor.execute(self.sql(text), list(params))
             raw = getattr(cursor, "sqlite_cursor", cursor)
