@@ -45,6 +45,8 @@ class Bench:
             return ["--store", store, "--minutes", str(size), "--tracemalloc"]
         if self.script == "bench_audit.py":
             return ["--store", store, "--events", str(size)]
+        if self.script == "bench_insert.py":
+            return ["--repeat", str(size)]
         if self.script == "bench_rollup.py":
             return ["--store", store, "--events", str(size), "--runs", "3"]
         if self.script == "load":
@@ -70,6 +72,8 @@ BENCHES: dict[str, Bench] = {
     "memory": Bench("server RSS at 1M cases; no growth over 10 minutes of load", "minutes", 10,
                     script="bench_memory.py"),
     "audit": Bench("chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"),
+    "insert": Bench("one PostgreSQL batch (events + hash chain) alone: wall and CPU per event, batches of 1/8/50",
+                    "batches timed", 300, script="bench_insert.py", stores=("postgres",)),
     "rollup": Bench("province roll-up over 4 county stores: catch-up events/s, CPU/event, stats p95 (beside one "
                     "county's own rebuild)", "events per county", 25_000, script="bench_rollup.py"),
 }
