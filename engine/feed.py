@@ -71,7 +71,7 @@ MAX_POSITION = 2**62  # no larger position can exist; larger numbers overflow th
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
 SCAN_FACTOR = 10  # a filtered page scans at most this many times ``limit`` rows
-REGION_CACHE_SIZE = 100_000
+REGION_CACHE_SIZE = int(os.environ.get("FENGQIAO_FEED_CACHE", "100000"))  # cases whose whereabouts a feed keeps
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,9 @@ class _WhereaboutsCache:
 
     entries: OrderedDict[str, tuple[int, Whereabouts]] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # one object per (region, origin) pair, shared by the entries: a region's code is read
+    # from each event's JSON as a new string, and there are few pairs but many cases
+    shared: dict[Whereabouts, Whereabouts] = field(default_factory=dict)
 
     def get(self, case_id: str, version: int) -> Whereabouts | None:
         """The whereabouts before ``version`` (or at it), if the cache knows them."""
@@ -140,6 +143,9 @@ class _WhereaboutsCache:
 
     def put(self, case_id: str, version: int, whereabouts: Whereabouts) -> None:
         with self.lock:  # pages are read from several threads (the API's pool, SSE)
+            if len(self.shared) >= REGION_CACHE_SIZE:
+                self.shared.clear()
+            whereabouts = self.shared.setdefault(whereabouts, whereabouts)
             self.entries[case_id] = (version, whereabouts)
             self.entries.move_to_end(case_id)
             if len(self.entries) > REGION_CACHE_SIZE:

@@ -45,7 +45,7 @@ from engine.audit.db import PERSON_KEYS, AuditDb
 ERASED = "[erased]"
 SEALED = "enc:v1:"
 KEY_CACHE_SECONDS = 30.0
-KEY_CACHE_SIZE = 10_000  # persons whose key a process keeps (the least recently read go first)
+KEY_CACHE_SIZE = int(os.environ.get("FENGQIAO_KEY_CACHE", "10000"))  # persons whose key a process keeps (the least recently read go first)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ are called each time, never cached.
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -40,7 +41,11 @@ from eventsourcing.utils import resolve_topic
 from domain.actors import Actor
 
 IMMUTABLE = (datetime, date, UUID, Decimal, Actor)
-CACHE_LIMIT = 200_000  # distinct typed values kept (timestamps, actors); cleared when full
+# Distinct typed values kept (timestamps, actors), cleared when full. What repeats is near
+# (an event's occurred_at is its timestamp; an actor acts many times in a row): 10,000 keeps
+# the hit rate of 200,000 and ~2.4 MB instead of ~48 MB per decoder; a running worker adds
+# a new timestamp per event, so a large bound only fills for hours (docs/performance.md, Memory).
+CACHE_LIMIT = int(os.environ.get("FENGQIAO_DECODER_CACHE", "10000"))
 
 
 class EventDecoder:

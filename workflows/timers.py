@@ -26,6 +26,7 @@ on ``Resolved`` and this service warns and breaches it like any other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,15 +83,32 @@ class TimerService:
 
     def tick(self, now: datetime | None = None) -> list[Fired]:
         """Record every threshold due by ``now`` (default: the engine's clock)."""
-        now = now or self.app.clock.now()
         fired: list[Fired] = []
+        self._tick(now, fired.extend)
+        return fired
+
+    def tick_counting(self, now: datetime | None = None) -> int:
+        """:meth:`tick` keeping only the count (the worker's): after a backlog (a store
+        whose clocks went overdue while no worker ran) one tick runs up to ``MAX_ROUNDS``
+        rounds of ``batch`` cases for minutes, and the list would hold every command
+        issued meanwhile (~350 bytes each; docs/performance.md, Memory)."""
+        count = 0
+
+        def add(fresh: list[Fired]) -> None:
+            nonlocal count
+            count += len(fresh)
+
+        self._tick(now, add)
+        return count
+
+    def _tick(self, now: datetime | None, issued: Callable[[list[Fired]], None]) -> None:
+        now = now or self.app.clock.now()
         for _ in range(MAX_ROUNDS):  # a breach may start a new cycle that is due already
             self.runner.run_once()
             fresh = [f for case_id, _ in due_cases(self.db, now, self.batch) for f in self.fire(case_id, now)]
-            fired.extend(fresh)
+            issued(fresh)
             if all(f.repeated for f in fresh):
                 break
-        return fired
 
     def next_due(self) -> datetime | None:
         """The earliest threshold still to fire (after catching up)."""

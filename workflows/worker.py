@@ -37,7 +37,7 @@ def run_timers(app: Any, stop: threading.Event, poll: float = 1.0) -> None:
 
     timers = TimerService(app)
     try:
-        _loop(timers.tick, stop, poll)
+        _loop(timers.tick_counting, stop, poll)  # the commands issued are not kept
     finally:
         timers.close()
 

@@ -31,12 +31,16 @@ def serve(
     import uvicorn
 
     from api.http.app import create_app
+    from engine.memory import limit_malloc_arenas
     from engine.service import Fengqiao
 
+    limit_malloc_arenas()  # before any thread starts: see engine/memory.py
     configure_logging()
     engine = Fengqiao()
     if os.environ.get("FENGQIAO_TRACEMALLOC") == "1":
         trace_allocations(engine)
+    if os.environ.get("FENGQIAO_MEMORY_DIR"):
+        report_memory_on_signal(engine)
     stop = threading.Event()
     thread = None
     if workers:
@@ -56,7 +60,7 @@ def serve(
 
 def trace_allocations(engine: object) -> None:
     """``FENGQIAO_TRACEMALLOC=1`` (off by default; it slows the server): trace allocations from
-    start-up; each SIGUSR2 writes a ``tracemalloc`` snapshot and the bounded caches' sizes into
+    start-up; each SIGUSR2 writes a ``tracemalloc`` snapshot and :func:`memory_report` into
     ``FENGQIAO_TRACEMALLOC_DIR`` (``tests/bench/bench_memory.py`` diffs them)."""
     import tracemalloc
 
@@ -67,9 +71,99 @@ def trace_allocations(engine: object) -> None:
     def snapshot(*_: object) -> None:
         taken[0] += 1
         tracemalloc.take_snapshot().dump(str(folder / f"snapshot-{taken[0]}.tracemalloc"))
-        sizes = {"traced": tracemalloc.get_traced_memory()[0], "tracemalloc_overhead": tracemalloc.get_tracemalloc_memory(),
-                 "case_cache": len(engine.case_cache._entries),  # type: ignore[attr-defined]
-                 "person_keys": len(getattr(engine.__dict__.get("_person_keys"), "_cache", ()))}
-        (folder / f"snapshot-{taken[0]}.json").write_text(json.dumps(sizes))
+        (folder / f"snapshot-{taken[0]}.json").write_text(json.dumps(memory_report(engine)))
 
     signal.signal(signal.SIGUSR2, snapshot)
+
+
+def report_memory_on_signal(engine: object) -> None:
+    """With ``FENGQIAO_MEMORY_DIR`` set: each SIGUSR1 writes :func:`memory_report` as
+    ``report-<n>.json`` there (cheap: no heap snapshot; works with tracemalloc off)."""
+    folder = Path(os.environ["FENGQIAO_MEMORY_DIR"])
+    taken = [0]
+
+    def report(*_: object) -> None:
+        taken[0] += 1
+        (folder / f"report-{taken[0]}.json").write_text(json.dumps(memory_report(engine)))
+
+    signal.signal(signal.SIGUSR1, report)
+
+
+def memory_report(engine: object) -> dict[str, object]:
+    """Where this process's memory is: the bounded caches' entry counts (every instance,
+    found through the garbage collector), glibc malloc's totals (``mallinfo2``), RSS by
+    kind of mapping, and the traced Python heap when tracemalloc is on."""
+    import gc
+    import tracemalloc
+    from collections import Counter
+
+    from engine.case_cache import CaseCache
+    from engine.feed import Feed
+    from engine.privacy import PersonKeys
+    from projections.decoding import EventDecoder
+
+    found: dict[str, list[int]] = {"case_cache": [], "person_keys": [], "feed_whereabouts": [],
+                                   "decoder_values": []}
+    counts: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        kind = type(obj)
+        counts[kind.__qualname__] += 1
+        if kind is CaseCache:
+            found["case_cache"].append(len(obj._entries))
+        elif kind is PersonKeys:
+            found["person_keys"].append(len(obj._cache))
+        elif kind is Feed:
+            found["feed_whereabouts"].append(len(obj._whereabouts.entries))
+        elif kind is EventDecoder:
+            found["decoder_values"].append(len(obj._values))
+    report: dict[str, object] = {
+        "case_cache": len(engine.case_cache._entries),  # type: ignore[attr-defined]
+        "person_keys": len(getattr(engine.__dict__.get("_person_keys"), "_cache", ())),
+        "caches": found, "gc_objects": sum(counts.values()), "gc_types": dict(counts.most_common(25)),
+        "threads": threading.active_count(),
+        "malloc": _mallinfo(), "rss_kb": _rss_by_mapping(),
+    }
+    if tracemalloc.is_tracing():
+        report |= {"traced": tracemalloc.get_traced_memory()[0],
+                   "tracemalloc_overhead": tracemalloc.get_tracemalloc_memory()}
+    return report
+
+
+def _mallinfo() -> dict[str, int]:
+    """glibc's ``mallinfo2()`` over all arenas (bytes): ``arena`` obtained by sbrk/arenas,
+    ``hblkhd`` in mmapped chunks, ``uordblks`` in use, ``fordblks`` free; {} off glibc."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+            "keepcost")]
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return {}
+    return {name: getattr(info, name) for name, _ in MallInfo2._fields_}
+
+
+def _rss_by_mapping() -> dict[str, int]:
+    """RSS (KiB) of ``/proc/self/smaps`` by kind: the brk heap, anonymous mappings (thread
+    arenas, pymalloc arenas, stacks, large blocks), and file-backed mappings."""
+    totals = {"heap": 0, "anon": 0, "file": 0, "anon_mappings": 0}
+    kind = "anon"
+    try:
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                first = line.split(None, 1)[0]
+                if "-" in first and not first.endswith(":"):  # a mapping's header line
+                    parts = line.split()
+                    path = parts[5] if len(parts) > 5 else ""
+                    kind = "heap" if path == "[heap]" else "file" if path.startswith("/") else "anon"
+                    totals["anon_mappings"] += kind == "anon"
+                elif first == "Rss:":
+                    totals[kind] += int(line.split()[1])
+    except OSError:
+        pass
+    return totals

@@ -17,12 +17,16 @@ Then, in this order:
    on 127.0.0.1; ``--minutes`` of the loopback load of ``tests/soak/load.py`` at a fixed
    ``--clients`` (report, read, assign, comment, history, list, feed), each loop adding
    (``extra``): comments on existing cases — a different one each time, so the case cache
-   (``FENGQIAO_CASE_CACHE``, 10,000 cases) fills past its bound —, a report with a new
+   (``FENGQIAO_CASE_CACHE``, 2,000 cases) fills past its bound —, a report with a new
    person as party, a case read, time travel (``/state?version=``), one of the SLA board
    (township, county), region stats (township, county), the overdue list (page 1, page 2
    by cursor), and every 10th loop an SSE stream opened, 20 events read, closed.
    Every ``--interval`` s: VmRSS (``/proc/<pid>/status``) and PSS (``/proc/<pid>/smaps_rollup``)
-   of the server and its children.
+   of the server and its children. Every ``--report-every`` minutes (default 1; SIGUSR1, the
+   server started with ``FENGQIAO_MEMORY_DIR``) the server's own memory report
+   (``api.cli.serve.memory_report``): each bounded cache's entry count, glibc malloc's bytes
+   in use / free in its arenas / mmapped (``mallinfo2``), RSS by mapping (brk heap,
+   anonymous, files), objects by type; printed as a table at the end.
 3. **Figures**: RSS after start-up, after warm-up (``--warmup`` minutes of load), at the end,
    the peak; the growth slope after warm-up by least squares (MB/min) and over the last half
    of that window; the verdict (threshold ``--threshold`` MB/min, see below). With
@@ -331,9 +335,10 @@ def baseline(store: str, seconds: float = 20) -> dict[str, Any]:
 
 
 def run(store: str, url: str, minutes: float, clients: int, interval: float, warmup: float, comments: int,
-        use_tracemalloc: bool, prepared: dict[str, Any], server_env: dict[str, str]) -> dict[str, Any]:
+        use_tracemalloc: bool, prepared: dict[str, Any], server_env: dict[str, str],
+        report_every: float = 1.0) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="fq-mem-trace-"))
-    env = {"FENGQIAO_LOG_LEVEL": "warning", **server_env}
+    env = {"FENGQIAO_LOG_LEVEL": "warning", "FENGQIAO_MEMORY_DIR": str(folder), **server_env}
     if use_tracemalloc:
         env |= {"FENGQIAO_TRACEMALLOC": "1", "FENGQIAO_TRACEMALLOC_DIR": str(folder)}
     server = Server(url, env=env)
@@ -346,16 +351,21 @@ def run(store: str, url: str, minutes: float, clients: int, interval: float, war
     timer = threading.Timer(warmup * 60, lambda: os.kill(pid, signal.SIGUSR2)) if use_tracemalloc else None
     if timer is not None:
         timer.start()
+    reporter = Reporter(pid, sampler, report_every * 60).start() if report_every > 0 else None
     try:
         results, elapsed = asyncio.run(ramp(server.base, prepared["tokens"], clients, clients, minutes * 60,
                                             extra_requests(prepared["pool"], prepared["tokens"], comments)))
         load_ended = sampler.sample()[0]
+        if reporter is not None:
+            reporter.stop()
         if use_tracemalloc:
             os.kill(pid, signal.SIGUSR2)
             wait_for(folder / "snapshot-2.json", 300)
     finally:
         if timer is not None:
             timer.cancel()
+        if reporter is not None:
+            reporter.stop()
         sampler.stop()
         server.stop()
     load = summary(results, elapsed, store, clients, clients)
@@ -381,7 +391,68 @@ def run(store: str, url: str, minutes: float, clients: int, interval: float, war
     }
     if use_tracemalloc:
         figures["tracemalloc"] = traced_diff(folder)
+    if reporter is not None:
+        figures["reports"] = reporter.collect(folder)
     return figures
+
+
+class Reporter:
+    """Every ``every`` s of the load (and at its start): SIGUSR1 to the server, which writes
+    its memory report (``api.cli.serve.memory_report``: cache sizes, malloc totals, RSS by
+    mapping, traced heap) as ``report-<n>.json``; the RSS sampled at that moment is kept
+    beside it."""
+
+    def __init__(self, pid: int, sampler: Sampler, every: float) -> None:
+        self.pid, self.sampler, self.every = pid, sampler, every
+        self.sent: list[tuple[float, float]] = []  # (seconds since the sampler began, RSS MB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _send(self) -> None:
+        t, rss, _, kids = self.sampler.sample()
+        self.sent.append((round(t, 1), round(rss + kids, 1)))
+        os.kill(self.pid, signal.SIGUSR1)
+
+    def _run(self) -> None:
+        self._send()
+        while not self._stop.wait(self.every):
+            self._send()
+
+    def start(self) -> Reporter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join()
+            self._send()  # the last, at the end of the load
+            time.sleep(3)
+
+    def collect(self, folder: Path) -> list[dict[str, Any]]:
+        rows = []
+        for n, (t, rss) in enumerate(self.sent, 1):
+            path = folder / f"report-{n}.json"
+            wait_for(path, 30)
+            if path.exists():
+                rows.append({"t_s": t, "rss_mb": rss, **json.loads(path.read_text())})
+        return rows
+
+
+def report_table(rows: list[dict[str, Any]]) -> str:
+    """The memory reports as a table (MB; cache entry counts)."""
+    lines = ["t min | RSS | traced+tm | malloc in use / free / mmapped | rss heap / anon / file | "
+             "case cache | person keys | feed whereabouts | decoder values | gc objects"]
+    mb = 1024 * 1024
+    for r in rows:
+        m, k, c = r.get("malloc", {}), r.get("rss_kb", {}), r.get("caches", {})
+        traced = (f"{r['traced'] / mb:.1f}+{r['tracemalloc_overhead'] / mb:.1f}" if "traced" in r else "-")
+        lines.append(
+            f"{r['t_s'] / 60:5.1f} | {r['rss_mb']:.1f} | {traced} | {m.get('uordblks', 0) / mb:.1f} / "
+            f"{m.get('fordblks', 0) / mb:.1f} / {m.get('hblkhd', 0) / mb:.1f} | {k.get('heap', 0) / 1024:.1f} / "
+            f"{k.get('anon', 0) / 1024:.1f} / {k.get('file', 0) / 1024:.1f} | {r.get('case_cache')} | "
+            f"{r.get('person_keys')} | {c.get('feed_whereabouts')} | {c.get('decoder_values')} | {r.get('gc_objects')}")
+    return "\n".join(lines)
 
 
 def wait_for(path: Path, timeout: float) -> None:
@@ -419,6 +490,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5, help="seconds between RSS samples")
     parser.add_argument("--threshold", type=float, default=1.0, help="MB/min: more is growth")
     parser.add_argument("--tracemalloc", action="store_true", help="FENGQIAO_TRACEMALLOC=1 in the server")
+    parser.add_argument("--report-every", type=float, default=1.0,
+                        help="minutes between the server's memory reports (SIGUSR1; 0: none)")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="more environment for the loaded server (e.g. MALLOC_ARENA_MAX=2)")
     parser.add_argument("--prepare-only", action="store_true")
@@ -438,9 +511,11 @@ def main() -> None:
     print(f"uptime before: {os.getloadavg()}", flush=True)
     base = {} if args.no_baseline else baseline(args.store)
     figures = run(args.store, url, args.minutes, args.clients, args.interval, warmup, args.comments,
-                  args.tracemalloc, prepared, dict(item.split("=", 1) for item in args.server_env))
+                  args.tracemalloc, prepared, dict(item.split("=", 1) for item in args.server_env),
+                  args.report_every)
+    last_report = (figures.get("reports") or [{}])[-1]
     bounded = (figures["late_slope_mb_per_min"] <= args.threshold and
-               figures.get("tracemalloc", {}).get("end", {}).get("case_cache", 0) <= CASE_CACHE_BOUND)
+               figures.get("tracemalloc", {}).get("end", last_report).get("case_cache", 0) <= CASE_CACHE_BOUND)
     verdict = ("no growth" if figures["slope_mb_per_min"] <= args.threshold
                else "bounded (a bounded cache still filling)" if bounded else "growth")
     result = {"store": args.store, **info, "minutes": args.minutes, "warmup_min": warmup, "clients": args.clients,
@@ -449,6 +524,8 @@ def main() -> None:
               "load_average_after": os.getloadavg(), "cpus": os.cpu_count()}
     json.dump(result, sys.stdout, ensure_ascii=False, indent=1)
     print()
+    if figures.get("reports"):
+        print(report_table(figures["reports"]), flush=True)
     print(f"RESULT store={args.store} cases={info['cases']} events={info['events']} "
           f"baseline_idle_rss_mb={base.get('rss_mb_idle')} started={figures['rss_mb_started']} "
           f"warm={figures['rss_mb_after_warmup']} end={figures['rss_mb_end']} peak={figures['rss_mb_peak']} "
