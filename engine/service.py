@@ -269,7 +269,7 @@ class Fengqiao(Application):
             case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id
         ):
             try:
-                case, region = self._new_case(body, envelope)
+                case = self._new_case(body, envelope)
                 recordings = self.save(case)
             except (DomainError, RecordConflictError):
                 repeated = self._repeat_of_report(case_id, envelope.command_id)
@@ -278,15 +278,15 @@ class Fengqiao(Application):
                 return repeated
             result = CommandResult(case.id, case.version, recordings[-1].notification.id)
             self.case_cache.put(case)  # from here on another thread may take and change it
-            log.info("case reported", kind=str(body.kind), severity=str(body.severity), region=region.code)
+            log.info("case reported", kind=str(body.kind), severity=str(body.severity), region=case.region)
             return result
 
-    def _new_case(self, body: ReportCase, envelope: Envelope) -> tuple[Case, Region]:
-        """The reported case, not yet saved, and its region."""
+    def _new_case(self, body: ReportCase, envelope: Envelope) -> Case:
+        """The reported case, not yet saved."""
         tree = self.ladder().tree
         region = tree.get(body.region)
         policy = self.policy()
-        case = CASE_CLASSES[body.kind].report(
+        return CASE_CLASSES[body.kind].report(
             self._stamp(envelope),
             policy_version=policy.version,
             category=body.category,
@@ -301,7 +301,6 @@ class Fengqiao(Application):
             parties=protect(self, [p.model_dump(exclude_none=True) for p in body.parties]),
             details=body.details(),
         )
-        return case, region
 
     def _repeat_of_report(self, case_id: UUID, command_id: str) -> CommandResult | None:
         try:
