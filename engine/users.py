@@ -11,12 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,8 +20,8 @@ from domain.actors import Actor
 from domain.errors import NotFound, ValidationFailed
 from domain.ladder import Person
 from domain.permissions import PERSON_ROLES
+from engine.audit.db import AuditDb
 from engine.service import Fengqiao
-from engine.store import StoreConfig
 
 TOKEN_PREFIX = "fq_"
 TABLE = "fengqiao_api_users"
@@ -55,70 +51,17 @@ class User:
                 "created_at": self.created_at, "revoked_at": self.revoked_at, "expires_at": self.expires_at}
 
 
+USER_FIELDS = tuple(field.name for field in fields(User))
+USER_COLUMNS = ", ".join(USER_FIELDS)
+
+
+def _user(row: Any) -> User:
+    """A user from a row of :data:`USER_COLUMNS` (SQLite's rows and PostgreSQL's both index by name)."""
+    return User(**{name: row[name] for name in USER_FIELDS})
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-class _Sql:
-    """One connection to the events' database (SQLite file or PostgreSQL schema),
-    shared under a lock. Placeholders are written ``?`` and adapted for psycopg."""
-
-    def __init__(self, store: StoreConfig) -> None:
-        self.store = store
-        self._lock = threading.Lock()
-        self._conn: Any = None
-
-    def _connect(self) -> Any:
-        if self.store.is_postgres:
-            import psycopg
-
-            conn = psycopg.connect(self.store.psycopg_url(), autocommit=True)
-            conn.execute(f'SET search_path TO "{self.store.schema}"')
-            return conn
-        conn = sqlite3.connect(self.store.sqlite_path, check_same_thread=False, timeout=30,
-                               isolation_level=None)
-        return conn
-
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._connect()
-            try:
-                yield self._conn
-            except Exception as error:
-                if _is_connection_error(error):
-                    self._close()
-                raise
-
-    def execute(self, sql: str, params: tuple = (), describe: bool = False) -> list[Any]:
-        """The rows (or, with ``describe``, the column names)."""
-        if self.store.is_postgres:
-            sql = sql.replace("?", "%s")
-        with self._connection() as conn:
-            cursor = conn.execute(sql, params)
-            if describe:
-                return [column[0] for column in cursor.description or ()]
-            return list(cursor.fetchall()) if cursor.description else []
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-
-def _is_connection_error(error: Exception) -> bool:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(error, psycopg.OperationalError)
 
 
 class UserStore:
@@ -126,16 +69,16 @@ class UserStore:
 
     def __init__(self, engine: Fengqiao) -> None:
         self.engine = engine
-        self.sql = _Sql(engine.store)
+        self.db = AuditDb(engine.recorder)  # the engine's connections: pooled on PostgreSQL, no lock of our own
+        self.table = self.db.table(TABLE)
         self._ranks: dict[str, tuple[int, float]] = {}
-        self.sql.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
             " name TEXT PRIMARY KEY, role TEXT NOT NULL, region TEXT NOT NULL, unit TEXT,"
             " token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT)"
         )
-        columns = self.sql.execute(f"SELECT * FROM {TABLE} WHERE 1 = 0", describe=True)
-        if "expires_at" not in columns:  # a table made before tokens could expire
-            self.sql.execute(f"ALTER TABLE {TABLE} ADD COLUMN expires_at TEXT")
+        if "expires_at" not in self.db.columns(self.table):  # a table made before tokens could expire
+            self.db.execute(f"ALTER TABLE {self.table} ADD COLUMN expires_at TEXT")
 
     def add(self, name: str, role: str, region: str, unit: str | None = None, *, by: str = "cli:admin",
             expires_in: timedelta | None = None) -> str:
@@ -152,9 +95,9 @@ class UserStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self.engine.clock.now()
         expires_at = (now + expires_in).isoformat() if expires_in is not None else None
-        self.sql.execute(f"DELETE FROM {TABLE} WHERE name = ?", (name,))
-        self.sql.execute(
-            f"INSERT INTO {TABLE} (name, role, region, unit, token_hash, created_at, expires_at)"
+        self.db.execute(f"DELETE FROM {self.table} WHERE name = ?", (name,))
+        self.db.execute(
+            f"INSERT INTO {self.table} (name, role, region, unit, token_hash, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, role, region, unit or None, token_hash(token), now.isoformat(), expires_at),
         )
@@ -163,34 +106,27 @@ class UserStore:
     def revoke(self, name: str) -> User:
         if self.get(name) is None:
             raise NotFound(f"no user {name!r}", resource="user", id=name)
-        self.sql.execute(f"UPDATE {TABLE} SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                         (self.engine.clock.now().isoformat(), name))
+        self.db.execute(f"UPDATE {self.table} SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                        (self.engine.clock.now().isoformat(), name))
         return self.get(name)  # type: ignore[return-value]
 
     def get(self, name: str) -> User | None:
-        rows = self.sql.execute(
-            f"SELECT name, role, region, unit, created_at, revoked_at, expires_at FROM {TABLE} WHERE name = ?",
-            (name,))
-        return User(*rows[0]) if rows else None
+        rows = self.db.rows(f"SELECT {USER_COLUMNS} FROM {self.table} WHERE name = ?", (name,))
+        return _user(rows[0]) if rows else None
 
     def list(self) -> list[User]:
-        rows = self.sql.execute(
-            f"SELECT name, role, region, unit, created_at, revoked_at, expires_at FROM {TABLE} ORDER BY name")
-        return [User(*row) for row in rows]
+        rows = self.db.rows(f"SELECT {USER_COLUMNS} FROM {self.table} ORDER BY name")
+        return [_user(row) for row in rows]
 
     def authenticate(self, token: str) -> User | None:
         """The active, unexpired user holding this token, or None."""
         if not token or len(token) > 200:
             return None
         digest = token_hash(token)
-        rows = self.sql.execute(
-            f"SELECT name, role, region, unit, created_at, revoked_at, expires_at, token_hash FROM {TABLE}"
-            " WHERE token_hash = ?",
-            (digest,),
-        )
-        if not rows or not hmac.compare_digest(rows[0][7], digest):
+        rows = self.db.rows(f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?", (digest,))
+        if not rows or not hmac.compare_digest(rows[0]["token_hash"], digest):
             return None
-        user = User(*rows[0][:7])
+        user = _user(rows[0])
         return user if user.active and not user.expired(self.engine.clock.now()) else None
 
     def actor(self, user: User) -> Actor:
@@ -208,7 +144,7 @@ class UserStore:
     def reachable(self) -> bool:
         for _attempt in range(2):  # a connection a database restart dropped is replaced on the second try
             try:
-                self.sql.execute("SELECT 1")
+                self.db.rows("SELECT 1")
                 return True
             except Exception:  # noqa: BLE001 - any failure means "not reachable"
                 continue
@@ -217,12 +153,10 @@ class UserStore:
     def writable(self) -> bool:
         """Does the database take a write now? (False when read-only, full, stopped or gone.)"""
         try:
-            self.sql.execute(f"CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
-            self.sql.execute(f"INSERT INTO {PROBE_TABLE} (id, at) VALUES (1, ?) "
-                             "ON CONFLICT (id) DO UPDATE SET at = excluded.at", (self.engine.clock.now().isoformat(),))
+            probe = self.db.table(PROBE_TABLE)
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {probe} (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
+            self.db.execute(f"INSERT INTO {probe} (id, at) VALUES (1, ?) "
+                            "ON CONFLICT (id) DO UPDATE SET at = excluded.at", (self.engine.clock.now().isoformat(),))
             return True
         except Exception:  # noqa: BLE001 - any failure means "not writable"
             return False
-
-    def close(self) -> None:
-        self.sql.close()

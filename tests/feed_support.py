@@ -31,7 +31,6 @@ class Api:
         """Close the client and the stores the app opened (connections are scarce)."""
         self.client.close()
         state = self.client.app.state
-        state.services.users.close()
         if state.services.runner is not None:
             state.services.runner.close()
         if getattr(state, "subscriptions", None) is not None:

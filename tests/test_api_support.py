@@ -83,6 +83,5 @@ def api(app: Fengqiao) -> Iterator[Api]:
               for name, role, region, unit in USERS}
     with TestClient(http, raise_server_exceptions=False) as client:
         yield Api(http, client, app, tokens)
-    svc.users.close()
     if svc.runner is not None:
         svc.runner.close()

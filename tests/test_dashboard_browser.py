@@ -133,6 +133,5 @@ def test_a_township_supervisor_works_the_board_in_a_browser(browser, demo: Small
             assert response is not None and response.status == 404
             page.close()
     finally:
-        svc.users.close()
         if svc.runner is not None:
             svc.runner.close()

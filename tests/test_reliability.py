@@ -348,7 +348,6 @@ def test_a_database_that_refuses_writes_answers_503_and_readiness_goes_false(ref
             assert again.status_code == 201, again.text
             assert client.get(f"/v1/cases/{case_id}", headers=headers).json()["version"] == 1
     finally:
-        svc.users.close()
         if svc.runner is not None:
             svc.runner.close()
         engine.close()
@@ -391,7 +390,6 @@ def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg
         assert counts["root:frozen"] == 1
         assert verify_log(engine).ok
     finally:
-        svc.users.close()
         if svc.runner is not None:
             svc.runner.close()
         engine.close()
@@ -451,7 +449,6 @@ def test_kill_9_the_worker_mid_batch_repeatedly(store, tmp_path, monkeypatch):
                                   headers={"Authorization": f"Bearer {token}"})
             assert created.status_code == 201, created.text
             receiver.secret = created.json()["secret"]
-        svc.users.close()
         if svc.runner is not None:
             svc.runner.close()
         for _ in range(4):

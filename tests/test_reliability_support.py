@@ -186,5 +186,4 @@ def seeded_store(url: str, users: list[tuple[str, str, str]]) -> dict[str, str]:
     try:
         return {name: store.add(name, role, region, by="test") for name, role, region in users}
     finally:
-        store.close()
         engine.close()

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.http.app import create_app
 from api.http.services import Settings
-from engine.users import TABLE, UserStore
+from engine.users import UserStore
 from tests.feed_support import LiveServer, make_api
 from tests.support import act, report
 from tests.test_reliability_support import cli
@@ -43,41 +43,35 @@ def unmasked(text: str) -> list[str]:
 
 def test_only_token_hashes_are_stored_and_compared_in_constant_time(app, monkeypatch):
     users = UserStore(app)
-    try:
-        tokens = [users.add(name, role, region, by="test") for name, role, region in
-                  [("t1", "admin", "410928"), ("t2", "integrator", "410928-001"), ("t3", "auditor", "410928")]]
-        rows = users.sql.execute(f"SELECT * FROM {TABLE}")
-        stored = json.dumps([[str(c) for c in row] for row in rows])
-        for token in tokens:
-            assert token not in stored and token[3:] not in stored  # not even without its prefix
-        if not app.store.is_postgres:  # not in the file at all (pages, WAL)
-            for path in app.store.sqlite_path.parent.glob(app.store.sqlite_path.name + "*"):
-                assert tokens[0].encode() not in path.read_bytes()
-        compared = []
-        real = hmac.compare_digest
-        monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
-        assert users.authenticate(tokens[0]).name == "t1"
-        assert users.authenticate(tokens[0][:-1] + "x") is None
-        assert compared, "the token's hash was not compared with hmac.compare_digest"
-        assert users.authenticate("x" * 10_000) is None  # long junk is refused before hashing
-    finally:
-        users.close()
+    tokens = [users.add(name, role, region, by="test") for name, role, region in
+              [("t1", "admin", "410928"), ("t2", "integrator", "410928-001"), ("t3", "auditor", "410928")]]
+    rows = users.db.rows(f"SELECT * FROM {users.table}")
+    stored = json.dumps([[str(c) for c in row] for row in rows])
+    for token in tokens:
+        assert token not in stored and token[3:] not in stored  # not even without its prefix
+    if not app.store.is_postgres:  # not in the file at all (pages, WAL)
+        for path in app.store.sqlite_path.parent.glob(app.store.sqlite_path.name + "*"):
+            assert tokens[0].encode() not in path.read_bytes()
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    assert users.authenticate(tokens[0]).name == "t1"
+    assert users.authenticate(tokens[0][:-1] + "x") is None
+    assert compared, "the token's hash was not compared with hmac.compare_digest"
+    assert users.authenticate("x" * 10_000) is None  # long junk is refused before hashing
 
 
 def test_tokens_expire(app, clock):
     users = UserStore(app)
-    try:
-        token = users.add("temp", "auditor", "410928", by="test", expires_in=timedelta(hours=1))
-        assert users.get("temp").expires_at is not None
-        clock.advance(timedelta(minutes=59))
-        assert users.authenticate(token).name == "temp"
-        clock.advance(timedelta(minutes=1))
-        assert users.authenticate(token) is None
-        with pytest.raises(Exception) as refused:
-            users.add("temp", "auditor", "410928", by="test", expires_in=timedelta(0))
-        assert refused.value.details["field"] == "expires_in"
-    finally:
-        users.close()
+    token = users.add("temp", "auditor", "410928", by="test", expires_in=timedelta(hours=1))
+    assert users.get("temp").expires_at is not None
+    clock.advance(timedelta(minutes=59))
+    assert users.authenticate(token).name == "temp"
+    clock.advance(timedelta(minutes=1))
+    assert users.authenticate(token) is None
+    with pytest.raises(Exception) as refused:
+        users.add("temp", "auditor", "410928", by="test", expires_in=timedelta(0))
+    assert refused.value.details["field"] == "expires_in"
 
 
 def test_users_add_expires_in_and_revoke_from_the_shell(store):
@@ -115,7 +109,6 @@ def test_a_brute_force_of_bad_tokens_is_rate_limited(app):
             time.sleep(0.6)
             assert client.get("/v1/regions", headers={"Authorization": f"Bearer {good}"}).status_code == 200
     finally:
-        svc.users.close()
         if svc.runner is not None:
             svc.runner.close()
 

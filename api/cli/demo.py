@@ -160,11 +160,8 @@ def issue_tokens(app: Fengqiao, county: County) -> dict[str, tuple[object, str]]
     except ImportError:
         return {}
     users = UserStore(app)
-    try:
-        return {role: (actor, users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"))
-                for role, actor in token_holders(county).items()}
-    finally:
-        users.close()
+    return {role: (actor, users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"))
+            for role, actor in token_holders(county).items()}
 
 
 def print_summary(console: Console, result: Demo, built: float, total: float, cpu: float) -> None:

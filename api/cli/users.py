@@ -27,11 +27,7 @@ def add(
     """Add a user (or issue a new token to one); prints only the token, on stdout."""
     with engine() as app_, domain_errors():
         lifetime = token_lifetime(expires_in) if expires_in else None
-        store = UserStore(app_)
-        try:
-            token = store.add(name, role, region, unit, expires_in=lifetime)
-        finally:
-            store.close()
+        token = UserStore(app_).add(name, role, region, unit, expires_in=lifetime)
     typer.echo(token)
 
 
@@ -50,19 +46,11 @@ def token_lifetime(text: str) -> timedelta:
 def revoke(name: str = typer.Argument(..., help="the user's name")) -> None:
     """Revoke a user's token at once."""
     with engine() as app_, domain_errors():
-        store = UserStore(app_)
-        try:
-            emit(store.revoke(name).as_dict())
-        finally:
-            store.close()
+        emit(UserStore(app_).revoke(name).as_dict())
 
 
 @app.command("list")
 def list_users() -> None:
     """Every user: name, role, region, unit, created and revoked times (never tokens)."""
     with engine() as app_, domain_errors():
-        store = UserStore(app_)
-        try:
-            emit([user.as_dict() for user in store.list()])
-        finally:
-            store.close()
+        emit([user.as_dict() for user in UserStore(app_).list()])

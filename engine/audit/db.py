@@ -76,6 +76,15 @@ class AuditDb:
             cursor.execute(self.sql(text), list(params))
             return cursor.fetchall()
 
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table`` (qualified, as :meth:`table` gives it)."""
+        if self.postgres:
+            with self.datastore.get_connection() as conn:
+                return [column.name for column in conn.execute(f"SELECT * FROM {table} WHERE 1 = 0").description]
+        with self.cursor(commit=False) as cursor:
+            cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            return [column[0] for column in getattr(cursor, "sqlite_cursor", cursor).description]
+
     def one(self, text: str, params: Sequence[Any] = ()) -> Any | None:
         rows = self.rows(text, params)
         return rows[0] if rows else None

@@ -75,7 +75,6 @@ def run(store: StoreConfig) -> dict[str, float]:
                 timings.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.text
     direct = engine_only(engine)
-    svc.users.close()
     if svc.runner is not None:
         svc.runner.close()
     engine.close()

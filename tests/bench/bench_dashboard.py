@@ -123,7 +123,6 @@ def main() -> None:
                   f"{len(response.content)}")
         if args.screenshots is not None:
             screenshots(base, tokens, args.screenshots)
-    users.close()
     if svc.runner is not None:
         svc.runner.close()
     engine.close()

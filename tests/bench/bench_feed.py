@@ -131,11 +131,7 @@ def main() -> None:
             generate(app, args.events)
         if args.generate_only:
             return
-        users = UserStore(app)
-        try:
-            token = users.add(f"bench-integrator-{os.getpid()}", "integrator", app.ladder().tree.roots()[0].code)
-        finally:
-            users.close()
+        token = UserStore(app).add(f"bench-integrator-{os.getpid()}", "integrator", app.ladder().tree.roots()[0].code)
         print(f"store={store.kind} head={app.head_position():,} limit={args.limit} nproc={os.cpu_count()}", flush=True)
         rows = []
         for _ in range(args.runs):

@@ -135,10 +135,7 @@ def prepare(url: str, events: int, cases: int, pool_size: int) -> dict[str, Any]
                    "real_cases": runner.db.query(f"SELECT count(*) AS n FROM {table} WHERE case_id LIKE ?",
                                                  ("%-%",))[0]["n"]}
         users = UserStore(app)
-        try:
-            tokens = {name: users.add(name, role, region, by="bench") for name, role, region in USERS}
-        finally:
-            users.close()
+        tokens = {name: users.add(name, role, region, by="bench") for name, role, region in USERS}
         return {**figures, "pool": pool, "tokens": tokens}
     finally:
         runner.close()
