@@ -9,6 +9,7 @@ operation (p50/p95/p99/max ms), status counts and errors.
 
     .venv/bin/python -m tests.soak.load --seconds 300 --start 16 --end 64            # SQLite
     .venv/bin/python -m tests.soak.load --seconds 300 --url 'postgresql://postgres@127.0.0.1:5432/test?schema=load1'
+    .venv/bin/python -m tests.soak.load --seconds 30 --start 16 --end 16 --servers 2 --url '…?schema=load2'
 """
 
 from __future__ import annotations
@@ -102,8 +103,11 @@ async def one_client(n: int, base: str, tokens: dict[str, str], stop_at: float, 
             await call(client, results, "feed", "GET", f"/v1/events?after={max(0, i * 7)}&limit=50", headers=feed)
 
 
-async def ramp(base: str, tokens: dict[str, str], start: int, end: int, seconds: float,
+async def ramp(base: str | list[str], tokens: dict[str, str], start: int, end: int, seconds: float,
                extra: Extra | None = None) -> tuple[Results, float]:
+    """Clients ramping from ``start`` to ``end``; with several ``base`` URLs (servers), client n
+    talks to server n mod their number, as a round-robin proxy would spread connections."""
+    bases = [base] if isinstance(base, str) else base
     results = Results()
     began = time.monotonic()
     stop_at = began + seconds
@@ -112,7 +116,7 @@ async def ramp(base: str, tokens: dict[str, str], start: int, end: int, seconds:
     for n in range(end):
         if n >= start:  # clients beyond the first ``start`` join evenly over the run
             await asyncio.sleep(max(0.0, began + (n - start + 1) * step - time.monotonic()))
-        tasks.append(asyncio.create_task(one_client(n, base, tokens, stop_at, results, extra)))
+        tasks.append(asyncio.create_task(one_client(n, bases[n % len(bases)], tokens, stop_at, results, extra)))
     await asyncio.gather(*tasks)
     return results, time.monotonic() - began
 
@@ -134,18 +138,23 @@ def summary(results: Results, elapsed: float, store: str, start: int, end: int) 
     }
 
 
-def run(seconds: float, start: int, end: int, url: str | None = None) -> dict[str, Any]:
-    """Start a server on a fresh store, run the ramp, stop; the summary."""
+def run(seconds: float, start: int, end: int, url: str | None = None, servers: int = 1) -> dict[str, Any]:
+    """Start ``servers`` servers on a fresh store (the first with the workers, the others
+    ``--no-workers``, as docs/operations.md runs them), run the ramp, stop; the summary."""
     folder = tempfile.mkdtemp(prefix="fq-load-")
     url = url or f"sqlite:///{folder}/fengqiao.db"
     tokens = seeded_store(url, [("root", "admin", "410928"), ("feed", "integrator", "410928")])
-    server = Server(url, env={"FENGQIAO_LOG_LEVEL": "warning"})
-    server.start()
+    started = []
     try:
-        results, elapsed = asyncio.run(ramp(server.base, tokens, start, end, seconds))
+        for n in range(servers):
+            started.append(Server(url, workers=n == 0, env={"FENGQIAO_LOG_LEVEL": "warning"}))
+            started[-1].start()
+        results, elapsed = asyncio.run(ramp([server.base for server in started], tokens, start, end, seconds))
     finally:
-        server.stop()
-    return summary(results, elapsed, "postgres" if url.startswith("postgres") else "sqlite", start, end)
+        for server in started:
+            server.stop()
+    return {**summary(results, elapsed, "postgres" if url.startswith("postgres") else "sqlite", start, end),
+            "servers": servers}
 
 
 def main() -> None:
@@ -154,8 +163,10 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=16)
     parser.add_argument("--end", type=int, default=64)
     parser.add_argument("--url", default=None, help="store URL (default: a fresh SQLite file)")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="`fengqiao serve` processes on the one store, clients spread over them")
     args = parser.parse_args()
-    result = run(args.seconds, args.start, args.end, args.url)
+    result = run(args.seconds, args.start, args.end, args.url, args.servers)
     json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
     print()
     sys.exit(1 if result["errors"] else 0)
