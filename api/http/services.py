@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +30,8 @@ class Settings:
 class FailedLogins:
     """Bad tokens per client address in a sliding window: brute force meets 429."""
 
-    def __init__(self, allowed: int, window: float) -> None:
-        self.allowed, self.window = allowed, window
+    def __init__(self, allowed: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.allowed, self.window, self.clock = allowed, window, clock
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -42,7 +43,7 @@ class FailedLogins:
 
     def retry_after(self, client: str) -> float | None:
         """Seconds until this client may try again, or None if it may now."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             failures = self._recent(client, now)
             if len(failures) < self.allowed:
@@ -52,7 +53,7 @@ class FailedLogins:
             return max(0.0, self.window - (now - failures[0]))
 
     def failed(self, client: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             if len(self._failures) > 100_000:  # bounded memory under a spread-out attack
                 self._failures.clear()
