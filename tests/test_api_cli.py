@@ -46,7 +46,8 @@ def test_users_and_serve(store):
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-workers"],
-                              cwd=ROOT, env=env_for(store), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=ROOT, env={**env_for(store), "FENGQIAO_AUTH_FAILURES_ALLOWED": "3"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -63,7 +64,16 @@ def test_users_and_serve(store):
         assert created.headers["x-request-id"]
         assert httpx.get(f"{base}{created.headers['location']}", headers=headers).json()["title"] == "楼上噪音"
         cli(store, "users", "revoke", "wang")
-        assert httpx.get(f"{base}/v1/regions", headers=headers).status_code == 401
+        statuses = [httpx.get(f"{base}/v1/regions", headers=headers).status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]  # FENGQIAO_AUTH_FAILURES_ALLOWED=3, read at start-up
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_serve_refuses_a_setting_that_is_not_a_number(store):
+    env = {**env_for(store), "FENGQIAO_REQUEST_DEADLINE_SECONDS": "half a minute"}
+    done = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", str(free_port())],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "FENGQIAO_REQUEST_DEADLINE_SECONDS='half a minute' is not float" in done.stderr

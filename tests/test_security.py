@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.http.app import create_app
-from api.http.services import FailedLogins
+from api.http.services import FailedLogins, Settings
 from engine.users import UserStore
 from tests.feed_support import LiveServer, make_api
 from tests.support import act, report
@@ -89,6 +89,21 @@ def test_users_add_expires_in_and_revoke_from_the_shell(store):
                                "--expires-in", "3wd", check=False) + "expires_in"
     revoked = json.loads(cli(store.url, "users", "revoke", "night"))
     assert revoked["revoked_at"]
+
+
+def test_http_settings_come_from_the_environment():
+    assert Settings.from_environment({}) == Settings()
+    read = Settings.from_environment({"FENGQIAO_AUTH_FAILURES_ALLOWED": "50", "FENGQIAO_AUTH_FAILURE_WINDOW": "300",
+                                      "FENGQIAO_REQUEST_DEADLINE_SECONDS": "0", "FENGQIAO_UNRELATED": "x"})
+    assert (read.auth_failures_allowed, read.auth_failure_window, read.request_deadline_seconds) == (50, 300.0, 0.0)
+    assert read.max_body_bytes == Settings().max_body_bytes
+    for variable, value, says in [("FENGQIAO_AUTH_FAILURES_ALLOWED", "2.5", "is not int"),
+                                  ("FENGQIAO_MAX_BODY_BYTES", "1MiB", "is not int"),
+                                  ("FENGQIAO_AUTH_FAILURE_WINDOW", "-1", "must be a finite number >= 0"),
+                                  ("FENGQIAO_MAX_WAIT_SECONDS", "nan", "must be a finite number >= 0"),
+                                  ("FENGQIAO_REQUEST_DEADLINE_SECONDS", "inf", "must be a finite number >= 0")]:
+        with pytest.raises(ValueError, match=f"^{variable}='{value}' {says}"):
+            Settings.from_environment({variable: value})
 
 
 def test_a_brute_force_of_bad_tokens_is_rate_limited(app):

@@ -31,9 +31,15 @@ def serve(
     import uvicorn
 
     from api.http.app import create_app
+    from api.http.services import Settings
     from engine.memory import limit_malloc_arenas
     from engine.service import Fengqiao
 
+    try:
+        settings = Settings.from_environment()
+    except ValueError as error:
+        typer.echo(f"fengqiao serve: {error}", err=True)
+        raise typer.Exit(2) from None
     limit_malloc_arenas()  # before any thread starts: see engine/memory.py
     configure_logging()
     engine = Fengqiao()
@@ -50,7 +56,7 @@ def serve(
         thread.start()
         log.info("workers started in-process")
     try:
-        uvicorn.run(create_app(engine), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(create_app(engine, settings=settings), host=host, port=port, log_config=None, access_log=False)
     finally:
         stop.set()
         if thread is not None:

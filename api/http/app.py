@@ -63,7 +63,7 @@ def create_app(
     engine = engine or Fengqiao()
     if read_models is None and runner is None:
         read_models, runner = default_projections(engine)
-    settings = settings or Settings()
+    settings = settings or Settings.from_environment()
     svc = Services(
         engine=engine,
         users=users or UserStore(engine),
