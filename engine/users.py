@@ -95,10 +95,11 @@ class UserStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self.engine.clock.now()
         expires_at = (now + expires_in).isoformat() if expires_in is not None else None
-        self.db.execute(f"DELETE FROM {self.table} WHERE name = ?", (name,))
-        self.db.execute(
+        self.db.execute(  # one statement: a re-issued user is never missing, even for a moment
             f"INSERT INTO {self.table} (name, role, region, unit, token_hash, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role,"
+            " region = excluded.region, unit = excluded.unit, token_hash = excluded.token_hash,"
+            " created_at = excluded.created_at, expires_at = excluded.expires_at, revoked_at = NULL",
             (name, role, region, unit or None, token_hash(token), now.isoformat(), expires_at),
         )
         return token

@@ -72,6 +72,9 @@ def test_tokens_expire(app, clock):
     with pytest.raises(Exception) as refused:
         users.add("temp", "auditor", "410928", by="test", expires_in=timedelta(0))
     assert refused.value.details["field"] == "expires_in"
+    lasting = users.add("temp", "auditor", "410928", by="test")  # re-issued without an expiry: none is kept
+    assert users.get("temp").expires_at is None and users.authenticate(lasting).name == "temp"
+    assert users.authenticate(token) is None and [u.name for u in users.list()].count("temp") == 1
 
 
 def test_users_add_expires_in_and_revoke_from_the_shell(store):
