@@ -32,8 +32,8 @@ from urllib.parse import urlparse
 
 from domain.errors import NotFound, ValidationFailed
 from engine.feed import FeedFilter
+from engine.sql import Database
 from engine.store import StoreConfig
-from projections.db import Database
 
 ALLOW_PRIVATE_VARIABLE = "FENGQIAO_WEBHOOK_ALLOW_PRIVATE"
 SECRET_PREFIX = "whsec_"
@@ -176,7 +176,7 @@ class Delivery:
 
 
 class SubscriptionStore:
-    """Subscriptions and deliveries in the events' database (``projections.db``)."""
+    """Subscriptions and deliveries in the events' database (``engine.sql``)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

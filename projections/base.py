@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from projections.db import Tx
+from engine.sql import Tx
 
 
 class Projection:

@@ -47,8 +47,8 @@ from typing import Any
 from domain.calendar import WorkingCalendar, add_calendar
 from domain.ladder import Rank, parent_code
 from domain.policy import PolicyDocument, parse_duration
+from engine.sql import Tx
 from projections.base import Projection
-from projections.db import Tx
 
 DUE_SOON = 0.75
 VILLAGE, TOWNSHIP = 1, 2

@@ -36,11 +36,11 @@ import structlog
 
 from domain.errors import ValidationFailed
 from engine.service import Fengqiao
+from engine.sql import Database
 from engine.store import StoreConfig
 from projections import default_projections
 from projections.base import Projection
 from projections.cases import iso
-from projections.db import Database
 from projections.runner import Progress, ProjectionRunner
 
 log = structlog.get_logger("fengqiao.province")

@@ -24,6 +24,7 @@ from domain.cases import Status
 from domain.errors import ValidationFailed
 from domain.ladder import Rank
 from domain.policy import Kind, Severity
+from engine.sql import Database, Tx
 from projections.cases import (
     DAY_OFFSET,
     OPEN_SQL,
@@ -34,7 +35,6 @@ from projections.cases import (
     STAT_PRESENT,
     iso,
 )
-from projections.db import Database, Tx
 
 RANK_KEYS = {int(r): r.label for r in Rank}
 BEIJING = timezone(DAY_OFFSET)

@@ -45,8 +45,8 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from engine.sql import Database, Tx
 from projections.base import Projection
-from projections.db import Database, Tx
 from projections.decoding import EventDecoder
 
 log = structlog.get_logger("fengqiao.projections")

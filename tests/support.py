@@ -1,96 +1,14 @@
-"""Shared test data: a small county with both profiles, its units and people."""
+"""Shared test data: the county the benchmarks use too (``api/bench/county.py``)."""
 
-from __future__ import annotations
-
-from datetime import datetime
-from itertools import count
-from pathlib import Path
-from uuid import UUID
-
-from domain.actors import Actor
-from domain.commands import Envelope, ReportCase
-from domain.ladder import Person, Unit
-from engine.service import CommandResult, Fengqiao
-
-DEFAULT_POLICY = (Path(__file__).resolve().parent.parent / "domain" / "default_policy.toml").read_text()
-
-COUNTY_CSV = """code,name,rank,profile
-410928,濮阳县,county,rural
-410928-001,海通乡,township,rural
-410928-001-007,王庄村,village,rural
-410928-001-007-03,王庄村第三网格,grid,rural
-410928-001-008,李庄村,village,rural
-410928-001-008-01,李庄村第一网格,grid,rural
-410928-002,徐镇镇,township,rural
-410928-002-001,徐镇村,village,rural
-410928-002-001-01,徐镇村第一网格,grid,rural
-410928-009,城关街道,township,urban
-410928-009-001,幸福社区,village,urban
-410928-009-001-01,幸福社区一号楼,grid,urban
-"""
-
-UNITS = [
-    Unit("wz-tjh", "王庄村调解委员会", "410928-001-007", "mediation_committee"),
-    Unit("wz-cwh", "王庄村委会", "410928-001-007", "village_committee"),
-    Unit("ht-sfs", "海通乡司法所", "410928-001", "justice_office"),
-    Unit("ht-zzzx", "海通乡综治中心", "410928-001", "comprehensive_centre"),
-    Unit("ht-xfb", "海通乡信访办", "410928-001", "petition_office"),
-    Unit("xz-zzzx", "徐镇镇综治中心", "410928-002", "comprehensive_centre"),
-    Unit("py-tjzx", "濮阳县矛盾纠纷调处中心", "410928", "county_mediation_centre"),
-    Unit("cg-zzzx", "城关街道综治中心", "410928-009", "comprehensive_centre"),
-]
-
-PEOPLE = [
-    Person("wang", "reporter", "410928-001-007-03", None),  # 网格员
-    Person("zhao", "handler", "410928-001-007", "wz-tjh"),  # village mediator
-    Person("li", "supervisor", "410928-001-007", "wz-cwh"),  # village supervisor (ceiling of minor)
-    Person("sun", "handler", "410928-001", "ht-sfs"),  # township justice office
-    Person("zhou", "supervisor", "410928-001", "ht-zzzx"),  # township supervisor
-    Person("wu", "supervisor", "410928", "py-tjzx"),  # county supervisor
-    Person("chen", "reporter", "410928-009-001-01", None),  # urban building grid worker
-]
-
-RANKS = {"410928": 3, "410928-001": 2, "410928-001-007": 1, "410928-001-007-03": 0,
-         "410928-009-001-01": 0}
-
-
-def actor(name: str, app: Fengqiao | None = None) -> Actor:
-    person = next(p for p in PEOPLE if p.name == name)
-    rank = RANKS.get(person.region)
-    if app is not None:
-        rank = int(app.region(person.region).rank)
-    return Actor(id=person.name, role=person.role, unit=person.unit, region=person.region, rank=rank)
-
-
-def seed(app: Fengqiao) -> Fengqiao:
-    app.import_regions(COUNTY_CSV, "admin")
-    for unit in UNITS:
-        app.add_unit(unit, "admin")
-    for person in PEOPLE:
-        app.add_person(person, "admin")
-    app.load_policy(DEFAULT_POLICY, "admin")
-    return app
-
-
-_ids = count(1)
-
-
-def envelope(name: str, app: Fengqiao, *, command_id: str | None = None, expected_version: int | None = None,
-             occurred_at: datetime | None = None) -> Envelope:
-    return Envelope(
-        actor=actor(name, app),
-        command_id=command_id or f"test-{next(_ids)}",
-        expected_version=expected_version,
-        occurred_at=occurred_at,
-    )
-
-
-def report(app: Fengqiao, kind: str = "dispute", severity: str = "minor", *, category: str | None = None,
-           region: str = "410928-001-007-03", by: str = "wang", **extra) -> CommandResult:
-    category = category or {"dispute": "neighbours", "hazard": "fire", "petition": "utilities"}[kind]
-    body = ReportCase(kind=kind, category=category, severity=severity, region=region, title=f"{kind} test", **extra)
-    return app.report(body, envelope(by, app))
-
-
-def act(app: Fengqiao, case_id: UUID, action: str, by: str, **body) -> CommandResult:
-    return app.do(case_id, action, body, envelope(by, app))
+from api.bench.county import (  # noqa: F401
+    COUNTY_CSV,
+    DEFAULT_POLICY,
+    PEOPLE,
+    RANKS,
+    UNITS,
+    act,
+    actor,
+    envelope,
+    report,
+    seed,
+)

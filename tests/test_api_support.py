@@ -11,36 +11,18 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.bench.county import (  # noqa: F401
+    DISPUTE,
+    GRID,
+    HAITONG,
+    HAZARD,
+    PETITION,
+    USERS,
+    XUZHEN,
+    XUZHEN_GRID,
+)
 from api.http.app import create_app
 from engine.service import Fengqiao
-
-HAITONG = "410928-001"  # 海通乡
-XUZHEN = "410928-002"  # 徐镇镇: out of region for 海通乡 users
-GRID = "410928-001-007-03"  # 王庄村第三网格
-XUZHEN_GRID = "410928-002-001-01"
-
-# name, role, region, unit — seeded people keep their ladder entry
-USERS = [
-    ("wang", "reporter", GRID, None),
-    ("zhao", "handler", "410928-001-007", "wz-tjh"),
-    ("li", "supervisor", "410928-001-007", "wz-cwh"),
-    ("sun", "handler", HAITONG, "ht-sfs"),
-    ("zhou", "supervisor", HAITONG, "ht-zzzx"),
-    ("wu", "supervisor", "410928", "py-tjzx"),
-    ("audit", "auditor", HAITONG, None),
-    ("feed", "integrator", HAITONG, None),
-    ("root", "admin", HAITONG, None),
-    ("boss", "admin", "410928", None),
-    ("xu", "supervisor", XUZHEN, "xz-zzzx"),
-    ("xuh", "handler", XUZHEN, "xz-zzzx"),
-]
-
-DISPUTE = {"kind": "dispute", "category": "neighbours", "severity": "minor", "region": GRID,
-           "title": "邻里噪音纠纷", "parties": [{"name": "张三", "role": "applicant", "phone": "13812345678",
-                                                 "id_number": "410928199001011234"}]}
-HAZARD = {"kind": "hazard", "category": "fire", "severity": "minor", "region": GRID, "title": "消防通道堵塞"}
-PETITION = {"kind": "petition", "category": "utilities", "severity": "minor", "region": GRID,
-            "title": "停水三天", "channel": "hotline_12345"}
 
 
 @dataclass

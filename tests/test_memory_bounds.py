@@ -1,5 +1,5 @@
 """The server's per-process caches stay within their bounds after more entries than the
-bound pass through them (object counts, not RSS; the RSS run is tests/bench/bench_memory.py).
+bound pass through them (object counts, not RSS; the RSS run is api/bench/bench_memory.py).
 
 * the case cache (``FENGQIAO_CASE_CACHE``): aggregates the engine last wrote;
 * the feed's whereabouts cache (``engine.feed.REGION_CACHE_SIZE``): where each case is;

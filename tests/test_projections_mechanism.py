@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from engine.sql import Database, to_psycopg
 from projections.base import Projection
-from projections.db import Database, to_psycopg
 from projections.runner import ProjectionRunner
 from tests.support import act, report
 
@@ -235,7 +235,7 @@ def test_a_bulk_transaction_writes_the_same_rows(app, bulk, monkeypatch) -> None
     """executemany in a bulk transaction (COPY + one INSERT … SELECT on PostgreSQL) gives
     the rows a plain one does: new rows, upserts over existing rows, DO NOTHING, and
     rows repeating a key (which fall back to one statement per row, in order)."""
-    from projections import db as dbmodule
+    from engine import sql as dbmodule
 
     copied: list[bool] = []
     copy = dbmodule.Tx._copy
@@ -271,7 +271,7 @@ def test_a_rebuild_through_copy_equals_the_incremental_read_model(app, monkeypat
     """Enough cases that a rebuild's batch goes through COPY (PostgreSQL), with cases
     spanning batches (upserts over rows of an earlier batch): the rebuilt tables
     equal the incrementally built ones, row for row."""
-    from projections import db as dbmodule
+    from engine import sql as dbmodule
     from projections.cases import CasesProjection
     from tests.test_projections_properties import snapshot
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from domain.cases import Stamp
 from domain.errors import DomainError
+from engine.sql import Database
 from projections.cases import OPEN_STATUSES, CasesProjection, local_day, prefixes
-from projections.db import Database
 from projections.queries import (
     BEIJING,
     RANK_KEYS,

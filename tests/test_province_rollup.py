@@ -210,7 +210,7 @@ def test_kill_9_mid_way_resumes(place, counties):
 
 def _positions(province_url: str) -> dict[str, int]:
     """Each county's committed position, read as a stranger would (no runner)."""
-    from projections.db import Database
+    from engine.sql import Database
 
     positions = {}
     for name in COUNTIES:

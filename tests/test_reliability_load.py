@@ -1,7 +1,7 @@
-"""The bounded version of tests/soak/load.py: a real server, clients ramping 4 → 16 for
+"""The bounded version of api/bench/load.py: a real server, clients ramping 4 → 16 for
 20 s mixing commands and queries; 0 errors other than the deliberate conflicts.
 
-The 5-minute run (16 → 64 clients) is ``python -m tests.soak.load``; its last figures
+The 5-minute run (16 → 64 clients) is ``python -m api.bench.load``; its last figures
 are in docs/reliability.md."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
+from api.bench.load import run
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
-from tests.soak.load import run
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

@@ -29,10 +29,10 @@ import psycopg
 from engine.clock import SimulatedClock
 from engine.leadership import Leadership, LockSession, fence
 from engine.service import Fengqiao
+from engine.sql import Database
 from engine.store import StoreConfig
 from engine.subscriptions import SubscriptionStore
 from projections import default_projections
-from projections.db import Database
 from projections.runner import ProjectionRunner
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
 from tests.support import act, report, seed

@@ -43,7 +43,7 @@ from domain.ladder import Rank, RegionTree, Unit
 from domain.policy import Severity
 from domain.routing import responsible_unit
 from engine.leadership import fence
-from projections.db import Database
+from engine.sql import Database
 
 log = structlog.get_logger("fengqiao.routing")
 

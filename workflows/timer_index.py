@@ -21,8 +21,8 @@ from uuid import UUID
 
 from domain.cases import Case
 from domain.clocks import clocks_under
+from engine.sql import Database, Tx
 from projections.base import Projection
-from projections.db import Database, Tx
 
 TABLE = "timer_index"
 

@@ -41,7 +41,7 @@ from domain.errors import DomainError
 from domain.ladder import Rank
 from engine.clocks import clocks_of
 from engine.leadership import fence
-from projections.db import Database
+from engine.sql import Database
 from projections.runner import ProjectionRunner
 from workflows.timer_index import TimerIndex, due_cases, next_due
 

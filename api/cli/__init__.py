@@ -32,7 +32,7 @@ setup.register(app)
 app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
 # -- more areas mount here, one line each (keep this block sorted) --
 app.add_typer(audit_cli.app, name="audit", help="Tamper evidence: signed checkpoints and verification.")
-bench_cli.register(app)  # `fengqiao bench [NAME] [--store] [--size]`: tests/bench/ figures beside baselines
+bench_cli.register(app)  # `fengqiao bench [NAME] [--store] [--size]`: api/bench/ figures beside baselines
 casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
 demo_cli.register(app)  # `fengqiao demo`: the demo county and a season of traffic
 app.add_typer(privacy_cli.app, name="privacy", help="Personal data: find a person, erase them.")

@@ -1,9 +1,9 @@
 """``fengqiao bench [NAME] [--store sqlite|postgres] [--size N]``: the benchmark suite.
 
-Each benchmark is a script in ``tests/bench/`` (outside the default test run) that
+Each benchmark is a module in ``api/bench/`` (packaged, outside the test run) that
 prints its figure beside a baseline measured in the same run. ``write``, ``replay``,
 ``lag`` and ``queries`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
-others (and ``http16``: ``tests/soak/load.py`` held at 16 clients) are run as they
+others (and ``http16``: ``api/bench/load.py`` held at 16 clients) are run as they
 are documented (their own command lines), their output passed through. Figures and
 how to read them: ``docs/performance.md``.
 """
@@ -16,11 +16,9 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import typer
 
-ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class Bench:
     size_means: str
     default_size: int
     module: str | None = None  # has run(store, size)
-    script: str | None = None  # else: tests/bench/<script> with these arguments
+    script: str | None = None  # else: python -m api.bench.<script> with these arguments
     stores: tuple[str, ...] = ("sqlite", "postgres")
 
     def arguments(self, store: str, size: int) -> list[str]:
@@ -57,11 +55,11 @@ class Bench:
 
 BENCHES: dict[str, Bench] = {
     "write": Bench("≥ 3,000 events/s with 16 writers on PostgreSQL", "seconds per measurement", 10,
-                   module="tests.bench.bench_write"),
-    "replay": Bench("p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="tests.bench.bench_replay"),
-    "lag": Bench("projection lag p99 ≤ 500 ms at 500 commands/s", "seconds", 60, module="tests.bench.bench_lag"),
+                   module="api.bench.bench_write"),
+    "replay": Bench("p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="api.bench.bench_replay"),
+    "lag": Bench("projection lag p99 ≤ 500 ms at 500 commands/s", "seconds", 60, module="api.bench.bench_lag"),
     "queries": Bench("supervisor queries p95 ≤ 20 ms each at 1M cases (PostgreSQL)", "cases (synthetic rows)",
-                     100_000, module="tests.bench.bench_queries", stores=("postgres",)),
+                     100_000, module="api.bench.bench_queries", stores=("postgres",)),
     "projections": Bench("≥ 20,000 events/s rebuild on PostgreSQL", "events", 100_000, script="bench_projections.py"),
     "feed": Bench("≥ 20,000 events/s through GET /v1/events", "events", 100_000, script="bench_feed.py"),
     "api": Bench("p50/p95 with the engine alone beside", "(fixed: 1,000 commands)", 0, script="bench_api.py"),
@@ -96,13 +94,11 @@ def run_one(name: str, store: str, size: int | None) -> int:
     typer.echo(f"== {name} on {store} (target: {bench.target}; size = {bench.size_means}) "
                f"load average {os.getloadavg()[0]:.1f}")
     if bench.module is not None:
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
         _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
         return 0
-    where = ["-m", "tests.soak.load"] if bench.script == "load" else [str(ROOT / "tests" / "bench" / bench.script)]
-    command = [sys.executable, *where, *bench.arguments(store, size or bench.default_size)]
-    return subprocess.run(command, cwd=ROOT, check=False).returncode
+    module = f"api.bench.{bench.script.removesuffix('.py')}"
+    command = [sys.executable, "-m", module, *bench.arguments(store, size or bench.default_size)]
+    return subprocess.run(command, check=False).returncode
 
 
 def bench(

@@ -67,7 +67,7 @@ def serve(
 def trace_allocations(engine: object) -> None:
     """``FENGQIAO_TRACEMALLOC=1`` (off by default; it slows the server): trace allocations from
     start-up; each SIGUSR2 writes a ``tracemalloc`` snapshot and :func:`memory_report` into
-    ``FENGQIAO_TRACEMALLOC_DIR`` (``tests/bench/bench_memory.py`` diffs them)."""
+    ``FENGQIAO_TRACEMALLOC_DIR`` (``api/bench/bench_memory.py`` diffs them)."""
     import tracemalloc
 
     folder = Path(os.environ.get("FENGQIAO_TRACEMALLOC_DIR", "."))

@@ -63,7 +63,7 @@ def relax_sqlite_durability(app: Fengqiao) -> bool:
     engine's SQLite connection. In WAL mode a commit then no longer waits for the
     disk (about half of a demo command's time); the store stays consistent after
     a crash of the process, though a power cut may lose the last commits. The
-    read models' database already works this way (``projections.db``). Returns
+    read models' database already works this way (``engine.sql``). Returns
     whether it applied (not on PostgreSQL)."""
     datastore = getattr(app.recorder, "datastore", None)
     if app.store.is_postgres or datastore is None:

@@ -14,7 +14,7 @@ Baselines in the same run, on the same store:
   event per save (its recorder takes the same EXCLUSIVE table lock);
 * PostgreSQL only: ``pgbench`` single-row inserts (``-c 1`` and ``-c 16``).
 
-    .venv/bin/python tests/bench/bench_write.py --store postgres --seconds 10
+    .venv/bin/python api/bench/bench_write.py --store postgres --seconds 10
     .venv/bin/fengqiao bench write --store sqlite
 """
 
@@ -38,11 +38,11 @@ os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 from eventsourcing.application import Application  # noqa: E402
 from eventsourcing.domain import Aggregate, event  # noqa: E402
 
+from api.bench.county import actor, seed  # noqa: E402
 from domain.commands import Envelope, ReportCase  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
-from tests.support import actor, seed  # noqa: E402
 
 POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_FLIGHT = 4  # cases each writer interleaves

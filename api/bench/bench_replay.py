@@ -6,7 +6,7 @@ its last event: read, decode, fold) and ``Fengqiao.case(id, version=15)``.
 Baseline in the same run: the library's read + decode alone for the same events
 (``recorder.select_events`` + ``mapper.to_domain_event``), no folding.
 
-    .venv/bin/python tests/bench/bench_replay.py --store postgres --size 500
+    .venv/bin/python api/bench/bench_replay.py --store postgres --size 500
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
+from api.bench.bench_queries import p95, timed  # noqa: E402
+from api.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
+from api.bench.county import act, report, seed  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
-from tests.bench.bench_queries import p95, timed  # noqa: E402
-from tests.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
-from tests.support import act, report, seed  # noqa: E402
 
 STEPS = [("assign", {"assignee": "zhao"}, "li"), ("accept", {}, "zhao"),
          *[("comment", {"text": f"第{n}次走访"}, "zhao") for n in range(24)],

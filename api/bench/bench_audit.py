@@ -5,8 +5,8 @@
 2. Verification speed: load N events (default 1,000,000) through the chained
    recorder in batches, then time ``verify_log`` (events/s) and one ``verify_case``.
 
-    .venv/bin/python -m tests.bench.bench_audit --store postgres --events 1000000
-    .venv/bin/python -m tests.bench.bench_audit --store sqlite --events 200000
+    .venv/bin/python -m api.bench.bench_audit --store postgres --events 1000000
+    .venv/bin/python -m api.bench.bench_audit --store sqlite --events 200000
 
 PostgreSQL: ``FENGQIAO_TEST_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test);
 a fresh schema is made and dropped.
@@ -25,11 +25,11 @@ from pathlib import Path
 from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
 
+from api.bench.county import act, report, seed
 from engine.audit.verify import verify_case, verify_log
 from engine.clock import SimulatedClock
 from engine.service import Fengqiao
 from engine.store import StoreConfig
-from tests.support import act, report, seed
 
 POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

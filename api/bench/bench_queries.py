@@ -21,7 +21,7 @@ projection maintains event by event. Then, 50 times each (after one warm-up):
 Baseline beside them: one case by primary key (``get_case``).
 
     .venv/bin/fengqiao bench queries --store postgres --size 1000000
-    .venv/bin/python tests/bench/bench_queries.py --size 1000000 --schema bench_q_keep --explain
+    .venv/bin/python api/bench/bench_queries.py --size 1000000 --schema bench_q_keep --explain
 """
 
 from __future__ import annotations
@@ -40,15 +40,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
+from api.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
+from api.bench.county import seed  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
+from engine.sql import Tx  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 from projections import default_projections  # noqa: E402
-from projections.db import Tx  # noqa: E402
 from projections.queries import BEIJING, ReadModels  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
-from tests.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
-from tests.support import seed  # noqa: E402
 
 COUNTY = "410928"
 FILL = """

@@ -9,7 +9,7 @@ a command's lag is the time from its acknowledgement to the first poll that saw 
 projection at or past its position. Baseline beside it: the achieved command rate
 and the worker's own poll interval.
 
-    .venv/bin/python tests/bench/bench_lag.py --store postgres --seconds 60 --rate 500
+    .venv/bin/python api/bench/bench_lag.py --store postgres --seconds 60 --rate 500
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
+from api.bench.bench_write import GRIDS, IN_FLIGHT, POSTGRES_URL, REPORT, STEPS, drop  # noqa: E402
+from api.bench.county import actor, seed  # noqa: E402
 from domain.commands import Envelope, ReportCase  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 from projections import default_projections  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
-from tests.bench.bench_write import GRIDS, IN_FLIGHT, POSTGRES_URL, REPORT, STEPS, drop  # noqa: E402
-from tests.support import actor, seed  # noqa: E402
 
 WRITERS = 16
 

@@ -7,9 +7,9 @@ request in twenty is a deliberate conflict (a stale ``If-Match``) that must answ
 412; every other answer must be 2xx. Prints a JSON summary: throughput, latencies per
 operation (p50/p95/p99/max ms), status counts and errors.
 
-    .venv/bin/python -m tests.soak.load --seconds 300 --start 16 --end 64            # SQLite
-    .venv/bin/python -m tests.soak.load --seconds 300 --url 'postgresql://postgres@127.0.0.1:5432/test?schema=load1'
-    .venv/bin/python -m tests.soak.load --seconds 30 --start 16 --end 16 --servers 2 --url '…?schema=load2'
+    .venv/bin/python -m api.bench.load --seconds 300 --start 16 --end 64            # SQLite
+    .venv/bin/python -m api.bench.load --seconds 300 --url 'postgresql://postgres@127.0.0.1:5432/test?schema=load1'
+    .venv/bin/python -m api.bench.load --seconds 30 --start 16 --end 16 --servers 2 --url '…?schema=load2'
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 
 import httpx
 
-from tests.test_api_support import DISPUTE, HAZARD, PETITION
-from tests.test_reliability_support import Server, seeded_store
+from api.bench.county import DISPUTE, HAZARD, PETITION
+from api.bench.server import Server, seeded_store
 
 REPORTS = [DISPUTE, HAZARD, PETITION]
-# More requests each loop, from a caller (tests/bench/bench_memory.py): (client, results, client no., loop no.)
+# More requests each loop, from a caller (api/bench/bench_memory.py): (client, results, client no., loop no.)
 Extra = Callable[[httpx.AsyncClient, "Results", int, int], Awaitable[None]]
 
 

@@ -14,7 +14,7 @@ Then, in this order:
    its RSS once started.
 2. **The run**: ``fengqiao serve`` with every worker it normally runs (projections, timers,
    routing, webhooks, audit: ``--workers``, threads of the one process) on the prepared store,
-   on 127.0.0.1; ``--minutes`` of the loopback load of ``tests/soak/load.py`` at a fixed
+   on 127.0.0.1; ``--minutes`` of the loopback load of ``api/bench/load.py`` at a fixed
    ``--clients`` (report, read, assign, comment, history, list, feed), each loop adding
    (``extra``): comments on existing cases — a different one each time, so the case cache
    (``FENGQIAO_CASE_CACHE``, 2,000 cases) fills past its bound —, a report with a new
@@ -39,8 +39,8 @@ the slope over the last half of that window is ≤ the threshold and the case ca
 below its bound (a bounded cache was still filling); else **growth** (a leak to find: the
 tracemalloc diff says where).
 
-    .venv/bin/python tests/bench/bench_memory.py --store postgres --minutes 10 --tracemalloc
-    .venv/bin/python tests/bench/bench_memory.py --store sqlite --minutes 2 --events 200000
+    .venv/bin/python api/bench/bench_memory.py --store postgres --minutes 10 --tracemalloc
+    .venv/bin/python api/bench/bench_memory.py --store sqlite --minutes 2 --events 200000
 
 The prepared store is kept (PostgreSQL schema ``bench_memory``, SQLite
 ``/tmp/fengqiao_bench_memory.db``) and reused by the next run (``--fresh`` drops it).
@@ -70,6 +70,12 @@ os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
 import httpx  # noqa: E402
 
+from api.bench.bench_projections import generate  # noqa: E402
+from api.bench.bench_queries import COUNTY, fill  # noqa: E402
+from api.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
+from api.bench.county import DISPUTE, seed  # noqa: E402
+from api.bench.load import Results, call, ramp, summary  # noqa: E402
+from api.bench.server import Server  # noqa: E402
 from engine.case_cache import DEFAULT_SIZE as CASE_CACHE_BOUND  # noqa: E402
 from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
@@ -77,13 +83,6 @@ from engine.store import StoreConfig  # noqa: E402
 from engine.users import UserStore  # noqa: E402
 from projections import default_projections  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
-from tests.bench.bench_projections import generate  # noqa: E402
-from tests.bench.bench_queries import COUNTY, fill  # noqa: E402
-from tests.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
-from tests.soak.load import Results, call, ramp, summary  # noqa: E402
-from tests.support import seed  # noqa: E402
-from tests.test_api_support import DISPUTE  # noqa: E402
-from tests.test_reliability_support import Server  # noqa: E402
 from workflows.routing import Router  # noqa: E402
 from workflows.timers import TimerService  # noqa: E402
 
@@ -243,7 +242,7 @@ class Sampler:
 
 
 def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
-    """The requests each load loop adds to tests/soak/load.py's mix (see the module doc)."""
+    """The requests each load loop adds to api/bench/load.py's mix (see the module doc)."""
     admin = {"Authorization": f"Bearer {tokens['root']}"}
     feed = {"Authorization": f"Bearer {tokens['feed']}"}
     turn = itertools.count()

@@ -5,8 +5,8 @@ then times the timer service's lookup (``due_cases``: thresholds due by now,
 earliest first, one batch) and ``next_due``, and the cost of firing a batch of
 real due cases end to end.
 
-    .venv/bin/python tests/bench/bench_timers.py --url 'postgresql://postgres@127.0.0.1:5432/test?schema=bench_timers' --rows 1000000
-    .venv/bin/python tests/bench/bench_timers.py --url sqlite:////tmp/bench_timers.db --rows 1000000
+    .venv/bin/python api/bench/bench_timers.py --url 'postgresql://postgres@127.0.0.1:5432/test?schema=bench_timers' --rows 1000000
+    .venv/bin/python api/bench/bench_timers.py --url sqlite:////tmp/bench_timers.db --rows 1000000
 
 Not part of the test run.
 """
@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from api.bench.county import act, report, seed  # noqa: E402
 from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
-from tests.support import act, report, seed  # noqa: E402
 from workflows.timer_index import TABLE, as_key, due_cases, next_due  # noqa: E402
 from workflows.timers import TimerService  # noqa: E402
 

@@ -6,8 +6,8 @@ hop). 100 disputes, each taken through 10 commands: report, assign, accept,
 comment ×2, whistle, check-in, mediate, resolve, close. The same 1,000 commands are
 then sent straight to the application service, to show what the HTTP layer adds.
 
-    .venv/bin/python tests/bench/bench_api.py            # both stores
-    .venv/bin/python tests/bench/bench_api.py sqlite     # one
+    .venv/bin/python api/bench/bench_api.py            # both stores
+    .venv/bin/python api/bench/bench_api.py sqlite     # one
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from api.bench.county import seed  # noqa: E402
 from api.http.app import create_app  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
-from tests.support import seed  # noqa: E402
 
 POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CASES = 100
@@ -86,8 +86,8 @@ def run(store: StoreConfig) -> dict[str, float]:
 
 def engine_only(engine: Fengqiao) -> list[float]:
     """The same 1,000 commands straight to the application service (no HTTP, no auth, no view)."""
+    from api.bench.county import actor
     from domain.commands import Envelope, ReportCase
-    from tests.support import actor
 
     timings: list[float] = []
     for n in range(CASES):

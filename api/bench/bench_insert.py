@@ -6,7 +6,7 @@ through ``ChainedPostgresRecorder.insert_events`` on one thread; per batch: wall
 time, this process's CPU and the writing connection's PostgreSQL backend CPU
 (read from ``/proc``: the server must run on this host).
 
-    .venv/bin/python tests/bench/bench_insert.py [--repeat 300]
+    .venv/bin/python api/bench/bench_insert.py [--repeat 300]
 
 Run it from two checkouts to compare recorders (``--root`` is the checkout whose
 engine is imported).

@@ -10,8 +10,8 @@ client's, and the load average. The baseline, in the same invocation: the same s
 with ``FENGQIAO_FEED_DIRECT=0`` (every event through eventsourcing's mapper and the
 schema model: the feed before the direct path) over the first ``--baseline-events``.
 
-    .venv/bin/python tests/bench/bench_feed.py --url 'postgresql://postgres@127.0.0.1:5432/test?schema=bench_feed' --events 1000000
-    .venv/bin/python tests/bench/bench_feed.py --url sqlite:////tmp/bench_feed.db --events 100000
+    .venv/bin/python api/bench/bench_feed.py --url 'postgresql://postgres@127.0.0.1:5432/test?schema=bench_feed' --events 1000000
+    .venv/bin/python api/bench/bench_feed.py --url sqlite:////tmp/bench_feed.db --events 100000
 
 An existing store with at least ``--events`` events is reused (``--fresh`` starts over);
 ``--generate-only`` fills it and stops (do that outside the benchmark lock). ``--engine``
@@ -32,15 +32,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from api.bench.bench_projections import generate  # noqa: E402
+from api.bench.bench_write import drop  # noqa: E402
+from api.bench.county import seed  # noqa: E402
+from api.bench.server import Server  # noqa: E402
 from engine.clock import SimulatedClock  # noqa: E402
 from engine.feed import DIRECT_VARIABLE, Feed  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 from engine.users import UserStore  # noqa: E402
-from tests.bench.bench_projections import generate  # noqa: E402
-from tests.bench.bench_write import drop  # noqa: E402
-from tests.support import seed  # noqa: E402
-from tests.test_reliability_support import Server  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

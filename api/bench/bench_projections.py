@@ -5,8 +5,8 @@ assigned, signed for, mediated or replied, resolved, closed; ~6 events), saves
 them through the application service's recorder in bulk, then times
 ``ProjectionRunner.rebuild`` of every default projection.
 
-    .venv/bin/python tests/bench/bench_projections.py --url 'postgresql://postgres@127.0.0.1:5432/test?schema=bench' --events 1000000
-    .venv/bin/python tests/bench/bench_projections.py --url sqlite:////tmp/bench.db --events 200000
+    .venv/bin/python api/bench/bench_projections.py --url 'postgresql://postgres@127.0.0.1:5432/test?schema=bench' --events 1000000
+    .venv/bin/python api/bench/bench_projections.py --url sqlite:////tmp/bench.db --events 200000
 
 An existing store with at least ``--events`` events is reused (``--fresh`` drops a
 PostgreSQL schema / SQLite file first). Not part of the test run.
@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from api.bench.county import actor, seed  # noqa: E402
 from domain.cases import Dispute, Petition, Stamp  # noqa: E402
 from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 from projections import default_projections  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
-from tests.support import actor, seed  # noqa: E402
 
 APPLICATION_NAME = f"bench_projections_{os.getpid()}"
 GRIDS = ["410928-001-007-03", "410928-001-008-01", "410928-002-001-01"]

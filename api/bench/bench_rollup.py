@@ -14,8 +14,8 @@ at a time). Each run measures:
   over the same events (the single-store figure of ``bench_projections``), and that
   county's own ``ReadModels.region_stats`` for the year.
 
-    .venv/bin/python tests/bench/bench_rollup.py --store postgres --events 250000 --prepare   # once, no lock
-    flock /tmp/fengqiao-bench.lock .venv/bin/python tests/bench/bench_rollup.py --store postgres --events 250000
+    .venv/bin/python api/bench/bench_rollup.py --store postgres --events 250000 --prepare   # once, no lock
+    flock /tmp/fengqiao-bench.lock .venv/bin/python api/bench/bench_rollup.py --store postgres --events 250000
 
 ``--events`` counts events per county. Not part of the test run.
 """
@@ -32,6 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from api.bench.bench_projections import generate  # noqa: E402
+from api.bench.bench_timers import timed  # noqa: E402
+from api.bench.county import seed  # noqa: E402
 from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
@@ -39,9 +42,6 @@ from projections import default_projections  # noqa: E402
 from projections.province import ProvinceRollup, county_url  # noqa: E402
 from projections.queries import ReadModels  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
-from tests.bench.bench_projections import generate  # noqa: E402
-from tests.bench.bench_timers import timed  # noqa: E402
-from tests.support import seed  # noqa: E402
 
 POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 YEAR = ("2026-01", "2026-12")

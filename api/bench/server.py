@@ -1,0 +1,86 @@
+"""`fengqiao serve` in a subprocess on a free port (the HTTP benchmarks and the
+fault tests), and a store seeded with the county and its users."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, or site-packages when installed
+FENGQIAO = [sys.executable, "-m", "api.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`fengqiao serve` in a subprocess on a free port, over ``url``."""
+
+    def __init__(self, url: str, workers: bool = True, env: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.port = free_port()
+        self.workers = workers
+        self.env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT),
+                    "FENGQIAO_LOG_LEVEL": "warning", "PYTHONFAULTHANDLER": "1", **(env or {})}
+        self.process: subprocess.Popen | None = None
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = Path(tempfile.mkdtemp(prefix="fq-serve-")) / "serve.log"
+
+    def start(self, timeout: float = 30) -> None:
+        command = [*FENGQIAO, "serve", "--port", str(self.port), "--workers" if self.workers else "--no-workers"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fengqiao serve exited with {self.process.returncode}: {self.log_tail()}")
+            time.sleep(0.1)
+        self.process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to the log
+        self.process.wait(10)
+        raise TimeoutError(f"fengqiao serve did not start: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+def seeded_store(url: str, users: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Seed the county into ``url`` and add users (name, role, region); their tokens."""
+    from api.bench.county import seed
+    from engine.service import Fengqiao
+    from engine.store import StoreConfig
+    from engine.users import UserStore
+
+    engine = seed(Fengqiao(StoreConfig(url)))
+    store = UserStore(engine)
+    try:
+        return {name: store.add(name, role, region, by="test") for name, role, region in users}
+    finally:
+        engine.close()
