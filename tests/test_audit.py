@@ -384,8 +384,8 @@ def test_checkpoints_replaced_with_a_foreign_key_are_caught(app, raw):
 def test_the_checkpoints_worker_signs_by_policy_and_stops(app):
     import threading
 
+    from api.workers import load_workers
     from engine.audit.worker import run_checkpoints
-    from projections.worker import load_workers
 
     assert load_workers()["checkpoints"] is run_checkpoints
     busy_history(app)

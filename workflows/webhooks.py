@@ -53,7 +53,7 @@ from engine.subscriptions import (
     SubscriptionStore,
     check_target,
 )
-from projections.worker import register_worker
+from engine.workers import register_worker
 
 log = structlog.get_logger("fengqiao.webhooks")
 

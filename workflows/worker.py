@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from engine.leadership import LeaseLost
-from projections.worker import register_worker
+from engine.workers import register_worker
 
 log = structlog.get_logger("fengqiao.workflows")
 

@@ -93,8 +93,8 @@ def projections_worker() -> None:
 
 
 def _run(names: list[str] | None) -> None:
+    from api.workers import run_workers
     from engine.memory import limit_malloc_arenas
-    from projections.worker import run_workers
 
     limit_malloc_arenas()  # before any thread starts: see engine/memory.py
     stop = threading.Event()

@@ -50,7 +50,7 @@ def serve(
     stop = threading.Event()
     thread = None
     if workers:
-        from projections.worker import run_workers
+        from api.workers import run_workers
 
         thread = threading.Thread(target=run_workers, args=(engine, stop), name="fengqiao-workers", daemon=True)
         thread.start()

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from engine.audit.checkpoints import checkpoint_if_due
-from projections.worker import register_worker
+from engine.workers import register_worker
 
 log = structlog.get_logger("fengqiao.audit")
 POLL_SECONDS = float(os.environ.get("FENGQIAO_CHECKPOINT_POLL_SECONDS", "30"))
