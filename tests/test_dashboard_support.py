@@ -15,8 +15,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from engine.demo import CountyShape, Season, build_demo, demo_clock
-from engine.demo.county import County
+from api.demo import CountyShape, Season, build_demo, demo_clock
+from api.demo.county import County
 from engine.service import Fengqiao
 from engine.store import StoreConfig
 

@@ -1,4 +1,4 @@
-"""The demo county and its season of traffic (``engine.demo``, ``fengqiao demo``).
+"""The demo county and its season of traffic (``api.demo``, ``fengqiao demo``).
 
 A small county and a short season on both stores: the same seed gives the same
 store, a rerun repeats nothing, every case replays to itself, every command is
@@ -15,11 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from domain.actors import Role
-from domain.cases import Case
-from domain.ladder import Profile, Rank
-from domain.permissions import case_in_scope, may, needs_assignment, works_on
-from engine.demo import (
+from api.demo import (
     CountyShape,
     Season,
     build_demo,
@@ -27,8 +23,12 @@ from engine.demo import (
     generate_county,
     relax_sqlite_durability,
 )
-from engine.demo.census import replay
-from engine.demo.county import County
+from api.demo.census import replay
+from api.demo.county import County
+from domain.actors import Role
+from domain.cases import Case
+from domain.ladder import Profile, Rank
+from domain.permissions import case_in_scope, may, needs_assignment, works_on
 from engine.service import Fengqiao
 from engine.store import StoreConfig
 from engine.views import case_view

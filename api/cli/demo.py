@@ -20,8 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from domain.calendar import SHANGHAI
-from engine.demo import (
+from api.demo import (
     Census,
     Demo,
     RunStats,
@@ -30,8 +29,9 @@ from engine.demo import (
     demo_clock,
     relax_sqlite_durability,
 )
-from engine.demo.county import County
-from engine.demo.simulator import TIMER_PERIOD
+from api.demo.county import County
+from api.demo.simulator import TIMER_PERIOD
+from domain.calendar import SHANGHAI
 from engine.logs import configure_logging
 from engine.service import Fengqiao
 from engine.store import StoreConfig

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from api.demo import texts
+from api.demo.county import County, Grid, Township, Village
+from api.demo.names import Names
 from domain.actors import Actor
 from domain.calendar import WorkingCalendar
 from domain.cases import CATEGORIES, Case
 from domain.ladder import Profile, Rank
 from domain.policy import Kind, Severity
-from engine.demo import texts
-from engine.demo.county import County, Grid, Township, Village
-from engine.demo.names import Names
 
 REPORT = "report"
 

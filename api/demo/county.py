@@ -31,9 +31,9 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from api.demo.names import Names, chinese_number
 from domain.actors import Actor, Role
 from domain.ladder import Person, Profile, Rank, Region, Unit
-from engine.demo.names import Names, chinese_number
 from engine.service import Fengqiao
 
 COUNTY_CODE = "410990"

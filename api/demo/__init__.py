@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from api.demo.census import Census, take_census
+from api.demo.county import County, CountyShape, generate_county, load_county
+from api.demo.simulator import TIMER_PERIOD, RunStats, Season, Simulation
 from engine.clock import SimulatedClock
-from engine.demo.census import Census, take_census
-from engine.demo.county import County, CountyShape, generate_county, load_county
-from engine.demo.simulator import TIMER_PERIOD, RunStats, Season, Simulation
 from engine.service import Fengqiao
+from workflows.timers import TimerService
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml"
 SETUP_LEAD = timedelta(days=1)  # the county is loaded a day before the season starts
@@ -48,7 +49,7 @@ def build_demo(app: Fengqiao, clock: SimulatedClock, season: Season, *, seed: in
         raise ValueError("scale must be positive")
     county = generate_county(seed, shape)
     load_county(app, county, DEFAULT_POLICY.read_text(encoding="utf-8"))
-    timers = timer_service(app) if timer_period else None
+    timers = TimerService(app) if timer_period else None
     try:
         run = Simulation(app, clock, county, season, seed=seed, scale=scale, timers=timers,
                          timer_period=timer_period or TIMER_PERIOD, on_progress=on_progress).run()
@@ -71,15 +72,6 @@ def relax_sqlite_durability(app: Fengqiao) -> bool:
     with datastore.get_connection(commit=False) as connection:
         connection.cursor().execute("PRAGMA synchronous=NORMAL")
     return True
-
-
-def timer_service(app: Fengqiao):
-    """The timer service (``workflows.timers``) on ``app``, or None where it is not installed."""
-    try:
-        from workflows.timers import TimerService
-    except ImportError:
-        return None
-    return TimerService(app)
 
 
 __all__ = ["Census", "County", "CountyShape", "Demo", "RunStats", "Season", "build_demo", "demo_clock",

@@ -2,7 +2,7 @@
 
 Cases arrive day by day (more on working days, more hazards in the first days
 of a month when villages sweep for them: 隐患排查). Each case lives out its
-story (:mod:`engine.demo.stories`); the simulator runs every story's steps in
+story (:mod:`api.demo.stories`); the simulator runs every story's steps in
 the order of their moments, moving the clock to each one and sending the step
 through ``Fengqiao.report`` / ``Fengqiao.do`` like any caller would. Steps due
 after the season ends are not run: those cases stay open, some of them late.
@@ -11,7 +11,7 @@ When a timer service is given (``workflows.timers.TimerService``), it ticks
 every simulated ``timer_period`` so clock warnings, breaches, 督办 notices and
 the 四级七天 automatic escalations are recorded as the season goes. A dispute
 the timer escalated is taken over at its new rank: the story's plan is dropped
-and that rank's supervisor dispatches it (:func:`engine.demo.stories.take_over`).
+and that rank's supervisor dispatches it (:func:`api.demo.stories.take_over`).
 
 Deterministic: the arrivals and every story draw from random generators seeded
 from ``seed``, and every command id derives from the seed, so running the same
@@ -33,6 +33,8 @@ from uuid import UUID
 
 import structlog
 
+from api.demo.county import County
+from api.demo.stories import REPORT, STORIES, Life, Place, Step, check_categories, take_over
 from domain.calendar import SHANGHAI, WorkingCalendar
 from domain.cases import case_id_for
 from domain.commands import Envelope, ReportCase
@@ -41,8 +43,6 @@ from domain.ladder import Profile
 from domain.policy import Kind
 from domain.routing import responsible_unit
 from engine.clock import SimulatedClock
-from engine.demo.county import County
-from engine.demo.stories import REPORT, STORIES, Life, Place, Step, check_categories, take_over
 from engine.service import Fengqiao
 
 log = structlog.get_logger("fengqiao.demo")
