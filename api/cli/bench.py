@@ -86,6 +86,11 @@ def _print_rows(rows: list[dict]) -> None:
                    f"({row['baseline_name']}){target}  {extra}")
 
 
+def module_of(bench: Bench) -> str:
+    """The packaged module that runs ``bench``."""
+    return bench.module or f"api.bench.{bench.script.removesuffix('.py')}"
+
+
 def run_one(name: str, store: str, size: int | None) -> int:
     bench = BENCHES[name]
     if store not in bench.stores:
@@ -96,8 +101,7 @@ def run_one(name: str, store: str, size: int | None) -> int:
     if bench.module is not None:
         _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
         return 0
-    module = f"api.bench.{bench.script.removesuffix('.py')}"
-    command = [sys.executable, "-m", module, *bench.arguments(store, size or bench.default_size)]
+    command = [sys.executable, "-m", module_of(bench), *bench.arguments(store, size or bench.default_size)]
     return subprocess.run(command, check=False).returncode
 
 
