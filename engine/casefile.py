@@ -21,8 +21,7 @@ from engine import privacy
 from engine.audit.checkpoints import latest_checkpoint
 from engine.audit.db import CHAIN, AuditDb
 from engine.audit.verify import verify_case
-from engine.clocks import clocks_of
-from engine.views import case_view, event_view
+from engine.views import event_view
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -92,8 +91,7 @@ def _time(value: str | None) -> str:
 
 def case_file(app: Any, case_id: UUID, role: str = "auditor") -> dict[str, Any]:
     """Everything the case file shows, as plain data."""
-    case = app.case(case_id)
-    view = case_view(case, clocks=clocks_of(app, case_id))
+    view = app.case_view(case_id)
     history = app.history(case_id)
     db = AuditDb(app.recorder)
     hashes = {int(r["version"]): r for r in db.rows(

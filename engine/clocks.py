@@ -32,10 +32,3 @@ def recalculate(app: Any, case_id: UUID, policy_version: int, now: datetime | No
     if isinstance(policy_version, bool) or not isinstance(policy_version, int) or policy_version < 1:
         raise ValidationFailed("policy_version must be a positive integer", field="policy_version")
     return clocks_under(app.policy(policy_version), _events(app, case_id), now or app.clock.now())
-
-
-def case_view_with_clocks(app: Any, case_id: UUID, now: datetime | None = None) -> dict[str, Any]:
-    """The case view including its clocks and overdue flag."""
-    from engine.views import case_view
-
-    return case_view(app.case(case_id), clocks=clocks_of(app, case_id, now))

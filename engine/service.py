@@ -47,12 +47,12 @@ from domain.errors import (
     DomainError,
     EscalationCeiling,
     NotFound,
-    ValidationFailed,
     VersionConflict,
 )
 from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
 from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
+from engine import views
 from engine.case_cache import CaseCache
 from engine.clock import Clock, SystemClock
 from engine.group_commit import GroupCommit
@@ -429,18 +429,13 @@ class Fengqiao(Application):
 
     def case_as_of(self, case_id: UUID, moment: datetime) -> Case:
         """The case as the store knew it at ``moment`` (by recorded time)."""
-        if moment.tzinfo is None:
-            raise ValidationFailed("as_of needs a time zone", field="as_of")
-        case = None
-        for event in self.events.get(case_id):  # one read; decoding stops at the moment
-            if event.timestamp > moment:
-                break
-            case = event.mutate(case)
-        if case is None:
-            raise NotFound(f"case {case_id} did not exist at {moment.isoformat()}", resource="case", id=str(case_id))
-        if not isinstance(case, Case):
-            raise NotFound(f"no case {case_id}", resource="case", id=str(case_id))
-        return case
+        return views.replayed(self, case_id, as_of=moment)[0]
+
+    def case_view(self, case_id: UUID, version: int | None = None, as_of: datetime | None = None,
+                  now: datetime | None = None) -> dict[str, Any]:
+        """The case view with its clocks (``engine.views.case_view``): now, at ``version``
+        or as recorded at ``as_of``; what the HTTP API, the CLI and the dashboard show."""
+        return views.case_view(self, case_id, version, as_of, now)
 
     def history(self, case_id: UUID) -> list[RecordedEvent]:
         """Every event of the case, in order, with its global position."""

@@ -1,16 +1,56 @@
-"""The case view: one shape for the API, the CLI, the case file and projections."""
+"""The case view: one shape for the API, the CLI, the dashboard and the case file.
+
+:func:`case_view` reads a case (now, at a version, or as recorded at a moment) and
+its clocks in one read of its events; :func:`case_fields` is the shape alone.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from domain.cases import Case
-from domain.clocks import ClockState
+from domain.clocks import ClockState, clocks_under
+from domain.errors import NotFound, ValidationFailed
 from domain.ladder import Rank
 
 
-def case_view(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[str, Any]:
+def replayed(app: Any, case_id: UUID, version: int | None = None,
+             as_of: datetime | None = None) -> tuple[Case, list[Case.Event]]:
+    """The case rebuilt in one read of its events, with those events: up to ``version``,
+    or as the store knew it at ``as_of`` (by recorded time), or now."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise ValidationFailed("as_of needs a time zone", field="as_of")
+    case: Any = None
+    events = []
+    for event in app.events.get(case_id, lte=version):  # decoding stops at the moment
+        if as_of is not None and event.timestamp > as_of:
+            break
+        case = event.mutate(case)
+        events.append(event)
+    if case is None and as_of is not None:
+        raise NotFound(f"case {case_id} did not exist at {as_of.isoformat()}", resource="case", id=str(case_id))
+    if not isinstance(case, Case) or (version is not None and case.version != version):
+        app.case(case_id, version=version)  # raises the engine's own NotFound
+        raise NotFound(f"no case {case_id}", resource="case", id=str(case_id))
+    return case, events
+
+
+def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: datetime | None = None,
+              now: datetime | None = None) -> dict[str, Any]:
+    """The case view with its clocks, now, at ``version`` or as recorded at ``as_of``.
+
+    The clocks run to ``now``; by default the moment shown: ``as_of``, the moment
+    ``version`` was recorded, or the engine's clock for the case now."""
+    case, events = replayed(app, case_id, version, as_of)
+    if now is None:
+        now = as_of or (case.modified_on if version is not None else app.clock.now())
+    return case_fields(case, clocks_under(app.policy(case.policy_version), events, now))
+
+
+def case_fields(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[str, Any]:
     """The case as the outside sees it (API field names; see docs/api.md).
 
     ``clocks`` are the case's computed clocks (``engine.clocks.clocks_of``); without

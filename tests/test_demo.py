@@ -31,7 +31,7 @@ from domain.ladder import Profile, Rank
 from domain.permissions import case_in_scope, may, needs_assignment, works_on
 from engine.service import Fengqiao
 from engine.store import StoreConfig
-from engine.views import case_view
+from engine.views import case_fields
 from tests.conftest import POSTGRES_URL, drop_schema
 from tests.support import DEFAULT_POLICY
 
@@ -109,7 +109,7 @@ def check_consistent_and_permitted(app: Fengqiao) -> None:
         history = app.history(case_id)
         events = [h.event for h in history]
         case = app.case(case_id)
-        assert case_view(replay(events)) == case_view(case)
+        assert case_fields(replay(events)) == case_fields(case)
         assert {e.command_id for e in events} <= set(case.processed_commands)
         positions = [h.position for h in history]
         assert positions == sorted(positions) and len(set(positions)) == len(positions)

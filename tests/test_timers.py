@@ -12,7 +12,7 @@ import pytest
 
 from domain.calendar import SHANGHAI
 from engine.clock import SimulatedClock
-from engine.clocks import case_view_with_clocks, clocks_of, recalculate
+from engine.clocks import clocks_of, recalculate
 from engine.service import Fengqiao
 from tests.support import DEFAULT_POLICY, act, report
 from workflows.timer_index import TimerIndex
@@ -99,7 +99,7 @@ def test_four_ranks_seven_days_ladder_climbs_to_village_and_stops_there_with_a_s
     assert case.escalations == 1 and case.supervisions == 1
     supervised = [r.event for r in app.history(case_id) if r.type == "Supervised"][0]
     assert "village" in supervised.note and "(li)" in supervised.note  # the ceiling's supervisor
-    view = case_view_with_clocks(app, case_id)
+    view = app.case_view(case_id)
     assert view["overdue"] is True
     assert {c["name"]: c["state"] for c in view["clocks"]} == {"sign_for": "breached", "rank_handling": "breached"}
     assert timers.tick() == []  # nothing more, however often it ticks
@@ -199,7 +199,7 @@ def test_whistled_departments_each_have_a_check_in_clock(app, clock, timers):
     until(timers, clock, sh(2025, 9, 26, 14))
     act(app, case_id, "check-in", "li", department="城管局")
     until(timers, clock, sh(2025, 9, 29))
-    view = case_view_with_clocks(app, case_id)
+    view = app.case_view(case_id)
     assert view["whistled"]["市场监管所"] is None and view["whistled"]["城管局"] is not None
     states = {c["name"]: c["state"] for c in view["clocks"] if c["name"].startswith("check_in")}
     assert states == {"check_in:城管局": "met", "check_in:市场监管所": "breached"}

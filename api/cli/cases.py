@@ -12,8 +12,7 @@ import typer
 from api.cli.common import cli_actor, domain_errors, emit, engine
 from domain.commands import ACTIONS, Envelope, ReportCase, parse_action, validated
 from domain.errors import ValidationFailed
-from engine.clocks import case_view_with_clocks
-from engine.views import case_view, event_view
+from engine.views import event_view
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -38,7 +37,7 @@ def _parse_fields(fields: list[str]) -> dict:
 
 
 def _result(app, result) -> None:
-    emit({"case": case_view(app.case(result.case_id)), "version": result.version,
+    emit({"case": app.case_view(result.case_id), "version": result.version,
           "position": result.position, "repeated": result.repeated})
 
 
@@ -96,11 +95,7 @@ def show(
 ) -> None:
     """The case now, at a version, or as of a moment."""
     with engine() as app, domain_errors():
-        if as_of is None and version is None:
-            emit(case_view_with_clocks(app, case_id))
-            return
-        case = app.case_as_of(case_id, as_of) if as_of else app.case(case_id, version=version)
-        emit(case_view(case))
+        emit(app.case_view(case_id, version=None if as_of else version, as_of=as_of))
 
 
 @app.command("history")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import structlog
@@ -145,6 +145,12 @@ def check_case_scope(principal: Principal, case: Case) -> None:
     """404 unless the case's current or origin region is in the caller's subtree."""
     if not case_in_scope((case.region, case.origin_region), principal.region):
         raise case_not_found(case.id)
+
+
+def check_view_scope(principal: Principal, view: dict[str, Any]) -> None:
+    """:func:`check_case_scope` for a case view (``Fengqiao.case_view``)."""
+    if not case_in_scope((view["region"], view["origin_region"]), principal.region):
+        raise case_not_found(view["id"])
 
 
 def check_region_scope(principal: Principal, code: str, svc: Services) -> Region:

@@ -91,20 +91,12 @@ class Services:
     settings: Settings = field(default_factory=Settings)
     read_models: Any | None = None  # projections.queries.ReadModels
     runner: Any | None = None  # projections ProjectionRunner: wait_for(position, timeout), lag()
-    _policies: dict[int, Any] = field(default_factory=dict, repr=False)
     database_error_at: float | None = None  # time.monotonic() of the last request refused for the database
     failed_logins: FailedLogins | None = None
 
     def __post_init__(self) -> None:
         if self.failed_logins is None:
             self.failed_logins = FailedLogins(self.settings.auth_failures_allowed, self.settings.auth_failure_window)
-
-    def policy(self, version: int) -> Any:
-        """A policy version (immutable once loaded, so kept after the first read)."""
-        policy = self._policies.get(version)
-        if policy is None:
-            policy = self._policies[version] = self.engine.policy(version)
-        return policy
 
     def projection_lag(self) -> int | None:
         """Events recorded but not yet projected (the furthest-behind projection)."""

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from api.http.auth import Principal, Unauthenticated, check_region_scope, current_user, visible_case
-from api.http.cases import replayed, view
+from api.http.cases import view
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import charts, data
@@ -136,10 +136,9 @@ def case_page(request: Request, principal: SignedIn, svc: Svc, case_id: UUID,
               version: Annotated[int | None, Query(ge=1, le=2**31)] = None) -> Response:
     """The case now or as of an earlier version, its whole timeline and its chain verification."""
     current = visible_case(svc, principal, case_id)
-    case, events = replayed(svc, case_id, version)
-    shown = view(svc, case, events, now=case.modified_on if version is not None else None)
+    shown = view(svc, case_id, version)
     history = [event_view(r.position, r.event) for r in svc.engine.history(case_id)]
-    timeline = [data.timeline_entry(entry, case.version) for entry in history]
+    timeline = [data.timeline_entry(entry, shown["version"]) for entry in history]
     try:
         verification = verify_case(svc.engine, case_id)
     except NotFound:
