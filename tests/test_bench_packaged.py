@@ -4,6 +4,7 @@ packaged module (``api/bench/``), not a file of the checkout's ``tests/``."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,9 @@ def test_fengqiao_bench_runs_from_a_wheel_installed_outside_the_checkout(tmp_pat
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
-    run(sys.executable, "-m", "pip", "wheel", ROOT, "-w", tmp_path / "wheel", "--no-deps", "-q")
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "var"))
+    run(sys.executable, "-m", "pip", "wheel", source, "-w", tmp_path / "wheel", "--no-deps", "-q")
     run(sys.executable, "-m", "venv", tmp_path / "venv")
     (wheel,) = (tmp_path / "wheel").glob("fengqiao-*.whl")
     run(tmp_path / "venv" / "bin" / "pip", "install", "-q", wheel)
