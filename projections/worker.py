@@ -14,7 +14,6 @@ process and is also given a :class:`engine.leadership.Share` to split its keys.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -62,7 +61,7 @@ def run_projections(app: Any, stop: threading.Event) -> None:
 
     runner = ProjectionRunner(app, default_projections())
     try:
-        runner.run_forever(stop, batch_size=int(os.environ.get("FENGQIAO_PROJECTIONS_BATCH", "1000")))
+        runner.run_forever(stop, batch_size=app.settings.projections_batch)
     finally:
         runner.close()
 
@@ -77,7 +76,8 @@ def run_workers(app: Any, stop: threading.Event, names: list[str] | None = None)
     unknown = [n for n in chosen if n not in workers]
     if unknown:
         raise KeyError(f"unknown workers {unknown}; known: {sorted(workers)}")
-    leadership = Leadership(app.store)
+    leadership = Leadership(app.store, poll=app.settings.lease_poll_seconds,
+                            keepalive=app.settings.lease_keepalive_seconds)
     threads = []
     for name in chosen:
         def target(worker: Worker = workers[name], name: str = name) -> None:

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import typer
 
+from api.cli.common import read_settings
+from engine.settings import DEFAULTS
+
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 @dataclass(frozen=True)
 class Bench:
@@ -32,8 +34,8 @@ class Bench:
     script: str | None = None  # else: tests/bench/<script> with these arguments
     stores: tuple[str, ...] = ("sqlite", "postgres")
 
-    def arguments(self, store: str, size: int) -> list[str]:
-        url = (f"{POSTGRES_URL}?schema=bench_{self.script.removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
+    def arguments(self, store: str, size: int, postgres_url: str = DEFAULTS.test_postgres_url) -> list[str]:
+        url = (f"{postgres_url}?schema=bench_{self.script.removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
                if store == "postgres" else f"sqlite:////tmp/fengqiao_bench_{uuid.uuid4().hex[:6]}.db")
         if self.script == "bench_projections.py":
             return ["--url", url, "--events", str(size)]
@@ -101,7 +103,8 @@ def run_one(name: str, store: str, size: int | None) -> int:
         _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
         return 0
     where = ["-m", "tests.soak.load"] if bench.script == "load" else [str(ROOT / "tests" / "bench" / bench.script)]
-    command = [sys.executable, *where, *bench.arguments(store, size or bench.default_size)]
+    postgres_url = read_settings("fengqiao bench").test_postgres_url  # FENGQIAO_TEST_POSTGRES_URL
+    command = [sys.executable, *where, *bench.arguments(store, size or bench.default_size, postgres_url)]
     return subprocess.run(command, cwd=ROOT, check=False).returncode
 
 
