@@ -27,7 +27,7 @@ from engine.settings import DEFAULTS
 # command soon after its last (the router's assignment after a report, a burst of actions on
 # one case); at 40 distinct cases written a second (bench_memory, timer backlog included) it
 # covers the last ~50 s, at 1 a second more than half an hour. 10,000 (~60 MB) kept it
-# filling for minutes under load (docs/performance.md, Memory).
+# filling for minutes under load (docs/performance-log.md, Memory).
 DEFAULT_SIZE = DEFAULTS.case_cache  # FENGQIAO_CASE_CACHE: the engine passes its setting
 
 

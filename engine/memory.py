@@ -6,7 +6,7 @@ pools), so its C heap — Python objects larger than 512 bytes, dict and list ta
 psycopg's result buffers — is spread over many arenas, each of which keeps the memory
 freed into it for the next allocation *in that arena*: a block freed by one thread's
 arena does not serve another's. Under steady load the process's RSS then creeps up for
-a long time as each arena grows to its own high-water mark (docs/performance.md,
+a long time as each arena grows to its own high-water mark (docs/performance-log.md,
 *Memory*). Python holds the GIL for almost every allocation, so the extra arenas buy
 next to no concurrency; two are enough.
 

@@ -44,7 +44,7 @@ IMMUTABLE = (datetime, date, UUID, Decimal, Actor)
 # Distinct typed values kept (timestamps, actors), cleared when full. What repeats is near
 # (an event's occurred_at is its timestamp; an actor acts many times in a row): 10,000 keeps
 # the hit rate of 200,000 and ~2.4 MB instead of ~48 MB per decoder; a running worker adds
-# a new timestamp per event, so a large bound only fills for hours (docs/performance.md, Memory).
+# a new timestamp per event, so a large bound only fills for hours (docs/performance-log.md, Memory).
 CACHE_LIMIT = DEFAULTS.decoder_cache  # FENGQIAO_DECODER_CACHE: the runner passes its engine's setting
 
 

@@ -5,7 +5,7 @@ prints its figure beside a baseline measured in the same run. ``write``, ``repla
 ``lag`` and ``queries`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
 others (and ``http16``: ``tests/soak/load.py`` held at 16 clients) are run as they
 are documented (their own command lines), their output passed through. Figures and
-how to read them: ``docs/performance.md``.
+how to read them: ``docs/performance.md`` (the runs: ``docs/performance-log.md``).
 """
 
 from __future__ import annotations
