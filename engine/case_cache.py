@@ -16,18 +16,19 @@ again on a fresh one before it is reported (see ``Fengqiao.act``).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
+from engine.settings import DEFAULTS
+
 # ~6-7 KB a case (a case of 6-12 events): 2,000 cases ≈ 12-14 MB. The cache serves a case's next
 # command soon after its last (the router's assignment after a report, a burst of actions on
 # one case); at 40 distinct cases written a second (bench_memory, timer backlog included) it
 # covers the last ~50 s, at 1 a second more than half an hour. 10,000 (~60 MB) kept it
-# filling for minutes under load (docs/performance.md, Memory).
-DEFAULT_SIZE = int(os.environ.get("FENGQIAO_CASE_CACHE", "2000"))
+# filling for minutes under load (docs/performance-log.md, Memory).
+DEFAULT_SIZE = DEFAULTS.case_cache  # FENGQIAO_CASE_CACHE: the engine passes its setting
 
 
 class CaseCache:

@@ -30,7 +30,6 @@ Each CloudEvent::
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -61,9 +60,8 @@ from engine.schemas import (
     type_for,
 )
 from engine.service import Fengqiao
+from engine.settings import DEFAULTS
 
-DEPLOYMENT_VARIABLE = "FENGQIAO_DEPLOYMENT"
-DEFAULT_DEPLOYMENT = "demo"
 DIRECT_VARIABLE = "FENGQIAO_FEED_DIRECT"  # 0: every event by the reference path (a baseline, a way out)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -71,7 +69,6 @@ MAX_POSITION = 2**62  # no larger position can exist; larger numbers overflow th
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
 SCAN_FACTOR = 10  # a filtered page scans at most this many times ``limit`` rows
-REGION_CACHE_SIZE = int(os.environ.get("FENGQIAO_FEED_CACHE", "100000"))  # cases whose whereabouts a feed keeps
 
 
 @dataclass(frozen=True)
@@ -89,14 +86,14 @@ class FeedFilter:
             types = types.split(",")
         return cls(frozenset(t.strip() for t in types or () if t.strip()), region or None)
 
-    def admits(self, whereabouts: Whereabouts) -> bool:
+    def admits(self, whereabouts: Whereabouts, bound: int = DEFAULTS.feed_cache) -> bool:
         """In the region's subtree: where the case is now, or where it was reported
         (the rule of ``domain.permissions.case_in_scope``; remembered per pair of regions)."""
         if self.region is None:
             return True
         admitted = self._admitted.get(whereabouts)
         if admitted is None:
-            if len(self._admitted) >= REGION_CACHE_SIZE:
+            if len(self._admitted) >= bound:
                 self._admitted.clear()
             admitted = self._admitted[whereabouts] = case_in_scope((whereabouts.region, whereabouts.origin),
                                                                    self.region)
@@ -126,8 +123,9 @@ class Whereabouts:
 
 @dataclass
 class _WhereaboutsCache:
-    """Recently seen cases: ``case id → (version, whereabouts)``."""
+    """Recently seen cases: ``case id → (version, whereabouts)``, at most ``size`` of them."""
 
+    size: int = DEFAULTS.feed_cache
     entries: OrderedDict[str, tuple[int, Whereabouts]] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # one object per (region, origin) pair, shared by the entries: a region's code is read
@@ -143,12 +141,12 @@ class _WhereaboutsCache:
 
     def put(self, case_id: str, version: int, whereabouts: Whereabouts) -> None:
         with self.lock:  # pages are read from several threads (the API's pool, SSE)
-            if len(self.shared) >= REGION_CACHE_SIZE:
+            if len(self.shared) >= self.size:
                 self.shared.clear()
             whereabouts = self.shared.setdefault(whereabouts, whereabouts)
             self.entries[case_id] = (version, whereabouts)
             self.entries.move_to_end(case_id)
-            if len(self.entries) > REGION_CACHE_SIZE:
+            if len(self.entries) > self.size:
                 self.entries.popitem(last=False)
 
 
@@ -178,18 +176,20 @@ class Feed:
     **reference path**: eventsourcing's mapper, then the type's schema model
     (:meth:`cloud_event`). Both give the same documents, byte for byte
     (``tests/test_feed_direct.py``); ``Feed(app, direct=False)``, or
-    ``FENGQIAO_FEED_DIRECT=0`` in the environment, reads by the reference path only.
+    ``FENGQIAO_FEED_DIRECT=0`` in the engine's settings, reads by the reference path only.
     """
 
     def __init__(self, app: Fengqiao, deployment: str | None = None, *, direct: bool | None = None) -> None:
         self.app = app
-        self.deployment = deployment or os.environ.get(DEPLOYMENT_VARIABLE, DEFAULT_DEPLOYMENT)
+        settings = app.settings
+        self.deployment = deployment or settings.deployment
+        self.public_url, self.cache_size = settings.public_url, settings.feed_cache  # cases whose whereabouts it keeps
         self.classes = public_event_classes()
         self.types = {type_for(topic, cls): topic for topic, cls in self.classes.items()}
-        self._whereabouts = _WhereaboutsCache()
+        self._whereabouts = _WhereaboutsCache(self.cache_size)
         self._schema_urls: dict[str, str] = {}
         if direct is None:
-            direct = os.environ.get(DIRECT_VARIABLE, "1") != "0"
+            direct = settings.feed_direct
         self._direct = _Direct(self) if direct and _Direct.fits(app.mapper) else None
         self._db = AuditDb(app.recorder)
         self._case_ids: dict[str, str] = {}
@@ -252,7 +252,7 @@ class Feed:
                     event = self._decode(position, case_id, version, topic, state)
                     carried = region_carried_by(event)
                 whereabouts = self._whereabouts_after(case_id, version, carried)
-                if not wanted.admits(whereabouts):
+                if not wanted.admits(whereabouts, self.cache_size):
                     continue
                 cloud_event = None
                 if parsed is not None:
@@ -290,7 +290,7 @@ class Feed:
         """SQLite keeps case ids as 32 hex digits: the canonical text (remembered)."""
         text = self._case_ids.get(stored)
         if text is None:
-            if len(self._case_ids) >= REGION_CACHE_SIZE:
+            if len(self._case_ids) >= self.cache_size:
                 self._case_ids.clear()
             text = self._case_ids[stored] = str(UUID(stored))
         return text
@@ -325,7 +325,7 @@ class Feed:
         """The ``dataschema`` of a type (cached: the public URL is read once per type)."""
         url = self._schema_urls.get(event_type)
         if url is None:
-            url = self._schema_urls[event_type] = schema_url(event_type)
+            url = self._schema_urls[event_type] = schema_url(event_type, self.public_url)
         return url
 
     def data(self, event: Any, *, role: str = Role.INTEGRATOR) -> dict[str, Any]:

@@ -60,12 +60,11 @@ from typing import Any
 
 import structlog
 
+from engine.settings import DEFAULTS
 from engine.store import StoreConfig
 
 log = structlog.get_logger("fengqiao.leadership")
 
-POLL_SECONDS = float(os.environ.get("FENGQIAO_LEASE_POLL_SECONDS", "1.0"))
-KEEPALIVE_SECONDS = float(os.environ.get("FENGQIAO_LEASE_KEEPALIVE_SECONDS", "1.0"))
 LOCK_CLASS = "fengqiao.worker"  # the first key of every lock: keeps them apart from other advisory locks
 
 
@@ -243,8 +242,8 @@ class Leadership:
 
     def __init__(self, store: StoreConfig, *, poll: float | None = None, keepalive: float | None = None) -> None:
         self.store = store
-        self.poll = POLL_SECONDS if poll is None else poll
-        self.keepalive = KEEPALIVE_SECONDS if keepalive is None else keepalive
+        self.poll = DEFAULTS.lease_poll_seconds if poll is None else poll
+        self.keepalive = DEFAULTS.lease_keepalive_seconds if keepalive is None else keepalive
         self._session: LockSession | None = None
         self._lock = threading.Lock()
         self._closed = threading.Event()

@@ -7,23 +7,27 @@ id, the command id and the actor (bound by the application service).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
 import structlog
 
+from engine.settings import Settings
+
 _configured = False
 
 
-def configure_logging(json: bool | None = None, level: str | None = None) -> None:
+def configure_logging(json: bool | None = None, level: str | None = None, settings: Settings | None = None) -> None:
+    """Once per process: ``FENGQIAO_LOG_FORMAT`` and ``FENGQIAO_LOG_LEVEL`` from ``settings``
+    (read from the environment when not given), unless ``json`` / ``level`` say."""
     global _configured
     if _configured:
         return
+    settings = settings or Settings.from_environment()
     if json is None:
-        wanted = os.environ.get("FENGQIAO_LOG_FORMAT", "")
+        wanted = settings.log_format
         json = wanted == "json" or (wanted != "console" and not sys.stderr.isatty())
-    level_name = (level or os.environ.get("FENGQIAO_LOG_LEVEL", "INFO")).upper()
+    level_name = (level or settings.log_level).upper()
     renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[

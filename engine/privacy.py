@@ -41,11 +41,11 @@ from eventsourcing.persistence import Transcoding
 from domain.errors import NotFound, ValidationFailed
 from domain.permissions import MASKED_ROLES, PERSONAL_FIELDS, mask_parties
 from engine.audit.db import PERSON_KEYS, AuditDb
+from engine.settings import DEFAULTS
 
 ERASED = "[erased]"
 SEALED = "enc:v1:"
 KEY_CACHE_SECONDS = 30.0
-KEY_CACHE_SIZE = int(os.environ.get("FENGQIAO_KEY_CACHE", "10000"))  # persons whose key a process keeps (the least recently read go first)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,9 @@ def unseal(key: bytes, person_id: str, field_name: str, sealed: str) -> str:
 class PersonKeys:
     """The ``person_keys`` table, with a short in-process cache for readers."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, cache_size: int = DEFAULTS.key_cache) -> None:
         self.app = app
+        self.cache_size = cache_size  # persons whose key a process keeps (the least recently read go first)
         self._cache: dict[str, tuple[bytes | None, float]] = {}
         self._lock = threading.Lock()
 
@@ -132,7 +133,7 @@ class PersonKeys:
         with self._lock:
             self._cache.pop(person_id, None)  # to the end: the dict's order is least recently read first
             self._cache[person_id] = (key, now)
-            while len(self._cache) > KEY_CACHE_SIZE:
+            while len(self._cache) > self.cache_size:
                 del self._cache[next(iter(self._cache))]
         return key
 
@@ -145,7 +146,7 @@ def person_keys(app: Any) -> PersonKeys:
     """The key table of this engine instance (one cache per instance)."""
     keys = app.__dict__.get("_person_keys")
     if keys is None:
-        keys = app.__dict__.setdefault("_person_keys", PersonKeys(app))
+        keys = app.__dict__.setdefault("_person_keys", PersonKeys(app, app.settings.key_cache))
     return keys
 
 

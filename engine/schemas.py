@@ -17,7 +17,6 @@ model, so the schema and the data cannot drift apart.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import typing
@@ -32,10 +31,10 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from domain.cases import CASE_CLASSES, Case
 from domain.errors import NotFound
+from engine.settings import DEFAULTS, Settings
 
 TYPE_PREFIX = "cn.fengqiao"
-PUBLIC_URL_VARIABLE = "FENGQIAO_PUBLIC_URL"
-DEFAULT_PUBLIC_URL = "http://localhost:8000"
+DOCS_PUBLIC_URL = "https://fengqiao.example"  # the public URL docs/events/ is written with
 
 SHARED_FIELDS = frozenset({
     "originator_id", "originator_version", "originator_topic", "timestamp", "actor",
@@ -114,13 +113,9 @@ def type_for(topic: str, event_class: type) -> str:
     return f"{TYPE_PREFIX}.{kind}.{name}.v{getattr(event_class, 'class_version', 1)}"
 
 
-def public_url() -> str:
-    return os.environ.get(PUBLIC_URL_VARIABLE, DEFAULT_PUBLIC_URL).rstrip("/")
-
-
-def schema_url(event_type: str) -> str:
-    """The CloudEvents ``dataschema``: where the type's schema is served."""
-    return f"{public_url()}/v1/schemas/{event_type}"
+def schema_url(event_type: str, public_url: str = DEFAULTS.public_url) -> str:
+    """The CloudEvents ``dataschema``: where the type's schema is served (``FENGQIAO_PUBLIC_URL``)."""
+    return f"{public_url.rstrip('/')}/v1/schemas/{event_type}"
 
 
 @cache
@@ -148,7 +143,7 @@ def event_types() -> dict[str, type[Case.Event]]:
     return dict(sorted(found.items()))
 
 
-def json_schema(event_type: str) -> dict[str, Any]:
+def json_schema(event_type: str, public_url: str = DEFAULTS.public_url) -> dict[str, Any]:
     """The JSON Schema of one public type's ``data``."""
     try:
         event_class = event_types()[event_type]
@@ -157,29 +152,30 @@ def json_schema(event_type: str) -> dict[str, Any]:
     schema = data_model(event_class).model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": schema_url(event_type),
+        "$id": schema_url(event_type, public_url),
         **schema,
         "title": event_type,
     }
 
 
-def catalogue() -> list[dict[str, Any]]:
+def catalogue(public_url: str = DEFAULTS.public_url) -> list[dict[str, Any]]:
     """The list served at ``GET /v1/schemas``."""
-    return [{"type": t, "schema": schema_url(t)} for t in event_types()]
+    return [{"type": t, "schema": schema_url(t, public_url)} for t in event_types()]
 
 
-def write_schemas(folder: Path) -> list[Path]:
+def write_schemas(folder: Path, public_url: str = DOCS_PUBLIC_URL) -> list[Path]:
     """Write ``<type>.json`` for every public type into ``folder``; return the files."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for event_type in event_types():
         path = folder / f"{event_type}.json"
-        path.write_text(json.dumps(json_schema(event_type), ensure_ascii=False, indent=2) + "\n")
+        path.write_text(json.dumps(json_schema(event_type, public_url), ensure_ascii=False, indent=2) + "\n")
         written.append(path)
     return written
 
 
 if __name__ == "__main__":  # python -m engine.schemas docs/events
-    os.environ.setdefault(PUBLIC_URL_VARIABLE, "https://fengqiao.example")
-    for written_path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/events")):
+    settings = Settings.from_environment()
+    url = settings.public_url if "public_url" in settings.model_fields_set else DOCS_PUBLIC_URL
+    for written_path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/events"), url):
         print(written_path)

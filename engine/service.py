@@ -19,7 +19,6 @@ What this layer adds:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,12 +57,12 @@ from engine.clock import Clock, SystemClock
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import SealedPartyAsDict, protect
-from engine.store import StoreConfig, store_from_environment
+from engine.settings import Settings
+from engine.store import StoreConfig, store_from_settings
 
 log = structlog.get_logger("fengqiao.engine")
 
 MAX_CONFLICT_RETRIES = 8
-REFERENCE_RECHECK_SECONDS = float(os.environ.get("FENGQIAO_REFERENCE_RECHECK", "1.0"))
 ESCALATING_ACTIONS = ("escalate", "assign")  # a refusal of these counts as a 矛盾上交 attempt
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
@@ -121,8 +120,10 @@ class Fengqiao(Application):
         store: StoreConfig | None = None,
         clock: Clock | None = None,
         env: dict[str, str] | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        self.store = store or store_from_environment()
+        self.settings = settings or Settings.from_environment()  # read once, here, unless given
+        self.store = store or store_from_settings(self.settings)
         self.store.prepare()
         self.clock: Clock = clock or SystemClock()
         self._cache_lock = threading.RLock()
@@ -130,9 +131,9 @@ class Fengqiao(Application):
         self._book: PolicyBook | None = None
         self._policies: dict[int, Policy] = {}
         self._checked: dict[UUID, float] = {}  # when each reference aggregate was last checked
-        super().__init__(env={**self.store.eventsourcing_env(), **(env or {})})
+        super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
         self.group_commit = GroupCommit(self.recorder.insert_events)
-        self.case_cache = CaseCache()
+        self.case_cache = CaseCache(self.settings.case_cache)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
         """The library's ``save``, collecting aggregates' events without its
@@ -173,13 +174,12 @@ class Fengqiao(Application):
     def _fresh(self, cached: TAggregate | None, aggregate_id: UUID, start: Callable[[], TAggregate]) -> TAggregate:
         """The aggregate brought up to date: replay only events newer than the cached copy.
 
-        The store is asked at most once per ``REFERENCE_RECHECK_SECONDS``: changes made
+        The store is asked at most once per ``FENGQIAO_REFERENCE_RECHECK`` seconds: changes made
         through this engine are in the cache at once, other processes' within that
         time (a change saved from a stale copy conflicts and is retried fresh).
         """
-        now = time.monotonic()
-        if cached is not None and now - self._checked.get(aggregate_id, -REFERENCE_RECHECK_SECONDS) < \
-                REFERENCE_RECHECK_SECONDS:
+        now, recheck = time.monotonic(), self.settings.reference_recheck
+        if cached is not None and now - self._checked.get(aggregate_id, -recheck) < recheck:
             return cached
         self._checked[aggregate_id] = now
         if cached is None:

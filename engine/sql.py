@@ -13,7 +13,6 @@ separate database.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import threading
@@ -21,9 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from engine.settings import DEFAULTS, Settings
 from engine.store import StoreConfig
 
-URL_VARIABLE = "FENGQIAO_PROJECTIONS_URL"
 Params = Sequence[Any] | Mapping[str, Any]
 
 _TOKENS = re.compile(r"'(?:[^']|'')*'|::|:([A-Za-z_]\w*)|\?|%")
@@ -136,9 +135,10 @@ class Tx:
 class Database:
     """The read models' database: transactions and queries, thread-safe."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = DEFAULTS.projections_pool_size) -> None:
         self.store = StoreConfig(url)
         self.url = url
+        self.pool_size = pool_size  # PostgreSQL connections at most (FENGQIAO_PROJECTIONS_POOL_SIZE)
         self.is_postgres = self.store.is_postgres
         self.for_update = " FOR UPDATE" if self.is_postgres else ""
         self._local = threading.local()
@@ -148,9 +148,9 @@ class Database:
         self.store.prepare()
 
     @classmethod
-    def for_store(cls, store: StoreConfig, url: str | None = None) -> Database:
+    def for_store(cls, store: StoreConfig, url: str | None = None, settings: Settings = DEFAULTS) -> Database:
         """Beside the events, unless ``url`` or ``FENGQIAO_PROJECTIONS_URL`` says otherwise."""
-        return cls(url or os.environ.get(URL_VARIABLE) or store.url)
+        return cls(url or settings.projections_url or store.url, settings.projections_pool_size)
 
     # -- connections -------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class Database:
                 self._pool = ConnectionPool(
                     self.store.psycopg_url(),
                     min_size=1,
-                    max_size=int(os.environ.get("FENGQIAO_PROJECTIONS_POOL_SIZE", "4")),
+                    max_size=self.pool_size,
                     kwargs={"row_factory": dict_row, "autocommit": True,
                             # skewed parameters (a county is every row, a grid a few): plan with the values
                             "options": f"-c search_path={self.store.schema} -c plan_cache_mode=force_custom_plan"},

@@ -10,10 +10,11 @@ interface does not (which global position an event got, the head of the log).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
+
+from engine.settings import DEFAULTS, Settings
 
 DEFAULT_SQLITE_PATH = Path("var") / "fengqiao.db"
 URL_VARIABLE = "FENGQIAO_DATABASE_URL"
@@ -42,8 +43,8 @@ class StoreConfig:
             return ""
         return parse_qs(urlparse(self.url).query).get("schema", ["public"])[0]
 
-    def eventsourcing_env(self) -> dict[str, str]:
-        """The eventsourcing library's settings for this store."""
+    def eventsourcing_env(self, settings: Settings = DEFAULTS) -> dict[str, str]:
+        """The eventsourcing library's settings for this store (``settings``: the pool's size)."""
         if self.is_postgres:
             parsed = urlparse(self.url)
             return {
@@ -54,8 +55,8 @@ class StoreConfig:
                 "POSTGRES_USER": unquote(parsed.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parsed.password or ""),
                 "POSTGRES_SCHEMA": self.schema,
-                "POSTGRES_POOL_SIZE": os.environ.get("FENGQIAO_POOL_SIZE", "4"),  # kept open
-                "POSTGRES_MAX_OVERFLOW": os.environ.get("FENGQIAO_POOL_OVERFLOW", "16"),  # opened on demand
+                "POSTGRES_POOL_SIZE": str(settings.pool_size),  # kept open
+                "POSTGRES_MAX_OVERFLOW": str(settings.pool_overflow),  # opened on demand
                 "POSTGRES_CONN_MAX_AGE": "600",
                 "POSTGRES_PRE_PING": "y",
                 "POSTGRES_LOCK_TIMEOUT": "10",
@@ -86,8 +87,9 @@ class StoreConfig:
         return parsed._replace(query="", scheme="postgresql").geturl()
 
 
-def store_from_environment(default_path: Path | None = None) -> StoreConfig:
-    url = os.environ.get(URL_VARIABLE)
+def store_from_settings(settings: Settings, default_path: Path | None = None) -> StoreConfig:
+    """The store ``FENGQIAO_DATABASE_URL`` names (default: the SQLite file ``default_path``)."""
+    url = settings.database_url
     if not url:
         url = f"sqlite:///{(default_path or DEFAULT_SQLITE_PATH)}"
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):

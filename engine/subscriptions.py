@@ -10,6 +10,7 @@ where the last one stopped.
 
 **SSRF.** A target must be ``http(s)`` and must not resolve to a loopback, private,
 link-local or otherwise non-public address, unless ``FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1``
+(``allow_private``, passed by the HTTP layer and the sender from their settings)
 (tests, closed networks). The worker checks again before every attempt (DNS may
 change).
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import time
@@ -33,9 +33,9 @@ from urllib.parse import urlparse
 from domain.errors import NotFound, ValidationFailed
 from engine.feed import FeedFilter
 from engine.sql import Database
+from engine.settings import DEFAULTS
 from engine.store import StoreConfig
 
-ALLOW_PRIVATE_VARIABLE = "FENGQIAO_WEBHOOK_ALLOW_PRIVATE"
 SECRET_PREFIX = "whsec_"
 
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
@@ -85,17 +85,13 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def private_targets_allowed() -> bool:
-    return os.environ.get(ALLOW_PRIVATE_VARIABLE, "").lower() in ("1", "true", "yes")
-
-
-def check_target(url: str) -> str:
-    """The URL if it is a public http(s) target; else ``ValidationFailed`` (code
-    ``validation``, field ``url``)."""
+def check_target(url: str, allow_private: bool = False) -> str:
+    """The URL if it is a public http(s) target (any http(s) target with ``allow_private``);
+    else ``ValidationFailed`` (code ``validation``, field ``url``)."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValidationFailed("the webhook url must be an absolute http(s) URL", field="url")
-    if private_targets_allowed():
+    if allow_private:
         return url
     try:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -186,19 +182,20 @@ class SubscriptionStore:
                 tx.execute(statement)
 
     @classmethod
-    def for_store(cls, store: StoreConfig) -> SubscriptionStore:
-        return cls(Database(store.url))
+    def for_store(cls, store: StoreConfig, pool_size: int = DEFAULTS.projections_pool_size) -> SubscriptionStore:
+        return cls(Database(store.url, pool_size))
 
     def close(self) -> None:
         self.db.close()
 
     # -- subscriptions ---------------------------------------------------------------
 
-    def create(self, *, owner: str, url: str, types: Iterable[str], region: str, start: int) -> Subscription:
+    def create(self, *, owner: str, url: str, types: Iterable[str], region: str, start: int,
+               allow_private: bool = False) -> Subscription:
         """A new active subscription that receives the events after position ``start``."""
         now = utc_now_text()
         subscription = Subscription(
-            id=str(uuid.uuid4()), owner=owner, url=check_target(url), secret=new_secret(),
+            id=str(uuid.uuid4()), owner=owner, url=check_target(url, allow_private), secret=new_secret(),
             types=tuple(sorted(set(types))), region=region, state=ACTIVE, cursor=start,
             created_at=now, updated_at=now,
         )

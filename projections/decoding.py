@@ -23,7 +23,6 @@ are called each time, never cached.
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,20 +38,22 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import resolve_topic
 
 from domain.actors import Actor
+from engine.settings import DEFAULTS
 
 IMMUTABLE = (datetime, date, UUID, Decimal, Actor)
 # Distinct typed values kept (timestamps, actors), cleared when full. What repeats is near
 # (an event's occurred_at is its timestamp; an actor acts many times in a row): 10,000 keeps
 # the hit rate of 200,000 and ~2.4 MB instead of ~48 MB per decoder; a running worker adds
-# a new timestamp per event, so a large bound only fills for hours (docs/performance.md, Memory).
-CACHE_LIMIT = int(os.environ.get("FENGQIAO_DECODER_CACHE", "10000"))
+# a new timestamp per event, so a large bound only fills for hours (docs/performance-log.md, Memory).
+CACHE_LIMIT = DEFAULTS.decoder_cache  # FENGQIAO_DECODER_CACHE: the runner passes its engine's setting
 
 
 class EventDecoder:
     """``decode(notification)`` ≡ ``mapper.to_domain_event(notification)``."""
 
-    def __init__(self, mapper: Any) -> None:
+    def __init__(self, mapper: Any, cache_limit: int = CACHE_LIMIT) -> None:
         self.mapper = mapper
+        self.cache_limit = cache_limit
         transcoder = mapper.transcoder
         self.fast = (
             isinstance(transcoder, JSONTranscoder)
@@ -148,7 +149,7 @@ class EventDecoder:
             ) from e
         value = transcoding.decode(data)
         if key is not None:
-            if len(self._values) >= CACHE_LIMIT:
+            if len(self._values) >= self.cache_limit:
                 self._values.clear()
             self._values[key] = value
         return value

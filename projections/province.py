@@ -37,6 +37,7 @@ import structlog
 from domain.errors import ValidationFailed
 from engine.service import Fengqiao
 from engine.sql import Database
+from engine.settings import DEFAULTS, Settings
 from engine.store import StoreConfig
 from projections import default_projections
 from projections.base import Projection
@@ -45,7 +46,6 @@ from projections.runner import Progress, ProjectionRunner
 
 log = structlog.get_logger("fengqiao.province")
 
-URL_VARIABLE = "FENGQIAO_PROVINCE_URL"
 REGISTRY_DDL = ("CREATE TABLE IF NOT EXISTS province_counties (county TEXT PRIMARY KEY, store_url TEXT NOT NULL, "
                 "added_at TEXT NOT NULL)")
 COUNTY_ID = re.compile(r"[a-z0-9_]{1,40}")  # names a schema or a file
@@ -99,9 +99,10 @@ def _rate(numerator: int, denominator: int) -> float | None:
 class ProvinceRollup:
     """Follows the registered county stores into the province database."""
 
-    def __init__(self, url: str, projections: Callable[[], Sequence[Projection]] = default_projections) -> None:
-        self.url = url
-        self.db = Database(url)
+    def __init__(self, url: str, projections: Callable[[], Sequence[Projection]] = default_projections,
+                 settings: Settings = DEFAULTS) -> None:
+        self.url, self.settings = url, settings
+        self.db = Database(url, settings.projections_pool_size)
         self.projections = projections
         self._runners: dict[str, ProjectionRunner] = {}
         self._lock = threading.Lock()
@@ -149,8 +150,9 @@ class ProvinceRollup:
                 store_url = self.counties().get(county)
                 if store_url is None:
                     raise ValidationFailed(f"unknown county {county}", field="county")
-                app = Fengqiao(StoreConfig(store_url), env=FOLLOWER_ENV)
-                runner = ProjectionRunner(app, list(self.projections()), db=Database(county_url(self.url, county)))
+                app = Fengqiao(StoreConfig(store_url), env=FOLLOWER_ENV, settings=self.settings)
+                runner = ProjectionRunner(app, list(self.projections()),
+                                          db=Database(county_url(self.url, county), self.settings.projections_pool_size))
                 self._runners[county] = runner
             return runner
 
@@ -266,8 +268,8 @@ class ProvinceRollup:
 
 
 @contextmanager
-def province(url: str) -> Iterator[ProvinceRollup]:
-    rollup = ProvinceRollup(url)
+def province(url: str, settings: Settings = DEFAULTS) -> Iterator[ProvinceRollup]:
+    rollup = ProvinceRollup(url, settings=settings)
     try:
         yield rollup
     finally:

@@ -107,12 +107,12 @@ class ProjectionRunner:
     def __init__(self, app: Any, projections: Sequence[Projection], db: Database | None = None) -> None:
         self.app = app
         self.projections = {p.name: p for p in projections}
-        self.db = db or Database.for_store(app.store)
+        self.db = db or Database.for_store(app.store, settings=app.settings)
         self._owns_db = db is None
         self._advanced = threading.Condition()
         self._ready = False
         self._ensure_lock = threading.Lock()
-        self.decoder = EventDecoder(app.mapper)
+        self.decoder = EventDecoder(app.mapper, app.settings.decoder_cache)
         recorder = app.recorder
         self._select = (
             SQL("SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{} "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -18,6 +17,6 @@ def run_projections(app: Any, stop: threading.Event) -> None:
 
     runner = ProjectionRunner(app, default_projections())
     try:
-        runner.run_forever(stop, batch_size=int(os.environ.get("FENGQIAO_PROJECTIONS_BATCH", "1000")))
+        runner.run_forever(stop, batch_size=app.settings.projections_batch)
     finally:
         runner.close()

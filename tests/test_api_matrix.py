@@ -134,13 +134,18 @@ def test_a_handler_works_only_cases_of_their_unit(api: Api):
 AUDIT_ROLES = ("auditor", "admin")
 
 
+@pytest.fixture
+def private_webhooks(monkeypatch) -> None:
+    """Set before the engine and the app are built: they read their settings then."""
+    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
 @pytest.mark.parametrize("role", sorted(PLAYERS))
-def test_feed_subscriptions_audit_open311_and_dashboard(api: Api, out_case: str, role: str, monkeypatch):
+def test_feed_subscriptions_audit_open311_and_dashboard(private_webhooks, api: Api, out_case: str, role: str):
     """The same rule on every other endpoint: out of region is indistinguishable from missing,
     in region succeeds exactly when the role carries the right."""
     from domain.permissions import READ_FEED
 
-    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
     who = PLAYERS[role]
     own = api.http.state.services.users.get(who).region
     missing = str(uuid.uuid4())

@@ -2,9 +2,9 @@
 bound pass through them (object counts, not RSS; the RSS run is api/bench/bench_memory.py).
 
 * the case cache (``FENGQIAO_CASE_CACHE``): aggregates the engine last wrote;
-* the feed's whereabouts cache (``engine.feed.REGION_CACHE_SIZE``): where each case is;
-* the personal-data key cache (``engine.privacy.KEY_CACHE_SIZE``): one key a person read;
-* the projection runner's decoded values (``projections.decoding.CACHE_LIMIT``): timestamps
+* the feed's whereabouts cache (``FENGQIAO_FEED_CACHE``): where each case is;
+* the personal-data key cache (``FENGQIAO_KEY_CACHE``): one key a person read;
+* the projection runner's decoded values (``FENGQIAO_DECODER_CACHE``): timestamps
   and actors, one or more new ones an event;
 * and glibc's malloc arenas of ``fengqiao serve`` / ``fengqiao worker`` (``engine.memory``).
 
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import feed as feed_module
 from engine import privacy
 from engine.feed import Feed
 from engine.privacy import open_party, protect
@@ -44,8 +43,13 @@ def test_the_case_cache_keeps_at_most_its_bound(app) -> None:
     assert app.case_cache.take(ids[-1]).version == 2  # as saved by the last command
 
 
+def with_setting(app, monkeypatch, **values) -> None:
+    """The engine's settings with ``values`` changed (what ``FENGQIAO_<NAME>`` would set)."""
+    monkeypatch.setattr(app, "settings", app.settings.model_copy(update=values))
+
+
 def test_the_feed_whereabouts_cache_keeps_at_most_its_bound(app, monkeypatch) -> None:
-    monkeypatch.setattr(feed_module, "REGION_CACHE_SIZE", BOUND)
+    with_setting(app, monkeypatch, feed_cache=BOUND)
     for _ in range(PASSING):
         report(app)
     feed = Feed(app)
@@ -55,7 +59,8 @@ def test_the_feed_whereabouts_cache_keeps_at_most_its_bound(app, monkeypatch) ->
 
 
 def test_the_person_key_cache_keeps_at_most_its_bound(app, monkeypatch) -> None:
-    monkeypatch.setattr(privacy, "KEY_CACHE_SIZE", BOUND)
+    with_setting(app, monkeypatch, key_cache=BOUND)
+    app.__dict__.pop("_person_keys", None)  # the key table is made with the engine's bound
     parties = protect(app, [{"name": f"当事人{n}", "role": "applicant", "id_number": f"4109281990010{n:05d}"}
                             for n in range(PASSING)])
     opened = [open_party(app, party) for party in parties]
@@ -65,12 +70,11 @@ def test_the_person_key_cache_keeps_at_most_its_bound(app, monkeypatch) -> None:
     assert list(cache) == [party.person for party in parties[-BOUND:]]  # the most recently read
 
 
-def test_the_decoders_value_cache_keeps_at_most_its_bound(app, clock, monkeypatch) -> None:
-    monkeypatch.setattr(decoding, "CACHE_LIMIT", BOUND)
+def test_the_decoders_value_cache_keeps_at_most_its_bound(app, clock) -> None:
     for _ in range(PASSING):  # a new timestamp each
         clock.advance(timedelta(seconds=1))
         report(app)
-    decoder = decoding.EventDecoder(app.mapper)
+    decoder = decoding.EventDecoder(app.mapper, cache_limit=BOUND)
     held = []
     for notification in app.recorder.select_notifications(1, 100_000):
         decoder.decode(notification)
@@ -80,15 +84,17 @@ def test_the_decoders_value_cache_keeps_at_most_its_bound(app, clock, monkeypatc
 
 def test_the_decoders_default_bound_is_small() -> None:
     """~240 bytes a value: the default keeps a decoder's cache within a few MB."""
-    assert subprocess.run([sys.executable, "-c", "from projections.decoding import CACHE_LIMIT; "
-                           "assert CACHE_LIMIT <= 10_000, CACHE_LIMIT"], cwd=ROOT, env=_env()).returncode == 0
+    assert subprocess.run([sys.executable, "-c", "from engine.settings import Settings; "
+                           "bound = Settings.from_environment().decoder_cache; assert bound <= 10_000, bound"],
+                          cwd=ROOT, env=_env()).returncode == 0
 
 
 ROOT = Path(__file__).resolve().parent.parent
 ARENAS = """
 import ctypes, os, sys, tempfile, threading
 from engine.memory import limit_malloc_arenas
-print(limit_malloc_arenas())
+from engine.settings import Settings
+print(limit_malloc_arenas(Settings.from_environment().malloc_arenas))  # as fengqiao serve / worker do
 def work():
     for _ in range(3000):
         [bytearray(4000) for _ in range(10)]

@@ -183,9 +183,14 @@ def test_every_feed_page_open311_and_case_file_for_integrators_has_no_unmasked_n
         api.close()
 
 
-def test_sse_and_webhook_bodies_have_no_unmasked_number(app, monkeypatch):
+@pytest.fixture
+def fast_heartbeat_and_private_webhooks(monkeypatch):
+    """Set before the engine and the app are built: they read their settings then."""
     monkeypatch.setenv("FENGQIAO_SSE_HEARTBEAT", "0.2")
     monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
+def test_sse_and_webhook_bodies_have_no_unmasked_number(fast_heartbeat_and_private_webhooks, app):
     cases_with_parties(app)
     head = app.head_position()
     api = make_api(app)

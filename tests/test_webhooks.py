@@ -88,9 +88,14 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture
-def receiver(monkeypatch):
+@pytest.fixture(autouse=True)
+def private_targets(monkeypatch):
+    """Receivers on 127.0.0.1: set before the engine and the app read their settings."""
     monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
+@pytest.fixture
+def receiver():
     with Receiver() as r:
         yield r
 
@@ -275,7 +280,8 @@ def test_filtered_subscription_gets_only_its_events(app, api, receiver):
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://[::1]/hook",
                                  "http://169.254.169.254/latest", "ftp://example.org/x", "not a url"])
 def test_private_and_odd_targets_are_refused(app, api, url, monkeypatch):
-    monkeypatch.delenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    svc = api.client.app.state.services  # as served without FENGQIAO_WEBHOOK_ALLOW_PRIVATE
+    monkeypatch.setattr(svc, "settings", svc.settings.model_copy(update={"webhook_allow_private": False}))
     response = api.post("/v1/subscriptions", json={"url": url})
     assert response.status_code == 422, response.text
     assert response.json()["type"] == "/problems/validation"

@@ -74,7 +74,7 @@ class Router:
 
     def __init__(self, app: Any, db: Database | None = None) -> None:
         self.app = app
-        self.db = db or Database.for_store(app.store)
+        self.db = db or Database.for_store(app.store, settings=app.settings)
         self._owns_db = db is None
         self.topics = [f"domain.cases:{cls.__name__}.{event}" for cls in CASE_CLASSES.values() for event in TRIGGERS]
         with self.db.transaction() as tx:

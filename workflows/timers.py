@@ -91,7 +91,7 @@ class TimerService:
         """:meth:`tick` keeping only the count (the worker's): after a backlog (a store
         whose clocks went overdue while no worker ran) one tick runs up to ``MAX_ROUNDS``
         rounds of ``batch`` cases for minutes, and the list would hold every command
-        issued meanwhile (~350 bytes each; docs/performance.md, Memory)."""
+        issued meanwhile (~350 bytes each; docs/performance-log.md, Memory)."""
         count = 0
 
         def add(fresh: list[Fired]) -> None:

@@ -121,6 +121,7 @@ class WebhookSender:
         self.app = app
         self.store = store
         self.feed = Feed(app)
+        self.allow_private = app.settings.webhook_allow_private  # FENGQIAO_WEBHOOK_ALLOW_PRIVATE
         self.retry = retry or RetryPolicy()
         self.window = window
         self.burst = burst
@@ -194,7 +195,7 @@ class WebhookSender:
         status_code: int | None = None
         retry_after: float | None = None
         try:
-            check_target(subscription.url)
+            check_target(subscription.url, self.allow_private)
             fence()  # never POST once this sender's lock on the subscription may be gone
             response = self.client.post(
                 subscription.url,
@@ -235,7 +236,7 @@ class WebhookSender:
 @register_worker("webhooks", lease="share")
 def run_webhooks(app: Any, stop: threading.Event, share: Share | None = None) -> None:
     """Deliver webhook messages until stopped (for this sender's ``share`` of the subscriptions)."""
-    store = SubscriptionStore.for_store(app.store)
+    store = SubscriptionStore.for_store(app.store, app.settings.projections_pool_size)
     sender = WebhookSender(app, store, share=share)
     try:
         sender.run_forever(stop)

@@ -5,7 +5,7 @@ prints its figure beside a baseline measured in the same run. ``write``, ``repla
 ``lag`` and ``queries`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
 others (and ``http16``: ``api/bench/load.py`` held at 16 clients) are run as they
 are documented (their own command lines), their output passed through. Figures and
-how to read them: ``docs/performance.md``.
+how to read them: ``docs/performance.md`` (the runs: ``docs/performance-log.md``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import typer
 
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from api.cli.common import read_settings
+from engine.settings import DEFAULTS
 
 @dataclass(frozen=True)
 class Bench:
@@ -30,8 +31,8 @@ class Bench:
     script: str | None = None  # else: python -m api.bench.<script> with these arguments
     stores: tuple[str, ...] = ("sqlite", "postgres")
 
-    def arguments(self, store: str, size: int) -> list[str]:
-        url = (f"{POSTGRES_URL}?schema=bench_{self.script.removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
+    def arguments(self, store: str, size: int, postgres_url: str = DEFAULTS.test_postgres_url) -> list[str]:
+        url = (f"{postgres_url}?schema=bench_{self.script.removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
                if store == "postgres" else f"sqlite:////tmp/fengqiao_bench_{uuid.uuid4().hex[:6]}.db")
         if self.script == "bench_projections.py":
             return ["--url", url, "--events", str(size)]
@@ -101,7 +102,9 @@ def run_one(name: str, store: str, size: int | None) -> int:
     if bench.module is not None:
         _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
         return 0
-    command = [sys.executable, "-m", module_of(bench), *bench.arguments(store, size or bench.default_size)]
+    postgres_url = read_settings("fengqiao bench").test_postgres_url  # FENGQIAO_TEST_POSTGRES_URL
+    arguments = bench.arguments(store, size or bench.default_size, postgres_url)
+    command = [sys.executable, "-m", module_of(bench), *arguments]
     return subprocess.run(command, check=False).returncode
 
 

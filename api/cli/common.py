@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,13 +14,25 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from engine.logs import configure_logging
 from engine.service import Fengqiao
+from engine.settings import Settings, SettingsError
+
+
+def read_settings(command: str = "fengqiao") -> Settings:
+    """The settings from the environment, read once as a command starts; a value that does
+    not fit stops the command (exit code 2), naming the variable."""
+    try:
+        return Settings.from_environment()
+    except SettingsError as error:
+        typer.echo(f"{command}: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @contextmanager
-def engine() -> Iterator[Fengqiao]:
+def engine(settings: Settings | None = None) -> Iterator[Fengqiao]:
     """The application service on the configured store, closed afterwards."""
-    configure_logging()
-    app = Fengqiao()
+    settings = settings or read_settings()
+    configure_logging(settings=settings)
+    app = Fengqiao(settings=settings)
     try:
         yield app
     finally:
@@ -31,7 +42,7 @@ def engine() -> Iterator[Fengqiao]:
 def cli_actor(app: Fengqiao, name: str | None) -> Actor:
     """The person acting: ``--as NAME`` (or ``FENGQIAO_ACTOR``), a person of the ladder;
     without one, the local administrator."""
-    name = name or os.environ.get("FENGQIAO_ACTOR")
+    name = name or app.settings.actor
     if not name:
         return Actor(id="cli:admin", role="admin", unit=None, region=None, rank=None)
     tree = app.ladder().tree

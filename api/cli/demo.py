@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.cli.common import read_settings
+from domain.calendar import SHANGHAI
 from api.demo import (
     Census,
     Demo,
@@ -63,7 +65,8 @@ def demo(
     port: int = typer.Option(8000, "--port", min=1, max=65535),
 ) -> None:
     """Build the demo county (阳高县-shaped) and a season of traffic in a FRESH SQLite store, then serve it."""
-    configure_logging(level=os.environ.get("FENGQIAO_LOG_LEVEL", "WARNING"))
+    settings = read_settings("fengqiao demo")
+    configure_logging(level=None if "log_level" in settings.model_fields_set else "WARNING", settings=settings)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     moment = end.replace(tzinfo=SHANGHAI) if end else datetime.now(UTC).replace(second=0, microsecond=0)
     season = Season.ending(moment, days)

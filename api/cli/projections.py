@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.cli.common import emit, engine
+from api.cli.common import emit, engine, read_settings
 from projections.runner import RebuildInProgress
 
 app = typer.Typer(no_args_is_help=True)
@@ -96,11 +96,12 @@ def _run(names: list[str] | None) -> None:
     from api.workers import run_workers
     from engine.memory import limit_malloc_arenas
 
-    limit_malloc_arenas()  # before any thread starts: see engine/memory.py
+    settings = read_settings("fengqiao worker")
+    limit_malloc_arenas(settings.malloc_arenas)  # before any thread starts: see engine/memory.py
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with engine() as application:
+    with engine(settings) as application:
         run_workers(application, stop, names)
 
 

@@ -13,12 +13,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.common import domain_errors, emit
+from api.cli.common import domain_errors, emit, read_settings
 from engine.logs import configure_logging
-from projections.province import URL_VARIABLE, province
+from engine.settings import Settings
+from projections.province import province
 
 app = typer.Typer(no_args_is_help=True)
-URL = typer.Option(..., "--url", envvar=URL_VARIABLE, help="the province database (sqlite:/// or postgresql://)")
+URL = typer.Option(..., "--url", envvar=Settings.variable("province_url"),
+                   help="the province database (sqlite:/// or postgresql://)")
 
 
 @app.command()
@@ -28,7 +30,7 @@ def add(
     url: str = URL,
 ) -> None:
     """Follow a county's store from now on (from its first event)."""
-    with domain_errors(), province(url) as rollup:
+    with domain_errors(), province(url, read_settings("fengqiao province")) as rollup:
         added = rollup.add(county, store_url)
     typer.echo(f"{county}: {'added' if added else 'already followed'}")
 
@@ -41,8 +43,9 @@ def follow(
     poll: float = typer.Option(1.0, "--poll", min=0.01, help="seconds between polls when caught up"),
 ) -> None:
     """Keep the province's read models caught up with every county (until SIGINT/SIGTERM)."""
-    configure_logging()
-    with domain_errors(), province(url) as rollup:
+    settings = read_settings("fengqiao province")
+    configure_logging(settings=settings)
+    with domain_errors(), province(url, settings) as rollup:
         if once:
             applied = rollup.run_once(batch_size)
             typer.echo(", ".join(f"{county}: {n:,} events" for county, n in applied.items()) or "no counties")
@@ -56,7 +59,7 @@ def follow(
 @app.command()
 def status(url: str = URL, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Each county's position, head and lag."""
-    with domain_errors(), province(url) as rollup:
+    with domain_errors(), province(url, read_settings("fengqiao province")) as rollup:
         rows = rollup.statuses()
     if as_json:
         emit(rows)
@@ -75,7 +78,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Received, resolved, within the ceiling and the 小事不出村 rate, per county and month."""
-    with domain_errors(), province(url) as rollup:
+    with domain_errors(), province(url, read_settings("fengqiao province")) as rollup:
         figures = rollup.stats(first, last)
     if as_json:
         emit(figures)
@@ -91,6 +94,6 @@ def stats(
 @app.command()
 def rebuild(county: str = typer.Argument(None, help="one county (default: all)"), url: str = URL) -> None:
     """Rebuild a county's province read models from its first event, beside the live ones."""
-    with domain_errors(), province(url) as rollup:
+    with domain_errors(), province(url, read_settings("fengqiao province")) as rollup:
         events = rollup.rebuild(county)
     typer.echo(f"{events:,} events replayed")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import structlog
 import typer
 
+from api.cli.common import read_settings
 from engine.logs import configure_logging
 
 log = structlog.get_logger("fengqiao.serve")
@@ -31,22 +31,17 @@ def serve(
     import uvicorn
 
     from api.http.app import create_app
-    from api.http.services import Settings
     from engine.memory import limit_malloc_arenas
     from engine.service import Fengqiao
 
-    try:
-        settings = Settings.from_environment()
-    except ValueError as error:
-        typer.echo(f"fengqiao serve: {error}", err=True)
-        raise typer.Exit(2) from None
-    limit_malloc_arenas()  # before any thread starts: see engine/memory.py
-    configure_logging()
-    engine = Fengqiao()
-    if os.environ.get("FENGQIAO_TRACEMALLOC") == "1":
-        trace_allocations(engine)
-    if os.environ.get("FENGQIAO_MEMORY_DIR"):
-        report_memory_on_signal(engine)
+    settings = read_settings("fengqiao serve")
+    limit_malloc_arenas(settings.malloc_arenas)  # before any thread starts: see engine/memory.py
+    configure_logging(settings=settings)
+    engine = Fengqiao(settings=settings)
+    if settings.tracemalloc:
+        trace_allocations(engine, settings.tracemalloc_dir, settings.tracemalloc_frames)
+    if settings.memory_dir:
+        report_memory_on_signal(engine, settings.memory_dir)
     stop = threading.Event()
     thread = None
     if workers:
@@ -64,14 +59,13 @@ def serve(
         engine.close()
 
 
-def trace_allocations(engine: object) -> None:
+def trace_allocations(engine: object, folder: Path, frames: int) -> None:
     """``FENGQIAO_TRACEMALLOC=1`` (off by default; it slows the server): trace allocations from
     start-up; each SIGUSR2 writes a ``tracemalloc`` snapshot and :func:`memory_report` into
     ``FENGQIAO_TRACEMALLOC_DIR`` (``api/bench/bench_memory.py`` diffs them)."""
     import tracemalloc
 
-    folder = Path(os.environ.get("FENGQIAO_TRACEMALLOC_DIR", "."))
-    tracemalloc.start(int(os.environ.get("FENGQIAO_TRACEMALLOC_FRAMES", "1")))
+    tracemalloc.start(frames)
     taken = [0]
 
     def snapshot(*_: object) -> None:
@@ -82,10 +76,9 @@ def trace_allocations(engine: object) -> None:
     signal.signal(signal.SIGUSR2, snapshot)
 
 
-def report_memory_on_signal(engine: object) -> None:
+def report_memory_on_signal(engine: object, folder: Path) -> None:
     """With ``FENGQIAO_MEMORY_DIR`` set: each SIGUSR1 writes :func:`memory_report` as
     ``report-<n>.json`` there (cheap: no heap snapshot; works with tracemalloc off)."""
-    folder = Path(os.environ["FENGQIAO_MEMORY_DIR"])
     taken = [0]
 
     def report(*_: object) -> None:

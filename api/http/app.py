@@ -58,12 +58,13 @@ def create_app(
     runner: Any | None = None,
     settings: Settings | None = None,
 ) -> FastAPI:
-    """The API over ``engine`` (default: the configured store)."""
-    configure_logging()
-    engine = engine or Fengqiao()
+    """The API over ``engine`` (default: the configured store). ``settings`` (default: read
+    from the environment, here) hold the HTTP limits; an engine made here gets them too."""
+    settings = settings or Settings.from_environment()
+    configure_logging(settings=settings)
+    engine = engine or Fengqiao(settings=settings)
     if read_models is None and runner is None:
         read_models, runner = default_projections(engine)
-    settings = settings or Settings.from_environment()
     svc = Services(
         engine=engine,
         users=users or UserStore(engine),

@@ -16,7 +16,6 @@ schemas are public: they hold no data.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -150,7 +149,7 @@ async def stream_events(
     wanted = scoped_filter(principal, svc, types, region)
     start = resume_position(last_event_id, after)
     feed.topics(wanted)  # unknown types answer 422 before the stream starts
-    heartbeat = float(os.environ.get("FENGQIAO_SSE_HEARTBEAT", "15"))
+    heartbeat = svc.settings.sse_heartbeat
 
     async def messages() -> AsyncIterator[str]:
         position, last_beat = start, time.monotonic()
@@ -175,8 +174,8 @@ async def stream_events(
 
 
 @router.get("/v1/schemas", summary="The public event types and where their schemas are")
-def list_schemas() -> JSONResponse:
-    return JSONResponse({"types": schemas.catalogue()})
+def list_schemas(svc: Svc) -> JSONResponse:
+    return JSONResponse({"types": schemas.catalogue(svc.engine.settings.public_url)})
 
 
 @router.get(
@@ -186,5 +185,6 @@ def list_schemas() -> JSONResponse:
     responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
                **problem_responses(404)},
 )
-def get_schema(event_type: str) -> JSONResponse:
-    return JSONResponse(schemas.json_schema(event_type), media_type="application/schema+json")
+def get_schema(event_type: str, svc: Svc) -> JSONResponse:
+    return JSONResponse(schemas.json_schema(event_type, svc.engine.settings.public_url),
+                        media_type="application/schema+json")

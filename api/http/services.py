@@ -2,52 +2,19 @@
 
 from __future__ import annotations
 
-import math
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 
 from api.http.metrics import Metrics
 from engine.service import Fengqiao
+from engine.settings import Settings  # the HTTP limits are its max_body_bytes … auth_failure_window
 from engine.users import UserStore
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The HTTP layer's limits. ``fengqiao serve`` reads each from ``FENGQIAO_<NAME>``
-    (e.g. ``FENGQIAO_AUTH_FAILURES_ALLOWED=50``); a field not set keeps its default."""
-
-    max_body_bytes: int = 1024 * 1024  # 1 MiB
-    ready_max_lag: int = 1000  # /readyz fails when projections are further behind (events)
-    max_wait_seconds: float = 5.0  # ?min_position waits at most this long
-    unready_after_database_error: float = 5.0  # /readyz fails this long after a request hit a database error
-    request_deadline_seconds: float = 30.0  # no answer started by then: 503 (0 = no deadline)
-    auth_failures_allowed: int = 20  # bad tokens one client address may send per window before 429
-    auth_failure_window: float = 60.0  # seconds
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """The defaults, each overridden by its ``FENGQIAO_<NAME>`` variable when set. A value
-        that is not a finite number >= 0 stops start-up with the variable's name."""
-        values: dict[str, Any] = {}
-        for setting in fields(cls):
-            variable = f"FENGQIAO_{setting.name.upper()}"
-            if variable not in environ:
-                continue
-            convert = int if isinstance(setting.default, int) else float
-            try:
-                values[setting.name] = convert(environ[variable])
-            except ValueError:
-                raise ValueError(f"{variable}={environ[variable]!r} is not {convert.__name__}") from None
-            if not 0 <= values[setting.name] < math.inf:
-                raise ValueError(f"{variable}={environ[variable]!r} must be a finite number >= 0")
-        return cls(**values)
 
 
 class FailedLogins:

@@ -57,7 +57,7 @@ def subscription_store(request: Request, svc: Svc) -> SubscriptionStore:
     """The app's subscription store on the engine's database, made on first use."""
     store = getattr(request.app.state, "subscriptions", None)
     if store is None:
-        store = request.app.state.subscriptions = SubscriptionStore.for_store(svc.engine.store)
+        store = request.app.state.subscriptions = SubscriptionStore.for_store(svc.engine.store, svc.engine.settings.projections_pool_size)
     return store
 
 
@@ -80,7 +80,8 @@ def create_subscription(body: NewSubscription, principal: Integrator, svc: Svc, 
     check_region_scope(principal, region, svc)
     feed.topics(FeedFilter.of(body.types))  # unknown types → 422
     start = body.from_position - 1 if body.from_position else svc.engine.head_position()
-    subscription = store.create(owner=principal.name, url=body.url, types=body.types, region=region, start=start)
+    subscription = store.create(owner=principal.name, url=body.url, types=body.types, region=region, start=start,
+                                allow_private=svc.settings.webhook_allow_private)
     return JSONResponse(subscription.view(with_secret=True), status_code=201,
                         headers={"Location": f"/v1/subscriptions/{subscription.id}"})
 

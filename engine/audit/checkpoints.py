@@ -32,8 +32,6 @@ from engine.audit.db import CHAIN, CHECKPOINTS, AuditDb
 
 LOG_NAME = "fengqiao-audit-v1"
 KEY_VARIABLE = "FENGQIAO_SIGNING_KEY"
-EVERY_EVENTS = int(os.environ.get("FENGQIAO_CHECKPOINT_EVERY_EVENTS", "1000"))
-EVERY_MINUTES = float(os.environ.get("FENGQIAO_CHECKPOINT_EVERY_MINUTES", "10"))
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def key_id(public_key: bytes) -> str:
 
 
 def default_key_path(app: Any) -> Path:
-    configured = os.environ.get(KEY_VARIABLE)
+    configured = app.settings.signing_key
     if configured:
         return Path(configured)
     if app.store.is_postgres:
@@ -161,10 +159,15 @@ def checkpoint(app: Any, key: Ed25519PrivateKey | None = None) -> Checkpoint | N
     return signed
 
 
-def checkpoint_if_due(app: Any, every_events: int = EVERY_EVENTS, every: timedelta = timedelta(minutes=EVERY_MINUTES),
+def checkpoint_if_due(app: Any, every_events: int | None = None, every: timedelta | None = None,
                       key: Ed25519PrivateKey | None = None) -> Checkpoint | None:
     """The checkpoint policy, for a worker to call now and then: sign when
-    ``every_events`` entries or ``every`` time have passed since the last one."""
+    ``every_events`` entries or ``every`` time have passed since the last one
+    (default: the engine's ``FENGQIAO_CHECKPOINT_EVERY_EVENTS`` / ``_EVERY_MINUTES``)."""
+    if every_events is None:
+        every_events = app.settings.checkpoint_every_events
+    if every is None:
+        every = timedelta(minutes=app.settings.checkpoint_every_minutes)
     db = AuditDb(app.recorder)
     head = db.one(f"SELECT seq FROM {db.table(CHAIN)} ORDER BY position DESC LIMIT 1")
     if head is None:
@@ -195,11 +198,7 @@ def public_key_hex(app: Any) -> str:
     return raw_public_key(load_signing_key(default_key_path(app))).hex()
 
 
-TRUSTED_VARIABLE = "FENGQIAO_TRUSTED_KEY_IDS"
-
-
 def trusted_key_ids(app: Any) -> set[str]:
     """The engine's own key id, plus earlier keys listed (comma-separated) in
     ``FENGQIAO_TRUSTED_KEY_IDS`` after a key rotation."""
-    extra = {k.strip() for k in os.environ.get(TRUSTED_VARIABLE, "").split(",") if k.strip()}
-    return {key_id(bytes.fromhex(public_key_hex(app)))} | extra
+    return {key_id(bytes.fromhex(public_key_hex(app)))} | app.settings.trusted_keys()

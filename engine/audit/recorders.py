@@ -347,7 +347,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         ``executemany`` in psycopg's pipeline mode instead; every round trip and every
         poll of the socket costs the writing thread a wake-up (and, while the table is
         locked, a wait for the GIL), and on this kind of host each costs tens to
-        hundreds of µs (see docs/performance.md, *Write throughput*).
+        hundreds of µs (see docs/performance-log.md, *Write throughput*).
         """
         if not stored_events:
             return None

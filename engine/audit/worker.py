@@ -3,7 +3,6 @@ policy (every N events or M minutes, see :func:`checkpoint_if_due`)."""
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -13,7 +12,6 @@ from engine.audit.checkpoints import checkpoint_if_due
 from engine.workers import register_worker
 
 log = structlog.get_logger("fengqiao.audit")
-POLL_SECONDS = float(os.environ.get("FENGQIAO_CHECKPOINT_POLL_SECONDS", "30"))
 
 
 def sign_when_due(app: Any) -> None:
@@ -31,4 +29,4 @@ def run_checkpoints(app: Any, stop: threading.Event) -> None:
             sign_when_due(app)
         except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
             log.exception("checkpoint failed; will retry")
-        stop.wait(POLL_SECONDS)
+        stop.wait(app.settings.checkpoint_poll_seconds)

@@ -1,0 +1,133 @@
+"""Every ``FENGQIAO_*`` setting in one typed model (pydantic-settings).
+
+The environment is read once, at start: by ``fengqiao serve``, ``fengqiao worker`` and
+every other CLI command, by the app factory (``api.http.app.create_app``) and by an engine
+built without settings (``Fengqiao()``). What reads a setting takes it as a constructor
+argument, passed down from there; no module reads the environment on import, and
+``domain/`` never sees settings at all.
+
+``Settings()`` is the defaults (plus any keyword given); :meth:`Settings.from_environment`
+reads ``FENGQIAO_<FIELD>`` for each field. A value that does not fit its field (not a
+number, a number < 0, not finite) raises :class:`SettingsError` naming the variable, and
+the commands stop with exit code 2. The table in ``docs/operations.md`` lists every field
+(``tests/test_settings.py`` checks it against this model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PREFIX = "FENGQIAO_"
+Count = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class SettingsError(ValueError):
+    """A setting's value does not fit: the message starts ``FENGQIAO_<NAME>='value'``."""
+
+
+class Settings(BaseSettings):
+    """The settings; each field is read from ``FENGQIAO_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", env_ignore_empty=True)
+
+    # the store
+    database_url: str | None = None  # None: sqlite:///var/fengqiao.db
+    pool_size: Count = 4
+    pool_overflow: Count = 16
+    # the engine
+    case_cache: Count = 2000
+    key_cache: Count = 10000
+    reference_recheck: Seconds = 1.0
+    signing_key: Path | None = None  # None: signing-key.pem beside the SQLite file, var/ for PostgreSQL
+    trusted_key_ids: str = ""  # comma-separated
+    checkpoint_every_events: Count = 1000
+    checkpoint_every_minutes: Seconds = 10.0
+    checkpoint_poll_seconds: Seconds = 30.0
+    # the feed, webhooks
+    deployment: str = "demo"
+    public_url: str = "http://localhost:8000"
+    feed_direct: bool = True
+    feed_cache: Count = 100000
+    sse_heartbeat: Seconds = 15.0
+    webhook_allow_private: bool = False
+    # projections
+    projections_url: str | None = None  # None: beside the events
+    projections_pool_size: Count = 4
+    projections_batch: Count = 1000
+    decoder_cache: Count = 10000
+    province_url: str | None = None
+    # workers
+    lease_poll_seconds: Seconds = 1.0
+    lease_keepalive_seconds: Seconds = 1.0
+    malloc_arenas: Count = 2
+    # HTTP limits
+    max_body_bytes: Count = 1024 * 1024
+    ready_max_lag: Count = 1000
+    max_wait_seconds: Seconds = 5.0
+    unready_after_database_error: Seconds = 5.0
+    request_deadline_seconds: Seconds = 30.0  # 0: no deadline
+    auth_failures_allowed: Count = 20
+    auth_failure_window: Seconds = 60.0
+    # logs, the CLI, diagnostics
+    log_format: str = ""  # json, console; "": JSON unless stderr is a terminal
+    log_level: str = "INFO"
+    actor: str | None = None
+    tracemalloc: bool = False
+    tracemalloc_dir: Path = Path(".")
+    tracemalloc_frames: Count = 1
+    memory_dir: Path | None = None
+    test_postgres_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   **sources: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        """``Settings(...)`` takes its keywords only: the environment is read by
+        :meth:`from_environment`, where the process starts."""
+        return (init_settings,)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings from ``environ`` (default: the process's environment)."""
+        source = EnvSettingsSource(cls)
+        if environ is not None:
+            source.env_vars = {name.lower(): value for name, value in environ.items() if value != ""}
+        values = source()
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise SettingsError(_first_problem(error, values)) from None
+
+    @staticmethod
+    def variable(field: str) -> str:
+        """The environment variable of a field: ``case_cache`` → ``FENGQIAO_CASE_CACHE``."""
+        return PREFIX + field.upper()
+
+    def trusted_keys(self) -> set[str]:
+        return {key.strip() for key in self.trusted_key_ids.split(",") if key.strip()}
+
+
+def _first_problem(error: ValidationError, values: dict[str, Any]) -> str:
+    problem = error.errors()[0]
+    field = str(problem["loc"][0])
+    shown = f"{Settings.variable(field)}={values.get(field, problem['input'])!r}"
+    if problem["type"] in ("int_parsing", "int_from_float"):
+        return f"{shown} is not int"
+    if problem["type"] == "float_parsing":
+        return f"{shown} is not float"
+    if problem["type"] in ("greater_than_equal", "finite_number"):
+        return f"{shown} must be a finite number >= 0"
+    return f"{shown}: {problem['msg']}"
+
+
+DEFAULTS = Settings()
