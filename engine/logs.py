@@ -17,6 +17,17 @@ from engine.settings import Settings
 _configured = False
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when logging was
+    configured (a test runner or an in-process CLI swaps it and closes the old one)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(json: bool | None = None, level: str | None = None, settings: Settings | None = None) -> None:
     """Once per process: ``FENGQIAO_LOG_FORMAT`` and ``FENGQIAO_LOG_LEVEL`` from ``settings``
     (read from the environment when not given), unless ``json`` / ``level`` say."""
@@ -39,7 +50,7 @@ def configure_logging(json: bool | None = None, level: str | None = None, settin
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     _configured = True

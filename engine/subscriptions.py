@@ -32,8 +32,8 @@ from urllib.parse import urlparse
 
 from domain.errors import NotFound, ValidationFailed
 from engine.feed import FeedFilter
-from engine.sql import Database
 from engine.settings import DEFAULTS
+from engine.sql import Database
 from engine.store import StoreConfig
 
 SECRET_PREFIX = "whsec_"

@@ -36,8 +36,8 @@ import structlog
 
 from domain.errors import ValidationFailed
 from engine.service import Fengqiao
-from engine.sql import Database
 from engine.settings import DEFAULTS, Settings
+from engine.sql import Database
 from engine.store import StoreConfig
 from projections import default_projections
 from projections.base import Projection

@@ -22,6 +22,7 @@ import typer
 from api.cli.common import read_settings
 from engine.settings import DEFAULTS
 
+
 @dataclass(frozen=True)
 class Bench:
     target: str

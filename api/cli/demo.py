@@ -21,7 +21,6 @@ from rich.progress import (
 from rich.table import Table
 
 from api.cli.common import read_settings
-from domain.calendar import SHANGHAI
 from api.demo import (
     Census,
     Demo,
