@@ -240,13 +240,12 @@ def writer(engine: Fengqiao, clock: SimulatedClock, stop: threading.Event, writt
         stop.wait(0.15)
 
 
-def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path, monkeypatch):
+def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
     """Two `fengqiao worker` processes (projections, timers, routing, webhooks) on one schema;
     the leader is killed -9 mid-run. One acts at a time, the standby takes over within the
     bound, no threshold or dispatch is issued twice, no webhook event reaches a subscription
     twice (outside the one in flight at the kill), and the read model equals a rebuild."""
     require_postgres()
-    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
     schema = f"t_split_{uuid.uuid4().hex[:10]}"
     store = StoreConfig(f"{POSTGRES_URL}?schema={schema}")
     past = SimulatedClock(datetime(2026, 6, 1, 1, 0, tzinfo=UTC))  # months before the workers' real clock
@@ -262,7 +261,8 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path, monkeypatch
         subscriptions = SubscriptionStore.for_store(store)
         for receiver in receivers:
             receiver.__enter__()
-            created.append(subscriptions.create(owner="hook", url=receiver.url, types=[], region="410928", start=0))
+            created.append(subscriptions.create(owner="hook", url=receiver.url, types=[], region="410928", start=0,
+                                                allow_private=True))  # the workers: FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1
             receiver.secret = created[-1].secret
         subscriptions.close()
         for i in range(12):  # a backlog waiting for the first worker
