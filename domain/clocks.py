@@ -48,7 +48,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from domain.calendar import WorkingCalendar, add_calendar
+from domain.calendar import NO_IMPORTS, Statutory, WorkingCalendar, add_calendar
 from domain.errors import ValidationFailed
 from domain.policy import CalendarRef, ClockSpec, Policy, Thresholds, parse_duration
 
@@ -145,13 +145,17 @@ def is_working_duration(text: str) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _calendar(name: str, overrides: str) -> WorkingCalendar:
-    return WorkingCalendar.from_overrides(overrides, name=name) if overrides else WorkingCalendar(name=name)
+def _calendar(name: str, overrides: str, statutory: Statutory) -> WorkingCalendar:
+    if overrides:
+        return WorkingCalendar.from_overrides(overrides, name=name, statutory=statutory)
+    return WorkingCalendar(name=name, statutory=statutory)
 
 
-def calendar_for(ref: CalendarRef) -> WorkingCalendar:
-    """The working calendar a policy names: statutory data plus its inline overrides."""
-    return _calendar(ref.name, ref.overrides)
+def calendar_for(ref: CalendarRef, statutory: Statutory | None = None) -> WorkingCalendar:
+    """The working calendar a policy names: the statutory facts (the calendar
+    book's, ``engine.statutory()``; default the chinesecalendar package alone)
+    with the policy's inline overrides on top. The one calendar cache."""
+    return _calendar(ref.name, ref.overrides, statutory if statutory is not None else NO_IMPORTS)
 
 
 # -- the answer -----------------------------------------------------------------------
@@ -518,6 +522,9 @@ def evaluate_clocks(
     return [run.state(now, thresholds) for run in runs]
 
 
-def clocks_under(policy: Policy, events: Iterable[Any], now: datetime) -> list[ClockState]:
-    """The case's clocks under one policy version: its clocks, calendar and thresholds."""
-    return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar), now, policy.thresholds)
+def clocks_under(policy: Policy, events: Iterable[Any], now: datetime,
+                 statutory: Statutory | None = None) -> list[ClockState]:
+    """The case's clocks under one policy version (its clocks, calendar overrides and
+    thresholds) on the statutory facts of today, whatever the version."""
+    return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar, statutory), now,
+                           policy.thresholds)

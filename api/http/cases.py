@@ -119,7 +119,8 @@ def view(svc: Services, case: Case, events: list[Any] | None = None, now: dateti
         return jsonable_encoder(case_view(case))
     if events is None:
         events = list(svc.engine.events.get(case.id, lte=case.version))
-    clocks = clocks_under(svc.policy(case.policy_version), events, now or svc.engine.clock.now())
+    clocks = clocks_under(svc.policy(case.policy_version), events, now or svc.engine.clock.now(),
+                          svc.engine.statutory())
     return jsonable_encoder(case_view(case, clocks=clocks))
 
 
