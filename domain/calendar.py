@@ -202,6 +202,7 @@ class Statutory:
 
     years: tuple[StatutoryYear, ...] = ()
     _days: dict[date, bool] = field(init=False, repr=False, compare=False, hash=False)
+    _imported: frozenset[int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         days: dict[date, bool] = {}
@@ -211,17 +212,19 @@ class Statutory:
                 if d.year == entry.year or d not in days:
                     days[d] = d in entry.workdays
         object.__setattr__(self, "_days", days)
+        object.__setattr__(self, "_imported", frozenset(y.year for y in self.years))
 
     @property
     def imported(self) -> frozenset[int]:
-        return frozenset(y.year for y in self.years)
+        """The years an import covers (it replaces the package's data for them)."""
+        return self._imported
 
     def verdict(self, d: date) -> bool | None:
         """Working day or not by statutory data; None for a year without any."""
         listed = self._days.get(d)
         if listed is not None:
             return listed
-        if d.year in self.imported:
+        if d.year in self._imported:
             return d.weekday() < 5
         return _statutory_is_workday(d)
 
