@@ -617,11 +617,16 @@ class CalendarBook(Aggregate):
         actor_id: str
         source: str = ""  # the file's name, as the importer gave it
 
-        def apply(self, book: CalendarBook) -> None:
-            book.years[self.year] = StatutoryYear(
+        def entry(self) -> StatutoryYear:
+            """The year as imported (a read model following these events builds its
+            ``Statutory`` from them: ``Statutory(tuple(entries))``, one per year, the latest)."""
+            return StatutoryYear(
                 self.year, frozenset(map(date.fromisoformat, self.holidays)),
                 frozenset(map(date.fromisoformat, self.workdays)), self.name, self.digest,
                 self.actor_id, self.timestamp)
+
+        def apply(self, book: CalendarBook) -> None:
+            book.years[self.year] = self.entry()
             book._statutory = None
 
     def __init__(self) -> None:

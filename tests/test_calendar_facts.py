@@ -22,7 +22,7 @@ from domain.calendar import (
 from domain.errors import ValidationFailed
 from engine.clock import SimulatedClock
 from engine.clocks import clocks_of
-from tests.support import DEFAULT_POLICY, report
+from tests.support import COUNTY_CSV, DEFAULT_POLICY, report
 from tests.test_api_support import GRID, PETITION, Api, api  # noqa: F401 - the api fixture
 from tests.test_cli import cli, out
 from workflows.timer_index import from_key
@@ -172,6 +172,12 @@ def test_calendar_import_and_show_from_the_shell(store, tmp_path):
     assert out(cli(store, "calendar", "import", str(FIXTURE)))["changed"] is False
     last = out(cli(store, "calendar", "show"))["years"][-1]
     assert (last["year"], last["source"], last["imported_by"]) == (2027, "import", "cli:admin")
+    regions = tmp_path / "regions.csv"
+    regions.write_text(COUNTY_CSV, encoding="utf-8")
+    cli(store, "regions", "import", str(regions))
+    cli(store, "people", "add", "wang", "--role", "reporter", "--region", "410928-001-007-03")
+    forbidden = cli(store, "calendar", "import", str(FIXTURE), "--as", "wang", ok=False)
+    assert json.loads(forbidden.stderr.strip().splitlines()[-1])["error"]["code"] == "forbidden"
     bad = tmp_path / "bad.toml"
     bad.write_text(FIXTURE_TEXT.replace("year = 2027\n", ""), encoding="utf-8")
     refused = cli(store, "calendar", "import", str(bad), ok=False)
