@@ -125,6 +125,10 @@ def test_the_timer_index_is_recomputed_on_import(app, clock):
         after = rows(timers, case_id)
         assert after["reply"]["missing_year"] is None
         assert from_key(after["reply"]["due_at"]).astimezone(SHANGHAI) == sh(2027, 1, 5, 15)
+        everything = "SELECT case_id, clock, leg, threshold, due_at, missing_year FROM timer_index ORDER BY 1, 2"
+        incremental = timers.db.query(everything)
+        timers.runner.rebuild("timer_index")
+        assert timers.db.query(everything) == incremental  # a rebuild equals the incremental index
         clock.set(sh(2027, 1, 4, 16).astimezone(UTC))  # past the old 50% mark, before the new one
         assert [f for f in timers.tick() if f.clock == "reply"] == []
     finally:
