@@ -6,12 +6,18 @@ Which days are working days
 ---------------------------
 A date is a working day when, in order of precedence:
 
-1. it is in ``extra_workdays`` (override: 调休上班) -> working;
-2. it is in ``extra_holidays`` (override: 放假) -> not working;
-3. the ``chinesecalendar`` package has data for its year -> its verdict, which
-   includes statutory holidays *and* make-up working weekends;
-4. otherwise (years the package does not cover, see ``statutory_data_covers``)
-   -> plain Monday to Friday.
+1. it is in ``extra_workdays`` (a policy's override: 调休上班) -> working;
+2. it is in ``extra_holidays`` (a policy's override: 放假) -> not working;
+3. the statutory facts (``Statutory``) decide: a date an imported year lists ->
+   its verdict; another date of an imported year -> Monday to Friday; else the
+   ``chinesecalendar`` package's verdict for its years (statutory holidays *and*
+   make-up working weekends);
+4. otherwise (a year with no statutory data, see ``Statutory.covers``)
+   -> plain Monday to Friday. Callers warn about it; no year is invented.
+
+Statutory years are facts, not policy: every policy version's calendar takes
+them from one ``Statutory`` value (the event-sourced ``CalendarBook``'s), and a
+policy's inline overrides sit on top.
 
 Every working day has the same working windows (``WorkingHours``), in local
 time of the calendar's ``tz`` (Asia/Shanghai by default). Windows are closed
@@ -50,21 +56,31 @@ Asia/Shanghai since 1991).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from importlib.metadata import version as package_version
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+from eventsourcing.domain import Aggregate
+
+from domain.errors import ValidationFailed
 
 __all__ = [
     "SHANGHAI",
     "DEFAULT_HOURS",
+    "CALENDAR_BOOK_ID",
+    "CalendarBook",
     "CalendarFileError",
+    "Statutory",
+    "StatutoryYear",
     "WorkingHours",
     "WorkingCalendar",
     "add_calendar",
@@ -151,6 +167,91 @@ def statutory_data_covers(year: int) -> bool:
     return _statutory_is_workday(date(year, 1, 1)) is not None
 
 
+@lru_cache(maxsize=1)
+def package_years() -> tuple[int, ...]:
+    """The years the installed chinesecalendar covers (2004–2026 in 1.11.0)."""
+    return tuple(y for y in range(1990, 2100) if statutory_data_covers(y))
+
+
+def package_source() -> str:
+    return f"chinesecalendar {package_version('chinesecalendar')}"
+
+
+@dataclass(frozen=True)
+class StatutoryYear:
+    """One year of the State Council's holiday notice, as imported: its days off
+    (放假, weekends inside a holiday included) and 调休 working days. Dates may
+    reach into the neighbouring years (a 元旦 holiday from 30 December)."""
+
+    year: int
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+    name: str = ""
+    digest: str = ""
+    imported_by: str = ""
+    imported_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Statutory:
+    """The statutory calendar: imported years on top of the chinesecalendar package.
+
+    Hashable, so calendars built on it can be cached. ``Statutory()`` is the
+    package alone.
+    """
+
+    years: tuple[StatutoryYear, ...] = ()
+    _days: dict[date, bool] = field(init=False, repr=False, compare=False, hash=False)
+    _imported: frozenset[int] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        days: dict[date, bool] = {}
+        # a year's own notice decides its dates; a neighbour's notice only what it lists beyond
+        for entry in sorted(self.years, key=lambda y: y.year):
+            for d in entry.workdays | entry.holidays:
+                if d.year == entry.year or d not in days:
+                    days[d] = d in entry.workdays
+        object.__setattr__(self, "_days", days)
+        object.__setattr__(self, "_imported", frozenset(y.year for y in self.years))
+
+    @property
+    def imported(self) -> frozenset[int]:
+        """The years an import covers (it replaces the package's data for them)."""
+        return self._imported
+
+    def verdict(self, d: date) -> bool | None:
+        """Working day or not by statutory data; None for a year without any."""
+        listed = self._days.get(d)
+        if listed is not None:
+            return listed
+        if d.year in self._imported:
+            return d.weekday() < 5
+        return _statutory_is_workday(d)
+
+    def covers(self, year: int) -> bool:
+        return year in self.imported or statutory_data_covers(year)
+
+    def missing_years(self, start: datetime, end: datetime) -> tuple[int, ...]:
+        """Years from ``start`` to ``end`` (Beijing time) without statutory data."""
+        first, last = start.astimezone(SHANGHAI).year, end.astimezone(SHANGHAI).year
+        return tuple(y for y in range(first, last + 1) if not self.covers(y))
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Each year covered and where its data came from, in year order."""
+        imported = {y.year: y for y in self.years}
+        rows = [{"year": y, "source": package_source()} for y in package_years() if y not in imported]
+        for y in imported.values():
+            rows.append({"year": y.year, "source": "import", "name": y.name, "digest": y.digest,
+                         "imported_by": y.imported_by,
+                         "imported_at": y.imported_at.isoformat() if y.imported_at else None,
+                         "holidays": len(y.holidays), "workdays": len(y.workdays),
+                         "replaces": package_source() if statutory_data_covers(y.year) else None})
+        return sorted(rows, key=lambda r: r["year"])
+
+
+NO_IMPORTS = Statutory()
+
+
 # ------------------------------------------------------------ working calendar
 
 
@@ -163,6 +264,7 @@ class WorkingCalendar:
     extra_workdays: frozenset[date] = frozenset()
     tz: ZoneInfo = SHANGHAI
     name: str = "cn-statutory"
+    statutory: Statutory = NO_IMPORTS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_holidays", _date_set(self.extra_holidays, "extra_holidays"))
@@ -182,7 +284,7 @@ class WorkingCalendar:
             return True
         if d in self.extra_holidays:
             return False
-        statutory = _statutory_is_workday(d)
+        statutory = self.statutory.verdict(d)
         return d.weekday() < 5 if statutory is None else statutory
 
     def next_working_day(self, d: date) -> date:
@@ -334,9 +436,10 @@ class _Overrides:
     hours: WorkingHours | None
     holidays: frozenset[date]
     workdays: frozenset[date]
+    year: int | None = None
 
 
-_TOP_LEVEL_KEYS = {"name", "holiday", "workday", "hours"}
+_TOP_LEVEL_KEYS = {"name", "year", "holiday", "workday", "hours"}
 _ENTRY_KEYS = {"date", "from", "to", "name"}
 
 
@@ -355,6 +458,9 @@ def _parse_overrides(text: str) -> _Overrides:
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise CalendarFileError(f"name: expected a string, got {name!r}")
+    year = data.get("year")
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2100):
+        raise CalendarFileError(f"year: expected a year like 2027, got {year!r}")
 
     holidays = _entry_dates(data, "holiday", text)
     workdays = _entry_dates(data, "workday", text)
@@ -365,7 +471,7 @@ def _parse_overrides(text: str) -> _Overrides:
             f"{d.isoformat()} is listed as both a holiday ({holidays[d]}) and a workday ({workdays[d]})"
         )
     hours = _parse_hours(data["hours"]) if "hours" in data else None
-    return _Overrides(name, hours, frozenset(holidays), frozenset(workdays))
+    return _Overrides(name, hours, frozenset(holidays), frozenset(workdays), year)
 
 
 def _entry_dates(data: dict[str, Any], kind: str, text: str) -> dict[date, str]:
@@ -463,3 +569,93 @@ def _header_lines(text: str, kind: str, count: int) -> list[int]:
     pattern = re.compile(rf"^\s*\[\[\s*{kind}\s*\]\]")
     lines = [n for n, line in enumerate(text.splitlines(), start=1) if pattern.match(line)]
     return lines if len(lines) == count else []
+
+
+# ------------------------------------------------------- imported statutory years
+
+
+def parse_statutory_year(text: str) -> StatutoryYear:
+    """A statutory-year file: the override format with ``year`` and no ``[hours]``.
+
+    Its dates lie in that year, or in the December before or January after it
+    (holidays that span the new year). Problems -> ``CalendarFileError``.
+    """
+    overrides = _parse_overrides(text)
+    if overrides.year is None:
+        raise CalendarFileError("year: a statutory calendar file names the year of its notice (year = 2027)")
+    if overrides.hours is not None:
+        raise CalendarFileError("hours: working hours are policy ([calendar] overrides), not a statutory fact")
+    if not overrides.holidays:
+        raise CalendarFileError(f"holiday: the {overrides.year} notice lists no holiday")
+    y = overrides.year
+    for d in sorted(overrides.holidays | overrides.workdays):
+        if not (d.year == y or (d.year == y - 1 and d.month == 12) or (d.year == y + 1 and d.month == 1)):
+            raise CalendarFileError(f"{d.isoformat()} is outside {y} (and the December before, January after)")
+    return StatutoryYear(y, overrides.holidays, overrides.workdays, overrides.name or "",
+                         hashlib.sha256(text.encode()).hexdigest())
+
+
+CALENDAR_BOOK_ID = uuid5(NAMESPACE_URL, "fengqiao:calendar-book")
+
+
+class CalendarBook(Aggregate):
+    """The statutory years imported, each with who imported it and when.
+
+    A year imported again replaces its earlier import (and the package's data
+    for that year); importing the same file again records nothing.
+    """
+
+    class Started(Aggregate.Created):
+        pass
+
+    class CalendarImported(Aggregate.Event):
+        year: int
+        name: str
+        holidays: list[str]
+        workdays: list[str]
+        digest: str
+        actor_id: str
+        source: str = ""  # the file's name, as the importer gave it
+
+        def entry(self) -> StatutoryYear:
+            """The year as imported (a read model following these events builds its
+            ``Statutory`` from them: ``Statutory(tuple(entries))``, one per year, the latest)."""
+            return StatutoryYear(
+                self.year, frozenset(map(date.fromisoformat, self.holidays)),
+                frozenset(map(date.fromisoformat, self.workdays)), self.name, self.digest,
+                self.actor_id, self.timestamp)
+
+        def apply(self, book: CalendarBook) -> None:
+            book.years[self.year] = self.entry()
+            book._statutory = None
+
+    def __init__(self) -> None:
+        self.years: dict[int, StatutoryYear] = {}
+        self._statutory: Statutory | None = None
+
+    @classmethod
+    def start(cls) -> CalendarBook:
+        return cls._create(cls.Started, id=CALENDAR_BOOK_ID)
+
+    def statutory(self) -> Statutory:
+        """The statutory facts: the imported years on top of the package."""
+        if getattr(self, "_statutory", None) is None:
+            self._statutory = Statutory(tuple(self.years[y] for y in sorted(self.years)))
+        return self._statutory
+
+    def import_year(self, text: str, actor_id: str, source: str = "") -> tuple[int, bool]:
+        """Record a year's notice; ``(year, changed)``. Bad files: ``ValidationFailed``."""
+        try:
+            entry = parse_statutory_year(text)
+        except CalendarFileError as exc:
+            raise ValidationFailed(f"calendar file: {exc}", field="calendar") from None
+        current = self.years.get(entry.year)
+        if current is not None and current.digest == entry.digest:
+            return entry.year, False
+        self.trigger_event(
+            self.CalendarImported, year=entry.year, name=entry.name,
+            holidays=sorted(d.isoformat() for d in entry.holidays),
+            workdays=sorted(d.isoformat() for d in entry.workdays),
+            digest=entry.digest, actor_id=actor_id, source=source,
+        )
+        return entry.year, True

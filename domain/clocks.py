@@ -15,11 +15,15 @@ The rules
   cancelled) clock; ``restart`` starts a new cycle whether or not one runs.
 * An event's time is when it happened (``occurred_at``), never earlier than the
   event before it (late offline events cannot run a clock backwards).
-* The target is fixed when a cycle starts, from the case's severity and rank at
-  that moment (after the starting event: an ``Escalated`` restart gets the new
-  rank's target). ``target_from`` names an event field holding an absolute due
-  time (the rectification notice's ``deadline``); when a clock has both that and
-  a duration, the earlier governs (a notice cannot grant more than policy).
+* The target is fixed when a cycle starts, from the case's severity, rank and
+  category at that moment (after the starting event: an ``Escalated`` restart
+  gets the new rank's target). Each of these bounds the cycle and the earliest
+  due time governs: the duration by rank, else by severity, else ``target``;
+  the category's (``target_by_category``: water, power, gas, heat 24 h); and
+  ``target_from``, an event field holding an absolute due time (the
+  rectification notice's ``deadline``: a notice cannot grant more than policy).
+  So a category shortens a target and never lengthens it: an emergency
+  (critical, 2 h) about water stays 2 h.
 * Working-time targets (``wh``, ``wd``) count only working time on the calendar;
   calendar targets (``m``, ``h``, ``d``) count elapsed time. Progress (the
   fraction used) is measured the same way.
@@ -48,7 +52,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from domain.calendar import WorkingCalendar, add_calendar
+from domain.calendar import NO_IMPORTS, Statutory, WorkingCalendar, add_calendar
 from domain.errors import ValidationFailed
 from domain.policy import CalendarRef, ClockSpec, Policy, Thresholds, parse_duration
 
@@ -145,13 +149,17 @@ def is_working_duration(text: str) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _calendar(name: str, overrides: str) -> WorkingCalendar:
-    return WorkingCalendar.from_overrides(overrides, name=name) if overrides else WorkingCalendar(name=name)
+def _calendar(name: str, overrides: str, statutory: Statutory) -> WorkingCalendar:
+    if overrides:
+        return WorkingCalendar.from_overrides(overrides, name=name, statutory=statutory)
+    return WorkingCalendar(name=name, statutory=statutory)
 
 
-def calendar_for(ref: CalendarRef) -> WorkingCalendar:
-    """The working calendar a policy names: statutory data plus its inline overrides."""
-    return _calendar(ref.name, ref.overrides)
+def calendar_for(ref: CalendarRef, statutory: Statutory | None = None) -> WorkingCalendar:
+    """The working calendar a policy names: the statutory facts (the calendar
+    book's, ``engine.statutory()``; default the chinesecalendar package alone)
+    with the policy's inline overrides on top. The one calendar cache."""
+    return _calendar(ref.name, ref.overrides, statutory if statutory is not None else NO_IMPORTS)
 
 
 # -- the answer -----------------------------------------------------------------------
@@ -367,6 +375,7 @@ class _Fold:
         self.thresholds = thresholds
         self.kind: str | None = None
         self.severity: str | None = None
+        self.category: str | None = None
         self.rank: int | None = None
         self.fields: dict[str, Any] = {}
         self.paused: dict[str, bool] = {}
@@ -389,6 +398,7 @@ class _Fold:
         name = type(event).__name__
         if name == "Reported":
             self.kind, self.severity, self.rank = event.kind, event.severity, event.rank
+            self.category = getattr(event, "category", None)
         elif name == "Assigned":
             self.rank = event.rank
         elif name == "Escalated":
@@ -459,19 +469,20 @@ class _Fold:
         self.runs[(spec.name, key)] = run
 
     def _target(self, spec: ClockSpec, t: datetime) -> tuple[Measure, timedelta, str] | None:
-        duration = spec.target_for(self.severity, self.rank or 0)
-        measure = Measure(self.calendar, bool(duration) and is_working_duration(duration))
-        amounts: list[tuple[timedelta, str]] = []
-        if duration:
-            amounts.append((measure.duration(duration), duration))
+        """The cycle's target: of the durations that bound it (rank or severity or
+        default; category) and ``target_from``'s due time, the earliest due governs."""
+        bounds = []
+        for duration in spec.targets_for(self.severity or "minor", self.rank or 0, self.category):
+            measure = Measure(self.calendar, is_working_duration(duration))
+            bounds.append((measure, measure.duration(duration), duration))
         if spec.target_from:
             due = _as_datetime(self.fields.get(spec.target_from))
             if due is not None:
-                amounts.append((measure.between(t, due), f"{spec.target_from} {due.isoformat()}"))
-        if not amounts:
+                measure = bounds[0][0] if bounds else Measure(self.calendar, False)
+                bounds.append((measure, measure.between(t, due), f"{spec.target_from} {due.isoformat()}"))
+        if not bounds:
             return None
-        amount, text = min(amounts, key=lambda a: a[0])
-        return measure, amount, text
+        return min(bounds, key=lambda b: b[0].advance(t, b[1]))
 
     def _record_fired(self, event: Any) -> None:
         name = type(event).__name__
@@ -518,6 +529,9 @@ def evaluate_clocks(
     return [run.state(now, thresholds) for run in runs]
 
 
-def clocks_under(policy: Policy, events: Iterable[Any], now: datetime) -> list[ClockState]:
-    """The case's clocks under one policy version: its clocks, calendar and thresholds."""
-    return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar), now, policy.thresholds)
+def clocks_under(policy: Policy, events: Iterable[Any], now: datetime,
+                 statutory: Statutory | None = None) -> list[ClockState]:
+    """The case's clocks under one policy version (its clocks, calendar overrides and
+    thresholds) on the statutory facts of today, whatever the version."""
+    return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar, statutory), now,
+                           policy.thresholds)

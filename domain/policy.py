@@ -71,8 +71,9 @@ class ClockSpec(BaseModel):
     optional field predicates (``Reinspected[passed=false]``); domain/clocks.py
     has the rules and docs/clocks.md the meaning of each field. The
     target is a duration, per severity and/or per rank where the figure differs,
-    or is read from an event field (``target_from``, e.g. a rectification
-    notice's deadline).
+    per category where a kind of matter is owed a shorter one (water, power, gas,
+    heat: 24 h), or is read from an event field (``target_from``, e.g. a
+    rectification notice's deadline).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,6 +85,7 @@ class ClockSpec(BaseModel):
     target: Duration | None = None
     target_by_severity: dict[Severity, Duration] = Field(default_factory=dict)
     target_by_rank: dict[str, Duration] = Field(default_factory=dict)
+    target_by_category: dict[str, Duration] = Field(default_factory=dict)
     target_from: str | None = None
     start_on: list[str]
     stop_on: list[str] = Field(default_factory=list)
@@ -103,7 +105,7 @@ class ClockSpec(BaseModel):
                 raise ValueError(f"bad condition {condition!r}: use Event or Event[field=value,...]")
         return value
 
-    @field_validator("target", "target_by_severity", "target_by_rank")
+    @field_validator("target", "target_by_severity", "target_by_rank", "target_by_category")
     @classmethod
     def _durations_parse(cls, value: Any) -> Any:
         values = value.values() if isinstance(value, dict) else [value]
@@ -121,21 +123,39 @@ class ClockSpec(BaseModel):
 
     @model_validator(mode="after")
     def _has_a_target(self) -> ClockSpec:
-        if not (self.target or self.target_by_severity or self.target_by_rank or self.target_from):
+        if not (self.target or self.target_by_severity or self.target_by_rank or self.target_by_category
+                or self.target_from):
             raise ValueError(f"clock {self.name!r} needs a target")
+        return self
+
+    @model_validator(mode="after")
+    def _categories_known(self) -> ClockSpec:
+        from domain.cases import CATEGORIES  # the cases module builds on this one
+
+        known = {c for kind in self.kinds for c in CATEGORIES[kind]}
+        unknown = sorted(set(self.target_by_category) - known)
+        if unknown:
+            raise ValueError(f"clock {self.name!r}: unknown categories {unknown} for {[str(k) for k in self.kinds]}")
         return self
 
     def applies_to(self, kind: str, severity: str) -> bool:
         return Kind(kind) in self.kinds and Severity(severity) in self.severities
 
     def target_for(self, severity: str, rank: int) -> Duration | None:
-        """The configured duration for a case of this severity at this rank."""
+        """The configured duration for a case of this severity at this rank:
+        the rank's, else the severity's, else ``target``."""
         by_rank = {Rank.parse(k): v for k, v in self.target_by_rank.items()}
         return (
             by_rank.get(Rank(rank))
             or self.target_by_severity.get(Severity(severity))
             or self.target
         )
+
+    def targets_for(self, severity: str, rank: int, category: str | None = None) -> list[Duration]:
+        """Every duration that bounds a cycle: :meth:`target_for` and the category's
+        (the earliest due time governs, see ``domain.clocks``)."""
+        found = [self.target_for(severity, rank), self.target_by_category.get(category or "")]
+        return [d for d in found if d]
 
 
 class Thresholds(BaseModel):

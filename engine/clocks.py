@@ -23,7 +23,8 @@ def _events(app: Any, case_id: UUID) -> list[Any]:
 def clocks_of(app: Any, case_id: UUID, now: datetime | None = None) -> list[ClockState]:
     """The case's clocks at ``now`` (default: the engine's clock) under its own policy version."""
     case = app.case(case_id)
-    return clocks_under(app.policy(case.policy_version), _events(app, case_id), now or app.clock.now())
+    return clocks_under(app.policy(case.policy_version), _events(app, case_id), now or app.clock.now(),
+                        app.statutory())
 
 
 def recalculate(app: Any, case_id: UUID, policy_version: int, now: datetime | None = None) -> list[ClockState]:
@@ -31,4 +32,5 @@ def recalculate(app: Any, case_id: UUID, policy_version: int, now: datetime | No
     ``policy_version``. Reads only; the stored history is left as it is."""
     if isinstance(policy_version, bool) or not isinstance(policy_version, int) or policy_version < 1:
         raise ValidationFailed("policy_version must be a positive integer", field="policy_version")
-    return clocks_under(app.policy(policy_version), _events(app, case_id), now or app.clock.now())
+    return clocks_under(app.policy(policy_version), _events(app, case_id), now or app.clock.now(),
+                        app.statutory())

@@ -40,6 +40,7 @@ from eventsourcing.persistence import (
 )
 
 from domain.actors import Actor
+from domain.calendar import CALENDAR_BOOK_ID, CalendarBook, Statutory
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
 from domain.commands import CaseAction, Envelope, ReportCase, parse_action
 from domain.errors import (
@@ -129,6 +130,7 @@ class Fengqiao(Application):
         self._cache_lock = threading.RLock()
         self._ladder: RegionLadder | None = None
         self._book: PolicyBook | None = None
+        self._calendar_book: CalendarBook | None = None
         self._policies: dict[int, Policy] = {}
         self._checked: dict[UUID, float] = {}  # when each reference aggregate was last checked
         super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
@@ -201,6 +203,29 @@ class Fengqiao(Application):
             self._book = self._fresh(self._book, POLICY_BOOK_ID, PolicyBook.start)
             return self._book
 
+    def calendar_book(self, min_version: int | None = None) -> CalendarBook:
+        """The statutory years imported; ``min_version``: at least that version of
+        the book, read from the store now if the cached copy is older."""
+        with self._cache_lock:
+            if min_version is not None and self._calendar_book is not None \
+                    and self._calendar_book.version < min_version:
+                self._checked.pop(CALENDAR_BOOK_ID, None)
+            self._calendar_book = self._fresh(self._calendar_book, CALENDAR_BOOK_ID, CalendarBook.start)
+            return self._calendar_book
+
+    def statutory(self) -> Statutory:
+        """The statutory holidays and 调休 days every case's clocks count with."""
+        return self.calendar_book().statutory()
+
+    def import_calendar(self, text: str, actor_id: str, source: str = "") -> dict[str, Any]:
+        """Import one year of the State Council's holiday notice (docs/calendar.md)."""
+        year, changed = self._change(self.calendar_book,
+                                     lambda book: book.import_year(text, actor_id, source))
+        book = self.calendar_book()
+        log.info("calendar imported" if changed else "calendar unchanged", year=year, actor=actor_id,
+                 source=source, book_version=book.version)
+        return {"year": year, "changed": changed, "version": book.version}
+
     def _change(self, get: Callable[[], TAggregate], change: Callable[[TAggregate], Any]) -> Any:
         """Change the ladder or the policy book, retrying on concurrent writers.
 
@@ -215,9 +240,9 @@ class Fengqiao(Application):
                     self.save(aggregate)
                     return result
                 except RecordConflictError:
-                    self._ladder = self._book = None
+                    self._ladder = self._book = self._calendar_book = None
                 except BaseException:
-                    self._ladder = self._book = None
+                    self._ladder = self._book = self._calendar_book = None
                     raise
         raise VersionConflict("too many concurrent changes; try again")
 

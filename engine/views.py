@@ -47,7 +47,7 @@ def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: dateti
     case, events = replayed(app, case_id, version, as_of)
     if now is None:
         now = as_of or (case.modified_on if version is not None else app.clock.now())
-    return case_fields(case, clocks_under(app.policy(case.policy_version), events, now))
+    return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
 
 
 def case_fields(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[str, Any]:

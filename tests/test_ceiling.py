@@ -73,6 +73,29 @@ def test_the_urban_profile_keeps_minor_matters_in_the_building(app):
     assert code == "escalation_ceiling" and details["ceiling"] == "grid"
 
 
+def test_the_urban_profile_keeps_major_matters_in_the_community(app):
+    """小事不出楼栋、大事不出社区: a major urban case stops at the community (rank 1)."""
+    case_id = report(app, "dispute", "major", region="410928-009-001-01", by="chen").case_id
+    assert app.case(case_id).ceiling == 1
+    code, details = code_of(lambda: act(app, case_id, "escalate", "chen", reason="x", to="township"))
+    assert code == "escalation_ceiling" and (details["ceiling"], details["requested"]) == ("village", "township")
+
+
+def test_a_minor_urban_case_is_routed_to_the_building_grid_unit(app):
+    from domain.ladder import Unit
+    from workflows.routing import Router
+
+    app.add_unit(Unit("xf-1-wgz", "幸福社区一号楼网格工作站 (楼栋长)", "410928-009-001-01", "grid_station"), "admin")
+    case_id = report(app, "dispute", "minor", region="410928-009-001-01", by="chen").case_id
+    router = Router(app)
+    try:
+        router.run_once()
+    finally:
+        router.close()
+    case = app.case(case_id)
+    assert (case.unit, case.rank, case.status) == ("xf-1-wgz", 0, "assigned")
+
+
 def test_critical_cases_may_reach_the_county(app):
     case_id = report(app, "hazard", "critical").case_id
     act(app, case_id, "escalate", "wang", reason="重大隐患 逐级上报", to="county")

@@ -33,8 +33,8 @@ def sh(*args: int) -> datetime:
 class Story:
     """A case driven through its commands at given moments, its events kept."""
 
-    def __init__(self, cls, at: datetime, severity: str = "minor", **details) -> None:
-        category = {Dispute: "neighbours", Hazard: "fire", Petition: "utilities"}[cls]
+    def __init__(self, cls, at: datetime, severity: str = "minor", category: str | None = None, **details) -> None:
+        category = category or {Dispute: "neighbours", Hazard: "fire", Petition: "environment"}[cls]  # utilities: 24 h
         self.case = cls.report(self.stamp(at), policy_version=1, category=category, severity=severity,
                                region="g", rank=0, profile="rural", ceilings=CEILINGS, title="t",
                                details=details)
@@ -95,6 +95,25 @@ def test_petition_reply_five_working_days_across_national_day():
     send_back = story.clocks(sh(2025, 9, 26, 11))["send_back"]
     assert send_back.due_at == sh(2025, 9, 29, 10)  # 2 wd: Sun 28 调休, Mon 29
     assert story.clocks(sh(2025, 10, 10, 10))["reply"].state == ClockStatus.BREACHED
+
+
+def test_a_category_target_governs_when_it_is_due_earlier():
+    """Water, power, gas, heat: 24 h (DOMAIN.md §4), beside 5 wd (minor) or 15 d (major);
+    an emergency (critical) about water stays 2 h: the earliest due time governs."""
+    start = sh(2025, 9, 26, 10)
+    for severity in ("minor", "major"):
+        reply = Story(Petition, start, severity, category="utilities").clocks(sh(2025, 9, 26, 11))["reply"]
+        assert (reply.due_at, reply.target) == (sh(2025, 9, 27, 10), "24h")
+    critical = Story(Petition, start, "critical", category="utilities").clocks(sh(2025, 9, 26, 11))["reply"]
+    assert (critical.due_at, critical.target) == (sh(2025, 9, 26, 12), "2h")
+    assert Story(Petition, start).clocks(sh(2025, 9, 26, 11))["reply"].due_at == sh(2025, 10, 10, 10)  # 5 wd
+
+
+def test_a_category_target_must_name_a_category_of_the_clocks_kinds():
+    text = (Path(__file__).resolve().parent.parent / "domain" / "default_policy.toml").read_text()
+    with pytest.raises(ValidationFailed) as refused:
+        parse_policy(text.replace('target_by_category = { utilities = "24h" }', 'target_by_category = { water = "24h" }'))
+    assert "water" in refused.value.message and refused.value.details["field"].startswith("clocks.2")
 
 
 def test_calendar_targets_ignore_the_working_calendar():

@@ -34,7 +34,8 @@ def page(api: Api, path: str, status: int = 200) -> str:
 
 @pytest.fixture
 def county(api: Api):
-    """An overdue dispute in 海通乡, a resolved one, a petition, and an overdue case in 徐镇镇."""
+    """An overdue dispute in 海通乡, a resolved one, an overdue water petition, and an overdue
+    case in 徐镇镇."""
     late = api.report()["id"]
     api.act(late, "assign", {"assignee": "zhao"}, "li")
     done = api.report()["id"]
@@ -101,8 +102,10 @@ def test_every_page_answers_down_to_a_grid(api: Api, county):
 def test_sla_board_lists_overdue_cases_of_the_region_only(api: Api, county):
     sign_in(api, "zhou")  # 海通乡 supervisor
     text = page(api, "/ui/board")
-    assert re.search(r'id="overdue-count">1<', text)
+    # the late dispute, and the water petition unreplied after 5 days (utilities: 24 h)
+    assert re.search(r'id="overdue-count">2<', text)
     assert f'/ui/cases/{county["late"]}' in text and county["elsewhere"] not in text
+    assert f'/ui/cases/{county["petition"]}' in text
     assert "邻里噪音纠纷" in text and "sign_for" in text  # the breached clock
     assert 'href="?region=410928"' not in text  # the breadcrumb starts at their own region
     village = page(api, "/ui/board?region=410928-001-007")

@@ -120,8 +120,9 @@ def test_a_bad_policy_is_refused_naming_the_field(app, change, field):
 def test_the_default_policy_holds_the_public_figures():
     policy = parse_policy(DEFAULT_POLICY)
     assert policy.ceilings_for("rural") == {"minor": 1, "major": 2, "critical": 3}
-    assert policy.ceilings_for("urban") == {"minor": 0, "major": 2, "critical": 3}
+    assert policy.ceilings_for("urban") == {"minor": 0, "major": 1, "critical": 3}  # 小事不出楼栋、大事不出社区
     clocks = {c.name: c for c in policy.clocks}
+    assert clocks["reply"].target_by_category == {"utilities": "24h"}
     assert clocks["rank_handling"].target_by_rank == {"grid": "1wd", "village": "2wd", "township": "2wd", "county": "2wd"}
     assert clocks["mediation"].target == "30d" and clocks["signoff"].target == "10d"
     assert policy.thresholds.warn == [0.5, 0.75] and policy.thresholds.breach == 1.0

@@ -193,6 +193,15 @@ def test_petition_scenario_with_a_suspension_across_national_day(app, clock, tim
     assert states == {"sign_for": "met", "send_back": "met", "reply": "met", "return_visit": "met"}
 
 
+def test_a_utilities_petition_is_owed_a_reply_within_24_hours(app, clock, timers):
+    water = report(app, "petition", "minor", category="utilities").case_id  # Fri 26 10:00
+    assert due(app, water)["reply"] == sh(2025, 9, 27, 10)  # 24 h, not 5 working days
+    emergency = report(app, "petition", "critical", category="utilities").case_id
+    assert due(app, emergency)["reply"] == sh(2025, 9, 26, 12)  # an emergency stays 2 h
+    until(timers, clock, sh(2025, 9, 27, 10))
+    assert ("ClockBreached", "reply", None, sh(2025, 9, 27, 10)) in timeline(app, water)
+
+
 def test_whistled_departments_each_have_a_check_in_clock(app, clock, timers):
     case_id = report(app, "petition", "minor").case_id
     act(app, case_id, "whistle", "li", departments=["城管局", "市场监管所"], reason="占道经营")

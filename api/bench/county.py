@@ -89,7 +89,7 @@ def envelope(name: str, app: Fengqiao, *, command_id: str | None = None, expecte
 
 def report(app: Fengqiao, kind: str = "dispute", severity: str = "minor", *, category: str | None = None,
            region: str = "410928-001-007-03", by: str = "wang", **extra) -> CommandResult:
-    category = category or {"dispute": "neighbours", "hazard": "fire", "petition": "utilities"}[kind]
+    category = category or {"dispute": "neighbours", "hazard": "fire", "petition": "environment"}[kind]
     body = ReportCase(kind=kind, category=category, severity=severity, region=region, title=f"{kind} test", **extra)
     return app.report(body, envelope(by, app))
 

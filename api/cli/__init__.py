@@ -11,6 +11,7 @@ import typer
 
 from api.cli import audit as audit_cli
 from api.cli import bench as bench_cli
+from api.cli import calendar as calendar_cli
 from api.cli import casefile as casefile_cli
 from api.cli import cases, setup
 from api.cli import demo as demo_cli
@@ -32,6 +33,7 @@ setup.register(app)
 app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
 # -- more areas mount here, one line each (keep this block sorted) --
 app.add_typer(audit_cli.app, name="audit", help="Tamper evidence: signed checkpoints and verification.")
+app.add_typer(calendar_cli.app, name="calendar", help="Statutory holiday years: show, import a year.")
 bench_cli.register(app)  # `fengqiao bench [NAME] [--store] [--size]`: api/bench/ figures beside baselines
 casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
 demo_cli.register(app)  # `fengqiao demo`: the demo county and a season of traffic

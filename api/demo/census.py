@@ -115,4 +115,5 @@ def _overdue_clocks(app: Fengqiao, policies: dict[int, Policy], case: Case, even
         return sorted(case.breached_clocks)
     if case.policy_version not in policies:
         policies[case.policy_version] = app.policy(case.policy_version)
-    return [state.clock for state in clocks_under(policies[case.policy_version], events, now) if state.overdue]
+    return [state.clock for state in clocks_under(policies[case.policy_version], events, now, app.statutory())
+            if state.overdue]

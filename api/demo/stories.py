@@ -412,7 +412,8 @@ def petition(life: Life) -> Iterator[Step]:
     if severity == Severity.MINOR:
         target = Rank.GRID if place.urban else (life.pick({0: 40, 1: 60}) if channel == "grid" else Rank.VILLAGE)
     elif severity == Severity.MAJOR:
-        target = life.pick({1: 55, 2: 45}) if place.urban else Rank.TOWNSHIP
+        # urban: 大事不出社区 under the default policy; the pick is kept so the rest of the run stays as it was
+        target = min(life.pick({1: 55, 2: 45}), life.ceiling(severity)) if place.urban else Rank.TOWNSHIP
     else:
         target = Rank.TOWNSHIP
     target = int(target)

@@ -24,5 +24,8 @@ def routers() -> list[APIRouter]:
     from api.http import ui  # issue 8: the supervisor dashboard under /ui/
 
     extra += [ui.router]
+    from api.http import calendar  # issue 17: the statutory calendar
+
+    extra += [calendar.router]
     # -- end of routers --
     return [ops.router, cases.router, regions.router, *extra]
