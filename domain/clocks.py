@@ -276,7 +276,7 @@ class _Run:
         if self.fixed_due is not None and self.since is not None:
             return self.fixed_due
         remaining = max(self.target - self.elapsed, timedelta())
-        return self.measure.advance(self.since if self.since is not None else t, remaining)
+        return self.measure.advance(self.since if self.since is not None else max(t, self.started_at), remaining)
 
     def pause(self, t: datetime) -> None:
         if self.since is not None:
@@ -403,9 +403,9 @@ class _Fold:
         elif name == "Reclassified":
             self.severity = event.to_severity
         for spec in self.specs:
-            for name in (spec.target_from, spec.start_from):
-                if name and getattr(event, name, None) is not None:
-                    self.fields[name] = getattr(event, name)
+            for field_name in (spec.target_from, spec.start_from):
+                if field_name and getattr(event, field_name, None) is not None:
+                    self.fields[field_name] = getattr(event, field_name)
 
     def _has_runs(self, spec: ClockSpec) -> bool:
         return any(s == spec.name for s, _ in self.runs)

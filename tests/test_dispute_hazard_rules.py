@@ -14,6 +14,7 @@ from domain.errors import DomainError
 from engine.clocks import clocks_of
 from engine.service import Fengqiao
 from tests.support import act, report
+from tests.test_api_support import DISPUTE, HAZARD, Api, api  # noqa: F401
 from workflows.timers import TimerService
 
 ROUTES = ["arbitration", "administrative", "court"]
@@ -247,3 +248,45 @@ def test_after_a_failed_reinspection_a_supervisor_issues_a_new_notice(app, clock
     assert refused(app, case_id, "order-rectification", "li", **body).code == "invalid_transition"
     act(app, case_id, "rectify", "zhao", note="已彻底清理")
     assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == new_deadline + timedelta(days=10)
+
+
+# -- over HTTP: the status codes and the fields the problems name ---------------------------------
+
+
+def test_http_hazard_level_mismatch_is_422_naming_the_field(api: Api):  # noqa: F811
+    response = api.post("/v1/cases", {**HAZARD, "hazard_level": "major"}, "wang")  # a minor hazard
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "hazard_level"
+
+
+def test_http_late_court_confirmation_is_409_naming_the_window(api: Api, clock):  # noqa: F811
+    case_id = api.report(DISPUTE)["id"]
+    api.act(case_id, "assign", {"assignee": "zhao"}, "li")
+    api.act(case_id, "accept", who="zhao")
+    api.act(case_id, "mediate", {"outcome": "agreed", "summary": "协商", "agreement": "停止施工",
+                                 "form": "written"}, "zhao")
+    api.act(case_id, "sign-agreement", who="zhao")
+    api.act(case_id, "seal-agreement", who="zhao")
+    clock.advance(timedelta(days=31))
+    response = api.post(f"/v1/cases/{case_id}/court-confirmation", {"note": "共同申请"}, "zhao")
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert (problem["code"], problem["clock"], problem["window"]) == ("invalid_transition", "court_confirmation", "30d")
+    api.act(case_id, "refuse-mediation", {"party": "respondent", "reason": "x"}, "zhao", status=409)  # agreed
+    api.act(case_id, "refuse-mediation", {"party": "nobody", "reason": "x"}, "zhao", status=422)
+
+
+def test_a_suspension_before_the_deadline_does_not_move_the_signoff_due_time(app, clock):
+    case_id, deadline = rectification_ordered(app, clock)
+    clock.advance(timedelta(days=1))
+    act(app, case_id, "rectify", "zhao", note="已清理")
+    act(app, case_id, "suspend", "li", reason="等待复查人员")
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(days=10)
+    clock.advance(timedelta(days=1))
+    act(app, case_id, "resume", "li")  # still before the deadline: nothing was used
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(days=10)
+    clock.advance(timedelta(days=2))  # a day past the deadline
+    act(app, case_id, "suspend", "li", reason="再次挂起")
+    clock.advance(timedelta(days=1))
+    act(app, case_id, "resume", "li")
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(days=11)
