@@ -84,26 +84,55 @@ def test_a_settled_dispute_and_other_kinds_are_not_referred(app, clock):
     assert last(app, petition, "Resolved").referred is False
 
 
+V2_FIELDS = {"Dispute.Resolved": ("referred",),
+             "Dispute.MediationHeld": ("form", "routes", "effective", "confirm_by")}
+
+
+def copy_as_v1(app, case_id):
+    """A copy of the case's stored events under a new id, its v2 events as version 1 stored them."""
+    transcoder, copy_id = app.mapper.transcoder, uuid4()
+    copies = []
+    for stored in app.recorder.select_events(case_id):
+        state, qualname = stored.state, stored.topic.partition(":")[2]
+        if qualname in V2_FIELDS:
+            old = transcoder.decode(state)
+            assert old.pop("class_version") == 2
+            for name in V2_FIELDS[qualname]:
+                old.pop(name)
+            state = transcoder.encode(old)
+        copies.append(StoredEvent(copy_id, stored.originator_version, stored.topic, state))
+    app.recorder.insert_events(copies)
+    return copy_id
+
+
 def test_a_stored_v1_resolved_event_reads_back_as_not_referred(app, store, clock):
     """Old Resolved events lack ``referred``: the upcaster reads them as False."""
     case_id = accepted_dispute(app)
     act(app, case_id, "mediate", "zhao", outcome="failed", summary="调解不成")
     act(app, case_id, "resolve", "zhao", resolution="告知其他途径")
-    transcoder, copy_id = app.mapper.transcoder, uuid4()
-    copies = []
-    for stored in app.recorder.select_events(case_id):
-        state = stored.state
-        if stored.topic.endswith("Dispute.Resolved"):
-            old = transcoder.decode(state)
-            assert old.pop("class_version") == 2 and old.pop("referred") is True
-            state = transcoder.encode(old)  # as version 1 stored it
-        copies.append(StoredEvent(copy_id, stored.originator_version, stored.topic, state))
-    app.recorder.insert_events(copies)
+    assert last(app, case_id, "Resolved").referred is True
+    copy_id = copy_as_v1(app, case_id)
     reader = Fengqiao(store, clock=clock)
     try:
         resolved = [h.event for h in reader.history(copy_id) if type(h.event).__name__ == "Resolved"][-1]
         assert resolved.referred is False and resolved.resolution == "告知其他途径"
+        held = [h.event for h in reader.history(copy_id) if type(h.event).__name__ == "MediationHeld"][-1]
+        assert (held.routes, held.form, held.effective) == ([], None, False)
         assert reader.case(copy_id).status == "resolved"
+    finally:
+        reader.close()
+
+
+def test_a_stored_v1_agreement_reads_back_effective_with_its_window(app, store, clock):
+    case_id = accepted_dispute(app)
+    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿")
+    copy_id = copy_as_v1(app, case_id)
+    reader = Fengqiao(store, clock=clock)
+    try:
+        held = [h.event for h in reader.history(copy_id) if type(h.event).__name__ == "MediationHeld"][-1]
+        assert (held.form, held.effective, held.confirm_by) == (None, True, None)
+        case = reader.case(copy_id)
+        assert case.confirm_by == held.occurred_at + timedelta(days=30)
     finally:
         reader.close()
 
