@@ -24,7 +24,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.actors import Actor
+from domain.actors import Actor, Role
 from domain.errors import EscalationCeiling, InvalidTransition, NotPermitted, ValidationFailed
 from domain.ladder import Rank
 from domain.policy import Kind, Severity
@@ -50,6 +50,25 @@ class Outcome(StrEnum):
     AGREED = "agreed"  # 调解成功
     FAILED = "failed"  # 调解不成
     ADJOURNED = "adjourned"  # 择期再调
+
+
+REFUSED = "refused"  # 当事人拒绝调解: a recorded outcome of its own (MediationRefused), not a session
+
+
+class AgreementForm(StrEnum):
+    WRITTEN = "written"  # 调解协议书: effective when the parties sign and the committee seals (人民调解法 Art. 29)
+    ORAL = "oral"  # 口头协议, recorded by the mediator: effective when made (Art. 30)
+
+
+class Route(StrEnum):
+    """The routes the parties are told of when mediation fails (人民调解法 Art. 26)."""
+
+    ARBITRATION = "arbitration"  # 仲裁
+    ADMINISTRATIVE = "administrative"  # 行政 (复议、裁决)
+    COURT = "court"  # 司法 (诉讼)
+
+
+COURT_CONFIRMATION_WINDOW = timedelta(days=30)  # 人民调解法 Art. 33: within 30 days of the agreement taking effect
 
 
 class Satisfaction(StrEnum):
@@ -253,9 +272,19 @@ class Case(Aggregate):
                 case.send_back_closed = True
 
     class Resolved(Event):
+        """化解 / 办结. ``referred``: a dispute that ended without an agreement (mediation
+        failed or a party refused; the parties were told of the other routes), so it is
+        not 化解. Version 2 added ``referred``; version 1 events read back as False."""
+
+        class_version = 2
         resolution: str
         rank: int
         region: str
+        referred: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["referred"] = False
 
         def apply(self, case: Case) -> None:
             case.status = Status.RESOLVED
@@ -493,6 +522,7 @@ class Case(Aggregate):
             new = Severity(severity)
         except ValueError:
             raise ValidationFailed(f"unknown severity {severity!r}", field="severity") from None
+        self.check_severity(new)
         if new == self.severity:
             self._refuse("reclassify", f"the case is already {new}")
         upward = new.order > self.severity.order
@@ -588,10 +618,24 @@ class Case(Aggregate):
         self._require_status("resolve", WORKING)
         self._require_not_suspended("resolve")
         self.check_resolvable()
-        self._record(self.Resolved, stamp, resolution=_required(resolution, "resolution"), rank=self.rank, region=self.region)
+        self._record(
+            self.Resolved,
+            stamp,
+            resolution=_required(resolution, "resolution"),
+            rank=self.rank,
+            region=self.region,
+            referred=self.ends_referred(),
+        )
 
     def check_resolvable(self) -> None:
         """Kind-specific conditions for resolution; none for the base kind."""
+
+    def check_severity(self, severity: Severity) -> None:
+        """Kind-specific conditions on a new severity (重新定性); none for the base kind."""
+
+    def ends_referred(self) -> bool:
+        """Does a resolution now end the case referred to other routes (not 化解)?"""
+        return False
 
     def close(self, stamp: Stamp) -> None:
         """结案."""
@@ -612,20 +656,81 @@ class Case(Aggregate):
 
 
 class Dispute(Case):
-    """矛盾纠纷, mediated under the People's Mediation Law (人民调解法)."""
+    """矛盾纠纷, mediated under the People's Mediation Law (人民调解法).
+
+    A dispute ends *settled* (an effective agreement: oral at once, written when the
+    parties have signed and the committee has sealed it) or *referred* (the last
+    mediation failed, or a party clearly refused mediation; either way the parties
+    were told of the arbitration, administrative and court routes, recorded on the
+    event). ``Resolved.referred`` says which.
+    """
 
     kind = Kind.DISPUTE
 
     class MediationHeld(Case.Event):
+        """One session. Version 2 added ``form``, ``routes``, ``effective`` and
+        ``confirm_by``; a version 1 agreement reads back as effective when made (the
+        rule then), a version 1 failure with no routes recorded."""
+
+        class_version = 2
         outcome: str
         summary: str
         agreement: str | None
+        form: str | None  # agreed: written / oral
+        routes: list  # failed: the routes the parties were told of
+        effective: bool  # this session made the agreement effective (an oral one)
+        confirm_by: datetime | None  # then: the end of the court-confirmation window
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["form"] = None
+            state["routes"] = []
+            state["effective"] = state.get("outcome") == Outcome.AGREED
+            state["confirm_by"] = None
 
         def apply(self, case: Dispute) -> None:
             case.status = Status.IN_PROGRESS
             case.mediations.append(self.outcome)
+            case.last_outcome = self.outcome
             if self.outcome == Outcome.AGREED:
                 case.agreement = self.agreement
+                case.agreement_form = self.form
+                if self.effective:
+                    case.agreement_effective(self.occurred_at, self.confirm_by)
+
+    class MediationRefused(Case.Event):
+        """当事人拒绝调解: a party clearly refused; no mediation (Art. 17)."""
+
+        party: str
+        reason: str
+        routes: list
+
+        def apply(self, case: Dispute) -> None:
+            case.status = Status.IN_PROGRESS
+            case.last_outcome = REFUSED
+
+    class AgreementSigned(Case.Event):
+        """The parties signed the written agreement (签名、盖章或者按指印)."""
+
+        effective: bool
+        confirm_by: datetime | None
+
+        def apply(self, case: Dispute) -> None:
+            case.agreement_signed = True
+            if self.effective:
+                case.agreement_effective(self.occurred_at, self.confirm_by)
+
+    class AgreementSealed(Case.Event):
+        """The mediation committee sealed the written agreement (加盖人民调解委员会印章)."""
+
+        committee: str | None
+        effective: bool
+        confirm_by: datetime | None
+
+        def apply(self, case: Dispute) -> None:
+            case.agreement_sealed = True
+            if self.effective:
+                case.agreement_effective(self.occurred_at, self.confirm_by)
 
     class CourtConfirmationApplied(Case.Event):
         note: str
@@ -635,12 +740,31 @@ class Dispute(Case):
 
     def init_kind_state(self) -> None:
         self.mediations: list[str] = []
+        self.last_outcome: str | None = None  # of the last session, or ``refused``
         self.agreement: str | None = None
+        self.agreement_form: str | None = None
+        self.agreement_signed = self.agreement_sealed = False
+        self.effective_at: datetime | None = None
+        self.confirm_by: datetime | None = None
         self.court_confirmation_applied = False
 
-    def mediate(self, stamp: Stamp, *, outcome: str, summary: str, agreement: str | None = None) -> None:
-        """调解: one session and its outcome. Agreement needs its text (written 调解协议书
-        or the mediator's record of an oral agreement)."""
+    def agreement_effective(self, at: datetime, confirm_by: datetime | None) -> None:
+        self.effective_at = at
+        self.confirm_by = confirm_by or at + COURT_CONFIRMATION_WINDOW
+
+    def mediate(
+        self,
+        stamp: Stamp,
+        *,
+        outcome: str,
+        summary: str,
+        agreement: str | None = None,
+        form: str | None = None,
+        routes: list[str] | None = None,
+    ) -> None:
+        """调解: one session and its outcome. Agreement needs its text (the 调解协议书 or
+        the mediator's record of an oral agreement) and its form (default oral); a
+        failure records the routes the parties were told of (default all three)."""
         self._start_work("mediate")
         try:
             outcome = Outcome(outcome)
@@ -648,25 +772,129 @@ class Dispute(Case):
             raise ValidationFailed(f"unknown outcome {outcome!r}", field="outcome") from None
         if self.agreement is not None:
             self._refuse("mediate", "the parties have already agreed")
+        if form is not None and outcome != Outcome.AGREED:
+            raise ValidationFailed("form is for an agreement", field="form")
+        if routes is not None and outcome != Outcome.FAILED:
+            raise ValidationFailed("routes are told when mediation fails", field="routes")
+        effective = False
         if outcome == Outcome.AGREED:
             agreement = _required(agreement, "agreement")
-        self._record(self.MediationHeld, stamp, outcome=str(outcome), summary=_required(summary, "summary"), agreement=agreement)
+            form = str(_parse(AgreementForm, form or AgreementForm.ORAL, "form"))
+            effective = form == AgreementForm.ORAL
+        self._record(
+            self.MediationHeld,
+            stamp,
+            outcome=str(outcome),
+            summary=_required(summary, "summary"),
+            agreement=agreement,
+            form=form,
+            routes=_routes(routes) if outcome == Outcome.FAILED else [],
+            effective=effective,
+            confirm_by=stamp.when() + COURT_CONFIRMATION_WINDOW if effective else None,
+        )
+
+    def refuse_mediation(self, stamp: Stamp, *, party: str, reason: str, routes: list[str] | None = None) -> None:
+        """当事人拒绝调解: a party clearly refuses; the parties are told of the other routes."""
+        self._start_work("refuse-mediation")
+        if self.agreement is not None:
+            self._refuse("refuse-mediation", "the parties have already agreed")
+        self._record(
+            self.MediationRefused,
+            stamp,
+            party=_required(party, "party"),
+            reason=_required(reason, "reason"),
+            routes=_routes(routes),
+        )
+
+    def sign_agreement(self, stamp: Stamp) -> None:
+        """The parties sign the written agreement."""
+        self._check_written_agreement("sign-agreement", self.agreement_signed, "signed by the parties")
+        self._record(self.AgreementSigned, stamp, **self._effect(stamp, self.agreement_sealed))
+
+    def seal_agreement(self, stamp: Stamp) -> None:
+        """The mediation committee seals the written agreement."""
+        self._check_written_agreement("seal-agreement", self.agreement_sealed, "sealed by the committee")
+        self._record(
+            self.AgreementSealed,
+            stamp,
+            committee=stamp.actor.unit or self.unit,
+            **self._effect(stamp, self.agreement_signed),
+        )
+
+    def _check_written_agreement(self, action: str, done: bool, what: str) -> None:
+        self._require_status(action, WORKING)
+        if self.agreement is None or self.agreement_form != AgreementForm.WRITTEN:
+            self._refuse(action, "there is no written agreement (调解协议书)")
+        if done:
+            self._refuse(action, f"the agreement is already {what}")
+
+    def _effect(self, stamp: Stamp, other_half_done: bool) -> dict[str, Any]:
+        """Signed and sealed: the written agreement takes effect with the second of the two."""
+        return {
+            "effective": other_half_done,
+            "confirm_by": stamp.when() + COURT_CONFIRMATION_WINDOW if other_half_done else None,
+        }
 
     def apply_court_confirmation(self, stamp: Stamp, *, note: str) -> None:
-        """司法确认: the parties jointly apply to court within 30 days of the agreement."""
+        """司法确认: the parties jointly apply to court within 30 days of the agreement
+        taking effect (人民调解法 Art. 33)."""
         if self.agreement is None:
             self._refuse("court-confirmation", "there is no agreement to confirm")
+        if self.confirm_by is None:
+            self._refuse(
+                "court-confirmation",
+                "the written agreement is not yet effective: the parties sign and the committee seals it",
+                signed=self.agreement_signed,
+                sealed=self.agreement_sealed,
+            )
         if self.court_confirmation_applied:
             self._refuse("court-confirmation", "court confirmation was already applied for")
+        if stamp.when() > self.confirm_by:
+            self._refuse(
+                "court-confirmation",
+                "the court-confirmation window (30 days from the agreement taking effect) has passed",
+                clock="court_confirmation",
+                window="30d",
+                effective_at=self.effective_at.isoformat() if self.effective_at else None,
+                confirm_by=self.confirm_by.isoformat(),
+            )
         self._record(self.CourtConfirmationApplied, stamp, note=_required(note, "note"))
 
     def check_resolvable(self) -> None:
-        if not self.mediations or self.mediations[-1] == Outcome.ADJOURNED:
+        if self.last_outcome in (Outcome.FAILED, REFUSED):
+            return
+        if self.last_outcome == Outcome.AGREED and self.confirm_by is None:
             self._refuse(
                 "resolve",
-                "a dispute is resolved after a mediation that agreed or failed "
-                "(failure: the parties were told of arbitration, administrative and court routes)",
+                "the written agreement is not yet effective: the parties sign and the committee seals it",
+                signed=self.agreement_signed,
+                sealed=self.agreement_sealed,
             )
+        if self.last_outcome != Outcome.AGREED:
+            self._refuse(
+                "resolve",
+                "a dispute is resolved after a mediation that agreed or failed, or a party's refusal "
+                "(the parties told of arbitration, administrative and court routes)",
+            )
+
+    def ends_referred(self) -> bool:
+        return self.last_outcome in (Outcome.FAILED, REFUSED)
+
+
+def _parse(enum: type[StrEnum], value: Any, field: str) -> StrEnum:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValidationFailed(
+            f"unknown {field} {value!r}", field=field, allowed=[str(m) for m in enum]
+        ) from None
+
+
+def _routes(routes: list[str] | None) -> list[str]:
+    """The routes the parties were told of; by default the three the law names."""
+    if routes is not None and not routes:
+        raise ValidationFailed("name at least one route the parties were told of", field="routes")
+    return [str(_parse(Route, r, "routes")) for r in (routes or list(Route))]
 
 
 class Hazard(Case):
@@ -683,12 +911,14 @@ class Hazard(Case):
             case.status = Status.IN_PROGRESS
             case.rectification = "ordered"
             case.deadline = self.deadline
+            case.reinspection_failed = False
 
     class Rectified(Case.Event):
         note: str
 
         def apply(self, case: Hazard) -> None:
             case.rectification = "rectified"
+            case.reinspection_failed = False
 
     class Reinspected(Case.Event):
         passed: bool
@@ -696,34 +926,63 @@ class Hazard(Case):
 
         def apply(self, case: Hazard) -> None:
             case.rectification = "passed" if self.passed else "ordered"
+            case.reinspection_failed = not self.passed
 
     PLAN_FIELDS = ("funds", "people", "interim_measures")
 
     def init_kind_state(self) -> None:
         self.rectification: str | None = None
         self.deadline: datetime | None = None
+        self.reinspection_failed = False  # the last 复查 failed: a new notice may be issued
 
     @property
     def level(self) -> HazardLevel:
+        """一般 / 重大隐患; a critical hazard is always 重大 (even after a reclassification)."""
+        if self.severity == Severity.CRITICAL:
+            return HazardLevel.MAJOR
         return HazardLevel(self.details.get("hazard_level", HazardLevel.GENERAL))
 
     @classmethod
     def check_details(cls, severity: Severity, details: dict[str, Any]) -> dict[str, Any]:
+        """A 重大隐患 needs severity major or critical; a critical hazard is a 重大隐患."""
         level = details.get("hazard_level") or (HazardLevel.MAJOR if severity == Severity.CRITICAL else HazardLevel.GENERAL)
-        try:
-            details["hazard_level"] = str(HazardLevel(level))
-        except ValueError:
-            raise ValidationFailed(f"unknown hazard_level {level!r}", field="hazard_level") from None
+        level = _parse(HazardLevel, level, "hazard_level")
+        if level == HazardLevel.MAJOR and severity == Severity.MINOR:
+            raise ValidationFailed(
+                "a 重大隐患 (hazard_level major) needs severity major or critical",
+                field="hazard_level", severity=str(severity),
+            )
+        if level == HazardLevel.GENERAL and severity == Severity.CRITICAL:
+            raise ValidationFailed(
+                "a critical hazard is a 重大隐患: hazard_level must be major",
+                field="hazard_level", severity=str(severity),
+            )
+        details["hazard_level"] = str(level)
         return details
+
+    def check_severity(self, severity: Severity) -> None:
+        if severity == Severity.MINOR and self.level == HazardLevel.MAJOR:
+            raise ValidationFailed(
+                "a 重大隐患 (hazard_level major) needs severity major or critical",
+                field="severity", hazard_level=str(self.level),
+            )
 
     def order_rectification(
         self, stamp: Stamp, *, deadline: datetime, measures: str, plan: dict[str, Any] | None = None
     ) -> None:
         """限时整改: a notice with a deadline; a 重大隐患 needs a plan with measures,
-        funds, people, deadline and interim safety measures."""
+        funds, people, deadline and interim safety measures. After a failed 复查 a
+        supervisor may issue a new notice with a new deadline."""
         self._start_work("order rectification")
-        if self.rectification in ("ordered", "rectified", "passed"):
+        renotice = self.rectification == "ordered" and self.reinspection_failed
+        if self.rectification in ("ordered", "rectified", "passed") and not renotice:
             self._refuse("order-rectification", f"rectification is already {self.rectification}")
+        if renotice and stamp.actor.role not in (Role.SUPERVISOR, Role.ADMIN):
+            raise NotPermitted(
+                "after a failed re-inspection only a supervisor issues a new rectification notice",
+                action="order-rectification",
+                role=stamp.actor.role,
+            )
         if deadline.tzinfo is None:
             raise ValidationFailed("deadline needs a time zone", field="deadline")
         if deadline <= stamp.when():

@@ -24,6 +24,11 @@ The rules
   rectification notice's ``deadline``: a notice cannot grant more than policy).
   So a category shortens a target and never lengthens it: an emergency
   (critical, 2 h) about water stays 2 h.
+* ``start_from`` names an event field holding the instant a cycle counts from,
+  instead of the starting event's time (销号 counts from the notice's
+  ``deadline``, whenever the rectification is reported). That instant may lie
+  ahead: the clock runs but uses nothing until then, and a pause ended before
+  it resumes counting from it.
 * Working-time targets (``wh``, ``wd``) count only working time on the calendar;
   calendar targets (``m``, ``h``, ``d``) count elapsed time. Progress (the
   fraction used) is measured the same way.
@@ -267,7 +272,9 @@ class _Run:
         return self.stopped_at is None and not self.cancelled
 
     def elapsed_at(self, t: datetime) -> timedelta:
-        return self.elapsed + (self.measure.between(self.since, t) if self.since is not None else timedelta())
+        if self.since is None or t <= self.since:
+            return self.elapsed
+        return self.elapsed + self.measure.between(self.since, t)
 
     def due_at(self, t: datetime) -> datetime:
         """When the target is used up, counting from the running segment (or from
@@ -277,7 +284,7 @@ class _Run:
         if self.fixed_due is not None and self.since is not None:
             return self.fixed_due
         remaining = max(self.target - self.elapsed, timedelta())
-        return self.measure.advance(self.since if self.since is not None else t, remaining)
+        return self.measure.advance(self.since if self.since is not None else max(t, self.started_at), remaining)
 
     def pause(self, t: datetime) -> None:
         if self.since is not None:
@@ -287,7 +294,7 @@ class _Run:
 
     def resume(self, t: datetime) -> None:
         if self.since is None:
-            self.since = t
+            self.since = max(t, self.started_at)  # a cycle counting from a later instant waits for it
 
     def stop(self, t: datetime) -> None:
         self.closed_due = self.due_at(t)
@@ -305,7 +312,7 @@ class _Run:
         if days is not None:
             self.target += self.measure.days(int(days))
         elif due_at is not None:
-            self.target = elapsed + self.measure.between(t, due_at)
+            self.target = elapsed + self.measure.between(max(t, self.started_at), due_at)
             self.fixed_due = max(due_at, t) if self.since is not None else None
         self.extensions += 1
         self.leg_elapsed = elapsed
@@ -406,8 +413,9 @@ class _Fold:
         elif name == "Reclassified":
             self.severity = event.to_severity
         for spec in self.specs:
-            if spec.target_from and getattr(event, spec.target_from, None) is not None:
-                self.fields[spec.target_from] = getattr(event, spec.target_from)
+            for field_name in (spec.target_from, spec.start_from):
+                if field_name and getattr(event, field_name, None) is not None:
+                    self.fields[field_name] = getattr(event, field_name)
 
     def _has_runs(self, spec: ClockSpec) -> bool:
         return any(s == spec.name for s, _ in self.runs)
@@ -457,6 +465,8 @@ class _Fold:
     def _start(self, spec: ClockSpec, key: str | None, t: datetime) -> None:
         if not spec.applies_to(self.kind, self.severity):
             return
+        if spec.start_from:
+            t = _as_datetime(self.fields.get(spec.start_from)) or t
         target = self._target(spec, t)
         if target is None:
             return

@@ -180,14 +180,51 @@ class SendBack(CaseAction):
         case.send_back(stamp, reason=self.reason)
 
 
+RouteName = Literal["arbitration", "administrative", "court"]
+
+
 @action("mediate", Kind.DISPUTE)
 class Mediate(CaseAction):
+    """调解: one session. ``form`` for an agreement (default ``oral``); ``routes`` for a
+    failure: those the parties were told of (default all three, 人民调解法 Art. 26)."""
+
     outcome: Literal["agreed", "failed", "adjourned"]
     summary: Text
     agreement: Text | None = None
+    form: Literal["written", "oral"] | None = None
+    routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
 
     def execute(self, case: Dispute, stamp, tree, policy):
-        case.mediate(stamp, outcome=self.outcome, summary=self.summary, agreement=self.agreement)
+        case.mediate(stamp, outcome=self.outcome, summary=self.summary, agreement=self.agreement,
+                     form=self.form, routes=self.routes)
+
+
+@action("refuse-mediation", Kind.DISPUTE)
+class RefuseMediation(CaseAction):
+    """当事人拒绝调解: a party clearly refuses mediation; the parties are told of the routes."""
+
+    party: Literal["applicant", "respondent", "other"]
+    reason: Text
+    routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
+
+    def execute(self, case: Dispute, stamp, tree, policy):
+        case.refuse_mediation(stamp, party=self.party, reason=self.reason, routes=self.routes)
+
+
+@action("sign-agreement", Kind.DISPUTE)
+class SignAgreement(CaseAction):
+    """The parties have signed the written agreement (调解协议书)."""
+
+    def execute(self, case: Dispute, stamp, tree, policy):
+        case.sign_agreement(stamp)
+
+
+@action("seal-agreement", Kind.DISPUTE)
+class SealAgreement(CaseAction):
+    """The mediation committee has sealed the written agreement."""
+
+    def execute(self, case: Dispute, stamp, tree, policy):
+        case.seal_agreement(stamp)
 
 
 @action("court-confirmation", Kind.DISPUTE)

@@ -36,7 +36,8 @@ MANAGE = "manage"  # users, the ladder, the policy
 # -- the case actions, grouped by who does them -------------------------------------
 
 HANDLER_ACTIONS = frozenset({
-    "accept", "send-back", "mediate", "court-confirmation", "order-rectification", "rectify",
+    "accept", "send-back", "mediate", "refuse-mediation", "sign-agreement", "seal-agreement",
+    "court-confirmation", "order-rectification", "rectify",
     "reinspect", "reply", "return-visit", "escalate", "whistle", "check-in", "resolve",
 })
 """Work on a case (签收, 调解, 整改, 反馈, 上报 …): a handler's, on cases of their unit."""

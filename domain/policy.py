@@ -73,7 +73,8 @@ class ClockSpec(BaseModel):
     target is a duration, per severity and/or per rank where the figure differs,
     per category where a kind of matter is owed a shorter one (water, power, gas,
     heat: 24 h), or is read from an event field (``target_from``, e.g. a
-    rectification notice's deadline).
+    rectification notice's deadline). ``start_from`` names an event field a cycle counts from
+    instead of the starting event's time (销号: from the notice's deadline).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +88,7 @@ class ClockSpec(BaseModel):
     target_by_rank: dict[str, Duration] = Field(default_factory=dict)
     target_by_category: dict[str, Duration] = Field(default_factory=dict)
     target_from: str | None = None
+    start_from: str | None = None  # an event field holding the instant a cycle counts from
     start_on: list[str]
     stop_on: list[str] = Field(default_factory=list)
     pause_on: list[str] = Field(default_factory=lambda: ["Suspended"])

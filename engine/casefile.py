@@ -31,7 +31,8 @@ EVENT_LABELS = {
     "Reclassified": "重新定性", "Suspended": "挂起", "Resumed": "恢复", "Extended": "延期", "Whistled": "吹哨",
     "CheckedIn": "报到", "Commented": "评论/证据", "Supervised": "督办", "ClockWarned": "时限预警",
     "ClockBreached": "超时", "Resolved": "办结/化解", "Closed": "结案", "Reopened": "重新办理",
-    "MediationHeld": "调解", "CourtConfirmationApplied": "申请司法确认", "RectificationOrdered": "限时整改",
+    "MediationHeld": "调解", "MediationRefused": "当事人拒绝调解", "AgreementSigned": "协议签名",
+    "AgreementSealed": "协议盖章", "CourtConfirmationApplied": "申请司法确认", "RectificationOrdered": "限时整改",
     "Rectified": "整改完成", "Reinspected": "复查", "Replied": "答复", "ReturnVisited": "回访",
 }
 KIND_LABELS = {"dispute": "矛盾纠纷", "hazard": "安全隐患", "petition": "诉求/信访"}
@@ -48,6 +49,8 @@ FIELD_LABELS = {
     "departments": "部门", "to_region": "上报至", "region": "区域", "severity": "等级", "clock": "时限",
     "threshold": "阈值", "until": "至", "attachments": "附件", "category": "类别", "title": "标题",
     "description": "描述", "channel": "渠道", "rank": "层级", "upward": "向上定性",
+    "referred": "转其他途径", "routes": "告知途径", "form": "协议形式", "party": "当事人",
+    "effective": "协议生效", "confirm_by": "司法确认申请截止", "committee": "调解委员会",
 }
 HIDDEN_FIELDS = {"parties", "processed_commands"}
 

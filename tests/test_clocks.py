@@ -177,11 +177,13 @@ def test_escalation_restarts_the_rank_clock_with_the_new_rank_target():
 
 def test_rectification_deadline_and_the_earlier_of_deadline_and_policy():
     def hazard(severity: str) -> Story:
-        return (Story(Hazard, sh(2025, 9, 26, 10), severity, hazard_level="general")
+        level, plan = ("major", {"funds": "f", "people": "p", "interim_measures": "i"}) if severity == "critical" \
+            else ("general", {})
+        return (Story(Hazard, sh(2025, 9, 26, 10), severity, hazard_level=level)
                 .do(sh(2025, 9, 26, 10), "assign", assignee="wang", unit=None, region="g", rank=0)
                 .do(sh(2025, 9, 26, 10, 5), "accept")
                 .do(sh(2025, 9, 26, 11), "order_rectification", deadline=sh(2025, 10, 9, 17),
-                    measures="replace the extinguishers"))
+                    measures="replace the extinguishers", plan=plan))
 
     assert hazard("minor").clocks(sh(2025, 9, 27))["rectification"].due_at == sh(2025, 10, 9, 17)
     critical = hazard("critical").clocks(sh(2025, 9, 27))["rectification"]
@@ -189,7 +191,7 @@ def test_rectification_deadline_and_the_earlier_of_deadline_and_policy():
     story = hazard("minor").do(sh(2025, 10, 9, 9), "rectify", note="done")
     clocks = story.clocks(sh(2025, 10, 9, 10))
     assert clocks["rectification"].state == ClockStatus.MET
-    assert clocks["signoff"].due_at == sh(2025, 10, 19, 9)
+    assert clocks["signoff"].due_at == sh(2025, 10, 19, 17)  # 10 days from the deadline, not the rectification
     story.do(sh(2025, 10, 10, 9), "reinspect", passed=False, note="two still empty")
     clocks = story.clocks(sh(2025, 10, 10, 10))
     assert clocks["signoff"].state == ClockStatus.CANCELLED

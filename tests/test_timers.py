@@ -147,7 +147,7 @@ def test_hazard_scenario_through_national_day(app, clock, timers):
     assert due(app, case_id)["rectification"] == sh(2025, 10, 9, 17)
     until(timers, clock, sh(2025, 10, 11, 10))  # Saturday 调休
     act(app, case_id, "rectify", "li", note="已整改")
-    assert due(app, case_id)["signoff"] == sh(2025, 10, 21, 10)
+    assert due(app, case_id)["signoff"] == sh(2025, 10, 19, 17)  # 10 days from the deadline (Thu 9 Oct 17:00)
     until(timers, clock, sh(2025, 10, 13, 9, 30))
     act(app, case_id, "reinspect", "li", passed=True, note="复查合格")
     act(app, case_id, "resolve", "li", resolution="销号")

@@ -101,6 +101,8 @@ EVENT_NAMES = {
     "Supervised": "督办 supervised", "ClockWarned": "时限预警 clock warning",
     "ClockBreached": "超时 clock breached", "Resolved": "化解 resolved", "Closed": "办结 closed",
     "Reopened": "重办 reopened", "MediationHeld": "调解 mediation", "CourtConfirmationApplied": "司法确认 court",
+    "MediationRefused": "拒绝调解 mediation refused", "AgreementSigned": "协议签名 agreement signed",
+    "AgreementSealed": "协议盖章 agreement sealed",
     "RectificationOrdered": "限时整改 rectification ordered", "Rectified": "整改 rectified",
     "Reinspected": "复查 reinspected", "Replied": "反馈 replied", "ReturnVisited": "回访 return visit",
 }
