@@ -521,3 +521,10 @@ def evaluate_clocks(
 def clocks_under(policy: Policy, events: Iterable[Any], now: datetime) -> list[ClockState]:
     """The case's clocks under one policy version: its clocks, calendar and thresholds."""
     return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar), now, policy.thresholds)
+
+
+def send_back_window_closes(policy: Policy, dispatched_at: datetime) -> datetime:
+    """When the 退单 window opened by a dispatch at ``dispatched_at`` closes: the policy's
+    ``send_back_window`` later, on its calendar (working time for ``wd``/``wh``)."""
+    measure = Measure(calendar_for(policy.calendar), is_working_duration(policy.send_back_window))
+    return measure.advance(dispatched_at, measure.duration(policy.send_back_window))
