@@ -25,12 +25,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.actors import Actor, Role
+from domain.clocks import ClockState, ClockStatus
 from domain.errors import EscalationCeiling, InvalidTransition, NotPermitted, ValidationFailed
-from domain.ladder import Rank
+from domain.ladder import Rank, RegionTree
 from domain.policy import Kind, Severity
 
 CLOCK_SKEW = timedelta(minutes=5)
-SEND_BACK_CLOCK = "send_back"  # the policy clock whose breach closes the 退单 window
 
 
 class Status(StrEnum):
@@ -118,6 +118,15 @@ def case_id_for(command_id: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"fengqiao:case:{command_id}")
 
 
+def reports_up_at_once(event: Any) -> bool:
+    """逐级上报: a case is reported up every rank at once when it becomes critical, as
+    reported or by a reclassification (重新定性) to critical."""
+    name = type(event).__name__
+    if name == "Reported":
+        return event.severity == Severity.CRITICAL
+    return name == "Reclassified" and event.to_severity == Severity.CRITICAL
+
+
 def _required(text: str | None, field: str) -> str:
     if text is None or not str(text).strip():
         raise ValidationFailed(f"{field} is required", field=field)
@@ -170,7 +179,7 @@ class Case(Aggregate):
         def apply(self, case: Case) -> None:
             case.assignee, case.unit = self.assignee, self.unit
             case.region, case.rank = self.region, self.rank
-            case.send_back_closed = False  # a new dispatch opens a new send-back window
+            case.dispatched_at = self.occurred_at  # 派单: a new dispatch opens a new send-back window
             case.responsible_unit = case.responsible_unit or self.unit
             case.status = Status.ASSIGNED
 
@@ -199,6 +208,8 @@ class Case(Aggregate):
             case.region, case.rank = self.to_region, self.to_rank
             case.assignee, case.unit = None, self.unit
             case.status = Status.ASSIGNED if self.unit else Status.REPORTED
+            if self.unit:
+                case.dispatched_at = self.occurred_at  # dispatched to the unit at the new rank
             case.escalations += 1
 
     class Reclassified(Event):
@@ -212,15 +223,49 @@ class Case(Aggregate):
             if self.upward:
                 case.reclassified_up += 1
 
-    class Suspended(Event):
+    class SuspensionRequested(Event):
         reason: str
 
         def apply(self, case: Case) -> None:
+            case.pending_suspension = {"reason": self.reason, "requested_by": self.actor.id}
+
+    class SuspensionRefused(Event):
+        reason: str
+        requested_by: str
+
+        def apply(self, case: Case) -> None:
+            case.pending_suspension = None
+
+    class Suspended(Event):
+        reason: str
+        approver: str | None = None  # None only on events recorded before approvals were
+        requested_by: str | None = None  # the handler who asked; None: suspended directly
+        note: str = ""  # the approver's note
+
+        def apply(self, case: Case) -> None:
             case.suspended = True
+            case.pending_suspension = None
 
     class Resumed(Event):
         def apply(self, case: Case) -> None:
             case.suspended = False
+
+    class ExtensionRequested(Event):
+        clock: str
+        days: int
+        reason: str
+
+        def apply(self, case: Case) -> None:
+            case.pending_extensions[self.clock] = {"days": self.days, "reason": self.reason,
+                                                   "requested_by": self.actor.id}
+
+    class ExtensionRefused(Event):
+        clock: str
+        reason: str
+        requested_by: str
+
+        def apply(self, case: Case) -> None:
+            case.pending_extensions.pop(self.clock, None)
 
     class Extended(Event):
         clock: str
@@ -228,9 +273,13 @@ class Case(Aggregate):
         due_at: datetime | None
         reason: str
         approver: str
+        requested_by: str | None = None  # the handler who asked; None: granted directly
+        note: str = ""  # the approver's note
 
         def apply(self, case: Case) -> None:
             case.extensions.append({"clock": self.clock, "days": self.days, "due_at": self.due_at})
+            if self.requested_by is not None:
+                case.pending_extensions.pop(self.clock, None)
 
     class Whistled(Event):
         departments: list
@@ -268,8 +317,6 @@ class Case(Aggregate):
 
         def apply(self, case: Case) -> None:
             case.breached_clocks.add(self.clock)
-            if self.clock == SEND_BACK_CLOCK:
-                case.send_back_closed = True
 
     class Resolved(Event):
         """化解 / 办结. ``referred``: a dispute that ended without an agreement (mediation
@@ -344,8 +391,10 @@ class Case(Aggregate):
         self.suspended = False
         self.whistled: dict[str, datetime | None] = {}
         self.extensions: list[dict[str, Any]] = []
+        self.pending_extensions: dict[str, dict[str, Any]] = {}  # clock → the request awaiting approval
+        self.pending_suspension: dict[str, Any] | None = None
         self.breached_clocks: set[str] = set()
-        self.send_back_closed = False  # the send-back clock breached since the last dispatch
+        self.dispatched_at: datetime | None = None  # the last 派单: the send-back window opens here
         self.resolution: str | None = None
         self.resolved_rank: int | None = None
         self.escalations = self.reclassified_up = self.supervisions = self.reopened = 0
@@ -475,14 +524,19 @@ class Case(Aggregate):
         self._require_status("accept", {Status.ASSIGNED})
         self._record(self.Accepted, stamp)
 
-    def send_back(self, stamp: Stamp, *, reason: str) -> None:
-        """退单: not this unit's duty; back to dispatch with a reason."""
+    def send_back(self, stamp: Stamp, *, reason: str, window_closes_at: datetime) -> None:
+        """退单: not this unit's duty; back to dispatch with a reason. Only within the
+        send-back window from the last dispatch (派单), signed for or not
+        (``window_closes_at``: :func:`domain.clocks.send_back_window_closes`)."""
         self._require_status("send back", {Status.ASSIGNED, Status.ACCEPTED})
-        if self.send_back_closed:
+        if stamp.when() >= window_closes_at:
             self._refuse(
                 "send-back",
-                "the send-back window (退单时限) has passed: the unit handles the case or asks for it to be reassigned",
-                clock=SEND_BACK_CLOCK,
+                "the send-back window (退单时限) closed at "
+                f"{window_closes_at.isoformat()}: the unit handles the case or asks for it to be reassigned",
+                rule="send_back_window",
+                window_closes_at=window_closes_at.isoformat(),
+                dispatched_at=self.dispatched_at.isoformat() if self.dispatched_at else None,
             )
         self._record(self.SentBack, stamp, reason=_required(reason, "reason"))
 
@@ -514,8 +568,10 @@ class Case(Aggregate):
         self._require_within_ceiling(to_rank, "escalate")
 
     def reclassify(self, stamp: Stamp, *, severity: str, reason: str) -> None:
-        """重新定性: change the severity. Upwards only by someone at the current ceiling
-        rank, with a written reason; each such change counts as 矛盾上交."""
+        """重新定性: change the severity, by someone whose region covers the case. Upwards
+        only by someone at the current ceiling rank, with a written reason (each such
+        change counts as 矛盾上交); a critical case is downgraded only by someone at the
+        critical ceiling's rank."""
         self._require_status("reclassify", OPEN)
         reason = _required(reason, "reason")
         try:
@@ -525,16 +581,12 @@ class Case(Aggregate):
         self.check_severity(new)
         if new == self.severity:
             self._refuse("reclassify", f"the case is already {new}")
+        self._require_covering(stamp, "reclassify")
         upward = new.order > self.severity.order
-        actor_rank = stamp.actor.rank
-        if upward and actor_rank != self.ceiling:
-            raise NotPermitted(
-                f"only someone at the ceiling rank ({Rank(self.ceiling).label}) may reclassify "
-                f"a {self.severity} case upwards",
-                action="reclassify",
-                ceiling=Rank(self.ceiling).label,
-                actor_rank=Rank(actor_rank).label if actor_rank is not None else None,
-            )
+        if upward:
+            self._require_rank(stamp, self.ceiling, f"reclassify a {self.severity} case upwards")
+        elif self.severity == Severity.CRITICAL:
+            self._require_rank(stamp, self.ceilings[Severity.CRITICAL], "downgrade a critical case")
         if not upward and self.rank > self.ceilings[new]:
             raise EscalationCeiling(
                 f"the case is handled at {Rank(self.rank).label}, above the {new} ceiling",
@@ -552,44 +604,153 @@ class Case(Aggregate):
             upward=upward,
         )
 
-    def suspend(self, stamp: Stamp, *, reason: str) -> None:
-        """挂起: pause the clocks (with approval)."""
-        self._require_status("suspend", OPEN)
+    def _require_rank(self, stamp: Stamp, rank: int, what: str) -> None:
+        actor_rank = stamp.actor.rank
+        if actor_rank != rank:
+            raise NotPermitted(
+                f"only someone at the {Rank(rank).label} rank may {what}",
+                action="reclassify",
+                ceiling=Rank(rank).label,
+                actor_rank=Rank(actor_rank).label if actor_rank is not None else None,
+            )
+
+    def _require_covering(self, stamp: Stamp, action: str) -> None:
+        """The actor's region covers the case's current region (a process, with no
+        region, acts everywhere)."""
+        region = stamp.actor.region
+        if region is not None and not RegionTree.is_within(self.region, region):
+            raise NotPermitted(
+                f"{stamp.actor.id}'s region {region} does not cover the case (at {self.region})",
+                action=action,
+                region=region,
+                case_region=self.region,
+            )
+
+    # -- 挂起 and 延期: asked for by the handler before the due time, approved by a
+    # supervisor whose region covers the case (or granted directly by one) ----------
+
+    def request_suspension(self, stamp: Stamp, *, reason: str, resolve_clock: ClockState | None) -> None:
+        """Ask for 挂起 (clocks paused) before the resolve clock's due time."""
+        self._check_suspendable("request-suspension", stamp, resolve_clock)
+        if self.pending_suspension is not None:
+            self._refuse("request-suspension", "a suspension is already awaiting approval")
+        self._record(self.SuspensionRequested, stamp, reason=_required(reason, "reason"))
+
+    def approve_suspension(self, stamp: Stamp, *, note: str, resolve_clock: ClockState | None) -> None:
+        pending = self._pending_suspension("approve-suspension")
+        self._require_covering(stamp, "approve-suspension")
+        self._check_suspendable("approve-suspension", stamp, resolve_clock)
+        self._record(self.Suspended, stamp, reason=pending["reason"], approver=stamp.actor.id,
+                     requested_by=pending["requested_by"], note=note or "")
+
+    def refuse_suspension(self, stamp: Stamp, *, reason: str) -> None:
+        pending = self._pending_suspension("refuse-suspension")
+        self._require_covering(stamp, "refuse-suspension")
+        self._record(self.SuspensionRefused, stamp, reason=_required(reason, "reason"),
+                     requested_by=pending["requested_by"])
+
+    def suspend(self, stamp: Stamp, *, reason: str, resolve_clock: ClockState | None) -> None:
+        """挂起 granted directly by a supervisor whose region covers the case."""
+        self._require_covering(stamp, "suspend")
+        self._check_suspendable("suspend", stamp, resolve_clock)
+        self._record(self.Suspended, stamp, reason=_required(reason, "reason"), approver=stamp.actor.id)
+
+    def _pending_suspension(self, action: str) -> dict[str, Any]:
+        if self.pending_suspension is None:
+            self._refuse(action, "no suspension is awaiting approval")
+        return self.pending_suspension
+
+    def _check_suspendable(self, action: str, stamp: Stamp, resolve_clock: ClockState | None) -> None:
+        """Open, not suspended, and the resolve clock (if it runs) not yet due."""
+        self._require_status(action, OPEN)
         if self.suspended:
-            self._refuse("suspend", "the case is already suspended")
-        self._record(self.Suspended, stamp, reason=_required(reason, "reason"))
+            self._refuse(action, "the case is already suspended")
+        if resolve_clock is not None and resolve_clock.open:
+            self._require_before_due(action, stamp, resolve_clock)
 
     def resume(self, stamp: Stamp) -> None:
         if not self.suspended:
             self._refuse("resume", "the case is not suspended")
         self._record(self.Resumed, stamp)
 
-    def extend(
-        self, stamp: Stamp, *, clock: str, days: int | None, due_at: datetime | None, reason: str
-    ) -> None:
-        """延期: move a clock's due time, approved, with a reason."""
-        self._require_status("extend", OPEN | {Status.RESOLVED})
-        if (days is None) == (due_at is None):
-            raise ValidationFailed("extend needs exactly one of days or due_at", field="days")
-        if days is not None and days <= 0:
+    def request_extension(self, stamp: Stamp, *, clock: str, state: ClockState | None, days: int,
+                          reason: str, max_days: int | None) -> None:
+        """Ask for 延期 of a running clock by ``days`` (in the clock's own measure)."""
+        if clock in self.pending_extensions:
+            self._refuse("request-extension", f"an extension of {clock} is already awaiting approval", clock=clock)
+        self._check_extendable("request-extension", stamp, clock, state, days, max_days)
+        self._record(self.ExtensionRequested, stamp, clock=clock, days=days, reason=_required(reason, "reason"))
+
+    def approve_extension(self, stamp: Stamp, *, clock: str, state: ClockState | None, note: str,
+                          max_days: int | None) -> None:
+        pending = self._pending_extension("approve-extension", clock)
+        self._require_covering(stamp, "approve-extension")
+        self._check_extendable("approve-extension", stamp, clock, state, pending["days"], max_days)
+        self._record(self.Extended, stamp, clock=clock, days=pending["days"], due_at=None,
+                     reason=pending["reason"], approver=stamp.actor.id, requested_by=pending["requested_by"],
+                     note=note or "")
+
+    def refuse_extension(self, stamp: Stamp, *, clock: str, reason: str) -> None:
+        pending = self._pending_extension("refuse-extension", clock)
+        self._require_covering(stamp, "refuse-extension")
+        self._record(self.ExtensionRefused, stamp, clock=clock, reason=_required(reason, "reason"),
+                     requested_by=pending["requested_by"])
+
+    def extend(self, stamp: Stamp, *, clock: str, state: ClockState | None, days: int, reason: str,
+               max_days: int | None) -> None:
+        """延期 granted directly by a supervisor whose region covers the case."""
+        self._require_covering(stamp, "extend")
+        self._check_extendable("extend", stamp, clock, state, days, max_days)
+        self._record(self.Extended, stamp, clock=clock, days=days, due_at=None,
+                     reason=_required(reason, "reason"), approver=stamp.actor.id)
+
+    def _pending_extension(self, action: str, clock: str) -> dict[str, Any]:
+        if clock not in self.pending_extensions:
+            self._refuse(action, f"no extension of {clock} is awaiting approval", clock=clock,
+                         pending=sorted(self.pending_extensions))
+        return self.pending_extensions[clock]
+
+    def _check_extendable(self, action: str, stamp: Stamp, clock: str, state: ClockState | None,
+                          days: int, max_days: int | None) -> None:
+        """The clock runs and is not yet due, and the total stays within the policy's cap."""
+        self._require_status(action, OPEN | {Status.RESOLVED})
+        if days <= 0:
             raise ValidationFailed("days must be positive", field="days")
-        self._record(
-            self.Extended,
-            stamp,
-            clock=_required(clock, "clock"),
-            days=days,
-            due_at=due_at,
-            reason=_required(reason, "reason"),
-            approver=stamp.actor.id,
-        )
+        if max_days is None:
+            raise ValidationFailed(f"the policy allows no extension of the {clock} clock", field="clock",
+                                   clock=clock)
+        if state is None or not state.open:
+            self._refuse(action, f"the {clock} clock is not running", clock=clock)
+        self._require_before_due(action, stamp, state)
+        granted = sum(e["days"] or 0 for e in self.extensions if e["clock"] == clock)
+        if granted + days > max_days:
+            raise ValidationFailed(
+                f"the {clock} clock may be extended by at most {max_days} days in all "
+                f"({granted} granted already)",
+                field="days", clock=clock, max_extension=max_days, granted=granted,
+            )
+
+    def _require_before_due(self, action: str, stamp: Stamp, state: ClockState) -> None:
+        if state.state == ClockStatus.BREACHED or stamp.recorded_at >= state.due_at:
+            self._refuse(
+                action,
+                f"the {state.name} clock was due at {state.due_at.isoformat()}: {action} is asked "
+                "for before the due time",
+                rule="before_due_time",
+                clock=state.name,
+                due_at=state.due_at.isoformat(),
+            )
 
     def whistle(self, stamp: Stamp, *, departments: list[str], reason: str) -> None:
         """吹哨: summon named departments, each of which must check in (报到)."""
         self._require_status("whistle", OPEN)
-        departments = [d.strip() for d in departments if d and d.strip()]
+        departments = list(dict.fromkeys(d.strip() for d in departments if d and d.strip()))
         if not departments:
             raise ValidationFailed("whistle names at least one department", field="departments")
-        self._record(self.Whistled, stamp, departments=departments, reason=_required(reason, "reason"))
+        new = [d for d in departments if d not in self.whistled]  # the summoned keep their clock and check-in
+        if not new:
+            self._refuse("whistle", "every department named was already summoned", departments=departments)
+        self._record(self.Whistled, stamp, departments=new, reason=_required(reason, "reason"))
 
     def check_in(self, stamp: Stamp, *, department: str) -> None:
         """报到: a summoned department checks in on the case."""

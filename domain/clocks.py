@@ -545,3 +545,11 @@ def clocks_under(policy: Policy, events: Iterable[Any], now: datetime,
     thresholds) on the statutory facts of today, whatever the version."""
     return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar, statutory), now,
                            policy.thresholds)
+
+
+def send_back_window_closes(policy: Policy, dispatched_at: datetime,
+                            statutory: Statutory | None = None) -> datetime:
+    """When the 退单 window opened by a dispatch at ``dispatched_at`` closes: the policy's
+    ``send_back_window`` later, on its calendar (working time for ``wd``/``wh``)."""
+    measure = Measure(calendar_for(policy.calendar, statutory), is_working_duration(policy.send_back_window))
+    return measure.advance(dispatched_at, measure.duration(policy.send_back_window))

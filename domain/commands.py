@@ -7,6 +7,7 @@ command id, the expected version, when it happened) travels beside it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -17,11 +18,11 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    model_validator,
 )
 
 from domain.actors import Actor
 from domain.cases import Case, Dispute, Hazard, Petition
+from domain.clocks import ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
 from domain.ladder import Rank, RegionTree
 from domain.policy import Kind, Policy, Severity
@@ -120,8 +121,16 @@ class CaseAction(BaseModel):
 
     name: ClassVar[str]
     kinds: ClassVar[tuple[Kind, ...]] = tuple(Kind)
+    needs_clocks: ClassVar[bool] = False
+    """An action whose rule depends on the case's clocks declares it; the engine then
+    passes ``clocks``: the case's clock states at the command's recorded time, from
+    :func:`domain.clocks.clocks_under` (the one clock computation)."""
+    needs_calendar: ClassVar[bool] = False
+    """An action whose rule counts working time declares it; the engine then passes
+    ``statutory``: the statutory calendar facts (imported years) every clock counts with."""
 
-    def execute(self, case: Case, stamp: Any, tree: RegionTree, policy: Policy) -> None:
+    def execute(self, case: Case, stamp: Any, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = ()) -> None:
         raise NotImplementedError
 
     def check_kind(self, case: Case) -> None:
@@ -175,9 +184,11 @@ class Accept(CaseAction):
 @action("send-back")
 class SendBack(CaseAction):
     reason: Text
+    needs_calendar: ClassVar[bool] = True
 
-    def execute(self, case, stamp, tree, policy):
-        case.send_back(stamp, reason=self.reason)
+    def execute(self, case, stamp, tree, policy, statutory=None):
+        closes = send_back_window_closes(policy, case.dispatched_at or case.occurred_at, statutory)
+        case.send_back(stamp, reason=self.reason, window_closes_at=closes)
 
 
 RouteName = Literal["arbitration", "administrative", "court"]
@@ -321,45 +332,134 @@ class Reclassify(CaseAction):
         case.reclassify(stamp, severity=self.severity, reason=self.reason)
 
 
-@action("suspend")
-class Suspend(CaseAction):
+ClockName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:.{1,200})?$")]
+Days = Annotated[int, Field(ge=1, le=366)]
+
+
+def _clock_state(clocks: Sequence[ClockState], name: str) -> ClockState | None:
+    return next((c for c in clocks if c.name == name), None)
+
+
+class _ClockAction(CaseAction):
+    """An action on one of the case's clocks (default: its resolve clock)."""
+
+    needs_clocks = True
+    clock: ClockName | None = None
+
+    def clock_name(self, case: Case, policy: Policy) -> str:
+        """The named clock, which must be one of the case's kind (422 if not), or the
+        pending request's when exactly one awaits, or the case's resolve clock."""
+        if self.clock is not None:
+            if policy.clock(self.clock, case.kind) is None:
+                raise ValidationFailed(
+                    f"no clock {self.clock!r} for a {case.kind}", field="clock",
+                    allowed=[c.name for c in policy.clocks_for(case.kind, case.severity)],
+                )
+            return self.clock
+        if len(case.pending_extensions) == 1 and self.name in ("approve-extension", "refuse-extension"):
+            return next(iter(case.pending_extensions))
+        name = policy.resolve_clock(case.kind, case.severity)
+        if name is None:
+            raise ValidationFailed(f"a {case.kind} has no extendable clock; name one", field="clock")
+        return name
+
+    def cap(self, name: str, case: Case, policy: Policy) -> int | None:
+        spec = policy.clock(name, case.kind)
+        return spec.max_extension if spec else None
+
+
+@action("request-extension")
+class RequestExtension(_ClockAction):
+    """延期 asked for by the handler, before the clock's due time."""
+
+    days: Days
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        name = self.clock_name(case, policy)
+        case.request_extension(stamp, clock=name, state=_clock_state(clocks, name), days=self.days,
+                               reason=self.reason, max_days=self.cap(name, case, policy))
+
+
+@action("approve-extension")
+class ApproveExtension(_ClockAction):
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        name = self.clock_name(case, policy)
+        case.approve_extension(stamp, clock=name, state=_clock_state(clocks, name), note=self.note,
+                               max_days=self.cap(name, case, policy))
+
+
+@action("refuse-extension")
+class RefuseExtension(_ClockAction):
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        case.refuse_extension(stamp, clock=self.clock_name(case, policy), reason=self.reason)
+
+
+@action("extend")
+class Extend(_ClockAction):
+    """延期 granted directly by a supervisor, before the clock's due time."""
+
+    days: Days
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        name = self.clock_name(case, policy)
+        case.extend(stamp, clock=name, state=_clock_state(clocks, name), days=self.days, reason=self.reason,
+                    max_days=self.cap(name, case, policy))
+
+
+def _resolve_clock(case: Case, policy: Policy, clocks: Sequence[ClockState]) -> ClockState | None:
+    name = policy.resolve_clock(case.kind, case.severity)
+    return _clock_state(clocks, name) if name else None
+
+
+@action("request-suspension")
+class RequestSuspension(CaseAction):
+    """挂起 asked for by the handler, before the resolve clock's due time."""
+
+    needs_clocks = True
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        case.request_suspension(stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks))
+
+
+@action("approve-suspension")
+class ApproveSuspension(CaseAction):
+    needs_clocks = True
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        case.approve_suspension(stamp, note=self.note, resolve_clock=_resolve_clock(case, policy, clocks))
+
+
+@action("refuse-suspension")
+class RefuseSuspension(CaseAction):
     reason: Text
 
     def execute(self, case, stamp, tree, policy):
-        case.suspend(stamp, reason=self.reason)
+        case.refuse_suspension(stamp, reason=self.reason)
+
+
+@action("suspend")
+class Suspend(CaseAction):
+    """挂起 granted directly by a supervisor, before the resolve clock's due time."""
+
+    needs_clocks = True
+    reason: Text
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        case.suspend(stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks))
 
 
 @action("resume")
 class Resume(CaseAction):
     def execute(self, case, stamp, tree, policy):
         case.resume(stamp)
-
-
-@action("extend")
-class Extend(CaseAction):
-    reason: Text
-    days: int | None = Field(default=None, ge=1, le=366)
-    due_at: AwareDatetime | None = None
-    clock: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")] | None = None
-
-    @model_validator(mode="after")
-    def _one_of_days_or_due_at(self) -> Extend:
-        if (self.days is None) == (self.due_at is None):
-            raise ValueError("give exactly one of days or due_at")
-        return self
-
-    def execute(self, case, stamp, tree, policy):
-        clock = self.clock or default_clock(case, policy)
-        case.extend(stamp, clock=clock, days=self.days, due_at=self.due_at, reason=self.reason)
-
-
-def default_clock(case: Case, policy: Policy) -> str:
-    """The clock an extension moves when none is named: the case's main one."""
-    for name in ("reply", "mediation", "rectification"):
-        if any(c.name == name for c in policy.clocks_for(case.kind, case.severity)):
-            return name
-    clocks = policy.clocks_for(case.kind, case.severity)
-    return clocks[0].name if clocks else "resolve"
 
 
 @action("whistle")

@@ -18,10 +18,11 @@ Pure rules, used by the HTTP API, the CLI and the dashboard alike.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from domain.actors import Role
+from domain.actors import Actor, Role
+from domain.errors import NotFound, NotPermitted
 from domain.ladder import RegionTree
 
 # -- named rights besides the case actions -----------------------------------------
@@ -39,13 +40,16 @@ HANDLER_ACTIONS = frozenset({
     "accept", "send-back", "mediate", "refuse-mediation", "sign-agreement", "seal-agreement",
     "court-confirmation", "order-rectification", "rectify",
     "reinspect", "reply", "return-visit", "escalate", "whistle", "check-in", "resolve",
+    "request-extension", "request-suspension",
 })
-"""Work on a case (签收, 调解, 整改, 反馈, 上报 …): a handler's, on cases of their unit."""
+"""Work on a case (签收, 调解, 整改, 反馈, 上报, asking for 延期 or 挂起 …): a handler's,
+on cases of their unit."""
 
 SUPERVISOR_ACTIONS = frozenset({
     "assign", "reclassify", "suspend", "resume", "extend", "supervise", "reopen", "close",
+    "approve-extension", "refuse-extension", "approve-suspension", "refuse-suspension",
 })
-"""派单, 重新定性, approving 挂起 and 延期, 督办, 重办, 结案."""
+"""派单, 重新定性, granting, approving or refusing 挂起 and 延期, 督办, 重办, 结案."""
 
 ANYONE_WRITING = frozenset({"comment"})
 """Actions open to every role that may write at all."""
@@ -102,6 +106,41 @@ def region_in_scope(code: str, root: str) -> bool:
 def case_in_scope(regions: Iterable[str | None], root: str) -> bool:
     """A case is in scope when its current or its origin region is in the subtree."""
     return any(code is not None and region_in_scope(code, root) for code in regions)
+
+
+C = TypeVar("C")
+
+
+def require_right(actor: Actor, right: str) -> None:
+    """403 unless the actor's role carries ``right``."""
+    if not may(actor.role, right):
+        raise NotPermitted(f"a {actor.role} may not {right}", action=right, role=actor.role)
+
+
+def authorize_report(actor: Actor, region: str) -> None:
+    """May the actor report a case in ``region``: the right, and the region in their subtree
+    (outside it answers as a region that does not exist)."""
+    require_right(actor, REPORT)
+    if actor.region is not None and not region_in_scope(region, actor.region):
+        raise NotFound(f"no region {region!r}", resource="region", id=region)
+
+
+def authorize_action(actor: Actor, action: str, load_case: Callable[[], C], body: dict[str, Any] | None) -> C:
+    """The one check of a person's case action, for the HTTP API and the CLI alike: the
+    role's right (403), the case in the actor's region (404, as a case that does not
+    exist), and for a handler's work the case assigned to them or their unit (403).
+    Returns the case ``load_case`` gave. An actor without a region (the local
+    administrator of the CLI) is not region-scoped."""
+    require_right(actor, action)
+    case: Any = load_case()
+    if actor.region is not None and not case_in_scope((case.region, case.origin_region), actor.region):
+        raise NotFound(f"no case {case.id}", resource="case", id=str(case.id))
+    if needs_assignment(actor.role, action) and not works_on(
+        name=actor.id, unit=actor.unit, case_assignee=case.assignee, case_unit=case.unit,
+        action=action, body=body,
+    ):
+        raise NotPermitted(f"the case is not assigned to {actor.id} or their unit", action=action, role=actor.role)
+    return case
 
 
 PERSONAL_FIELDS = ("name", "phone", "id_number")

@@ -98,6 +98,8 @@ class ClockSpec(BaseModel):
     on_breach: Literal["none", "supervise", "escalate"] = "none"
     each_from: str | None = None  # one clock per item of this list field of the start event
     each_match: str | None = None  # the field naming the item an event concerns
+    max_extension: int | None = Field(default=None, ge=1, le=366)  # 延期 in all, in days of the
+    # clock's own measure (working days for a working-time clock); None: not extendable
 
     @field_validator("start_on", "stop_on", "pause_on", "resume_on", "cancel_on", "restart_on")
     @classmethod
@@ -200,6 +202,7 @@ class PolicyDocument(BaseModel):
     ceilings: dict[Profile, dict[Severity, str]]
     thresholds: Thresholds = Field(default_factory=Thresholds)
     calendar: CalendarRef = Field(default_factory=CalendarRef)
+    send_back_window: Duration = "2wd"  # 退单 within this long of the dispatch (派单), signed for or not
     clocks: list[ClockSpec] = Field(default_factory=list)
     routing: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -225,6 +228,12 @@ class PolicyDocument(BaseModel):
                 previous = rank
         return value
 
+    @field_validator("send_back_window")
+    @classmethod
+    def _window_parses(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
     @model_validator(mode="after")
     def _clock_names_unique(self) -> PolicyDocument:
         names = [c.name for c in self.clocks]
@@ -242,6 +251,17 @@ class PolicyDocument(BaseModel):
 
     def clocks_for(self, kind: str, severity: str) -> list[ClockSpec]:
         return [c for c in self.clocks if c.applies_to(kind, severity)]
+
+    def clock(self, name: str, kind: str) -> ClockSpec | None:
+        """The clock spec a clock instance name (``reply``, ``check_in:城管局``) belongs to,
+        if it is one of ``kind``'s clocks."""
+        spec_name = name.partition(":")[0]
+        return next((c for c in self.clocks if c.name == spec_name and Kind(kind) in c.kinds), None)
+
+    def resolve_clock(self, kind: str, severity: str) -> str | None:
+        """The clock an extension moves when none is named: the first extendable clock
+        (with a ``max_extension``) of the case's kind and severity, in policy order."""
+        return next((c.name for c in self.clocks_for(kind, severity) if c.max_extension), None)
 
     def digest(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)

@@ -16,6 +16,7 @@ model, so the schema and the data cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -122,13 +123,16 @@ def schema_url(event_type: str, public_url: str = DEFAULTS.public_url) -> str:
 def data_model(event_class: type) -> type[EventData]:
     """The pydantic model of an event class's ``data`` (cached per class)."""
     hints = typing.get_type_hints(event_class)
+    defaults = {f.name: f.default for f in dataclasses.fields(event_class)
+                if f.default is not dataclasses.MISSING} if dataclasses.is_dataclass(event_class) else {}
     fields: dict[str, Any] = {}
     for name, annotation in hints.items():
         if name in SHARED_FIELDS or name.startswith("_") or typing.get_origin(annotation) is typing.ClassVar:
             continue
         if name == "parties":
             annotation = list[PartyData]
-        fields[name] = (annotation, ...)
+        fields[name] = (annotation, defaults.get(name, ...))  # a field added later has a default:
+        # events stored before it was added lack it
     return create_model(
         f"{event_class.__qualname__.replace('.', '')}V{getattr(event_class, 'class_version', 1)}",
         __base__=EventData,

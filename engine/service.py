@@ -42,6 +42,7 @@ from eventsourcing.persistence import (
 from domain.actors import Actor
 from domain.calendar import CALENDAR_BOOK_ID, CalendarBook, Statutory
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
+from domain.clocks import clocks_under
 from domain.commands import CaseAction, Envelope, ReportCase, parse_action
 from domain.errors import (
     DomainError,
@@ -358,7 +359,7 @@ class Fengqiao(Application):
                     action.check_kind(case)
                     stamp = self._stamp(envelope)
                     try:
-                        action.execute(case, stamp, self.ladder().tree, self.policy(case.policy_version))
+                        self._execute(action, case, stamp)
                     except EscalationCeiling as refusal:
                         if action.name in ESCALATING_ACTIONS and cached is None:
                             self._record_refusal(case, stamp, action.name, refusal)
@@ -395,6 +396,19 @@ class Fengqiao(Application):
                 log.info("case command", action=action.name, version=result.version)
                 return result
             raise VersionConflict("too many concurrent changes to this case; try again")
+
+    def _execute(self, action: CaseAction, case: Case, stamp: Stamp) -> None:
+        """Run the action's rules on the case. An action that declares ``needs_clocks``
+        is given the case's clocks as they stand when the command is recorded; one that
+        declares ``needs_calendar``, the statutory calendar facts its rule counts with."""
+        policy = self.policy(case.policy_version)
+        context: dict[str, Any] = {}
+        if action.needs_clocks:
+            events = self.events.get(case.id, lte=case.version)
+            context["clocks"] = clocks_under(policy, events, stamp.recorded_at, self.statutory())
+        if action.needs_calendar:
+            context["statutory"] = self.statutory()
+        action.execute(case, stamp, self.ladder().tree, policy, **context)
 
     def _record_refusal(self, case: Case, stamp: Stamp, action: str, refusal: EscalationCeiling) -> None:
         """Log an escalation the ceiling stopped (the case itself stays untouched)."""

@@ -33,7 +33,7 @@ def test_a_case_end_to_end_from_the_shell(store, tmp_path):
     assert out(cli(store, "regions", "import", str(regions)))["changed"] == 0
     cli(store, "units", "add", "wz-tjh", "--name", "王庄村调解委员会", "--region", "410928-001-007",
         "--kind", "mediation_committee")
-    cli(store, "people", "add", "wang", "--role", "reporter", "--region", "410928-001-007-03")
+    cli(store, "people", "add", "wang", "--role", "handler", "--region", "410928-001-007-03")  # signs for it
     cli(store, "people", "add", "li", "--role", "supervisor", "--region", "410928-001-007", "--unit", "wz-tjh")
 
     reported = out(cli(store, "case", "report", "--kind", "dispute", "--category", "neighbours",

@@ -22,6 +22,7 @@ from hypothesis.stateful import (
 )
 
 from domain.cases import CATEGORIES, Stamp, Status
+from domain.clocks import clocks_under
 from domain.commands import ReportCase, parse_action
 from domain.errors import DomainError
 from domain.policy import Kind
@@ -134,7 +135,10 @@ def machine_for(app, clock):
             expected = before
             command = parse_action(action, body)
             stamp = Stamp(actor=env.actor, command_id=env.command_id, recorded_at=clock.now())
-            command.execute(expected, stamp, app.ladder().tree, app.policy(expected.policy_version))
+            policy = app.policy(expected.policy_version)
+            extra = {"clocks": clocks_under(policy, app.events.get(case_id, lte=before.version), clock.now())} \
+                if command.needs_clocks else {}  # as the engine passes them
+            command.execute(expected, stamp, app.ladder().tree, policy, **extra)
             assert state_of(app.case(case_id)) == state_of(expected)
 
         @invariant()

@@ -166,7 +166,6 @@ def test_petition_scenario_with_a_suspension_across_national_day(app, clock, tim
     case_id = report(app, "petition", "minor").case_id  # Fri 26 10:00: reply within 5 wd
     assert due(app, case_id)["reply"] == sh(2025, 10, 10, 10)  # Sun 28 (调休), Mon, Tue, Thu 9, Fri 10
     act(app, case_id, "assign", "li", unit="wz-cwh")
-    assert due(app, case_id)["send_back"] == sh(2025, 9, 29, 10)  # 2 wd: Sun 28 (调休), Mon 29
     until(timers, clock, sh(2025, 9, 26, 10, 30))
     act(app, case_id, "accept", "li")
     until(timers, clock, sh(2025, 9, 29, 10))
@@ -190,7 +189,7 @@ def test_petition_scenario_with_a_suspension_across_national_day(app, clock, tim
         ("ClockWarned", "return_visit", 0.75, sh(2025, 10, 15, 4, 30)),
     ])
     states = {c.name: str(c.state) for c in clocks_of(app, case_id)}
-    assert states == {"sign_for": "met", "send_back": "met", "reply": "met", "return_visit": "met"}
+    assert states == {"sign_for": "met", "reply": "met", "return_visit": "met"}
 
 
 def test_a_utilities_petition_is_owed_a_reply_within_24_hours(app, clock, timers):
@@ -258,7 +257,7 @@ def test_the_index_holds_only_open_running_clocks_and_rebuilds_equal(app, clock,
     act(app, case_id, "assign", "li", unit="wz-cwh")
     timers.runner.run_once()
     rows = timers.db.query("SELECT clock, threshold, due_at FROM timer_index ORDER BY clock")
-    assert [(r["clock"], r["threshold"]) for r in rows] == [("reply", 0.5), ("send_back", 0.5), ("sign_for", 0.5)]
+    assert [(r["clock"], r["threshold"]) for r in rows] == [("reply", 0.5), ("sign_for", 0.5)]
     act(app, case_id, "suspend", "li", reason="approved")
     timers.runner.run_once()
     assert timers.db.query("SELECT clock FROM timer_index") == []  # every clock paused: nothing to find

@@ -12,7 +12,8 @@ It follows the event log and reacts to:
   never lost, and never leaves its ceiling.
 * ``SentBack`` (退单) — re-dispatch, skipping every unit that sent it back.
 * ``Escalated`` with no unit at the new rank — dispatch from there the same way.
-* A **critical** case is reported up at once (逐级上报): one ``Commented`` note
+* A **critical** case is reported up at once (逐级上报), when reported critical
+  or reclassified to critical (``domain.cases.reports_up_at_once``): one ``Commented`` note
   per higher rank up to the county ("逐级上报 → 海通乡 (township)"), so every
   level is informed at once, while handling stays with the dispatched unit.
   Notes, not escalations (the case is handled where it is) and not 督办 (no one
@@ -36,11 +37,10 @@ from uuid import UUID
 import structlog
 
 from domain.actors import SYSTEM_ACTOR
-from domain.cases import CASE_CLASSES, Status
+from domain.cases import CASE_CLASSES, Status, reports_up_at_once
 from domain.commands import Envelope
 from domain.errors import DomainError
 from domain.ladder import Rank, RegionTree, Unit
-from domain.policy import Severity
 from domain.routing import responsible_unit
 from engine.leadership import fence
 from engine.sql import Database
@@ -48,7 +48,7 @@ from engine.sql import Database
 log = structlog.get_logger("fengqiao.routing")
 
 ROUTING_ACTOR = SYSTEM_ACTOR
-TRIGGERS = ("Reported", "SentBack", "Escalated")
+TRIGGERS = ("Reported", "SentBack", "Escalated", "Reclassified")
 POSITIONS_DDL = "CREATE TABLE IF NOT EXISTS workflow_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 
 
@@ -111,10 +111,9 @@ class Router:
         case_id = event.originator_id
         trigger = f"route:{case_id}:{event.originator_version}"
         try:
-            if kind == "Escalated" and event.unit is not None:
-                return
-            self.dispatch(case_id, trigger)
-            if kind == "Reported" and event.severity == Severity.CRITICAL:
+            if kind != "Reclassified" and not (kind == "Escalated" and event.unit is not None):
+                self.dispatch(case_id, trigger)
+            if reports_up_at_once(event):
                 self.report_up(case_id, trigger)
         except DomainError as error:
             log.warning("routing refused", case_id=str(case_id), code=error.code, error=error.message)

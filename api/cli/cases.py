@@ -12,6 +12,7 @@ import typer
 from api.cli.common import cli_actor, domain_errors, emit, engine
 from domain.commands import ACTIONS, Envelope, ReportCase, parse_action, validated
 from domain.errors import ValidationFailed
+from domain.permissions import PUBLIC_ACTIONS, authorize_action, authorize_report
 from engine.views import event_view
 
 app = typer.Typer(no_args_is_help=True)
@@ -58,7 +59,9 @@ def report(
     with engine() as app, domain_errors():
         body = validated(ReportCase, dict(kind=kind, category=category, severity=severity, region=region,
                                            title=title, description=description, channel=channel))
-        envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
+        actor = cli_actor(app, as_)
+        authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope
+        envelope = Envelope(actor=actor, command_id=command_id or f"cli-{uuid.uuid4()}",
                             occurred_at=occurred_at)
         _result(app, app.report(body, envelope))
 
@@ -74,7 +77,9 @@ def _make_action_command(name: str):
     ) -> None:
         with engine() as app, domain_errors():
             body = parse_action(name, _parse_fields(fields or []))
-            envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
+            actor = cli_actor(app, as_)
+            authorize_action(actor, name, lambda: app.case(case_id), body.model_dump())  # as the HTTP API
+            envelope = Envelope(actor=actor, command_id=command_id or f"cli-{uuid.uuid4()}",
                                 expected_version=if_version, occurred_at=occurred_at)
             _result(app, app.act(case_id, body, envelope))
 
@@ -83,7 +88,7 @@ def _make_action_command(name: str):
     return run
 
 
-for _name in ACTIONS:
+for _name in sorted(PUBLIC_ACTIONS):  # the timer's own actions are not a person's to run
     app.command(_name)(_make_action_command(_name))
 
 

@@ -40,9 +40,8 @@ from domain.errors import DomainError, NotPermitted, ValidationFailed
 from domain.permissions import (
     PUBLIC_ACTIONS,
     READ_HISTORY,
-    REPORT,
-    needs_assignment,
-    works_on,
+    authorize_action,
+    authorize_report,
 )
 from domain.permissions import (
     READ as READ_RIGHT,
@@ -148,9 +147,8 @@ def report_case(
     body: Annotated[ReportRequest, Body(openapi_examples=REPORT_EXAMPLES)],
     idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> JSONResponse:
-    if not principal.may(REPORT):
-        raise NotPermitted(f"a {principal.role} may not report", action="report", role=principal.role)
-    check_region_scope(principal, body.region, svc)
+    authorize_report(principal.actor, body.region)
+    svc.engine.region(body.region)
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         occurred_at=body.occurred_at)
     result = counted(svc, "report", lambda: svc.engine.report(body, envelope))
@@ -159,15 +157,7 @@ def report_case(
 
 def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
                idempotency_key: str | None, if_match: str | None) -> JSONResponse:
-    if not principal.may(name):
-        raise NotPermitted(f"a {principal.role} may not {name}", action=name, role=principal.role)
-    case = visible_case(svc, principal, case_id)
-    if needs_assignment(principal.role, name) and not works_on(
-        name=principal.name, unit=principal.unit, case_assignee=case.assignee, case_unit=case.unit,
-        action=name, body=body.model_dump(),
-    ):
-        raise NotPermitted(f"the case is not assigned to {principal.name} or their unit",
-                           action=name, role=principal.role)
+    authorize_action(principal.actor, name, lambda: svc.engine.case(case_id), body.model_dump())
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
