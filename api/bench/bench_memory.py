@@ -1,4 +1,4 @@
-"""Benchmark: the server's memory at 1M cases, and its growth over a 10-minute run (issue 9, target 9).
+"""Benchmark: the server's memory at 1M cases, and its growth over a 10-minute run.
 
 What "at 1M cases" means here (real events for 1M cases would take hours through the
 engine): a store whose **read model holds ``--cases`` cases** — the real cases of a real
