@@ -54,11 +54,11 @@ from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
 from engine import views
 from engine.case_cache import CaseCache
-from engine.clock import Clock, SystemClock
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import SealedPartyAsDict, protect
 from engine.store import StoreConfig, store_from_environment
+from engine.time_source import Clock, SystemClock
 
 log = structlog.get_logger("fengqiao.engine")
 

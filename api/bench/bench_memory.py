@@ -77,9 +77,9 @@ from api.bench.county import DISPUTE, seed  # noqa: E402
 from api.bench.load import Results, call, ramp, summary  # noqa: E402
 from api.bench.server import Server  # noqa: E402
 from engine.case_cache import DEFAULT_SIZE as CASE_CACHE_BOUND  # noqa: E402
-from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
+from engine.time_source import SimulatedClock  # noqa: E402
 from engine.users import UserStore  # noqa: E402
 from projections import default_projections  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402

@@ -42,8 +42,8 @@ from domain.errors import DomainError
 from domain.ladder import Profile
 from domain.policy import Kind
 from domain.routing import responsible_unit
-from engine.clock import SimulatedClock
 from engine.service import Fengqiao
+from engine.time_source import SimulatedClock
 
 log = structlog.get_logger("fengqiao.demo")
 
