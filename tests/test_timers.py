@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from domain.calendar import SHANGHAI
-from engine.clocks import clocks_of, recalculate
+from engine.case_clocks import clocks_of, recalculate
 from engine.service import Fengqiao
 from engine.time_source import SimulatedClock
 from tests.support import DEFAULT_POLICY, act, report
