@@ -12,7 +12,7 @@ that asks for "after the last position I saw" never skips an event that commits
 later. ``tests/test_feed_gaps.py`` proves it with concurrent writers.
 
 **What is public.** Dispute, hazard and petition events are; the ladder's and the
-policy book's events are internal and never appear (see ``engine.schemas``).
+policy book's events are internal and never appear (see ``engine.event_schemas``).
 
 Each CloudEvent::
 
@@ -24,7 +24,7 @@ Each CloudEvent::
     datacontenttype application/json
     dataschema  <public URL>/v1/schemas/<type>
     position    global position (extension attribute)
-    data        the event's fields (engine.schemas), parties as the reader's role may see them
+    data        the event's fields (engine.event_schemas), parties as the reader's role may see them
 """
 
 from __future__ import annotations
@@ -47,8 +47,7 @@ from eventsourcing.utils import resolve_topic
 from domain.actors import Role
 from domain.errors import ValidationFailed
 from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers
-from engine.privacy import SealedParty, open_party, reveal
-from engine.schemas import (
+from engine.event_schemas import (
     SHARED_FIELDS,
     ActorData,
     EventData,
@@ -58,6 +57,7 @@ from engine.schemas import (
     schema_url,
     type_for,
 )
+from engine.privacy import SealedParty, open_party, reveal
 from engine.service import Fengqiao
 
 DEPLOYMENT_VARIABLE = "FENGQIAO_DEPLOYMENT"

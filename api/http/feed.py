@@ -31,7 +31,7 @@ from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.errors import ValidationFailed
 from domain.permissions import READ_FEED
-from engine import schemas
+from engine import event_schemas
 from engine.feed import (
     BATCH_CONTENT_TYPE,
     DEFAULT_LIMIT,
@@ -176,7 +176,7 @@ async def stream_events(
 
 @router.get("/v1/schemas", summary="The public event types and where their schemas are")
 def list_schemas() -> JSONResponse:
-    return JSONResponse({"types": schemas.catalogue()})
+    return JSONResponse({"types": event_schemas.catalogue()})
 
 
 @router.get(
@@ -187,4 +187,4 @@ def list_schemas() -> JSONResponse:
                **problem_responses(404)},
 )
 def get_schema(event_type: str) -> JSONResponse:
-    return JSONResponse(schemas.json_schema(event_type), media_type="application/schema+json")
+    return JSONResponse(event_schemas.json_schema(event_type), media_type="application/schema+json")
