@@ -71,7 +71,7 @@ class Stored(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Status:
+class RunnerStatus:
     name: str
     generation: int
     position: int
@@ -159,12 +159,12 @@ class ProjectionRunner:
         """The projection's position as eventsourcing's ``Tracking`` record."""
         return Tracking(application_name=name, notification_id=self._tracking(name)[1])
 
-    def statuses(self) -> list[Status]:
+    def statuses(self) -> list[RunnerStatus]:
         self.ensure()
         head = self.app.head_position()
         rows = {r["name"]: r for r in self.db.query("SELECT * FROM projection_tracking")}
         return [
-            Status(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version)
+            RunnerStatus(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version)
             for name, p in self.projections.items()
         ]
 
