@@ -26,8 +26,8 @@ from eventsourcing.domain import Aggregate
 
 from domain.actors import Actor
 from domain.errors import EscalationCeiling, InvalidTransition, NotPermitted, ValidationFailed
+from domain.kinds import Kind, Severity
 from domain.ladder import Rank
-from domain.policy import Kind, Severity
 
 CLOCK_SKEW = timedelta(minutes=5)
 SEND_BACK_CLOCK = "send_back"  # the policy clock whose breach closes the 退单 window

@@ -39,8 +39,8 @@ from domain.actors import SYSTEM_ACTOR
 from domain.cases import CASE_CLASSES, Status
 from domain.commands import Envelope
 from domain.errors import DomainError
+from domain.kinds import Severity
 from domain.ladder import Rank, RegionTree, Unit
-from domain.policy import Severity
 from domain.routing import responsible_unit
 from engine.leadership import fence
 from engine.sql import Database
