@@ -225,8 +225,7 @@ def _purge_old_copies(app: Any, db: StoreDb, table: str) -> None:
     """Best effort: push the old key bytes out of the WAL (SQLite) or the dead
     tuples (PostgreSQL). Backups still hold them: see docs/operations.md."""
     if db.is_postgres:
-        with db.datastore.get_connection() as conn:
-            conn.execute(f"VACUUM FULL {table}")
+        db.execute(f"VACUUM FULL {table}")  # one statement on an autocommit connection
     else:
         with sqlite3.connect(app.store.sqlite_path) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
