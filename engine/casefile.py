@@ -19,7 +19,7 @@ from domain.errors import DomainError
 from domain.permissions import MASKED_ROLES, mask_numbers
 from engine import privacy
 from engine.audit.checkpoints import latest_checkpoint
-from engine.audit.db import CHAIN
+from engine.audit.tables import CHAIN
 from engine.audit.verify import verify_case
 from engine.sql import StoreDb
 from engine.views import event_view

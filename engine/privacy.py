@@ -40,7 +40,7 @@ from eventsourcing.persistence import Transcoding
 
 from domain.errors import NotFound, ValidationFailed
 from domain.permissions import MASKED_ROLES, PERSONAL_FIELDS, mask_parties
-from engine.audit.db import PERSON_KEYS
+from engine.audit.tables import PERSON_KEYS
 from engine.sql import StoreDb
 
 ERASED = "[erased]"

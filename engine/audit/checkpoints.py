@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from domain.errors import ValidationFailed
-from engine.audit.db import CHAIN, CHECKPOINTS
+from engine.audit.tables import CHAIN, CHECKPOINTS
 from engine.sql import StoreDb
 
 LOG_NAME = "fengqiao-audit-v1"

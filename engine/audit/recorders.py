@@ -48,7 +48,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Literal
 
 from engine.audit.canonical import ZERO, json_string, leaf_hash, link
-from engine.audit.db import CHAIN, table_statements
+from engine.audit.tables import CHAIN, table_statements
 
 _ROLLBACK = SQL("ROLLBACK")
 INSERT_CHAIN = ("INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "

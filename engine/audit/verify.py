@@ -29,7 +29,7 @@ from uuid import UUID
 from domain.errors import NotFound
 from engine.audit.canonical import ZERO, leaf_hash, link
 from engine.audit.checkpoints import Checkpoint, stored_checkpoints
-from engine.audit.db import CHAIN
+from engine.audit.tables import CHAIN
 from engine.sql import StoreDb
 
 BATCH = 10_000
