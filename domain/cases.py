@@ -27,8 +27,8 @@ from eventsourcing.domain import Aggregate
 from domain.actors import Actor, Role
 from domain.clocks import ClockState, ClockStatus
 from domain.errors import EscalationCeiling, InvalidTransition, NotPermitted, ValidationFailed
+from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
-from domain.policy import Kind, Severity
 
 CLOCK_SKEW = timedelta(minutes=5)
 

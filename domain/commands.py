@@ -24,8 +24,9 @@ from domain.actors import Actor
 from domain.cases import Case, Dispute, Hazard, Petition
 from domain.clocks import ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
+from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
-from domain.policy import Kind, Policy, Severity
+from domain.policy import Policy
 from domain.routing import responsible_unit
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]

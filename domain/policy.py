@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import tomllib
-from enum import StrEnum
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, uuid5
 
@@ -20,24 +19,8 @@ from eventsourcing.domain import Aggregate
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domain.errors import NotFound, ValidationFailed
+from domain.kinds import Kind, Severity
 from domain.ladder import Profile, Rank
-
-
-class Kind(StrEnum):
-    DISPUTE = "dispute"  # 矛盾纠纷
-    HAZARD = "hazard"  # 安全隐患
-    PETITION = "petition"  # 诉求 / 信访
-
-
-class Severity(StrEnum):
-    MINOR = "minor"  # 小事
-    MAJOR = "major"  # 大事
-    CRITICAL = "critical"  # 重大 / 紧急
-
-    @property
-    def order(self) -> int:
-        return list(Severity).index(self)
-
 
 DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|wh|wd)\s*$")
 DURATION_UNITS = {

@@ -19,8 +19,9 @@ from domain.errors import DomainError
 from domain.permissions import MASKED_ROLES, mask_numbers
 from engine import privacy
 from engine.audit.checkpoints import latest_checkpoint
-from engine.audit.db import CHAIN, AuditDb
+from engine.audit.tables import CHAIN
 from engine.audit.verify import verify_case
+from engine.sql import StoreDb
 from engine.views import event_view
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -96,8 +97,8 @@ def case_file(app: Any, case_id: UUID, role: str = "auditor") -> dict[str, Any]:
     """Everything the case file shows, as plain data."""
     view = app.case_view(case_id)
     history = app.history(case_id)
-    db = AuditDb(app.recorder)
-    hashes = {int(r["version"]): r for r in db.rows(
+    db = StoreDb(app.recorder)
+    hashes = {int(r["version"]): r for r in db.query(
         f"SELECT version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} WHERE case_id = ?", (str(case_id),))}
     timeline = []
     for recorded in history:

@@ -12,7 +12,7 @@ that asks for "after the last position I saw" never skips an event that commits
 later. ``tests/test_feed_gaps.py`` proves it with concurrent writers.
 
 **What is public.** Dispute, hazard and petition events are; the ladder's and the
-policy book's events are internal and never appear (see ``engine.schemas``).
+policy book's events are internal and never appear (see ``engine.event_schemas``).
 
 Each CloudEvent::
 
@@ -24,7 +24,7 @@ Each CloudEvent::
     datacontenttype application/json
     dataschema  <public URL>/v1/schemas/<type>
     position    global position (extension attribute)
-    data        the event's fields (engine.schemas), parties as the reader's role may see them
+    data        the event's fields (engine.event_schemas), parties as the reader's role may see them
 """
 
 from __future__ import annotations
@@ -42,14 +42,11 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import JSONTranscoder, Notification
 from eventsourcing.utils import resolve_topic
-from psycopg.rows import tuple_row
 
 from domain.actors import Role
 from domain.errors import ValidationFailed
 from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers
-from engine.audit.db import AuditDb
-from engine.privacy import SealedParty, open_party, reveal
-from engine.schemas import (
+from engine.event_schemas import (
     SHARED_FIELDS,
     ActorData,
     EventData,
@@ -59,6 +56,7 @@ from engine.schemas import (
     schema_url,
     type_for,
 )
+from engine.privacy import SealedParty, open_party, reveal
 from engine.service import Fengqiao
 from engine.settings import DEFAULTS
 
@@ -191,13 +189,6 @@ class Feed:
         if direct is None:
             direct = settings.feed_direct
         self._direct = _Direct(self) if direct and _Direct.fits(app.mapper) else None
-        self._db = AuditDb(app.recorder)
-        self._case_ids: dict[str, str] = {}
-        position, db = self._db.position_column, self._db
-        self._select = db.sql(  # PostgreSQL: the case id as text (no UUID object per row)
-            f"SELECT {position}, originator_id{'::text' if db.postgres else ''}, originator_version, topic, state "
-            f"FROM {db.events_table} WHERE {position} >= ? AND topic {'= ANY(?)' if db.postgres else 'IN (?)'} "
-            f"ORDER BY {position} LIMIT ?")
 
     # -- pages -------------------------------------------------------------------
 
@@ -275,25 +266,7 @@ class Feed:
         if self._direct is None:
             return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
                     for n in self.app.recorder.select_notifications(start, limit, topics=topics)]
-        db = self._db
-        with db.cursor(commit=False) as cursor:
-            if db.postgres:
-                cursor.row_factory = tuple_row
-                cursor.execute(self._select, [start, topics, limit], prepare=True)
-                rows = cursor.fetchall()
-                return [row if type(row[4]) is bytes else (*row[:4], bytes(row[4])) for row in rows]
-            cursor.execute(self._select.replace("IN (?)", f"IN ({','.join('?' * len(topics))})"),
-                           [start, *topics, limit])
-            return [(row[0], self._case_id(row[1]), row[2], row[3], row[4]) for row in cursor.fetchall()]
-
-    def _case_id(self, stored: str) -> str:
-        """SQLite keeps case ids as 32 hex digits: the canonical text (remembered)."""
-        text = self._case_ids.get(stored)
-        if text is None:
-            if len(self._case_ids) >= self.cache_size:
-                self._case_ids.clear()
-            text = self._case_ids[stored] = str(UUID(stored))
-        return text
+        return self.app.recorder.event_rows(start - 1, limit, topics=topics)
 
     def _decode(self, position: int, case_id: str, version: int, topic: str, state: bytes) -> Any:
         """The domain event, by eventsourcing's mapper (the reference path)."""

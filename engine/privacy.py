@@ -40,8 +40,9 @@ from eventsourcing.persistence import Transcoding
 
 from domain.errors import NotFound, ValidationFailed
 from domain.permissions import MASKED_ROLES, PERSONAL_FIELDS, mask_parties
-from engine.audit.db import PERSON_KEYS, AuditDb
+from engine.audit.tables import PERSON_KEYS
 from engine.settings import DEFAULTS
+from engine.sql import StoreDb
 
 ERASED = "[erased]"
 SEALED = "enc:v1:"
@@ -102,8 +103,8 @@ class PersonKeys:
         self._lock = threading.Lock()
 
     @property
-    def db(self) -> AuditDb:
-        return AuditDb(self.app.recorder)
+    def db(self) -> StoreDb:
+        return StoreDb(self.app.recorder)
 
     def for_party(self, party: dict[str, Any]) -> tuple[str, bytes]:
         """The person id and key for a party, created on first sight."""
@@ -194,7 +195,7 @@ def find_person(app: Any, *, id_number: str | None = None, name: str | None = No
     lookup = identity_lookup({"id_number": id_number, "name": name or "", "phone": phone})
     if lookup is None:
         raise ValidationFailed("give an ID number, or a name with a phone number", field="id_number")
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     row = db.one(f"SELECT person_id FROM {db.table(PERSON_KEYS)} WHERE lookup = ?", (lookup,))
     if row is None:
         raise NotFound("no person with that identity (never recorded, or already erased)", resource="person")
@@ -203,7 +204,7 @@ def find_person(app: Any, *, id_number: str | None = None, name: str | None = No
 
 def erase(app: Any, person_id: str, by: str) -> Erasure:
     """Destroy a person's key and identity lookup (idempotent)."""
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     table = db.table(PERSON_KEYS)
     row = db.one(f"SELECT erased_at, erased_by FROM {table} WHERE person_id = ?", (person_id,))
     if row is None:
@@ -211,22 +212,21 @@ def erase(app: Any, person_id: str, by: str) -> Erasure:
     if row["erased_at"] is not None:
         return Erasure(person_id, row["erased_at"], row["erased_by"], already=True)
     erased_at = app.clock.now().isoformat()
-    with db.cursor(commit=True) as cursor:
-        if not db.postgres:
-            cursor.execute("PRAGMA secure_delete = ON")  # overwrite the freed key bytes in the file
-        cursor.execute(db.sql(f"UPDATE {table} SET key_bytes = NULL, lookup = NULL, erased_at = ?, erased_by = ? "
-                              "WHERE person_id = ? AND erased_at IS NULL"), [erased_at, by, person_id])
+    with db.transaction() as tx:
+        if not db.is_postgres:
+            tx.execute("PRAGMA secure_delete = ON")  # overwrite the freed key bytes in the file
+        tx.execute(f"UPDATE {table} SET key_bytes = NULL, lookup = NULL, erased_at = ?, erased_by = ? "
+                   "WHERE person_id = ? AND erased_at IS NULL", [erased_at, by, person_id])
     _purge_old_copies(app, db, table)
     person_keys(app).forget(person_id)
     return Erasure(person_id, erased_at, by)
 
 
-def _purge_old_copies(app: Any, db: AuditDb, table: str) -> None:
+def _purge_old_copies(app: Any, db: StoreDb, table: str) -> None:
     """Best effort: push the old key bytes out of the WAL (SQLite) or the dead
     tuples (PostgreSQL). Backups still hold them: see docs/operations.md."""
-    if db.postgres:
-        with db.datastore.get_connection() as conn:
-            conn.execute(f"VACUUM FULL {table}")
+    if db.is_postgres:
+        db.execute(f"VACUUM FULL {table}")  # one statement on an autocommit connection
     else:
         with sqlite3.connect(app.store.sqlite_path) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -250,6 +250,6 @@ class SealedPartyAsDict(Transcoding):
 
 
 def erased_at(app: Any, person_id: str) -> datetime | None:
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     row = db.one(f"SELECT erased_at FROM {db.table(PERSON_KEYS)} WHERE person_id = ?", (person_id,))
     return datetime.fromisoformat(row["erased_at"]) if row and row["erased_at"] else None

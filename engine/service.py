@@ -55,12 +55,12 @@ from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
 from engine import views
 from engine.case_cache import CaseCache
-from engine.clock import Clock, SystemClock
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import SealedPartyAsDict, protect
 from engine.settings import Settings
 from engine.store import StoreConfig, store_from_settings
+from engine.time_source import Clock, SystemClock
 
 log = structlog.get_logger("fengqiao.engine")
 
@@ -487,24 +487,7 @@ class Fengqiao(Application):
 
     def positions_of(self, aggregate_id: UUID, version: int | None = None) -> dict[int, int]:
         """Global positions of an aggregate's events, by version."""
-        table = self.recorder.events_table_name
-        if self.store.is_postgres:
-            sql = f'SELECT originator_version, notification_id FROM "{self.store.schema}".{table} WHERE originator_id = %s'
-            params: list[Any] = [aggregate_id]
-            if version is not None:
-                sql += " AND originator_version = %s"
-                params.append(version)
-            with self.recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(sql, params)
-                return {row["originator_version"]: row["notification_id"] for row in cursor.fetchall()}
-        sql = f"SELECT originator_version, rowid FROM {table} WHERE originator_id = ?"
-        params = [aggregate_id.hex]
-        if version is not None:
-            sql += " AND originator_version = ?"
-            params.append(version)
-        with self.recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(sql, params)
-            return {row[0]: row[1] for row in cursor.fetchall()}
+        return self.recorder.positions_of(aggregate_id, version)
 
     def head_position(self) -> int:
         """The position of the last event recorded (0 for an empty store)."""

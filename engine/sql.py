@@ -1,4 +1,10 @@
-"""A tiny SQL layer for the read models: SQLite or PostgreSQL, one way to write SQL.
+"""The one SQL adapter for every side table: SQLite or PostgreSQL, one way to write SQL.
+
+:class:`Database` is a database of its own (the read models, the workflows'
+positions, webhook subscriptions: its own connections, pooled on PostgreSQL);
+:class:`StoreDb` is the engine's store itself (the audit chain, checkpoints,
+personal keys, API users), on the engine's own connections. Both run their
+statements through :class:`Tx`, so they take the same SQL and give the same rows.
 
 SQL is written once, SQLite-style: ``?`` or ``:name`` placeholders, ``TEXT``
 timestamps (ISO 8601, UTC, so they sort), ``INTEGER`` booleans, JSON in ``TEXT``,
@@ -6,7 +12,7 @@ timestamps (ISO 8601, UTC, so they sort), ``INTEGER`` booleans, JSON in ``TEXT``
 only translation — placeholders and ``%`` for psycopg — lives in :func:`to_psycopg`;
 the only other difference, row locking, is :attr:`Database.for_update`.
 
-By default the read models live beside the events: the same SQLite file, or the
+By default :class:`Database` lives beside the events: the same SQLite file, or the
 same PostgreSQL schema. ``FENGQIAO_PROJECTIONS_URL`` (or ``url=``) puts them in a
 separate database.
 """
@@ -123,6 +129,11 @@ class Tx:
         cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}{rest}")
         cursor.execute(f"DROP TABLE {stage}")
         return True
+
+    @property
+    def description(self) -> Sequence[Any]:
+        """The columns of the last statement's result."""
+        return self._cursor.description or ()
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         self._cursor.execute(self._sql(sql), params)
@@ -266,3 +277,52 @@ class Database:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+class StoreDb:
+    """Side tables in the engine's own store (same SQLite file, same PostgreSQL schema),
+    on the recorder's connections: no pool or lock of its own. Rows are dicts."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.datastore = recorder.datastore
+        self.is_postgres = hasattr(self.datastore, "schema")
+        self.schema = getattr(self.datastore, "schema", "")
+
+    def table(self, name: str) -> str:
+        """``name`` qualified with the store's schema."""
+        return f'"{self.schema}".{name}' if self.is_postgres else name
+
+    @contextmanager
+    def transaction(self, commit: bool = True) -> Iterator[Tx]:
+        """One transaction on the store: committed if ``commit`` and the block succeeds."""
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield Tx(getattr(cursor, "sqlite_cursor", cursor), postgres=self.is_postgres)
+
+    @contextmanager
+    def _statement(self, commit: bool) -> Iterator[Tx]:
+        if self.is_postgres:  # one statement on an autocommit connection: no BEGIN and COMMIT round trips
+            with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+                yield Tx(cursor, postgres=True)
+            return
+        with self.transaction(commit=commit) as tx:
+            yield tx
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        with self._statement(commit=False) as tx:
+            return tx.query(sql, params)
+
+    def one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement in its own transaction; return the rows it changed."""
+        with self._statement(commit=True) as tx:
+            return tx.execute(sql, params)
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table`` (qualified, as :meth:`table` gives it)."""
+        with self._statement(commit=False) as tx:
+            tx.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            return [column[0] for column in tx.description]

@@ -20,8 +20,8 @@ from domain.actors import Actor
 from domain.errors import NotFound, ValidationFailed
 from domain.ladder import Person
 from domain.permissions import PERSON_ROLES
-from engine.audit.db import AuditDb
 from engine.service import Fengqiao
+from engine.sql import StoreDb
 
 TOKEN_PREFIX = "fq_"
 TABLE = "fengqiao_api_users"
@@ -69,7 +69,7 @@ class UserStore:
 
     def __init__(self, engine: Fengqiao) -> None:
         self.engine = engine
-        self.db = AuditDb(engine.recorder)  # the engine's connections: pooled on PostgreSQL, no lock of our own
+        self.db = StoreDb(engine.recorder)  # the engine's connections: pooled on PostgreSQL, no lock of our own
         self.table = self.db.table(TABLE)
         self._ranks: dict[str, tuple[int, float]] = {}
         self.db.execute(
@@ -112,11 +112,11 @@ class UserStore:
         return self.get(name)  # type: ignore[return-value]
 
     def get(self, name: str) -> User | None:
-        rows = self.db.rows(f"SELECT {USER_COLUMNS} FROM {self.table} WHERE name = ?", (name,))
+        rows = self.db.query(f"SELECT {USER_COLUMNS} FROM {self.table} WHERE name = ?", (name,))
         return _user(rows[0]) if rows else None
 
     def list(self) -> list[User]:
-        rows = self.db.rows(f"SELECT {USER_COLUMNS} FROM {self.table} ORDER BY name")
+        rows = self.db.query(f"SELECT {USER_COLUMNS} FROM {self.table} ORDER BY name")
         return [_user(row) for row in rows]
 
     def authenticate(self, token: str) -> User | None:
@@ -124,7 +124,7 @@ class UserStore:
         if not token or len(token) > 200:
             return None
         digest = token_hash(token)
-        rows = self.db.rows(f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?", (digest,))
+        rows = self.db.query(f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?", (digest,))
         if not rows or not hmac.compare_digest(rows[0]["token_hash"], digest):
             return None
         user = _user(rows[0])
@@ -145,7 +145,7 @@ class UserStore:
     def reachable(self) -> bool:
         for _attempt in range(2):  # a connection a database restart dropped is replaced on the second try
             try:
-                self.db.rows("SELECT 1")
+                self.db.query("SELECT 1")
                 return True
             except Exception:  # noqa: BLE001 - any failure means "not reachable"
                 continue

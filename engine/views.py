@@ -53,7 +53,7 @@ def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: dateti
 def case_fields(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[str, Any]:
     """The case as the outside sees it (API field names; see docs/api.md).
 
-    ``clocks`` are the case's computed clocks (``engine.clocks.clocks_of``); without
+    ``clocks`` are the case's computed clocks (``engine.case_clocks.clocks_of``); without
     them the view lists none and ``overdue`` falls back to the recorded breaches.
     """
     return {

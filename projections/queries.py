@@ -22,8 +22,8 @@ from typing import Any
 
 from domain.cases import Status
 from domain.errors import ValidationFailed
+from domain.kinds import Kind, Severity
 from domain.ladder import Rank
-from domain.policy import Kind, Severity
 from engine.sql import Database, Tx
 from projections.cases import (
     DAY_OFFSET,

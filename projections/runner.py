@@ -39,12 +39,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import structlog
-from eventsourcing.persistence import InterfaceError, OperationalError, Tracking
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import retry
-from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from eventsourcing.persistence import Tracking
 
+from engine.audit.recorders import ChainedPostgresRecorder
 from engine.sql import Database, Tx
 from projections.base import Projection
 from projections.decoding import EventDecoder
@@ -74,7 +71,7 @@ class Stored(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Status:
+class RunnerStatus:
     name: str
     generation: int
     position: int
@@ -113,13 +110,6 @@ class ProjectionRunner:
         self._ready = False
         self._ensure_lock = threading.Lock()
         self.decoder = EventDecoder(app.mapper, app.settings.decoder_cache)
-        recorder = app.recorder
-        self._select = (
-            SQL("SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{} "
-                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s").format(
-                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-            if isinstance(recorder, PostgresApplicationRecorder) else None
-        )
 
     # -- set-up ----------------------------------------------------------------
 
@@ -169,12 +159,12 @@ class ProjectionRunner:
         """The projection's position as eventsourcing's ``Tracking`` record."""
         return Tracking(application_name=name, notification_id=self._tracking(name)[1])
 
-    def statuses(self) -> list[Status]:
+    def statuses(self) -> list[RunnerStatus]:
         self.ensure()
         head = self.app.head_position()
         rows = {r["name"]: r for r in self.db.query("SELECT * FROM projection_tracking")}
         return [
-            Status(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version)
+            RunnerStatus(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version)
             for name, p in self.projections.items()
         ]
 
@@ -198,17 +188,10 @@ class ProjectionRunner:
     def _read(self, after: int, limit: int) -> list[Any]:
         """Up to ``limit`` stored events after position ``after``, in order (each with
         ``id``, ``originator_id``, ``originator_version``, ``topic``, ``state``)."""
-        if self._select is None:
-            return list(self.app.recorder.select_notifications(after + 1, limit))
-        return self._read_postgres(after, limit)
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's own read
-    def _read_postgres(self, after: int, limit: int) -> list[Stored]:
-        """The library's ``select_notifications`` query, rows as plain tuples: its
-        per-row dict and frozen ``Notification`` cost ~1/3 of the read."""
-        with self.app.recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
-            cursor.execute(self._select, (after, limit), prepare=True)
-            return list(map(Stored._make, cursor.fetchall()))
+        recorder = self.app.recorder
+        if not isinstance(recorder, ChainedPostgresRecorder):
+            return list(recorder.select_notifications(after + 1, limit))
+        return list(map(Stored._make, recorder.notification_rows(after, limit)))  # tuples: a third of the cost
 
     def _decoded(self, notifications: Sequence[Any], projection: Projection,
                  cache: dict[int, Any]) -> list[tuple[int, Any]]:

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.clock import SimulatedClock
 from engine.service import Fengqiao
 from engine.store import StoreConfig
+from engine.time_source import SimulatedClock
 from tests.support import seed
 
 # Each engine keeps this many PostgreSQL connections open; tests open many engines.

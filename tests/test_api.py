@@ -206,7 +206,7 @@ def test_revoked_tokens_and_unknown_roles(api: Api):
         users.add("ghost", "reporter", "410928-999")
     with pytest.raises(NotFound):
         users.revoke("nobody")
-    stored = users.db.rows(f"SELECT token_hash FROM {users.table} WHERE name = ?", ("wang",))[0]["token_hash"]
+    stored = users.db.query(f"SELECT token_hash FROM {users.table} WHERE name = ?", ("wang",))[0]["token_hash"]
     assert stored == hashlib.sha256(new_token.encode()).hexdigest() and new_token not in stored
 
 

@@ -20,8 +20,8 @@ from domain.calendar import (
     parse_statutory_year,
 )
 from domain.errors import ValidationFailed
-from engine.clock import SimulatedClock
-from engine.clocks import clocks_of
+from engine.case_clocks import clocks_of
+from engine.time_source import SimulatedClock
 from tests.support import COUNTY_CSV, DEFAULT_POLICY, report
 from tests.test_api_support import GRID, PETITION, Api, api  # noqa: F401 - the api fixture
 from tests.test_cli import cli, out

@@ -16,7 +16,7 @@ from domain.clocks import send_back_window_closes
 from domain.commands import Envelope
 from domain.errors import DomainError
 from domain.ladder import Person
-from engine.clocks import clocks_of
+from engine.case_clocks import clocks_of
 from engine.service import Fengqiao
 from tests.support import report, seed
 from tests.test_api_support import GRID, PETITION, Api, api  # noqa: F401

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.errors import NotFound, ValidationFailed
-from engine.clocks import clocks_of
+from engine.case_clocks import clocks_of
 from engine.views import case_fields
 from tests.support import act, report
 

@@ -11,7 +11,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.errors import DomainError
-from engine.clocks import clocks_of
+from engine.case_clocks import clocks_of
 from engine.service import Fengqiao
 from tests.support import act, report
 from tests.test_api_support import DISPUTE, HAZARD, Api, api  # noqa: F401

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import schemas
+from engine import event_schemas
 from engine.feed import Feed, FeedFilter
 from tests.feed_support import PARTY, case_positions, make_api, parse_cloud_event, workload
 from tests.support import act, report
@@ -126,7 +126,7 @@ def test_a_region_filtered_page_moves_on_even_when_nothing_matches(app):
 def test_every_type_has_a_schema_that_its_data_satisfies(app, api):
     workload(app)
     catalogue = api.client.get("/v1/schemas").json()["types"]
-    assert len(catalogue) == len(schemas.event_types())
+    assert len(catalogue) == len(event_schemas.event_types())
     for event in read_all(api):
         event_type = event.get_attributes()["type"]
         response = api.client.get(f"/v1/schemas/{event_type}")
@@ -139,16 +139,16 @@ def test_every_type_has_a_schema_that_its_data_satisfies(app, api):
 
 
 def test_schemas_are_written_to_files(tmp_path):
-    written = schemas.write_schemas(tmp_path)
-    assert len(written) == len(schemas.event_types())
+    written = event_schemas.write_schemas(tmp_path)
+    assert len(written) == len(event_schemas.event_types())
     escalated = json.loads((tmp_path / "cn.fengqiao.dispute.escalated.v1.json").read_text())
     assert {"from_region", "to_region", "reason", "case_id", "actor"} <= set(escalated["properties"])
 
 
 def test_docs_events_match_the_code(tmp_path, monkeypatch):
-    """docs/events/ is what ``python -m engine.schemas docs/events`` writes today."""
+    """docs/events/ is what ``python -m engine.event_schemas docs/events`` writes today."""
     monkeypatch.setenv("FENGQIAO_PUBLIC_URL", "https://fengqiao.example")
-    schemas.write_schemas(tmp_path)
+    event_schemas.write_schemas(tmp_path)
     docs = Path(__file__).resolve().parents[1] / "docs" / "events"
     assert sorted(p.name for p in docs.glob("*.json")) == sorted(p.name for p in tmp_path.glob("*.json"))
     for generated in tmp_path.glob("*.json"):

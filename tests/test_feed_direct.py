@@ -17,9 +17,9 @@ import pytest
 
 from domain.cases import Hazard
 from domain.commands import ReportCase
+from engine.event_schemas import EventData, data_model, public_event_classes
 from engine.feed import DIGIT_LEAD_BYTES, Feed, FeedFilter, _digit_runs, encode_json
 from engine.privacy import erase, protect
-from engine.schemas import EventData, data_model, public_event_classes
 from tests.feed_support import PARTY, workload
 from tests.support import act, actor, envelope, report
 

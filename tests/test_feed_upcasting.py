@@ -15,7 +15,7 @@ import eventsourcing.utils
 import pytest
 
 from domain.cases import Dispute
-from engine import schemas
+from engine import event_schemas
 from engine.feed import Feed
 from engine.service import Fengqiao
 from tests.support import act, report
@@ -71,10 +71,10 @@ def test_a_stored_v1_event_is_read_back_as_v2(app, store, clock, evolve):
         assert v2["data"]["visibility"] == "internal"
         assert v2["dataschema"].endswith("/v1/schemas/cn.fengqiao.dispute.commented.v2")
 
-        types = schemas.event_types()
+        types = event_schemas.event_types()
         assert "cn.fengqiao.dispute.commented.v2" in types
         assert "cn.fengqiao.dispute.commented.v1" not in types
-        schema = schemas.json_schema("cn.fengqiao.dispute.commented.v2")
+        schema = event_schemas.json_schema("cn.fengqiao.dispute.commented.v2")
         assert "visibility" in schema["required"]
     finally:
         reader.close()

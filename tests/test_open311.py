@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from domain.cases import CATEGORIES
-from domain.policy import Kind
+from domain.kinds import Kind
 from tests.feed_support import make_api
 from tests.support import act, report
 

@@ -21,10 +21,10 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from engine.clock import SimulatedClock
 from engine.logs import configure_logging
 from engine.service import Fengqiao
 from engine.store import StoreConfig
+from engine.time_source import SimulatedClock
 from projections import default_projections
 from projections.province import ZONE, ProvinceRollup, county_url, months
 from projections.queries import ReadModels

@@ -426,7 +426,7 @@ def test_kill_9_the_worker_mid_batch_repeatedly(store, tmp_path, monkeypatch):
     """Projections, timers and webhooks in a `fengqiao worker` killed -9 four times: no timer
     fires twice, every event reaches the webhook receiver (deduplicated by id), and the
     projections equal a rebuild."""
-    from engine.clock import SimulatedClock
+    from engine.time_source import SimulatedClock
     from tests.support import act, report
     from tests.test_webhooks import Receiver
 

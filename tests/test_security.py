@@ -45,7 +45,7 @@ def test_only_token_hashes_are_stored_and_compared_in_constant_time(app, monkeyp
     users = UserStore(app)
     tokens = [users.add(name, role, region, by="test") for name, role, region in
               [("t1", "admin", "410928"), ("t2", "integrator", "410928-001"), ("t3", "auditor", "410928")]]
-    rows = users.db.rows(f"SELECT * FROM {users.table}")
+    rows = users.db.query(f"SELECT * FROM {users.table}")
     stored = json.dumps([[str(c) for c in row] for row in rows])
     for token in tokens:
         assert token not in stored and token[3:] not in stored  # not even without its prefix

@@ -25,7 +25,7 @@ from domain.cases import CATEGORIES, Stamp, Status
 from domain.clocks import clocks_under
 from domain.commands import ReportCase, parse_action
 from domain.errors import DomainError
-from domain.policy import Kind
+from domain.kinds import Kind
 from tests.support import PEOPLE, actor, envelope
 
 GRIDS = ["410928-001-007-03", "410928-001-008-01", "410928-002-001-01", "410928-009-001-01"]

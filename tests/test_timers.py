@@ -11,9 +11,9 @@ from uuid import UUID
 import pytest
 
 from domain.calendar import SHANGHAI
-from engine.clock import SimulatedClock
-from engine.clocks import clocks_of, recalculate
+from engine.case_clocks import clocks_of, recalculate
 from engine.service import Fengqiao
+from engine.time_source import SimulatedClock
 from tests.support import DEFAULT_POLICY, act, report
 from workflows.timer_index import TimerIndex
 from workflows.timers import TimerService

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import psycopg
 
-from engine.clock import SimulatedClock
 from engine.leadership import Leadership, LockSession, fence
 from engine.service import Fengqiao
 from engine.sql import Database
 from engine.store import StoreConfig
 from engine.subscriptions import SubscriptionStore
+from engine.time_source import SimulatedClock
 from projections import default_projections
 from projections.runner import ProjectionRunner
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres

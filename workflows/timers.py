@@ -39,7 +39,7 @@ from domain.clocks import ClockState
 from domain.commands import Envelope
 from domain.errors import DomainError
 from domain.ladder import Rank
-from engine.clocks import clocks_of
+from engine.case_clocks import clocks_of
 from engine.leadership import fence
 from engine.sql import Database
 from projections.runner import ProjectionRunner

@@ -27,9 +27,9 @@ from eventsourcing.utils import Environment
 
 from api.bench.county import act, report, seed
 from engine.audit.verify import verify_case, verify_log
-from engine.clock import SimulatedClock
 from engine.service import Fengqiao
 from engine.store import StoreConfig
+from engine.time_source import SimulatedClock
 
 POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -36,10 +36,10 @@ from api.bench.bench_projections import generate  # noqa: E402
 from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import seed  # noqa: E402
 from api.bench.server import Server  # noqa: E402
-from engine.clock import SimulatedClock  # noqa: E402
 from engine.feed import DIRECT_VARIABLE, Feed  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
+from engine.time_source import SimulatedClock  # noqa: E402
 from engine.users import UserStore  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -1,4 +1,4 @@
-"""Benchmark: the server's memory at 1M cases, and its growth over a 10-minute run (issue 9, target 9).
+"""Benchmark: the server's memory at 1M cases, and its growth over a 10-minute run.
 
 What "at 1M cases" means here (real events for 1M cases would take hours through the
 engine): a store whose **read model holds ``--cases`` cases** — the real cases of a real
@@ -77,9 +77,9 @@ from api.bench.county import DISPUTE, seed  # noqa: E402
 from api.bench.load import Results, call, ramp, summary  # noqa: E402
 from api.bench.server import Server  # noqa: E402
 from engine.case_cache import DEFAULT_SIZE as CASE_CACHE_BOUND  # noqa: E402
-from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
+from engine.time_source import SimulatedClock  # noqa: E402
 from engine.users import UserStore  # noqa: E402
 from projections import default_projections  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402

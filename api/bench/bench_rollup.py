@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from api.bench.bench_projections import generate  # noqa: E402
 from api.bench.bench_timers import timed  # noqa: E402
 from api.bench.county import seed  # noqa: E402
-from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
+from engine.time_source import SimulatedClock  # noqa: E402
 from projections import default_projections  # noqa: E402
 from projections.province import ProvinceRollup, county_url  # noqa: E402
 from projections.queries import ReadModels  # noqa: E402

@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from api.bench.county import act, report, seed  # noqa: E402
-from engine.clock import SimulatedClock  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
+from engine.time_source import SimulatedClock  # noqa: E402
 from workflows.timer_index import TABLE, as_key, due_cases, next_due  # noqa: E402
 from workflows.timers import TimerService  # noqa: E402
 

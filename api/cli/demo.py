@@ -121,12 +121,9 @@ def _build(app: Fengqiao, clock, season: Season, seed: int, scale: float, timer_
 
 def catch_up_projections(app: Fengqiao, console: Console) -> None:
     """Bring the read models (SLA boards, statistics) up to date before serving."""
-    try:
-        from projections import default_projections
-        from projections.runner import ProjectionRunner
-    except ImportError:
-        console.print("[yellow]projections are not installed; the read models stay empty[/]")
-        return
+    from projections import default_projections
+    from projections.runner import ProjectionRunner
+
     with console.status("read models catching up …"):
         runner = ProjectionRunner(app, default_projections())
         try:
@@ -156,11 +153,9 @@ def token_holders(county: County) -> dict[str, object]:
 
 
 def issue_tokens(app: Fengqiao, county: County) -> dict[str, tuple[object, str]]:
-    """A bearer token for each role's person (None where the user store is not installed)."""
-    try:
-        from engine.users import UserStore
-    except ImportError:
-        return {}
+    """A bearer token for each role's person."""
+    from engine.users import UserStore
+
     users = UserStore(app)
     return {role: (actor, users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"))
             for role, actor in token_holders(county).items()}
@@ -229,12 +224,8 @@ def print_tokens(console: Console, tokens: dict, county: County) -> None:
 
 def serve_store(console: Console, path: Path, host: str, port: int, url: str) -> None:
     """Serve the API and dashboard on the demo store with the real clock (``fengqiao serve``)."""
-    try:
-        from api.cli.serve import serve
-    except ImportError as error:
-        console.print(f"[red]cannot serve: the HTTP API is not installed ({error}); "
-                      f"rerun with --no-serve to only build the store[/]")
-        raise typer.Exit(1) from None
+    from api.cli.serve import serve
+
     os.environ["FENGQIAO_DATABASE_URL"] = f"sqlite:///{path}"
     console.print(f"\nServing on [bold]{url}/ui/[/] (dashboard) and {url}/docs (API). Ctrl-C to stop.")
     serve(host=host, port=port, workers=True)

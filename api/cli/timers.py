@@ -33,7 +33,7 @@ def clocks(
                                        help="as-of recalculation under another policy version (writes nothing)"),
 ) -> None:
     """A case's clocks: state, start, due time, elapsed %."""
-    from engine.clocks import clocks_of, recalculate
+    from engine.case_clocks import clocks_of, recalculate
 
     with engine() as application, domain_errors():
         now = _moment(at)

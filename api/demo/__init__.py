@@ -15,8 +15,8 @@ from pathlib import Path
 from api.demo.census import Census, take_census
 from api.demo.county import County, CountyShape, generate_county, load_county
 from api.demo.simulator import TIMER_PERIOD, RunStats, Season, Simulation
-from engine.clock import SimulatedClock
 from engine.service import Fengqiao
+from engine.time_source import SimulatedClock
 from workflows.timers import TimerService
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml"

@@ -14,14 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from domain.cases import OPEN, Case
+from domain.clocks import clocks_under
 from domain.ladder import Rank
 from domain.policy import Policy
 from engine.service import Fengqiao
-
-try:  # the clock evaluator (SLA); without it, overdue means a breach already recorded
-    from domain.clocks import clocks_under
-except ImportError:  # pragma: no cover - only before the clocks module exists
-    clocks_under = None
 
 
 @dataclass
@@ -111,8 +107,6 @@ def _ceiling_before(events: list[Case.Event], resolved: Case.Event) -> int:
 
 
 def _overdue_clocks(app: Fengqiao, policies: dict[int, Policy], case: Case, events: list, now: datetime) -> list[str]:
-    if clocks_under is None:
-        return sorted(case.breached_clocks)
     if case.policy_version not in policies:
         policies[case.policy_version] = app.policy(case.policy_version)
     return [state.clock for state in clocks_under(policies[case.policy_version], events, now, app.statutory())

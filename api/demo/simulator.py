@@ -39,11 +39,11 @@ from domain.calendar import SHANGHAI, WorkingCalendar
 from domain.cases import case_id_for
 from domain.commands import Envelope, ReportCase
 from domain.errors import DomainError
+from domain.kinds import Kind
 from domain.ladder import Profile
-from domain.policy import Kind
 from domain.routing import responsible_unit
-from engine.clock import SimulatedClock
 from engine.service import Fengqiao
+from engine.time_source import SimulatedClock
 
 log = structlog.get_logger("fengqiao.demo")
 

@@ -29,8 +29,8 @@ from api.demo.names import Names
 from domain.actors import Actor
 from domain.calendar import WorkingCalendar
 from domain.cases import CATEGORIES, Case
+from domain.kinds import Kind, Severity
 from domain.ladder import Profile, Rank
-from domain.policy import Kind, Severity
 
 REPORT = "report"
 

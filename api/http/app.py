@@ -36,17 +36,12 @@ See docs/api.md for a walk through every action with curl.
 def default_projections(engine: Fengqiao) -> tuple[Any | None, Any | None]:
     """The read models and a projection runner (for ``wait_for`` and ``lag``) on the
     engine's database. This runner only reads positions; workers do the projecting."""
-    try:
-        from projections import default_projections as projections_list
-        from projections.runner import ProjectionRunner
-    except ImportError:
-        return None, None
+    from projections import default_projections as projections_list
+    from projections.queries import ReadModels
+    from projections.runner import ProjectionRunner
+
     runner = ProjectionRunner(engine, projections_list())
     runner.ensure()  # the read models' tables exist before the first query
-    try:
-        from projections.queries import ReadModels
-    except ImportError:
-        return None, runner
     return ReadModels(runner.db), runner
 
 

@@ -30,7 +30,7 @@ from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.errors import ValidationFailed
 from domain.permissions import READ_FEED
-from engine import schemas
+from engine import event_schemas
 from engine.feed import (
     BATCH_CONTENT_TYPE,
     DEFAULT_LIMIT,
@@ -175,7 +175,7 @@ async def stream_events(
 
 @router.get("/v1/schemas", summary="The public event types and where their schemas are")
 def list_schemas(svc: Svc) -> JSONResponse:
-    return JSONResponse({"types": schemas.catalogue(svc.engine.settings.public_url)})
+    return JSONResponse({"types": event_schemas.catalogue(svc.engine.settings.public_url)})
 
 
 @router.get(
@@ -186,5 +186,5 @@ def list_schemas(svc: Svc) -> JSONResponse:
                **problem_responses(404)},
 )
 def get_schema(event_type: str, svc: Svc) -> JSONResponse:
-    return JSONResponse(schemas.json_schema(event_type, svc.engine.settings.public_url),
+    return JSONResponse(event_schemas.json_schema(event_type, svc.engine.settings.public_url),
                         media_type="application/schema+json")

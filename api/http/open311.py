@@ -36,9 +36,9 @@ from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
 from domain.commands import Envelope, Party, ReportCase
 from domain.errors import NotFound, ValidationFailed
+from domain.kinds import Kind
 from domain.permissions import READ, REPORT, case_in_scope, mask_numbers
-from domain.policy import Kind
-from engine.clocks import clocks_of
+from engine.case_clocks import clocks_of
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=problem_responses(401, 403, 404, 422))
 Svc = Annotated[Services, Depends(services)]

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http import cases, ops, regions
+from api.http import audit, calendar, cases, feed, open311, ops, regions, subscriptions, ui
 
 
 def routers() -> list[APIRouter]:
-    extra: list[APIRouter] = []
-    # -- more routers here, one import + one line each (events, subscriptions, schemas, open311 …) --
-    from api.http import feed, open311, subscriptions  # issue 6: integrators
-
-    extra += [feed.router, subscriptions.router, open311.router]
-    from api.http import audit  # issue 7: audit verify, checkpoints, case file
-
-    extra += [audit.router]
-    from api.http import ui  # issue 8: the supervisor dashboard under /ui/
-
-    extra += [ui.router]
-    from api.http import calendar  # issue 17: the statutory calendar
-
-    extra += [calendar.router]
-    # -- end of routers --
-    return [ops.router, cases.router, regions.router, *extra]
+    return [
+        ops.router,
+        cases.router,
+        regions.router,
+        feed.router,  # integrators: the event feed, webhook subscriptions, Open311
+        subscriptions.router,
+        open311.router,
+        audit.router,  # chain verification, checkpoints, the case file
+        ui.router,  # the supervisor dashboard under /ui/
+        calendar.router,  # the statutory calendar
+    ]

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from domain.errors import ValidationFailed
-from engine.audit.db import CHAIN, CHECKPOINTS, AuditDb
+from engine.audit.tables import CHAIN, CHECKPOINTS
+from engine.sql import StoreDb
 
 LOG_NAME = "fengqiao-audit-v1"
 KEY_VARIABLE = "FENGQIAO_SIGNING_KEY"
@@ -125,13 +126,13 @@ def _row_to_checkpoint(row: Any) -> Checkpoint:
 
 def stored_checkpoints(app: Any) -> list[Checkpoint]:
     """Every stored checkpoint, smallest first."""
-    db = AuditDb(app.recorder)
-    rows = db.rows(f"SELECT * FROM {db.table(CHECKPOINTS)} ORDER BY size")
+    db = StoreDb(app.recorder)
+    rows = db.query(f"SELECT * FROM {db.table(CHECKPOINTS)} ORDER BY size")
     return [_row_to_checkpoint(row) for row in rows]
 
 
 def latest_checkpoint(app: Any) -> Checkpoint | None:
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     row = db.one(f"SELECT * FROM {db.table(CHECKPOINTS)} ORDER BY size DESC LIMIT 1")
     return _row_to_checkpoint(row) if row else None
 
@@ -141,7 +142,7 @@ def checkpoint(app: Any, key: Ed25519PrivateKey | None = None) -> Checkpoint | N
 
     At an unchanged size the checkpoint already stored for it is returned.
     """
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     head = db.one(f"SELECT seq, position, chain_hash FROM {db.table(CHAIN)} ORDER BY position DESC LIMIT 1")
     if head is None:
         return None
@@ -168,7 +169,7 @@ def checkpoint_if_due(app: Any, every_events: int | None = None, every: timedelt
         every_events = app.settings.checkpoint_every_events
     if every is None:
         every = timedelta(minutes=app.settings.checkpoint_every_minutes)
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     head = db.one(f"SELECT seq FROM {db.table(CHAIN)} ORDER BY position DESC LIMIT 1")
     if head is None:
         return None

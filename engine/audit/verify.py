@@ -29,7 +29,8 @@ from uuid import UUID
 from domain.errors import NotFound
 from engine.audit.canonical import ZERO, leaf_hash, link
 from engine.audit.checkpoints import Checkpoint, stored_checkpoints
-from engine.audit.db import CHAIN, AuditDb
+from engine.audit.tables import CHAIN
+from engine.sql import StoreDb
 
 BATCH = 10_000
 
@@ -66,31 +67,23 @@ class Verification:
         return self.entries / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _events(db: AuditDb, stop: int) -> Iterator[tuple[int, str, int, str, bytes]]:
+def _events(app: Any, stop: int) -> Iterator[tuple[int, str, int, str, bytes]]:
     """(position, case id, version, topic, state) of every stored event up to ``stop``."""
-    column = db.position_column
-    case = "originator_id::text" if db.postgres else "originator_id"
-    sql = (f"SELECT {column} AS position, {case} AS case_id, originator_version, topic, state "
-           f"FROM {db.events_table} WHERE {column} > ? AND {column} <= ? ORDER BY {column} LIMIT ?")
     start = 0
     while True:
-        rows = db.rows(sql, (start, stop, BATCH))
-        for row in rows:
-            case_id = row["case_id"]
-            if len(case_id) == 32:  # SQLite keeps UUIDs as hex
-                case_id = f"{case_id[:8]}-{case_id[8:12]}-{case_id[12:16]}-{case_id[16:20]}-{case_id[20:]}"
-            yield row["position"], case_id, row["originator_version"], row["topic"], bytes(row["state"])
+        rows = app.recorder.event_rows(start, BATCH, upto=stop)
+        yield from rows
         if len(rows) < BATCH:
             return
-        start = rows[-1]["position"]
+        start = rows[-1][0]
 
 
-def _chain(db: AuditDb, stop: int) -> Iterator[Any]:
+def _chain(db: StoreDb, stop: int) -> Iterator[Any]:
     start = 0
     sql = (f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
            "WHERE position > ? AND position <= ? ORDER BY position LIMIT ?")
     while True:
-        rows = db.rows(sql, (start, stop, BATCH))
+        rows = db.query(sql, (start, stop, BATCH))
         yield from rows
         if len(rows) < BATCH:
             return
@@ -141,15 +134,14 @@ def verify_log(app: Any, against: Checkpoint | None = None,
     the auditor's own; its key is theirs to check.)
     """
     started = time.perf_counter()
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     stored = stored_checkpoints(app)
     checkpoints = stored + ([against] if against else [])
     by_size: dict[int, list[Checkpoint]] = {}
     for cp in checkpoints:
         by_size.setdefault(cp.size, []).append(cp)
-    snapshot = db.one(f"SELECT (SELECT MAX({db.position_column}) FROM {db.events_table}) AS events, "
-                      f"(SELECT MAX(position) FROM {db.table(CHAIN)}) AS chain")
-    stop = max(int(snapshot["events"] or 0), int(snapshot["chain"] or 0))
+    chain_head = db.one(f"SELECT MAX(position) AS position FROM {db.table(CHAIN)}")
+    stop = max(app.recorder.max_notification_id() or 0, int(chain_head["position"] or 0))
 
     entries, running, last_good, checked = 0, ZERO, None, 0
     good_checkpoint_position: int | None = None
@@ -163,7 +155,7 @@ def verify_log(app: Any, against: Checkpoint | None = None,
     bad = _bad_signatures(checkpoints) or _untrusted(stored, trusted_keys)
     if bad:
         return result(bad)
-    for position, event, row in _merged(_events(db, stop), _chain(db, stop)):
+    for position, event, row in _merged(_events(app, stop), _chain(db, stop)):
         if row is None:
             return result(Finding("inserted", position, f"the event at position {position} (case {event[1]} "
                                   f"version {event[2]}) has no chain entry: it was added behind the engine's back",
@@ -218,11 +210,11 @@ def verify_case(app: Any, case_id: UUID) -> Verification:
     """Verify one case alone: its events, its per-case chain, and each entry's
     link into the global chain. (Only :func:`verify_log` checks checkpoints.)"""
     started = time.perf_counter()
-    db = AuditDb(app.recorder)
+    db = StoreDb(app.recorder)
     key = str(case_id)
     events = {e.originator_version: e for e in app.recorder.select_events(case_id)}
     positions = app.positions_of(case_id)
-    rows = {int(r["version"]): r for r in db.rows(
+    rows = {int(r["version"]): r for r in db.query(
         f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
         "WHERE case_id = ? ORDER BY version", (key,))}
     if not events and not rows:

@@ -11,7 +11,7 @@ the event class's annotations plus the fields every event shares (case id,
 version, actor, times, policy version); the feed serialises through the same
 model, so the schema and the data cannot drift apart.
 
-``python -m engine.schemas docs/events`` writes one ``<type>.json`` per type.
+``python -m engine.event_schemas docs/events`` writes one ``<type>.json`` per type.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def write_schemas(folder: Path, public_url: str = DOCS_PUBLIC_URL) -> list[Path]
     return written
 
 
-if __name__ == "__main__":  # python -m engine.schemas docs/events
+if __name__ == "__main__":  # python -m engine.event_schemas docs/events
     settings = Settings.from_environment()
     url = settings.public_url if "public_url" in settings.model_fields_set else DOCS_PUBLIC_URL
     for written_path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/events"), url):

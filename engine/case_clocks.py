@@ -1,4 +1,4 @@
-"""The engine's side of clocks: a case's clocks now, or under another policy version.
+"""A case's SLA clocks read from the store: now, or under another policy version.
 
 Both read the stored events and write nothing. A case keeps the policy version
 it was reported under; :func:`recalculate` answers "what would its clocks be

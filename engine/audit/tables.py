@@ -1,0 +1,37 @@
+"""The audit and privacy tables beside the events, on SQLite or PostgreSQL (read and
+written through :class:`engine.sql.StoreDb`).
+
+The tables live in the same SQLite file or PostgreSQL schema as the events and
+are created with them (by the chained recorders in :mod:`engine.audit.recorders`):
+
+* ``audit_chain`` — one row per stored event: global position, entry number
+  (``seq``), case id, version, the entry's leaf hash, the per-case running hash
+  and the global running hash (hex).
+* ``audit_checkpoints`` — signed (size, position, head, time) statements.
+* ``person_keys`` — per-person AES keys for personal fields (see engine.privacy).
+"""
+
+from __future__ import annotations
+
+CHAIN = "audit_chain"
+CHECKPOINTS = "audit_checkpoints"
+PERSON_KEYS = "person_keys"
+
+
+def table_statements(qualify, blob: str, position_key: str) -> list[str]:
+    """``CREATE`` statements for the audit and privacy tables (``qualify`` names a
+    table; ``position_key`` is SQLite's rowid alias or PostgreSQL's BIGINT key)."""
+    chain, checkpoints, keys = qualify(CHAIN), qualify(CHECKPOINTS), qualify(PERSON_KEYS)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {chain} ("
+        f"position {position_key} PRIMARY KEY, seq BIGINT NOT NULL, case_id TEXT NOT NULL, "
+        "version BIGINT NOT NULL, entry_hash TEXT NOT NULL, case_hash TEXT NOT NULL, "
+        "chain_hash TEXT NOT NULL)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS audit_chain_case_idx ON {chain} (case_id, version)",
+        f"CREATE TABLE IF NOT EXISTS {checkpoints} ("
+        "size BIGINT PRIMARY KEY, position BIGINT NOT NULL, head TEXT NOT NULL, "
+        "time TEXT NOT NULL, key_id TEXT NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {keys} ("
+        "person_id TEXT PRIMARY KEY, lookup TEXT UNIQUE, key_bytes "
+        f"{blob}, created_at TEXT NOT NULL, erased_at TEXT, erased_by TEXT)",
+    ]
