@@ -183,11 +183,23 @@ class RegionTree:
         """The region itself followed by its ancestors."""
         return [self.get(code), *self.ancestors(code)]
 
-    def ancestor_at_rank(self, code: str, rank: int) -> Region:
-        """The region, or its nearest ancestor, whose rank is ``rank``."""
-        for region in self.lineage(code):
+    def ancestor_at(self, code: str, rank: int) -> Region | None:
+        """The region, or its nearest ancestor, whose rank is ``rank``; None if it has none.
+
+        By rank, never by code segments: a micro-grid (a grid under a grid) has its
+        village two segments up. The one rule for "the village (township) of a region"
+        (the cases projection files compliance under it)."""
+        own = self.regions.get(code)
+        for region in ([own] if own is not None else []) + list(self.ancestors(code)):
             if region.rank == rank:
                 return region
+        return None
+
+    def ancestor_at_rank(self, code: str, rank: int) -> Region:
+        """The region, or its nearest ancestor, whose rank is ``rank``."""
+        found = self.ancestor_at(self.get(code).code, rank)
+        if found is not None:
+            return found
         raise NotFound(
             f"region {code!r} has no ancestor of rank {Rank(rank).label}",
             resource="region",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, uuid5
@@ -49,6 +50,12 @@ DURATION_UNITS = {
 }
 
 
+def calendar_delta(text: str) -> timedelta:
+    """A calendar duration (``30m``, ``4h``, ``7d``) as a timedelta."""
+    amount, unit = parse_duration(text)
+    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+
+
 def parse_duration(text: str) -> tuple[float, str]:
     """``"30m"``, ``"2h"``, ``"7d"`` (calendar) or ``"2wh"``, ``"5wd"`` (working time)."""
     match = DURATION_PATTERN.match(str(text))
@@ -61,7 +68,6 @@ def parse_duration(text: str) -> tuple[float, str]:
 
 
 Duration = str
-CONDITION_PATTERN = re.compile(r"^[A-Z][A-Za-z]*(\[\s*[a-z_]+\s*=[^,\]]*(,\s*[a-z_]+\s*=[^,\]]*)*\])?$")
 
 
 class ClockSpec(BaseModel):
@@ -98,9 +104,13 @@ class ClockSpec(BaseModel):
     @field_validator("start_on", "stop_on", "pause_on", "resume_on", "cancel_on", "restart_on")
     @classmethod
     def _conditions_parse(cls, value: list[str]) -> list[str]:
+        from domain.clocks import Condition  # the one parser (domain.clocks imports this module)
+
         for condition in value:
-            if not CONDITION_PATTERN.match(condition.strip()):
-                raise ValueError(f"bad condition {condition!r}: use Event or Event[field=value,...]")
+            try:
+                Condition.parse(condition)
+            except ValidationFailed:
+                raise ValueError(f"bad condition {condition!r}: use Event or Event[field=value,...]") from None
         return value
 
     @field_validator("target", "target_by_severity", "target_by_rank")
@@ -180,6 +190,26 @@ class PolicyDocument(BaseModel):
     calendar: CalendarRef = Field(default_factory=CalendarRef)
     clocks: list[ClockSpec] = Field(default_factory=list)
     routing: list[dict[str, Any]] = Field(default_factory=list)
+    # an act recorded later than this after its due time is late, whenever it happened
+    # (offline sync; domain.clocks.on_time); calendar units only (m, h, d)
+    sync_grace: Duration = "4h"
+    # the furthest an act's occurred_at may lie before it is recorded (domain.cases.Stamp.when)
+    max_backdate: Duration = "7d"
+
+    @field_validator("sync_grace", "max_backdate")
+    @classmethod
+    def _calendar_duration(cls, value: str) -> str:
+        if parse_duration(value)[1] not in ("m", "h", "d"):
+            raise ValueError(f"{value!r}: use calendar time (m, h, d)")
+        return value
+
+    @property
+    def sync_grace_delta(self) -> timedelta:
+        return calendar_delta(self.sync_grace)
+
+    @property
+    def max_backdate_delta(self) -> timedelta:
+        return calendar_delta(self.max_backdate)
 
     @field_validator("ceilings")
     @classmethod
