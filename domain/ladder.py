@@ -274,6 +274,13 @@ def parse_region_file(text: str, known: RegionTree | None = None) -> list[Region
                 f"row {number}: {error.message}", row=number, field=error.details.get("field")
             ) from None
         parsed[code] = region
+    _check_parents(parsed, known)
+    return sorted(parsed.values(), key=lambda r: r.code.count("-"))
+
+
+def _check_parents(parsed: dict[str, Region], known: RegionTree | None) -> None:
+    """Each parent exists (in the file or the ladder) and ranks above its child, or is a
+    grid above a micro-grid; errors name the child's row."""
     numbers = {code: n for n, code in enumerate(parsed, start=2)}
     for code, region in parsed.items():
         parent = region.parent
@@ -293,7 +300,6 @@ def parse_region_file(text: str, known: RegionTree | None = None) -> list[Region
                 row=numbers[code],
                 field="rank",
             )
-    return sorted(parsed.values(), key=lambda r: r.code.count("-"))
 
 
 # -- the event-sourced ladder ------------------------------------------------------

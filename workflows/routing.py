@@ -37,7 +37,7 @@ import structlog
 from eventsourcing.utils import get_topic
 
 from domain.actors import SYSTEM_ACTOR
-from domain.cases import CASE_CLASSES, Status
+from domain.cases import CASE_CLASSES, Case, Status
 from domain.commands import Envelope
 from domain.errors import DomainError
 from domain.ladder import Rank, RegionTree, Unit
@@ -108,14 +108,13 @@ class Router:
             handled += len(notifications)
 
     def handle(self, event: Any) -> None:
-        kind = type(event).__name__
         case_id = event.originator_id
         trigger = f"route:{case_id}:{event.originator_version}"
         try:
-            if kind == "Escalated" and event.unit is not None:
+            if isinstance(event, Case.Escalated) and event.unit is not None:
                 return
             self.dispatch(case_id, trigger)
-            if kind == "Reported" and event.severity == Severity.CRITICAL:
+            if isinstance(event, Case.Reported) and event.severity == Severity.CRITICAL:
                 self.report_up(case_id, trigger)
         except DomainError as error:
             log.warning("routing refused", case_id=str(case_id), code=error.code, error=error.message)
