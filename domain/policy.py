@@ -179,6 +179,9 @@ class CalendarRef(BaseModel):
         return value
 
 
+LATER_FIELDS = ("sync_grace", "max_backdate")
+
+
 class PolicyDocument(BaseModel):
     """What a policy file holds. Versions are assigned on load."""
 
@@ -252,7 +255,11 @@ class PolicyDocument(BaseModel):
         return [c for c in self.clocks if c.applies_to(kind, severity)]
 
     def digest(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        data = self.model_dump(mode="json")
+        for name in LATER_FIELDS:  # at their defaults, fields added later leave a document's digest as it was
+            if data[name] == PolicyDocument.model_fields[name].default:
+                del data[name]
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

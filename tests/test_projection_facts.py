@@ -403,3 +403,51 @@ def test_a_referred_dispute_counts_apart_never_as_resolved_within_the_ceiling(ap
         assert answers(ReadModels(runner.db), [(None, None)]) == incremental
     finally:
         runner.close()
+
+
+# -- 4. one condition parser -------------------------------------------------------------------
+
+PICKUP_CLOCK = '''
+[[clocks]]
+name = "unit_pickup"
+title = "单位接单 a unit picks the case up"
+kinds = ["dispute"]
+target = "1h"
+start_on = ["Reported"]
+stop_on = ["Assigned[assignee=]"]  # dispatched to a unit, nobody named: a missing field is the empty text
+'''
+
+
+def test_the_projection_and_the_clock_engine_read_a_condition_on_a_missing_value_alike(app, clock):
+    from tests.support import DEFAULT_POLICY
+
+    app.load_policy(DEFAULT_POLICY + PICKUP_CLOCK, "admin")
+    case = report(app, "dispute", "minor").case_id
+    clock.advance(timedelta(minutes=50))
+    aggregate = app.case(case)
+    stamp = Stamp(actor=actor("wu", app), command_id=f"timer-{case}-pickup", recorded_at=clock.now())
+    aggregate.warn_clock(stamp, clock="unit_pickup", threshold=0.75, due_at=BEIJING_0900 + timedelta(hours=1))
+    app.save(aggregate)
+    act(app, case, "assign", "li", unit="wz-tjh")
+    pickup = next(s for s in clocks_of(app, case) if s.name == "unit_pickup")
+    assert pickup.state == ClockStatus.MET
+    runner = projected(app)
+    try:
+        row = ReadModels(runner.db).get_case(case)
+        assert "unit_pickup" not in row["clocks"] and row["due_soon"] is False
+    finally:
+        runner.close()
+
+
+def test_policy_times_are_calendar_durations_with_defaults():
+    from domain.policy import parse_policy
+    from tests.support import DEFAULT_POLICY
+
+    policy = parse_policy(DEFAULT_POLICY)
+    assert (policy.sync_grace_delta, policy.max_backdate_delta) == (timedelta(hours=4), timedelta(days=7))
+    assert parse_policy(f'sync_grace = "30m"\n{DEFAULT_POLICY}').sync_grace_delta == timedelta(minutes=30)
+    with pytest.raises(ValidationFailed) as refused:
+        parse_policy(f'max_backdate = "2wd"\n{DEFAULT_POLICY}')
+    assert refused.value.details["field"] == "max_backdate"
+    with pytest.raises(ValidationFailed):
+        parse_policy(DEFAULT_POLICY.replace('stop_on = ["Accepted"]', 'stop_on = ["Accepted[=x]"]', 1))
