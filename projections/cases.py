@@ -10,6 +10,9 @@ Tables (public names; see docs/projections.md):
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
   the per-case refusal log, ``domain.refusals``).
 * ``cases_policies`` — the policy documents seen in the log (clock rules, targets).
+* ``cases_regions`` — the region tree as the ladder's events built it: each report's
+  village and township are its ancestors *by rank* (``RegionTree.ancestor_at``; a
+  micro-grid's village is two segments up), as the tree stood when it was reported.
 * ``cases_stats`` — roll-up for compliance and 三率: per region of origin *and each of
   its ancestors* (``region``: every dash-prefix of the origin code, so a region's stats
   are one equality lookup at any rank) × Beijing day (``grain`` ``d``) and month
@@ -34,6 +37,11 @@ column (due time, state, threshold) and drops one when the case's policy says
 that clock stops, is cancelled, restarts or is extended. ``overdue`` = an open
 clock breached; ``due_soon`` = an open clock warned at ≥ 75%; ``next_due_at`` =
 the earliest due time among open clocks.
+
+Rules are the domain's: events are handled by class (``singledispatchmethod``), clock
+conditions by ``domain.clocks.matches_any``, due times by ``domain.clocks.due_from``,
+"on time" by ``domain.clocks.on_time``, a send-back by
+``domain.cases.responsible_after_send_back``, 发回重办 by ``ReturnVisited.redo``.
 """
 
 from __future__ import annotations
@@ -129,6 +137,7 @@ class CasesProjection(Projection):
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
         self._trees: dict[int, RegionTree] = {}  # generation → the region tree as of the last event applied
+        self._tree_read = False  # this batch read cases_regions already
 
     # -- tables ------------------------------------------------------------------
 
@@ -172,6 +181,7 @@ class CasesProjection(Projection):
 
     def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
         """Load the batch's cases once, fold the events into them, write them once."""
+        self._tree_read = False
         ids = sorted({case_id for _, e in events if (case_id := _case_of(e)) is not None})
         rows = self._load(tx, ids)
         # a rebuild leaves the roll-ups to finish_rebuild (one refill_rollups pass at the end)
@@ -483,7 +493,8 @@ class CasesProjection(Projection):
         """The region tree as the events applied so far built it (kept in ``cases_regions``;
         read again when it lacks ``code``: another worker may have applied the region)."""
         tree = self._trees.get(self.generation)
-        if tree is None or (code is not None and code not in tree):
+        if tree is None or (code is not None and code not in tree and not self._tree_read):
+            self._tree_read = True  # at most once a batch (a log may report at regions it never added)
             tree = self._trees[self.generation] = RegionTree()
             for row in tx.query(f"SELECT code, name, rank, profile FROM {self.t('cases_regions')} ORDER BY code"):
                 tree.put(Region(row["code"], row["name"], Rank(int(row["rank"])), Profile(row["profile"])))

@@ -445,9 +445,10 @@ def test_policy_times_are_calendar_durations_with_defaults():
 
     policy = parse_policy(DEFAULT_POLICY)
     assert (policy.sync_grace_delta, policy.max_backdate_delta) == (timedelta(hours=4), timedelta(days=7))
-    assert parse_policy(f'sync_grace = "30m"\n{DEFAULT_POLICY}').sync_grace_delta == timedelta(minutes=30)
+    assert parse_policy(DEFAULT_POLICY.replace('sync_grace = "4h"', 'sync_grace = "30m"')).sync_grace_delta == \
+        timedelta(minutes=30)
     with pytest.raises(ValidationFailed) as refused:
-        parse_policy(f'max_backdate = "2wd"\n{DEFAULT_POLICY}')
+        parse_policy(DEFAULT_POLICY.replace('max_backdate = "7d"', 'max_backdate = "2wd"'))
     assert refused.value.details["field"] == "max_backdate"
     with pytest.raises(ValidationFailed):
         parse_policy(DEFAULT_POLICY.replace('stop_on = ["Accepted"]', 'stop_on = ["Accepted[=x]"]', 1))
