@@ -452,3 +452,26 @@ def test_policy_times_are_calendar_durations_with_defaults():
     assert refused.value.details["field"] == "max_backdate"
     with pytest.raises(ValidationFailed):
         parse_policy(DEFAULT_POLICY.replace('stop_on = ["Accepted"]', 'stop_on = ["Accepted[=x]"]', 1))
+
+
+def test_ancestor_at_goes_by_rank_not_by_code_segments():
+    from domain.ladder import Rank, RegionTree, parse_region_file
+
+    tree = RegionTree()
+    for region in parse_region_file(COUNTY_CSV) + parse_region_file(MICRO_CSV, known=_tree_of(COUNTY_CSV)):
+        tree.put(region)
+    micro = f"{MICRO}-02"
+    assert tree.ancestor_at(micro, Rank.VILLAGE).code == "410928-001-007"
+    assert tree.ancestor_at(micro, Rank.TOWNSHIP).code == "410928-001"
+    assert tree.ancestor_at(micro, Rank.GRID).code == micro  # the region itself counts
+    assert tree.ancestor_at("410928-001", Rank.VILLAGE) is None  # nothing of that rank above it
+    assert tree.ancestor_at("410928-404-001", Rank.TOWNSHIP) is None  # not in the tree, nor its parent
+
+
+def _tree_of(csv: str):
+    from domain.ladder import RegionTree, parse_region_file
+
+    tree = RegionTree()
+    for region in parse_region_file(csv):
+        tree.put(region)
+    return tree
