@@ -17,7 +17,7 @@ written reason, by someone at the ceiling rank.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NoReturn
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -31,6 +31,8 @@ from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
 
 CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no act of this service happened before it
+MAX_BACKDATE = timedelta(days=7)  # the policy's max_backdate when a stamp names none
 
 
 class Status(StrEnum):
@@ -99,9 +101,14 @@ class Stamp:
     command_id: str
     recorded_at: datetime
     occurred_at: datetime | None = None
+    max_backdate: timedelta = MAX_BACKDATE  # the policy's max_backdate
 
-    def when(self) -> datetime:
-        """When the act happened: as reported, never later than it was recorded."""
+    def when(self, not_before: datetime | None = None) -> datetime:
+        """When the act happened: as reported, never later than it was recorded (5
+        minutes of clock skew allowed), never before 2000-01-01, never more than
+        ``max_backdate`` before it was recorded (a person's act; a process — the timers,
+        role ``system`` — records instants computed from the case, however late it runs),
+        and never before ``not_before`` (the report's own ``occurred_at``)."""
         occurred = self.occurred_at or self.recorded_at
         if occurred.tzinfo is None:
             raise ValidationFailed("occurred_at needs a time zone", field="occurred_at")
@@ -109,7 +116,20 @@ class Stamp:
             raise ValidationFailed(
                 "occurred_at is in the future", field="occurred_at", occurred_at=occurred.isoformat()
             )
+        backdate = None if self.actor.role == Role.SYSTEM else self.recorded_at - self.max_backdate
+        for floor, why in ((EARLIEST, "before 2000-01-01"),
+                           (backdate, f"more than {self.max_backdate} before it is recorded"),
+                           (not_before, "earlier than the case's report")):
+            if floor is not None and occurred < floor:
+                raise ValidationFailed(f"occurred_at is {why}", field="occurred_at",
+                                       occurred_at=occurred.isoformat(), earliest=floor.isoformat())
         return occurred
+
+
+def responsible_after_send_back(responsible_unit: str | None, unit: str | None) -> str | None:
+    """首接负责 after a send-back (退单) by ``unit``: it ends when the responsible unit
+    itself hands the case back; another unit's send-back leaves it."""
+    return None if responsible_unit == unit else responsible_unit
 
 
 def case_id_for(command_id: str) -> UUID:
@@ -191,8 +211,9 @@ class Case(Aggregate):
         reason: str
 
         def apply(self, case: Case) -> None:
-            if case.responsible_unit == case.unit:  # 首接负责 ends with an explicit hand-back
-                case.responsible_unit = None
+            case.responsible_unit = responsible_after_send_back(case.responsible_unit, case.unit)
+            if case.unit:
+                case.returned_by.add(case.unit)
             case.assignee = case.unit = None
             case.status = Status.REPORTED
 
@@ -388,6 +409,7 @@ class Case(Aggregate):
         self.assignee: str | None = None
         self.unit: str | None = None
         self.responsible_unit: str | None = None  # 首接负责: the first unit stays responsible
+        self.returned_by: set[str] = set()  # units that sent the case back (退单): not asked again
         self.suspended = False
         self.whistled: dict[str, datetime | None] = {}
         self.extensions: list[dict[str, Any]] = []
@@ -478,7 +500,7 @@ class Case(Aggregate):
             event_class,
             timestamp=stamp.recorded_at,
             actor=stamp.actor,
-            occurred_at=stamp.when(),
+            occurred_at=stamp.when(not_before=self.occurred_at),
             command_id=stamp.command_id,
             policy_version=self.policy_version,
             **fields,
@@ -1188,9 +1210,14 @@ class Petition(Case):
         satisfaction: str
         note: str
 
+        @property
+        def redo(self) -> bool:
+            """发回重办: a dissatisfied visit sends the case back, not resolved after all."""
+            return self.satisfaction == Satisfaction.DISSATISFIED
+
         def apply(self, case: Petition) -> None:
             case.satisfaction = self.satisfaction
-            if self.satisfaction == Satisfaction.DISSATISFIED:  # 发回重办
+            if self.redo:  # 发回重办
                 case.status = Status.IN_PROGRESS
                 case.replied = False
                 case.resolution = case.resolved_rank = None

@@ -14,7 +14,11 @@ The rules
   ``start`` starts an idle (never started, met, breached-and-stopped or
   cancelled) clock; ``restart`` starts a new cycle whether or not one runs.
 * An event's time is when it happened (``occurred_at``), never earlier than the
-  event before it (late offline events cannot run a clock backwards).
+  event before it (late offline events cannot run a pause backwards); but a clock
+  started by a back-dated act starts at that act's ``occurred_at``, and an act that
+  stops a clock is judged by its own ``occurred_at``.
+* Met or breached: :func:`on_time` (the act happened by the due time, was recorded
+  within the policy's ``sync_grace`` after it, and no breach was recorded first).
 * The target is fixed when a cycle starts, from the case's severity, rank and
   category at that moment (after the starting event: an ``Escalated`` restart
   gets the new rank's target). Each of these bounds the cycle and the earliest
@@ -113,7 +117,8 @@ def _conditions(texts: tuple[str, ...]) -> tuple[Condition, ...]:
     return tuple(Condition.parse(t) for t in texts)
 
 
-def _matches(texts: list[str], event: Any) -> bool:
+def matches_any(texts: Sequence[str], event: Any) -> bool:
+    """Does ``event`` meet any of the policy conditions ``texts`` (parsed once)?"""
     return any(c.matches(event) for c in _conditions(tuple(texts)))
 
 
@@ -165,6 +170,37 @@ def calendar_for(ref: CalendarRef, statutory: Statutory | None = None) -> Workin
     book's, ``engine.statutory()``; default the chinesecalendar package alone)
     with the policy's inline overrides on top. The one calendar cache."""
     return _calendar(ref.name, ref.overrides, statutory if statutory is not None else NO_IMPORTS)
+
+
+def duration_bounds(spec: ClockSpec, severity: str | None, rank: int, category: str | None,
+                    calendar: WorkingCalendar) -> list[tuple[Measure, timedelta, str]]:
+    """The duration targets that bound a cycle of ``spec`` (by rank, else severity, else
+    the default; and by category), each with its measure, from the case's severity,
+    rank and category when the cycle starts."""
+    bounds = []
+    for duration in spec.targets_for(severity or "minor", rank, category):
+        measure = Measure(calendar, is_working_duration(duration))
+        bounds.append((measure, measure.duration(duration), duration))
+    return bounds
+
+
+def due_from(spec: ClockSpec, severity: str | None, rank: int, start: datetime,
+             calendar: WorkingCalendar, category: str | None = None) -> datetime | None:
+    """When a cycle of ``spec`` started at ``start`` falls due, unpaused and unextended
+    (the earliest of its duration bounds; the cases projection's ``sign_for_due_at``)."""
+    dues = [measure.advance(start, amount)
+            for measure, amount, _ in duration_bounds(spec, severity, rank, category, calendar)]
+    return min(dues, default=None)
+
+
+def on_time(occurred_at: datetime, recorded_at: datetime, due_at: datetime, sync_grace: timedelta,
+            breach_recorded: bool = False) -> bool:
+    """The one rule for "on time" (met, 及时): the act happened by the due time **and**
+    was recorded within ``sync_grace`` (policy ``sync_grace``) after it, and no breach
+    of the clock was recorded before the act was. Otherwise late, everywhere: the clock
+    view (:meth:`_Run.stop`), the SLA board and 三率 / compliance (the cases projection's
+    ``responded_in_time``) all call this."""
+    return not breach_recorded and occurred_at <= due_at and recorded_at <= due_at + sync_grace
 
 
 # -- the answer -----------------------------------------------------------------------
@@ -296,9 +332,15 @@ class _Run:
         if self.since is None:
             self.since = max(t, self.started_at)  # a cycle counting from a later instant waits for it
 
-    def stop(self, t: datetime) -> None:
+    def stop(self, t: datetime, recorded_at: datetime | None = None,
+             sync_grace: timedelta = timedelta(hours=4), breach: float = 1.0) -> None:
+        """Stop at ``t`` (the act's ``occurred_at``), met or breached by :func:`on_time`."""
+        t = max(t, self.started_at)
         self.closed_due = self.due_at(t)
-        self.met = t <= self.closed_due if self.since is not None else self.elapsed <= self.target
+        if self.since is None:  # stopped while paused: by the frozen elapsed time
+            self.met = self.elapsed <= self.target and breach not in self.fired
+        else:
+            self.met = on_time(t, recorded_at or t, self.closed_due, sync_grace, breach in self.fired)
         self.pause(t)
         self.stopped_at = t
 
@@ -376,8 +418,10 @@ class _Run:
 class _Fold:
     """The case facts clocks depend on, followed event by event."""
 
-    def __init__(self, specs: Sequence[ClockSpec], calendar: WorkingCalendar, thresholds: Thresholds) -> None:
+    def __init__(self, specs: Sequence[ClockSpec], calendar: WorkingCalendar, thresholds: Thresholds,
+                 sync_grace: timedelta = timedelta(hours=4)) -> None:
         self.specs = specs
+        self.sync_grace = sync_grace
         self.calendar = calendar
         self.thresholds = thresholds
         self.kind: str | None = None
@@ -391,14 +435,14 @@ class _Fold:
         self.t: datetime | None = None
 
     def apply(self, event: Any) -> None:
-        t = getattr(event, "occurred_at", None) or event.timestamp
-        self.t = t = t if self.t is None or t >= self.t else self.t
+        own = getattr(event, "occurred_at", None) or event.timestamp
+        self.t = t = own if self.t is None or own >= self.t else self.t
         self._follow_case(event)
         if self.kind is None:
             return
         for spec in self.specs:
             if spec.applies_to(self.kind, self.severity or "minor") or self._has_runs(spec):
-                self._transition(spec, event, t)
+                self._transition(spec, event, t, own)
         self._record_fired(event)
 
     def _follow_case(self, event: Any) -> None:
@@ -430,26 +474,29 @@ class _Fold:
             return [str(own)]
         return [k for s, k in self.runs if s == spec.name]
 
-    def _transition(self, spec: ClockSpec, event: Any, t: datetime) -> None:
-        if _matches(spec.cancel_on, event):
+    def _transition(self, spec: ClockSpec, event: Any, t: datetime, own: datetime) -> None:
+        """``t``: the event's time, never before the one before it (pauses, cancels);
+        ``own``: its own ``occurred_at`` (a back-dated act starts a clock, and is judged
+        on time, at the moment it happened)."""
+        if matches_any(spec.cancel_on, event):
             for run in self._open_runs(spec, event):
                 run.cancel(t)
-        elif _matches(spec.stop_on, event):
+        elif matches_any(spec.stop_on, event):
             for run in self._open_runs(spec, event):
-                run.stop(t)
-        elif _matches(spec.restart_on, event) and (self._has_runs(spec) or _matches(spec.start_on, event)):
+                run.stop(own, event.timestamp, self.sync_grace, self.thresholds.breach)
+        elif matches_any(spec.restart_on, event) and (self._has_runs(spec) or matches_any(spec.start_on, event)):
             for key in self._keys(spec, event, starting=True):
-                self._start(spec, key, t)
-        elif _matches(spec.start_on, event):
+                self._start(spec, key, own)
+        elif matches_any(spec.start_on, event):
             for key in self._keys(spec, event, starting=True):
                 run = self.runs.get((spec.name, key))
                 if run is None or not run.open:
-                    self._start(spec, key, t)
-        elif _matches(spec.pause_on, event):
+                    self._start(spec, key, own)
+        elif matches_any(spec.pause_on, event):
             self.paused[spec.name] = True
             for run in self._open_runs(spec, event):
                 run.pause(t)
-        elif _matches(spec.resume_on, event):
+        elif matches_any(spec.resume_on, event):
             self.paused[spec.name] = False
             for run in self._open_runs(spec, event):
                 run.resume(t)
@@ -481,10 +528,7 @@ class _Fold:
     def _target(self, spec: ClockSpec, t: datetime) -> tuple[Measure, timedelta, str] | None:
         """The cycle's target: of the durations that bound it (rank or severity or
         default; category) and ``target_from``'s due time, the earliest due governs."""
-        bounds = []
-        for duration in spec.targets_for(self.severity or "minor", self.rank or 0, self.category):
-            measure = Measure(self.calendar, is_working_duration(duration))
-            bounds.append((measure, measure.duration(duration), duration))
+        bounds = duration_bounds(spec, self.severity, self.rank or 0, self.category, self.calendar)
         if spec.target_from:
             due = _as_datetime(self.fields.get(spec.target_from))
             if due is not None:
@@ -520,6 +564,7 @@ def evaluate_clocks(
     calendar: WorkingCalendar,
     now: datetime,
     thresholds: Thresholds | None = None,
+    sync_grace: timedelta = timedelta(hours=4),
 ) -> list[ClockState]:
     """Every clock the case has started, in policy order, as it stands at ``now``.
 
@@ -529,7 +574,7 @@ def evaluate_clocks(
     if now.tzinfo is None:
         raise ValidationFailed("now needs a time zone", field="now")
     thresholds = thresholds or Thresholds()
-    fold = _Fold(specs, calendar, thresholds)
+    fold = _Fold(specs, calendar, thresholds, sync_grace)
     for event in events:
         if event.timestamp > now:
             continue
@@ -544,7 +589,7 @@ def clocks_under(policy: Policy, events: Iterable[Any], now: datetime,
     """The case's clocks under one policy version (its clocks, calendar overrides and
     thresholds) on the statutory facts of today, whatever the version."""
     return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar, statutory), now,
-                           policy.thresholds)
+                           policy.thresholds, policy.sync_grace_delta)
 
 
 def send_back_window_closes(policy: Policy, dispatched_at: datetime,

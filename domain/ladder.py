@@ -183,11 +183,23 @@ class RegionTree:
         """The region itself followed by its ancestors."""
         return [self.get(code), *self.ancestors(code)]
 
-    def ancestor_at_rank(self, code: str, rank: int) -> Region:
-        """The region, or its nearest ancestor, whose rank is ``rank``."""
-        for region in self.lineage(code):
+    def ancestor_at(self, code: str, rank: int) -> Region | None:
+        """The region, or its nearest ancestor, whose rank is ``rank``; None if it has none.
+
+        By rank, never by code segments: a micro-grid (a grid under a grid) has its
+        village two segments up. The one rule for "the village (township) of a region"
+        (the cases projection files compliance under it)."""
+        own = self.regions.get(code)
+        for region in ([own] if own is not None else []) + list(self.ancestors(code)):
             if region.rank == rank:
                 return region
+        return None
+
+    def ancestor_at_rank(self, code: str, rank: int) -> Region:
+        """The region, or its nearest ancestor, whose rank is ``rank``."""
+        found = self.ancestor_at(self.get(code).code, rank)
+        if found is not None:
+            return found
         raise NotFound(
             f"region {code!r} has no ancestor of rank {Rank(rank).label}",
             resource="region",
@@ -262,6 +274,13 @@ def parse_region_file(text: str, known: RegionTree | None = None) -> list[Region
                 f"row {number}: {error.message}", row=number, field=error.details.get("field")
             ) from None
         parsed[code] = region
+    _check_parents(parsed, known)
+    return sorted(parsed.values(), key=lambda r: r.code.count("-"))
+
+
+def _check_parents(parsed: dict[str, Region], known: RegionTree | None) -> None:
+    """Each parent exists (in the file or the ladder) and ranks above its child, or is a
+    grid above a micro-grid; errors name the child's row."""
     numbers = {code: n for n, code in enumerate(parsed, start=2)}
     for code, region in parsed.items():
         parent = region.parent
@@ -281,7 +300,6 @@ def parse_region_file(text: str, known: RegionTree | None = None) -> list[Region
                 row=numbers[code],
                 field="rank",
             )
-    return sorted(parsed.values(), key=lambda r: r.code.count("-"))
 
 
 # -- the event-sourced ladder ------------------------------------------------------

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
+from datetime import timedelta
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, uuid5
 
@@ -32,6 +33,12 @@ DURATION_UNITS = {
 }
 
 
+def calendar_delta(text: str) -> timedelta:
+    """A calendar duration (``30m``, ``4h``, ``7d``) as a timedelta."""
+    amount, unit = parse_duration(text)
+    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+
+
 def parse_duration(text: str) -> tuple[float, str]:
     """``"30m"``, ``"2h"``, ``"7d"`` (calendar) or ``"2wh"``, ``"5wd"`` (working time)."""
     match = DURATION_PATTERN.match(str(text))
@@ -44,7 +51,6 @@ def parse_duration(text: str) -> tuple[float, str]:
 
 
 Duration = str
-CONDITION_PATTERN = re.compile(r"^[A-Z][A-Za-z]*(\[\s*[a-z_]+\s*=[^,\]]*(,\s*[a-z_]+\s*=[^,\]]*)*\])?$")
 
 
 class ClockSpec(BaseModel):
@@ -87,9 +93,13 @@ class ClockSpec(BaseModel):
     @field_validator("start_on", "stop_on", "pause_on", "resume_on", "cancel_on", "restart_on")
     @classmethod
     def _conditions_parse(cls, value: list[str]) -> list[str]:
+        from domain.clocks import Condition  # the one parser (domain.clocks imports this module)
+
         for condition in value:
-            if not CONDITION_PATTERN.match(condition.strip()):
-                raise ValueError(f"bad condition {condition!r}: use Event or Event[field=value,...]")
+            try:
+                Condition.parse(condition)
+            except ValidationFailed:
+                raise ValueError(f"bad condition {condition!r}: use Event or Event[field=value,...]") from None
         return value
 
     @field_validator("target", "target_by_severity", "target_by_rank", "target_by_category")
@@ -176,6 +186,9 @@ class CalendarRef(BaseModel):
         return value
 
 
+LATER_FIELDS = ("sync_grace", "max_backdate")
+
+
 class PolicyDocument(BaseModel):
     """What a policy file holds. Versions are assigned on load."""
 
@@ -188,6 +201,26 @@ class PolicyDocument(BaseModel):
     send_back_window: Duration = "2wd"  # 退单 within this long of the dispatch (派单), signed for or not
     clocks: list[ClockSpec] = Field(default_factory=list)
     routing: list[dict[str, Any]] = Field(default_factory=list)
+    # an act recorded later than this after its due time is late, whenever it happened
+    # (offline sync; domain.clocks.on_time); calendar units only (m, h, d)
+    sync_grace: Duration = "4h"
+    # the furthest an act's occurred_at may lie before it is recorded (domain.cases.Stamp.when)
+    max_backdate: Duration = "7d"
+
+    @field_validator("sync_grace", "max_backdate")
+    @classmethod
+    def _calendar_duration(cls, value: str) -> str:
+        if parse_duration(value)[1] not in ("m", "h", "d"):
+            raise ValueError(f"{value!r}: use calendar time (m, h, d)")
+        return value
+
+    @property
+    def sync_grace_delta(self) -> timedelta:
+        return calendar_delta(self.sync_grace)
+
+    @property
+    def max_backdate_delta(self) -> timedelta:
+        return calendar_delta(self.max_backdate)
 
     @field_validator("ceilings")
     @classmethod
@@ -247,7 +280,11 @@ class PolicyDocument(BaseModel):
         return next((c.name for c in self.clocks_for(kind, severity) if c.max_extension), None)
 
     def digest(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        data = self.model_dump(mode="json")
+        for name in LATER_FIELDS:  # at their defaults, fields added later leave a document's digest as it was
+            if data[name] == PolicyDocument.model_fields[name].default:
+                del data[name]
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

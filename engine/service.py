@@ -38,6 +38,7 @@ from eventsourcing.persistence import (
     Recording,
     Transcoding,
 )
+from eventsourcing.utils import get_topic
 
 from domain.actors import Actor
 from domain.calendar import CALENDAR_BOOK_ID, CalendarBook, Statutory
@@ -313,7 +314,7 @@ class Fengqiao(Application):
         region = tree.get(body.region)
         policy = self.policy()
         return CASE_CLASSES[body.kind].report(
-            self._stamp(envelope),
+            self._stamp(envelope, policy),
             policy_version=policy.version,
             category=body.category,
             severity=body.severity,
@@ -357,7 +358,8 @@ class Fengqiao(Application):
                             actual=case.version,
                         )
                     action.check_kind(case)
-                    stamp = self._stamp(envelope)
+                    policy = self.policy(case.policy_version)
+                    stamp = self._stamp(envelope, policy)
                     try:
                         self._execute(action, case, stamp)
                     except EscalationCeiling as refusal:
@@ -444,12 +446,15 @@ class Fengqiao(Application):
         """Run an action named as in the API (``escalate``, ``send-back`` …)."""
         return self.act(case_id, parse_action(action_name, body), envelope)
 
-    def _stamp(self, envelope: Envelope) -> Stamp:
+    def _stamp(self, envelope: Envelope, policy: Policy | None = None) -> Stamp:
+        """The command's stamp; ``policy`` (the case's) bounds how far ``occurred_at`` may
+        lie back (``max_backdate``)."""
         return Stamp(
             actor=envelope.actor,
             command_id=envelope.command_id,
             recorded_at=self.clock.now(),
             occurred_at=envelope.occurred_at,
+            **({"max_backdate": policy.max_backdate_delta} if policy is not None else {}),
         )
 
     # -- queries ----------------------------------------------------------------
@@ -495,7 +500,7 @@ class Fengqiao(Application):
 
     def case_ids(self) -> Iterator[UUID]:
         """Every case id, in the order cases were reported."""
-        topics = [f"domain.cases:{cls.__name__}.Reported" for cls in CASE_CLASSES.values()]
+        topics = [get_topic(cls.Reported) for cls in CASE_CLASSES.values()]
         start = 1
         while True:
             batch = self.recorder.select_notifications(start, 1000, topics=topics)

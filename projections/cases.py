@@ -10,6 +10,9 @@ Tables (public names; see docs/projections.md):
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
   the per-case refusal log, ``domain.refusals``).
 * ``cases_policies`` — the policy documents seen in the log (clock rules, targets).
+* ``cases_regions`` — the region tree as the ladder's events built it: each report's
+  village and township are its ancestors *by rank* (``RegionTree.ancestor_at``; a
+  micro-grid's village is two segments up), as the tree stood when it was reported.
 * ``cases_stats`` — roll-up for compliance and 三率: per region of origin *and each of
   its ancestors* (``region``: every dash-prefix of the origin code, so a region's stats
   are one equality lookup at any rank) × Beijing day (``grain`` ``d``) and month
@@ -34,36 +37,44 @@ column (due time, state, threshold) and drops one when the case's policy says
 that clock stops, is cancelled, restarts or is extended. ``overdue`` = an open
 clock breached; ``due_soon`` = an open clock warned at ≥ 75%; ``next_due_at`` =
 the earliest due time among open clocks.
+
+Rules are the domain's: events are handled by class (``singledispatchmethod``), clock
+conditions by ``domain.clocks.matches_any``, due times by ``domain.clocks.due_from``,
+"on time" by ``domain.clocks.on_time``, a send-back by
+``domain.cases.responsible_after_send_back``, 发回重办 by ``ReturnVisited.redo``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, singledispatch, singledispatchmethod
 from typing import Any
 
-from domain.calendar import WorkingCalendar, add_calendar
-from domain.ladder import Rank, parent_code
-from domain.policy import PolicyDocument, parse_duration
+from domain.cases import Case, Dispute, Hazard, Petition, responsible_after_send_back
+from domain.clocks import calendar_for, due_from, matches_any, on_time
+from domain.ladder import Profile, Rank, Region, RegionLadder, RegionTree
+from domain.policy import PolicyBook, PolicyDocument
+from domain.refusals import CeilingRefusals
 from engine.sql import Tx
 from projections.base import Projection
 
 DUE_SOON = 0.75
-VILLAGE, TOWNSHIP = 1, 2
+SYNC_GRACE = timedelta(hours=4)  # the policy's sync_grace when the case's policy is unknown
 
 COLUMNS = (
     "case_id", "kind", "category", "severity", "reported_severity", "status", "region", "origin_region",
     "village", "township", "rank", "ceiling", "reported_ceiling", "ceilings", "profile", "policy_version",
     "title", "channel", "reporter", "assignee", "unit", "responsible_unit", "suspended", "clocks",
     "next_due_at", "overdue", "due_soon", "breached", "reported_at", "recorded_at", "last_event_at",
-    "version", "position", "resolved_at", "resolved_rank", "within_ceiling", "reclassified_up",
+    "version", "position", "resolved_at", "resolved_rank", "within_ceiling", "referred", "reclassified_up",
     "escalations_refused", "escalations", "reopened", "dispatched_at", "accepted_at", "sign_for_due_at", "responded_in_time",
     "satisfaction", "visited_at", "closed_at",
 )
 INTEGER = {"rank", "ceiling", "reported_ceiling", "policy_version", "suspended", "overdue", "due_soon",
-           "version", "resolved_rank", "within_ceiling", "reclassified_up", "escalations_refused",
+           "version", "resolved_rank", "within_ceiling", "referred", "reclassified_up", "escalations_refused",
            "escalations", "reopened",
            "responded_in_time"}
 INDEXED = (
@@ -81,16 +92,16 @@ SATISFIED = ("satisfied", "basically_satisfied")
 DAY_OFFSET = timedelta(hours=8)
 RANK_COLUMNS = tuple(f"resolved_{rank.label}" for rank in Rank)
 PETITION_COLUMNS = ("petitions", "dispatched", "responded", "petitions_resolved", "visited", "satisfied")
-STAT_COLUMNS = ("received", "resolved", "within_ceiling", *RANK_COLUMNS, "reclassified_up",
+STAT_COLUMNS = ("received", "resolved", "within_ceiling", *RANK_COLUMNS, "referred", "reclassified_up",
                 "escalations_refused", *PETITION_COLUMNS)
 # a stats row is empty when these are (the others count subsets of received or resolved)
-STAT_PRESENT = ("received", "resolved", "reclassified_up", "escalations_refused")
+STAT_PRESENT = ("received", "resolved", "referred", "reclassified_up", "escalations_refused")
 BOARD_COLUMNS = ("open", "overdue", "due_soon")
 _S = {name: i for i, name in enumerate(STAT_COLUMNS)}
-BOARD_FACTS = 12  # FACTS[:12] feed cases_stats, the rest cases_board
+BOARD_FACTS = 13  # FACTS[:13] feed cases_stats, the rest cases_board
 FACTS = ("origin_region", "village", "township", "kind", "reported_at", "resolved_at", "resolved_rank",
-         "within_ceiling", "dispatched_at", "responded_in_time", "visited_at", "satisfaction", "status",
-         "region", "assignee", "unit", "overdue", "due_soon")
+         "within_ceiling", "referred", "dispatched_at", "responded_in_time", "visited_at", "satisfaction",
+         "status", "region", "assignee", "unit", "overdue", "due_soon")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -98,23 +109,35 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment is not None else None
 
 
-def ancestor(code: str, rank: int, target: int) -> str | None:
-    """The code of the region at rank ``target`` above a region at ``rank`` (codes
-    are hierarchical: the parent drops the last segment)."""
-    if rank > target:
-        return None
-    for _ in range(target - rank):
-        code = parent_code(code) or ""
-    return code or None
+@dataclass
+class _Step:
+    """One case event being folded into its row, within a batch."""
+
+    tx: Tx
+    row: dict[str, Any]
+    position: int
+    upward: list[tuple]
+    at: str | None
+
+
+@dataclass
+class _Ladder:
+    """What ``RegionLadder.RegionAdded.apply`` writes into: the projection's copy of the tree."""
+
+    tree: RegionTree
 
 
 class CasesProjection(Projection):
     name = "cases"
-    tables = ("cases", "cases_upward", "cases_policies", "cases_stats", "cases_board")
-    version = 5  # 3: a send-back ends the first receiver's responsibility; 4, 5: roll-ups
+    tables = ("cases", "cases_upward", "cases_policies", "cases_regions", "cases_stats", "cases_board")
+    # 3: a send-back ends the first receiver's responsibility; 4, 5: roll-ups; 6: villages and
+    # townships by rank from the region tree (micro-grids), referred disputes, one on-time rule
+    version = 6
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
+        self._trees: dict[int, RegionTree] = {}  # generation → the region tree as of the last event applied
+        self._tree_read = False  # this batch read cases_regions already
 
     # -- tables ------------------------------------------------------------------
 
@@ -129,6 +152,9 @@ class CasesProjection(Projection):
                    f"fact {key} NOT NULL, at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, "
                    f"township {key}, detail TEXT, PRIMARY KEY (case_id, position))")
         tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
+        tx.execute(f"CREATE TABLE {self.t('cases_regions')} (code {key} PRIMARY KEY, name TEXT NOT NULL, "
+                   "rank INTEGER NOT NULL, profile TEXT NOT NULL)")
+        self._trees.pop(self.generation, None)  # a new generation learns the ladder from its events
         fill = " WITH (fillfactor = 50)" if tx.is_postgres else ""  # room on the page: counter updates stay HOT
         counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in STAT_COLUMNS)
         tx.execute(f"CREATE TABLE {self.t('cases_stats')} (grain TEXT NOT NULL, region {key} NOT NULL, "
@@ -155,68 +181,32 @@ class CasesProjection(Projection):
 
     def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
         """Load the batch's cases once, fold the events into them, write them once."""
-        ids = sorted({_case_of(e) for _, e in events if _is_case_event(e) or _is_refusal(e)})
+        self._tree_read = False
+        ids = sorted({case_id for _, e in events if (case_id := _case_of(e)) is not None})
         rows = self._load(tx, ids)
         # a rebuild leaves the roll-ups to finish_rebuild (one refill_rollups pass at the end)
         before = {} if self.rebuilding else {case_id: _facts(row) for case_id, row in rows.items()}
         upward: list[tuple] = []
         for position, event in events:
-            kind = type(event).__name__
-            if kind == "PolicyLoaded":
-                self._remember_policy(tx, event)
-                continue
-            if kind == "EscalationRefused" and _is_refusal(event):
-                row = rows.get(event.case_id)
-                if row is not None:
-                    row.update(_dirty=True, escalations_refused=row["escalations_refused"] + 1)
-                    upward.append((row["case_id"], position, "escalation_refused", iso(event.occurred_at),
-                                   row["origin_region"], row["village"], row["township"],
-                                   f"{event.action} {event.requested} > {event.ceiling}"))
-                continue
-            if not _is_case_event(event):
-                continue
-            case_id = str(event.originator_id)
-            if kind == "Reported":
-                rows[case_id] = self._new_row(case_id, event)
-            row = rows.get(case_id)
-            if row is None:  # an event of a case we never saw reported: ignore, never crash
-                continue
-            self._fold(tx, row, kind, event, position, upward)
-        cases = self.t("cases")
+            self._event(event, tx, rows, position, upward)
+        self._write_rows(tx, [row for row in rows.values() if row.get("_dirty")], upward)
+        if not self.rebuilding:
+            stats, board = _batch_rollups(rows, before, upward)
+            self._write_rollups(tx, stats, board)
+
+    def _write_rows(self, tx: Tx, rows: list[dict[str, Any]], upward: list[tuple]) -> None:
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "case_id")
         tx.executemany(
-            f"INSERT INTO {cases} ({names}) VALUES ({marks}) ON CONFLICT (case_id) DO UPDATE SET {updates}",
-            [tuple(_stored(c, row[c]) for c in COLUMNS) for row in rows.values() if row.get("_dirty")],
+            f"INSERT INTO {self.t('cases')} ({names}) VALUES ({marks}) ON CONFLICT (case_id) DO UPDATE SET {updates}",
+            [tuple(_stored(c, row[c]) for c in COLUMNS) for row in rows],
         )
         tx.executemany(
             f"INSERT INTO {self.t('cases_upward')} (case_id, position, fact, at, origin_region, village, township, "
             "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, position) DO NOTHING",
             upward,
         )
-        if self.rebuilding:
-            return
-        stats: dict[tuple, list] = {}
-        board: dict[tuple, list] = {}
-        for case_id, row in rows.items():
-            if not row.get("_dirty"):
-                continue
-            now, then = _facts(row), before.get(case_id)
-            if then is None:
-                _add_stats(now, 1, stats)
-                _add_board(now, 1, board)
-                continue
-            if now[:BOARD_FACTS] != then[:BOARD_FACTS]:  # only what changed is taken away and added again
-                _add_stats(then, -1, stats)
-                _add_stats(now, 1, stats)
-            if now[BOARD_FACTS:] != then[BOARD_FACTS:]:
-                _add_board(then, -1, board)
-                _add_board(now, 1, board)
-        for _, _, fact, at, origin, village, township, _ in upward:
-            _add_stat(stats, origin, village, township, at, fact if fact == "reclassified_up" else
-                      "escalations_refused", 1)
-        self._write_rollups(tx, stats, board)
 
     # -- roll-ups ------------------------------------------------------------------
 
@@ -241,46 +231,10 @@ class CasesProjection(Projection):
         origin, grain and bucket over ``cases`` and ``cases_upward``, each row then added
         to the origin's ancestors; board: the open cases (~10% of rows) through the same
         per-case contribution as the projection."""
-        stats, board, cases, upward = (self.t(n) for n in ("cases_stats", "cases_board", "cases", "cases_upward"))
-        tx.execute(f"DELETE FROM {stats}")
-        tx.execute(f"DELETE FROM {board}")
-        hours = int(DAY_OFFSET.total_seconds() // 3600)
-
-        def day(column: str) -> str:
-            if postgres:
-                return (f"to_char(({column})::timestamptz AT TIME ZONE 'UTC' + interval '{hours} hours', "
-                        "'YYYY-MM-DD')")
-            return f"strftime('%Y-%m-%d', {column}, '+{hours} hours')"
-
-        def flag(condition: str) -> str:
-            return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
-
-        petition = "kind = 'petition'"
-        received = {"received": "1", "petitions": flag(petition),
-                    "dispatched": flag(f"{petition} AND dispatched_at IS NOT NULL"),
-                    "responded": flag(f"{petition} AND responded_in_time = 1"),
-                    "petitions_resolved": flag(f"{petition} AND resolved_at IS NOT NULL"),
-                    "visited": flag(f"{petition} AND visited_at IS NOT NULL"),
-                    "satisfied": flag(f"{petition} AND satisfaction IN {SATISFIED!r}")}
-        resolved = {"resolved": "1", "within_ceiling": "COALESCE(within_ceiling, 0)",
-                    **{c: flag(f"resolved_rank = {i}") for i, c in enumerate(RANK_COLUMNS)}}
-        moved = {c: flag(f"fact = '{c if c == 'reclassified_up' else 'escalation_refused'}'")
-                 for c in ("reclassified_up", "escalations_refused")}
-        grains = "(SELECT 'd' AS grain, 10 AS len UNION ALL SELECT 'm', 7) AS g"
-
-        def part(source: str, stamp: str, values: dict[str, str]) -> str:
-            picked = ", ".join(f"{values.get(c, '0')} AS {c}" for c in STAT_COLUMNS)
-            return (f"SELECT g.grain, substr(c.day, 1, g.len) AS bucket, c.* FROM (SELECT origin_region, village, "
-                    f"township, {day(stamp)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL) AS c "
-                    f"CROSS JOIN {grains}")
-
-        sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
+        tx.execute(f"DELETE FROM {self.t('cases_stats')}")
+        tx.execute(f"DELETE FROM {self.t('cases_board')}")
         sums_stats: dict[tuple, list] = {}
-        for row in tx.query(
-            f"SELECT grain, origin_region, bucket, MIN(village) AS village, MIN(township) AS township, {sums} "
-            f"FROM ({part(cases, 'reported_at', received)} UNION ALL {part(cases, 'resolved_at', resolved)} "
-            f"UNION ALL {part(upward, 'at', moved)}) AS parts GROUP BY grain, origin_region, bucket"
-        ):
+        for row in tx.query(_refill_stats_sql(self.t("cases"), self.t("cases_upward"), postgres)):
             counts = [int(row[c]) for c in STAT_COLUMNS]
             for key, village, township in _ancestry(row["origin_region"], row["village"], row["township"]):
                 vector = sums_stats.setdefault((row["grain"], key, row["bucket"]), [village, township,
@@ -289,10 +243,54 @@ class CasesProjection(Projection):
                     vector[2 + i] += n
         sums_board: dict[tuple, list] = {}
         names = ", ".join(FACTS)
-        for row in tx.query(f"SELECT {names}, breached FROM {cases} WHERE {OPEN_SQL}"):
+        for row in tx.query(f"SELECT {names}, breached FROM {self.t('cases')} WHERE {OPEN_SQL}"):
             row["breached"] = json.loads(row["breached"] or "[]")
             _add_board(_facts(row), 1, sums_board)
         self._write_rollups(tx, sums_stats, sums_board)
+
+    # -- each event, by its class --------------------------------------------------
+
+    @singledispatchmethod
+    def _event(self, event: Any, tx: Tx, rows: dict[str, dict[str, Any]], position: int,
+               upward: list[tuple]) -> None:
+        """Events of no interest to the case table."""
+
+    @_event.register
+    def _policy_loaded(self, event: PolicyBook.PolicyLoaded, tx: Tx, rows: dict[str, dict[str, Any]],
+                       position: int, upward: list[tuple]) -> None:
+        self._remember_policy(tx, event)
+
+    @_event.register
+    def _region_added(self, event: RegionLadder.RegionAdded, tx: Tx, rows: dict[str, dict[str, Any]],
+                      position: int, upward: list[tuple]) -> None:  # RegionChanged too (a subclass)
+        event.apply(_Ladder(self._tree(tx)))  # the ladder's own rule for what the event changes
+        tx.execute(f"INSERT INTO {self.t('cases_regions')} (code, name, rank, profile) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (code) DO UPDATE SET name = excluded.name, rank = excluded.rank, "
+                   "profile = excluded.profile", (event.code, event.name, int(event.rank), str(event.profile)))
+
+    @_event.register
+    def _escalation_refused(self, event: CeilingRefusals.EscalationRefused, tx: Tx,
+                            rows: dict[str, dict[str, Any]], position: int, upward: list[tuple]) -> None:
+        row = rows.get(event.case_id)
+        if row is not None:
+            row.update(_dirty=True, escalations_refused=row["escalations_refused"] + 1)
+            upward.append((row["case_id"], position, "escalation_refused", iso(event.occurred_at),
+                           row["origin_region"], row["village"], row["township"],
+                           f"{event.action} {event.requested} > {event.ceiling}"))
+
+    @_event.register
+    def _reported(self, event: Case.Reported, tx: Tx, rows: dict[str, dict[str, Any]], position: int,
+                  upward: list[tuple]) -> None:
+        case_id = str(event.originator_id)
+        rows[case_id] = row = self._new_row(tx, case_id, event)
+        self._fold(_Step(tx, row, position, upward, iso(event.occurred_at)), event)
+
+    @_event.register
+    def _case_event(self, event: Case.Event, tx: Tx, rows: dict[str, dict[str, Any]], position: int,
+                    upward: list[tuple]) -> None:
+        row = rows.get(str(event.originator_id))
+        if row is not None:  # an event of a case we never saw reported: ignore, never crash
+            self._fold(_Step(tx, row, position, upward, iso(event.occurred_at)), event)
 
     def _load(self, tx: Tx, ids: list[str]) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -306,104 +304,156 @@ class CasesProjection(Projection):
                 rows[row["case_id"]] = row
         return rows
 
-    def _new_row(self, case_id: str, event: Any) -> dict[str, Any]:
+    def _new_row(self, tx: Tx, case_id: str, event: Any) -> dict[str, Any]:
         ceilings = {str(k): int(v) for k, v in event.ceilings.items()}
         ceiling = ceilings.get(event.severity)
+        tree = self._tree(tx, event.region)
+        village, township = (tree.ancestor_at(event.region, rank) for rank in (Rank.VILLAGE, Rank.TOWNSHIP))
         row = dict.fromkeys(COLUMNS)
         row.update(
             case_id=case_id, kind=event.kind, category=event.category, severity=event.severity,
             reported_severity=event.severity, status="reported", region=event.region,
-            origin_region=event.region, village=ancestor(event.region, event.rank, VILLAGE),
-            township=ancestor(event.region, event.rank, TOWNSHIP), rank=event.rank, ceiling=ceiling,
+            origin_region=event.region, village=village.code if village else None,
+            township=township.code if township else None, rank=event.rank, ceiling=ceiling,
             reported_ceiling=ceiling, ceilings=ceilings, profile=event.profile,
             policy_version=event.policy_version, title=event.title, channel=event.channel,
             reporter=event.actor.id, suspended=0, clocks={}, overdue=0, due_soon=0, breached=[],
             reported_at=iso(event.occurred_at), recorded_at=iso(event.timestamp), reclassified_up=0,
-            escalations_refused=0,
-            escalations=0, reopened=0,
+            escalations_refused=0, escalations=0, reopened=0, referred=0,
         )
         return row
 
-    def _fold(self, tx: Tx, row: dict[str, Any], kind: str, event: Any, position: int,
-              upward: list[tuple]) -> None:
-        at = iso(event.occurred_at)
-        row.update(_dirty=True, version=event.originator_version, position=position, last_event_at=at)
-        if kind in ("Assigned", "Escalated"):
-            row["region"] = event.region if kind == "Assigned" else event.to_region
-            row["rank"] = event.rank if kind == "Assigned" else event.to_rank
-            row["unit"] = event.unit
-            row["assignee"] = event.assignee if kind == "Assigned" else None
-            row["status"] = "assigned" if kind == "Assigned" or event.unit else "reported"
-            if kind == "Assigned":
-                row["responsible_unit"] = row["responsible_unit"] or event.unit
-            else:
-                row["escalations"] += 1
-            if row["status"] == "assigned" and row["accepted_at"] is None:
-                row["dispatched_at"] = at
-                row["sign_for_due_at"] = self._sign_for_due(tx, row, event.occurred_at)
-        elif kind == "Accepted":
-            row["status"] = "accepted"
-            if row["accepted_at"] is None:
-                row["accepted_at"] = at
-                due = row["sign_for_due_at"]
-                breached_first = "sign_for" in row["clocks"] and row["clocks"]["sign_for"]["state"] == "breached"
-                row["responded_in_time"] = int(not breached_first and (due is None or at <= due))
-        elif kind == "SentBack":
-            if row["responsible_unit"] == row["unit"]:  # 首接负责 ends with the hand-back (as the case does)
-                row["responsible_unit"] = None
-            row.update(assignee=None, unit=None, status="reported")
-        elif kind == "Reclassified":
-            row["severity"] = event.to_severity
-            row["ceiling"] = row["ceilings"].get(event.to_severity, row["ceiling"])
-            if event.upward:
-                row["reclassified_up"] += 1
-                upward.append((row["case_id"], position, "reclassified_up", at, row["origin_region"],
-                               row["village"], row["township"], f"{event.from_severity} > {event.to_severity}"))
-        elif kind == "Suspended":
-            row["suspended"] = 1
-        elif kind == "Resumed":
-            row["suspended"] = 0
-        elif kind in ("MediationHeld", "RectificationOrdered", "Replied"):
-            row["status"] = "in_progress"
-        elif kind == "Resolved":
-            row.update(status="resolved", resolved_at=at, resolved_rank=event.rank,
-                       within_ceiling=int(event.rank <= row["reported_ceiling"]))
-        elif kind == "Closed":
-            row.update(status="closed", closed_at=at)
-        elif kind == "Reopened":
-            row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None,
-                       closed_at=None, reopened=row["reopened"] + 1)
-        elif kind == "ReturnVisited":
-            row.update(satisfaction=event.satisfaction, visited_at=at)
-            if event.satisfaction == "dissatisfied":  # 发回重办: not resolved after all
-                row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None)
-        self._follow_clocks(tx, row, kind, event)
+    def _fold(self, step: _Step, event: Any) -> None:
+        step.row.update(_dirty=True, version=event.originator_version, position=step.position,
+                        last_event_at=step.at)
+        self._change(event, step)
+        self._follow_clocks(step.tx, step.row, event)
+
+    # -- what each case event changes in its row -------------------------------------
+
+    @singledispatchmethod
+    def _change(self, event: Any, step: _Step) -> None:
+        """Events that change nothing the table shows (comments, whistles, check-ins …)."""
+
+    @_change.register
+    def _assigned(self, event: Case.Assigned, step: _Step) -> None:
+        row = step.row
+        row.update(region=event.region, rank=event.rank, unit=event.unit, assignee=event.assignee,
+                   status="assigned", responsible_unit=row["responsible_unit"] or event.unit)
+        self._dispatched(step, event)
+
+    @_change.register
+    def _escalated(self, event: Case.Escalated, step: _Step) -> None:
+        row = step.row
+        row.update(region=event.to_region, rank=event.to_rank, unit=event.unit, assignee=None,
+                   status="assigned" if event.unit else "reported", escalations=row["escalations"] + 1)
+        self._dispatched(step, event)
+
+    def _dispatched(self, step: _Step, event: Any) -> None:
+        """A dispatch before the first sign-for starts the 响应 window at the act's time."""
+        row = step.row
+        if row["status"] == "assigned" and row["accepted_at"] is None:
+            row["dispatched_at"] = step.at
+            row["sign_for_due_at"] = self._sign_for_due(step.tx, row, event.occurred_at)
+
+    @_change.register
+    def _accepted(self, event: Case.Accepted, step: _Step) -> None:
+        row = step.row
+        row["status"] = "accepted"
+        if row["accepted_at"] is None:
+            row["accepted_at"] = step.at
+            row["responded_in_time"] = int(self._responded_in_time(step.tx, row, event))
+
+    def _responded_in_time(self, tx: Tx, row: dict[str, Any], event: Any) -> bool:
+        """响应 on time: :func:`domain.clocks.on_time` on the sign-for clock, as the clock view."""
+        breached = row["clocks"].get("sign_for", {}).get("state") == "breached"
+        due = row["sign_for_due_at"]
+        if due is None:
+            return not breached
+        policy = self._policy(tx, row["policy_version"])
+        grace = policy.sync_grace_delta if policy is not None else SYNC_GRACE
+        return on_time(event.occurred_at, event.timestamp, datetime.fromisoformat(due), grace, breached)
+
+    @_change.register
+    def _sent_back(self, event: Case.SentBack, step: _Step) -> None:
+        row = step.row
+        row.update(responsible_unit=responsible_after_send_back(row["responsible_unit"], row["unit"]),
+                   assignee=None, unit=None, status="reported")
+
+    @_change.register
+    def _reclassified(self, event: Case.Reclassified, step: _Step) -> None:
+        row = step.row
+        row["severity"] = event.to_severity
+        row["ceiling"] = row["ceilings"].get(event.to_severity, row["ceiling"])
+        if event.upward:
+            row["reclassified_up"] += 1
+            step.upward.append((row["case_id"], step.position, "reclassified_up", step.at, row["origin_region"],
+                                row["village"], row["township"], f"{event.from_severity} > {event.to_severity}"))
+
+    @_change.register
+    def _suspended(self, event: Case.Suspended, step: _Step) -> None:
+        step.row["suspended"] = 1
+
+    @_change.register
+    def _resumed(self, event: Case.Resumed, step: _Step) -> None:
+        step.row["suspended"] = 0
+
+    @_change.register(Dispute.MediationHeld)
+    @_change.register(Hazard.RectificationOrdered)
+    @_change.register(Petition.Replied)
+    def _worked_on(self, event: Any, step: _Step) -> None:
+        step.row["status"] = "in_progress"
+
+    @_change.register
+    def _resolved(self, event: Case.Resolved, step: _Step) -> None:
+        row = step.row
+        referred = bool(getattr(event, "referred", False))  # a dispute ended referred: never 化解
+        row.update(status="resolved", resolved_at=step.at, resolved_rank=event.rank, referred=int(referred),
+                   within_ceiling=int(not referred and event.rank <= row["reported_ceiling"]))
+
+    @_change.register
+    def _closed(self, event: Case.Closed, step: _Step) -> None:
+        step.row.update(status="closed", closed_at=step.at)
+
+    @_change.register
+    def _reopened(self, event: Case.Reopened, step: _Step) -> None:
+        row = step.row
+        row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None, referred=0,
+                   closed_at=None, reopened=row["reopened"] + 1)
+
+    @_change.register
+    def _return_visited(self, event: Petition.ReturnVisited, step: _Step) -> None:
+        step.row.update(satisfaction=event.satisfaction, visited_at=step.at)
+        if event.redo:  # 发回重办: not resolved after all
+            step.row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None)
+
+    @_change.register(Case.ClockWarned)
+    @_change.register(Case.ClockBreached)
+    def _clock_crossed(self, event: Any, step: _Step) -> None:
+        breached = isinstance(event, Case.ClockBreached)
+        step.row["clocks"][event.clock] = {
+            "state": "breached" if breached else "warned",
+            "threshold": 1.0 if breached else float(event.threshold),
+            "due_at": iso(event.due_at),
+        }
+        if breached and event.clock not in step.row["breached"]:
+            step.row["breached"].append(event.clock)
 
     # -- clocks --------------------------------------------------------------------
 
-    def _follow_clocks(self, tx: Tx, row: dict[str, Any], kind: str, event: Any) -> None:
+    def _follow_clocks(self, tx: Tx, row: dict[str, Any], event: Any) -> None:
         clocks: dict[str, dict[str, Any]] = row["clocks"]
-        if kind in ("ClockWarned", "ClockBreached"):
-            breached = kind == "ClockBreached"
-            clocks[event.clock] = {
-                "state": "breached" if breached else "warned",
-                "threshold": 1.0 if breached else float(event.threshold),
-                "due_at": iso(event.due_at),
-            }
-            if breached and event.clock not in row["breached"]:
-                row["breached"].append(event.clock)
-        else:
+        if not isinstance(event, Case.ClockWarned | Case.ClockBreached):
             policy = self._policy(tx, row["policy_version"])
             for name in list(clocks):
                 spec = _clock_spec(policy, name)
                 if spec is None:
                     continue
-                ends = spec.stop_on + spec.cancel_on + spec.restart_on
-                if any(_matches(condition, kind, event) for condition in ends) or (
-                    kind == "Extended" and event.clock == name
+                if matches_any((*spec.stop_on, *spec.cancel_on, *spec.restart_on), event) or (
+                    isinstance(event, Case.Extended) and event.clock == name
                 ):
                     del clocks[name]
-            if row["status"] in ("resolved", "closed") and kind in ("Resolved", "Closed"):
+            if row["status"] in ("resolved", "closed") and isinstance(event, Case.Resolved | Case.Closed):
                 for name in [n for n in clocks if _clock_spec(policy, n) is None]:
                     del clocks[name]
         open_clocks = clocks.values()
@@ -412,24 +462,14 @@ class CasesProjection(Projection):
         row["next_due_at"] = min((c["due_at"] for c in open_clocks if c["due_at"]), default=None)
 
     def _sign_for_due(self, tx: Tx, row: dict[str, Any], start: datetime) -> str | None:
-        """When the sign-for clock falls due for a dispatch at ``start``, by the case's policy."""
+        """When the sign-for clock falls due for a dispatch at ``start`` (``domain.clocks.due_from``)."""
         policy = self._policy(tx, row["policy_version"])
         spec = _clock_spec(policy, "sign_for")
-        if spec is None:
+        if policy is None or spec is None:
             return None
-        target = spec.target_for(row["severity"], row["rank"])
-        if target is None:
-            return None
-        amount, unit = parse_duration(target)
-        if unit in ("m", "h", "d"):
-            delta = timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
-            return iso(add_calendar(start, delta))
-        calendar = _calendar(policy)
-        if unit == "wd":
-            return iso(calendar.add_working_hours(start, calendar.day_length * amount))
-        return iso(calendar.add_working_hours(start, timedelta(hours=amount)))
+        return iso(due_from(spec, row["severity"], row["rank"], start, calendar_for(policy.calendar), row["category"]))
 
-    # -- policies -------------------------------------------------------------------
+    # -- policies and the ladder ------------------------------------------------------
 
     def _remember_policy(self, tx: Tx, event: Any) -> None:
         tx.execute(
@@ -448,6 +488,62 @@ class CasesProjection(Projection):
                 return None
             self._policies[version] = PolicyDocument.model_validate(json.loads(rows[0]["document"]))
         return self._policies[version]
+
+    def _tree(self, tx: Tx, code: str | None = None) -> RegionTree:
+        """The region tree as the events applied so far built it (kept in ``cases_regions``;
+        read again when it lacks ``code``: another worker may have applied the region)."""
+        tree = self._trees.get(self.generation)
+        if tree is None or (code is not None and code not in tree and not self._tree_read):
+            self._tree_read = True  # at most once a batch (a log may report at regions it never added)
+            tree = self._trees[self.generation] = RegionTree()
+            for row in tx.query(f"SELECT code, name, rank, profile FROM {self.t('cases_regions')} ORDER BY code"):
+                tree.put(Region(row["code"], row["name"], Rank(int(row["rank"])), Profile(row["profile"])))
+        return tree
+
+
+def _flag(condition: str) -> str:
+    return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
+
+
+PETITION = "kind = 'petition'"
+NOT_REFERRED = "COALESCE(referred, 0) = 0"
+# each counter of STAT_COLUMNS as an SQL value of one case row (cases_upward: one push), by its stamp
+REFILL_RECEIVED = {"received": "1", "petitions": _flag(PETITION),
+                   "dispatched": _flag(f"{PETITION} AND dispatched_at IS NOT NULL"),
+                   "responded": _flag(f"{PETITION} AND responded_in_time = 1"),
+                   "petitions_resolved": _flag(f"{PETITION} AND resolved_at IS NOT NULL"),
+                   "visited": _flag(f"{PETITION} AND visited_at IS NOT NULL"),
+                   "satisfied": _flag(f"{PETITION} AND satisfaction IN {SATISFIED!r}")}
+REFILL_RESOLVED = {"resolved": _flag(NOT_REFERRED), "within_ceiling": "COALESCE(within_ceiling, 0)",
+                   "referred": "COALESCE(referred, 0)",
+                   **{c: _flag(f"resolved_rank = {i} AND {NOT_REFERRED}") for i, c in enumerate(RANK_COLUMNS)}}
+REFILL_MOVED = {c: _flag(f"fact = '{c if c == 'reclassified_up' else 'escalation_refused'}'")
+                for c in ("reclassified_up", "escalations_refused")}
+
+
+def _day_sql(column: str, postgres: bool) -> str:
+    """The Beijing day (``YYYY-MM-DD``) of a stored timestamp column, in SQL."""
+    hours = int(DAY_OFFSET.total_seconds() // 3600)
+    if postgres:
+        return f"to_char(({column})::timestamptz AT TIME ZONE 'UTC' + interval '{hours} hours', 'YYYY-MM-DD')"
+    return f"strftime('%Y-%m-%d', {column}, '+{hours} hours')"
+
+
+def _refill_stats_sql(cases: str, upward: str, postgres: bool) -> str:
+    """Counters per origin, grain (``d``, ``m``) and bucket, straight from the rows."""
+    grains = "(SELECT 'd' AS grain, 10 AS len UNION ALL SELECT 'm', 7) AS g"
+
+    def part(source: str, stamp: str, values: dict[str, str]) -> str:
+        picked = ", ".join(f"{values.get(c, '0')} AS {c}" for c in STAT_COLUMNS)
+        return (f"SELECT g.grain, substr(c.day, 1, g.len) AS bucket, c.* FROM (SELECT origin_region, village, "
+                f"township, {_day_sql(stamp, postgres)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL) "
+                f"AS c CROSS JOIN {grains}")
+
+    sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
+    return (f"SELECT grain, origin_region, bucket, MIN(village) AS village, MIN(township) AS township, {sums} "
+            f"FROM ({part(cases, 'reported_at', REFILL_RECEIVED)} UNION ALL "
+            f"{part(cases, 'resolved_at', REFILL_RESOLVED)} UNION ALL {part(upward, 'at', REFILL_MOVED)}) AS parts "
+            "GROUP BY grain, origin_region, bucket")
 
 
 def local_day(stamp: str) -> str:
@@ -470,6 +566,32 @@ def prefixes(code: str) -> list[str]:
 def _facts(row: dict[str, Any]) -> tuple:
     """What of a case row the roll-ups depend on (unchanged facts: nothing to do)."""
     return (*(row[c] for c in FACTS), tuple(row["breached"]))
+
+
+def _batch_rollups(rows: dict[str, dict[str, Any]], before: dict[str, tuple],
+                   upward: list[tuple]) -> tuple[dict[tuple, list], dict[tuple, list]]:
+    """A batch's changes to the roll-ups: what each changed row contributed before taken
+    away, what it contributes now added, and each push above the ceiling."""
+    stats: dict[tuple, list] = {}
+    board: dict[tuple, list] = {}
+    for case_id, row in rows.items():
+        if not row.get("_dirty"):
+            continue
+        now, then = _facts(row), before.get(case_id)
+        if then is None:
+            _add_stats(now, 1, stats)
+            _add_board(now, 1, board)
+            continue
+        if now[:BOARD_FACTS] != then[:BOARD_FACTS]:  # only what changed is taken away and added again
+            _add_stats(then, -1, stats)
+            _add_stats(now, 1, stats)
+        if now[BOARD_FACTS:] != then[BOARD_FACTS:]:
+            _add_board(then, -1, board)
+            _add_board(now, 1, board)
+    for _, _, fact, at, origin, village, township, _ in upward:
+        _add_stat(stats, origin, village, township, at, fact if fact == "reclassified_up" else
+                  "escalations_refused", 1)
+    return stats, board
 
 
 @lru_cache(maxsize=65536)
@@ -498,7 +620,7 @@ def _add_stat(stats: dict[tuple, list], origin: str, village: str | None, townsh
 
 def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
     """Add (``sign`` 1) or take away (-1) one case's contribution to ``cases_stats``."""
-    (origin, village, township, kind, reported_at, resolved_at, resolved_rank, within, dispatched_at,
+    (origin, village, township, kind, reported_at, resolved_at, resolved_rank, within, referred, dispatched_at,
      responded, visited_at, satisfaction) = facts[:BOARD_FACTS]
     if reported_at is not None:
         extra: list[str] = []
@@ -510,7 +632,9 @@ def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
                 if present:
                     extra.append(column)
         _add_stat(stats, origin, village, township, reported_at, "received", sign, extra)
-    if resolved_at is not None:
+    if resolved_at is not None and referred:  # ended referred: counted apart, never as resolved
+        _add_stat(stats, origin, village, township, resolved_at, "referred", sign)
+    elif resolved_at is not None:
         extra = [RANK_COLUMNS[resolved_rank]] if resolved_rank is not None else []
         if within:
             extra.append("within_ceiling")
@@ -572,20 +696,21 @@ def _add_rows(tx: Tx, table: str, keys: Sequence[str], carried: Sequence[str], c
     tx.executemany(f"DELETE FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in keys)} AND {gone}", shrunk)
 
 
-CASE_EVENT_MODULE = "domain.cases"
-REFUSAL_EVENT_MODULE = "domain.refusals"
+@singledispatch
+def _case_of(event: Any) -> str | None:
+    """The case an event concerns (None: no case's)."""
+    return None
 
 
-def _is_case_event(event: Any) -> bool:
-    return type(event).__module__ == CASE_EVENT_MODULE
+@_case_of.register(Case.Event)
+@_case_of.register(Case.Reported)
+def _case_event_of(event: Any) -> str:
+    return str(event.originator_id)
 
 
-def _is_refusal(event: Any) -> bool:
-    return type(event).__module__ == REFUSAL_EVENT_MODULE and hasattr(event, "case_id")
-
-
-def _case_of(event: Any) -> str:
-    return event.case_id if _is_refusal(event) else str(event.originator_id)
+@_case_of.register
+def _refusal_of(event: CeilingRefusals.EscalationRefused) -> str:
+    return event.case_id
 
 
 def _stored(column: str, value: Any) -> Any:
@@ -599,28 +724,3 @@ def _clock_spec(policy: PolicyDocument | None, name: str) -> Any:
         return None
     base = name.split(":", 1)[0]  # per-item clocks: check_in:<department>
     return next((c for c in policy.clocks if c.name == base), None)
-
-
-def _matches(condition: str, kind: str, event: Any) -> bool:
-    """``Type`` or ``Type[field=value,…]`` against an event."""
-    name, _, rest = condition.partition("[")
-    if name != kind:
-        return False
-    for predicate in filter(None, rest.rstrip("]").split(",")):
-        field, _, expected = predicate.partition("=")
-        actual = getattr(event, field.strip(), None)
-        text = str(actual).lower() if isinstance(actual, bool) else str(actual)
-        if text != expected.strip():
-            return False
-    return True
-
-
-_calendars: dict[tuple[str, str], WorkingCalendar] = {}
-
-
-def _calendar(policy: PolicyDocument) -> WorkingCalendar:
-    key = (policy.calendar.name, policy.calendar.overrides)
-    if key not in _calendars:
-        _calendars[key] = (WorkingCalendar.from_overrides(key[1], name=key[0]) if key[1]
-                           else WorkingCalendar(name=key[0]))
-    return _calendars[key]

@@ -27,6 +27,7 @@ from domain.ladder import Rank
 from engine.sql import Database, Tx
 from projections.cases import (
     DAY_OFFSET,
+    NOT_REFERRED,
     OPEN_SQL,
     PETITION_COLUMNS,
     RANK_COLUMNS,
@@ -279,12 +280,13 @@ def counts_from_cases(tx: Tx, region: str, start: datetime | None, end: datetime
                                 ("visited", " AND visited_at IS NOT NULL"),
                                 ("satisfied", f" AND satisfaction IN {SATISFIED!r}"))
     ) if petitions else ""
-    ranks = "".join(f", SUM(CASE WHEN resolved_rank = {i} THEN 1 ELSE 0 END) AS {c}"
+    ranks = "".join(f", SUM(CASE WHEN resolved_rank = {i} AND {NOT_REFERRED} THEN 1 ELSE 0 END) AS {c}"
                     for i, c in enumerate(RANK_COLUMNS))
     return [
         *tx.query(f"SELECT {key} AS region, COUNT(*) AS received{cohort} FROM cases "
                   f"WHERE {origin} AND {reported}{grouped}", [*key_params, *origin_params, *reported_params]),
-        *tx.query(f"SELECT {key} AS region, COUNT(*) AS resolved, SUM(within_ceiling) AS within_ceiling{ranks} "
+        *tx.query(f"SELECT {key} AS region, SUM(CASE WHEN {NOT_REFERRED} THEN 1 ELSE 0 END) AS resolved, "
+                  f"SUM(COALESCE(referred, 0)) AS referred, SUM(within_ceiling) AS within_ceiling{ranks} "
                   f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {resolved}{grouped}",
                   [*key_params, *origin_params, *resolved_params]),
         *tx.query(f"SELECT {key} AS region, SUM(CASE WHEN fact = 'reclassified_up' THEN 1 ELSE 0 END) "
@@ -311,6 +313,7 @@ def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dic
         "resolved_within_ceiling": counts["within_ceiling"],
         "within_ceiling_rate": _rate(counts["within_ceiling"], counts["resolved"]),
         "resolved_at_rank": {RANK_KEYS[i]: counts[c] for i, c in enumerate(RANK_COLUMNS)},
+        "referred": counts["referred"],  # disputes ended referred: never resolved, never within the ceiling
         "reclassified_up": counts["reclassified_up"], "escalations_refused": counts["escalations_refused"],
     }
     if petitions:

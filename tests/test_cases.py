@@ -169,7 +169,8 @@ def test_occurred_at_may_be_earlier_but_not_in_the_future(app, clock):
     from tests.support import envelope
 
     case_id = report(app, "dispute").case_id
-    earlier = clock.now() - timedelta(hours=6)  # an offline grid worker syncs later
+    clock.advance(timedelta(hours=7))
+    earlier = clock.now() - timedelta(hours=6)  # an offline grid worker syncs later (never before the report)
     app.do(case_id, "comment", {"text": "离线记录"}, envelope("wang", app, occurred_at=earlier))
     event = app.history(case_id)[-1].event
     assert event.occurred_at == earlier and event.timestamp == clock.now()

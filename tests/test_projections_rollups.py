@@ -73,7 +73,7 @@ def reference_board(db: Database, region: str) -> dict[str, Any]:
 def _empty(region: str) -> dict[str, Any]:
     return {"region": region, "received": 0, "resolved": 0, "resolved_within_ceiling": 0,
             "within_ceiling_rate": None, "resolved_at_rank": dict.fromkeys(RANK_KEYS.values(), 0),
-            "reclassified_up": 0, "escalations_refused": 0}
+            "referred": 0, "reclassified_up": 0, "escalations_refused": 0}
 
 
 def reference_compliance(db: Database, region: str, start, end, group: str | None) -> list[dict[str, Any]]:
@@ -88,11 +88,15 @@ def reference_compliance(db: Database, region: str, start, end, group: str | Non
     for row in db.query(f"SELECT {key} AS region, COUNT(*) AS n FROM cases WHERE {origin} AND {reported}{grouped}",
                         [*key_params, *origin_params, *reported_params]):
         result.setdefault(row["region"], _empty(row["region"]))["received"] = int(row["n"])
-    for row in db.query(f"SELECT {key} AS region, resolved_rank AS rank, COUNT(*) AS n, SUM(within_ceiling) AS "
-                        f"within FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {resolved}{grouped}"
-                        f"{', resolved_rank' if group else ' GROUP BY resolved_rank'}",
+    for row in db.query(f"SELECT {key} AS region, resolved_rank AS rank, COALESCE(referred, 0) AS referred, "
+                        f"COUNT(*) AS n, SUM(within_ceiling) AS within FROM cases WHERE {origin} AND "
+                        f"resolved_at IS NOT NULL AND {resolved}{grouped}"
+                        f"{', resolved_rank, COALESCE(referred, 0)' if group else ' GROUP BY resolved_rank, COALESCE(referred, 0)'}",
                         [*key_params, *origin_params, *resolved_params]):
         stats = result.setdefault(row["region"], _empty(row["region"]))
+        if int(row["referred"]):  # a dispute ended referred: apart, never resolved
+            stats["referred"] += int(row["n"])
+            continue
         stats["resolved"] += int(row["n"])
         stats["resolved_within_ceiling"] += int(row["within"] or 0)
         stats["resolved_at_rank"][RANK_KEYS[int(row["rank"])]] += int(row["n"])

@@ -35,9 +35,10 @@ from typing import Any
 from uuid import UUID
 
 import structlog
+from eventsourcing.utils import get_topic
 
 from domain.actors import SYSTEM_ACTOR
-from domain.cases import CASE_CLASSES, Status, reports_up_at_once
+from domain.cases import CASE_CLASSES, Case, Status, reports_up_at_once
 from domain.commands import Envelope
 from domain.errors import DomainError
 from domain.ladder import Rank, RegionTree, Unit
@@ -76,7 +77,7 @@ class Router:
         self.app = app
         self.db = db or Database.for_store(app.store, settings=app.settings)
         self._owns_db = db is None
-        self.topics = [f"domain.cases:{cls.__name__}.{event}" for cls in CASE_CLASSES.values() for event in TRIGGERS]
+        self.topics = [get_topic(getattr(cls, event)) for cls in CASE_CLASSES.values() for event in TRIGGERS]
         with self.db.transaction() as tx:
             tx.execute(POSITIONS_DDL)
 
@@ -107,11 +108,12 @@ class Router:
             handled += len(notifications)
 
     def handle(self, event: Any) -> None:
-        kind = type(event).__name__
         case_id = event.originator_id
         trigger = f"route:{case_id}:{event.originator_version}"
         try:
-            if kind != "Reclassified" and not (kind == "Escalated" and event.unit is not None):
+            redispatch = not isinstance(event, Case.Reclassified) and not (
+                isinstance(event, Case.Escalated) and event.unit is not None)
+            if redispatch:
                 self.dispatch(case_id, trigger)
             if reports_up_at_once(event):
                 self.report_up(case_id, trigger)
@@ -125,7 +127,7 @@ class Router:
         tree = self.app.ladder().tree
         policy = self.app.policy(case.policy_version)
         unit = dispatch_unit(tree, policy.routing, case.region, case.kind, case.category, case.ceiling,
-                             self.sent_back_by(case_id))
+                             case.returned_by)
         if unit is not None:
             self._do(case_id, "assign", {"unit": unit.id}, f"{trigger}:assign")
             return
@@ -138,15 +140,8 @@ class Router:
         self._do(case_id, "supervise", {"note": note}, f"{trigger}:unrouted")
 
     def sent_back_by(self, case_id: UUID) -> set[str]:
-        """Units that returned the case (退单): not asked again."""
-        returned, unit = set(), None
-        for recorded in self.app.history(case_id):
-            event = recorded.event
-            if recorded.type in ("Assigned", "Escalated"):
-                unit = event.unit
-            elif recorded.type == "SentBack" and unit:
-                returned.add(unit)
-        return returned
+        """Units that returned the case (退单): not asked again (the case records them)."""
+        return set(self.app.case(case_id).returned_by)
 
     def report_up(self, case_id: UUID, trigger: str) -> None:
         """逐级上报: a note for every higher rank, up to the county."""

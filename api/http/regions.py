@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from api.http.auth import CurrentUser, Principal, check_region_scope
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
-from api.http.schemas import RegionNode, RegionStats, SlaBoard
+from api.http.schemas import Compliance, RegionNode, RegionStats, SlaBoard
 from api.http.services import Services, services
 from domain.errors import NotPermitted, ValidationFailed
-from domain.ladder import Region
+from domain.ladder import Rank, Region
 from domain.permissions import READ_BOARD
 
 router = APIRouter(prefix="/v1", tags=["regions"])
@@ -70,6 +70,13 @@ def _moment(value: str | None, *, end: bool) -> datetime | None:
     return moment
 
 
+def _period(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    begin, stop = _moment(start, end=False), _moment(end, end=True)
+    if begin is not None and stop is not None and begin > stop:
+        raise ValidationFailed("from must not be after to", field="from")
+    return begin, stop
+
+
 PERIOD = "a date (YYYY-MM-DD, a whole day in Beijing time) or an RFC 3339 time"
 
 
@@ -86,11 +93,38 @@ def region_stats(
 ) -> JSONResponse:
     require_board(principal)
     check_region_scope(principal, code, svc)
-    begin, stop = _moment(start, end=False), _moment(end, end=True)
-    if begin is not None and stop is not None and begin > stop:
-        raise ValidationFailed("from must not be after to", field="from")
+    begin, stop = _period(start, end)
     stats = read_models(svc).region_stats(code, begin, stop)
     return JSONResponse(jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)}))
+
+
+LEVELS = {"township": Rank.TOWNSHIP, "village": Rank.VILLAGE}
+
+
+@router.get("/regions/{code}/compliance", summary="小事不出村 per child region: each village or township (supervisors)",
+            response_model=None, responses={200: {"model": Compliance}, **problem_responses(403, *READ, 503)})
+def region_compliance(
+    principal: CurrentUser,
+    svc: Svc,
+    code: str,
+    level: Annotated[str | None, Query(max_length=20, description="village or township; default: the rank "
+                                       "just below the region (a county's townships, a township's villages)")] = None,
+    start: Annotated[str | None, Query(alias="from", max_length=40, examples=["2026-09-01"],
+                                       description=f"{PERIOD}; default: since the first case")] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40, examples=["2026-09-30"],
+                                     description=f"{PERIOD}, inclusive; default: up to now")] = None,
+) -> JSONResponse:
+    """The dashboard's compliance table as JSON (``ReadModels.compliance``)."""
+    require_board(principal)
+    region = check_region_scope(principal, code, svc)
+    if level is None:
+        level = "township" if region.rank > Rank.TOWNSHIP else "village"
+    if level not in LEVELS or LEVELS[level] >= region.rank:
+        raise ValidationFailed(f"compliance under a {region.rank.label} is per village or township below it",
+                               field="level", allowed=[name for name, rank in LEVELS.items() if rank < region.rank])
+    begin, stop = _period(start, end)
+    rows = read_models(svc).compliance(code, begin, stop, level=level)
+    return JSONResponse(jsonable_encoder({"region": code, "level": level, "from": begin, "to": stop, "rows": rows}))
 
 
 @router.get("/sla/board", summary="SLA board: overdue and about-to-breach cases (supervisors)",

@@ -150,9 +150,23 @@ class RegionStats(BaseModel):
     within_ceiling_rate: float | None = None
     resolved_at_rank: dict[str, int]
     reclassified_up: int
+    referred: int = 0
     response_rate: float | None = None
     resolution_rate: float | None = None
     satisfaction_rate: float | None = None
+
+
+class Compliance(BaseModel):
+    """小事不出村 per child region (a township's villages, a county's townships), worst rate first."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "region": "410928-001", "level": "village", "from": None, "to": None, "rows": [
+            {"region": "410928-001-007", "received": 12, "resolved": 10, "resolved_within_ceiling": 9,
+             "within_ceiling_rate": 0.9, "resolved_at_rank": {"grid": 6, "village": 3, "township": 1, "county": 0},
+             "referred": 1, "reclassified_up": 0, "escalations_refused": 0}]}]})
+    region: str
+    level: str
+    rows: list[dict[str, Any]]
 
 
 class Problem(BaseModel):
