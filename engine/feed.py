@@ -9,7 +9,7 @@ table for each inserting transaction, so positions become visible in commit orde
 once position *n* is visible, every lower position is committed (or rolled back and
 gone for good). On SQLite there is only one writer at a time. Either way a reader
 that asks for "after the last position I saw" never skips an event that commits
-later. ``tests/test_feed_gaps.py`` proves it with concurrent writers.
+later. ``tests/integration/test_feed_gaps.py`` proves it with concurrent writers.
 
 **What is public.** Dispute, hazard and petition events are; the ladder's and the
 policy book's events are internal and never appear (see ``engine.event_schemas``).
@@ -173,7 +173,7 @@ class Feed:
     an event class that needs upcasting, a value of a shape it does not know) takes the
     **reference path**: eventsourcing's mapper, then the type's schema model
     (:meth:`cloud_event`). Both give the same documents, byte for byte
-    (``tests/test_feed_direct.py``); ``Feed(app, direct=False)``, or
+    (``tests/integration/test_feed_direct.py``); ``Feed(app, direct=False)``, or
     ``FENGQIAO_FEED_DIRECT=0`` in the engine's settings, reads by the reference path only.
     """
 
@@ -350,7 +350,7 @@ ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:[+-]\d\
 """``datetime.isoformat()`` of a datetime whose UTC offset is whole minutes (or naive)."""
 DIGIT_LEAD_BYTES = frozenset(b"\xd9\xdb\xdf\xe0\xe1\xea\xef\xf0")
 """The first bytes of the UTF-8 form of every non-ASCII character ``\\d`` matches (Unicode
-category Nd: ٠, ०, ０ ...); ``tests/test_feed_direct.py`` checks the set against ``re``."""
+category Nd: ٠, ०, ０ ...); ``tests/integration/test_feed_direct.py`` checks the set against ``re``."""
 DIGITISH = bytes(ord("0") if 0x30 <= b <= 0x39 or 0x80 <= b <= 0xBF or b in DIGIT_LEAD_BYTES else ord(".")
                  for b in range(256))
 ASCII_DIGITS = bytes(ord("0") if 0x30 <= b <= 0x39 else ord(".") for b in range(256))

@@ -1,7 +1,7 @@
 """Group commit: concurrent commands' events written in one transaction.
 
 Every insert into the event store takes a table-wide lock (that is what keeps
-the feed gap-safe, see ``tests/test_feed_gaps.py``) and ends with a commit that
+the feed gap-safe, see ``tests/integration/test_feed_gaps.py``) and ends with a commit that
 waits for the disk. One transaction per command therefore caps a store at one
 fsync per command, however many writers there are.
 

@@ -23,7 +23,7 @@ takeover after a leader dies is bounded by
 
 A process that dies (kill -9, OOM) on a live host has its socket closed by the
 kernel, so the first term is ~0 and the bound is the poll (tested:
-``tests/test_worker_split.py``). A host that vanishes is seen by TCP keepalives,
+``tests/e2e/test_worker_split.py``). A host that vanishes is seen by TCP keepalives,
 which this session sets to 5 s idle + 3 × 1 s probes (``tcp_keepalives_*``), so
 the bound is ~8 s + the poll.
 

@@ -10,7 +10,7 @@ argument, passed down from there; no module reads the environment on import, and
 reads ``FENGQIAO_<FIELD>`` for each field. A value that does not fit its field (not a
 number, a number < 0, not finite) raises :class:`SettingsError` naming the variable, and
 the commands stop with exit code 2. The table in ``docs/operations.md`` lists every field
-(``tests/test_settings.py`` checks it against this model).
+(``tests/integration/test_settings.py`` checks it against this model).
 """
 
 from __future__ import annotations

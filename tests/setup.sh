@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Test set-up that the virtual environment cannot provide. Runs before pytest (python3 dev.py test).
 #
-# The dashboard's browser test (tests/test_dashboard_browser.py) drives Debian's chromium with
+# The dashboard's browser test (tests/e2e/test_dashboard_browser.py) drives Debian's chromium with
 # the Python `playwright` package (never `playwright install`: no browser download). This installs
 # what is missing: chromium and a CJK font (apt-get, `apt-get update` first, only when chromium is
 # missing), and playwright into the venv. It never fails the run: where apt or the index cannot be

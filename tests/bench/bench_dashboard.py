@@ -41,7 +41,7 @@ def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
     """The pages as docs/dashboard.md shows them: the township supervisor's day, the county's view."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
     folder.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:

@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 from api.http.app import create_app
 from api.http.services import FailedLogins, Settings
 from engine.users import UserStore
+from tests.e2e.test_webhooks import Receiver, sender, subscribe
 from tests.feed_support import LiveServer, make_api
 from tests.support import act, report
 from tests.test_reliability_support import cli
-from tests.test_webhooks import Receiver, sender, subscribe
 
 PHONE = "13812345678"
 ID_NUMBER = "410928199001011234"

@@ -18,9 +18,9 @@ from domain.errors import DomainError
 from domain.ladder import Person
 from engine.case_clocks import clocks_of
 from engine.service import Fengqiao
+from tests.e2e.test_cli import cli
 from tests.support import report, seed
 from tests.test_api_support import GRID, PETITION, Api, api  # noqa: F401
-from tests.test_cli import cli
 from workflows.routing import Router
 
 XU_VILLAGE = "410928-002-001"  # 徐镇村: outside 王庄村 and 海通乡

@@ -24,7 +24,7 @@ from domain.clocks import (
 from domain.errors import ValidationFailed
 from domain.policy import ClockSpec, Policy, Thresholds, parse_policy
 
-DEFAULT = parse_policy((Path(__file__).resolve().parent.parent / "domain" / "default_policy.toml").read_text())
+DEFAULT = parse_policy((Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml").read_text())
 POLICY = Policy.model_validate({**DEFAULT.model_dump(), "version": 1})
 CAL = WorkingCalendar()
 CEILINGS = {"minor": 1, "major": 2, "critical": 3}
@@ -89,7 +89,7 @@ def test_a_bad_condition_is_refused_with_a_stable_code(bad):
     with pytest.raises(ValidationFailed) as refused:
         Condition.parse(bad)
     assert refused.value.code == "validation"
-    text = (Path(__file__).resolve().parent.parent / "domain" / "default_policy.toml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml").read_text()
     with pytest.raises(ValidationFailed) as refused:
         parse_policy(text.replace('stop_on = ["Accepted"]', f'stop_on = ["{bad}"]', 1))
     assert refused.value.details["field"].startswith("clocks.0.stop_on")
@@ -123,7 +123,7 @@ def test_a_category_target_governs_when_it_is_due_earlier():
 
 
 def test_a_category_target_must_name_a_category_of_the_clocks_kinds():
-    text = (Path(__file__).resolve().parent.parent / "domain" / "default_policy.toml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml").read_text()
     with pytest.raises(ValidationFailed) as refused:
         parse_policy(text.replace('target_by_category = { utilities = "24h" }', 'target_by_category = { water = "24h" }'))
     reply = [clock.name for clock in parse_policy(text).clocks].index("reply")
@@ -315,7 +315,7 @@ def test_due_times_are_monotonic_in_pause_length(start, pause_after, short, long
 
 
 def test_a_calendar_file_is_loaded_inline_in_a_new_policy_version():
-    text = (Path(__file__).resolve().parent.parent / "domain" / "default_policy.toml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml").read_text()
     text = text.replace('name = "cn-statutory"  # China', """overrides = '''
 name = "cn-2027"
 [[holiday]]

@@ -295,7 +295,7 @@ def test_the_receiver_in_the_docs_works(app, api, receiver, tmp_path):
     import sys
     from pathlib import Path
 
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "integrators.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "integrators.md").read_text()
     code = re.search(r"```python\n(.*?)```", docs, re.S).group(1)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from projections import default_projections
 from projections.runner import ProjectionRunner
+from tests.integration.test_projections_properties import snapshot
 from tests.support import act, report
-from tests.test_projections_properties import snapshot
 
 FENGQIAO = str(Path(sys.executable).parent / "fengqiao")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(url: str, log: Path) -> subprocess.Popen:

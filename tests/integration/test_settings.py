@@ -15,7 +15,7 @@ import pytest
 
 from engine.settings import DEFAULTS, Settings, SettingsError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "docs" / "operations.md"
 ROW = re.compile(r"^\| `(FENGQIAO_[A-Z0-9_]+)` \| (\w+) \| ([^|]+) \| [^|]+ \|$")
 TYPE_NAMES = {int: "int", float: "float", bool: "bool", str: "str", Path: "path"}

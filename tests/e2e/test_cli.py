@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.support import COUNTY_CSV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(store, *args: str, ok: bool = True) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import pytest
 
 from api.cli.bench import BENCHES, module_of
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_benchmark_is_a_packaged_module() -> None:

@@ -15,7 +15,7 @@ import httpx
 from engine.service import Fengqiao
 from tests.support import seed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def env_for(store) -> dict[str, str]:

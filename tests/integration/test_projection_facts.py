@@ -32,10 +32,10 @@ from engine.case_clocks import clocks_of
 from projections.cases import CasesProjection
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
+from tests.integration.test_projections_properties import ACTIONS, LIKELY, PEOPLE
+from tests.integration.test_projections_rollups import reference_ranking
 from tests.support import COUNTY_CSV, act, actor, envelope, report
 from tests.test_api_support import Api, api  # noqa: F401
-from tests.test_projections_properties import ACTIONS, LIKELY, PEOPLE
-from tests.test_projections_rollups import reference_ranking
 
 MICRO = "410928-001-007-03-01"  # 王庄村第三网格 微网格一
 MICRO_CSV = f"""code,name,rank,profile

@@ -11,9 +11,9 @@ import pytest
 
 from engine.audit.checkpoints import checkpoint, export
 from tests.audit_support import RawStore, busy_history
-from tests.test_audit import recompute_chain
+from tests.integration.test_audit import recompute_chain
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "auditors.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "auditors.md"
 
 
 @pytest.fixture(autouse=True)

@@ -35,8 +35,8 @@ from projections.queries import (
     subtree,
 )
 from projections.runner import ProjectionRunner
+from tests.integration.test_projections_properties import ACTIONS, PEOPLE
 from tests.support import act, actor, report
-from tests.test_projections_properties import ACTIONS, PEOPLE
 
 REPORTERS = {"wang": "410928-001-007-03", "chen": "410928-009-001-01", "zhao": "410928-001-007"}
 ROLLUPS = ("cases_stats", "cases_board")

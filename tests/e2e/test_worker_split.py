@@ -35,11 +35,11 @@ from engine.time_source import SimulatedClock
 from projections import default_projections
 from projections.runner import ProjectionRunner
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
+from tests.e2e.test_reliability import delivered_positions
+from tests.e2e.test_webhooks import Receiver
+from tests.integration.test_projections_properties import snapshot
 from tests.support import act, report, seed
-from tests.test_projections_properties import snapshot
-from tests.test_reliability import delivered_positions
 from tests.test_reliability_support import FENGQIAO, ROOT
-from tests.test_webhooks import Receiver
 from workflows.timers import TimerService
 
 

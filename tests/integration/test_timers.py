@@ -282,7 +282,7 @@ def test_recalculation_under_another_policy_version_writes_nothing(app, clock):
 
 
 def test_the_timers_command_line(app, store):
-    from tests.test_cli import cli, out
+    from tests.e2e.test_cli import cli, out
 
     case_id = str(ladder_case(app))
     clocks = out(cli(store, "timers", "clocks", case_id, "--at", "2025-09-26T11:00:00+08:00"))
@@ -321,7 +321,7 @@ def test_the_timers_worker_ticks_until_stopped(app, clock):
 
 
 def test_a_send_back_is_refused_once_its_window_has_passed(app, clock, timers):
-    from tests.test_cases import refused
+    from tests.integration.test_cases import refused
 
     case_id = report(app, "petition", "minor").case_id
     act(app, case_id, "assign", "li", unit="wz-cwh")

@@ -206,7 +206,7 @@ def test_the_runners_decoder_gives_the_mappers_events_and_never_caches_personal_
 
     from engine import privacy
     from projections.decoding import EventDecoder
-    from tests.test_projections_properties import drive
+    from tests.integration.test_projections_properties import drive
 
     r = random.Random(9)
     drive(app, clock, [(r.choice(["report", "act", "act", "act", "clock"]), r.getrandbits(32)) for _ in range(80)])
@@ -273,7 +273,7 @@ def test_a_rebuild_through_copy_equals_the_incremental_read_model(app, monkeypat
     equal the incrementally built ones, row for row."""
     from engine import sql as dbmodule
     from projections.cases import CasesProjection
-    from tests.test_projections_properties import snapshot
+    from tests.integration.test_projections_properties import snapshot
 
     cases = [report(app).case_id for _ in range(dbmodule.BULK_ROWS + 20)]
     for case in cases:

@@ -31,9 +31,9 @@ from engine.service import Fengqiao
 from engine.store import StoreConfig
 from projections import default_projections
 from projections.runner import ProjectionRunner
+from tests.integration.test_projections_properties import snapshot
 from tests.support import seed
 from tests.test_api_support import DISPUTE
-from tests.test_projections_properties import snapshot
 from tests.test_reliability_support import PrivatePostgres, Server, private_pg, seeded_store  # noqa: F401
 
 ALLOWED_DURING_FAULTS = {200, 201, 503}  # anything else is a wrong answer
@@ -427,8 +427,8 @@ def test_kill_9_the_worker_mid_batch_repeatedly(store, tmp_path, monkeypatch):
     fires twice, every event reaches the webhook receiver (deduplicated by id), and the
     projections equal a rebuild."""
     from engine.time_source import SimulatedClock
+    from tests.e2e.test_webhooks import Receiver
     from tests.support import act, report
-    from tests.test_webhooks import Receiver
 
     monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
     from datetime import UTC, datetime

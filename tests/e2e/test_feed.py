@@ -149,7 +149,7 @@ def test_docs_events_match_the_code(tmp_path, monkeypatch):
     """docs/events/ is what ``python -m engine.event_schemas docs/events`` writes today."""
     monkeypatch.setenv("FENGQIAO_PUBLIC_URL", "https://fengqiao.example")
     event_schemas.write_schemas(tmp_path)
-    docs = Path(__file__).resolve().parents[1] / "docs" / "events"
+    docs = Path(__file__).resolve().parents[2] / "docs" / "events"
     assert sorted(p.name for p in docs.glob("*.json")) == sorted(p.name for p in tmp_path.glob("*.json"))
     for generated in tmp_path.glob("*.json"):
         assert (docs / generated.name).read_text() == generated.read_text(), generated.name

@@ -12,7 +12,7 @@ from engine import privacy
 from tests.audit_support import RawStore
 from tests.support import act, report
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(store, tmp_path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:

@@ -30,10 +30,10 @@ from projections.province import ZONE, ProvinceRollup, county_url, months
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 from tests.conftest import POSTGRES_URL, require_postgres
+from tests.integration.test_projections_properties import CrashingCases, drive, snapshot
 from tests.support import seed
-from tests.test_projections_properties import CrashingCases, drive, snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COUNTIES = ("c1", "c2", "c3")
 PERIOD = ("2026-09", "2026-12")
 

@@ -22,13 +22,13 @@ from domain.calendar import (
 from domain.errors import ValidationFailed
 from engine.case_clocks import clocks_of
 from engine.time_source import SimulatedClock
+from tests.e2e.test_cli import cli, out
 from tests.support import COUNTY_CSV, DEFAULT_POLICY, report
 from tests.test_api_support import GRID, PETITION, Api, api  # noqa: F401 - the api fixture
-from tests.test_cli import cli, out
 from workflows.timer_index import from_key
 from workflows.timers import TimerService
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "calendar-2027-test.toml"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "calendar-2027-test.toml"
 FIXTURE_TEXT = FIXTURE.read_text(encoding="utf-8")
 
 

@@ -89,7 +89,7 @@ def test_the_decoders_default_bound_is_small() -> None:
                           cwd=ROOT, env=_env()).returncode == 0
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARENAS = """
 import ctypes, os, sys, tempfile, threading
 from engine.memory import limit_malloc_arenas
