@@ -14,11 +14,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.bench.county import USERS
+from api.http.app import create_app
 from engine.service import Fengqiao
 from engine.store import StoreConfig
 from engine.time_source import SimulatedClock
 from tests.support import seed
+from tests.test_api_support import Api
 
 # Each engine keeps this many PostgreSQL connections open; tests open many engines.
 os.environ.setdefault("FENGQIAO_POOL_SIZE", "1")
@@ -83,3 +87,16 @@ def app(store: StoreConfig, clock: SimulatedClock) -> Iterator[Fengqiao]:
     application = seed(Fengqiao(store, clock=clock))
     yield application
     application.close()
+
+
+@pytest.fixture
+def api(app: Fengqiao) -> Iterator[Api]:
+    """The HTTP app over ``app``, a user of every role, and a client that speaks as one."""
+    http = create_app(app)
+    svc = http.state.services
+    tokens = {name: svc.users.add(name, role, region, unit, by="test")
+              for name, role, region, unit in USERS}
+    with TestClient(http, raise_server_exceptions=False) as client:
+        yield Api(http, client, app, tokens)
+    if svc.runner is not None:
+        svc.runner.close()

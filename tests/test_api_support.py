@@ -1,13 +1,11 @@
-"""Shared set-up for the API tests (no tests here): the app over the seeded engine,
-users of every role in and out of 海通乡, and a client that speaks as one of them."""
+"""Shared set-up for the API tests (no tests here): users of every role in and out of
+海通乡 and a client that speaks as one of them (the `api` fixture, tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -21,7 +19,6 @@ from api.bench.county import (  # noqa: F401
     XUZHEN,
     XUZHEN_GRID,
 )
-from api.http.app import create_app
 from engine.service import Fengqiao
 
 
@@ -55,15 +52,3 @@ class Api:
         response = self.post(f"/v1/cases/{case_id}/{action}", body, who, **kw)
         assert response.status_code == status, (action, who, response.text)
         return response.json()
-
-
-@pytest.fixture
-def api(app: Fengqiao) -> Iterator[Api]:
-    http = create_app(app)
-    svc = http.state.services
-    tokens = {name: svc.users.add(name, role, region, unit, by="test")
-              for name, role, region, unit in USERS}
-    with TestClient(http, raise_server_exceptions=False) as client:
-        yield Api(http, client, app, tokens)
-    if svc.runner is not None:
-        svc.runner.close()

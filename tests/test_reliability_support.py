@@ -101,13 +101,6 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def private_pg() -> Iterator[PrivatePostgres]:
-    cluster = PrivatePostgres()
-    yield cluster
-    cluster.destroy()
-
-
 def cli(url: str, *args: str, check: bool = True) -> str:
     """Run `fengqiao …` against ``url``; its stdout."""
     env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}

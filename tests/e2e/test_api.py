@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """The HTTP API through the real ASGI app, on both stores: every action, every problem type."""
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.errors import NotFound, ValidationFailed
-from tests.test_api_support import DISPUTE, GRID, HAZARD, PETITION, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, GRID, HAZARD, PETITION, Api
 
 NOW_PLUS = "2026-10-10T18:00:00+08:00"
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """Every role, in and out of its region, against every endpoint.
 
 Out of region, nothing succeeds and nothing reveals existence: the answer is the
@@ -16,7 +15,7 @@ import pytest
 
 from api.http.openapi_docs import ACTION_EXAMPLES
 from domain.permissions import PUBLIC_ACTIONS, READ, READ_BOARD, READ_HISTORY, REPORT, may
-from tests.test_api_support import DISPUTE, GRID, PETITION, XUZHEN, XUZHEN_GRID, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, GRID, PETITION, XUZHEN, XUZHEN_GRID, Api
 
 PLAYERS = {  # one user of each role, all inside 海通乡 (so 徐镇镇 is out of region for them)
     "reporter": "wang", "handler": "zhao", "supervisor": "zhou", "auditor": "audit",

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """Projection-backed routes: case lists, the SLA board, region statistics, read-your-writes."""
 
 from __future__ import annotations
@@ -6,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from api.http.services import Settings
-from tests.test_api_support import DISPUTE, HAZARD, PETITION, XUZHEN_GRID, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, HAZARD, PETITION, XUZHEN_GRID, Api
 
 
 def project(api: Api) -> None:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """schemathesis against the app's own OpenAPI document: no 5xx, responses match the schema.
 
 The default run is bounded (``FENGQIAO_SCHEMATHESIS_EXAMPLES``, default 6 per
@@ -24,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.http.services import Settings
-from tests.test_api_support import DISPUTE, HAZARD, PETITION, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, HAZARD, PETITION, Api
 
 EXAMPLES = int(os.environ.get("FENGQIAO_SCHEMATHESIS_EXAMPLES", "6"))
 LONG_EXAMPLES = 150  # the `slow` run: pytest -m slow tests/test_api_schema.py

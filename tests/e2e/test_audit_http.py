@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """The auditors' HTTP routes, on both stores."""
 
 from __future__ import annotations
@@ -7,7 +6,7 @@ import pytest
 
 from engine.audit.checkpoints import Checkpoint
 from tests.audit_support import RawStore
-from tests.test_api_support import DISPUTE, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, Api
 
 
 @pytest.fixture(autouse=True)

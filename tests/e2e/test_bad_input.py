@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """Bad input never crashes anything and never half-applies: every command body, the
 policy file and the region file are fuzzed, and the HTTP edge cases (deep JSON,
 invalid UTF-8, huge limits, negative positions, forged cursors) answer bounded
@@ -26,7 +25,7 @@ from domain.errors import DomainError
 from domain.ladder import parse_region_file
 from domain.policy import parse_policy
 from tests.support import COUNTY_CSV, DEFAULT_POLICY, envelope, report
-from tests.test_api_support import DISPUTE, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, Api
 
 FUZZ = settings(max_examples=int(os.environ.get("FENGQIAO_FUZZ_EXAMPLES", "40")), deadline=None,
                 suppress_health_check=list(HealthCheck), database=None)

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """The dashboard's pages over plain HTTP, on both stores: sign-in by cookie, each
 page with real content, region scoping (out of region is the same 404 as missing),
 time travel on the case page, and refusals as pages."""
@@ -12,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from api.http.ui.session import COOKIE
-from tests.test_api_support import DISPUTE, PETITION, XUZHEN_GRID, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, PETITION, XUZHEN_GRID, Api
 from workflows.timers import TimerService
 
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `private_pg` fixture is imported from tests.test_reliability_support
 """Faults with real processes and a real PostgreSQL: nothing acknowledged is lost or
 doubled, no wrong answer is given, and the server recovers by itself.
 
@@ -24,6 +23,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from api.bench.server import seeded_store
 from api.http.app import create_app
 from api.http.services import Settings
 from engine.audit.verify import verify_log
@@ -34,7 +34,7 @@ from projections.runner import ProjectionRunner
 from tests.integration.test_projections_properties import snapshot
 from tests.support import seed
 from tests.test_api_support import DISPUTE
-from tests.test_reliability_support import PrivatePostgres, Server, private_pg, seeded_store  # noqa: F401
+from tests.test_reliability_support import PrivatePostgres, Server
 
 ALLOWED_DURING_FAULTS = {200, 201, 503}  # anything else is a wrong answer
 
@@ -154,7 +154,7 @@ def assert_projections_equal_rebuild(engine: Fengqiao) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def fault_url(request, tmp_path, private_pg: PrivatePostgres) -> str:  # noqa: F811
+def fault_url(request, tmp_path, private_pg: PrivatePostgres) -> str:
     """A fresh store for a server subprocess: a SQLite file, or a schema on the private cluster."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'fengqiao.db'}"
@@ -202,7 +202,7 @@ def test_kill_9_the_server_under_16_clients_loses_and_doubles_nothing(fault_url:
         engine.close()
 
 
-def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(private_pg: PrivatePostgres):  # noqa: F811
+def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(private_pg: PrivatePostgres):
     url = private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")
     tokens = seeded_store(url, [("root", "admin", "410928")])
     server = Server(url)
@@ -308,7 +308,7 @@ class PostgresReadOnly:
 
 
 @pytest.fixture(params=["sqlite-disk-full", "postgres-read-only"])
-def refusing_store(request, private_pg: PrivatePostgres) -> Iterator[SqliteDiskFull | PostgresReadOnly]:  # noqa: F811
+def refusing_store(request, private_pg: PrivatePostgres) -> Iterator[SqliteDiskFull | PostgresReadOnly]:
     if request.param == "sqlite-disk-full":
         with small_disk() as folder:
             yield SqliteDiskFull(folder)
@@ -353,7 +353,7 @@ def test_a_database_that_refuses_writes_answers_503_and_readiness_goes_false(ref
         engine.close()
 
 
-def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg: PrivatePostgres):  # noqa: F811
+def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg: PrivatePostgres):
     """SIGSTOP every process of the private cluster: answers come back as 503 problems within
     the deadline, readiness is false; after SIGCONT a retry with the same key is recorded once."""
     url = private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")

@@ -24,7 +24,7 @@ from engine.case_clocks import clocks_of
 from engine.time_source import SimulatedClock
 from tests.e2e.test_cli import cli, out
 from tests.support import COUNTY_CSV, DEFAULT_POLICY, report
-from tests.test_api_support import GRID, PETITION, Api, api  # noqa: F401 - the api fixture
+from tests.test_api_support import GRID, PETITION, Api
 from workflows.timer_index import from_key
 from workflows.timers import TimerService
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """Issue 17, items 4, 5, 7 and 8, on both stores: 延期 and 挂起 asked for before the due
 time and approved by a covering supervisor, the 退单 window from dispatch, 逐级上报 on
 reclassification, and 吹哨报到 again. Through the engine, the HTTP API and the CLI."""
@@ -20,7 +19,7 @@ from engine.case_clocks import clocks_of
 from engine.service import Fengqiao
 from tests.e2e.test_cli import cli
 from tests.support import report, seed
-from tests.test_api_support import GRID, PETITION, Api, api  # noqa: F401
+from tests.test_api_support import GRID, PETITION, Api
 from workflows.routing import Router
 
 XU_VILLAGE = "410928-002-001"  # 徐镇村: outside 王庄村 and 海通乡

@@ -14,7 +14,7 @@ from domain.errors import DomainError
 from engine.case_clocks import clocks_of
 from engine.service import Fengqiao
 from tests.support import act, report
-from tests.test_api_support import DISPUTE, HAZARD, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, HAZARD, Api
 from workflows.timers import TimerService
 
 ROUTES = ["arbitration", "administrative", "court"]
@@ -282,13 +282,13 @@ def test_after_a_failed_reinspection_a_supervisor_issues_a_new_notice(app, clock
 # -- over HTTP: the status codes and the fields the problems name ---------------------------------
 
 
-def test_http_hazard_level_mismatch_is_422_naming_the_field(api: Api):  # noqa: F811
+def test_http_hazard_level_mismatch_is_422_naming_the_field(api: Api):
     response = api.post("/v1/cases", {**HAZARD, "hazard_level": "major"}, "wang")  # a minor hazard
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "hazard_level"
 
 
-def test_http_late_court_confirmation_is_409_naming_the_window(api: Api, clock):  # noqa: F811
+def test_http_late_court_confirmation_is_409_naming_the_window(api: Api, clock):
     case_id = api.report(DISPUTE)["id"]
     api.act(case_id, "assign", {"assignee": "zhao"}, "li")
     api.act(case_id, "accept", who="zhao")

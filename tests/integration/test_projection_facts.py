@@ -35,7 +35,7 @@ from projections.runner import ProjectionRunner
 from tests.integration.test_projections_properties import ACTIONS, LIKELY, PEOPLE
 from tests.integration.test_projections_rollups import reference_ranking
 from tests.support import COUNTY_CSV, act, actor, envelope, report
-from tests.test_api_support import Api, api  # noqa: F401
+from tests.test_api_support import Api
 
 MICRO = "410928-001-007-03-01"  # 王庄村第三网格 微网格一
 MICRO_CSV = f"""code,name,rank,profile
@@ -84,7 +84,7 @@ def test_a_micro_grid_case_counts_under_its_village_and_township(app):
         runner.close()
 
 
-def test_compliance_per_child_region_over_http(api: Api):  # noqa: F811
+def test_compliance_per_child_region_over_http(api: Api):
     api.engine.import_regions(MICRO_CSV, "admin")
     case = api.report({"kind": "dispute", "category": "neighbours", "severity": "minor", "region": MICRO,
                        "title": "微网格纠纷"})["id"]
@@ -304,7 +304,7 @@ def test_a_report_before_2000_or_beyond_max_backdate_is_refused(app, clock, occu
     assert refused.value.details["field"] == "occurred_at"
 
 
-def test_an_occurred_at_a_month_back_is_a_422_naming_the_field(api: Api):  # noqa: F811
+def test_an_occurred_at_a_month_back_is_a_422_naming_the_field(api: Api):
     case = api.report()["id"]
     late = (api.engine.clock.now() - timedelta(days=30)).isoformat()
     refused = api.post(f"/v1/cases/{case}/comment", {"text": "补录", "occurred_at": late}, "li")

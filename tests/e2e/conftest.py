@@ -1,0 +1,17 @@
+"""Fixtures of the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.test_reliability_support import PrivatePostgres
+
+
+@pytest.fixture(scope="session")
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the tests' own (initdb + pg_ctl on a free port), to stop and restart."""
+    cluster = PrivatePostgres()
+    yield cluster
+    cluster.destroy()
