@@ -37,7 +37,8 @@ class Actor:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Actor:
-        return cls(**{k: data.get(k) for k in ("id", "role", "unit", "region", "rank")})
+        fields: dict[str, Any] = {k: data.get(k) for k in ("id", "role", "unit", "region", "rank")}
+        return cls(**fields)
 
 
 SYSTEM_ACTOR = Actor(id="system:timers", role=Role.SYSTEM, unit=None, region=None, rank=None)

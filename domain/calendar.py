@@ -153,7 +153,8 @@ DEFAULT_HOURS = WorkingHours(((time(9, 0), time(12, 0)), (time(13, 30), time(17,
 def _statutory_is_workday(d: date) -> bool | None:
     """chinesecalendar's verdict for ``d``, or None when it has no data for that year."""
     try:
-        return chinese_calendar.is_workday(d)
+        workday: bool = chinese_calendar.is_workday(d)
+        return workday
     except NotImplementedError:
         return None
 
@@ -639,9 +640,10 @@ class CalendarBook(Aggregate):
 
     def statutory(self) -> Statutory:
         """The statutory facts: the imported years on top of the package."""
-        if getattr(self, "_statutory", None) is None:
-            self._statutory = Statutory(tuple(self.years[y] for y in sorted(self.years)))
-        return self._statutory
+        statutory: Statutory | None = getattr(self, "_statutory", None)
+        if statutory is None:
+            statutory = self._statutory = Statutory(tuple(self.years[y] for y in sorted(self.years)))
+        return statutory
 
     def import_year(self, text: str, actor_id: str, source: str = "") -> tuple[int, bool]:
         """Record a year's notice; ``(year, changed)``. Bad files: ``ValidationFailed``."""

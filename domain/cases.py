@@ -16,13 +16,14 @@ written reason, by someone at the ceiling rank.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NoReturn
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, TAggregate
 
 from domain.actors import Actor, Role
 from domain.clocks import ClockState, ClockStatus
@@ -143,7 +144,7 @@ def reports_up_at_once(event: Any) -> bool:
     reported or by a reclassification (重新定性) to critical."""
     name = type(event).__name__
     if name == "Reported":
-        return event.severity == Severity.CRITICAL
+        return bool(event.severity == Severity.CRITICAL)
     return name == "Reclassified" and event.to_severity == Severity.CRITICAL
 
 
@@ -167,9 +168,10 @@ class Case(Aggregate):
         command_id: str
         policy_version: int
 
-        def mutate(self, case: Case | None) -> Case | None:
-            case = super().mutate(case)
-            case.processed_commands[self.command_id] = self.originator_version
+        def mutate(self, aggregate: TAggregate | None) -> TAggregate | None:
+            case = super().mutate(aggregate)
+            if isinstance(case, Case):
+                case.processed_commands[self.command_id] = self.originator_version
             return case
 
     class Reported(Aggregate.Created):
@@ -183,12 +185,12 @@ class Case(Aggregate):
         region: str
         rank: int
         profile: str
-        ceilings: dict
+        ceilings: dict[str, Any]
         title: str
         description: str
         channel: str
-        parties: list
-        details: dict
+        parties: list[Any]
+        details: dict[str, Any]
 
     class Assigned(Event):
         assignee: str | None
@@ -303,7 +305,7 @@ class Case(Aggregate):
                 case.pending_extensions.pop(self.clock, None)
 
     class Whistled(Event):
-        departments: list
+        departments: list[Any]
         reason: str
 
         def apply(self, case: Case) -> None:
@@ -318,7 +320,7 @@ class Case(Aggregate):
 
     class Commented(Event):
         text: str
-        attachments: list
+        attachments: list[Any]
 
     class Supervised(Event):
         note: str
@@ -385,12 +387,12 @@ class Case(Aggregate):
         region: str,
         rank: int,
         profile: str,
-        ceilings: dict,
+        ceilings: dict[str, Any],
         title: str,
         description: str,
         channel: str,
-        parties: list,
-        details: dict,
+        parties: list[Any],
+        details: dict[str, Any],
     ) -> None:
         self.kind = Kind(kind)
         self.category = category
@@ -860,7 +862,7 @@ class Dispute(Case):
         summary: str
         agreement: str | None
         form: str | None  # agreed: written / oral
-        routes: list  # failed: the routes the parties were told of
+        routes: list[Any]  # failed: the routes the parties were told of
         effective: bool  # this session made the agreement effective (an oral one)
         confirm_by: datetime | None  # then: the end of the court-confirmation window
 
@@ -886,7 +888,7 @@ class Dispute(Case):
 
         party: str
         reason: str
-        routes: list
+        routes: list[Any]
 
         def apply(self, case: Dispute) -> None:
             case.status = Status.IN_PROGRESS
@@ -943,7 +945,7 @@ class Dispute(Case):
         summary: str,
         agreement: str | None = None,
         form: str | None = None,
-        routes: list[str] | None = None,
+        routes: Sequence[str] | None = None,
     ) -> None:
         """调解: one session and its outcome. Agreement needs its text (the 调解协议书 or
         the mediator's record of an oral agreement) and its form (default oral); a
@@ -976,7 +978,7 @@ class Dispute(Case):
             confirm_by=stamp.when() + COURT_CONFIRMATION_WINDOW if effective else None,
         )
 
-    def refuse_mediation(self, stamp: Stamp, *, party: str, reason: str, routes: list[str] | None = None) -> None:
+    def refuse_mediation(self, stamp: Stamp, *, party: str, reason: str, routes: Sequence[str] | None = None) -> None:
         """当事人拒绝调解: a party clearly refuses; the parties are told of the other routes."""
         self._start_work("refuse-mediation")
         if self.agreement is not None:
@@ -1073,7 +1075,7 @@ def _parse(enum: type[StrEnum], value: Any, field: str) -> StrEnum:
         ) from None
 
 
-def _routes(routes: list[str] | None) -> list[str]:
+def _routes(routes: Sequence[str] | None) -> list[str]:
     """The routes the parties were told of; by default the three the law names."""
     if routes is not None and not routes:
         raise ValidationFailed("name at least one route the parties were told of", field="routes")
@@ -1088,7 +1090,7 @@ class Hazard(Case):
     class RectificationOrdered(Case.Event):
         deadline: datetime
         measures: str
-        plan: dict
+        plan: dict[str, Any]
 
         def apply(self, case: Hazard) -> None:
             case.status = Status.IN_PROGRESS

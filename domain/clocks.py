@@ -489,8 +489,8 @@ class _Fold:
                 self._start(spec, key, own)
         elif matches_any(spec.start_on, event):
             for key in self._keys(spec, event, starting=True):
-                run = self.runs.get((spec.name, key))
-                if run is None or not run.open:
+                existing = self.runs.get((spec.name, key))
+                if existing is None or not existing.open:
                     self._start(spec, key, own)
         elif matches_any(spec.pause_on, event):
             self.paused[spec.name] = True
@@ -510,6 +510,7 @@ class _Fold:
         return [r for k in keys if (r := self.runs.get((spec.name, k))) is not None and r.open]
 
     def _start(self, spec: ClockSpec, key: str | None, t: datetime) -> None:
+        assert self.kind is not None and self.severity is not None  # apply() returns before a Reported
         if not spec.applies_to(self.kind, self.severity):
             return
         if spec.start_from:

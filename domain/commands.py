@@ -7,9 +7,9 @@ command id, the expected version, when it happened) travels beside it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +21,8 @@ from pydantic import (
 )
 
 from domain.actors import Actor
-from domain.cases import Case, Dispute, Hazard, Petition
+from domain.calendar import Statutory
+from domain.cases import Case, Dispute, Hazard, Petition, Stamp
 from domain.clocks import ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
 from domain.kinds import Kind, Severity
@@ -130,8 +131,8 @@ class CaseAction(BaseModel):
     """An action whose rule counts working time declares it; the engine then passes
     ``statutory``: the statutory calendar facts (imported years) every clock counts with."""
 
-    def execute(self, case: Case, stamp: Any, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = ()) -> None:
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         raise NotImplementedError
 
     def check_kind(self, case: Case) -> None:
@@ -147,8 +148,11 @@ class CaseAction(BaseModel):
 ACTIONS: dict[str, type[CaseAction]] = {}
 
 
-def action(name: str, *kinds: Kind):
-    def register(cls: type[CaseAction]) -> type[CaseAction]:
+A = TypeVar("A", bound="CaseAction")
+
+
+def action(name: str, *kinds: Kind) -> Callable[[type[A]], type[A]]:
+    def register(cls: type[A]) -> type[A]:
         cls.name = name
         if kinds:
             cls.kinds = kinds
@@ -163,7 +167,8 @@ class Assign(CaseAction):
     assignee: Name | None = None
     unit: Name | None = None
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         if self.assignee:
             person = tree.person(self.assignee)
             unit = self.unit or person.unit
@@ -178,7 +183,8 @@ class Assign(CaseAction):
 
 @action("accept")
 class Accept(CaseAction):
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.accept(stamp)
 
 
@@ -187,7 +193,8 @@ class SendBack(CaseAction):
     reason: Text
     needs_calendar: ClassVar[bool] = True
 
-    def execute(self, case, stamp, tree, policy, statutory=None):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         closes = send_back_window_closes(policy, case.dispatched_at or case.occurred_at, statutory)
         case.send_back(stamp, reason=self.reason, window_closes_at=closes)
 
@@ -206,7 +213,9 @@ class Mediate(CaseAction):
     form: Literal["written", "oral"] | None = None
     routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
 
-    def execute(self, case: Dispute, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.mediate(stamp, outcome=self.outcome, summary=self.summary, agreement=self.agreement,
                      form=self.form, routes=self.routes)
 
@@ -219,7 +228,9 @@ class RefuseMediation(CaseAction):
     reason: Text
     routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
 
-    def execute(self, case: Dispute, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.refuse_mediation(stamp, party=self.party, reason=self.reason, routes=self.routes)
 
 
@@ -227,7 +238,9 @@ class RefuseMediation(CaseAction):
 class SignAgreement(CaseAction):
     """The parties have signed the written agreement (调解协议书)."""
 
-    def execute(self, case: Dispute, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.sign_agreement(stamp)
 
 
@@ -235,7 +248,9 @@ class SignAgreement(CaseAction):
 class SealAgreement(CaseAction):
     """The mediation committee has sealed the written agreement."""
 
-    def execute(self, case: Dispute, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.seal_agreement(stamp)
 
 
@@ -243,7 +258,9 @@ class SealAgreement(CaseAction):
 class CourtConfirmation(CaseAction):
     note: Text
 
-    def execute(self, case: Dispute, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.apply_court_confirmation(stamp, note=self.note)
 
 
@@ -260,7 +277,9 @@ class OrderRectification(CaseAction):
     measures: Text
     plan: RectificationPlan | None = None
 
-    def execute(self, case: Hazard, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Hazard, case)  # check_kind ran first: a hazard
         plan = self.plan.model_dump(exclude_none=True) if self.plan else {}
         case.order_rectification(stamp, deadline=self.deadline, measures=self.measures, plan=plan)
 
@@ -269,7 +288,9 @@ class OrderRectification(CaseAction):
 class Rectify(CaseAction):
     note: Text
 
-    def execute(self, case: Hazard, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Hazard, case)  # check_kind ran first: a hazard
         case.rectify(stamp, note=self.note)
 
 
@@ -278,7 +299,9 @@ class Reinspect(CaseAction):
     passed: bool
     note: Text
 
-    def execute(self, case: Hazard, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Hazard, case)  # check_kind ran first: a hazard
         case.reinspect(stamp, passed=self.passed, note=self.note)
 
 
@@ -286,7 +309,9 @@ class Reinspect(CaseAction):
 class Reply(CaseAction):
     text: Text
 
-    def execute(self, case: Petition, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Petition, case)  # check_kind ran first: a petition
         case.reply(stamp, text=self.text)
 
 
@@ -295,7 +320,9 @@ class ReturnVisit(CaseAction):
     satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"]
     note: Annotated[str, StringConstraints(max_length=20_000)] = ""
 
-    def execute(self, case: Petition, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        case = cast(Petition, case)  # check_kind ran first: a petition
         case.return_visit(stamp, satisfaction=self.satisfaction, note=self.note)
 
 
@@ -304,7 +331,8 @@ class Escalate(CaseAction):
     reason: Text
     to: Literal["grid", "village", "township", "county"] | None = None
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         if self.to is None:
             target = tree.next_rank_up(case.region)
             if target is None:
@@ -329,7 +357,8 @@ class Reclassify(CaseAction):
     severity: Severity
     reason: Text
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.reclassify(stamp, severity=self.severity, reason=self.reason)
 
 
@@ -376,7 +405,8 @@ class RequestExtension(_ClockAction):
     days: Days
     reason: Text
 
-    def execute(self, case, stamp, tree, policy, clocks=()):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         name = self.clock_name(case, policy)
         case.request_extension(stamp, clock=name, state=_clock_state(clocks, name), days=self.days,
                                reason=self.reason, max_days=self.cap(name, case, policy))
@@ -386,7 +416,8 @@ class RequestExtension(_ClockAction):
 class ApproveExtension(_ClockAction):
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
 
-    def execute(self, case, stamp, tree, policy, clocks=()):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         name = self.clock_name(case, policy)
         case.approve_extension(stamp, clock=name, state=_clock_state(clocks, name), note=self.note,
                                max_days=self.cap(name, case, policy))
@@ -396,7 +427,8 @@ class ApproveExtension(_ClockAction):
 class RefuseExtension(_ClockAction):
     reason: Text
 
-    def execute(self, case, stamp, tree, policy, clocks=()):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.refuse_extension(stamp, clock=self.clock_name(case, policy), reason=self.reason)
 
 
@@ -407,7 +439,8 @@ class Extend(_ClockAction):
     days: Days
     reason: Text
 
-    def execute(self, case, stamp, tree, policy, clocks=()):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         name = self.clock_name(case, policy)
         case.extend(stamp, clock=name, state=_clock_state(clocks, name), days=self.days, reason=self.reason,
                     max_days=self.cap(name, case, policy))
@@ -425,7 +458,8 @@ class RequestSuspension(CaseAction):
     needs_clocks = True
     reason: Text
 
-    def execute(self, case, stamp, tree, policy, clocks=()):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.request_suspension(stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks))
 
 
@@ -434,7 +468,8 @@ class ApproveSuspension(CaseAction):
     needs_clocks = True
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
 
-    def execute(self, case, stamp, tree, policy, clocks=()):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.approve_suspension(stamp, note=self.note, resolve_clock=_resolve_clock(case, policy, clocks))
 
 
@@ -442,7 +477,8 @@ class ApproveSuspension(CaseAction):
 class RefuseSuspension(CaseAction):
     reason: Text
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.refuse_suspension(stamp, reason=self.reason)
 
 
@@ -453,13 +489,15 @@ class Suspend(CaseAction):
     needs_clocks = True
     reason: Text
 
-    def execute(self, case, stamp, tree, policy, clocks=()):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.suspend(stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks))
 
 
 @action("resume")
 class Resume(CaseAction):
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.resume(stamp)
 
 
@@ -468,7 +506,8 @@ class Whistle(CaseAction):
     departments: list[Name] = Field(min_length=1, max_length=50)
     reason: Text
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.whistle(stamp, departments=self.departments, reason=self.reason)
 
 
@@ -476,7 +515,8 @@ class Whistle(CaseAction):
 class CheckIn(CaseAction):
     department: Name
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.check_in(stamp, department=self.department)
 
 
@@ -485,7 +525,8 @@ class Comment(CaseAction):
     text: Text
     attachments: list[ShortText] = Field(default_factory=list, max_length=50)
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.comment(stamp, text=self.text, attachments=self.attachments)
 
 
@@ -494,7 +535,8 @@ class Supervise(CaseAction):
     note: Text
     clock: Name | None = None
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.supervise(stamp, note=self.note, clock=self.clock)
 
 
@@ -502,13 +544,15 @@ class Supervise(CaseAction):
 class Resolve(CaseAction):
     resolution: Text
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.resolve(stamp, resolution=self.resolution)
 
 
 @action("close")
 class Close(CaseAction):
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.close(stamp)
 
 
@@ -516,7 +560,8 @@ class Close(CaseAction):
 class Reopen(CaseAction):
     reason: Text
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.reopen(stamp, reason=self.reason)
 
 
@@ -528,7 +573,8 @@ class WarnClock(CaseAction):
     threshold: float = Field(gt=0, lt=1)
     due_at: AwareDatetime
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.warn_clock(stamp, clock=self.clock, threshold=self.threshold, due_at=self.due_at)
 
 
@@ -539,5 +585,6 @@ class BreachClock(CaseAction):
     clock: Name
     due_at: AwareDatetime
 
-    def execute(self, case, stamp, tree, policy):
+    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
+                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
         case.breach_clock(stamp, clock=self.clock, due_at=self.due_at)

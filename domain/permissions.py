@@ -132,7 +132,8 @@ def authorize_action(actor: Actor, action: str, load_case: Callable[[], C], body
     Returns the case ``load_case`` gave. An actor without a region (the local
     administrator of the CLI) is not region-scoped."""
     require_right(actor, action)
-    case: Any = load_case()
+    loaded = load_case()
+    case: Any = loaded  # read for its region, origin_region, id, assignee and unit
     if actor.region is not None and not case_in_scope((case.region, case.origin_region), actor.region):
         raise NotFound(f"no case {case.id}", resource="case", id=str(case.id))
     if needs_assignment(actor.role, action) and not works_on(
@@ -140,7 +141,7 @@ def authorize_action(actor: Actor, action: str, load_case: Callable[[], C], body
         action=action, body=body,
     ):
         raise NotPermitted(f"the case is not assigned to {actor.id} or their unit", action=action, role=actor.role)
-    return case
+    return loaded
 
 
 PERSONAL_FIELDS = ("name", "phone", "id_number")

@@ -329,7 +329,7 @@ class PolicyBook(Aggregate):
     class PolicyLoaded(Aggregate.Event):
         policy_version: int
         label: str
-        document: dict
+        document: dict[str, Any]
         digest: str
         actor_id: str
 
@@ -338,7 +338,7 @@ class PolicyBook(Aggregate):
             book.digests[self.policy_version] = self.digest
 
     def __init__(self) -> None:
-        self.documents: dict[int, dict] = {}
+        self.documents: dict[int, dict[str, Any]] = {}
         self.digests: dict[int, str] = {}
 
     @classmethod
