@@ -453,7 +453,7 @@ class Case(Aggregate):
         title: str,
         description: str = "",
         channel: str = "grid",
-        parties: list[dict[str, Any]] | None = None,
+        parties: list[Any] | None = None,  # each a mapping, or what the engine sealed of one
         details: dict[str, Any] | None = None,
     ) -> Case:
         if category not in CATEGORIES[cls.kind]:

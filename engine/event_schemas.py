@@ -30,7 +30,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, create_model
 
-from domain.cases import CASE_CLASSES, Case
+from domain.cases import CASE_CLASSES
 from domain.errors import NotFound
 from engine.settings import DEFAULTS, Settings
 
@@ -85,9 +85,9 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def public_event_classes() -> dict[str, type[Case.Event]]:
+def public_event_classes() -> dict[str, type[Aggregate.Event]]:
     """Every public event class by its stored topic (``domain.cases:Dispute.Escalated``)."""
-    classes: dict[str, type[Case.Event]] = {}
+    classes: dict[str, type[Aggregate.Event]] = {}
     for case_class in CASE_CLASSES.values():
         for name in dir(case_class):
             obj = getattr(case_class, name)
@@ -141,7 +141,7 @@ def data_model(event_class: type) -> type[EventData]:
     )
 
 
-def event_types() -> dict[str, type[Case.Event]]:
+def event_types() -> dict[str, type[Aggregate.Event]]:
     """Every public type string with its event class, sorted by type."""
     found = {type_for(topic, cls): cls for topic, cls in public_event_classes().items()}
     return dict(sorted(found.items()))

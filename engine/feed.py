@@ -247,6 +247,7 @@ class Feed:
                     continue
                 cloud_event = None
                 if parsed is not None:
+                    assert direct is not None  # parsed only on the direct path
                     cloud_event = direct.cloud_event(position, case_id, version, topic, state, parsed,
                                                      whereabouts, role, masked)
                     if cloud_event is None:  # the direct path declined: read it the reference way
@@ -317,7 +318,8 @@ class Feed:
             "policy_version": event.policy_version,
             **fields,
         }
-        data = data_model(type(event)).model_validate(payload).model_dump(mode="json")
+        model = data_model(type(event))  # type: ignore[arg-type]  # typeshed's lru_cache wants Hashable; a class is
+        data = model.model_validate(payload).model_dump(mode="json")
         return mask_numbers(data) if role in MASKED_ROLES else data  # numbers typed into free text
 
     # -- where cases are ---------------------------------------------------------------
@@ -429,8 +431,8 @@ class _Direct:
 
     def plan(self, topic: str) -> _Plan | None:
         cls = resolve_topic(topic)
-        plan = self.plans.get(topic, False)
-        if plan is False or (plan is not None and plan.cls is not cls):  # a class swapped for a newer version
+        plan = self.plans.get(topic)
+        if topic not in self.plans or (plan is not None and plan.cls is not cls):  # a class swapped for a newer version
             plan = self.plans[topic] = self._make_plan(topic, cls)
         return plan
 

@@ -288,6 +288,7 @@ class Leadership:
                     standing_by = True
                 stop.wait(self.poll)
                 continue
+            assert session is not None  # leads: a session took the lock
             standing_by = False
             self._act(kind, session, work, stop, "worker leading")
 
@@ -302,6 +303,7 @@ class Leadership:
             if not joined:
                 stop.wait(self.poll)
                 continue
+            assert session is not None  # joined: a session took the shared lock
             self._act(f"{kind}:members", session, functools.partial(_with_share, work, Share(session, kind)), stop,
                       "worker joined")
 

@@ -120,6 +120,7 @@ class PersonKeys:
         if lookup is None:
             return person_id, key
         row = db.one(f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,))  # a racing writer may have won
+        assert row is not None  # the insert found the lookup taken
         return row["person_id"], bytes(row["key_bytes"])
 
     def key(self, person_id: str) -> bytes | None:

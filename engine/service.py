@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import structlog
@@ -55,6 +55,7 @@ from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_r
 from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
 from engine import views
+from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from engine.case_cache import CaseCache
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
@@ -117,6 +118,7 @@ class Fengqiao(Application):
     """The engine's application service."""
 
     name = "fengqiao"
+    recorder: ChainedSQLiteRecorder | ChainedPostgresRecorder  # engine/audit/recorders.py: the chained recorders
 
     def __init__(
         self,
@@ -142,7 +144,7 @@ class Fengqiao(Application):
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
         """The library's ``save``, collecting aggregates' events without its
         runtime-Protocol ``isinstance`` checks (a measurable share of a command's CPU)."""
-        processing_event = ProcessingEvent()
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         for obj in objs:
             if isinstance(obj, Aggregate):
                 processing_event.events.extend(obj.collect_events())
@@ -192,7 +194,8 @@ class Fengqiao(Application):
             except AggregateNotFoundError:
                 return start()
         for event in self.events.get(aggregate_id, gt=cached.version):
-            cached = event.mutate(cached)
+            cached = cast(TAggregate, cast(Aggregate.Event, event).mutate(cached))  # stored events are typed as
+            # a protocol without mutate; a case event returns the case it mutated
         return cached
 
     def ladder(self) -> RegionLadder:
@@ -417,7 +420,7 @@ class Fengqiao(Application):
         log_id = refusal_log_id(case.id)
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                refusals = self.repository.get(log_id)
+                refusals: CeilingRefusals = self.repository.get(log_id)
             except AggregateNotFoundError:
                 refusals = CeilingRefusals.start(case.id, stamp.recorded_at)
             recorded = refusals.record(
@@ -485,7 +488,7 @@ class Fengqiao(Application):
         """Every event of the case, in order, with its global position."""
         self.case(case_id)  # raises NotFound for unknown or non-case ids
         positions = self.positions_of(case_id)
-        return [RecordedEvent(positions.get(e.originator_version), e) for e in self.events.get(case_id)]
+        return [RecordedEvent(positions.get(e.originator_version), cast(Case.Event, e)) for e in self.events.get(case_id)]
 
     def position_of(self, aggregate_id: UUID, version: int) -> int | None:
         return self.positions_of(aggregate_id, version).get(version)

@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from engine.settings import DEFAULTS, Settings
 from engine.store import StoreConfig
@@ -117,7 +117,8 @@ class Tx:
         conflict = _CONFLICT.search(rest)
         if conflict:  # one statement cannot touch a row twice: keys must be distinct, as they are in order
             at = [columns.index(c.strip()) for c in conflict.group(1).split(",") if c.strip() in columns]
-            if len({tuple(row[i] for i in at) for row in rows}) != len(rows):
+            positional = cast(Sequence[Sequence[Any]], rows)  # the first row is a sequence: all are
+            if len({tuple(row[i] for i in at) for row in positional}) != len(rows):
                 return False
         names = ", ".join(columns)
         stage = f"bulk_{table}"[:63]

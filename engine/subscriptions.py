@@ -18,6 +18,7 @@ change).
 from __future__ import annotations
 
 import base64
+import builtins
 import ipaddress
 import json
 import secrets
@@ -99,7 +100,7 @@ def check_target(url: str, allow_private: bool = False) -> str:
     except (OSError, ValueError):
         raise ValidationFailed(f"the webhook host {parsed.hostname!r} does not resolve", field="url") from None
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
+        ip = ipaddress.ip_address(str(address).split("%")[0])
         if not ip.is_global or ip.is_multicast:
             raise ValidationFailed(
                 "the webhook url points at a private or local address", field="url", address=str(ip)
@@ -215,7 +216,8 @@ class SubscriptionStore:
         return Subscription.from_row(rows[0])
 
     def list(self, owner: str | None = None, state: str | None = None) -> list[Subscription]:
-        sql, params = "SELECT * FROM fengqiao_subscriptions WHERE 1 = 1", []
+        sql = "SELECT * FROM fengqiao_subscriptions WHERE 1 = 1"
+        params: builtins.list[Any] = []
         if owner is not None:
             sql, params = sql + " AND owner = ?", [*params, owner]
         if state is not None:
@@ -259,7 +261,7 @@ class SubscriptionStore:
 
     # -- deliveries ------------------------------------------------------------------
 
-    def queue(self, subscription_id: str, events: list[dict[str, Any]], cursor: int, now: float) -> None:
+    def queue(self, subscription_id: str, events: builtins.list[dict[str, Any]], cursor: int, now: float) -> None:
         """Queue the events as pending deliveries and move the cursor, atomically."""
         with self.db.transaction() as tx:
             rows = tx.query(f"SELECT cursor FROM fengqiao_subscriptions WHERE id = ?{self.db.for_update}",
@@ -310,7 +312,7 @@ class SubscriptionStore:
 
     def deliveries(
         self, subscription_id: str, *, status: str | None = None, after: int = 0, limit: int = 100
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:
         if status is not None and status not in DELIVERY_STATUSES:
             raise ValidationFailed(f"unknown delivery status {status!r}", field="status",
                                    allowed=list(DELIVERY_STATUSES))

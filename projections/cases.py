@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, singledispatch, singledispatchmethod
-from typing import Any
+from typing import Any, cast, overload
 
 from domain.cases import Case, Dispute, Hazard, Petition, responsible_after_send_back
 from domain.clocks import calendar_for, due_from, matches_any, on_time
@@ -104,6 +104,12 @@ FACTS = ("origin_region", "village", "township", "kind", "reported_at", "resolve
          "status", "region", "assignee", "unit", "overdue", "due_soon")
 
 
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: None) -> None: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 def iso(moment: datetime | None) -> str | None:
     """Timestamps are stored as ISO 8601 UTC text, so they sort and compare."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment is not None else None
@@ -263,7 +269,7 @@ class CasesProjection(Projection):
     @_event.register
     def _region_added(self, event: RegionLadder.RegionAdded, tx: Tx, rows: dict[str, dict[str, Any]],
                       position: int, upward: list[tuple]) -> None:  # RegionChanged too (a subclass)
-        event.apply(_Ladder(self._tree(tx)))  # the ladder's own rule for what the event changes
+        event.apply(cast(RegionLadder, _Ladder(self._tree(tx))))  # the ladder's own rule for what the event changes (its tree only)
         tx.execute(f"INSERT INTO {self.t('cases_regions')} (code, name, rank, profile) VALUES (?, ?, ?, ?) "
                    "ON CONFLICT (code) DO UPDATE SET name = excluded.name, rank = excluded.rank, "
                    "profile = excluded.profile", (event.code, event.name, int(event.rank), str(event.profile)))

@@ -14,7 +14,7 @@ log, so :class:`EventDecoder` does the same work with less Python per event:
 * each topic's class, class version and id convertor are looked up once.
 
 The result equals the mapper's (same classes, same ``__dict__``, upcasting applied;
-``tests/test_projections_mechanism.py`` compares them on every event of a varied
+``tests/integration/test_projections_mechanism.py`` compares them on every event of a varied
 log). Any other store set-up — a cipher, a compressor, a transcoder that is not the
 library's JSON one with its ``_type_``/``_data_`` envelopes — uses the mapper itself.
 Transcodings of other types (sealed parties: opened with a key that may be destroyed)
@@ -89,14 +89,14 @@ class EventDecoder:
         key = (cls, type(originator_id))
         convertor = self._convertors.get(key)
         if convertor is None:
-            convertor = self._convertors[key] = find_id_convertor(cls, type(originator_id))
+            convertor = self._convertors[key] = find_id_convertor(cls, type(originator_id))  # type: ignore[arg-type]  # typeshed's lru_cache wants Hashable; a class is
         state["originator_id"] = convertor(originator_id)
         state["originator_version"] = stored.originator_version
         from_version = state.pop("class_version", 1)
         while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
             from_version += 1
-        event = object.__new__(cls)
+        event: Any = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return event
 

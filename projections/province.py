@@ -234,7 +234,7 @@ class ProvinceRollup:
         (``cases_stats``, grain ``m``, the rows of the ladder's root — the county — whose
         subtree is every case of the store: one row per month)."""
         labels = [label for label, _, _ in months(first, last)]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for county in self.counties():
             counts = {label: {"county": county, "month": label, "received": 0, "resolved": 0,
                               "resolved_within_ceiling": 0} for label in labels}

@@ -59,12 +59,14 @@ def _bound(moment: datetime | None, field: str) -> datetime | None:
 
 
 def _period(column: str, start: datetime | None, end: datetime | None) -> tuple[str, list[str]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[str] = []
     for bound, op, field in ((start, ">=", "start"), (end, "<", "end")):
-        if _bound(bound, field) is None:
+        moment = _bound(bound, field)
+        if moment is None:
             continue
         clauses.append(f"{column} {op} ?")
-        params.append(iso(bound))
+        params.append(iso(moment))
     return (" AND ".join(clauses) or "1 = 1"), params
 
 
@@ -96,7 +98,8 @@ class ReadModels:
         """Newest reported first; ``cursor`` continues where the last page ended."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if region is not None:
             clause, values = subtree("region", _region(region))
             where.append(clause)
@@ -109,10 +112,10 @@ class ReadModels:
             params += statuses
         _one_of("kind", kind, Kind)
         _one_of("severity", severity, Severity)
-        for column, value in (("kind", kind), ("severity", severity), ("assignee", assignee)):
-            if value is not None:
+        for column, wanted in (("kind", kind), ("severity", severity), ("assignee", assignee)):
+            if wanted is not None:
                 where.append(f"{column} = ?")
-                params.append(value)
+                params.append(wanted)
         if rank is not None:
             where.append("rank = ?")
             params.append(int(Rank.parse(rank)))
@@ -234,12 +237,13 @@ def split_period(start: datetime | None, end: datetime | None) -> tuple[list[tup
     edges = [(a, b) for a, b in ((start, low), (high, end)) if a is not None and b is not None and a < b]
     month_low = None if low is None else _month_floor(low, up=True)
     month_high = None if high is None else _month_floor(high)
-    if month_low is not None and month_high is not None and month_low >= month_high:
+    if low is not None and high is not None and month_low is not None and month_high is not None \
+            and month_low >= month_high:  # (each month bound is set exactly when its day bound is)
         return [("d", _day_key(low), _day_key(high))], edges
     buckets = [("m", month_low and month_low.strftime("%Y-%m"), month_high and month_high.strftime("%Y-%m"))]
-    if low is not None and low < month_low:
+    if low is not None and month_low is not None and low < month_low:
         buckets.append(("d", _day_key(low), _day_key(month_low)))
-    if high is not None and month_high < high:
+    if high is not None and month_high is not None and month_high < high:
         buckets.append(("d", _day_key(month_high), _day_key(high)))
     return buckets, edges
 

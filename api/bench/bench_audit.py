@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
@@ -57,7 +58,7 @@ def sample_events(app: Fengqiao) -> list[tuple[str, bytes]]:
     act(app, case_id, "comment", "wang", text="已上门了解情况，双方同意调解")
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
-    app.clock.advance(timedelta(hours=1))
+    cast(SimulatedClock, app.clock).advance(timedelta(hours=1))  # the engine is built on one below
     act(app, case_id, "mediate", "zhao", outcome="agreed", summary="协商一致", agreement="赔偿 500 元")
     act(app, case_id, "resolve", "zhao", resolution="调解成功")
     return [(e.topic, bytes(e.state)) for e in app.recorder.select_events(case_id)]
@@ -104,6 +105,7 @@ def load(app: Fengqiao, templates, count: int, batch: int) -> tuple[float, uuid.
             pending = []
     if pending:
         app.recorder.insert_events(pending)
+    assert last_case is not None  # count >= 1
     return written / (time.perf_counter() - started), last_case
 
 

@@ -76,9 +76,9 @@ def run_http(store: StoreConfig, token: str, limit: int, *, direct: bool, stop_a
         httpx.get(server.base + "/v1/events", params={"limit": 1},
                   headers={"Authorization": f"Bearer {token}"}, timeout=60).raise_for_status()  # warm
         load = os.getloadavg()[0]
-        server_cpu, client_cpu = process_cpu(server.process.pid), time.process_time()
+        server_cpu, client_cpu = process_cpu(server.pid), time.process_time()
         events, seconds = follow_http(server.base, token, limit, stop_after)
-        server_cpu = process_cpu(server.process.pid) - server_cpu
+        server_cpu = process_cpu(server.pid) - server_cpu
         client_cpu = time.process_time() - client_cpu
     finally:
         server.stop()

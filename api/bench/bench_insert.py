@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 
 def backend_cpu(pid: int) -> float:
@@ -37,6 +38,7 @@ def main() -> None:
     import psycopg
     from eventsourcing.persistence import StoredEvent
 
+    from engine.audit.recorders import ChainedPostgresRecorder
     from engine.service import Fengqiao
     from engine.store import StoreConfig
 
@@ -62,7 +64,7 @@ def main() -> None:
         print(f"root {args.root}, load average {os.getloadavg()[0]:.1f}")
         for size in (1, 8, 50):
             recorder.insert_events(batch(size, 0))  # the writing connection is now open
-            pid = recorder._held.info.backend_pid  # noqa: SLF001 - a benchmark's look inside
+            pid = cast(ChainedPostgresRecorder, recorder)._held.info.backend_pid  # noqa: SLF001 - a benchmark's look inside
             repeat = args.repeat if size < 50 else args.repeat // 3
             pg, wall, cpu = backend_cpu(pid), time.perf_counter(), time.process_time()
             for k in range(repeat):

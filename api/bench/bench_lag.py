@@ -87,6 +87,7 @@ def measure(store: StoreConfig, seconds: float, rate: float) -> dict[str, float]
                 action, body, who = STEPS[life[1]]
                 result = engine.do(life[0], action, body, envelope(who))
                 life[1] += 1
+            assert result.position is not None  # a recorded command has its position
             acked.append((time.perf_counter(), result.position))
 
     def probe() -> None:

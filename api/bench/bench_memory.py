@@ -247,7 +247,7 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
     feed = {"Authorization": f"Bearer {tokens['feed']}"}
     turn = itertools.count()
     cursor: dict[str, str | None] = {"next": None}
-    queries = [
+    queries: list[tuple[str, str | None]] = [
         ("board_township", f"/v1/sla/board?region={TOWNSHIP}"),
         ("overdue_page1", f"/v1/cases?region={COUNTY}&overdue=true&limit=50"),
         ("stats_township", f"/v1/regions/{TOWNSHIP}/stats?from=2025-01-01&to=2025-12-31"),
@@ -276,6 +276,7 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
         if path is None:
             path = (f"/v1/cases?region={COUNTY}&overdue=true&limit=50&cursor={cursor['next']}"
                     if cursor["next"] else queries[1][1])
+            assert path is not None  # queries[1] has its path
         answer = await call(client, results, name, "GET", path, headers=admin)
         if name == "overdue_page1" and answer is not None and answer.status_code == 200:
             cursor["next"] = answer.json().get("next_cursor")
@@ -319,7 +320,7 @@ def baseline(store: str, seconds: float = 20) -> dict[str, Any]:
            else f"sqlite:///{tempfile.mkdtemp(prefix='fq-mem-')}/empty.db")
     server = Server(url, env={"FENGQIAO_LOG_LEVEL": "warning"})
     server.start(timeout=60)
-    sampler = Sampler(server.process.pid, 2).start()
+    sampler = Sampler(server.pid, 2).start()
     try:
         time.sleep(seconds)
     finally:
@@ -339,7 +340,7 @@ def run(store: str, url: str, minutes: float, clients: int, interval: float, war
         env |= {"FENGQIAO_TRACEMALLOC": "1", "FENGQIAO_TRACEMALLOC_DIR": str(folder)}
     server = Server(url, env=env)
     server.start(timeout=180)
-    pid = server.process.pid
+    pid = server.pid
     sampler = Sampler(pid, interval).start()
     time.sleep(10)  # idle, started
     started_rss = sampler.at(10)

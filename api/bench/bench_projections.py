@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -63,9 +64,9 @@ def generate(app: Fengqiao, events: int, chunk: int = 400) -> None:
             case.assign(stamp(1), assignee="wang", unit=None, region=region.code, rank=int(region.rank))
             case.accept(stamp(2))
             if kind is Petition:
-                case.reply(stamp(3), text="已处理")
+                cast(Petition, case).reply(stamp(3), text="已处理")
             else:
-                case.mediate(stamp(3), outcome="agreed", summary="调解", agreement="协议")
+                cast(Dispute, case).mediate(stamp(3), outcome="agreed", summary="调解", agreement="协议")
             case.resolve(stamp(4), resolution="化解")
             if kind is Dispute:
                 case.close(stamp(5))

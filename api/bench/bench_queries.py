@@ -35,7 +35,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
@@ -47,6 +48,7 @@ from engine.service import Fengqiao  # noqa: E402
 from engine.sql import Tx  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 from projections import default_projections  # noqa: E402
+from projections.cases import CasesProjection  # noqa: E402
 from projections.queries import BEIJING, ReadModels  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 
@@ -114,7 +116,7 @@ def fill(runner: ProjectionRunner, size: int) -> str:
     projection = copy.copy(runner.projections["cases"])
     projection.generation = generation
     with runner.db.transaction() as tx:
-        projection.refill_rollups(tx, runner.db.is_postgres)
+        cast(CasesProjection, projection).refill_rollups(tx, runner.db.is_postgres)
     with runner.db.transaction() as tx:
         for name in ("cases", "cases_stats", "cases_board"):
             tx.execute(f"ANALYZE {name}__g{generation}")
@@ -130,11 +132,8 @@ def statements(runner: ProjectionRunner, call) -> list[tuple[str, Any]]:
         seen.append((sql, params))
         return original(self, sql, params)
 
-    Tx.query = record
-    try:
+    with mock.patch.object(Tx, "query", record):
         call()
-    finally:
-        Tx.query = original
     return seen
 
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
@@ -48,7 +49,7 @@ def run(store: str = "postgres", size: int | None = None) -> list[dict]:
             case_id = report(app).case_id
             for action, body, who in STEPS:
                 act(app, case_id, action, who, **body)
-            events = list(app.events.get(case_id))
+            events: list[Any] = list(app.events.get(case_id))
             assert len(events) == 30, len(events)
             before_last = events[-1].timestamp - (events[-1].timestamp - events[-2].timestamp) / 2
             as_of = timed(lambda: app.case_as_of(case_id, before_last), repeat)

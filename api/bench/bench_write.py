@@ -212,7 +212,7 @@ def library_rate(store: StoreConfig, writers: int, seconds: float) -> dict[str, 
     env = {k: v for k, v in store.eventsourcing_env().items() if k != "APPLICATION_RECORDER_TOPIC"}
     if not store.is_postgres:
         env["SQLITE_DBNAME"] = str(store.sqlite_path.with_name("library.db"))
-    library = Application(env=env)
+    library: Application[uuid.UUID] = Application(env=env)
     saved = [0] * writers
     deadline = time.perf_counter() + seconds
 

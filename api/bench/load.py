@@ -32,7 +32,7 @@ import httpx
 from api.bench.county import DISPUTE, HAZARD, PETITION
 from api.bench.server import Server, seeded_store
 
-REPORTS = [DISPUTE, HAZARD, PETITION]
+REPORTS: list[dict[str, Any]] = [DISPUTE, HAZARD, PETITION]
 # More requests each loop, from a caller (api/bench/bench_memory.py): (client, results, client no., loop no.)
 Extra = Callable[[httpx.AsyncClient, "Results", int, int], Awaitable[None]]
 

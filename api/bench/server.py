@@ -38,6 +38,12 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkdtemp(prefix="fq-serve-")) / "serve.log"
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (once started)."""
+        assert self.process is not None, "the server has not been started"
+        return self.process.pid
+
     def start(self, timeout: float = 30) -> None:
         command = [*FENGQIAO, "serve", "--port", str(self.port), "--workers" if self.workers else "--no-workers"]
         with self.log.open("ab") as log:

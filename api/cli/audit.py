@@ -45,6 +45,7 @@ def verify(
         emit({**result.as_dict(), "events_per_second": round(result.events_per_second)
               if result.seconds > 0 else None})
         if not result.ok:
+            assert result.finding is not None  # not ok: a finding says why
             print(f"verification FAILED at position {result.finding.position}: {result.finding.message}",
                   file=sys.stderr)
             raise typer.Exit(1)

@@ -33,7 +33,7 @@ class Bench:
     stores: tuple[str, ...] = ("sqlite", "postgres")
 
     def arguments(self, store: str, size: int, postgres_url: str = DEFAULTS.test_postgres_url) -> list[str]:
-        url = (f"{postgres_url}?schema=bench_{self.script.removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
+        url = (f"{postgres_url}?schema=bench_{(self.script or '').removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
                if store == "postgres" else f"sqlite:////tmp/fengqiao_bench_{uuid.uuid4().hex[:6]}.db")
         if self.script == "bench_projections.py":
             return ["--url", url, "--events", str(size)]
@@ -90,7 +90,7 @@ def _print_rows(rows: list[dict]) -> None:
 
 def module_of(bench: Bench) -> str:
     """The packaged module that runs ``bench``."""
-    return bench.module or f"api.bench.{bench.script.removesuffix('.py')}"
+    return bench.module or f"api.bench.{(bench.script or '').removesuffix('.py')}"
 
 
 def run_one(name: str, store: str, size: int | None) -> int:

@@ -32,6 +32,7 @@ from api.demo import (
 )
 from api.demo.county import County
 from api.demo.simulator import TIMER_PERIOD
+from domain.actors import Actor
 from domain.calendar import SHANGHAI
 from engine.logs import configure_logging
 from engine.service import Fengqiao
@@ -135,7 +136,7 @@ def catch_up_projections(app: Fengqiao, console: Console) -> None:
 ROLES_SHOWN = ("supervisor", "handler", "reporter", "auditor", "integrator", "admin")
 
 
-def token_holders(county: County) -> dict[str, object]:
+def token_holders(county: County) -> dict[str, Actor]:
     """One person per role to sign in as: the supervisor of the largest township, a
     mediator of one of its villages, a grid assistant, the county's auditor,
     integrator and administrator."""
@@ -152,13 +153,16 @@ def token_holders(county: County) -> dict[str, object]:
     }
 
 
-def issue_tokens(app: Fengqiao, county: County) -> dict[str, tuple[object, str]]:
+def issue_tokens(app: Fengqiao, county: County) -> dict[str, tuple[Actor, str]]:
     """A bearer token for each role's person."""
     from engine.users import UserStore
 
     users = UserStore(app)
-    return {role: (actor, users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"))
-            for role, actor in token_holders(county).items()}
+    tokens = {}
+    for role, actor in token_holders(county).items():
+        assert actor.region is not None  # every person of the demo county works in a region
+        tokens[role] = (actor, users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"))
+    return tokens
 
 
 def print_summary(console: Console, result: Demo, built: float, total: float, cpu: float) -> None:

@@ -144,7 +144,7 @@ def _mallinfo() -> dict[str, int]:
         info = libc.mallinfo2()
     except (OSError, AttributeError):
         return {}
-    return {name: getattr(info, name) for name, _ in MallInfo2._fields_}
+    return {field[0]: getattr(info, field[0]) for field in MallInfo2._fields_}
 
 
 def _rss_by_mapping() -> dict[str, int]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from domain.cases import OPEN, Case
+from domain.cases import OPEN, Case, Petition
 from domain.clocks import clocks_under
 from domain.ladder import Rank
 from domain.policy import Policy
@@ -54,7 +54,7 @@ class Census:
         }
 
 
-def replay(events: list[Case.Event]) -> Case:
+def replay(events: list[Any]) -> Case:
     """The case rebuilt from its events, exactly as the repository does."""
     case = None
     for event in events:
@@ -67,7 +67,7 @@ def take_census(app: Fengqiao, now: datetime) -> Census:
     census = Census()
     policies: dict[int, Policy] = {}
     for case_id in app.case_ids():
-        events = list(app.events.get(case_id))
+        events: list[Any] = list(app.events.get(case_id))  # Reported first, then case events
         case = replay(events)
         kind, status = str(case.kind), str(case.status)
         census.cases[(kind, status)] += 1
@@ -84,8 +84,9 @@ def take_census(app: Fengqiao, now: datetime) -> Census:
             census.escalated_cases += 1
             census.escalations += case.escalations
         census.reclassified_up += int(case.reclassified_up > 0)
-        if kind == "petition" and case.satisfaction:
-            census.satisfaction[case.satisfaction] += 1
+        satisfaction = cast(Petition, case).satisfaction if kind == "petition" else None
+        if satisfaction:
+            census.satisfaction[satisfaction] += 1
         if case.status in OPEN:
             late = _overdue_clocks(app, policies, case, events, now)
             if late:
@@ -94,7 +95,7 @@ def take_census(app: Fengqiao, now: datetime) -> Census:
     return census
 
 
-def _ceiling_before(events: list[Case.Event], resolved: Case.Event) -> int:
+def _ceiling_before(events: list[Any], resolved: Case.Event) -> int:
     """The case's ceiling when it was resolved (severity as reclassified by then)."""
     first = events[0]
     severity = first.severity

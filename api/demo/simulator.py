@@ -25,7 +25,7 @@ import heapq
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -101,7 +101,7 @@ class _Story:
     number: int
     case_id: UUID
     life: Life
-    steps: Iterator[Step]
+    steps: Generator[Step, None, None]
     index: int = 0
     plan: int = 0  # bumped when the timer takes the case over: older queued steps are dropped
     earlier_takeovers: list[datetime] = field(default_factory=list)  # on a rerun: the timer's escalations

@@ -18,17 +18,17 @@ are ordered, rectified and re-inspected, some failing the first time.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from api.demo import texts
 from api.demo.county import County, Grid, Township, Village
 from api.demo.names import Names
 from domain.actors import Actor
 from domain.calendar import WorkingCalendar
-from domain.cases import CATEGORIES, Case
+from domain.cases import CATEGORIES, Case, Dispute
 from domain.kinds import Kind, Severity
 from domain.ladder import Profile, Rank
 
@@ -126,7 +126,7 @@ class Life:
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
 
-    def pick(self, weights: dict[Any, float]) -> Any:
+    def pick(self, weights: Mapping[Any, float]) -> Any:
         return self.rng.choices(list(weights), weights=list(weights.values()))[0]
 
     def step(self, actor: Actor, action: str, **body: Any) -> Step:
@@ -168,7 +168,7 @@ class Life:
             yield from self.sign_for(handler, severity)
         return rank, severity, handler
 
-    def sign_for(self, handler: Actor, severity: Severity) -> Iterator[Step]:
+    def sign_for(self, handler: Actor, severity: Severity) -> Generator[Step, None, None]:
         """签收: mostly within the hour; now and then late (a breached sign-for clock)."""
         if self.chance(0.04):
             self.minutes(150, 900)
@@ -178,7 +178,7 @@ class Life:
             self.t += timedelta(minutes=self.rng.triangular(3, 100, 12))
         yield self.step(handler, "accept")
 
-    def whistle(self, by: Actor, departments: list[str], reason: str, critical: bool = False) -> Iterator[Step]:
+    def whistle(self, by: Actor, departments: list[str], reason: str, critical: bool = False) -> Generator[Step, None, None]:
         """吹哨报到: the departments named check in (报到), each in its own time: within
         the hour or two for a critical case, within the working day otherwise."""
         yield self.step(by, "whistle", departments=departments, reason=reason)
@@ -221,7 +221,7 @@ URBAN_DISPUTE_CATEGORIES = {"neighbours": 38, "marriage_family": 14, "property":
                             "damages": 10, "other": 4}
 
 
-def dispute(life: Life) -> Iterator[Step]:
+def dispute(life: Life) -> Generator[Step, None, None]:
     place, rng = life.place, life.rng
     severity = Severity(life.pick({"minor": 88, "major": 10, "critical": 2}))
     category = life.pick(URBAN_DISPUTE_CATEGORIES if place.urban else DISPUTE_CATEGORIES)
@@ -310,7 +310,7 @@ HAZARD_CATEGORIES = {"fire": 30, "gas": 12, "electrical": 20, "building": 10, "p
                      "small_venues": 9, "other": 3}
 
 
-def hazard(life: Life) -> Iterator[Step]:
+def hazard(life: Life) -> Generator[Step, None, None]:
     place, rng = life.place, life.rng
     severity = Severity(life.pick({"minor": 80, "major": 17, "critical": 3}))
     category = life.pick(HAZARD_CATEGORIES)
@@ -402,7 +402,7 @@ CHANNELS = {"hotline_12345": 50, "grid": 20, "walk_in": 12, "online": 10, "lette
 FROM_THE_HOTLINE = ("hotline_12345", "online", "letters_visits")
 
 
-def petition(life: Life) -> Iterator[Step]:
+def petition(life: Life) -> Generator[Step, None, None]:
     place, rng, county = life.place, life.rng, life.place.county
     severity = Severity(life.pick({"minor": 82, "major": 15, "critical": 3}))
     category = life.pick(PETITION_CATEGORIES)
@@ -494,7 +494,7 @@ def petition(life: Life) -> Iterator[Step]:
     yield life.step(visitor, "close")
 
 
-def take_over(life: Life, case: Case) -> Iterator[Step]:
+def take_over(life: Life, case: Case) -> Generator[Step, None, None]:
     """The timer escalated the case (四级七天: its rank's clock ran out). The new
     rank's supervisor dispatches it and the handler there settles it. Only
     disputes escalate on a breach under the default policy; any other kind is
@@ -507,7 +507,7 @@ def take_over(life: Life, case: Case) -> Iterator[Step]:
     life.working(0.2, 3)
     yield life.step(supervisor, "assign", assignee=handler.id)
     yield from life.sign_for(handler, severity)
-    if case.agreement is None:
+    if cast(Dispute, case).agreement is None:
         life.working(1, 8)
         agreement = life.rng.choice(texts.AGREEMENTS)
         yield life.step(handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement)

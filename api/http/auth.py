@@ -75,13 +75,15 @@ def authenticated(request: Request, svc: Services, token: str) -> User:
     """The user holding ``token``; 401 if none, 429 once a client address has sent too
     many bad tokens in a row (brute force), until the window has passed."""
     client = request.client.host if request.client else "unknown"
-    wait = svc.failed_logins.retry_after(client)
+    logins = svc.failed_logins
+    assert logins is not None  # Services.__post_init__ made it
+    wait = logins.retry_after(client)
     if wait is not None:
         raise TooManyFailures("too many bad tokens from this address; wait before trying again",
                               retry_after=max(1, round(wait)))
     user = svc.users.authenticate(token)
     if user is None:
-        svc.failed_logins.failed(client)
+        logins.failed(client)
         raise Unauthenticated("the token is unknown, revoked or expired")
     return user
 

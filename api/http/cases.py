@@ -9,6 +9,7 @@ application service; the rules live in the domain.
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -16,7 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, create_model
+from pydantic import create_model
 
 from api.http.auth import (
     CurrentUser,
@@ -74,7 +75,7 @@ class ReportRequest(ReportCase):
     occurred_at: AwareDatetime | None = None
 
 
-def _occurred(model: type[CaseAction]) -> type[BaseModel]:
+def _occurred(model: type[CaseAction]) -> type[CaseAction]:
     """The action's body with the optional ``occurred_at`` every command takes."""
     return create_model(f"{model.__name__}Request", __base__=model,
                         __doc__=ACTION_SUMMARIES.get(model.name, model.__doc__),
@@ -169,27 +170,31 @@ def _register_action(name: str) -> None:
     model = _occurred(ACTIONS[name])
     optional = not any(f.is_required() for f in model.model_fields.values())
     example = {"example": {"summary": ACTION_SUMMARIES[name], "value": ACTION_EXAMPLES[name]}}
+    # ``model`` is built at run time: FastAPI reads these annotations, mypy cannot
+    endpoint: Callable[..., JSONResponse]
     if optional:
-        def endpoint(
+        def optional_body(
             principal: CurrentUser,
             svc: Svc,
             case_id: Annotated[UUID, Path(description="the case id")],
-            body: Annotated[model | None, Body(openapi_examples=example)] = None,
+            body: Annotated[model | None, Body(openapi_examples=example)] = None,  # type: ignore[valid-type]
             idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
             if_match: Annotated[str | None, IF_MATCH] = None,
         ) -> JSONResponse:
             return run_action(svc, principal, name, case_id, body if body is not None else model(),
                               idempotency_key, if_match)
+        endpoint = optional_body
     else:
-        def endpoint(
+        def required_body(
             principal: CurrentUser,
             svc: Svc,
             case_id: Annotated[UUID, Path(description="the case id")],
-            body: Annotated[model, Body(openapi_examples=example)],
+            body: Annotated[model, Body(openapi_examples=example)],  # type: ignore[valid-type]
             idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
             if_match: Annotated[str | None, IF_MATCH] = None,
         ) -> JSONResponse:
             return run_action(svc, principal, name, case_id, body, idempotency_key, if_match)
+        endpoint = required_body
 
     endpoint.__name__ = f"case_{name.replace('-', '_')}"
     router.post(

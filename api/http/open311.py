@@ -249,7 +249,8 @@ def parse_date(value: Any, name: str) -> datetime | None:
 def reported_events(svc: Services, kinds: set[Kind]) -> list[Any]:
     """Every Reported event of the given kinds, oldest first."""
     topics = [get_topic(CASE_CLASSES[kind].Reported) for kind in kinds]
-    found, start = [], 1
+    found: list[Any] = []
+    start = 1
     while True:
         batch = svc.engine.recorder.select_notifications(start, 1000, topics=topics)
         if not batch:

@@ -101,10 +101,10 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
         with os.fdopen(fd, "wb") as file:
             file.write(pem)
         return key
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise ValidationFailed(f"{path} is not an Ed25519 private key", field=KEY_VARIABLE)
-    return key
+    return loaded
 
 
 def raw_public_key(key: Ed25519PrivateKey) -> bytes:

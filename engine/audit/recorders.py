@@ -221,6 +221,7 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
         positions = super()._insert_events(c, stored_events, **kwargs)
         if stored_events:
             head = self.fetch_one(c, head_sql(CHAIN, "?"), (str(stored_events[0].originator_id),))
+            assert positions is not None  # an application recorder returns the new positions
             rows = chain_rows(head, self.case_hash_fetcher(c), positions, stored_events)
             c.executemany(INSERT_CHAIN.format(chain=CHAIN, p="?"), rows)
         return positions
@@ -331,20 +332,22 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         return f'"{self.datastore.schema}".{name}'
 
     def fetch_one(self, cursor: Any, sql: str, params: Sequence[Any]) -> Any:
-        cursor.execute(SQL(sql), params)  # type: ignore[arg-type]
+        cursor.execute(SQL(sql), params)
         return cursor.fetchone()
 
     def create_table(self) -> None:
         # one process at a time: two starting at once (two `fengqiao worker`s) would race on
         # CREATE TYPE / CREATE OR REPLACE FUNCTION and one fail ("tuple concurrently updated")
-        options = {k: v for k, v in self.datastore.pool.kwargs.items() if k != "row_factory"}
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)  # the library's pool is built with a dict of connection options
+        options = {k: v for k, v in kwargs.items() if k != "row_factory"}
         with psycopg.connect(autocommit=True, **options) as ddl_lock:
             ddl_lock.execute("SELECT pg_advisory_lock(hashtext('fengqiao.ddl'), hashtext(%s))",
                              (self.datastore.schema,))
             super().create_table()
         events = self.qualify(self.events_table_name)
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(SQL(f"LOCK TABLE {events} IN EXCLUSIVE MODE"))  # type: ignore[arg-type]
+            cursor.execute(SQL(f"LOCK TABLE {events} IN EXCLUSIVE MODE"))
             self.adopt_unchained(cursor, events, "notification_id")
 
     def _notify_channel(self, curs: Any) -> None:

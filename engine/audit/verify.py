@@ -95,6 +95,7 @@ def _merged(events: Iterator[tuple], chain: Iterator[Any]) -> Iterator[tuple[int
     event, row = next(events, None), next(chain, None)
     while event is not None or row is not None:
         if row is None or (event is not None and event[0] < row["position"]):
+            assert event is not None  # the loop runs while one of the two is left
             yield event[0], event, None
             event = next(events, None)
         elif event is None or row["position"] < event[0]:
@@ -141,6 +142,7 @@ def verify_log(app: Any, against: Checkpoint | None = None,
     for cp in checkpoints:
         by_size.setdefault(cp.size, []).append(cp)
     chain_head = db.one(f"SELECT MAX(position) AS position FROM {db.table(CHAIN)}")
+    assert chain_head is not None  # an aggregate query has a row
     stop = max(app.recorder.max_notification_id() or 0, int(chain_head["position"] or 0))
 
     entries, running, last_good, checked = 0, ZERO, None, 0
@@ -157,6 +159,7 @@ def verify_log(app: Any, against: Checkpoint | None = None,
         return result(bad)
     for position, event, row in _merged(_events(app, stop), _chain(db, stop)):
         if row is None:
+            assert event is not None  # _merged yields at least one of the two
             return result(Finding("inserted", position, f"the event at position {position} (case {event[1]} "
                                   f"version {event[2]}) has no chain entry: it was added behind the engine's back",
                                   last_good, {"case": event[1], "version": event[2], "topic": event[3]}))
@@ -229,7 +232,7 @@ def verify_case(app: Any, case_id: UUID) -> Verification:
 
     for version in sorted(set(events) | set(rows)):
         event, row = events.get(version), rows.get(version)
-        position = positions.get(version) if event is not None else int(row["position"])
+        position = positions.get(version) if event is not None or row is None else int(row["position"])
         if row is None:
             return result(Finding("inserted", position, f"version {version} (position {position}) has no chain "
                                   "entry: it was added behind the engine's back", last_good, {"version": version}))
