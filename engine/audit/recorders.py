@@ -268,7 +268,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         chain, events = self.qualify(CHAIN), self.qualify(events_table_name)
         link_fn, fold, append = self.qualify("audit_link"), self.qualify("audit_fold"), self.qualify("audit_append")
         zero = "decode(repeat('00', 32), 'hex')"
-        self.sql_create_statements += [SQL(statement) for statement in (  # type: ignore[misc]
+        functions: list[Any] = [SQL(statement) for statement in (  # SQL; the library's list says Composed
             # link(previous, leaf) = SHA-256(0x01 || previous || leaf), as engine.audit.canonical.link;
             # strict with no initial state, the fold starts from its first input: the head
             f"CREATE OR REPLACE FUNCTION {link_fn}(previous bytea, leaf bytea) RETURNS bytea "
@@ -313,6 +313,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             "SELECT array_agg(position ORDER BY n) INTO positions FROM entries;\n"
             "RETURN positions;\nEND$$",
         )]
+        self.sql_create_statements += functions
         # The batch's query, its values written in as literals (see _batch_sql).
         self._insert_head = (
             f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; SELECT {append}(")
