@@ -2,10 +2,12 @@
 """Fengqiao's two entry points, on a fresh machine with only Python 3.11:
 
     python3 dev.py demo    # build the demo county (SQLite) and serve it on http://127.0.0.1:8000
-    python3 dev.py test    # run the test suite (PostgreSQL tests too where it is reachable)
+    python3 dev.py test    # the checks (ruff check, ruff format --check, mypy), then the test
+                           # suite (PostgreSQL tests too where it is reachable)
 
 Each creates ./.venv and installs the project into it first (again whenever
 pyproject.toml changes). Extra arguments go to `fengqiao demo` or to pytest.
+A failing check stops `test` before pytest, with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -40,6 +42,24 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+CHECKS = (
+    ("ruff", "check", "."),
+    ("ruff", "format", "--check", "."),
+    ("mypy",),  # files and strictness: [tool.mypy] in pyproject.toml
+)
+
+
+def checks() -> int:
+    """Lint, formatting and types; the exit code of the first that fails, else 0."""
+    for tool, *args in CHECKS:
+        print("+", tool, *args, flush=True)
+        code = subprocess.call([str(BIN / tool), *args], cwd=ROOT)
+        if code != 0:
+            print(f"dev.py: `{tool} {' '.join(args)}` failed; the tests did not run", flush=True)
+            return code
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test"):
         print(__doc__)
@@ -48,6 +68,9 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "demo":
         return subprocess.call([str(BIN / "fengqiao"), "demo", *rest], cwd=ROOT)
+    failed = checks()
+    if failed:
+        return failed
     setup = ROOT / "tests" / "setup.sh"
     if setup.exists():
         run("bash", setup)
