@@ -13,6 +13,7 @@ from api.cli.common import cli_actor, domain_errors, emit, engine
 from domain.commands import ACTIONS, Envelope, ReportCase, parse_action, validated
 from domain.errors import ValidationFailed
 from engine.clocks import case_view_with_clocks
+from engine.idempotency import once, scoped_command_id
 from engine.views import case_view, event_view
 
 app = typer.Typer(no_args_is_help=True)
@@ -37,6 +38,11 @@ def _parse_fields(fields: list[str]) -> dict:
     return body
 
 
+def cli_command_id(actor_id: str, key: str | None) -> str:
+    """``--command-id`` is scoped to the acting person like an ``Idempotency-Key``."""
+    return scoped_command_id(actor_id, key) if key else f"cli-{uuid.uuid4()}"
+
+
 def _result(app, result) -> None:
     emit({"case": case_view(app.case(result.case_id)), "version": result.version,
           "position": result.position, "repeated": result.repeated})
@@ -59,9 +65,9 @@ def report(
     with engine() as app, domain_errors():
         body = validated(ReportCase, dict(kind=kind, category=category, severity=severity, region=region,
                                            title=title, description=description, channel=channel))
-        envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
-                            occurred_at=occurred_at)
-        _result(app, app.report(body, envelope))
+        actor = cli_actor(app, as_)
+        envelope = Envelope(actor=actor, command_id=cli_command_id(actor.id, command_id), occurred_at=occurred_at)
+        _result(app, once(app, actor.id, command_id, lambda: app.report(body, envelope)))
 
 
 def _make_action_command(name: str):
@@ -75,9 +81,10 @@ def _make_action_command(name: str):
     ) -> None:
         with engine() as app, domain_errors():
             body = parse_action(name, _parse_fields(fields or []))
-            envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
+            actor = cli_actor(app, as_)
+            envelope = Envelope(actor=actor, command_id=cli_command_id(actor.id, command_id),
                                 expected_version=if_version, occurred_at=occurred_at)
-            _result(app, app.act(case_id, body, envelope))
+            _result(app, once(app, actor.id, command_id, lambda: app.act(case_id, body, envelope), case_id))
 
     fields = ", ".join(f"{n}" for n in ACTIONS[name].model_fields) or "no fields"
     run.__doc__ = f"{name}: {fields}"

@@ -49,6 +49,7 @@ from domain.permissions import (
 from domain.permissions import (
     READ as READ_RIGHT,
 )
+from engine.idempotency import once, scoped_command_id
 from engine.privacy import reveal
 from engine.service import CommandResult
 from engine.views import case_view, event_view
@@ -85,8 +86,9 @@ def _occurred(model: type[CaseAction]) -> type[BaseModel]:
 
 
 def command_id(principal: Principal, key: str | None) -> str:
-    """An ``Idempotency-Key`` is scoped to its user; without one, every request is new."""
-    return f"{principal.name}:{key}" if key else f"{principal.name}:{uuid.uuid4()}"
+    """An ``Idempotency-Key`` is scoped to its user (:mod:`engine.idempotency`); without
+    one, every request is new."""
+    return scoped_command_id(principal.actor.id, key) if key else f"{principal.name}:{uuid.uuid4()}"
 
 
 def expected_version(if_match: str | None) -> int | None:
@@ -174,7 +176,8 @@ def report_case(
     check_region_scope(principal, body.region, svc)
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         occurred_at=body.occurred_at)
-    result = counted(svc, "report", lambda: svc.engine.report(body, envelope))
+    result = counted(svc, "report", lambda: once(svc.engine, principal.actor.id, idempotency_key,
+                                                 lambda: svc.engine.report(body, envelope)))
     return command_response(svc, result, 201)
 
 
@@ -192,7 +195,8 @@ def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, bo
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
-    result = counted(svc, name, lambda: svc.engine.act(case_id, body, envelope))
+    result = counted(svc, name, lambda: once(svc.engine, principal.actor.id, idempotency_key,
+                                             lambda: svc.engine.act(case_id, body, envelope), case_id))
     return command_response(svc, result, 200)
 
 

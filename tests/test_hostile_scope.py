@@ -1,0 +1,98 @@
+# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
+"""Issue 19, scope items: idempotency keys, audit scope, time bounds, trusted proxies,
+webhook targets and the dashboard session — each attack of the issue, on both stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.cli.cases import cli_command_id
+from domain.commands import ReportCase
+from domain.errors import IdempotencyKeyInUse
+from engine.idempotency import scoped_command_id
+from tests.support import envelope
+from tests.test_api_support import DISPUTE, GRID, XUZHEN_GRID, Api, api  # noqa: F401
+
+OPEN311 = "/open311/v2/requests.json"
+
+
+def open311_report(api: Api, who: str, region: str, key: str):
+    body = {"service_code": "hazard.fire", "description": "楼道堆放杂物",
+            "attribute": {"region": region, "hazard_level": "general"}}
+    return api.client.post(OPEN311, json=body, headers=api.headers(who, Idempotency_Key=key))
+
+
+@pytest.fixture
+def xr(api: Api) -> str:
+    """A reporter of 徐镇镇, the other township."""
+    api.tokens["xr"] = api.http.state.services.users.add("xr", "reporter", XUZHEN_GRID, by="test")
+    return "xr"
+
+
+# -- item 3: idempotency keys are scoped to the principal on every path ------------------
+
+
+def test_open311_same_key_from_two_users_is_two_requests(api: Api, xr):
+    first = open311_report(api, "wang", GRID, "shared-key")
+    second = open311_report(api, xr, XUZHEN_GRID, "shared-key")
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    mine, theirs = first.json()[0]["service_request_id"], second.json()[0]["service_request_id"]
+    assert mine != theirs
+    assert api.engine.case(__import__("uuid").UUID(theirs)).region == XUZHEN_GRID
+    assert open311_report(api, xr, XUZHEN_GRID, "shared-key").json()[0]["service_request_id"] == theirs
+
+
+def test_an_open311_key_in_another_users_form_squats_nothing(api: Api, xr):
+    squat = open311_report(api, xr, XUZHEN_GRID, "wang:report-7")
+    assert squat.status_code == 201
+    later = api.post("/v1/cases", DISPUTE, "wang", headers={"Idempotency-Key": "report-7"})
+    assert later.status_code == 201, later.text
+    assert "Idempotent-Replayed" not in later.headers
+    assert later.json()["id"] != squat.json()[0]["service_request_id"]
+    assert later.json()["region"] == GRID
+
+
+def test_v1_and_open311_share_one_derivation(api: Api):
+    v1 = api.post("/v1/cases", DISPUTE, "wang", headers={"Idempotency-Key": "both-ways"})
+    again = open311_report(api, "wang", GRID, "both-ways")
+    assert again.json()[0]["service_request_id"] == v1.json()["id"]
+    history = api.get(f"/v1/cases/{v1.json()['id']}/history", "root").json()
+    assert history[0]["command_id"] == scoped_command_id("wang", "both-ways")
+
+
+def test_no_key_text_reaches_another_users_command_id():
+    assert scoped_command_id("wang", "x:y") != scoped_command_id("wang:x", "y")
+    assert scoped_command_id("a", '","b') != scoped_command_id('a","', "b")
+    assert scoped_command_id("timer", "c:response:0:breach").startswith("key:")
+    assert cli_command_id("cli:admin", "r-1") == scoped_command_id("cli:admin", "r-1")
+    assert cli_command_id("cli:admin", None).startswith("cli-")
+
+
+def test_a_retry_across_the_upgrade_finds_its_legacy_case(api: Api):
+    body = ReportCase.model_validate(DISPUTE)
+    before = api.engine.report(body, envelope("wang", api.engine, command_id="wang:in-flight"))
+    retry = api.post("/v1/cases", DISPUTE, "wang", headers={"Idempotency-Key": "in-flight"})
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["id"] == str(before.case_id)
+    comment = api.engine.do(before.case_id, "comment", {"text": "一"},
+                            envelope("wang", api.engine, command_id="wang:c-old"))
+    again = api.post(f"/v1/cases/{before.case_id}/comment", {"text": "一"}, "wang",
+                     headers={"Idempotency-Key": "c-old"})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["version"] == comment.version
+
+
+def test_a_legacy_id_squatted_by_someone_else_is_neither_returned_nor_revealed(api: Api):
+    body = ReportCase.model_validate(DISPUTE)
+    squatted = api.engine.report(body, envelope("chen", api.engine, command_id="wang:legacy-squat"))
+    mine = api.post("/v1/cases", DISPUTE, "wang", headers={"Idempotency-Key": "legacy-squat"})
+    assert mine.status_code == 201 and "Idempotent-Replayed" not in mine.headers
+    assert mine.json()["id"] != str(squatted.case_id)
+
+
+def test_an_engine_report_under_another_actors_command_id_is_refused(app):
+    body = ReportCase.model_validate(DISPUTE)
+    app.report(body, envelope("wang", app, command_id="same-id"))
+    with pytest.raises(IdempotencyKeyInUse) as refused:
+        app.report(body, envelope("chen", app, command_id="same-id"))
+    assert "wang" not in refused.value.message and "case" not in refused.value.details
