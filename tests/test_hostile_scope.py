@@ -96,3 +96,41 @@ def test_an_engine_report_under_another_actors_command_id_is_refused(app):
     with pytest.raises(IdempotencyKeyInUse) as refused:
         app.report(body, envelope("chen", app, command_id="same-id"))
     assert "wang" not in refused.value.message and "case" not in refused.value.details
+
+
+# -- item 6: every audit route is scoped like the cases -----------------------------------
+
+
+@pytest.fixture
+def signing_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("FENGQIAO_SIGNING_KEY", str(tmp_path / "signing-key.pem"))
+
+
+def test_verify_of_a_case_outside_the_region_is_404_like_a_missing_one(api: Api, signing_key):
+    other = api.report({**DISPUTE, "region": XUZHEN_GRID}, who="xu")["id"]
+    missing = str(__import__("uuid").uuid4())
+    out = api.get(f"/v1/audit/verify?case={other}", who="audit")
+    gone = api.get(f"/v1/audit/verify?case={missing}", who="audit")
+    assert out.status_code == gone.status_code == 404
+    assert out.text.replace(other, "<id>") == gone.text.replace(missing, "<id>")
+    assert api.get(f"/v1/audit/verify?case={other}", who="boss").status_code == 200
+
+
+def test_a_log_finding_in_another_region_names_no_case(api: Api, signing_key):
+    from tests.audit_support import RawStore
+
+    other = api.report({**DISPUTE, "region": XUZHEN_GRID}, who="xu")["id"]
+    api.tokens["county-audit"] = api.http.state.services.users.add("county-audit", "auditor", "410928", by="test")
+    raw = RawStore(api.engine)
+    try:
+        position = api.engine.positions_of(__import__("uuid").UUID(other))[1]
+        raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (b"{}", position))
+    finally:
+        raw.close()
+    township = api.get("/v1/audit/verify", who="audit")
+    assert township.status_code == 409
+    finding = township.json()["finding"]
+    assert (finding["problem"], finding["position"], finding["details"]) == ("altered", position, {})
+    assert other not in township.text and other.replace("-", "") not in township.text
+    county = api.get("/v1/audit/verify", who="county-audit").json()["finding"]
+    assert county["details"]["case"].replace("-", "") == other.replace("-", "")
