@@ -54,6 +54,7 @@ from domain.errors import (
 from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
 from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
+from engine import deadlines
 from engine.case_cache import CaseCache
 from engine.clock import Clock, SystemClock
 from engine.group_commit import GroupCommit
@@ -438,6 +439,7 @@ class Fengqiao(Application):
             raise ValidationFailed("as_of needs a time zone", field="as_of")
         case = None
         for event in self.events.get(case_id):  # one read; decoding stops at the moment
+            deadlines.check()
             if event.timestamp > moment:
                 break
             case = event.mutate(case)

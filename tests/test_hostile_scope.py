@@ -4,6 +4,8 @@ webhook targets and the dashboard session — each attack of the issue, on both 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from api.cli.cases import cli_command_id
@@ -134,3 +136,65 @@ def test_a_log_finding_in_another_region_names_no_case(api: Api, signing_key):
     assert other not in township.text and other.replace("-", "") not in township.text
     county = api.get("/v1/audit/verify", who="county-audit").json()["finding"]
     assert county["details"]["case"].replace("-", "") == other.replace("-", "")
+
+
+# -- item 7: bounded time travel and periods; the work stops at the deadline --------------
+
+
+@pytest.mark.parametrize("as_of", ["9999-12-31T00:00:00Z", "1999-12-31T23:59:59Z", "2026-09-28T02:00:00Z"])
+def test_as_of_outside_2000_to_now_is_a_422_naming_it(api: Api, as_of):
+    cid = api.report(DISPUTE, who="wang")["id"]
+    started = time.monotonic()
+    refused = api.get(f"/v1/cases/{cid}/state", "audit", params={"as_of": as_of})
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["field"] == "as_of"
+    assert time.monotonic() - started < 5
+    fine = api.get(f"/v1/cases/{cid}/state", "audit", params={"as_of": "2026-09-28T01:04:00Z"})
+    assert fine.status_code == 200, fine.text
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ({"to": "9999-12-31"}, "to"), ({"from": "0001-01-01"}, "from"),
+    ({"from": "9999-12-31T23:59:59-14:00"}, "from"), ({"from": "2001-01-01", "to": "2026-09-30"}, "to"),
+    ({"from": "2026-09-30", "to": "2026-09-01"}, "from")])
+def test_stats_periods_out_of_bounds_are_a_422_naming_the_parameter(api: Api, query, field):
+    refused = api.get("/v1/regions/410928-001/stats", "zhou", params=query)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["field"] == field
+    assert api.get("/v1/regions/410928-001/stats", "zhou",
+                   params={"from": "2020-01-01", "to": "2026-09-30"}).status_code == 200
+
+
+def test_the_work_behind_a_late_read_stops_at_its_deadline(app):
+    from fastapi.testclient import TestClient
+
+    from api.http.app import create_app
+    from api.http.services import Settings
+    from tests.support import act, report
+
+    case_id = report(app, "dispute").case_id
+    for n in range(7):
+        act(app, case_id, "comment", "wang", text=f"走访 {n}")
+    http = create_app(app, settings=Settings(request_deadline_seconds=0.5))
+    token = http.state.services.users.add("audit", "auditor", "410928", by="test")
+    read, seen = app.events.get, []
+
+    def slow_get(*args, **kwargs):  # slow for the time travel's own read (the one without bounds)
+        for event in read(*args, **kwargs):
+            if not kwargs:
+                time.sleep(0.25)
+                seen.append(event)
+            yield event
+
+    app.events.get = slow_get
+    try:
+        with TestClient(http, raise_server_exceptions=False) as client:
+            late = client.get(f"/v1/cases/{case_id}/state", params={"as_of": "2026-09-28T01:04:00Z"},
+                              headers={"Authorization": f"Bearer {token}"})
+            assert late.status_code == 503 and late.json()["code"] == "deadline"
+            time.sleep(2.5)  # the 8 events would take 2 s to read
+            assert len(seen) <= 4, len(seen)
+    finally:
+        app.events.get = read

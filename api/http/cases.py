@@ -26,6 +26,7 @@ from api.http.auth import (
     check_region_scope,
     visible_case,
 )
+from api.http.bounds import moment_within
 from api.http.openapi_docs import (
     ACTION_EXAMPLES,
     ACTION_SUMMARIES,
@@ -49,6 +50,7 @@ from domain.permissions import (
 from domain.permissions import (
     READ as READ_RIGHT,
 )
+from engine import deadlines
 from engine.idempotency import once, scoped_command_id
 from engine.privacy import reveal
 from engine.service import CommandResult
@@ -105,6 +107,7 @@ def replayed(svc: Services, case_id: UUID, version: int | None = None) -> tuple[
     events = list(svc.engine.events.get(case_id, lte=version))
     case: Any = None
     for event in events:
+        deadlines.check()
         case = event.mutate(case)
     if not isinstance(case, Case) or (version is not None and case.version != version):
         svc.engine.case(case_id, version=version)  # raises the engine's own NotFound
@@ -121,6 +124,7 @@ def view(svc: Services, case: Case, events: list[Any] | None = None, now: dateti
         return jsonable_encoder(case_view(case))
     if events is None:
         events = list(svc.engine.events.get(case.id, lte=case.version))
+    deadlines.check()
     clocks = clocks_under(svc.policy(case.policy_version), events, now or svc.engine.clock.now())
     return jsonable_encoder(case_view(case, clocks=clocks))
 
@@ -324,5 +328,8 @@ def case_state(
     if version is not None:
         case, events = replayed(svc, case_id, version)
         return JSONResponse(view(svc, case, events, now=case.modified_on))
+    if as_of.tzinfo is None:
+        raise ValidationFailed("as_of needs a time zone", field="as_of")
+    moment_within(as_of, "as_of", svc.engine.clock.now())
     case = svc.engine.case_as_of(case_id, as_of)
     return JSONResponse(view(svc, case, now=as_of))

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http import problems
 from api.http.metrics import Metrics
+from engine import deadlines
 
 log = structlog.get_logger("fengqiao.http")
 
@@ -131,8 +132,9 @@ class BodyLimit:
 
 class Deadline:
     """503 problem when no response has started within ``seconds`` (a database that stopped
-    answering): the caller gets an answer and may retry with its Idempotency-Key; the
-    stuck work finishes or fails on its own later, and its late answer is dropped."""
+    answering): the caller gets an answer and may retry with its Idempotency-Key. The
+    deadline also goes with the work (:mod:`engine.deadlines`): a read stops at its next
+    check once it has passed; stuck work finishes or fails on its own, its late answer dropped."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -152,7 +154,8 @@ class Deadline:
                 started.set()
             await send(message)
 
-        work = asyncio.ensure_future(self.app(scope, receive, guarded))
+        with deadlines.within(self.seconds):  # the task (and the threads it uses) carry the deadline
+            work = asyncio.ensure_future(self.app(scope, receive, guarded))
         waiting = asyncio.ensure_future(started.wait())
         try:
             await asyncio.wait({work, waiting}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)

@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.http.auth import CurrentUser, Principal, check_region_scope
+from api.http.bounds import period_within
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
 from api.http.schemas import RegionNode, RegionStats, SlaBoard
@@ -63,6 +64,8 @@ def _moment(value: str | None, *, end: bool) -> datetime | None:
             day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
             return datetime.combine(day, time(0), tzinfo=BEIJING)
         moment = datetime.fromisoformat(value)
+    except OverflowError:  # the day after 9999-12-31
+        raise ValidationFailed(f"{field} is out of range", field=field) from None
     except ValueError:
         raise ValidationFailed(f"{field} must be a date (YYYY-MM-DD) or an RFC 3339 time", field=field) from None
     if moment.tzinfo is None:
@@ -87,8 +90,7 @@ def region_stats(
     require_board(principal)
     check_region_scope(principal, code, svc)
     begin, stop = _moment(start, end=False), _moment(end, end=True)
-    if begin is not None and stop is not None and begin > stop:
-        raise ValidationFailed("from must not be after to", field="from")
+    period_within(begin, stop, svc.engine.clock.now())
     stats = read_models(svc).region_stats(code, begin, stop)
     return JSONResponse(jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)}))
 
