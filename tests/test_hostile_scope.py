@@ -198,3 +198,62 @@ def test_the_work_behind_a_late_read_stops_at_its_deadline(app):
             assert len(seen) <= 4, len(seen)
     finally:
         app.events.get = read
+
+
+# -- item 9: X-Forwarded-For only from FENGQIAO_TRUSTED_PROXIES ---------------------------
+
+
+def test_trusted_proxies_come_from_the_environment():
+    from api.http.services import Settings, trusted_networks
+
+    assert Settings.from_environment({}).trusted_proxies == ""
+    read = Settings.from_environment({"FENGQIAO_TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 "})
+    assert [str(n) for n in trusted_networks(read.trusted_proxies)] == ["10.0.0.0/8", "192.168.1.7/32"]
+    with pytest.raises(ValueError, match="^FENGQIAO_TRUSTED_PROXIES"):
+        Settings.from_environment({"FENGQIAO_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"})
+
+
+def test_client_address_believes_forwarded_for_only_from_a_trusted_proxy():
+    from starlette.requests import Request
+
+    from api.http.services import client_address, trusted_networks
+
+    def request(peer: str, *forwarded: str) -> Request:
+        return Request({"type": "http", "client": (peer, 1234),
+                        "headers": [(b"x-forwarded-for", f.encode()) for f in forwarded]})
+
+    none, proxies = trusted_networks(""), trusted_networks("127.0.0.1,10.0.0.0/8")
+    assert client_address(request("127.0.0.1", "203.0.113.9"), none) == "127.0.0.1"
+    assert client_address(request("198.51.100.1", "203.0.113.9"), proxies) == "198.51.100.1"
+    assert client_address(request("127.0.0.1", "203.0.113.9"), proxies) == "203.0.113.9"
+    # a client cannot push its own hop to the left of the one the proxy appended
+    assert client_address(request("127.0.0.1", "1.1.1.1, 203.0.113.9, 10.1.2.3"), proxies) == "203.0.113.9"
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_the_bad_token_limit_is_not_dodged_with_forwarded_for(app, trusted):
+    import httpx
+    import uvicorn
+
+    from api.cli.serve import server_options
+    from api.http.app import create_app
+    from api.http.services import Settings
+
+    settings = Settings(auth_failures_allowed=3, trusted_proxies=trusted)
+    server = uvicorn.Server(uvicorn.Config(create_app(app, settings=settings), host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="off", **server_options(settings)))
+    thread = __import__("threading").Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1/regions"
+        statuses = [httpx.get(url, headers={"Authorization": "Bearer fq_wrong",
+                                            "X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(6)]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    if trusted:  # each forwarded client is counted on its own
+        assert statuses == [401] * 6
+    else:
+        assert statuses == [401] * 3 + [429] * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import threading
@@ -30,6 +31,8 @@ class Settings:
     request_deadline_seconds: float = 30.0  # no answer started by then: 503 (0 = no deadline)
     auth_failures_allowed: int = 20  # bad tokens one client address may send per window before 429
     auth_failure_window: float = 60.0  # seconds
+    trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For is believed (comma-separated; none)
+    metrics_token: str = ""  # when set, /metrics needs Authorization: Bearer <it>
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -40,6 +43,9 @@ class Settings:
             variable = f"FENGQIAO_{setting.name.upper()}"
             if variable not in environ:
                 continue
+            if isinstance(setting.default, str):
+                values[setting.name] = environ[variable].strip()
+                continue
             convert = int if isinstance(setting.default, int) else float
             try:
                 values[setting.name] = convert(environ[variable])
@@ -47,7 +53,41 @@ class Settings:
                 raise ValueError(f"{variable}={environ[variable]!r} is not {convert.__name__}") from None
             if not 0 <= values[setting.name] < math.inf:
                 raise ValueError(f"{variable}={environ[variable]!r} must be a finite number >= 0")
+        try:
+            trusted_networks(values.get("trusted_proxies", ""))
+        except ValueError as error:
+            raise ValueError(f"FENGQIAO_TRUSTED_PROXIES: {error}") from None
         return cls(**values)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(text: str) -> tuple[Network, ...]:
+    """``FENGQIAO_TRUSTED_PROXIES``: comma-separated addresses or networks (empty: none)."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: Request, networks: tuple[Network, ...]) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy — then the
+    right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [hop.strip() for line in request.headers.getlist("x-forwarded-for") for hop in line.split(",")]
+    hops = [hop for hop in hops if hop]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer
 
 
 class FailedLogins:
@@ -98,6 +138,10 @@ class Services:
     def __post_init__(self) -> None:
         if self.failed_logins is None:
             self.failed_logins = FailedLogins(self.settings.auth_failures_allowed, self.settings.auth_failure_window)
+        self.trusted_networks = trusted_networks(self.settings.trusted_proxies)
+
+    def client_address(self, request: Request) -> str:
+        return client_address(request, self.trusted_networks)
 
     def policy(self, version: int) -> Any:
         """A policy version (immutable once loaded, so kept after the first read)."""
