@@ -257,3 +257,107 @@ def test_the_bad_token_limit_is_not_dodged_with_forwarded_for(app, trusted):
         assert statuses == [401] * 6
     else:
         assert statuses == [401] * 3 + [429] * 3
+
+
+# -- item 11: SSRF leftovers: IPv6 forms of private addresses, DNS rebinding --------------
+
+
+@pytest.mark.parametrize("url", ["http://[64:ff9b::7f00:1]/hook", "http://[2002:7f00:1::]/hook",
+                                 "http://[fec0::1]/hook", "http://[::127.0.0.1]/hook",
+                                 "http://[::ffff:10.0.0.1]/hook", "http://[64:ff9b:1::1]/hook",
+                                 "http://[64:ff9b::a00:1]/hook", "http://[2002:c0a8:101::1]/hook"])
+def test_ipv6_forms_of_private_addresses_are_refused(api: Api, url, monkeypatch):
+    monkeypatch.delenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    response = api.post("/v1/subscriptions", {"url": url}, "feed")
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("the webhook target is not allowed")
+    assert "address" not in response.json()
+
+
+def test_public_ipv4_behind_nat64_or_6to4_stays_allowed():
+    from ipaddress import ip_address
+
+    from engine.subscriptions import public_address
+
+    assert public_address(ip_address("64:ff9b::808:808")) and public_address(ip_address("2002:808:808::1"))
+    assert public_address(ip_address("2606:4700:4700::1111")) and public_address(ip_address("8.8.8.8"))
+
+
+def test_a_refusal_never_names_the_resolved_address(api: Api, monkeypatch):
+    monkeypatch.delenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    response = api.post("/v1/subscriptions", {"url": "http://localhost:9/hook"}, "feed")
+    assert response.status_code == 422
+    assert "127.0.0.1" not in response.text and "::1" not in response.text
+
+
+def fake_dns(monkeypatch, answers: list[str]):
+    """``hook.test`` resolves to each of ``answers`` in turn (the last one from then on)."""
+    import socket
+
+    import engine.subscriptions as subscriptions
+
+    real, asked = socket.getaddrinfo, []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "hook.test":
+            return real(host, port, *args, **kwargs)
+        address = answers[min(len(asked), len(answers) - 1)]
+        asked.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(subscriptions.socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+def test_the_sender_connects_to_the_address_it_checked(app, monkeypatch):
+    from tests.feed_support import make_api, workload
+    from tests.test_webhooks import Receiver, run_until, sender
+
+    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+    asked = fake_dns(monkeypatch, ["127.0.0.1"])
+    hosts: list[str] = []
+    with Receiver() as receiver:
+        handle = receiver.handle
+        receiver.handle = lambda headers, body: (hosts.append(headers["Host"]), handle(headers, body))[1]
+        port = receiver.server.server_address[1]
+        api = make_api(app)
+        try:
+            created = api.post("/v1/subscriptions", json={"url": f"http://hook.test:{port}/hook", "from_position": 1})
+            assert created.status_code == 201, created.text
+            receiver.secret = created.json()["secret"]
+            workload(app)
+            s, store = sender(app)
+            try:
+                run_until(lambda: len(receiver.unique) >= 3, s)
+            finally:
+                s.close()
+                store.close()
+        finally:
+            api.close()
+    # hook.test exists in no DNS: every connection went to the address the attempt checked
+    assert receiver.bad_signatures == 0 and set(hosts) == {f"hook.test:{port}"}
+    assert len(asked) >= 2  # the subscription's check, then each attempt's own
+
+
+def test_a_target_rebound_to_loopback_after_its_check_is_never_contacted(app, monkeypatch):
+    from engine.subscriptions import PENDING
+    from tests.feed_support import workload
+    from tests.test_webhooks import Receiver, sender
+
+    monkeypatch.delenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    with Receiver() as receiver:
+        port = receiver.server.server_address[1]
+        fake_dns(monkeypatch, ["93.184.216.34", "127.0.0.1"])  # public when subscribed; loopback when delivered
+        s, store = sender(app)
+        try:
+            created = store.create(owner="feed-county", url=f"http://hook.test:{port}/hook", types=[],
+                                   region="410928", start=0)
+            workload(app)
+            s.run_once()
+            [delivery, *_] = store.deliveries(created.id)
+        finally:
+            s.close()
+            store.close()
+    assert receiver.requests == 0
+    assert delivery.status == PENDING and "not allowed" in delivery.last_error
+    assert "127.0.0.1" not in delivery.last_error
