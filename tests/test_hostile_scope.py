@@ -361,3 +361,122 @@ def test_a_target_rebound_to_loopback_after_its_check_is_never_contacted(app, mo
     assert receiver.requests == 0
     assert delivery.status == PENDING and "not allowed" in delivery.last_error
     assert "127.0.0.1" not in delivery.last_error
+
+
+# -- item 12: the dashboard session, cross-site forms, protective headers, /docs, /readyz, /metrics
+
+
+def board(api: Api, session: str | None = None):
+    if session is not None:
+        api.client.cookies.set("fengqiao_ui", session, path="/ui")
+    return api.client.get("/ui/board", follow_redirects=False)
+
+
+def test_the_cookie_is_a_session_whose_hash_alone_is_stored(api: Api):
+    from engine.audit.db import AuditDb
+    from engine.sessions import TABLE, session_hash
+    from tests.test_api_support import ui_sign_in
+
+    session = ui_sign_in(api, "zhou")
+    assert session.startswith("fqs_") and api.tokens["zhou"] not in session
+    assert board(api).status_code == 200
+    db = AuditDb(api.engine.recorder)
+    rows = [dict(r) for r in db.rows(f"SELECT * FROM {db.table(TABLE)}")]
+    assert [r["id_hash"] for r in rows] == [session_hash(session)]
+    assert session not in repr(rows) and api.tokens["zhou"] not in repr(rows)
+
+
+def test_sign_out_ends_the_session_at_once(api: Api):
+    from tests.test_api_support import ORIGIN, ui_sign_in
+
+    session = ui_sign_in(api, "zhou")
+    assert api.client.post("/ui/logout", headers=ORIGIN, follow_redirects=False).status_code == 303
+    replayed = board(api, session)  # the old cookie, sent again (a stolen copy)
+    assert replayed.status_code == 303 and replayed.headers["location"].startswith("/ui/login")
+    assert api.get("/v1/regions", "zhou").status_code == 200  # the API token itself is not revoked
+
+
+def test_revoking_or_reissuing_the_token_ends_its_sessions(api: Api):
+    from tests.test_api_support import ui_sign_in
+
+    users = api.http.state.services.users
+    session = ui_sign_in(api, "zhou")
+    users.revoke("zhou")
+    assert board(api, session).status_code == 303
+    api.tokens["zhou"] = users.add("zhou", "supervisor", "410928-001", "ht-zzzx", by="test")
+    assert board(api, session).status_code == 303  # re-issued: the old token's session stays ended
+    assert board(api, ui_sign_in(api, "zhou")).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Referer": "https://evil.example/x"},
+                                     {}, {"Origin": "null"}])
+def test_cross_site_posts_to_login_and_logout_are_refused(api: Api, headers):
+    from tests.test_api_support import ui_sign_in
+
+    forged = api.client.post("/ui/login", data={"token": api.tokens["zhou"]}, headers=headers,
+                             follow_redirects=False)
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
+    session = ui_sign_in(api, "zhou")
+    out = api.client.post("/ui/logout", headers=headers, follow_redirects=False)
+    assert out.status_code == 403
+    assert board(api, session).status_code == 200  # still signed in: the forged sign-out did nothing
+
+
+def test_answers_carrying_personal_data_are_not_stored_or_sniffed(api: Api):
+    from tests.test_api_support import ui_sign_in
+
+    cid = api.report(DISPUTE, who="wang")["id"]
+    answers = [api.get(f"/v1/cases/{cid}", "root"), api.get(f"/v1/cases/{cid}/history", "root"),
+               api.get("/v1/cases", "root"), api.get(f"/open311/v2/requests/{cid}.json", "root"),
+               api.get(f"/v1/cases/{cid}/file", "root"), api.get("/v1/cases/nonsense", "root")]
+    ui_sign_in(api, "root")
+    answers.append(api.client.get(f"/ui/cases/{cid}"))
+    for answer in answers:
+        assert answer.headers["cache-control"] == "no-store", (answer.url, answer.headers)
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.url
+
+
+def test_docs_are_served_from_local_assets(api: Api):
+    import re
+
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200
+    linked = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', docs.text)
+    assert linked and all(link.startswith("/docs/assets/") for link in linked), linked
+    assert "cdn" not in docs.text.lower() and "https://" not in docs.text
+    for link in linked:
+        asset = api.client.get(link)
+        assert asset.status_code == 200 and len(asset.content) > 100, link
+    assert api.client.get("/docs/assets/index.html").status_code == 404
+    assert api.client.get("/redoc").status_code == 404
+
+
+def test_readyz_writes_nothing(api: Api):
+    from engine.audit.db import AuditDb
+
+    db = AuditDb(api.engine.recorder)
+    before = api.engine.head_position()
+    for _ in range(3):
+        assert api.client.get("/readyz").status_code == 200
+    assert api.engine.head_position() == before
+    tables = ({r["name"] for r in db.rows("SELECT table_name AS name FROM information_schema.tables "
+                                          "WHERE table_schema = ?", (db.schema,))} if db.postgres
+              else {r["name"] for r in db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")})
+    assert "fengqiao_ready_probe" not in tables and "fengqiao_api_users" in tables
+
+
+def test_metrics_can_require_a_token(app):
+    from fastapi.testclient import TestClient
+
+    from api.http.app import create_app
+    from api.http.services import Settings
+
+    assert Settings.from_environment({"FENGQIAO_METRICS_TOKEN": "s3cret"}).metrics_token == "s3cret"
+    with TestClient(create_app(app, settings=Settings(metrics_token="s3cret"))) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Basic czNjcmV0"}).status_code == 401
+        shown = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert shown.status_code == 200 and "fengqiao" in shown.text
+    with TestClient(create_app(app)) as client:
+        assert client.get("/metrics").status_code == 200  # no token set: open, as before

@@ -28,8 +28,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _protective(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``nosniff`` on every answer, and ``no-store`` on every answer that does not say how
+    it may be cached (only the dashboard's and the docs' static files do): any other
+    answer may carry personal data, which no browser or proxy cache should keep."""
+    names = {name.lower() for name, _ in headers}
+    extra = [] if b"x-content-type-options" in names else [(b"x-content-type-options", b"nosniff")]
+    return extra if b"cache-control" in names else [*extra, (b"cache-control", b"no-store")]
+
+
 class RequestContext:
-    """Binds a request id into the log context, sets ``X-Request-Id``, records metrics."""
+    """Binds a request id into the log context, sets ``X-Request-Id`` (and the protective
+    ``X-Content-Type-Options`` / ``Cache-Control``), records metrics."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -51,7 +61,8 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
+                                      *_protective(message["headers"])]
             await send(message)
 
         try:

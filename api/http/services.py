@@ -16,6 +16,7 @@ from fastapi import Request
 
 from api.http.metrics import Metrics
 from engine.service import Fengqiao
+from engine.sessions import SessionStore
 from engine.users import UserStore
 
 
@@ -134,11 +135,14 @@ class Services:
     _policies: dict[int, Any] = field(default_factory=dict, repr=False)
     database_error_at: float | None = None  # time.monotonic() of the last request refused for the database
     failed_logins: FailedLogins | None = None
+    sessions: SessionStore | None = None  # the dashboard's
 
     def __post_init__(self) -> None:
         if self.failed_logins is None:
             self.failed_logins = FailedLogins(self.settings.auth_failures_allowed, self.settings.auth_failure_window)
         self.trusted_networks = trusted_networks(self.settings.trusted_proxies)
+        if self.sessions is None:
+            self.sessions = SessionStore(self.engine)
 
     def client_address(self, request: Request) -> str:
         return client_address(request, self.trusted_networks)
