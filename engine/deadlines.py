@@ -5,7 +5,8 @@ The HTTP layer answers 503 when a request has not started its answer by its dead
 would run on. :func:`within` sets the moment (a context variable: it follows the
 request into the thread that serves it), and the loops of a read — replaying a case,
 its history, the statistics' buckets — call :func:`check`, which raises
-:class:`DeadlinePassed` once it is past. Outside a request there is no deadline.
+:class:`DeadlinePassed` once it is past. Once the answer has started (a stream), the
+deadline is lifted. Outside a request there is no deadline.
 """
 
 from __future__ import annotations
@@ -15,7 +16,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-_DEADLINE: ContextVar[float | None] = ContextVar("fengqiao_request_deadline", default=None)
+
+class Deadline:
+    """The moment (``time.monotonic()``) a request's work must stop by; None: no limit.
+    One object per request, shared by every thread that serves it, so lifting it
+    (:meth:`lift`, once the answer has started) reaches them all."""
+
+    def __init__(self, at: float | None) -> None:
+        self.at = at
+
+    def lift(self) -> None:
+        self.at = None
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("fengqiao_request_deadline", default=None)
 
 
 class DeadlinePassed(Exception):  # noqa: N818 - a signal to stop, not a refusal
@@ -23,17 +37,18 @@ class DeadlinePassed(Exception):  # noqa: N818 - a signal to stop, not a refusal
 
 
 @contextmanager
-def within(seconds: float | None) -> Iterator[None]:
+def within(seconds: float | None) -> Iterator[Deadline]:
     """Work started inside gets ``seconds`` from now (None or 0: no deadline)."""
-    token = _DEADLINE.set(time.monotonic() + seconds if seconds else None)
+    deadline = Deadline(time.monotonic() + seconds if seconds else None)
+    token = _DEADLINE.set(deadline)
     try:
-        yield
+        yield deadline
     finally:
         _DEADLINE.reset(token)
 
 
 def check() -> None:
     """Raise :class:`DeadlinePassed` if the current request's deadline has passed."""
-    at = _DEADLINE.get()
-    if at is not None and time.monotonic() > at:
+    deadline = _DEADLINE.get()
+    if deadline is not None and deadline.at is not None and time.monotonic() > deadline.at:
         raise DeadlinePassed("the request's deadline passed; its answer was given")

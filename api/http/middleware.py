@@ -163,9 +163,10 @@ class Deadline:
                 return
             if message["type"] == "http.response.start":
                 started.set()
+                deadline.lift()  # answered in time: a stream may run on
             await send(message)
 
-        with deadlines.within(self.seconds):  # the task (and the threads it uses) carry the deadline
+        with deadlines.within(self.seconds) as deadline:  # the task (and the threads it uses) carry it
             work = asyncio.ensure_future(self.app(scope, receive, guarded))
         waiting = asyncio.ensure_future(started.wait())
         try:
