@@ -409,7 +409,8 @@ def test_revoking_or_reissuing_the_token_ends_its_sessions(api: Api):
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Referer": "https://evil.example/x"},
-                                     {}, {"Origin": "null"}])
+                                     {}, {"Origin": "null"}, {"Origin": "http://testserver.evil.example"},
+                                     {"Origin": "http://testserver:8080"}])
 def test_cross_site_posts_to_login_and_logout_are_refused(api: Api, headers):
     from tests.test_api_support import ui_sign_in
 
@@ -420,6 +421,13 @@ def test_cross_site_posts_to_login_and_logout_are_refused(api: Api, headers):
     out = api.client.post("/ui/logout", headers=headers, follow_redirects=False)
     assert out.status_code == 403
     assert board(api, session).status_code == 200  # still signed in: the forged sign-out did nothing
+
+
+def test_a_sign_in_through_a_proxy_ending_tls_is_same_origin(api: Api):
+    for headers in ({"Origin": "https://testserver"}, {"Referer": "http://testserver/ui/login?next=/ui/board"}):
+        signed = api.client.post("/ui/login", data={"token": api.tokens["zhou"]}, headers=headers,
+                                 follow_redirects=False)
+        assert signed.status_code == 303, (headers, signed.text)
 
 
 def test_answers_carrying_personal_data_are_not_stored_or_sniffed(api: Api):

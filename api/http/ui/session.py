@@ -57,14 +57,19 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 def same_origin(request: Request) -> None:
     """A dependency of every dashboard POST: refuse (403) one a page of another site sent.
-    Browsers send ``Origin`` with every POST; without it, ``Referer`` must be ours."""
-    own = f"{request.url.scheme}://{request.url.netloc}".lower()
-    origin = request.headers.get("origin")
-    if origin is None and request.headers.get("referer"):
-        referer = urlsplit(request.headers["referer"])
-        origin = f"{referer.scheme}://{referer.netloc}"
-    if origin is None or origin.lower() != own:
+    Browsers send ``Origin`` with every POST; without it, ``Referer`` must be ours. The
+    host (and port) must be the one the request was sent to (``Host``); the scheme is not
+    compared, so a proxy ending TLS in front needs only to pass ``Host`` through."""
+    sent = request.headers.get("origin") or request.headers.get("referer") or ""
+    parts = urlsplit(sent)
+    if parts.scheme not in ("http", "https") or not parts.netloc or _netloc(parts) != _netloc(request.url):
         raise NotPermitted("a dashboard form must be sent from the dashboard itself (Origin)", action="post")
+
+
+def _netloc(url: Any) -> str:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    port = url.port if url.port not in (None, default) else None
+    return f"{(url.hostname or '').lower()}{f':{port}' if port else ''}"
 
 
 SameOrigin = Depends(same_origin)
