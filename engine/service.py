@@ -48,6 +48,7 @@ from domain.commands import CaseAction, Envelope, ReportCase, parse_action
 from domain.errors import (
     DomainError,
     EscalationCeiling,
+    IdempotencyKeyInUse,
     NotFound,
     VersionConflict,
 )
@@ -299,7 +300,7 @@ class Fengqiao(Application):
                 case = self._new_case(body, envelope)
                 recordings = self.save(case)
             except (DomainError, RecordConflictError):
-                repeated = self._repeat_of_report(case_id, envelope.command_id)
+                repeated = self._repeat_of_report(case_id, envelope)
                 if repeated is None:
                     raise
                 return repeated
@@ -329,12 +330,16 @@ class Fengqiao(Application):
             details=body.details(),
         )
 
-    def _repeat_of_report(self, case_id: UUID, command_id: str) -> CommandResult | None:
+    def _repeat_of_report(self, case_id: UUID, envelope: Envelope) -> CommandResult | None:
+        """The earlier result of this report, if it was made — by the same actor: a case
+        another actor reported under this command id is neither returned nor revealed."""
         try:
             case = self.case(case_id)
         except NotFound:
             return None
-        version = case.processed_commands[command_id]
+        if case.reporter.id != envelope.actor.id:
+            raise IdempotencyKeyInUse("this command id was used by someone else; send another")
+        version = case.processed_commands[envelope.command_id]
         return CommandResult(case.id, version, self.position_of(case.id, version), repeated=True)
 
     def act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:

@@ -25,6 +25,7 @@ from api.http.auth import (
     check_view_scope,
     visible_case,
 )
+from api.http.bounds import moment_within
 from api.http.openapi_docs import (
     ACTION_EXAMPLES,
     ACTION_SUMMARIES,
@@ -46,6 +47,7 @@ from domain.permissions import (
 from domain.permissions import (
     READ as READ_RIGHT,
 )
+from engine.idempotency import once, scoped_command_id
 from engine.privacy import reveal
 from engine.service import CommandResult
 from engine.views import event_view
@@ -82,8 +84,9 @@ def _occurred(model: type[CaseAction]) -> type[BaseModel]:
 
 
 def command_id(principal: Principal, key: str | None) -> str:
-    """An ``Idempotency-Key`` is scoped to its user; without one, every request is new."""
-    return f"{principal.name}:{key}" if key else f"{principal.name}:{uuid.uuid4()}"
+    """An ``Idempotency-Key`` is scoped to its user (:mod:`engine.idempotency`); without
+    one, every request is new."""
+    return scoped_command_id(principal.actor.id, key) if key else f"{principal.name}:{uuid.uuid4()}"
 
 
 def expected_version(if_match: str | None) -> int | None:
@@ -151,7 +154,8 @@ def report_case(
     svc.engine.region(body.region)
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         occurred_at=body.occurred_at)
-    result = counted(svc, "report", lambda: svc.engine.report(body, envelope))
+    result = counted(svc, "report", lambda: once(svc.engine, principal.actor.id, idempotency_key,
+                                                 lambda: svc.engine.report(body, envelope)))
     return command_response(svc, result, 201)
 
 
@@ -161,7 +165,8 @@ def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, bo
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
-    result = counted(svc, name, lambda: svc.engine.act(case_id, body, envelope))
+    result = counted(svc, name, lambda: once(svc.engine, principal.actor.id, idempotency_key,
+                                             lambda: svc.engine.act(case_id, body, envelope), case_id))
     return command_response(svc, result, 200)
 
 
@@ -286,4 +291,8 @@ def case_state(
     visible_case(svc, principal, case_id)
     if (version is None) == (as_of is None):
         raise ValidationFailed("give exactly one of version or as_of", field="version")
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise ValidationFailed("as_of needs a time zone", field="as_of")
+        moment_within(as_of, "as_of", svc.engine.clock.now())
     return JSONResponse(view(svc, case_id, version=version, as_of=as_of))

@@ -39,6 +39,7 @@ from domain.errors import NotFound, ValidationFailed
 from domain.kinds import Kind
 from domain.permissions import READ, REPORT, case_in_scope, mask_numbers
 from engine.case_clocks import clocks_of
+from engine.idempotency import once, scoped_command_id
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=problem_responses(401, 403, 404, 422))
 Svc = Annotated[Services, Depends(services)]
@@ -340,13 +341,14 @@ def create_request(request: Request, svc: Svc, principal: Caller, params: Params
             parties=reporter_party(kind, params),
             **({"hazard_level": attributes["hazard_level"]} if attributes.get("hazard_level") else {}),
         )
-        envelope = Envelope(actor=principal.actor,
-                            command_id=request.headers.get("idempotency-key") or f"open311:{uuid.uuid4()}")
+        key = request.headers.get("idempotency-key") or None
+        envelope = Envelope(actor=principal.actor, command_id=scoped_command_id(principal.actor.id, key)
+                            if key else f"open311:{uuid.uuid4()}")
     except ValidationError as error:
         raise RequestValidationError(error.errors()) from None
     if not case_in_scope((body.region,), principal.region):
         raise region_not_found(body.region)
-    result = svc.engine.report(body, envelope)
+    result = once(svc.engine, principal.actor.id, key, lambda: svc.engine.report(body, envelope))
     return JSONResponse(
         [{"service_request_id": str(result.case_id), "service_notice": None, "account_id": None}],
         status_code=201,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.http.auth import Unauthenticated
 from api.http.metrics import CONTENT_TYPE
 from api.http.services import Services, services
 from workflows.timer_index import missing_years
@@ -62,7 +64,13 @@ def calendar_check(svc: Services) -> object:
             "years": sorted(years), "clocks": sum(years.values())}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}}})
-def metrics(svc: Svc) -> Response:
+@router.get("/metrics", summary="Prometheus metrics (with FENGQIAO_METRICS_TOKEN set: Authorization: Bearer)",
+            response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}, 401: {}})
+def metrics(request: Request, svc: Svc) -> Response:
+    wanted = svc.settings.metrics_token
+    if wanted:
+        sent = request.headers.get("authorization", "")
+        scheme, _, token = sent.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), wanted.encode()):
+            raise Unauthenticated("/metrics needs Authorization: Bearer <FENGQIAO_METRICS_TOKEN>")
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

@@ -47,6 +47,7 @@ UNSUPPORTED_MEDIA_TYPE = ProblemType("/problems/unsupported-media-type", 415, "S
 NOT_READY = ProblemType("/problems/not-ready", 503, "Not ready")
 TOO_MANY_FAILURES = ProblemType("/problems/too-many-failures", 429, "Too many failed attempts")
 INTERNAL = ProblemType("/problems/internal", 500, "Internal error")
+KEY_IN_USE = ProblemType("/problems/idempotency-key-in-use", 409, "The Idempotency-Key is in use; send another")
 
 BY_CODE: dict[str, ProblemType] = {
     "validation": VALIDATION,
@@ -58,11 +59,12 @@ BY_CODE: dict[str, ProblemType] = {
     "unauthenticated": UNAUTHENTICATED,
     "not_ready": NOT_READY,
     "too_many_failures": TOO_MANY_FAILURES,
+    "idempotency_key_in_use": KEY_IN_USE,
 }
 
 ALL_TYPES = (VALIDATION, INVALID_TRANSITION, ESCALATION_CEILING, VERSION_CONFLICT, FORBIDDEN, NOT_FOUND,
              UNAUTHENTICATED, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL,
-             TOO_MANY_FAILURES)
+             TOO_MANY_FAILURES, KEY_IN_USE)
 
 
 def problem(kind: ProblemType, detail: str, *, instance: str | None = None,
