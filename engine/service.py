@@ -42,7 +42,7 @@ from eventsourcing.persistence import (
 
 from domain.actors import Actor
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
-from domain.commands import CaseAction, Envelope, ReportCase, parse_action
+from domain.commands import CaseAction, Envelope, ReportCase, check_horizon, parse_action
 from domain.errors import (
     DomainError,
     EscalationCeiling,
@@ -286,8 +286,10 @@ class Fengqiao(Application):
         tree = self.ladder().tree
         region = tree.get(body.region)
         policy = self.policy()
+        stamp = self._stamp(envelope)
+        check_horizon(body, stamp.recorded_at)
         return CASE_CLASSES[body.kind].report(
-            self._stamp(envelope),
+            stamp,
             policy_version=policy.version,
             category=body.category,
             severity=body.severity,
@@ -332,6 +334,7 @@ class Fengqiao(Application):
                         )
                     action.check_kind(case)
                     stamp = self._stamp(envelope)
+                    check_horizon(action, stamp.recorded_at)
                     try:
                         action.execute(case, stamp, self.ladder().tree, self.policy(case.policy_version))
                     except EscalationCeiling as refusal:

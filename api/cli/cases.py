@@ -59,8 +59,8 @@ def report(
     with engine() as app, domain_errors():
         body = validated(ReportCase, dict(kind=kind, category=category, severity=severity, region=region,
                                            title=title, description=description, channel=channel))
-        envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
-                            occurred_at=occurred_at)
+        envelope = validated(Envelope, dict(actor=cli_actor(app, as_),
+                                            command_id=command_id or f"cli-{uuid.uuid4()}", occurred_at=occurred_at))
         _result(app, app.report(body, envelope))
 
 
@@ -75,8 +75,9 @@ def _make_action_command(name: str):
     ) -> None:
         with engine() as app, domain_errors():
             body = parse_action(name, _parse_fields(fields or []))
-            envelope = Envelope(actor=cli_actor(app, as_), command_id=command_id or f"cli-{uuid.uuid4()}",
-                                expected_version=if_version, occurred_at=occurred_at)
+            envelope = validated(Envelope, dict(actor=cli_actor(app, as_),
+                                                command_id=command_id or f"cli-{uuid.uuid4()}",
+                                                expected_version=if_version, occurred_at=occurred_at))
             _result(app, app.act(case_id, body, envelope))
 
     fields = ", ".join(f"{n}" for n in ACTIONS[name].model_fields) or "no fields"

@@ -34,7 +34,7 @@ from api.http.auth import Principal, Unauthenticated, authenticated, forbid, reg
 from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
-from domain.commands import Envelope, Party, ReportCase
+from domain.commands import Envelope, Party, ReportCase, check_moment
 from domain.errors import NotFound, ValidationFailed
 from domain.permissions import READ, REPORT, case_in_scope, mask_numbers
 from domain.policy import Kind
@@ -241,9 +241,10 @@ def parse_date(value: Any, name: str) -> datetime | None:
     except ValueError:
         raise ValidationFailed(f"{name} must be a W3C date-time, e.g. 2026-09-28T09:00:00+08:00",
                                field=name) from None
-    if moment.tzinfo is None:
-        raise ValidationFailed(f"{name} needs a time zone", field=name)
-    return moment
+    try:
+        return check_moment(moment)
+    except ValueError as error:
+        raise ValidationFailed(f"{name}: {error}", field=name) from None
 
 
 def reported_events(svc: Services, kinds: set[Kind]) -> list[Any]:
