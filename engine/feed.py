@@ -482,7 +482,7 @@ class _Direct:
         plan = self.plan(topic)
         if plan is None:
             return None
-        state, long_digits = parsed
+        state = parsed[0]
         try:
             stamp = state["timestamp"]
             time = _datetime(stamp)
@@ -491,7 +491,7 @@ class _Direct:
             return None
         if raw.count(TYPED) != typed + 1:  # + the timestamp
             return None  # a typed value somewhere this path did not look (inside a dict or a list)
-        if masked and (parties or long_digits):
+        if masked:  # numbers typed into free text, in any form (domain.permissions.mask_numbers)
             data = mask_numbers(data)
         return {
             "specversion": "1.0",

@@ -44,6 +44,7 @@ from domain.permissions import (
     READ_HISTORY,
     REPORT,
     needs_assignment,
+    shown_to,
     works_on,
 )
 from domain.permissions import (
@@ -123,8 +124,8 @@ def view(svc: Services, case: Case, events: list[Any] | None = None, now: dateti
     return jsonable_encoder(case_view(case, clocks=clocks))
 
 
-def command_response(svc: Services, result: CommandResult, status: int) -> JSONResponse:
-    body = view(svc, *replayed(svc, result.case_id, result.version))
+def command_response(svc: Services, result: CommandResult, status: int, role: str) -> JSONResponse:
+    body = shown_to(role, view(svc, *replayed(svc, result.case_id, result.version)))
     body["position"] = result.position
     headers = {"ETag": f'"{result.version}"'}
     if status == 201:
@@ -175,7 +176,7 @@ def report_case(
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         occurred_at=body.occurred_at)
     result = counted(svc, "report", lambda: svc.engine.report(body, envelope))
-    return command_response(svc, result, 201)
+    return command_response(svc, result, 201, principal.role)
 
 
 def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
@@ -193,7 +194,7 @@ def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, bo
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
     result = counted(svc, name, lambda: svc.engine.act(case_id, body, envelope))
-    return command_response(svc, result, 200)
+    return command_response(svc, result, 200, principal.role)
 
 
 def _register_action(name: str) -> None:
@@ -264,7 +265,8 @@ def list_cases(
     rows, next_cursor = read_models(svc).list_cases(
         region=code, status=status, kind=kind, severity=severity, rank=rank, assignee=assignee,
         overdue=overdue, due_soon=due_soon, limit=limit, cursor=cursor)
-    return JSONResponse(jsonable_encoder({"items": list(rows), "next_cursor": next_cursor}))
+    items = shown_to(principal.role, jsonable_encoder(list(rows)))
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
 
 
 @router.get("/{case_id}", summary="The case view now", response_model=None,
@@ -278,7 +280,7 @@ def get_case(
     wait_for_projections(svc, min_position)
     case, events = replayed(svc, case_id)
     check_case_scope(principal, case)
-    return JSONResponse(view(svc, case, events), headers={"ETag": f'"{case.version}"'})
+    return JSONResponse(shown_to(principal.role, view(svc, case, events)), headers={"ETag": f'"{case.version}"'})
 
 
 def require_history(principal: Principal) -> None:
@@ -299,7 +301,7 @@ def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONRespons
         if isinstance(entry["data"].get("parties"), list):
             entry["data"]["parties"] = reveal(entry["data"]["parties"], principal.role)
         entries.append(entry)
-    return JSONResponse(jsonable_encoder(entries))
+    return JSONResponse(shown_to(principal.role, jsonable_encoder(entries)))
 
 
 @router.get("/{case_id}/state", summary="The case as replayed at a version or a moment (auditors)",
@@ -319,6 +321,6 @@ def case_state(
         raise ValidationFailed("give exactly one of version or as_of", field="version")
     if version is not None:
         case, events = replayed(svc, case_id, version)
-        return JSONResponse(view(svc, case, events, now=case.modified_on))
+        return JSONResponse(shown_to(principal.role, view(svc, case, events, now=case.modified_on)))
     case = svc.engine.case_as_of(case_id, as_of)
-    return JSONResponse(view(svc, case, now=as_of))
+    return JSONResponse(shown_to(principal.role, view(svc, case, now=as_of)))
