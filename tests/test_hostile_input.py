@@ -337,6 +337,9 @@ def integrator_outputs(api: Api, case_id: str, position: int) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     outputs["/v1/cases"] = [row for row in response.json()["items"] if case_id in json.dumps(row)]
     assert outputs["/v1/cases"], "the case is not in the list"
+    html = api.get(f"/v1/cases/{case_id}/file", "feed")
+    assert html.status_code == 200, html.text
+    outputs["/v1/cases/{id}/file"] = html.text
     feed = Feed(api.engine)  # the SSE stream and the webhook sender read these pages
     outputs["feed.page"] = feed.page(position - 1, 10).events
     from uuid import UUID
