@@ -448,3 +448,15 @@ def test_an_unreadable_body_has_a_documented_problem_type(api: Api):
         problem = refused(post_raw(api, path, raw, "wang"), 400)
         assert problem["type"] == "/problems/malformed-body", problem
         assert f"`{problem['type']}`" in documented
+
+
+def test_an_open311_title_cut_from_the_description_never_keeps_half_a_number(api: Api):
+    description = "停水" * 24 + "停 电话 13812345678 请回电"  # the 60-character cut keeps 7 of its digits
+    response = api.client.post("/open311/v2/requests.json", headers=api.headers("wang"), data={
+        "service_code": "petition.utilities", "description": description, "attribute[region]": GRID})
+    assert response.status_code == 201, response.text
+    request_id = response.json()[0]["service_request_id"]
+    project(api)
+    for path in (f"/v1/cases/{request_id}", "/v1/cases?region=" + HAITONG, f"/open311/v2/requests/{request_id}.json"):
+        assert_no_run(path, api.get(path, "feed").json(), "13812345678")
+    assert api.get(f"/v1/cases/{request_id}", "root").json()["title"].endswith("电话")
