@@ -123,11 +123,12 @@ SEPARATORS = (" \t\n\r\u00a0\u00ad\u1680\u2000-\u200f\u2010-\u2015\u2028-\u202f\
 invisible format characters, dashes and hyphens, dots, slashes, commas, brackets (ASCII
 and full-width). At most three in a row."""
 
-DIGIT_GROUP = re.compile(rf"\d(?:[{SEPARATORS}]{{0,3}}\d)*[XxＸｘ]?")
+DIGIT_GROUP = re.compile(rf"\d(?:[{SEPARATORS}]{{0,3}}\d)*(?:[{SEPARATORS}]{{0,3}}[XxＸｘ])?")
 """Digits (any script: ASCII, full-width …) joined by separators, and an ID's final X.
 Letters do not end a group's search: ``Tel13866667777`` and ``13899990000abc`` hold one."""
 
-_CHUNK = re.compile(r"\d+[XxＸｘ]?")
+_CHUNK = re.compile(r"\d+|[XxＸｘ]")
+MAX_NUMBER_DIGITS = 19  # the longest reading: 17 digits and X, one over for a stray X
 PERSONAL_NUMBER = re.compile(r"(?:(?:00)?86)?1[3-9]\d{9}|\d{17}[\dX]|\d{15}|0\d{9,11}")
 """After the separators are removed and the digits read as ASCII: a mainland mobile number
 (with or without the 86 / 0086 country code), an 18- or 15-digit resident ID number, or a
@@ -155,30 +156,32 @@ def _personal(chunks: list[re.Match[str]], start: int, end: int) -> bool:
 
 
 def _mask_chunks(text: str) -> str:
-    """One digit group with each personal number in it masked: the longest run of its
-    separator-split chunks that reads as one, from the left (``2026-09-28 13812345678``
-    keeps the date)."""
+    """One digit group with every personal number in it masked. The group's chunks (digit
+    runs between separators) that take part in any reading as a personal number are masked
+    together: ``ID … / 138 2345 6789`` run together cannot hide one number in another, and
+    ``2026-09-28 13812345678`` keeps the year."""
     chunks = list(_CHUNK.finditer(text))
-    if len(chunks) > 40:  # a wall of digits: each chunk on its own
-        return _mask_long(text, chunks)
+    sizes = [len(c.group(0)) for c in chunks]
+    marked = [False] * len(chunks)
+    for i in range(len(chunks)):
+        total = 0
+        for j in range(i + 1, len(chunks) + 1):
+            total += sizes[j - 1]
+            if total > MAX_NUMBER_DIGITS:
+                break
+            if _personal(chunks, i, j):
+                marked[i:j] = [True] * (j - i)
     out, done, i = [], 0, 0
     while i < len(chunks):
-        j = next((j for j in range(len(chunks), i, -1) if _personal(chunks, i, j)), None)
-        if j is None:
+        if not marked[i]:
             i += 1
             continue
-        begin, finish = chunks[i].start(), chunks[j - 1].end()
+        j = i
+        while j + 1 < len(chunks) and marked[j + 1]:
+            j += 1
+        begin, finish = chunks[i].start(), chunks[j].end()
         out += [text[done:begin], _mask_span(text[begin:finish])]
-        done, i = finish, j
-    return "".join(out) + text[done:]
-
-
-def _mask_long(text: str, chunks: list[re.Match[str]]) -> str:
-    out, done = [], 0
-    for chunk in chunks:
-        if _personal([chunk], 0, 1):
-            out += [text[done:chunk.start()], _mask_span(chunk.group(0))]
-            done = chunk.end()
+        done, i = finish, j + 1
     return "".join(out) + text[done:]
 
 

@@ -460,3 +460,37 @@ def test_an_open311_title_cut_from_the_description_never_keeps_half_a_number(api
     for path in (f"/v1/cases/{request_id}", "/v1/cases?region=" + HAITONG, f"/open311/v2/requests/{request_id}.json"):
         assert_no_run(path, api.get(path, "feed").json(), "13812345678")
     assert api.get(f"/v1/cases/{request_id}", "root").json()["title"].endswith("电话")
+
+
+FORMS = ["+8613822223333", "8613844445555", "Tel13866667777", "13899990000abc", "ID41092819800101128X",
+         "身份证410928800101123", "138\u200b2345\u200b6789", "１３９－１２３４－５６７８", "0393-1234567"]
+
+
+def test_the_sse_stream_is_masked(app, monkeypatch):
+    from tests.feed_support import LiveServer, make_api
+    from tests.test_feed_sse import read_events
+
+    client = make_api(app)
+    try:
+        with LiveServer(client.client.app) as url:
+            reported = report(app, "petition", description=" / ".join(FORMS))
+            act(app, reported.case_id, "comment", "wang", text="\n".join(FORMS))
+            events = read_events(url, client.headers(), 2, after=reported.position - 1)
+    finally:
+        client.close()
+    data = [event.get_data() for event in events]
+    assert any("****" in json.dumps(d, ensure_ascii=False) for d in data)
+    for form in FORMS:
+        digits = "".join(str(unicodedata.digit(ch)) for ch in form if ch.isdigit())
+        assert_no_run("SSE", data, digits)
+
+
+@settings(max_examples=max(EXAMPLES * 20, 200), deadline=None, database=None)
+@given(numbers=st.lists(personal_numbers(), min_size=1, max_size=4),
+       joints=st.lists(st.sampled_from([" ", " / ", "、", "\n", "，", "-", "和", " or "]), min_size=4, max_size=4))
+def test_numbers_run_together_are_each_masked(numbers, joints):
+    from domain.permissions import mask_numbers
+
+    text = "".join(typed + joint for (typed, _), joint in zip(numbers, joints, strict=False))
+    for _, digits in numbers:
+        assert_no_run("mask_numbers", mask_numbers(text), digits)
