@@ -47,7 +47,7 @@ from psycopg.rows import tuple_row
 
 from domain.actors import Role
 from domain.errors import ValidationFailed
-from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers
+from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers, shown_to
 from engine.audit.db import AuditDb
 from engine.privacy import SealedParty, open_party, reveal
 from engine.schemas import (
@@ -345,7 +345,7 @@ class Feed:
             **fields,
         }
         data = data_model(type(event)).model_validate(payload).model_dump(mode="json")
-        return mask_numbers(data) if role in MASKED_ROLES else data  # numbers typed into free text
+        return shown_to(role, data)  # numbers typed into free text, for integrators
 
     # -- where cases are ---------------------------------------------------------------
 

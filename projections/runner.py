@@ -438,6 +438,9 @@ class ProjectionRunner:
             try:
                 if self.run_once(batch_size):
                     continue
+            except ProjectionFailed as stopped:  # recorded with its position; the others went on
+                log.error("projection stopped; retrying", error=str(stopped))
+                stop.wait(1.0)
             except Exception:  # noqa: BLE001 - a worker must outlive one bad batch
                 log.exception("projection batch failed; retrying")
                 stop.wait(1.0)
