@@ -44,7 +44,7 @@ from domain.actors import Actor
 from domain.calendar import CALENDAR_BOOK_ID, CalendarBook, Statutory
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
 from domain.clocks import clocks_under
-from domain.commands import CaseAction, Envelope, ReportCase, parse_action
+from domain.commands import CaseAction, Envelope, ReportCase, check_horizon, parse_action
 from domain.errors import (
     DomainError,
     EscalationCeiling,
@@ -314,8 +314,10 @@ class Fengqiao(Application):
         tree = self.ladder().tree
         region = tree.get(body.region)
         policy = self.policy()
+        stamp = self._stamp(envelope, policy)
+        check_horizon(body, stamp.recorded_at)
         return CASE_CLASSES[body.kind].report(
-            self._stamp(envelope, policy),
+            stamp,
             policy_version=policy.version,
             category=body.category,
             severity=body.severity,
@@ -365,6 +367,7 @@ class Fengqiao(Application):
                     action.check_kind(case)
                     policy = self.policy(case.policy_version)
                     stamp = self._stamp(envelope, policy)
+                    check_horizon(action, stamp.recorded_at)
                     try:
                         self._execute(action, case, stamp)
                     except EscalationCeiling as refusal:

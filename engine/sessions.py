@@ -13,8 +13,8 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from engine.audit.db import AuditDb
 from engine.service import Fengqiao
+from engine.sql import StoreDb
 from engine.users import TABLE as USERS
 from engine.users import USER_COLUMNS, User, _user, token_hash
 
@@ -32,7 +32,7 @@ class SessionStore:
 
     def __init__(self, engine: Fengqiao) -> None:
         self.engine = engine
-        self.db = AuditDb(engine.recorder)
+        self.db = StoreDb(engine.recorder)
         self.table, self.users = self.db.table(TABLE), self.db.table(USERS)
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS {self.table} ("
@@ -58,7 +58,7 @@ class SessionStore:
             return None
         now = self.engine.clock.now()
         columns = ", ".join(f"u.{c}" for c in USER_COLUMNS.split(", "))
-        rows = self.db.rows(
+        rows = self.db.query(
             f"SELECT {columns} FROM {self.table} s JOIN {self.users} u"
             " ON u.name = s.user_name AND u.token_hash = s.token_hash"
             " WHERE s.id_hash = ? AND s.expires_at > ?", (session_hash(session_id), now.isoformat()))

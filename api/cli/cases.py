@@ -67,7 +67,8 @@ def report(
                                            title=title, description=description, channel=channel))
         actor = cli_actor(app, as_)
         authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope
-        envelope = Envelope(actor=actor, command_id=cli_command_id(actor.id, command_id), occurred_at=occurred_at)
+        envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),
+                                            occurred_at=occurred_at))
         _result(app, once(app, actor.id, command_id, lambda: app.report(body, envelope)))
 
 
@@ -84,8 +85,8 @@ def _make_action_command(name: str):
             body = parse_action(name, _parse_fields(fields or []))
             actor = cli_actor(app, as_)
             authorize_action(actor, name, lambda: app.case(case_id), body.model_dump())  # as the HTTP API
-            envelope = Envelope(actor=actor, command_id=cli_command_id(actor.id, command_id),
-                                expected_version=if_version, occurred_at=occurred_at)
+            envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),
+                                                expected_version=if_version, occurred_at=occurred_at))
             _result(app, once(app, actor.id, command_id, lambda: app.act(case_id, body, envelope), case_id))
 
     fields = ", ".join(f"{n}" for n in ACTIONS[name].model_fields) or "no fields"

@@ -64,7 +64,7 @@ def create_app(
     svc = Services(
         engine=engine,
         users=users or UserStore(engine),
-        metrics=Metrics(engine, lambda: svc.projection_lag()),
+        metrics=Metrics(engine, lambda: svc.projection_lag(), lambda: svc.projection_failures()),
         settings=settings,
         read_models=read_models,
         runner=runner,

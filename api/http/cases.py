@@ -43,6 +43,7 @@ from domain.permissions import (
     READ_HISTORY,
     authorize_action,
     authorize_report,
+    shown_to,
 )
 from domain.permissions import (
     READ as READ_RIGHT,
@@ -104,8 +105,8 @@ def view(svc: Services, case_id: UUID, version: int | None = None, as_of: dateti
     return jsonable_encoder(svc.engine.case_view(case_id, version=version, as_of=as_of, now=now))
 
 
-def command_response(svc: Services, result: CommandResult, status: int) -> JSONResponse:
-    body = view(svc, result.case_id, result.version, now=svc.engine.clock.now())
+def command_response(svc: Services, result: CommandResult, status: int, role: str) -> JSONResponse:
+    body = shown_to(role, view(svc, result.case_id, result.version, now=svc.engine.clock.now()))
     body["position"] = result.position
     headers = {"ETag": f'"{result.version}"'}
     if status == 201:
@@ -156,7 +157,7 @@ def report_case(
                         occurred_at=body.occurred_at)
     result = counted(svc, "report", lambda: once(svc.engine, principal.actor.id, idempotency_key,
                                                  lambda: svc.engine.report(body, envelope)))
-    return command_response(svc, result, 201)
+    return command_response(svc, result, 201, principal.role)
 
 
 def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
@@ -167,7 +168,7 @@ def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, bo
                         occurred_at=getattr(body, "occurred_at", None))
     result = counted(svc, name, lambda: once(svc.engine, principal.actor.id, idempotency_key,
                                              lambda: svc.engine.act(case_id, body, envelope), case_id))
-    return command_response(svc, result, 200)
+    return command_response(svc, result, 200, principal.role)
 
 
 def _register_action(name: str) -> None:
@@ -238,7 +239,8 @@ def list_cases(
     rows, next_cursor = read_models(svc).list_cases(
         region=code, status=status, kind=kind, severity=severity, rank=rank, assignee=assignee,
         overdue=overdue, due_soon=due_soon, limit=limit, cursor=cursor)
-    return JSONResponse(jsonable_encoder({"items": list(rows), "next_cursor": next_cursor}))
+    items = shown_to(principal.role, jsonable_encoder(list(rows)))
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
 
 
 @router.get("/{case_id}", summary="The case view now", response_model=None,
@@ -252,7 +254,7 @@ def get_case(
     wait_for_projections(svc, min_position)
     shown = view(svc, case_id)
     check_view_scope(principal, shown)
-    return JSONResponse(shown, headers={"ETag": f'"{shown["version"]}"'})
+    return JSONResponse(shown_to(principal.role, shown), headers={"ETag": f'"{shown["version"]}"'})
 
 
 def require_history(principal: Principal) -> None:
@@ -273,7 +275,7 @@ def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONRespons
         if isinstance(entry["data"].get("parties"), list):
             entry["data"]["parties"] = reveal(entry["data"]["parties"], principal.role)
         entries.append(entry)
-    return JSONResponse(jsonable_encoder(entries))
+    return JSONResponse(shown_to(principal.role, jsonable_encoder(entries)))
 
 
 @router.get("/{case_id}/state", summary="The case as replayed at a version or a moment (auditors)",
@@ -295,4 +297,4 @@ def case_state(
         if as_of.tzinfo is None:
             raise ValidationFailed("as_of needs a time zone", field="as_of")
         moment_within(as_of, "as_of", svc.engine.clock.now())
-    return JSONResponse(view(svc, case_id, version=version, as_of=as_of))
+    return JSONResponse(shown_to(principal.role, view(svc, case_id, version=version, as_of=as_of)))

@@ -35,16 +35,20 @@ def readyz(svc: Svc) -> JSONResponse:
     failed_at = svc.database_error_at
     if failed_at is not None and time.monotonic() - failed_at < svc.settings.unready_after_database_error:
         checks["database"] = False  # a request was just refused for the database
-    lag = None
+    lag, failures = None, []
     try:
         lag = svc.projection_lag()
+        failures = svc.projection_failures()
     except Exception:  # noqa: BLE001
         checks["projections"] = "unavailable"
     checks["projection_lag"] = lag
     checks["max_lag"] = svc.settings.ready_max_lag
     checks["calendar"] = calendar_check(svc)
+    if failures:  # a projection stopped on an event: loud until it applies or is skipped
+        checks["projections"] = "stopped"
+        checks["projection_failures"] = failures
     ready = checks["database"] is True and (lag is None or lag <= svc.settings.ready_max_lag) \
-        and checks.get("projections") != "unavailable"
+        and "projections" not in checks
     return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
 
 

@@ -2,7 +2,9 @@
 
 The ``type`` URIs are a public contract (add, never rename). Every
 :class:`~domain.errors.DomainError` code maps to one; request validation
-(pydantic, malformed JSON, bad query or path values) is ``/problems/validation``.
+(pydantic, bad query or path values, a JSON value out of range) is ``/problems/validation``;
+a body the JSON parser cannot read (not UTF-8, too deep, over Python's integer digits)
+is ``/problems/malformed-body`` (400).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ProblemType:
 
 
 VALIDATION = ProblemType("/problems/validation", 422, "The request is not valid")
+MALFORMED = ProblemType("/problems/malformed-body", 400, "The body could not be parsed")
 INVALID_TRANSITION = ProblemType("/problems/invalid-transition", 409, "The case is not in a state for this action")
 ESCALATION_CEILING = ProblemType("/problems/escalation-ceiling", 422, "Above the ceiling of the case's severity")
 VERSION_CONFLICT = ProblemType("/problems/version-conflict", 412, "The case is not at the expected version")
@@ -64,7 +67,7 @@ BY_CODE: dict[str, ProblemType] = {
 
 ALL_TYPES = (VALIDATION, INVALID_TRANSITION, ESCALATION_CEILING, VERSION_CONFLICT, FORBIDDEN, NOT_FOUND,
              UNAUTHENTICATED, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL,
-             TOO_MANY_FAILURES, KEY_IN_USE)
+             TOO_MANY_FAILURES, KEY_IN_USE, MALFORMED)
 
 
 def problem(kind: ProblemType, detail: str, *, instance: str | None = None,

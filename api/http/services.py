@@ -103,6 +103,14 @@ class Services:
     def client_address(self, request: Request) -> str:
         return client_address(request, self.trusted_networks)
 
+    def projection_failures(self) -> list[dict[str, Any]]:
+        """The projections stopped on an event: name, position, error, since, attempts."""
+        failures = getattr(self.runner, "failures", None)
+        if failures is None:
+            return []
+        return [{"projection": f.name, "position": f.position, "error": f.error, "since": f.failed_at,
+                 "attempts": f.attempts} for f in failures()]
+
     def projection_lag(self) -> int | None:
         """Events recorded but not yet projected (the furthest-behind projection)."""
         if self.runner is None:
