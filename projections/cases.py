@@ -44,7 +44,8 @@ the earliest due time among open clocks.
 
 Rules are the domain's: events are handled by class (``singledispatchmethod``), clock
 conditions by ``domain.clocks.matches_any``, due times by ``domain.clocks.due_from``,
-"on time" by ``domain.clocks.on_time``, a send-back by
+签收 on time as ``Case.Accepted`` records it (``responded_in_time``, decided by the clock
+view's rule at command time; ``domain.clocks.on_time`` for version-1 events), a send-back by
 ``domain.cases.responsible_after_send_back``, 发回重办 by ``ReturnVisited.redo``.
 """
 
