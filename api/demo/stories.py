@@ -352,6 +352,8 @@ def hazard(life: Life) -> Iterator[Step]:
         rank, handler = int(Rank.GRID), worker
         if target > rank:
             rank, severity, handler = yield from life.climb(Kind.HAZARD, category, severity, rank, target, handler)
+    if severity == Severity.CRITICAL:
+        level = "major"  # reclassified critical: a 重大隐患, with its rectification plan
     supervisor = place.supervisor(rank)
 
     if severity == Severity.CRITICAL:
