@@ -22,7 +22,7 @@ from pydantic import (
 
 from domain.actors import Actor
 from domain.cases import Case, Dispute, Hazard, Petition
-from domain.clocks import ClockState, send_back_window_closes
+from domain.clocks import SIGN_FOR, ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
@@ -243,8 +243,11 @@ class Assign(CaseAction):
 
 @action("accept")
 class Accept(CaseAction):
-    def execute(self, case, stamp, tree, policy):
-        case.accept(stamp)
+    needs_clocks: ClassVar[bool] = True  # the sign-for clock's due time and outcome go on the event
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        sign_for = next((c for c in clocks if c.clock == SIGN_FOR and c.open), None)
+        case.accept(stamp, sign_for=sign_for, sync_grace=policy.sync_grace_delta)
 
 
 @action("send-back")
