@@ -23,7 +23,7 @@ from pydantic import (
 from domain.actors import Actor
 from domain.calendar import Statutory
 from domain.cases import Case, Dispute, Hazard, Petition, Stamp
-from domain.clocks import ClockState, send_back_window_closes
+from domain.clocks import SIGN_FOR, ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
@@ -248,9 +248,12 @@ class Assign(CaseAction):
 
 @action("accept")
 class Accept(CaseAction):
+    needs_clocks: ClassVar[bool] = True  # the sign-for clock's due time and outcome go on the event
+
     def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
                 clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
-        case.accept(stamp)
+        sign_for = next((c for c in clocks if c.clock == SIGN_FOR and c.open), None)
+        case.accept(stamp, sign_for=sign_for, sync_grace=policy.sync_grace_delta)
 
 
 @action("send-back")

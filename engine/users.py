@@ -157,9 +157,10 @@ class UserStore:
         (``/readyz`` is unauthenticated): PostgreSQL in recovery or read-only, or a SQLite
         file (or its folder, for the WAL) that cannot be written or whose disk is full, is not."""
         try:
-            if self.db.postgres:
+            if self.db.is_postgres:
                 row = self.db.one("SELECT pg_is_in_recovery() AS recovery, "
                                   "current_setting('transaction_read_only') AS read_only")
+                assert row is not None  # a SELECT without FROM has its row
                 return not row["recovery"] and row["read_only"] == "off"
             pool = self.db.datastore.pool
             if pool.is_sqlite_memory_mode:
