@@ -266,7 +266,7 @@ def test_cli_add_follow_status_stats(place, counties, monkeypatch):
     followed = runner.invoke(cli, ["province", "follow", "--once"])
     assert followed.exit_code == 0, followed.output
     assert f"c1: {events(counties['c1']):,} events" in followed.output
-    status = json.loads(runner.invoke(cli, ["province", "status", "--json"]).output)
+    status = json.loads(runner.invoke(cli, ["province", "status", "--json"]).stdout)
     assert [(s["county"], s["lag"]) for s in status] == [(name, 0) for name in COUNTIES]
     figures = json.loads(runner.invoke(cli, ["province", "stats", "--from", PERIOD[0], "--to", PERIOD[1],
                                               "--json"]).output)
