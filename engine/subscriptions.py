@@ -9,10 +9,13 @@ attempt is due. Everything the worker knows is here, so a restarted worker resum
 where the last one stopped.
 
 **SSRF.** A target must be ``http(s)`` and must not resolve to a loopback, private,
-link-local or otherwise non-public address, unless ``FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1``
-(``allow_private``, passed by the HTTP layer and the sender from their settings)
-(tests, closed networks). The worker checks again before every attempt (DNS may
-change).
+link-local, site-local or otherwise non-public address — nor to one behind an IPv6 form
+that carries an IPv4 address (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4
+``2002::/16``, IPv4-compatible ``::a.b.c.d``) — unless ``FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1``
+(``allow_private``, passed by the HTTP layer and the sender from their settings; tests, closed networks). The worker resolves and checks again before every attempt
+and connects to the address it checked (:class:`Target`; no second lookup for DNS to
+rebind), keeping the host name for ``Host`` and TLS (SNI, certificate). A refusal
+says only that the target is not allowed, never the address it resolved to.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
+
+import httpx
 
 from domain.errors import NotFound, ValidationFailed
 from engine.feed import FeedFilter
@@ -85,26 +90,57 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def check_target(url: str, allow_private: bool = False) -> str:
-    """The URL if it is a public http(s) target (any http(s) target with ``allow_private``);
-    else ``ValidationFailed`` (code ``validation``, field ``url``)."""
+NOT_ALLOWED = "the webhook target is not allowed (it must be a public http(s) address)"
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (and ::, ::1)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64: the IPv4 address is the last 32 bits
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215): a private network
+
+
+@dataclass(frozen=True)
+class Target:
+    """A webhook target as checked: connect to ``address``; send ``host`` as Host and SNI."""
+
+    url: str
+    host: str  # as it goes on the wire (IDNA, IPv6 without brackets)
+    port: int
+    address: str
+
+
+def public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Is ``ip`` a public unicast address — also behind the IPv6 forms that carry an IPv4
+    address (mapped, NAT64, 6to4), and never a site-local or IPv4-compatible one?"""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in IPV4_COMPATIBLE or ip in LOCAL_NAT64 or ip.is_site_local:
+            return False
+        embedded = ip.ipv4_mapped or ip.sixtofour or (
+            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None)
+        if embedded is not None:
+            return public_address(embedded)
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_target(url: str, allow_private: bool = False) -> Target:
+    """Parse and resolve ``url`` once; every address it resolves to must be public (any address
+    with ``allow_private``). The refusal never names the resolved address."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValidationFailed("the webhook url must be an absolute http(s) URL", field="url")
-    if allow_private:
-        return url
     try:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        addresses = {info[4][0] for info in socket.getaddrinfo(parsed.hostname, port, proto=socket.IPPROTO_TCP)}
-    except (OSError, ValueError):
+        host = httpx.URL(url).raw_host.decode("ascii")  # the name exactly as the client sends it
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    except (OSError, ValueError, UnicodeError, httpx.InvalidURL):
         raise ValidationFailed(f"the webhook host {parsed.hostname!r} does not resolve", field="url") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
-            raise ValidationFailed(
-                "the webhook url points at a private or local address", field="url", address=str(ip)
-            )
-    return url
+    if not addresses or not (allow_private or all(public_address(ip) for ip in addresses)):
+        raise ValidationFailed(NOT_ALLOWED, field="url")
+    return Target(url, host, port, str(addresses[0]))
+
+
+def check_target(url: str, allow_private: bool = False) -> str:
+    """The URL if it is a public http(s) target (any http(s) target with ``allow_private``);
+    else ``ValidationFailed`` (code ``validation``, field ``url``)."""
+    return resolve_target(url, allow_private).url
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 import structlog
 from standardwebhooks import Webhook
@@ -51,7 +52,8 @@ from engine.subscriptions import (
     Delivery,
     Subscription,
     SubscriptionStore,
-    check_target,
+    Target,
+    resolve_target,
 )
 from engine.workers import register_worker
 
@@ -102,6 +104,44 @@ def signed_headers(secret: str, message_id: str, body: str, moment: datetime) ->
     }
 
 
+class PinnedBackend(httpcore.NetworkBackend):
+    """Opens connections only to checked addresses: ``(host, port)`` → the address
+    :func:`~engine.subscriptions.resolve_target` checked. The URL keeps its host name,
+    so ``Host``, SNI and the certificate check stay the receiver's."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._pins: dict[tuple[str, int], str] = {}
+        self._lock = threading.Lock()
+
+    def pin(self, target: Target) -> None:
+        with self._lock:
+            self._pins[(target.host.lower(), target.port)] = target.address
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        with self._lock:
+            address = self._pins.get((host.lower(), port))
+        if address is None:
+            raise httpcore.ConnectError(f"{host}:{port} was not checked before connecting")
+        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("webhooks never use unix sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def pinned_transport(backend: PinnedBackend) -> httpx.HTTPTransport:
+    """httpx's transport over ``backend`` (httpx does not take a network backend itself)."""
+    transport = httpx.HTTPTransport(trust_env=False)
+    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
+                                              network_backend=backend)
+    return transport
+
+
 class WebhookSender:
     """Queues and delivers webhook messages; call :meth:`run_once` or :meth:`run_forever`."""
 
@@ -128,7 +168,9 @@ class WebhookSender:
         self.clock = clock
         self.rng = rng or random.Random()
         self.share = share  # several senders: this one's part of the subscriptions
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+        self.pins = PinnedBackend()  # connects only to the address each attempt checked
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
+                                   transport=pinned_transport(self.pins))
 
     def close(self) -> None:
         self.client.close()
@@ -195,7 +237,7 @@ class WebhookSender:
         status_code: int | None = None
         retry_after: float | None = None
         try:
-            check_target(subscription.url, self.allow_private)
+            self.pins.pin(resolve_target(subscription.url, self.allow_private))  # resolved once: DNS cannot rebind it
             fence()  # never POST once this sender's lock on the subscription may be gone
             response = self.client.post(
                 subscription.url,
