@@ -12,7 +12,8 @@ where the last one stopped.
 link-local, site-local or otherwise non-public address — nor to one behind an IPv6 form
 that carries an IPv4 address (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4
 ``2002::/16``, IPv4-compatible ``::a.b.c.d``) — unless ``FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1``
-(``allow_private``, passed by the HTTP layer and the sender from their settings; tests, closed networks). The worker resolves and checks again before every attempt
+(``allow_private``, passed by the HTTP layer and the sender from their settings; tests,
+closed networks). The worker resolves and checks again before every attempt
 and connects to the address it checked (:class:`Target`; no second lookup for DNS to
 rebind), keeping the host name for ``Host`` and TLS (SNI, certificate). A refusal
 says only that the target is not allowed, never the address it resolved to.
@@ -30,16 +31,20 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
 
 from domain.errors import NotFound, ValidationFailed
+from domain.permissions import READ_FEED, may, region_in_scope
 from engine.feed import FeedFilter
 from engine.settings import DEFAULTS
 from engine.sql import Database
 from engine.store import StoreConfig
+
+if TYPE_CHECKING:
+    from engine.users import User
 
 SECRET_PREFIX = "whsec_"
 
@@ -177,6 +182,23 @@ class Subscription:
         return cls(**{**row, "types": tuple(json.loads(row["types"])), "cursor": int(row["cursor"])})
 
 
+def owner_stop_reason(owner: User | None, subscription: Subscription, now: datetime) -> str | None:
+    """Why the owner's state stops ``subscription`` now, or None: a subscription delivers
+    only while its owner is an active, unexpired user who may read the feed of its region
+    (so revoking, expiry and a re-issue in a region without it all stop it at once)."""
+    if owner is None:
+        return "the owner no longer exists"
+    if not owner.active:
+        return "the owner was revoked"
+    if owner.expired(now):
+        return "the owner's token expired"
+    if not may(owner.role, READ_FEED):
+        return f"the owner's role ({owner.role}) may not read the feed"
+    if not region_in_scope(subscription.region, owner.region):
+        return f"the owner's region is now {owner.region}, which does not include {subscription.region}"
+    return None
+
+
 @dataclass(frozen=True)
 class Delivery:
     subscription_id: str
@@ -227,8 +249,9 @@ class SubscriptionStore:
     # -- subscriptions ---------------------------------------------------------------
 
     def create(self, *, owner: str, url: str, types: Iterable[str], region: str, start: int,
-               allow_private: bool = False) -> Subscription:
-        """A new active subscription that receives the events after position ``start``."""
+               allow_private: bool = False, limit: int | None = None) -> Subscription:
+        """A new active subscription that receives the events after position ``start``;
+        refused (``validation``, field ``subscriptions``) when ``owner`` has ``limit`` already."""
         now = utc_now_text()
         subscription = Subscription(
             id=str(uuid.uuid4()), owner=owner, url=check_target(url, allow_private), secret=new_secret(),
@@ -236,6 +259,11 @@ class SubscriptionStore:
             created_at=now, updated_at=now,
         )
         with self.db.transaction() as tx:
+            tx.serialize("fengqiao.subscriptions.owner." + owner)  # two at once do not pass the limit together
+            held = tx.query("SELECT COUNT(*) AS n FROM fengqiao_subscriptions WHERE owner = ?", (owner,))
+            if limit is not None and int(held[0]["n"]) >= limit:
+                raise ValidationFailed(f"{owner} has {limit} subscriptions, the most allowed: delete one first",
+                                       field="subscriptions", limit=limit)
             tx.execute(
                 "INSERT INTO fengqiao_subscriptions (id, owner, url, secret, types, region, state, cursor,"
                 " created_at, updated_at, state_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
