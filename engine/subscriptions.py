@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import time
@@ -31,14 +32,18 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.errors import NotFound, ValidationFailed
 from domain.permissions import READ_FEED, may, region_in_scope
 from engine.feed import FeedFilter
+from engine.privacy import SEALED, seal, unseal
 from engine.settings import DEFAULTS
 from engine.sql import Database
 from engine.store import StoreConfig
@@ -47,6 +52,8 @@ if TYPE_CHECKING:
     from engine.users import User
 
 SECRET_PREFIX = "whsec_"
+KEY_FILE = "webhook-key"
+UNREADABLE = ""  # a secret the key at hand does not open (another FENGQIAO_WEBHOOK_KEY)
 
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -88,6 +95,29 @@ SCHEMA = (
 
 def utc_now_text() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def default_key_path(store: StoreConfig, configured: Path | None = None) -> Path:
+    """``FENGQIAO_WEBHOOK_KEY``, else ``webhook-key`` beside the SQLite file (``var/`` for
+    PostgreSQL): kept like the signing key, apart from the database's backups."""
+    if configured:
+        return Path(configured)
+    return Path("var") / KEY_FILE if store.is_postgres else store.sqlite_path.parent / KEY_FILE
+
+
+def load_key(path: Path) -> bytes:
+    """The 256-bit key that encrypts webhook secrets, made (mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = AESGCM.generate_key(bit_length=256)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return load_key(path)
+        with os.fdopen(fd, "wb") as file:
+            file.write(base64.b64encode(key))
+        return key
+    return base64.b64decode(path.read_bytes().strip())
 
 
 def new_secret() -> str:
@@ -232,16 +262,36 @@ class Delivery:
 class SubscriptionStore:
     """Subscriptions and deliveries in the events' database (``engine.sql``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, key: bytes) -> None:
         self.db = db
+        self.key = key  # encrypts each secret (AES-256-GCM, the subscription id as associated data)
         with db.transaction() as tx:
             tx.serialize("fengqiao.subscriptions.ddl")  # two senders starting at once on a new store
             for statement in SCHEMA:
                 tx.execute(statement)
+            for row in tx.query("SELECT id, secret FROM fengqiao_subscriptions WHERE secret LIKE ?",
+                                (SECRET_PREFIX + "%",)):  # stored in clear by an older version
+                tx.execute("UPDATE fengqiao_subscriptions SET secret = ? WHERE id = ?",
+                           (self._seal(row["id"], row["secret"]), row["id"]))
 
     @classmethod
-    def for_store(cls, store: StoreConfig, pool_size: int = DEFAULTS.projections_pool_size) -> SubscriptionStore:
-        return cls(Database(store.url, pool_size))
+    def for_store(cls, store: StoreConfig, pool_size: int = DEFAULTS.projections_pool_size,
+                  key_path: Path | None = None) -> SubscriptionStore:
+        """On the store's database; ``key_path``: ``FENGQIAO_WEBHOOK_KEY`` (see :func:`default_key_path`)."""
+        return cls(Database(store.url, pool_size), load_key(default_key_path(store, key_path)))
+
+    def _seal(self, subscription_id: str, secret: str) -> str:
+        return seal(self.key, subscription_id, "secret", secret)
+
+    def _subscription(self, row: dict[str, Any]) -> Subscription:
+        """A row with its secret opened (:data:`UNREADABLE` under another key)."""
+        secret = row["secret"]
+        if secret.startswith(SEALED):
+            try:
+                secret = unseal(self.key, row["id"], "secret", secret)
+            except (InvalidTag, ValueError):
+                secret = UNREADABLE
+        return Subscription.from_row({**row, "secret": secret})
 
     def close(self) -> None:
         self.db.close()
@@ -267,7 +317,8 @@ class SubscriptionStore:
             tx.execute(
                 "INSERT INTO fengqiao_subscriptions (id, owner, url, secret, types, region, state, cursor,"
                 " created_at, updated_at, state_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (subscription.id, owner, subscription.url, subscription.secret, json.dumps(subscription.types),
+                (subscription.id, owner, subscription.url, self._seal(subscription.id, subscription.secret),
+                 json.dumps(subscription.types),
                  region, ACTIVE, start, now, now, None),
             )
         return subscription
@@ -276,7 +327,7 @@ class SubscriptionStore:
         rows = self.db.query("SELECT * FROM fengqiao_subscriptions WHERE id = ?", (subscription_id,))
         if not rows:
             raise NotFound(f"no subscription {subscription_id}", resource="subscription", id=subscription_id)
-        return Subscription.from_row(rows[0])
+        return self._subscription(rows[0])
 
     def list(self, owner: str | None = None, state: str | None = None) -> list[Subscription]:
         sql, params = "SELECT * FROM fengqiao_subscriptions WHERE 1 = 1", []
@@ -284,7 +335,7 @@ class SubscriptionStore:
             sql, params = sql + " AND owner = ?", [*params, owner]
         if state is not None:
             sql, params = sql + " AND state = ?", [*params, state]
-        return [Subscription.from_row(r) for r in self.db.query(sql + " ORDER BY created_at, id", params)]
+        return [self._subscription(r) for r in self.db.query(sql + " ORDER BY created_at, id", params)]
 
     def set_state(self, subscription_id: str, state: str, reason: str | None = None) -> Subscription:
         with self.db.transaction() as tx:

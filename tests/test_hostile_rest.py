@@ -4,6 +4,7 @@ at rest — each attack of the issue, on both stores (network only to 127.0.0.1)
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -282,3 +283,84 @@ def test_an_owner_reissued_over_a_wider_region_keeps_delivering(app, api, delive
     users = UserStore(app)
     assert delivered_after(app, receiver, s, lambda: users.add("feed-county", "integrator", "410928")) >= 1
     assert store.get(subscription_id).state != DISABLED
+
+
+# -- item 10: secrets at rest -------------------------------------------------------------
+
+
+def mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_new_sqlite_store_and_its_wal_are_created_0600(tmp_path, clock):
+    from engine.service import Fengqiao
+    from engine.store import StoreConfig
+    from tests.support import seed
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "fresh" / "fengqiao.db"
+        app = seed(Fengqiao(StoreConfig(f"sqlite:///{path}"), clock=clock))
+        try:
+            report(app, "dispute", "minor", parties=[{"name": "张三", "role": "applicant",
+                                                      "id_number": "41092819800101128X"}])
+            files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+            assert all(f.exists() for f in files)
+            assert [mode(f) for f in files] == [0o600] * 3
+        finally:
+            app.close()
+    finally:
+        os.umask(old)
+
+
+def test_an_older_store_made_0644_is_brought_to_0600_when_opened(tmp_path):
+    from engine.store import StoreConfig
+
+    path = tmp_path / "old.db"
+    for name in (path, path.with_name("old.db-wal"), path.with_name("old.db-shm")):
+        name.write_bytes(b"")
+        name.chmod(0o644)
+    StoreConfig(f"sqlite:///{path}").prepare()
+    assert [mode(p) for p in (path, path.with_name("old.db-wal"), path.with_name("old.db-shm"))] == [0o600] * 3
+
+
+def raw_secrets(store: SubscriptionStore) -> dict[str, str]:
+    return {row["id"]: row["secret"] for row in store.db.query("SELECT id, secret FROM fengqiao_subscriptions")}
+
+
+def test_webhook_secrets_are_stored_encrypted_under_a_0600_key(app, api):
+    from engine.subscriptions import default_key_path
+
+    with Receiver() as receiver:
+        created = subscribe(api, receiver)
+        store = SubscriptionStore.for_store(app.store)
+        try:
+            stored = raw_secrets(store)[created["id"]]
+            assert created["secret"] not in stored and stored.startswith("enc:v1:")
+            assert store.get(created["id"]).secret == created["secret"]
+            workload(app)
+            s = WebhookSender(app, store, retry=FAST)
+            try:
+                run_until(lambda: len(receiver.unique) >= 3, s)  # signed with the secret as given
+            finally:
+                s.close()
+        finally:
+            store.close()
+    assert receiver.bad_signatures == 0
+    assert mode(default_key_path(app.store)) == 0o600
+
+
+def test_secrets_stored_in_clear_by_an_older_version_are_encrypted_when_opened(app):
+    store = SubscriptionStore.for_store(app.store)
+    try:
+        created = one_subscription(store, "http://127.0.0.1:9/hook")
+        with store.db.transaction() as tx:
+            tx.execute("UPDATE fengqiao_subscriptions SET secret = ? WHERE id = ?", (created.secret, created.id))
+    finally:
+        store.close()
+    again = SubscriptionStore.for_store(app.store)
+    try:
+        assert raw_secrets(again)[created.id].startswith("enc:v1:")
+        assert again.get(created.id).secret == created.secret
+    finally:
+        again.close()

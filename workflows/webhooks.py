@@ -52,6 +52,7 @@ from engine.subscriptions import (
     DELIVERED,
     DISABLED,
     PENDING,
+    UNREADABLE,
     Delivery,
     Subscription,
     SubscriptionStore,
@@ -364,6 +365,9 @@ class WebhookSender:
     def post(self, subscription: Subscription, delivery: Delivery) -> httpx.Response:
         """One POST, all of it within ``timeout``; the answer's body is read to at most
         :data:`MAX_RESPONSE_BYTES` and the connection dropped if there is more."""
+        if subscription.secret == UNREADABLE:
+            raise ValidationFailed("the subscription's secret does not open with this FENGQIAO_WEBHOOK_KEY",
+                                   field="secret")
         with self.pins.deadline(self.timeout):
             self.pins.pin(resolve_target(subscription.url, self.allow_private))  # resolved once: no rebinding
             fence()  # never POST once this sender's lock on the subscription may be gone
@@ -418,7 +422,7 @@ class WebhookSender:
 @register_worker("webhooks", lease="share")
 def run_webhooks(app: Any, stop: threading.Event, share: Share | None = None) -> None:
     """Deliver webhook messages until stopped (for this sender's ``share`` of the subscriptions)."""
-    store = SubscriptionStore.for_store(app.store, app.settings.projections_pool_size)
+    store = SubscriptionStore.for_store(app.store, app.settings.projections_pool_size, app.settings.webhook_key)
     sender = WebhookSender(app, store, share=share)  # FENGQIAO_WEBHOOK_SENDERS threads
     try:
         sender.run_forever(stop)

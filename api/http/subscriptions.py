@@ -57,7 +57,8 @@ def subscription_store(request: Request, svc: Svc) -> SubscriptionStore:
     """The app's subscription store on the engine's database, made on first use."""
     store = getattr(request.app.state, "subscriptions", None)
     if store is None:
-        store = request.app.state.subscriptions = SubscriptionStore.for_store(svc.engine.store, svc.engine.settings.projections_pool_size)
+        store = request.app.state.subscriptions = SubscriptionStore.for_store(
+            svc.engine.store, svc.engine.settings.projections_pool_size, svc.engine.settings.webhook_key)
     return store
 
 
