@@ -144,6 +144,8 @@ def authorize_action(actor: Actor, action: str, load_case: Callable[[], C], body
 
 
 PERSONAL_FIELDS = ("name", "phone", "id_number")
+FREE_TEXT_FIELDS = ("title", "description", "text", "reason", "note", "summary", "resolution", "measures")
+"""The fields of case events that hold free text, where a number may have been typed."""
 
 
 def mask_text(value: str) -> str:
@@ -161,11 +163,17 @@ NUMBER_IN_TEXT = re.compile(r"(?<![\dA-Za-zＡ-Ｚａ-ｚ])(?:\d{17}[\dXxＸｘ]
 full-width digits (１３８…, as a Chinese input method types them)."""
 
 
+def replace_numbers(text: str, replace: Callable[[str], str]) -> str:
+    """``text`` with each personal number found in it replaced by ``replace(number)``:
+    the one place the number forms are looked for (masking, and sealing at write time)."""
+    return NUMBER_IN_TEXT.sub(lambda m: replace(m.group(0)), text)
+
+
 def mask_numbers(value: Any) -> Any:
     """Every string inside ``value`` with ID and mobile numbers masked as :func:`mask_text`
     does (for integrators: titles, descriptions and comments are free text)."""
     if isinstance(value, str):
-        return NUMBER_IN_TEXT.sub(lambda m: mask_text(m.group(0)), value)
+        return replace_numbers(value, mask_text)
     if isinstance(value, dict):
         return {k: mask_numbers(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -16,6 +16,13 @@
   ``phone``, ``id_number``); every reader (history, feed, case file, replay) sees
   plaintext, or ``[erased]`` once the key is gone. Masking for integrators is
   ``domain.permissions.mask_parties``; :func:`reveal` applies it by role.
+* **Numbers typed into free text.** The mapper (:class:`SealingMapper`) seals each
+  personal number found in a free-text field of a new event (title, description,
+  comment, reasons, notes: ``domain.permissions.FREE_TEXT_FIELDS``; the numbers as
+  ``domain.permissions.replace_numbers`` finds them) into a :class:`SealedText`: under
+  the key of the person whose ID number it is, else under the case's own key (a
+  ``person_keys`` row whose lookup is the case's). :class:`SealedTextAsStr` reads it back
+  as the plain string, ``[erased]`` in place of a number whose key is gone.
 * **Erase (crypto-shredding).** :func:`erase` destroys the person's key and
   lookup. History still replays; the fields read ``[erased]``; the chain still
   verifies because the ciphertext is unchanged.
@@ -30,16 +37,23 @@ import secrets
 import sqlite3
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eventsourcing.persistence import Transcoding
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoding
 
 from domain.errors import NotFound, ValidationFailed
-from domain.permissions import MASKED_ROLES, PERSONAL_FIELDS, mask_parties
+from domain.permissions import (
+    FREE_TEXT_FIELDS,
+    MASKED_ROLES,
+    PERSONAL_FIELDS,
+    mask_parties,
+    replace_numbers,
+)
 from engine.audit.tables import PERSON_KEYS
 from engine.settings import DEFAULTS
 from engine.sql import StoreDb
@@ -108,7 +122,17 @@ class PersonKeys:
 
     def for_party(self, party: dict[str, Any]) -> tuple[str, bytes]:
         """The person id and key for a party, created on first sight."""
-        db, lookup = self.db, identity_lookup(party)
+        return self.for_lookup(identity_lookup(party))
+
+    def known(self, lookup: str) -> tuple[str, bytes] | None:
+        """The person id and key behind ``lookup``, if such a person was ever recorded (and not erased)."""
+        row = self.db.one(f"SELECT person_id, key_bytes FROM {self.db.table(PERSON_KEYS)} WHERE lookup = ?",
+                          (lookup,))
+        return (row["person_id"], bytes(row["key_bytes"])) if row is not None and row["key_bytes"] else None
+
+    def for_lookup(self, lookup: str | None) -> tuple[str, bytes]:
+        """The person id and key behind ``lookup`` (None: a new one each time), created on first sight."""
+        db = self.db
         table = db.table(PERSON_KEYS)
         if lookup is not None:
             row = db.one(f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,))
@@ -175,6 +199,64 @@ def open_party(app: Any, party: SealedParty) -> dict[str, Any]:
         except (InvalidTag, ValueError):
             opened[name] = "[unreadable]"
     return opened
+
+
+@dataclass(frozen=True)
+class SealedText:
+    """A free-text field as stored: its plain parts, and each personal number typed into
+    it as ``(person id, ciphertext)`` — under the key of the person whose ID number it
+    is, else under the case's own key — so erasing the key shreds the number too."""
+
+    parts: tuple[str | tuple[str, str], ...]
+
+
+TEXT_FIELD = "text"  # the associated data's field name of a sealed number
+
+
+def case_lookup(case_id: Any) -> str:
+    """The lookup of a case's own key (for numbers typed into it that are no known person's)."""
+    return hashlib.sha256(b"fengqiao-case-v1\x00" + str(case_id).encode()).hexdigest()
+
+
+def number_key(app: Any, case_id: Any, number: str) -> tuple[str, bytes]:
+    """The key a number typed into a case's text is sealed under: the person's whose ID
+    number it is, if one was recorded; else the case's own."""
+    keys = person_keys(app)
+    plain = unicodedata.normalize("NFKC", number)  # １３８… as an input method types it
+    return keys.known(identity_lookup({"id_number": plain})) or keys.for_lookup(case_lookup(case_id))  # type: ignore[return-value]
+
+
+def seal_text(app: Any, case_id: Any, text: str) -> str | SealedText:
+    """``text`` as it is to be stored: unchanged without a personal number in it, else
+    a :class:`SealedText` (the numbers found as :func:`domain.permissions.replace_numbers` finds them)."""
+    numbers: list[str] = []
+    marked = replace_numbers(text, lambda number: numbers.append(number) or "\x00")
+    if not numbers:
+        return text
+    parts: list[str | tuple[str, str]] = []
+    for plain, number in zip(marked.split("\x00"), [*numbers, None], strict=True):
+        if plain:
+            parts.append(plain)
+        if number is not None:
+            person_id, key = number_key(app, case_id, number)
+            parts.append((person_id, seal(key, person_id, TEXT_FIELD, number)))
+    return SealedText(tuple(parts))
+
+
+def open_text(app: Any, text: SealedText) -> str:
+    """The text in clear, with ``[erased]`` for each number whose key is gone."""
+    opened = []
+    for part in text.parts:
+        if isinstance(part, str):
+            opened.append(part)
+            continue
+        person_id, sealed = part
+        key = person_keys(app).key(person_id)
+        try:
+            opened.append(ERASED if key is None else unseal(key, person_id, TEXT_FIELD, sealed))
+        except (InvalidTag, ValueError):
+            opened.append("[unreadable]")
+    return "".join(opened)
 
 
 def sees_personal_data(role: str) -> bool:
@@ -247,6 +329,48 @@ class SealedPartyAsDict(Transcoding):
 
     def decode(self, data: dict[str, Any]) -> dict[str, Any]:
         return open_party(self.app, SealedParty(data["person"], data.get("role"), dict(data.get("sealed") or {})))
+
+
+class SealedTextAsStr(Transcoding):
+    """Stores a :class:`SealedText`; reads it back as the plain string (``[erased]``
+    in place of each number whose key is destroyed)."""
+
+    type = SealedText
+    name = "sealed_text"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def encode(self, obj: SealedText) -> list[Any]:
+        return [part if isinstance(part, str) else {"person": part[0], "sealed": part[1]} for part in obj.parts]
+
+    def decode(self, data: list[Any]) -> str:
+        return open_stored_text(self.app, data)
+
+
+def open_stored_text(app: Any, data: list[Any]) -> str:
+    """A stored :class:`SealedText` (its ``_data_``) in clear, as the transcoding reads it."""
+    return open_text(app, SealedText(tuple(p if isinstance(p, str) else (p["person"], p["sealed"]) for p in data)))
+
+
+class SealingMapper(Mapper):
+    """eventsourcing's mapper, with the free-text fields of each new event
+    (:data:`~domain.permissions.FREE_TEXT_FIELDS`) sealed by :func:`seal_text` on the
+    way to the store: the stored bytes (and so the hash chain) hold ciphertext only, and
+    the event in memory keeps its plain text. ``app`` is the engine (set after construction)."""
+
+    app: Any = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = vars(domain_event)
+        sealed = {name: seal_text(self.app, state.get("originator_id"), state[name])
+                  for name in FREE_TEXT_FIELDS if isinstance(state.get(name), str) and state[name]}
+        sealed = {name: value for name, value in sealed.items() if isinstance(value, SealedText)}
+        if not sealed or self.app is None:
+            return super().to_stored_event(domain_event)
+        copy = object.__new__(type(domain_event))
+        object.__setattr__(copy, "__dict__", {**state, **sealed})
+        return super().to_stored_event(copy)
 
 
 def erased_at(app: Any, person_id: str) -> datetime | None:

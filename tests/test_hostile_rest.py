@@ -364,3 +364,60 @@ def test_secrets_stored_in_clear_by_an_older_version_are_encrypted_when_opened(a
         assert again.get(created.id).secret == created.secret
     finally:
         again.close()
+
+
+# -- item 8: erasure leaves copies ----------------------------------------------------------
+
+
+ID = "41092819800101128X"
+PARTY = {"name": "张三", "role": "applicant", "phone": "13812341234", "id_number": ID}
+STRANGER = "13977778888"  # a number of no party: sealed under the case's own key
+
+
+def stored_bytes(app) -> bytes:
+    from tests.audit_support import RawStore
+
+    raw = RawStore(app)
+    try:
+        return b"".join(bytes(row[4]) for row in raw.events_rows())
+    finally:
+        raw.close()
+
+
+def typed_into_free_text(app):
+    case_id = report(app, "dispute", "minor", parties=[PARTY], description=f"申请人身份证{ID}，电话{STRANGER}").case_id
+    from tests.support import act
+
+    act(app, case_id, "comment", "wang", text=f"核实身份证号 {ID}")
+    act(app, case_id, "assign", "li", assignee="zhao")
+    act(app, case_id, "send-back", "zhao", reason=f"{ID}不在本辖区")
+    return case_id
+
+
+def test_numbers_typed_into_free_text_are_sealed_and_erased_with_their_person(app, tmp_path, monkeypatch):
+    from engine import privacy
+    from engine.audit.verify import verify_case, verify_log
+
+    monkeypatch.setenv("FENGQIAO_SIGNING_KEY", str(tmp_path / "signing-key.pem"))
+    case_id = typed_into_free_text(app)
+    stored = stored_bytes(app)
+    assert ID.encode() not in stored and STRANGER.encode() not in stored
+    history = [recorded.event for recorded in app.history(case_id)]
+    assert history[0].description == f"申请人身份证{ID}，电话{STRANGER}"  # read back in clear
+    assert history[1].text == f"核实身份证号 {ID}" and history[3].reason == f"{ID}不在本辖区"
+
+    privacy.erase(app, privacy.find_person(app, id_number=ID), "cli:admin")
+
+    history = [recorded.event for recorded in app.history(case_id)]
+    assert history[0].description == f"申请人身份证{privacy.ERASED}，电话{STRANGER}"
+    assert history[1].text == f"核实身份证号 {privacy.ERASED}"
+    assert history[3].reason == f"{privacy.ERASED}不在本辖区"
+    assert stored_bytes(app) == stored  # nothing rewritten: the chain covers the same ciphertext
+    assert verify_case(app, case_id).ok and verify_log(app).ok
+    assert app.case(case_id).description == f"申请人身份证{privacy.ERASED}，电话{STRANGER}"
+
+
+def test_text_without_numbers_is_stored_as_it_was(app):
+    case_id = report(app, "dispute", "minor", description="楼上漏水，2号楼3单元").case_id
+    assert "楼上漏水，2号楼3单元".encode() in stored_bytes(app)
+    assert app.case(case_id).description == "楼上漏水，2号楼3单元"
