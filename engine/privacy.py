@@ -20,7 +20,9 @@
   personal number found in a free-text field of a new event (title, description,
   comment, reasons, notes: ``domain.permissions.FREE_TEXT_FIELDS``; the numbers as
   ``domain.permissions.replace_numbers`` finds them) into a :class:`SealedText`: under
-  the key of the person whose ID number it is, else under the case's own key (a
+  the key of the person whose ID number or phone it is (a phone finds its person
+  through a copy of their key under the phone's lookup, erased with them), else under
+  the case's own key (a
   ``person_keys`` row whose lookup is the case's). :class:`SealedTextAsStr` reads it back
   as the plain string, ``[erased]`` in place of a number whose key is gone.
 * **Erase (crypto-shredding).** :func:`erase` destroys the person's key and
@@ -92,6 +94,18 @@ def identity_lookup(party: dict[str, Any]) -> str | None:
     return hashlib.sha256(b"fengqiao-person-v1\x00" + identity.encode("utf-8")).hexdigest()
 
 
+def phone_lookup(phone: str) -> str:
+    """The lookup of a phone number alone (its digits), for numbers typed into free text."""
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", str(phone)) if ch.isdigit())
+    return hashlib.sha256(b"fengqiao-phone-v1\x00" + digits.encode()).hexdigest()
+
+
+def phone_alias(person_id: str, phone: str) -> str:
+    """The ``person_keys`` row that holds a copy of a person's key under their phone's
+    lookup (erased with the person: its id starts with theirs)."""
+    return f"{person_id}:{phone_lookup(phone)[:16]}"
+
+
 def _aad(person_id: str, field_name: str) -> bytes:
     return f"{person_id}:{field_name}".encode()
 
@@ -146,6 +160,13 @@ class PersonKeys:
         row = db.one(f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,))  # a racing writer may have won
         return row["person_id"], bytes(row["key_bytes"])
 
+    def add_phone(self, person_id: str, key: bytes, phone: str) -> None:
+        """Let a number typed into free text find the person by their phone alone (the
+        first person recorded with a phone keeps it)."""
+        self.db.execute(f"INSERT INTO {self.db.table(PERSON_KEYS)} (person_id, lookup, key_bytes, created_at) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (phone_alias(person_id, phone), phone_lookup(phone), key, self.app.clock.now().isoformat()))
+
     def key(self, person_id: str) -> bytes | None:
         """The person's key, or None once erased (or never known)."""
         now = time.monotonic()
@@ -164,7 +185,8 @@ class PersonKeys:
 
     def forget(self, person_id: str) -> None:
         with self._lock:
-            self._cache.pop(person_id, None)
+            for cached in [k for k in self._cache if k == person_id or k.startswith(person_id + ":")]:
+                del self._cache[cached]
 
 
 def person_keys(app: Any) -> PersonKeys:
@@ -181,6 +203,8 @@ def protect(app: Any, parties: list[dict[str, Any]]) -> list[SealedParty]:
     keys = person_keys(app)
     for party in parties:
         person_id, key = keys.for_party(party)
+        if party.get("phone"):
+            keys.add_phone(person_id, key, str(party["phone"]))
         sealed = {name: seal(key, person_id, name, str(party[name])) for name in PERSONAL_FIELDS if party.get(name)}
         sealed_parties.append(SealedParty(person_id, party.get("role"), sealed))
     return sealed_parties
@@ -220,10 +244,11 @@ def case_lookup(case_id: Any) -> str:
 
 def number_key(app: Any, case_id: Any, number: str) -> tuple[str, bytes]:
     """The key a number typed into a case's text is sealed under: the person's whose ID
-    number it is, if one was recorded; else the case's own."""
+    number or phone it is, if one was recorded; else the case's own."""
     keys = person_keys(app)
     plain = unicodedata.normalize("NFKC", number)  # １３８… as an input method types it
-    return keys.known(identity_lookup({"id_number": plain})) or keys.for_lookup(case_lookup(case_id))  # type: ignore[return-value]
+    return (keys.known(identity_lookup({"id_number": plain})) or keys.known(phone_lookup(plain))
+            or keys.for_lookup(case_lookup(case_id)))
 
 
 def seal_text(app: Any, case_id: Any, text: str) -> str | SealedText:
@@ -298,7 +323,8 @@ def erase(app: Any, person_id: str, by: str) -> Erasure:
         if not db.is_postgres:
             tx.execute("PRAGMA secure_delete = ON")  # overwrite the freed key bytes in the file
         tx.execute(f"UPDATE {table} SET key_bytes = NULL, lookup = NULL, erased_at = ?, erased_by = ? "
-                   "WHERE person_id = ? AND erased_at IS NULL", [erased_at, by, person_id])
+                   "WHERE (person_id = ? OR person_id LIKE ?) AND erased_at IS NULL",
+                   [erased_at, by, person_id, person_id + ":%"])  # the person and their phones' copies
     _purge_old_copies(app, db, table)
     person_keys(app).forget(person_id)
     return Erasure(person_id, erased_at, by)

@@ -388,7 +388,7 @@ def typed_into_free_text(app):
     case_id = report(app, "dispute", "minor", parties=[PARTY], description=f"申请人身份证{ID}，电话{STRANGER}").case_id
     from tests.support import act
 
-    act(app, case_id, "comment", "wang", text=f"核实身份证号 {ID}")
+    act(app, case_id, "comment", "wang", text=f"核实身份证号 {ID}，回电１３８１２３４１２３４")  # the party's phone, full-width
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "send-back", "zhao", reason=f"{ID}不在本辖区")
     return case_id
@@ -404,13 +404,14 @@ def test_numbers_typed_into_free_text_are_sealed_and_erased_with_their_person(ap
     assert ID.encode() not in stored and STRANGER.encode() not in stored
     history = [recorded.event for recorded in app.history(case_id)]
     assert history[0].description == f"申请人身份证{ID}，电话{STRANGER}"  # read back in clear
-    assert history[1].text == f"核实身份证号 {ID}" and history[3].reason == f"{ID}不在本辖区"
+    assert history[1].text == f"核实身份证号 {ID}，回电１３８１２３４１２３４" and history[3].reason == f"{ID}不在本辖区"
+    assert "１３８１２３４１２３４".encode() not in stored
 
     privacy.erase(app, privacy.find_person(app, id_number=ID), "cli:admin")
 
     history = [recorded.event for recorded in app.history(case_id)]
     assert history[0].description == f"申请人身份证{privacy.ERASED}，电话{STRANGER}"
-    assert history[1].text == f"核实身份证号 {privacy.ERASED}"
+    assert history[1].text == f"核实身份证号 {privacy.ERASED}，回电{privacy.ERASED}"  # found by the phone alone
     assert history[3].reason == f"{privacy.ERASED}不在本辖区"
     assert stored_bytes(app) == stored  # nothing rewritten: the chain covers the same ciphertext
     assert verify_case(app, case_id).ok and verify_log(app).ok
