@@ -389,10 +389,12 @@ class SealingMapper(Mapper):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         state = vars(domain_event)
+        if self.app is None:
+            return super().to_stored_event(domain_event)
         sealed = {name: seal_text(self.app, state.get("originator_id"), state[name])
                   for name in FREE_TEXT_FIELDS if isinstance(state.get(name), str) and state[name]}
         sealed = {name: value for name, value in sealed.items() if isinstance(value, SealedText)}
-        if not sealed or self.app is None:
+        if not sealed:
             return super().to_stored_event(domain_event)
         copy = object.__new__(type(domain_event))
         object.__setattr__(copy, "__dict__", {**state, **sealed})
