@@ -204,6 +204,20 @@ class Case(Aggregate):
             case.status = Status.ASSIGNED
 
     class Accepted(Event):
+        """签收. ``sign_for_due_at`` and ``responded_in_time``: the sign-for clock's due
+        time and whether this sign-for met it, as the clock view decides
+        (``ClockState.met_if_stopped`` on the clocks at command time: pauses counted).
+        Version 2 added them; version 1 events read back as None (not known)."""
+
+        class_version = 2
+        sign_for_due_at: datetime | None
+        responded_in_time: bool | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["sign_for_due_at"] = None
+            state["responded_in_time"] = None
+
         def apply(self, case: Case) -> None:
             case.status = Status.ACCEPTED
 
@@ -541,10 +555,17 @@ class Case(Aggregate):
         self._require_within_ceiling(rank, "assign")
         self._record(self.Assigned, stamp, assignee=assignee, unit=unit, region=region, rank=int(rank))
 
-    def accept(self, stamp: Stamp) -> None:
-        """签收: the assigned handler signs for the case."""
+    def accept(self, stamp: Stamp, *, sign_for: ClockState | None = None,
+               sync_grace: timedelta = timedelta(hours=4)) -> None:
+        """签收: the assigned handler signs for the case. ``sign_for``: the running
+        sign-for clock as it stands at the command (``domain.clocks.clocks_under``); the
+        event records its due time and whether this act meets it."""
         self._require_status("accept", {Status.ASSIGNED})
-        self._record(self.Accepted, stamp)
+        due, in_time = None, None
+        if sign_for is not None:
+            due = sign_for.due_at
+            in_time = sign_for.met_if_stopped(stamp.when(not_before=self.occurred_at), stamp.recorded_at, sync_grace)
+        self._record(self.Accepted, stamp, sign_for_due_at=due, responded_in_time=in_time)
 
     def send_back(self, stamp: Stamp, *, reason: str, window_closes_at: datetime) -> None:
         """退单: not this unit's duty; back to dispatch with a reason. Only within the

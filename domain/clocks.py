@@ -65,6 +65,7 @@ from domain.calendar import NO_IMPORTS, Statutory, WorkingCalendar, add_calendar
 from domain.errors import ValidationFailed
 from domain.policy import CalendarRef, ClockSpec, Policy, Thresholds, parse_duration
 
+SIGN_FOR = "sign_for"  # the 签收 clock: its outcome is the 响应 fact of 三率 (``Case.Accepted``)
 CONDITION_PATTERN = re.compile(r"^([A-Z][A-Za-z]*)(?:\[([^\]]*)\])?$")
 
 
@@ -120,6 +121,25 @@ def _conditions(texts: tuple[str, ...]) -> tuple[Condition, ...]:
 def matches_any(texts: Sequence[str], event: Any) -> bool:
     """Does ``event`` meet any of the policy conditions ``texts`` (parsed once)?"""
     return any(c.matches(event) for c in _conditions(tuple(texts)))
+
+
+def item_of(spec: ClockSpec, event: Any) -> str | None:
+    """The item of a per-item clock (``each_from``) an event concerns: its ``each_match``
+    field (a ``CheckedIn``'s department); None when it concerns every item."""
+    own = getattr(event, spec.each_match, None) if spec.each_from and spec.each_match else None
+    return None if own is None else str(own)
+
+
+def ends_clock(spec: ClockSpec, name: str, event: Any) -> bool:
+    """Does ``event`` end the cycle of clock ``name`` (``spec``'s, or ``spec:item``) as it
+    stands: stop it, cancel it, restart it or extend it (a new due time)? An event naming
+    an item (``each_match``) ends only that item's clock, as in the fold."""
+    if type(event).__name__ == "Extended" and getattr(event, "clock", None) == name:
+        return True
+    if not matches_any((*spec.stop_on, *spec.cancel_on, *spec.restart_on), event):
+        return False
+    own = item_of(spec, event)
+    return own is None or name == f"{spec.name}:{own}"
 
 
 # -- measuring time -----------------------------------------------------------------
@@ -203,6 +223,17 @@ def on_time(occurred_at: datetime, recorded_at: datetime, due_at: datetime, sync
     return not breach_recorded and occurred_at <= due_at and recorded_at <= due_at + sync_grace
 
 
+def stopped_on_time(paused: bool, within_target: bool, occurred_at: datetime, recorded_at: datetime,
+                    due_at: datetime, sync_grace: timedelta, breach_recorded: bool) -> bool:
+    """Is a clock stopped by an act met? A paused clock by its frozen elapsed time
+    (``within_target``), a running one by :func:`on_time`. The fold's
+    :meth:`_Run.stop` and :meth:`ClockState.met_if_stopped` (the 签收 fact an
+    ``Accepted`` records) both decide through this."""
+    if paused:
+        return within_target and not breach_recorded
+    return on_time(occurred_at, recorded_at, due_at, sync_grace, breach_recorded)
+
+
 # -- the answer -----------------------------------------------------------------------
 
 
@@ -252,6 +283,13 @@ class ClockState:
         if not self.open or self.state == ClockStatus.PAUSED:
             return []
         return [(t, at) for t, at in self.crossings if at <= now and t not in self.fired]
+
+    def met_if_stopped(self, occurred_at: datetime, recorded_at: datetime, sync_grace: timedelta) -> bool:
+        """Would an act that happened at ``occurred_at``, recorded at ``recorded_at``, stop
+        this (open) clock met? As the fold would decide it (:func:`stopped_on_time`)."""
+        return stopped_on_time(self.state == ClockStatus.PAUSED, self.elapsed_pct <= 100,
+                               max(occurred_at, self.started_at), recorded_at, self.due_at, sync_grace,
+                               self.breach_threshold in self.fired)
 
     def next_threshold(self) -> tuple[float, datetime] | None:
         """The first threshold of this leg not yet recorded (None if paused or closed)."""
@@ -337,10 +375,8 @@ class _Run:
         """Stop at ``t`` (the act's ``occurred_at``), met or breached by :func:`on_time`."""
         t = max(t, self.started_at)
         self.closed_due = self.due_at(t)
-        if self.since is None:  # stopped while paused: by the frozen elapsed time
-            self.met = self.elapsed <= self.target and breach not in self.fired
-        else:
-            self.met = on_time(t, recorded_at or t, self.closed_due, sync_grace, breach in self.fired)
+        self.met = stopped_on_time(self.since is None, self.elapsed <= self.target, t, recorded_at or t,
+                                   self.closed_due, sync_grace, breach in self.fired)
         self.pause(t)
         self.stopped_at = t
 
@@ -469,9 +505,9 @@ class _Fold:
             return [None]
         if starting:
             return [str(k) for k in getattr(event, spec.each_from, None) or []]
-        own = getattr(event, spec.each_match, None) if spec.each_match else None
+        own = item_of(spec, event)
         if own is not None:
-            return [str(own)]
+            return [own]
         return [k for s, k in self.runs if s == spec.name]
 
     def _transition(self, spec: ClockSpec, event: Any, t: datetime, own: datetime) -> None:
@@ -490,6 +526,8 @@ class _Fold:
         elif matches_any(spec.start_on, event):
             for key in self._keys(spec, event, starting=True):
                 run = self.runs.get((spec.name, key))
+                if key is not None and run is not None:
+                    continue  # an item already summoned keeps its clock (吹哨 again: only the new ones)
                 if run is None or not run.open:
                     self._start(spec, key, own)
         elif matches_any(spec.pause_on, event):

@@ -8,7 +8,7 @@ command id, the expected version, when it happened) travels beside it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
@@ -22,25 +22,90 @@ from pydantic import (
 
 from domain.actors import Actor
 from domain.cases import Case, Dispute, Hazard, Petition
-from domain.clocks import ClockState, send_back_window_closes
+from domain.clocks import SIGN_FOR, ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
 from domain.policy import Policy
 from domain.routing import responsible_unit
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""No time a command carries is earlier: the engine's cases begin this century, and a
+year-1 time in a far-east zone cannot even be turned into UTC (issue 19)."""
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""No time a command carries is later (a fixed cap the type checks; :func:`check_horizon`
+then bounds each time by the moment of recording)."""
+HORIZON = timedelta(days=3653)
+"""A time ahead (a rectification deadline, an extended due time) is at most ten years
+after the command is recorded."""
+
+
+def _printable(value: str, *, newlines: bool) -> str:
+    """Refuse NUL and the other C0/C1 control characters (tab and, where ``newlines``,
+    line feed excepted), lone surrogates and the Unicode line separators of one-line text:
+    PostgreSQL refuses a NUL in text, and a surrogate cannot be written as UTF-8."""
+    for ch in value:
+        code = ord(ch)
+        if ch == "\t" or (newlines and ch == "\n"):
+            continue
+        if code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or code in (0xFFFE, 0xFFFF) \
+                or (not newlines and code in (0x2028, 0x2029)):
+            kind = "a line break" if ch in "\n\r\u2028\u2029" else f"the control character U+{code:04X}"
+            raise ValueError(f"{kind} is not allowed here")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    return _printable(value, newlines=True)
+
+
+def _one_line(value: str) -> str:
+    return _printable(value, newlines=False)
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
+                 AfterValidator(_multi_line)]
+"""Free text of several lines: up to 20,000 characters, tabs and line feeds allowed."""
+OptionalText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_multi_line)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+                      AfterValidator(_one_line)]
+"""One line: up to 500 characters, no line break or control character but tab."""
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(_one_line)]
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    return value if value is None else check_moment(value)
+
+
+def check_moment(value: datetime) -> datetime:
+    """``value`` if it has a zone and lies from :data:`EARLIEST` to before :data:`LATEST`;
+    else ValueError (every time a caller sends goes through this)."""
+    if value.tzinfo is None:
         raise ValueError("a time zone is required (RFC 3339, e.g. 2026-11-23T09:30:00+08:00)")
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"the time must lie from {EARLIEST.date()} to before {LATEST.date()}")
     return value
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+"""A time with its zone, from 2000-01-01 to before 2100-01-01 (see :func:`check_horizon`)."""
+
+
+def check_horizon(model: BaseModel, now: datetime, path: str = "") -> None:
+    """Refuse a time in ``model`` (a command body, nested models included) more than
+    :data:`HORIZON` after ``now``, the moment the command is recorded. (Times that must
+    not lie ahead at all, ``occurred_at``, are the stamp's rule: ``Stamp.when``.)"""
+    for name in type(model).model_fields:
+        value, field = getattr(model, name), f"{path}{name}"
+        if isinstance(value, datetime) and value > now + HORIZON:
+            raise ValidationFailed(f"{field}: more than ten years ahead", field=field, value=value.isoformat())
+        if isinstance(value, BaseModel):
+            check_horizon(value, now, f"{field}.")
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -100,7 +165,7 @@ class ReportCase(BaseModel):
     severity: Severity
     region: Name
     title: ShortText
-    description: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    description: OptionalText = ""
     channel: Literal["grid", "hotline_12345", "letters_visits", "walk_in", "online", "platform"] = "grid"
     parties: list[Party] = Field(default_factory=list, max_length=50)
     hazard_level: Literal["general", "major"] | None = None
@@ -178,8 +243,11 @@ class Assign(CaseAction):
 
 @action("accept")
 class Accept(CaseAction):
-    def execute(self, case, stamp, tree, policy):
-        case.accept(stamp)
+    needs_clocks: ClassVar[bool] = True  # the sign-for clock's due time and outcome go on the event
+
+    def execute(self, case, stamp, tree, policy, clocks=()):
+        sign_for = next((c for c in clocks if c.clock == SIGN_FOR and c.open), None)
+        case.accept(stamp, sign_for=sign_for, sync_grace=policy.sync_grace_delta)
 
 
 @action("send-back")
@@ -293,7 +361,7 @@ class Reply(CaseAction):
 @action("return-visit", Kind.PETITION)
 class ReturnVisit(CaseAction):
     satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"]
-    note: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    note: OptionalText = ""
 
     def execute(self, case: Petition, stamp, tree, policy):
         case.return_visit(stamp, satisfaction=self.satisfaction, note=self.note)

@@ -59,3 +59,9 @@ class VersionConflict(DomainError):
     """The command expected another version of the case (optimistic concurrency)."""
 
     code = "version_conflict"
+
+
+class IdempotencyKeyInUse(DomainError):
+    """The command id a key derives to was recorded by someone else (never revealed)."""
+
+    code = "idempotency_key_in_use"

@@ -18,6 +18,7 @@ Pure rules, used by the HTTP API, the CLI and the dashboard alike.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -158,27 +159,117 @@ def mask_text(value: str) -> str:
     return value[:1] + "*" * max(len(value) - 1, 1)
 
 
-NUMBER_IN_TEXT = re.compile(r"(?<![\dA-Za-zＡ-Ｚａ-ｚ])(?:\d{17}[\dXxＸｘ]|[1１][3-9３-９]\d{9})(?![\dA-Za-zＡ-Ｚａ-ｚ])")
-"""A resident ID number or a mainland mobile number written into free text, in ASCII or
-full-width digits (１３８…, as a Chinese input method types them)."""
+SEPARATORS = (" \t\n\r\u00a0\u00ad\u1680\u2000-\u200f\u2010-\u2015\u2028-\u202f\u205f-\u2064\u2212\u3000"
+              "\ufeff\ufe58\ufe63\uff0d\uff0e\uff0f\u30fb\u00b7\u3002\\-./_,\uff0c()\uff08\uff09")
+"""What may split the digits of one number: spaces of every width, zero-width and other
+invisible format characters, dashes and hyphens, dots, slashes, commas, brackets (ASCII
+and full-width). At most three in a row."""
+
+DIGIT_GROUP = re.compile(rf"\d(?:[{SEPARATORS}]{{0,3}}\d)*(?:[{SEPARATORS}]{{0,3}}[XxＸｘ])?")
+"""Digits (any script: ASCII, full-width …) joined by separators, and an ID's final X.
+Letters do not end a group's search: ``Tel13866667777`` and ``13899990000abc`` hold one."""
+
+_CHUNK = re.compile(r"\d+|[XxＸｘ]")
+MAX_NUMBER_DIGITS = 19  # the longest reading: 17 digits and X, one over for a stray X
+PERSONAL_NUMBER = re.compile(r"(?:(?:00)?86)?1[3-9]\d{9}|\d{17}[\dX]|\d{15}|0\d{9,11}")
+"""After the separators are removed and the digits read as ASCII: a mainland mobile number
+(with or without the 86 / 0086 country code), an 18- or 15-digit resident ID number, or a
+landline with its area code (0393-1234567)."""
+
+UNMASKED_KEYS = frozenset({"case_id", "person", "region", "to_region", "from_region", "origin_region",
+                           "address_id", "service_request_id"})
+"""Keys whose values are ids the engine made or region codes checked against the ladder
+(never typed text): a region code ``410928-001-007-003`` is left as it is."""
+
+_OPAQUE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?::\d+)?"
+                     r"|p-[0-9a-f]{20}")
+"""A case id (with ``:version``) or a person id: never masked."""
+
+
+def _ascii(chunk: str) -> str:
+    return "".join("X" if ch in "XxＸｘ" else str(unicodedata.digit(ch)) for ch in chunk)
+
+
+def _personal(chunks: list[re.Match[str]], start: int, end: int) -> bool:
+    digits = "".join(_ascii(c.group(0)) for c in chunks[start:end])
+    if PERSONAL_NUMBER.fullmatch(digits):
+        return True
+    return digits.endswith("X") and PERSONAL_NUMBER.fullmatch(digits[:-1]) is not None
+
+
+def _replace_chunks(text: str, replace: Callable[[str], str]) -> str:
+    """One digit group with every personal number in it replaced by ``replace(span)``. The
+    group's chunks (digit runs between separators) that take part in any reading as a
+    personal number are replaced together: ``ID … / 138 2345 6789`` run together cannot hide one number in another, and
+    ``2026-09-28 13812345678`` keeps the year."""
+    chunks = list(_CHUNK.finditer(text))
+    sizes = [len(c.group(0)) for c in chunks]
+    marked = [False] * len(chunks)
+    for i in range(len(chunks)):
+        total = 0
+        for j in range(i + 1, len(chunks) + 1):
+            total += sizes[j - 1]
+            if total > MAX_NUMBER_DIGITS:
+                break
+            if _personal(chunks, i, j):
+                marked[i:j] = [True] * (j - i)
+    out, done, i = [], 0, 0
+    while i < len(chunks):
+        if not marked[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(chunks) and marked[j + 1]:
+            j += 1
+        begin, finish = chunks[i].start(), chunks[j].end()
+        out += [text[done:begin], replace(text[begin:finish])]
+        done, i = finish, j + 1
+    return "".join(out) + text[done:]
+
+
+def _mask_span(span: str) -> str:
+    """A number as :func:`mask_text` masks it, counting only its digits (and X): the
+    separators stay where they were, each hidden digit becomes ``*``."""
+    count = sum(1 for ch in span if ch.isdigit() or ch in "XxＸｘ")
+    keep_head = 6 if count >= 15 else 3 if count >= 11 else 1
+    keep_tail = 4 if count >= 11 else 0
+    out, seen = [], 0
+    for ch in span:
+        if ch.isdigit() or ch in "XxＸｘ":
+            out.append(ch if seen < keep_head or seen >= count - keep_tail else "*")
+            seen += 1
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def replace_numbers(text: str, replace: Callable[[str], str]) -> str:
-    """``text`` with each personal number found in it replaced by ``replace(number)``:
-    the one place the number forms are looked for (masking, and sealing at write time)."""
-    return NUMBER_IN_TEXT.sub(lambda m: replace(m.group(0)), text)
+    """``text`` with each personal number typed into it replaced by ``replace(span)``: the
+    one place the number forms are looked for (masking for integrators, and sealing at
+    write time in ``engine.privacy``)."""
+    return DIGIT_GROUP.sub(lambda m: _replace_chunks(m.group(0), replace), text)
 
 
-def mask_numbers(value: Any) -> Any:
-    """Every string inside ``value`` with ID and mobile numbers masked as :func:`mask_text`
-    does (for integrators: titles, descriptions and comments are free text)."""
+def mask_numbers(value: Any, key: str | None = None) -> Any:
+    """Every string inside ``value`` with the personal numbers typed into it masked
+    (for integrators: titles, descriptions, comments and reasons are free text). The one
+    masking of free text: every output an integrator reads goes through it
+    (:func:`shown_to`)."""
     if isinstance(value, str):
-        return replace_numbers(value, mask_text)
+        if key in UNMASKED_KEYS or _OPAQUE.fullmatch(value):
+            return value
+        return replace_numbers(value, _mask_span)
     if isinstance(value, dict):
-        return {k: mask_numbers(v) for k, v in value.items()}
+        return {k: mask_numbers(v, k) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(mask_numbers(v) for v in value)
+        return type(value)(mask_numbers(v, key) for v in value)
     return value
+
+
+def shown_to(role: str, value: Any) -> Any:
+    """``value`` (JSON-ready) as ``role`` may read it: numbers in free text masked for
+    the masked roles (integrators), as it is for everyone else."""
+    return mask_numbers(value) if role in MASKED_ROLES else value
 
 
 def mask_parties(parties: list[dict[str, Any]]) -> list[dict[str, Any]]:

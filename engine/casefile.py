@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from domain.errors import DomainError
-from domain.permissions import MASKED_ROLES, mask_numbers
+from domain.permissions import shown_to
 from engine import privacy
 from engine.audit.checkpoints import latest_checkpoint
 from engine.audit.tables import CHAIN
@@ -136,7 +136,7 @@ def case_file(app: Any, case_id: UUID, role: str = "auditor") -> dict[str, Any]:
         "role": role,
         "generated_at": _time(app.clock.now().isoformat()),
     }
-    return mask_numbers(data) if role in MASKED_ROLES else data  # numbers typed into free text
+    return shown_to(role, data)  # numbers typed into free text, for integrators
 
 
 def render_case_file(data: dict[str, Any]) -> str:

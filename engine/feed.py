@@ -45,7 +45,7 @@ from eventsourcing.utils import resolve_topic
 
 from domain.actors import Role
 from domain.errors import ValidationFailed
-from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers
+from domain.permissions import MASKED_ROLES, case_in_scope, mask_numbers, shown_to
 from engine.event_schemas import (
     SHARED_FIELDS,
     ActorData,
@@ -318,7 +318,7 @@ class Feed:
             **fields,
         }
         data = data_model(type(event)).model_validate(payload).model_dump(mode="json")
-        return mask_numbers(data) if role in MASKED_ROLES else data  # numbers typed into free text
+        return shown_to(role, data)  # numbers typed into free text, for integrators
 
     # -- where cases are ---------------------------------------------------------------
 
@@ -455,7 +455,7 @@ class _Direct:
         plan = self.plan(topic)
         if plan is None:
             return None
-        state, long_digits = parsed
+        state = parsed[0]
         try:
             stamp = state["timestamp"]
             time = _datetime(stamp)
@@ -464,7 +464,7 @@ class _Direct:
             return None
         if raw.count(TYPED) != typed + 1:  # + the timestamp
             return None  # a typed value somewhere this path did not look (inside a dict or a list)
-        if masked and (parties or long_digits):
+        if masked:  # numbers typed into free text, in any form (domain.permissions.mask_numbers)
             data = mask_numbers(data)
         return {
             "specversion": "1.0",

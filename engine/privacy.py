@@ -246,7 +246,10 @@ def number_key(app: Any, case_id: Any, number: str) -> tuple[str, bytes]:
     """The key a number typed into a case's text is sealed under: the person's whose ID
     number or phone it is, if one was recorded; else the case's own."""
     keys = person_keys(app)
-    plain = unicodedata.normalize("NFKC", number)  # １３８… as an input method types it
+    plain = "".join(ch for ch in unicodedata.normalize("NFKC", number)  # １３８… as an input method types it
+                    if ch.isdigit() or ch in "Xx")  # without the separators typed between the digits
+    if len(plain) in (13, 15) and plain.startswith(("86", "0086")):
+        plain = plain[-11:]  # a mobile number with its country code
     return (keys.known(identity_lookup({"id_number": plain})) or keys.known(phone_lookup(plain))
             or keys.for_lookup(case_lookup(case_id)))
 

@@ -45,10 +45,11 @@ from domain.actors import Actor
 from domain.calendar import CALENDAR_BOOK_ID, CalendarBook, Statutory
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
 from domain.clocks import clocks_under
-from domain.commands import CaseAction, Envelope, ReportCase, parse_action
+from domain.commands import CaseAction, Envelope, ReportCase, check_horizon, parse_action
 from domain.errors import (
     DomainError,
     EscalationCeiling,
+    IdempotencyKeyInUse,
     NotFound,
     VersionConflict,
 )
@@ -307,7 +308,7 @@ class Fengqiao(Application):
                 case = self._new_case(body, envelope)
                 recordings = self.save(case)
             except (DomainError, RecordConflictError):
-                repeated = self._repeat_of_report(case_id, envelope.command_id)
+                repeated = self._repeat_of_report(case_id, envelope)
                 if repeated is None:
                     raise
                 return repeated
@@ -321,8 +322,10 @@ class Fengqiao(Application):
         tree = self.ladder().tree
         region = tree.get(body.region)
         policy = self.policy()
+        stamp = self._stamp(envelope, policy)
+        check_horizon(body, stamp.recorded_at)
         return CASE_CLASSES[body.kind].report(
-            self._stamp(envelope, policy),
+            stamp,
             policy_version=policy.version,
             category=body.category,
             severity=body.severity,
@@ -337,12 +340,16 @@ class Fengqiao(Application):
             details=body.details(),
         )
 
-    def _repeat_of_report(self, case_id: UUID, command_id: str) -> CommandResult | None:
+    def _repeat_of_report(self, case_id: UUID, envelope: Envelope) -> CommandResult | None:
+        """The earlier result of this report, if it was made — by the same actor: a case
+        another actor reported under this command id is neither returned nor revealed."""
         try:
             case = self.case(case_id)
         except NotFound:
             return None
-        version = case.processed_commands[command_id]
+        if case.reporter.id != envelope.actor.id:
+            raise IdempotencyKeyInUse("this command id was used by someone else; send another")
+        version = case.processed_commands[envelope.command_id]
         return CommandResult(case.id, version, self.position_of(case.id, version), repeated=True)
 
     def act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
@@ -368,6 +375,7 @@ class Fengqiao(Application):
                     action.check_kind(case)
                     policy = self.policy(case.policy_version)
                     stamp = self._stamp(envelope, policy)
+                    check_horizon(action, stamp.recorded_at)
                     try:
                         self._execute(action, case, stamp)
                     except EscalationCeiling as refusal:

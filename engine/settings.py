@@ -15,11 +15,12 @@ the commands stop with exit code 2. The table in ``docs/operations.md`` lists ev
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
     request_deadline_seconds: Seconds = 30.0  # 0: no deadline
     auth_failures_allowed: Count = 20
     auth_failure_window: Seconds = 60.0
+    trusted_proxies: str = ""  # comma-separated addresses or networks whose X-Forwarded-For is believed
+    metrics_token: str = ""  # set: /metrics needs Authorization: Bearer <it>
     # logs, the CLI, diagnostics
     log_format: str = ""  # json, console; "": JSON unless stderr is a terminal
     log_level: str = "INFO"
@@ -91,6 +94,14 @@ class Settings(BaseSettings):
     tracemalloc_frames: Count = 1
     memory_dir: Path | None = None
     test_postgres_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the bad part
+        return value.strip()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

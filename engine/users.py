@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from dataclasses import dataclass, fields
@@ -25,7 +26,7 @@ from engine.sql import StoreDb
 
 TOKEN_PREFIX = "fq_"
 TABLE = "fengqiao_api_users"
-PROBE_TABLE = "fengqiao_ready_probe"  # one row, rewritten by each readiness check
+MIN_FREE_BYTES = 64 * 1024  # less room than this on a SQLite file's disk: not writable
 RANK_TTL = 5.0  # seconds
 
 
@@ -152,12 +153,20 @@ class UserStore:
         return False
 
     def writable(self) -> bool:
-        """Does the database take a write now? (False when read-only, full, stopped or gone.)"""
+        """Would the database take a write now? Read from its state, never by writing
+        (``/readyz`` is unauthenticated): PostgreSQL in recovery or read-only, or a SQLite
+        file (or its folder, for the WAL) that cannot be written or whose disk is full, is not."""
         try:
-            probe = self.db.table(PROBE_TABLE)
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {probe} (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
-            self.db.execute(f"INSERT INTO {probe} (id, at) VALUES (1, ?) "
-                            "ON CONFLICT (id) DO UPDATE SET at = excluded.at", (self.engine.clock.now().isoformat(),))
-            return True
+            if self.db.is_postgres:
+                row = self.db.one("SELECT pg_is_in_recovery() AS recovery, "
+                                  "current_setting('transaction_read_only') AS read_only")
+                return not row["recovery"] and row["read_only"] == "off"
+            pool = self.db.datastore.pool
+            if pool.is_sqlite_memory_mode:
+                return True
+            folder = os.path.dirname(os.path.abspath(pool.db_name))
+            room = os.statvfs(folder)
+            return (os.access(pool.db_name, os.W_OK) and os.access(folder, os.W_OK)
+                    and room.f_bavail * room.f_frsize >= MIN_FREE_BYTES)
         except Exception:  # noqa: BLE001 - any failure means "not writable"
             return False

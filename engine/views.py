@@ -15,6 +15,7 @@ from domain.cases import Case
 from domain.clocks import ClockState, clocks_under
 from domain.errors import NotFound, ValidationFailed
 from domain.ladder import Rank
+from engine import deadlines
 
 
 def replayed(app: Any, case_id: UUID, version: int | None = None,
@@ -28,6 +29,7 @@ def replayed(app: Any, case_id: UUID, version: int | None = None,
     for event in app.events.get(case_id, lte=version):  # decoding stops at the moment
         if as_of is not None and event.timestamp > as_of:
             break
+        deadlines.check()  # a request past its deadline stops here (engine/deadlines.py)
         case = event.mutate(case)
         events.append(event)
     if case is None and as_of is not None:
@@ -47,6 +49,7 @@ def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: dateti
     case, events = replayed(app, case_id, version, as_of)
     if now is None:
         now = as_of or (case.modified_on if version is not None else app.clock.now())
+    deadlines.check()
     return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
 
 

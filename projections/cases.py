@@ -10,6 +10,9 @@ Tables (public names; see docs/projections.md):
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
   the per-case refusal log, ``domain.refusals``).
 * ``cases_policies`` — the policy documents seen in the log (clock rules, targets).
+* ``cases_calendar`` — the statutory years imported (``CalendarBook.CalendarImported``),
+  one row per year, the latest import: due times count with them
+  (``domain.clocks.calendar_for(ref, statutory)``), after a restart or a rebuild too.
 * ``cases_regions`` — the region tree as the ladder's events built it: each report's
   village and township are its ancestors *by rank* (``RegionTree.ancestor_at``; a
   micro-grid's village is two segments up), as the tree stood when it was reported.
@@ -34,13 +37,15 @@ query benchmark use it; tests prove it equals the incrementally maintained ones)
 Clocks: the timer service records ``ClockWarned`` / ``ClockBreached``; this
 projection keeps each case's warned or breached clocks in the ``clocks`` JSON
 column (due time, state, threshold) and drops one when the case's policy says
-that clock stops, is cancelled, restarts or is extended. ``overdue`` = an open
+that clock stops, is cancelled, restarts or is extended (``domain.clocks.ends_clock``:
+a check-in ends only its own department's ``check_in:<department>``). ``overdue`` = an open
 clock breached; ``due_soon`` = an open clock warned at ≥ 75%; ``next_due_at`` =
 the earliest due time among open clocks.
 
 Rules are the domain's: events are handled by class (``singledispatchmethod``), clock
 conditions by ``domain.clocks.matches_any``, due times by ``domain.clocks.due_from``,
-"on time" by ``domain.clocks.on_time``, a send-back by
+签收 on time as ``Case.Accepted`` records it (``responded_in_time``, decided by the clock
+view's rule at command time; ``domain.clocks.on_time`` for version-1 events), a send-back by
 ``domain.cases.responsible_after_send_back``, 发回重办 by ``ReturnVisited.redo``.
 """
 
@@ -49,12 +54,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, singledispatch, singledispatchmethod
 from typing import Any
 
+from domain.calendar import NO_IMPORTS, CalendarBook, Statutory, StatutoryYear
 from domain.cases import Case, Dispute, Hazard, Petition, responsible_after_send_back
-from domain.clocks import calendar_for, due_from, matches_any, on_time
+from domain.clocks import SIGN_FOR, calendar_for, due_from, ends_clock, on_time
 from domain.ladder import Profile, Rank, Region, RegionLadder, RegionTree
 from domain.policy import PolicyBook, PolicyDocument
 from domain.refusals import CeilingRefusals
@@ -129,14 +135,17 @@ class _Ladder:
 
 class CasesProjection(Projection):
     name = "cases"
-    tables = ("cases", "cases_upward", "cases_policies", "cases_regions", "cases_stats", "cases_board")
+    tables = ("cases", "cases_upward", "cases_policies", "cases_calendar", "cases_regions", "cases_stats",
+              "cases_board")
     # 3: a send-back ends the first receiver's responsibility; 4, 5: roll-ups; 6: villages and
-    # townships by rank from the region tree (micro-grids), referred disputes, one on-time rule
-    version = 6
+    # townships by rank from the region tree (micro-grids), referred disputes, one on-time rule;
+    # 7: the imported statutory years, a check-in ends its own clock, 签收 as Accepted records it
+    version = 7
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
         self._trees: dict[int, RegionTree] = {}  # generation → the region tree as of the last event applied
+        self._statutory: dict[int, Statutory] = {}  # generation → the imported statutory years
         self._tree_read = False  # this batch read cases_regions already
 
     # -- tables ------------------------------------------------------------------
@@ -152,9 +161,11 @@ class CasesProjection(Projection):
                    f"fact {key} NOT NULL, at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, "
                    f"township {key}, detail TEXT, PRIMARY KEY (case_id, position))")
         tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
+        tx.execute(f"CREATE TABLE {self.t('cases_calendar')} (year INTEGER PRIMARY KEY, entry TEXT NOT NULL)")
         tx.execute(f"CREATE TABLE {self.t('cases_regions')} (code {key} PRIMARY KEY, name TEXT NOT NULL, "
                    "rank INTEGER NOT NULL, profile TEXT NOT NULL)")
         self._trees.pop(self.generation, None)  # a new generation learns the ladder from its events
+        self._statutory.pop(self.generation, None)  # and the calendar
         fill = " WITH (fillfactor = 50)" if tx.is_postgres else ""  # room on the page: counter updates stay HOT
         counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in STAT_COLUMNS)
         tx.execute(f"CREATE TABLE {self.t('cases_stats')} (grain TEXT NOT NULL, region {key} NOT NULL, "
@@ -261,6 +272,17 @@ class CasesProjection(Projection):
         self._remember_policy(tx, event)
 
     @_event.register
+    def _calendar_imported(self, event: CalendarBook.CalendarImported, tx: Tx, rows: dict[str, dict[str, Any]],
+                           position: int, upward: list[tuple]) -> None:
+        entry = event.entry()  # the calendar book's own reading of the event
+        stored = {"year": entry.year, "name": entry.name, "digest": entry.digest, "imported_by": entry.imported_by,
+                  "imported_at": iso(entry.imported_at), "holidays": sorted(d.isoformat() for d in entry.holidays),
+                  "workdays": sorted(d.isoformat() for d in entry.workdays)}
+        tx.execute(f"INSERT INTO {self.t('cases_calendar')} (year, entry) VALUES (?, ?) "
+                   "ON CONFLICT (year) DO UPDATE SET entry = excluded.entry", (entry.year, json.dumps(stored)))
+        self._statutory.pop(self.generation, None)  # read again, with this year
+
+    @_event.register
     def _region_added(self, event: RegionLadder.RegionAdded, tx: Tx, rows: dict[str, dict[str, Any]],
                       position: int, upward: list[tuple]) -> None:  # RegionChanged too (a subclass)
         event.apply(_Ladder(self._tree(tx)))  # the ladder's own rule for what the event changes
@@ -362,11 +384,15 @@ class CasesProjection(Projection):
         row["status"] = "accepted"
         if row["accepted_at"] is None:
             row["accepted_at"] = step.at
-            row["responded_in_time"] = int(self._responded_in_time(step.tx, row, event))
+            if event.responded_in_time is not None:  # the fact the clock view decided at command time
+                row.update(sign_for_due_at=iso(event.sign_for_due_at), responded_in_time=int(event.responded_in_time))
+            else:
+                row["responded_in_time"] = int(self._responded_in_time(step.tx, row, event))
 
     def _responded_in_time(self, tx: Tx, row: dict[str, Any], event: Any) -> bool:
-        """响应 on time: :func:`domain.clocks.on_time` on the sign-for clock, as the clock view."""
-        breached = row["clocks"].get("sign_for", {}).get("state") == "breached"
+        """响应 on time for a version-1 ``Accepted`` (no recorded outcome):
+        :func:`domain.clocks.on_time` on the sign-for due time from the dispatch."""
+        breached = row["clocks"].get(SIGN_FOR, {}).get("state") == "breached"
         due = row["sign_for_due_at"]
         if due is None:
             return not breached
@@ -447,11 +473,7 @@ class CasesProjection(Projection):
             policy = self._policy(tx, row["policy_version"])
             for name in list(clocks):
                 spec = _clock_spec(policy, name)
-                if spec is None:
-                    continue
-                if matches_any((*spec.stop_on, *spec.cancel_on, *spec.restart_on), event) or (
-                    isinstance(event, Case.Extended) and event.clock == name
-                ):
+                if spec is not None and ends_clock(spec, name, event):
                     del clocks[name]
             if row["status"] in ("resolved", "closed") and isinstance(event, Case.Resolved | Case.Closed):
                 for name in [n for n in clocks if _clock_spec(policy, n) is None]:
@@ -464,10 +486,11 @@ class CasesProjection(Projection):
     def _sign_for_due(self, tx: Tx, row: dict[str, Any], start: datetime) -> str | None:
         """When the sign-for clock falls due for a dispatch at ``start`` (``domain.clocks.due_from``)."""
         policy = self._policy(tx, row["policy_version"])
-        spec = _clock_spec(policy, "sign_for")
+        spec = _clock_spec(policy, SIGN_FOR)
         if policy is None or spec is None:
             return None
-        return iso(due_from(spec, row["severity"], row["rank"], start, calendar_for(policy.calendar), row["category"]))
+        calendar = calendar_for(policy.calendar, self._statutory_of(tx))
+        return iso(due_from(spec, row["severity"], row["rank"], start, calendar, row["category"]))
 
     # -- policies and the ladder ------------------------------------------------------
 
@@ -489,6 +512,15 @@ class CasesProjection(Projection):
             self._policies[version] = PolicyDocument.model_validate(json.loads(rows[0]["document"]))
         return self._policies[version]
 
+    def _statutory_of(self, tx: Tx) -> Statutory:
+        """The statutory years imported so far (kept in ``cases_calendar``), as the calendar book has them."""
+        statutory = self._statutory.get(self.generation)
+        if statutory is None:
+            years = [_year(json.loads(row["entry"]))
+                     for row in tx.query(f"SELECT entry FROM {self.t('cases_calendar')} ORDER BY year")]
+            statutory = self._statutory[self.generation] = Statutory(tuple(years)) if years else NO_IMPORTS
+        return statutory
+
     def _tree(self, tx: Tx, code: str | None = None) -> RegionTree:
         """The region tree as the events applied so far built it (kept in ``cases_regions``;
         read again when it lacks ``code``: another worker may have applied the region)."""
@@ -499,6 +531,14 @@ class CasesProjection(Projection):
             for row in tx.query(f"SELECT code, name, rank, profile FROM {self.t('cases_regions')} ORDER BY code"):
                 tree.put(Region(row["code"], row["name"], Rank(int(row["rank"])), Profile(row["profile"])))
         return tree
+
+
+def _year(stored: dict[str, Any]) -> StatutoryYear:
+    """A ``cases_calendar`` row read back as the year ``CalendarImported.entry()`` gave."""
+    days = {k: frozenset(date.fromisoformat(d) for d in stored[k]) for k in ("holidays", "workdays")}
+    at = stored.get("imported_at")
+    return StatutoryYear(stored["year"], days["holidays"], days["workdays"], stored["name"], stored["digest"],
+                         stored["imported_by"], datetime.fromisoformat(at) if at else None)
 
 
 def _flag(condition: str) -> str:

@@ -24,6 +24,7 @@ from domain.cases import Status
 from domain.errors import ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank
+from engine import deadlines
 from engine.sql import Database, Tx
 from projections.cases import (
     DAY_OFFSET,
@@ -207,6 +208,7 @@ class ReadModels:
         sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
         with self.db.snapshot() as tx:
             for grain, low, high in buckets:
+                deadlines.check()
                 where, params = [which, "grain = ?"], [*which_params, grain]
                 for bound, op in ((low, ">="), (high, "<")):
                     if bound is not None:

@@ -55,7 +55,14 @@ TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_rebuilds ("
     " name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL,"
     " updated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS projection_failures ("
+    " name TEXT PRIMARY KEY, position BIGINT NOT NULL, error TEXT NOT NULL, failed_at TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS projection_skips ("
+    " name TEXT NOT NULL, position BIGINT NOT NULL, reason TEXT NOT NULL, skipped_by TEXT NOT NULL,"
+    " skipped_at TEXT NOT NULL, PRIMARY KEY (name, position))",
 )
+MAX_ERROR = 1000  # characters of an error kept in projection_failures
 
 Progress = Callable[[int, int], None]  # (position reached, head position)
 
@@ -71,12 +78,38 @@ class Stored(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A projection stopped on one event: it retries, and moves on only once the event
+    applies or an operator records a skip of that position (:meth:`ProjectionRunner.skip`)."""
+
+    name: str
+    position: int
+    error: str
+    failed_at: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Skip:
+    name: str
+    position: int
+    reason: str
+    skipped_by: str
+    skipped_at: str
+
+
+class ProjectionFailed(RuntimeError):
+    """One or more projections stopped on an event (recorded in ``projection_failures``)."""
+
+
+@dataclass(frozen=True)
 class RunnerStatus:
     name: str
     generation: int
     position: int
     head: int
     stale: bool
+    failure: Failure | None = None
 
     @property
     def lag(self) -> int:
@@ -94,6 +127,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _error_text(error: BaseException) -> str:
+    """``Type: message``, one line, without control characters, at most ``MAX_ERROR`` long."""
+    text = f"{type(error).__name__}: {error}"
+    return "".join(ch if ch.isprintable() else " " for ch in text)[:MAX_ERROR]
+
+
 def _age(stamp: str) -> float:
     return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
 
@@ -109,6 +148,8 @@ class ProjectionRunner:
         self._advanced = threading.Condition()
         self._ready = False
         self._ensure_lock = threading.Lock()
+        self._skips: frozenset[tuple[str, int]] = frozenset()
+        self._failing: set[str] | None = None  # projections with a failure row (None: not read yet)
         self.decoder = EventDecoder(app.mapper, app.settings.decoder_cache)
 
     # -- set-up ----------------------------------------------------------------
@@ -163,10 +204,79 @@ class ProjectionRunner:
         self.ensure()
         head = self.app.head_position()
         rows = {r["name"]: r for r in self.db.query("SELECT * FROM projection_tracking")}
+        failures = {f.name: f for f in self.failures()}
         return [
-            RunnerStatus(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version)
+            RunnerStatus(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version,
+                   failures.get(name))
             for name, p in self.projections.items()
         ]
+
+    # -- failures and skips ------------------------------------------------------
+
+    def failures(self) -> list[Failure]:
+        """The projections stopped on an event, with the position and the error."""
+        self.ensure()
+        rows = self.db.query("SELECT name, position, error, failed_at, attempts FROM projection_failures "
+                             "ORDER BY name")
+        return [Failure(r["name"], r["position"], r["error"], r["failed_at"], r["attempts"])
+                for r in rows if r["name"] in self.projections]
+
+    def skips(self) -> list[Skip]:
+        """Every position an operator told a projection to pass over, with the reason."""
+        self.ensure()
+        rows = self.db.query("SELECT name, position, reason, skipped_by, skipped_at FROM projection_skips "
+                             "ORDER BY position, name")
+        return [Skip(r["name"], r["position"], r["reason"], r["skipped_by"], r["skipped_at"]) for r in rows]
+
+    def skip(self, position: int, reason: str, by: str, names: Sequence[str] | None = None) -> list[str]:
+        """Record that the projections ``names`` (default: those stopped at ``position``)
+        pass over the event at ``position``; return the names. Kept for rebuilds too."""
+        if not reason.strip():
+            raise ValueError("give the reason for skipping")
+        chosen = list(names) if names else [f.name for f in self.failures() if f.position == position]
+        unknown = [n for n in chosen if n not in self.projections]
+        if unknown:
+            raise KeyError(f"unknown projection {unknown[0]!r}; known: {', '.join(self.projections)}")
+        if not chosen:
+            raise LookupError(f"no projection is stopped at position {position}: name one")
+        with self.db.transaction() as tx:
+            for name in chosen:
+                tx.execute("INSERT INTO projection_skips (name, position, reason, skipped_by, skipped_at) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, position) DO UPDATE SET "
+                           "reason = excluded.reason, skipped_by = excluded.skipped_by, "
+                           "skipped_at = excluded.skipped_at", (name, position, reason.strip(), by, _now()))
+        log.warning("projection position skipped", position=position, projections=chosen, reason=reason, by=by)
+        return chosen
+
+    def _load_skips(self) -> None:
+        rows = self.db.query("SELECT name, position FROM projection_skips")
+        self._skips = frozenset((r["name"], r["position"]) for r in rows)
+
+    def _record_failure(self, name: str, position: int, error: BaseException) -> None:
+        text = _error_text(error)
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO projection_failures (name, position, error, failed_at, attempts) "
+                       "VALUES (?, ?, ?, ?, 1) ON CONFLICT (name) DO UPDATE SET "
+                       "attempts = CASE WHEN projection_failures.position = excluded.position "
+                       "THEN projection_failures.attempts + 1 ELSE 1 END, "
+                       "failed_at = CASE WHEN projection_failures.position = excluded.position "
+                       "THEN projection_failures.failed_at ELSE excluded.failed_at END, "
+                       "position = excluded.position, error = excluded.error",
+                       (name, position, text, _now()))
+        if self._failing is not None:
+            self._failing.add(name)
+        log.error("projection stopped on an event", projection=name, position=position, error=text)
+
+    def _clear_failures(self, names: set[str]) -> None:
+        """Forget the failure rows of projections that applied a batch again."""
+        if self._failing is None:
+            self._failing = {r["name"] for r in self.db.query("SELECT name FROM projection_failures")}
+        cleared = names & self._failing
+        if cleared:
+            with self.db.transaction() as tx:
+                for name in cleared:
+                    tx.execute("DELETE FROM projection_failures WHERE name = ?", (name,))
+            self._failing -= cleared
 
     def lag(self) -> dict[str, int]:
         return {s.name: s.lag for s in self.statuses()}
@@ -196,8 +306,9 @@ class ProjectionRunner:
     def _decoded(self, notifications: Sequence[Any], projection: Projection,
                  cache: dict[int, Any]) -> list[tuple[int, Any]]:
         events = []
+        skips = self._skips
         for notification in notifications:
-            if projection.wants(notification.topic):
+            if projection.wants(notification.topic) and (projection.name, notification.id) not in skips:
                 event = cache.get(notification.id)
                 if event is None:
                     event = cache[notification.id] = self.decoder.decode(notification)
@@ -231,22 +342,60 @@ class ProjectionRunner:
         return True
 
     def run_once(self, batch_size: int = 1000) -> int:
-        """Catch every projection up to the head; return how many events were applied."""
+        """Catch every projection up to the head; return how many events were applied.
+
+        A projection that fails on an event applies the events before it, records the
+        position and the error (``projection_failures``) and sits out the rest of this
+        call while the others catch up; then :class:`ProjectionFailed` is raised."""
         self.ensure()
-        applied = 0
+        self._load_skips()
+        applied, failed, moved = 0, {}, set()
         while True:
-            positions = {name: self._tracking(name) for name in self.projections}
+            positions = {name: self._tracking(name) for name in self.projections if name not in failed}
+            if not positions:
+                break
             start = min(position for _, position in positions.values())
             notifications = self._read(start, batch_size)
             if not notifications:
-                return applied
+                break
             cache: dict[int, Any] = {}
             for name, (generation, position) in positions.items():
-                if self._apply_batch(self.projections[name], "projection_tracking", generation, position,
-                                     notifications, cache):
-                    applied += sum(1 for n in notifications if n.id > position)
+                try:
+                    if self._apply_batch(self.projections[name], "projection_tracking", generation, position,
+                                         notifications, cache):
+                        applied += sum(1 for n in notifications if n.id > position)
+                        moved.add(name)
+                except Exception:  # noqa: BLE001 - one event must not stop the other projections
+                    done, stopped = self._pin_failure(name, generation, position, notifications, cache)
+                    applied += done
+                    if stopped is None:
+                        moved.add(name)
+                    else:
+                        failed[name] = stopped
             with self._advanced:
                 self._advanced.notify_all()
+        self._clear_failures(moved - set(failed))
+        if failed:
+            raise ProjectionFailed("projections stopped on an event (fengqiao projections status): "
+                                   + "; ".join(f"{n} at {p}: {e}" for n, (p, e) in sorted(failed.items())))
+        return applied
+
+    def _pin_failure(self, name: str, generation: int, position: int, notifications: Sequence[Any],
+                     cache: dict[int, Any]) -> tuple[int, tuple[int, str] | None]:
+        """After a failed batch: apply its events one by one up to the one that fails, and
+        record that one. Return how many were applied, and the failed position and error
+        (None if every event applied alone)."""
+        applied = 0
+        for notification in (n for n in notifications if n.id > position):
+            try:
+                if not self._apply_batch(self.projections[name], "projection_tracking", generation, position,
+                                         [notification], cache):
+                    return applied, None  # another worker moved it on: theirs to record
+            except Exception as error:  # noqa: BLE001 - this is the event
+                self._record_failure(name, notification.id, error)
+                return applied, (notification.id, _error_text(error))
+            position, applied = notification.id, applied + 1
+        return applied, None
 
     def rebuild_stale(self) -> list[str]:
         """Rebuild every projection whose code version is newer than its tables
@@ -272,6 +421,9 @@ class ProjectionRunner:
             try:
                 if self.run_once(batch_size):
                     continue
+            except ProjectionFailed as stopped:  # recorded with its position; the others went on
+                log.error("projection stopped; retrying", error=str(stopped))
+                stop.wait(1.0)
             except Exception:  # noqa: BLE001 - a worker must outlive one bad batch
                 log.exception("projection batch failed; retrying")
                 stop.wait(1.0)
@@ -297,6 +449,7 @@ class ProjectionRunner:
         is taken to be running: refused unless ``force``. An older one died; its
         tables are dropped."""
         self.ensure()
+        self._load_skips()
         projection = self.projections[name]
         builder = copy.copy(projection)
         builder.rebuilding = True

@@ -16,7 +16,16 @@ import pytest
 
 from api.http.openapi_docs import ACTION_EXAMPLES
 from domain.permissions import PUBLIC_ACTIONS, READ, READ_BOARD, READ_HISTORY, REPORT, may
-from tests.test_api_support import DISPUTE, GRID, PETITION, XUZHEN, XUZHEN_GRID, Api, api  # noqa: F401
+from tests.test_api_support import (  # noqa: F401
+    DISPUTE,
+    GRID,
+    PETITION,
+    XUZHEN,
+    XUZHEN_GRID,
+    Api,
+    api,
+    ui_sign_in,
+)
 
 PLAYERS = {  # one user of each role, all inside 海通乡 (so 徐镇镇 is out of region for them)
     "reporter": "wang", "handler": "zhao", "supervisor": "zhou", "auditor": "audit",
@@ -190,7 +199,7 @@ def test_feed_subscriptions_audit_open311_and_dashboard(private_webhooks, api: A
             assert response.status_code in (ok if isinstance(ok, tuple) else (ok,)), (role, path, response.text)
         else:
             assert response.status_code == 403, (role, path, response.text)
-    api.client.cookies.set("fengqiao_ui", api.tokens[who], path="/ui")
+    ui_sign_in(api, who)
     try:
         board = api.client.get("/ui/board", follow_redirects=False)
         assert (board.status_code == 200) == may(role, READ_BOARD), (role, board.status_code)

@@ -3,6 +3,7 @@ users of every role in and out of 海通乡, and a client that speaks as one of 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,20 @@ class Api:
         response = self.post(f"/v1/cases/{case_id}/{action}", body, who, **kw)
         assert response.status_code == status, (action, who, response.text)
         return response.json()
+
+
+ORIGIN = {"Origin": "http://testserver"}  # the test client's own origin: what a browser sends with a form
+
+
+def ui_sign_in(api: Api, who: str) -> str:
+    """Sign in to the dashboard as ``who``; the session cookie is set for ``/ui`` pages."""
+    api.client.cookies.clear()
+    response = api.client.post("/ui/login", data={"token": api.tokens[who], "next": "/ui/board"},
+                               headers=ORIGIN, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    session = re.match(r'fengqiao_ui="?([^;"]+)', response.headers["set-cookie"]).group(1)
+    api.client.cookies.set("fengqiao_ui", session, path="/ui")  # the test client keeps Path=/ui cookies apart
+    return session
 
 
 @pytest.fixture

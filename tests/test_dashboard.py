@@ -12,17 +12,12 @@ from datetime import timedelta
 import pytest
 
 from api.http.ui.session import COOKIE
-from tests.test_api_support import DISPUTE, PETITION, XUZHEN_GRID, Api, api  # noqa: F401
+from tests.test_api_support import DISPUTE, ORIGIN, PETITION, XUZHEN_GRID, Api, api, ui_sign_in  # noqa: F401
 from workflows.timers import TimerService
 
 
-def sign_in(api: Api, who: str) -> None:
-    api.client.cookies.clear()
-    response = api.client.post("/ui/login", data={"token": api.tokens[who], "next": "/ui/board"},
-                               follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/ui/board"
-    # the test client sends the Path=/ui cookie to /ui pages only
-    api.client.cookies.set(COOKIE, api.tokens[who], path="/ui")
+def sign_in(api: Api, who: str) -> str:
+    return ui_sign_in(api, who)
 
 
 def page(api: Api, path: str, status: int = 200) -> str:
@@ -57,24 +52,24 @@ def county(api: Api):
     return {"late": late, "done": done, "petition": petition, "elsewhere": elsewhere}
 
 
-def test_sign_in_keeps_the_token_in_a_strict_httponly_cookie(api: Api):
+def test_sign_in_keeps_a_session_in_a_strict_httponly_cookie(api: Api):
     response = api.client.get("/ui/board", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/ui/login?next=%2Fui%2Fboard"
     assert "令牌" in page(api, "/ui/login?next=/ui/board")
-    refused = api.client.post("/ui/login", data={"token": "fq_nonsense"}, follow_redirects=False)
+    refused = api.client.post("/ui/login", data={"token": "fq_nonsense"}, headers=ORIGIN, follow_redirects=False)
     assert refused.status_code == 401 and "令牌无效" in refused.text and COOKIE not in refused.cookies
-    empty = api.client.post("/ui/login", data={"token": ""}, follow_redirects=False)
+    empty = api.client.post("/ui/login", data={"token": ""}, headers=ORIGIN, follow_redirects=False)
     assert empty.status_code == 401 and "请输入令牌" in empty.text
     accepted = api.client.post("/ui/login", data={"token": api.tokens["zhou"], "next": "https://evil.example/"},
-                               follow_redirects=False)
+                               headers=ORIGIN, follow_redirects=False)
     assert accepted.status_code == 303 and accepted.headers["location"] == "/ui/board"
     cookie = accepted.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}={api.tokens['zhou']};")
+    assert cookie.startswith(f"{COOKIE}=fqs_") and api.tokens["zhou"] not in cookie  # a session, not the token
     for attribute in ("HttpOnly", "Path=/ui", "SameSite=strict"):
         assert attribute.lower() in cookie.lower()
-    api.client.cookies.set(COOKIE, api.tokens["zhou"], path="/ui")
+    api.client.cookies.set(COOKIE, cookie.split(";")[0].split("=", 1)[1], path="/ui")
     assert "SLA 看板" in page(api, "/ui/board")
-    out = api.client.post("/ui/logout", follow_redirects=False)
+    out = api.client.post("/ui/logout", headers=ORIGIN, follow_redirects=False)
     assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
 
 

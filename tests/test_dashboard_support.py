@@ -73,7 +73,14 @@ def small_demo(store: StoreConfig, scale: float = 0.5) -> SmallDemo:
     return SmallDemo(engine, demo.county)
 
 
+def ui_session(base: str, token: str) -> str:
+    """Sign in to the dashboard of a live server; the session id its cookie carries."""
+    response = httpx.post(f"{base}/ui/login", data={"token": token}, headers={"Origin": base}, timeout=30)
+    assert response.status_code == 303, response.text
+    return response.cookies["fengqiao_ui"]
+
+
 def get_ok(base: str, path: str, token: str) -> httpx.Response:
-    response = httpx.get(base + path, cookies={"fengqiao_ui": token}, timeout=30)
+    response = httpx.get(base + path, cookies={"fengqiao_ui": ui_session(base, token)}, timeout=30)
     response.raise_for_status()
     return response

@@ -44,6 +44,8 @@ ACTION_OF_EVENT = {
     "Extended": "extend", "Whistled": "whistle", "CheckedIn": "check-in", "Commented": "comment",
     "Supervised": "supervise", "Resolved": "resolve", "Closed": "close", "Reopened": "reopen",
     "MediationHeld": "mediate", "CourtConfirmationApplied": "court-confirmation",
+    "MediationRefused": "refuse-mediation", "AgreementSigned": "sign-agreement", "AgreementSealed": "seal-agreement",
+    "ExtensionRequested": "request-extension",
     "RectificationOrdered": "order-rectification", "Rectified": "rectify", "Reinspected": "reinspect",
     "Replied": "reply", "ReturnVisited": "return-visit", "ClockWarned": "warn-clock", "ClockBreached": "breach-clock",
 }
@@ -214,10 +216,41 @@ def test_fengqiao_demo_builds_a_fresh_store_and_prints_tokens(tmp_path):
                                       "--end", "2026-10-30T10:00"])
     assert result.exit_code == 0, result.output
     assert "fq_" in result.output and "supervisor" in result.output
-    assert "resolved at each rank" in result.output
+    assert "resolved at each rank" in result.output and "referred" in result.output
     app = Fengqiao(StoreConfig(f"sqlite:///{db}"))
     try:
         assert len(app.ladder().tree) == 746
         assert app.head_position() > 0
     finally:
         app.close()
+
+
+def test_the_stories_exercise_refusals_written_agreements_extension_requests_and_send_backs():
+    """Over many stories (no store): a party's refusal (当事人拒绝调解), a written agreement
+    signed and sealed before 司法确认, an extension asked for and approved, a send-back."""
+    import random
+
+    from api.demo.stories import STORIES, Life, Place
+    from domain.calendar import WorkingCalendar
+    from domain.kinds import Kind
+    from domain.policy import parse_policy
+
+    county = generate_county(3, CountyShape.small())
+    policy = parse_policy(DEFAULT_POLICY)
+    places = [Place(county, t, v, g) for t in county.townships for v in t.villages for g in v.grids]
+    start = datetime(2026, 10, 23, 2, 0, tzinfo=UTC)
+    seen: Counter = Counter()
+    for kind in (Kind.DISPUTE, Kind.PETITION):
+        for n in range(600):
+            rng = random.Random(f"stories:{kind}:{n}")
+            place = places[n % len(places)]
+            life = Life(rng, WorkingCalendar(), start, place, policy.ceilings_for(place.grid.region.profile),
+                        lambda region, kind, category: None)
+            actions = [step.action for step in STORIES[kind](life)]
+            seen.update(actions)
+            if "sign-agreement" in actions:  # written, signed, sealed, then settled and confirmed
+                assert actions.index("sign-agreement") < actions.index("seal-agreement") < \
+                    actions.index("resolve") < actions.index("court-confirmation")
+    for action in ("refuse-mediation", "sign-agreement", "seal-agreement", "court-confirmation",
+                   "request-extension", "approve-extension", "extend", "send-back"):
+        assert seen[action] > 0, action

@@ -61,7 +61,7 @@ def test_attributes_follow_the_case(app, api):
     events = [e for e in read_all(api) if e.get_attributes()["subject"] == str(dispute.case_id)]
     types = [e.get_attributes()["type"] for e in events]
     assert types == ["cn.fengqiao.dispute.reported.v1", "cn.fengqiao.dispute.assigned.v1",
-                     "cn.fengqiao.dispute.accepted.v1", "cn.fengqiao.dispute.escalated.v1",
+                     "cn.fengqiao.dispute.accepted.v2", "cn.fengqiao.dispute.escalated.v1",
                      "cn.fengqiao.dispute.commented.v1"]
     sources = [e.get_attributes()["source"].rsplit("/", 1)[1] for e in events]
     assert sources == ["410928-001-007-03", "410928-001-007", "410928-001-007", "410928-001", "410928-001"]

@@ -316,13 +316,17 @@ timings = st.tuples(
     st.integers(0, 420),  # and was recorded this many minutes after it happened
     st.one_of(st.none(), st.integers(0, 300)),  # the timer records the breach this late (None: never)
     st.booleans(),  # someone comments just after the due time (the fold's clamp)
+    st.one_of(st.none(), st.tuples(st.integers(5, 100), st.integers(1, 90))),  # 挂起: from, for (minutes)
 )
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(timing=timings)
 def test_clock_view_board_and_rates_agree_for_any_occurred_and_recorded_order(app, clock, timing):
-    after_due, recorded_after, timer_lag, comment = timing
+    """The clock view, the SLA board (overdue, breached by clock), 三率 (responded) and
+    compliance agree on one case's sign-for, for any order of occurred and recorded times,
+    with or without a suspension (挂起) before it (it moves the due time everywhere)."""
+    after_due, recorded_after, timer_lag, comment, pause = timing
     start = clock.now()
     case = report(app, "petition", "minor").case_id
     act(app, case, "assign", "li", assignee="zhao")
@@ -334,6 +338,8 @@ def test_clock_view_board_and_rates_agree_for_any_occurred_and_recorded_order(ap
         acts.append((due + timedelta(minutes=timer_lag), "breach"))
     if comment and due + timedelta(minutes=1) < recorded:
         acts.append((due + timedelta(minutes=1), "comment"))
+    if pause is not None and start + timedelta(minutes=sum(pause)) < min(recorded, occurred):
+        acts += [(start + timedelta(minutes=pause[0]), "suspend"), (start + timedelta(minutes=sum(pause)), "resume")]
     breach_first = any(what == "breach" for _, what in acts)
     for at, what in sorted(acts):
         clock.advance(at - clock.now())
@@ -341,23 +347,43 @@ def test_clock_view_board_and_rates_agree_for_any_occurred_and_recorded_order(ap
             _breach(app, clock, case, "sign_for", due)
         elif what == "comment":
             act(app, case, "comment", "li", text="催办")
+        elif what in ("suspend", "resume"):
+            act(app, case, what, "li", **({"reason": "当事人外出"} if what == "suspend" else {}))
         else:
             app.do(case, "accept", {}, envelope("zhao", app, occurred_at=occurred))
-    expected = not breach_first and occurred <= due and recorded <= due + timedelta(hours=4)
+    states = clocks_of(app, case)
+    sign_for = next(s for s in states if s.name == "sign_for")
+    paused = sum(pause) - pause[0] if any(w == "suspend" for _, w in acts) else 0
+    assert sign_for.due_at == due + timedelta(minutes=paused)  # a suspension moves the due time
+    expected = not breach_first and occurred <= sign_for.due_at and recorded <= sign_for.due_at + timedelta(hours=4)
     runner = projected(app)
     try:
         models = ReadModels(runner.db)
         row = models.get_case(case)
         board = models.sla_board("410928-001")
-        assert _sign_for(app, case) == (ClockStatus.MET if expected else ClockStatus.BREACHED)
+        assert sign_for.state == (ClockStatus.MET if expected else ClockStatus.BREACHED)
         assert row["responded_in_time"] is expected
+        assert datetime.fromisoformat(row["sign_for_due_at"]) == sign_for.due_at
         assert ("sign_for" in row["breached"]) is breach_first  # what the board counts: a recorded breach
-        assert board["open"] >= 1
-        cohort = runner.db.query("SELECT SUM(responded_in_time) AS n FROM cases WHERE case_id = ?", (str(case),))
-        assert int(cohort[0]["n"] or 0) == int(expected)  # what 三率 counts (region_stats: the same column)
+        assert board["breached_by_clock"].get("sign_for", 0) == int(breach_first)
+        assert board["overdue"] == int(any(s.overdue for s in states)) == int(row["overdue"])
+        period = (start - timedelta(minutes=1), start + timedelta(minutes=1))  # this case alone
+        rates = models.region_stats("410928-001-007-03", *period)
+        assert (rates["petitions"]["dispatched"], rates["petitions"]["responded"]) == (1, int(expected))  # 三率
+        [village] = models.compliance("410928-001", *period, level="village")
+        assert (village["received"], village["resolved"], village["referred"]) == (1, 0, 0)
     finally:
         runner.close()
+    _finish(app, case)  # the next example's board counts its own case alone
     clock.advance(timedelta(days=1))
+
+
+def _finish(app, case) -> None:
+    """Resolve and close the case, so the next example's SLA board counts its own case alone."""
+    act(app, case, "reply", "zhao", text="已处理")
+    act(app, case, "resolve", "zhao", resolution="办结")
+    act(app, case, "return-visit", "li", satisfaction="satisfied", note="满意")
+    act(app, case, "close", "li")
 
 
 # -- 3. referred disputes ----------------------------------------------------------------------

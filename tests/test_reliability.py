@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from api.http.app import create_app
 from api.http.services import Settings
 from engine.audit.verify import verify_log
+from engine.idempotency import scoped_command_id
 from engine.service import Fengqiao
 from engine.store import StoreConfig
 from projections import default_projections
@@ -133,9 +134,9 @@ def recorded_command_ids(engine: Fengqiao) -> Counter:
 def assert_exactly_once(engine: Fengqiao, ledger: Ledger) -> None:
     counts = recorded_command_ids(engine)
     for key in ledger.acknowledged:
-        assert counts[f"root:{key}"] == 1, (key, ledger.statuses[key])
+        assert counts[scoped_command_id("root", key)] == 1, (key, ledger.statuses[key])
     for key in ledger.retried:
-        assert counts[f"root:{key}"] <= 1, (key, ledger.statuses[key])
+        assert counts[scoped_command_id("root", key)] <= 1, (key, ledger.statuses[key])
 
 
 def assert_projections_equal_rebuild(engine: Fengqiao) -> None:
@@ -387,7 +388,7 @@ def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg
                 assert time.monotonic() < deadline, "not ready again after the database came back"
                 time.sleep(0.2)
         counts = recorded_command_ids(engine)
-        assert counts["root:frozen"] == 1
+        assert counts[scoped_command_id("root", "frozen")] == 1
         assert verify_log(engine).ok
     finally:
         if svc.runner is not None:

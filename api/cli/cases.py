@@ -13,6 +13,7 @@ from api.cli.common import cli_actor, domain_errors, emit, engine
 from domain.commands import ACTIONS, Envelope, ReportCase, parse_action, validated
 from domain.errors import ValidationFailed
 from domain.permissions import PUBLIC_ACTIONS, authorize_action, authorize_report
+from engine.idempotency import once, scoped_command_id
 from engine.views import event_view
 
 app = typer.Typer(no_args_is_help=True)
@@ -35,6 +36,11 @@ def _parse_fields(fields: list[str]) -> dict:
         except json.JSONDecodeError:
             body[key.strip()] = value
     return body
+
+
+def cli_command_id(actor_id: str, key: str | None) -> str:
+    """``--command-id`` is scoped to the acting person like an ``Idempotency-Key``."""
+    return scoped_command_id(actor_id, key) if key else f"cli-{uuid.uuid4()}"
 
 
 def _result(app, result) -> None:
@@ -61,9 +67,9 @@ def report(
                                            title=title, description=description, channel=channel))
         actor = cli_actor(app, as_)
         authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope
-        envelope = Envelope(actor=actor, command_id=command_id or f"cli-{uuid.uuid4()}",
-                            occurred_at=occurred_at)
-        _result(app, app.report(body, envelope))
+        envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),
+                                            occurred_at=occurred_at))
+        _result(app, once(app, actor.id, command_id, lambda: app.report(body, envelope)))
 
 
 def _make_action_command(name: str):
@@ -79,9 +85,9 @@ def _make_action_command(name: str):
             body = parse_action(name, _parse_fields(fields or []))
             actor = cli_actor(app, as_)
             authorize_action(actor, name, lambda: app.case(case_id), body.model_dump())  # as the HTTP API
-            envelope = Envelope(actor=actor, command_id=command_id or f"cli-{uuid.uuid4()}",
-                                expected_version=if_version, occurred_at=occurred_at)
-            _result(app, app.act(case_id, body, envelope))
+            envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),
+                                                expected_version=if_version, occurred_at=occurred_at))
+            _result(app, once(app, actor.id, command_id, lambda: app.act(case_id, body, envelope), case_id))
 
     fields = ", ".join(f"{n}" for n in ACTIONS[name].model_fields) or "no fields"
     run.__doc__ = f"{name}: {fields}"

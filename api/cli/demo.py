@@ -182,11 +182,31 @@ def print_summary(console: Console, result: Demo, built: float, total: float, cp
         f"{sum(census.overdue.values())} {dict(census.overdue)}, resolved above the ceiling {census.above_ceiling}; "
         f"return visits {dict(census.satisfaction)}."
     )
-    minor = census.minor_disputes_resolved_at
-    settled = sum(minor.values())
-    if settled:
-        shares = ", ".join(f"{rank} {minor.get(rank, 0) / settled:.0%}" for rank in RANKS)
-        console.print(f"minor disputes settled (小事不出村): {shares}")
+    events = census.events
+    console.print(
+        f"disputes ended referred {census.referred['dispute']} (parties refused mediation "
+        f"{events['MediationRefused']}); written agreements signed {events['AgreementSigned']} and sealed "
+        f"{events['AgreementSealed']}, court confirmation applied for {events['CourtConfirmationApplied']}; "
+        f"extensions requested {events['ExtensionRequested']}, granted {events['Extended']}; "
+        f"suspensions {events['Suspended']}; sent back (退单) {events['SentBack']}."
+    )
+    if census.minor_disputes_resolved_at or census.minor_disputes_referred_at:
+        console.print(minor_dispute_table(census))
+
+
+def minor_dispute_table(census: Census) -> Table:
+    """小事不出村: minor disputes ended at each rank, settled (化解) or referred (调解不成 or
+    refused, told of the other routes: never counted as resolved within the ceiling)."""
+    settled, referred = census.minor_disputes_resolved_at, census.minor_disputes_referred_at
+    ended = sum(settled.values()) + sum(referred.values())
+    table = Table(title="minor disputes (小事不出村): settled at each rank, and referred")
+    table.add_column("")
+    for rank in RANKS:
+        table.add_column(rank, justify="right")
+    table.add_column("referred", justify="right")
+    table.add_row("cases", *(str(settled.get(r, 0)) for r in RANKS), str(sum(referred.values())))
+    table.add_row("share", *(f"{settled.get(r, 0) / ended:.0%}" for r in RANKS), f"{sum(referred.values()) / ended:.0%}")
+    return table
 
 
 def status_table(census: Census) -> Table:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import signal
 import threading
 import time
@@ -26,22 +28,66 @@ def _runner(application):
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table")) -> None:
-    """Each projection's generation, position and lag behind the event log."""
+    """Each projection's generation, position and lag behind the event log; a projection
+    stopped on an event with the position and the error; every skip recorded."""
     with engine() as application:
         runner = _runner(application)
         try:
-            statuses = runner.statuses()
+            statuses, skips = runner.statuses(), runner.skips()
         finally:
             runner.close()
     if as_json:
-        emit([{"name": s.name, "generation": s.generation, "position": s.position, "head": s.head,
-               "lag": s.lag, "stale": s.stale} for s in statuses])
+        emit([{**_status_json(s), "skips": [{"position": k.position, "reason": k.reason, "by": k.skipped_by,
+                                             "at": k.skipped_at} for k in skips if k.name == s.name]}
+              for s in statuses])
         return
     table = Table("projection", "generation", "position", "head", "lag", "state")
     for s in statuses:
-        state = "stale: rebuild it" if s.stale else ("caught up" if s.lag == 0 else "behind")
-        table.add_row(s.name, str(s.generation), str(s.position), str(s.head), str(s.lag), state)
+        table.add_row(s.name, str(s.generation), str(s.position), str(s.head), str(s.lag), _state(s))
     Console().print(table)
+    if skips:
+        skipped = Table("skipped position", "projection", "reason", "by", "at")
+        for k in skips:
+            skipped.add_row(str(k.position), k.name, k.reason, k.skipped_by, k.skipped_at)
+        Console().print(skipped)
+
+
+def _status_json(s) -> dict:
+    failure = s.failure
+    return {"name": s.name, "generation": s.generation, "position": s.position, "head": s.head, "lag": s.lag,
+            "stale": s.stale,
+            "stopped": None if failure is None else {"position": failure.position, "error": failure.error,
+                                                      "since": failure.failed_at, "attempts": failure.attempts}}
+
+
+def _state(s) -> str:
+    if s.failure is not None:
+        return (f"STOPPED at {s.failure.position}: {s.failure.error} (since {s.failure.failed_at}; "
+                f"fengqiao projections skip {s.failure.position} --reason …)")
+    return "stale: rebuild it" if s.stale else ("caught up" if s.lag == 0 else "behind")
+
+
+@app.command()
+def skip(
+    position: int = typer.Argument(..., min=1, help="the event position the projection is stopped on"),
+    reason: str = typer.Option(..., "--reason", help="why (kept with the skip, listed by status)"),
+    projection: list[str] = typer.Option(None, "--projection",
+                                         help="the projections to skip it in (default: those stopped at it)"),
+    by: str = typer.Option(None, "--by", help="who decided (default: $FENGQIAO_ACTOR, else your login)"),
+) -> None:
+    """Let a projection stopped on one event pass over it (the rest flows while the fix ships).
+    The skip is kept: rebuilds pass over the event too."""
+    who = by or os.environ.get("FENGQIAO_ACTOR") or getpass.getuser()
+    with engine() as application:
+        runner = _runner(application)
+        try:
+            skipped = runner.skip(position, reason, who, projection or None)
+        except (KeyError, LookupError, ValueError) as error:
+            typer.echo(str(error).strip("'\""), err=True)
+            raise typer.Exit(2) from None
+        finally:
+            runner.close()
+    emit({"position": position, "projections": skipped, "reason": reason.strip(), "by": who})
 
 
 @app.command()

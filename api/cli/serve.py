@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import structlog
 import typer
@@ -51,12 +52,20 @@ def serve(
         thread.start()
         log.info("workers started in-process")
     try:
-        uvicorn.run(create_app(engine, settings=settings), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(create_app(engine, settings=settings), host=host, port=port, log_config=None, access_log=False,
+                    **server_options(settings))
     finally:
         stop.set()
         if thread is not None:
             thread.join(timeout=10)
         engine.close()
+
+
+def server_options(settings: Any) -> dict[str, Any]:
+    """uvicorn's proxy options: ``X-Forwarded-For`` is believed only from
+    ``FENGQIAO_TRUSTED_PROXIES`` (uvicorn's own default trusts 127.0.0.1)."""
+    proxies = settings.trusted_proxies
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or ""}
 
 
 def trace_allocations(engine: object, folder: Path, frames: int) -> None:

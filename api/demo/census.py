@@ -2,7 +2,8 @@
 
 Counts come from the recorded events, not from what the simulator meant to
 do: cases by kind and status, the rank each was resolved at, escalations,
-reclassifications (矛盾上交), overdue clocks, satisfaction, and whether anything
+reclassifications (矛盾上交), disputes ended referred (never counted as 化解),
+overdue clocks, satisfaction, and whether anything
 was resolved above its ceiling (it never may be).
 """
 
@@ -24,7 +25,9 @@ from engine.service import Fengqiao
 class Census:
     cases: Counter = field(default_factory=Counter)  # (kind, status)
     resolved_at: Counter = field(default_factory=Counter)  # (kind, rank label)
-    minor_disputes_resolved_at: Counter = field(default_factory=Counter)  # rank label, as reported minor
+    minor_disputes_resolved_at: Counter = field(default_factory=Counter)  # rank label, as reported minor, settled
+    minor_disputes_referred_at: Counter = field(default_factory=Counter)  # ended referred (Resolved.referred)
+    referred: Counter = field(default_factory=Counter)  # cases ended referred, by kind: never 化解
     escalated_cases: int = 0
     escalations: int = 0
     reclassified_up: int = 0  # cases reclassified upwards (矛盾上交)
@@ -43,6 +46,8 @@ class Census:
             "cases": {f"{k}/{s}": n for (k, s), n in sorted(self.cases.items())},
             "resolved_at": {f"{k}/{r}": n for (k, r), n in sorted(self.resolved_at.items())},
             "minor_disputes_resolved_at": dict(sorted(self.minor_disputes_resolved_at.items())),
+            "minor_disputes_referred_at": dict(sorted(self.minor_disputes_referred_at.items())),
+            "referred": dict(sorted(self.referred.items())),
             "escalated_cases": self.escalated_cases,
             "escalations": self.escalations,
             "reclassified_up": self.reclassified_up,
@@ -75,8 +80,10 @@ def take_census(app: Fengqiao, now: datetime) -> Census:
         if case.resolved_rank is not None:
             rank = Rank(case.resolved_rank).label
             census.resolved_at[(kind, rank)] += 1
+            referred = _ended_referred(events)
+            census.referred[kind] += int(referred)
             if kind == "dispute" and events[0].severity == "minor":
-                census.minor_disputes_resolved_at[rank] += 1
+                (census.minor_disputes_referred_at if referred else census.minor_disputes_resolved_at)[rank] += 1
         census.above_ceiling += sum(
             1 for e in events if isinstance(e, Case.Resolved) and e.rank > _ceiling_before(events, e)
         )
@@ -92,6 +99,12 @@ def take_census(app: Fengqiao, now: datetime) -> Census:
                 census.overdue[kind] += 1
                 census.overdue_clocks.update(late)
     return census
+
+
+def _ended_referred(events: list[Case.Event]) -> bool:
+    """Did the case's last resolution end it referred (the fact ``Resolved.referred`` records)?"""
+    resolved = [e for e in events if isinstance(e, Case.Resolved)]
+    return bool(resolved and resolved[-1].referred)
 
 
 def _ceiling_before(events: list[Case.Event], resolved: Case.Event) -> int:

@@ -154,8 +154,9 @@ class Life:
             next_rank = target if jump else rank + 1
             if next_rank > self.ceiling(severity):
                 self.working(0.3, 3)
+                by = place.supervisor(self.ceiling(severity))  # at the ceiling rank (above the case, urban 大事)
                 severity = Severity.MAJOR if severity == Severity.MINOR else Severity.CRITICAL
-                yield self.step(place.supervisor(rank), "reclassify", severity=str(severity),
+                yield self.step(by, "reclassify", severity=str(severity),
                                 reason=self.rng.choice(texts.RECLASSIFY_REASONS))
             self.minutes(5, 60)
             yield self.step(handler, "escalate", to=Rank(next_rank).label,
@@ -289,16 +290,27 @@ def dispute(life: Life) -> Iterator[Step]:
     else:
         life.working(1, 10)
     agreed = life.chance(0.93)
-    if agreed:
+    confirmed = agreed and rank >= Rank.VILLAGE and life.chance(0.12)  # 司法确认: a written agreement
+    if confirmed:
+        agreement = rng.choice(texts.AGREEMENTS)
+        yield life.step(handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement, form="written")
+        life.minutes(10, 60)
+        yield life.step(handler, "sign-agreement")  # the parties sign the 调解协议书
+        life.minutes(5, 30)
+        yield life.step(handler, "seal-agreement")  # the committee seals it: effective
+    elif agreed:
         agreement = rng.choice(texts.AGREEMENTS)
         yield life.step(handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement)
+    elif life.chance(0.3):  # 当事人拒绝调解: recorded as such, not as a session
+        yield life.step(handler, "refuse-mediation", party=life.pick({"applicant": 30, "respondent": 70}),
+                        reason="当事人明确表示不同意调解，要求通过诉讼解决")
     else:
         yield life.step(handler, "mediate", outcome="failed", summary=rng.choice(texts.FAILED_SUMMARIES))
     life.minutes(5, 40)
-    yield life.step(handler, "resolve",
+    yield life.step(handler, "resolve",  # after a failed or refused mediation: ends referred
                     resolution="调解成功，矛盾化解" if agreed else "调解终结，已告知当事人其他救济途径")
-    if agreed and rank >= Rank.VILLAGE and life.chance(0.12):
-        life.days(1, 10)
+    if confirmed:
+        life.days(1, 10)  # within 30 days of the effective agreement
         yield life.step(handler, "court-confirmation", note="双方共同向人民法院申请司法确认")
     life.working(0.5, 14)
     yield life.step(supervisor, "close")
@@ -340,6 +352,8 @@ def hazard(life: Life) -> Iterator[Step]:
         rank, handler = int(Rank.GRID), worker
         if target > rank:
             rank, severity, handler = yield from life.climb(Kind.HAZARD, category, severity, rank, target, handler)
+    if severity == Severity.CRITICAL:
+        level = "major"  # reclassified critical: a 重大隐患, with its rectification plan
     supervisor = place.supervisor(rank)
 
     if severity == Severity.CRITICAL:
@@ -461,10 +475,16 @@ def petition(life: Life) -> Iterator[Step]:
         if severity == Severity.CRITICAL:
             life.minutes(30, 110)
         elif severity == Severity.MAJOR:
-            if life.chance(0.25):
+            if life.chance(0.25) and category != "utilities":  # 延期 before the 15-day reply falls due
                 life.days(7, 9)
-                yield life.step(place.supervisor(target), "extend", clock="reply", days=10,
-                                reason="情况复杂，需多部门会商，申请延期")
+                if life.chance(0.5):  # asked for by the handler, approved by the supervisor
+                    yield life.step(handler, "request-extension", clock="reply", days=10,
+                                    reason="情况复杂，需多部门会商，申请延期")
+                    life.working(0.5, 4)
+                    yield life.step(place.supervisor(target), "approve-extension", clock="reply", note="同意延期")
+                else:  # granted directly by the supervisor
+                    yield life.step(place.supervisor(target), "extend", clock="reply", days=10,
+                                    reason="情况复杂，需多部门会商，延期办理")
                 life.days(3, 12)
             else:
                 life.working(10, 70)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.http import problems
+from api.http.docs_page import install_docs
 from api.http.metrics import Metrics
 from api.http.middleware import BodyLimit, Deadline, RequestContext
 from api.http.routers import routers
@@ -63,12 +64,12 @@ def create_app(
     svc = Services(
         engine=engine,
         users=users or UserStore(engine),
-        metrics=Metrics(engine, lambda: svc.projection_lag()),
+        metrics=Metrics(engine, lambda: svc.projection_lag(), lambda: svc.projection_failures()),
         settings=settings,
         read_models=read_models,
         runner=runner,
     )
-    app = FastAPI(title="Fengqiao API", version="1.0.0", description=DESCRIPTION,
+    app = FastAPI(title="Fengqiao API", version="1.0.0", description=DESCRIPTION, docs_url=None, redoc_url=None,
                   openapi_tags=[{"name": "cases", "description": "Report, act on and read cases"},
                                 {"name": "regions", "description": "The ladder, statistics"},
                                 {"name": "sla", "description": "SLA boards"},
@@ -77,6 +78,7 @@ def create_app(
     problems.install(app)
     for router in routers():
         app.include_router(router)
+    install_docs(app)  # local assets, no CDN
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Deadline, seconds=settings.request_deadline_seconds)
     app.add_middleware(RequestContext, metrics=svc.metrics)

@@ -1,7 +1,9 @@
 """Auditors over HTTP: verify the log or a case, sign and fetch checkpoints, the case file.
 
 * ``GET /v1/audit/verify[?case=ID]`` — 200 with the verification when it passes,
-  409 with the same body (``ok: false`` and the first finding) when it does not.
+  409 with the same body (``ok: false`` and the first finding) when it does not. Scoped
+  like the cases: a case outside the caller's region is 404, like a missing one; a finding
+  of the whole log that names such a case keeps only its problem and position.
 * ``POST /v1/audit/checkpoints`` — sign the head now; ``GET /v1/audit/checkpoints/latest``
   — the latest checkpoint as the file an auditor keeps (same JSON as
   ``fengqiao audit checkpoint --export``).
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
 
@@ -24,7 +27,7 @@ from api.http.services import Services, services
 from domain.errors import NotFound
 from domain.permissions import READ_HISTORY
 from engine.audit import checkpoints
-from engine.audit.verify import verify_case, verify_log
+from engine.audit.verify import Finding, verify_case, verify_log
 from engine.casefile import case_file, render_case_file
 
 router = APIRouter(tags=["auditors"])
@@ -44,10 +47,35 @@ def audit_verify(
     case: Annotated[UUID | None, Query(description="verify this case alone")] = None,
 ) -> JSONResponse:
     if case is not None:
+        visible_case(svc, principal, case)  # out of region: 404, exactly like a missing case
         result = verify_case(svc.engine, case)
     else:
         result = verify_log(svc.engine, trusted_keys=checkpoints.trusted_key_ids(svc.engine))
+        result = replace(result, finding=scoped_finding(svc, principal, result.finding))
     return JSONResponse(jsonable_encoder(result.as_dict()), status_code=200 if result.ok else 409)
+
+
+def scoped_finding(svc: Services, principal: Principal, finding: Finding | None) -> Finding | None:
+    """A finding of the whole log, as the caller may see it: one naming a case outside
+    their region (or one that no longer reads back) keeps its problem and position only."""
+    if finding is None:
+        return None
+    named = [str(finding.details[k]) for k in ("case", "recorded_case") if k in finding.details]
+    if all(_sees(svc, principal, case_id) for case_id in named):
+        return finding
+    return Finding(finding.problem, finding.position,
+                   f"the event at position {finding.position} failed verification ({finding.problem}); "
+                   "its case is outside your region: ask an auditor of the county", finding.after)
+
+
+def _sees(svc: Services, principal: Principal, case_id: str) -> bool:
+    if any(root.code == principal.region for root in svc.engine.ladder().tree.roots()):
+        return True
+    try:
+        visible_case(svc, principal, UUID(case_id))
+    except Exception:  # noqa: BLE001 - out of region, missing, or no longer readable: not shown
+        return False
+    return True
 
 
 @router.post("/v1/audit/checkpoints", summary="Sign the chain head now (Ed25519)", status_code=201,

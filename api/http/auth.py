@@ -74,7 +74,7 @@ class TooManyFailures(DomainError):
 def authenticated(request: Request, svc: Services, token: str) -> User:
     """The user holding ``token``; 401 if none, 429 once a client address has sent too
     many bad tokens in a row (brute force), until the window has passed."""
-    client = request.client.host if request.client else "unknown"
+    client = svc.client_address(request)  # X-Forwarded-For only from FENGQIAO_TRUSTED_PROXIES
     wait = svc.failed_logins.retry_after(client)
     if wait is not None:
         raise TooManyFailures("too many bad tokens from this address; wait before trying again",

@@ -25,6 +25,7 @@ from api.http.auth import (
     check_view_scope,
     visible_case,
 )
+from api.http.bounds import moment_within
 from api.http.openapi_docs import (
     ACTION_EXAMPLES,
     ACTION_SUMMARIES,
@@ -42,10 +43,12 @@ from domain.permissions import (
     READ_HISTORY,
     authorize_action,
     authorize_report,
+    shown_to,
 )
 from domain.permissions import (
     READ as READ_RIGHT,
 )
+from engine.idempotency import once, scoped_command_id
 from engine.privacy import reveal
 from engine.service import CommandResult
 from engine.views import event_view
@@ -82,8 +85,9 @@ def _occurred(model: type[CaseAction]) -> type[BaseModel]:
 
 
 def command_id(principal: Principal, key: str | None) -> str:
-    """An ``Idempotency-Key`` is scoped to its user; without one, every request is new."""
-    return f"{principal.name}:{key}" if key else f"{principal.name}:{uuid.uuid4()}"
+    """An ``Idempotency-Key`` is scoped to its user (:mod:`engine.idempotency`); without
+    one, every request is new."""
+    return scoped_command_id(principal.actor.id, key) if key else f"{principal.name}:{uuid.uuid4()}"
 
 
 def expected_version(if_match: str | None) -> int | None:
@@ -101,8 +105,8 @@ def view(svc: Services, case_id: UUID, version: int | None = None, as_of: dateti
     return jsonable_encoder(svc.engine.case_view(case_id, version=version, as_of=as_of, now=now))
 
 
-def command_response(svc: Services, result: CommandResult, status: int) -> JSONResponse:
-    body = view(svc, result.case_id, result.version, now=svc.engine.clock.now())
+def command_response(svc: Services, result: CommandResult, status: int, role: str) -> JSONResponse:
+    body = shown_to(role, view(svc, result.case_id, result.version, now=svc.engine.clock.now()))
     body["position"] = result.position
     headers = {"ETag": f'"{result.version}"'}
     if status == 201:
@@ -151,8 +155,9 @@ def report_case(
     svc.engine.region(body.region)
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         occurred_at=body.occurred_at)
-    result = counted(svc, "report", lambda: svc.engine.report(body, envelope))
-    return command_response(svc, result, 201)
+    result = counted(svc, "report", lambda: once(svc.engine, principal.actor.id, idempotency_key,
+                                                 lambda: svc.engine.report(body, envelope)))
+    return command_response(svc, result, 201, principal.role)
 
 
 def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
@@ -161,8 +166,9 @@ def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, bo
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
-    result = counted(svc, name, lambda: svc.engine.act(case_id, body, envelope))
-    return command_response(svc, result, 200)
+    result = counted(svc, name, lambda: once(svc.engine, principal.actor.id, idempotency_key,
+                                             lambda: svc.engine.act(case_id, body, envelope), case_id))
+    return command_response(svc, result, 200, principal.role)
 
 
 def _register_action(name: str) -> None:
@@ -233,7 +239,8 @@ def list_cases(
     rows, next_cursor = read_models(svc).list_cases(
         region=code, status=status, kind=kind, severity=severity, rank=rank, assignee=assignee,
         overdue=overdue, due_soon=due_soon, limit=limit, cursor=cursor)
-    return JSONResponse(jsonable_encoder({"items": list(rows), "next_cursor": next_cursor}))
+    items = shown_to(principal.role, jsonable_encoder(list(rows)))
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
 
 
 @router.get("/{case_id}", summary="The case view now", response_model=None,
@@ -247,7 +254,7 @@ def get_case(
     wait_for_projections(svc, min_position)
     shown = view(svc, case_id)
     check_view_scope(principal, shown)
-    return JSONResponse(shown, headers={"ETag": f'"{shown["version"]}"'})
+    return JSONResponse(shown_to(principal.role, shown), headers={"ETag": f'"{shown["version"]}"'})
 
 
 def require_history(principal: Principal) -> None:
@@ -268,7 +275,7 @@ def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONRespons
         if isinstance(entry["data"].get("parties"), list):
             entry["data"]["parties"] = reveal(entry["data"]["parties"], principal.role)
         entries.append(entry)
-    return JSONResponse(jsonable_encoder(entries))
+    return JSONResponse(shown_to(principal.role, jsonable_encoder(entries)))
 
 
 @router.get("/{case_id}/state", summary="The case as replayed at a version or a moment (auditors)",
@@ -286,4 +293,8 @@ def case_state(
     visible_case(svc, principal, case_id)
     if (version is None) == (as_of is None):
         raise ValidationFailed("give exactly one of version or as_of", field="version")
-    return JSONResponse(view(svc, case_id, version=version, as_of=as_of))
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise ValidationFailed("as_of needs a time zone", field="as_of")
+        moment_within(as_of, "as_of", svc.engine.clock.now())
+    return JSONResponse(shown_to(principal.role, view(svc, case_id, version=version, as_of=as_of)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -45,9 +46,11 @@ class ClockBreaches:
 class _StoreCollector(Collector):
     """Read at scrape time: projection lag, event stream head, clock breaches."""
 
-    def __init__(self, engine: Fengqiao, lag: Callable[[], int | None]) -> None:
+    def __init__(self, engine: Fengqiao, lag: Callable[[], int | None],
+                 failures: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self.engine = engine
         self.lag = lag
+        self.failures = failures
         self.breaches = ClockBreaches(engine)
 
     def collect(self) -> Iterator[Metric]:
@@ -60,13 +63,21 @@ class _StoreCollector(Collector):
                                       "Events recorded but not yet projected")
             gauge.add_metric([], lag)
             yield gauge
+        if self.failures is not None:
+            stopped = GaugeMetricFamily("fengqiao_projection_stopped_position",
+                                        "Position of the event a projection is stopped on (a sample only while stopped)",
+                                        labels=["projection", "error"])
+            for failure in self.failures():
+                stopped.add_metric([failure["projection"], failure["error"][:200]], failure["position"])
+            yield stopped
         breaches = CounterMetricFamily("fengqiao_clock_breaches", "ClockBreached events recorded")
         breaches.add_metric([], self.breaches.count())
         yield breaches
 
 
 class Metrics:
-    def __init__(self, engine: Fengqiao, lag: Callable[[], int | None]) -> None:
+    def __init__(self, engine: Fengqiao, lag: Callable[[], int | None],
+                 failures: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("fengqiao_http_requests", "HTTP requests",
                                 ["method", "route", "status"], registry=self.registry)
@@ -75,7 +86,7 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.commands = Counter("fengqiao_commands", "Case commands by type and outcome",
                                 ["command", "outcome"], registry=self.registry)
-        self.registry.register(_StoreCollector(engine, lag))
+        self.registry.register(_StoreCollector(engine, lag, failures))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http import problems
 from api.http.metrics import Metrics
+from engine import deadlines
 
 log = structlog.get_logger("fengqiao.http")
 
@@ -27,8 +28,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _protective(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``nosniff`` on every answer, and ``no-store`` on every answer that does not say how
+    it may be cached (only the dashboard's and the docs' static files do): any other
+    answer may carry personal data, which no browser or proxy cache should keep."""
+    names = {name.lower() for name, _ in headers}
+    extra = [] if b"x-content-type-options" in names else [(b"x-content-type-options", b"nosniff")]
+    return extra if b"cache-control" in names else [*extra, (b"cache-control", b"no-store")]
+
+
 class RequestContext:
-    """Binds a request id into the log context, sets ``X-Request-Id``, records metrics."""
+    """Binds a request id into the log context, sets ``X-Request-Id`` (and the protective
+    ``X-Content-Type-Options`` / ``Cache-Control``), records metrics."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -50,7 +61,8 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
+                                      *_protective(message["headers"])]
             await send(message)
 
         try:
@@ -131,8 +143,9 @@ class BodyLimit:
 
 class Deadline:
     """503 problem when no response has started within ``seconds`` (a database that stopped
-    answering): the caller gets an answer and may retry with its Idempotency-Key; the
-    stuck work finishes or fails on its own later, and its late answer is dropped."""
+    answering): the caller gets an answer and may retry with its Idempotency-Key. The
+    deadline also goes with the work (:mod:`engine.deadlines`): a read stops at its next
+    check once it has passed; stuck work finishes or fails on its own, its late answer dropped."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -150,9 +163,11 @@ class Deadline:
                 return
             if message["type"] == "http.response.start":
                 started.set()
+                deadline.lift()  # answered in time: a stream may run on
             await send(message)
 
-        work = asyncio.ensure_future(self.app(scope, receive, guarded))
+        with deadlines.within(self.seconds) as deadline:  # the task (and the threads it uses) carry it
+            work = asyncio.ensure_future(self.app(scope, receive, guarded))
         waiting = asyncio.ensure_future(started.wait())
         try:
             await asyncio.wait({work, waiting}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)

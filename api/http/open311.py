@@ -34,11 +34,12 @@ from api.http.auth import Principal, Unauthenticated, authenticated, forbid, reg
 from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
-from domain.commands import Envelope, Party, ReportCase
+from domain.commands import Envelope, Party, ReportCase, check_moment
 from domain.errors import NotFound, ValidationFailed
 from domain.kinds import Kind
-from domain.permissions import READ, REPORT, case_in_scope, mask_numbers
+from domain.permissions import READ, REPORT, SEPARATORS, case_in_scope, mask_numbers
 from engine.case_clocks import clocks_of
+from engine.idempotency import once, scoped_command_id
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=problem_responses(401, 403, 404, 422))
 Svc = Annotated[Services, Depends(services)]
@@ -241,9 +242,10 @@ def parse_date(value: Any, name: str) -> datetime | None:
     except ValueError:
         raise ValidationFailed(f"{name} must be a W3C date-time, e.g. 2026-09-28T09:00:00+08:00",
                                field=name) from None
-    if moment.tzinfo is None:
-        raise ValidationFailed(f"{name} needs a time zone", field=name)
-    return moment
+    try:
+        return check_moment(moment)
+    except ValueError as error:
+        raise ValidationFailed(f"{name}: {error}", field=name) from None
 
 
 def reported_events(svc: Services, kinds: set[Kind]) -> list[Any]:
@@ -313,6 +315,20 @@ def attributes_of(params: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+TITLE_LENGTH = 60
+NUMBERISH = re.compile(rf"[\d{SEPARATORS}XxＸｘ]+$")
+
+
+def first_words(description: str) -> str:
+    """The description's first line, cut to ``TITLE_LENGTH``; a number the cut would split is
+    left out whole (half a phone number would slip past the masking)."""
+    line = description.split("\n")[0]
+    if len(line) <= TITLE_LENGTH:
+        return line
+    cut = line[:TITLE_LENGTH]
+    return NUMBERISH.sub("", cut) if line[TITLE_LENGTH].isdigit() or line[TITLE_LENGTH] in "XxＸｘ" else cut
+
+
 def reporter_party(kind: Kind, params: dict[str, Any]) -> list[Party]:
     first, last = str(params.get("first_name") or "").strip(), str(params.get("last_name") or "").strip()
     cjk = re.search(r"[\u4e00-\u9fff]", first + last)
@@ -332,7 +348,7 @@ def create_request(request: Request, svc: Svc, principal: Caller, params: Params
     description = str(params.get("description") or "").strip()
     if params.get("address_string"):
         description = f"{description}\n地址 address: {params['address_string']}".strip()
-    title = str(attributes.get("title") or description.split("\n")[0][:60] or CATEGORY_NAMES.get(category, category))
+    title = str(attributes.get("title") or first_words(description) or CATEGORY_NAMES.get(category, category))
     try:
         body = ReportCase(
             kind=kind, category=category, severity=attributes.get("severity") or "minor",
@@ -340,13 +356,14 @@ def create_request(request: Request, svc: Svc, principal: Caller, params: Params
             parties=reporter_party(kind, params),
             **({"hazard_level": attributes["hazard_level"]} if attributes.get("hazard_level") else {}),
         )
-        envelope = Envelope(actor=principal.actor,
-                            command_id=request.headers.get("idempotency-key") or f"open311:{uuid.uuid4()}")
+        key = request.headers.get("idempotency-key") or None
+        envelope = Envelope(actor=principal.actor, command_id=scoped_command_id(principal.actor.id, key)
+                            if key else f"open311:{uuid.uuid4()}")
     except ValidationError as error:
         raise RequestValidationError(error.errors()) from None
     if not case_in_scope((body.region,), principal.region):
         raise region_not_found(body.region)
-    result = svc.engine.report(body, envelope)
+    result = once(svc.engine, principal.actor.id, key, lambda: svc.engine.report(body, envelope))
     return JSONResponse(
         [{"service_request_id": str(result.case_id), "service_notice": None, "account_id": None}],
         status_code=201,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.http.auth import Unauthenticated
 from api.http.metrics import CONTENT_TYPE
 from api.http.services import Services, services
 from workflows.timer_index import missing_years
@@ -33,16 +35,20 @@ def readyz(svc: Svc) -> JSONResponse:
     failed_at = svc.database_error_at
     if failed_at is not None and time.monotonic() - failed_at < svc.settings.unready_after_database_error:
         checks["database"] = False  # a request was just refused for the database
-    lag = None
+    lag, failures = None, []
     try:
         lag = svc.projection_lag()
+        failures = svc.projection_failures()
     except Exception:  # noqa: BLE001
         checks["projections"] = "unavailable"
     checks["projection_lag"] = lag
     checks["max_lag"] = svc.settings.ready_max_lag
     checks["calendar"] = calendar_check(svc)
+    if failures:  # a projection stopped on an event: loud until it applies or is skipped
+        checks["projections"] = "stopped"
+        checks["projection_failures"] = failures
     ready = checks["database"] is True and (lag is None or lag <= svc.settings.ready_max_lag) \
-        and checks.get("projections") != "unavailable"
+        and "projections" not in checks
     return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
 
 
@@ -62,7 +68,13 @@ def calendar_check(svc: Services) -> object:
             "years": sorted(years), "clocks": sum(years.values())}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}}})
-def metrics(svc: Svc) -> Response:
+@router.get("/metrics", summary="Prometheus metrics (with FENGQIAO_METRICS_TOKEN set: Authorization: Bearer)",
+            response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}, 401: {}})
+def metrics(request: Request, svc: Svc) -> Response:
+    wanted = svc.settings.metrics_token
+    if wanted:
+        sent = request.headers.get("authorization", "")
+        scheme, _, token = sent.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), wanted.encode()):
+            raise Unauthenticated("/metrics needs Authorization: Bearer <FENGQIAO_METRICS_TOKEN>")
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

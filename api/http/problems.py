@@ -2,7 +2,9 @@
 
 The ``type`` URIs are a public contract (add, never rename). Every
 :class:`~domain.errors.DomainError` code maps to one; request validation
-(pydantic, malformed JSON, bad query or path values) is ``/problems/validation``.
+(pydantic, bad query or path values, a JSON value out of range) is ``/problems/validation``;
+a body the JSON parser cannot read (not UTF-8, too deep, over Python's integer digits)
+is ``/problems/malformed-body`` (400).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ProblemType:
 
 
 VALIDATION = ProblemType("/problems/validation", 422, "The request is not valid")
+MALFORMED = ProblemType("/problems/malformed-body", 400, "The body could not be parsed")
 INVALID_TRANSITION = ProblemType("/problems/invalid-transition", 409, "The case is not in a state for this action")
 ESCALATION_CEILING = ProblemType("/problems/escalation-ceiling", 422, "Above the ceiling of the case's severity")
 VERSION_CONFLICT = ProblemType("/problems/version-conflict", 412, "The case is not at the expected version")
@@ -47,6 +50,7 @@ UNSUPPORTED_MEDIA_TYPE = ProblemType("/problems/unsupported-media-type", 415, "S
 NOT_READY = ProblemType("/problems/not-ready", 503, "Not ready")
 TOO_MANY_FAILURES = ProblemType("/problems/too-many-failures", 429, "Too many failed attempts")
 INTERNAL = ProblemType("/problems/internal", 500, "Internal error")
+KEY_IN_USE = ProblemType("/problems/idempotency-key-in-use", 409, "The Idempotency-Key is in use; send another")
 
 BY_CODE: dict[str, ProblemType] = {
     "validation": VALIDATION,
@@ -58,11 +62,12 @@ BY_CODE: dict[str, ProblemType] = {
     "unauthenticated": UNAUTHENTICATED,
     "not_ready": NOT_READY,
     "too_many_failures": TOO_MANY_FAILURES,
+    "idempotency_key_in_use": KEY_IN_USE,
 }
 
 ALL_TYPES = (VALIDATION, INVALID_TRANSITION, ESCALATION_CEILING, VERSION_CONFLICT, FORBIDDEN, NOT_FOUND,
              UNAUTHENTICATED, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL,
-             TOO_MANY_FAILURES)
+             TOO_MANY_FAILURES, KEY_IN_USE, MALFORMED)
 
 
 def problem(kind: ProblemType, detail: str, *, instance: str | None = None,

@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.http.auth import CurrentUser, Principal, check_region_scope
+from api.http.bounds import period_within
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
 from api.http.schemas import Compliance, RegionNode, RegionStats, SlaBoard
@@ -63,6 +64,8 @@ def _moment(value: str | None, *, end: bool) -> datetime | None:
             day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
             return datetime.combine(day, time(0), tzinfo=BEIJING)
         moment = datetime.fromisoformat(value)
+    except OverflowError:  # the day after 9999-12-31
+        raise ValidationFailed(f"{field} is out of range", field=field) from None
     except ValueError:
         raise ValidationFailed(f"{field} must be a date (YYYY-MM-DD) or an RFC 3339 time", field=field) from None
     if moment.tzinfo is None:
@@ -70,10 +73,10 @@ def _moment(value: str | None, *, end: bool) -> datetime | None:
     return moment
 
 
-def _period(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+def _period(start: str | None, end: str | None, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """A statistics period, each bound in range (``api.http.bounds.period_within``)."""
     begin, stop = _moment(start, end=False), _moment(end, end=True)
-    if begin is not None and stop is not None and begin > stop:
-        raise ValidationFailed("from must not be after to", field="from")
+    period_within(begin, stop, now)
     return begin, stop
 
 
@@ -93,7 +96,7 @@ def region_stats(
 ) -> JSONResponse:
     require_board(principal)
     check_region_scope(principal, code, svc)
-    begin, stop = _period(start, end)
+    begin, stop = _period(start, end, svc.engine.clock.now())
     stats = read_models(svc).region_stats(code, begin, stop)
     return JSONResponse(jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)}))
 
@@ -122,7 +125,7 @@ def region_compliance(
     if level not in LEVELS or LEVELS[level] >= region.rank:
         raise ValidationFailed(f"compliance under a {region.rank.label} is per village or township below it",
                                field="level", allowed=[name for name, rank in LEVELS.items() if rank < region.rank])
-    begin, stop = _period(start, end)
+    begin, stop = _period(start, end, svc.engine.clock.now())
     rows = read_models(svc).compliance(code, begin, stop, level=level)
     return JSONResponse(jsonable_encoder({"region": code, "level": level, "from": begin, "to": stop, "rows": rows}))
 

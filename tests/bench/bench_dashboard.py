@@ -24,7 +24,7 @@ from engine.service import Fengqiao
 from engine.store import StoreConfig
 from engine.users import UserStore
 from projections.cases import OPEN_STATUSES
-from tests.test_dashboard_support import serving
+from tests.test_dashboard_support import serving, ui_session
 
 
 def bench_users(engine: Fengqiao, users: UserStore) -> dict[str, str]:
@@ -108,7 +108,8 @@ def main() -> None:
     print(f"{'who':<9} {'page':<62} {'median':>7} {'p95':>7} {'max':>7}  bytes")
     with serving(http) as base:
         for who, path in pages:
-            with httpx.Client(base_url=base, cookies={"fengqiao_ui": tokens[who]}, timeout=30) as client:
+            with httpx.Client(base_url=base, cookies={"fengqiao_ui": ui_session(base, tokens[who])},
+                              timeout=30) as client:
                 client.get(path).raise_for_status()  # warm-up
                 times = []
                 for _ in range(args.runs):

@@ -15,15 +15,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials
 
-from api.http.auth import Principal, Unauthenticated, check_region_scope, current_user, visible_case
+from api.http.auth import (
+    Principal,
+    Unauthenticated,
+    authenticated,
+    check_region_scope,
+    visible_case,
+)
 from api.http.cases import view
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import charts, data
 from api.http.ui.render import HERE, page
-from api.http.ui.session import PageRoute, SignedIn, clear_token, set_token
+from api.http.ui.session import COOKIE, PageRoute, SameOrigin, SignedIn, clear_token, set_session
 from domain.errors import NotFound
 from domain.ladder import Rank, Region
 from engine.audit.verify import verify_case
@@ -67,23 +72,26 @@ def login_form(request: Request, next: Annotated[str | None, Query(max_length=50
     return page(request, "login.html", next=_next_page(next), error=None)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[SameOrigin])
 async def login(request: Request, svc: Svc) -> Response:
     form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
     token = form.get("token", "").strip()
     target = _next_page(form.get("next"))
     try:
-        current_user(request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token), svc)
+        user = authenticated(request, svc, token)
     except Unauthenticated as error:
         message = "请输入令牌 enter your token" if not token else f"令牌无效 {error.message}"
         return page(request, "login.html", status_code=401, next=target, error=message)
     response = RedirectResponse(target, status_code=303)
-    set_token(response, token, secure=request.url.scheme == "https")
+    set_session(response, svc.sessions.open(user, token), secure=request.url.scheme == "https")  # type: ignore[union-attr]
     return response
 
 
-@router.post("/logout")
-def logout() -> Response:
+@router.post("/logout", dependencies=[SameOrigin])
+def logout(request: Request, svc: Svc) -> Response:
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        svc.sessions.close(session_id)  # type: ignore[union-attr]
     response = RedirectResponse("/ui/login", status_code=303)
     clear_token(response)
     return response

@@ -1,8 +1,12 @@
-"""Signing in to the dashboard: the API token kept in a cookie, and refusals as pages.
+"""Signing in to the dashboard: a server-side session in a cookie, and refusals as pages.
 
-The cookie holds the same bearer token the API takes (HttpOnly, SameSite=Strict,
-path ``/ui``); :func:`signed_in` hands it to :func:`api.http.auth.current_user`,
-so the dashboard authenticates, scopes and refuses exactly like the API.
+Signing in with an API token opens a session (:mod:`engine.sessions`); the cookie
+(HttpOnly, SameSite=Strict, path ``/ui``) holds the session id, never the token, and
+only the id's hash is stored. Signing out ends the session; so does revoking or
+re-issuing the token. :func:`signed_in` turns the session into the same
+:class:`~api.http.auth.Principal` the API uses, so the dashboard scopes and refuses
+exactly like the API. Every POST must come from the dashboard's own origin
+(:func:`same_origin`).
 :class:`PageRoute` turns those refusals into pages: no sign-in → the sign-in
 form; a case or region outside the caller's region → the same 404 page as one
 that does not exist.
@@ -12,16 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import structlog
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials
 
 from api.http import problems
-from api.http.auth import Principal, Unauthenticated, current_user
+from api.http.auth import Principal, Unauthenticated
 from api.http.services import Services, services
 from api.http.ui.render import page
 from domain.errors import DomainError, NotPermitted
@@ -32,11 +36,16 @@ COOKIE_PATH = "/ui"
 
 
 def signed_in(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
-    """The caller named by the dashboard cookie, if their role may read boards."""
-    token = request.cookies.get(COOKIE)
-    if not token:
+    """The caller whose session the dashboard cookie names, if their role may read boards."""
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
         raise Unauthenticated("sign in with your token")
-    principal = current_user(request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token), svc)
+    user = svc.sessions.user(session_id)  # type: ignore[union-attr]
+    if user is None:
+        raise Unauthenticated("the session has ended (signed out, expired, or the token was revoked)")
+    principal = Principal(user, svc.users.actor(user))
+    structlog.contextvars.bind_contextvars(user=user.name)
+    request.state.principal = principal
     if not principal.may(READ_BOARD):
         raise NotPermitted(f"the dashboard is for supervisors, auditors and administrators, not a {principal.role}",
                            action=READ_BOARD, role=principal.role)
@@ -46,8 +55,28 @@ def signed_in(request: Request, svc: Annotated[Services, Depends(services)]) -> 
 SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
-def set_token(response: Response, token: str, secure: bool) -> None:
-    response.set_cookie(COOKIE, token, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure)
+def same_origin(request: Request) -> None:
+    """A dependency of every dashboard POST: refuse (403) one a page of another site sent.
+    Browsers send ``Origin`` with every POST; without it, ``Referer`` must be ours. The
+    host (and port) must be the one the request was sent to (``Host``); the scheme is not
+    compared, so a proxy ending TLS in front needs only to pass ``Host`` through."""
+    sent = request.headers.get("origin") or request.headers.get("referer") or ""
+    parts = urlsplit(sent)
+    if parts.scheme not in ("http", "https") or not parts.netloc or _netloc(parts) != _netloc(request.url):
+        raise NotPermitted("a dashboard form must be sent from the dashboard itself (Origin)", action="post")
+
+
+def _netloc(url: Any) -> str:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    port = url.port if url.port not in (None, default) else None
+    return f"{(url.hostname or '').lower()}{f':{port}' if port else ''}"
+
+
+SameOrigin = Depends(same_origin)
+
+
+def set_session(response: Response, session_id: str, secure: bool) -> None:
+    response.set_cookie(COOKIE, session_id, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure)
 
 
 def clear_token(response: Response) -> None:
