@@ -422,3 +422,14 @@ def test_text_without_numbers_is_stored_as_it_was(app):
     case_id = report(app, "dispute", "minor", description="楼上漏水，2号楼3单元").case_id
     assert "楼上漏水，2号楼3单元".encode() in stored_bytes(app)
     assert app.case(case_id).description == "楼上漏水，2号楼3单元"
+
+
+def test_numbers_split_by_separators_or_with_a_country_code_find_their_person(app):
+    from engine import privacy
+
+    case_id = report(app, "dispute", "minor", parties=[PARTY],
+                     description="身份证 4109 2819 8001 0112 8X，电话 +86 138-1234-1234").case_id
+    stored = stored_bytes(app)
+    assert b"4109 2819 8001 0112 8X" not in stored and b"138-1234-1234" not in stored
+    privacy.erase(app, privacy.find_person(app, id_number=ID), "cli:admin")
+    assert app.history(case_id)[0].event.description == f"身份证 {privacy.ERASED}，电话 +{privacy.ERASED}"
