@@ -146,6 +146,8 @@ def authorize_action(actor: Actor, action: str, load_case: Callable[[], C], body
 
 
 PERSONAL_FIELDS = ("name", "phone", "id_number")
+FREE_TEXT_FIELDS = ("title", "description", "text", "reason", "note", "summary", "resolution", "measures")
+"""The fields of case events that hold free text, where a number may have been typed."""
 
 
 def mask_text(value: str) -> str:
@@ -196,10 +198,10 @@ def _personal(chunks: list[re.Match[str]], start: int, end: int) -> bool:
     return digits.endswith("X") and PERSONAL_NUMBER.fullmatch(digits[:-1]) is not None
 
 
-def _mask_chunks(text: str) -> str:
-    """One digit group with every personal number in it masked. The group's chunks (digit
-    runs between separators) that take part in any reading as a personal number are masked
-    together: ``ID … / 138 2345 6789`` run together cannot hide one number in another, and
+def _replace_chunks(text: str, replace: Callable[[str], str]) -> str:
+    """One digit group with every personal number in it replaced by ``replace(span)``. The
+    group's chunks (digit runs between separators) that take part in any reading as a
+    personal number are replaced together: ``ID … / 138 2345 6789`` run together cannot hide one number in another, and
     ``2026-09-28 13812345678`` keeps the year."""
     chunks = list(_CHUNK.finditer(text))
     sizes = [len(c.group(0)) for c in chunks]
@@ -221,7 +223,7 @@ def _mask_chunks(text: str) -> str:
         while j + 1 < len(chunks) and marked[j + 1]:
             j += 1
         begin, finish = chunks[i].start(), chunks[j].end()
-        out += [text[done:begin], _mask_span(text[begin:finish])]
+        out += [text[done:begin], replace(text[begin:finish])]
         done, i = finish, j + 1
     return "".join(out) + text[done:]
 
@@ -242,6 +244,13 @@ def _mask_span(span: str) -> str:
     return "".join(out)
 
 
+def replace_numbers(text: str, replace: Callable[[str], str]) -> str:
+    """``text`` with each personal number typed into it replaced by ``replace(span)``: the
+    one place the number forms are looked for (masking for integrators, and sealing at
+    write time in ``engine.privacy``)."""
+    return DIGIT_GROUP.sub(lambda m: _replace_chunks(m.group(0), replace), text)
+
+
 def mask_numbers(value: Any, key: str | None = None) -> Any:
     """Every string inside ``value`` with the personal numbers typed into it masked
     (for integrators: titles, descriptions, comments and reasons are free text). The one
@@ -250,7 +259,7 @@ def mask_numbers(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str):
         if key in UNMASKED_KEYS or _OPAQUE.fullmatch(value):
             return value
-        return DIGIT_GROUP.sub(lambda m: _mask_chunks(m.group(0)), value)
+        return replace_numbers(value, _mask_span)
     if isinstance(value, dict):
         return {k: mask_numbers(v, k) for k, v in value.items()}
     if isinstance(value, list | tuple):

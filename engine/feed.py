@@ -56,7 +56,7 @@ from engine.event_schemas import (
     schema_url,
     type_for,
 )
-from engine.privacy import SealedParty, open_party, reveal
+from engine.privacy import SealedParty, open_party, open_stored_text, reveal
 from engine.service import Fengqiao
 from engine.settings import DEFAULTS
 
@@ -499,18 +499,30 @@ class _Direct:
         return open_party(self.feed.app, SealedParty(sealed["person"], sealed.get("role"),
                                                      dict(sealed.get("sealed") or {})))
 
+    def _text(self, value: dict[str, Any]) -> str:
+        """A stored sealed text as the transcoding decodes it (numbers opened or ``[erased]``)."""
+        parts = value.get("_data_")
+        if len(value) != 2 or value.get("_type_") != "sealed_text" or type(parts) is not list:
+            raise _Unfit
+        return open_stored_text(self.feed.app, parts)
+
+
+SEALED_TEXT = ["if type(v) is dict:", "    v = direct._text(v)", "    typed += 1", "    parties = True"]
+"""A free-text field with numbers sealed in it (``engine.privacy.SealedText``): opened, and masked like parties."""
+
 
 def _compile(steps: list[tuple[str, int, int]], kind: str) -> Callable[..., tuple[dict[str, Any], int, bool]]:
     """A function writing one type's ``data``: each field checked and converted as its
     annotation says, in the model's order (a loop over the fields cost twice as much).
-    ``(state, case_id, version, time, stamp, role, direct) → (data, typed values read, parties?)``
+    ``(state, case_id, version, time, stamp, role, direct) → (data, typed values read, parties
+    or sealed text?)`` (either means the data is masked for integrators);
     (``stamp`` is the stored timestamp, ``time`` its JSON form);
     raises ``_Unfit`` or ``KeyError`` where the reference path must take the event."""
     lines = ["def build(state, case_id, version, time, stamp, role, direct):", "    typed = 0",
              "    parties = False"]
     check = {
-        STR: ["if type(v) is not str: raise Unfit"],
-        OPT_STR: ["if v is not None and type(v) is not str: raise Unfit"],
+        STR: [*SEALED_TEXT, "elif type(v) is not str: raise Unfit"],
+        OPT_STR: [*SEALED_TEXT, "elif v is not None and type(v) is not str: raise Unfit"],
         INT: ["if type(v) is not int: raise Unfit"],
         OPT_INT: ["if v is not None and type(v) is not int: raise Unfit"],
         FLOAT: ["if type(v) is int: v = float(v)", "elif type(v) is not float: raise Unfit"],

@@ -16,6 +16,15 @@
   ``phone``, ``id_number``); every reader (history, feed, case file, replay) sees
   plaintext, or ``[erased]`` once the key is gone. Masking for integrators is
   ``domain.permissions.mask_parties``; :func:`reveal` applies it by role.
+* **Numbers typed into free text.** The mapper (:class:`SealingMapper`) seals each
+  personal number found in a free-text field of a new event (title, description,
+  comment, reasons, notes: ``domain.permissions.FREE_TEXT_FIELDS``; the numbers as
+  ``domain.permissions.replace_numbers`` finds them) into a :class:`SealedText`: under
+  the key of the person whose ID number or phone it is (a phone finds its person
+  through a copy of their key under the phone's lookup, erased with them), else under
+  the case's own key (a
+  ``person_keys`` row whose lookup is the case's). :class:`SealedTextAsStr` reads it back
+  as the plain string, ``[erased]`` in place of a number whose key is gone.
 * **Erase (crypto-shredding).** :func:`erase` destroys the person's key and
   lookup. History still replays; the fields read ``[erased]``; the chain still
   verifies because the ciphertext is unchanged.
@@ -30,16 +39,23 @@ import secrets
 import sqlite3
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eventsourcing.persistence import Transcoding
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoding
 
 from domain.errors import NotFound, ValidationFailed
-from domain.permissions import MASKED_ROLES, PERSONAL_FIELDS, mask_parties
+from domain.permissions import (
+    FREE_TEXT_FIELDS,
+    MASKED_ROLES,
+    PERSONAL_FIELDS,
+    mask_parties,
+    replace_numbers,
+)
 from engine.audit.tables import PERSON_KEYS
 from engine.settings import DEFAULTS
 from engine.sql import StoreDb
@@ -78,6 +94,18 @@ def identity_lookup(party: dict[str, Any]) -> str | None:
     return hashlib.sha256(b"fengqiao-person-v1\x00" + identity.encode("utf-8")).hexdigest()
 
 
+def phone_lookup(phone: str) -> str:
+    """The lookup of a phone number alone (its digits), for numbers typed into free text."""
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", str(phone)) if ch.isdigit())
+    return hashlib.sha256(b"fengqiao-phone-v1\x00" + digits.encode()).hexdigest()
+
+
+def phone_alias(person_id: str, phone: str) -> str:
+    """The ``person_keys`` row that holds a copy of a person's key under their phone's
+    lookup (erased with the person: its id starts with theirs)."""
+    return f"{person_id}:{phone_lookup(phone)[:16]}"
+
+
 def _aad(person_id: str, field_name: str) -> bytes:
     return f"{person_id}:{field_name}".encode()
 
@@ -108,7 +136,17 @@ class PersonKeys:
 
     def for_party(self, party: dict[str, Any]) -> tuple[str, bytes]:
         """The person id and key for a party, created on first sight."""
-        db, lookup = self.db, identity_lookup(party)
+        return self.for_lookup(identity_lookup(party))
+
+    def known(self, lookup: str) -> tuple[str, bytes] | None:
+        """The person id and key behind ``lookup``, if such a person was ever recorded (and not erased)."""
+        row = self.db.one(f"SELECT person_id, key_bytes FROM {self.db.table(PERSON_KEYS)} WHERE lookup = ?",
+                          (lookup,))
+        return (row["person_id"], bytes(row["key_bytes"])) if row is not None and row["key_bytes"] else None
+
+    def for_lookup(self, lookup: str | None) -> tuple[str, bytes]:
+        """The person id and key behind ``lookup`` (None: a new one each time), created on first sight."""
+        db = self.db
         table = db.table(PERSON_KEYS)
         if lookup is not None:
             row = db.one(f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,))
@@ -122,6 +160,13 @@ class PersonKeys:
         row = db.one(f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,))  # a racing writer may have won
         assert row is not None  # the insert found the lookup taken
         return row["person_id"], bytes(row["key_bytes"])
+
+    def add_phone(self, person_id: str, key: bytes, phone: str) -> None:
+        """Let a number typed into free text find the person by their phone alone (the
+        first person recorded with a phone keeps it)."""
+        self.db.execute(f"INSERT INTO {self.db.table(PERSON_KEYS)} (person_id, lookup, key_bytes, created_at) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (phone_alias(person_id, phone), phone_lookup(phone), key, self.app.clock.now().isoformat()))
 
     def key(self, person_id: str) -> bytes | None:
         """The person's key, or None once erased (or never known)."""
@@ -141,7 +186,8 @@ class PersonKeys:
 
     def forget(self, person_id: str) -> None:
         with self._lock:
-            self._cache.pop(person_id, None)
+            for cached in [k for k in self._cache if k == person_id or k.startswith(person_id + ":")]:
+                del self._cache[cached]
 
 
 def person_keys(app: Any) -> PersonKeys:
@@ -158,6 +204,8 @@ def protect(app: Any, parties: list[dict[str, Any]]) -> list[SealedParty]:
     keys = person_keys(app)
     for party in parties:
         person_id, key = keys.for_party(party)
+        if party.get("phone"):
+            keys.add_phone(person_id, key, str(party["phone"]))
         sealed = {name: seal(key, person_id, name, str(party[name])) for name in PERSONAL_FIELDS if party.get(name)}
         sealed_parties.append(SealedParty(person_id, party.get("role"), sealed))
     return sealed_parties
@@ -176,6 +224,68 @@ def open_party(app: Any, party: SealedParty) -> dict[str, Any]:
         except (InvalidTag, ValueError):
             opened[name] = "[unreadable]"
     return opened
+
+
+@dataclass(frozen=True)
+class SealedText:
+    """A free-text field as stored: its plain parts, and each personal number typed into
+    it as ``(person id, ciphertext)`` — under the key of the person whose ID number it
+    is, else under the case's own key — so erasing the key shreds the number too."""
+
+    parts: tuple[str | tuple[str, str], ...]
+
+
+TEXT_FIELD = "text"  # the associated data's field name of a sealed number
+
+
+def case_lookup(case_id: Any) -> str:
+    """The lookup of a case's own key (for numbers typed into it that are no known person's)."""
+    return hashlib.sha256(b"fengqiao-case-v1\x00" + str(case_id).encode()).hexdigest()
+
+
+def number_key(app: Any, case_id: Any, number: str) -> tuple[str, bytes]:
+    """The key a number typed into a case's text is sealed under: the person's whose ID
+    number or phone it is, if one was recorded; else the case's own."""
+    keys = person_keys(app)
+    plain = "".join(ch for ch in unicodedata.normalize("NFKC", number)  # １３８… as an input method types it
+                    if ch.isdigit() or ch in "Xx")  # without the separators typed between the digits
+    if len(plain) in (13, 15) and plain.startswith(("86", "0086")):
+        plain = plain[-11:]  # a mobile number with its country code
+    return (keys.known(identity_lookup({"id_number": plain})) or keys.known(phone_lookup(plain))
+            or keys.for_lookup(case_lookup(case_id)))
+
+
+def seal_text(app: Any, case_id: Any, text: str) -> str | SealedText:
+    """``text`` as it is to be stored: unchanged without a personal number in it, else
+    a :class:`SealedText` (the numbers found as :func:`domain.permissions.replace_numbers` finds them)."""
+    numbers: list[str] = []
+    marked = replace_numbers(text, lambda number: numbers.append(number) or "\x00")
+    if not numbers:
+        return text
+    parts: list[str | tuple[str, str]] = []
+    for plain, number in zip(marked.split("\x00"), [*numbers, None], strict=True):
+        if plain:
+            parts.append(plain)
+        if number is not None:
+            person_id, key = number_key(app, case_id, number)
+            parts.append((person_id, seal(key, person_id, TEXT_FIELD, number)))
+    return SealedText(tuple(parts))
+
+
+def open_text(app: Any, text: SealedText) -> str:
+    """The text in clear, with ``[erased]`` for each number whose key is gone."""
+    opened = []
+    for part in text.parts:
+        if isinstance(part, str):
+            opened.append(part)
+            continue
+        person_id, sealed = part
+        key = person_keys(app).key(person_id)
+        try:
+            opened.append(ERASED if key is None else unseal(key, person_id, TEXT_FIELD, sealed))
+        except (InvalidTag, ValueError):
+            opened.append("[unreadable]")
+    return "".join(opened)
 
 
 def sees_personal_data(role: str) -> bool:
@@ -217,7 +327,8 @@ def erase(app: Any, person_id: str, by: str) -> Erasure:
         if not db.is_postgres:
             tx.execute("PRAGMA secure_delete = ON")  # overwrite the freed key bytes in the file
         tx.execute(f"UPDATE {table} SET key_bytes = NULL, lookup = NULL, erased_at = ?, erased_by = ? "
-                   "WHERE person_id = ? AND erased_at IS NULL", [erased_at, by, person_id])
+                   "WHERE (person_id = ? OR person_id LIKE ?) AND erased_at IS NULL",
+                   [erased_at, by, person_id, person_id + ":%"])  # the person and their phones' copies
     _purge_old_copies(app, db, table)
     person_keys(app).forget(person_id)
     return Erasure(person_id, erased_at, by)
@@ -248,6 +359,50 @@ class SealedPartyAsDict(Transcoding):
 
     def decode(self, data: dict[str, Any]) -> dict[str, Any]:
         return open_party(self.app, SealedParty(data["person"], data.get("role"), dict(data.get("sealed") or {})))
+
+
+class SealedTextAsStr(Transcoding):
+    """Stores a :class:`SealedText`; reads it back as the plain string (``[erased]``
+    in place of each number whose key is destroyed)."""
+
+    type = SealedText
+    name = "sealed_text"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def encode(self, obj: SealedText) -> list[Any]:
+        return [part if isinstance(part, str) else {"person": part[0], "sealed": part[1]} for part in obj.parts]
+
+    def decode(self, data: list[Any]) -> str:
+        return open_stored_text(self.app, data)
+
+
+def open_stored_text(app: Any, data: list[Any]) -> str:
+    """A stored :class:`SealedText` (its ``_data_``) in clear, as the transcoding reads it."""
+    return open_text(app, SealedText(tuple(p if isinstance(p, str) else (p["person"], p["sealed"]) for p in data)))
+
+
+class SealingMapper(Mapper):
+    """eventsourcing's mapper, with the free-text fields of each new event
+    (:data:`~domain.permissions.FREE_TEXT_FIELDS`) sealed by :func:`seal_text` on the
+    way to the store: the stored bytes (and so the hash chain) hold ciphertext only, and
+    the event in memory keeps its plain text. ``app`` is the engine (set after construction)."""
+
+    app: Any = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = vars(domain_event)
+        if self.app is None:
+            return super().to_stored_event(domain_event)
+        sealed = {name: seal_text(self.app, state.get("originator_id"), state[name])
+                  for name in FREE_TEXT_FIELDS if isinstance(state.get(name), str) and state[name]}
+        sealed = {name: value for name, value in sealed.items() if isinstance(value, SealedText)}
+        if not sealed:
+            return super().to_stored_event(domain_event)
+        copy = object.__new__(type(domain_event))
+        object.__setattr__(copy, "__dict__", {**state, **sealed})
+        return super().to_stored_event(copy)
 
 
 def erased_at(app: Any, person_id: str) -> datetime | None:

@@ -32,6 +32,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     JSONTranscoder,
+    Mapper,
     Notification,
     OperationalError,
     RecordConflictError,
@@ -60,7 +61,7 @@ from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorde
 from engine.case_cache import CaseCache
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
-from engine.privacy import SealedPartyAsDict, protect
+from engine.privacy import SealedPartyAsDict, SealedTextAsStr, SealingMapper, protect
 from engine.settings import Settings
 from engine.store import StoreConfig, store_from_settings
 from engine.time_source import Clock, SystemClock
@@ -175,6 +176,13 @@ class Fengqiao(Application):
         super().register_transcodings(transcoder)
         transcoder.register(ActorAsDict())
         transcoder.register(SealedPartyAsDict(self))  # personal fields: see engine.privacy
+        transcoder.register(SealedTextAsStr(self))  # numbers typed into free text: likewise
+
+    def construct_mapper(self) -> Mapper:
+        """The library's mapper, sealing numbers typed into free text (``engine.privacy.SealingMapper``)."""
+        mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=SealingMapper)
+        mapper.app = self
+        return mapper
 
     # -- the ladder and the policy ------------------------------------------------
 

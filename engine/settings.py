@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     feed_cache: Count = 100000
     sse_heartbeat: Seconds = 15.0
     webhook_allow_private: bool = False
+    webhook_max_subscriptions: Count = 10  # per user
+    webhook_senders: Annotated[int, Field(ge=1)] = 8  # attempts in flight at once, one per subscription
+    webhook_key: Path | None = None  # None: webhook-key beside the SQLite file, var/ for PostgreSQL
     # projections
     projections_url: str | None = None  # None: beside the events
     projections_pool_size: Count = 4

@@ -10,6 +10,8 @@ interface does not (which global position an event got, the head of the log).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -80,6 +82,23 @@ class StoreConfig:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         else:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            self.private_files()
+
+    def private_files(self) -> None:
+        """The SQLite file holds per-person keys: make it 0600 before SQLite first opens
+        it (its ``-wal`` and ``-shm`` take the file's mode), and bring an older store's
+        files down to 0600 too."""
+        path = self.sqlite_path
+        if str(path) == ":memory:" or "mode=memory" in str(path):
+            return
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            with contextlib.suppress(FileNotFoundError, PermissionError):  # not ours: the owner sees to it
+                if name.stat().st_mode & 0o077:
+                    name.chmod(0o600)
 
     def psycopg_url(self) -> str:
         """The URL without our own ``schema`` parameter, for psycopg."""

@@ -12,8 +12,8 @@ where the last one stopped.
 link-local, site-local or otherwise non-public address — nor to one behind an IPv6 form
 that carries an IPv4 address (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4
 ``2002::/16``, IPv4-compatible ``::a.b.c.d``) — unless ``FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1``
-(``allow_private``, passed by the HTTP layer and the sender from their settings;
-tests, closed networks). The worker resolves and checks again before every attempt
+(``allow_private``, passed by the HTTP layer and the sender from their settings; tests,
+closed networks). The worker resolves and checks again before every attempt
 and connects to the address it checked (:class:`Target`; no second lookup for DNS to
 rebind), keeping the host name for ``Host`` and TLS (SNI, certificate). A refusal
 says only that the target is not allowed, never the address it resolved to.
@@ -25,6 +25,7 @@ import base64
 import builtins
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import time
@@ -32,18 +33,28 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.errors import NotFound, ValidationFailed
+from domain.permissions import READ_FEED, may, region_in_scope
 from engine.feed import FeedFilter
+from engine.privacy import SEALED, seal, unseal
 from engine.settings import DEFAULTS
 from engine.sql import Database
 from engine.store import StoreConfig
 
+if TYPE_CHECKING:
+    from engine.users import User
+
 SECRET_PREFIX = "whsec_"
+KEY_FILE = "webhook-key"
+UNREADABLE = ""  # a secret the key at hand does not open (another FENGQIAO_WEBHOOK_KEY)
 
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -87,6 +98,29 @@ def utc_now_text() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def default_key_path(store: StoreConfig, configured: Path | None = None) -> Path:
+    """``FENGQIAO_WEBHOOK_KEY``, else ``webhook-key`` beside the SQLite file (``var/`` for
+    PostgreSQL): kept like the signing key, apart from the database's backups."""
+    if configured:
+        return Path(configured)
+    return Path("var") / KEY_FILE if store.is_postgres else store.sqlite_path.parent / KEY_FILE
+
+
+def load_key(path: Path) -> bytes:
+    """The 256-bit key that encrypts webhook secrets, made (mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = AESGCM.generate_key(bit_length=256)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return load_key(path)
+        with os.fdopen(fd, "wb") as file:
+            file.write(base64.b64encode(key))
+        return key
+    return base64.b64decode(path.read_bytes().strip())
+
+
 def new_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -122,8 +156,8 @@ def public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 def resolve_target(url: str, allow_private: bool = False) -> Target:
-    """Parse and resolve ``url`` once; every address it resolves to must be public (unless
-    ``FENGQIAO_WEBHOOK_ALLOW_PRIVATE``). The refusal never names the resolved address."""
+    """Parse and resolve ``url`` once; every address it resolves to must be public (any address
+    with ``allow_private``). The refusal never names the resolved address."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValidationFailed("the webhook url must be an absolute http(s) URL", field="url")
@@ -140,8 +174,8 @@ def resolve_target(url: str, allow_private: bool = False) -> Target:
 
 
 def check_target(url: str, allow_private: bool = False) -> str:
-    """The URL if it is a public http(s) target; else ``ValidationFailed`` (code
-    ``validation``, field ``url``)."""
+    """The URL if it is a public http(s) target (any http(s) target with ``allow_private``);
+    else ``ValidationFailed`` (code ``validation``, field ``url``)."""
     return resolve_target(url, allow_private).url
 
 
@@ -179,6 +213,23 @@ class Subscription:
         return cls(**{**row, "types": tuple(json.loads(row["types"])), "cursor": int(row["cursor"])})
 
 
+def owner_stop_reason(owner: User | None, subscription: Subscription, now: datetime) -> str | None:
+    """Why the owner's state stops ``subscription`` now, or None: a subscription delivers
+    only while its owner is an active, unexpired user who may read the feed of its region
+    (so revoking, expiry and a re-issue in a region without it all stop it at once)."""
+    if owner is None:
+        return "the owner no longer exists"
+    if not owner.active:
+        return "the owner was revoked"
+    if owner.expired(now):
+        return "the owner's token expired"
+    if not may(owner.role, READ_FEED):
+        return f"the owner's role ({owner.role}) may not read the feed"
+    if not region_in_scope(subscription.region, owner.region):
+        return f"the owner's region is now {owner.region}, which does not include {subscription.region}"
+    return None
+
+
 @dataclass(frozen=True)
 class Delivery:
     subscription_id: str
@@ -212,16 +263,36 @@ class Delivery:
 class SubscriptionStore:
     """Subscriptions and deliveries in the events' database (``engine.sql``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, key: bytes) -> None:
         self.db = db
+        self.key = key  # encrypts each secret (AES-256-GCM, the subscription id as associated data)
         with db.transaction() as tx:
             tx.serialize("fengqiao.subscriptions.ddl")  # two senders starting at once on a new store
             for statement in SCHEMA:
                 tx.execute(statement)
+            for row in tx.query("SELECT id, secret FROM fengqiao_subscriptions WHERE secret LIKE ?",
+                                (SECRET_PREFIX + "%",)):  # stored in clear by an older version
+                tx.execute("UPDATE fengqiao_subscriptions SET secret = ? WHERE id = ?",
+                           (self._seal(row["id"], row["secret"]), row["id"]))
 
     @classmethod
-    def for_store(cls, store: StoreConfig, pool_size: int = DEFAULTS.projections_pool_size) -> SubscriptionStore:
-        return cls(Database(store.url, pool_size))
+    def for_store(cls, store: StoreConfig, pool_size: int = DEFAULTS.projections_pool_size,
+                  key_path: Path | None = None) -> SubscriptionStore:
+        """On the store's database; ``key_path``: ``FENGQIAO_WEBHOOK_KEY`` (see :func:`default_key_path`)."""
+        return cls(Database(store.url, pool_size), load_key(default_key_path(store, key_path)))
+
+    def _seal(self, subscription_id: str, secret: str) -> str:
+        return seal(self.key, subscription_id, "secret", secret)
+
+    def _subscription(self, row: dict[str, Any]) -> Subscription:
+        """A row with its secret opened (:data:`UNREADABLE` under another key)."""
+        secret = row["secret"]
+        if secret.startswith(SEALED):
+            try:
+                secret = unseal(self.key, row["id"], "secret", secret)
+            except (InvalidTag, ValueError):
+                secret = UNREADABLE
+        return Subscription.from_row({**row, "secret": secret})
 
     def close(self) -> None:
         self.db.close()
@@ -229,8 +300,9 @@ class SubscriptionStore:
     # -- subscriptions ---------------------------------------------------------------
 
     def create(self, *, owner: str, url: str, types: Iterable[str], region: str, start: int,
-               allow_private: bool = False) -> Subscription:
-        """A new active subscription that receives the events after position ``start``."""
+               allow_private: bool = False, limit: int | None = None) -> Subscription:
+        """A new active subscription that receives the events after position ``start``;
+        refused (``validation``, field ``subscriptions``) when ``owner`` has ``limit`` already."""
         now = utc_now_text()
         subscription = Subscription(
             id=str(uuid.uuid4()), owner=owner, url=check_target(url, allow_private), secret=new_secret(),
@@ -238,10 +310,16 @@ class SubscriptionStore:
             created_at=now, updated_at=now,
         )
         with self.db.transaction() as tx:
+            tx.serialize("fengqiao.subscriptions.owner." + owner)  # two at once do not pass the limit together
+            held = tx.query("SELECT COUNT(*) AS n FROM fengqiao_subscriptions WHERE owner = ?", (owner,))
+            if limit is not None and int(held[0]["n"]) >= limit:
+                raise ValidationFailed(f"{owner} has {limit} subscriptions, the most allowed: delete one first",
+                                       field="subscriptions", limit=limit)
             tx.execute(
                 "INSERT INTO fengqiao_subscriptions (id, owner, url, secret, types, region, state, cursor,"
                 " created_at, updated_at, state_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (subscription.id, owner, subscription.url, subscription.secret, json.dumps(subscription.types),
+                (subscription.id, owner, subscription.url, self._seal(subscription.id, subscription.secret),
+                 json.dumps(subscription.types),
                  region, ACTIVE, start, now, now, None),
             )
         return subscription
@@ -250,7 +328,7 @@ class SubscriptionStore:
         rows = self.db.query("SELECT * FROM fengqiao_subscriptions WHERE id = ?", (subscription_id,))
         if not rows:
             raise NotFound(f"no subscription {subscription_id}", resource="subscription", id=subscription_id)
-        return Subscription.from_row(rows[0])
+        return self._subscription(rows[0])
 
     def list(self, owner: str | None = None, state: str | None = None) -> list[Subscription]:
         sql = "SELECT * FROM fengqiao_subscriptions WHERE 1 = 1"
@@ -259,7 +337,7 @@ class SubscriptionStore:
             sql, params = sql + " AND owner = ?", [*params, owner]
         if state is not None:
             sql, params = sql + " AND state = ?", [*params, state]
-        return [Subscription.from_row(r) for r in self.db.query(sql + " ORDER BY created_at, id", params)]
+        return [self._subscription(r) for r in self.db.query(sql + " ORDER BY created_at, id", params)]
 
     def set_state(self, subscription_id: str, state: str, reason: str | None = None) -> Subscription:
         with self.db.transaction() as tx:

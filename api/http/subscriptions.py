@@ -57,7 +57,8 @@ def subscription_store(request: Request, svc: Svc) -> SubscriptionStore:
     """The app's subscription store on the engine's database, made on first use."""
     store = getattr(request.app.state, "subscriptions", None)
     if store is None:
-        store = request.app.state.subscriptions = SubscriptionStore.for_store(svc.engine.store, svc.engine.settings.projections_pool_size)
+        store = request.app.state.subscriptions = SubscriptionStore.for_store(
+            svc.engine.store, svc.engine.settings.projections_pool_size, svc.engine.settings.webhook_key)
     return store
 
 
@@ -81,7 +82,8 @@ def create_subscription(body: NewSubscription, principal: Integrator, svc: Svc, 
     feed.topics(FeedFilter.of(body.types))  # unknown types → 422
     start = body.from_position - 1 if body.from_position else svc.engine.head_position()
     subscription = store.create(owner=principal.name, url=body.url, types=body.types, region=region, start=start,
-                                allow_private=svc.settings.webhook_allow_private)
+                                allow_private=svc.settings.webhook_allow_private,
+                                limit=svc.settings.webhook_max_subscriptions)
     return JSONResponse(subscription.view(with_secret=True), status_code=201,
                         headers={"Location": f"/v1/subscriptions/{subscription.id}"})
 
@@ -104,8 +106,8 @@ def pause_subscription(subscription_id: str, principal: Integrator, store: Store
 
 
 @router.post("/{subscription_id}/resume", summary="Deliver again (also after a 410 disabled it)")
-def resume_subscription(subscription_id: str, principal: Integrator, store: Store) -> dict[str, Any]:
-    owned(store, principal, subscription_id)
+def resume_subscription(subscription_id: str, principal: Integrator, svc: Svc, store: Store) -> dict[str, Any]:
+    check_region_scope(principal, owned(store, principal, subscription_id).region, svc)  # the region it had may be gone
     return store.set_state(subscription_id, ACTIVE, None).view()
 
 

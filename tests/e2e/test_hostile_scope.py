@@ -340,6 +340,7 @@ def test_the_sender_connects_to_the_address_it_checked(app, monkeypatch):
 
 def test_a_target_rebound_to_loopback_after_its_check_is_never_contacted(app, monkeypatch):
     from engine.subscriptions import PENDING
+    from engine.users import UserStore
     from tests.e2e.test_webhooks import Receiver, sender
     from tests.feed_support import workload
 
@@ -348,6 +349,7 @@ def test_a_target_rebound_to_loopback_after_its_check_is_never_contacted(app, mo
         port = receiver.server.server_address[1]
         fake_dns(monkeypatch, ["93.184.216.34", "127.0.0.1"])  # public when subscribed; loopback when delivered
         s, store = sender(app)
+        UserStore(app).add("feed-county", "integrator", "410928")  # a subscription delivers while its owner may
         try:
             created = store.create(owner="feed-county", url=f"http://hook.test:{port}/hook", types=[],
                                    region="410928", start=0)

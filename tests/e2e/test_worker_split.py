@@ -32,6 +32,7 @@ from engine.sql import Database
 from engine.store import StoreConfig
 from engine.subscriptions import SubscriptionStore
 from engine.time_source import SimulatedClock
+from engine.users import UserStore
 from projections import default_projections
 from projections.runner import ProjectionRunner
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
@@ -259,6 +260,7 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
     tracking = Database.for_store(store)
     try:
         subscriptions = SubscriptionStore.for_store(store)
+        UserStore(engine).add("hook", "integrator", "410928")  # a subscription delivers while its owner may
         for receiver in receivers:
             receiver.__enter__()
             created.append(subscriptions.create(owner="hook", url=receiver.url, types=[], region="410928", start=0,
