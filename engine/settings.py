@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     feed_cache: Count = 100000
     sse_heartbeat: Seconds = 15.0
     webhook_allow_private: bool = False
+    open311_public: bool = False  # 1: anonymous GET requests (without personal fields)
     # projections
     projections_url: str | None = None  # None: beside the events
     projections_pool_size: Count = 4
