@@ -334,3 +334,13 @@ def test_regions_import_geojson_from_the_shell(store, tmp_path):
     assert out(cli(store, "regions", "import", str(shapes_file)))["geometry"] == 12
     refused = cli(store, "regions", "import", str(shapes_file), "--crs", "bd09", ok=False)
     assert refused.returncode != 0
+
+
+def test_address_id_stays_the_place_once_a_higher_rank_handles_it(http, app):
+    from tests.support import act
+
+    case_id = report(app, "petition", "minor", region=GRID).case_id
+    act(app, case_id, "assign", "li", unit="wz-cwh")  # the village committee: the case's region moves up
+    assert app.case(case_id).region != GRID
+    [got] = GeoReport(http, http.keys["platform"], "json").get(f"requests/{case_id}").json()
+    assert got["address_id"] == GRID and got["address"] == "王庄村第三网格"

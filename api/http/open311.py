@@ -238,7 +238,7 @@ def request_view(svc: Services, case: Case, public: bool = False) -> dict[str, A
     closed = case.status not in OPEN
     due = resolve_due(svc.engine, case)
     place = case.details
-    region_name = svc.engine.region(case.region).name
+    region_name = svc.engine.region(case.origin_region).name  # where it is, not the rank handling it
     return mask_numbers({  # Open311 is an integrator's view: numbers typed into free text are masked
         "service_request_id": str(case.id),
         "status": "closed" if closed else "open",
@@ -252,7 +252,7 @@ def request_view(svc: Services, case: Case, public: bool = False) -> dict[str, A
         "updated_datetime": case.modified_on.isoformat(),
         "expected_datetime": due.isoformat() if due else None,
         "address": region_name if public else (place.get("address_string") or region_name),
-        "address_id": case.region,
+        "address_id": case.origin_region,
         "zipcode": None,
         "lat": None if public else place.get("lat"),
         "long": None if public else place.get("long"),
