@@ -50,6 +50,7 @@ from domain.errors import (
     EscalationCeiling,
     IdempotencyKeyInUse,
     NotFound,
+    ValidationFailed,
     VersionConflict,
 )
 from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
