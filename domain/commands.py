@@ -201,6 +201,13 @@ class ReportCase(BaseModel):
 LOCATION_FIELDS = ("lat", "long", "address_string", "media_url")
 
 
+class ReportAt(ReportCase):
+    """A report whose region may be left to its ``lat``/``long``: ``Fengqiao.placed``
+    fills it in (the smallest region whose geometry holds the point) before the command."""
+
+    region: Name | None = None  # type: ignore[assignment]
+
+
 class CaseAction(BaseModel):
     """An action on an existing case. ``name`` is its path segment in the API."""
 

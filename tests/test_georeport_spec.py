@@ -330,10 +330,18 @@ def test_regions_import_geojson_from_the_shell(store, tmp_path):
     tree = RegionTree()
     for region in parse_region_file(COUNTY_CSV):
         tree.put(region)
-    shapes_file.write_text(json.dumps(feature_collection(nested_grid(tree, "410928"))), encoding="utf-8")
+    shapes = nested_grid(tree, "410928")
+    shapes_file.write_text(json.dumps(feature_collection(shapes)), encoding="utf-8")
     assert out(cli(store, "regions", "import", str(shapes_file)))["geometry"] == 12
     refused = cli(store, "regions", "import", str(shapes_file), "--crs", "bd09", ok=False)
     assert refused.returncode != 0
+    lat, long = centre(shapes, "410928-009-001-01")
+    placed = out(cli(store, "case", "report", "--kind", "hazard", "--category", "fire", "--title", "灭火器过期",
+                     "--lat", str(lat), "--long", str(long)))
+    assert placed["case"]["region"] == "410928-009-001-01"
+    outside = cli(store, "case", "report", "--kind", "hazard", "--category", "fire", "--title", "x",
+                  "--lat", "31.23", "--long", "121.47", ok=False)
+    assert json.loads(outside.stderr.strip().splitlines()[-1])["error"]["code"] == "point_outside_regions"
 
 
 def test_address_id_stays_the_place_once_a_higher_rank_handles_it(http, app):

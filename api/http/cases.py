@@ -36,7 +36,7 @@ from api.http.openapi_docs import (
 )
 from api.http.schemas import CaseList, CaseView, CommandResponse, HistoryEntry
 from api.http.services import Services, services
-from domain.commands import ACTIONS, AwareDatetime, CaseAction, Envelope, Name, ReportCase
+from domain.commands import ACTIONS, AwareDatetime, CaseAction, Envelope, ReportAt
 from domain.errors import DomainError, NotPermitted, ValidationFailed
 from domain.permissions import (
     PUBLIC_ACTIONS,
@@ -71,11 +71,10 @@ MIN_POSITION = Query(
 IF_MATCH_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
 
 
-class ReportRequest(ReportCase):
+class ReportRequest(ReportAt):
     """上报: a new case. ``occurred_at`` is when it happened, if earlier than now (offline reports).
     Without ``region``, ``lat``/``long`` find it (the smallest region whose geometry holds the point)."""
 
-    region: Name | None = None  # type: ignore[assignment]
     occurred_at: AwareDatetime | None = None
 
 
