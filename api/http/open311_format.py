@@ -77,7 +77,8 @@ def status_of(request: Request, error: Exception) -> tuple[int, str]:
     """The spec's status and description for a refusal on an Open311 route."""
     if isinstance(error, RequestValidationError):
         first = (list(error.errors()) or [{}])[0]
-        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        loc = [str(p) for p in first.get("loc", ())]
+        field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "request"
         return 400, f"{field}: {first.get('msg', 'invalid')}"
     if isinstance(error, StarletteHTTPException):
         return error.status_code, str(error.detail)
