@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from domain.actors import Actor
@@ -171,14 +172,41 @@ class ReportCase(BaseModel):
     parties: list[Party] = Field(default_factory=list, max_length=50)
     hazard_level: Literal["general", "major"] | None = None
     rectify_by: AwareDatetime | None = None
+    # where it is, as a map or an Open311 client gives it (WGS-84); kept in the event's details
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
+    long: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
+    address_string: ShortText | None = None
+    media_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000,
+                                                pattern=r"^https?://[^\s]+$"), AfterValidator(_one_line)] | None = None
+
+    @model_validator(mode="after")
+    def _point_whole(self) -> ReportCase:
+        if (self.lat is None) != (self.long is None):
+            raise ValueError("lat and long go together")
+        return self
 
     def details(self) -> dict[str, Any]:
+        """The kind's own facts and the location, for the ``Reported`` event's ``details``
+        (an old event without a key simply lacks it: no upcaster needed)."""
         details: dict[str, Any] = {}
         if self.hazard_level is not None:
             details["hazard_level"] = self.hazard_level
         if self.rectify_by is not None:
             details["rectify_by"] = self.rectify_by.isoformat()
+        for name in LOCATION_FIELDS:
+            if getattr(self, name) is not None:
+                details[name] = getattr(self, name)
         return details
+
+
+LOCATION_FIELDS = ("lat", "long", "address_string", "media_url")
+
+
+class ReportAt(ReportCase):
+    """A report whose region may be left to its ``lat``/``long``: ``Fengqiao.placed``
+    fills it in (the smallest region whose geometry holds the point) before the command."""
+
+    region: Name | None = None  # type: ignore[assignment]
 
 
 class CaseAction(BaseModel):

@@ -43,6 +43,12 @@ class ValidationFailed(DomainError):
     code = "validation"
 
 
+class PointOutsideRegions(ValidationFailed):
+    """A report located by a map point whose point lies in no region's geometry."""
+
+    code = "point_outside_regions"
+
+
 class NotPermitted(DomainError):
     """The actor may not do this (wrong role, rank or unit)."""
 

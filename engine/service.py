@@ -51,6 +51,7 @@ from domain.errors import (
     EscalationCeiling,
     IdempotencyKeyInUse,
     NotFound,
+    ValidationFailed,
     VersionConflict,
 )
 from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
@@ -273,6 +274,48 @@ class Fengqiao(Application):
 
     def region(self, code: str) -> Region:
         return self.ladder().tree.get(code)
+
+    # -- region geometry (engine.geometry: a side table, not the ladder's events) --
+
+    def import_geometry(self, shapes: dict[str, Any]) -> int:
+        """Store each region's shape (every code must be on the ladder); returns how many."""
+        from engine.geometry import GeometryStore, check_codes
+
+        tree = self.ladder().tree
+        check_codes(shapes, [code for code in shapes if code in tree])
+        count = GeometryStore(self.recorder).replace(shapes, self.clock.now().isoformat())
+        self._geometry = None
+        return count
+
+    def geometry(self) -> Any:
+        """The region shapes' index (``engine.geometry.GeometryIndex``), read again from the
+        store when another process imported (checked at most every reference_recheck)."""
+        from engine.geometry import GeometryStore
+
+        now, cached = time.monotonic(), getattr(self, "_geometry", None)
+        if cached is not None and now - cached[2] < self.settings.reference_recheck:
+            return cached[0]
+        store = GeometryStore(self.recorder)
+        stamp = store.stamp()
+        if cached is not None and cached[1] == stamp:
+            index = cached[0]
+        else:
+            index = store.load({code: int(region.rank) for code, region in self.ladder().tree.regions.items()})
+        self._geometry = (index, stamp, now)
+        return index
+
+    def locate(self, lat: float, long: float) -> str:
+        """The smallest region whose geometry contains the point (WGS-84);
+        ``PointOutsideRegions`` when none does (or no geometry was imported)."""
+        return self.geometry().locate(long, lat)
+
+    def placed(self, body: ReportCase) -> ReportCase:
+        """The report with its region: as given, else :meth:`locate` of its ``lat``/``long``."""
+        if body.region:
+            return body
+        if body.lat is None or body.long is None:
+            raise ValidationFailed("give the region, or lat and long to find it", field="region")
+        return body.model_copy(update={"region": self.locate(body.lat, body.long)})
 
     def load_policy(self, text: str, actor_id: str) -> int:
         """Load a policy document; return its version (the current one if unchanged)."""

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     webhook_max_subscriptions: Count = 10  # per user
     webhook_senders: Annotated[int, Field(ge=1)] = 8  # attempts in flight at once, one per subscription
     webhook_key: Path | None = None  # None: webhook-key beside the SQLite file, var/ for PostgreSQL
+    open311_public: bool = False  # 1: anonymous GET requests (without personal fields)
     # projections
     projections_url: str | None = None  # None: beside the events
     projections_pool_size: Count = 4

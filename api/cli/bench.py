@@ -2,7 +2,7 @@
 
 Each benchmark is a module in ``api/bench/`` (packaged, outside the test run) that
 prints its figure beside a baseline measured in the same run. ``write``, ``replay``,
-``lag`` and ``queries`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
+``geometry``, ``lag`` and ``queries`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
 others (and ``http16``: ``api/bench/load.py`` held at 16 clients) are run as they
 are documented (their own command lines), their output passed through. Figures and
 how to read them: ``docs/performance.md`` (the runs: ``docs/performance-log.md``).
@@ -59,6 +59,8 @@ BENCHES: dict[str, Bench] = {
     "write": Bench("≥ 3,000 events/s with 16 writers on PostgreSQL", "seconds per measurement", 10,
                    module="api.bench.bench_write"),
     "replay": Bench("p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="api.bench.bench_replay"),
+    "geometry": Bench("a map point to its grid among 10,000 grid polygons: p95 ≤ 1 ms", "grid polygons", 10_000,
+                      module="api.bench.bench_geometry"),
     "lag": Bench("projection lag p99 ≤ 500 ms at 500 commands/s", "seconds", 60, module="api.bench.bench_lag"),
     "queries": Bench("supervisor queries p95 ≤ 20 ms each at 1M cases (PostgreSQL)", "cases (synthetic rows)",
                      100_000, module="api.bench.bench_queries", stores=("postgres",)),

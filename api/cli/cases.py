@@ -10,7 +10,7 @@ from uuid import UUID
 import typer
 
 from api.cli.common import cli_actor, domain_errors, emit, engine
-from domain.commands import ACTIONS, Envelope, ReportCase, parse_action, validated
+from domain.commands import ACTIONS, Envelope, ReportAt, parse_action, validated
 from domain.errors import ValidationFailed
 from domain.permissions import PUBLIC_ACTIONS, authorize_action, authorize_report
 from engine.idempotency import once, scoped_command_id
@@ -53,18 +53,23 @@ def report(
     kind: str = typer.Option(..., help="dispute | hazard | petition"),
     category: str = typer.Option(...),
     severity: str = typer.Option("minor", help="minor | major | critical"),
-    region: str = typer.Option(..., help="region code where it was found"),
+    region: str | None = typer.Option(None, help="region code where it was found (or give --lat and --long)"),
     title: str = typer.Option(...),
     description: str = typer.Option(""),
     channel: str = typer.Option("grid"),
+    lat: float | None = typer.Option(None, "--lat", help="WGS-84 latitude where it is"),
+    long: float | None = typer.Option(None, "--long", help="WGS-84 longitude; with --lat and no --region, "
+                                                           "the smallest region holding the point"),
     as_: str | None = AS,
     command_id: str | None = COMMAND_ID,
     occurred_at: datetime | None = OCCURRED,
 ) -> None:
     """上报 a new case."""
     with engine() as app, domain_errors():
-        body = validated(ReportCase, dict(kind=kind, category=category, severity=severity, region=region,
-                                           title=title, description=description, channel=channel))
+        point = {"lat": lat, "long": long} if lat is not None or long is not None else {}
+        body = app.placed(validated(ReportAt, dict(kind=kind, category=category, severity=severity,
+                                                        region=region, title=title, description=description,
+                                                        channel=channel, **point)))
         actor = cli_actor(app, as_)
         authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope
         envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),

@@ -34,10 +34,20 @@ def init() -> None:
 
 
 @regions.command("import")
-def regions_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV: code,name,rank,profile")) -> None:
-    """Import regions; importing the same file twice changes nothing."""
+def regions_import(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="CSV: code,name,rank,profile; or .geojson: region geometry"),
+    crs: str = typer.Option("wgs84", "--crs", help="a .geojson's datum: wgs84 (RFC 7946) or gcj02"),
+) -> None:
+    """Import regions (CSV; the same file twice changes nothing) or their geometry (.geojson)."""
     with engine() as app, domain_errors():
-        changed = app.import_regions(file.read_text(encoding="utf-8"), "cli:admin")
+        text = file.read_text(encoding="utf-8")
+        if file.suffix.lower() in (".geojson", ".json"):
+            from engine.geometry import load_geojson
+
+            emit({"geometry": app.import_geometry(load_geojson(text, crs)), "crs": crs})
+            return
+        changed = app.import_regions(text, "cli:admin")
         emit({"changed": changed, "regions": len(app.ladder().tree)})
 
 

@@ -288,11 +288,15 @@ def generate_county(seed: int, shape: CountyShape | None = None) -> County:
 
 
 def load_county(app: Fengqiao, county: County, policy_text: str, actor_id: str = "demo:admin") -> int:
-    """Import the ladder, its units and people, and the policy, through the engine.
+    """Import the ladder and its grid geometry (``api.demo.geometry``), its units and
+    people, and the policy, through the engine.
 
     Returns the policy version. Loading the same county again changes nothing.
     """
+    from api.demo.geometry import nested_grid
+
     app.import_regions(county.region_csv(), actor_id)
+    app.import_geometry(nested_grid(app.ladder().tree, COUNTY_CODE))
     for unit in county.all_units():
         app.add_unit(unit, actor_id)
     for person in county.people:

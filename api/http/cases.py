@@ -37,7 +37,7 @@ from api.http.openapi_docs import (
 )
 from api.http.schemas import CaseList, CaseView, CommandResponse, HistoryEntry
 from api.http.services import Services, services
-from domain.commands import ACTIONS, AwareDatetime, CaseAction, Envelope, ReportCase
+from domain.commands import ACTIONS, AwareDatetime, CaseAction, Envelope, ReportAt
 from domain.errors import DomainError, NotPermitted, ValidationFailed
 from domain.permissions import (
     PUBLIC_ACTIONS,
@@ -72,8 +72,9 @@ MIN_POSITION = Query(
 IF_MATCH_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
 
 
-class ReportRequest(ReportCase):
-    """上报: a new case. ``occurred_at`` is when it happened, if earlier than now (offline reports)."""
+class ReportRequest(ReportAt):
+    """上报: a new case. ``occurred_at`` is when it happened, if earlier than now (offline reports).
+    Without ``region``, ``lat``/``long`` find it (the smallest region whose geometry holds the point)."""
 
     occurred_at: AwareDatetime | None = None
 
@@ -152,6 +153,7 @@ def report_case(
     body: Annotated[ReportRequest, Body(openapi_examples=REPORT_EXAMPLES)],
     idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> JSONResponse:
+    body = svc.engine.placed(body)  # the region given, or the one the point lies in (422 outside all)
     authorize_report(principal.actor, body.region)
     svc.engine.region(body.region)
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),

@@ -1,22 +1,32 @@
-"""Open311 GeoReport v2 (JSON) over petitions and hazards.
+"""Open311 GeoReport v2 (XML and JSON) over petitions and hazards.
 
 The petition and hazard categories are the services (``petition.utilities``,
-``hazard.fire`` …). A ``POST requests.json`` reports a case through the same command
+``hazard.fire`` …). A ``POST requests.{xml,json}`` reports a case through the same command
 path as ``POST /v1/cases`` (channel ``platform``); ``service_request_id`` is the case
 id. A request is ``open`` until the case is resolved, then ``closed``;
 ``expected_datetime`` is the due time of the case's resolve clock (petition: 办结
 ``reply``; hazard: 限时整改 ``rectification``, then 销号 ``signoff``).
 
+Every route answers XML (the spec's default) or JSON by its extension, and refuses in
+the spec's error format with the spec's statuses (:mod:`api.http.open311_format`).
+``jurisdiction_id`` is the deployment (``FENGQIAO_DEPLOYMENT``): any other is 404. A
+request's place is its region: ``attribute[region]``, else ``address_id`` (a region code),
+else the smallest region whose geometry contains ``lat``/``long``
+(``fengqiao regions import FILE.geojson``); ``lat``, ``long``, ``address_string`` and
+``media_url`` are kept on the case and answered back.
+
 Discovery and services are public. Requests need a user (``Authorization: Bearer``
 or the spec's ``api_key`` parameter); reading needs the ``read`` right, posting the
-``report`` right, and a caller sees only requests in their region's subtree.
-Disputes are not Open311 services and never appear here. Errors are problem+json
-like the rest of the API.
+``report`` right, and a caller sees only requests in their region's subtree. Without a
+key, ``GET requests`` is 403 unless ``FENGQIAO_OPEN311_PUBLIC=1``: then it shows every
+service request of the deployment without its personal fields (description, media_url,
+lat/long, address_string). Disputes are not Open311 services and never appear here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from datetime import datetime, timedelta
@@ -27,21 +37,22 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from api.http.auth import Principal, Unauthenticated, authenticated, forbid, region_not_found
-from api.http.openapi_docs import problem_responses
+from api.http.cases import counted
+from api.http.open311_format import Open311Route, answer, check_format, responses
 from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
-from domain.commands import Envelope, Party, ReportCase, check_moment
+from domain.commands import LOCATION_FIELDS, Envelope, Party, ReportCase, check_moment
 from domain.errors import NotFound, ValidationFailed
 from domain.kinds import Kind
 from domain.permissions import READ, REPORT, SEPARATORS, case_in_scope, mask_numbers
 from engine.case_clocks import clocks_of
 from engine.idempotency import once, scoped_command_id
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
 Svc = Annotated[Services, Depends(services)]
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -103,39 +114,6 @@ def attribute(code: str, description: str, *, required: bool, order: int,
     }
 
 
-@router.get("/discovery.json", summary="Open311 discovery")
-def discovery(request: Request) -> dict[str, Any]:
-    base = str(request.base_url).rstrip("/") + "/open311/v2"
-    return {
-        "changeset": "2026-11-23T00:00:00Z",
-        "contact": "县综治中心 the county's comprehensive-governance centre",
-        "key_service": "fengqiao users add --role reporter (a token; send it as api_key or Bearer)",
-        "endpoints": [{"specification": SPECIFICATION, "url": base, "changeset": "2026-11-23T00:00:00Z",
-                       "type": "production", "formats": ["application/json"]}],
-    }
-
-
-@router.get("/services.json", summary="Open311 services: petition and hazard categories")
-def list_services() -> list[dict[str, Any]]:
-    return services_list()
-
-
-@router.get("/services/{code}.json", summary="Open311 service definition")
-def service_definition(code: str) -> dict[str, Any]:
-    kind, _ = parse_service_code(code)
-    attributes = [
-        attribute("region", "区域代码 the region code where the matter is (e.g. 410928-001-007-03)",
-                  required=True, order=1),
-        attribute("severity", "小事/大事/重大 minor, major or critical (default minor)", required=False, order=2,
-                  values=("minor", "major", "critical")),
-        attribute("title", "标题 a short title (default: the start of the description)", required=False, order=3),
-    ]
-    if kind == Kind.HAZARD:
-        attributes.append(attribute("hazard_level", "一般/重大隐患 general or major", required=False, order=4,
-                                    values=("general", "major")))
-    return {"service_code": code, "attributes": attributes}
-
-
 # -- callers ------------------------------------------------------------------------------
 
 
@@ -160,17 +138,75 @@ async def parameters(request: Request) -> dict[str, Any]:
 Params = Annotated[dict[str, Any], Depends(parameters)]
 
 
-def caller(request: Request, svc: Svc, params: Params) -> Principal:
-    """The user named by ``Authorization: Bearer`` or the spec's ``api_key``."""
+def caller(request: Request, svc: Svc, params: Params) -> Principal | None:
+    """The user named by ``Authorization: Bearer`` or the spec's ``api_key``; None without one."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else str(params.get("api_key") or "")
     if not token:
-        raise Unauthenticated("send Authorization: Bearer <token> or api_key")
+        return None
     user = authenticated(request, svc, token)
     return Principal(user, svc.users.actor(user))
 
 
-Caller = Annotated[Principal, Depends(caller)]
+def signed_in(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise Unauthenticated("send api_key (or Authorization: Bearer <token>)")
+    return principal
+
+
+Caller = Annotated[Principal | None, Depends(caller)]
+
+
+def format_of(fmt: str) -> str:
+    """The path's extension: ``xml`` or ``json`` (else 404)."""
+    return check_format(fmt)
+
+
+Fmt = Annotated[str, Depends(format_of)]
+
+
+def check_jurisdiction(svc: Services, params: dict[str, Any]) -> None:
+    """``jurisdiction_id`` is optional (one jurisdiction: the deployment); another is 404."""
+    given = str(params.get("jurisdiction_id") or "").strip()
+    if given and given != svc.settings.deployment:
+        raise NotFound(f"no jurisdiction {given!r} here (this is {svc.settings.deployment!r})",
+                       resource="jurisdiction", id=given)
+
+
+@router.get("/discovery.{fmt}", summary="Open311 discovery", responses=responses(None, 404))
+def discovery(request: Request, fmt: Fmt) -> Response:
+    base = str(request.base_url).rstrip("/") + "/open311/v2"
+    return answer(fmt, "discovery", {
+        "changeset": "2026-11-23T00:00:00Z",
+        "contact": "县综治中心 the county's comprehensive-governance centre",
+        "key_service": "fengqiao users add --role reporter (a token; send it as api_key or Bearer)",
+        "endpoints": [{"specification": SPECIFICATION, "url": base, "changeset": "2026-11-23T00:00:00Z",
+                       "type": "production", "formats": ["text/xml", "application/json"]}],
+    })
+
+
+@router.get("/services.{fmt}", summary="Open311 services: petition and hazard categories",
+            responses=responses(None, 404))
+def list_services(svc: Svc, fmt: Fmt, params: Params) -> Response:
+    check_jurisdiction(svc, params)
+    return answer(fmt, "services", services_list())
+
+
+@router.get("/services/{code}.{fmt}", summary="Open311 service definition", responses=responses(None, 404))
+def service_definition(svc: Svc, code: str, fmt: Fmt, params: Params) -> Response:
+    check_jurisdiction(svc, params)
+    kind, _ = parse_service_code(code)
+    attributes = [
+        attribute("region", "区域代码 the region code (or send address_id, or lat/long to find it)",
+                  required=False, order=1),
+        attribute("severity", "小事/大事/重大 minor, major or critical (default minor)", required=False, order=2,
+                  values=("minor", "major", "critical")),
+        attribute("title", "标题 a short title (default: the start of the description)", required=False, order=3),
+    ]
+    if kind == Kind.HAZARD:
+        attributes.append(attribute("hazard_level", "一般/重大隐患 general or major", required=False, order=4,
+                                    values=("general", "major")))
+    return answer(fmt, "service_definition", {"service_code": code, "attributes": attributes})
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -196,36 +232,40 @@ def agency(svc: Services, case: Case) -> str | None:
         return unit_id
 
 
-def request_view(svc: Services, case: Case) -> dict[str, Any]:
+def request_view(svc: Services, case: Case, public: bool = False) -> dict[str, Any]:
+    """A service request with the spec's fields, in the spec's order. ``public`` (an
+    anonymous reader, ``FENGQIAO_OPEN311_PUBLIC=1``): without its personal fields."""
     closed = case.status not in OPEN
     due = resolve_due(svc.engine, case)
+    place = case.details
+    region_name = svc.engine.region(case.origin_region).name  # where it is, not the rank handling it
     return mask_numbers({  # Open311 is an integrator's view: numbers typed into free text are masked
         "service_request_id": str(case.id),
         "status": "closed" if closed else "open",
         "status_notes": (case.resolution or "已办结 resolved") if closed else STATUS_NOTES.get(str(case.status)),
         "service_name": CATEGORY_NAMES.get(case.category, case.category),
         "service_code": service_code(case.kind, case.category),
-        "description": case.description or case.title,
+        "description": None if public else (case.description or case.title),
         "agency_responsible": agency(svc, case),
         "service_notice": None,
         "requested_datetime": case.created_on.isoformat(),
         "updated_datetime": case.modified_on.isoformat(),
         "expected_datetime": due.isoformat() if due else None,
-        "address": svc.engine.region(case.region).name,
-        "address_id": case.region,
+        "address": region_name if public else (place.get("address_string") or region_name),
+        "address_id": case.origin_region,
         "zipcode": None,
-        "lat": None,
-        "long": None,
-        "media_url": None,
+        "lat": None if public else place.get("lat"),
+        "long": None if public else place.get("long"),
+        "media_url": None if public else place.get("media_url"),
     })
 
 
-def visible_service_case(svc: Services, principal: Principal, request_id: str) -> Case:
+def visible_service_case(svc: Services, principal: Principal | None, request_id: str) -> Case:
     try:
         case = svc.engine.case(UUID(request_id))
     except (ValueError, NotFound):
         raise NotFound(f"no service request {request_id}", resource="service_request", id=request_id) from None
-    if case.kind not in SERVICE_KINDS or not case_in_scope((case.region, case.origin_region), principal.region):
+    if case.kind not in SERVICE_KINDS or not in_view(svc, principal, case):
         raise NotFound(f"no service request {request_id}", resource="service_request", id=request_id)
     return case
 
@@ -261,19 +301,40 @@ def reported_events(svc: Services, kinds: set[Kind]) -> list[Any]:
         start = batch[-1].id + 1
 
 
-@router.get("/requests.json", summary="Open311 service requests (filters as in the spec)")
-def list_requests(svc: Svc, principal: Caller, params: Params) -> list[dict[str, Any]]:
+def reader(svc: Services, principal: Principal | None) -> Principal | None:
+    """The caller who may read requests; None: an anonymous reader of a public deployment."""
+    if principal is None:
+        if svc.settings.open311_public:
+            return None
+        raise Unauthenticated("send api_key: this deployment's requests are not public (FENGQIAO_OPEN311_PUBLIC)")
     if not principal.may(READ):
         raise forbid(principal, READ)
+    return principal
+
+
+def in_view(svc: Services, principal: Principal | None, case: Case) -> bool:
+    return principal is None or case_in_scope((case.region, case.origin_region), principal.region)
+
+
+@router.get("/requests.{fmt}", summary="Open311 service requests (filters as in the spec)",
+            responses=responses(None, 400, 403, 404))
+def list_requests(svc: Svc, principal: Caller, params: Params, fmt: Fmt) -> Response:
+    check_jurisdiction(svc, params)
+    who = reader(svc, principal)
     ids = split(params.get("service_request_id"))
     if ids:
         found = []
         for request_id in ids:
             try:
-                found.append(request_view(svc, visible_service_case(svc, principal, request_id)))
+                found.append(request_view(svc, visible_service_case(svc, who, request_id), who is None))
             except NotFound:
                 continue
-        return found
+        return answer(fmt, "service_requests", found)
+    return answer(fmt, "service_requests", matching_requests(svc, who, params))
+
+
+def matching_requests(svc: Services, who: Principal | None, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The spec's filters: service_code, status, start_date and end_date (default: 90 days)."""
     codes = [parse_service_code(c) for c in split(params.get("service_code"))]
     statuses = set(split(params.get("status")))
     if statuses - {"open", "closed"}:
@@ -288,9 +349,9 @@ def list_requests(svc: Svc, principal: Caller, params: Params) -> list[dict[str,
         if codes and (Kind(reported.kind), reported.category) not in codes:
             continue
         case = svc.engine.case(reported.originator_id)
-        if not case_in_scope((case.region, case.origin_region), principal.region):
+        if not in_view(svc, who, case):
             continue
-        view = request_view(svc, case)
+        view = request_view(svc, case, who is None)
         if statuses and view["status"] not in statuses:
             continue
         views.append(view)
@@ -299,11 +360,13 @@ def list_requests(svc: Svc, principal: Caller, params: Params) -> list[dict[str,
     return views
 
 
-@router.get("/requests/{request_id}.json", summary="One Open311 service request")
-def get_request(request_id: str, svc: Svc, principal: Caller) -> list[dict[str, Any]]:
-    if not principal.may(READ):
-        raise forbid(principal, READ)
-    return [request_view(svc, visible_service_case(svc, principal, request_id))]
+@router.get("/requests/{request_id}.{fmt}", summary="One Open311 service request",
+            responses=responses(None, 403, 404))
+def get_request(request_id: str, svc: Svc, principal: Caller, params: Params, fmt: Fmt) -> Response:
+    check_jurisdiction(svc, params)
+    who = reader(svc, principal)
+    return answer(fmt, "service_requests", [request_view(svc, visible_service_case(svc, who, request_id),
+                                                         who is None)])
 
 
 def attributes_of(params: dict[str, Any]) -> dict[str, Any]:
@@ -340,33 +403,80 @@ def reporter_party(kind: Kind, params: dict[str, Any]) -> list[Party]:
     return [Party(name=name, role=role, phone=params.get("phone") or None)]
 
 
-@router.post("/requests.json", status_code=201, summary="Report a petition or hazard (Open311)")
-def create_request(request: Request, svc: Svc, principal: Caller, params: Params) -> JSONResponse:
-    if not principal.may(REPORT):
-        raise forbid(principal, REPORT)
+def region_of(svc: Services, params: dict[str, Any], attributes: dict[str, Any]) -> str:
+    """``attribute[region]``, else ``address_id`` (a region code), else the region whose
+    geometry holds ``lat``/``long`` (a point outside every region is 400)."""
+    region = str(attributes.get("region") or params.get("address_id") or "").strip()
+    if region:
+        return region
+    lat, long = params.get("lat"), params.get("long")
+    if lat in (None, "") or long in (None, ""):
+        raise ValidationFailed("a location is required: address_id (the region code) or lat and long "
+                               "(address_string alone cannot be placed)", field="address_id")
+    try:
+        point = float(lat), float(long)
+    except (TypeError, ValueError):
+        raise ValidationFailed("lat and long are WGS-84 degrees (numbers)", field="lat") from None
+    if not all(math.isfinite(x) for x in point):
+        raise ValidationFailed("lat and long are WGS-84 degrees (numbers)", field="lat")
+    return svc.engine.locate(*point)
+
+
+def new_report(svc: Services, params: dict[str, Any]) -> ReportCase:
+    """The ``ReportCase`` a POST asks for, its fields as the spec names them."""
     kind, category = parse_service_code(str(params.get("service_code") or ""))
     attributes = attributes_of(params)
     description = str(params.get("description") or "").strip()
-    if params.get("address_string"):
-        description = f"{description}\n地址 address: {params['address_string']}".strip()
     title = str(attributes.get("title") or first_words(description) or CATEGORY_NAMES.get(category, category))
+    place = {name: params[name] for name in LOCATION_FIELDS if params.get(name) not in (None, "")}
     try:
-        body = ReportCase(
+        return ReportCase(
             kind=kind, category=category, severity=attributes.get("severity") or "minor",
-            region=str(attributes.get("region") or ""), title=title, description=description, channel="platform",
-            parties=reporter_party(kind, params),
+            region=region_of(svc, params, attributes), title=title, description=description, channel="platform",
+            parties=reporter_party(kind, params), **place,
             **({"hazard_level": attributes["hazard_level"]} if attributes.get("hazard_level") else {}),
         )
-        key = request.headers.get("idempotency-key") or None
-        envelope = Envelope(actor=principal.actor, command_id=scoped_command_id(principal.actor.id, key)
-                            if key else f"open311:{uuid.uuid4()}")
     except ValidationError as error:
         raise RequestValidationError(error.errors()) from None
+
+
+FORM_FIELDS = ("jurisdiction_id", "api_key", "service_code", "lat", "long", "address_string", "address_id",
+               "email", "device_id", "account_id", "first_name", "last_name", "phone", "description", "media_url")
+REQUEST_BODY = {
+    "type": "object", "required": ["service_code"],
+    "properties": {**{name: {"type": "string"} for name in FORM_FIELDS},
+                   "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                   "long": {"type": "number", "minimum": -180, "maximum": 180},
+                   "attribute[region]": {"type": "string"}, "attribute[severity]": {"type": "string"},
+                   "attribute[title]": {"type": "string"}, "attribute[hazard_level]": {"type": "string"}},
+}
+JSON_BODY = {**REQUEST_BODY, "properties": {
+    **{k: v for k, v in REQUEST_BODY["properties"].items() if not k.startswith("attribute[")},
+    "attribute": {"type": "object", "additionalProperties": {"type": "string"}}}}
+CREATED = {"type": "array", "items": {"type": "object", "properties": {
+    "service_request_id": {"type": "string"}, "service_notice": {"type": ["string", "null"]},
+    "account_id": {"type": ["string", "null"]}}}}
+
+
+@router.post("/requests.{fmt}", status_code=201, summary="Report a petition or hazard (Open311)",
+             responses={201: responses(CREATED)[200], **{k: v for k, v in responses(None, 400, 403, 404).items()
+                                                          if k != 200}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/x-www-form-urlencoded": {"schema": REQUEST_BODY},
+                 "application/json": {"schema": JSON_BODY}}}})
+def create_request(request: Request, svc: Svc, principal: Caller, params: Params, fmt: Fmt) -> Response:
+    check_jurisdiction(svc, params)
+    principal = signed_in(principal)
+    if not principal.may(REPORT):
+        raise forbid(principal, REPORT)
+    body = new_report(svc, params)
     if not case_in_scope((body.region,), principal.region):
         raise region_not_found(body.region)
-    result = once(svc.engine, principal.actor.id, key, lambda: svc.engine.report(body, envelope))
-    return JSONResponse(
-        [{"service_request_id": str(result.case_id), "service_notice": None, "account_id": None}],
-        status_code=201,
-        headers={"Location": f"/open311/v2/requests/{result.case_id}.json"},
-    )
+    key = request.headers.get("idempotency-key") or None
+    envelope = Envelope(actor=principal.actor, command_id=scoped_command_id(principal.actor.id, key)
+                        if key else f"open311:{uuid.uuid4()}")
+    result = counted(svc, "report", lambda: once(svc.engine, principal.actor.id, key,
+                                                 lambda: svc.engine.report(body, envelope)))
+    return answer(fmt, "service_requests",
+                  [{"service_request_id": str(result.case_id), "service_notice": None, "account_id": None}],
+                  201, {"Location": f"/open311/v2/requests/{result.case_id}.{fmt}"})
