@@ -15,6 +15,7 @@ from domain.cases import Case
 from domain.clocks import ClockState, clocks_under
 from domain.errors import NotFound, ValidationFailed
 from domain.ladder import Rank
+from engine.case_clocks import current_clocks
 
 
 def replayed(app: Any, case_id: UUID, version: int | None = None,
@@ -43,11 +44,40 @@ def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: dateti
     """The case view with its clocks, now, at ``version`` or as recorded at ``as_of``.
 
     The clocks run to ``now``; by default the moment shown: ``as_of``, the moment
-    ``version`` was recorded, or the engine's clock for the case now."""
+    ``version`` was recorded, or the engine's clock for the case now.
+
+    The case now (or at the version it is now: a command's answer) costs the same whatever
+    its length: it is the engine's cached copy brought up to date, or its last snapshot
+    and the events after, and its clocks resume from the cached fold
+    (:func:`engine.case_clocks.current_clocks`). An earlier version or moment is replayed
+    from the events."""
+    if as_of is None:
+        shown = _current_view(app, case_id, version, now)
+        if shown is not None:
+            return shown
     case, events = replayed(app, case_id, version, as_of)
     if now is None:
         now = as_of or (case.modified_on if version is not None else app.clock.now())
     return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
+
+
+def _current_view(app: Any, case_id: UUID, version: int | None, now: datetime | None) -> dict[str, Any] | None:
+    """The view of the case as it is now, if ``version`` is None or its current one (else None).
+
+    The cached case is taken out while in use and put back after (see ``engine.case_cache``)."""
+    case: Any = app.case_cache.take(case_id)
+    if case is None:
+        case = app.case(case_id)  # its last snapshot and the events after
+    elif version is None or case.version < version:
+        for event in app.events.get(case_id, gt=case.version):  # written since (by another process)
+            case = event.mutate(case)
+    shown = None
+    if version is None or case.version == version:
+        if now is None:
+            now = case.modified_on if version is not None else app.clock.now()
+        shown = case_fields(case, current_clocks(app, case, now))
+    app.case_cache.put(case)
+    return shown
 
 
 def case_fields(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[str, Any]:
