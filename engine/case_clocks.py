@@ -42,7 +42,8 @@ def current_clocks(app: Any, case: Any, now: datetime) -> list[ClockState]:
     events recorded after ``now``) is folded afresh from every event, and not kept."""
     policy, statutory = app.policy(case.policy_version), app.statutory()
     entry = app.clock_folds.take(case.id)
-    if entry is None or entry.policy_version != case.policy_version or entry.statutory is not statutory:
+    if entry is None or entry.policy_version != case.policy_version or not (
+            entry.statutory is statutory or entry.statutory == statutory):  # a book re-read is equal
         entry = CachedFold(case.id, 0, case.policy_version, statutory, clock_fold(policy, statutory))
     fold = entry.fold
     if fold.version > case.version or (fold.latest is not None and fold.latest > now):

@@ -486,6 +486,14 @@ class Fengqiao(Application):
             raise NotFound(f"case {case_id} has no version {version}", resource="case_version", id=str(case_id))
         return case
 
+    def current_case(self, case_id: UUID) -> Case:
+        """The case now, as :meth:`case` answers it, from the engine's cached copy when it
+        has one (one read of any newer events instead of the snapshot and its replay). The
+        copy stays cached: read it at once, never change it (a command takes its own)."""
+        case = views.taken_case(self, case_id)
+        self.case_cache.put(case)
+        return case
+
     def case_as_of(self, case_id: UUID, moment: datetime) -> Case:
         """The case as the store knew it at ``moment`` (by recorded time)."""
         return views.replayed(self, case_id, as_of=moment)[0]

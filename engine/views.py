@@ -61,16 +61,30 @@ def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: dateti
     return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
 
 
+def taken_case(app: Any, case_id: UUID, current: bool = True) -> Case:
+    """The case as the store has it now, taken out of the engine's case cache (the caller
+    puts it back, or drops it): the cached copy brought up to date with any events written
+    since (by another process), else its last snapshot and the events after.
+    ``current=False``: the cached copy as it is (the caller checks its version)."""
+    case: Any = app.case_cache.take(case_id)
+    if case is None:
+        return app.case(case_id)
+    return _brought_up_to_date(app, case) if current else case
+
+
+def _brought_up_to_date(app: Any, case: Any) -> Any:
+    for event in app.events.get(case.id, gt=case.version):
+        case = event.mutate(case)
+    return case
+
+
 def _current_view(app: Any, case_id: UUID, version: int | None, now: datetime | None) -> dict[str, Any] | None:
     """The view of the case as it is now, if ``version`` is None or its current one (else None).
 
     The cached case is taken out while in use and put back after (see ``engine.case_cache``)."""
-    case: Any = app.case_cache.take(case_id)
-    if case is None:
-        case = app.case(case_id)  # its last snapshot and the events after
-    elif version is None or case.version < version:
-        for event in app.events.get(case_id, gt=case.version):  # written since (by another process)
-            case = event.mutate(case)
+    case = taken_case(app, case_id, current=version is None)
+    if version is not None and case.version < version:
+        case = _brought_up_to_date(app, case)
     shown = None
     if version is None or case.version == version:
         if now is None:

@@ -33,6 +33,7 @@ from api.bench.server import FENGQIAO, ROOT, Server, free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SHORT = 10
+ROUNDS = 4
 TARGETS = {"get_long": 1.3, "comment_long": 1.3, "get": 3.0, "comment": 5.0, "list": 4.0, "board": 4.0}
 USERS = [("root", "admin", "410928")]
 
@@ -143,7 +144,7 @@ def measure(url: str, long_events: int, requests: int) -> dict[str, float]:
                 return client.post(f"/v1/cases/{case_id}/comment", json={"text": "督办"},
                                    headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}-{next(n)}"})
 
-            for _ in range(2):  # interleaved twice: host noise lands on both sides of each ratio
+            for _ in range(ROUNDS):  # interleaved rounds, the least of each: host noise lands on both sides
                 for name, send in [
                     ("bare", lambda: plain.get("/healthz")),
                     ("get", lambda: client.get(f"/v1/cases/{short_id}")),

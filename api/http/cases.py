@@ -97,8 +97,8 @@ def expected_version(if_match: str | None) -> int | None:
 
 def view(svc: Services, case_id: UUID, version: int | None = None, as_of: datetime | None = None,
          now: datetime | None = None) -> dict[str, Any]:
-    """The engine's case view (``Fengqiao.case_view``), ready for JSON."""
-    return jsonable_encoder(svc.engine.case_view(case_id, version=version, as_of=as_of, now=now))
+    """The engine's case view (``Fengqiao.case_view``): JSON types already (``case_fields``)."""
+    return svc.engine.case_view(case_id, version=version, as_of=as_of, now=now)
 
 
 def command_response(svc: Services, result: CommandResult, status: int) -> JSONResponse:
@@ -157,7 +157,7 @@ def report_case(
 
 def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
                idempotency_key: str | None, if_match: str | None) -> JSONResponse:
-    authorize_action(principal.actor, name, lambda: svc.engine.case(case_id), body.model_dump())
+    authorize_action(principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump())
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
