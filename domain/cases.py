@@ -30,6 +30,7 @@ from domain.clocks import ClockState, ClockStatus
 from domain.errors import EscalationCeiling, InvalidTransition, NotPermitted, ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
+from domain.snapshots import CaseSnapshot
 
 CLOCK_SKEW = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no act of this service happened before it
@@ -159,6 +160,7 @@ class Case(Aggregate):
 
     kind = Kind.DISPUTE  # each kind's class sets its own (no annotation: aggregates with
     # annotations become dataclasses in eventsourcing, with generated __init__ methods)
+    Snapshot = CaseSnapshot  # its state at one version, types kept (domain/snapshots.py)
 
     # -- events ----------------------------------------------------------------
 

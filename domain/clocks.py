@@ -469,8 +469,12 @@ class _Fold:
         self.runs: dict[tuple[str, str | None], _Run] = {}
         self.cycles: dict[tuple[str, str | None], int] = {}
         self.t: datetime | None = None
+        self.version = 0  # the last event folded (resumable: fold only newer events next time)
+        self.latest: datetime | None = None  # the latest recording time folded
 
     def apply(self, event: Any) -> None:
+        self.version = getattr(event, "originator_version", self.version + 1)
+        self.latest = event.timestamp if self.latest is None else max(self.latest, event.timestamp)
         own = getattr(event, "occurred_at", None) or event.timestamp
         self.t = t = own if self.t is None or own >= self.t else self.t
         self._follow_case(event)
@@ -612,15 +616,29 @@ def evaluate_clocks(
     """
     if now.tzinfo is None:
         raise ValidationFailed("now needs a time zone", field="now")
-    thresholds = thresholds or Thresholds()
-    fold = _Fold(specs, calendar, thresholds, sync_grace)
+    fold = _Fold(specs, calendar, thresholds or Thresholds(), sync_grace)
     for event in events:
         if event.timestamp > now:
             continue
         fold.apply(event)
-    order = {spec.name: i for i, spec in enumerate(specs)}
+    return fold_states(fold, now)
+
+
+def fold_states(fold: _Fold, now: datetime) -> list[ClockState]:
+    """Every clock the fold has started, in policy order, as it stands at ``now``
+    (reads the fold, never changes it)."""
+    order = {spec.name: i for i, spec in enumerate(fold.specs)}
     runs = sorted(fold.runs.values(), key=lambda r: (order[r.spec.name], r.key or ""))
-    return [run.state(now, thresholds) for run in runs]
+    return [run.state(now, fold.thresholds) for run in runs]
+
+
+def clock_fold(policy: Policy, statutory: Statutory | None = None) -> _Fold:
+    """An empty fold of a case's events under one policy version: :meth:`_Fold.apply` each
+    event in order, :func:`fold_states` at any moment after the last one's recording. A fold
+    kept after version N resumes with the events after N (the engine's clock-fold cache):
+    the same clocks as :func:`clocks_under` over every event, without refolding them."""
+    return _Fold(policy.clocks, calendar_for(policy.calendar, statutory), policy.thresholds,
+                 policy.sync_grace_delta)
 
 
 def clocks_under(policy: Policy, events: Iterable[Any], now: datetime,

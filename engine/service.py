@@ -70,6 +70,9 @@ from engine.time_source import Clock, SystemClock
 log = structlog.get_logger("fengqiao.engine")
 
 MAX_CONFLICT_RETRIES = 8
+# A case is snapshotted every this many versions: a read or a command that misses the case cache
+# restores the last snapshot and replays at most this many newer events, whatever the case's length.
+SNAPSHOT_INTERVAL = 10
 ESCALATING_ACTIONS = ("escalate", "assign")  # a refusal of these counts as a 矛盾上交 attempt
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
@@ -122,6 +125,8 @@ class Fengqiao(Application):
 
     name = "fengqiao"
     recorder: ChainedSQLiteRecorder | ChainedPostgresRecorder  # engine/audit/recorders.py: the chained recorders
+    snapshotting_intervals = {cls: SNAPSHOT_INTERVAL for cls in CASE_CLASSES.values()}
+    snapshotting_projectors = {cls: replay for cls in CASE_CLASSES.values()}
 
     def __init__(
         self,
@@ -143,6 +148,7 @@ class Fengqiao(Application):
         super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache(self.settings.case_cache)
+        self.clock_folds = CaseCache(self.settings.case_cache)  # each case's clock fold (engine.case_clocks)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
         """The library's ``save``, collecting aggregates' events without its
@@ -156,9 +162,18 @@ class Fengqiao(Application):
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
+        self._snapshot(processing_event)
         self._notify(recordings)
         return recordings
+
+    def _snapshot(self, processing_event: ProcessingEvent) -> None:
+        """The library's snapshotting (each case every ``SNAPSHOT_INTERVAL`` versions, read back
+        from the store). A snapshot only saves reading: the events are stored, so one that
+        cannot be written is logged, never the command's failure."""
+        try:
+            self._take_snapshots(processing_event)
+        except (RecordConflictError, OperationalError) as error:
+            log.warning("snapshot not written", error=str(error))
 
     def _record(self, processing_event: ProcessingEvent) -> list[Recording]:
         """Concurrent saves are written together (see :mod:`engine.group_commit`)."""
@@ -531,6 +546,14 @@ class Fengqiao(Application):
             raise NotFound(f"no case {case_id}", resource="case", id=str(case_id))
         if version is not None and case.version != version:
             raise NotFound(f"case {case_id} has no version {version}", resource="case_version", id=str(case_id))
+        return case
+
+    def current_case(self, case_id: UUID) -> Case:
+        """The case now, as :meth:`case` answers it, from the engine's cached copy when it
+        has one (one read of any newer events instead of the snapshot and its replay). The
+        copy stays cached: read it at once, never change it (a command takes its own)."""
+        case = views.taken_case(self, case_id)
+        self.case_cache.put(case)
         return case
 
     def case_as_of(self, case_id: UUID, moment: datetime) -> Case:

@@ -16,6 +16,7 @@ from domain.clocks import ClockState, clocks_under
 from domain.errors import NotFound, ValidationFailed
 from domain.ladder import Rank
 from engine import deadlines
+from engine.case_clocks import current_clocks
 
 
 def replayed(app: Any, case_id: UUID, version: int | None = None,
@@ -45,12 +46,55 @@ def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: dateti
     """The case view with its clocks, now, at ``version`` or as recorded at ``as_of``.
 
     The clocks run to ``now``; by default the moment shown: ``as_of``, the moment
-    ``version`` was recorded, or the engine's clock for the case now."""
+    ``version`` was recorded, or the engine's clock for the case now.
+
+    The case now (or at the version it is now: a command's answer) costs the same whatever
+    its length: it is the engine's cached copy brought up to date, or its last snapshot
+    and the events after, and its clocks resume from the cached fold
+    (:func:`engine.case_clocks.current_clocks`). An earlier version or moment is replayed
+    from the events."""
+    if as_of is None:
+        shown = _current_view(app, case_id, version, now)
+        if shown is not None:
+            return shown
     case, events = replayed(app, case_id, version, as_of)
     if now is None:
         now = as_of or (case.modified_on if version is not None else app.clock.now())
     deadlines.check()
     return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
+
+
+def taken_case(app: Any, case_id: UUID, current: bool = True) -> Case:
+    """The case as the store has it now, taken out of the engine's case cache (the caller
+    puts it back, or drops it): the cached copy brought up to date with any events written
+    since (by another process), else its last snapshot and the events after.
+    ``current=False``: the cached copy as it is (the caller checks its version)."""
+    case: Any = app.case_cache.take(case_id)
+    if case is None:
+        return app.case(case_id)
+    return _brought_up_to_date(app, case) if current else case
+
+
+def _brought_up_to_date(app: Any, case: Any) -> Any:
+    for event in app.events.get(case.id, gt=case.version):
+        case = event.mutate(case)
+    return case
+
+
+def _current_view(app: Any, case_id: UUID, version: int | None, now: datetime | None) -> dict[str, Any] | None:
+    """The view of the case as it is now, if ``version`` is None or its current one (else None).
+
+    The cached case is taken out while in use and put back after (see ``engine.case_cache``)."""
+    case = taken_case(app, case_id, current=version is None)
+    if version is not None and case.version < version:
+        case = _brought_up_to_date(app, case)
+    shown = None
+    if version is None or case.version == version:
+        if now is None:
+            now = case.modified_on if version is not None else app.clock.now()
+        shown = case_fields(case, current_clocks(app, case, now))
+    app.case_cache.put(case)
+    return shown
 
 
 def case_fields(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[str, Any]:

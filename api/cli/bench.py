@@ -71,6 +71,9 @@ BENCHES: dict[str, Bench] = {
                     script="bench_timers.py"),
     "http16": Bench("p50/p95/p99 and commands/s, 16 concurrent HTTP clients (loopback)", "seconds", 30,
                     script="load"),
+    "http": Bench("server CPU per request, as ratios in one run: GET and comment on a long case <= 1.3x a "
+                  "10-event case; GET <= 3x, a command <= 5x, list and board <= 4x a bare FastAPI GET /healthz",
+                  "events in the long case", 1000, module="api.bench.bench_http"),
     "memory": Bench("server RSS at 1M cases; no growth over 10 minutes of load", "minutes", 10,
                     script="bench_memory.py"),
     "audit": Bench("chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"),

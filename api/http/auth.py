@@ -113,7 +113,7 @@ def forbid(principal: Principal, what: str) -> NotPermitted:
 def require_right(right: str) -> Callable[..., Principal]:
     """A dependency: the caller, if their role carries ``right``; else 403."""
 
-    def dependency(principal: CurrentUser) -> Principal:
+    async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
         if not principal.may(right):
             raise forbid(principal, right)
         return principal
@@ -125,7 +125,7 @@ def require_right(right: str) -> Callable[..., Principal]:
 def require_role(*roles: str) -> Callable[..., Principal]:
     """A dependency: the caller, if their role is one of ``roles``; else 403."""
 
-    def dependency(principal: CurrentUser) -> Principal:
+    async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
         if principal.role not in roles:
             raise NotPermitted(f"this needs one of the roles {', '.join(roles)}",
                                role=principal.role, allowed=list(roles))

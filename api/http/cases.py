@@ -103,8 +103,8 @@ def expected_version(if_match: str | None) -> int | None:
 
 def view(svc: Services, case_id: UUID, version: int | None = None, as_of: datetime | None = None,
          now: datetime | None = None) -> dict[str, Any]:
-    """The engine's case view (``Fengqiao.case_view``), ready for JSON."""
-    return jsonable_encoder(svc.engine.case_view(case_id, version=version, as_of=as_of, now=now))
+    """The engine's case view (``Fengqiao.case_view``): JSON types already (``case_fields``)."""
+    return svc.engine.case_view(case_id, version=version, as_of=as_of, now=now)
 
 
 def command_response(svc: Services, result: CommandResult, status: int, role: str) -> JSONResponse:
@@ -165,7 +165,7 @@ def report_case(
 
 def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
                idempotency_key: str | None, if_match: str | None) -> JSONResponse:
-    authorize_action(principal.actor, name, lambda: svc.engine.case(case_id), body.model_dump())
+    authorize_action(principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump())
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
@@ -212,8 +212,6 @@ def _register_action(name: str) -> None:
     )(endpoint)
 
 
-for _name in sorted(PUBLIC_ACTIONS):
-    _register_action(_name)
 
 
 # -- queries ----------------------------------------------------------------------
@@ -305,3 +303,9 @@ def case_state(
             raise ValidationFailed("as_of needs a time zone", field="as_of")
         moment_within(as_of, "as_of", svc.engine.clock.now())
     return JSONResponse(shown_to(principal.role, view(svc, case_id, version=version, as_of=as_of)))
+
+
+# The actions' routes come after the reads: a request is matched against the routes in order,
+# and reads (the most frequent requests) then pass ~30 fewer candidates (docs/performance-log.md).
+for _name in sorted(PUBLIC_ACTIONS):
+    _register_action(_name)

@@ -155,25 +155,21 @@ class Deadline:
         if scope["type"] != "http" or not self.seconds:
             await self.app(scope, receive, send)
             return
-        started = asyncio.Event()
+        started = asyncio.get_running_loop().create_future()  # a bare future: no second task to run
         late = False
 
         async def guarded(message: Message) -> None:
             if late:
                 return
-            if message["type"] == "http.response.start":
-                started.set()
+            if message["type"] == "http.response.start" and not started.done():
+                started.set_result(None)
                 deadline.lift()  # answered in time: a stream may run on
             await send(message)
 
         with deadlines.within(self.seconds) as deadline:  # the task (and the threads it uses) carry it
             work = asyncio.ensure_future(self.app(scope, receive, guarded))
-        waiting = asyncio.ensure_future(started.wait())
-        try:
-            await asyncio.wait({work, waiting}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
-        if not work.done() and not started.is_set():
+        await asyncio.wait({work, started}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done() and not started.done():
             late = True
             work.add_done_callback(lambda task: task.cancelled() or task.exception())  # consumed, not raised
             log.warning("deadline passed", path=scope["path"], seconds=self.seconds)

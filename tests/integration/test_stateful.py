@@ -26,6 +26,7 @@ from domain.clocks import clocks_under
 from domain.commands import ReportCase, parse_action
 from domain.errors import DomainError
 from domain.kinds import Kind
+from engine import views
 from tests.support import PEOPLE, actor, envelope
 
 GRIDS = ["410928-001-007-03", "410928-001-008-01", "410928-002-001-01", "410928-009-001-01"]
@@ -87,6 +88,34 @@ def state_of(case) -> dict:
     return {k: v for k, v in vars(case).items() if k != "_pending_events"}
 
 
+def typed(value):
+    """``value`` with every type spelled out (a ``StrEnum`` equals its text, a tuple its list: not here)."""
+    if isinstance(value, dict):
+        return ("dict", sorted(((typed(k), typed(v)) for k, v in value.items()), key=repr))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [typed(v) for v in value]
+        return type(value).__name__, sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
+    return type(value).__name__, value
+
+
+def snapshot_round_trip(app, case):
+    """``case`` snapshotted, stored and read back through the engine's mapper, and restored."""
+    stored = app.mapper.to_stored_event(type(case).Snapshot.take(case))
+    return app.mapper.to_domain_event(stored).mutate(None)
+
+
+def assert_snapshots_restore(app, case_id):
+    """A case restored from a snapshot is the replayed case, attribute for attribute and type
+    for type: a fresh snapshot of it, the last one the engine stored, and ``app.case`` (which
+    starts from that one)."""
+    replayed = views.replayed(app, case_id)[0]
+    assert typed(state_of(snapshot_round_trip(app, replayed))) == typed(state_of(replayed))
+    assert typed(state_of(app.case(case_id))) == typed(state_of(replayed))
+    for snapshot in app.snapshots.get(case_id, desc=True, limit=1):
+        at_version = views.replayed(app, case_id, version=snapshot.originator_version)[0]
+        assert typed(state_of(snapshot.mutate(None))) == typed(state_of(at_version))
+
+
 def machine_for(app, clock):
     class CaseMachine(RuleBasedStateMachine):
         cases = Bundle("cases")
@@ -140,6 +169,7 @@ def machine_for(app, clock):
                 if command.needs_clocks else {}  # as the engine passes them
             command.execute(expected, stamp, app.ladder().tree, policy, **extra)
             assert state_of(app.case(case_id)) == state_of(expected)
+            assert_snapshots_restore(app, case_id)
 
         @invariant()
         def rules_hold(self):

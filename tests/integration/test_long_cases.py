@@ -1,0 +1,134 @@
+"""Cases with long histories (issue 20): read from a snapshot and a resumed clock fold.
+
+A case is snapshotted every ``SNAPSHOT_INTERVAL`` versions (``domain.snapshots``), and
+the case view now (and a command's answer) starts from the engine's cached case and
+cached clock fold (``engine.case_clocks.current_clocks``). Each must answer exactly
+what replaying every event answers, on both stores, for every kind, also when another
+process wrote the case since.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from domain.cases import Status
+from domain.clocks import clock_fold, clocks_under, fold_states
+from domain.kinds import Kind, Severity
+from domain.snapshots import decode_state, encode_state
+from engine.service import SNAPSHOT_INTERVAL, Fengqiao
+from engine.views import case_fields, replayed
+from tests.support import act, report
+from tests.test_stateful import assert_snapshots_restore, state_of, typed
+
+STEPS = {  # a few actions each kind takes, with the clock moving between them
+    "dispute": [("assign", "li", {"assignee": "zhao"}), ("accept", "zhao", {}),
+                ("suspend", "li", {"reason": "当事人要求"}), ("resume", "li", {}),
+                ("mediate", "zhao", {"outcome": "adjourned", "summary": "协商中"})],
+    "hazard": [("assign", "li", {"assignee": "zhao"}), ("accept", "zhao", {}),
+               ("whistle", "li", {"departments": ["派出所"], "reason": "涉及多户"}),
+               ("check-in", "li", {"department": "派出所"})],
+    "petition": [("assign", "li", {"assignee": "zhao"}), ("accept", "zhao", {}),
+                 ("extend", "li", {"days": 3, "reason": "涉及多户"}), ("reply", "zhao", {"text": "已处理"})],
+}
+
+
+@pytest.fixture
+def other(store, clock, app) -> Iterator[Fengqiao]:
+    """A second engine on ``app``'s store (as a second process would be)."""
+    engine = Fengqiao(store, clock=clock)
+    yield engine
+    engine.close()
+
+
+def replayed_view(app: Fengqiao, case_id, now) -> dict:
+    """The case view computed the old way: every event replayed and folded."""
+    case, events = replayed(app, case_id)
+    return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
+
+
+def comment(app: Fengqiao, case_id, times: int) -> None:
+    for i in range(times):
+        act(app, case_id, "comment", "wang", text=f"进展 {i}")
+
+
+def test_a_long_case_is_restored_from_its_last_snapshot(app, store, clock) -> None:
+    case_id = report(app).case_id
+    comment(app, case_id, 2 * SNAPSHOT_INTERVAL + 5)
+    assert [s.originator_version for s in app.snapshots.get(case_id)] == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
+    assert_snapshots_restore(app, case_id)
+    fresh = Fengqiao(store, clock=clock)  # nothing cached: the snapshot and the events after it
+    try:
+        assert typed(state_of(fresh.case(case_id))) == typed(state_of(replayed(app, case_id)[0]))
+        assert fresh.case_view(case_id) == replayed_view(app, case_id, clock.now())
+    finally:
+        fresh.close()
+
+
+@pytest.mark.parametrize("kind", [str(k) for k in Kind])
+def test_the_view_now_is_the_replayed_view_for_every_kind(app, clock, other, kind) -> None:
+    case_id = report(app, kind, "major").case_id
+    assert app.case_view(case_id) == replayed_view(app, case_id, clock.now())
+    for name, by, body in STEPS[kind]:
+        clock.advance(timedelta(hours=7))
+        result = act(app, case_id, name, by, **body)
+        assert app.case_view(case_id) == replayed_view(app, case_id, clock.now())
+        # a command's answer: the case at the version it wrote, its clocks at the moment given
+        assert app.case_view(case_id, result.version, now=clock.now()) == replayed_view(app, case_id, clock.now())
+        later = clock.now() + timedelta(days=4)
+        assert app.case_view(case_id, now=later) == replayed_view(app, case_id, later)
+        assert other.case_view(case_id) == replayed_view(app, case_id, clock.now())
+    assert_snapshots_restore(app, case_id)
+
+
+def test_the_view_sees_what_another_process_wrote(app, clock, other) -> None:
+    case_id = report(app).case_id
+    comment(app, case_id, 3)
+    assert app.case_view(case_id)["version"] == 4  # the case and its clock fold cached here
+    clock.advance(timedelta(hours=2))
+    act(other, case_id, "assign", "li", assignee="zhao")
+    act(other, case_id, "accept", "zhao")
+    shown = app.case_view(case_id)
+    assert (shown["version"], shown["status"], shown["assignee"]) == (6, Status.ACCEPTED, "zhao")
+    assert shown == replayed_view(app, case_id, clock.now())
+    assert app.current_case(case_id).version == 6
+
+
+def test_a_moment_before_the_last_event_is_folded_afresh(app, clock) -> None:
+    case_id = report(app).case_id
+    before = clock.now()
+    clock.advance(timedelta(hours=3))
+    act(app, case_id, "assign", "li", assignee="zhao")
+    app.case_view(case_id)  # a fold cached after version 2
+    assert app.case_view(case_id, now=before) == replayed_view(app, case_id, before)  # sees version 1's clocks
+    assert app.case_view(case_id) == replayed_view(app, case_id, clock.now())
+
+
+def test_a_clock_fold_resumed_after_any_version_gives_the_clocks_of_every_event(app, clock) -> None:
+    case_id = report(app, "petition").case_id
+    for name, by, body in STEPS["petition"]:
+        clock.advance(timedelta(hours=5))
+        act(app, case_id, name, by, **body)
+    events = list(app.events.get(case_id))
+    policy, now = app.policy(), clock.now() + timedelta(days=1)
+    whole = clocks_under(policy, events, now, app.statutory())
+    assert whole
+    for cut in range(len(events) + 1):
+        fold = clock_fold(policy, app.statutory())
+        for event in events[:cut]:
+            fold.apply(event)
+        assert fold.version == cut
+        fold_states(fold, now)  # reading a fold leaves it as it was
+        for event in events[cut:]:
+            fold.apply(event)
+        assert fold_states(fold, now) == whole
+
+
+def test_snapshot_state_keeps_the_types_json_would_lose() -> None:
+    state = {"status": Status.ACCEPTED, "ceilings": {Severity.MINOR: 1}, "breached": {"reply"},
+             "pair": (1, "a"), "nested": [{"x": frozenset({2})}], "plain": {"a": [1, None, True]}}
+    restored = decode_state(json.loads(json.dumps(encode_state(state))))
+    assert typed(restored) == typed(state)
