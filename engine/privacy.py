@@ -251,7 +251,8 @@ def number_key(app: Any, case_id: Any, number: str) -> tuple[str, bytes]:
                     if ch.isdigit() or ch in "Xx")  # without the separators typed between the digits
     if len(plain) in (13, 15) and plain.startswith(("86", "0086")):
         plain = plain[-11:]  # a mobile number with its country code
-    return (keys.known(identity_lookup({"id_number": plain})) or keys.known(phone_lookup(plain))
+    identity = identity_lookup({"id_number": plain})
+    return ((keys.known(identity) if identity is not None else None) or keys.known(phone_lookup(plain))
             or keys.for_lookup(case_lookup(case_id)))
 
 
@@ -259,7 +260,12 @@ def seal_text(app: Any, case_id: Any, text: str) -> str | SealedText:
     """``text`` as it is to be stored: unchanged without a personal number in it, else
     a :class:`SealedText` (the numbers found as :func:`domain.permissions.replace_numbers` finds them)."""
     numbers: list[str] = []
-    marked = replace_numbers(text, lambda number: numbers.append(number) or "\x00")
+
+    def found(number: str) -> str:
+        numbers.append(number)
+        return "\x00"
+
+    marked = replace_numbers(text, found)
     if not numbers:
         return text
     parts: list[str | tuple[str, str]] = []

@@ -120,6 +120,8 @@ class RecordedEvent:
         return type(self.event).__name__
 
 
+PlacedReport = TypeVar("PlacedReport", bound=ReportCase)
+
 class Fengqiao(Application):
     """The engine's application service."""
 
@@ -197,7 +199,7 @@ class Fengqiao(Application):
     def construct_mapper(self) -> Mapper:
         """The library's mapper, sealing numbers typed into free text (``engine.privacy.SealingMapper``)."""
         mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=SealingMapper)
-        mapper.app = self
+        mapper.app = self  # type: ignore[attr-defined]  # SealingMapper reads the engine's keys
         return mapper
 
     # -- the ladder and the policy ------------------------------------------------
@@ -299,7 +301,7 @@ class Fengqiao(Application):
         tree = self.ladder().tree
         check_codes(shapes, [code for code in shapes if code in tree])
         count = GeometryStore(self.recorder).replace(shapes, self.clock.now().isoformat())
-        self._geometry = None
+        self._geometry: tuple[Any, Any, float] | None = None
         return count
 
     def geometry(self) -> Any:
@@ -324,7 +326,7 @@ class Fengqiao(Application):
         ``PointOutsideRegions`` when none does (or no geometry was imported)."""
         return self.geometry().locate(long, lat)
 
-    def placed(self, body: ReportCase) -> ReportCase:
+    def placed(self, body: PlacedReport) -> PlacedReport:
         """The report with its region: as given, else :meth:`locate` of its ``lat``/``long``."""
         if body.region:
             return body

@@ -138,6 +138,7 @@ def measure(url: str, long_events: int, requests: int) -> dict[str, float]:
         headers = {"Authorization": f"Bearer {tokens['root']}"}
         with httpx.Client(base_url=bare.base) as plain, \
                 httpx.Client(base_url=server.base, headers=headers, timeout=60) as client:
+            assert server.process is not None
             pid, n = server.process.pid, iter(range(10**9))
 
             def comment(case_id: str) -> httpx.Response:

@@ -71,6 +71,7 @@ def report(
                                                         region=region, title=title, description=description,
                                                         channel=channel, **point)))
         actor = cli_actor(app, as_)
+        assert body.region is not None  # placed
         authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope
         envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),
                                             occurred_at=occurred_at))

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
@@ -110,7 +110,7 @@ def forbid(principal: Principal, what: str) -> NotPermitted:
     return NotPermitted(f"a {principal.role} may not {what}", action=what, role=principal.role)
 
 
-def require_right(right: str) -> Callable[..., Principal]:
+def require_right(right: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if their role carries ``right``; else 403."""
 
     async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
@@ -122,7 +122,7 @@ def require_right(right: str) -> Callable[..., Principal]:
     return dependency
 
 
-def require_role(*roles: str) -> Callable[..., Principal]:
+def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if their role is one of ``roles``; else 403."""
 
     async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop

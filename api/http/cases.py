@@ -154,6 +154,7 @@ def report_case(
     idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> JSONResponse:
     body = svc.engine.placed(body)  # the region given, or the one the point lies in (422 outside all)
+    assert body.region is not None  # placed
     authorize_report(principal.actor, body.region)
     svc.engine.region(body.region)
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),

@@ -442,7 +442,7 @@ def new_report(svc: Services, params: dict[str, Any]) -> ReportCase:
 
 FORM_FIELDS = ("jurisdiction_id", "api_key", "service_code", "lat", "long", "address_string", "address_id",
                "email", "device_id", "account_id", "first_name", "last_name", "phone", "description", "media_url")
-REQUEST_BODY = {
+REQUEST_BODY: dict[str, Any] = {
     "type": "object", "required": ["service_code"],
     "properties": {**{name: {"type": "string"} for name in FORM_FIELDS},
                    "lat": {"type": "number", "minimum": -90, "maximum": 90},
