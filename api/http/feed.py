@@ -63,6 +63,12 @@ def feed_of(request: Request, svc: Svc) -> Feed:
 FeedDep = Annotated[Feed, Depends(feed_of)]
 
 
+def base_url(request: Request, svc: Services) -> str:
+    """The base of the absolute URLs this answer hands out: ``FENGQIAO_PUBLIC_URL`` if set,
+    else the request's own base URL (``Settings.base_url``)."""
+    return svc.engine.settings.base_url(str(request.base_url))
+
+
 def scoped_filter(principal: Principal, svc: Services, types: str | None, region: str | None) -> FeedFilter:
     """The caller's filter, never wider than their own region's subtree."""
     if region:
@@ -96,7 +102,7 @@ def read_events(
     region: Annotated[str | None, Query(description="a region code: events of cases in its subtree")] = None,
 ) -> Response:
     wanted = scoped_filter(principal, svc, types, region)
-    page = feed.page(after, limit, wanted, role=principal.role)
+    page = feed.page(after, limit, wanted, role=principal.role, base_url=base_url(request, svc))
     query = {"after": page.next_after, "limit": limit, **({"types": types} if types else {}),
              **({"region": region} if region else {})}
     return Response(
@@ -150,12 +156,14 @@ async def stream_events(
     start = resume_position(last_event_id, after)
     feed.topics(wanted)  # unknown types answer 422 before the stream starts
     heartbeat = svc.settings.sse_heartbeat
+    base = base_url(request, svc)
 
     async def messages() -> AsyncIterator[str]:
         position, last_beat = start, time.monotonic()
         yield "retry: 3000\n: connected\n\n"
         while not await request.is_disconnected():
-            page = await run_in_threadpool(feed.page, position, SSE_PAGE, wanted, role=principal.role)
+            page = await run_in_threadpool(feed.page, position, SSE_PAGE, wanted, role=principal.role,
+                                           base_url=base)
             for event in page.events:
                 yield sse_message(event)
             position = page.next_after
@@ -174,8 +182,8 @@ async def stream_events(
 
 
 @router.get("/v1/schemas", summary="The public event types and where their schemas are")
-def list_schemas(svc: Svc) -> JSONResponse:
-    return JSONResponse({"types": event_schemas.catalogue(svc.engine.settings.public_url)})
+def list_schemas(request: Request, svc: Svc) -> JSONResponse:
+    return JSONResponse({"types": event_schemas.catalogue(base_url(request, svc))})
 
 
 @router.get(
@@ -185,6 +193,6 @@ def list_schemas(svc: Svc) -> JSONResponse:
     responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
                **problem_responses(404)},
 )
-def get_schema(event_type: str, svc: Svc) -> JSONResponse:
-    return JSONResponse(event_schemas.json_schema(event_type, svc.engine.settings.public_url),
+def get_schema(event_type: str, request: Request, svc: Svc) -> JSONResponse:
+    return JSONResponse(event_schemas.json_schema(event_type, base_url(request, svc)),
                         media_type="application/schema+json")
