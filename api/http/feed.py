@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.http.auth import Principal, check_region_scope, require_right
 from api.http.openapi_docs import problem_responses
+from api.http.schemas import SchemaCatalogue
 from api.http.services import Services, services
 from domain.errors import ValidationFailed
 from domain.permissions import READ_FEED
@@ -61,6 +62,10 @@ def feed_of(request: Request, svc: Svc) -> Feed:
 
 
 FeedDep = Annotated[Feed, Depends(feed_of)]
+
+
+class SchemaJSONResponse(JSONResponse):
+    media_type = "application/schema+json"
 
 
 def base_url(request: Request, svc: Services) -> str:
@@ -181,7 +186,8 @@ async def stream_events(
     )
 
 
-@router.get("/v1/schemas", summary="The public event types and where their schemas are")
+@router.get("/v1/schemas", summary="The public event types and where their schemas are",
+            response_model=SchemaCatalogue)
 def list_schemas(request: Request, svc: Svc) -> JSONResponse:
     return JSONResponse({"types": event_schemas.catalogue(base_url(request, svc))})
 
@@ -189,10 +195,9 @@ def list_schemas(request: Request, svc: Svc) -> JSONResponse:
 @router.get(
     "/v1/schemas/{event_type}",
     summary="The JSON Schema of one event type's data",
-    response_class=JSONResponse,
+    response_class=SchemaJSONResponse,
     responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
                **problem_responses(404)},
 )
 def get_schema(event_type: str, request: Request, svc: Svc) -> JSONResponse:
-    return JSONResponse(event_schemas.json_schema(event_type, base_url(request, svc)),
-                        media_type="application/schema+json")
+    return SchemaJSONResponse(event_schemas.json_schema(event_type, base_url(request, svc)))

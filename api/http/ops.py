@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from api.http.metrics import CONTENT_TYPE
+from api.http.schemas import Readiness
 from api.http.services import Services, services
 from workflows.timer_index import missing_years
 
@@ -22,7 +23,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The database answers and the projections are not too far behind",
-            responses={503: {"description": "Not ready", "content": {"application/json": {}}}})
+            response_model=Readiness, responses={503: {"description": "Not ready", "model": Readiness}})
 def readyz(svc: Svc) -> JSONResponse:
     checks: dict[str, object] = {}
     try:
@@ -63,6 +64,6 @@ def calendar_check(svc: Services) -> object:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}}})
+            responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}})
 def metrics(svc: Svc) -> Response:
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)
