@@ -38,7 +38,10 @@ from eventsourcing.tests.persistence import (
 
 from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from engine.audit.tables import CHAIN
+from engine.service import Fengqiao
+from engine.settings import Settings
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
+from tests.support import report, seed
 
 
 def stored_event(originator_id: object = None, version: int = 1, topic: str = "topic1") -> StoredEvent:
@@ -301,3 +304,19 @@ class TestChainedPostgresErrors(PostgresStore):
             recorder.insert_events([stored_event(originator_id=same)])  # a version conflict
         with self.assertRaises(PersistenceError):
             recorder.insert_events([stored_event(originator_id=12345)])
+
+
+# --- the engine on a pool of one connection ------------------------------------------------
+
+
+def test_the_engine_writes_on_a_pool_of_one_connection(store, clock):
+    """``FENGQIAO_POOL_SIZE=1 FENGQIAO_POOL_OVERFLOW=0 fengqiao init`` waited out a
+    PoolTimeout per write (103 s): the writer kept the pool's one connection."""
+    started = time.monotonic()
+    engine = seed(Fengqiao(store, clock=clock, settings=Settings(pool_size=1, pool_overflow=0)))
+    try:
+        result = report(engine)
+        assert engine.case(result.case_id).version == 1
+    finally:
+        engine.close()
+    assert time.monotonic() - started < 20  # one PoolTimeout alone is 30 s
