@@ -211,8 +211,13 @@ class Feed:
         wanted: FeedFilter | None = None,
         *,
         role: str = Role.INTEGRATOR,
+        base_url: str | None = None,
     ) -> FeedPage:
         """At most ``limit`` events after position ``after``, in position order.
+
+        ``base_url``: the base of the events' ``dataschema`` URLs (default: the
+        configured public URL); the HTTP API passes the request's own when
+        ``FENGQIAO_PUBLIC_URL`` is unset (``Settings.base_url``).
 
         ``next_after`` is the last position this page looked at: ask for the events
         after it next. With a region filter a page may look at more rows than it
@@ -257,6 +262,8 @@ class Feed:
                 events.append(cloud_event)
                 if len(events) == limit:
                     break
+        if base_url is not None:
+            rebase_schemas(events, self.public_url, base_url)
         return FeedPage(events, scanned_to, max(head, scanned_to))
 
     def _rows(self, start: int, limit: int, topics: list[str]) -> list[tuple[int, str, int, str, bytes]]:
@@ -378,6 +385,14 @@ ACTOR_FIELDS = tuple(ActorData.model_fields)
 
 class _Unfit(Exception):
     """A stored value the direct path does not take: the event goes the reference way."""
+
+
+def rebase_schemas(events: list[dict[str, Any]], public_url: str, base_url: str) -> None:
+    """Give the events' ``dataschema`` URLs (made under ``public_url``) ``base_url`` instead."""
+    old, new = public_url.rstrip("/"), base_url.rstrip("/")
+    if old != new:
+        for event in events:
+            event["dataschema"] = new + event["dataschema"][len(old):]
 
 
 @dataclass(frozen=True)

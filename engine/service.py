@@ -151,6 +151,9 @@ class Fengqiao(Application):
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache(self.settings.case_cache)
         self.clock_folds = CaseCache(self.settings.case_cache)  # each case's clock fold (engine.case_clocks)
+        self.command_observers: list[Callable[[str, str], None]] = []
+        """Called with (command, outcome) after every ``report`` and ``act``, whichever front
+        door called it: outcome ``ok``, ``repeated`` or the refusal's code (the API's metrics)."""
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording]:
         """The library's ``save``, collecting aggregates' events without its
@@ -351,7 +354,23 @@ class Fengqiao(Application):
 
     # -- commands ---------------------------------------------------------------
 
+    def _observed(self, command: str, run: Callable[[], CommandResult]) -> CommandResult:
+        """Run a command, telling the ``command_observers`` its outcome."""
+        try:
+            result = run()
+        except DomainError as error:
+            for observe in self.command_observers:
+                observe(command, error.code)
+            raise
+        for observe in self.command_observers:
+            observe(command, "repeated" if result.repeated else "ok")
+        return result
+
     def report(self, body: ReportCase, envelope: Envelope) -> CommandResult:
+        """上报 a new case under the current policy (see :meth:`_report`)."""
+        return self._observed("report", lambda: self._report(body, envelope))
+
+    def _report(self, body: ReportCase, envelope: Envelope) -> CommandResult:
         """上报 a new case under the current policy.
 
         Idempotent by command id (the case id is derived from it), checked
@@ -416,6 +435,10 @@ class Fengqiao(Application):
         return CommandResult(case.id, version, self.position_of(case.id, version), repeated=True)
 
     def act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
+        """Run one action on a case (see :meth:`_act`)."""
+        return self._observed(action.name, lambda: self._act(case_id, action, envelope))
+
+    def _act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
         """Run one action on a case: idempotent, optimistic, retried on conflict."""
         with log_context(
             case_id=str(case_id), command_id=envelope.command_id, actor=envelope.actor.id

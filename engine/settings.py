@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         """The environment variable of a field: ``case_cache`` → ``FENGQIAO_CASE_CACHE``."""
         return PREFIX + field.upper()
 
+    def base_url(self, request_base: str | None = None) -> str:
+        """The base of every absolute URL handed out: ``FENGQIAO_PUBLIC_URL`` when it is
+        set, else the base URL the request came to (``request_base``), else the default."""
+        if "public_url" in self.model_fields_set or not request_base:
+            return self.public_url.rstrip("/")
+        return request_base.rstrip("/")
+
     def trusted_keys(self) -> set[str]:
         return {key.strip() for key in self.trusted_key_ids.split(",") if key.strip()}
 

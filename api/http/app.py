@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from api.http import problems
 from api.http.docs_page import install_docs
 from api.http.metrics import Metrics
 from api.http.middleware import BodyLimit, Deadline, RequestContext
+from api.http.openapi_docs import PROBLEM_REF
 from api.http.routers import routers
 from api.http.schemas import Problem
 from api.http.services import Services, Settings
@@ -73,7 +75,9 @@ def create_app(
                   openapi_tags=[{"name": "cases", "description": "Report, act on and read cases"},
                                 {"name": "regions", "description": "The ladder, statistics"},
                                 {"name": "sla", "description": "SLA boards"},
-                                {"name": "ops", "description": "Health, readiness, metrics"}])
+                                {"name": "ops", "description": "Health, readiness, metrics"},
+                                {"name": "problems", "description": "What each problem type URI means"}],
+                  generate_unique_id_function=operation_id)
     app.state.services = svc
     problems.install(app)
     for router in routers():
@@ -86,11 +90,47 @@ def create_app(
     return app
 
 
+def operation_id(route: APIRoute) -> str:
+    """``<tag>.<name>``: ``cases.accept``, ``cases.report``, ``regions.stats`` (the route's
+    name without the tag's own noun: ``case_accept`` in ``cases`` is ``accept``)."""
+    tag = str(route.tags[0]) if route.tags else route.path_format.strip("/").split("/")[0] or "api"
+    noun = tag.removesuffix("s")
+    name = route.name
+    for affix in (f"{noun}_", f"_{noun}", f"{tag}_", f"_{tag}"):
+        trimmed = name.removeprefix(affix) if affix.endswith("_") else name.removesuffix(affix)
+        if trimmed and trimmed != name:
+            name = trimmed
+            break
+    return f"{tag}.{name}"
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes, tags=app.openapi_tags)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        _problems_as_sent(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+
+
+def _problems_as_sent(schema: dict[str, Any]) -> None:
+    """FastAPI's own 422 (``application/json`` ``HTTPValidationError``) as what the server
+    sends: ``application/problem+json`` :class:`~api.http.schemas.Problem` (see
+    ``problems._on_request_validation``); its unused schemas go."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            content = (answer or {}).get("content", {})
+            if content.get("application/json", {}).get("schema", {}).get("$ref") == VALIDATION_REF:
+                answer["description"] = "The request is not valid"
+                answer["content"] = {problems.PROBLEM_JSON: {
+                    "schema": PROBLEM_REF, "examples": {"validation": {"value": problems.PROBLEM_EXAMPLES["validation"]}}}}
+    text = str(schema["paths"])
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{name}'" not in text:
+            schema["components"]["schemas"].pop(name, None)

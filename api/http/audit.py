@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.http.auth import CurrentUser, Principal, forbid, require_role, visible_case
 from api.http.openapi_docs import problem_responses
+from api.http.schemas import AuditVerification, SignedCheckpoint
 from api.http.services import Services, services
 from domain.errors import NotFound
 from domain.permissions import READ_HISTORY
@@ -38,8 +39,9 @@ Admin = Annotated[Principal, Depends(require_role("admin"))]
 
 
 @router.get("/v1/audit/verify", summary="Re-read the events and recompute the hash chain",
+            response_model=AuditVerification,
             responses={409: {"description": "verification failed: the body names the first difference",
-                             "content": {"application/json": {}}},
+                             "model": AuditVerification},
                        **problem_responses(403, 404)})
 def audit_verify(
     principal: Auditor,
@@ -79,7 +81,7 @@ def _sees(svc: Services, principal: Principal, case_id: str) -> bool:
 
 
 @router.post("/v1/audit/checkpoints", summary="Sign the chain head now (Ed25519)", status_code=201,
-             responses=problem_responses(403, 404))
+             response_model=SignedCheckpoint, responses=problem_responses(403, 404))
 def audit_checkpoint(principal: Admin, svc: Svc) -> JSONResponse:
     signed = checkpoints.checkpoint(svc.engine)
     if signed is None:
@@ -88,7 +90,7 @@ def audit_checkpoint(principal: Admin, svc: Svc) -> JSONResponse:
 
 
 @router.get("/v1/audit/checkpoints/latest", summary="The latest signed checkpoint, to keep outside the database",
-            responses=problem_responses(403, 404))
+            response_model=SignedCheckpoint, responses=problem_responses(403, 404))
 def audit_latest_checkpoint(principal: Auditor, svc: Svc) -> JSONResponse:
     latest = checkpoints.latest_checkpoint(svc.engine)
     if latest is None:

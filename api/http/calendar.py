@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.http.auth import CurrentUser
 from api.http.openapi_docs import problem_responses
+from api.http.schemas import StatutoryCalendar
 from api.http.services import Services, services
 
 router = APIRouter(prefix="/v1", tags=["calendar"])
@@ -16,6 +17,6 @@ Svc = Annotated[Services, Depends(services)]
 
 
 @router.get("/calendar", summary="Years with statutory holiday data and where each came from",
-            response_model=None, responses=problem_responses(401))
+            response_model=StatutoryCalendar, responses=problem_responses(401))
 def calendar(principal: CurrentUser, svc: Svc) -> JSONResponse:
     return JSONResponse({"years": svc.engine.statutory().sources()})

@@ -38,7 +38,7 @@ from api.http.openapi_docs import (
 from api.http.schemas import CaseList, CaseView, CommandResponse, HistoryEntry
 from api.http.services import Services, services
 from domain.commands import ACTIONS, AwareDatetime, CaseAction, Envelope, ReportAt
-from domain.errors import DomainError, NotPermitted, ValidationFailed
+from domain.errors import NotPermitted, ValidationFailed
 from domain.permissions import (
     PUBLIC_ACTIONS,
     READ_HISTORY,
@@ -118,17 +118,6 @@ def command_response(svc: Services, result: CommandResult, status: int, role: st
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def counted(svc: Services, command: str, run: Any) -> CommandResult:
-    """Run a command, counting it by type and outcome."""
-    try:
-        result = run()
-    except DomainError as error:
-        svc.metrics.observe_command(command, error.code)
-        raise
-    svc.metrics.observe_command(command, "repeated" if result.repeated else "ok")
-    return result
-
-
 def wait_for_projections(svc: Services, position: int | None) -> None:
     """Read-your-writes: wait (bounded) until the projections have applied ``position``.
     A position beyond the last event recorded is waited for only up to that event."""
@@ -159,8 +148,8 @@ def report_case(
     svc.engine.region(body.region)
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         occurred_at=body.occurred_at)
-    result = counted(svc, "report", lambda: once(svc.engine, principal.actor.id, idempotency_key,
-                                                 lambda: svc.engine.report(body, envelope)))
+    result = once(svc.engine, principal.actor.id, idempotency_key,  # counted by the metrics (command_observers)
+                  lambda: svc.engine.report(body, envelope))
     return command_response(svc, result, 201, principal.role)
 
 
@@ -170,8 +159,8 @@ def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, bo
     envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
                         expected_version=expected_version(if_match),
                         occurred_at=getattr(body, "occurred_at", None))
-    result = counted(svc, name, lambda: once(svc.engine, principal.actor.id, idempotency_key,
-                                             lambda: svc.engine.act(case_id, body, envelope), case_id))
+    result = once(svc.engine, principal.actor.id, idempotency_key,
+                  lambda: svc.engine.act(case_id, body, envelope), case_id)
     return command_response(svc, result, 200, principal.role)
 
 

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.http.auth import Principal, check_region_scope, require_right
 from api.http.openapi_docs import problem_responses
+from api.http.schemas import SchemaCatalogue
 from api.http.services import Services, services
 from domain.errors import ValidationFailed
 from domain.permissions import READ_FEED
@@ -63,6 +64,16 @@ def feed_of(request: Request, svc: Svc) -> Feed:
 FeedDep = Annotated[Feed, Depends(feed_of)]
 
 
+class SchemaJSONResponse(JSONResponse):
+    media_type = "application/schema+json"
+
+
+def base_url(request: Request, svc: Services) -> str:
+    """The base of the absolute URLs this answer hands out: ``FENGQIAO_PUBLIC_URL`` if set,
+    else the request's own base URL (``Settings.base_url``)."""
+    return svc.engine.settings.base_url(str(request.base_url))
+
+
 def scoped_filter(principal: Principal, svc: Services, types: str | None, region: str | None) -> FeedFilter:
     """The caller's filter, never wider than their own region's subtree."""
     if region:
@@ -96,7 +107,7 @@ def read_events(
     region: Annotated[str | None, Query(description="a region code: events of cases in its subtree")] = None,
 ) -> Response:
     wanted = scoped_filter(principal, svc, types, region)
-    page = feed.page(after, limit, wanted, role=principal.role)
+    page = feed.page(after, limit, wanted, role=principal.role, base_url=base_url(request, svc))
     query = {"after": page.next_after, "limit": limit, **({"types": types} if types else {}),
              **({"region": region} if region else {})}
     return Response(
@@ -150,12 +161,14 @@ async def stream_events(
     start = resume_position(last_event_id, after)
     feed.topics(wanted)  # unknown types answer 422 before the stream starts
     heartbeat = svc.settings.sse_heartbeat
+    base = base_url(request, svc)
 
     async def messages() -> AsyncIterator[str]:
         position, last_beat = start, time.monotonic()
         yield "retry: 3000\n: connected\n\n"
         while not await request.is_disconnected():
-            page = await run_in_threadpool(feed.page, position, SSE_PAGE, wanted, role=principal.role)
+            page = await run_in_threadpool(feed.page, position, SSE_PAGE, wanted, role=principal.role,
+                                           base_url=base)
             for event in page.events:
                 yield sse_message(event)
             position = page.next_after
@@ -173,18 +186,18 @@ async def stream_events(
     )
 
 
-@router.get("/v1/schemas", summary="The public event types and where their schemas are")
-def list_schemas(svc: Svc) -> JSONResponse:
-    return JSONResponse({"types": event_schemas.catalogue(svc.engine.settings.public_url)})
+@router.get("/v1/schemas", summary="The public event types and where their schemas are",
+            response_model=SchemaCatalogue)
+def list_schemas(request: Request, svc: Svc) -> JSONResponse:
+    return JSONResponse({"types": event_schemas.catalogue(base_url(request, svc))})
 
 
 @router.get(
     "/v1/schemas/{event_type}",
     summary="The JSON Schema of one event type's data",
-    response_class=JSONResponse,
+    response_class=SchemaJSONResponse,
     responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
                **problem_responses(404)},
 )
-def get_schema(event_type: str, svc: Svc) -> JSONResponse:
-    return JSONResponse(event_schemas.json_schema(event_type, svc.engine.settings.public_url),
-                        media_type="application/schema+json")
+def get_schema(event_type: str, request: Request, svc: Svc) -> JSONResponse:
+    return SchemaJSONResponse(event_schemas.json_schema(event_type, base_url(request, svc)))

@@ -87,6 +87,7 @@ class Metrics:
         self.commands = Counter("fengqiao_commands", "Case commands by type and outcome",
                                 ["command", "outcome"], registry=self.registry)
         self.registry.register(_StoreCollector(engine, lag, failures))
+        engine.command_observers.append(self.observe_command)  # every front door: v1, Open311 …
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

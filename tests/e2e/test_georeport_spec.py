@@ -320,8 +320,8 @@ def test_a_gcj02_file_lands_where_its_wgs84_twin_does(app, tmp_path):
 
 def test_regions_import_geojson_from_the_shell(store, tmp_path):
     from domain.ladder import RegionTree, parse_region_file
-    from tests.support import COUNTY_CSV
     from tests.e2e.test_cli import cli, out
+    from tests.support import COUNTY_CSV
 
     regions, shapes_file = tmp_path / "regions.csv", tmp_path / "grids.geojson"
     regions.write_text(COUNTY_CSV, encoding="utf-8")

@@ -21,8 +21,8 @@ from domain.kinds import Kind, Severity
 from domain.snapshots import decode_state, encode_state
 from engine.service import SNAPSHOT_INTERVAL, Fengqiao
 from engine.views import case_fields, replayed
-from tests.support import act, report
 from tests.integration.test_stateful import assert_snapshots_restore, state_of, typed
+from tests.support import act, report
 
 STEPS = {  # a few actions each kind takes, with the clock moving between them
     "dispute": [("assign", "li", {"assignee": "zhao"}), ("accept", "zhao", {}),
