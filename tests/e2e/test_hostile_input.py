@@ -363,11 +363,17 @@ def test_no_output_an_integrator_reads_holds_a_run_of_a_typed_number(api: Api, n
     assert typed in json.dumps(full, ensure_ascii=False)
 
 
-def test_webhook_deliveries_are_masked(app, monkeypatch):
+@pytest.fixture
+def private_targets(monkeypatch):
+    """Receivers on 127.0.0.1: set before the engine and the app read their settings."""
+    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
+@pytest.mark.usefixtures("private_targets")  # before ``app``: the sender reads app.settings
+def test_webhook_deliveries_are_masked(app):
     from tests.e2e.test_webhooks import Receiver, sender, subscribe
     from tests.feed_support import make_api
 
-    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
     client = make_api(app)
     bodies: list[bytes] = []
     try:
