@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import types
+import typing
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -367,11 +369,11 @@ ELEVEN, TWENTY = b"0" * 11, b"0" * 20
 TYPED = b'"_type_"'
 
 # How each annotation of a schema model's field is checked and written (what pydantic's lax
-# validation then JSON dump does to a value of the one JSON type accepted here).
-STR, OPT_STR, INT, OPT_INT, FLOAT, BOOL, DICT, LIST, DATETIME, OPT_DATETIME, PARTIES, ACTOR = range(12)
+# validation then JSON dump does to a value of the one JSON type accepted here); ``T | None``
+# of any of these is the same, a stored null written as null (see :func:`field_code`).
+STR, INT, FLOAT, BOOL, DICT, LIST, DATETIME, PARTIES, ACTOR = range(9)
 CODES: dict[Any, int] = {
-    str: STR, str | None: OPT_STR, int: INT, int | None: OPT_INT, float: FLOAT, bool: BOOL,
-    dict: DICT, list: LIST, datetime: DATETIME, datetime | None: OPT_DATETIME,
+    str: STR, int: INT, float: FLOAT, bool: BOOL, dict: DICT, list: LIST, datetime: DATETIME,
     list[PartyData]: PARTIES, ActorData: ACTOR,
 }
 # Where each field of ``data`` comes from: the stored state under its own name, or (for the
@@ -381,6 +383,24 @@ STATE, CASE_ID, VERSION, KIND, RECORDED_AT = range(5)
 SOURCES = {"case_id": CASE_ID, "version": VERSION, "kind": KIND, "recorded_at": RECORDED_AT}
 PARTY_FIELDS = tuple(PartyData.model_fields)
 ACTOR_FIELDS = tuple(ActorData.model_fields)
+
+
+ANY_ITEMS = {(list, (Any,)): list, (dict, (str, Any)): dict}  # JSON's lists and objects, as they are
+
+
+def field_code(annotation: Any) -> tuple[int, bool] | None:
+    """The code of an annotation (see ``CODES``: ``list[Any]`` is ``list``, ``dict[str, Any]``
+    ``dict``) and whether it is ``T | None``; None for a type the direct path does not write."""
+    optional = isinstance(annotation, types.UnionType) and type(None) in annotation.__args__
+    if optional:
+        rest = tuple(a for a in annotation.__args__ if a is not type(None))
+        if len(rest) != 1:
+            return None
+        annotation = rest[0]
+    if annotation not in CODES:
+        annotation = ANY_ITEMS.get((typing.get_origin(annotation), typing.get_args(annotation)), annotation)
+    code = CODES.get(annotation)
+    return None if code is None else (code, optional)
 
 
 class _Unfit(Exception):
@@ -454,12 +474,12 @@ class _Direct:
     def _make_plan(self, topic: str, cls: type) -> _Plan | None:
         steps = []
         for name, info in data_model(cls).model_fields.items():
-            code = CODES.get(info.annotation)
-            if code is None:
+            coded = field_code(info.annotation)
+            if coded is None:
                 return None  # a type this path does not know: the class goes the reference way
             if name in SOURCES and info.annotation != EventData.model_fields[name].annotation:
                 return None
-            steps.append((name, code, SOURCES.get(name, STATE)))
+            steps.append((name, *coded, SOURCES.get(name, STATE)))
         event_type = type_for(topic, cls)
         kind = cls.__qualname__.split(".")[0].lower()
         return _Plan(cls, getattr(cls, "class_version", 1), event_type, self.feed.schema_url(event_type), kind,
@@ -526,9 +546,10 @@ SEALED_TEXT = ["if type(v) is dict:", "    v = direct._text(v)", "    typed += 1
 """A free-text field with numbers sealed in it (``engine.privacy.SealedText``): opened, and masked like parties."""
 
 
-def _compile(steps: list[tuple[str, int, int]], kind: str) -> Callable[..., tuple[dict[str, Any], int, bool]]:
+def _compile(steps: list[tuple[str, int, bool, int]], kind: str) -> Callable[..., tuple[dict[str, Any], int, bool]]:
     """A function writing one type's ``data``: each field checked and converted as its
-    annotation says, in the model's order (a loop over the fields cost twice as much).
+    annotation says, in the model's order (a loop over the fields cost twice as much);
+    a step's ``optional`` (``T | None``) lets a stored null through as it is.
     ``(state, case_id, version, time, stamp, role, direct) → (data, typed values read, parties
     or sealed text?)`` (either means the data is masked for integrators);
     (``stamp`` is the stored timestamp, ``time`` its JSON form);
@@ -537,28 +558,26 @@ def _compile(steps: list[tuple[str, int, int]], kind: str) -> Callable[..., tupl
              "    parties = False"]
     check = {
         STR: [*SEALED_TEXT, "elif type(v) is not str: raise Unfit"],
-        OPT_STR: [*SEALED_TEXT, "elif v is not None and type(v) is not str: raise Unfit"],
         INT: ["if type(v) is not int: raise Unfit"],
-        OPT_INT: ["if v is not None and type(v) is not int: raise Unfit"],
         FLOAT: ["if type(v) is int: v = float(v)", "elif type(v) is not float: raise Unfit"],
         BOOL: ["if type(v) is not bool: raise Unfit"],
         DICT: ["if type(v) is not dict: raise Unfit"],
         LIST: ["if type(v) is not list: raise Unfit"],
         DATETIME: ["v = time if v == stamp else iso(v)", "typed += 1"],  # occurred_at is often the timestamp
-        OPT_DATETIME: ["if v is not None:", "    v = time if v == stamp else iso(v)", "    typed += 1"],
         ACTOR: ["v = actor(v)", "typed += 1"],
         PARTIES: ["if type(v) is not list: raise Unfit", "if v:", "    v, n = direct._parties(v, role)",
                   "    typed += n", "    parties = True"],
     }
     envelope = {CASE_ID: "case_id", VERSION: "version", KIND: repr(kind), RECORDED_AT: "time"}
-    for i, (name, code, source) in enumerate(steps):
-        body = [f"v = state[{name!r}]", *check[code], f"v{i} = v"]
+    for i, (name, code, optional, source) in enumerate(steps):
+        checked = ["if v is not None:", *("    " + line for line in check[code])] if optional else check[code]
+        body = [f"v = state[{name!r}]", *checked, f"v{i} = v"]
         if source == STATE:
             lines += ["    " + line for line in body]
         else:  # an envelope field, unless the stored state has one of that name
             lines += [f"    if {name!r} in state:", *("        " + line for line in body),
                       "    else:", f"        v{i} = {envelope[source]}"]
-    fields = ", ".join(f"{name!r}: v{i}" for i, (name, _, _) in enumerate(steps))
+    fields = ", ".join(f"{name!r}: v{i}" for i, (name, *_) in enumerate(steps))
     lines.append(f"    return {{{fields}}}, typed, parties")
     namespace: dict[str, Any] = {"Unfit": _Unfit, "iso": _datetime, "actor": _actor}
     exec("\n".join(lines), namespace)  # noqa: S102 - source made above from the model's field names

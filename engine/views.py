@@ -27,7 +27,8 @@ def replayed(app: Any, case_id: UUID, version: int | None = None,
         raise ValidationFailed("as_of needs a time zone", field="as_of")
     case: Any = None
     events = []
-    for event in app.events.get(case_id, lte=version):  # decoding stops at the moment
+    read = app.events.get(case_id) if version is None else app.events.get(case_id, lte=version)
+    for event in read:  # decoding stops at the moment
         if as_of is not None and event.timestamp > as_of:
             break
         deadlines.check()  # a request past its deadline stops here (engine/deadlines.py)

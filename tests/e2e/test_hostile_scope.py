@@ -308,11 +308,17 @@ def fake_dns(monkeypatch, answers: list[str]):
     return asked
 
 
+@pytest.fixture
+def private_targets(monkeypatch):
+    """Receivers on 127.0.0.1: set before the engine and the app read their settings."""
+    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
+@pytest.mark.usefixtures("private_targets")  # before ``app``: the sender reads app.settings
 def test_the_sender_connects_to_the_address_it_checked(app, monkeypatch):
     from tests.e2e.test_webhooks import Receiver, run_until, sender
     from tests.feed_support import make_api, workload
 
-    monkeypatch.setenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", "1")
     asked = fake_dns(monkeypatch, ["127.0.0.1"])
     hosts: list[str] = []
     with Receiver() as receiver:
@@ -374,16 +380,15 @@ def board(api: Api, session: str | None = None):
 
 
 def test_the_cookie_is_a_session_whose_hash_alone_is_stored(api: Api):
-    from engine.audit.db import AuditDb
-
     from engine.sessions import TABLE, session_hash
+    from engine.sql import StoreDb
     from tests.test_api_support import ui_sign_in
 
     session = ui_sign_in(api, "zhou")
     assert session.startswith("fqs_") and api.tokens["zhou"] not in session
     assert board(api).status_code == 200
-    db = AuditDb(api.engine.recorder)
-    rows = [dict(r) for r in db.rows(f"SELECT * FROM {db.table(TABLE)}")]
+    db = StoreDb(api.engine.recorder)
+    rows = [dict(r) for r in db.query(f"SELECT * FROM {db.table(TABLE)}")]
     assert [r["id_hash"] for r in rows] == [session_hash(session)]
     assert session not in repr(rows) and api.tokens["zhou"] not in repr(rows)
 
@@ -462,16 +467,16 @@ def test_docs_are_served_from_local_assets(api: Api):
 
 
 def test_readyz_writes_nothing(api: Api):
-    from engine.audit.db import AuditDb
+    from engine.sql import StoreDb
 
-    db = AuditDb(api.engine.recorder)
+    db = StoreDb(api.engine.recorder)
     before = api.engine.head_position()
     for _ in range(3):
         assert api.client.get("/readyz").status_code == 200
     assert api.engine.head_position() == before
-    tables = ({r["name"] for r in db.rows("SELECT table_name AS name FROM information_schema.tables "
-                                          "WHERE table_schema = ?", (db.schema,))} if db.postgres
-              else {r["name"] for r in db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")})
+    tables = ({r["name"] for r in db.query("SELECT table_name AS name FROM information_schema.tables "
+                                           "WHERE table_schema = ?", (db.schema,))} if db.is_postgres
+              else {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")})
     assert "fengqiao_ready_probe" not in tables and "fengqiao_api_users" in tables
 
 

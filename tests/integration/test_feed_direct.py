@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import types
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -44,15 +45,18 @@ def value_for(annotation: Any, n: int, app: Any) -> Any:
         return 1 if n % 2 else 0.75  # an int in a float field: the schema model writes 1.0
     if annotation is bool:
         return bool(n % 2)
-    if annotation is dict:
+    if annotation in (dict, dict[str, Any]):
         return {"count": n, "nested": {"list": [1, 2.5, None, "x"]}, "电话": "13912345678"}
-    if annotation is list:
+    if annotation in (list, list[Any]):
         return ["消防", "13812345678", n]
     if annotation in (datetime, datetime | None):
         if annotation != datetime and n % 2:
             return None
         zone = UTC if n % 3 else timezone(timedelta(hours=8))
         return datetime(2026, 10, 1, 8, 30, n % 60, 0 if n % 4 else 123456, tzinfo=zone)
+    if isinstance(annotation, types.UnionType) and type(None) in annotation.__args__:  # any other T | None
+        [inner] = [a for a in annotation.__args__ if a is not type(None)]
+        return None if n % 2 else value_for(inner, n, app)
     raise AssertionError(f"no value for {annotation}")
 
 
