@@ -226,6 +226,11 @@ class CaseAction(BaseModel):
 
     def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
                 clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+        """Apply the action to ``case``. One that needs no more than the case and the stamp
+        defines :meth:`apply` instead; one that needs the tree, policy or clocks overrides this."""
+        self.apply(case, stamp)
+
+    def apply(self, case: Case, stamp: Stamp) -> None:
         raise NotImplementedError
 
     def check_kind(self, case: Case) -> None:
@@ -309,8 +314,7 @@ class Mediate(CaseAction):
     form: Literal["written", "oral"] | None = None
     routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.mediate(stamp, outcome=self.outcome, summary=self.summary, agreement=self.agreement,
                      form=self.form, routes=self.routes)
@@ -324,8 +328,7 @@ class RefuseMediation(CaseAction):
     reason: Text
     routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.refuse_mediation(stamp, party=self.party, reason=self.reason, routes=self.routes)
 
@@ -334,8 +337,7 @@ class RefuseMediation(CaseAction):
 class SignAgreement(CaseAction):
     """The parties have signed the written agreement (调解协议书)."""
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.sign_agreement(stamp)
 
@@ -344,8 +346,7 @@ class SignAgreement(CaseAction):
 class SealAgreement(CaseAction):
     """The mediation committee has sealed the written agreement."""
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.seal_agreement(stamp)
 
@@ -354,8 +355,7 @@ class SealAgreement(CaseAction):
 class CourtConfirmation(CaseAction):
     note: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Dispute, case)  # check_kind ran first: a dispute
         case.apply_court_confirmation(stamp, note=self.note)
 
@@ -373,8 +373,7 @@ class OrderRectification(CaseAction):
     measures: Text
     plan: RectificationPlan | None = None
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Hazard, case)  # check_kind ran first: a hazard
         plan = self.plan.model_dump(exclude_none=True) if self.plan else {}
         case.order_rectification(stamp, deadline=self.deadline, measures=self.measures, plan=plan)
@@ -384,8 +383,7 @@ class OrderRectification(CaseAction):
 class Rectify(CaseAction):
     note: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Hazard, case)  # check_kind ran first: a hazard
         case.rectify(stamp, note=self.note)
 
@@ -395,8 +393,7 @@ class Reinspect(CaseAction):
     passed: bool
     note: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Hazard, case)  # check_kind ran first: a hazard
         case.reinspect(stamp, passed=self.passed, note=self.note)
 
@@ -405,8 +402,7 @@ class Reinspect(CaseAction):
 class Reply(CaseAction):
     text: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Petition, case)  # check_kind ran first: a petition
         case.reply(stamp, text=self.text)
 
@@ -416,8 +412,7 @@ class ReturnVisit(CaseAction):
     satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"]
     note: OptionalText = ""
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Petition, case)  # check_kind ran first: a petition
         case.return_visit(stamp, satisfaction=self.satisfaction, note=self.note)
 
@@ -453,8 +448,7 @@ class Reclassify(CaseAction):
     severity: Severity
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.reclassify(stamp, severity=self.severity, reason=self.reason)
 
 
@@ -573,8 +567,7 @@ class ApproveSuspension(CaseAction):
 class RefuseSuspension(CaseAction):
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.refuse_suspension(stamp, reason=self.reason)
 
 
@@ -592,8 +585,7 @@ class Suspend(CaseAction):
 
 @action("resume")
 class Resume(CaseAction):
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.resume(stamp)
 
 
@@ -602,8 +594,7 @@ class Whistle(CaseAction):
     departments: list[Name] = Field(min_length=1, max_length=50)
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.whistle(stamp, departments=self.departments, reason=self.reason)
 
 
@@ -611,8 +602,7 @@ class Whistle(CaseAction):
 class CheckIn(CaseAction):
     department: Name
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.check_in(stamp, department=self.department)
 
 
@@ -621,8 +611,7 @@ class Comment(CaseAction):
     text: Text
     attachments: list[ShortText] = Field(default_factory=list, max_length=50)
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.comment(stamp, text=self.text, attachments=self.attachments)
 
 
@@ -631,8 +620,7 @@ class Supervise(CaseAction):
     note: Text
     clock: Name | None = None
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.supervise(stamp, note=self.note, clock=self.clock)
 
 
@@ -640,15 +628,13 @@ class Supervise(CaseAction):
 class Resolve(CaseAction):
     resolution: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.resolve(stamp, resolution=self.resolution)
 
 
 @action("close")
 class Close(CaseAction):
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.close(stamp)
 
 
@@ -656,8 +642,7 @@ class Close(CaseAction):
 class Reopen(CaseAction):
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.reopen(stamp, reason=self.reason)
 
 
@@ -669,8 +654,7 @@ class WarnClock(CaseAction):
     threshold: float = Field(gt=0, lt=1)
     due_at: AwareDatetime
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.warn_clock(stamp, clock=self.clock, threshold=self.threshold, due_at=self.due_at)
 
 
@@ -681,6 +665,5 @@ class BreachClock(CaseAction):
     clock: Name
     due_at: AwareDatetime
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def apply(self, case: Case, stamp: Stamp) -> None:
         case.breach_clock(stamp, clock=self.clock, due_at=self.due_at)

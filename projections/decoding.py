@@ -23,6 +23,7 @@ are called each time, never cached.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -105,22 +106,20 @@ class EventDecoder:
     def _dict(self, d: dict[str, Any]) -> Any:
         if len(d) == 2 and "_type_" in d and "_data_" in d:
             return self._typed(d)
-        for key, value in d.items():
-            kind = type(value)
-            if kind is dict:
-                d[key] = self._dict(value)
-            elif kind is list:
-                d[key] = self._list(value)
-        return d
+        return self._decode_in(d, d.items())
 
     def _list(self, items: list[Any]) -> list[Any]:
-        for i, value in enumerate(items):
+        return self._decode_in(items, enumerate(items))
+
+    def _decode_in(self, container: Any, entries: Iterable[tuple[Any, Any]]) -> Any:
+        """Replace, in place, each dict or list value of ``container`` (its ``entries``) by its decoding."""
+        for key, value in entries:
             kind = type(value)
             if kind is dict:
-                items[i] = self._dict(value)
+                container[key] = self._dict(value)
             elif kind is list:
-                items[i] = self._list(value)
-        return items
+                container[key] = self._list(value)
+        return container
 
     def _typed(self, d: dict[str, Any]) -> Any:
         name, data = d["_type_"], d["_data_"]

@@ -27,26 +27,11 @@ from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
 
 from api.bench.county import act, report, seed
+from api.bench.stores import bench_store, drop_schema
 from engine.audit.verify import verify_case, verify_log
 from engine.service import Fengqiao
 from engine.store import StoreConfig
 from engine.time_source import SimulatedClock
-
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def make_store(kind: str, tag: str, folder: Path) -> StoreConfig:
-    if kind == "sqlite":
-        return StoreConfig(f"sqlite:///{folder / f'{tag}.db'}")
-    return StoreConfig(f"{POSTGRES_URL}?schema=bench_{tag}_{uuid.uuid4().hex[:8]}")
-
-
-def drop(store: StoreConfig) -> None:
-    if store.is_postgres:
-        import psycopg
-
-        with psycopg.connect(store.psycopg_url(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
 
 
 def sample_events(app: Fengqiao) -> list[tuple[str, bytes]]:
@@ -121,7 +106,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         stores = []
         try:
-            main_store = make_store(args.store, "verify", Path(folder))
+            main_store = bench_store(args.store, Path(folder), "verify")
             stores.append(main_store)
             from datetime import UTC, datetime
 
@@ -130,7 +115,7 @@ def main() -> None:
             results["event_bytes_avg"] = round(sum(len(s) for _, s in templates) / len(templates))
 
             for chained in (False, True):
-                store = make_store(args.store, "chained" if chained else "plain", Path(folder))
+                store = bench_store(args.store, Path(folder), "chained" if chained else "plain")
                 stores.append(store)
                 rate, cpu_us = insert_rate(store, templates, args.insert_sample, chained)
                 label = "chained" if chained else "plain"
@@ -162,7 +147,7 @@ def main() -> None:
             app.close()
         finally:
             for store in stores:
-                drop(store)
+                drop_schema(store)
     print(json.dumps(results, ensure_ascii=False))
 
 

@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
-from api.bench.bench_write import GRIDS, IN_FLIGHT, POSTGRES_URL, REPORT, STEPS, drop  # noqa: E402
+from api.bench.bench_write import GRIDS, IN_FLIGHT, REPORT, STEPS, drop  # noqa: E402
 from api.bench.county import actor, seed  # noqa: E402
+from api.bench.stores import POSTGRES_URL  # noqa: E402
 from domain.commands import Envelope, ReportCase  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402

@@ -72,10 +72,11 @@ import httpx  # noqa: E402
 
 from api.bench.bench_projections import generate  # noqa: E402
 from api.bench.bench_queries import COUNTY, fill  # noqa: E402
-from api.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
+from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import DISPUTE, seed  # noqa: E402
 from api.bench.load import Results, call, ramp, summary  # noqa: E402
 from api.bench.server import Server  # noqa: E402
+from api.bench.stores import POSTGRES_URL  # noqa: E402
 from engine.case_cache import DEFAULT_SIZE as CASE_CACHE_BOUND  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402

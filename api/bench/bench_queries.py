@@ -41,8 +41,9 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
-from api.bench.bench_write import POSTGRES_URL, drop  # noqa: E402
+from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import seed  # noqa: E402
+from api.bench.stores import POSTGRES_URL  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.sql import Tx  # noqa: E402

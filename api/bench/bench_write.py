@@ -39,12 +39,12 @@ from eventsourcing.application import Application  # noqa: E402
 from eventsourcing.domain import Aggregate, event  # noqa: E402
 
 from api.bench.county import actor, seed  # noqa: E402
+from api.bench.stores import bench_store, drop_schema  # noqa: E402
 from domain.commands import Envelope, ReportCase  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_FLIGHT = 4  # cases each writer interleaves
 GRIDS = ["410928-001-007-03", "410928-001-008-01", "410928-002-001-01"]
 REPORT = {"kind": "dispute", "category": "neighbours", "severity": "minor", "title": "邻里噪音纠纷",
@@ -66,19 +66,9 @@ WRITERS = ((1, 1), (16, 1), (16, 2))  # (writer threads, engine processes)
 # -- stores ---------------------------------------------------------------------
 
 
-def fresh_store(kind: str, folder: Path, tag: str) -> StoreConfig:
-    if kind == "sqlite":
-        return StoreConfig(f"sqlite:///{folder / f'{tag}.db'}")
-    return StoreConfig(f"{POSTGRES_URL}?schema=bench_w_{tag}_{uuid.uuid4().hex[:8]}")
-
-
 def drop(store: StoreConfig) -> None:
-    if store.is_postgres:
-        import psycopg
-
-        with psycopg.connect(store.psycopg_url(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
-    else:
+    drop_schema(store)
+    if not store.is_postgres:
         store.sqlite_path.unlink(missing_ok=True)
 
 
@@ -264,7 +254,8 @@ def run(store: str = "postgres", size: int | None = None, seconds: float = 10.0)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for writers, processes in WRITERS:
-            stores = [fresh_store(store, Path(folder), f"e{writers}"), fresh_store(store, Path(folder), f"l{writers}")]
+            stores = [bench_store(store, Path(folder), f"e{writers}", prefix="bench_w"),
+                      bench_store(store, Path(folder), f"l{writers}", prefix="bench_w")]
             try:
                 engine = (engine_rate(stores[0], writers, seconds) if processes == 1
                           else engine_rate_processes(stores[0], writers, seconds, processes))

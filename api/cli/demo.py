@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -198,27 +199,28 @@ def print_summary(console: Console, result: Demo, built: float, total: float, cp
         console.print(minor_dispute_table(census))
 
 
+def counts_table(title: str, first: str, columns: Iterable[str]) -> Table:
+    """A table titled ``title``: a left column ``first``, then one right-justified column per count."""
+    table = Table(title=title)
+    table.add_column(first)
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
+
+
 def minor_dispute_table(census: Census) -> Table:
     """小事不出村: minor disputes ended at each rank, settled (化解) or referred (调解不成 or
     refused, told of the other routes: never counted as resolved within the ceiling)."""
     settled, referred = census.minor_disputes_resolved_at, census.minor_disputes_referred_at
     ended = sum(settled.values()) + sum(referred.values())
-    table = Table(title="minor disputes (小事不出村): settled at each rank, and referred")
-    table.add_column("")
-    for rank in RANKS:
-        table.add_column(rank, justify="right")
-    table.add_column("referred", justify="right")
+    table = counts_table("minor disputes (小事不出村): settled at each rank, and referred", "", [*RANKS, "referred"])
     table.add_row("cases", *(str(settled.get(r, 0)) for r in RANKS), str(sum(referred.values())))
     table.add_row("share", *(f"{settled.get(r, 0) / ended:.0%}" for r in RANKS), f"{sum(referred.values()) / ended:.0%}")
     return table
 
 
 def status_table(census: Census) -> Table:
-    table = Table(title="cases by kind and status")
-    table.add_column("kind")
-    for status in STATUSES:
-        table.add_column(status, justify="right")
-    table.add_column("total", justify="right")
+    table = counts_table("cases by kind and status", "kind", [*STATUSES, "total"])
     for kind, label in KINDS.items():
         counts = [census.cases.get((kind, s), 0) for s in STATUSES]
         table.add_row(label, *map(str, counts), str(sum(counts)))
@@ -226,10 +228,7 @@ def status_table(census: Census) -> Table:
 
 
 def rank_table(census: Census) -> Table:
-    table = Table(title="resolved at each rank")
-    table.add_column("kind")
-    for rank in RANKS:
-        table.add_column(rank, justify="right")
+    table = counts_table("resolved at each rank", "kind", RANKS)
     for kind, label in KINDS.items():
         table.add_row(label, *(str(census.resolved_at.get((kind, r), 0)) for r in RANKS))
     return table

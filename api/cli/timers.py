@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from uuid import UUID
 
 import typer
@@ -10,7 +13,28 @@ import typer
 from api.cli.common import domain_errors, emit, engine
 from domain.errors import ValidationFailed
 
+if TYPE_CHECKING:
+    from engine.service import Fengqiao
+
 app = typer.Typer(no_args_is_help=True)
+
+
+class _Closes(Protocol):
+    def close(self) -> None: ...
+
+
+W = TypeVar("W", bound=_Closes)
+
+
+@contextmanager
+def _worker(make: Callable[[Fengqiao], W]) -> Iterator[W]:
+    """A worker (timer service, router) on the configured engine, closed before the engine is."""
+    with engine() as application:
+        worker = make(application)
+        try:
+            yield worker
+        finally:
+            worker.close()
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -47,13 +71,9 @@ def due(limit: int = typer.Option(20, min=1, max=10_000)) -> None:
     """The timer index: the earliest thresholds still to fire."""
     from workflows.timers import TimerService
 
-    with engine() as application:
-        timers = TimerService(application)
-        try:
-            timers.runner.run_once()
-            emit(timers.db.query("SELECT * FROM timer_index ORDER BY due_at LIMIT ?", (limit,)))
-        finally:
-            timers.close()
+    with _worker(TimerService) as timers:
+        timers.runner.run_once()
+        emit(timers.db.query("SELECT * FROM timer_index ORDER BY due_at LIMIT ?", (limit,)))
 
 
 @app.command()
@@ -61,13 +81,9 @@ def tick() -> None:
     """Record every clock threshold due now (warnings, breaches, 督办, auto-escalation)."""
     from workflows.timers import TimerService
 
-    with engine() as application:
-        timers = TimerService(application)
-        try:
-            emit([{"case_id": str(f.case_id), "clock": f.clock, "action": f.action, "threshold": f.threshold,
-                   "at": f.at.isoformat(), "repeated": f.repeated} for f in timers.tick()])
-        finally:
-            timers.close()
+    with _worker(TimerService) as timers:
+        emit([{"case_id": str(f.case_id), "clock": f.clock, "action": f.action, "threshold": f.threshold,
+               "at": f.at.isoformat(), "repeated": f.repeated} for f in timers.tick()])
 
 
 @app.command()
@@ -75,9 +91,5 @@ def route() -> None:
     """Dispatch every reported or returned case not yet handled by the router."""
     from workflows.routing import Router
 
-    with engine() as application:
-        router = Router(application)
-        try:
-            emit({"handled": router.run_once(), "position": router.position()})
-        finally:
-            router.close()
+    with _worker(Router) as router:
+        emit({"handled": router.run_once(), "position": router.position()})

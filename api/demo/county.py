@@ -92,8 +92,18 @@ class Grid:
     chief: Actor | None = None  # 网格长 (urban grids)
 
 
+class _OnProfile:
+    """A village or township: urban when its region is on the urban profile."""
+
+    region: Region
+
+    @property
+    def urban(self) -> bool:
+        return self.region.profile == Profile.URBAN
+
+
 @dataclass
-class Village:
+class Village(_OnProfile):
     """A village, or on the urban profile a community (社区)."""
 
     region: Region
@@ -104,13 +114,9 @@ class Village:
     clerk: Actor
     secretary: Actor
 
-    @property
-    def urban(self) -> bool:
-        return self.region.profile == Profile.URBAN
-
 
 @dataclass
-class Township:
+class Township(_OnProfile):
     """A township (乡镇), or on the urban profile the subdistrict (街道)."""
 
     region: Region
@@ -118,10 +124,6 @@ class Township:
     units: dict[str, Unit]  # by kind
     handlers: dict[str, Actor]  # by unit kind
     supervisor: Actor
-
-    @property
-    def urban(self) -> bool:
-        return self.region.profile == Profile.URBAN
 
 
 @dataclass

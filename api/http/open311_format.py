@@ -17,7 +17,6 @@ without the right, 404 an unknown service definition, request id or ``jurisdicti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -25,9 +24,9 @@ from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.http.refusing_route import RefusingRoute
 from domain.errors import DomainError, NotFound
 
 XML = "text/xml; charset=utf-8"
@@ -105,19 +104,14 @@ def spec_error(request: Request, error: Exception) -> Response:
                   status, headers)
 
 
-class Open311Route(APIRoute):
+class Open311Route(RefusingRoute):
     """A route whose refusals (its dependencies' too) are the spec's errors."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    refused = (DomainError, RequestValidationError, StarletteHTTPException)
 
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except (DomainError, RequestValidationError, StarletteHTTPException) as error:
-                return spec_error(request, error)
-
-        return handle
+    @staticmethod
+    def refusal(request: Request, error: Exception) -> Response:
+        return spec_error(request, error)
 
 
 def responses(model: dict[str, Any] | None = None, *statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -81,6 +81,10 @@ def _period(start: str | None, end: str | None, now: datetime) -> tuple[datetime
 
 
 PERIOD = "a date (YYYY-MM-DD, a whole day in Beijing time) or an RFC 3339 time"
+PeriodFrom = Annotated[str | None, Query(alias="from", max_length=40, examples=["2026-09-01"],
+                                         description=f"{PERIOD}; default: since the first case")]
+PeriodTo = Annotated[str | None, Query(alias="to", max_length=40, examples=["2026-09-30"],
+                                       description=f"{PERIOD}, inclusive; default: up to now")]
 
 
 @router.get("/regions/{code}/stats", summary="小事不出村 and 三率 for a region over a period (supervisors)",
@@ -89,10 +93,8 @@ def region_stats(
     principal: CurrentUser,
     svc: Svc,
     code: str,
-    start: Annotated[str | None, Query(alias="from", max_length=40, examples=["2026-09-01"],
-                                       description=f"{PERIOD}; default: since the first case")] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=40, examples=["2026-09-30"],
-                                     description=f"{PERIOD}, inclusive; default: up to now")] = None,
+    start: PeriodFrom = None,
+    end: PeriodTo = None,
 ) -> JSONResponse:
     require_board(principal)
     check_region_scope(principal, code, svc)
@@ -112,10 +114,8 @@ def region_compliance(
     code: str,
     level: Annotated[str | None, Query(max_length=20, description="village or township; default: the rank "
                                        "just below the region (a county's townships, a township's villages)")] = None,
-    start: Annotated[str | None, Query(alias="from", max_length=40, examples=["2026-09-01"],
-                                       description=f"{PERIOD}; default: since the first case")] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=40, examples=["2026-09-30"],
-                                     description=f"{PERIOD}, inclusive; default: up to now")] = None,
+    start: PeriodFrom = None,
+    end: PeriodTo = None,
 ) -> JSONResponse:
     """The dashboard's compliance table as JSON (``ReadModels.compliance``)."""
     require_board(principal)

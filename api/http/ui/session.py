@@ -14,7 +14,6 @@ that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -22,10 +21,10 @@ import structlog
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
 
 from api.http import problems
 from api.http.auth import Principal, Unauthenticated
+from api.http.refusing_route import RefusingRoute
 from api.http.services import Services, services
 from api.http.ui.render import page
 from domain.errors import DomainError, NotPermitted
@@ -96,20 +95,17 @@ def refusal_page(request: Request, error: DomainError) -> Response:
                 detail=error.message)
 
 
-class PageRoute(APIRoute):
+class PageRoute(RefusingRoute):
     """A route whose domain refusals render as pages instead of problem+json."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    refused = (DomainError, RequestValidationError)
 
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except DomainError as error:
-                return refusal_page(request, error)
-            except RequestValidationError as error:
-                fields = ", ".join(str(e["loc"][-1]) for e in error.errors())
-                return page(request, "error.html", status_code=422, title=problems.VALIDATION.title,
-                            status=422, detail=f"请检查 check: {fields}")
-
-        return handle
+    @staticmethod
+    def refusal(request: Request, error: Exception) -> Response:
+        if isinstance(error, DomainError):
+            return refusal_page(request, error)
+        if isinstance(error, RequestValidationError):
+            fields = ", ".join(str(e["loc"][-1]) for e in error.errors())
+            return page(request, "error.html", status_code=422, title=problems.VALIDATION.title,
+                        status=422, detail=f"请检查 check: {fields}")
+        raise error
