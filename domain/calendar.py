@@ -240,13 +240,23 @@ class Statutory:
     def sources(self) -> list[dict[str, Any]]:
         """Each year covered and where its data came from, in year order."""
         imported = {y.year: y for y in self.years}
-        rows = [{"year": y, "source": package_source()} for y in package_years() if y not in imported]
+        rows = [
+            {"year": y, "source": package_source()} for y in package_years() if y not in imported
+        ]
         for y in imported.values():
-            rows.append({"year": y.year, "source": "import", "name": y.name, "digest": y.digest,
-                         "imported_by": y.imported_by,
-                         "imported_at": y.imported_at.isoformat() if y.imported_at else None,
-                         "holidays": len(y.holidays), "workdays": len(y.workdays),
-                         "replaces": package_source() if statutory_data_covers(y.year) else None})
+            rows.append(
+                {
+                    "year": y.year,
+                    "source": "import",
+                    "name": y.name,
+                    "digest": y.digest,
+                    "imported_by": y.imported_by,
+                    "imported_at": y.imported_at.isoformat() if y.imported_at else None,
+                    "holidays": len(y.holidays),
+                    "workdays": len(y.workdays),
+                    "replaces": package_source() if statutory_data_covers(y.year) else None,
+                }
+            )
         return sorted(rows, key=lambda r: r["year"])
 
 
@@ -460,7 +470,9 @@ def _parse_overrides(text: str) -> _Overrides:
     if name is not None and not isinstance(name, str):
         raise CalendarFileError(f"name: expected a string, got {name!r}")
     year = data.get("year")
-    if year is not None and (isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2100):
+    if year is not None and (
+        isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2100
+    ):
         raise CalendarFileError(f"year: expected a year like 2027, got {year!r}")
 
     holidays = _entry_dates(data, "holiday", text)
@@ -583,17 +595,30 @@ def parse_statutory_year(text: str) -> StatutoryYear:
     """
     overrides = _parse_overrides(text)
     if overrides.year is None:
-        raise CalendarFileError("year: a statutory calendar file names the year of its notice (year = 2027)")
+        raise CalendarFileError(
+            "year: a statutory calendar file names the year of its notice (year = 2027)"
+        )
     if overrides.hours is not None:
-        raise CalendarFileError("hours: working hours are policy ([calendar] overrides), not a statutory fact")
+        raise CalendarFileError(
+            "hours: working hours are policy ([calendar] overrides), not a statutory fact"
+        )
     if not overrides.holidays:
         raise CalendarFileError(f"holiday: the {overrides.year} notice lists no holiday")
     y = overrides.year
     for d in sorted(overrides.holidays | overrides.workdays):
-        if not (d.year == y or (d.year == y - 1 and d.month == 12) or (d.year == y + 1 and d.month == 1)):
-            raise CalendarFileError(f"{d.isoformat()} is outside {y} (and the December before, January after)")
-    return StatutoryYear(y, overrides.holidays, overrides.workdays, overrides.name or "",
-                         hashlib.sha256(text.encode()).hexdigest())
+        if not (
+            d.year == y or (d.year == y - 1 and d.month == 12) or (d.year == y + 1 and d.month == 1)
+        ):
+            raise CalendarFileError(
+                f"{d.isoformat()} is outside {y} (and the December before, January after)"
+            )
+    return StatutoryYear(
+        y,
+        overrides.holidays,
+        overrides.workdays,
+        overrides.name or "",
+        hashlib.sha256(text.encode()).hexdigest(),
+    )
 
 
 CALENDAR_BOOK_ID = uuid5(NAMESPACE_URL, "fengqiao:calendar-book")
@@ -622,9 +647,14 @@ class CalendarBook(Aggregate):
             """The year as imported (a read model following these events builds its
             ``Statutory`` from them: ``Statutory(tuple(entries))``, one per year, the latest)."""
             return StatutoryYear(
-                self.year, frozenset(map(date.fromisoformat, self.holidays)),
-                frozenset(map(date.fromisoformat, self.workdays)), self.name, self.digest,
-                self.actor_id, self.timestamp)
+                self.year,
+                frozenset(map(date.fromisoformat, self.holidays)),
+                frozenset(map(date.fromisoformat, self.workdays)),
+                self.name,
+                self.digest,
+                self.actor_id,
+                self.timestamp,
+            )
 
         def apply(self, book: CalendarBook) -> None:
             book.years[self.year] = self.entry()
@@ -642,7 +672,9 @@ class CalendarBook(Aggregate):
         """The statutory facts: the imported years on top of the package."""
         statutory: Statutory | None = getattr(self, "_statutory", None)
         if statutory is None:
-            statutory = self._statutory = Statutory(tuple(self.years[y] for y in sorted(self.years)))
+            statutory = self._statutory = Statutory(
+                tuple(self.years[y] for y in sorted(self.years))
+            )
         return statutory
 
     def import_year(self, text: str, actor_id: str, source: str = "") -> tuple[int, bool]:
@@ -655,9 +687,13 @@ class CalendarBook(Aggregate):
         if current is not None and current.digest == entry.digest:
             return entry.year, False
         self.trigger_event(
-            self.CalendarImported, year=entry.year, name=entry.name,
+            self.CalendarImported,
+            year=entry.year,
+            name=entry.name,
             holidays=sorted(d.isoformat() for d in entry.holidays),
             workdays=sorted(d.isoformat() for d in entry.workdays),
-            digest=entry.digest, actor_id=actor_id, source=source,
+            digest=entry.digest,
+            actor_id=actor_id,
+            source=source,
         )
         return entry.year, True

@@ -56,7 +56,9 @@ class Outcome(StrEnum):
     ADJOURNED = "adjourned"  # 择期再调
 
 
-REFUSED = "refused"  # 当事人拒绝调解: a recorded outcome of its own (MediationRefused), not a session
+REFUSED = (
+    "refused"  # 当事人拒绝调解: a recorded outcome of its own (MediationRefused), not a session
+)
 
 
 class AgreementForm(StrEnum):
@@ -72,7 +74,9 @@ class Route(StrEnum):
     COURT = "court"  # 司法 (诉讼)
 
 
-COURT_CONFIRMATION_WINDOW = timedelta(days=30)  # 人民调解法 Art. 33: within 30 days of the agreement taking effect
+COURT_CONFIRMATION_WINDOW = timedelta(
+    days=30
+)  # 人民调解法 Art. 33: within 30 days of the agreement taking effect
 
 
 class Satisfaction(StrEnum):
@@ -87,10 +91,34 @@ class HazardLevel(StrEnum):
 
 
 CATEGORIES: dict[Kind, tuple[str, ...]] = {
-    Kind.DISPUTE: ("neighbours", "marriage_family", "property", "wages", "land", "damages", "other"),
-    Kind.HAZARD: ("fire", "gas", "electrical", "building", "production", "drowning", "small_venues", "other"),
+    Kind.DISPUTE: (
+        "neighbours",
+        "marriage_family",
+        "property",
+        "wages",
+        "land",
+        "damages",
+        "other",
+    ),
+    Kind.HAZARD: (
+        "fire",
+        "gas",
+        "electrical",
+        "building",
+        "production",
+        "drowning",
+        "small_venues",
+        "other",
+    ),
     Kind.PETITION: (
-        "utilities", "environment", "traffic", "housing", "social_security", "public_order", "services", "other",
+        "utilities",
+        "environment",
+        "traffic",
+        "housing",
+        "social_security",
+        "public_order",
+        "services",
+        "other",
     ),
 }
 
@@ -116,15 +144,23 @@ class Stamp:
             raise ValidationFailed("occurred_at needs a time zone", field="occurred_at")
         if occurred > self.recorded_at + CLOCK_SKEW:
             raise ValidationFailed(
-                "occurred_at is in the future", field="occurred_at", occurred_at=occurred.isoformat()
+                "occurred_at is in the future",
+                field="occurred_at",
+                occurred_at=occurred.isoformat(),
             )
         backdate = None if self.actor.role == Role.SYSTEM else self.recorded_at - self.max_backdate
-        for floor, why in ((EARLIEST, "before 2000-01-01"),
-                           (backdate, f"more than {self.max_backdate} before it is recorded"),
-                           (not_before, "earlier than the case's report")):
+        for floor, why in (
+            (EARLIEST, "before 2000-01-01"),
+            (backdate, f"more than {self.max_backdate} before it is recorded"),
+            (not_before, "earlier than the case's report"),
+        ):
             if floor is not None and occurred < floor:
-                raise ValidationFailed(f"occurred_at is {why}", field="occurred_at",
-                                       occurred_at=occurred.isoformat(), earliest=floor.isoformat())
+                raise ValidationFailed(
+                    f"occurred_at is {why}",
+                    field="occurred_at",
+                    occurred_at=occurred.isoformat(),
+                    earliest=floor.isoformat(),
+                )
         return occurred
 
 
@@ -203,7 +239,9 @@ class Case(Aggregate):
         def apply(self, case: Case) -> None:
             case.assignee, case.unit = self.assignee, self.unit
             case.region, case.rank = self.region, self.rank
-            case.dispatched_at = self.occurred_at  # 派单: a new dispatch opens a new send-back window
+            case.dispatched_at = (
+                self.occurred_at
+            )  # 派单: a new dispatch opens a new send-back window
             case.responsible_unit = case.responsible_unit or self.unit
             case.status = Status.ASSIGNED
 
@@ -295,8 +333,11 @@ class Case(Aggregate):
         reason: str
 
         def apply(self, case: Case) -> None:
-            case.pending_extensions[self.clock] = {"days": self.days, "reason": self.reason,
-                                                   "requested_by": self.actor.id}
+            case.pending_extensions[self.clock] = {
+                "days": self.days,
+                "reason": self.reason,
+                "requested_by": self.actor.id,
+            }
 
     class ExtensionRefused(Event):
         clock: str
@@ -431,7 +472,9 @@ class Case(Aggregate):
         self.suspended = False
         self.whistled: dict[str, datetime | None] = {}
         self.extensions: list[dict[str, Any]] = []
-        self.pending_extensions: dict[str, dict[str, Any]] = {}  # clock → the request awaiting approval
+        self.pending_extensions: dict[
+            str, dict[str, Any]
+        ] = {}  # clock → the request awaiting approval
         self.pending_suspension: dict[str, Any] | None = None
         self.breached_clocks: set[str] = set()
         self.dispatched_at: datetime | None = None  # the last 派单: the send-back window opens here
@@ -538,7 +581,9 @@ class Case(Aggregate):
 
     def _require_not_suspended(self, action: str) -> None:
         if self.suspended:
-            self._refuse(action, f"cannot {action} a suspended case; resume it first", suspended=True)
+            self._refuse(
+                action, f"cannot {action} a suspended case; resume it first", suspended=True
+            )
 
     def _require_within_ceiling(self, rank: int, action: str) -> None:
         if rank > self.ceiling:
@@ -551,16 +596,27 @@ class Case(Aggregate):
                 requested=Rank(rank).label,
             )
 
-    def assign(self, stamp: Stamp, *, assignee: str | None, unit: str | None, region: str, rank: int) -> None:
+    def assign(
+        self, stamp: Stamp, *, assignee: str | None, unit: str | None, region: str, rank: int
+    ) -> None:
         """派单: give the case to a handler or unit; they work it at their region's rank."""
-        self._require_status("assign", {Status.REPORTED, Status.ASSIGNED, Status.ACCEPTED, Status.IN_PROGRESS})
+        self._require_status(
+            "assign", {Status.REPORTED, Status.ASSIGNED, Status.ACCEPTED, Status.IN_PROGRESS}
+        )
         if not assignee and not unit:
             raise ValidationFailed("assign needs an assignee or a unit", field="assignee")
         self._require_within_ceiling(rank, "assign")
-        self._record(self.Assigned, stamp, assignee=assignee, unit=unit, region=region, rank=int(rank))
+        self._record(
+            self.Assigned, stamp, assignee=assignee, unit=unit, region=region, rank=int(rank)
+        )
 
-    def accept(self, stamp: Stamp, *, sign_for: ClockState | None = None,
-               sync_grace: timedelta = timedelta(hours=4)) -> None:
+    def accept(
+        self,
+        stamp: Stamp,
+        *,
+        sign_for: ClockState | None = None,
+        sync_grace: timedelta = timedelta(hours=4),
+    ) -> None:
         """签收: the assigned handler signs for the case. ``sign_for``: the running
         sign-for clock as it stands at the command (``domain.clocks.clocks_under``); the
         event records its due time and whether this act meets it."""
@@ -568,7 +624,9 @@ class Case(Aggregate):
         due, in_time = None, None
         if sign_for is not None:
             due = sign_for.due_at
-            in_time = sign_for.met_if_stopped(stamp.when(not_before=self.occurred_at), stamp.recorded_at, sync_grace)
+            in_time = sign_for.met_if_stopped(
+                stamp.when(not_before=self.occurred_at), stamp.recorded_at, sync_grace
+            )
         self._record(self.Accepted, stamp, sign_for_due_at=due, responded_in_time=in_time)
 
     def send_back(self, stamp: Stamp, *, reason: str, window_closes_at: datetime) -> None:
@@ -587,7 +645,9 @@ class Case(Aggregate):
             )
         self._record(self.SentBack, stamp, reason=_required(reason, "reason"))
 
-    def escalate(self, stamp: Stamp, *, to_rank: int, to_region: str, unit: str | None, reason: str) -> None:
+    def escalate(
+        self, stamp: Stamp, *, to_rank: int, to_region: str, unit: str | None, reason: str
+    ) -> None:
         """上报: move the case up the ladder, never above its ceiling."""
         reason = _required(reason, "reason")
         self.check_escalation(to_rank)
@@ -676,38 +736,56 @@ class Case(Aggregate):
     # -- 挂起 and 延期: asked for by the handler before the due time, approved by a
     # supervisor whose region covers the case (or granted directly by one) ----------
 
-    def request_suspension(self, stamp: Stamp, *, reason: str, resolve_clock: ClockState | None) -> None:
+    def request_suspension(
+        self, stamp: Stamp, *, reason: str, resolve_clock: ClockState | None
+    ) -> None:
         """Ask for 挂起 (clocks paused) before the resolve clock's due time."""
         self._check_suspendable("request-suspension", stamp, resolve_clock)
         if self.pending_suspension is not None:
             self._refuse("request-suspension", "a suspension is already awaiting approval")
         self._record(self.SuspensionRequested, stamp, reason=_required(reason, "reason"))
 
-    def approve_suspension(self, stamp: Stamp, *, note: str, resolve_clock: ClockState | None) -> None:
+    def approve_suspension(
+        self, stamp: Stamp, *, note: str, resolve_clock: ClockState | None
+    ) -> None:
         pending = self._pending_suspension("approve-suspension")
         self._require_covering(stamp, "approve-suspension")
         self._check_suspendable("approve-suspension", stamp, resolve_clock)
-        self._record(self.Suspended, stamp, reason=pending["reason"], approver=stamp.actor.id,
-                     requested_by=pending["requested_by"], note=note or "")
+        self._record(
+            self.Suspended,
+            stamp,
+            reason=pending["reason"],
+            approver=stamp.actor.id,
+            requested_by=pending["requested_by"],
+            note=note or "",
+        )
 
     def refuse_suspension(self, stamp: Stamp, *, reason: str) -> None:
         pending = self._pending_suspension("refuse-suspension")
         self._require_covering(stamp, "refuse-suspension")
-        self._record(self.SuspensionRefused, stamp, reason=_required(reason, "reason"),
-                     requested_by=pending["requested_by"])
+        self._record(
+            self.SuspensionRefused,
+            stamp,
+            reason=_required(reason, "reason"),
+            requested_by=pending["requested_by"],
+        )
 
     def suspend(self, stamp: Stamp, *, reason: str, resolve_clock: ClockState | None) -> None:
         """挂起 granted directly by a supervisor whose region covers the case."""
         self._require_covering(stamp, "suspend")
         self._check_suspendable("suspend", stamp, resolve_clock)
-        self._record(self.Suspended, stamp, reason=_required(reason, "reason"), approver=stamp.actor.id)
+        self._record(
+            self.Suspended, stamp, reason=_required(reason, "reason"), approver=stamp.actor.id
+        )
 
     def _pending_suspension(self, action: str) -> dict[str, Any]:
         if self.pending_suspension is None:
             self._refuse(action, "no suspension is awaiting approval")
         return self.pending_suspension
 
-    def _check_suspendable(self, action: str, stamp: Stamp, resolve_clock: ClockState | None) -> None:
+    def _check_suspendable(
+        self, action: str, stamp: Stamp, resolve_clock: ClockState | None
+    ) -> None:
         """Open, not suspended, and the resolve clock (if it runs) not yet due."""
         self._require_status(action, OPEN)
         if self.suspended:
@@ -720,52 +798,111 @@ class Case(Aggregate):
             self._refuse("resume", "the case is not suspended")
         self._record(self.Resumed, stamp)
 
-    def request_extension(self, stamp: Stamp, *, clock: str, state: ClockState | None, days: int,
-                          reason: str, max_days: int | None) -> None:
+    def request_extension(
+        self,
+        stamp: Stamp,
+        *,
+        clock: str,
+        state: ClockState | None,
+        days: int,
+        reason: str,
+        max_days: int | None,
+    ) -> None:
         """Ask for 延期 of a running clock by ``days`` (in the clock's own measure)."""
         if clock in self.pending_extensions:
-            self._refuse("request-extension", f"an extension of {clock} is already awaiting approval", clock=clock)
+            self._refuse(
+                "request-extension",
+                f"an extension of {clock} is already awaiting approval",
+                clock=clock,
+            )
         self._check_extendable("request-extension", stamp, clock, state, days, max_days)
-        self._record(self.ExtensionRequested, stamp, clock=clock, days=days, reason=_required(reason, "reason"))
+        self._record(
+            self.ExtensionRequested,
+            stamp,
+            clock=clock,
+            days=days,
+            reason=_required(reason, "reason"),
+        )
 
-    def approve_extension(self, stamp: Stamp, *, clock: str, state: ClockState | None, note: str,
-                          max_days: int | None) -> None:
+    def approve_extension(
+        self, stamp: Stamp, *, clock: str, state: ClockState | None, note: str, max_days: int | None
+    ) -> None:
         pending = self._pending_extension("approve-extension", clock)
         self._require_covering(stamp, "approve-extension")
         self._check_extendable("approve-extension", stamp, clock, state, pending["days"], max_days)
-        self._record(self.Extended, stamp, clock=clock, days=pending["days"], due_at=None,
-                     reason=pending["reason"], approver=stamp.actor.id, requested_by=pending["requested_by"],
-                     note=note or "")
+        self._record(
+            self.Extended,
+            stamp,
+            clock=clock,
+            days=pending["days"],
+            due_at=None,
+            reason=pending["reason"],
+            approver=stamp.actor.id,
+            requested_by=pending["requested_by"],
+            note=note or "",
+        )
 
     def refuse_extension(self, stamp: Stamp, *, clock: str, reason: str) -> None:
         pending = self._pending_extension("refuse-extension", clock)
         self._require_covering(stamp, "refuse-extension")
-        self._record(self.ExtensionRefused, stamp, clock=clock, reason=_required(reason, "reason"),
-                     requested_by=pending["requested_by"])
+        self._record(
+            self.ExtensionRefused,
+            stamp,
+            clock=clock,
+            reason=_required(reason, "reason"),
+            requested_by=pending["requested_by"],
+        )
 
-    def extend(self, stamp: Stamp, *, clock: str, state: ClockState | None, days: int, reason: str,
-               max_days: int | None) -> None:
+    def extend(
+        self,
+        stamp: Stamp,
+        *,
+        clock: str,
+        state: ClockState | None,
+        days: int,
+        reason: str,
+        max_days: int | None,
+    ) -> None:
         """延期 granted directly by a supervisor whose region covers the case."""
         self._require_covering(stamp, "extend")
         self._check_extendable("extend", stamp, clock, state, days, max_days)
-        self._record(self.Extended, stamp, clock=clock, days=days, due_at=None,
-                     reason=_required(reason, "reason"), approver=stamp.actor.id)
+        self._record(
+            self.Extended,
+            stamp,
+            clock=clock,
+            days=days,
+            due_at=None,
+            reason=_required(reason, "reason"),
+            approver=stamp.actor.id,
+        )
 
     def _pending_extension(self, action: str, clock: str) -> dict[str, Any]:
         if clock not in self.pending_extensions:
-            self._refuse(action, f"no extension of {clock} is awaiting approval", clock=clock,
-                         pending=sorted(self.pending_extensions))
+            self._refuse(
+                action,
+                f"no extension of {clock} is awaiting approval",
+                clock=clock,
+                pending=sorted(self.pending_extensions),
+            )
         return self.pending_extensions[clock]
 
-    def _check_extendable(self, action: str, stamp: Stamp, clock: str, state: ClockState | None,
-                          days: int, max_days: int | None) -> None:
+    def _check_extendable(
+        self,
+        action: str,
+        stamp: Stamp,
+        clock: str,
+        state: ClockState | None,
+        days: int,
+        max_days: int | None,
+    ) -> None:
         """The clock runs and is not yet due, and the total stays within the policy's cap."""
         self._require_status(action, OPEN | {Status.RESOLVED})
         if days <= 0:
             raise ValidationFailed("days must be positive", field="days")
         if max_days is None:
-            raise ValidationFailed(f"the policy allows no extension of the {clock} clock", field="clock",
-                                   clock=clock)
+            raise ValidationFailed(
+                f"the policy allows no extension of the {clock} clock", field="clock", clock=clock
+            )
         if state is None or not state.open:
             self._refuse(action, f"the {clock} clock is not running", clock=clock)
         self._require_before_due(action, stamp, state)
@@ -774,7 +911,10 @@ class Case(Aggregate):
             raise ValidationFailed(
                 f"the {clock} clock may be extended by at most {max_days} days in all "
                 f"({granted} granted already)",
-                field="days", clock=clock, max_extension=max_days, granted=granted,
+                field="days",
+                clock=clock,
+                max_extension=max_days,
+                granted=granted,
             )
 
     def _require_before_due(self, action: str, stamp: Stamp, state: ClockState) -> None:
@@ -794,9 +934,13 @@ class Case(Aggregate):
         departments = list(dict.fromkeys(d.strip() for d in departments if d and d.strip()))
         if not departments:
             raise ValidationFailed("whistle names at least one department", field="departments")
-        new = [d for d in departments if d not in self.whistled]  # the summoned keep their clock and check-in
+        new = [
+            d for d in departments if d not in self.whistled
+        ]  # the summoned keep their clock and check-in
         if not new:
-            self._refuse("whistle", "every department named was already summoned", departments=departments)
+            self._refuse(
+                "whistle", "every department named was already summoned", departments=departments
+            )
         self._record(self.Whistled, stamp, departments=new, reason=_required(reason, "reason"))
 
     def check_in(self, stamp: Stamp, *, department: str) -> None:
@@ -808,7 +952,9 @@ class Case(Aggregate):
         self._record(self.CheckedIn, stamp, department=department)
 
     def comment(self, stamp: Stamp, *, text: str, attachments: list[str] | None = None) -> None:
-        self._record(self.Commented, stamp, text=_required(text, "text"), attachments=list(attachments or []))
+        self._record(
+            self.Commented, stamp, text=_required(text, "text"), attachments=list(attachments or [])
+        )
 
     def supervise(self, stamp: Stamp, *, note: str, clock: str | None = None) -> None:
         """督办: a supervision notice on the case."""
@@ -1001,7 +1147,9 @@ class Dispute(Case):
             confirm_by=stamp.when() + COURT_CONFIRMATION_WINDOW if effective else None,
         )
 
-    def refuse_mediation(self, stamp: Stamp, *, party: str, reason: str, routes: Sequence[str] | None = None) -> None:
+    def refuse_mediation(
+        self, stamp: Stamp, *, party: str, reason: str, routes: Sequence[str] | None = None
+    ) -> None:
         """当事人拒绝调解: a party clearly refuses; the parties are told of the other routes."""
         self._start_work("refuse-mediation")
         if self.agreement is not None:
@@ -1016,12 +1164,16 @@ class Dispute(Case):
 
     def sign_agreement(self, stamp: Stamp) -> None:
         """The parties sign the written agreement."""
-        self._check_written_agreement("sign-agreement", self.agreement_signed, "signed by the parties")
+        self._check_written_agreement(
+            "sign-agreement", self.agreement_signed, "signed by the parties"
+        )
         self._record(self.AgreementSigned, stamp, **self._effect(stamp, self.agreement_sealed))
 
     def seal_agreement(self, stamp: Stamp) -> None:
         """The mediation committee seals the written agreement."""
-        self._check_written_agreement("seal-agreement", self.agreement_sealed, "sealed by the committee")
+        self._check_written_agreement(
+            "seal-agreement", self.agreement_sealed, "sealed by the committee"
+        )
         self._record(
             self.AgreementSealed,
             stamp,
@@ -1153,17 +1305,21 @@ class Hazard(Case):
     @classmethod
     def check_details(cls, severity: Severity, details: dict[str, Any]) -> dict[str, Any]:
         """A 重大隐患 needs severity major or critical; a critical hazard is a 重大隐患."""
-        level = details.get("hazard_level") or (HazardLevel.MAJOR if severity == Severity.CRITICAL else HazardLevel.GENERAL)
+        level = details.get("hazard_level") or (
+            HazardLevel.MAJOR if severity == Severity.CRITICAL else HazardLevel.GENERAL
+        )
         level = _parse(HazardLevel, level, "hazard_level")
         if level == HazardLevel.MAJOR and severity == Severity.MINOR:
             raise ValidationFailed(
                 "a 重大隐患 (hazard_level major) needs severity major or critical",
-                field="hazard_level", severity=str(severity),
+                field="hazard_level",
+                severity=str(severity),
             )
         if level == HazardLevel.GENERAL and severity == Severity.CRITICAL:
             raise ValidationFailed(
                 "a critical hazard is a 重大隐患: hazard_level must be major",
-                field="hazard_level", severity=str(severity),
+                field="hazard_level",
+                severity=str(severity),
             )
         details["hazard_level"] = str(level)
         return details
@@ -1172,7 +1328,8 @@ class Hazard(Case):
         if severity == Severity.MINOR and self.level == HazardLevel.MAJOR:
             raise ValidationFailed(
                 "a 重大隐患 (hazard_level major) needs severity major or critical",
-                field="severity", hazard_level=str(self.level),
+                field="severity",
+                hazard_level=str(self.level),
             )
 
     def order_rectification(
@@ -1199,7 +1356,13 @@ class Hazard(Case):
         if self.level == HazardLevel.MAJOR:
             for name in self.PLAN_FIELDS:
                 _required(plan.get(name), f"plan.{name}")
-        self._record(self.RectificationOrdered, stamp, deadline=deadline, measures=_required(measures, "measures"), plan=plan)
+        self._record(
+            self.RectificationOrdered,
+            stamp,
+            deadline=deadline,
+            measures=_required(measures, "measures"),
+            plan=plan,
+        )
 
     def rectify(self, stamp: Stamp, *, note: str) -> None:
         self._start_work("rectify")
@@ -1216,7 +1379,9 @@ class Hazard(Case):
 
     def check_resolvable(self) -> None:
         if self.rectification != "passed":
-            self._refuse("resolve", "a hazard is signed off (销号) only after a passed re-inspection")
+            self._refuse(
+                "resolve", "a hazard is signed off (销号) only after a passed re-inspection"
+            )
 
 
 class Petition(Case):
@@ -1264,7 +1429,9 @@ class Petition(Case):
         try:
             satisfaction = Satisfaction(satisfaction)
         except ValueError:
-            raise ValidationFailed(f"unknown satisfaction {satisfaction!r}", field="satisfaction") from None
+            raise ValidationFailed(
+                f"unknown satisfaction {satisfaction!r}", field="satisfaction"
+            ) from None
         self._record(self.ReturnVisited, stamp, satisfaction=str(satisfaction), note=note or "")
 
     def check_resolvable(self) -> None:
@@ -1276,4 +1443,8 @@ class Petition(Case):
             self._refuse("close", "a petition is closed after its return visit")
 
 
-CASE_CLASSES: dict[Kind, type[Case]] = {Kind.DISPUTE: Dispute, Kind.HAZARD: Hazard, Kind.PETITION: Petition}
+CASE_CLASSES: dict[Kind, type[Case]] = {
+    Kind.DISPUTE: Dispute,
+    Kind.HAZARD: Hazard,
+    Kind.PETITION: Petition,
+}

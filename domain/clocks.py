@@ -92,12 +92,16 @@ class Condition:
     def parse(cls, text: str) -> Condition:
         match = CONDITION_PATTERN.match(str(text).strip())
         if not match:
-            raise ValidationFailed(f"bad clock condition {text!r}: use Event or Event[field=value]", field="clocks")
+            raise ValidationFailed(
+                f"bad clock condition {text!r}: use Event or Event[field=value]", field="clocks"
+            )
         fields = []
         for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
             name, sep, value = part.partition("=")
             if not sep or not name.strip():
-                raise ValidationFailed(f"bad clock condition {text!r}: use field=value", field="clocks")
+                raise ValidationFailed(
+                    f"bad clock condition {text!r}: use field=value", field="clocks"
+                )
             fields.append((name.strip(), value.strip()))
         return cls(match.group(1), tuple(fields))
 
@@ -166,8 +170,14 @@ class Measure:
         amount, unit = parse_duration(text)
         if unit == "wd":
             return self.calendar.day_length * amount
-        return timedelta(**{"m": {"minutes": amount}, "h": {"hours": amount}, "wh": {"hours": amount},
-                            "d": {"days": amount}}[unit])
+        return timedelta(
+            **{
+                "m": {"minutes": amount},
+                "h": {"hours": amount},
+                "wh": {"hours": amount},
+                "d": {"days": amount},
+            }[unit]
+        )
 
     def days(self, n: int) -> timedelta:
         """An extension of ``n`` days in this measure (working or calendar days)."""
@@ -192,8 +202,13 @@ def calendar_for(ref: CalendarRef, statutory: Statutory | None = None) -> Workin
     return _calendar(ref.name, ref.overrides, statutory if statutory is not None else NO_IMPORTS)
 
 
-def duration_bounds(spec: ClockSpec, severity: str | None, rank: int, category: str | None,
-                    calendar: WorkingCalendar) -> list[tuple[Measure, timedelta, str]]:
+def duration_bounds(
+    spec: ClockSpec,
+    severity: str | None,
+    rank: int,
+    category: str | None,
+    calendar: WorkingCalendar,
+) -> list[tuple[Measure, timedelta, str]]:
     """The duration targets that bound a cycle of ``spec`` (by rank, else severity, else
     the default; and by category), each with its measure, from the case's severity,
     rank and category when the cycle starts."""
@@ -204,17 +219,30 @@ def duration_bounds(spec: ClockSpec, severity: str | None, rank: int, category: 
     return bounds
 
 
-def due_from(spec: ClockSpec, severity: str | None, rank: int, start: datetime,
-             calendar: WorkingCalendar, category: str | None = None) -> datetime | None:
+def due_from(
+    spec: ClockSpec,
+    severity: str | None,
+    rank: int,
+    start: datetime,
+    calendar: WorkingCalendar,
+    category: str | None = None,
+) -> datetime | None:
     """When a cycle of ``spec`` started at ``start`` falls due, unpaused and unextended
     (the earliest of its duration bounds; the cases projection's ``sign_for_due_at``)."""
-    dues = [measure.advance(start, amount)
-            for measure, amount, _ in duration_bounds(spec, severity, rank, category, calendar)]
+    dues = [
+        measure.advance(start, amount)
+        for measure, amount, _ in duration_bounds(spec, severity, rank, category, calendar)
+    ]
     return min(dues, default=None)
 
 
-def on_time(occurred_at: datetime, recorded_at: datetime, due_at: datetime, sync_grace: timedelta,
-            breach_recorded: bool = False) -> bool:
+def on_time(
+    occurred_at: datetime,
+    recorded_at: datetime,
+    due_at: datetime,
+    sync_grace: timedelta,
+    breach_recorded: bool = False,
+) -> bool:
     """The one rule for "on time" (met, 及时): the act happened by the due time **and**
     was recorded within ``sync_grace`` (policy ``sync_grace``) after it, and no breach
     of the clock was recorded before the act was. Otherwise late, everywhere: the clock
@@ -223,8 +251,15 @@ def on_time(occurred_at: datetime, recorded_at: datetime, due_at: datetime, sync
     return not breach_recorded and occurred_at <= due_at and recorded_at <= due_at + sync_grace
 
 
-def stopped_on_time(paused: bool, within_target: bool, occurred_at: datetime, recorded_at: datetime,
-                    due_at: datetime, sync_grace: timedelta, breach_recorded: bool) -> bool:
+def stopped_on_time(
+    paused: bool,
+    within_target: bool,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    due_at: datetime,
+    sync_grace: timedelta,
+    breach_recorded: bool,
+) -> bool:
     """Is a clock stopped by an act met? A paused clock by its frozen elapsed time
     (``within_target``), a running one by :func:`on_time`. The fold's
     :meth:`_Run.stop` and :meth:`ClockState.met_if_stopped` (the 签收 fact an
@@ -284,12 +319,20 @@ class ClockState:
             return []
         return [(t, at) for t, at in self.crossings if at <= now and t not in self.fired]
 
-    def met_if_stopped(self, occurred_at: datetime, recorded_at: datetime, sync_grace: timedelta) -> bool:
+    def met_if_stopped(
+        self, occurred_at: datetime, recorded_at: datetime, sync_grace: timedelta
+    ) -> bool:
         """Would an act that happened at ``occurred_at``, recorded at ``recorded_at``, stop
         this (open) clock met? As the fold would decide it (:func:`stopped_on_time`)."""
-        return stopped_on_time(self.state == ClockStatus.PAUSED, self.elapsed_pct <= 100,
-                               max(occurred_at, self.started_at), recorded_at, self.due_at, sync_grace,
-                               self.breach_threshold in self.fired)
+        return stopped_on_time(
+            self.state == ClockStatus.PAUSED,
+            self.elapsed_pct <= 100,
+            max(occurred_at, self.started_at),
+            recorded_at,
+            self.due_at,
+            sync_grace,
+            self.breach_threshold in self.fired,
+        )
 
     def next_threshold(self) -> tuple[float, datetime] | None:
         """The first threshold of this leg not yet recorded (None if paused or closed)."""
@@ -358,7 +401,9 @@ class _Run:
         if self.fixed_due is not None and self.since is not None:
             return self.fixed_due
         remaining = max(self.target - self.elapsed, timedelta())
-        return self.measure.advance(self.since if self.since is not None else max(t, self.started_at), remaining)
+        return self.measure.advance(
+            self.since if self.since is not None else max(t, self.started_at), remaining
+        )
 
     def pause(self, t: datetime) -> None:
         if self.since is not None:
@@ -368,15 +413,29 @@ class _Run:
 
     def resume(self, t: datetime) -> None:
         if self.since is None:
-            self.since = max(t, self.started_at)  # a cycle counting from a later instant waits for it
+            self.since = max(
+                t, self.started_at
+            )  # a cycle counting from a later instant waits for it
 
-    def stop(self, t: datetime, recorded_at: datetime | None = None,
-             sync_grace: timedelta = timedelta(hours=4), breach: float = 1.0) -> None:
+    def stop(
+        self,
+        t: datetime,
+        recorded_at: datetime | None = None,
+        sync_grace: timedelta = timedelta(hours=4),
+        breach: float = 1.0,
+    ) -> None:
         """Stop at ``t`` (the act's ``occurred_at``), met or breached by :func:`on_time`."""
         t = max(t, self.started_at)
         self.closed_due = self.due_at(t)
-        self.met = stopped_on_time(self.since is None, self.elapsed <= self.target, t, recorded_at or t,
-                                   self.closed_due, sync_grace, breach in self.fired)
+        self.met = stopped_on_time(
+            self.since is None,
+            self.elapsed <= self.target,
+            t,
+            recorded_at or t,
+            self.closed_due,
+            sync_grace,
+            breach in self.fired,
+        )
         self.pause(t)
         self.stopped_at = t
 
@@ -442,20 +501,32 @@ class _Run:
         for fraction in thresholds.warn:
             needed = self.target * fraction
             if needed > self.leg_elapsed:
-                out.append((fraction, self.measure.advance(self.since, max(needed - self.elapsed, timedelta()))))
+                out.append(
+                    (
+                        fraction,
+                        self.measure.advance(self.since, max(needed - self.elapsed, timedelta())),
+                    )
+                )
         if thresholds.breach == 1.0:
             out.append((1.0, self.due_at(self.since)))  # exact, even after an extension to a due_at
         else:
             needed = self.target * thresholds.breach - self.elapsed
-            out.append((thresholds.breach, self.measure.advance(self.since, max(needed, timedelta()))))
+            out.append(
+                (thresholds.breach, self.measure.advance(self.since, max(needed, timedelta())))
+            )
         return tuple(out)
 
 
 class _Fold:
     """The case facts clocks depend on, followed event by event."""
 
-    def __init__(self, specs: Sequence[ClockSpec], calendar: WorkingCalendar, thresholds: Thresholds,
-                 sync_grace: timedelta = timedelta(hours=4)) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ClockSpec],
+        calendar: WorkingCalendar,
+        thresholds: Thresholds,
+        sync_grace: timedelta = timedelta(hours=4),
+    ) -> None:
         self.specs = specs
         self.sync_grace = sync_grace
         self.calendar = calendar
@@ -524,7 +595,9 @@ class _Fold:
         elif matches_any(spec.stop_on, event):
             for run in self._open_runs(spec, event):
                 run.stop(own, event.timestamp, self.sync_grace, self.thresholds.breach)
-        elif matches_any(spec.restart_on, event) and (self._has_runs(spec) or matches_any(spec.start_on, event)):
+        elif matches_any(spec.restart_on, event) and (
+            self._has_runs(spec) or matches_any(spec.start_on, event)
+        ):
             for key in self._keys(spec, event, starting=True):
                 self._start(spec, key, own)
         elif matches_any(spec.start_on, event):
@@ -552,7 +625,9 @@ class _Fold:
         return [r for k in keys if (r := self.runs.get((spec.name, k))) is not None and r.open]
 
     def _start(self, spec: ClockSpec, key: str | None, t: datetime) -> None:
-        assert self.kind is not None and self.severity is not None  # apply() returns before a Reported
+        assert (
+            self.kind is not None and self.severity is not None
+        )  # apply() returns before a Reported
         if not spec.applies_to(self.kind, self.severity):
             return
         if spec.start_from:
@@ -576,7 +651,9 @@ class _Fold:
             due = _as_datetime(self.fields.get(spec.target_from))
             if due is not None:
                 measure = bounds[0][0] if bounds else Measure(self.calendar, False)
-                bounds.append((measure, measure.between(t, due), f"{spec.target_from} {due.isoformat()}"))
+                bounds.append(
+                    (measure, measure.between(t, due), f"{spec.target_from} {due.isoformat()}")
+                )
         if not bounds:
             return None
         return min(bounds, key=lambda b: b[0].advance(t, b[1]))
@@ -637,21 +714,35 @@ def clock_fold(policy: Policy, statutory: Statutory | None = None) -> _Fold:
     event in order, :func:`fold_states` at any moment after the last one's recording. A fold
     kept after version N resumes with the events after N (the engine's clock-fold cache):
     the same clocks as :func:`clocks_under` over every event, without refolding them."""
-    return _Fold(policy.clocks, calendar_for(policy.calendar, statutory), policy.thresholds,
-                 policy.sync_grace_delta)
+    return _Fold(
+        policy.clocks,
+        calendar_for(policy.calendar, statutory),
+        policy.thresholds,
+        policy.sync_grace_delta,
+    )
 
 
-def clocks_under(policy: Policy, events: Iterable[Any], now: datetime,
-                 statutory: Statutory | None = None) -> list[ClockState]:
+def clocks_under(
+    policy: Policy, events: Iterable[Any], now: datetime, statutory: Statutory | None = None
+) -> list[ClockState]:
     """The case's clocks under one policy version (its clocks, calendar overrides and
     thresholds) on the statutory facts of today, whatever the version."""
-    return evaluate_clocks(events, policy.clocks, calendar_for(policy.calendar, statutory), now,
-                           policy.thresholds, policy.sync_grace_delta)
+    return evaluate_clocks(
+        events,
+        policy.clocks,
+        calendar_for(policy.calendar, statutory),
+        now,
+        policy.thresholds,
+        policy.sync_grace_delta,
+    )
 
 
-def send_back_window_closes(policy: Policy, dispatched_at: datetime,
-                            statutory: Statutory | None = None) -> datetime:
+def send_back_window_closes(
+    policy: Policy, dispatched_at: datetime, statutory: Statutory | None = None
+) -> datetime:
     """When the 退单 window opened by a dispatch at ``dispatched_at`` closes: the policy's
     ``send_back_window`` later, on its calendar (working time for ``wd``/``wh``)."""
-    measure = Measure(calendar_for(policy.calendar, statutory), is_working_duration(policy.send_back_window))
+    measure = Measure(
+        calendar_for(policy.calendar, statutory), is_working_duration(policy.send_back_window)
+    )
     return measure.advance(dispatched_at, measure.duration(policy.send_back_window))

@@ -50,9 +50,18 @@ def _printable(value: str, *, newlines: bool) -> str:
         code = ord(ch)
         if ch == "\t" or (newlines and ch == "\n"):
             continue
-        if code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or code in (0xFFFE, 0xFFFF) \
-                or (not newlines and code in (0x2028, 0x2029)):
-            kind = "a line break" if ch in "\n\r\u2028\u2029" else f"the control character U+{code:04X}"
+        if (
+            code < 0x20
+            or 0x7F <= code < 0xA0
+            or 0xD800 <= code < 0xE000
+            or code in (0xFFFE, 0xFFFF)
+            or (not newlines and code in (0x2028, 0x2029))
+        ):
+            kind = (
+                "a line break"
+                if ch in "\n\r\u2028\u2029"
+                else f"the control character U+{code:04X}"
+            )
             raise ValueError(f"{kind} is not allowed here")
     return value
 
@@ -65,15 +74,24 @@ def _one_line(value: str) -> str:
     return _printable(value, newlines=False)
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
-                 AfterValidator(_multi_line)]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
+    AfterValidator(_multi_line),
+]
 """Free text of several lines: up to 20,000 characters, tabs and line feeds allowed."""
 OptionalText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_multi_line)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-                      AfterValidator(_one_line)]
+ShortText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(_one_line),
+]
 """One line: up to 500 characters, no line break or control character but tab."""
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                 AfterValidator(_one_line)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_one_line),
+]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -105,7 +123,9 @@ def check_horizon(model: BaseModel, now: datetime, path: str = "") -> None:
     for name in type(model).model_fields:
         value, field = getattr(model, name), f"{path}{name}"
         if isinstance(value, datetime) and value > now + HORIZON:
-            raise ValidationFailed(f"{field}: more than ten years ahead", field=field, value=value.isoformat())
+            raise ValidationFailed(
+                f"{field}: more than ten years ahead", field=field, value=value.isoformat()
+            )
         if isinstance(value, BaseModel):
             check_horizon(value, now, f"{field}.")
 
@@ -123,7 +143,9 @@ def validated(model: type[M], data: Any) -> M:
             for e in error.errors(include_url=False)
         ]
         first = errors[0]
-        raise ValidationFailed(f"{first['field']}: {first['message']}", field=first["field"], errors=errors) from None
+        raise ValidationFailed(
+            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+        ) from None
 
 
 def parse_action(name: str, body: Any) -> CaseAction:
@@ -131,7 +153,9 @@ def parse_action(name: str, body: Any) -> CaseAction:
     try:
         action_class = ACTIONS[name]
     except KeyError:
-        raise ValidationFailed(f"unknown action {name!r}", field="action", allowed=sorted(ACTIONS)) from None
+        raise ValidationFailed(
+            f"unknown action {name!r}", field="action", allowed=sorted(ACTIONS)
+        ) from None
     return validated(action_class, body if body is not None else {})
 
 
@@ -154,7 +178,9 @@ class Party(BaseModel):
     name: Name
     role: Literal["applicant", "respondent", "petitioner", "reporter", "other"] = "other"
     phone: Annotated[str, StringConstraints(pattern=r"^[0-9+\- ]{3,20}$")] | None = None
-    id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9Xx]$|^[0-9]{15}$")] | None = None
+    id_number: (
+        Annotated[str, StringConstraints(pattern=r"^[0-9]{17}[0-9Xx]$|^[0-9]{15}$")] | None
+    ) = None
 
 
 class ReportCase(BaseModel):
@@ -168,7 +194,9 @@ class ReportCase(BaseModel):
     region: Name
     title: ShortText
     description: OptionalText = ""
-    channel: Literal["grid", "hotline_12345", "letters_visits", "walk_in", "online", "platform"] = "grid"
+    channel: Literal["grid", "hotline_12345", "letters_visits", "walk_in", "online", "platform"] = (
+        "grid"
+    )
     parties: list[Party] = Field(default_factory=list, max_length=50)
     hazard_level: Literal["general", "major"] | None = None
     rectify_by: AwareDatetime | None = None
@@ -176,8 +204,14 @@ class ReportCase(BaseModel):
     lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
     long: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
     address_string: ShortText | None = None
-    media_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000,
-                                                pattern=r"^https?://[^\s]+$"), AfterValidator(_one_line)] | None = None
+    media_url: (
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=2000, pattern=r"^https?://[^\s]+$"),
+            AfterValidator(_one_line),
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _point_whole(self) -> ReportCase:
@@ -224,8 +258,15 @@ class CaseAction(BaseModel):
     """An action whose rule counts working time declares it; the engine then passes
     ``statutory``: the statutory calendar facts (imported years) every clock counts with."""
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         """Apply the action to ``case``. One that needs no more than the case and the stamp
         defines :meth:`apply` instead; one that needs the tree, policy or clocks overrides this."""
         self.apply(case, stamp)
@@ -265,8 +306,15 @@ class Assign(CaseAction):
     assignee: Name | None = None
     unit: Name | None = None
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         if self.assignee:
             person = tree.person(self.assignee)
             unit = self.unit or person.unit
@@ -276,15 +324,24 @@ class Assign(CaseAction):
             region = tree.get(tree.unit(unit).region) if unit else tree.get(case.region)
         if unit:
             tree.unit(unit)
-        case.assign(stamp, assignee=self.assignee, unit=unit, region=region.code, rank=int(region.rank))
+        case.assign(
+            stamp, assignee=self.assignee, unit=unit, region=region.code, rank=int(region.rank)
+        )
 
 
 @action("accept")
 class Accept(CaseAction):
     needs_clocks: ClassVar[bool] = True  # the sign-for clock's due time and outcome go on the event
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         sign_for = next((c for c in clocks if c.clock == SIGN_FOR and c.open), None)
         case.accept(stamp, sign_for=sign_for, sync_grace=policy.sync_grace_delta)
 
@@ -294,8 +351,15 @@ class SendBack(CaseAction):
     reason: Text
     needs_calendar: ClassVar[bool] = True
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         closes = send_back_window_closes(policy, case.dispatched_at or case.occurred_at, statutory)
         case.send_back(stamp, reason=self.reason, window_closes_at=closes)
 
@@ -316,8 +380,14 @@ class Mediate(CaseAction):
 
     def apply(self, case: Case, stamp: Stamp) -> None:
         case = cast(Dispute, case)  # check_kind ran first: a dispute
-        case.mediate(stamp, outcome=self.outcome, summary=self.summary, agreement=self.agreement,
-                     form=self.form, routes=self.routes)
+        case.mediate(
+            stamp,
+            outcome=self.outcome,
+            summary=self.summary,
+            agreement=self.agreement,
+            form=self.form,
+            routes=self.routes,
+        )
 
 
 @action("refuse-mediation", Kind.DISPUTE)
@@ -422,13 +492,22 @@ class Escalate(CaseAction):
     reason: Text
     to: Literal["grid", "village", "township", "county"] | None = None
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         if self.to is None:
             target = tree.next_rank_up(case.region)
             if target is None:
                 raise InvalidTransition(
-                    "the case is at the top of the ladder", action="escalate", status=str(case.status)
+                    "the case is at the top of the ladder",
+                    action="escalate",
+                    status=str(case.status),
                 )
         else:
             case.check_escalation(Rank.parse(self.to))
@@ -472,15 +551,21 @@ class _ClockAction(CaseAction):
         if self.clock is not None:
             if policy.clock(self.clock, case.kind) is None:
                 raise ValidationFailed(
-                    f"no clock {self.clock!r} for a {case.kind}", field="clock",
+                    f"no clock {self.clock!r} for a {case.kind}",
+                    field="clock",
                     allowed=[c.name for c in policy.clocks_for(case.kind, case.severity)],
                 )
             return self.clock
-        if len(case.pending_extensions) == 1 and self.name in ("approve-extension", "refuse-extension"):
+        if len(case.pending_extensions) == 1 and self.name in (
+            "approve-extension",
+            "refuse-extension",
+        ):
             return next(iter(case.pending_extensions))
         name = policy.resolve_clock(case.kind, case.severity)
         if name is None:
-            raise ValidationFailed(f"a {case.kind} has no extendable clock; name one", field="clock")
+            raise ValidationFailed(
+                f"a {case.kind} has no extendable clock; name one", field="clock"
+            )
         return name
 
     def cap(self, name: str, case: Case, policy: Policy) -> int | None:
@@ -495,30 +580,62 @@ class RequestExtension(_ClockAction):
     days: Days
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         name = self.clock_name(case, policy)
-        case.request_extension(stamp, clock=name, state=_clock_state(clocks, name), days=self.days,
-                               reason=self.reason, max_days=self.cap(name, case, policy))
+        case.request_extension(
+            stamp,
+            clock=name,
+            state=_clock_state(clocks, name),
+            days=self.days,
+            reason=self.reason,
+            max_days=self.cap(name, case, policy),
+        )
 
 
 @action("approve-extension")
 class ApproveExtension(_ClockAction):
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         name = self.clock_name(case, policy)
-        case.approve_extension(stamp, clock=name, state=_clock_state(clocks, name), note=self.note,
-                               max_days=self.cap(name, case, policy))
+        case.approve_extension(
+            stamp,
+            clock=name,
+            state=_clock_state(clocks, name),
+            note=self.note,
+            max_days=self.cap(name, case, policy),
+        )
 
 
 @action("refuse-extension")
 class RefuseExtension(_ClockAction):
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         case.refuse_extension(stamp, clock=self.clock_name(case, policy), reason=self.reason)
 
 
@@ -529,11 +646,24 @@ class Extend(_ClockAction):
     days: Days
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         name = self.clock_name(case, policy)
-        case.extend(stamp, clock=name, state=_clock_state(clocks, name), days=self.days, reason=self.reason,
-                    max_days=self.cap(name, case, policy))
+        case.extend(
+            stamp,
+            clock=name,
+            state=_clock_state(clocks, name),
+            days=self.days,
+            reason=self.reason,
+            max_days=self.cap(name, case, policy),
+        )
 
 
 def _resolve_clock(case: Case, policy: Policy, clocks: Sequence[ClockState]) -> ClockState | None:
@@ -548,9 +678,18 @@ class RequestSuspension(CaseAction):
     needs_clocks = True
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
-        case.request_suspension(stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks))
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
+        case.request_suspension(
+            stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks)
+        )
 
 
 @action("approve-suspension")
@@ -558,9 +697,18 @@ class ApproveSuspension(CaseAction):
     needs_clocks = True
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
-        case.approve_suspension(stamp, note=self.note, resolve_clock=_resolve_clock(case, policy, clocks))
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
+        case.approve_suspension(
+            stamp, note=self.note, resolve_clock=_resolve_clock(case, policy, clocks)
+        )
 
 
 @action("refuse-suspension")
@@ -578,8 +726,15 @@ class Suspend(CaseAction):
     needs_clocks = True
     reason: Text
 
-    def execute(self, case: Case, stamp: Stamp, tree: RegionTree, policy: Policy,
-                clocks: Sequence[ClockState] = (), statutory: Statutory | None = None) -> None:
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+    ) -> None:
         case.suspend(stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks))
 
 

@@ -67,7 +67,12 @@ class Profile(StrEnum):
 
 
 RANK_NAMES_ZH = {
-    Profile.RURAL: {Rank.GRID: "网格", Rank.VILLAGE: "村", Rank.TOWNSHIP: "乡镇", Rank.COUNTY: "县"},
+    Profile.RURAL: {
+        Rank.GRID: "网格",
+        Rank.VILLAGE: "村",
+        Rank.TOWNSHIP: "乡镇",
+        Rank.COUNTY: "县",
+    },
     Profile.URBAN: {
         Rank.GRID: "网格/楼栋",
         Rank.VILLAGE: "社区",
@@ -363,8 +368,15 @@ class RegionLadder(Aggregate):
         """Record each region that is new or differs; return how many changed."""
         return sum(
             self._record_change(
-                self.tree.regions.get(region.code), region, self.RegionAdded, self.RegionChanged, actor_id,
-                code=region.code, name=region.name, rank=int(region.rank), profile=str(region.profile),
+                self.tree.regions.get(region.code),
+                region,
+                self.RegionAdded,
+                self.RegionChanged,
+                actor_id,
+                code=region.code,
+                name=region.name,
+                rank=int(region.rank),
+                profile=str(region.profile),
             )
             for region in regions
         )
@@ -373,8 +385,15 @@ class RegionLadder(Aggregate):
         if unit.region not in self.tree:
             raise NotFound(f"no region {unit.region!r} for unit {unit.id}", resource="region")
         return self._record_change(
-            self.tree.units.get(unit.id), unit, self.UnitAdded, self.UnitChanged, actor_id,
-            unit_id=unit.id, name=unit.name, region=unit.region, kind=unit.kind,
+            self.tree.units.get(unit.id),
+            unit,
+            self.UnitAdded,
+            self.UnitChanged,
+            actor_id,
+            unit_id=unit.id,
+            name=unit.name,
+            region=unit.region,
+            kind=unit.kind,
         )
 
     def add_person(self, person: Person, actor_id: str) -> bool:
@@ -383,12 +402,26 @@ class RegionLadder(Aggregate):
         if person.unit is not None:
             self.tree.unit(person.unit)
         return self._record_change(
-            self.tree.people.get(person.name), person, self.PersonAdded, self.PersonChanged, actor_id,
-            name=person.name, role=person.role, region=person.region, unit=person.unit,
+            self.tree.people.get(person.name),
+            person,
+            self.PersonAdded,
+            self.PersonChanged,
+            actor_id,
+            name=person.name,
+            role=person.role,
+            region=person.region,
+            unit=person.unit,
         )
 
-    def _record_change(self, current: object, new: object, added: type, changed: type, actor_id: str,
-                       **fields: object) -> bool:
+    def _record_change(
+        self,
+        current: object,
+        new: object,
+        added: type,
+        changed: type,
+        actor_id: str,
+        **fields: object,
+    ) -> bool:
         """Record ``new`` unless the ladder already holds it: ``added`` when it is new,
         ``changed`` when it differs. Returns whether anything was recorded."""
         if current == new:

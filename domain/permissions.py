@@ -37,19 +37,47 @@ MANAGE = "manage"  # users, the ladder, the policy
 
 # -- the case actions, grouped by who does them -------------------------------------
 
-HANDLER_ACTIONS = frozenset({
-    "accept", "send-back", "mediate", "refuse-mediation", "sign-agreement", "seal-agreement",
-    "court-confirmation", "order-rectification", "rectify",
-    "reinspect", "reply", "return-visit", "escalate", "whistle", "check-in", "resolve",
-    "request-extension", "request-suspension",
-})
+HANDLER_ACTIONS = frozenset(
+    {
+        "accept",
+        "send-back",
+        "mediate",
+        "refuse-mediation",
+        "sign-agreement",
+        "seal-agreement",
+        "court-confirmation",
+        "order-rectification",
+        "rectify",
+        "reinspect",
+        "reply",
+        "return-visit",
+        "escalate",
+        "whistle",
+        "check-in",
+        "resolve",
+        "request-extension",
+        "request-suspension",
+    }
+)
 """Work on a case (签收, 调解, 整改, 反馈, 上报, asking for 延期 or 挂起 …): a handler's,
 on cases of their unit."""
 
-SUPERVISOR_ACTIONS = frozenset({
-    "assign", "reclassify", "suspend", "resume", "extend", "supervise", "reopen", "close",
-    "approve-extension", "refuse-extension", "approve-suspension", "refuse-suspension",
-})
+SUPERVISOR_ACTIONS = frozenset(
+    {
+        "assign",
+        "reclassify",
+        "suspend",
+        "resume",
+        "extend",
+        "supervise",
+        "reopen",
+        "close",
+        "approve-extension",
+        "refuse-extension",
+        "approve-suspension",
+        "refuse-suspension",
+    }
+)
 """派单, 重新定性, granting, approving or refusing 挂起 and 延期, 督办, 重办, 结案."""
 
 ANYONE_WRITING = frozenset({"comment"})
@@ -67,7 +95,8 @@ RIGHTS: dict[str, frozenset[str]] = {
     Role.SUPERVISOR: frozenset({REPORT, READ, READ_HISTORY, READ_BOARD}) | PUBLIC_ACTIONS,
     Role.AUDITOR: frozenset({READ, READ_HISTORY, READ_BOARD}),
     Role.INTEGRATOR: frozenset({READ, READ_HISTORY, READ_FEED}),
-    Role.ADMIN: frozenset({REPORT, READ, READ_HISTORY, READ_BOARD, READ_FEED, MANAGE}) | PUBLIC_ACTIONS,
+    Role.ADMIN: frozenset({REPORT, READ, READ_HISTORY, READ_BOARD, READ_FEED, MANAGE})
+    | PUBLIC_ACTIONS,
     Role.SYSTEM: TIMER_ACTIONS | frozenset({READ}),
 }
 
@@ -88,8 +117,15 @@ def needs_assignment(role: str, action: str) -> bool:
     return role == Role.HANDLER and action in HANDLER_ACTIONS
 
 
-def works_on(*, name: str, unit: str | None, case_assignee: str | None, case_unit: str | None,
-             action: str = "", body: dict[str, Any] | None = None) -> bool:
+def works_on(
+    *,
+    name: str,
+    unit: str | None,
+    case_assignee: str | None,
+    case_unit: str | None,
+    action: str = "",
+    body: dict[str, Any] | None = None,
+) -> bool:
     """Is the case this handler's to work: assigned to them or to their unit? A
     summoned department checks in under its own name (吹哨报到)."""
     if case_assignee is not None and case_assignee == name:
@@ -126,7 +162,9 @@ def authorize_report(actor: Actor, region: str) -> None:
         raise NotFound(f"no region {region!r}", resource="region", id=region)
 
 
-def authorize_action(actor: Actor, action: str, load_case: Callable[[], C], body: dict[str, Any] | None) -> C:
+def authorize_action(
+    actor: Actor, action: str, load_case: Callable[[], C], body: dict[str, Any] | None
+) -> C:
     """The one check of a person's case action, for the HTTP API and the CLI alike: the
     role's right (403), the case in the actor's region (404, as a case that does not
     exist), and for a handler's work the case assigned to them or their unit (403).
@@ -135,18 +173,35 @@ def authorize_action(actor: Actor, action: str, load_case: Callable[[], C], body
     require_right(actor, action)
     loaded = load_case()
     case: Any = loaded  # read for its region, origin_region, id, assignee and unit
-    if actor.region is not None and not case_in_scope((case.region, case.origin_region), actor.region):
+    if actor.region is not None and not case_in_scope(
+        (case.region, case.origin_region), actor.region
+    ):
         raise NotFound(f"no case {case.id}", resource="case", id=str(case.id))
     if needs_assignment(actor.role, action) and not works_on(
-        name=actor.id, unit=actor.unit, case_assignee=case.assignee, case_unit=case.unit,
-        action=action, body=body,
+        name=actor.id,
+        unit=actor.unit,
+        case_assignee=case.assignee,
+        case_unit=case.unit,
+        action=action,
+        body=body,
     ):
-        raise NotPermitted(f"the case is not assigned to {actor.id} or their unit", action=action, role=actor.role)
+        raise NotPermitted(
+            f"the case is not assigned to {actor.id} or their unit", action=action, role=actor.role
+        )
     return loaded
 
 
 PERSONAL_FIELDS = ("name", "phone", "id_number")
-FREE_TEXT_FIELDS = ("title", "description", "text", "reason", "note", "summary", "resolution", "measures")
+FREE_TEXT_FIELDS = (
+    "title",
+    "description",
+    "text",
+    "reason",
+    "note",
+    "summary",
+    "resolution",
+    "measures",
+)
 """The fields of case events that hold free text, where a number may have been typed."""
 
 
@@ -160,8 +215,10 @@ def mask_text(value: str) -> str:
     return value[:1] + "*" * max(len(value) - 1, 1)
 
 
-SEPARATORS = (" \t\n\r\u00a0\u00ad\u1680\u2000-\u200f\u2010-\u2015\u2028-\u202f\u205f-\u2064\u2212\u3000"
-              "\ufeff\ufe58\ufe63\uff0d\uff0e\uff0f\u30fb\u00b7\u3002\\-./_,\uff0c()\uff08\uff09")
+SEPARATORS = (
+    " \t\n\r\u00a0\u00ad\u1680\u2000-\u200f\u2010-\u2015\u2028-\u202f\u205f-\u2064\u2212\u3000"
+    "\ufeff\ufe58\ufe63\uff0d\uff0e\uff0f\u30fb\u00b7\u3002\\-./_,\uff0c()\uff08\uff09"
+)
 """What may split the digits of one number: spaces of every width, zero-width and other
 invisible format characters, dashes and hyphens, dots, slashes, commas, brackets (ASCII
 and full-width). At most three in a row."""
@@ -177,13 +234,25 @@ PERSONAL_NUMBER = re.compile(r"(?:(?:00)?86)?1[3-9]\d{9}|\d{17}[\dX]|\d{15}|0\d{
 (with or without the 86 / 0086 country code), an 18- or 15-digit resident ID number, or a
 landline with its area code (0393-1234567)."""
 
-UNMASKED_KEYS = frozenset({"case_id", "person", "region", "to_region", "from_region", "origin_region",
-                           "address_id", "service_request_id"})
+UNMASKED_KEYS = frozenset(
+    {
+        "case_id",
+        "person",
+        "region",
+        "to_region",
+        "from_region",
+        "origin_region",
+        "address_id",
+        "service_request_id",
+    }
+)
 """Keys whose values are ids the engine made or region codes checked against the ladder
 (never typed text): a region code ``410928-001-007-003`` is left as it is."""
 
-_OPAQUE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?::\d+)?"
-                     r"|p-[0-9a-f]{20}")
+_OPAQUE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?::\d+)?"
+    r"|p-[0-9a-f]{20}"
+)
 """A case id (with ``:version``) or a person id: never masked."""
 
 

@@ -99,7 +99,9 @@ class ClockSpec(BaseModel):
             try:
                 Condition.parse(condition)
             except ValidationFailed:
-                raise ValueError(f"bad condition {condition!r}: use Event or Event[field=value,...]") from None
+                raise ValueError(
+                    f"bad condition {condition!r}: use Event or Event[field=value,...]"
+                ) from None
         return value
 
     @field_validator("target", "target_by_severity", "target_by_rank", "target_by_category")
@@ -120,8 +122,13 @@ class ClockSpec(BaseModel):
 
     @model_validator(mode="after")
     def _has_a_target(self) -> ClockSpec:
-        if not (self.target or self.target_by_severity or self.target_by_rank or self.target_by_category
-                or self.target_from):
+        if not (
+            self.target
+            or self.target_by_severity
+            or self.target_by_rank
+            or self.target_by_category
+            or self.target_from
+        ):
             raise ValueError(f"clock {self.name!r} needs a target")
         return self
 
@@ -132,7 +139,9 @@ class ClockSpec(BaseModel):
         known = {c for kind in self.kinds for c in CATEGORIES[kind]}
         unknown = sorted(set(self.target_by_category) - known)
         if unknown:
-            raise ValueError(f"clock {self.name!r}: unknown categories {unknown} for {[str(k) for k in self.kinds]}")
+            raise ValueError(
+                f"clock {self.name!r}: unknown categories {unknown} for {[str(k) for k in self.kinds]}"
+            )
         return self
 
     def applies_to(self, kind: str, severity: str) -> bool:
@@ -198,7 +207,9 @@ class PolicyDocument(BaseModel):
     ceilings: dict[Profile, dict[Severity, str]]
     thresholds: Thresholds = Field(default_factory=Thresholds)
     calendar: CalendarRef = Field(default_factory=CalendarRef)
-    send_back_window: Duration = "2wd"  # 退单 within this long of the dispatch (派单), signed for or not
+    send_back_window: Duration = (
+        "2wd"  # 退单 within this long of the dispatch (派单), signed for or not
+    )
     clocks: list[ClockSpec] = Field(default_factory=list)
     routing: list[dict[str, Any]] = Field(default_factory=list)
     # an act recorded later than this after its due time is late, whenever it happened
@@ -281,7 +292,9 @@ class PolicyDocument(BaseModel):
 
     def digest(self) -> str:
         data = self.model_dump(mode="json")
-        for name in LATER_FIELDS:  # at their defaults, fields added later leave a document's digest as it was
+        for name in (
+            LATER_FIELDS
+        ):  # at their defaults, fields added later leave a document's digest as it was
             if data[name] == PolicyDocument.model_fields[name].default:
                 del data[name]
         canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)

@@ -47,10 +47,24 @@ class CeilingRefusals(Aggregate):
 
     @classmethod
     def start(cls, case_id: UUID, timestamp: datetime) -> CeilingRefusals:
-        return cls._create(cls.Started, id=refusal_log_id(case_id), case_id=str(case_id), timestamp=timestamp)
+        return cls._create(
+            cls.Started, id=refusal_log_id(case_id), case_id=str(case_id), timestamp=timestamp
+        )
 
-    def record(self, *, region: str, rank: int, severity: str, ceiling: str, requested: str, action: str,
-               actor: Actor, occurred_at: datetime, recorded_at: datetime, command_id: str) -> bool:
+    def record(
+        self,
+        *,
+        region: str,
+        rank: int,
+        severity: str,
+        ceiling: str,
+        requested: str,
+        action: str,
+        actor: Actor,
+        occurred_at: datetime,
+        recorded_at: datetime,
+        command_id: str,
+    ) -> bool:
         """Record one refusal; False if this command was already recorded."""
         if command_id in self.command_ids:
             return False

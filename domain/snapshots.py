@@ -56,7 +56,9 @@ def decode_state(value: Any) -> Any:
         return resolve_topic(value["t"])(value["v"])
     if tag == "dict":
         return {decode_state(k): decode_state(v) for k, v in value["v"]}
-    return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](decode_state(v) for v in value["v"])
+    return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](
+        decode_state(v) for v in value["v"]
+    )
 
 
 class CaseSnapshot(Snapshot):
@@ -69,6 +71,11 @@ class CaseSnapshot(Snapshot):
         return taken
 
     def mutate(self, _: None) -> Any:
-        restored = type(self)(originator_id=self.originator_id, originator_version=self.originator_version,
-                              timestamp=self.timestamp, topic=self.topic, state=decode_state(self.state))
+        restored = type(self)(
+            originator_id=self.originator_id,
+            originator_version=self.originator_version,
+            timestamp=self.timestamp,
+            topic=self.topic,
+            state=decode_state(self.state),
+        )
         return Snapshot.mutate(restored, None)

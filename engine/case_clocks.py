@@ -42,13 +42,22 @@ def current_clocks(app: Any, case: Any, now: datetime) -> list[ClockState]:
     events recorded after ``now``) is folded afresh from every event, and not kept."""
     policy, statutory = app.policy(case.policy_version), app.statutory()
     entry = app.clock_folds.take(case.id)
-    if entry is None or entry.policy_version != case.policy_version or not (
-            entry.statutory is statutory or entry.statutory == statutory):  # a book re-read is equal
-        entry = CachedFold(case.id, 0, case.policy_version, statutory, clock_fold(policy, statutory))
+    if (
+        entry is None
+        or entry.policy_version != case.policy_version
+        or not (entry.statutory is statutory or entry.statutory == statutory)
+    ):  # a book re-read is equal
+        entry = CachedFold(
+            case.id, 0, case.policy_version, statutory, clock_fold(policy, statutory)
+        )
     fold = entry.fold
     if fold.version > case.version or (fold.latest is not None and fold.latest > now):
         return clocks_under(policy, app.events.get(case.id, lte=case.version), now, statutory)
-    newer = list(app.events.get(case.id, gt=fold.version, lte=case.version)) if fold.version < case.version else []
+    newer = (
+        list(app.events.get(case.id, gt=fold.version, lte=case.version))
+        if fold.version < case.version
+        else []
+    )
     if any(event.timestamp > now for event in newer):
         app.clock_folds.put(entry)
         return clocks_under(policy, app.events.get(case.id, lte=case.version), now, statutory)
@@ -69,10 +78,17 @@ def clocks_of(app: Any, case_id: UUID, now: datetime | None = None) -> list[Cloc
     return current_clocks(app, app.case(case_id), now or app.clock.now())
 
 
-def recalculate(app: Any, case_id: UUID, policy_version: int, now: datetime | None = None) -> list[ClockState]:
+def recalculate(
+    app: Any, case_id: UUID, policy_version: int, now: datetime | None = None
+) -> list[ClockState]:
     """As-of recalculation: the case's clocks had it been reported under
     ``policy_version``. Reads only; the stored history is left as it is."""
-    if isinstance(policy_version, bool) or not isinstance(policy_version, int) or policy_version < 1:
+    if (
+        isinstance(policy_version, bool)
+        or not isinstance(policy_version, int)
+        or policy_version < 1
+    ):
         raise ValidationFailed("policy_version must be a positive integer", field="policy_version")
-    return clocks_under(app.policy(policy_version), _events(app, case_id), now or app.clock.now(),
-                        app.statutory())
+    return clocks_under(
+        app.policy(policy_version), _events(app, case_id), now or app.clock.now(), app.statutory()
+    )

@@ -37,10 +37,18 @@ from engine.settings import DEFAULTS, Settings
 TYPE_PREFIX = "cn.fengqiao"
 DOCS_PUBLIC_URL = "https://fengqiao.example"  # the public URL docs/events/ is written with
 
-SHARED_FIELDS = frozenset({
-    "originator_id", "originator_version", "originator_topic", "timestamp", "actor",
-    "occurred_at", "command_id", "policy_version",
-})
+SHARED_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "actor",
+        "occurred_at",
+        "command_id",
+        "policy_version",
+    }
+)
 """Fields every event has; they appear in ``data`` under the envelope names below."""
 
 
@@ -123,11 +131,22 @@ def schema_url(event_type: str, public_url: str = DEFAULTS.public_url) -> str:
 def data_model(event_class: type) -> type[EventData]:
     """The pydantic model of an event class's ``data`` (cached per class)."""
     hints = typing.get_type_hints(event_class)
-    defaults = {f.name: f.default for f in dataclasses.fields(event_class)
-                if f.default is not dataclasses.MISSING} if dataclasses.is_dataclass(event_class) else {}
+    defaults = (
+        {
+            f.name: f.default
+            for f in dataclasses.fields(event_class)
+            if f.default is not dataclasses.MISSING
+        }
+        if dataclasses.is_dataclass(event_class)
+        else {}
+    )
     fields: dict[str, Any] = {}
     for name, annotation in hints.items():
-        if name in SHARED_FIELDS or name.startswith("_") or typing.get_origin(annotation) is typing.ClassVar:
+        if (
+            name in SHARED_FIELDS
+            or name.startswith("_")
+            or typing.get_origin(annotation) is typing.ClassVar
+        ):
             continue
         if name == "parties":
             annotation = list[PartyData]
@@ -152,7 +171,9 @@ def json_schema(event_type: str, public_url: str = DEFAULTS.public_url) -> dict[
     try:
         event_class = event_types()[event_type]
     except KeyError:
-        raise NotFound(f"no public event type {event_type!r}", resource="event_type", id=event_type) from None
+        raise NotFound(
+            f"no public event type {event_type!r}", resource="event_type", id=event_type
+        ) from None
     schema = data_model(event_class).model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -173,7 +194,9 @@ def write_schemas(folder: Path, public_url: str = DOCS_PUBLIC_URL) -> list[Path]
     written = []
     for event_type in event_types():
         path = folder / f"{event_type}.json"
-        path.write_text(json.dumps(json_schema(event_type, public_url), ensure_ascii=False, indent=2) + "\n")
+        path.write_text(
+            json.dumps(json_schema(event_type, public_url), ensure_ascii=False, indent=2) + "\n"
+        )
         written.append(path)
     return written
 
@@ -181,5 +204,7 @@ def write_schemas(folder: Path, public_url: str = DOCS_PUBLIC_URL) -> list[Path]
 if __name__ == "__main__":  # python -m engine.event_schemas docs/events
     settings = Settings.from_environment()
     url = settings.public_url if "public_url" in settings.model_fields_set else DOCS_PUBLIC_URL
-    for written_path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/events"), url):
+    for written_path in write_schemas(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "docs/events"), url
+    ):
         print(written_path)

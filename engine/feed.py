@@ -62,10 +62,14 @@ from engine.privacy import SealedParty, open_party, open_stored_text, reveal
 from engine.service import Fengqiao
 from engine.settings import DEFAULTS
 
-DIRECT_VARIABLE = "FENGQIAO_FEED_DIRECT"  # 0: every event by the reference path (a baseline, a way out)
+DIRECT_VARIABLE = (
+    "FENGQIAO_FEED_DIRECT"  # 0: every event by the reference path (a baseline, a way out)
+)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_POSITION = 2**62  # no larger position can exist; larger numbers overflow the databases' integers
+MAX_POSITION = (
+    2**62
+)  # no larger position can exist; larger numbers overflow the databases' integers
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 EVENT_CONTENT_TYPE = "application/cloudevents+json"
 SCAN_FACTOR = 10  # a filtered page scans at most this many times ``limit`` rows
@@ -77,7 +81,9 @@ class FeedFilter:
 
     types: frozenset[str] = frozenset()
     region: str | None = None
-    _admitted: dict[Whereabouts, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _admitted: dict[Whereabouts, bool] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     @classmethod
     def of(cls, types: Iterable[str] | str | None = None, region: str | None = None) -> FeedFilter:
@@ -95,8 +101,9 @@ class FeedFilter:
         if admitted is None:
             if len(self._admitted) >= bound:
                 self._admitted.clear()
-            admitted = self._admitted[whereabouts] = case_in_scope((whereabouts.region, whereabouts.origin),
-                                                                   self.region)
+            admitted = self._admitted[whereabouts] = case_in_scope(
+                (whereabouts.region, whereabouts.origin), self.region
+            )
         return admitted
 
 
@@ -162,7 +169,9 @@ def rfc3339(moment: Any) -> str:
 
 def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit", max=MAX_LIMIT)
+        raise ValidationFailed(
+            f"limit must be between 1 and {MAX_LIMIT}", field="limit", max=MAX_LIMIT
+        )
     return limit
 
 
@@ -179,11 +188,16 @@ class Feed:
     ``FENGQIAO_FEED_DIRECT=0`` in the engine's settings, reads by the reference path only.
     """
 
-    def __init__(self, app: Fengqiao, deployment: str | None = None, *, direct: bool | None = None) -> None:
+    def __init__(
+        self, app: Fengqiao, deployment: str | None = None, *, direct: bool | None = None
+    ) -> None:
         self.app = app
         settings = app.settings
         self.deployment = deployment or settings.deployment
-        self.public_url, self.cache_size = settings.public_url, settings.feed_cache  # cases whose whereabouts it keeps
+        self.public_url, self.cache_size = (
+            settings.public_url,
+            settings.feed_cache,
+        )  # cases whose whereabouts it keeps
         self.classes = public_event_classes()
         self.types = {type_for(topic, cls): topic for topic, cls in self.classes.items()}
         self._whereabouts = _WhereaboutsCache(self.cache_size)
@@ -201,7 +215,9 @@ class Feed:
         unknown = sorted(wanted.types - self.types.keys())
         if unknown:
             raise ValidationFailed(
-                f"unknown event types: {', '.join(unknown)}", field="types", unknown=unknown,
+                f"unknown event types: {', '.join(unknown)}",
+                field="types",
+                unknown=unknown,
                 allowed=sorted(self.types),
             )
         return sorted(self.types[t] for t in wanted.types)
@@ -227,7 +243,9 @@ class Feed:
         still move ``next_after`` forward.
         """
         if not 0 <= after <= MAX_POSITION:
-            raise ValidationFailed(f"after must be a position from 0 to {MAX_POSITION}", field="after")
+            raise ValidationFailed(
+                f"after must be a position from 0 to {MAX_POSITION}", field="after"
+            )
         check_limit(limit)
         wanted = wanted or FeedFilter()
         topics = self.topics(wanted)
@@ -255,8 +273,9 @@ class Feed:
                 cloud_event = None
                 if parsed is not None:
                     assert direct is not None  # parsed only on the direct path
-                    cloud_event = direct.cloud_event(position, case_id, version, topic, state, parsed,
-                                                     whereabouts, role, masked)
+                    cloud_event = direct.cloud_event(
+                        position, case_id, version, topic, state, parsed, whereabouts, role, masked
+                    )
                     if cloud_event is None:  # the direct path declined: read it the reference way
                         event = self._decode(position, case_id, version, topic, state)
                 if cloud_event is None:
@@ -268,25 +287,42 @@ class Feed:
             rebase_schemas(events, self.public_url, base_url)
         return FeedPage(events, scanned_to, max(head, scanned_to))
 
-    def _rows(self, start: int, limit: int, topics: list[str]) -> list[tuple[int, str, int, str, bytes]]:
+    def _rows(
+        self, start: int, limit: int, topics: list[str]
+    ) -> list[tuple[int, str, int, str, bytes]]:
         """At most ``limit`` stored events of ``topics`` from position ``start`` on, in
         position order, as ``(position, case id text, version, topic, state)``: one keyset
         range scan of the events table by position (the recorder's ``select_notifications``
         query, read into tuples: no ``Notification`` or ``UUID`` per row)."""
         if self._direct is None:
-            return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
-                    for n in self.app.recorder.select_notifications(start, limit, topics=topics)]
+            return [
+                (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+                for n in self.app.recorder.select_notifications(start, limit, topics=topics)
+            ]
         return self.app.recorder.event_rows(start - 1, limit, topics=topics)
 
     def _decode(self, position: int, case_id: str, version: int, topic: str, state: bytes) -> Any:
         """The domain event, by eventsourcing's mapper (the reference path)."""
-        return self.app.mapper.to_domain_event(Notification(
-            id=position, originator_id=UUID(case_id), originator_version=version, topic=topic, state=state))
+        return self.app.mapper.to_domain_event(
+            Notification(
+                id=position,
+                originator_id=UUID(case_id),
+                originator_version=version,
+                topic=topic,
+                state=state,
+            )
+        )
 
     # -- one event: the reference path -------------------------------------------------
 
     def cloud_event(
-        self, position: int, topic: str, event: Any, whereabouts: Whereabouts, *, role: str = Role.INTEGRATOR
+        self,
+        position: int,
+        topic: str,
+        event: Any,
+        whereabouts: Whereabouts,
+        *,
+        role: str = Role.INTEGRATOR,
     ) -> dict[str, Any]:
         """One stored event as a structured CloudEvent (a JSON-ready dict)."""
         event_type = type_for(topic, type(event))
@@ -343,9 +379,16 @@ class Feed:
         elif known is None:
             region = origin = None
             for stored in self.app.recorder.select_events(UUID(case_id), lte=version):
-                parsed = self._direct.parse(stored.topic, stored.state) if self._direct is not None else None
-                earlier = (parsed[0].get("to_region") or parsed[0].get("region") if parsed is not None
-                           else region_carried_by(self.app.mapper.to_domain_event(stored)))
+                parsed = (
+                    self._direct.parse(stored.topic, stored.state)
+                    if self._direct is not None
+                    else None
+                )
+                earlier = (
+                    parsed[0].get("to_region") or parsed[0].get("region")
+                    if parsed is not None
+                    else region_carried_by(self.app.mapper.to_domain_event(stored))
+                )
                 region = earlier or region
                 origin = origin or earlier
             known = Whereabouts(region or "unknown", origin or region or "unknown")
@@ -362,8 +405,10 @@ ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:[+-]\d\
 DIGIT_LEAD_BYTES = frozenset(b"\xd9\xdb\xdf\xe0\xe1\xea\xef\xf0")
 """The first bytes of the UTF-8 form of every non-ASCII character ``\\d`` matches (Unicode
 category Nd: ٠, ०, ０ ...); ``tests/integration/test_feed_direct.py`` checks the set against ``re``."""
-DIGITISH = bytes(ord("0") if 0x30 <= b <= 0x39 or 0x80 <= b <= 0xBF or b in DIGIT_LEAD_BYTES else ord(".")
-                 for b in range(256))
+DIGITISH = bytes(
+    ord("0") if 0x30 <= b <= 0x39 or 0x80 <= b <= 0xBF or b in DIGIT_LEAD_BYTES else ord(".")
+    for b in range(256)
+)
 ASCII_DIGITS = bytes(ord("0") if 0x30 <= b <= 0x39 else ord(".") for b in range(256))
 ELEVEN, TWENTY = b"0" * 11, b"0" * 20
 TYPED = b'"_type_"'
@@ -373,8 +418,15 @@ TYPED = b'"_type_"'
 # of any of these is the same, a stored null written as null (see :func:`field_code`).
 STR, INT, FLOAT, BOOL, DICT, LIST, DATETIME, PARTIES, ACTOR = range(9)
 CODES: dict[Any, int] = {
-    str: STR, int: INT, float: FLOAT, bool: BOOL, dict: DICT, list: LIST, datetime: DATETIME,
-    list[PartyData]: PARTIES, ActorData: ACTOR,
+    str: STR,
+    int: INT,
+    float: FLOAT,
+    bool: BOOL,
+    dict: DICT,
+    list: LIST,
+    datetime: DATETIME,
+    list[PartyData]: PARTIES,
+    ActorData: ACTOR,
 }
 # Where each field of ``data`` comes from: the stored state under its own name, or (for the
 # envelope fields ``Feed.data`` puts first) the notification, the class or the timestamp,
@@ -385,7 +437,10 @@ PARTY_FIELDS = tuple(PartyData.model_fields)
 ACTOR_FIELDS = tuple(ActorData.model_fields)
 
 
-ANY_ITEMS = {(list, (Any,)): list, (dict, (str, Any)): dict}  # JSON's lists and objects, as they are
+ANY_ITEMS = {
+    (list, (Any,)): list,
+    (dict, (str, Any)): dict,
+}  # JSON's lists and objects, as they are
 
 
 def field_code(annotation: Any) -> tuple[int, bool] | None:
@@ -398,7 +453,9 @@ def field_code(annotation: Any) -> tuple[int, bool] | None:
             return None
         annotation = rest[0]
     if annotation not in CODES:
-        annotation = ANY_ITEMS.get((typing.get_origin(annotation), typing.get_args(annotation)), annotation)
+        annotation = ANY_ITEMS.get(
+            (typing.get_origin(annotation), typing.get_args(annotation)), annotation
+        )
     code = CODES.get(annotation)
     return None if code is None else (code, optional)
 
@@ -412,7 +469,7 @@ def rebase_schemas(events: list[dict[str, Any]], public_url: str, base_url: str)
     old, new = public_url.rstrip("/"), base_url.rstrip("/")
     if old != new:
         for event in events:
-            event["dataschema"] = new + event["dataschema"][len(old):]
+            event["dataschema"] = new + event["dataschema"][len(old) :]
 
 
 @dataclass(frozen=True)
@@ -442,8 +499,11 @@ class _Direct:
 
     @staticmethod
     def fits(mapper: Any) -> bool:
-        return (isinstance(mapper.transcoder, JSONTranscoder) and not getattr(mapper, "cipher", None)
-                and not getattr(mapper, "compressor", None))
+        return (
+            isinstance(mapper.transcoder, JSONTranscoder)
+            and not getattr(mapper, "cipher", None)
+            and not getattr(mapper, "compressor", None)
+        )
 
     def parse(self, topic: str, raw: bytes) -> tuple[dict[str, Any], bool] | None:
         """The stored event's state as plain JSON values, and whether it may hold an
@@ -467,7 +527,9 @@ class _Direct:
     def plan(self, topic: str) -> _Plan | None:
         cls = resolve_topic(topic)
         plan = self.plans.get(topic)
-        if topic not in self.plans or (plan is not None and plan.cls is not cls):  # a class swapped for a newer version
+        if topic not in self.plans or (
+            plan is not None and plan.cls is not cls
+        ):  # a class swapped for a newer version
             plan = self.plans[topic] = self._make_plan(topic, cls)
         return plan
 
@@ -482,12 +544,27 @@ class _Direct:
             steps.append((name, *coded, SOURCES.get(name, STATE)))
         event_type = type_for(topic, cls)
         kind = cls.__qualname__.split(".")[0].lower()
-        return _Plan(cls, getattr(cls, "class_version", 1), event_type, self.feed.schema_url(event_type), kind,
-                     _compile(steps, kind))
+        return _Plan(
+            cls,
+            getattr(cls, "class_version", 1),
+            event_type,
+            self.feed.schema_url(event_type),
+            kind,
+            _compile(steps, kind),
+        )
 
-    def cloud_event(self, position: int, case_id: str, version: int, topic: str, raw: bytes,
-                    parsed: tuple[dict[str, Any], bool], whereabouts: Whereabouts, role: str,
-                    masked: bool) -> dict[str, Any] | None:
+    def cloud_event(
+        self,
+        position: int,
+        case_id: str,
+        version: int,
+        topic: str,
+        raw: bytes,
+        parsed: tuple[dict[str, Any], bool],
+        whereabouts: Whereabouts,
+        role: str,
+        masked: bool,
+    ) -> dict[str, Any] | None:
         """The CloudEvent of a stored event (``parsed`` is what :meth:`parse` gave), or None."""
         plan = self.plan(topic)
         if plan is None:
@@ -497,7 +574,10 @@ class _Direct:
             stamp = state["timestamp"]
             time = _datetime(stamp)
             data, typed, parties = plan.data(state, case_id, version, time, stamp, role, self)
-        except (_Unfit, KeyError):  # KeyError: a required field missing (the schema model refuses it)
+        except (
+            _Unfit,
+            KeyError,
+        ):  # KeyError: a required field missing (the schema model refuses it)
             return None
         if raw.count(TYPED) != typed + 1:  # + the timestamp
             return None  # a typed value somewhere this path did not look (inside a dict or a list)
@@ -519,7 +599,9 @@ class _Direct:
     def _parties(self, stored: list[Any], role: str) -> tuple[list[dict[str, Any]], int]:
         """Stored parties as ``PartyData`` writes them for ``role``, and how many were typed."""
         opened = [self._party(p) for p in stored]
-        return [_party_data(p) for p in reveal(opened, role)], sum(1 for p in stored if "_type_" in p)
+        return [_party_data(p) for p in reveal(opened, role)], sum(
+            1 for p in stored if "_type_" in p
+        )
 
     def _party(self, value: Any) -> dict[str, Any]:
         """A stored party as the transcoding decodes it: a sealed party opened (or
@@ -531,8 +613,10 @@ class _Direct:
         sealed = value.get("_data_")
         if len(value) != 2 or value["_type_"] != "sealed_party" or type(sealed) is not dict:
             raise _Unfit
-        return open_party(self.feed.app, SealedParty(sealed["person"], sealed.get("role"),
-                                                     dict(sealed.get("sealed") or {})))
+        return open_party(
+            self.feed.app,
+            SealedParty(sealed["person"], sealed.get("role"), dict(sealed.get("sealed") or {})),
+        )
 
     def _text(self, value: dict[str, Any]) -> str:
         """A stored sealed text as the transcoding decodes it (numbers opened or ``[erased]``)."""
@@ -542,11 +626,18 @@ class _Direct:
         return open_stored_text(self.feed.app, parts)
 
 
-SEALED_TEXT = ["if type(v) is dict:", "    v = direct._text(v)", "    typed += 1", "    parties = True"]
+SEALED_TEXT = [
+    "if type(v) is dict:",
+    "    v = direct._text(v)",
+    "    typed += 1",
+    "    parties = True",
+]
 """A free-text field with numbers sealed in it (``engine.privacy.SealedText``): opened, and masked like parties."""
 
 
-def _compile(steps: list[tuple[str, int, bool, int]], kind: str) -> Callable[..., tuple[dict[str, Any], int, bool]]:
+def _compile(
+    steps: list[tuple[str, int, bool, int]], kind: str
+) -> Callable[..., tuple[dict[str, Any], int, bool]]:
     """A function writing one type's ``data``: each field checked and converted as its
     annotation says, in the model's order (a loop over the fields cost twice as much);
     a step's ``optional`` (``T | None``) lets a stored null through as it is.
@@ -554,8 +645,11 @@ def _compile(steps: list[tuple[str, int, bool, int]], kind: str) -> Callable[...
     or sealed text?)`` (either means the data is masked for integrators);
     (``stamp`` is the stored timestamp, ``time`` its JSON form);
     raises ``_Unfit`` or ``KeyError`` where the reference path must take the event."""
-    lines = ["def build(state, case_id, version, time, stamp, role, direct):", "    typed = 0",
-             "    parties = False"]
+    lines = [
+        "def build(state, case_id, version, time, stamp, role, direct):",
+        "    typed = 0",
+        "    parties = False",
+    ]
     check = {
         STR: [*SEALED_TEXT, "elif type(v) is not str: raise Unfit"],
         INT: ["if type(v) is not int: raise Unfit"],
@@ -563,20 +657,36 @@ def _compile(steps: list[tuple[str, int, bool, int]], kind: str) -> Callable[...
         BOOL: ["if type(v) is not bool: raise Unfit"],
         DICT: ["if type(v) is not dict: raise Unfit"],
         LIST: ["if type(v) is not list: raise Unfit"],
-        DATETIME: ["v = time if v == stamp else iso(v)", "typed += 1"],  # occurred_at is often the timestamp
+        DATETIME: [
+            "v = time if v == stamp else iso(v)",
+            "typed += 1",
+        ],  # occurred_at is often the timestamp
         ACTOR: ["v = actor(v)", "typed += 1"],
-        PARTIES: ["if type(v) is not list: raise Unfit", "if v:", "    v, n = direct._parties(v, role)",
-                  "    typed += n", "    parties = True"],
+        PARTIES: [
+            "if type(v) is not list: raise Unfit",
+            "if v:",
+            "    v, n = direct._parties(v, role)",
+            "    typed += n",
+            "    parties = True",
+        ],
     }
     envelope = {CASE_ID: "case_id", VERSION: "version", KIND: repr(kind), RECORDED_AT: "time"}
     for i, (name, code, optional, source) in enumerate(steps):
-        checked = ["if v is not None:", *("    " + line for line in check[code])] if optional else check[code]
+        checked = (
+            ["if v is not None:", *("    " + line for line in check[code])]
+            if optional
+            else check[code]
+        )
         body = [f"v = state[{name!r}]", *checked, f"v{i} = v"]
         if source == STATE:
             lines += ["    " + line for line in body]
         else:  # an envelope field, unless the stored state has one of that name
-            lines += [f"    if {name!r} in state:", *("        " + line for line in body),
-                      "    else:", f"        v{i} = {envelope[source]}"]
+            lines += [
+                f"    if {name!r} in state:",
+                *("        " + line for line in body),
+                "    else:",
+                f"        v{i} = {envelope[source]}",
+            ]
     fields = ", ".join(f"{name!r}: v{i}" for i, (name, *_) in enumerate(steps))
     lines.append(f"    return {{{fields}}}, typed, parties")
     namespace: dict[str, Any] = {"Unfit": _Unfit, "iso": _datetime, "actor": _actor}
@@ -639,4 +749,6 @@ def encode_json(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", "surrogatepass"
+        )

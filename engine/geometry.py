@@ -53,12 +53,28 @@ def _out_of_china(lon: float, lat: float) -> bool:
 def _offset(lon: float, lat: float) -> tuple[float, float]:
     x, y = lon - 105.0, lat - 35.0
     common = (20 * math.sin(6 * x * math.pi) + 20 * math.sin(2 * x * math.pi)) * 2 / 3
-    dlat = (-100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x)) + common
-            + (20 * math.sin(y * math.pi) + 40 * math.sin(y / 3 * math.pi)) * 2 / 3
-            + (160 * math.sin(y / 12 * math.pi) + 320 * math.sin(y * math.pi / 30)) * 2 / 3)
-    dlon = (300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x)) + common
-            + (20 * math.sin(x * math.pi) + 40 * math.sin(x / 3 * math.pi)) * 2 / 3
-            + (150 * math.sin(x / 12 * math.pi) + 300 * math.sin(x / 30 * math.pi)) * 2 / 3)
+    dlat = (
+        -100
+        + 2 * x
+        + 3 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * math.sqrt(abs(x))
+        + common
+        + (20 * math.sin(y * math.pi) + 40 * math.sin(y / 3 * math.pi)) * 2 / 3
+        + (160 * math.sin(y / 12 * math.pi) + 320 * math.sin(y * math.pi / 30)) * 2 / 3
+    )
+    dlon = (
+        300
+        + x
+        + 2 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * math.sqrt(abs(x))
+        + common
+        + (20 * math.sin(x * math.pi) + 40 * math.sin(x / 3 * math.pi)) * 2 / 3
+        + (150 * math.sin(x / 12 * math.pi) + 300 * math.sin(x / 30 * math.pi)) * 2 / 3
+    )
     radlat = lat / 180 * math.pi
     magic = 1 - _EE * math.sin(radlat) ** 2
     dlat = dlat * 180 / ((_A * (1 - _EE)) / (magic * math.sqrt(magic)) * math.pi)
@@ -105,17 +121,25 @@ def parse_geojson(data: Any, crs: str = "wgs84") -> dict[str, Any]:
         code = str(((feature or {}).get("properties") or {}).get("code") or "").strip()
         geometry = (feature or {}).get("geometry") or {}
         if not code:
-            raise ValidationFailed(f"feature {number} has no properties.code", field="code", feature=number)
+            raise ValidationFailed(
+                f"feature {number} has no properties.code", field="code", feature=number
+            )
         if geometry.get("type") not in ("Polygon", "MultiPolygon"):
-            raise ValidationFailed(f"feature {number} ({code}) is not a Polygon or MultiPolygon",
-                                   field="geometry", feature=number)
+            raise ValidationFailed(
+                f"feature {number} ({code}) is not a Polygon or MultiPolygon",
+                field="geometry",
+                feature=number,
+            )
         if crs == "gcj02":
             geometry = {"type": geometry["type"], "coordinates": _convert(geometry["coordinates"])}
         try:
             polygon = shape(geometry)
         except (ValueError, TypeError, IndexError, shapely.errors.GEOSException):
-            raise ValidationFailed(f"feature {number} ({code}) has unreadable coordinates",
-                                   field="geometry", feature=number) from None
+            raise ValidationFailed(
+                f"feature {number} ({code}) has unreadable coordinates",
+                field="geometry",
+                feature=number,
+            ) from None
         if not polygon.is_valid:
             polygon = shapely.make_valid(polygon)
         shapes[code] = polygon
@@ -141,7 +165,10 @@ class GeometryIndex:
         geometries = tuple(shapes[c] for c in codes)
         for geometry in geometries:
             shapely.prepare(geometry)
-        order = tuple((round(g.area, 12), (ranks or {}).get(c, 0), c) for c, g in zip(codes, geometries, strict=True))
+        order = tuple(
+            (round(g.area, 12), (ranks or {}).get(c, 0), c)
+            for c, g in zip(codes, geometries, strict=True)
+        )
         return cls(codes, geometries, order, shapely.STRtree(geometries))
 
     def __len__(self) -> int:
@@ -152,8 +179,12 @@ class GeometryIndex:
         :class:`PointOutsideRegions` when none does."""
         hits = self.tree.query(shapely.Point(lon, lat), predicate="intersects")
         if len(hits) == 0:
-            raise PointOutsideRegions(f"the point (lat {lat}, long {lon}) lies in no region of this deployment",
-                                      field="lat", lat=lat, long=lon)
+            raise PointOutsideRegions(
+                f"the point (lat {lat}, long {lon}) lies in no region of this deployment",
+                field="lat",
+                lat=lat,
+                long=lon,
+            )
         return self.codes[min(hits, key=lambda i: self.order[i])]
 
 
@@ -163,16 +194,20 @@ class GeometryStore:
     def __init__(self, recorder: Any) -> None:
         self.db = StoreDb(recorder)
         self.table = self.db.table(TABLE)
-        self.db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                        " code TEXT PRIMARY KEY, geojson TEXT NOT NULL, imported_at TEXT NOT NULL)")
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
+            " code TEXT PRIMARY KEY, geojson TEXT NOT NULL, imported_at TEXT NOT NULL)"
+        )
 
     def replace(self, shapes: Mapping[str, Any], imported_at: str) -> int:
         """Store each region's shape (replacing its earlier one); returns how many."""
         with self.db.transaction() as tx:
             for code, geometry in shapes.items():
                 tx.execute(f"DELETE FROM {self.table} WHERE code = ?", (code,))
-                tx.execute(f"INSERT INTO {self.table} (code, geojson, imported_at) VALUES (?, ?, ?)",
-                           (code, shapely.to_geojson(geometry), imported_at))
+                tx.execute(
+                    f"INSERT INTO {self.table} (code, geojson, imported_at) VALUES (?, ?, ?)",
+                    (code, shapely.to_geojson(geometry), imported_at),
+                )
         return len(shapes)
 
     def stamp(self) -> tuple[int, str]:
@@ -182,15 +217,21 @@ class GeometryStore:
 
     def load(self, ranks: Mapping[str, int] | None = None) -> GeometryIndex:
         rows = self.db.query(f"SELECT code, geojson FROM {self.table} ORDER BY code")
-        return GeometryIndex.of({r["code"]: shapely.from_geojson(r["geojson"]) for r in rows}, ranks)
+        return GeometryIndex.of(
+            {r["code"]: shapely.from_geojson(r["geojson"]) for r in rows}, ranks
+        )
 
 
 def check_codes(shapes: Mapping[str, Any], known: Iterable[str]) -> None:
     """Every shape must name a region of the ladder (``known``: the codes that do)."""
     missing = sorted(set(shapes) - set(known))
     if missing:
-        raise NotFound(f"no region {missing[0]!r} on the ladder (import the regions first)",
-                       resource="region", id=missing[0], unknown=missing[:20])
+        raise NotFound(
+            f"no region {missing[0]!r} on the ladder (import the regions first)",
+            resource="region",
+            id=missing[0],
+            unknown=missing[:20],
+        )
 
 
 def load_geojson(text: str, crs: str = "wgs84") -> dict[str, Any]:

@@ -37,7 +37,9 @@ class _Member:
         self.events = events
         self.ids: Sequence[int] | None = None
         self.error: BaseException | None = None
-        self.woken = threading.Lock()  # held until the member is woken: a bare lock, cheaper than an Event
+        self.woken = (
+            threading.Lock()
+        )  # held until the member is woken: a bare lock, cheaper than an Event
         self.woken.acquire()
         self.leads = False
 
@@ -49,7 +51,12 @@ class _Member:
 class GroupCommit:
     """Batches concurrent ``insert(stored_events)`` calls into one."""
 
-    def __init__(self, insert: Insert, max_events: int = MAX_GROUP_EVENTS, max_rounds: int = MAX_LEADER_ROUNDS) -> None:
+    def __init__(
+        self,
+        insert: Insert,
+        max_events: int = MAX_GROUP_EVENTS,
+        max_rounds: int = MAX_LEADER_ROUNDS,
+    ) -> None:
         self._insert = insert
         self._max_events = max_events
         self._max_rounds = max_rounds
@@ -105,7 +112,9 @@ class GroupCommit:
         """Add queued members to the group, first come first, up to ``max_events``."""
         with self._lock:
             size = sum(len(member.events) for member in group)
-            while self._queue and (not group or size + len(self._queue[0].events) <= self._max_events):
+            while self._queue and (
+                not group or size + len(self._queue[0].events) <= self._max_events
+            ):
                 size += len(self._queue[0].events)
                 group.append(self._queue.pop(0))
 

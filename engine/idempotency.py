@@ -41,7 +41,9 @@ def legacy_command_ids(actor_id: str, key: str) -> tuple[str, ...]:
     return (f"{actor_id}:{key}", key)
 
 
-def earlier(engine: Any, actor_id: str, key: str, case_id: UUID | None = None) -> CommandResult | None:
+def earlier(
+    engine: Any, actor_id: str, key: str, case_id: UUID | None = None
+) -> CommandResult | None:
     """The result of this actor's command recorded under a legacy id of ``key``, if any:
     a report (``case_id`` None) or an action on ``case_id``."""
     legacy_ids = legacy_command_ids(actor_id, key)
@@ -54,7 +56,9 @@ def earlier(engine: Any, actor_id: str, key: str, case_id: UUID | None = None) -
         for legacy in legacy_ids:
             version = case.processed_commands.get(legacy)
             if version is not None and _sender(engine, case, version) == actor_id:
-                return CommandResult(case.id, version, engine.position_of(case.id, version), repeated=True)
+                return CommandResult(
+                    case.id, version, engine.position_of(case.id, version), repeated=True
+                )
     return None
 
 
@@ -65,8 +69,13 @@ def _sender(engine: Any, case: Any, version: int) -> str | None:
     return events[0].actor.id if events else None
 
 
-def once(engine: Any, actor_id: str, key: str | None, run: Callable[[], CommandResult],
-         case_id: UUID | None = None) -> CommandResult:
+def once(
+    engine: Any,
+    actor_id: str,
+    key: str | None,
+    run: Callable[[], CommandResult],
+    case_id: UUID | None = None,
+) -> CommandResult:
     """``run()`` — unless ``key`` (if any) was recorded for this actor under a legacy id."""
     done = earlier(engine, actor_id, key, case_id) if key else None
     return done if done is not None else run()

@@ -65,7 +65,9 @@ from engine.store import StoreConfig
 
 log = structlog.get_logger("fengqiao.leadership")
 
-LOCK_CLASS = "fengqiao.worker"  # the first key of every lock: keeps them apart from other advisory locks
+LOCK_CLASS = (
+    "fengqiao.worker"  # the first key of every lock: keeps them apart from other advisory locks
+)
 
 
 class LeaseLost(RuntimeError):
@@ -87,14 +89,28 @@ class LockSession:
             import psycopg
 
             self._connection = psycopg.connect(
-                store.psycopg_url(), autocommit=True, connect_timeout=5, application_name="fengqiao-lease",
-                keepalives=1, keepalives_idle=5, keepalives_interval=1, keepalives_count=3, tcp_user_timeout=5000,
+                store.psycopg_url(),
+                autocommit=True,
+                connect_timeout=5,
+                application_name="fengqiao-lease",
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=1,
+                keepalives_count=3,
+                tcp_user_timeout=5000,
             )
             # the server side frees the locks of a vanished client after ~8 s
-            for setting, value in (("tcp_keepalives_idle", "5"), ("tcp_keepalives_interval", "1"),
-                                   ("tcp_keepalives_count", "3"), ("statement_timeout", "5s"),
-                                   ("idle_session_timeout", "0"), ("idle_in_transaction_session_timeout", "0")):
-                with contextlib.suppress(psycopg.errors.UndefinedObject):  # idle_session_timeout: PG ≥ 14
+            for setting, value in (
+                ("tcp_keepalives_idle", "5"),
+                ("tcp_keepalives_interval", "1"),
+                ("tcp_keepalives_count", "3"),
+                ("statement_timeout", "5s"),
+                ("idle_session_timeout", "0"),
+                ("idle_in_transaction_session_timeout", "0"),
+            ):
+                with contextlib.suppress(
+                    psycopg.errors.UndefinedObject
+                ):  # idle_session_timeout: PG ≥ 14
                     self._connection.execute("SELECT set_config(%s, %s, false)", (setting, value))
         else:
             self._folder = Path(f"{store.sqlite_path}.locks")
@@ -120,8 +136,12 @@ class LockSession:
     def _lose(self, error: BaseException) -> None:
         if not self.lost.is_set():
             self.lost.set()
-            log.warning("lock session lost; every lock it held is gone", store=self.store.kind,
-                        held=sorted(self._held), error=str(error))
+            log.warning(
+                "lock session lost; every lock it held is gone",
+                store=self.store.kind,
+                held=sorted(self._held),
+                error=str(error),
+            )
             with contextlib.suppress(Exception):
                 self._connection.close()
 
@@ -141,7 +161,9 @@ class LockSession:
                 return True
             if self.postgres:
                 function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
-                got = self._sql(f"SELECT {function}(hashtext(%s), hashtext(%s))", LOCK_CLASS, self._key(name))
+                got = self._sql(
+                    f"SELECT {function}(hashtext(%s), hashtext(%s))", LOCK_CLASS, self._key(name)
+                )
                 if got:
                     self._held[name] = "s" if shared else "x"
                 return bool(got)
@@ -163,7 +185,11 @@ class LockSession:
             if self.postgres:
                 function = "pg_advisory_unlock_shared" if held == "s" else "pg_advisory_unlock"
                 with contextlib.suppress(LeaseLost):  # a lost session holds nothing anyway
-                    self._sql(f"SELECT {function}(hashtext(%s), hashtext(%s))", LOCK_CLASS, self._key(name))
+                    self._sql(
+                        f"SELECT {function}(hashtext(%s), hashtext(%s))",
+                        LOCK_CLASS,
+                        self._key(name),
+                    )
             else:
                 held.close()  # closing the file drops its flock
 
@@ -174,11 +200,15 @@ class LockSession:
         """How many sessions share the named lock (None on SQLite: ``flock`` cannot tell)."""
         if not self.postgres:
             return None
-        return int(self._sql(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            " AND classid = hashtext(%s)::oid AND objid = hashtext(%s)::oid AND objsubid = 2",
-            LOCK_CLASS, self._key(name)))
+        return int(
+            self._sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid = hashtext(%s)::oid AND objid = hashtext(%s)::oid AND objsubid = 2",
+                LOCK_CLASS,
+                self._key(name),
+            )
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -192,7 +222,9 @@ class LockSession:
 
 # -- fencing: the session of the lease the current thread acts under ----------------------------
 
-_acting: contextvars.ContextVar[LockSession | None] = contextvars.ContextVar("fengqiao_lease", default=None)
+_acting: contextvars.ContextVar[LockSession | None] = contextvars.ContextVar(
+    "fengqiao_lease", default=None
+)
 
 
 def fence() -> None:
@@ -229,7 +261,9 @@ class Term:
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.is_set():
-            remaining = self.SLICE if deadline is None else min(self.SLICE, deadline - time.monotonic())
+            remaining = (
+                self.SLICE if deadline is None else min(self.SLICE, deadline - time.monotonic())
+            )
             if remaining <= 0:
                 break
             self._stop.wait(remaining)
@@ -240,7 +274,9 @@ class Leadership:
     """One process's leases on one store: a lock session (reopened after a loss), a
     keep-alive thread, and the terms of the workers acting under it."""
 
-    def __init__(self, store: StoreConfig, *, poll: float | None = None, keepalive: float | None = None) -> None:
+    def __init__(
+        self, store: StoreConfig, *, poll: float | None = None, keepalive: float | None = None
+    ) -> None:
         self.store = store
         self.poll = DEFAULTS.lease_poll_seconds if poll is None else poll
         self.keepalive = DEFAULTS.lease_keepalive_seconds if keepalive is None else keepalive
@@ -259,7 +295,9 @@ class Leadership:
                     log.warning("lock session could not be opened; standing by", error=str(error))
                     return None
                 if self.store.is_postgres and self._pinger is None:
-                    self._pinger = threading.Thread(target=self._ping, name="lease-keepalive", daemon=True)
+                    self._pinger = threading.Thread(
+                        target=self._ping, name="lease-keepalive", daemon=True
+                    )
                     self._pinger.start()
             return self._session
 
@@ -304,11 +342,22 @@ class Leadership:
                 stop.wait(self.poll)
                 continue
             assert session is not None  # joined: a session took the shared lock
-            self._act(f"{kind}:members", session, functools.partial(_with_share, work, Share(session, kind)), stop,
-                      "worker joined")
+            self._act(
+                f"{kind}:members",
+                session,
+                functools.partial(_with_share, work, Share(session, kind)),
+                stop,
+                "worker joined",
+            )
 
-    def _act(self, lock: str, session: LockSession, work: Callable[[Term], None], stop: threading.Event,
-             message: str) -> None:
+    def _act(
+        self,
+        lock: str,
+        session: LockSession,
+        work: Callable[[Term], None],
+        stop: threading.Event,
+        message: str,
+    ) -> None:
         log.info(message, worker=lock, pid=os.getpid())
         try:
             with acting_under(session):

@@ -28,7 +28,9 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(json: bool | None = None, level: str | None = None, settings: Settings | None = None) -> None:
+def configure_logging(
+    json: bool | None = None, level: str | None = None, settings: Settings | None = None
+) -> None:
     """Once per process: ``FENGQIAO_LOG_FORMAT`` and ``FENGQIAO_LOG_LEVEL`` from ``settings``
     (read from the environment when not given), unless ``json`` / ``level`` say."""
     global _configured
@@ -39,7 +41,11 @@ def configure_logging(json: bool | None = None, level: str | None = None, settin
         wanted = settings.log_format
         json = wanted == "json" or (wanted != "console" and not sys.stderr.isatty())
     level_name = (level or settings.log_level).upper()
-    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer()
+    renderer = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json
+        else structlog.dev.ConsoleRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -126,7 +126,9 @@ class PersonKeys:
 
     def __init__(self, app: Any, cache_size: int = DEFAULTS.key_cache) -> None:
         self.app = app
-        self.cache_size = cache_size  # persons whose key a process keeps (the least recently read go first)
+        self.cache_size = (
+            cache_size  # persons whose key a process keeps (the least recently read go first)
+        )
         self._cache: dict[str, tuple[bytes | None, float]] = {}
         self._lock = threading.Lock()
 
@@ -140,9 +142,15 @@ class PersonKeys:
 
     def known(self, lookup: str) -> tuple[str, bytes] | None:
         """The person id and key behind ``lookup``, if such a person was ever recorded (and not erased)."""
-        row = self.db.one(f"SELECT person_id, key_bytes FROM {self.db.table(PERSON_KEYS)} WHERE lookup = ?",
-                          (lookup,))
-        return (row["person_id"], bytes(row["key_bytes"])) if row is not None and row["key_bytes"] else None
+        row = self.db.one(
+            f"SELECT person_id, key_bytes FROM {self.db.table(PERSON_KEYS)} WHERE lookup = ?",
+            (lookup,),
+        )
+        return (
+            (row["person_id"], bytes(row["key_bytes"]))
+            if row is not None and row["key_bytes"]
+            else None
+        )
 
     def for_lookup(self, lookup: str | None) -> tuple[str, bytes]:
         """The person id and key behind ``lookup`` (None: a new one each time), created on first sight."""
@@ -153,20 +161,32 @@ class PersonKeys:
             if row is not None and row["key_bytes"] is not None:
                 return row["person_id"], bytes(row["key_bytes"])
         person_id, key = "p-" + secrets.token_hex(10), AESGCM.generate_key(bit_length=256)
-        db.execute(f"INSERT INTO {table} (person_id, lookup, key_bytes, created_at) VALUES (?, ?, ?, ?) "
-                   "ON CONFLICT DO NOTHING", (person_id, lookup, key, self.app.clock.now().isoformat()))
+        db.execute(
+            f"INSERT INTO {table} (person_id, lookup, key_bytes, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (person_id, lookup, key, self.app.clock.now().isoformat()),
+        )
         if lookup is None:
             return person_id, key
-        row = db.one(f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,))  # a racing writer may have won
+        row = db.one(
+            f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,)
+        )  # a racing writer may have won
         assert row is not None  # the insert found the lookup taken
         return row["person_id"], bytes(row["key_bytes"])
 
     def add_phone(self, person_id: str, key: bytes, phone: str) -> None:
         """Let a number typed into free text find the person by their phone alone (the
         first person recorded with a phone keeps it)."""
-        self.db.execute(f"INSERT INTO {self.db.table(PERSON_KEYS)} (person_id, lookup, key_bytes, created_at) "
-                        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        (phone_alias(person_id, phone), phone_lookup(phone), key, self.app.clock.now().isoformat()))
+        self.db.execute(
+            f"INSERT INTO {self.db.table(PERSON_KEYS)} (person_id, lookup, key_bytes, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                phone_alias(person_id, phone),
+                phone_lookup(phone),
+                key,
+                self.app.clock.now().isoformat(),
+            ),
+        )
 
     def key(self, person_id: str) -> bytes | None:
         """The person's key, or None once erased (or never known)."""
@@ -175,10 +195,14 @@ class PersonKeys:
             cached = self._cache.get(person_id)
         if cached is not None and now - cached[1] < KEY_CACHE_SECONDS:
             return cached[0]
-        row = self.db.one(f"SELECT key_bytes FROM {self.db.table(PERSON_KEYS)} WHERE person_id = ?", (person_id,))
+        row = self.db.one(
+            f"SELECT key_bytes FROM {self.db.table(PERSON_KEYS)} WHERE person_id = ?", (person_id,)
+        )
         key = bytes(row["key_bytes"]) if row is not None and row["key_bytes"] is not None else None
         with self._lock:
-            self._cache.pop(person_id, None)  # to the end: the dict's order is least recently read first
+            self._cache.pop(
+                person_id, None
+            )  # to the end: the dict's order is least recently read first
             self._cache[person_id] = (key, now)
             while len(self._cache) > self.cache_size:
                 del self._cache[next(iter(self._cache))]
@@ -186,7 +210,9 @@ class PersonKeys:
 
     def forget(self, person_id: str) -> None:
         with self._lock:
-            for cached in [k for k in self._cache if k == person_id or k.startswith(person_id + ":")]:
+            for cached in [
+                k for k in self._cache if k == person_id or k.startswith(person_id + ":")
+            ]:
                 del self._cache[cached]
 
 
@@ -206,7 +232,11 @@ def protect(app: Any, parties: list[dict[str, Any]]) -> list[SealedParty]:
         person_id, key = keys.for_party(party)
         if party.get("phone"):
             keys.add_phone(person_id, key, str(party["phone"]))
-        sealed = {name: seal(key, person_id, name, str(party[name])) for name in PERSONAL_FIELDS if party.get(name)}
+        sealed = {
+            name: seal(key, person_id, name, str(party[name]))
+            for name in PERSONAL_FIELDS
+            if party.get(name)
+        }
         sealed_parties.append(SealedParty(person_id, party.get("role"), sealed))
     return sealed_parties
 
@@ -247,13 +277,19 @@ def number_key(app: Any, case_id: Any, number: str) -> tuple[str, bytes]:
     """The key a number typed into a case's text is sealed under: the person's whose ID
     number or phone it is, if one was recorded; else the case's own."""
     keys = person_keys(app)
-    plain = "".join(ch for ch in unicodedata.normalize("NFKC", number)  # １３８… as an input method types it
-                    if ch.isdigit() or ch in "Xx")  # without the separators typed between the digits
+    plain = "".join(
+        ch
+        for ch in unicodedata.normalize("NFKC", number)  # １３８… as an input method types it
+        if ch.isdigit() or ch in "Xx"
+    )  # without the separators typed between the digits
     if len(plain) in (13, 15) and plain.startswith(("86", "0086")):
         plain = plain[-11:]  # a mobile number with its country code
     identity = identity_lookup({"id_number": plain})
-    return ((keys.known(identity) if identity is not None else None) or keys.known(phone_lookup(plain))
-            or keys.for_lookup(case_lookup(case_id)))
+    return (
+        (keys.known(identity) if identity is not None else None)
+        or keys.known(phone_lookup(plain))
+        or keys.for_lookup(case_lookup(case_id))
+    )
 
 
 def seal_text(app: Any, case_id: Any, text: str) -> str | SealedText:
@@ -303,19 +339,27 @@ def reveal(parties: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
     if sees_personal_data(role):
         return [dict(p) for p in parties]
     masked = mask_parties([{k: v for k, v in p.items() if v != ERASED} for p in parties])
-    return [{**m, **{k: ERASED for k, v in p.items() if v == ERASED}} for m, p in zip(masked, parties, strict=True)]
+    return [
+        {**m, **{k: ERASED for k, v in p.items() if v == ERASED}}
+        for m, p in zip(masked, parties, strict=True)
+    ]
 
 
-def find_person(app: Any, *, id_number: str | None = None, name: str | None = None,
-                phone: str | None = None) -> str:
+def find_person(
+    app: Any, *, id_number: str | None = None, name: str | None = None, phone: str | None = None
+) -> str:
     """The person id for an ID number (or a name with a phone), for erasure requests."""
     lookup = identity_lookup({"id_number": id_number, "name": name or "", "phone": phone})
     if lookup is None:
-        raise ValidationFailed("give an ID number, or a name with a phone number", field="id_number")
+        raise ValidationFailed(
+            "give an ID number, or a name with a phone number", field="id_number"
+        )
     db = StoreDb(app.recorder)
     row = db.one(f"SELECT person_id FROM {db.table(PERSON_KEYS)} WHERE lookup = ?", (lookup,))
     if row is None:
-        raise NotFound("no person with that identity (never recorded, or already erased)", resource="person")
+        raise NotFound(
+            "no person with that identity (never recorded, or already erased)", resource="person"
+        )
     return row["person_id"]
 
 
@@ -332,9 +376,11 @@ def erase(app: Any, person_id: str, by: str) -> Erasure:
     with db.transaction() as tx:
         if not db.is_postgres:
             tx.execute("PRAGMA secure_delete = ON")  # overwrite the freed key bytes in the file
-        tx.execute(f"UPDATE {table} SET key_bytes = NULL, lookup = NULL, erased_at = ?, erased_by = ? "
-                   "WHERE (person_id = ? OR person_id LIKE ?) AND erased_at IS NULL",
-                   [erased_at, by, person_id, person_id + ":%"])  # the person and their phones' copies
+        tx.execute(
+            f"UPDATE {table} SET key_bytes = NULL, lookup = NULL, erased_at = ?, erased_by = ? "
+            "WHERE (person_id = ? OR person_id LIKE ?) AND erased_at IS NULL",
+            [erased_at, by, person_id, person_id + ":%"],
+        )  # the person and their phones' copies
     _purge_old_copies(app, db, table)
     person_keys(app).forget(person_id)
     return Erasure(person_id, erased_at, by)
@@ -364,7 +410,9 @@ class SealedPartyAsDict(Transcoding):
         return {"person": obj.person, "role": obj.role, "sealed": obj.sealed}
 
     def decode(self, data: dict[str, Any]) -> dict[str, Any]:
-        return open_party(self.app, SealedParty(data["person"], data.get("role"), dict(data.get("sealed") or {})))
+        return open_party(
+            self.app, SealedParty(data["person"], data.get("role"), dict(data.get("sealed") or {}))
+        )
 
 
 class SealedTextAsStr(Transcoding):
@@ -378,7 +426,10 @@ class SealedTextAsStr(Transcoding):
         self.app = app
 
     def encode(self, obj: SealedText) -> list[Any]:
-        return [part if isinstance(part, str) else {"person": part[0], "sealed": part[1]} for part in obj.parts]
+        return [
+            part if isinstance(part, str) else {"person": part[0], "sealed": part[1]}
+            for part in obj.parts
+        ]
 
     def decode(self, data: list[Any]) -> str:
         return open_stored_text(self.app, data)
@@ -386,7 +437,10 @@ class SealedTextAsStr(Transcoding):
 
 def open_stored_text(app: Any, data: list[Any]) -> str:
     """A stored :class:`SealedText` (its ``_data_``) in clear, as the transcoding reads it."""
-    return open_text(app, SealedText(tuple(p if isinstance(p, str) else (p["person"], p["sealed"]) for p in data)))
+    return open_text(
+        app,
+        SealedText(tuple(p if isinstance(p, str) else (p["person"], p["sealed"]) for p in data)),
+    )
 
 
 class SealingMapper(Mapper):
@@ -401,8 +455,11 @@ class SealingMapper(Mapper):
         state = vars(domain_event)
         if self.app is None:
             return super().to_stored_event(domain_event)
-        sealed = {name: seal_text(self.app, state.get("originator_id"), state[name])
-                  for name in FREE_TEXT_FIELDS if isinstance(state.get(name), str) and state[name]}
+        sealed = {
+            name: seal_text(self.app, state.get("originator_id"), state[name])
+            for name in FREE_TEXT_FIELDS
+            if isinstance(state.get(name), str) and state[name]
+        }
         sealed = {name: value for name, value in sealed.items() if isinstance(value, SealedText)}
         if not sealed:
             return super().to_stored_event(domain_event)

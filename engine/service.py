@@ -91,7 +91,13 @@ class ActorAsDict(Transcoding):
 
     def encode(self, obj: Actor) -> dict[str, Any]:
         # what obj.as_dict() gives, without dataclasses.asdict's recursion (every event has an actor)
-        return {"id": obj.id, "role": obj.role, "unit": obj.unit, "region": obj.region, "rank": obj.rank}
+        return {
+            "id": obj.id,
+            "role": obj.role,
+            "unit": obj.unit,
+            "region": obj.region,
+            "rank": obj.rank,
+        }
 
     def decode(self, data: dict[str, Any]) -> Actor:
         return Actor.from_dict(data)
@@ -122,11 +128,14 @@ class RecordedEvent:
 
 PlacedReport = TypeVar("PlacedReport", bound=ReportCase)
 
+
 class Fengqiao(Application):
     """The engine's application service."""
 
     name = "fengqiao"
-    recorder: ChainedSQLiteRecorder | ChainedPostgresRecorder  # engine/audit/recorders.py: the chained recorders
+    recorder: (
+        ChainedSQLiteRecorder | ChainedPostgresRecorder
+    )  # engine/audit/recorders.py: the chained recorders
     snapshotting_intervals = {cls: SNAPSHOT_INTERVAL for cls in CASE_CLASSES.values()}
     snapshotting_projectors = {cls: replay for cls in CASE_CLASSES.values()}
 
@@ -150,7 +159,9 @@ class Fengqiao(Application):
         super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache(self.settings.case_cache)
-        self.clock_folds = CaseCache(self.settings.case_cache)  # each case's clock fold (engine.case_clocks)
+        self.clock_folds = CaseCache(
+            self.settings.case_cache
+        )  # each case's clock fold (engine.case_clocks)
         self.command_observers: list[Callable[[str, str], None]] = []
         """Called with (command, outcome) after every ``report`` and ``act``, whichever front
         door called it: outcome ``ok``, ``repeated`` or the refusal's code (the API's metrics)."""
@@ -183,13 +194,26 @@ class Fengqiao(Application):
     def _record(self, processing_event: ProcessingEvent) -> list[Recording]:
         """Concurrent saves are written together (see :mod:`engine.group_commit`)."""
         events = processing_event.events
-        if not events or processing_event.tracking is not None or processing_event.saved_kwargs or self.repository.cache:
+        if (
+            not events
+            or processing_event.tracking is not None
+            or processing_event.saved_kwargs
+            or self.repository.cache
+        ):
             return super()._record(processing_event)
         stored = [self.mapper.to_stored_event(event) for event in events]
         positions = self.group_commit.insert(stored) or []
         return [
-            Recording(event, Notification(id=position, originator_id=s.originator_id,
-                                          originator_version=s.originator_version, topic=s.topic, state=s.state))
+            Recording(
+                event,
+                Notification(
+                    id=position,
+                    originator_id=s.originator_id,
+                    originator_version=s.originator_version,
+                    topic=s.topic,
+                    state=s.state,
+                ),
+            )
             for event, s, position in zip(events, stored, positions, strict=True)
         ]
 
@@ -201,13 +225,17 @@ class Fengqiao(Application):
 
     def construct_mapper(self) -> Mapper:
         """The library's mapper, sealing numbers typed into free text (``engine.privacy.SealingMapper``)."""
-        mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=SealingMapper)
+        mapper = self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=SealingMapper
+        )
         mapper.app = self  # type: ignore[attr-defined]  # SealingMapper reads the engine's keys
         return mapper
 
     # -- the ladder and the policy ------------------------------------------------
 
-    def _fresh(self, cached: TAggregate | None, aggregate_id: UUID, start: Callable[[], TAggregate]) -> TAggregate:
+    def _fresh(
+        self, cached: TAggregate | None, aggregate_id: UUID, start: Callable[[], TAggregate]
+    ) -> TAggregate:
         """The aggregate brought up to date: replay only events newer than the cached copy.
 
         The store is asked at most once per ``FENGQIAO_REFERENCE_RECHECK`` seconds: changes made
@@ -224,7 +252,9 @@ class Fengqiao(Application):
             except AggregateNotFoundError:
                 return start()
         for event in self.events.get(aggregate_id, gt=cached.version):
-            cached = cast(TAggregate, cast(Aggregate.Event, event).mutate(cached))  # stored events are typed as
+            cached = cast(
+                TAggregate, cast(Aggregate.Event, event).mutate(cached)
+            )  # stored events are typed as
             # a protocol without mutate; a case event returns the case it mutated
         return cached
 
@@ -242,10 +272,15 @@ class Fengqiao(Application):
         """The statutory years imported; ``min_version``: at least that version of
         the book, read from the store now if the cached copy is older."""
         with self._cache_lock:
-            if min_version is not None and self._calendar_book is not None \
-                    and self._calendar_book.version < min_version:
+            if (
+                min_version is not None
+                and self._calendar_book is not None
+                and self._calendar_book.version < min_version
+            ):
                 self._checked.pop(CALENDAR_BOOK_ID, None)
-            self._calendar_book = self._fresh(self._calendar_book, CALENDAR_BOOK_ID, CalendarBook.start)
+            self._calendar_book = self._fresh(
+                self._calendar_book, CALENDAR_BOOK_ID, CalendarBook.start
+            )
             return self._calendar_book
 
     def statutory(self) -> Statutory:
@@ -254,11 +289,17 @@ class Fengqiao(Application):
 
     def import_calendar(self, text: str, actor_id: str, source: str = "") -> dict[str, Any]:
         """Import one year of the State Council's holiday notice (docs/calendar.md)."""
-        year, changed = self._change(self.calendar_book,
-                                     lambda book: book.import_year(text, actor_id, source))
+        year, changed = self._change(
+            self.calendar_book, lambda book: book.import_year(text, actor_id, source)
+        )
         book = self.calendar_book()
-        log.info("calendar imported" if changed else "calendar unchanged", year=year, actor=actor_id,
-                 source=source, book_version=book.version)
+        log.info(
+            "calendar imported" if changed else "calendar unchanged",
+            year=year,
+            actor=actor_id,
+            source=source,
+            book_version=book.version,
+        )
         return {"year": year, "changed": changed, "version": book.version}
 
     def _change(self, get: Callable[[], TAggregate], change: Callable[[TAggregate], Any]) -> Any:
@@ -320,7 +361,9 @@ class Fengqiao(Application):
         if cached is not None and cached[1] == stamp:
             index = cached[0]
         else:
-            index = store.load({code: int(region.rank) for code, region in self.ladder().tree.regions.items()})
+            index = store.load(
+                {code: int(region.rank) for code, region in self.ladder().tree.regions.items()}
+            )
         self._geometry = (index, stamp, now)
         return index
 
@@ -396,7 +439,12 @@ class Fengqiao(Application):
                 return repeated
             result = CommandResult(case.id, case.version, recordings[-1].notification.id)
             self.case_cache.put(case)  # from here on another thread may take and change it
-            log.info("case reported", kind=str(body.kind), severity=str(body.severity), region=case.region)
+            log.info(
+                "case reported",
+                kind=str(body.kind),
+                severity=str(body.severity),
+                region=case.region,
+            )
             return result
 
     def _new_case(self, body: ReportCase, envelope: Envelope) -> Case:
@@ -451,8 +499,13 @@ class Fengqiao(Application):
                 try:
                     done = case.processed_commands.get(envelope.command_id)
                     if done is not None:
-                        return CommandResult(case.id, done, self.position_of(case.id, done), repeated=True)
-                    if envelope.expected_version is not None and envelope.expected_version != case.version:
+                        return CommandResult(
+                            case.id, done, self.position_of(case.id, done), repeated=True
+                        )
+                    if (
+                        envelope.expected_version is not None
+                        and envelope.expected_version != case.version
+                    ):
                         raise VersionConflict(
                             f"the case is at version {case.version}, not {envelope.expected_version}",
                             expected=envelope.expected_version,
@@ -471,7 +524,9 @@ class Fengqiao(Application):
                 except DomainError:
                     if cached is None:
                         raise
-                    use_cache = False  # decided on a copy that may be stale: decide again on the store's
+                    use_cache = (
+                        False  # decided on a copy that may be stale: decide again on the store's
+                    )
                     continue
                 try:
                     recordings = self.save(case)
@@ -514,7 +569,9 @@ class Fengqiao(Application):
             context["statutory"] = self.statutory()
         action.execute(case, stamp, self.ladder().tree, policy, **context)
 
-    def _record_refusal(self, case: Case, stamp: Stamp, action: str, refusal: EscalationCeiling) -> None:
+    def _record_refusal(
+        self, case: Case, stamp: Stamp, action: str, refusal: EscalationCeiling
+    ) -> None:
         """Log an escalation the ceiling stopped (the case itself stays untouched)."""
         log_id = refusal_log_id(case.id)
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -538,13 +595,19 @@ class Fengqiao(Application):
                 return
             try:
                 self.save(refusals)
-                log.info("escalation refused at the ceiling", action=action, ceiling=refusal.details["ceiling"],
-                         requested=refusal.details["requested"])
+                log.info(
+                    "escalation refused at the ceiling",
+                    action=action,
+                    ceiling=refusal.details["ceiling"],
+                    requested=refusal.details["requested"],
+                )
                 return
             except RecordConflictError:
                 continue
 
-    def do(self, case_id: UUID, action_name: str, body: dict[str, Any], envelope: Envelope) -> CommandResult:
+    def do(
+        self, case_id: UUID, action_name: str, body: dict[str, Any], envelope: Envelope
+    ) -> CommandResult:
         """Run an action named as in the API (``escalate``, ``send-back`` …)."""
         return self.act(case_id, parse_action(action_name, body), envelope)
 
@@ -570,7 +633,9 @@ class Fengqiao(Application):
         if not isinstance(case, Case):
             raise NotFound(f"no case {case_id}", resource="case", id=str(case_id))
         if version is not None and case.version != version:
-            raise NotFound(f"case {case_id} has no version {version}", resource="case_version", id=str(case_id))
+            raise NotFound(
+                f"case {case_id} has no version {version}", resource="case_version", id=str(case_id)
+            )
         return case
 
     def current_case(self, case_id: UUID) -> Case:
@@ -585,8 +650,13 @@ class Fengqiao(Application):
         """The case as the store knew it at ``moment`` (by recorded time)."""
         return views.replayed(self, case_id, as_of=moment)[0]
 
-    def case_view(self, case_id: UUID, version: int | None = None, as_of: datetime | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
+    def case_view(
+        self,
+        case_id: UUID,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
         """The case view with its clocks (``engine.views.case_view``): now, at ``version``
         or as recorded at ``as_of``; what the HTTP API, the CLI and the dashboard show."""
         return views.case_view(self, case_id, version, as_of, now)
@@ -595,7 +665,10 @@ class Fengqiao(Application):
         """Every event of the case, in order, with its global position."""
         self.case(case_id)  # raises NotFound for unknown or non-case ids
         positions = self.positions_of(case_id)
-        return [RecordedEvent(positions.get(e.originator_version), cast(Case.Event, e)) for e in self.events.get(case_id)]
+        return [
+            RecordedEvent(positions.get(e.originator_version), cast(Case.Event, e))
+            for e in self.events.get(case_id)
+        ]
 
     def position_of(self, aggregate_id: UUID, version: int) -> int | None:
         return self.positions_of(aggregate_id, version).get(version)
@@ -617,5 +690,9 @@ class Fengqiao(Application):
             if not batch:
                 return
             for notification in batch:
-                yield notification.originator_id if isinstance(notification.originator_id, UUID) else UUID(str(notification.originator_id))
+                yield (
+                    notification.originator_id
+                    if isinstance(notification.originator_id, UUID)
+                    else UUID(str(notification.originator_id))
+                )
             start = batch[-1].id + 1

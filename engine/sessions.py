@@ -47,8 +47,13 @@ class SessionStore:
         session_id = SESSION_PREFIX + secrets.token_urlsafe(32)
         self.db.execute(
             f"INSERT INTO {self.table} (id_hash, user_name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            (session_hash(session_id), user.name, token_hash(token), now.isoformat(),
-             (now + SESSION_TTL).isoformat()),
+            (
+                session_hash(session_id),
+                user.name,
+                token_hash(token),
+                now.isoformat(),
+                (now + SESSION_TTL).isoformat(),
+            ),
         )
         return session_id
 
@@ -61,7 +66,9 @@ class SessionStore:
         rows = self.db.query(
             f"SELECT {columns} FROM {self.table} s JOIN {self.users} u"
             " ON u.name = s.user_name AND u.token_hash = s.token_hash"
-            " WHERE s.id_hash = ? AND s.expires_at > ?", (session_hash(session_id), now.isoformat()))
+            " WHERE s.id_hash = ? AND s.expires_at > ?",
+            (session_hash(session_id), now.isoformat()),
+        )
         if not rows:
             return None
         user = _user(rows[0])
@@ -69,7 +76,9 @@ class SessionStore:
 
     def close(self, session_id: str) -> None:
         """Sign out: the session ends at once (closing an unknown one does nothing)."""
-        self.db.execute(f"DELETE FROM {self.table} WHERE id_hash = ?", (session_hash(session_id or ""),))
+        self.db.execute(
+            f"DELETE FROM {self.table} WHERE id_hash = ?", (session_hash(session_id or ""),)
+        )
 
     def close_all(self, user_name: str) -> int:
         """End every session of a user; returns how many there were."""

@@ -40,7 +40,9 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     """The settings; each field is read from ``FENGQIAO_<FIELD NAME IN CAPITALS>``."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     # the store
     database_url: str | None = None  # None: sqlite:///var/fengqiao.db
@@ -50,7 +52,9 @@ class Settings(BaseSettings):
     case_cache: Count = 2000
     key_cache: Count = 10000
     reference_recheck: Seconds = 1.0
-    signing_key: Path | None = None  # None: signing-key.pem beside the SQLite file, var/ for PostgreSQL
+    signing_key: Path | None = (
+        None  # None: signing-key.pem beside the SQLite file, var/ for PostgreSQL
+    )
     trusted_key_ids: str = ""  # comma-separated
     checkpoint_every_events: Count = 1000
     checkpoint_every_minutes: Seconds = 10.0
@@ -63,7 +67,9 @@ class Settings(BaseSettings):
     sse_heartbeat: Seconds = 15.0
     webhook_allow_private: bool = False
     webhook_max_subscriptions: Count = 10  # per user
-    webhook_senders: Annotated[int, Field(ge=1)] = 8  # attempts in flight at once, one per subscription
+    webhook_senders: Annotated[int, Field(ge=1)] = (
+        8  # attempts in flight at once, one per subscription
+    )
     webhook_key: Path | None = None  # None: webhook-key beside the SQLite file, var/ for PostgreSQL
     open311_public: bool = False  # 1: anonymous GET requests (without personal fields)
     # projections
@@ -84,7 +90,9 @@ class Settings(BaseSettings):
     request_deadline_seconds: Seconds = 30.0  # 0: no deadline
     auth_failures_allowed: Count = 20
     auth_failure_window: Seconds = 60.0
-    trusted_proxies: str = ""  # comma-separated addresses or networks whose X-Forwarded-For is believed
+    trusted_proxies: str = (
+        ""  # comma-separated addresses or networks whose X-Forwarded-For is believed
+    )
     metrics_token: str = ""  # set: /metrics needs Authorization: Bearer <it>
     # logs, the CLI, diagnostics
     log_format: str = ""  # json, console; "": JSON unless stderr is a terminal
@@ -105,11 +113,14 @@ class Settings(BaseSettings):
         return value.strip()
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         """``Settings(...)`` takes its keywords only: the environment is read by
         :meth:`from_environment`, where the process starts."""
         return (init_settings,)
@@ -119,7 +130,9 @@ class Settings(BaseSettings):
         """The settings from ``environ`` (default: the process's environment)."""
         source = EnvSettingsSource(cls)
         if environ is not None:
-            source.env_vars = {name.lower(): value for name, value in environ.items() if value != ""}
+            source.env_vars = {
+                name.lower(): value for name, value in environ.items() if value != ""
+            }
         values = source()
         try:
             return cls.model_validate(values)

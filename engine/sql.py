@@ -55,7 +55,9 @@ def to_psycopg(sql: str) -> str:
     return _TOKENS.sub(replace, sql)
 
 
-_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(([?\s,]+)\)(.*)", re.S | re.I)
+_INSERT = re.compile(
+    r"\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(([?\s,]+)\)(.*)", re.S | re.I
+)
 _CONFLICT = re.compile(r"\bON\s+CONFLICT\s*\(([\w\s,]+)\)", re.I)
 BULK_ROWS = 50  # fewer rows than this are not worth a staging table
 
@@ -112,18 +114,28 @@ class Tx:
             return False
         table, rest = match.group(1), match.group(4)
         columns = [c.strip() for c in match.group(2).split(",")]
-        if match.group(3).count("?") != len(columns) or any(t in rest for t in ("?", ":", "RETURNING", "returning")):
+        if match.group(3).count("?") != len(columns) or any(
+            t in rest for t in ("?", ":", "RETURNING", "returning")
+        ):
             return False
         conflict = _CONFLICT.search(rest)
-        if conflict:  # one statement cannot touch a row twice: keys must be distinct, as they are in order
-            at = [columns.index(c.strip()) for c in conflict.group(1).split(",") if c.strip() in columns]
+        if (
+            conflict
+        ):  # one statement cannot touch a row twice: keys must be distinct, as they are in order
+            at = [
+                columns.index(c.strip())
+                for c in conflict.group(1).split(",")
+                if c.strip() in columns
+            ]
             positional = cast(Sequence[Sequence[Any]], rows)  # the first row is a sequence: all are
             if len({tuple(row[i] for i in at) for row in positional}) != len(rows):
                 return False
         names = ", ".join(columns)
         stage = f"bulk_{table}"[:63]
         cursor = self._cursor
-        cursor.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {table} WITH NO DATA")
+        cursor.execute(
+            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {table} WITH NO DATA"
+        )
         with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -150,7 +162,9 @@ class Database:
     def __init__(self, url: str, pool_size: int = DEFAULTS.projections_pool_size) -> None:
         self.store = StoreConfig(url)
         self.url = url
-        self.pool_size = pool_size  # PostgreSQL connections at most (FENGQIAO_PROJECTIONS_POOL_SIZE)
+        self.pool_size = (
+            pool_size  # PostgreSQL connections at most (FENGQIAO_PROJECTIONS_POOL_SIZE)
+        )
         self.is_postgres = self.store.is_postgres
         self.for_update = " FOR UPDATE" if self.is_postgres else ""
         self._local = threading.local()
@@ -160,7 +174,9 @@ class Database:
         self.store.prepare()
 
     @classmethod
-    def for_store(cls, store: StoreConfig, url: str | None = None, settings: Settings = DEFAULTS) -> Database:
+    def for_store(
+        cls, store: StoreConfig, url: str | None = None, settings: Settings = DEFAULTS
+    ) -> Database:
         """Beside the events, unless ``url`` or ``FENGQIAO_PROJECTIONS_URL`` says otherwise."""
         return cls(url or settings.projections_url or store.url, settings.projections_pool_size)
 
@@ -170,7 +186,10 @@ class Database:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(
-                str(self.store.sqlite_path), isolation_level=None, check_same_thread=False, timeout=30
+                str(self.store.sqlite_path),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30,
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA busy_timeout=30000")
@@ -190,9 +209,12 @@ class Database:
                     self.store.psycopg_url(),
                     min_size=1,
                     max_size=self.pool_size,
-                    kwargs={"row_factory": dict_row, "autocommit": True,
-                            # skewed parameters (a county is every row, a grid a few): plan with the values
-                            "options": f"-c search_path={self.store.schema} -c plan_cache_mode=force_custom_plan"},
+                    kwargs={
+                        "row_factory": dict_row,
+                        "autocommit": True,
+                        # skewed parameters (a county is every row, a grid a few): plan with the values
+                        "options": f"-c search_path={self.store.schema} -c plan_cache_mode=force_custom_plan",
+                    },
                     check=ConnectionPool.check_connection,  # a connection a restart dropped is replaced
                     open=True,
                 )
@@ -263,8 +285,10 @@ class Database:
 
     def table_exists(self, name: str) -> bool:
         if self.is_postgres:
-            sql = ("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
-                   "AND table_name = ?")
+            sql = (
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name = ?"
+            )
         else:
             sql = "SELECT 1 FROM sqlite_master WHERE name = ?"
         return bool(self.query(sql, (name,)))
@@ -302,7 +326,9 @@ class StoreDb:
 
     @contextmanager
     def _statement(self, commit: bool) -> Iterator[Tx]:
-        if self.is_postgres:  # one statement on an autocommit connection: no BEGIN and COMMIT round trips
+        if (
+            self.is_postgres
+        ):  # one statement on an autocommit connection: no BEGIN and COMMIT round trips
             with self.datastore.get_connection() as connection, connection.cursor() as cursor:
                 yield Tx(cursor, postgres=True)
             return

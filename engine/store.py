@@ -96,7 +96,9 @@ class StoreConfig:
         except FileExistsError:
             pass
         for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            with contextlib.suppress(FileNotFoundError, PermissionError):  # not ours: the owner sees to it
+            with contextlib.suppress(
+                FileNotFoundError, PermissionError
+            ):  # not ours: the owner sees to it
                 if name.stat().st_mode & 0o077:
                     name.chmod(0o600)
 

@@ -128,8 +128,12 @@ def new_secret() -> str:
 
 NOT_ALLOWED = "the webhook target is not allowed (it must be a public http(s) address)"
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (and ::, ::1)
-NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64: the IPv4 address is the last 32 bits
-LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215): a private network
+NAT64 = ipaddress.ip_network(
+    "64:ff9b::/96"
+)  # well-known NAT64: the IPv4 address is the last 32 bits
+LOCAL_NAT64 = ipaddress.ip_network(
+    "64:ff9b:1::/48"
+)  # local-use NAT64 (RFC 8215): a private network
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,11 @@ def public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip in IPV4_COMPATIBLE or ip in LOCAL_NAT64 or ip.is_site_local:
             return False
-        embedded = ip.ipv4_mapped or ip.sixtofour or (
-            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None)
+        embedded = (
+            ip.ipv4_mapped
+            or ip.sixtofour
+            or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None)
+        )
         if embedded is not None:
             return public_address(embedded)
     return ip.is_global and not ip.is_multicast
@@ -167,7 +174,9 @@ def resolve_target(url: str, allow_private: bool = False) -> Target:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     except (OSError, ValueError, UnicodeError, httpx.InvalidURL):
-        raise ValidationFailed(f"the webhook host {parsed.hostname!r} does not resolve", field="url") from None
+        raise ValidationFailed(
+            f"the webhook host {parsed.hostname!r} does not resolve", field="url"
+        ) from None
     if not addresses or not (allow_private or all(public_address(ip) for ip in addresses)):
         raise ValidationFailed(NOT_ALLOWED, field="url")
     return Target(url, host, port, str(addresses[0]))
@@ -200,9 +209,16 @@ class Subscription:
     def view(self, *, with_secret: bool = False) -> dict[str, Any]:
         """The API shape; the secret only when the subscription is created."""
         shown = {
-            "id": self.id, "url": self.url, "types": list(self.types), "region": self.region,
-            "state": self.state, "state_reason": self.state_reason, "position": self.cursor,
-            "owner": self.owner, "created_at": self.created_at, "updated_at": self.updated_at,
+            "id": self.id,
+            "url": self.url,
+            "types": list(self.types),
+            "region": self.region,
+            "state": self.state,
+            "state_reason": self.state_reason,
+            "position": self.cursor,
+            "owner": self.owner,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
         }
         if with_secret:
             shown["secret"] = self.secret
@@ -210,7 +226,9 @@ class Subscription:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Subscription:
-        return cls(**{**row, "types": tuple(json.loads(row["types"])), "cursor": int(row["cursor"])})
+        return cls(
+            **{**row, "types": tuple(json.loads(row["types"])), "cursor": int(row["cursor"])}
+        )
 
 
 def owner_stop_reason(owner: User | None, subscription: Subscription, now: datetime) -> str | None:
@@ -247,17 +265,31 @@ class Delivery:
 
     def view(self) -> dict[str, Any]:
         return {
-            "position": self.position, "webhook_id": self.message_id, "type": self.event_type,
-            "status": self.status, "attempts": self.attempts,
-            "next_attempt_at": (datetime.fromtimestamp(self.next_attempt_at, UTC).isoformat()
-                                if self.status == PENDING else None),
-            "last_attempt_at": self.last_attempt_at, "last_status": self.last_status,
-            "last_error": self.last_error, "delivered_at": self.delivered_at,
+            "position": self.position,
+            "webhook_id": self.message_id,
+            "type": self.event_type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": (
+                datetime.fromtimestamp(self.next_attempt_at, UTC).isoformat()
+                if self.status == PENDING
+                else None
+            ),
+            "last_attempt_at": self.last_attempt_at,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "delivered_at": self.delivered_at,
         }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Delivery:
-        return cls(**{**row, "position": int(row["position"]), "next_attempt_at": float(row["next_attempt_at"])})
+        return cls(
+            **{
+                **row,
+                "position": int(row["position"]),
+                "next_attempt_at": float(row["next_attempt_at"]),
+            }
+        )
 
 
 class SubscriptionStore:
@@ -267,17 +299,27 @@ class SubscriptionStore:
         self.db = db
         self.key = key  # encrypts each secret (AES-256-GCM, the subscription id as associated data)
         with db.transaction() as tx:
-            tx.serialize("fengqiao.subscriptions.ddl")  # two senders starting at once on a new store
+            tx.serialize(
+                "fengqiao.subscriptions.ddl"
+            )  # two senders starting at once on a new store
             for statement in SCHEMA:
                 tx.execute(statement)
-            for row in tx.query("SELECT id, secret FROM fengqiao_subscriptions WHERE secret LIKE ?",
-                                (SECRET_PREFIX + "%",)):  # stored in clear by an older version
-                tx.execute("UPDATE fengqiao_subscriptions SET secret = ? WHERE id = ?",
-                           (self._seal(row["id"], row["secret"]), row["id"]))
+            for row in tx.query(
+                "SELECT id, secret FROM fengqiao_subscriptions WHERE secret LIKE ?",
+                (SECRET_PREFIX + "%",),
+            ):  # stored in clear by an older version
+                tx.execute(
+                    "UPDATE fengqiao_subscriptions SET secret = ? WHERE id = ?",
+                    (self._seal(row["id"], row["secret"]), row["id"]),
+                )
 
     @classmethod
-    def for_store(cls, store: StoreConfig, pool_size: int = DEFAULTS.projections_pool_size,
-                  key_path: Path | None = None) -> SubscriptionStore:
+    def for_store(
+        cls,
+        store: StoreConfig,
+        pool_size: int = DEFAULTS.projections_pool_size,
+        key_path: Path | None = None,
+    ) -> SubscriptionStore:
         """On the store's database; ``key_path``: ``FENGQIAO_WEBHOOK_KEY`` (see :func:`default_key_path`)."""
         return cls(Database(store.url, pool_size), load_key(default_key_path(store, key_path)))
 
@@ -299,35 +341,72 @@ class SubscriptionStore:
 
     # -- subscriptions ---------------------------------------------------------------
 
-    def create(self, *, owner: str, url: str, types: Iterable[str], region: str, start: int,
-               allow_private: bool = False, limit: int | None = None) -> Subscription:
+    def create(
+        self,
+        *,
+        owner: str,
+        url: str,
+        types: Iterable[str],
+        region: str,
+        start: int,
+        allow_private: bool = False,
+        limit: int | None = None,
+    ) -> Subscription:
         """A new active subscription that receives the events after position ``start``;
         refused (``validation``, field ``subscriptions``) when ``owner`` has ``limit`` already."""
         now = utc_now_text()
         subscription = Subscription(
-            id=str(uuid.uuid4()), owner=owner, url=check_target(url, allow_private), secret=new_secret(),
-            types=tuple(sorted(set(types))), region=region, state=ACTIVE, cursor=start,
-            created_at=now, updated_at=now,
+            id=str(uuid.uuid4()),
+            owner=owner,
+            url=check_target(url, allow_private),
+            secret=new_secret(),
+            types=tuple(sorted(set(types))),
+            region=region,
+            state=ACTIVE,
+            cursor=start,
+            created_at=now,
+            updated_at=now,
         )
         with self.db.transaction() as tx:
-            tx.serialize("fengqiao.subscriptions.owner." + owner)  # two at once do not pass the limit together
-            held = tx.query("SELECT COUNT(*) AS n FROM fengqiao_subscriptions WHERE owner = ?", (owner,))
+            tx.serialize(
+                "fengqiao.subscriptions.owner." + owner
+            )  # two at once do not pass the limit together
+            held = tx.query(
+                "SELECT COUNT(*) AS n FROM fengqiao_subscriptions WHERE owner = ?", (owner,)
+            )
             if limit is not None and int(held[0]["n"]) >= limit:
-                raise ValidationFailed(f"{owner} has {limit} subscriptions, the most allowed: delete one first",
-                                       field="subscriptions", limit=limit)
+                raise ValidationFailed(
+                    f"{owner} has {limit} subscriptions, the most allowed: delete one first",
+                    field="subscriptions",
+                    limit=limit,
+                )
             tx.execute(
                 "INSERT INTO fengqiao_subscriptions (id, owner, url, secret, types, region, state, cursor,"
                 " created_at, updated_at, state_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (subscription.id, owner, subscription.url, self._seal(subscription.id, subscription.secret),
-                 json.dumps(subscription.types),
-                 region, ACTIVE, start, now, now, None),
+                (
+                    subscription.id,
+                    owner,
+                    subscription.url,
+                    self._seal(subscription.id, subscription.secret),
+                    json.dumps(subscription.types),
+                    region,
+                    ACTIVE,
+                    start,
+                    now,
+                    now,
+                    None,
+                ),
             )
         return subscription
 
     def get(self, subscription_id: str) -> Subscription:
-        rows = self.db.query("SELECT * FROM fengqiao_subscriptions WHERE id = ?", (subscription_id,))
+        rows = self.db.query(
+            "SELECT * FROM fengqiao_subscriptions WHERE id = ?", (subscription_id,)
+        )
         if not rows:
-            raise NotFound(f"no subscription {subscription_id}", resource="subscription", id=subscription_id)
+            raise NotFound(
+                f"no subscription {subscription_id}", resource="subscription", id=subscription_id
+            )
         return self._subscription(rows[0])
 
     def list(self, owner: str | None = None, state: str | None = None) -> list[Subscription]:
@@ -337,23 +416,37 @@ class SubscriptionStore:
             sql, params = sql + " AND owner = ?", [*params, owner]
         if state is not None:
             sql, params = sql + " AND state = ?", [*params, state]
-        return [self._subscription(r) for r in self.db.query(sql + " ORDER BY created_at, id", params)]
+        return [
+            self._subscription(r) for r in self.db.query(sql + " ORDER BY created_at, id", params)
+        ]
 
-    def set_state(self, subscription_id: str, state: str, reason: str | None = None) -> Subscription:
+    def set_state(
+        self, subscription_id: str, state: str, reason: str | None = None
+    ) -> Subscription:
         with self.db.transaction() as tx:
             changed = tx.execute(
                 "UPDATE fengqiao_subscriptions SET state = ?, state_reason = ?, updated_at = ? WHERE id = ?",
                 (state, reason, utc_now_text(), subscription_id),
             )
         if not changed:
-            raise NotFound(f"no subscription {subscription_id}", resource="subscription", id=subscription_id)
+            raise NotFound(
+                f"no subscription {subscription_id}", resource="subscription", id=subscription_id
+            )
         return self.get(subscription_id)
 
     def delete(self, subscription_id: str) -> None:
         with self.db.transaction() as tx:
-            tx.execute("DELETE FROM fengqiao_deliveries WHERE subscription_id = ?", (subscription_id,))
-            if not tx.execute("DELETE FROM fengqiao_subscriptions WHERE id = ?", (subscription_id,)):
-                raise NotFound(f"no subscription {subscription_id}", resource="subscription", id=subscription_id)
+            tx.execute(
+                "DELETE FROM fengqiao_deliveries WHERE subscription_id = ?", (subscription_id,)
+            )
+            if not tx.execute(
+                "DELETE FROM fengqiao_subscriptions WHERE id = ?", (subscription_id,)
+            ):
+                raise NotFound(
+                    f"no subscription {subscription_id}",
+                    resource="subscription",
+                    id=subscription_id,
+                )
 
     def replay(self, subscription_id: str, from_position: int) -> Subscription:
         """Deliver again every matching event from ``from_position`` on (inclusive):
@@ -367,7 +460,11 @@ class SubscriptionStore:
                 (from_position - 1, utc_now_text(), subscription_id),
             )
             if not changed:
-                raise NotFound(f"no subscription {subscription_id}", resource="subscription", id=subscription_id)
+                raise NotFound(
+                    f"no subscription {subscription_id}",
+                    resource="subscription",
+                    id=subscription_id,
+                )
             tx.execute(
                 "DELETE FROM fengqiao_deliveries WHERE subscription_id = ? AND position >= ? AND status = ?",
                 (subscription_id, from_position, PENDING),
@@ -376,11 +473,15 @@ class SubscriptionStore:
 
     # -- deliveries ------------------------------------------------------------------
 
-    def queue(self, subscription_id: str, events: builtins.list[dict[str, Any]], cursor: int, now: float) -> None:
+    def queue(
+        self, subscription_id: str, events: builtins.list[dict[str, Any]], cursor: int, now: float
+    ) -> None:
         """Queue the events as pending deliveries and move the cursor, atomically."""
         with self.db.transaction() as tx:
-            rows = tx.query(f"SELECT cursor FROM fengqiao_subscriptions WHERE id = ?{self.db.for_update}",
-                            (subscription_id,))
+            rows = tx.query(
+                f"SELECT cursor FROM fengqiao_subscriptions WHERE id = ?{self.db.for_update}",
+                (subscription_id,),
+            )
             if not rows:
                 return
             tx.executemany(
@@ -390,10 +491,23 @@ class SubscriptionStore:
                 " ON CONFLICT (subscription_id, position) DO UPDATE SET body = excluded.body,"
                 " status = excluded.status, attempts = 0, next_attempt_at = excluded.next_attempt_at,"
                 " last_attempt_at = NULL, last_status = NULL, last_error = NULL, delivered_at = NULL",
-                [(subscription_id, e["position"], e["id"], e["type"],
-                  json.dumps(e, ensure_ascii=False, separators=(",", ":")), PENDING, now) for e in events],
+                [
+                    (
+                        subscription_id,
+                        e["position"],
+                        e["id"],
+                        e["type"],
+                        json.dumps(e, ensure_ascii=False, separators=(",", ":")),
+                        PENDING,
+                        now,
+                    )
+                    for e in events
+                ],
             )
-            tx.execute("UPDATE fengqiao_subscriptions SET cursor = ? WHERE id = ?", (cursor, subscription_id))
+            tx.execute(
+                "UPDATE fengqiao_subscriptions SET cursor = ? WHERE id = ?",
+                (cursor, subscription_id),
+            )
 
     def pending_count(self, subscription_id: str) -> int:
         rows = self.db.query(
@@ -412,7 +526,12 @@ class SubscriptionStore:
         return Delivery.from_row(rows[0]) if rows else None
 
     def record_attempt(
-        self, delivery: Delivery, *, status: str, http_status: int | None, error: str | None,
+        self,
+        delivery: Delivery,
+        *,
+        status: str,
+        http_status: int | None,
+        error: str | None,
         next_attempt_at: float | None = None,
     ) -> None:
         now = utc_now_text()
@@ -421,16 +540,27 @@ class SubscriptionStore:
                 "UPDATE fengqiao_deliveries SET status = ?, attempts = attempts + 1, last_attempt_at = ?,"
                 " last_status = ?, last_error = ?, next_attempt_at = ?, delivered_at = ?"
                 " WHERE subscription_id = ? AND position = ?",
-                (status, now, http_status, error, next_attempt_at or time.time(),
-                 now if status == DELIVERED else None, delivery.subscription_id, delivery.position),
+                (
+                    status,
+                    now,
+                    http_status,
+                    error,
+                    next_attempt_at or time.time(),
+                    now if status == DELIVERED else None,
+                    delivery.subscription_id,
+                    delivery.position,
+                ),
             )
 
     def deliveries(
         self, subscription_id: str, *, status: str | None = None, after: int = 0, limit: int = 100
     ) -> builtins.list[Delivery]:
         if status is not None and status not in DELIVERY_STATUSES:
-            raise ValidationFailed(f"unknown delivery status {status!r}", field="status",
-                                   allowed=list(DELIVERY_STATUSES))
+            raise ValidationFailed(
+                f"unknown delivery status {status!r}",
+                field="status",
+                allowed=list(DELIVERY_STATUSES),
+            )
         sql = "SELECT * FROM fengqiao_deliveries WHERE subscription_id = ? AND position > ?"
         params: list[Any] = [subscription_id, after]
         if status is not None:

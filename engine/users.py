@@ -48,8 +48,15 @@ class User:
         return self.expires_at is not None and datetime.fromisoformat(self.expires_at) <= now
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "region": self.region, "unit": self.unit,
-                "created_at": self.created_at, "revoked_at": self.revoked_at, "expires_at": self.expires_at}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "region": self.region,
+            "unit": self.unit,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+            "expires_at": self.expires_at,
+        }
 
 
 USER_FIELDS = tuple(field.name for field in fields(User))
@@ -70,7 +77,9 @@ class UserStore:
 
     def __init__(self, engine: Fengqiao) -> None:
         self.engine = engine
-        self.db = StoreDb(engine.recorder)  # the engine's connections: pooled on PostgreSQL, no lock of our own
+        self.db = StoreDb(
+            engine.recorder
+        )  # the engine's connections: pooled on PostgreSQL, no lock of our own
         self.table = self.db.table(TABLE)
         self._ranks: dict[str, tuple[int, float]] = {}
         self.db.execute(
@@ -78,11 +87,21 @@ class UserStore:
             " name TEXT PRIMARY KEY, role TEXT NOT NULL, region TEXT NOT NULL, unit TEXT,"
             " token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT)"
         )
-        if "expires_at" not in self.db.columns(self.table):  # a table made before tokens could expire
+        if "expires_at" not in self.db.columns(
+            self.table
+        ):  # a table made before tokens could expire
             self.db.execute(f"ALTER TABLE {self.table} ADD COLUMN expires_at TEXT")
 
-    def add(self, name: str, role: str, region: str, unit: str | None = None, *, by: str = "cli:admin",
-            expires_in: timedelta | None = None) -> str:
+    def add(
+        self,
+        name: str,
+        role: str,
+        region: str,
+        unit: str | None = None,
+        *,
+        by: str = "cli:admin",
+        expires_in: timedelta | None = None,
+    ) -> str:
         """Create (or re-issue) a user; return the new token, which is not stored. With
         ``expires_in``, the token stops working that long from now."""
         if expires_in is not None and expires_in <= timedelta(0):
@@ -91,8 +110,12 @@ class UserStore:
         if not name:
             raise ValidationFailed("a user needs a name", field="name")
         if role not in PERSON_ROLES:
-            raise ValidationFailed(f"unknown role {role!r}", field="role", allowed=list(PERSON_ROLES))
-        self.engine.add_person(Person(name, role, region, unit or None), by)  # checks region and unit
+            raise ValidationFailed(
+                f"unknown role {role!r}", field="role", allowed=list(PERSON_ROLES)
+            )
+        self.engine.add_person(
+            Person(name, role, region, unit or None), by
+        )  # checks region and unit
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self.engine.clock.now()
         expires_at = (now + expires_in).isoformat() if expires_in is not None else None
@@ -108,8 +131,10 @@ class UserStore:
     def revoke(self, name: str) -> User:
         if self.get(name) is None:
             raise NotFound(f"no user {name!r}", resource="user", id=name)
-        self.db.execute(f"UPDATE {self.table} SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                        (self.engine.clock.now().isoformat(), name))
+        self.db.execute(
+            f"UPDATE {self.table} SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            (self.engine.clock.now().isoformat(), name),
+        )
         return self.get(name)  # type: ignore[return-value]
 
     def get(self, name: str) -> User | None:
@@ -125,7 +150,9 @@ class UserStore:
         if not token or len(token) > 200:
             return None
         digest = token_hash(token)
-        rows = self.db.query(f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?", (digest,))
+        rows = self.db.query(
+            f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?", (digest,)
+        )
         if not rows or not hmac.compare_digest(rows[0]["token_hash"], digest):
             return None
         user = _user(rows[0])
@@ -141,10 +168,14 @@ class UserStore:
         if cached is None or now - cached[1] > RANK_TTL:
             cached = (int(self.engine.region(user.region).rank), now)
             self._ranks[user.region] = cached
-        return Actor(id=user.name, role=user.role, unit=user.unit, region=user.region, rank=cached[0])
+        return Actor(
+            id=user.name, role=user.role, unit=user.unit, region=user.region, rank=cached[0]
+        )
 
     def reachable(self) -> bool:
-        for _attempt in range(2):  # a connection a database restart dropped is replaced on the second try
+        for _attempt in range(
+            2
+        ):  # a connection a database restart dropped is replaced on the second try
             try:
                 self.db.query("SELECT 1")
                 return True
@@ -158,8 +189,10 @@ class UserStore:
         file (or its folder, for the WAL) that cannot be written or whose disk is full, is not."""
         try:
             if self.db.is_postgres:
-                row = self.db.one("SELECT pg_is_in_recovery() AS recovery, "
-                                  "current_setting('transaction_read_only') AS read_only")
+                row = self.db.one(
+                    "SELECT pg_is_in_recovery() AS recovery, "
+                    "current_setting('transaction_read_only') AS read_only"
+                )
                 assert row is not None  # a SELECT without FROM has its row
                 return not row["recovery"] and row["read_only"] == "off"
             pool = self.db.datastore.pool
@@ -167,7 +200,10 @@ class UserStore:
                 return True
             folder = os.path.dirname(os.path.abspath(pool.db_name))
             room = os.statvfs(folder)
-            return (os.access(pool.db_name, os.W_OK) and os.access(folder, os.W_OK)
-                    and room.f_bavail * room.f_frsize >= MIN_FREE_BYTES)
+            return (
+                os.access(pool.db_name, os.W_OK)
+                and os.access(folder, os.W_OK)
+                and room.f_bavail * room.f_frsize >= MIN_FREE_BYTES
+            )
         except Exception:  # noqa: BLE001 - any failure means "not writable"
             return False

@@ -19,8 +19,9 @@ from engine import deadlines
 from engine.case_clocks import current_clocks
 
 
-def replayed(app: Any, case_id: UUID, version: int | None = None,
-             as_of: datetime | None = None) -> tuple[Case, list[Case.Event]]:
+def replayed(
+    app: Any, case_id: UUID, version: int | None = None, as_of: datetime | None = None
+) -> tuple[Case, list[Case.Event]]:
     """The case rebuilt in one read of its events, with those events: up to ``version``,
     or as the store knew it at ``as_of`` (by recorded time), or now."""
     if as_of is not None and as_of.tzinfo is None:
@@ -35,15 +36,22 @@ def replayed(app: Any, case_id: UUID, version: int | None = None,
         case = event.mutate(case)
         events.append(event)
     if case is None and as_of is not None:
-        raise NotFound(f"case {case_id} did not exist at {as_of.isoformat()}", resource="case", id=str(case_id))
+        raise NotFound(
+            f"case {case_id} did not exist at {as_of.isoformat()}", resource="case", id=str(case_id)
+        )
     if not isinstance(case, Case) or (version is not None and case.version != version):
         app.case(case_id, version=version)  # raises the engine's own NotFound
         raise NotFound(f"no case {case_id}", resource="case", id=str(case_id))
     return case, events
 
 
-def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: datetime | None = None,
-              now: datetime | None = None) -> dict[str, Any]:
+def case_view(
+    app: Any,
+    case_id: UUID,
+    version: int | None = None,
+    as_of: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The case view with its clocks, now, at ``version`` or as recorded at ``as_of``.
 
     The clocks run to ``now``; by default the moment shown: ``as_of``, the moment
@@ -62,7 +70,9 @@ def case_view(app: Any, case_id: UUID, version: int | None = None, as_of: dateti
     if now is None:
         now = as_of or (case.modified_on if version is not None else app.clock.now())
     deadlines.check()
-    return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
+    return case_fields(
+        case, clocks_under(app.policy(case.policy_version), events, now, app.statutory())
+    )
 
 
 def taken_case(app: Any, case_id: UUID, current: bool = True) -> Case:
@@ -82,7 +92,9 @@ def _brought_up_to_date(app: Any, case: Any) -> Any:
     return case
 
 
-def _current_view(app: Any, case_id: UUID, version: int | None, now: datetime | None) -> dict[str, Any] | None:
+def _current_view(
+    app: Any, case_id: UUID, version: int | None, now: datetime | None
+) -> dict[str, Any] | None:
     """The view of the case as it is now, if ``version`` is None or its current one (else None).
 
     The cached case is taken out while in use and put back after (see ``engine.case_cache``)."""
@@ -130,14 +142,24 @@ def case_fields(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[
         "reclassified_up": case.reclassified_up,
         "whistled": {d: (t.isoformat() if t else None) for d, t in case.whistled.items()},
         "clocks": [c.view() for c in clocks or ()],
-        "overdue": any(c.overdue for c in clocks) if clocks is not None else bool(case.breached_clocks),
+        "overdue": any(c.overdue for c in clocks)
+        if clocks is not None
+        else bool(case.breached_clocks),
     }
 
 
 def event_view(position: int | None, event: Case.Event) -> dict[str, Any]:
     """One history entry: version, position, type, times, actor, policy version, data."""
-    common = {"originator_id", "originator_version", "timestamp", "actor", "occurred_at", "command_id",
-              "policy_version", "originator_topic"}
+    common = {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "actor",
+        "occurred_at",
+        "command_id",
+        "policy_version",
+        "originator_topic",
+    }
     data = {k: v for k, v in vars(event).items() if k not in common}
     return {
         "version": event.originator_version,

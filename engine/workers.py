@@ -48,8 +48,9 @@ def load_workers(modules: Sequence[str] = ()) -> dict[str, Worker]:
     return WORKERS
 
 
-def run_workers(app: Any, stop: threading.Event, names: list[str] | None = None,
-                modules: Sequence[str] = ()) -> None:
+def run_workers(
+    app: Any, stop: threading.Event, names: list[str] | None = None, modules: Sequence[str] = ()
+) -> None:
     """Run the named workers (default: all registered once ``modules`` are imported),
     each under its lease, until ``stop`` is set or one of them dies."""
     from engine.leadership import Leadership
@@ -62,10 +63,13 @@ def run_workers(app: Any, stop: threading.Event, names: list[str] | None = None,
     leadership = Leadership(app.store)
     threads = []
     for name in chosen:
+
         def target(worker: Worker = workers[name], name: str = name) -> None:
             try:
                 if LEASES[name] == "share":
-                    leadership.member(name, lambda term, share: worker(app, term, share=share), stop)
+                    leadership.member(
+                        name, lambda term, share: worker(app, term, share=share), stop
+                    )
                 else:
                     leadership.lead(name, lambda term: worker(app, term), stop)
             except BaseException:

@@ -71,43 +71,141 @@ DUE_SOON = 0.75
 SYNC_GRACE = timedelta(hours=4)  # the policy's sync_grace when the case's policy is unknown
 
 COLUMNS = (
-    "case_id", "kind", "category", "severity", "reported_severity", "status", "region", "origin_region",
-    "village", "township", "rank", "ceiling", "reported_ceiling", "ceilings", "profile", "policy_version",
-    "title", "channel", "reporter", "assignee", "unit", "responsible_unit", "suspended", "clocks",
-    "next_due_at", "overdue", "due_soon", "breached", "reported_at", "recorded_at", "last_event_at",
-    "version", "position", "resolved_at", "resolved_rank", "within_ceiling", "referred", "reclassified_up",
-    "escalations_refused", "escalations", "reopened", "dispatched_at", "accepted_at", "sign_for_due_at", "responded_in_time",
-    "satisfaction", "visited_at", "closed_at",
+    "case_id",
+    "kind",
+    "category",
+    "severity",
+    "reported_severity",
+    "status",
+    "region",
+    "origin_region",
+    "village",
+    "township",
+    "rank",
+    "ceiling",
+    "reported_ceiling",
+    "ceilings",
+    "profile",
+    "policy_version",
+    "title",
+    "channel",
+    "reporter",
+    "assignee",
+    "unit",
+    "responsible_unit",
+    "suspended",
+    "clocks",
+    "next_due_at",
+    "overdue",
+    "due_soon",
+    "breached",
+    "reported_at",
+    "recorded_at",
+    "last_event_at",
+    "version",
+    "position",
+    "resolved_at",
+    "resolved_rank",
+    "within_ceiling",
+    "referred",
+    "reclassified_up",
+    "escalations_refused",
+    "escalations",
+    "reopened",
+    "dispatched_at",
+    "accepted_at",
+    "sign_for_due_at",
+    "responded_in_time",
+    "satisfaction",
+    "visited_at",
+    "closed_at",
 )
-INTEGER = {"rank", "ceiling", "reported_ceiling", "policy_version", "suspended", "overdue", "due_soon",
-           "version", "resolved_rank", "within_ceiling", "referred", "reclassified_up", "escalations_refused",
-           "escalations", "reopened",
-           "responded_in_time"}
+INTEGER = {
+    "rank",
+    "ceiling",
+    "reported_ceiling",
+    "policy_version",
+    "suspended",
+    "overdue",
+    "due_soon",
+    "version",
+    "resolved_rank",
+    "within_ceiling",
+    "referred",
+    "reclassified_up",
+    "escalations_refused",
+    "escalations",
+    "reopened",
+    "responded_in_time",
+}
 INDEXED = (
-    ("region", "region, reported_at"), ("origin", "origin_region, reported_at"),
-    ("village", "village, resolved_at"), ("township", "township, resolved_at"),
-    ("status", "status, reported_at"), ("kind", "kind, severity"), ("rank", "rank"),
-    ("assignee", "assignee, status"), ("unit", "unit, status"), ("overdue", "overdue, next_due_at"),
-    ("due_soon", "due_soon"), ("sort", "reported_at, case_id"), ("resolved", "resolved_at"),
+    ("region", "region, reported_at"),
+    ("origin", "origin_region, reported_at"),
+    ("village", "village, resolved_at"),
+    ("township", "township, resolved_at"),
+    ("status", "status, reported_at"),
+    ("kind", "kind, severity"),
+    ("rank", "rank"),
+    ("assignee", "assignee, status"),
+    ("unit", "unit, status"),
+    ("overdue", "overdue, next_due_at"),
+    ("due_soon", "due_soon"),
+    ("sort", "reported_at, case_id"),
+    ("resolved", "resolved_at"),
 )
 OPEN_STATUSES = ("reported", "assigned", "accepted", "in_progress")
-OPEN_SQL = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"  # literal: partial indexes match it
+OPEN_SQL = (
+    f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"  # literal: partial indexes match it
+)
 SATISFIED = ("satisfied", "basically_satisfied")
 
 # Roll-up days and months are Beijing's (UTC+8, no daylight saving), as the API's dates are.
 DAY_OFFSET = timedelta(hours=8)
 RANK_COLUMNS = tuple(f"resolved_{rank.label}" for rank in Rank)
-PETITION_COLUMNS = ("petitions", "dispatched", "responded", "petitions_resolved", "visited", "satisfied")
-STAT_COLUMNS = ("received", "resolved", "within_ceiling", *RANK_COLUMNS, "referred", "reclassified_up",
-                "escalations_refused", *PETITION_COLUMNS)
+PETITION_COLUMNS = (
+    "petitions",
+    "dispatched",
+    "responded",
+    "petitions_resolved",
+    "visited",
+    "satisfied",
+)
+STAT_COLUMNS = (
+    "received",
+    "resolved",
+    "within_ceiling",
+    *RANK_COLUMNS,
+    "referred",
+    "reclassified_up",
+    "escalations_refused",
+    *PETITION_COLUMNS,
+)
 # a stats row is empty when these are (the others count subsets of received or resolved)
 STAT_PRESENT = ("received", "resolved", "referred", "reclassified_up", "escalations_refused")
 BOARD_COLUMNS = ("open", "overdue", "due_soon")
 _S = {name: i for i, name in enumerate(STAT_COLUMNS)}
 BOARD_FACTS = 13  # FACTS[:13] feed cases_stats, the rest cases_board
-FACTS = ("origin_region", "village", "township", "kind", "reported_at", "resolved_at", "resolved_rank",
-         "within_ceiling", "referred", "dispatched_at", "responded_in_time", "visited_at", "satisfaction",
-         "status", "region", "assignee", "unit", "overdue", "due_soon")
+FACTS = (
+    "origin_region",
+    "village",
+    "township",
+    "kind",
+    "reported_at",
+    "resolved_at",
+    "resolved_rank",
+    "within_ceiling",
+    "referred",
+    "dispatched_at",
+    "responded_in_time",
+    "visited_at",
+    "satisfaction",
+    "status",
+    "region",
+    "assignee",
+    "unit",
+    "overdue",
+    "due_soon",
+)
 
 
 @overload
@@ -141,8 +239,15 @@ class _Ladder:
 
 class CasesProjection(Projection):
     name = "cases"
-    tables = ("cases", "cases_upward", "cases_policies", "cases_calendar", "cases_regions", "cases_stats",
-              "cases_board")
+    tables = (
+        "cases",
+        "cases_upward",
+        "cases_policies",
+        "cases_calendar",
+        "cases_regions",
+        "cases_stats",
+        "cases_board",
+    )
     # 3: a send-back ends the first receiver's responsibility; 4, 5: roll-ups; 6: villages and
     # townships by rank from the region tree (micro-grids), referred disputes, one on-time rule;
     # 7: the imported statutory years, a check-in ends its own clock, 签收 as Accepted records it
@@ -150,7 +255,9 @@ class CasesProjection(Projection):
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
-        self._trees: dict[int, RegionTree] = {}  # generation → the region tree as of the last event applied
+        self._trees: dict[
+            int, RegionTree
+        ] = {}  # generation → the region tree as of the last event applied
         self._statutory: dict[int, Statutory] = {}  # generation → the imported statutory years
         self._tree_read = False  # this batch read cases_regions already
 
@@ -159,36 +266,69 @@ class CasesProjection(Projection):
     def create_tables(self, tx: Tx) -> None:
         key = tx.key_type
         types = {c: "INTEGER" for c in INTEGER} | {"position": "BIGINT"}
-        keyed = {"case_id", "region", "origin_region", "village", "township", "reported_at", "resolved_at",
-                 "next_due_at", "status", "kind", "severity", "assignee", "unit"}
+        keyed = {
+            "case_id",
+            "region",
+            "origin_region",
+            "village",
+            "township",
+            "reported_at",
+            "resolved_at",
+            "next_due_at",
+            "status",
+            "kind",
+            "severity",
+            "assignee",
+            "unit",
+        }
         columns = ", ".join(f"{c} {types.get(c, key if c in keyed else 'TEXT')}" for c in COLUMNS)
         tx.execute(f"CREATE TABLE {self.t('cases')} ({columns}, PRIMARY KEY (case_id))")
-        tx.execute(f"CREATE TABLE {self.t('cases_upward')} (case_id {key} NOT NULL, position BIGINT NOT NULL, "
-                   f"fact {key} NOT NULL, at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, "
-                   f"township {key}, detail TEXT, PRIMARY KEY (case_id, position))")
-        tx.execute(f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)")
-        tx.execute(f"CREATE TABLE {self.t('cases_calendar')} (year INTEGER PRIMARY KEY, entry TEXT NOT NULL)")
-        tx.execute(f"CREATE TABLE {self.t('cases_regions')} (code {key} PRIMARY KEY, name TEXT NOT NULL, "
-                   "rank INTEGER NOT NULL, profile TEXT NOT NULL)")
+        tx.execute(
+            f"CREATE TABLE {self.t('cases_upward')} (case_id {key} NOT NULL, position BIGINT NOT NULL, "
+            f"fact {key} NOT NULL, at {key} NOT NULL, origin_region {key} NOT NULL, village {key}, "
+            f"township {key}, detail TEXT, PRIMARY KEY (case_id, position))"
+        )
+        tx.execute(
+            f"CREATE TABLE {self.t('cases_policies')} (version INTEGER PRIMARY KEY, document TEXT NOT NULL)"
+        )
+        tx.execute(
+            f"CREATE TABLE {self.t('cases_calendar')} (year INTEGER PRIMARY KEY, entry TEXT NOT NULL)"
+        )
+        tx.execute(
+            f"CREATE TABLE {self.t('cases_regions')} (code {key} PRIMARY KEY, name TEXT NOT NULL, "
+            "rank INTEGER NOT NULL, profile TEXT NOT NULL)"
+        )
         self._trees.pop(self.generation, None)  # a new generation learns the ladder from its events
         self._statutory.pop(self.generation, None)  # and the calendar
-        fill = " WITH (fillfactor = 50)" if tx.is_postgres else ""  # room on the page: counter updates stay HOT
+        fill = (
+            " WITH (fillfactor = 50)" if tx.is_postgres else ""
+        )  # room on the page: counter updates stay HOT
         counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in STAT_COLUMNS)
-        tx.execute(f"CREATE TABLE {self.t('cases_stats')} (grain TEXT NOT NULL, region {key} NOT NULL, "
-                   f"bucket {key} NOT NULL, village {key}, township {key}, {counters}, "
-                   f"PRIMARY KEY (grain, region, bucket)){fill}")
+        tx.execute(
+            f"CREATE TABLE {self.t('cases_stats')} (grain TEXT NOT NULL, region {key} NOT NULL, "
+            f"bucket {key} NOT NULL, village {key}, township {key}, {counters}, "
+            f"PRIMARY KEY (grain, region, bucket)){fill}"
+        )
         counters = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in BOARD_COLUMNS)
-        tx.execute(f"CREATE TABLE {self.t('cases_board')} (region {key} NOT NULL, dim TEXT NOT NULL, "
-                   f"name {key} NOT NULL, {counters}, PRIMARY KEY (region, dim, name)){fill}")
+        tx.execute(
+            f"CREATE TABLE {self.t('cases_board')} (region {key} NOT NULL, dim TEXT NOT NULL, "
+            f"name {key} NOT NULL, {counters}, PRIMARY KEY (region, dim, name)){fill}"
+        )
 
     def create_indexes(self, tx: Tx) -> None:
         cases, upward = self.t("cases"), self.t("cases_upward")
         for suffix, on in INDEXED:
             tx.execute(f"CREATE INDEX {cases}_{suffix} ON {cases} ({on})")
         # the board's oldest overdue case: open overdue cases only, by due time and by region
-        tx.execute(f"CREATE INDEX {cases}_oldest ON {cases} (next_due_at, case_id) WHERE overdue = 1 AND {OPEN_SQL}")
-        tx.execute(f"CREATE INDEX {cases}_overdue_region ON {cases} (region) WHERE overdue = 1 AND {OPEN_SQL}")
-        tx.execute(f"CREATE INDEX {cases}_overdue_list ON {cases} (reported_at, case_id) WHERE overdue = 1")
+        tx.execute(
+            f"CREATE INDEX {cases}_oldest ON {cases} (next_due_at, case_id) WHERE overdue = 1 AND {OPEN_SQL}"
+        )
+        tx.execute(
+            f"CREATE INDEX {cases}_overdue_region ON {cases} (region) WHERE overdue = 1 AND {OPEN_SQL}"
+        )
+        tx.execute(
+            f"CREATE INDEX {cases}_overdue_list ON {cases} (reported_at, case_id) WHERE overdue = 1"
+        )
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
 
     # -- applying ----------------------------------------------------------------
@@ -230,10 +370,24 @@ class CasesProjection(Projection):
     def _write_rollups(self, tx: Tx, stats: dict[tuple, list], board: dict[tuple, list]) -> None:
         """Add a batch's summed changes to the roll-ups (one statement per 400 rows), and
         delete the rows they left empty."""
-        _add_rows(tx, self.t("cases_stats"), ("grain", "region", "bucket"), ("village", "township"),
-                  STAT_COLUMNS, STAT_PRESENT, [(*k, *v) for k, v in stats.items() if any(v[2:])])
-        _add_rows(tx, self.t("cases_board"), ("region", "dim", "name"), (), BOARD_COLUMNS, ("open",),
-                  [(*k, *v) for k, v in board.items() if any(v)])
+        _add_rows(
+            tx,
+            self.t("cases_stats"),
+            ("grain", "region", "bucket"),
+            ("village", "township"),
+            STAT_COLUMNS,
+            STAT_PRESENT,
+            [(*k, *v) for k, v in stats.items() if any(v[2:])],
+        )
+        _add_rows(
+            tx,
+            self.t("cases_board"),
+            ("region", "dim", "name"),
+            (),
+            BOARD_COLUMNS,
+            ("open",),
+            [(*k, *v) for k, v in board.items() if any(v)],
+        )
 
     def finish_rebuild(self, tx: Tx) -> None:
         """A rebuild maintained no roll-ups batch by batch: compute them once from the rows."""
@@ -253,9 +407,12 @@ class CasesProjection(Projection):
         sums_stats: dict[tuple, list] = {}
         for row in tx.query(_refill_stats_sql(self.t("cases"), self.t("cases_upward"), postgres)):
             counts = [int(row[c]) for c in STAT_COLUMNS]
-            for key, village, township in _ancestry(row["origin_region"], row["village"], row["township"]):
-                vector = sums_stats.setdefault((row["grain"], key, row["bucket"]), [village, township,
-                                                                                      *(0 for _ in counts)])
+            for key, village, township in _ancestry(
+                row["origin_region"], row["village"], row["township"]
+            ):
+                vector = sums_stats.setdefault(
+                    (row["grain"], key, row["bucket"]), [village, township, *(0 for _ in counts)]
+                )
                 for i, n in enumerate(counts):
                     vector[2 + i] += n
         sums_board: dict[tuple, list] = {}
@@ -268,54 +425,119 @@ class CasesProjection(Projection):
     # -- each event, by its class --------------------------------------------------
 
     @singledispatchmethod
-    def _event(self, event: Any, tx: Tx, rows: dict[str, dict[str, Any]], position: int,
-               upward: list[tuple]) -> None:
+    def _event(
+        self,
+        event: Any,
+        tx: Tx,
+        rows: dict[str, dict[str, Any]],
+        position: int,
+        upward: list[tuple],
+    ) -> None:
         """Events of no interest to the case table."""
 
     @_event.register
-    def _policy_loaded(self, event: PolicyBook.PolicyLoaded, tx: Tx, rows: dict[str, dict[str, Any]],
-                       position: int, upward: list[tuple]) -> None:
+    def _policy_loaded(
+        self,
+        event: PolicyBook.PolicyLoaded,
+        tx: Tx,
+        rows: dict[str, dict[str, Any]],
+        position: int,
+        upward: list[tuple],
+    ) -> None:
         self._remember_policy(tx, event)
 
     @_event.register
-    def _calendar_imported(self, event: CalendarBook.CalendarImported, tx: Tx, rows: dict[str, dict[str, Any]],
-                           position: int, upward: list[tuple]) -> None:
+    def _calendar_imported(
+        self,
+        event: CalendarBook.CalendarImported,
+        tx: Tx,
+        rows: dict[str, dict[str, Any]],
+        position: int,
+        upward: list[tuple],
+    ) -> None:
         entry = event.entry()  # the calendar book's own reading of the event
-        stored = {"year": entry.year, "name": entry.name, "digest": entry.digest, "imported_by": entry.imported_by,
-                  "imported_at": iso(entry.imported_at), "holidays": sorted(d.isoformat() for d in entry.holidays),
-                  "workdays": sorted(d.isoformat() for d in entry.workdays)}
-        tx.execute(f"INSERT INTO {self.t('cases_calendar')} (year, entry) VALUES (?, ?) "
-                   "ON CONFLICT (year) DO UPDATE SET entry = excluded.entry", (entry.year, json.dumps(stored)))
+        stored = {
+            "year": entry.year,
+            "name": entry.name,
+            "digest": entry.digest,
+            "imported_by": entry.imported_by,
+            "imported_at": iso(entry.imported_at),
+            "holidays": sorted(d.isoformat() for d in entry.holidays),
+            "workdays": sorted(d.isoformat() for d in entry.workdays),
+        }
+        tx.execute(
+            f"INSERT INTO {self.t('cases_calendar')} (year, entry) VALUES (?, ?) "
+            "ON CONFLICT (year) DO UPDATE SET entry = excluded.entry",
+            (entry.year, json.dumps(stored)),
+        )
         self._statutory.pop(self.generation, None)  # read again, with this year
 
     @_event.register
-    def _region_added(self, event: RegionLadder.RegionAdded, tx: Tx, rows: dict[str, dict[str, Any]],
-                      position: int, upward: list[tuple]) -> None:  # RegionChanged too (a subclass)
-        event.apply(cast(RegionLadder, _Ladder(self._tree(tx))))  # the ladder's own rule for what the event changes (its tree only)
-        tx.execute(f"INSERT INTO {self.t('cases_regions')} (code, name, rank, profile) VALUES (?, ?, ?, ?) "
-                   "ON CONFLICT (code) DO UPDATE SET name = excluded.name, rank = excluded.rank, "
-                   "profile = excluded.profile", (event.code, event.name, int(event.rank), str(event.profile)))
+    def _region_added(
+        self,
+        event: RegionLadder.RegionAdded,
+        tx: Tx,
+        rows: dict[str, dict[str, Any]],
+        position: int,
+        upward: list[tuple],
+    ) -> None:  # RegionChanged too (a subclass)
+        event.apply(
+            cast(RegionLadder, _Ladder(self._tree(tx)))
+        )  # the ladder's own rule for what the event changes (its tree only)
+        tx.execute(
+            f"INSERT INTO {self.t('cases_regions')} (code, name, rank, profile) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (code) DO UPDATE SET name = excluded.name, rank = excluded.rank, "
+            "profile = excluded.profile",
+            (event.code, event.name, int(event.rank), str(event.profile)),
+        )
 
     @_event.register
-    def _escalation_refused(self, event: CeilingRefusals.EscalationRefused, tx: Tx,
-                            rows: dict[str, dict[str, Any]], position: int, upward: list[tuple]) -> None:
+    def _escalation_refused(
+        self,
+        event: CeilingRefusals.EscalationRefused,
+        tx: Tx,
+        rows: dict[str, dict[str, Any]],
+        position: int,
+        upward: list[tuple],
+    ) -> None:
         row = rows.get(event.case_id)
         if row is not None:
             row.update(_dirty=True, escalations_refused=row["escalations_refused"] + 1)
-            upward.append((row["case_id"], position, "escalation_refused", iso(event.occurred_at),
-                           row["origin_region"], row["village"], row["township"],
-                           f"{event.action} {event.requested} > {event.ceiling}"))
+            upward.append(
+                (
+                    row["case_id"],
+                    position,
+                    "escalation_refused",
+                    iso(event.occurred_at),
+                    row["origin_region"],
+                    row["village"],
+                    row["township"],
+                    f"{event.action} {event.requested} > {event.ceiling}",
+                )
+            )
 
     @_event.register
-    def _reported(self, event: Case.Reported, tx: Tx, rows: dict[str, dict[str, Any]], position: int,
-                  upward: list[tuple]) -> None:
+    def _reported(
+        self,
+        event: Case.Reported,
+        tx: Tx,
+        rows: dict[str, dict[str, Any]],
+        position: int,
+        upward: list[tuple],
+    ) -> None:
         case_id = str(event.originator_id)
         rows[case_id] = row = self._new_row(tx, case_id, event)
         self._fold(_Step(tx, row, position, upward, iso(event.occurred_at)), event)
 
     @_event.register
-    def _case_event(self, event: Case.Event, tx: Tx, rows: dict[str, dict[str, Any]], position: int,
-                    upward: list[tuple]) -> None:
+    def _case_event(
+        self,
+        event: Case.Event,
+        tx: Tx,
+        rows: dict[str, dict[str, Any]],
+        position: int,
+        upward: list[tuple],
+    ) -> None:
         row = rows.get(str(event.originator_id))
         if row is not None:  # an event of a case we never saw reported: ignore, never crash
             self._fold(_Step(tx, row, position, upward, iso(event.occurred_at)), event)
@@ -323,9 +545,11 @@ class CasesProjection(Projection):
     def _load(self, tx: Tx, ids: list[str]) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            for row in tx.query(f"SELECT * FROM {self.t('cases')} WHERE case_id IN ({marks})", chunk):
+            for row in tx.query(
+                f"SELECT * FROM {self.t('cases')} WHERE case_id IN ({marks})", chunk
+            ):
                 row["clocks"] = json.loads(row["clocks"] or "{}")
                 row["breached"] = json.loads(row["breached"] or "[]")
                 row["ceilings"] = json.loads(row["ceilings"] or "{}")
@@ -336,24 +560,52 @@ class CasesProjection(Projection):
         ceilings = {str(k): int(v) for k, v in event.ceilings.items()}
         ceiling = ceilings.get(event.severity)
         tree = self._tree(tx, event.region)
-        village, township = (tree.ancestor_at(event.region, rank) for rank in (Rank.VILLAGE, Rank.TOWNSHIP))
+        village, township = (
+            tree.ancestor_at(event.region, rank) for rank in (Rank.VILLAGE, Rank.TOWNSHIP)
+        )
         row = dict.fromkeys(COLUMNS)
         row.update(
-            case_id=case_id, kind=event.kind, category=event.category, severity=event.severity,
-            reported_severity=event.severity, status="reported", region=event.region,
-            origin_region=event.region, village=village.code if village else None,
-            township=township.code if township else None, rank=event.rank, ceiling=ceiling,
-            reported_ceiling=ceiling, ceilings=ceilings, profile=event.profile,
-            policy_version=event.policy_version, title=event.title, channel=event.channel,
-            reporter=event.actor.id, suspended=0, clocks={}, overdue=0, due_soon=0, breached=[],
-            reported_at=iso(event.occurred_at), recorded_at=iso(event.timestamp), reclassified_up=0,
-            escalations_refused=0, escalations=0, reopened=0, referred=0,
+            case_id=case_id,
+            kind=event.kind,
+            category=event.category,
+            severity=event.severity,
+            reported_severity=event.severity,
+            status="reported",
+            region=event.region,
+            origin_region=event.region,
+            village=village.code if village else None,
+            township=township.code if township else None,
+            rank=event.rank,
+            ceiling=ceiling,
+            reported_ceiling=ceiling,
+            ceilings=ceilings,
+            profile=event.profile,
+            policy_version=event.policy_version,
+            title=event.title,
+            channel=event.channel,
+            reporter=event.actor.id,
+            suspended=0,
+            clocks={},
+            overdue=0,
+            due_soon=0,
+            breached=[],
+            reported_at=iso(event.occurred_at),
+            recorded_at=iso(event.timestamp),
+            reclassified_up=0,
+            escalations_refused=0,
+            escalations=0,
+            reopened=0,
+            referred=0,
         )
         return row
 
     def _fold(self, step: _Step, event: Any) -> None:
-        step.row.update(_dirty=True, version=event.originator_version, position=step.position,
-                        last_event_at=step.at)
+        step.row.update(
+            _dirty=True,
+            version=event.originator_version,
+            position=step.position,
+            last_event_at=step.at,
+        )
         self._change(event, step)
         self._follow_clocks(step.tx, step.row, event)
 
@@ -366,15 +618,27 @@ class CasesProjection(Projection):
     @_change.register
     def _assigned(self, event: Case.Assigned, step: _Step) -> None:
         row = step.row
-        row.update(region=event.region, rank=event.rank, unit=event.unit, assignee=event.assignee,
-                   status="assigned", responsible_unit=row["responsible_unit"] or event.unit)
+        row.update(
+            region=event.region,
+            rank=event.rank,
+            unit=event.unit,
+            assignee=event.assignee,
+            status="assigned",
+            responsible_unit=row["responsible_unit"] or event.unit,
+        )
         self._dispatched(step, event)
 
     @_change.register
     def _escalated(self, event: Case.Escalated, step: _Step) -> None:
         row = step.row
-        row.update(region=event.to_region, rank=event.to_rank, unit=event.unit, assignee=None,
-                   status="assigned" if event.unit else "reported", escalations=row["escalations"] + 1)
+        row.update(
+            region=event.to_region,
+            rank=event.to_rank,
+            unit=event.unit,
+            assignee=None,
+            status="assigned" if event.unit else "reported",
+            escalations=row["escalations"] + 1,
+        )
         self._dispatched(step, event)
 
     def _dispatched(self, step: _Step, event: Any) -> None:
@@ -390,8 +654,13 @@ class CasesProjection(Projection):
         row["status"] = "accepted"
         if row["accepted_at"] is None:
             row["accepted_at"] = step.at
-            if event.responded_in_time is not None:  # the fact the clock view decided at command time
-                row.update(sign_for_due_at=iso(event.sign_for_due_at), responded_in_time=int(event.responded_in_time))
+            if (
+                event.responded_in_time is not None
+            ):  # the fact the clock view decided at command time
+                row.update(
+                    sign_for_due_at=iso(event.sign_for_due_at),
+                    responded_in_time=int(event.responded_in_time),
+                )
             else:
                 row["responded_in_time"] = int(self._responded_in_time(step.tx, row, event))
 
@@ -404,13 +673,19 @@ class CasesProjection(Projection):
             return not breached
         policy = self._policy(tx, row["policy_version"])
         grace = policy.sync_grace_delta if policy is not None else SYNC_GRACE
-        return on_time(event.occurred_at, event.timestamp, datetime.fromisoformat(due), grace, breached)
+        return on_time(
+            event.occurred_at, event.timestamp, datetime.fromisoformat(due), grace, breached
+        )
 
     @_change.register
     def _sent_back(self, event: Case.SentBack, step: _Step) -> None:
         row = step.row
-        row.update(responsible_unit=responsible_after_send_back(row["responsible_unit"], row["unit"]),
-                   assignee=None, unit=None, status="reported")
+        row.update(
+            responsible_unit=responsible_after_send_back(row["responsible_unit"], row["unit"]),
+            assignee=None,
+            unit=None,
+            status="reported",
+        )
 
     @_change.register
     def _reclassified(self, event: Case.Reclassified, step: _Step) -> None:
@@ -419,8 +694,18 @@ class CasesProjection(Projection):
         row["ceiling"] = row["ceilings"].get(event.to_severity, row["ceiling"])
         if event.upward:
             row["reclassified_up"] += 1
-            step.upward.append((row["case_id"], step.position, "reclassified_up", step.at, row["origin_region"],
-                                row["village"], row["township"], f"{event.from_severity} > {event.to_severity}"))
+            step.upward.append(
+                (
+                    row["case_id"],
+                    step.position,
+                    "reclassified_up",
+                    step.at,
+                    row["origin_region"],
+                    row["village"],
+                    row["township"],
+                    f"{event.from_severity} > {event.to_severity}",
+                )
+            )
 
     @_change.register
     def _suspended(self, event: Case.Suspended, step: _Step) -> None:
@@ -440,8 +725,13 @@ class CasesProjection(Projection):
     def _resolved(self, event: Case.Resolved, step: _Step) -> None:
         row = step.row
         referred = bool(getattr(event, "referred", False))  # a dispute ended referred: never 化解
-        row.update(status="resolved", resolved_at=step.at, resolved_rank=event.rank, referred=int(referred),
-                   within_ceiling=int(not referred and event.rank <= row["reported_ceiling"]))
+        row.update(
+            status="resolved",
+            resolved_at=step.at,
+            resolved_rank=event.rank,
+            referred=int(referred),
+            within_ceiling=int(not referred and event.rank <= row["reported_ceiling"]),
+        )
 
     @_change.register
     def _closed(self, event: Case.Closed, step: _Step) -> None:
@@ -450,14 +740,23 @@ class CasesProjection(Projection):
     @_change.register
     def _reopened(self, event: Case.Reopened, step: _Step) -> None:
         row = step.row
-        row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None, referred=0,
-                   closed_at=None, reopened=row["reopened"] + 1)
+        row.update(
+            status="in_progress",
+            resolved_at=None,
+            resolved_rank=None,
+            within_ceiling=None,
+            referred=0,
+            closed_at=None,
+            reopened=row["reopened"] + 1,
+        )
 
     @_change.register
     def _return_visited(self, event: Petition.ReturnVisited, step: _Step) -> None:
         step.row.update(satisfaction=event.satisfaction, visited_at=step.at)
         if event.redo:  # 发回重办: not resolved after all
-            step.row.update(status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None)
+            step.row.update(
+                status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None
+            )
 
     @_change.register(Case.ClockWarned)
     @_change.register(Case.ClockBreached)
@@ -481,12 +780,16 @@ class CasesProjection(Projection):
                 spec = _clock_spec(policy, name)
                 if spec is not None and ends_clock(spec, name, event):
                     del clocks[name]
-            if row["status"] in ("resolved", "closed") and isinstance(event, Case.Resolved | Case.Closed):
+            if row["status"] in ("resolved", "closed") and isinstance(
+                event, Case.Resolved | Case.Closed
+            ):
                 for name in [n for n in clocks if _clock_spec(policy, n) is None]:
                     del clocks[name]
         open_clocks = clocks.values()
         row["overdue"] = int(any(c["state"] == "breached" for c in open_clocks))
-        row["due_soon"] = int(any(c["state"] == "warned" and c["threshold"] >= DUE_SOON for c in open_clocks))
+        row["due_soon"] = int(
+            any(c["state"] == "warned" and c["threshold"] >= DUE_SOON for c in open_clocks)
+        )
         row["next_due_at"] = min((c["due_at"] for c in open_clocks if c["due_at"]), default=None)
 
     def _sign_for_due(self, tx: Tx, row: dict[str, Any], start: datetime) -> str | None:
@@ -512,7 +815,9 @@ class CasesProjection(Projection):
         if version is None:
             return None
         if version not in self._policies:
-            rows = tx.query(f"SELECT document FROM {self.t('cases_policies')} WHERE version = ?", (version,))
+            rows = tx.query(
+                f"SELECT document FROM {self.t('cases_policies')} WHERE version = ?", (version,)
+            )
             if not rows:
                 return None
             self._policies[version] = PolicyDocument.model_validate(json.loads(rows[0]["document"]))
@@ -522,9 +827,13 @@ class CasesProjection(Projection):
         """The statutory years imported so far (kept in ``cases_calendar``), as the calendar book has them."""
         statutory = self._statutory.get(self.generation)
         if statutory is None:
-            years = [_year(json.loads(row["entry"]))
-                     for row in tx.query(f"SELECT entry FROM {self.t('cases_calendar')} ORDER BY year")]
-            statutory = self._statutory[self.generation] = Statutory(tuple(years)) if years else NO_IMPORTS
+            years = [
+                _year(json.loads(row["entry"]))
+                for row in tx.query(f"SELECT entry FROM {self.t('cases_calendar')} ORDER BY year")
+            ]
+            statutory = self._statutory[self.generation] = (
+                Statutory(tuple(years)) if years else NO_IMPORTS
+            )
         return statutory
 
     def _tree(self, tx: Tx, code: str | None = None) -> RegionTree:
@@ -532,19 +841,36 @@ class CasesProjection(Projection):
         read again when it lacks ``code``: another worker may have applied the region)."""
         tree = self._trees.get(self.generation)
         if tree is None or (code is not None and code not in tree and not self._tree_read):
-            self._tree_read = True  # at most once a batch (a log may report at regions it never added)
+            self._tree_read = (
+                True  # at most once a batch (a log may report at regions it never added)
+            )
             tree = self._trees[self.generation] = RegionTree()
-            for row in tx.query(f"SELECT code, name, rank, profile FROM {self.t('cases_regions')} ORDER BY code"):
-                tree.put(Region(row["code"], row["name"], Rank(int(row["rank"])), Profile(row["profile"])))
+            for row in tx.query(
+                f"SELECT code, name, rank, profile FROM {self.t('cases_regions')} ORDER BY code"
+            ):
+                tree.put(
+                    Region(
+                        row["code"], row["name"], Rank(int(row["rank"])), Profile(row["profile"])
+                    )
+                )
         return tree
 
 
 def _year(stored: dict[str, Any]) -> StatutoryYear:
     """A ``cases_calendar`` row read back as the year ``CalendarImported.entry()`` gave."""
-    days = {k: frozenset(date.fromisoformat(d) for d in stored[k]) for k in ("holidays", "workdays")}
+    days = {
+        k: frozenset(date.fromisoformat(d) for d in stored[k]) for k in ("holidays", "workdays")
+    }
     at = stored.get("imported_at")
-    return StatutoryYear(stored["year"], days["holidays"], days["workdays"], stored["name"], stored["digest"],
-                         stored["imported_by"], datetime.fromisoformat(at) if at else None)
+    return StatutoryYear(
+        stored["year"],
+        days["holidays"],
+        days["workdays"],
+        stored["name"],
+        stored["digest"],
+        stored["imported_by"],
+        datetime.fromisoformat(at) if at else None,
+    )
 
 
 def _flag(condition: str) -> str:
@@ -554,17 +880,25 @@ def _flag(condition: str) -> str:
 PETITION = "kind = 'petition'"
 NOT_REFERRED = "COALESCE(referred, 0) = 0"
 # each counter of STAT_COLUMNS as an SQL value of one case row (cases_upward: one push), by its stamp
-REFILL_RECEIVED = {"received": "1", "petitions": _flag(PETITION),
-                   "dispatched": _flag(f"{PETITION} AND dispatched_at IS NOT NULL"),
-                   "responded": _flag(f"{PETITION} AND responded_in_time = 1"),
-                   "petitions_resolved": _flag(f"{PETITION} AND resolved_at IS NOT NULL"),
-                   "visited": _flag(f"{PETITION} AND visited_at IS NOT NULL"),
-                   "satisfied": _flag(f"{PETITION} AND satisfaction IN {SATISFIED!r}")}
-REFILL_RESOLVED = {"resolved": _flag(NOT_REFERRED), "within_ceiling": "COALESCE(within_ceiling, 0)",
-                   "referred": "COALESCE(referred, 0)",
-                   **{c: _flag(f"resolved_rank = {i} AND {NOT_REFERRED}") for i, c in enumerate(RANK_COLUMNS)}}
-REFILL_MOVED = {c: _flag(f"fact = '{c if c == 'reclassified_up' else 'escalation_refused'}'")
-                for c in ("reclassified_up", "escalations_refused")}
+REFILL_RECEIVED = {
+    "received": "1",
+    "petitions": _flag(PETITION),
+    "dispatched": _flag(f"{PETITION} AND dispatched_at IS NOT NULL"),
+    "responded": _flag(f"{PETITION} AND responded_in_time = 1"),
+    "petitions_resolved": _flag(f"{PETITION} AND resolved_at IS NOT NULL"),
+    "visited": _flag(f"{PETITION} AND visited_at IS NOT NULL"),
+    "satisfied": _flag(f"{PETITION} AND satisfaction IN {SATISFIED!r}"),
+}
+REFILL_RESOLVED = {
+    "resolved": _flag(NOT_REFERRED),
+    "within_ceiling": "COALESCE(within_ceiling, 0)",
+    "referred": "COALESCE(referred, 0)",
+    **{c: _flag(f"resolved_rank = {i} AND {NOT_REFERRED}") for i, c in enumerate(RANK_COLUMNS)},
+}
+REFILL_MOVED = {
+    c: _flag(f"fact = '{c if c == 'reclassified_up' else 'escalation_refused'}'")
+    for c in ("reclassified_up", "escalations_refused")
+}
 
 
 def _day_sql(column: str, postgres: bool) -> str:
@@ -581,20 +915,26 @@ def _refill_stats_sql(cases: str, upward: str, postgres: bool) -> str:
 
     def part(source: str, stamp: str, values: dict[str, str]) -> str:
         picked = ", ".join(f"{values.get(c, '0')} AS {c}" for c in STAT_COLUMNS)
-        return (f"SELECT g.grain, substr(c.day, 1, g.len) AS bucket, c.* FROM (SELECT origin_region, village, "
-                f"township, {_day_sql(stamp, postgres)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL) "
-                f"AS c CROSS JOIN {grains}")
+        return (
+            f"SELECT g.grain, substr(c.day, 1, g.len) AS bucket, c.* FROM (SELECT origin_region, village, "
+            f"township, {_day_sql(stamp, postgres)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL) "
+            f"AS c CROSS JOIN {grains}"
+        )
 
     sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
-    return (f"SELECT grain, origin_region, bucket, MIN(village) AS village, MIN(township) AS township, {sums} "
-            f"FROM ({part(cases, 'reported_at', REFILL_RECEIVED)} UNION ALL "
-            f"{part(cases, 'resolved_at', REFILL_RESOLVED)} UNION ALL {part(upward, 'at', REFILL_MOVED)}) AS parts "
-            "GROUP BY grain, origin_region, bucket")
+    return (
+        f"SELECT grain, origin_region, bucket, MIN(village) AS village, MIN(township) AS township, {sums} "
+        f"FROM ({part(cases, 'reported_at', REFILL_RECEIVED)} UNION ALL "
+        f"{part(cases, 'resolved_at', REFILL_RESOLVED)} UNION ALL {part(upward, 'at', REFILL_MOVED)}) AS parts "
+        "GROUP BY grain, origin_region, bucket"
+    )
 
 
 def local_day(stamp: str) -> str:
     """The Beijing day (``YYYY-MM-DD``) of a stored timestamp: a roll-up's day bucket."""
-    if stamp.endswith(("+00:00", "Z")) and stamp[10:11] == "T" and stamp[11:13] < _LATE:  # UTC before 16:00
+    if (
+        stamp.endswith(("+00:00", "Z")) and stamp[10:11] == "T" and stamp[11:13] < _LATE
+    ):  # UTC before 16:00
         return stamp[:10]
     return (datetime.fromisoformat(stamp).astimezone(UTC) + DAY_OFFSET).date().isoformat()
 
@@ -614,8 +954,9 @@ def _facts(row: dict[str, Any]) -> tuple:
     return (*(row[c] for c in FACTS), tuple(row["breached"]))
 
 
-def _batch_rollups(rows: dict[str, dict[str, Any]], before: dict[str, tuple],
-                   upward: list[tuple]) -> tuple[dict[tuple, list], dict[tuple, list]]:
+def _batch_rollups(
+    rows: dict[str, dict[str, Any]], before: dict[str, tuple], upward: list[tuple]
+) -> tuple[dict[tuple, list], dict[tuple, list]]:
     """A batch's changes to the roll-ups: what each changed row contributed before taken
     away, what it contributes now added, and each push above the ceiling."""
     stats: dict[tuple, list] = {}
@@ -628,30 +969,52 @@ def _batch_rollups(rows: dict[str, dict[str, Any]], before: dict[str, tuple],
             _add_stats(now, 1, stats)
             _add_board(now, 1, board)
             continue
-        if now[:BOARD_FACTS] != then[:BOARD_FACTS]:  # only what changed is taken away and added again
+        if (
+            now[:BOARD_FACTS] != then[:BOARD_FACTS]
+        ):  # only what changed is taken away and added again
             _add_stats(then, -1, stats)
             _add_stats(now, 1, stats)
         if now[BOARD_FACTS:] != then[BOARD_FACTS:]:
             _add_board(then, -1, board)
             _add_board(now, 1, board)
     for _, _, fact, at, origin, village, township, _ in upward:
-        _add_stat(stats, origin, village, township, at, fact if fact == "reclassified_up" else
-                  "escalations_refused", 1)
+        _add_stat(
+            stats,
+            origin,
+            village,
+            township,
+            at,
+            fact if fact == "reclassified_up" else "escalations_refused",
+            1,
+        )
     return stats, board
 
 
 @lru_cache(maxsize=65536)
-def _ancestry(origin: str, village: str | None, township: str | None) -> list[tuple[str, str | None, str | None]]:
+def _ancestry(
+    origin: str, village: str | None, township: str | None
+) -> list[tuple[str, str | None, str | None]]:
     """Each region a case reported at ``origin`` counts for, with the village and the
     township it counts for there (``None`` above them)."""
+
     def within(region: str, top: str | None) -> str | None:
         return top if top is not None and (region == top or region.startswith(f"{top}-")) else None
 
-    return [(region, within(region, village), within(region, township)) for region in prefixes(origin)]
+    return [
+        (region, within(region, village), within(region, township)) for region in prefixes(origin)
+    ]
 
 
-def _add_stat(stats: dict[tuple, list], origin: str, village: str | None, township: str | None, stamp: str,
-              column: str, sign: int, extra: Sequence[str] = ()) -> None:
+def _add_stat(
+    stats: dict[tuple, list],
+    origin: str,
+    village: str | None,
+    township: str | None,
+    stamp: str,
+    column: str,
+    sign: int,
+    extra: Sequence[str] = (),
+) -> None:
     day = local_day(stamp)
     month = day[:7]
     for region, in_village, in_township in _ancestry(origin, village, township):
@@ -666,15 +1029,32 @@ def _add_stat(stats: dict[tuple, list], origin: str, village: str | None, townsh
 
 def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
     """Add (``sign`` 1) or take away (-1) one case's contribution to ``cases_stats``."""
-    (origin, village, township, kind, reported_at, resolved_at, resolved_rank, within, referred, dispatched_at,
-     responded, visited_at, satisfaction) = facts[:BOARD_FACTS]
+    (
+        origin,
+        village,
+        township,
+        kind,
+        reported_at,
+        resolved_at,
+        resolved_rank,
+        within,
+        referred,
+        dispatched_at,
+        responded,
+        visited_at,
+        satisfaction,
+    ) = facts[:BOARD_FACTS]
     if reported_at is not None:
         extra: list[str] = []
         if kind == "petition":
             extra.append("petitions")
-            for column, present in (("dispatched", dispatched_at is not None), ("responded", responded == 1),
-                                    ("petitions_resolved", resolved_at is not None),
-                                    ("visited", visited_at is not None), ("satisfied", satisfaction in SATISFIED)):
+            for column, present in (
+                ("dispatched", dispatched_at is not None),
+                ("responded", responded == 1),
+                ("petitions_resolved", resolved_at is not None),
+                ("visited", visited_at is not None),
+                ("satisfied", satisfaction in SATISFIED),
+            ):
                 if present:
                     extra.append(column)
         _add_stat(stats, origin, village, township, reported_at, "received", sign, extra)
@@ -711,8 +1091,16 @@ def _add_board(facts: tuple, sign: int, board: dict[tuple, list]) -> None:
             vector[0] += sign
 
 
-def _add_rows(tx: Tx, table: str, keys: Sequence[str], carried: Sequence[str], counters: Sequence[str],
-              present: Sequence[str], rows: list[tuple], chunk: int = 400) -> None:
+def _add_rows(
+    tx: Tx,
+    table: str,
+    keys: Sequence[str],
+    carried: Sequence[str],
+    counters: Sequence[str],
+    present: Sequence[str],
+    rows: list[tuple],
+    chunk: int = 400,
+) -> None:
     """Add each row's counters to ``table`` (inserting missing keys, carrying ``carried``
     as first written); then delete, among the rows that lost something, those whose
     ``present`` counters are all zero. PostgreSQL: one statement each (``unnest`` of one
@@ -720,26 +1108,37 @@ def _add_rows(tx: Tx, table: str, keys: Sequence[str], carried: Sequence[str], c
     if not rows:
         return
     names = (*keys, *carried, *counters)
-    upsert = (f"INSERT INTO {table} ({', '.join(names)}) {{rows}} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-              + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters))
+    upsert = (
+        f"INSERT INTO {table} ({', '.join(names)}) {{rows}} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+        + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    )
     first = len(keys) + len(carried)
-    shrunk = [row[:len(keys)] for row in rows if any(n < 0 for n in row[first:])]
+    shrunk = [row[: len(keys)] for row in rows if any(n < 0 for n in row[first:])]
     gone = " AND ".join(f"{c} = 0" for c in present)
     if tx.is_postgres:
         types = ["text[]"] * first + ["int[]"] * len(counters)
-        tx.execute(upsert.format(rows="SELECT * FROM unnest(" + ", ".join(f"?::{t}" for t in types) + ")"),
-                   [list(column) for column in zip(*rows, strict=True)])
+        tx.execute(
+            upsert.format(rows="SELECT * FROM unnest(" + ", ".join(f"?::{t}" for t in types) + ")"),
+            [list(column) for column in zip(*rows, strict=True)],
+        )
         if shrunk:
             match = " AND ".join(f"{table}.{k} = e.{k}" for k in keys)
-            tx.execute(f"DELETE FROM {table} USING unnest({', '.join('?::text[]' for _ in keys)}) "
-                       f"AS e({', '.join(keys)}) WHERE {match} AND {gone}",
-                       [list(column) for column in zip(*shrunk, strict=True)])
+            tx.execute(
+                f"DELETE FROM {table} USING unnest({', '.join('?::text[]' for _ in keys)}) "
+                f"AS e({', '.join(keys)}) WHERE {match} AND {gone}",
+                [list(column) for column in zip(*shrunk, strict=True)],
+            )
         return
     one = "(" + ", ".join("?" for _ in names) + ")"
     for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        tx.execute(upsert.format(rows=f"VALUES {', '.join(one for _ in part)}"), [v for row in part for v in row])
-    tx.executemany(f"DELETE FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in keys)} AND {gone}", shrunk)
+        part = rows[start : start + chunk]
+        tx.execute(
+            upsert.format(rows=f"VALUES {', '.join(one for _ in part)}"),
+            [v for row in part for v in row],
+        )
+    tx.executemany(
+        f"DELETE FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in keys)} AND {gone}", shrunk
+    )
 
 
 @singledispatch

@@ -46,7 +46,9 @@ IMMUTABLE = (datetime, date, UUID, Decimal, Actor)
 # (an event's occurred_at is its timestamp; an actor acts many times in a row): 10,000 keeps
 # the hit rate of 200,000 and ~2.4 MB instead of ~48 MB per decoder; a running worker adds
 # a new timestamp per event, so a large bound only fills for hours (docs/performance-log.md, Memory).
-CACHE_LIMIT = DEFAULTS.decoder_cache  # FENGQIAO_DECODER_CACHE: the runner passes its engine's setting
+CACHE_LIMIT = (
+    DEFAULTS.decoder_cache
+)  # FENGQIAO_DECODER_CACHE: the runner passes its engine's setting
 
 
 class EventDecoder:
@@ -62,8 +64,11 @@ class EventDecoder:
             and not getattr(mapper, "compressor", None)
         )
         self._names: dict[str, Any] = dict(getattr(transcoder, "names", {}))
-        self._cacheable = {name for name, t in self._names.items() if isinstance(t.type, type)
-                           and issubclass(t.type, IMMUTABLE)}
+        self._cacheable = {
+            name
+            for name, t in self._names.items()
+            if isinstance(t.type, type) and issubclass(t.type, IMMUTABLE)
+        }
         self._values: dict[Any, Any] = {}
         self._classes: dict[str, tuple[type, int]] = {}
         self._convertors: dict[tuple[type, type], Any] = {}

@@ -46,8 +46,10 @@ from projections.runner import Progress, ProjectionRunner
 
 log = structlog.get_logger("fengqiao.province")
 
-REGISTRY_DDL = ("CREATE TABLE IF NOT EXISTS province_counties (county TEXT PRIMARY KEY, store_url TEXT NOT NULL, "
-                "added_at TEXT NOT NULL)")
+REGISTRY_DDL = (
+    "CREATE TABLE IF NOT EXISTS province_counties (county TEXT PRIMARY KEY, store_url TEXT NOT NULL, "
+    "added_at TEXT NOT NULL)"
+)
 COUNTY_ID = re.compile(r"[a-z0-9_]{1,40}")  # names a schema or a file
 ZONE = ZoneInfo("Asia/Shanghai")  # Beijing months, as the roll-ups' (projections.cases.DAY_OFFSET)
 MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -70,7 +72,9 @@ def county_url(province_url: str, county: str) -> str:
 
 def check_county(county: str) -> str:
     if not isinstance(county, str) or not COUNTY_ID.fullmatch(county):
-        raise ValidationFailed("a county id is 1-40 of a-z, 0-9 and _ (e.g. its code, 410928)", field="county")
+        raise ValidationFailed(
+            "a county id is 1-40 of a-z, 0-9 and _ (e.g. its code, 410928)", field="county"
+        )
     return county
 
 
@@ -84,12 +88,17 @@ def months(first: str, last: str) -> list[tuple[str, str, str]]:
             raise ValidationFailed(f"{field} must be a month, YYYY-MM", field=field)
         bounds.append(int(match[1]) * 12 + int(match[2]) - 1)
     if not 0 <= bounds[1] - bounds[0] < MAX_MONTHS:
-        raise ValidationFailed(f"from must not be after to, and at most {MAX_MONTHS} months apart", field="to")
+        raise ValidationFailed(
+            f"from must not be after to, and at most {MAX_MONTHS} months apart", field="to"
+        )
 
     def start(index: int) -> str:
         return iso(datetime(index // 12, index % 12 + 1, 1, tzinfo=ZONE).astimezone(UTC))
 
-    return [(f"{i // 12:04d}-{i % 12 + 1:02d}", start(i), start(i + 1)) for i in range(bounds[0], bounds[1] + 1)]
+    return [
+        (f"{i // 12:04d}-{i % 12 + 1:02d}", start(i), start(i + 1))
+        for i in range(bounds[0], bounds[1] + 1)
+    ]
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -99,8 +108,12 @@ def _rate(numerator: int, denominator: int) -> float | None:
 class ProvinceRollup:
     """Follows the registered county stores into the province database."""
 
-    def __init__(self, url: str, projections: Callable[[], Sequence[Projection]] = default_projections,
-                 settings: Settings = DEFAULTS) -> None:
+    def __init__(
+        self,
+        url: str,
+        projections: Callable[[], Sequence[Projection]] = default_projections,
+        settings: Settings = DEFAULTS,
+    ) -> None:
         self.url, self.settings = url, settings
         self.db = Database(url, settings.projections_pool_size)
         self.projections = projections
@@ -121,17 +134,25 @@ class ProvinceRollup:
         """Register a county's store; True if it was new. A county keeps its store."""
         check_county(county)
         if not store_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValidationFailed("the store is a sqlite:/// or postgresql:// URL", field="store_url")
+            raise ValidationFailed(
+                "the store is a sqlite:/// or postgresql:// URL", field="store_url"
+            )
         self.ensure()
         with self.db.transaction() as tx:
-            known = tx.query(f"SELECT store_url FROM province_counties WHERE county = ?{self.db.for_update}",
-                             (county,))
+            known = tx.query(
+                f"SELECT store_url FROM province_counties WHERE county = ?{self.db.for_update}",
+                (county,),
+            )
             if known:
                 if known[0]["store_url"] != store_url:
-                    raise ValidationFailed(f"county {county} follows another store already", field="store_url")
+                    raise ValidationFailed(
+                        f"county {county} follows another store already", field="store_url"
+                    )
                 return False
-            tx.execute("INSERT INTO province_counties (county, store_url, added_at) VALUES (?, ?, ?)",
-                       (county, store_url, datetime.now(UTC).isoformat()))
+            tx.execute(
+                "INSERT INTO province_counties (county, store_url, added_at) VALUES (?, ?, ?)",
+                (county, store_url, datetime.now(UTC).isoformat()),
+            )
         log.info("county added", county=county)
         return True
 
@@ -151,8 +172,11 @@ class ProvinceRollup:
                 if store_url is None:
                     raise ValidationFailed(f"unknown county {county}", field="county")
                 app = Fengqiao(StoreConfig(store_url), env=FOLLOWER_ENV, settings=self.settings)
-                runner = ProjectionRunner(app, list(self.projections()),
-                                          db=Database(county_url(self.url, county), self.settings.projections_pool_size))
+                runner = ProjectionRunner(
+                    app,
+                    list(self.projections()),
+                    db=Database(county_url(self.url, county), self.settings.projections_pool_size),
+                )
                 self._runners[county] = runner
             return runner
 
@@ -171,7 +195,9 @@ class ProvinceRollup:
                 log.exception("county batch failed; retrying next round", county=county)
                 applied[county] = 0
 
-        with ThreadPoolExecutor(max(1, min(threads, len(counties))), thread_name_prefix="province") as pool:
+        with ThreadPoolExecutor(
+            max(1, min(threads, len(counties))), thread_name_prefix="province"
+        ) as pool:
             list(pool.map(catch_up, counties))
         return applied
 
@@ -188,6 +214,7 @@ class ProvinceRollup:
                 counties = {}
             for county in counties:
                 if county not in threads:
+
                     def run(county: str = county) -> None:
                         while not stop.is_set():
                             try:
@@ -196,30 +223,46 @@ class ProvinceRollup:
                                 log.exception("county follower failed; retrying", county=county)
                                 stop.wait(poll)
 
-                    threads[county] = threading.Thread(target=run, name=f"province-{county}", daemon=True)
+                    threads[county] = threading.Thread(
+                        target=run, name=f"province-{county}", daemon=True
+                    )
                     threads[county].start()
                     log.info("following county", county=county)
             stop.wait(poll)
         for thread in threads.values():
             thread.join()
 
-    def rebuild(self, county: str | None = None, progress: Callable[[str, str], Progress | None] | None = None,
-                batch_size: int = 5000) -> int:
+    def rebuild(
+        self,
+        county: str | None = None,
+        progress: Callable[[str, str], Progress | None] | None = None,
+        batch_size: int = 5000,
+    ) -> int:
         """Rebuild one county's read models (or every county's) from position zero,
         beside the live tables; the events read."""
         events = 0
         for name in [check_county(county)] if county else list(self.counties()):
             runner = self.runner(name)
             for projection in runner.projections:
-                events += runner.rebuild(projection, progress=progress(name, projection) if progress else None,
-                                         batch_size=batch_size)
+                events += runner.rebuild(
+                    projection,
+                    progress=progress(name, projection) if progress else None,
+                    batch_size=batch_size,
+                )
         return events
 
     def statuses(self) -> list[dict[str, Any]]:
         """Per county and projection: position, the county's head, lag."""
         return [
-            {"county": county, "projection": s.name, "generation": s.generation, "position": s.position,
-             "head": s.head, "lag": s.lag, "stale": s.stale}
+            {
+                "county": county,
+                "projection": s.name,
+                "generation": s.generation,
+                "position": s.position,
+                "head": s.head,
+                "lag": s.lag,
+                "stale": s.stale,
+            }
             for county in self.counties()
             for s in self.runner(county).statuses()
         ]
@@ -236,25 +279,49 @@ class ProvinceRollup:
         labels = [label for label, _, _ in months(first, last)]
         rows: list[dict[str, Any]] = []
         for county in self.counties():
-            counts = {label: {"county": county, "month": label, "received": 0, "resolved": 0,
-                              "resolved_within_ceiling": 0} for label in labels}
-            for row in self.runner(county).db.query(
+            counts = {
+                label: {
+                    "county": county,
+                    "month": label,
+                    "received": 0,
+                    "resolved": 0,
+                    "resolved_within_ceiling": 0,
+                }
+                for label in labels
+            }
+            for row in self.runner(
+                county
+            ).db.query(
                 "SELECT bucket AS month, SUM(received) AS received, SUM(resolved) AS resolved, "
                 "SUM(within_ceiling) AS resolved_within_ceiling FROM cases_stats "  # the ladder's root rows:
                 "WHERE grain = 'm' AND region NOT LIKE ? AND bucket >= ? AND bucket <= ? "  # the whole county
-                "GROUP BY bucket", ("%-%", labels[0], labels[-1]),
+                "GROUP BY bucket",
+                ("%-%", labels[0], labels[-1]),
             ):
-                counts[row["month"]].update({k: int(v or 0) for k, v in row.items() if k != "month"})
+                counts[row["month"]].update(
+                    {k: int(v or 0) for k, v in row.items() if k != "month"}
+                )
             rows += counts.values()
-        province = {label: {"month": label, "received": 0, "resolved": 0, "resolved_within_ceiling": 0}
-                    for label in labels}
+        province = {
+            label: {"month": label, "received": 0, "resolved": 0, "resolved_within_ceiling": 0}
+            for label in labels
+        }
         for row in rows:
             for key in ("received", "resolved", "resolved_within_ceiling"):
                 province[row["month"]][key] += row[key]
-        total = {key: sum(row[key] for row in rows) for key in ("received", "resolved", "resolved_within_ceiling")}
+        total = {
+            key: sum(row[key] for row in rows)
+            for key in ("received", "resolved", "resolved_within_ceiling")
+        }
         for row in [*rows, *province.values(), total]:
             row["within_ceiling_rate"] = _rate(row["resolved_within_ceiling"], row["resolved"])
-        return {"from": first, "to": last, "counties": rows, "province": list(province.values()), "total": total}
+        return {
+            "from": first,
+            "to": last,
+            "counties": rows,
+            "province": list(province.values()),
+            "total": total,
+        }
 
     # -- closing -----------------------------------------------------------------
 

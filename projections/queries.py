@@ -46,7 +46,11 @@ MAX_LIMIT = 500
 
 def subtree(column: str, region: str) -> tuple[str, list[str]]:
     """``column`` is ``region`` or below it: an index range, byte-ordered ('.' follows '-')."""
-    return f"({column} = ? OR ({column} >= ? AND {column} < ?))", [region, f"{region}-", f"{region}."]
+    return f"({column} = ? OR ({column} >= ? AND {column} < ?))", [
+        region,
+        f"{region}-",
+        f"{region}.",
+    ]
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -73,7 +77,9 @@ def _period(column: str, start: datetime | None, end: datetime | None) -> tuple[
 
 def _one_of(field: str, value: str | None, allowed: type[StrEnum]) -> None:
     if value is not None and value not in {str(v) for v in allowed}:
-        raise ValidationFailed(f"unknown {field} {value!r}", field=field, allowed=[str(v) for v in allowed])
+        raise ValidationFailed(
+            f"unknown {field} {value!r}", field=field, allowed=[str(v) for v in allowed]
+        )
 
 
 def _region(region: str | None) -> str:
@@ -92,10 +98,20 @@ class ReadModels:
 
     # -- case list and detail --------------------------------------------------------
 
-    def list_cases(self, *, region: str | None = None, status: str | list[str] | None = None,
-                   kind: str | None = None, severity: str | None = None, rank: int | str | None = None,
-                   assignee: str | None = None, overdue: bool | None = None, due_soon: bool | None = None,
-                   limit: int = 50, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def list_cases(
+        self,
+        *,
+        region: str | None = None,
+        status: str | list[str] | None = None,
+        kind: str | None = None,
+        severity: str | None = None,
+        rank: int | str | None = None,
+        assignee: str | None = None,
+        overdue: bool | None = None,
+        due_soon: bool | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest reported first; ``cursor`` continues where the last page ended."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
@@ -153,23 +169,41 @@ class ReadModels:
         code = _region(region)
         clause, params = subtree("region", code)
         with self.db.snapshot() as tx:
-            rows = tx.query("SELECT dim, name, open, overdue, due_soon FROM cases_board WHERE region = ? "
-                            "AND open <> 0", (code,))
-            groups: dict[str, list[dict[str, Any]]] = {"total": [], "assignee": [], "unit": [], "clock": []}
+            rows = tx.query(
+                "SELECT dim, name, open, overdue, due_soon FROM cases_board WHERE region = ? "
+                "AND open <> 0",
+                (code,),
+            )
+            groups: dict[str, list[dict[str, Any]]] = {
+                "total": [],
+                "assignee": [],
+                "unit": [],
+                "clock": [],
+            }
             for row in rows:
                 groups[row["dim"]].append(_counts(row))
-            total = groups["total"][0] if groups["total"] else {"open": 0, "overdue": 0, "due_soon": 0}
+            total = (
+                groups["total"][0] if groups["total"] else {"open": 0, "overdue": 0, "due_soon": 0}
+            )
             overdue = f"SELECT {OLDEST} FROM cases WHERE overdue = 1 AND {OPEN_SQL} AND {clause}"
-            oldest = [] if not total["overdue"] else tx.query(
-                f"WITH o AS MATERIALIZED ({overdue}) SELECT * FROM o ORDER BY next_due_at, case_id LIMIT 1"
-                if total["overdue"] <= self.few_overdue else
-                f"{overdue} ORDER BY next_due_at, case_id LIMIT 1", params)
+            oldest = (
+                []
+                if not total["overdue"]
+                else tx.query(
+                    f"WITH o AS MATERIALIZED ({overdue}) SELECT * FROM o ORDER BY next_due_at, case_id LIMIT 1"
+                    if total["overdue"] <= self.few_overdue
+                    else f"{overdue} ORDER BY next_due_at, case_id LIMIT 1",
+                    params,
+                )
+            )
         return {
             "region": region,
             "open": total["open"],
             "overdue": total["overdue"],
             "due_soon": total["due_soon"],
-            "breached_by_clock": {r["name"]: r["open"] for r in sorted(groups["clock"], key=lambda r: r["name"])},
+            "breached_by_clock": {
+                r["name"]: r["open"] for r in sorted(groups["clock"], key=lambda r: r["name"])
+            },
             "oldest_overdue": oldest[0] if oldest else None,
             "workers": sorted(groups["assignee"], key=_busiest),
             "units": sorted(groups["unit"], key=_busiest),
@@ -177,25 +211,43 @@ class ReadModels:
 
     # -- 小事不出村 and 三率 ---------------------------------------------------------------
 
-    def region_stats(self, region: str, start: datetime | None = None,
-                     end: datetime | None = None) -> dict[str, Any]:
+    def region_stats(
+        self, region: str, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, Any]:
         """Compliance and 三率 for every case reported under ``region``."""
         code = _region(region)
         counts = self._stats(code, start, end, group=None).get(code) or _zero()
         return _public(code, counts, petitions=True)
 
-    def compliance(self, region: str, start: datetime | None = None, end: datetime | None = None,
-                   level: str = "village") -> list[dict[str, Any]]:
+    def compliance(
+        self,
+        region: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        level: str = "village",
+    ) -> list[dict[str, Any]]:
         """Per village or per township under ``region``, the worst rate first."""
         if level not in ("village", "township"):
             raise ValidationFailed("level must be village or township", field="level")
         found = self._stats(_region(region), start, end, group=level)
-        rows = [_public(name, counts) for name, counts in found.items() if any(counts[c] for c in STAT_PRESENT)]
-        return sorted(rows, key=lambda r: (r["within_ceiling_rate"] is None,
-                                           r["within_ceiling_rate"] or 0, -r["resolved"], r["region"]))
+        rows = [
+            _public(name, counts)
+            for name, counts in found.items()
+            if any(counts[c] for c in STAT_PRESENT)
+        ]
+        return sorted(
+            rows,
+            key=lambda r: (
+                r["within_ceiling_rate"] is None,
+                r["within_ceiling_rate"] or 0,
+                -r["resolved"],
+                r["region"],
+            ),
+        )
 
-    def _stats(self, region: str, start: datetime | None, end: datetime | None,
-               group: str | None) -> dict[str, dict[str, int]]:
+    def _stats(
+        self, region: str, start: datetime | None, end: datetime | None, group: str | None
+    ) -> dict[str, dict[str, int]]:
         """Counters per group: whole Beijing months and days from the ``cases_stats``
         roll-up, the sub-day edges of the period (if any) from the case rows."""
         buckets, edges = split_period(_bound(start, "start"), _bound(end, "end"))
@@ -204,8 +256,10 @@ class ReadModels:
             key, which, which_params = "?", "region = ?", [region, region]
         else:  # the rows of each village (township) under the region; or the region's own, below it
             key = group
-            which = (f"((region = {group} AND region >= ? AND region < ? AND (region = ? OR region >= ?)) "
-                     f"OR (region = ? AND {group} IS NOT NULL AND {group} <> ?))")
+            which = (
+                f"((region = {group} AND region >= ? AND region < ? AND (region = ? OR region >= ?)) "
+                f"OR (region = ? AND {group} IS NOT NULL AND {group} <> ?))"
+            )
             which_params = [region, f"{region}.", region, f"{region}-", region, region]
         grouped = f" GROUP BY {group}" if group else ""
         sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
@@ -217,8 +271,11 @@ class ReadModels:
                     if bound is not None:
                         where.append(f"bucket {op} ?")
                         params.append(bound)
-                for row in tx.query(f"SELECT {key} AS region, {sums} FROM cases_stats WHERE {' AND '.join(where)}"
-                                    f"{grouped}", params):
+                for row in tx.query(
+                    f"SELECT {key} AS region, {sums} FROM cases_stats WHERE {' AND '.join(where)}"
+                    f"{grouped}",
+                    params,
+                ):
                     _merge(found, row)
             for low, high in edges:
                 for row in counts_from_cases(tx, region, low, high, group, petitions=group is None):
@@ -236,13 +293,26 @@ def split_period(start: datetime | None, end: datetime | None) -> tuple[list[tup
     high = None if end is None else _day_floor(end)
     if low is not None and high is not None and low >= high:
         return [], [(start, end)]
-    edges = [(a, b) for a, b in ((start, low), (high, end)) if a is not None and b is not None and a < b]
+    edges = [
+        (a, b) for a, b in ((start, low), (high, end)) if a is not None and b is not None and a < b
+    ]
     month_low = None if low is None else _month_floor(low, up=True)
     month_high = None if high is None else _month_floor(high)
-    if low is not None and high is not None and month_low is not None and month_high is not None \
-            and month_low >= month_high:  # (each month bound is set exactly when its day bound is)
+    if (
+        low is not None
+        and high is not None
+        and month_low is not None
+        and month_high is not None
+        and month_low >= month_high
+    ):  # (each month bound is set exactly when its day bound is)
         return [("d", _day_key(low), _day_key(high))], edges
-    buckets = [("m", month_low and month_low.strftime("%Y-%m"), month_high and month_high.strftime("%Y-%m"))]
+    buckets = [
+        (
+            "m",
+            month_low and month_low.strftime("%Y-%m"),
+            month_high and month_high.strftime("%Y-%m"),
+        )
+    ]
     if low is not None and month_low is not None and low < month_low:
         buckets.append(("d", _day_key(low), _day_key(month_low)))
     if high is not None and month_high is not None and month_high < high:
@@ -267,8 +337,14 @@ def _day_key(day: datetime) -> str:
     return day.date().isoformat()
 
 
-def counts_from_cases(tx: Tx, region: str, start: datetime | None, end: datetime | None, group: str | None,
-                      petitions: bool = True) -> list[dict[str, Any]]:
+def counts_from_cases(
+    tx: Tx,
+    region: str,
+    start: datetime | None,
+    end: datetime | None,
+    group: str | None,
+    petitions: bool = True,
+) -> list[dict[str, Any]]:
     """The counters of :data:`STAT_COLUMNS` per group (``village``, ``township`` or none:
     the region itself), straight from the case rows: what the roll-up sums, recomputed."""
     origin, origin_params = subtree("origin_region", region)
@@ -278,27 +354,43 @@ def counts_from_cases(tx: Tx, region: str, start: datetime | None, end: datetime
     reported, reported_params = _period("reported_at", start, end)
     resolved, resolved_params = _period("resolved_at", start, end)
     moved, moved_params = _period("at", start, end)
-    cohort = "".join(
-        f", SUM(CASE WHEN kind = 'petition'{condition} THEN 1 ELSE 0 END) AS {name}"
-        for name, condition in (("petitions", ""), ("dispatched", " AND dispatched_at IS NOT NULL"),
-                                ("responded", " AND responded_in_time = 1"),
-                                ("petitions_resolved", " AND resolved_at IS NOT NULL"),
-                                ("visited", " AND visited_at IS NOT NULL"),
-                                ("satisfied", f" AND satisfaction IN {SATISFIED!r}"))
-    ) if petitions else ""
-    ranks = "".join(f", SUM(CASE WHEN resolved_rank = {i} AND {NOT_REFERRED} THEN 1 ELSE 0 END) AS {c}"
-                    for i, c in enumerate(RANK_COLUMNS))
+    cohort = (
+        "".join(
+            f", SUM(CASE WHEN kind = 'petition'{condition} THEN 1 ELSE 0 END) AS {name}"
+            for name, condition in (
+                ("petitions", ""),
+                ("dispatched", " AND dispatched_at IS NOT NULL"),
+                ("responded", " AND responded_in_time = 1"),
+                ("petitions_resolved", " AND resolved_at IS NOT NULL"),
+                ("visited", " AND visited_at IS NOT NULL"),
+                ("satisfied", f" AND satisfaction IN {SATISFIED!r}"),
+            )
+        )
+        if petitions
+        else ""
+    )
+    ranks = "".join(
+        f", SUM(CASE WHEN resolved_rank = {i} AND {NOT_REFERRED} THEN 1 ELSE 0 END) AS {c}"
+        for i, c in enumerate(RANK_COLUMNS)
+    )
     return [
-        *tx.query(f"SELECT {key} AS region, COUNT(*) AS received{cohort} FROM cases "
-                  f"WHERE {origin} AND {reported}{grouped}", [*key_params, *origin_params, *reported_params]),
-        *tx.query(f"SELECT {key} AS region, SUM(CASE WHEN {NOT_REFERRED} THEN 1 ELSE 0 END) AS resolved, "
-                  f"SUM(COALESCE(referred, 0)) AS referred, SUM(within_ceiling) AS within_ceiling{ranks} "
-                  f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {resolved}{grouped}",
-                  [*key_params, *origin_params, *resolved_params]),
-        *tx.query(f"SELECT {key} AS region, SUM(CASE WHEN fact = 'reclassified_up' THEN 1 ELSE 0 END) "
-                  "AS reclassified_up, SUM(CASE WHEN fact = 'escalation_refused' THEN 1 ELSE 0 END) "
-                  f"AS escalations_refused FROM cases_upward WHERE {origin} AND {moved}{grouped}",
-                  [*key_params, *origin_params, *moved_params]),
+        *tx.query(
+            f"SELECT {key} AS region, COUNT(*) AS received{cohort} FROM cases "
+            f"WHERE {origin} AND {reported}{grouped}",
+            [*key_params, *origin_params, *reported_params],
+        ),
+        *tx.query(
+            f"SELECT {key} AS region, SUM(CASE WHEN {NOT_REFERRED} THEN 1 ELSE 0 END) AS resolved, "
+            f"SUM(COALESCE(referred, 0)) AS referred, SUM(within_ceiling) AS within_ceiling{ranks} "
+            f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {resolved}{grouped}",
+            [*key_params, *origin_params, *resolved_params],
+        ),
+        *tx.query(
+            f"SELECT {key} AS region, SUM(CASE WHEN fact = 'reclassified_up' THEN 1 ELSE 0 END) "
+            "AS reclassified_up, SUM(CASE WHEN fact = 'escalation_refused' THEN 1 ELSE 0 END) "
+            f"AS escalations_refused FROM cases_upward WHERE {origin} AND {moved}{grouped}",
+            [*key_params, *origin_params, *moved_params],
+        ),
     ]
 
 
@@ -315,25 +407,42 @@ def _merge(found: dict[str, dict[str, int]], row: dict[str, Any]) -> None:
 def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dict[str, Any]:
     """Counters as the API shows them."""
     stats = {
-        "region": region, "received": counts["received"], "resolved": counts["resolved"],
+        "region": region,
+        "received": counts["received"],
+        "resolved": counts["resolved"],
         "resolved_within_ceiling": counts["within_ceiling"],
         "within_ceiling_rate": _rate(counts["within_ceiling"], counts["resolved"]),
         "resolved_at_rank": {RANK_KEYS[i]: counts[c] for i, c in enumerate(RANK_COLUMNS)},
-        "referred": counts["referred"],  # disputes ended referred: never resolved, never within the ceiling
-        "reclassified_up": counts["reclassified_up"], "escalations_refused": counts["escalations_refused"],
+        "referred": counts[
+            "referred"
+        ],  # disputes ended referred: never resolved, never within the ceiling
+        "reclassified_up": counts["reclassified_up"],
+        "escalations_refused": counts["escalations_refused"],
     }
     if petitions:
-        cohort = dict(zip(("received", "dispatched", "responded", "resolved", "visited", "satisfied"),
-                          (counts[c] for c in PETITION_COLUMNS), strict=True))
-        stats.update(petitions=cohort, response_rate=_rate(cohort["responded"], cohort["dispatched"]),
-                     resolution_rate=_rate(cohort["resolved"], cohort["received"]),
-                     satisfaction_rate=_rate(cohort["satisfied"], cohort["visited"]))
+        cohort = dict(
+            zip(
+                ("received", "dispatched", "responded", "resolved", "visited", "satisfied"),
+                (counts[c] for c in PETITION_COLUMNS),
+                strict=True,
+            )
+        )
+        stats.update(
+            petitions=cohort,
+            response_rate=_rate(cohort["responded"], cohort["dispatched"]),
+            resolution_rate=_rate(cohort["resolved"], cohort["received"]),
+            satisfaction_rate=_rate(cohort["satisfied"], cohort["visited"]),
+        )
     return stats
 
 
 def _counts(row: dict[str, Any]) -> dict[str, Any]:
-    return {"name": row["name"], "open": int(row["open"]), "overdue": int(row["overdue"] or 0),
-            "due_soon": int(row["due_soon"] or 0)}
+    return {
+        "name": row["name"],
+        "open": int(row["open"]),
+        "overdue": int(row["overdue"] or 0),
+        "due_soon": int(row["due_soon"] or 0),
+    }
 
 
 def _busiest(row: dict[str, Any]) -> tuple[int, str]:
@@ -370,4 +479,6 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         datetime.fromisoformat(reported_at)
         return reported_at, case_id
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise ValidationFailed("the cursor is not one this service issued", field="cursor") from None
+        raise ValidationFailed(
+            "the cursor is not one this service issued", field="cursor"
+        ) from None

@@ -140,7 +140,9 @@ def _age(stamp: str) -> float:
 class ProjectionRunner:
     """Keeps a set of projections caught up with the application's event log."""
 
-    def __init__(self, app: Any, projections: Sequence[Projection], db: Database | None = None) -> None:
+    def __init__(
+        self, app: Any, projections: Sequence[Projection], db: Database | None = None
+    ) -> None:
         self.app = app
         self.projections = {p.name: p for p in projections}
         self.db = db or Database.for_store(app.store, settings=app.settings)
@@ -167,7 +169,9 @@ class ProjectionRunner:
             for ddl in TRACKING_DDL:
                 tx.execute(ddl)
             for projection in self.projections.values():
-                rows = tx.query("SELECT generation FROM projection_tracking WHERE name = ?", (projection.name,))
+                rows = tx.query(
+                    "SELECT generation FROM projection_tracking WHERE name = ?", (projection.name,)
+                )
                 if rows:
                     continue
                 projection.generation = 1
@@ -189,7 +193,9 @@ class ProjectionRunner:
     # -- positions -------------------------------------------------------------
 
     def _tracking(self, name: str) -> tuple[int, int]:
-        row = self.db.query("SELECT generation, position FROM projection_tracking WHERE name = ?", (name,))
+        row = self.db.query(
+            "SELECT generation, position FROM projection_tracking WHERE name = ?", (name,)
+        )
         return (row[0]["generation"], row[0]["position"]) if row else (1, 0)
 
     def position(self, name: str) -> int:
@@ -206,8 +212,14 @@ class ProjectionRunner:
         rows = {r["name"]: r for r in self.db.query("SELECT * FROM projection_tracking")}
         failures = {f.name: f for f in self.failures()}
         return [
-            RunnerStatus(name, rows[name]["generation"], rows[name]["position"], head, rows[name]["version"] != p.version,
-                   failures.get(name))
+            RunnerStatus(
+                name,
+                rows[name]["generation"],
+                rows[name]["position"],
+                head,
+                rows[name]["version"] != p.version,
+                failures.get(name),
+            )
             for name, p in self.projections.items()
         ]
 
@@ -216,36 +228,61 @@ class ProjectionRunner:
     def failures(self) -> list[Failure]:
         """The projections stopped on an event, with the position and the error."""
         self.ensure()
-        rows = self.db.query("SELECT name, position, error, failed_at, attempts FROM projection_failures "
-                             "ORDER BY name")
-        return [Failure(r["name"], r["position"], r["error"], r["failed_at"], r["attempts"])
-                for r in rows if r["name"] in self.projections]
+        rows = self.db.query(
+            "SELECT name, position, error, failed_at, attempts FROM projection_failures "
+            "ORDER BY name"
+        )
+        return [
+            Failure(r["name"], r["position"], r["error"], r["failed_at"], r["attempts"])
+            for r in rows
+            if r["name"] in self.projections
+        ]
 
     def skips(self) -> list[Skip]:
         """Every position an operator told a projection to pass over, with the reason."""
         self.ensure()
-        rows = self.db.query("SELECT name, position, reason, skipped_by, skipped_at FROM projection_skips "
-                             "ORDER BY position, name")
-        return [Skip(r["name"], r["position"], r["reason"], r["skipped_by"], r["skipped_at"]) for r in rows]
+        rows = self.db.query(
+            "SELECT name, position, reason, skipped_by, skipped_at FROM projection_skips "
+            "ORDER BY position, name"
+        )
+        return [
+            Skip(r["name"], r["position"], r["reason"], r["skipped_by"], r["skipped_at"])
+            for r in rows
+        ]
 
-    def skip(self, position: int, reason: str, by: str, names: Sequence[str] | None = None) -> list[str]:
+    def skip(
+        self, position: int, reason: str, by: str, names: Sequence[str] | None = None
+    ) -> list[str]:
         """Record that the projections ``names`` (default: those stopped at ``position``)
         pass over the event at ``position``; return the names. Kept for rebuilds too."""
         if not reason.strip():
             raise ValueError("give the reason for skipping")
-        chosen = list(names) if names else [f.name for f in self.failures() if f.position == position]
+        chosen = (
+            list(names) if names else [f.name for f in self.failures() if f.position == position]
+        )
         unknown = [n for n in chosen if n not in self.projections]
         if unknown:
-            raise KeyError(f"unknown projection {unknown[0]!r}; known: {', '.join(self.projections)}")
+            raise KeyError(
+                f"unknown projection {unknown[0]!r}; known: {', '.join(self.projections)}"
+            )
         if not chosen:
             raise LookupError(f"no projection is stopped at position {position}: name one")
         with self.db.transaction() as tx:
             for name in chosen:
-                tx.execute("INSERT INTO projection_skips (name, position, reason, skipped_by, skipped_at) "
-                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, position) DO UPDATE SET "
-                           "reason = excluded.reason, skipped_by = excluded.skipped_by, "
-                           "skipped_at = excluded.skipped_at", (name, position, reason.strip(), by, _now()))
-        log.warning("projection position skipped", position=position, projections=chosen, reason=reason, by=by)
+                tx.execute(
+                    "INSERT INTO projection_skips (name, position, reason, skipped_by, skipped_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, position) DO UPDATE SET "
+                    "reason = excluded.reason, skipped_by = excluded.skipped_by, "
+                    "skipped_at = excluded.skipped_at",
+                    (name, position, reason.strip(), by, _now()),
+                )
+        log.warning(
+            "projection position skipped",
+            position=position,
+            projections=chosen,
+            reason=reason,
+            by=by,
+        )
         return chosen
 
     def _load_skips(self) -> None:
@@ -255,14 +292,16 @@ class ProjectionRunner:
     def _record_failure(self, name: str, position: int, error: BaseException) -> None:
         text = _error_text(error)
         with self.db.transaction() as tx:
-            tx.execute("INSERT INTO projection_failures (name, position, error, failed_at, attempts) "
-                       "VALUES (?, ?, ?, ?, 1) ON CONFLICT (name) DO UPDATE SET "
-                       "attempts = CASE WHEN projection_failures.position = excluded.position "
-                       "THEN projection_failures.attempts + 1 ELSE 1 END, "
-                       "failed_at = CASE WHEN projection_failures.position = excluded.position "
-                       "THEN projection_failures.failed_at ELSE excluded.failed_at END, "
-                       "position = excluded.position, error = excluded.error",
-                       (name, position, text, _now()))
+            tx.execute(
+                "INSERT INTO projection_failures (name, position, error, failed_at, attempts) "
+                "VALUES (?, ?, ?, ?, 1) ON CONFLICT (name) DO UPDATE SET "
+                "attempts = CASE WHEN projection_failures.position = excluded.position "
+                "THEN projection_failures.attempts + 1 ELSE 1 END, "
+                "failed_at = CASE WHEN projection_failures.position = excluded.position "
+                "THEN projection_failures.failed_at ELSE excluded.failed_at END, "
+                "position = excluded.position, error = excluded.error",
+                (name, position, text, _now()),
+            )
         if self._failing is not None:
             self._failing.add(name)
         log.error("projection stopped on an event", projection=name, position=position, error=text)
@@ -270,7 +309,9 @@ class ProjectionRunner:
     def _clear_failures(self, names: set[str]) -> None:
         """Forget the failure rows of projections that applied a batch again."""
         if self._failing is None:
-            self._failing = {r["name"] for r in self.db.query("SELECT name FROM projection_failures")}
+            self._failing = {
+                r["name"] for r in self.db.query("SELECT name FROM projection_failures")
+            }
         cleared = names & self._failing
         if cleared:
             with self.db.transaction() as tx:
@@ -301,28 +342,43 @@ class ProjectionRunner:
         recorder = self.app.recorder
         if not isinstance(recorder, ChainedPostgresRecorder):
             return list(recorder.select_notifications(after + 1, limit))
-        return list(map(Stored._make, recorder.notification_rows(after, limit)))  # tuples: a third of the cost
+        return list(
+            map(Stored._make, recorder.notification_rows(after, limit))
+        )  # tuples: a third of the cost
 
-    def _decoded(self, notifications: Sequence[Any], projection: Projection,
-                 cache: dict[int, Any]) -> list[tuple[int, Any]]:
+    def _decoded(
+        self, notifications: Sequence[Any], projection: Projection, cache: dict[int, Any]
+    ) -> list[tuple[int, Any]]:
         events = []
         skips = self._skips
         for notification in notifications:
-            if projection.wants(notification.topic) and (projection.name, notification.id) not in skips:
+            if (
+                projection.wants(notification.topic)
+                and (projection.name, notification.id) not in skips
+            ):
                 event = cache.get(notification.id)
                 if event is None:
                     event = cache[notification.id] = self.decoder.decode(notification)
                 events.append((notification.id, event))
         return events
 
-    def _read_ahead(self, after: int, limit: int, projection: Projection) -> tuple[list[Any], dict[int, Any]]:
+    def _read_ahead(
+        self, after: int, limit: int, projection: Projection
+    ) -> tuple[list[Any], dict[int, Any]]:
         notifications = self._read(after, limit)
         decoded: dict[int, Any] = {}
         self._decoded(notifications, projection, decoded)
         return notifications, decoded
 
-    def _apply_batch(self, projection: Projection, table: str, generation: int, position: int,
-                     notifications: Sequence[Any], cache: dict[int, Any]) -> bool:
+    def _apply_batch(
+        self,
+        projection: Projection,
+        table: str,
+        generation: int,
+        position: int,
+        notifications: Sequence[Any],
+        cache: dict[int, Any],
+    ) -> bool:
         """Apply notifications after ``position`` and move the tracking row, atomically.
         False if someone else moved the row first (nothing is written)."""
         todo = [n for n in notifications if n.id > position]
@@ -330,15 +386,19 @@ class ProjectionRunner:
             return True
         events = self._decoded(todo, projection, cache)
         with self.db.transaction(bulk=table == "projection_rebuilds") as tx:
-            row = tx.query(f"SELECT generation, position FROM {table} WHERE name = ?{self.db.for_update}",
-                           (projection.name,))
+            row = tx.query(
+                f"SELECT generation, position FROM {table} WHERE name = ?{self.db.for_update}",
+                (projection.name,),
+            )
             if not row or (row[0]["generation"], row[0]["position"]) != (generation, position):
                 return False
             worker = copy.copy(projection)
             worker.generation = generation
             worker.apply_batch(tx, events)
-            tx.execute(f"UPDATE {table} SET position = ?, updated_at = ? WHERE name = ?",
-                       (todo[-1].id, _now(), projection.name))
+            tx.execute(
+                f"UPDATE {table} SET position = ?, updated_at = ? WHERE name = ?",
+                (todo[-1].id, _now(), projection.name),
+            )
         return True
 
     def run_once(self, batch_size: int = 1000) -> int:
@@ -351,7 +411,9 @@ class ProjectionRunner:
         self._load_skips()
         applied, failed, moved = 0, {}, set()
         while True:
-            positions = {name: self._tracking(name) for name in self.projections if name not in failed}
+            positions = {
+                name: self._tracking(name) for name in self.projections if name not in failed
+            }
             if not positions:
                 break
             start = min(position for _, position in positions.values())
@@ -361,12 +423,20 @@ class ProjectionRunner:
             cache: dict[int, Any] = {}
             for name, (generation, position) in positions.items():
                 try:
-                    if self._apply_batch(self.projections[name], "projection_tracking", generation, position,
-                                         notifications, cache):
+                    if self._apply_batch(
+                        self.projections[name],
+                        "projection_tracking",
+                        generation,
+                        position,
+                        notifications,
+                        cache,
+                    ):
                         applied += sum(1 for n in notifications if n.id > position)
                         moved.add(name)
                 except Exception:  # noqa: BLE001 - one event must not stop the other projections
-                    done, stopped = self._pin_failure(name, generation, position, notifications, cache)
+                    done, stopped = self._pin_failure(
+                        name, generation, position, notifications, cache
+                    )
                     applied += done
                     if stopped is None:
                         moved.add(name)
@@ -376,20 +446,34 @@ class ProjectionRunner:
                 self._advanced.notify_all()
         self._clear_failures(moved - set(failed))
         if failed:
-            raise ProjectionFailed("projections stopped on an event (fengqiao projections status): "
-                                   + "; ".join(f"{n} at {p}: {e}" for n, (p, e) in sorted(failed.items())))
+            raise ProjectionFailed(
+                "projections stopped on an event (fengqiao projections status): "
+                + "; ".join(f"{n} at {p}: {e}" for n, (p, e) in sorted(failed.items()))
+            )
         return applied
 
-    def _pin_failure(self, name: str, generation: int, position: int, notifications: Sequence[Any],
-                     cache: dict[int, Any]) -> tuple[int, tuple[int, str] | None]:
+    def _pin_failure(
+        self,
+        name: str,
+        generation: int,
+        position: int,
+        notifications: Sequence[Any],
+        cache: dict[int, Any],
+    ) -> tuple[int, tuple[int, str] | None]:
         """After a failed batch: apply its events one by one up to the one that fails, and
         record that one. Return how many were applied, and the failed position and error
         (None if every event applied alone)."""
         applied = 0
         for notification in (n for n in notifications if n.id > position):
             try:
-                if not self._apply_batch(self.projections[name], "projection_tracking", generation, position,
-                                         [notification], cache):
+                if not self._apply_batch(
+                    self.projections[name],
+                    "projection_tracking",
+                    generation,
+                    position,
+                    [notification],
+                    cache,
+                ):
                     return applied, None  # another worker moved it on: theirs to record
             except Exception as error:  # noqa: BLE001 - this is the event
                 self._record_failure(name, notification.id, error)
@@ -434,14 +518,20 @@ class ProjectionRunner:
         The tables exist when this returns, so readers may query at once."""
         self.ensure()
         stop = threading.Event()
-        threading.Thread(target=self.run_forever, args=(stop, poll, batch_size), name="projections",
-                         daemon=True).start()
+        threading.Thread(
+            target=self.run_forever, args=(stop, poll, batch_size), name="projections", daemon=True
+        ).start()
         return stop
 
     # -- rebuilding --------------------------------------------------------------
 
-    def rebuild(self, name: str, progress: Progress | None = None, batch_size: int = 5000,
-                force: bool = False) -> int:
+    def rebuild(
+        self,
+        name: str,
+        progress: Progress | None = None,
+        batch_size: int = 5000,
+        force: bool = False,
+    ) -> int:
         """Replay every event into a new generation beside the live one, then swap
         it in with one transaction. Return the number of events read.
 
@@ -454,11 +544,18 @@ class ProjectionRunner:
         builder = copy.copy(projection)
         builder.rebuilding = True
         with self.db.transaction() as tx:
-            live = tx.query(f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}", (name,))
-            leftover = tx.query("SELECT generation, updated_at FROM projection_rebuilds WHERE name = ?", (name,))
+            live = tx.query(
+                f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}",
+                (name,),
+            )
+            leftover = tx.query(
+                "SELECT generation, updated_at FROM projection_rebuilds WHERE name = ?", (name,)
+            )
             if leftover and not force and _age(leftover[0]["updated_at"]) < ABANDONED_AFTER:
-                raise RebuildInProgress(f"a rebuild of {name} wrote a batch {_age(leftover[0]['updated_at']):.0f}s "
-                                        "ago; wait for it, or force if it died")
+                raise RebuildInProgress(
+                    f"a rebuild of {name} wrote a batch {_age(leftover[0]['updated_at']):.0f}s "
+                    "ago; wait for it, or force if it died"
+                )
             generation = max([live[0]["generation"], *(r["generation"] for r in leftover)]) + 1
             for row in leftover:  # a rebuild that crashed: throw its tables away
                 builder.generation = row["generation"]
@@ -467,8 +564,10 @@ class ProjectionRunner:
             builder.generation = generation
             builder.drop_tables(tx)
             builder.create_tables(tx)
-            tx.execute("INSERT INTO projection_rebuilds (name, generation, position, updated_at) VALUES (?, ?, 0, ?)",
-                       (name, generation, _now()))
+            tx.execute(
+                "INSERT INTO projection_rebuilds (name, generation, position, updated_at) VALUES (?, ?, 0, ?)",
+                (name, generation, _now()),
+            )
         position, events = 0, 0
         head = self.app.head_position()
         with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
@@ -479,8 +578,9 @@ class ProjectionRunner:
                 if not notifications:
                     break
                 ahead = reader.submit(self._read_ahead, notifications[-1].id, batch_size, builder)
-                if not self._apply_batch(builder, "projection_rebuilds", generation, position, notifications,
-                                         decoded):
+                if not self._apply_batch(
+                    builder, "projection_rebuilds", generation, position, notifications, decoded
+                ):
                     raise RebuildInProgress(f"another rebuild of {name} took over")
                 position = notifications[-1].id
                 events += len(notifications)
@@ -490,7 +590,13 @@ class ProjectionRunner:
         self._swap(builder, generation, position)
         with self._advanced:
             self._advanced.notify_all()
-        log.info("projection rebuilt", projection=name, generation=generation, position=position, events=events)
+        log.info(
+            "projection rebuilt",
+            projection=name,
+            generation=generation,
+            position=position,
+            events=events,
+        )
         return events
 
     def _swap(self, builder: Projection, generation: int, position: int) -> None:
@@ -504,8 +610,13 @@ class ProjectionRunner:
         with self.db.transaction() as tx:
             builder.create_indexes(tx)
         with self.db.transaction() as tx:
-            live = tx.query(f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}", (name,))
-            while True:  # events written since the last batch; writers to this projection wait on the lock
+            live = tx.query(
+                f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}",
+                (name,),
+            )
+            while (
+                True
+            ):  # events written since the last batch; writers to this projection wait on the lock
                 notifications = self._read(position, 5000)
                 if not notifications:
                     break

@@ -26,7 +26,11 @@ class RawStore:
             self.pos = "notification_id"
         else:
             self.conn = sqlite3.connect(app.store.sqlite_path, isolation_level=None)
-            self.events, self.chain, self.checkpoints = "stored_events", "audit_chain", "audit_checkpoints"
+            self.events, self.chain, self.checkpoints = (
+                "stored_events",
+                "audit_chain",
+                "audit_checkpoints",
+            )
             self.pos = "rowid"
 
     def close(self) -> None:
@@ -42,12 +46,16 @@ class RawStore:
 
     def events_rows(self) -> list[tuple]:
         """(position, originator_id, version, topic, state) in order."""
-        return self.sql(f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} "
-                        f"ORDER BY {self.pos}")
+        return self.sql(
+            f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} "
+            f"ORDER BY {self.pos}"
+        )
 
     def chain_rows(self) -> list[tuple]:
-        return self.sql(f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {self.chain} "
-                        "ORDER BY position")
+        return self.sql(
+            f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {self.chain} "
+            "ORDER BY position"
+        )
 
     def snapshot(self) -> tuple[list[tuple], list[tuple], list[tuple]]:
         return self.events_rows(), self.chain_rows(), self.sql(f"SELECT * FROM {self.checkpoints}")
@@ -58,11 +66,17 @@ class RawStore:
         self.sql(f"DELETE FROM {self.chain}")
         self.sql(f"DELETE FROM {self.checkpoints}")
         for row in events:
-            self.sql(f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, state) "
-                     "VALUES (?, ?, ?, ?, ?)", row)
+            self.sql(
+                f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, state) "
+                "VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
         for row in chain:
-            self.sql(f"INSERT INTO {self.chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self.sql(
+                f"INSERT INTO {self.chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
         for row in checkpoints:
             self.sql(f"INSERT INTO {self.checkpoints} VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 
@@ -71,8 +85,18 @@ def busy_history(app: Fengqiao) -> list:
     """A few cases with some history, for verification to chew on."""
     cases = []
     for kind in ("dispute", "hazard", "petition"):
-        result = report(app, kind, parties=[{"name": "张三", "role": "applicant", "phone": "13812341234",
-                                              "id_number": "41092819800101127X"}])
+        result = report(
+            app,
+            kind,
+            parties=[
+                {
+                    "name": "张三",
+                    "role": "applicant",
+                    "phone": "13812341234",
+                    "id_number": "41092819800101127X",
+                }
+            ],
+        )
         cases.append(result.case_id)
         act(app, result.case_id, "comment", "wang", text="已上门了解情况")
     act(app, cases[0], "assign", "li", assignee="zhao")

@@ -27,7 +27,9 @@ from tests.test_api_support import Api
 # Each engine keeps this many PostgreSQL connections open; tests open many engines.
 os.environ.setdefault("FENGQIAO_POOL_SIZE", "1")
 
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _postgres_problem: str | None = None
@@ -94,8 +96,10 @@ def api(app: Fengqiao) -> Iterator[Api]:
     """The HTTP app over ``app``, a user of every role, and a client that speaks as one."""
     http = create_app(app)
     svc = http.state.services
-    tokens = {name: svc.users.add(name, role, region, unit, by="test")
-              for name, role, region, unit in USERS}
+    tokens = {
+        name: svc.users.add(name, role, region, unit, by="test")
+        for name, role, region, unit in USERS
+    }
     with TestClient(http, raise_server_exceptions=False) as client:
         yield Api(http, client, app, tokens)
     if svc.runner is not None:

@@ -19,7 +19,12 @@ from engine.service import Fengqiao
 from tests.support import act, report
 
 TYPE_PATTERN = re.compile(r"^cn\.fengqiao\.(dispute|hazard|petition)\.[a-z_]+\.v\d+$")
-PARTY = {"name": "张三", "role": "applicant", "phone": "13812345678", "id_number": "41092819900101127X"}
+PARTY = {
+    "name": "张三",
+    "role": "applicant",
+    "phone": "13812345678",
+    "id_number": "41092819900101127X",
+}
 
 
 @dataclass
@@ -40,10 +45,14 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 
     def get(self, url: str, user: str = "integrator", **kwargs: Any):
-        return self.client.get(url, headers={**self.headers(user), **kwargs.pop("headers", {})}, **kwargs)
+        return self.client.get(
+            url, headers={**self.headers(user), **kwargs.pop("headers", {})}, **kwargs
+        )
 
     def post(self, url: str, user: str = "integrator", **kwargs: Any):
-        return self.client.post(url, headers={**self.headers(user), **kwargs.pop("headers", {})}, **kwargs)
+        return self.client.post(
+            url, headers={**self.headers(user), **kwargs.pop("headers", {})}, **kwargs
+        )
 
 
 def make_api(app: Fengqiao) -> Api:
@@ -105,8 +114,9 @@ class LiveServer:
     """The ASGI app served by uvicorn on 127.0.0.1, in a thread."""
 
     def __init__(self, app: Any) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:

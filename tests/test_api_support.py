@@ -37,7 +37,14 @@ class Api:
     def get(self, path: str, who: str | None = "root", **kw: Any):
         return self.client.get(path, headers=self.headers(who), **kw)
 
-    def post(self, path: str, body: Any = None, who: str | None = "root", headers: dict | None = None, **kw: Any):
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        who: str | None = "root",
+        headers: dict | None = None,
+        **kw: Any,
+    ):
         all_headers = {**self.headers(who), **(headers or {})}
         if body is None:
             return self.client.post(path, headers=all_headers, **kw)
@@ -48,22 +55,37 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def act(self, case_id: str, action: str, body: dict | None = None, who: str = "root",
-            status: int = 200, **kw: Any) -> dict:
+    def act(
+        self,
+        case_id: str,
+        action: str,
+        body: dict | None = None,
+        who: str = "root",
+        status: int = 200,
+        **kw: Any,
+    ) -> dict:
         response = self.post(f"/v1/cases/{case_id}/{action}", body, who, **kw)
         assert response.status_code == status, (action, who, response.text)
         return response.json()
 
 
-ORIGIN = {"Origin": "http://testserver"}  # the test client's own origin: what a browser sends with a form
+ORIGIN = {
+    "Origin": "http://testserver"
+}  # the test client's own origin: what a browser sends with a form
 
 
 def ui_sign_in(api: Api, who: str) -> str:
     """Sign in to the dashboard as ``who``; the session cookie is set for ``/ui`` pages."""
     api.client.cookies.clear()
-    response = api.client.post("/ui/login", data={"token": api.tokens[who], "next": "/ui/board"},
-                               headers=ORIGIN, follow_redirects=False)
+    response = api.client.post(
+        "/ui/login",
+        data={"token": api.tokens[who], "next": "/ui/board"},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text
     session = re.match(r'fengqiao_ui="?([^;"]+)', response.headers["set-cookie"]).group(1)
-    api.client.cookies.set("fengqiao_ui", session, path="/ui")  # the test client keeps Path=/ui cookies apart
+    api.client.cookies.set(
+        "fengqiao_ui", session, path="/ui"
+    )  # the test client keeps Path=/ui cookies apart
     return session

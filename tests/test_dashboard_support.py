@@ -34,8 +34,11 @@ def free_port() -> int:
 def serving(http: FastAPI) -> Iterator[str]:
     """Serve ``http`` with uvicorn in a thread on 127.0.0.1; yield its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(http, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            http, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
+        )
+    )
     thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -64,7 +67,9 @@ def small_demo(store: StoreConfig, scale: float = 0.5) -> SmallDemo:
 
     clock = demo_clock(SMALL_SEASON)
     engine = Fengqiao(store, clock=clock)
-    demo = build_demo(engine, clock, SMALL_SEASON, seed=SMALL_SEED, scale=scale, shape=CountyShape.small())
+    demo = build_demo(
+        engine, clock, SMALL_SEASON, seed=SMALL_SEED, scale=scale, shape=CountyShape.small()
+    )
     runner = ProjectionRunner(engine, default_projections())
     try:
         runner.run_once()
@@ -75,7 +80,9 @@ def small_demo(store: StoreConfig, scale: float = 0.5) -> SmallDemo:
 
 def ui_session(base: str, token: str) -> str:
     """Sign in to the dashboard of a live server; the session id its cookie carries."""
-    response = httpx.post(f"{base}/ui/login", data={"token": token}, headers={"Origin": base}, timeout=30)
+    response = httpx.post(
+        f"{base}/ui/login", data={"token": token}, headers={"Origin": base}, timeout=30
+    )
     assert response.status_code == 303, response.text
     return response.cookies["fengqiao_ui"]
 

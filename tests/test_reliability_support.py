@@ -27,7 +27,10 @@ def _pg_bin() -> Path:
         return found[-1].parent
     which = shutil.which("pg_ctl")
     if which is None:
-        pytest.fail("no PostgreSQL server binaries (pg_ctl, initdb) to start a private cluster", pytrace=False)
+        pytest.fail(
+            "no PostgreSQL server binaries (pg_ctl, initdb) to start a private cluster",
+            pytrace=False,
+        )
     return Path(which).parent
 
 
@@ -52,10 +55,22 @@ class PrivatePostgres:
         return subprocess.run(command, capture_output=True, text=True, check=check, cwd=self.dir)
 
     def _ctl(self, action: str, *extra: str) -> None:
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w",
-                  *extra, action)
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            *extra,
+            action,
+        )
 
     def start(self) -> None:
         self._ctl("start")
@@ -72,14 +87,17 @@ class PrivatePostgres:
     def sql(self, statement: str, db: str = "postgres") -> None:
         import psycopg
 
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/{db}", autocommit=True,
-                             connect_timeout=5) as conn:
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{self.port}/{db}", autocommit=True, connect_timeout=5
+        ) as conn:
             conn.execute(statement)
 
     def processes(self) -> list[int]:
         """The postmaster and every backend of this cluster."""
         postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True
+        ).stdout.split()
         return [postmaster, *map(int, children)]
 
     @contextlib.contextmanager
@@ -104,7 +122,11 @@ class PrivatePostgres:
 def cli(url: str, *args: str, check: bool = True) -> str:
     """Run `fengqiao …` against ``url``; its stdout."""
     env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([*FENGQIAO, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*FENGQIAO, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"fengqiao {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
+        raise AssertionError(
+            f"fengqiao {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}"
+        )
     return done.stdout

@@ -53,12 +53,23 @@ TRIGGERS = ("Reported", "SentBack", "Escalated", "Reclassified")
 POSITIONS_DDL = "CREATE TABLE IF NOT EXISTS workflow_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 
 
-def dispatch_unit(tree: RegionTree, rules: list[dict[str, Any]], region: str, kind: str, category: str,
-                  ceiling: int, excluded: frozenset[str] | set[str] = frozenset()) -> Unit | None:
+def dispatch_unit(
+    tree: RegionTree,
+    rules: list[dict[str, Any]],
+    region: str,
+    kind: str,
+    category: str,
+    ceiling: int,
+    excluded: frozenset[str] | set[str] = frozenset(),
+) -> Unit | None:
     """The responsible unit of ``region`` or, failing that, of the nearest region
     above it, never above ``ceiling``; units in ``excluded`` are skipped."""
-    view = RegionTree(tree.regions, tree.children,
-                      {k: u for k, u in tree.units.items() if k not in excluded}, tree.people)
+    view = RegionTree(
+        tree.regions,
+        tree.children,
+        {k: u for k, u in tree.units.items() if k not in excluded},
+        tree.people,
+    )
     for candidate in tree.lineage(region):
         if candidate.rank > ceiling:
             return None
@@ -77,7 +88,9 @@ class Router:
         self.app = app
         self.db = db or Database.for_store(app.store, settings=app.settings)
         self._owns_db = db is None
-        self.topics = [get_topic(getattr(cls, event)) for cls in CASE_CLASSES.values() for event in TRIGGERS]
+        self.topics = [
+            get_topic(getattr(cls, event)) for cls in CASE_CLASSES.values() for event in TRIGGERS
+        ]
         with self.db.transaction() as tx:
             tx.execute(POSITIONS_DDL)
 
@@ -94,7 +107,9 @@ class Router:
         handled = 0
         while True:
             start = self.position()
-            notifications = self.app.recorder.select_notifications(start + 1, batch, topics=self.topics)
+            notifications = self.app.recorder.select_notifications(
+                start + 1, batch, topics=self.topics
+            )
             if not notifications:
                 return handled
             for notification in notifications:
@@ -112,13 +127,16 @@ class Router:
         trigger = f"route:{case_id}:{event.originator_version}"
         try:
             redispatch = not isinstance(event, Case.Reclassified) and not (
-                isinstance(event, Case.Escalated) and event.unit is not None)
+                isinstance(event, Case.Escalated) and event.unit is not None
+            )
             if redispatch:
                 self.dispatch(case_id, trigger)
             if reports_up_at_once(event):
                 self.report_up(case_id, trigger)
         except DomainError as error:
-            log.warning("routing refused", case_id=str(case_id), code=error.code, error=error.message)
+            log.warning(
+                "routing refused", case_id=str(case_id), code=error.code, error=error.message
+            )
 
     def dispatch(self, case_id: UUID, trigger: str) -> None:
         case = self.app.case(case_id)
@@ -126,17 +144,34 @@ class Router:
             return  # dispatched already (by hand, or by an earlier run of this trigger)
         tree = self.app.ladder().tree
         policy = self.app.policy(case.policy_version)
-        unit = dispatch_unit(tree, policy.routing, case.region, case.kind, case.category, case.ceiling,
-                             case.returned_by)
+        unit = dispatch_unit(
+            tree,
+            policy.routing,
+            case.region,
+            case.kind,
+            case.category,
+            case.ceiling,
+            case.returned_by,
+        )
         if unit is not None:
             self._do(case_id, "assign", {"unit": unit.id}, f"{trigger}:assign")
             return
-        ceiling = next((r for r in tree.lineage(case.region) if r.rank == case.ceiling), tree.get(case.region))
-        supervisor = next((p.name for p in sorted(tree.people.values(), key=lambda p: p.name)
-                           if p.region == ceiling.code and p.role == "supervisor"), None)
-        note = (f"兜底: no unit for a {case.kind} ({case.category}) up to {ceiling.name} "
-                f"({Rank(case.ceiling).label}, the ceiling); dispatch by hand"
-                + (f", {supervisor}" if supervisor else ""))
+        ceiling = next(
+            (r for r in tree.lineage(case.region) if r.rank == case.ceiling), tree.get(case.region)
+        )
+        supervisor = next(
+            (
+                p.name
+                for p in sorted(tree.people.values(), key=lambda p: p.name)
+                if p.region == ceiling.code and p.role == "supervisor"
+            ),
+            None,
+        )
+        note = (
+            f"兜底: no unit for a {case.kind} ({case.category}) up to {ceiling.name} "
+            f"({Rank(case.ceiling).label}, the ceiling); dispatch by hand"
+            + (f", {supervisor}" if supervisor else "")
+        )
         self._do(case_id, "supervise", {"note": note}, f"{trigger}:unrouted")
 
     def sent_back_by(self, case_id: UUID) -> set[str]:
@@ -153,5 +188,13 @@ class Router:
     def _do(self, case_id: UUID, action: str, body: dict[str, Any], command_id: str) -> None:
         fence()  # under a worker lease: never issue after the lock is lost
         log.debug("routing", routing_command=command_id)
-        result = self.app.do(case_id, action, body, Envelope(actor=ROUTING_ACTOR, command_id=command_id))
-        log.info("routed", case_id=str(case_id), action=action, repeated=result.repeated, routing_command=command_id)
+        result = self.app.do(
+            case_id, action, body, Envelope(actor=ROUTING_ACTOR, command_id=command_id)
+        )
+        log.info(
+            "routed",
+            case_id=str(case_id),
+            action=action,
+            repeated=result.repeated,
+            routing_command=command_id,
+        )

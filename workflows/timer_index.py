@@ -77,11 +77,17 @@ class TimerIndex(Projection):
         t = self.t(TABLE)
         for _, event in events:
             if isinstance(event, Case.Event | Case.Reported):
-                latest[event.originator_id] = max(latest.get(event.originator_id) or 0, event.originator_version)
+                latest[event.originator_id] = max(
+                    latest.get(event.originator_id) or 0, event.originator_version
+                )
             elif isinstance(event, CalendarBook.CalendarImported):
-                self.app.calendar_book(min_version=event.originator_version)  # count with the new year now
+                self.app.calendar_book(
+                    min_version=event.originator_version
+                )  # count with the new year now
                 for row in tx.query(f"SELECT DISTINCT case_id FROM {t}"):
-                    latest.setdefault(UUID(row["case_id"]), None)  # None: the case's events as stored
+                    latest.setdefault(
+                        UUID(row["case_id"]), None
+                    )  # None: the case's events as stored
         for case_id, version in latest.items():
             tx.execute(f"DELETE FROM {t} WHERE case_id = ?", (str(case_id),))
             rows = [(str(case_id), *row) for row in self.next_thresholds(case_id, version)]
@@ -90,7 +96,9 @@ class TimerIndex(Projection):
                 rows,
             )
 
-    def next_thresholds(self, case_id: UUID, version: int | None) -> list[tuple[str, str, float, str, int | None]]:
+    def next_thresholds(
+        self, case_id: UUID, version: int | None
+    ) -> list[tuple[str, str, float, str, int | None]]:
         """``(clock, leg, threshold, due_at, missing_year)`` of each open clock, from
         the case's events up to ``version`` (None: all)."""
         events = list(self.app.events.get(case_id, lte=version))
@@ -103,26 +111,36 @@ class TimerIndex(Projection):
             upcoming = state.next_threshold()
             if upcoming is not None:
                 threshold, at = upcoming
-                missing = statutory.missing_years(state.started_at, state.due_at) if state.working else ()
+                missing = (
+                    statutory.missing_years(state.started_at, state.due_at) if state.working else ()
+                )
                 if missing:
                     self._warn(case_id, state, missing)
-                rows.append((state.name, state.leg, threshold, as_key(at), missing[0] if missing else None))
+                rows.append(
+                    (state.name, state.leg, threshold, as_key(at), missing[0] if missing else None)
+                )
         return rows
 
     def _warn(self, case_id: UUID, state: ClockState, missing: tuple[int, ...]) -> None:
         key = (str(case_id), state.name, state.leg)
         if key not in self._warned:
             self._warned.add(key)
-            log.warning("clock due in a year without statutory calendar data: counted Monday to Friday",
-                        case_id=str(case_id), clock=state.name, due_at=state.due_at.isoformat(),
-                        years=list(missing))
+            log.warning(
+                "clock due in a year without statutory calendar data: counted Monday to Friday",
+                case_id=str(case_id),
+                clock=state.name,
+                due_at=state.due_at.isoformat(),
+                years=list(missing),
+            )
 
 
 def due_cases(db: Database, now: datetime, limit: int) -> list[tuple[UUID, datetime]]:
     """Cases with a threshold due by ``now``, earliest first (at most ``limit``
     rows are read: a range scan of the ``due_at`` index, never the whole table)."""
-    rows = db.query(f"SELECT case_id, due_at FROM {TABLE} WHERE due_at <= ? ORDER BY due_at LIMIT ?",
-                    (as_key(now), limit))
+    rows = db.query(
+        f"SELECT case_id, due_at FROM {TABLE} WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+        (as_key(now), limit),
+    )
     first: dict[str, str] = {}
     for row in rows:
         first.setdefault(row["case_id"], row["due_at"])
@@ -132,8 +150,10 @@ def due_cases(db: Database, now: datetime, limit: int) -> list[tuple[UUID, datet
 def missing_years(db: Database) -> dict[int, int]:
     """Years without statutory data that open working-time clocks run into, with
     how many clocks do (as last indexed)."""
-    rows = db.query(f"SELECT missing_year, COUNT(*) AS clocks FROM {TABLE} WHERE missing_year IS NOT NULL "
-                    "GROUP BY missing_year")
+    rows = db.query(
+        f"SELECT missing_year, COUNT(*) AS clocks FROM {TABLE} WHERE missing_year IS NOT NULL "
+        "GROUP BY missing_year"
+    )
     return {int(row["missing_year"]): int(row["clocks"]) for row in rows}
 
 

@@ -105,7 +105,11 @@ class TimerService:
         now = now or self.app.clock.now()
         for _ in range(MAX_ROUNDS):  # a breach may start a new cycle that is due already
             self.runner.run_once()
-            fresh = [f for case_id, _ in due_cases(self.db, now, self.batch) for f in self.fire(case_id, now)]
+            fresh = [
+                f
+                for case_id, _ in due_cases(self.db, now, self.batch)
+                for f in self.fire(case_id, now)
+            ]
             issued(fresh)
             if all(f.repeated for f in fresh):
                 break
@@ -139,20 +143,39 @@ class TimerService:
                 try:
                     fired.extend(self._cross(case_id, state, threshold, at))
                 except DomainError as error:
-                    log.warning("timer command refused", case_id=str(case_id), clock=state.name,
-                                threshold=threshold, code=error.code, error=error.message)
+                    log.warning(
+                        "timer command refused",
+                        case_id=str(case_id),
+                        clock=state.name,
+                        threshold=threshold,
+                        code=error.code,
+                        error=error.message,
+                    )
         return fired
 
-    def _cross(self, case_id: UUID, state: ClockState, threshold: float, at: datetime) -> list[Fired]:
+    def _cross(
+        self, case_id: UUID, state: ClockState, threshold: float, at: datetime
+    ) -> list[Fired]:
         if threshold != state.breach_threshold:
             body = {"clock": state.name, "threshold": threshold, "due_at": state.due_at}
-            return [self._do(case_id, state, "warn-clock", body, f"warn:{threshold}", threshold, at)]
+            return [
+                self._do(case_id, state, "warn-clock", body, f"warn:{threshold}", threshold, at)
+            ]
         body = {"clock": state.name, "due_at": state.due_at}
         done = [self._do(case_id, state, "breach-clock", body, "breach", threshold, at)]
         if state.on_breach == "supervise":
             note = f"督办: {state.title or state.clock} overdue since {at.isoformat()}"
-            done.append(self._do(case_id, state, "supervise", {"note": note, "clock": state.name},
-                                 "on-breach", threshold, at))
+            done.append(
+                self._do(
+                    case_id,
+                    state,
+                    "supervise",
+                    {"note": note, "clock": state.name},
+                    "on-breach",
+                    threshold,
+                    at,
+                )
+            )
         elif state.on_breach == "escalate":
             done.append(self._escalate(case_id, state, threshold, at))
         return done
@@ -163,24 +186,62 @@ class TimerService:
         tree = self.app.ladder().tree
         up = tree.next_rank_up(case.region)
         if up is not None and up.rank <= case.ceiling:
-            reason = (f"{state.title or state.clock}: not settled at {Rank(case.rank).label} "
-                      f"by {state.due_at.isoformat()}; escalated automatically")
-            return self._do(case_id, state, "escalate", {"reason": reason}, "on-breach", threshold, at)
-        region = next((r for r in tree.lineage(case.region) if r.rank == case.ceiling), tree.get(case.region))
-        supervisor = next((p.name for p in tree.people.values()
-                           if p.region == region.code and p.role == "supervisor"), None)
-        note = (f"督办: {state.title or state.clock} overdue at {Rank(case.rank).label}, the ceiling "
-                f"for a {case.severity} case; no escalation. For the supervisor of {region.name}"
-                + (f" ({supervisor})" if supervisor else ""))
-        return self._do(case_id, state, "supervise", {"note": note, "clock": state.name},
-                        "on-breach", threshold, at)
+            reason = (
+                f"{state.title or state.clock}: not settled at {Rank(case.rank).label} "
+                f"by {state.due_at.isoformat()}; escalated automatically"
+            )
+            return self._do(
+                case_id, state, "escalate", {"reason": reason}, "on-breach", threshold, at
+            )
+        region = next(
+            (r for r in tree.lineage(case.region) if r.rank == case.ceiling), tree.get(case.region)
+        )
+        supervisor = next(
+            (
+                p.name
+                for p in tree.people.values()
+                if p.region == region.code and p.role == "supervisor"
+            ),
+            None,
+        )
+        note = (
+            f"督办: {state.title or state.clock} overdue at {Rank(case.rank).label}, the ceiling "
+            f"for a {case.severity} case; no escalation. For the supervisor of {region.name}"
+            + (f" ({supervisor})" if supervisor else "")
+        )
+        return self._do(
+            case_id,
+            state,
+            "supervise",
+            {"note": note, "clock": state.name},
+            "on-breach",
+            threshold,
+            at,
+        )
 
-    def _do(self, case_id: UUID, state: ClockState, action: str, body: dict[str, Any], what: str,
-            threshold: float, at: datetime) -> Fired:
-        envelope = Envelope(actor=SYSTEM_ACTOR, command_id=command_id(case_id, state, what), occurred_at=at)
+    def _do(
+        self,
+        case_id: UUID,
+        state: ClockState,
+        action: str,
+        body: dict[str, Any],
+        what: str,
+        threshold: float,
+        at: datetime,
+    ) -> Fired:
+        envelope = Envelope(
+            actor=SYSTEM_ACTOR, command_id=command_id(case_id, state, what), occurred_at=at
+        )
         fence()  # under a worker lease: never issue after the lock is lost
         log.debug("timer firing", timer_command=envelope.command_id)
         result = self.app.do(case_id, action, body, envelope)
-        log.info("timer fired", case_id=str(case_id), clock=state.name, action=action,
-                 threshold=threshold, repeated=result.repeated, timer_command=envelope.command_id)
+        log.info(
+            "timer fired",
+            case_id=str(case_id),
+            clock=state.name,
+            action=action,
+            threshold=threshold,
+            repeated=result.repeated,
+            timer_command=envelope.command_id,
+        )
         return Fired(case_id, state.name, action, threshold, at, result.repeated)

@@ -137,15 +137,17 @@ class DeadlineStream(httpcore.NetworkStream):
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         for start in range(0, len(buffer), self.CHUNK):
-            self._inner.write(buffer[start:start + self.CHUNK], self._left(timeout))
+            self._inner.write(buffer[start : start + self.CHUNK], self._left(timeout))
 
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, self._left(timeout)),
-                              self._deadline)
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, self._left(timeout)), self._deadline
+        )
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -189,18 +191,30 @@ class PinnedBackend(httpcore.NetworkBackend):
         with self._lock:
             self._pins[(target.host.lower(), target.port)] = target.address
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
         with self._lock:
             address = self._pins.get((host.lower(), port))
         if address is None:
             raise httpcore.ConnectError(f"{host}:{port} was not checked before connecting")
-        stream = self._inner.connect_tcp(address, port, time_left(self.current_deadline(), timeout),
-                                         local_address, socket_options)
+        stream = self._inner.connect_tcp(
+            address,
+            port,
+            time_left(self.current_deadline(), timeout),
+            local_address,
+            socket_options,
+        )
         return DeadlineStream(stream, self.current_deadline)
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
         raise httpcore.ConnectError("webhooks never use unix sockets")
 
     def sleep(self, seconds: float) -> None:
@@ -210,8 +224,9 @@ class PinnedBackend(httpcore.NetworkBackend):
 def pinned_transport(backend: PinnedBackend) -> httpx.HTTPTransport:
     """httpx's transport over ``backend`` (httpx does not take a network backend itself)."""
     transport = httpx.HTTPTransport(trust_env=False)
-    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
-                                              network_backend=backend)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend
+    )
     return transport
 
 
@@ -240,7 +255,9 @@ class WebhookSender:
         self.app = app
         self.store = store
         self.feed = Feed(app)
-        self.users = UserStore(app)  # a subscription delivers only while its owner may (owner_stop_reason)
+        self.users = UserStore(
+            app
+        )  # a subscription delivers only while its owner may (owner_stop_reason)
         self.allow_private = app.settings.webhook_allow_private  # FENGQIAO_WEBHOOK_ALLOW_PRIVATE
         self.retry = retry or RetryPolicy()
         self.window = window
@@ -250,10 +267,15 @@ class WebhookSender:
         self.rng = rng or random.Random()
         self.share = share  # several senders: this one's part of the subscriptions
         self.pins = PinnedBackend()  # connects only to the address each attempt checked
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
-                                   transport=pinned_transport(self.pins))
-        self.pool = ThreadPoolExecutor(max_workers=senders or app.settings.webhook_senders,
-                                       thread_name_prefix="webhook")
+        self.client = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=pinned_transport(self.pins),
+        )
+        self.pool = ThreadPoolExecutor(
+            max_workers=senders or app.settings.webhook_senders, thread_name_prefix="webhook"
+        )
         self._busy: dict[str, Future[int]] = {}  # subscription id → its work in the pool
 
     def close(self) -> None:
@@ -336,9 +358,13 @@ class WebhookSender:
         if room <= 0:
             return True
         try:
-            page = self.feed.page(subscription.cursor, room, subscription.filter)  # as integrators see it
+            page = self.feed.page(
+                subscription.cursor, room, subscription.filter
+            )  # as integrators see it
         except ValidationFailed as error:  # e.g. a type that no longer exists
-            self.store.set_state(subscription.id, DISABLED, f"the filter is no longer valid: {error}")
+            self.store.set_state(
+                subscription.id, DISABLED, f"the filter is no longer valid: {error}"
+            )
             return False
         if page.next_after > subscription.cursor:
             self.store.queue(subscription.id, page.events, page.next_after, self.clock())
@@ -366,14 +392,21 @@ class WebhookSender:
         """One POST, all of it within ``timeout``; the answer's body is read to at most
         :data:`MAX_RESPONSE_BYTES` and the connection dropped if there is more."""
         if subscription.secret == UNREADABLE:
-            raise ValidationFailed("the subscription's secret does not open with this FENGQIAO_WEBHOOK_KEY",
-                                   field="secret")
+            raise ValidationFailed(
+                "the subscription's secret does not open with this FENGQIAO_WEBHOOK_KEY",
+                field="secret",
+            )
         with self.pins.deadline(self.timeout):
-            self.pins.pin(resolve_target(subscription.url, self.allow_private))  # resolved once: no rebinding
+            self.pins.pin(
+                resolve_target(subscription.url, self.allow_private)
+            )  # resolved once: no rebinding
             fence()  # never POST once this sender's lock on the subscription may be gone
-            headers = signed_headers(subscription.secret, delivery.message_id, delivery.body, datetime.now(UTC))
-            with self.client.stream("POST", subscription.url, content=delivery.body.encode("utf-8"),
-                                    headers=headers) as response:
+            headers = signed_headers(
+                subscription.secret, delivery.message_id, delivery.body, datetime.now(UTC)
+            )
+            with self.client.stream(
+                "POST", subscription.url, content=delivery.body.encode("utf-8"), headers=headers
+            ) as response:
                 read = 0
                 for chunk in response.iter_raw():
                     read += len(chunk)
@@ -394,35 +427,60 @@ class WebhookSender:
         except (httpx.HTTPError, httpcore.TimeoutException, ValidationFailed) as problem:
             error = f"{type(problem).__name__}: {problem}"
         if error is None:
-            self.store.record_attempt(delivery, status=DELIVERED, http_status=status_code, error=None)
+            self.store.record_attempt(
+                delivery, status=DELIVERED, http_status=status_code, error=None
+            )
             return DELIVERED
         if status_code == 410:
-            self.store.record_attempt(delivery, status=PENDING, http_status=410, error=error,
-                                      next_attempt_at=self.clock())
+            self.store.record_attempt(
+                delivery, status=PENDING, http_status=410, error=error, next_attempt_at=self.clock()
+            )
             self.store.set_state(subscription.id, DISABLED, "the receiver answered 410 Gone")
             log.warning("webhook subscription disabled: 410 Gone", url=subscription.url)
             return DISABLED
         return self._failed(delivery, status_code, error, retry_after)
 
-    def _failed(self, delivery: Delivery, status_code: int | None, error: str, retry_after: float | None) -> str:
+    def _failed(
+        self, delivery: Delivery, status_code: int | None, error: str, retry_after: float | None
+    ) -> str:
         attempts = delivery.attempts + 1
         if attempts >= self.retry.max_attempts:
             self.store.record_attempt(delivery, status=DEAD, http_status=status_code, error=error)
-            log.warning("webhook delivery dead-lettered", position=delivery.position, attempts=attempts, error=error)
+            log.warning(
+                "webhook delivery dead-lettered",
+                position=delivery.position,
+                attempts=attempts,
+                error=error,
+            )
             return DEAD
-        wait = (min(retry_after, self.retry.max_retry_after_seconds) if retry_after is not None
-                else self.retry.delay(attempts, self.rng))
-        self.store.record_attempt(delivery, status=PENDING, http_status=status_code, error=error,
-                                  next_attempt_at=self.clock() + wait)
-        log.info("webhook delivery failed; will retry", position=delivery.position, attempts=attempts,
-                 wait_seconds=round(wait, 3), error=error)
+        wait = (
+            min(retry_after, self.retry.max_retry_after_seconds)
+            if retry_after is not None
+            else self.retry.delay(attempts, self.rng)
+        )
+        self.store.record_attempt(
+            delivery,
+            status=PENDING,
+            http_status=status_code,
+            error=error,
+            next_attempt_at=self.clock() + wait,
+        )
+        log.info(
+            "webhook delivery failed; will retry",
+            position=delivery.position,
+            attempts=attempts,
+            wait_seconds=round(wait, 3),
+            error=error,
+        )
         return PENDING
 
 
 @register_worker("webhooks", lease="share")
 def run_webhooks(app: Any, stop: threading.Event, share: Share | None = None) -> None:
     """Deliver webhook messages until stopped (for this sender's ``share`` of the subscriptions)."""
-    store = SubscriptionStore.for_store(app.store, app.settings.projections_pool_size, app.settings.webhook_key)
+    store = SubscriptionStore.for_store(
+        app.store, app.settings.projections_pool_size, app.settings.webhook_key
+    )
     sender = WebhookSender(app, store, share=share)  # FENGQIAO_WEBHOOK_SENDERS threads
     try:
         sender.run_forever(stop)

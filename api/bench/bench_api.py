@@ -31,7 +31,9 @@ from api.http.app import create_app  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 CASES = 100
 
 STEPS = [
@@ -45,10 +47,19 @@ STEPS = [
     ("resolve", {"resolution": "协议履行"}, "zhao"),
     ("close", None, "li"),
 ]
-REPORT = {"kind": "dispute", "category": "neighbours", "severity": "minor", "region": "410928-001-007-03",
-          "title": "邻里噪音纠纷", "parties": [{"name": "张三", "role": "applicant", "phone": "13800000001"}]}
-USERS = [("wang", "reporter", "410928-001-007-03", None), ("zhao", "handler", "410928-001-007", "wz-tjh"),
-         ("li", "supervisor", "410928-001-007", "wz-cwh")]
+REPORT = {
+    "kind": "dispute",
+    "category": "neighbours",
+    "severity": "minor",
+    "region": "410928-001-007-03",
+    "title": "邻里噪音纠纷",
+    "parties": [{"name": "张三", "role": "applicant", "phone": "13800000001"}],
+}
+USERS = [
+    ("wang", "reporter", "410928-001-007-03", None),
+    ("zhao", "handler", "410928-001-007", "wz-tjh"),
+    ("li", "supervisor", "410928-001-007", "wz-cwh"),
+]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -71,7 +82,9 @@ def run(store: StoreConfig) -> dict[str, float]:
             case_id = response.json()["id"]
             for action, body, who in STEPS:
                 started = time.perf_counter()
-                response = client.post(f"/v1/cases/{case_id}/{action}", json=body, headers=headers[who])
+                response = client.post(
+                    f"/v1/cases/{case_id}/{action}", json=body, headers=headers[who]
+                )
                 timings.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.text
     direct = engine_only(engine)
@@ -79,9 +92,15 @@ def run(store: StoreConfig) -> dict[str, float]:
         svc.runner.close()
     engine.close()
     ms = [t * 1000 for t in timings]
-    return {"commands": len(ms), "p50": percentile(ms, 50), "p95": percentile(ms, 95),
-            "mean": statistics.fmean(ms), "max": max(ms), "engine_p50": percentile(direct, 50),
-            "engine_p95": percentile(direct, 95)}
+    return {
+        "commands": len(ms),
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
+        "mean": statistics.fmean(ms),
+        "max": max(ms),
+        "engine_p50": percentile(direct, 50),
+        "engine_p95": percentile(direct, 95),
+    }
 
 
 def engine_only(engine: Fengqiao) -> list[float]:
@@ -92,13 +111,18 @@ def engine_only(engine: Fengqiao) -> list[float]:
     timings: list[float] = []
     for n in range(CASES):
         started = time.perf_counter()
-        result = engine.report(ReportCase(**REPORT), Envelope(actor=actor("wang", engine),
-                                                               command_id=f"direct-{n}"))
+        result = engine.report(
+            ReportCase(**REPORT), Envelope(actor=actor("wang", engine), command_id=f"direct-{n}")
+        )
         timings.append(time.perf_counter() - started)
         for action, body, who in STEPS:
             started = time.perf_counter()
-            engine.do(result.case_id, action, body or {}, Envelope(actor=actor(who, engine),
-                                                                   command_id=str(uuid.uuid4())))
+            engine.do(
+                result.case_id,
+                action,
+                body or {},
+                Envelope(actor=actor(who, engine), command_id=str(uuid.uuid4())),
+            )
             timings.append(time.perf_counter() - started)
     return [t * 1000 for t in timings]
 
@@ -120,9 +144,12 @@ def main(kinds: list[str]) -> None:
             finally:
                 with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        print(f"| {kind} | {result['commands']} | {result['p50']:.1f} | {result['p95']:.1f} | "
-              f"{result['mean']:.1f} | {result['max']:.1f} | "
-              f"{result['engine_p50']:.1f} / {result['engine_p95']:.1f} |", flush=True)
+        print(
+            f"| {kind} | {result['commands']} | {result['p50']:.1f} | {result['p95']:.1f} | "
+            f"{result['mean']:.1f} | {result['max']:.1f} | "
+            f"{result['engine_p50']:.1f} / {result['engine_p95']:.1f} |",
+            flush=True,
+        )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

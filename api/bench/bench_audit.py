@@ -38,13 +38,30 @@ def sample_events(app: Fengqiao) -> list[tuple[str, bytes]]:
     """Topics and state bytes of a real case's events, as templates."""
     from datetime import timedelta
 
-    case_id = report(app, parties=[{"name": "张三", "role": "applicant", "phone": "13812341234",
-                                    "id_number": "41092819800101127X"}]).case_id
+    case_id = report(
+        app,
+        parties=[
+            {
+                "name": "张三",
+                "role": "applicant",
+                "phone": "13812341234",
+                "id_number": "41092819800101127X",
+            }
+        ],
+    ).case_id
     act(app, case_id, "comment", "wang", text="已上门了解情况，双方同意调解")
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
     cast(SimulatedClock, app.clock).advance(timedelta(hours=1))  # the engine is built on one below
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="协商一致", agreement="赔偿 500 元")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "zhao",
+        outcome="agreed",
+        summary="协商一致",
+        agreement="赔偿 500 元",
+    )
     act(app, case_id, "resolve", "zhao", resolution="调解成功")
     return [(e.topic, bytes(e.state)) for e in app.recorder.select_events(case_id)]
 
@@ -95,14 +112,24 @@ def load(app: Fengqiao, templates, count: int, batch: int) -> tuple[float, uuid.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1200, help="events per insert while loading")
-    parser.add_argument("--insert-sample", type=int, default=3000, help="single-event transactions per insert run")
+    parser.add_argument(
+        "--insert-sample", type=int, default=3000, help="single-event transactions per insert run"
+    )
     args = parser.parse_args()
-    os.environ.setdefault("FENGQIAO_SIGNING_KEY", str(Path(tempfile.gettempdir()) / "bench-signing-key.pem"))
-    results: dict[str, object] = {"store": args.store, "events": args.events, "load_avg": os.getloadavg()[0]}
+    os.environ.setdefault(
+        "FENGQIAO_SIGNING_KEY", str(Path(tempfile.gettempdir()) / "bench-signing-key.pem")
+    )
+    results: dict[str, object] = {
+        "store": args.store,
+        "events": args.events,
+        "load_avg": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory() as folder:
         stores = []
         try:
@@ -110,7 +137,9 @@ def main() -> None:
             stores.append(main_store)
             from datetime import UTC, datetime
 
-            app = seed(Fengqiao(main_store, clock=SimulatedClock(datetime(2026, 9, 28, 1, 0, tzinfo=UTC))))
+            app = seed(
+                Fengqiao(main_store, clock=SimulatedClock(datetime(2026, 9, 28, 1, 0, tzinfo=UTC)))
+            )
             templates = sample_events(app)
             results["event_bytes_avg"] = round(sum(len(s) for _, s in templates) / len(templates))
 
@@ -121,8 +150,16 @@ def main() -> None:
                 label = "chained" if chained else "plain"
                 results[f"insert_events_per_s_{label}"] = round(rate)
                 results[f"insert_client_cpu_us_per_event_{label}"] = round(cpu_us)
-                print(json.dumps({"insert": label, "events_per_s": round(rate), "client_cpu_us": round(cpu_us)}),
-                      flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "insert": label,
+                            "events_per_s": round(rate),
+                            "client_cpu_us": round(cpu_us),
+                        }
+                    ),
+                    flush=True,
+                )
             if args.events == 0:
                 app.close()
                 print(json.dumps(results), flush=True)
@@ -137,10 +174,22 @@ def main() -> None:
             cpu = time.process_time() - cpu
             assert result.ok, result.finding
             results["verify_cpu_seconds"] = round(cpu, 2)
-            results.update(verify_entries=result.entries, verify_seconds=round(result.seconds, 2),
-                           verify_events_per_s=round(result.events_per_second))
-            print(json.dumps({"verify": result.entries, "seconds": round(result.seconds, 2), "cpu": round(cpu, 2),
-                              "events_per_s": round(result.events_per_second)}), flush=True)
+            results.update(
+                verify_entries=result.entries,
+                verify_seconds=round(result.seconds, 2),
+                verify_events_per_s=round(result.events_per_second),
+            )
+            print(
+                json.dumps(
+                    {
+                        "verify": result.entries,
+                        "seconds": round(result.seconds, 2),
+                        "cpu": round(cpu, 2),
+                        "events_per_s": round(result.events_per_second),
+                    }
+                ),
+                flush=True,
+            )
             one = verify_case(app, last_case)
             assert one.ok
             results["verify_case_ms"] = round(one.seconds * 1000, 2)

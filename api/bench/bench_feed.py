@@ -45,19 +45,21 @@ from engine.users import UserStore  # noqa: E402
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-
-
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def follow_http(base: str, token: str, limit: int, stop_after: int | None = None) -> tuple[int, float]:
+def follow_http(
+    base: str, token: str, limit: int, stop_after: int | None = None
+) -> tuple[int, float]:
     """Read the feed over HTTP from position 0 to the head (or ``stop_after`` events);
     return (events, seconds)."""
     after, events, began = 0, 0, time.monotonic()
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
+    ) as client:
         while stop_after is None or events < stop_after:
             response = client.get("/v1/events", params={"after": after, "limit": limit})
             response.raise_for_status()
@@ -69,12 +71,18 @@ def follow_http(base: str, token: str, limit: int, stop_after: int | None = None
     return events, time.monotonic() - began
 
 
-def run_http(store: StoreConfig, token: str, limit: int, *, direct: bool, stop_after: int | None) -> dict:
+def run_http(
+    store: StoreConfig, token: str, limit: int, *, direct: bool, stop_after: int | None
+) -> dict:
     server = Server(store.url, workers=False, env={DIRECT_VARIABLE: "1" if direct else "0"})
     server.start(timeout=60)
     try:
-        httpx.get(server.base + "/v1/events", params={"limit": 1},
-                  headers={"Authorization": f"Bearer {token}"}, timeout=60).raise_for_status()  # warm
+        httpx.get(
+            server.base + "/v1/events",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ).raise_for_status()  # warm
         load = os.getloadavg()[0]
         server_cpu, client_cpu = process_cpu(server.pid), time.process_time()
         events, seconds = follow_http(server.base, token, limit, stop_after)
@@ -82,9 +90,15 @@ def run_http(store: StoreConfig, token: str, limit: int, *, direct: bool, stop_a
         client_cpu = time.process_time() - client_cpu
     finally:
         server.stop()
-    return {"path": "http direct" if direct else "http reference (baseline)", "events": events,
-            "seconds": seconds, "rate": events / seconds, "server_us": server_cpu / events * 1e6,
-            "client_us": client_cpu / events * 1e6, "load": (load + os.getloadavg()[0]) / 2}
+    return {
+        "path": "http direct" if direct else "http reference (baseline)",
+        "events": events,
+        "seconds": seconds,
+        "rate": events / seconds,
+        "server_us": server_cpu / events * 1e6,
+        "client_us": client_cpu / events * 1e6,
+        "load": (load + os.getloadavg()[0]) / 2,
+    }
 
 
 def run_engine(app: Fengqiao, limit: int, *, direct: bool, stop_after: int | None) -> dict:
@@ -97,26 +111,45 @@ def run_engine(app: Fengqiao, limit: int, *, direct: bool, stop_after: int | Non
         events += len(page.events)
         after = page.next_after
     seconds, cpu = time.monotonic() - began, time.process_time() - cpu
-    return {"path": "engine direct" if direct else "engine reference", "events": events, "seconds": seconds,
-            "rate": events / seconds, "server_us": cpu / events * 1e6, "client_us": 0.0,
-            "load": (load + os.getloadavg()[0]) / 2}
+    return {
+        "path": "engine direct" if direct else "engine reference",
+        "events": events,
+        "seconds": seconds,
+        "rate": events / seconds,
+        "server_us": cpu / events * 1e6,
+        "client_us": 0.0,
+        "load": (load + os.getloadavg()[0]) / 2,
+    }
 
 
 def show(store: StoreConfig, row: dict) -> None:
-    print(f"RESULT store={store.kind} path={row['path']!r} events={row['events']} seconds={row['seconds']:.1f} "
-          f"rate={row['rate']:,.0f} events/s server_cpu={row['server_us']:.1f} us/event "
-          f"client_cpu={row['client_us']:.1f} us/event load={row['load']:.1f}", flush=True)
+    print(
+        f"RESULT store={store.kind} path={row['path']!r} events={row['events']} seconds={row['seconds']:.1f} "
+        f"rate={row['rate']:,.0f} events/s server_cpu={row['server_us']:.1f} us/event "
+        f"client_cpu={row['client_us']:.1f} us/event load={row['load']:.1f}",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--limit", type=int, default=1000, help="page size (the API's maximum is 1000)")
-    parser.add_argument("--runs", type=int, default=3, help="HTTP runs of the direct path (median reported)")
-    parser.add_argument("--baseline-events", type=int, default=100_000,
-                        help="events the baseline (reference path) server is timed over; 0 = none")
-    parser.add_argument("--engine", action="store_true", help="also time Feed.page in-process, both paths")
+    parser.add_argument(
+        "--limit", type=int, default=1000, help="page size (the API's maximum is 1000)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="HTTP runs of the direct path (median reported)"
+    )
+    parser.add_argument(
+        "--baseline-events",
+        type=int,
+        default=100_000,
+        help="events the baseline (reference path) server is timed over; 0 = none",
+    )
+    parser.add_argument(
+        "--engine", action="store_true", help="also time Feed.page in-process, both paths"
+    )
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--generate-only", action="store_true")
     args = parser.parse_args()
@@ -131,27 +164,44 @@ def main() -> None:
             generate(app, args.events)
         if args.generate_only:
             return
-        token = UserStore(app).add(f"bench-integrator-{os.getpid()}", "integrator", app.ladder().tree.roots()[0].code)
-        print(f"store={store.kind} head={app.head_position():,} limit={args.limit} nproc={os.cpu_count()}", flush=True)
+        token = UserStore(app).add(
+            f"bench-integrator-{os.getpid()}", "integrator", app.ladder().tree.roots()[0].code
+        )
+        print(
+            f"store={store.kind} head={app.head_position():,} limit={args.limit} nproc={os.cpu_count()}",
+            flush=True,
+        )
         rows = []
         for _ in range(args.runs):
             rows.append(run_http(store, token, args.limit, direct=True, stop_after=None))
             show(store, rows[-1])
         baseline = None
         if args.baseline_events:
-            baseline = run_http(store, token, args.limit, direct=False, stop_after=args.baseline_events)
+            baseline = run_http(
+                store, token, args.limit, direct=False, stop_after=args.baseline_events
+            )
             show(store, baseline)
         if args.engine:
             for direct in (True, False):
-                show(store, run_engine(app, args.limit, direct=direct, stop_after=args.baseline_events or None))
+                show(
+                    store,
+                    run_engine(
+                        app, args.limit, direct=direct, stop_after=args.baseline_events or None
+                    ),
+                )
         if rows:
-            median = {key: statistics.median(row[key] for row in rows)
-                      for key in ("rate", "server_us", "client_us", "load", "seconds")}
+            median = {
+                key: statistics.median(row[key] for row in rows)
+                for key in ("rate", "server_us", "client_us", "load", "seconds")
+            }
             ratio = f" = {median['rate'] / baseline['rate']:.1f}x the baseline" if baseline else ""
-            print(f"MEDIAN store={store.kind} events={rows[0]['events']} runs={len(rows)} "
-                  f"rate={median['rate']:,.0f} events/s{ratio} wall={median['seconds']:.1f}s "
-                  f"server_cpu={median['server_us']:.1f} us/event client_cpu={median['client_us']:.1f} us/event "
-                  f"load={median['load']:.1f}", flush=True)
+            print(
+                f"MEDIAN store={store.kind} events={rows[0]['events']} runs={len(rows)} "
+                f"rate={median['rate']:,.0f} events/s{ratio} wall={median['seconds']:.1f}s "
+                f"server_cpu={median['server_us']:.1f} us/event client_cpu={median['client_us']:.1f} us/event "
+                f"load={median['load']:.1f}",
+                flush=True,
+            )
     finally:
         app.close()
 

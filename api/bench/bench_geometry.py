@@ -39,14 +39,19 @@ def county(grids: int) -> tuple[dict[str, object], dict[str, int]]:
     village_side, township_side = 5, 5 * 4  # 5x5 grids a village, 4x5 villages a township
     for n in range(grids):
         i, j = n % side, n // side
-        shapes[f"g{n}"] = box(west + i * width, south + j * height, west + (i + 1) * width, south + (j + 1) * height)
+        shapes[f"g{n}"] = box(
+            west + i * width, south + j * height, west + (i + 1) * width, south + (j + 1) * height
+        )
         ranks[f"g{n}"] = 0
         for prefix, block, rank in (("v", village_side, 1), ("t", township_side, 2)):
             code = f"{prefix}{i // block}-{j // block}"
             if code not in shapes:
-                shapes[code] = box(west + (i // block) * block * width, south + (j // block) * block * height,
-                                   min(east, west + (i // block + 1) * block * width),
-                                   min(north, south + (j // block + 1) * block * height))
+                shapes[code] = box(
+                    west + (i // block) * block * width,
+                    south + (j // block) * block * height,
+                    min(east, west + (i // block + 1) * block * width),
+                    min(north, south + (j // block + 1) * block * height),
+                )
                 ranks[code] = rank
     return shapes, ranks
 
@@ -69,10 +74,17 @@ def run(store: str = "sqlite", size: int | None = None) -> list[dict]:
         return index.codes[hits[numpy.argmin(areas[hits])]]
 
     scanned = timed(scan, 200)
-    return [{"name": f"point to grid among {grids:,} grids ({len(shapes):,} shapes)",
-             "figure": round(p95(indexed), 3), "unit": "ms p95", "median": round(statistics.median(indexed), 3),
-             "baseline": round(statistics.median(scanned), 3), "baseline_name": "contains_xy scan median ms",
-             "target": 1.0}]
+    return [
+        {
+            "name": f"point to grid among {grids:,} grids ({len(shapes):,} shapes)",
+            "figure": round(p95(indexed), 3),
+            "unit": "ms p95",
+            "median": round(statistics.median(indexed), 3),
+            "baseline": round(statistics.median(scanned), 3),
+            "baseline_name": "contains_xy scan median ms",
+            "target": 1.0,
+        }
+    ]
 
 
 def main() -> None:

@@ -34,7 +34,14 @@ from api.bench.server import FENGQIAO, ROOT, Server, free_port
 TICKS = os.sysconf("SC_CLK_TCK")
 SHORT = 10
 ROUNDS = 6
-TARGETS = {"get_long": 1.3, "comment_long": 1.3, "get": 3.0, "comment": 5.0, "list": 4.0, "board": 4.0}
+TARGETS = {
+    "get_long": 1.3,
+    "comment_long": 1.3,
+    "get": 3.0,
+    "comment": 5.0,
+    "list": 4.0,
+    "board": 4.0,
+}
 USERS = [("root", "admin", "410928")]
 
 
@@ -74,8 +81,13 @@ class Bare:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "api.bench.bench_http", "--bare", str(self.port)]
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(300):
             try:
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
@@ -101,7 +113,10 @@ def prepare(url: str, long_events: int) -> tuple[dict[str, str], str, str]:
 
     engine = seed(Fengqiao(StoreConfig(url)))
     try:
-        tokens = {name: UserStore(engine).add(name, role, region, by="bench") for name, role, region in USERS}
+        tokens = {
+            name: UserStore(engine).add(name, role, region, by="bench")
+            for name, role, region in USERS
+        }
         ids = []
         for events in (SHORT, long_events):
             case_id = report(engine, "dispute").case_id
@@ -136,14 +151,19 @@ def measure(url: str, long_events: int, requests: int) -> dict[str, float]:
     figures: dict[str, float] = {"load": os.getloadavg()[0]}
     try:
         headers = {"Authorization": f"Bearer {tokens['root']}"}
-        with httpx.Client(base_url=bare.base) as plain, \
-                httpx.Client(base_url=server.base, headers=headers, timeout=60) as client:
+        with (
+            httpx.Client(base_url=bare.base) as plain,
+            httpx.Client(base_url=server.base, headers=headers, timeout=60) as client,
+        ):
             assert server.process is not None
             pid, n = server.process.pid, iter(range(10**9))
 
             def comment(case_id: str) -> httpx.Response:
-                return client.post(f"/v1/cases/{case_id}/comment", json={"text": "督办"},
-                                   headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}-{next(n)}"})
+                return client.post(
+                    f"/v1/cases/{case_id}/comment",
+                    json={"text": "督办"},
+                    headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}-{next(n)}"},
+                )
 
             ops = [
                 ("get", lambda: client.get(f"/v1/cases/{short_id}")),
@@ -157,11 +177,15 @@ def measure(url: str, long_events: int, requests: int) -> dict[str, float]:
             # ratio. The first request kind after a pause costs more (measured: either case first
             # looked ~20% dearer), so each round starts the server's requests at another one.
             for round_ in range(ROUNDS):
-                figures["bare"] = min(figures.get("bare", float("inf")),
-                                      cpu_per_request(bare.process.pid, lambda: plain.get("/healthz"), requests))
+                figures["bare"] = min(
+                    figures.get("bare", float("inf")),
+                    cpu_per_request(bare.process.pid, lambda: plain.get("/healthz"), requests),
+                )
                 turn = round_ % len(ops)
                 for name, send in ops[turn:] + ops[:turn]:
-                    figures[name] = min(figures.get(name, float("inf")), cpu_per_request(pid, send, requests))
+                    figures[name] = min(
+                        figures.get(name, float("inf")), cpu_per_request(pid, send, requests)
+                    )
     finally:
         server.stop()
         bare.stop()
@@ -175,11 +199,20 @@ def rows(figures: dict[str, float], store: str, long_events: int) -> list[dict]:
     for name, target in TARGETS.items():
         base = name.removesuffix("_long") if name.endswith("_long") else "bare"
         ratio = figures[name] / figures[base]
-        out.append({"name": f"{name} ({store})", "figure": f"{ratio:.2f}x", "unit": "server CPU",
-                    "baseline": f"{figures[base]:.2f} ms", "baseline_name": "10-event case" if base != "bare"
-                    else "bare FastAPI GET /healthz", "target": f"<= {target}x",
-                    "ms": round(figures[name], 3), "met": ratio <= target, "long_events": long_events,
-                    "load": round(figures["load"], 1)})
+        out.append(
+            {
+                "name": f"{name} ({store})",
+                "figure": f"{ratio:.2f}x",
+                "unit": "server CPU",
+                "baseline": f"{figures[base]:.2f} ms",
+                "baseline_name": "10-event case" if base != "bare" else "bare FastAPI GET /healthz",
+                "target": f"<= {target}x",
+                "ms": round(figures[name], 3),
+                "met": ratio <= target,
+                "long_events": long_events,
+                "load": round(figures["load"], 1),
+            }
+        )
     return out
 
 
@@ -221,9 +254,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1000, help="events in the long case")
     parser.add_argument("--requests", type=int, default=300, help="requests timed per figure")
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f}; {' '.join(FENGQIAO)} serve --no-workers", flush=True)
-    for row in rows(measure(store_url(args.store, tempfile.mkdtemp()), args.size, args.requests),
-                    args.store, args.size):
+    print(
+        f"load average {os.getloadavg()[0]:.1f}; {' '.join(FENGQIAO)} serve --no-workers",
+        flush=True,
+    )
+    for row in rows(
+        measure(store_url(args.store, tempfile.mkdtemp()), args.size, args.requests),
+        args.store,
+        args.size,
+    ):
         print(row, flush=True)
 
 

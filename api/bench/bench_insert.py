@@ -55,7 +55,9 @@ def main() -> None:
         for i in range(size):
             case = cases[(k * size + i) % len(cases)]
             versions[case] += 1
-            events.append(StoredEvent(case, versions[case], "domain.cases:Dispute.Commented", state))
+            events.append(
+                StoredEvent(case, versions[case], "domain.cases:Dispute.Commented", state)
+            )
         return events
 
     try:
@@ -69,9 +71,15 @@ def main() -> None:
             pg, wall, cpu = backend_cpu(pid), time.perf_counter(), time.process_time()
             for k in range(repeat):
                 recorder.insert_events(batch(size, k))
-            wall, cpu, pg = time.perf_counter() - wall, time.process_time() - cpu, backend_cpu(pid) - pg
-            print(f"batch of {size:2}: {wall / repeat * 1e3:.2f} ms wall; CPU per event: client "
-                  f"{cpu / repeat / size * 1e6:.0f} µs, PostgreSQL {pg / repeat / size * 1e6:.0f} µs")
+            wall, cpu, pg = (
+                time.perf_counter() - wall,
+                time.process_time() - cpu,
+                backend_cpu(pid) - pg,
+            )
+            print(
+                f"batch of {size:2}: {wall / repeat * 1e3:.2f} ms wall; CPU per event: client "
+                f"{cpu / repeat / size * 1e6:.0f} µs, PostgreSQL {pg / repeat / size * 1e6:.0f} µs"
+            )
     finally:
         engine.close()
         with psycopg.connect(store.psycopg_url(), autocommit=True) as conn:

@@ -54,8 +54,13 @@ def measure(store: StoreConfig, seconds: float, rate: float) -> dict[str, float]
     observer = ProjectionRunner(engine, default_projections())
     observer.ensure()
     env = {**os.environ, "FENGQIAO_DATABASE_URL": store.url}
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "fengqiao"), "worker", "--only", "projections"],
-                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "fengqiao"), "worker", "--only", "projections"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ready_by = time.perf_counter() + 60
     while observer.position("cases") < engine.head_position() and time.perf_counter() < ready_by:
         time.sleep(0.01)  # the worker is up and caught up before the clock starts
@@ -123,23 +128,43 @@ def measure(store: StoreConfig, seconds: float, rate: float) -> dict[str, float]
         start = bisect.bisect_left(times, acked_at)
         reached = next((t for t, p in seen[start:] if p >= position), None)
         lags.append(((reached or times[-1]) - acked_at) * 1000)
-    return {"commands": len(acked), "commands_per_s": len(acked) / wall, "p50": percentile(lags, 50),
-            "p95": percentile(lags, 95), "p99": percentile(lags, 99), "max": max(lags)}
+    return {
+        "commands": len(acked),
+        "commands_per_s": len(acked) / wall,
+        "p50": percentile(lags, 50),
+        "p95": percentile(lags, 95),
+        "p99": percentile(lags, 99),
+        "max": max(lags),
+    }
 
 
 def run(store: str = "postgres", size: int | None = None, rate: float = 500.0) -> list[dict]:
     seconds = float(size or 60)
     with tempfile.TemporaryDirectory() as folder:
-        config = (StoreConfig(f"sqlite:///{folder}/lag.db") if store == "sqlite"
-                  else StoreConfig(f"{POSTGRES_URL}?schema=bench_lag_{uuid.uuid4().hex[:8]}"))
+        config = (
+            StoreConfig(f"sqlite:///{folder}/lag.db")
+            if store == "sqlite"
+            else StoreConfig(f"{POSTGRES_URL}?schema=bench_lag_{uuid.uuid4().hex[:8]}")
+        )
         try:
             result = measure(config, seconds, rate)
         finally:
             drop(config)
-    return [{"name": f"projection lag {store} at {rate:.0f} commands/s", "figure": round(result["p99"], 1),
-             "unit": "ms p99", "baseline": round(result["commands_per_s"]), "baseline_name": "commands/s achieved",
-             "target": 500, "p50": round(result["p50"], 1), "p95": round(result["p95"], 1),
-             "max": round(result["max"], 1), "commands": result["commands"], "seconds": seconds}]
+    return [
+        {
+            "name": f"projection lag {store} at {rate:.0f} commands/s",
+            "figure": round(result["p99"], 1),
+            "unit": "ms p99",
+            "baseline": round(result["commands_per_s"]),
+            "baseline_name": "commands/s achieved",
+            "target": 500,
+            "p50": round(result["p50"], 1),
+            "p95": round(result["p95"], 1),
+            "max": round(result["max"], 1),
+            "commands": result["commands"],
+            "seconds": seconds,
+        }
+    ]
 
 
 def main() -> None:

@@ -93,14 +93,20 @@ USERS = [("root", "admin", COUNTY), ("feed", "integrator", COUNTY)]
 
 
 def default_url(store: str) -> str:
-    return f"{POSTGRES_URL}?schema=bench_memory" if store == "postgres" else "sqlite:////tmp/fengqiao_bench_memory.db"
+    return (
+        f"{POSTGRES_URL}?schema=bench_memory"
+        if store == "postgres"
+        else "sqlite:////tmp/fengqiao_bench_memory.db"
+    )
 
 
 # -- the store ---------------------------------------------------------------------
 
 
 def cases_table(runner: ProjectionRunner) -> str:
-    generation = runner.db.query("SELECT generation FROM projection_tracking WHERE name = 'cases'")[0]["generation"]
+    generation = runner.db.query("SELECT generation FROM projection_tracking WHERE name = 'cases'")[
+        0
+    ]["generation"]
     return f"cases__g{generation}"
 
 
@@ -125,15 +131,25 @@ def prepare(url: str, events: int, cases: int, pool_size: int) -> dict[str, Any]
         if count < cases and config.is_postgres:
             began = time.monotonic()
             fill(runner, cases - count)
-            print(f"filled {cases - count:,} synthetic case rows in {time.monotonic() - began:.0f} s", flush=True)
+            print(
+                f"filled {cases - count:,} synthetic case rows in {time.monotonic() - began:.0f} s",
+                flush=True,
+            )
         # real cases have UUIDs (with dashes), the synthetic ones md5 hex ids
-        pool = [row["case_id"] for row in runner.db.query(
-            f"SELECT case_id FROM {table} WHERE case_id LIKE ? AND version >= 3 ORDER BY position DESC LIMIT ?",
-            ("%-%", pool_size))]
-        figures = {"events": app.head_position(),
-                   "cases": runner.db.query(f"SELECT count(*) AS n FROM {table}")[0]["n"],
-                   "real_cases": runner.db.query(f"SELECT count(*) AS n FROM {table} WHERE case_id LIKE ?",
-                                                 ("%-%",))[0]["n"]}
+        pool = [
+            row["case_id"]
+            for row in runner.db.query(
+                f"SELECT case_id FROM {table} WHERE case_id LIKE ? AND version >= 3 ORDER BY position DESC LIMIT ?",
+                ("%-%", pool_size),
+            )
+        ]
+        figures = {
+            "events": app.head_position(),
+            "cases": runner.db.query(f"SELECT count(*) AS n FROM {table}")[0]["n"],
+            "real_cases": runner.db.query(
+                f"SELECT count(*) AS n FROM {table} WHERE case_id LIKE ?", ("%-%",)
+            )[0]["n"],
+        }
         users = UserStore(app)
         tokens = {name: users.add(name, role, region, by="bench") for name, role, region in USERS}
         return {**figures, "pool": pool, "tokens": tokens}
@@ -156,7 +172,10 @@ def catch_up_workflows(app: Fengqiao) -> None:
         routed = router.run_once(batch=5000)
     finally:
         router.close()
-    print(f"timer index +{indexed:,} events, router +{routed:,} in {time.monotonic() - began:.0f} s", flush=True)
+    print(
+        f"timer index +{indexed:,} events, router +{routed:,} in {time.monotonic() - began:.0f} s",
+        flush=True,
+    )
 
 
 # -- memory of a process tree --------------------------------------------------------
@@ -189,7 +208,6 @@ def field(path: str, name: str) -> int:
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0
-
 
 
 class Sampler:
@@ -235,7 +253,9 @@ class Sampler:
         window = [s for s in self.samples if start <= s[0] <= end]
         if len(window) < 3:
             return float("nan")
-        fitted = statistics.linear_regression([s[0] / 60 for s in window], [s[1] + s[3] for s in window])
+        fitted = statistics.linear_regression(
+            [s[0] / 60 for s in window], [s[1] + s[3] for s in window]
+        )
         return round(fitted.slope, 2)
 
 
@@ -258,25 +278,61 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
     ]
 
     async def extra(client: httpx.AsyncClient, results: Results, n: int, i: int) -> None:
-        for _ in range(comments):  # a different existing case each time: the case cache passes its bound
+        for _ in range(
+            comments
+        ):  # a different existing case each time: the case cache passes its bound
             case_id = pool[next(turn) % len(pool)]
-            await call(client, results, "comment_existing", "POST", f"/v1/cases/{case_id}/comment",
-                       json={"text": f"回访 {n}-{i}"}, headers={**admin, "Idempotency-Key": uuid.uuid4().hex})
+            await call(
+                client,
+                results,
+                "comment_existing",
+                "POST",
+                f"/v1/cases/{case_id}/comment",
+                json={"text": f"回访 {n}-{i}"},
+                headers={**admin, "Idempotency-Key": uuid.uuid4().hex},
+            )
         person = f"{n:03d}{i:07d}"  # a new person each time: their key enters the key cache
-        party = {"name": f"当事人{person}", "role": "applicant", "phone": f"138{person[-8:]}",
-                 "id_number": f"41092819900101{person[-4:]}"}
-        created = await call(client, results, "report_party", "POST", "/v1/cases",
-                             json={**DISPUTE, "title": f"纠纷 {person}", "parties": [party]},
-                             headers={**admin, "Idempotency-Key": uuid.uuid4().hex})
+        party = {
+            "name": f"当事人{person}",
+            "role": "applicant",
+            "phone": f"138{person[-8:]}",
+            "id_number": f"41092819900101{person[-4:]}",
+        }
+        created = await call(
+            client,
+            results,
+            "report_party",
+            "POST",
+            "/v1/cases",
+            json={**DISPUTE, "title": f"纠纷 {person}", "parties": [party]},
+            headers={**admin, "Idempotency-Key": uuid.uuid4().hex},
+        )
         if created is not None and created.status_code == 201:
-            await call(client, results, "read_party", "GET", f"/v1/cases/{created.json()['id']}", headers=admin)
+            await call(
+                client,
+                results,
+                "read_party",
+                "GET",
+                f"/v1/cases/{created.json()['id']}",
+                headers=admin,
+            )
         case_id = pool[next(turn) % len(pool)]
         await call(client, results, "read_existing", "GET", f"/v1/cases/{case_id}", headers=admin)
-        await call(client, results, "time_travel", "GET", f"/v1/cases/{case_id}/state?version=3", headers=admin)
+        await call(
+            client,
+            results,
+            "time_travel",
+            "GET",
+            f"/v1/cases/{case_id}/state?version=3",
+            headers=admin,
+        )
         name, path = queries[(n + i) % len(queries)]
         if path is None:
-            path = (f"/v1/cases?region={COUNTY}&overdue=true&limit=50&cursor={cursor['next']}"
-                    if cursor["next"] else queries[1][1])
+            path = (
+                f"/v1/cases?region={COUNTY}&overdue=true&limit=50&cursor={cursor['next']}"
+                if cursor["next"]
+                else queries[1][1]
+            )
             assert path is not None  # queries[1] has its path
         answer = await call(client, results, name, "GET", path, headers=admin)
         if name == "overdue_page1" and answer is not None and answer.status_code == 200:
@@ -287,11 +343,15 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
     return extra
 
 
-async def sse(client: httpx.AsyncClient, results: Results, headers: dict[str, str], after: int) -> None:
+async def sse(
+    client: httpx.AsyncClient, results: Results, headers: dict[str, str], after: int
+) -> None:
     """Open the event stream, read 20 events (at most 5 s), close it."""
     started = time.perf_counter()
     try:
-        async with client.stream("GET", f"/v1/events/stream?after={after}", headers=headers) as response:
+        async with client.stream(
+            "GET", f"/v1/events/stream?after={after}", headers=headers
+        ) as response:
             seen = 0
 
             async def read() -> None:
@@ -317,8 +377,11 @@ async def sse(client: httpx.AsyncClient, results: Results, headers: dict[str, st
 
 def baseline(store: str, seconds: float = 20) -> dict[str, Any]:
     """An idle server with its workers on an empty store: RSS once started."""
-    url = (f"{POSTGRES_URL}?schema=bench_memory_empty_{uuid.uuid4().hex[:6]}" if store == "postgres"
-           else f"sqlite:///{tempfile.mkdtemp(prefix='fq-mem-')}/empty.db")
+    url = (
+        f"{POSTGRES_URL}?schema=bench_memory_empty_{uuid.uuid4().hex[:6]}"
+        if store == "postgres"
+        else f"sqlite:///{tempfile.mkdtemp(prefix='fq-mem-')}/empty.db"
+    )
     server = Server(url, env={"FENGQIAO_LOG_LEVEL": "warning"})
     server.start(timeout=60)
     sampler = Sampler(server.pid, 2).start()
@@ -328,13 +391,26 @@ def baseline(store: str, seconds: float = 20) -> dict[str, Any]:
         sampler.stop()
         server.stop()
         drop(StoreConfig(url))
-    return {"rss_mb_started": sampler.at(0), "rss_mb_idle": sampler.at(seconds),
-            "pss_mb_idle": round(sampler.samples[-2][2], 1)}
+    return {
+        "rss_mb_started": sampler.at(0),
+        "rss_mb_idle": sampler.at(seconds),
+        "pss_mb_idle": round(sampler.samples[-2][2], 1),
+    }
 
 
-def run(store: str, url: str, minutes: float, clients: int, interval: float, warmup: float, comments: int,
-        use_tracemalloc: bool, prepared: dict[str, Any], server_env: dict[str, str],
-        report_every: float = 1.0) -> dict[str, Any]:
+def run(
+    store: str,
+    url: str,
+    minutes: float,
+    clients: int,
+    interval: float,
+    warmup: float,
+    comments: int,
+    use_tracemalloc: bool,
+    prepared: dict[str, Any],
+    server_env: dict[str, str],
+    report_every: float = 1.0,
+) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="fq-mem-trace-"))
     env = {"FENGQIAO_LOG_LEVEL": "warning", "FENGQIAO_MEMORY_DIR": str(folder), **server_env}
     if use_tracemalloc:
@@ -346,13 +422,25 @@ def run(store: str, url: str, minutes: float, clients: int, interval: float, war
     time.sleep(10)  # idle, started
     started_rss = sampler.at(10)
     load_began = sampler.sample()[0]
-    timer = threading.Timer(warmup * 60, lambda: os.kill(pid, signal.SIGUSR2)) if use_tracemalloc else None
+    timer = (
+        threading.Timer(warmup * 60, lambda: os.kill(pid, signal.SIGUSR2))
+        if use_tracemalloc
+        else None
+    )
     if timer is not None:
         timer.start()
     reporter = Reporter(pid, sampler, report_every * 60).start() if report_every > 0 else None
     try:
-        results, elapsed = asyncio.run(ramp(server.base, prepared["tokens"], clients, clients, minutes * 60,
-                                            extra_requests(prepared["pool"], prepared["tokens"], comments)))
+        results, elapsed = asyncio.run(
+            ramp(
+                server.base,
+                prepared["tokens"],
+                clients,
+                clients,
+                minutes * 60,
+                extra_requests(prepared["pool"], prepared["tokens"], comments),
+            )
+        )
         load_ended = sampler.sample()[0]
         if reporter is not None:
             reporter.stop()
@@ -378,14 +466,26 @@ def run(store: str, url: str, minutes: float, clients: int, interval: float, war
         "pss_mb_end": round(min(sampler.samples, key=lambda s: abs(s[0] - load_ended))[2], 1),
         "children_rss_mb_max": round(max(s[3] for s in sampler.samples), 1),
         "threads_started_max": (sampler.threads[1], max(sampler.threads)),
-        "slope_mb_per_min": slope, "slope_window_min": round((load_ended - warm) / 60, 1),
+        "slope_mb_per_min": slope,
+        "slope_window_min": round((load_ended - warm) / 60, 1),
         "late_slope_mb_per_min": late_slope,
         "samples": [(round(t, 1), round(rss + kids, 1)) for t, rss, _, kids in sampler.samples],
-        "load": {k: load[k] for k in ("requests", "requests_per_s", "commands_per_s", "errors", "first_errors",
-                                      "load_avg")},
+        "load": {
+            k: load[k]
+            for k in (
+                "requests",
+                "requests_per_s",
+                "commands_per_s",
+                "errors",
+                "first_errors",
+                "load_avg",
+            )
+        },
         "latency_p95_ms": {op: v["p95"] for op, v in load["latency_ms"].items()},
         "requests_by_op": {op: v["n"] for op, v in load["latency_ms"].items()},
-        "all_commands_per_s": round(sum(v["n"] for op, v in load["latency_ms"].items() if op in COMMANDS) / elapsed, 1),
+        "all_commands_per_s": round(
+            sum(v["n"] for op, v in load["latency_ms"].items() if op in COMMANDS) / elapsed, 1
+        ),
     }
     if use_tracemalloc:
         figures["tracemalloc"] = traced_diff(folder)
@@ -439,17 +539,22 @@ class Reporter:
 
 def report_table(rows: list[dict[str, Any]]) -> str:
     """The memory reports as a table (MB; cache entry counts)."""
-    lines = ["t min | RSS | traced+tm | malloc in use / free / mmapped | rss heap / anon / file | "
-             "case cache | person keys | feed whereabouts | decoder values | gc objects"]
+    lines = [
+        "t min | RSS | traced+tm | malloc in use / free / mmapped | rss heap / anon / file | "
+        "case cache | person keys | feed whereabouts | decoder values | gc objects"
+    ]
     mb = 1024 * 1024
     for r in rows:
         m, k, c = r.get("malloc", {}), r.get("rss_kb", {}), r.get("caches", {})
-        traced = (f"{r['traced'] / mb:.1f}+{r['tracemalloc_overhead'] / mb:.1f}" if "traced" in r else "-")
+        traced = (
+            f"{r['traced'] / mb:.1f}+{r['tracemalloc_overhead'] / mb:.1f}" if "traced" in r else "-"
+        )
         lines.append(
             f"{r['t_s'] / 60:5.1f} | {r['rss_mb']:.1f} | {traced} | {m.get('uordblks', 0) / mb:.1f} / "
             f"{m.get('fordblks', 0) / mb:.1f} / {m.get('hblkhd', 0) / mb:.1f} | {k.get('heap', 0) / 1024:.1f} / "
             f"{k.get('anon', 0) / 1024:.1f} / {k.get('file', 0) / 1024:.1f} | {r.get('case_cache')} | "
-            f"{r.get('person_keys')} | {c.get('feed_whereabouts')} | {c.get('decoder_values')} | {r.get('gc_objects')}")
+            f"{r.get('person_keys')} | {c.get('feed_whereabouts')} | {c.get('decoder_values')} | {r.get('gc_objects')}"
+        )
     return "\n".join(lines)
 
 
@@ -462,36 +567,69 @@ def wait_for(path: Path, timeout: float) -> None:
 def traced_diff(folder: Path) -> dict[str, Any]:
     """Top 20 lines by growth of live traced memory from snapshot 1 (warm-up) to 2 (end)."""
     sizes = [json.loads((folder / f"snapshot-{n}.json").read_text()) for n in (1, 2)]
-    ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
-              tracemalloc.Filter(False, "<unknown>")]
-    first, last = (tracemalloc.Snapshot.load(str(folder / f"snapshot-{n}.tracemalloc")).filter_traces(ignore)
-                   for n in (1, 2))
+    ignore = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
+        tracemalloc.Filter(False, "<unknown>"),
+    ]
+    first, last = (
+        tracemalloc.Snapshot.load(str(folder / f"snapshot-{n}.tracemalloc")).filter_traces(ignore)
+        for n in (1, 2)
+    )
     top = last.compare_to(first, "lineno")[:20]
     return {
-        "warmup": sizes[0], "end": sizes[1],
-        "top20": [{"where": f"{stat.traceback[0].filename.removeprefix(str(Path.cwd()) + '/')}:{stat.traceback[0].lineno}",
-                   "kb_diff": round(stat.size_diff / 1024, 1), "kb": round(stat.size / 1024, 1),
-                   "blocks_diff": stat.count_diff} for stat in top],
+        "warmup": sizes[0],
+        "end": sizes[1],
+        "top20": [
+            {
+                "where": f"{stat.traceback[0].filename.removeprefix(str(Path.cwd()) + '/')}:{stat.traceback[0].lineno}",
+                "kb_diff": round(stat.size_diff / 1024, 1),
+                "kb": round(stat.size / 1024, 1),
+                "blocks_diff": stat.count_diff,
+            }
+            for stat in top
+        ],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
-    parser.add_argument("--url", default=None, help="default: schema bench_memory / /tmp/fengqiao_bench_memory.db")
-    parser.add_argument("--cases", type=int, default=1_000_000, help="case rows in the read model (PostgreSQL)")
-    parser.add_argument("--events", type=int, default=1_000_000, help="events in the real event store")
+    parser.add_argument(
+        "--url", default=None, help="default: schema bench_memory / /tmp/fengqiao_bench_memory.db"
+    )
+    parser.add_argument(
+        "--cases", type=int, default=1_000_000, help="case rows in the read model (PostgreSQL)"
+    )
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="events in the real event store"
+    )
     parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--warmup", type=float, default=None, help="minutes (default: 2, or a fifth of the run)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="minutes (default: 2, or a fifth of the run)"
+    )
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--comments", type=int, default=3, help="comments on existing cases each loop")
+    parser.add_argument(
+        "--comments", type=int, default=3, help="comments on existing cases each loop"
+    )
     parser.add_argument("--interval", type=float, default=5, help="seconds between RSS samples")
     parser.add_argument("--threshold", type=float, default=1.0, help="MB/min: more is growth")
-    parser.add_argument("--tracemalloc", action="store_true", help="FENGQIAO_TRACEMALLOC=1 in the server")
-    parser.add_argument("--report-every", type=float, default=1.0,
-                        help="minutes between the server's memory reports (SIGUSR1; 0: none)")
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="more environment for the loaded server (e.g. MALLOC_ARENA_MAX=2)")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="FENGQIAO_TRACEMALLOC=1 in the server"
+    )
+    parser.add_argument(
+        "--report-every",
+        type=float,
+        default=1.0,
+        help="minutes between the server's memory reports (SIGUSR1; 0: none)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="more environment for the loaded server (e.g. MALLOC_ARENA_MAX=2)",
+    )
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="drop the prepared store first")
@@ -502,34 +640,69 @@ def main() -> None:
     warmup = args.warmup if args.warmup is not None else min(2.0, args.minutes / 5)
     prepared = prepare(url, args.events, args.cases, pool_size=50_000)
     info = {k: v for k, v in prepared.items() if k not in ("pool", "tokens")}
-    print(f"store {args.store}: {info['events']:,} events, {info['cases']:,} cases in the read model "
-          f"({info['real_cases']:,} from events)", flush=True)
+    print(
+        f"store {args.store}: {info['events']:,} events, {info['cases']:,} cases in the read model "
+        f"({info['real_cases']:,} from events)",
+        flush=True,
+    )
     if args.prepare_only:
         return
     print(f"uptime before: {os.getloadavg()}", flush=True)
     base = {} if args.no_baseline else baseline(args.store)
-    figures = run(args.store, url, args.minutes, args.clients, args.interval, warmup, args.comments,
-                  args.tracemalloc, prepared, dict(item.split("=", 1) for item in args.server_env),
-                  args.report_every)
+    figures = run(
+        args.store,
+        url,
+        args.minutes,
+        args.clients,
+        args.interval,
+        warmup,
+        args.comments,
+        args.tracemalloc,
+        prepared,
+        dict(item.split("=", 1) for item in args.server_env),
+        args.report_every,
+    )
     last_report = (figures.get("reports") or [{}])[-1]
-    bounded = (figures["late_slope_mb_per_min"] <= args.threshold and
-               figures.get("tracemalloc", {}).get("end", last_report).get("case_cache", 0) <= CASE_CACHE_BOUND)
-    verdict = ("no growth" if figures["slope_mb_per_min"] <= args.threshold
-               else "bounded (a bounded cache still filling)" if bounded else "growth")
-    result = {"store": args.store, **info, "minutes": args.minutes, "warmup_min": warmup, "clients": args.clients,
-              "tracemalloc_on": args.tracemalloc, "server_env": args.server_env, "baseline_idle_empty_store": base, **figures,
-              "threshold_mb_per_min": args.threshold, "verdict": verdict,
-              "load_average_after": os.getloadavg(), "cpus": os.cpu_count()}
+    bounded = (
+        figures["late_slope_mb_per_min"] <= args.threshold
+        and figures.get("tracemalloc", {}).get("end", last_report).get("case_cache", 0)
+        <= CASE_CACHE_BOUND
+    )
+    verdict = (
+        "no growth"
+        if figures["slope_mb_per_min"] <= args.threshold
+        else "bounded (a bounded cache still filling)"
+        if bounded
+        else "growth"
+    )
+    result = {
+        "store": args.store,
+        **info,
+        "minutes": args.minutes,
+        "warmup_min": warmup,
+        "clients": args.clients,
+        "tracemalloc_on": args.tracemalloc,
+        "server_env": args.server_env,
+        "baseline_idle_empty_store": base,
+        **figures,
+        "threshold_mb_per_min": args.threshold,
+        "verdict": verdict,
+        "load_average_after": os.getloadavg(),
+        "cpus": os.cpu_count(),
+    }
     json.dump(result, sys.stdout, ensure_ascii=False, indent=1)
     print()
     if figures.get("reports"):
         print(report_table(figures["reports"]), flush=True)
-    print(f"RESULT store={args.store} cases={info['cases']} events={info['events']} "
-          f"baseline_idle_rss_mb={base.get('rss_mb_idle')} started={figures['rss_mb_started']} "
-          f"warm={figures['rss_mb_after_warmup']} end={figures['rss_mb_end']} peak={figures['rss_mb_peak']} "
-          f"slope={figures['slope_mb_per_min']} MB/min over {figures['slope_window_min']} min "
-          f"(late {figures['late_slope_mb_per_min']}) threshold={args.threshold} verdict={verdict} "
-          f"requests={figures['load']['requests']} errors={figures['load']['errors']}", flush=True)
+    print(
+        f"RESULT store={args.store} cases={info['cases']} events={info['events']} "
+        f"baseline_idle_rss_mb={base.get('rss_mb_idle')} started={figures['rss_mb_started']} "
+        f"warm={figures['rss_mb_after_warmup']} end={figures['rss_mb_end']} peak={figures['rss_mb_peak']} "
+        f"slope={figures['slope_mb_per_min']} MB/min over {figures['slope_window_min']} min "
+        f"(late {figures['late_slope_mb_per_min']}) threshold={args.threshold} verdict={verdict} "
+        f"requests={figures['load']['requests']} errors={figures['load']['errors']}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -52,21 +52,35 @@ def generate(app: Fengqiao, events: int, chunk: int = 400) -> None:
             at = start + timedelta(minutes=n)
 
             def stamp(step: int, at: datetime = at, n: int = n) -> Stamp:
-                return Stamp(actor=wang, command_id=f"bench-{run}-{n}-{step}", recorded_at=at + timedelta(minutes=step))
+                return Stamp(
+                    actor=wang,
+                    command_id=f"bench-{run}-{n}-{step}",
+                    recorded_at=at + timedelta(minutes=step),
+                )
 
             region = tree.get(GRIDS[n % len(GRIDS)])
             kind = Petition if n % 3 == 0 else Dispute
             case = kind.report(
-                stamp(0), policy_version=policy.version, category="utilities" if kind is Petition else "neighbours",
-                severity="minor", region=region.code, rank=int(region.rank), profile=str(region.profile),
-                ceilings=policy.ceilings_for(region.profile), title=f"bench case {n}",
+                stamp(0),
+                policy_version=policy.version,
+                category="utilities" if kind is Petition else "neighbours",
+                severity="minor",
+                region=region.code,
+                rank=int(region.rank),
+                profile=str(region.profile),
+                ceilings=policy.ceilings_for(region.profile),
+                title=f"bench case {n}",
             )
-            case.assign(stamp(1), assignee="wang", unit=None, region=region.code, rank=int(region.rank))
+            case.assign(
+                stamp(1), assignee="wang", unit=None, region=region.code, rank=int(region.rank)
+            )
             case.accept(stamp(2))
             if kind is Petition:
                 cast(Petition, case).reply(stamp(3), text="已处理")
             else:
-                cast(Dispute, case).mediate(stamp(3), outcome="agreed", summary="调解", agreement="协议")
+                cast(Dispute, case).mediate(
+                    stamp(3), outcome="agreed", summary="调解", agreement="协议"
+                )
             case.resolve(stamp(4), resolution="化解")
             if kind is Dispute:
                 case.close(stamp(5))
@@ -85,11 +99,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--runs", type=int, default=1, help="rebuild this many times")
-    parser.add_argument("--baseline-events", type=int, default=200_000,
-                        help="events read and decoded by the library alone, for the baseline")
-    parser.add_argument("--generate-only", action="store_true", help="fill the store, do not rebuild")
+    parser.add_argument(
+        "--baseline-events",
+        type=int,
+        default=200_000,
+        help="events read and decoded by the library alone, for the baseline",
+    )
+    parser.add_argument(
+        "--generate-only", action="store_true", help="fill the store, do not rebuild"
+    )
     args = parser.parse_args()
-    os.environ["PGAPPNAME"] = APPLICATION_NAME  # libpq: names every connection, to find our backends
+    os.environ["PGAPPNAME"] = (
+        APPLICATION_NAME  # libpq: names every connection, to find our backends
+    )
     store = StoreConfig(args.url)
     if args.fresh:
         if store.is_postgres:
@@ -110,27 +132,39 @@ def main() -> None:
     runner = ProjectionRunner(app, default_projections())
     head = app.head_position()
     try:
-        base_rate, base_cpu = baseline(app, min(head, args.baseline_events)) if args.baseline_events else (0.0, 0.0)
-        print(f"BASELINE library read+decode (select_notifications + mapper.to_domain_event), "
-              f"{min(head, args.baseline_events):,} events: {base_rate:,.0f} events/s, {base_cpu:.1f} µs CPU/event")
+        base_rate, base_cpu = (
+            baseline(app, min(head, args.baseline_events)) if args.baseline_events else (0.0, 0.0)
+        )
+        print(
+            f"BASELINE library read+decode (select_notifications + mapper.to_domain_event), "
+            f"{min(head, args.baseline_events):,} events: {base_rate:,.0f} events/s, {base_cpu:.1f} µs CPU/event"
+        )
         for run in range(args.runs):
             for name in runner.projections:
                 print(f"uptime: {Path('/proc/loadavg').read_text().strip()}")
                 began, cpu, backends = time.monotonic(), time.process_time(), backend_cpu(store)
 
-                def progress(position: int, head: int, began: float = began, name: str = name) -> None:
+                def progress(
+                    position: int, head: int, began: float = began, name: str = name
+                ) -> None:
                     rate = position / max(time.monotonic() - began, 1e-9)
-                    print(f"\r{name}: {position:,}/{head:,} ({rate:,.0f} events/s)", end="", flush=True)
+                    print(
+                        f"\r{name}: {position:,}/{head:,} ({rate:,.0f} events/s)",
+                        end="",
+                        flush=True,
+                    )
 
                 events = runner.rebuild(name, progress=progress, batch_size=args.batch_size)
                 elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
                 after = backend_cpu(store)
                 pg = sum(t - backends.get(pid, 0.0) for pid, t in after.items())
-                print(f"\nRESULT run={run + 1} store={store.kind} projection={name} events={events} "
-                      f"seconds={elapsed:.1f} rate={events / elapsed:,.0f} events/s cpu_seconds={cpu:.1f} "
-                      f"cpu_us_per_event={cpu / events * 1e6:.1f} pg_cpu_us_per_event={pg / events * 1e6:.1f} "
-                      f"baseline_rate={base_rate:,.0f} ratio={events / elapsed / max(base_rate, 1e-9):.2f} "
-                      f"batch={args.batch_size} head={head} load_average={os.getloadavg()[0]:.1f}")
+                print(
+                    f"\nRESULT run={run + 1} store={store.kind} projection={name} events={events} "
+                    f"seconds={elapsed:.1f} rate={events / elapsed:,.0f} events/s cpu_seconds={cpu:.1f} "
+                    f"cpu_us_per_event={cpu / events * 1e6:.1f} pg_cpu_us_per_event={pg / events * 1e6:.1f} "
+                    f"baseline_rate={base_rate:,.0f} ratio={events / elapsed / max(base_rate, 1e-9):.2f} "
+                    f"batch={args.batch_size} head={head} load_average={os.getloadavg()[0]:.1f}"
+                )
     finally:
         runner.close()
         app.close()
@@ -140,7 +174,9 @@ def baseline(app: Fengqiao, events: int, batch: int = 5000) -> tuple[float, floa
     """The library's own read and decode of the first ``events`` events: (events/s, µs CPU each)."""
     began, cpu, position = time.monotonic(), time.process_time(), 0
     while position < events:
-        notifications = app.recorder.select_notifications(position + 1, min(batch, events - position))
+        notifications = app.recorder.select_notifications(
+            position + 1, min(batch, events - position)
+        )
         if not notifications:
             break
         for notification in notifications:
@@ -158,8 +194,14 @@ def backend_cpu(store: StoreConfig) -> dict[int, float]:
     import psycopg
 
     with psycopg.connect(store.psycopg_url(), autocommit=True) as conn:
-        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-                                           "AND pid <> pg_backend_pid()", (APPLICATION_NAME,))]
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                "AND pid <> pg_backend_pid()",
+                (APPLICATION_NAME,),
+            )
+        ]
     ticks, seconds = os.sysconf("SC_CLK_TCK"), {}
     for pid in pids:
         try:
@@ -168,6 +210,7 @@ def backend_cpu(store: StoreConfig) -> dict[int, float]:
             continue
         seconds[pid] = (int(stat[11]) + int(stat[12])) / ticks
     return seconds
+
 
 if __name__ == "__main__":
     main()

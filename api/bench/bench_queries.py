@@ -109,11 +109,17 @@ def fill(runner: ProjectionRunner, size: int) -> str:
     """Add ``size`` synthetic rows to the live cases table (PostgreSQL), recompute the
     roll-ups from the case rows (``CasesProjection.refill_rollups``, the function the
     tests prove equal to the incrementally maintained roll-ups) and ANALYZE; the table."""
-    generation = runner.db.query("SELECT generation FROM projection_tracking WHERE name = 'cases'")[0]["generation"]
+    generation = runner.db.query("SELECT generation FROM projection_tracking WHERE name = 'cases'")[
+        0
+    ]["generation"]
     table = f"cases__g{generation}"
     with runner.db.transaction() as tx:
-        tx.execute(FILL.format(table=table, county=COUNTY).replace("%(salt)s", "?").replace("%(size)s", "?"),
-                   [uuid.uuid4().hex, size])
+        tx.execute(
+            FILL.format(table=table, county=COUNTY)
+            .replace("%(salt)s", "?")
+            .replace("%(size)s", "?"),
+            [uuid.uuid4().hex, size],
+        )
     projection = copy.copy(runner.projections["cases"])
     projection.generation = generation
     with runner.db.transaction() as tx:
@@ -143,11 +149,18 @@ def explain(runner: ProjectionRunner, queries: dict[str, Any]) -> None:
     for name, call in queries.items():
         for sql, params in statements(runner, call):
             plan = runner.db.query(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
-            print(f"\n== {name}\n{sql}\n" + "\n".join(next(iter(r.values())) for r in plan), flush=True)
+            print(
+                f"\n== {name}\n{sql}\n" + "\n".join(next(iter(r.values())) for r in plan),
+                flush=True,
+            )
 
 
-def run(store: str = "postgres", size: int | None = None, schema: str | None = None,
-        show_plans: bool = False) -> list[dict]:
+def run(
+    store: str = "postgres",
+    size: int | None = None,
+    schema: str | None = None,
+    show_plans: bool = False,
+) -> list[dict]:
     """Fill a fresh schema (dropped after), or reuse ``schema`` if it already holds the
     rows (kept), and time each query 50 times after a warm-up."""
     if store != "postgres":
@@ -170,7 +183,10 @@ def run(store: str = "postgres", size: int | None = None, schema: str | None = N
             filled = round(time.perf_counter() - began)
         models = ReadModels(runner.db)
         township = f"{COUNTY}-003"
-        year = (datetime(2025, 1, 1, tzinfo=BEIJING), datetime(2026, 1, 1, tzinfo=BEIJING))  # ?from=2025-01-01&to=2025-12-31
+        year = (
+            datetime(2025, 1, 1, tzinfo=BEIJING),
+            datetime(2026, 1, 1, tzinfo=BEIJING),
+        )  # ?from=2025-01-01&to=2025-12-31
         utc_year = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
         first, cursor = models.list_cases(region=COUNTY, overdue=True, limit=50)
         some_id = first[0].get("case_id") if first else None
@@ -178,9 +194,12 @@ def run(store: str = "postgres", size: int | None = None, schema: str | None = N
             "SLA board, township": lambda: models.sla_board(township),
             "SLA board, township with the overdue": lambda: models.sla_board(f"{COUNTY}-001"),
             "SLA board, county": lambda: models.sla_board(COUNTY),
-            "overdue list, county, page 1": lambda: models.list_cases(region=COUNTY, overdue=True, limit=50),
-            "overdue list, county, page 2": lambda: models.list_cases(region=COUNTY, overdue=True, limit=50,
-                                                                      cursor=cursor),
+            "overdue list, county, page 1": lambda: models.list_cases(
+                region=COUNTY, overdue=True, limit=50
+            ),
+            "overdue list, county, page 2": lambda: models.list_cases(
+                region=COUNTY, overdue=True, limit=50, cursor=cursor
+            ),
             "region stats 2025, township": lambda: models.region_stats(township, *year),
             "region stats 2025, county": lambda: models.region_stats(COUNTY, *year),
             "region stats 2025 UTC, county": lambda: models.region_stats(COUNTY, *utc_year),
@@ -194,17 +213,30 @@ def run(store: str = "postgres", size: int | None = None, schema: str | None = N
         app.close()
         if schema is None:
             drop(config)
-    return [{"name": f"queries {name} ({size:,} cases)", "figure": round(p95(ms), 1), "unit": "ms p95",
-             "median": round(statistics.median(ms), 1), "baseline": round(baseline, 2),
-             "baseline_name": "case by key, median ms", "target": 20, "fill_seconds": filled}
-            for name, ms in figures.items()]
+    return [
+        {
+            "name": f"queries {name} ({size:,} cases)",
+            "figure": round(p95(ms), 1),
+            "unit": "ms p95",
+            "median": round(statistics.median(ms), 1),
+            "baseline": round(baseline, 2),
+            "baseline_name": "case by key, median ms",
+            "target": 20,
+            "fill_seconds": filled,
+        }
+        for name, ms in figures.items()
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
-    parser.add_argument("--schema", help="keep the data in this schema and reuse it on the next run")
-    parser.add_argument("--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of each query")
+    parser.add_argument(
+        "--schema", help="keep the data in this schema and reuse it on the next run"
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of each query"
+    )
     args = parser.parse_args()
     for row in run("postgres", args.size, args.schema, args.explain):
         print(row, flush=True)

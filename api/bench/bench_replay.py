@@ -31,20 +31,25 @@ from engine.logs import configure_logging  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
 
-STEPS = [("assign", {"assignee": "zhao"}, "li"), ("accept", {}, "zhao"),
-         *[("comment", {"text": f"第{n}次走访"}, "zhao") for n in range(24)],
-         ("mediate", {"outcome": "agreed", "summary": "协商一致", "agreement": "停止施工"}, "zhao"),
-         ("resolve", {"resolution": "协议履行"}, "zhao"), ("close", {}, "li")]
-
-
+STEPS = [
+    ("assign", {"assignee": "zhao"}, "li"),
+    ("accept", {}, "zhao"),
+    *[("comment", {"text": f"第{n}次走访"}, "zhao") for n in range(24)],
+    ("mediate", {"outcome": "agreed", "summary": "协商一致", "agreement": "停止施工"}, "zhao"),
+    ("resolve", {"resolution": "协议履行"}, "zhao"),
+    ("close", {}, "li"),
+]
 
 
 def run(store: str = "postgres", size: int | None = None) -> list[dict]:
     repeat = size or 300
     configure_logging()
     with tempfile.TemporaryDirectory() as folder:
-        config = (StoreConfig(f"sqlite:///{folder}/replay.db") if store == "sqlite"
-                  else StoreConfig(f"{POSTGRES_URL}?schema=bench_replay_{uuid.uuid4().hex[:8]}"))
+        config = (
+            StoreConfig(f"sqlite:///{folder}/replay.db")
+            if store == "sqlite"
+            else StoreConfig(f"{POSTGRES_URL}?schema=bench_replay_{uuid.uuid4().hex[:8]}")
+        )
         app = seed(Fengqiao(config))
         try:
             case_id = report(app).case_id
@@ -55,19 +60,35 @@ def run(store: str = "postgres", size: int | None = None) -> list[dict]:
             before_last = events[-1].timestamp - (events[-1].timestamp - events[-2].timestamp) / 2
             as_of = timed(lambda: app.case_as_of(case_id, before_last), repeat)
             at_version = timed(lambda: app.case(case_id, version=15), repeat)
-            library = timed(lambda: [app.mapper.to_domain_event(s) for s in app.recorder.select_events(case_id)],
-                            repeat)
+            library = timed(
+                lambda: [
+                    app.mapper.to_domain_event(s) for s in app.recorder.select_events(case_id)
+                ],
+                repeat,
+            )
         finally:
             app.close()
             drop(config)
     base = statistics.median(library)
     return [
-        {"name": f"replay {store} case_as_of (30 events)", "figure": round(p95(as_of), 2), "unit": "ms p95",
-         "median": round(statistics.median(as_of), 2), "baseline": round(base, 2),
-         "baseline_name": "library read+decode median ms", "target": 5.0},
-        {"name": f"replay {store} case at version 15", "figure": round(p95(at_version), 2), "unit": "ms p95",
-         "median": round(statistics.median(at_version), 2), "baseline": round(base, 2),
-         "baseline_name": "library read+decode median ms", "target": 5.0},
+        {
+            "name": f"replay {store} case_as_of (30 events)",
+            "figure": round(p95(as_of), 2),
+            "unit": "ms p95",
+            "median": round(statistics.median(as_of), 2),
+            "baseline": round(base, 2),
+            "baseline_name": "library read+decode median ms",
+            "target": 5.0,
+        },
+        {
+            "name": f"replay {store} case at version 15",
+            "figure": round(p95(at_version), 2),
+            "unit": "ms p95",
+            "median": round(statistics.median(at_version), 2),
+            "baseline": round(base, 2),
+            "baseline_name": "library read+decode median ms",
+            "target": 5.0,
+        },
     ]
 
 

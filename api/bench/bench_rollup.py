@@ -43,7 +43,9 @@ from projections.province import ProvinceRollup, county_url  # noqa: E402
 from projections.queries import ReadModels  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 YEAR = ("2026-01", "2026-12")
 
 
@@ -58,7 +60,10 @@ def prepare(store: str, counties: int, events: int) -> list[str]:
     """Fill each county store up to ``events`` events (kept between runs)."""
     urls = []
     for i in range(counties):
-        app = Fengqiao(StoreConfig(url(store, events, f"c{i}")), clock=SimulatedClock(datetime(2026, 1, 5, tzinfo=UTC)))
+        app = Fengqiao(
+            StoreConfig(url(store, events, f"c{i}")),
+            clock=SimulatedClock(datetime(2026, 1, 5, tzinfo=UTC)),
+        )
         try:
             if app.head_position() == 0:
                 seed(app)
@@ -86,7 +91,9 @@ def drop_province(store: str, events: int, counties: int) -> str:
     return province
 
 
-def run(store: str, events: int, urls: list[str], batch_size: int, threads: int, queries: int) -> dict:
+def run(
+    store: str, events: int, urls: list[str], batch_size: int, threads: int, queries: int
+) -> dict:
     load_before = os.getloadavg()[0]
     # baseline: county 0's own projection rebuilt in its own store
     app = Fengqiao(StoreConfig(urls[0]), env={"CREATE_TABLE": "n"})
@@ -96,8 +103,12 @@ def run(store: str, events: int, urls: list[str], batch_size: int, threads: int,
         base_events = own.rebuild("cases", batch_size=batch_size)
         base_wall, base_cpu = time.monotonic() - began, time.process_time() - cpu
         models = ReadModels(own.db)
-        base_p50, base_p95 = timed(lambda: models.region_stats("410928", datetime(2026, 1, 1, tzinfo=UTC),
-                                                               datetime(2027, 1, 1, tzinfo=UTC)), queries)
+        base_p50, base_p95 = timed(
+            lambda: models.region_stats(
+                "410928", datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+            ),
+            queries,
+        )
     finally:
         own.close()
         app.close()
@@ -117,11 +128,21 @@ def run(store: str, events: int, urls: list[str], batch_size: int, threads: int,
     finally:
         rollup.close()
     return {
-        "events": caught_up, "wall": wall, "rate": caught_up / wall, "cpu_us": used / caught_up * 1e6,
-        "base_events": base_events, "base_wall": base_wall, "base_rate": base_events / base_wall,
-        "base_cpu_us": base_cpu / base_events * 1e6, "stats_p50": p50, "stats_p95": p95,
-        "base_stats_p50": base_p50, "base_stats_p95": base_p95, "received": figures["total"]["received"],
-        "load_before": load_before, "load_after": os.getloadavg()[0],
+        "events": caught_up,
+        "wall": wall,
+        "rate": caught_up / wall,
+        "cpu_us": used / caught_up * 1e6,
+        "base_events": base_events,
+        "base_wall": base_wall,
+        "base_rate": base_events / base_wall,
+        "base_cpu_us": base_cpu / base_events * 1e6,
+        "stats_p50": p50,
+        "stats_p95": p95,
+        "base_stats_p50": base_p50,
+        "base_stats_p95": base_p95,
+        "received": figures["total"]["received"],
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
     }
 
 
@@ -134,7 +155,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=4, help="counties caught up at once")
     parser.add_argument("--queries", type=int, default=100, help="stats calls timed per run")
-    parser.add_argument("--prepare", action="store_true", help="fill the county stores, measure nothing")
+    parser.add_argument(
+        "--prepare", action="store_true", help="fill the county stores, measure nothing"
+    )
     args = parser.parse_args()
     urls = prepare(args.store, args.counties, args.events)
     if args.prepare:
@@ -144,20 +167,25 @@ def main() -> None:
         print(f"uptime: {Path('/proc/loadavg').read_text().strip()}", flush=True)
         r = run(args.store, args.events, urls, args.batch_size, args.threads, args.queries)
         results.append(r)
-        print(f"RESULT run={n + 1} store={args.store} counties={args.counties} events={r['events']} "
-              f"catch_up_seconds={r['wall']:.1f} rate={r['rate']:,.0f} events/s cpu_us_per_event={r['cpu_us']:.1f} "
-              f"| baseline one county rebuild events={r['base_events']} seconds={r['base_wall']:.1f} "
-              f"rate={r['base_rate']:,.0f} events/s cpu_us_per_event={r['base_cpu_us']:.1f} "
-              f"| province stats ({args.counties} counties x 12 months) p50={r['stats_p50']:.1f} ms "
-              f"p95={r['stats_p95']:.1f} ms; one county's own region_stats p50={r['base_stats_p50']:.1f} ms "
-              f"p95={r['base_stats_p95']:.1f} ms | received={r['received']} "
-              f"load_average={r['load_before']:.1f}->{r['load_after']:.1f}", flush=True)
+        print(
+            f"RESULT run={n + 1} store={args.store} counties={args.counties} events={r['events']} "
+            f"catch_up_seconds={r['wall']:.1f} rate={r['rate']:,.0f} events/s cpu_us_per_event={r['cpu_us']:.1f} "
+            f"| baseline one county rebuild events={r['base_events']} seconds={r['base_wall']:.1f} "
+            f"rate={r['base_rate']:,.0f} events/s cpu_us_per_event={r['base_cpu_us']:.1f} "
+            f"| province stats ({args.counties} counties x 12 months) p50={r['stats_p50']:.1f} ms "
+            f"p95={r['stats_p95']:.1f} ms; one county's own region_stats p50={r['base_stats_p50']:.1f} ms "
+            f"p95={r['base_stats_p95']:.1f} ms | received={r['received']} "
+            f"load_average={r['load_before']:.1f}->{r['load_after']:.1f}",
+            flush=True,
+        )
     print(f"uptime: {Path('/proc/loadavg').read_text().strip()}")
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-    print(f"MEDIAN of {len(results)}: catch-up {med['rate']:,.0f} events/s ({med['cpu_us']:.1f} µs CPU/event), "
-          f"baseline one-county rebuild {med['base_rate']:,.0f} events/s ({med['base_cpu_us']:.1f} µs CPU/event), "
-          f"ratio {med['rate'] / med['base_rate']:.2f}x wall, {med['cpu_us'] / med['base_cpu_us']:.2f}x CPU/event; "
-          f"stats p95 {med['stats_p95']:.1f} ms (one county's own {med['base_stats_p95']:.1f} ms)")
+    print(
+        f"MEDIAN of {len(results)}: catch-up {med['rate']:,.0f} events/s ({med['cpu_us']:.1f} µs CPU/event), "
+        f"baseline one-county rebuild {med['base_rate']:,.0f} events/s ({med['base_cpu_us']:.1f} µs CPU/event), "
+        f"ratio {med['rate'] / med['base_rate']:.2f}x wall, {med['cpu_us'] / med['base_cpu_us']:.2f}x CPU/event; "
+        f"stats p95 {med['stats_p95']:.1f} ms (one county's own {med['base_stats_p95']:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

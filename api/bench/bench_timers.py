@@ -45,10 +45,20 @@ def fill(timers: TimerService, rows: int, chunk: int = 20_000) -> float:
         batch = []
         for _ in range(min(chunk, rows - done)):
             due = START + timedelta(seconds=rng.randrange(365 * 86400))
-            batch.append((str(uuid.uuid4()), rng.choice(CLOCKS), "1.0", rng.choice([0.5, 0.75, 1.0]), as_key(due)))
+            batch.append(
+                (
+                    str(uuid.uuid4()),
+                    rng.choice(CLOCKS),
+                    "1.0",
+                    rng.choice([0.5, 0.75, 1.0]),
+                    as_key(due),
+                )
+            )
         with timers.db.transaction() as tx:
-            tx.executemany(f"INSERT INTO {physical} (case_id, clock, leg, threshold, due_at) VALUES (?, ?, ?, ?, ?)",
-                           batch)
+            tx.executemany(
+                f"INSERT INTO {physical} (case_id, clock, leg, threshold, due_at) VALUES (?, ?, ?, ?, ?)",
+                batch,
+            )
         done += len(batch)
     return time.perf_counter() - began
 
@@ -74,10 +84,17 @@ def main() -> None:
     timers = TimerService(app)
     seconds = fill(timers, args.rows)
     print(f"filled {args.rows:,} index rows in {seconds:.1f} s")
-    for label, now in (("1 hour in", START + timedelta(hours=1)), ("1 week in", START + timedelta(days=7))):
-        due_now = timers.db.query(f"SELECT COUNT(*) AS n FROM {TABLE} WHERE due_at <= ?", (as_key(now),))[0]["n"]
+    for label, now in (
+        ("1 hour in", START + timedelta(hours=1)),
+        ("1 week in", START + timedelta(days=7)),
+    ):
+        due_now = timers.db.query(
+            f"SELECT COUNT(*) AS n FROM {TABLE} WHERE due_at <= ?", (as_key(now),)
+        )[0]["n"]
         median, p95 = timed(lambda now=now: due_cases(timers.db, now, timers.batch))
-        print(f"due_cases (batch {timers.batch}) {label}: {due_now:,} due; median {median:.2f} ms, p95 {p95:.2f} ms")
+        print(
+            f"due_cases (batch {timers.batch}) {label}: {due_now:,} due; median {median:.2f} ms, p95 {p95:.2f} ms"
+        )
     median, p95 = timed(lambda: next_due(timers.db))
     print(f"next_due: median {median:.2f} ms, p95 {p95:.2f} ms")
     with timers.db.transaction() as tx:  # leave only real cases for the end-to-end part
@@ -89,8 +106,10 @@ def main() -> None:
     began = time.perf_counter()
     fired = timers.tick()
     seconds = time.perf_counter() - began
-    print(f"tick over {args.fire} overdue cases: {len(fired)} commands in {seconds:.2f} s "
-          f"({len(fired) / seconds:.0f} commands/s)")
+    print(
+        f"tick over {args.fire} overdue cases: {len(fired)} commands in {seconds:.2f} s "
+        f"({len(fired) / seconds:.0f} commands/s)"
+    )
     timers.close()
     app.close()
 

@@ -47,8 +47,13 @@ from engine.store import StoreConfig  # noqa: E402
 
 IN_FLIGHT = 4  # cases each writer interleaves
 GRIDS = ["410928-001-007-03", "410928-001-008-01", "410928-002-001-01"]
-REPORT = {"kind": "dispute", "category": "neighbours", "severity": "minor", "title": "邻里噪音纠纷",
-          "parties": [{"name": "张三", "role": "applicant", "phone": "13800000001"}]}
+REPORT = {
+    "kind": "dispute",
+    "category": "neighbours",
+    "severity": "minor",
+    "title": "邻里噪音纠纷",
+    "parties": [{"name": "张三", "role": "applicant", "phone": "13800000001"}],
+}
 STEPS = [
     ("assign", {"assignee": "zhao"}, "li"),
     ("accept", {}, "zhao"),
@@ -107,7 +112,9 @@ def backend_cpu(engine: Fengqiao) -> dict[int, float]:
         return {}
     ticks = os.sysconf("SC_CLK_TCK")
     seconds = {}
-    held = getattr(engine.recorder, "_held", None)  # the connection kept out of the pool for writing
+    held = getattr(
+        engine.recorder, "_held", None
+    )  # the connection kept out of the pool for writing
     for conn in [*pool._pool, *([held] if held is not None else [])]:  # noqa: SLF001 - a benchmark's look inside
         try:
             stat = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -117,10 +124,14 @@ def backend_cpu(engine: Fengqiao) -> dict[int, float]:
     return seconds
 
 
-def engine_rate(store: StoreConfig, writers: int, seconds: float, seeded: bool = False) -> dict[str, float]:
+def engine_rate(
+    store: StoreConfig, writers: int, seconds: float, seeded: bool = False
+) -> dict[str, float]:
     """Events/s written by ``writers`` threads driving cases through one engine."""
     configure_logging()
-    engine = Fengqiao(store, env={"CREATE_TABLE": "n"}) if seeded else seed(Fengqiao(store))  # no DDL races
+    engine = (
+        Fengqiao(store, env={"CREATE_TABLE": "n"}) if seeded else seed(Fengqiao(store))
+    )  # no DDL races
     envelopes = {name: actor(name, engine) for name in ("wang", "zhao", "li")}
     ids = count()
     run = uuid.uuid4().hex[:8]
@@ -148,7 +159,11 @@ def engine_rate(store: StoreConfig, writers: int, seconds: float, seeded: bool =
                 life[1] += 1
                 commands[i] += 1
 
-    groups, members, cpu = engine.group_commit.groups, engine.group_commit.members, time.process_time()
+    groups, members, cpu = (
+        engine.group_commit.groups,
+        engine.group_commit.members,
+        time.process_time(),
+    )
     backends = backend_cpu(engine)
     wall = threads(writers, writer)
     cpu = time.process_time() - cpu
@@ -157,13 +172,24 @@ def engine_rate(store: StoreConfig, writers: int, seconds: float, seeded: bool =
     events = engine.head_position() - before
     groups, members = engine.group_commit.groups - groups, engine.group_commit.members - members
     engine.close()
-    return {"events": events, "commands": sum(commands), "seconds": wall, "events_per_s": events / wall,
-            "cpu_us_per_event": 1e6 * cpu / max(events, 1), "saves_per_commit": members / max(groups, 1),
-            "pg_cpu_us_per_event": 1e6 * pg_cpu / max(events, 1), "cpu_seconds": cpu, "pg_cpu_seconds": pg_cpu,
-            "groups": groups, "members": members}
+    return {
+        "events": events,
+        "commands": sum(commands),
+        "seconds": wall,
+        "events_per_s": events / wall,
+        "cpu_us_per_event": 1e6 * cpu / max(events, 1),
+        "saves_per_commit": members / max(groups, 1),
+        "pg_cpu_us_per_event": 1e6 * pg_cpu / max(events, 1),
+        "cpu_seconds": cpu,
+        "pg_cpu_seconds": pg_cpu,
+        "groups": groups,
+        "members": members,
+    }
 
 
-def engine_rate_processes(store: StoreConfig, writers: int, seconds: float, processes: int) -> dict[str, float]:
+def engine_rate_processes(
+    store: StoreConfig, writers: int, seconds: float, processes: int
+) -> dict[str, float]:
     """The same, with the writers split over ``processes`` engine processes (as
     ``uvicorn --workers`` would run the API); each process groups its own commits."""
     import multiprocessing
@@ -173,16 +199,24 @@ def engine_rate_processes(store: StoreConfig, writers: int, seconds: float, proc
     engine.close()  # no open connections across the fork
     began = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(processes) as pool:
-        parts = pool.starmap(engine_rate, [(store, writers // processes, seconds, True)] * processes)
+        parts = pool.starmap(
+            engine_rate, [(store, writers // processes, seconds, True)] * processes
+        )
     wall = time.perf_counter() - began
     engine = Fengqiao(store)
     events = engine.head_position() - before
     engine.close()
     cpu, pg_cpu = sum(p["cpu_seconds"] for p in parts), sum(p["pg_cpu_seconds"] for p in parts)
-    return {"events": events, "commands": sum(p["commands"] for p in parts), "seconds": wall,
-            "events_per_s": events / wall, "cpu_us_per_event": 1e6 * cpu / max(events, 1),
-            "saves_per_commit": sum(p["members"] for p in parts) / max(sum(p["groups"] for p in parts), 1),
-            "pg_cpu_us_per_event": 1e6 * pg_cpu / max(events, 1)}
+    return {
+        "events": events,
+        "commands": sum(p["commands"] for p in parts),
+        "seconds": wall,
+        "events_per_s": events / wall,
+        "cpu_us_per_event": 1e6 * cpu / max(events, 1),
+        "saves_per_commit": sum(p["members"] for p in parts)
+        / max(sum(p["groups"] for p in parts), 1),
+        "pg_cpu_us_per_event": 1e6 * pg_cpu / max(events, 1),
+    }
 
 
 # -- baselines --------------------------------------------------------------------
@@ -233,9 +267,22 @@ def pgbench_rate(store: StoreConfig, clients: int, seconds: float) -> dict[str, 
         script.write(f"INSERT INTO {table} (body) VALUES ('x');\n")
     try:
         done = subprocess.run(
-            ["pgbench", "-n", "-f", script.name, "-c", str(clients), "-j", str(min(clients, 2)),
-             "-T", str(max(1, round(seconds))), store.psycopg_url()],
-            capture_output=True, text=True, check=True,
+            [
+                "pgbench",
+                "-n",
+                "-f",
+                script.name,
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, 2)),
+                "-T",
+                str(max(1, round(seconds))),
+                store.psycopg_url(),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     finally:
         os.unlink(script.name)
@@ -254,29 +301,41 @@ def run(store: str = "postgres", size: int | None = None, seconds: float = 10.0)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for writers, processes in WRITERS:
-            stores = [bench_store(store, Path(folder), f"e{writers}", prefix="bench_w"),
-                      bench_store(store, Path(folder), f"l{writers}", prefix="bench_w")]
+            stores = [
+                bench_store(store, Path(folder), f"e{writers}", prefix="bench_w"),
+                bench_store(store, Path(folder), f"l{writers}", prefix="bench_w"),
+            ]
             try:
-                engine = (engine_rate(stores[0], writers, seconds) if processes == 1
-                          else engine_rate_processes(stores[0], writers, seconds, processes))
+                engine = (
+                    engine_rate(stores[0], writers, seconds)
+                    if processes == 1
+                    else engine_rate_processes(stores[0], writers, seconds, processes)
+                )
                 library = library_rate(stores[1], writers, seconds)
                 pg = pgbench_rate(stores[1], writers, seconds) if store == "postgres" else None
             finally:
                 for one in stores:
                     drop(one)
-            rows.append({
-                "name": f"write {store} {writers} writer{'s' if writers > 1 else ''}"
-                        + (f" in {processes} processes" if processes > 1 else ""),
-                "figure": round(engine["events_per_s"]), "unit": "events/s",
-                "baseline": round(library["events_per_s"]), "baseline_name": "eventsourcing default",
-                "ratio": engine["events_per_s"] / library["events_per_s"],
-                "pgbench_tps": round(pg["events_per_s"]) if pg else None,
-                "commands": engine["commands"], "events": engine["events"],
-                "cpu_us_per_event": round(engine["cpu_us_per_event"]),
-                "pg_cpu_us_per_event": round(engine["pg_cpu_us_per_event"]) if store == "postgres" else None,
-                "saves_per_commit": round(engine["saves_per_commit"], 1),
-                "target": 3000 if (store, writers) == ("postgres", 16) else None,
-            })
+            rows.append(
+                {
+                    "name": f"write {store} {writers} writer{'s' if writers > 1 else ''}"
+                    + (f" in {processes} processes" if processes > 1 else ""),
+                    "figure": round(engine["events_per_s"]),
+                    "unit": "events/s",
+                    "baseline": round(library["events_per_s"]),
+                    "baseline_name": "eventsourcing default",
+                    "ratio": engine["events_per_s"] / library["events_per_s"],
+                    "pgbench_tps": round(pg["events_per_s"]) if pg else None,
+                    "commands": engine["commands"],
+                    "events": engine["events"],
+                    "cpu_us_per_event": round(engine["cpu_us_per_event"]),
+                    "pg_cpu_us_per_event": round(engine["pg_cpu_us_per_event"])
+                    if store == "postgres"
+                    else None,
+                    "saves_per_commit": round(engine["saves_per_commit"], 1),
+                    "target": 3000 if (store, writers) == ("postgres", 16) else None,
+                }
+            )
     return rows
 
 

@@ -52,8 +52,13 @@ PEOPLE = [
     Person("chen", "reporter", "410928-009-001-01", None),  # urban building grid worker
 ]
 
-RANKS = {"410928": 3, "410928-001": 2, "410928-001-007": 1, "410928-001-007-03": 0,
-         "410928-009-001-01": 0}
+RANKS = {
+    "410928": 3,
+    "410928-001": 2,
+    "410928-001-007": 1,
+    "410928-001-007-03": 0,
+    "410928-009-001-01": 0,
+}
 
 
 def actor(name: str, app: Fengqiao | None = None) -> Actor:
@@ -61,7 +66,9 @@ def actor(name: str, app: Fengqiao | None = None) -> Actor:
     rank = RANKS.get(person.region)
     if app is not None:
         rank = int(app.region(person.region).rank)
-    return Actor(id=person.name, role=person.role, unit=person.unit, region=person.region, rank=rank)
+    return Actor(
+        id=person.name, role=person.role, unit=person.unit, region=person.region, rank=rank
+    )
 
 
 def seed(app: Fengqiao) -> Fengqiao:
@@ -77,8 +84,14 @@ def seed(app: Fengqiao) -> Fengqiao:
 _ids = count(1)
 
 
-def envelope(name: str, app: Fengqiao, *, command_id: str | None = None, expected_version: int | None = None,
-             occurred_at: datetime | None = None) -> Envelope:
+def envelope(
+    name: str,
+    app: Fengqiao,
+    *,
+    command_id: str | None = None,
+    expected_version: int | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
     return Envelope(
         actor=actor(name, app),
         command_id=command_id or f"test-{next(_ids)}",
@@ -87,10 +100,27 @@ def envelope(name: str, app: Fengqiao, *, command_id: str | None = None, expecte
     )
 
 
-def report(app: Fengqiao, kind: str = "dispute", severity: str = "minor", *, category: str | None = None,
-           region: str = "410928-001-007-03", by: str = "wang", **extra) -> CommandResult:
-    category = category or {"dispute": "neighbours", "hazard": "fire", "petition": "environment"}[kind]
-    body = ReportCase(kind=kind, category=category, severity=severity, region=region, title=f"{kind} test", **extra)
+def report(
+    app: Fengqiao,
+    kind: str = "dispute",
+    severity: str = "minor",
+    *,
+    category: str | None = None,
+    region: str = "410928-001-007-03",
+    by: str = "wang",
+    **extra,
+) -> CommandResult:
+    category = (
+        category or {"dispute": "neighbours", "hazard": "fire", "petition": "environment"}[kind]
+    )
+    body = ReportCase(
+        kind=kind,
+        category=category,
+        severity=severity,
+        region=region,
+        title=f"{kind} test",
+        **extra,
+    )
     return app.report(body, envelope(by, app))
 
 
@@ -121,9 +151,33 @@ USERS = [
     ("xuh", "handler", XUZHEN, "xz-zzzx"),
 ]
 
-DISPUTE = {"kind": "dispute", "category": "neighbours", "severity": "minor", "region": GRID,
-           "title": "邻里噪音纠纷", "parties": [{"name": "张三", "role": "applicant", "phone": "13812345678",
-                                                 "id_number": "410928199001011234"}]}
-HAZARD = {"kind": "hazard", "category": "fire", "severity": "minor", "region": GRID, "title": "消防通道堵塞"}
-PETITION = {"kind": "petition", "category": "utilities", "severity": "minor", "region": GRID,
-            "title": "停水三天", "channel": "hotline_12345"}
+DISPUTE = {
+    "kind": "dispute",
+    "category": "neighbours",
+    "severity": "minor",
+    "region": GRID,
+    "title": "邻里噪音纠纷",
+    "parties": [
+        {
+            "name": "张三",
+            "role": "applicant",
+            "phone": "13812345678",
+            "id_number": "410928199001011234",
+        }
+    ],
+}
+HAZARD = {
+    "kind": "hazard",
+    "category": "fire",
+    "severity": "minor",
+    "region": GRID,
+    "title": "消防通道堵塞",
+}
+PETITION = {
+    "kind": "petition",
+    "category": "utilities",
+    "severity": "minor",
+    "region": GRID,
+    "title": "停水三天",
+    "channel": "hotline_12345",
+}

@@ -44,8 +44,14 @@ class Results:
     errors: list[str] = field(default_factory=list)
     conflicts: int = 0
 
-    def record(self, op: str, started: float, response: httpx.Response | None, expect: tuple[int, ...],
-               error: str | None = None) -> None:
+    def record(
+        self,
+        op: str,
+        started: float,
+        response: httpx.Response | None,
+        expect: tuple[int, ...],
+        error: str | None = None,
+    ) -> None:
         self.latencies[op].append((time.perf_counter() - started) * 1000)
         status = response.status_code if response is not None else error
         self.statuses[f"{op} {status}"] += 1
@@ -61,8 +67,15 @@ def percentile(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2) if ordered else 0.0
 
 
-async def call(client: httpx.AsyncClient, results: Results, op: str, method: str, path: str,
-               expect: tuple[int, ...] = (200, 201), **kw: Any) -> httpx.Response | None:
+async def call(
+    client: httpx.AsyncClient,
+    results: Results,
+    op: str,
+    method: str,
+    path: str,
+    expect: tuple[int, ...] = (200, 201),
+    **kw: Any,
+) -> httpx.Response | None:
     started = time.perf_counter()
     try:
         response = await client.request(method, path, **kw)
@@ -73,8 +86,14 @@ async def call(client: httpx.AsyncClient, results: Results, op: str, method: str
     return response
 
 
-async def one_client(n: int, base: str, tokens: dict[str, str], stop_at: float, results: Results,
-                     extra: Extra | None = None) -> None:
+async def one_client(
+    n: int,
+    base: str,
+    tokens: dict[str, str],
+    stop_at: float,
+    results: Results,
+    extra: Extra | None = None,
+) -> None:
     admin = {"Authorization": f"Bearer {tokens['root']}"}
     feed = {"Authorization": f"Bearer {tokens['feed']}"}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -85,26 +104,70 @@ async def one_client(n: int, base: str, tokens: dict[str, str], stop_at: float, 
                 await extra(client, results, n, i)
             key = f"load-{n}-{i}-{uuid.uuid4().hex[:6]}"
             body = {**REPORTS[i % 3], "title": f"负载 {n}-{i}"}
-            created = await call(client, results, "report", "POST", "/v1/cases", json=body,
-                                 headers={**admin, "Idempotency-Key": key})
+            created = await call(
+                client,
+                results,
+                "report",
+                "POST",
+                "/v1/cases",
+                json=body,
+                headers={**admin, "Idempotency-Key": key},
+            )
             if created is None or created.status_code != 201:
                 continue
             case_id = created.json()["id"]
             await call(client, results, "read", "GET", f"/v1/cases/{case_id}", headers=admin)
-            await call(client, results, "assign", "POST", f"/v1/cases/{case_id}/assign",
-                       json={"assignee": "zhao"}, headers={**admin, "Idempotency-Key": key + "-a"})
+            await call(
+                client,
+                results,
+                "assign",
+                "POST",
+                f"/v1/cases/{case_id}/assign",
+                json={"assignee": "zhao"},
+                headers={**admin, "Idempotency-Key": key + "-a"},
+            )
             if i % 20 == 0:  # a deliberate conflict: the case is at version 2, not 1
-                await call(client, results, "stale", "POST", f"/v1/cases/{case_id}/comment", expect=(412,),
-                           json={"text": "stale"}, headers={**admin, "If-Match": '"1"'})
-            await call(client, results, "comment", "POST", f"/v1/cases/{case_id}/comment",
-                       json={"text": f"进展 {i}"}, headers={**admin, "Idempotency-Key": key + "-c"})
-            await call(client, results, "history", "GET", f"/v1/cases/{case_id}/history", headers=admin)
+                await call(
+                    client,
+                    results,
+                    "stale",
+                    "POST",
+                    f"/v1/cases/{case_id}/comment",
+                    expect=(412,),
+                    json={"text": "stale"},
+                    headers={**admin, "If-Match": '"1"'},
+                )
+            await call(
+                client,
+                results,
+                "comment",
+                "POST",
+                f"/v1/cases/{case_id}/comment",
+                json={"text": f"进展 {i}"},
+                headers={**admin, "Idempotency-Key": key + "-c"},
+            )
+            await call(
+                client, results, "history", "GET", f"/v1/cases/{case_id}/history", headers=admin
+            )
             await call(client, results, "list", "GET", "/v1/cases?limit=20", headers=admin)
-            await call(client, results, "feed", "GET", f"/v1/events?after={max(0, i * 7)}&limit=50", headers=feed)
+            await call(
+                client,
+                results,
+                "feed",
+                "GET",
+                f"/v1/events?after={max(0, i * 7)}&limit=50",
+                headers=feed,
+            )
 
 
-async def ramp(base: str | list[str], tokens: dict[str, str], start: int, end: int, seconds: float,
-               extra: Extra | None = None) -> tuple[Results, float]:
+async def ramp(
+    base: str | list[str],
+    tokens: dict[str, str],
+    start: int,
+    end: int,
+    seconds: float,
+    extra: Extra | None = None,
+) -> tuple[Results, float]:
     """Clients ramping from ``start`` to ``end``; with several ``base`` URLs (servers), client n
     talks to server n mod their number, as a round-robin proxy would spread connections."""
     bases = [base] if isinstance(base, str) else base
@@ -116,29 +179,48 @@ async def ramp(base: str | list[str], tokens: dict[str, str], start: int, end: i
     for n in range(end):
         if n >= start:  # clients beyond the first ``start`` join evenly over the run
             await asyncio.sleep(max(0.0, began + (n - start + 1) * step - time.monotonic()))
-        tasks.append(asyncio.create_task(one_client(n, bases[n % len(bases)], tokens, stop_at, results, extra)))
+        tasks.append(
+            asyncio.create_task(
+                one_client(n, bases[n % len(bases)], tokens, stop_at, results, extra)
+            )
+        )
     await asyncio.gather(*tasks)
     return results, time.monotonic() - began
 
 
 def summary(results: Results, elapsed: float, store: str, start: int, end: int) -> dict[str, Any]:
     total = sum(len(v) for v in results.latencies.values())
-    commands = sum(len(results.latencies.get(op, ())) for op in ("report", "assign", "comment", "stale"))
+    commands = sum(
+        len(results.latencies.get(op, ())) for op in ("report", "assign", "comment", "stale")
+    )
     return {
-        "store": store, "clients": f"{start}→{end}", "seconds": round(elapsed, 1),
-        "requests": total, "requests_per_s": round(total / elapsed, 1),
+        "store": store,
+        "clients": f"{start}→{end}",
+        "seconds": round(elapsed, 1),
+        "requests": total,
+        "requests_per_s": round(total / elapsed, 1),
         "commands_per_s": round(commands / elapsed, 1),
-        "latency_ms": {op: {"n": len(v), "p50": percentile(v, 50), "p95": percentile(v, 95),
-                            "p99": percentile(v, 99), "max": round(max(v), 1)}
-                       for op, v in sorted(results.latencies.items())},
+        "latency_ms": {
+            op: {
+                "n": len(v),
+                "p50": percentile(v, 50),
+                "p95": percentile(v, 95),
+                "p99": percentile(v, 99),
+                "max": round(max(v), 1),
+            }
+            for op, v in sorted(results.latencies.items())
+        },
         "deliberate_conflicts": results.conflicts,
         "errors": len(results.errors),
         "first_errors": results.errors[:10],
-        "cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def run(seconds: float, start: int, end: int, url: str | None = None, servers: int = 1) -> dict[str, Any]:
+def run(
+    seconds: float, start: int, end: int, url: str | None = None, servers: int = 1
+) -> dict[str, Any]:
     """Start ``servers`` servers on a fresh store (the first with the workers, the others
     ``--no-workers``, as docs/operations.md runs them), run the ramp, stop; the summary."""
     folder = tempfile.mkdtemp(prefix="fq-load-")
@@ -149,12 +231,18 @@ def run(seconds: float, start: int, end: int, url: str | None = None, servers: i
         for n in range(servers):
             started.append(Server(url, workers=n == 0, env={"FENGQIAO_LOG_LEVEL": "warning"}))
             started[-1].start()
-        results, elapsed = asyncio.run(ramp([server.base for server in started], tokens, start, end, seconds))
+        results, elapsed = asyncio.run(
+            ramp([server.base for server in started], tokens, start, end, seconds)
+        )
     finally:
         for server in started:
             server.stop()
-    return {**summary(results, elapsed, "postgres" if url.startswith("postgres") else "sqlite", start, end),
-            "servers": servers}
+    return {
+        **summary(
+            results, elapsed, "postgres" if url.startswith("postgres") else "sqlite", start, end
+        ),
+        "servers": servers,
+    }
 
 
 def main() -> None:
@@ -163,8 +251,12 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=16)
     parser.add_argument("--end", type=int, default=64)
     parser.add_argument("--url", default=None, help="store URL (default: a fresh SQLite file)")
-    parser.add_argument("--servers", type=int, default=1,
-                        help="`fengqiao serve` processes on the one store, clients spread over them")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="`fengqiao serve` processes on the one store, clients spread over them",
+    )
     args = parser.parse_args()
     result = run(args.seconds, args.start, args.end, args.url, args.servers)
     json.dump(result, sys.stdout, ensure_ascii=False, indent=2)

@@ -32,8 +32,14 @@ class Server:
         self.url = url
         self.port = free_port()
         self.workers = workers
-        self.env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT),
-                    "FENGQIAO_LOG_LEVEL": "warning", "PYTHONFAULTHANDLER": "1", **(env or {})}
+        self.env = {
+            **os.environ,
+            "FENGQIAO_DATABASE_URL": url,
+            "PYTHONPATH": str(ROOT),
+            "FENGQIAO_LOG_LEVEL": "warning",
+            "PYTHONFAULTHANDLER": "1",
+            **(env or {}),
+        }
         self.process: subprocess.Popen | None = None
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkdtemp(prefix="fq-serve-")) / "serve.log"
@@ -45,7 +51,13 @@ class Server:
         return self.process.pid
 
     def start(self, timeout: float = 30) -> None:
-        command = [*FENGQIAO, "serve", "--port", str(self.port), "--workers" if self.workers else "--no-workers"]
+        command = [
+            *FENGQIAO,
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers" if self.workers else "--no-workers",
+        ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
@@ -54,9 +66,13 @@ class Server:
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
                     return
             if self.process.poll() is not None:
-                raise RuntimeError(f"fengqiao serve exited with {self.process.returncode}: {self.log_tail()}")
+                raise RuntimeError(
+                    f"fengqiao serve exited with {self.process.returncode}: {self.log_tail()}"
+                )
             time.sleep(0.1)
-        self.process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to the log
+        self.process.send_signal(
+            signal.SIGABRT
+        )  # faulthandler writes every thread's stack to the log
         self.process.wait(10)
         raise TimeoutError(f"fengqiao serve did not start: {self.log_tail()}")
 

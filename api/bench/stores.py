@@ -8,7 +8,9 @@ from pathlib import Path
 
 from engine.store import StoreConfig
 
-POSTGRES_URL = os.environ.get("FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "FENGQIAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def bench_store(kind: str, folder: Path, tag: str, *, prefix: str = "bench") -> StoreConfig:

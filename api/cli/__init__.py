@@ -32,16 +32,28 @@ app = typer.Typer(
 setup.register(app)
 app.add_typer(cases.app, name="case", help="Report and drive cases; history and time travel.")
 # -- more areas mount here, one line each (keep this block sorted) --
-app.add_typer(audit_cli.app, name="audit", help="Tamper evidence: signed checkpoints and verification.")
-app.add_typer(calendar_cli.app, name="calendar", help="Statutory holiday years: show, import a year.")
-bench_cli.register(app)  # `fengqiao bench [NAME] [--store] [--size]`: api/bench/ figures beside baselines
+app.add_typer(
+    audit_cli.app, name="audit", help="Tamper evidence: signed checkpoints and verification."
+)
+app.add_typer(
+    calendar_cli.app, name="calendar", help="Statutory holiday years: show, import a year."
+)
+bench_cli.register(
+    app
+)  # `fengqiao bench [NAME] [--store] [--size]`: api/bench/ figures beside baselines
 casefile_cli.register(cases.app)  # `fengqiao case file ID --out FILE.html`
 demo_cli.register(app)  # `fengqiao demo`: the demo county and a season of traffic
 app.add_typer(privacy_cli.app, name="privacy", help="Personal data: find a person, erase them.")
 projections_cli.register(app)  # `fengqiao projections …` and `fengqiao worker`
-app.add_typer(province_cli.app, name="province", help="Province roll-up over county stores: add, follow, status, stats.")
+app.add_typer(
+    province_cli.app,
+    name="province",
+    help="Province roll-up over county stores: add, follow, status, stats.",
+)
 serve_cli.register(app)  # `fengqiao serve`: the HTTP API
-app.add_typer(timers_cli.app, name="timers", help="Clocks of a case, the timer index, ticks and routing.")
+app.add_typer(
+    timers_cli.app, name="timers", help="Clocks of a case, the timer index, ticks and routing."
+)
 app.add_typer(users_cli.app, name="users", help="API users and their bearer tokens.")
 # -- end of mounts --
 

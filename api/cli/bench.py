@@ -32,9 +32,14 @@ class Bench:
     script: str | None = None  # else: python -m api.bench.<script> with these arguments
     stores: tuple[str, ...] = ("sqlite", "postgres")
 
-    def arguments(self, store: str, size: int, postgres_url: str = DEFAULTS.test_postgres_url) -> list[str]:
-        url = (f"{postgres_url}?schema=bench_{(self.script or '').removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
-               if store == "postgres" else f"sqlite:////tmp/fengqiao_bench_{uuid.uuid4().hex[:6]}.db")
+    def arguments(
+        self, store: str, size: int, postgres_url: str = DEFAULTS.test_postgres_url
+    ) -> list[str]:
+        url = (
+            f"{postgres_url}?schema=bench_{(self.script or '').removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
+            if store == "postgres"
+            else f"sqlite:////tmp/fengqiao_bench_{uuid.uuid4().hex[:6]}.db"
+        )
         if self.script == "bench_projections.py":
             return ["--url", url, "--events", str(size)]
         if self.script == "bench_feed.py":
@@ -50,47 +55,110 @@ class Bench:
         if self.script == "bench_rollup.py":
             return ["--store", store, "--events", str(size), "--runs", "3"]
         if self.script == "load":
-            return ["--seconds", str(size), "--start", "16", "--end", "16",
-                    *(["--url", url] if store == "postgres" else [])]
+            return [
+                "--seconds",
+                str(size),
+                "--start",
+                "16",
+                "--end",
+                "16",
+                *(["--url", url] if store == "postgres" else []),
+            ]
         return [store]  # bench_api.py
 
 
 BENCHES: dict[str, Bench] = {
-    "write": Bench("≥ 3,000 events/s with 16 writers on PostgreSQL", "seconds per measurement", 10,
-                   module="api.bench.bench_write"),
-    "replay": Bench("p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="api.bench.bench_replay"),
-    "geometry": Bench("a map point to its grid among 10,000 grid polygons: p95 ≤ 1 ms", "grid polygons", 10_000,
-                      module="api.bench.bench_geometry"),
-    "lag": Bench("projection lag p99 ≤ 500 ms at 500 commands/s", "seconds", 60, module="api.bench.bench_lag"),
-    "queries": Bench("supervisor queries p95 ≤ 20 ms each at 1M cases (PostgreSQL)", "cases (synthetic rows)",
-                     100_000, module="api.bench.bench_queries", stores=("postgres",)),
-    "projections": Bench("≥ 20,000 events/s rebuild on PostgreSQL", "events", 100_000, script="bench_projections.py"),
-    "feed": Bench("≥ 20,000 events/s through GET /v1/events", "events", 100_000, script="bench_feed.py"),
-    "api": Bench("p50/p95 with the engine alone beside", "(fixed: 1,000 commands)", 0, script="bench_api.py"),
-    "timers": Bench("due lookup ≤ 100 ms per tick at 1M open clocks", "index rows", 100_000,
-                    script="bench_timers.py"),
-    "http16": Bench("p50/p95/p99 and commands/s, 16 concurrent HTTP clients (loopback)", "seconds", 30,
-                    script="load"),
-    "http": Bench("server CPU per request, as ratios in one run: GET and comment on a long case <= 1.3x a "
-                  "10-event case; GET <= 3x, a command <= 5x, list and board <= 4x a bare FastAPI GET /healthz",
-                  "events in the long case", 1000, module="api.bench.bench_http"),
-    "memory": Bench("server RSS at 1M cases; no growth over 10 minutes of load", "minutes", 10,
-                    script="bench_memory.py"),
-    "audit": Bench("chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"),
-    "insert": Bench("one PostgreSQL batch (events + hash chain) alone: wall and CPU per event, batches of 1/8/50",
-                    "batches timed", 300, script="bench_insert.py", stores=("postgres",)),
-    "rollup": Bench("province roll-up over 4 county stores: catch-up events/s, CPU/event, stats p95 (beside one "
-                    "county's own rebuild)", "events per county", 25_000, script="bench_rollup.py"),
+    "write": Bench(
+        "≥ 3,000 events/s with 16 writers on PostgreSQL",
+        "seconds per measurement",
+        10,
+        module="api.bench.bench_write",
+    ),
+    "replay": Bench(
+        "p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="api.bench.bench_replay"
+    ),
+    "geometry": Bench(
+        "a map point to its grid among 10,000 grid polygons: p95 ≤ 1 ms",
+        "grid polygons",
+        10_000,
+        module="api.bench.bench_geometry",
+    ),
+    "lag": Bench(
+        "projection lag p99 ≤ 500 ms at 500 commands/s", "seconds", 60, module="api.bench.bench_lag"
+    ),
+    "queries": Bench(
+        "supervisor queries p95 ≤ 20 ms each at 1M cases (PostgreSQL)",
+        "cases (synthetic rows)",
+        100_000,
+        module="api.bench.bench_queries",
+        stores=("postgres",),
+    ),
+    "projections": Bench(
+        "≥ 20,000 events/s rebuild on PostgreSQL", "events", 100_000, script="bench_projections.py"
+    ),
+    "feed": Bench(
+        "≥ 20,000 events/s through GET /v1/events", "events", 100_000, script="bench_feed.py"
+    ),
+    "api": Bench(
+        "p50/p95 with the engine alone beside", "(fixed: 1,000 commands)", 0, script="bench_api.py"
+    ),
+    "timers": Bench(
+        "due lookup ≤ 100 ms per tick at 1M open clocks",
+        "index rows",
+        100_000,
+        script="bench_timers.py",
+    ),
+    "http16": Bench(
+        "p50/p95/p99 and commands/s, 16 concurrent HTTP clients (loopback)",
+        "seconds",
+        30,
+        script="load",
+    ),
+    "http": Bench(
+        "server CPU per request, as ratios in one run: GET and comment on a long case <= 1.3x a "
+        "10-event case; GET <= 3x, a command <= 5x, list and board <= 4x a bare FastAPI GET /healthz",
+        "events in the long case",
+        1000,
+        module="api.bench.bench_http",
+    ),
+    "memory": Bench(
+        "server RSS at 1M cases; no growth over 10 minutes of load",
+        "minutes",
+        10,
+        script="bench_memory.py",
+    ),
+    "audit": Bench(
+        "chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"
+    ),
+    "insert": Bench(
+        "one PostgreSQL batch (events + hash chain) alone: wall and CPU per event, batches of 1/8/50",
+        "batches timed",
+        300,
+        script="bench_insert.py",
+        stores=("postgres",),
+    ),
+    "rollup": Bench(
+        "province roll-up over 4 county stores: catch-up events/s, CPU/event, stats p95 (beside one "
+        "county's own rebuild)",
+        "events per county",
+        25_000,
+        script="bench_rollup.py",
+    ),
 }
 
 
 def _print_rows(rows: list[dict]) -> None:
     for row in rows:
         target = f"   target {row['target']}" if row.get("target") is not None else ""
-        extra = {k: v for k, v in row.items() if k not in {"name", "figure", "unit", "baseline", "baseline_name",
-                                                          "target"}}
-        typer.echo(f"{row['name']:<40} {row['figure']:>10} {row['unit']:<9} | baseline {row['baseline']} "
-                   f"({row['baseline_name']}){target}  {extra}")
+        extra = {
+            k: v
+            for k, v in row.items()
+            if k not in {"name", "figure", "unit", "baseline", "baseline_name", "target"}
+        }
+        typer.echo(
+            f"{row['name']:<40} {row['figure']:>10} {row['unit']:<9} | baseline {row['baseline']} "
+            f"({row['baseline_name']}){target}  {extra}"
+        )
 
 
 def module_of(bench: Bench) -> str:
@@ -103,8 +171,10 @@ def run_one(name: str, store: str, size: int | None) -> int:
     if store not in bench.stores:
         typer.echo(f"== {name}: {store} not measured (only {', '.join(bench.stores)})")
         return 0
-    typer.echo(f"== {name} on {store} (target: {bench.target}; size = {bench.size_means}) "
-               f"load average {os.getloadavg()[0]:.1f}")
+    typer.echo(
+        f"== {name} on {store} (target: {bench.target}; size = {bench.size_means}) "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     if bench.module is not None:
         _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
         return 0
@@ -117,11 +187,15 @@ def run_one(name: str, store: str, size: int | None) -> int:
 def bench(
     name: str = typer.Argument(None, help=f"one of: {', '.join(BENCHES)} (default: all)"),
     store: str = typer.Option("postgres", "--store", help="sqlite or postgres"),
-    size: int = typer.Option(None, "--size", help="data size; what it counts depends on the benchmark"),
+    size: int = typer.Option(
+        None, "--size", help="data size; what it counts depends on the benchmark"
+    ),
 ) -> None:
     """Run one benchmark, or all of them, printing each figure beside its baseline."""
     if name is not None and name not in BENCHES:
-        raise typer.BadParameter(f"unknown benchmark {name!r}; one of {', '.join(BENCHES)}", param_hint="NAME")
+        raise typer.BadParameter(
+            f"unknown benchmark {name!r}; one of {', '.join(BENCHES)}", param_hint="NAME"
+        )
     if store not in ("sqlite", "postgres"):
         raise typer.BadParameter("sqlite or postgres", param_hint="--store")
     failed = [n for n in ([name] if name else list(BENCHES)) if run_one(n, store, size) != 0]

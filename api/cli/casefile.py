@@ -14,13 +14,21 @@ from engine.casefile import write_case_file
 def file(
     case_id: UUID = typer.Argument(...),
     out: Path = typer.Option(..., "--out", help="the HTML file to write"),
-    masked: bool = typer.Option(False, "--masked", help="mask personal fields (as integrators see them)"),
+    masked: bool = typer.Option(
+        False, "--masked", help="mask personal fields (as integrators see them)"
+    ),
 ) -> None:
     """Write the printable case file: timeline, clocks, parties, chain hashes, verification."""
     with engine() as app, domain_errors():
         data = write_case_file(app, case_id, out, role="integrator" if masked else "auditor")
-        emit({"case": str(case_id), "out": str(out), "events": len(data["timeline"]),
-              "verified": data["verification"]["ok"]})
+        emit(
+            {
+                "case": str(case_id),
+                "out": str(out),
+                "events": len(data["timeline"]),
+                "verified": data["verification"]["ok"],
+            }
+        )
 
 
 def register(cases_app: typer.Typer) -> None:

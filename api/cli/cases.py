@@ -18,10 +18,16 @@ from engine.views import event_view
 
 app = typer.Typer(no_args_is_help=True)
 
-AS = typer.Option(None, "--as", help="the person acting (a name on the ladder); default: local admin")
-COMMAND_ID = typer.Option(None, "--command-id", help="idempotency id; a repeat has no further effect")
+AS = typer.Option(
+    None, "--as", help="the person acting (a name on the ladder); default: local admin"
+)
+COMMAND_ID = typer.Option(
+    None, "--command-id", help="idempotency id; a repeat has no further effect"
+)
 IF_VERSION = typer.Option(None, "--if-version", help="refuse unless the case is at this version")
-OCCURRED = typer.Option(None, "--occurred-at", help="when it happened (RFC 3339), if earlier than now")
+OCCURRED = typer.Option(
+    None, "--occurred-at", help="when it happened (RFC 3339), if earlier than now"
+)
 
 
 def _parse_fields(fields: list[str]) -> dict:
@@ -44,8 +50,14 @@ def cli_command_id(actor_id: str, key: str | None) -> str:
 
 
 def _result(app, result) -> None:
-    emit({"case": app.case_view(result.case_id), "version": result.version,
-          "position": result.position, "repeated": result.repeated})
+    emit(
+        {
+            "case": app.case_view(result.case_id),
+            "version": result.version,
+            "position": result.position,
+            "repeated": result.repeated,
+        }
+    )
 
 
 @app.command("report")
@@ -53,13 +65,18 @@ def report(
     kind: str = typer.Option(..., help="dispute | hazard | petition"),
     category: str = typer.Option(...),
     severity: str = typer.Option("minor", help="minor | major | critical"),
-    region: str | None = typer.Option(None, help="region code where it was found (or give --lat and --long)"),
+    region: str | None = typer.Option(
+        None, help="region code where it was found (or give --lat and --long)"
+    ),
     title: str = typer.Option(...),
     description: str = typer.Option(""),
     channel: str = typer.Option("grid"),
     lat: float | None = typer.Option(None, "--lat", help="WGS-84 latitude where it is"),
-    long: float | None = typer.Option(None, "--long", help="WGS-84 longitude; with --lat and no --region, "
-                                                           "the smallest region holding the point"),
+    long: float | None = typer.Option(
+        None,
+        "--long",
+        help="WGS-84 longitude; with --lat and no --region, the smallest region holding the point",
+    ),
     as_: str | None = AS,
     command_id: str | None = COMMAND_ID,
     occurred_at: datetime | None = OCCURRED,
@@ -67,14 +84,32 @@ def report(
     """上报 a new case."""
     with engine() as app, domain_errors():
         point = {"lat": lat, "long": long} if lat is not None or long is not None else {}
-        body = app.placed(validated(ReportAt, dict(kind=kind, category=category, severity=severity,
-                                                        region=region, title=title, description=description,
-                                                        channel=channel, **point)))
+        body = app.placed(
+            validated(
+                ReportAt,
+                dict(
+                    kind=kind,
+                    category=category,
+                    severity=severity,
+                    region=region,
+                    title=title,
+                    description=description,
+                    channel=channel,
+                    **point,
+                ),
+            )
+        )
         actor = cli_actor(app, as_)
         assert body.region is not None  # placed
         authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope
-        envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),
-                                            occurred_at=occurred_at))
+        envelope = validated(
+            Envelope,
+            dict(
+                actor=actor,
+                command_id=cli_command_id(actor.id, command_id),
+                occurred_at=occurred_at,
+            ),
+        )
         _result(app, once(app, actor.id, command_id, lambda: app.report(body, envelope)))
 
 
@@ -90,10 +125,22 @@ def _make_action_command(name: str):
         with engine() as app, domain_errors():
             body = parse_action(name, _parse_fields(fields or []))
             actor = cli_actor(app, as_)
-            authorize_action(actor, name, lambda: app.case(case_id), body.model_dump())  # as the HTTP API
-            envelope = validated(Envelope, dict(actor=actor, command_id=cli_command_id(actor.id, command_id),
-                                                expected_version=if_version, occurred_at=occurred_at))
-            _result(app, once(app, actor.id, command_id, lambda: app.act(case_id, body, envelope), case_id))
+            authorize_action(
+                actor, name, lambda: app.case(case_id), body.model_dump()
+            )  # as the HTTP API
+            envelope = validated(
+                Envelope,
+                dict(
+                    actor=actor,
+                    command_id=cli_command_id(actor.id, command_id),
+                    expected_version=if_version,
+                    occurred_at=occurred_at,
+                ),
+            )
+            _result(
+                app,
+                once(app, actor.id, command_id, lambda: app.act(case_id, body, envelope), case_id),
+            )
 
     fields = ", ".join(f"{n}" for n in ACTIONS[name].model_fields) or "no fields"
     run.__doc__ = f"{name}: {fields}"
@@ -108,7 +155,9 @@ for _name in sorted(PUBLIC_ACTIONS):  # the timer's own actions are not a person
 def show(
     case_id: UUID,
     version: int | None = typer.Option(None, help="the case at this version"),
-    as_of: datetime | None = typer.Option(None, "--as-of", help="the case as recorded at this moment (RFC 3339)"),
+    as_of: datetime | None = typer.Option(
+        None, "--as-of", help="the case as recorded at this moment (RFC 3339)"
+    ),
 ) -> None:
     """The case now, at a version, or as of a moment."""
     with engine() as app, domain_errors():
@@ -129,7 +178,14 @@ def list_cases(limit: int = typer.Option(50, min=1, max=1000)) -> None:
         rows = []
         for case_id in app.case_ids():
             case = app.case(case_id)
-            rows.append({"id": str(case.id), "kind": str(case.kind), "status": str(case.status), "title": case.title})
+            rows.append(
+                {
+                    "id": str(case.id),
+                    "kind": str(case.kind),
+                    "status": str(case.status),
+                    "title": case.title,
+                }
+            )
             if len(rows) >= limit:
                 break
         emit(rows)

@@ -47,8 +47,13 @@ def cli_actor(app: Fengqiao, name: str | None) -> Actor:
         return Actor(id="cli:admin", role="admin", unit=None, region=None, rank=None)
     tree = app.ladder().tree
     person = tree.person(name)
-    return Actor(id=person.name, role=person.role, unit=person.unit, region=person.region,
-                 rank=int(tree.get(person.region).rank))
+    return Actor(
+        id=person.name,
+        role=person.role,
+        unit=person.unit,
+        region=person.region,
+        rank=int(tree.get(person.region).rank),
+    )
 
 
 def emit(data: Any) -> None:
@@ -61,5 +66,7 @@ def domain_errors() -> Iterator[None]:
     try:
         yield
     except DomainError as error:
-        print(json.dumps({"error": error.as_dict()}, ensure_ascii=False, default=str), file=sys.stderr)
+        print(
+            json.dumps({"error": error.as_dict()}, ensure_ascii=False, default=str), file=sys.stderr
+        )
         raise typer.Exit(2 if error.code == "validation" else 1) from None

@@ -50,26 +50,46 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    seed: int = typer.Option(1, "--seed", help="the same seed builds the same county and the same season"),
+    seed: int = typer.Option(
+        1, "--seed", help="the same seed builds the same county and the same season"
+    ),
     days: int = typer.Option(90, "--days", min=1, max=730, help="length of the simulated season"),
-    scale: float = typer.Option(1.0, "--scale", min=0.001, max=20.0,
-                                help="traffic volume (1.0: about 2,400 cases in 90 days)"),
+    scale: float = typer.Option(
+        1.0,
+        "--scale",
+        min=0.001,
+        max=20.0,
+        help="traffic volume (1.0: about 2,400 cases in 90 days)",
+    ),
     db: Path = typer.Option(DEFAULT_DB, "--db", help="the SQLite file to (re)create"),
     end: datetime | None = typer.Option(
-        None, "--end", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
-        help="when the season ends, Beijing time (default: now); pin it to reproduce a run exactly"),
+        None,
+        "--end",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        help="when the season ends, Beijing time (default: now); pin it to reproduce a run exactly",
+    ),
     timer_hours: float = typer.Option(
-        TIMER_PERIOD / timedelta(hours=1), "--timer-hours", min=0.0, max=168.0,
-        help="the timer service ticks every so many simulated hours (0: only once, at the end)"),
-    serve: bool = typer.Option(True, "--serve/--no-serve", help="serve the API and dashboard afterwards"),
+        TIMER_PERIOD / timedelta(hours=1),
+        "--timer-hours",
+        min=0.0,
+        max=168.0,
+        help="the timer service ticks every so many simulated hours (0: only once, at the end)",
+    ),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="serve the API and dashboard afterwards"
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
 ) -> None:
     """Build the demo county (阳高县-shaped) and a season of traffic in a FRESH SQLite store, then serve it."""
     settings = read_settings("fengqiao demo")
-    configure_logging(level=None if "log_level" in settings.model_fields_set else "WARNING", settings=settings)
+    configure_logging(
+        level=None if "log_level" in settings.model_fields_set else "WARNING", settings=settings
+    )
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-    moment = end.replace(tzinfo=SHANGHAI) if end else datetime.now(UTC).replace(second=0, microsecond=0)
+    moment = (
+        end.replace(tzinfo=SHANGHAI) if end else datetime.now(UTC).replace(second=0, microsecond=0)
+    )
     season = Season.ending(moment, days)
     path = fresh_sqlite(db)
     started, cpu = time.perf_counter(), time.process_time()
@@ -89,8 +109,10 @@ def demo(
     print_tokens(console, tokens, result.county)
     url = f"http://{host}:{port}"
     if not serve:
-        console.print(f"\nStore ready: [bold]{path}[/]. Serve it with "
-                      f"[bold]FENGQIAO_DATABASE_URL=sqlite:///{path} fengqiao serve[/]")
+        console.print(
+            f"\nStore ready: [bold]{path}[/]. Serve it with "
+            f"[bold]FENGQIAO_DATABASE_URL=sqlite:///{path} fengqiao serve[/]"
+        )
         return
     serve_store(console, path, host, port, url)
 
@@ -104,21 +126,43 @@ def fresh_sqlite(db: Path) -> Path:
     return db
 
 
-def _build(app: Fengqiao, clock, season: Season, seed: int, scale: float, timer_period: timedelta,
-           console: Console) -> Demo:
-    columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
-               TaskProgressColumn(), TimeElapsedColumn())
+def _build(
+    app: Fengqiao,
+    clock,
+    season: Season,
+    seed: int,
+    scale: float,
+    timer_period: timedelta,
+    console: Console,
+) -> Demo:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("县情 loading the county …", total=season.days)
 
         def on_progress(now: datetime, stats: RunStats) -> None:
             done = (now - season.start) / timedelta(days=1)
-            progress.update(task, completed=min(done, season.days),
-                            description=f"{now.astimezone(SHANGHAI):%Y-%m-%d} cases {stats.cases:>5} "
-                                        f"commands {stats.commands:>6}")
+            progress.update(
+                task,
+                completed=min(done, season.days),
+                description=f"{now.astimezone(SHANGHAI):%Y-%m-%d} cases {stats.cases:>5} "
+                f"commands {stats.commands:>6}",
+            )
 
-        return build_demo(app, clock, season, seed=seed, scale=scale, timer_period=timer_period,
-                          on_progress=on_progress)
+        return build_demo(
+            app,
+            clock,
+            season,
+            seed=seed,
+            scale=scale,
+            timer_period=timer_period,
+            on_progress=on_progress,
+        )
 
 
 def catch_up_projections(app: Fengqiao, console: Console) -> None:
@@ -162,7 +206,10 @@ def issue_tokens(app: Fengqiao, county: County) -> dict[str, tuple[Actor, str]]:
     tokens = {}
     for role, actor in token_holders(county).items():
         assert actor.region is not None  # every person of the demo county works in a region
-        tokens[role] = (actor, users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"))
+        tokens[role] = (
+            actor,
+            users.add(actor.id, actor.role, actor.region, actor.unit, by="demo:admin"),
+        )
     return tokens
 
 
@@ -174,9 +221,11 @@ def print_summary(console: Console, result: Demo, built: float, total: float, cp
         f"{len(county.people)} people. Season {result.season.start.astimezone(SHANGHAI):%Y-%m-%d} → "
         f"{result.season.end.astimezone(SHANGHAI):%Y-%m-%d %H:%M} (Beijing time)."
     )
-    console.print(f"{run.cases} cases, {run.commands} commands by people, {run.timer_commands} by the timer "
-                  f"service (disputes taken over after its automatic escalation: {run.taken_over}); built in "
-                  f"{built:.1f} s, ready in {total:.1f} s ({cpu:.1f} s of CPU).")
+    console.print(
+        f"{run.cases} cases, {run.commands} commands by people, {run.timer_commands} by the timer "
+        f"service (disputes taken over after its automatic escalation: {run.taken_over}); built in "
+        f"{built:.1f} s, ready in {total:.1f} s ({cpu:.1f} s of CPU)."
+    )
     if run.refused:
         console.print(f"[red]refused steps: {dict(run.refused)}[/]")
     console.print(status_table(census))
@@ -213,9 +262,15 @@ def minor_dispute_table(census: Census) -> Table:
     refused, told of the other routes: never counted as resolved within the ceiling)."""
     settled, referred = census.minor_disputes_resolved_at, census.minor_disputes_referred_at
     ended = sum(settled.values()) + sum(referred.values())
-    table = counts_table("minor disputes (小事不出村): settled at each rank, and referred", "", [*RANKS, "referred"])
+    table = counts_table(
+        "minor disputes (小事不出村): settled at each rank, and referred", "", [*RANKS, "referred"]
+    )
     table.add_row("cases", *(str(settled.get(r, 0)) for r in RANKS), str(sum(referred.values())))
-    table.add_row("share", *(f"{settled.get(r, 0) / ended:.0%}" for r in RANKS), f"{sum(referred.values()) / ended:.0%}")
+    table.add_row(
+        "share",
+        *(f"{settled.get(r, 0) / ended:.0%}" for r in RANKS),
+        f"{sum(referred.values()) / ended:.0%}",
+    )
     return table
 
 
@@ -239,7 +294,9 @@ def print_tokens(console: Console, tokens: dict, county: County) -> None:
     if not tokens:
         console.print("[yellow]engine.users is not installed: no API tokens issued[/]")
         return
-    console.print("\nSign in with one of these tokens (dashboard sign-in, or Authorization: Bearer …):")
+    console.print(
+        "\nSign in with one of these tokens (dashboard sign-in, or Authorization: Bearer …):"
+    )
     names = {r.code: r.name for r in county.regions()}
     for role, (actor, token) in tokens.items():
         typer.echo(f"{role:<11} {actor.id} ({names.get(actor.region, actor.region)})\t{token}")
@@ -250,5 +307,7 @@ def serve_store(console: Console, path: Path, host: str, port: int, url: str) ->
     from api.cli.serve import serve
 
     os.environ["FENGQIAO_DATABASE_URL"] = f"sqlite:///{path}"
-    console.print(f"\nServing on [bold]{url}/ui/[/] (dashboard) and {url}/docs (API). Ctrl-C to stop.")
+    console.print(
+        f"\nServing on [bold]{url}/ui/[/] (dashboard) and {url}/docs (API). Ctrl-C to stop."
+    )
     serve(host=host, port=port, workers=True)

@@ -29,5 +29,11 @@ def erase(
     """Crypto-shred a person: destroy their key; history then shows [erased]."""
     with engine() as app, domain_errors():
         erasure = privacy.erase(app, person_id, cli_actor(app, as_).id)
-        emit({"person_id": erasure.person_id, "erased_at": erasure.erased_at, "erased_by": erasure.erased_by,
-              "already_erased": erasure.already})
+        emit(
+            {
+                "person_id": erasure.person_id,
+                "erased_at": erasure.erased_at,
+                "erased_by": erasure.erased_by,
+                "already_erased": erasure.already,
+            }
+        )

@@ -19,8 +19,12 @@ from engine.settings import Settings
 from projections.province import province
 
 app = typer.Typer(no_args_is_help=True)
-URL = typer.Option(..., "--url", envvar=Settings.variable("province_url"),
-                   help="the province database (sqlite:/// or postgresql://)")
+URL = typer.Option(
+    ...,
+    "--url",
+    envvar=Settings.variable("province_url"),
+    help="the province database (sqlite:/// or postgresql://)",
+)
 
 
 @app.command()
@@ -40,7 +44,9 @@ def follow(
     url: str = URL,
     once: bool = typer.Option(False, "--once", help="catch every county up, then exit"),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="events per transaction"),
-    poll: float = typer.Option(1.0, "--poll", min=0.01, help="seconds between polls when caught up"),
+    poll: float = typer.Option(
+        1.0, "--poll", min=0.01, help="seconds between polls when caught up"
+    ),
 ) -> None:
     """Keep the province's read models caught up with every county (until SIGINT/SIGTERM)."""
     settings = read_settings("fengqiao province")
@@ -48,7 +54,10 @@ def follow(
     with domain_errors(), province(url, settings) as rollup:
         if once:
             applied = rollup.run_once(batch_size)
-            typer.echo(", ".join(f"{county}: {n:,} events" for county, n in applied.items()) or "no counties")
+            typer.echo(
+                ", ".join(f"{county}: {n:,} events" for county, n in applied.items())
+                or "no counties"
+            )
             return
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -57,7 +66,9 @@ def follow(
 
 
 @app.command()
-def status(url: str = URL, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+def status(
+    url: str = URL, as_json: bool = typer.Option(False, "--json", help="print JSON")
+) -> None:
     """Each county's position, head and lag."""
     with domain_errors(), province(url, read_settings("fengqiao province")) as rollup:
         rows = rollup.statuses()
@@ -66,7 +77,13 @@ def status(url: str = URL, as_json: bool = typer.Option(False, "--json", help="p
         return
     table = Table("county", "projection", "position", "head", "lag")
     for row in rows:
-        table.add_row(row["county"], row["projection"], str(row["position"]), str(row["head"]), str(row["lag"]))
+        table.add_row(
+            row["county"],
+            row["projection"],
+            str(row["position"]),
+            str(row["head"]),
+            str(row["lag"]),
+        )
     Console().print(table)
 
 
@@ -86,13 +103,21 @@ def stats(
     table = Table("county", "month", "received", "resolved", "within ceiling", "小事不出村")
     for row in [*figures["counties"], *({"county": "province", **r} for r in figures["province"])]:
         rate = "—" if row["within_ceiling_rate"] is None else f"{row['within_ceiling_rate']:.1%}"
-        table.add_row(row["county"], row["month"], str(row["received"]), str(row["resolved"]),
-                      str(row["resolved_within_ceiling"]), rate)
+        table.add_row(
+            row["county"],
+            row["month"],
+            str(row["received"]),
+            str(row["resolved"]),
+            str(row["resolved_within_ceiling"]),
+            rate,
+        )
     Console().print(table)
 
 
 @app.command()
-def rebuild(county: str = typer.Argument(None, help="one county (default: all)"), url: str = URL) -> None:
+def rebuild(
+    county: str = typer.Argument(None, help="one county (default: all)"), url: str = URL
+) -> None:
     """Rebuild a county's province read models from its first event, beside the live ones."""
     with domain_errors(), province(url, read_settings("fengqiao province")) as rollup:
         events = rollup.rebuild(county)

@@ -24,9 +24,12 @@ def register(app: typer.Typer) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
-    workers: bool = typer.Option(True, "--workers/--no-workers",
-                                 help="run projections and timers in this process "
-                                      "(with --no-workers, run `fengqiao worker` beside it)"),
+    workers: bool = typer.Option(
+        True,
+        "--workers/--no-workers",
+        help="run projections and timers in this process "
+        "(with --no-workers, run `fengqiao worker` beside it)",
+    ),
 ) -> None:
     """Serve the HTTP API v1 (OpenAPI at /openapi.json)."""
     import uvicorn
@@ -48,12 +51,20 @@ def serve(
     if workers:
         from api.workers import run_workers
 
-        thread = threading.Thread(target=run_workers, args=(engine, stop), name="fengqiao-workers", daemon=True)
+        thread = threading.Thread(
+            target=run_workers, args=(engine, stop), name="fengqiao-workers", daemon=True
+        )
         thread.start()
         log.info("workers started in-process")
     try:
-        uvicorn.run(create_app(engine, settings=settings), host=host, port=port, log_config=None, access_log=False,
-                    **server_options(settings))
+        uvicorn.run(
+            create_app(engine, settings=settings),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            **server_options(settings),
+        )
     finally:
         stop.set()
         if thread is not None:
@@ -110,8 +121,12 @@ def memory_report(engine: object) -> dict[str, object]:
     from engine.privacy import PersonKeys
     from projections.decoding import EventDecoder
 
-    found: dict[str, list[int]] = {"case_cache": [], "person_keys": [], "feed_whereabouts": [],
-                                   "decoder_values": []}
+    found: dict[str, list[int]] = {
+        "case_cache": [],
+        "person_keys": [],
+        "feed_whereabouts": [],
+        "decoder_values": [],
+    }
     counts: Counter[str] = Counter()
     for obj in gc.get_objects():
         kind = type(obj)
@@ -127,13 +142,18 @@ def memory_report(engine: object) -> dict[str, object]:
     report: dict[str, object] = {
         "case_cache": len(engine.case_cache._entries),  # type: ignore[attr-defined]
         "person_keys": len(getattr(engine.__dict__.get("_person_keys"), "_cache", ())),
-        "caches": found, "gc_objects": sum(counts.values()), "gc_types": dict(counts.most_common(25)),
+        "caches": found,
+        "gc_objects": sum(counts.values()),
+        "gc_types": dict(counts.most_common(25)),
         "threads": threading.active_count(),
-        "malloc": _mallinfo(), "rss_kb": _rss_by_mapping(),
+        "malloc": _mallinfo(),
+        "rss_kb": _rss_by_mapping(),
     }
     if tracemalloc.is_tracing():
-        report |= {"traced": tracemalloc.get_traced_memory()[0],
-                   "tracemalloc_overhead": tracemalloc.get_tracemalloc_memory()}
+        report |= {
+            "traced": tracemalloc.get_traced_memory()[0],
+            "tracemalloc_overhead": tracemalloc.get_tracemalloc_memory(),
+        }
     return report
 
 
@@ -143,9 +163,21 @@ def _mallinfo() -> dict[str, int]:
     import ctypes
 
     class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-            "keepcost")]
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
 
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -168,7 +200,9 @@ def _rss_by_mapping() -> dict[str, int]:
                 if "-" in first and not first.endswith(":"):  # a mapping's header line
                     parts = line.split()
                     path = parts[5] if len(parts) > 5 else ""
-                    kind = "heap" if path == "[heap]" else "file" if path.startswith("/") else "anon"
+                    kind = (
+                        "heap" if path == "[heap]" else "file" if path.startswith("/") else "anon"
+                    )
                     totals["anon_mappings"] += kind == "anon"
                 elif first == "Rss:":
                     totals[kind] += int(line.split()[1])

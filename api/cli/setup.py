@@ -12,9 +12,15 @@ from domain.ladder import Person, Unit
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml"
 
 regions = typer.Typer(help="The region ladder (行政层级).", no_args_is_help=True)
-units = typer.Typer(help="Units that handle cases (调解委员会, 综治中心, 司法所 …).", no_args_is_help=True)
-people = typer.Typer(help="Staff on the ladder (网格员, mediators, supervisors).", no_args_is_help=True)
-policy = typer.Typer(help="The versioned policy: ceilings, clocks, calendar, routing.", no_args_is_help=True)
+units = typer.Typer(
+    help="Units that handle cases (调解委员会, 综治中心, 司法所 …).", no_args_is_help=True
+)
+people = typer.Typer(
+    help="Staff on the ladder (网格员, mediators, supervisors).", no_args_is_help=True
+)
+policy = typer.Typer(
+    help="The versioned policy: ceilings, clocks, calendar, routing.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +41,12 @@ def init() -> None:
 
 @regions.command("import")
 def regions_import(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                help="CSV: code,name,rank,profile; or .geojson: region geometry"),
+    file: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="CSV: code,name,rank,profile; or .geojson: region geometry",
+    ),
     crs: str = typer.Option("wgs84", "--crs", help="a .geojson's datum: wgs84 (RFC 7946) or gcj02"),
 ) -> None:
     """Import regions (CSV; the same file twice changes nothing) or their geometry (.geojson)."""
@@ -56,21 +66,38 @@ def regions_show(code: str) -> None:
     with engine() as app, domain_errors():
         tree = app.ladder().tree
         region = tree.get(code)
-        emit({"code": region.code, "name": region.name, "rank": region.rank.label, "profile": str(region.profile),
-              "children": [c.code for c in tree.children_of(code)],
-              "units": [u.id for u in tree.units_in(code)]})
+        emit(
+            {
+                "code": region.code,
+                "name": region.name,
+                "rank": region.rank.label,
+                "profile": str(region.profile),
+                "children": [c.code for c in tree.children_of(code)],
+                "units": [u.id for u in tree.units_in(code)],
+            }
+        )
 
 
 @units.command("add")
-def units_add(unit_id: str, name: str = typer.Option(...), region: str = typer.Option(...),
-              kind: str = typer.Option(..., help="mediation_committee, justice_office, comprehensive_centre …")) -> None:
+def units_add(
+    unit_id: str,
+    name: str = typer.Option(...),
+    region: str = typer.Option(...),
+    kind: str = typer.Option(
+        ..., help="mediation_committee, justice_office, comprehensive_centre …"
+    ),
+) -> None:
     with engine() as app, domain_errors():
         emit({"changed": app.add_unit(Unit(unit_id, name, region, kind), "cli:admin")})
 
 
 @people.command("add")
-def people_add(name: str, role: str = typer.Option(...), region: str = typer.Option(...),
-               unit: str | None = typer.Option(None)) -> None:
+def people_add(
+    name: str,
+    role: str = typer.Option(...),
+    region: str = typer.Option(...),
+    unit: str | None = typer.Option(None),
+) -> None:
     with engine() as app, domain_errors():
         emit({"changed": app.add_person(Person(name, role, region, unit), "cli:admin")})
 

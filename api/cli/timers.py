@@ -53,16 +53,22 @@ def _moment(text: str | None) -> datetime | None:
 def clocks(
     case_id: UUID,
     at: str = typer.Option(None, "--at", help="evaluate at this moment (ISO 8601 with zone)"),
-    policy_version: int = typer.Option(None, "--policy-version",
-                                       help="as-of recalculation under another policy version (writes nothing)"),
+    policy_version: int = typer.Option(
+        None,
+        "--policy-version",
+        help="as-of recalculation under another policy version (writes nothing)",
+    ),
 ) -> None:
     """A case's clocks: state, start, due time, elapsed %."""
     from engine.case_clocks import clocks_of, recalculate
 
     with engine() as application, domain_errors():
         now = _moment(at)
-        states = (recalculate(application, case_id, policy_version, now) if policy_version
-                  else clocks_of(application, case_id, now))
+        states = (
+            recalculate(application, case_id, policy_version, now)
+            if policy_version
+            else clocks_of(application, case_id, now)
+        )
         emit([s.view() for s in states])
 
 
@@ -82,8 +88,19 @@ def tick() -> None:
     from workflows.timers import TimerService
 
     with _worker(TimerService) as timers:
-        emit([{"case_id": str(f.case_id), "clock": f.clock, "action": f.action, "threshold": f.threshold,
-               "at": f.at.isoformat(), "repeated": f.repeated} for f in timers.tick()])
+        emit(
+            [
+                {
+                    "case_id": str(f.case_id),
+                    "clock": f.clock,
+                    "action": f.action,
+                    "threshold": f.threshold,
+                    "at": f.at.isoformat(),
+                    "repeated": f.repeated,
+                }
+                for f in timers.tick()
+            ]
+        )
 
 
 @app.command()

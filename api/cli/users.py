@@ -17,12 +17,17 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("add")
 def add(
-    name: str = typer.Option(..., "--name", help="unique user name; also the person `assign` takes"),
+    name: str = typer.Option(
+        ..., "--name", help="unique user name; also the person `assign` takes"
+    ),
     role: str = typer.Option(..., "--role", help=" | ".join(PERSON_ROLES)),
     region: str = typer.Option(..., "--region", help="region code: the user sees its subtree only"),
-    unit: str | None = typer.Option(None, "--unit", help="the user's unit (handlers work its cases)"),
-    expires_in: str | None = typer.Option(None, "--expires-in",
-                                          help="the token stops working after this long, e.g. 90d, 12h"),
+    unit: str | None = typer.Option(
+        None, "--unit", help="the user's unit (handlers work its cases)"
+    ),
+    expires_in: str | None = typer.Option(
+        None, "--expires-in", help="the token stops working after this long, e.g. 90d, 12h"
+    ),
 ) -> None:
     """Add a user (or issue a new token to one); prints only the token, on stdout."""
     with engine() as app_, domain_errors():
@@ -38,7 +43,9 @@ def token_lifetime(text: str) -> timedelta:
     except ValueError as error:
         raise ValidationFailed(str(error), field="expires_in") from None
     if unit not in ("m", "h", "d"):
-        raise ValidationFailed("a token lifetime is in minutes, hours or days, e.g. 90d", field="expires_in")
+        raise ValidationFailed(
+            "a token lifetime is in minutes, hours or days, e.g. 90d", field="expires_in"
+        )
     return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
 
 

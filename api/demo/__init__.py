@@ -36,9 +36,17 @@ def demo_clock(season: Season) -> SimulatedClock:
     return SimulatedClock(season.start - SETUP_LEAD)
 
 
-def build_demo(app: Fengqiao, clock: SimulatedClock, season: Season, *, seed: int = 1, scale: float = 1.0,
-               shape: CountyShape | None = None, timer_period: timedelta | None = TIMER_PERIOD,
-               on_progress: Callable[[datetime, RunStats], None] | None = None) -> Demo:
+def build_demo(
+    app: Fengqiao,
+    clock: SimulatedClock,
+    season: Season,
+    *,
+    seed: int = 1,
+    scale: float = 1.0,
+    shape: CountyShape | None = None,
+    timer_period: timedelta | None = TIMER_PERIOD,
+    on_progress: Callable[[datetime, RunStats], None] | None = None,
+) -> Demo:
     """Load the county for ``seed`` and run the season's traffic through ``app``.
 
     ``app`` must run on ``clock`` (e.g. ``demo_clock(season)``); the clock ends at
@@ -51,8 +59,17 @@ def build_demo(app: Fengqiao, clock: SimulatedClock, season: Season, *, seed: in
     load_county(app, county, DEFAULT_POLICY.read_text(encoding="utf-8"))
     timers = TimerService(app) if timer_period else None
     try:
-        run = Simulation(app, clock, county, season, seed=seed, scale=scale, timers=timers,
-                         timer_period=timer_period or TIMER_PERIOD, on_progress=on_progress).run()
+        run = Simulation(
+            app,
+            clock,
+            county,
+            season,
+            seed=seed,
+            scale=scale,
+            timers=timers,
+            timer_period=timer_period or TIMER_PERIOD,
+            on_progress=on_progress,
+        ).run()
     finally:
         if timers is not None:
             timers.close()
@@ -74,5 +91,17 @@ def relax_sqlite_durability(app: Fengqiao) -> bool:
     return True
 
 
-__all__ = ["Census", "County", "CountyShape", "Demo", "RunStats", "Season", "build_demo", "demo_clock",
-           "generate_county", "load_county", "relax_sqlite_durability", "take_census"]
+__all__ = [
+    "Census",
+    "County",
+    "CountyShape",
+    "Demo",
+    "RunStats",
+    "Season",
+    "build_demo",
+    "demo_clock",
+    "generate_county",
+    "load_county",
+    "relax_sqlite_durability",
+    "take_census",
+]

@@ -25,8 +25,12 @@ from engine.service import Fengqiao
 class Census:
     cases: Counter = field(default_factory=Counter)  # (kind, status)
     resolved_at: Counter = field(default_factory=Counter)  # (kind, rank label)
-    minor_disputes_resolved_at: Counter = field(default_factory=Counter)  # rank label, as reported minor, settled
-    minor_disputes_referred_at: Counter = field(default_factory=Counter)  # ended referred (Resolved.referred)
+    minor_disputes_resolved_at: Counter = field(
+        default_factory=Counter
+    )  # rank label, as reported minor, settled
+    minor_disputes_referred_at: Counter = field(
+        default_factory=Counter
+    )  # ended referred (Resolved.referred)
     referred: Counter = field(default_factory=Counter)  # cases ended referred, by kind: never 化解
     escalated_cases: int = 0
     escalations: int = 0
@@ -83,9 +87,15 @@ def take_census(app: Fengqiao, now: datetime) -> Census:
             referred = _ended_referred(events)
             census.referred[kind] += int(referred)
             if kind == "dispute" and events[0].severity == "minor":
-                (census.minor_disputes_referred_at if referred else census.minor_disputes_resolved_at)[rank] += 1
+                (
+                    census.minor_disputes_referred_at
+                    if referred
+                    else census.minor_disputes_resolved_at
+                )[rank] += 1
         census.above_ceiling += sum(
-            1 for e in events if isinstance(e, Case.Resolved) and e.rank > _ceiling_before(events, e)
+            1
+            for e in events
+            if isinstance(e, Case.Resolved) and e.rank > _ceiling_before(events, e)
         )
         if case.escalations:
             census.escalated_cases += 1
@@ -120,8 +130,13 @@ def _ceiling_before(events: list[Any], resolved: Case.Event) -> int:
     return int(first.ceilings[severity])
 
 
-def _overdue_clocks(app: Fengqiao, policies: dict[int, Policy], case: Case, events: list, now: datetime) -> list[str]:
+def _overdue_clocks(
+    app: Fengqiao, policies: dict[int, Policy], case: Case, events: list, now: datetime
+) -> list[str]:
     if case.policy_version not in policies:
         policies[case.policy_version] = app.policy(case.policy_version)
-    return [state.clock for state in clocks_under(policies[case.policy_version], events, now, app.statutory())
-            if state.overdue]
+    return [
+        state.clock
+        for state in clocks_under(policies[case.policy_version], events, now, app.statutory())
+        if state.overdue
+    ]

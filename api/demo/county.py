@@ -76,12 +76,21 @@ class CountyShape:
     @classmethod
     def small(cls) -> CountyShape:
         """A county a test can build in a moment: same structure, fewer places."""
-        return cls(townships=3, villages=9, communities=3, grids=24, grids_per_community=3, grid_workers=26,
-                   assistants=4)
+        return cls(
+            townships=3,
+            villages=9,
+            communities=3,
+            grids=24,
+            grids_per_community=3,
+            grid_workers=26,
+            assistants=4,
+        )
 
 
 def staff_actor(person: Person, rank: Rank) -> Actor:
-    return Actor(id=person.name, role=person.role, unit=person.unit, region=person.region, rank=int(rank))
+    return Actor(
+        id=person.name, role=person.role, unit=person.unit, region=person.region, rank=int(rank)
+    )
 
 
 @dataclass
@@ -200,8 +209,12 @@ class _Builder:
         self.shape = shape
         self.people: list[Person] = []
 
-    def staff(self, role: Role, region: Region, unit: Unit | None = None, name: str | None = None) -> Actor:
-        person = Person(name or self.names.person(), str(role), region.code, unit.id if unit else None)
+    def staff(
+        self, role: Role, region: Region, unit: Unit | None = None, name: str | None = None
+    ) -> Actor:
+        person = Person(
+            name or self.names.person(), str(role), region.code, unit.id if unit else None
+        )
         self.people.append(person)
         return staff_actor(person, region.rank)
 
@@ -216,7 +229,9 @@ class _Builder:
             for kind, suffix, name in COUNTY_UNITS
         }
         for suffix, name in COUNTY_DEPARTMENTS:
-            units[suffix] = Unit(f"{COUNTY_CODE}-{suffix}", f"{county_name}{name}", COUNTY_CODE, "department")
+            units[suffix] = Unit(
+                f"{COUNTY_CODE}-{suffix}", f"{county_name}{name}", COUNTY_CODE, "department"
+            )
         handlers = {kind: self.staff(Role.HANDLER, county, unit) for kind, unit in units.items()}
         supervisor = self.staff(Role.SUPERVISOR, county, units["county_mediation_centre"])
         dispatcher = self.staff(Role.SUPERVISOR, county, units["county_petition_bureau"])
@@ -234,13 +249,24 @@ class _Builder:
         for number, village_count in enumerate(villages_per_township, start=1):
             code = f"{COUNTY_CODE}-{number:03d}"
             region = Region(code, self.names.township(), Rank.TOWNSHIP, Profile.RURAL)
-            townships.append(self.township(region, village_count, lambda: next(grid_counts), self.names.village))
+            townships.append(
+                self.township(region, village_count, lambda: next(grid_counts), self.names.village)
+            )
         code = f"{COUNTY_CODE}-{shape.townships + 1:03d}"
         subdistrict = Region(code, self.names.subdistrict(), Rank.TOWNSHIP, Profile.URBAN)
         community_grids = iter(_split(urban_grids, shape.communities, rng))
-        townships.append(self.township(subdistrict, shape.communities, lambda: next(community_grids), self.names.community))
+        townships.append(
+            self.township(
+                subdistrict, shape.communities, lambda: next(community_grids), self.names.community
+            )
+        )
 
-        grids = [grid for township in townships for village in township.villages for grid in village.grids]
+        grids = [
+            grid
+            for township in townships
+            for village in township.villages
+            for grid in village.grids
+        ]
         for grid in grids:
             grid.workers.append(self.staff(Role.HANDLER, grid.region))
         for grid in rng.sample(grids, k=min(max(shape.grid_workers - len(grids), 0), len(grids))):
@@ -251,11 +277,26 @@ class _Builder:
             if grid.region.profile == Profile.URBAN:
                 grid.chief = self.staff(Role.SUPERVISOR, grid.region)
 
-        return County(county, townships, units, handlers, supervisor, dispatcher, auditor, integrator, admin,
-                      self.people)
+        return County(
+            county,
+            townships,
+            units,
+            handlers,
+            supervisor,
+            dispatcher,
+            auditor,
+            integrator,
+            admin,
+            self.people,
+        )
 
-    def township(self, region: Region, village_count: int, grid_count: Callable[[], int],
-                 village_name: Callable[[], str]) -> Township:
+    def township(
+        self,
+        region: Region,
+        village_count: int,
+        grid_count: Callable[[], int],
+        village_name: Callable[[], str],
+    ) -> Township:
         urban = region.profile == Profile.URBAN
         units = {
             kind: Unit(f"{region.code}-{suffix}", f"{region.name}{name}", region.code, kind)
@@ -267,20 +308,37 @@ class _Builder:
         for number in range(1, village_count + 1):
             name = village_name()
             village = Region(f"{region.code}-{number:03d}", name, Rank.VILLAGE, region.profile)
-            mediation = Unit(f"{village.code}-tjh", f"{name}人民调解委员会", village.code, "mediation_committee")
+            mediation = Unit(
+                f"{village.code}-tjh", f"{name}人民调解委员会", village.code, "mediation_committee"
+            )
             committee_name = "居民委员会" if urban else "村民委员会"
-            committee = Unit(f"{village.code}-{'jwh' if urban else 'cwh'}", f"{name}{committee_name}",
-                             village.code, "village_committee")
+            committee = Unit(
+                f"{village.code}-{'jwh' if urban else 'cwh'}",
+                f"{name}{committee_name}",
+                village.code,
+                "village_committee",
+            )
             grids = []
             for g in range(1, grid_count() + 1):
                 label = f"{g}号楼网格" if urban else f"第{chinese_number(g)}网格"
-                grids.append(Grid(Region(f"{village.code}-{g:02d}", f"{name}{label}", Rank.GRID, region.profile)))
-            villages.append(Village(
-                village, grids, mediation, committee,
-                mediator=self.staff(Role.HANDLER, village, mediation),
-                clerk=self.staff(Role.HANDLER, village, committee),
-                secretary=self.staff(Role.SUPERVISOR, village, committee),
-            ))
+                grids.append(
+                    Grid(
+                        Region(
+                            f"{village.code}-{g:02d}", f"{name}{label}", Rank.GRID, region.profile
+                        )
+                    )
+                )
+            villages.append(
+                Village(
+                    village,
+                    grids,
+                    mediation,
+                    committee,
+                    mediator=self.staff(Role.HANDLER, village, mediation),
+                    clerk=self.staff(Role.HANDLER, village, committee),
+                    secretary=self.staff(Role.SUPERVISOR, village, committee),
+                )
+            )
         return Township(region, villages, units, handlers, supervisor)
 
 
@@ -289,7 +347,9 @@ def generate_county(seed: int, shape: CountyShape | None = None) -> County:
     return _Builder(seed, shape or CountyShape()).build()
 
 
-def load_county(app: Fengqiao, county: County, policy_text: str, actor_id: str = "demo:admin") -> int:
+def load_county(
+    app: Fengqiao, county: County, policy_text: str, actor_id: str = "demo:admin"
+) -> int:
     """Import the ladder and its grid geometry (``api.demo.geometry``), its units and
     people, and the policy, through the engine.
 

@@ -19,18 +19,29 @@ from domain.ladder import RegionTree
 YANGGAO = (113.45, 40.15, 114.05, 40.57)  # west, south, east, north (degrees, WGS-84)
 
 
-def _cells(bounds: tuple[float, float, float, float], count: int) -> list[tuple[float, float, float, float]]:
+def _cells(
+    bounds: tuple[float, float, float, float], count: int
+) -> list[tuple[float, float, float, float]]:
     if count == 0:
         return []
     west, south, east, north = bounds
     columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     width, height = (east - west) / columns, (north - south) / rows
-    return [(west + (i % columns) * width, north - (i // columns + 1) * height,
-             west + (i % columns + 1) * width, north - (i // columns) * height) for i in range(count)]
+    return [
+        (
+            west + (i % columns) * width,
+            north - (i // columns + 1) * height,
+            west + (i % columns + 1) * width,
+            north - (i // columns) * height,
+        )
+        for i in range(count)
+    ]
 
 
-def nested_grid(tree: RegionTree, root: str, bounds: tuple[float, float, float, float] = YANGGAO) -> dict[str, Any]:
+def nested_grid(
+    tree: RegionTree, root: str, bounds: tuple[float, float, float, float] = YANGGAO
+) -> dict[str, Any]:
     """``{code: shapely box}`` for ``root`` and every region under it."""
     shapes: dict[str, Any] = {}
     pending = [(root, bounds)]
@@ -44,9 +55,13 @@ def nested_grid(tree: RegionTree, root: str, bounds: tuple[float, float, float, 
 
 def feature_collection(shapes: dict[str, Any]) -> dict[str, Any]:
     """The shapes as the GeoJSON ``fengqiao regions import FILE.geojson`` reads."""
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"code": code}, "geometry": mapping(shape)}
-        for code, shape in sorted(shapes.items())]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"code": code}, "geometry": mapping(shape)}
+            for code, shape in sorted(shapes.items())
+        ],
+    }
 
 
 def centre(shapes: dict[str, Any], code: str) -> tuple[float, float]:

@@ -23,19 +23,116 @@ GIVEN_FEMALE = "芳娜敏静丽艳娟霞秀英兰桂梅玉凤红琳燕晶雪莉�
 COUNTY_NAMES = ("阳和县", "清源县", "安丰县", "永宁县", "河间县", "云台县", "丰泽县", "平陆县")
 
 TOWNSHIP_STEMS = (
-    "龙泉", "罗文", "大白", "古城", "东井", "王官", "长城", "狮子", "友宰", "下深", "马家", "北徐",
-    "南庄", "清水", "石门", "黄土", "杏园", "柳林", "青山", "红星", "双河", "桃园", "新安", "永和",
-    "太平", "兴隆", "丰收", "安乐", "白塔", "金沙", "孙仁", "西岗",
+    "龙泉",
+    "罗文",
+    "大白",
+    "古城",
+    "东井",
+    "王官",
+    "长城",
+    "狮子",
+    "友宰",
+    "下深",
+    "马家",
+    "北徐",
+    "南庄",
+    "清水",
+    "石门",
+    "黄土",
+    "杏园",
+    "柳林",
+    "青山",
+    "红星",
+    "双河",
+    "桃园",
+    "新安",
+    "永和",
+    "太平",
+    "兴隆",
+    "丰收",
+    "安乐",
+    "白塔",
+    "金沙",
+    "孙仁",
+    "西岗",
 )
 VILLAGE_HEADS = (
-    "王", "李", "张", "刘", "赵", "陈", "周", "杨", "孙", "郭", "马", "高", "许", "韩", "冯", "曹",
-    "东", "西", "南", "北", "前", "后", "上", "下", "大", "小", "新", "老", "中", "河", "岗", "石",
+    "王",
+    "李",
+    "张",
+    "刘",
+    "赵",
+    "陈",
+    "周",
+    "杨",
+    "孙",
+    "郭",
+    "马",
+    "高",
+    "许",
+    "韩",
+    "冯",
+    "曹",
+    "东",
+    "西",
+    "南",
+    "北",
+    "前",
+    "后",
+    "上",
+    "下",
+    "大",
+    "小",
+    "新",
+    "老",
+    "中",
+    "河",
+    "岗",
+    "石",
 )
 VILLAGE_MIDDLES = ("", "", "", "家", "家", "官", "堡", "里")
-VILLAGE_TAILS = ("庄", "屯", "营", "堡", "寨", "沟", "洼", "坡", "湾", "河", "店", "楼", "窑", "岭", "园", "集", "口")
+VILLAGE_TAILS = (
+    "庄",
+    "屯",
+    "营",
+    "堡",
+    "寨",
+    "沟",
+    "洼",
+    "坡",
+    "湾",
+    "河",
+    "店",
+    "楼",
+    "窑",
+    "岭",
+    "园",
+    "集",
+    "口",
+)
 COMMUNITY_STEMS = (
-    "幸福", "和平", "建设", "文化", "人民", "光明", "朝阳", "东城", "西关", "南关", "北关", "新华",
-    "育才", "友谊", "振兴", "金达", "锦绣", "阳光", "滨河", "府前", "迎宾", "银河",
+    "幸福",
+    "和平",
+    "建设",
+    "文化",
+    "人民",
+    "光明",
+    "朝阳",
+    "东城",
+    "西关",
+    "南关",
+    "北关",
+    "新华",
+    "育才",
+    "友谊",
+    "振兴",
+    "金达",
+    "锦绣",
+    "阳光",
+    "滨河",
+    "府前",
+    "迎宾",
+    "银河",
 )
 SUBDISTRICT_STEMS = ("城关", "龙城", "鼓楼", "府西")
 
@@ -93,7 +190,9 @@ class Names:
         return self.rng.choice(COUNTY_NAMES)
 
     def township(self) -> str:
-        return self._unique_place(lambda: self.rng.choice(TOWNSHIP_STEMS) + ("镇" if self.rng.random() < 0.7 else "乡"))
+        return self._unique_place(
+            lambda: self.rng.choice(TOWNSHIP_STEMS) + ("镇" if self.rng.random() < 0.7 else "乡")
+        )
 
     def subdistrict(self) -> str:
         return self._unique_place(lambda: self.rng.choice(SUBDISTRICT_STEMS) + "街道")
@@ -101,7 +200,12 @@ class Names:
     def village(self) -> str:
         rng = self.rng
         return self._unique_place(
-            lambda: rng.choice(VILLAGE_HEADS) + rng.choice(VILLAGE_MIDDLES) + rng.choice(VILLAGE_TAILS) + "村"
+            lambda: (
+                rng.choice(VILLAGE_HEADS)
+                + rng.choice(VILLAGE_MIDDLES)
+                + rng.choice(VILLAGE_TAILS)
+                + "村"
+            )
         )
 
     def community(self) -> str:

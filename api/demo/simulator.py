@@ -104,7 +104,9 @@ class _Story:
     steps: Generator[Step, None, None]
     index: int = 0
     plan: int = 0  # bumped when the timer takes the case over: older queued steps are dropped
-    earlier_takeovers: list[datetime] = field(default_factory=list)  # on a rerun: the timer's escalations
+    earlier_takeovers: list[datetime] = field(
+        default_factory=list
+    )  # on a rerun: the timer's escalations
 
 
 def poisson(rng: random.Random, mean: float) -> int:
@@ -122,10 +124,20 @@ def poisson(rng: random.Random, mean: float) -> int:
 
 
 class Simulation:
-    def __init__(self, app: Fengqiao, clock: SimulatedClock, county: County, season: Season, *,
-                 seed: int, scale: float = 1.0, calendar: WorkingCalendar | None = None,
-                 timers: Timers | None = None, timer_period: timedelta = TIMER_PERIOD,
-                 on_progress: Callable[[datetime, RunStats], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: Fengqiao,
+        clock: SimulatedClock,
+        county: County,
+        season: Season,
+        *,
+        seed: int,
+        scale: float = 1.0,
+        calendar: WorkingCalendar | None = None,
+        timers: Timers | None = None,
+        timer_period: timedelta = TIMER_PERIOD,
+        on_progress: Callable[[datetime, RunStats], None] | None = None,
+    ) -> None:
         check_categories()
         self.app, self.clock, self.county, self.season = app, clock, county, season
         self.seed, self.scale = seed, scale
@@ -137,7 +149,9 @@ class Simulation:
         self.ceilings = {str(profile): app.policy().ceilings_for(profile) for profile in Profile}
         self.places = [
             Place(county, township, village, grid)
-            for township in county.townships for village in township.villages for grid in village.grids
+            for township in county.townships
+            for village in township.villages
+            for grid in village.grids
         ]
         self.place_weights = [URBAN_WEIGHT if p.urban else 1.0 for p in self.places]
         self._tree, self._routing = app.ladder().tree, app.policy().routing
@@ -174,7 +188,8 @@ class Simulation:
         """Grid workers report in the day (08:00–18:30); the 12345 line rings 07:00–22:00."""
         start, hours = (7.0, 15.0) if kind == Kind.PETITION else (8.0, 10.5)
         local = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI) + timedelta(
-            hours=start + rng.random() * hours)
+            hours=start + rng.random() * hours
+        )
         return local.astimezone(UTC).replace(microsecond=0)
 
     # -- running -------------------------------------------------------------------
@@ -191,7 +206,9 @@ class Simulation:
             rng = random.Random(f"fengqiao-demo-case:{self.seed}:{number}")
             profile = str(place.grid.region.profile)
             life = Life(rng, self.calendar, at, place, self.ceilings[profile], self.route)
-            story = _Story(number, case_id_for(f"demo-{self.seed}-{number:06d}-00"), life, STORIES[kind](life))
+            story = _Story(
+                number, case_id_for(f"demo-{self.seed}-{number:06d}-00"), life, STORIES[kind](life)
+            )
             self.stories[story.case_id] = story
             self._push(queue, story)
         next_tick = self.first_tick()
@@ -208,7 +225,10 @@ class Simulation:
                 next_tick += self.timer_period
                 heapq.heappush(queue, (at, _, plan, story, step))
                 continue
-            if story.plan < len(story.earlier_takeovers) and at >= story.earlier_takeovers[story.plan]:
+            if (
+                story.plan < len(story.earlier_takeovers)
+                and at >= story.earlier_takeovers[story.plan]
+            ):
                 self._take_over(queue, story, story.earlier_takeovers[story.plan])
                 continue
             self.clock.set(max(at, self.clock.now()))
@@ -257,8 +277,11 @@ class Simulation:
 
     def _timer_escalations(self, case_id: UUID) -> list[datetime]:
         """When the timer service escalated a case (read back on a rerun)."""
-        return [e.event.timestamp for e in self.app.history(case_id)
-                if e.type == "Escalated" and e.event.actor.role == "system"]
+        return [
+            e.event.timestamp
+            for e in self.app.history(case_id)
+            if e.type == "Escalated" and e.event.actor.role == "system"
+        ]
 
     def _push(self, queue: list, story: _Story) -> None:
         step = next(story.steps, None)
@@ -284,7 +307,12 @@ class Simulation:
                 result = self.app.do(story.case_id, step.action, step.body, envelope)
         except DomainError as error:
             self.stats.refused[(step.action, error.code)] += 1
-            log.warning("demo step refused", action=step.action, case=str(story.case_id), error=error.as_dict())
+            log.warning(
+                "demo step refused",
+                action=step.action,
+                case=str(story.case_id),
+                error=error.as_dict(),
+            )
             story.steps.close()
             return False
         self.stats.commands += 1

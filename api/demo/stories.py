@@ -77,11 +77,17 @@ class Place:
         if rank == Rank.VILLAGE:
             return self.village.mediator if kind == Kind.DISPUTE else self.village.clerk
         if rank == Rank.TOWNSHIP:
-            unit_kind = {Kind.DISPUTE: "justice_office", Kind.HAZARD: "safety_office",
-                         Kind.PETITION: "petition_office"}[kind]
+            unit_kind = {
+                Kind.DISPUTE: "justice_office",
+                Kind.HAZARD: "safety_office",
+                Kind.PETITION: "petition_office",
+            }[kind]
             return self.township.handlers[unit_kind]
-        unit_kind = {Kind.DISPUTE: "county_mediation_centre", Kind.HAZARD: "emergency_bureau",
-                     Kind.PETITION: "county_petition_bureau"}[kind]
+        unit_kind = {
+            Kind.DISPUTE: "county_mediation_centre",
+            Kind.HAZARD: "emergency_bureau",
+            Kind.PETITION: "county_petition_bureau",
+        }[kind]
         return self.county.handlers[unit_kind]
 
     def supervisor(self, rank: int) -> Actor:
@@ -99,8 +105,15 @@ class Place:
 class Life:
     """A story's own clock and dice."""
 
-    def __init__(self, rng: random.Random, calendar: WorkingCalendar, start: datetime, place: Place,
-                 ceilings: dict[str, int], route: Route) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        calendar: WorkingCalendar,
+        start: datetime,
+        place: Place,
+        ceilings: dict[str, int],
+        route: Route,
+    ) -> None:
         self.rng, self.calendar, self.t = rng, calendar, start
         self.place, self.ceilings, self.route = place, ceilings, route
         self.names = Names(rng)
@@ -113,7 +126,8 @@ class Life:
         """Some working hours later (nights, weekends and holidays do not count)."""
         hours = self.rng.uniform(low, high)
         self.t = self.calendar.add_working_hours(self.t, timedelta(hours=hours)) + timedelta(
-            seconds=self.rng.randrange(0, 60))
+            seconds=self.rng.randrange(0, 60)
+        )
 
     def minutes(self, low: float, high: float) -> None:
         self.t += timedelta(minutes=self.rng.uniform(low, high))
@@ -137,8 +151,9 @@ class Life:
     def ceiling(self, severity: Severity) -> int:
         return self.ceilings[str(severity)]
 
-    def climb(self, kind: Kind, category: str, severity: Severity, rank: int, target: int,
-              handler: Actor) -> Generator[Step, None, tuple[int, Severity, Actor]]:
+    def climb(
+        self, kind: Kind, category: str, severity: Severity, rank: int, target: int, handler: Actor
+    ) -> Generator[Step, None, tuple[int, Severity, Actor]]:
         """Escalate from ``rank`` to ``target``: disputes one rank at a time, trying
         mediation first; hazards and critical matters straight to the rank that
         handles them. Crossing the ceiling needs a reclassification (重新定性) by
@@ -148,19 +163,38 @@ class Life:
         place = self.place
         jump = severity == Severity.CRITICAL or kind != Kind.DISPUTE
         while rank < target:
-            if kind == Kind.DISPUTE and severity != Severity.CRITICAL and (rank > Rank.GRID or self.chance(0.6)):
+            if (
+                kind == Kind.DISPUTE
+                and severity != Severity.CRITICAL
+                and (rank > Rank.GRID or self.chance(0.6))
+            ):
                 self.working(0.5, 5)
-                yield self.step(handler, "mediate", outcome="failed", summary="双方分歧较大，本级调解未成，提请上级调解")
+                yield self.step(
+                    handler,
+                    "mediate",
+                    outcome="failed",
+                    summary="双方分歧较大，本级调解未成，提请上级调解",
+                )
             next_rank = target if jump else rank + 1
             if next_rank > self.ceiling(severity):
                 self.working(0.3, 3)
-                by = place.supervisor(self.ceiling(severity))  # at the ceiling rank (above the case, urban 大事)
+                by = place.supervisor(
+                    self.ceiling(severity)
+                )  # at the ceiling rank (above the case, urban 大事)
                 severity = Severity.MAJOR if severity == Severity.MINOR else Severity.CRITICAL
-                yield self.step(by, "reclassify", severity=str(severity),
-                                reason=self.rng.choice(texts.RECLASSIFY_REASONS))
+                yield self.step(
+                    by,
+                    "reclassify",
+                    severity=str(severity),
+                    reason=self.rng.choice(texts.RECLASSIFY_REASONS),
+                )
             self.minutes(5, 60)
-            yield self.step(handler, "escalate", to=Rank(next_rank).label,
-                            reason=self.rng.choice(texts.ESCALATION_REASONS[kind]))
+            yield self.step(
+                handler,
+                "escalate",
+                to=Rank(next_rank).label,
+                reason=self.rng.choice(texts.ESCALATION_REASONS[kind]),
+            )
             rank = next_rank
             handler = place.handler(rank, kind, self.worker)
             if self.route(place.region(rank), kind, category) != handler.unit:
@@ -179,7 +213,9 @@ class Life:
             self.t += timedelta(minutes=self.rng.triangular(3, 100, 12))
         yield self.step(handler, "accept")
 
-    def whistle(self, by: Actor, departments: list[str], reason: str, critical: bool = False) -> Generator[Step, None, None]:
+    def whistle(
+        self, by: Actor, departments: list[str], reason: str, critical: bool = False
+    ) -> Generator[Step, None, None]:
         """吹哨报到: the departments named check in (报到), each in its own time: within
         the hour or two for a critical case, within the working day otherwise."""
         yield self.step(by, "whistle", departments=departments, reason=reason)
@@ -189,8 +225,10 @@ class Life:
         if critical:
             arrivals = [start + timedelta(minutes=self.rng.uniform(10, 100)) for _ in departments]
         else:
-            arrivals = [self.calendar.add_working_hours(start, timedelta(hours=self.rng.uniform(0.3, 6)))
-                        for _ in departments]
+            arrivals = [
+                self.calendar.add_working_hours(start, timedelta(hours=self.rng.uniform(0.3, 6)))
+                for _ in departments
+            ]
         for at, department in sorted(zip(arrivals, departments, strict=True)):
             self.t = at
             yield self.step(by_unit[department], "check-in", department=department)
@@ -216,10 +254,23 @@ class Life:
 
 # -- disputes (矛盾纠纷) -----------------------------------------------------------
 
-DISPUTE_CATEGORIES = {"neighbours": 30, "marriage_family": 20, "property": 6, "wages": 10, "land": 16,
-                      "damages": 12, "other": 6}
-URBAN_DISPUTE_CATEGORIES = {"neighbours": 38, "marriage_family": 14, "property": 28, "wages": 6,
-                            "damages": 10, "other": 4}
+DISPUTE_CATEGORIES = {
+    "neighbours": 30,
+    "marriage_family": 20,
+    "property": 6,
+    "wages": 10,
+    "land": 16,
+    "damages": 12,
+    "other": 6,
+}
+URBAN_DISPUTE_CATEGORIES = {
+    "neighbours": 38,
+    "marriage_family": 14,
+    "property": 28,
+    "wages": 6,
+    "damages": 10,
+    "other": 4,
+}
 
 
 def dispute(life: Life) -> Generator[Step, None, None]:
@@ -229,13 +280,19 @@ def dispute(life: Life) -> Generator[Step, None, None]:
     if severity == Severity.CRITICAL:
         category = life.pick({"wages": 60, "land": 25, "damages": 15})
     parties = life.parties("applicant", "respondent")
-    templates = texts.URBAN_NEIGHBOUR_TITLES if place.urban and category == "neighbours" else texts.DISPUTE_TITLES[category]
+    templates = (
+        texts.URBAN_NEIGHBOUR_TITLES
+        if place.urban and category == "neighbours"
+        else texts.DISPUTE_TITLES[category]
+    )
     title = texts.title(rng, templates, a=parties[0]["name"], b=parties[1]["name"])
 
     if severity == Severity.MINOR:
         # planned; the timer's 四级七天 escalations move a few more from the grid to the village,
         # so about 85% end at the grid and 11% at the village (高台)
-        target = life.pick({0: 88, 1: 8.5, 2: 2, "stall": 1.5} if not place.urban else {0: 89, 1: 8, "stall": 3})
+        target = life.pick(
+            {0: 88, 1: 8.5, 2: 2, "stall": 1.5} if not place.urban else {0: 89, 1: 8, "stall": 3}
+        )
     elif severity == Severity.MAJOR:
         target = life.pick({1: 55, 2: 40, "stall": 5})
     else:
@@ -245,10 +302,18 @@ def dispute(life: Life) -> Generator[Step, None, None]:
         target = life.pick({0: 1, 1: 2}) if severity == Severity.MINOR else Rank.VILLAGE
 
     reporter = life.reporter()
-    yield life.report(reporter, offline=life.chance(0.12), kind="dispute", category=category,
-                      severity=str(severity), region=place.grid.region.code, title=title,
-                      description=f"{title}。{place.village.region.name}网格员走访发现并上报。",
-                      channel="grid", parties=parties)
+    yield life.report(
+        reporter,
+        offline=life.chance(0.12),
+        kind="dispute",
+        category=category,
+        severity=str(severity),
+        region=place.grid.region.code,
+        title=title,
+        description=f"{title}。{place.village.region.name}网格员走访发现并上报。",
+        channel="grid",
+        parties=parties,
+    )
     worker = life.worker
     life.working(0.1, 2)
     yield life.step(place.supervisor(Rank.GRID), "assign", assignee=worker.id)
@@ -256,19 +321,30 @@ def dispute(life: Life) -> Generator[Step, None, None]:
 
     rank, handler = int(Rank.GRID), worker
     if target > rank:
-        rank, severity, handler = yield from life.climb(Kind.DISPUTE, category, severity, rank, target, handler)
+        rank, severity, handler = yield from life.climb(
+            Kind.DISPUTE, category, severity, rank, target, handler
+        )
     supervisor = place.supervisor(rank)
 
     if severity == Severity.CRITICAL:
-        departments = [place.county.department("rsj").id if category == "wages" else place.county.department("zrj").id,
-                       place.township.units["police_station"].id, place.township.units["justice_office"].id]
+        departments = [
+            place.county.department("rsj").id
+            if category == "wages"
+            else place.county.department("zrj").id,
+            place.township.units["police_station"].id,
+            place.township.units["justice_office"].id,
+        ]
         life.minutes(10, 90)
-        yield from life.whistle(supervisor, departments, "重大矛盾纠纷，县级牵头，相关部门报到联合化解", critical=True)
+        yield from life.whistle(
+            supervisor, departments, "重大矛盾纠纷，县级牵头，相关部门报到联合化解", critical=True
+        )
     elif place.urban and rank >= Rank.VILLAGE and life.chance(0.3):
         life.working(0.5, 4)
-        yield from life.whistle(place.supervisor(Rank.VILLAGE),
-                                [place.county.department("cgj").id, place.township.units["police_station"].id],
-                                "社区吹哨、部门报到：联合现场调处")
+        yield from life.whistle(
+            place.supervisor(Rank.VILLAGE),
+            [place.county.department("cgj").id, place.township.units["police_station"].id],
+            "社区吹哨、部门报到：联合现场调处",
+        )
 
     if rank >= Rank.VILLAGE and life.chance(0.04):
         life.working(1, 8)
@@ -278,8 +354,12 @@ def dispute(life: Life) -> Generator[Step, None, None]:
 
     if stall:  # nobody moves it: the mediation clock runs out and the supervisor chases it
         life.days(30.5, 33)
-        yield life.step(place.supervisor(min(rank + 1, Rank.COUNTY)), "supervise",
-                        note="调解超期未结，请抓紧办理（督办）", clock="mediation")
+        yield life.step(
+            place.supervisor(min(rank + 1, Rank.COUNTY)),
+            "supervise",
+            note="调解超期未结，请抓紧办理（督办）",
+            clock="mediation",
+        )
         life.days(5, 40)
 
     if life.chance(0.12):
@@ -290,25 +370,45 @@ def dispute(life: Life) -> Generator[Step, None, None]:
     else:
         life.working(1, 10)
     agreed = life.chance(0.93)
-    confirmed = agreed and rank >= Rank.VILLAGE and life.chance(0.12)  # 司法确认: a written agreement
+    confirmed = (
+        agreed and rank >= Rank.VILLAGE and life.chance(0.12)
+    )  # 司法确认: a written agreement
     if confirmed:
         agreement = rng.choice(texts.AGREEMENTS)
-        yield life.step(handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement, form="written")
+        yield life.step(
+            handler,
+            "mediate",
+            outcome="agreed",
+            summary=agreement,
+            agreement=agreement,
+            form="written",
+        )
         life.minutes(10, 60)
         yield life.step(handler, "sign-agreement")  # the parties sign the 调解协议书
         life.minutes(5, 30)
         yield life.step(handler, "seal-agreement")  # the committee seals it: effective
     elif agreed:
         agreement = rng.choice(texts.AGREEMENTS)
-        yield life.step(handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement)
+        yield life.step(
+            handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement
+        )
     elif life.chance(0.3):  # 当事人拒绝调解: recorded as such, not as a session
-        yield life.step(handler, "refuse-mediation", party=life.pick({"applicant": 30, "respondent": 70}),
-                        reason="当事人明确表示不同意调解，要求通过诉讼解决")
+        yield life.step(
+            handler,
+            "refuse-mediation",
+            party=life.pick({"applicant": 30, "respondent": 70}),
+            reason="当事人明确表示不同意调解，要求通过诉讼解决",
+        )
     else:
-        yield life.step(handler, "mediate", outcome="failed", summary=rng.choice(texts.FAILED_SUMMARIES))
+        yield life.step(
+            handler, "mediate", outcome="failed", summary=rng.choice(texts.FAILED_SUMMARIES)
+        )
     life.minutes(5, 40)
-    yield life.step(handler, "resolve",  # after a failed or refused mediation: ends referred
-                    resolution="调解成功，矛盾化解" if agreed else "调解终结，已告知当事人其他救济途径")
+    yield life.step(
+        handler,
+        "resolve",  # after a failed or refused mediation: ends referred
+        resolution="调解成功，矛盾化解" if agreed else "调解终结，已告知当事人其他救济途径",
+    )
     if confirmed:
         life.days(1, 10)  # within 30 days of the effective agreement
         yield life.step(handler, "court-confirmation", note="双方共同向人民法院申请司法确认")
@@ -318,15 +418,27 @@ def dispute(life: Life) -> Generator[Step, None, None]:
 
 # -- hazards (安全隐患) ---------------------------------------------------------------
 
-HAZARD_CATEGORIES = {"fire": 30, "gas": 12, "electrical": 20, "building": 10, "production": 8, "drowning": 8,
-                     "small_venues": 9, "other": 3}
+HAZARD_CATEGORIES = {
+    "fire": 30,
+    "gas": 12,
+    "electrical": 20,
+    "building": 10,
+    "production": 8,
+    "drowning": 8,
+    "small_venues": 9,
+    "other": 3,
+}
 
 
 def hazard(life: Life) -> Generator[Step, None, None]:
     place, rng = life.place, life.rng
     severity = Severity(life.pick({"minor": 80, "major": 17, "critical": 3}))
     category = life.pick(HAZARD_CATEGORIES)
-    level = "major" if severity == Severity.CRITICAL or (severity == Severity.MAJOR and life.chance(0.6)) else "general"
+    level = (
+        "major"
+        if severity == Severity.CRITICAL or (severity == Severity.MAJOR and life.chance(0.6))
+        else "general"
+    )
     spot = place.grid.region.name if place.urban else place.village.region.name
     title = texts.title(rng, texts.HAZARD_TITLES[category], p=spot)
     if severity == Severity.MINOR:
@@ -336,14 +448,26 @@ def hazard(life: Life) -> Generator[Step, None, None]:
     else:
         target = Rank.COUNTY
 
-    yield life.report(life.reporter(), offline=life.chance(0.12), kind="hazard", category=category,
-                      severity=str(severity), region=place.grid.region.code, title=title,
-                      description=f"{title}。网格员隐患排查中发现。", channel="grid", hazard_level=level,
-                      parties=[{"name": life.names.party(), "role": "other", "phone": life.names.phone()}])
+    yield life.report(
+        life.reporter(),
+        offline=life.chance(0.12),
+        kind="hazard",
+        category=category,
+        severity=str(severity),
+        region=place.grid.region.code,
+        title=title,
+        description=f"{title}。网格员隐患排查中发现。",
+        channel="grid",
+        hazard_level=level,
+        parties=[{"name": life.names.party(), "role": "other", "phone": life.names.phone()}],
+    )
     worker = life.worker
     life.working(0.1, 2)
     if target == Rank.VILLAGE and (not place.urban or severity != Severity.MINOR):
-        handler, rank = place.village.clerk, int(Rank.VILLAGE)  # 派单 to the 村委会: no escalation needed
+        handler, rank = (
+            place.village.clerk,
+            int(Rank.VILLAGE),
+        )  # 派单 to the 村委会: no escalation needed
         yield life.step(place.supervisor(Rank.GRID), "assign", assignee=handler.id)
         yield from life.sign_for(handler, severity)
     else:
@@ -351,16 +475,25 @@ def hazard(life: Life) -> Generator[Step, None, None]:
         yield from life.sign_for(worker, severity)
         rank, handler = int(Rank.GRID), worker
         if target > rank:
-            rank, severity, handler = yield from life.climb(Kind.HAZARD, category, severity, rank, target, handler)
+            rank, severity, handler = yield from life.climb(
+                Kind.HAZARD, category, severity, rank, target, handler
+            )
     if severity == Severity.CRITICAL:
         level = "major"  # reclassified critical: a 重大隐患, with its rectification plan
     supervisor = place.supervisor(rank)
 
     if severity == Severity.CRITICAL:
         life.minutes(10, 60)
-        yield from life.whistle(supervisor, [place.county.department("xfdd").id, place.township.units["safety_office"].id,
-                                             place.county.department("zjj").id],
-                                "重大隐患，应急、消防、乡镇安监联合处置", critical=True)
+        yield from life.whistle(
+            supervisor,
+            [
+                place.county.department("xfdd").id,
+                place.township.units["safety_office"].id,
+                place.county.department("zjj").id,
+            ],
+            "重大隐患，应急、消防、乡镇安监联合处置",
+            critical=True,
+        )
 
     # 限时整改: a notice with a deadline
     life.working(0.2, 4 if rank == Rank.GRID else 8)
@@ -374,24 +507,41 @@ def hazard(life: Life) -> Generator[Step, None, None]:
         deadline = life.t + timedelta(days=rng.uniform(1, 4))
     plan = None
     if level == "major":
-        plan = {"funds": f"{rng.randint(2, 40)}万元", "people": f"{rng.randint(3, 12)}人",
-                "interim_measures": "设置警戒区，专人值守，停止使用"}
-    yield life.step(handler, "order-rectification", deadline=deadline.isoformat(),
-                    measures=rng.choice(texts.MEASURES), **({"plan": plan} if plan else {}))
+        plan = {
+            "funds": f"{rng.randint(2, 40)}万元",
+            "people": f"{rng.randint(3, 12)}人",
+            "interim_measures": "设置警戒区，专人值守，停止使用",
+        }
+    yield life.step(
+        handler,
+        "order-rectification",
+        deadline=deadline.isoformat(),
+        measures=rng.choice(texts.MEASURES),
+        **({"plan": plan} if plan else {}),
+    )
 
     window = (deadline - life.t).total_seconds()
     fate = life.pick({"on_time": 86, "late": 10, "stalled": 4})
     if level == "major" and fate == "on_time" and life.chance(0.1):
         life.t += timedelta(seconds=window * rng.uniform(0.3, 0.6))
-        yield life.step(supervisor, "extend", clock="rectification", days=rng.randint(5, 10),
-                        reason="整改工程量大，经审批延期")
+        yield life.step(
+            supervisor,
+            "extend",
+            clock="rectification",
+            days=rng.randint(5, 10),
+            reason="整改工程量大，经审批延期",
+        )
         life.t = deadline + timedelta(days=rng.uniform(1, 4))
     elif fate == "on_time":
         life.t += timedelta(seconds=window * rng.uniform(0.3, 0.95))
     else:  # past the deadline: a 督办函
         life.t = deadline + timedelta(hours=rng.uniform(6, 30))
-        yield life.step(place.supervisor(min(rank + 1, Rank.COUNTY)), "supervise",
-                        note="隐患逾期未整改，下发督办函", clock="rectification")
+        yield life.step(
+            place.supervisor(min(rank + 1, Rank.COUNTY)),
+            "supervise",
+            note="隐患逾期未整改，下发督办函",
+            clock="rectification",
+        )
         life.days(1, 6) if fate == "late" else life.days(40, 60)
     yield life.step(handler, "rectify", note="责任单位已按要求完成整改")
 
@@ -410,8 +560,16 @@ def hazard(life: Life) -> Generator[Step, None, None]:
 
 # -- petitions (诉求) -------------------------------------------------------------------
 
-PETITION_CATEGORIES = {"utilities": 18, "environment": 15, "traffic": 10, "housing": 10, "social_security": 16,
-                       "public_order": 9, "services": 16, "other": 6}
+PETITION_CATEGORIES = {
+    "utilities": 18,
+    "environment": 15,
+    "traffic": 10,
+    "housing": 10,
+    "social_security": 16,
+    "public_order": 9,
+    "services": 16,
+    "other": 6,
+}
 CHANNELS = {"hotline_12345": 50, "grid": 20, "walk_in": 12, "online": 10, "letters_visits": 8}
 FROM_THE_HOTLINE = ("hotline_12345", "online", "letters_visits")
 
@@ -424,10 +582,16 @@ def petition(life: Life) -> Generator[Step, None, None]:
         category = life.pick({"utilities": 70, "public_order": 30})
     channel = life.pick(CHANNELS)
     if severity == Severity.MINOR:
-        target = Rank.GRID if place.urban else (life.pick({0: 40, 1: 60}) if channel == "grid" else Rank.VILLAGE)
+        target = (
+            Rank.GRID
+            if place.urban
+            else (life.pick({0: 40, 1: 60}) if channel == "grid" else Rank.VILLAGE)
+        )
     elif severity == Severity.MAJOR:
         # urban: 大事不出社区 under the default policy; the pick is kept so the rest of the run stays as it was
-        target = min(life.pick({1: 55, 2: 45}), life.ceiling(severity)) if place.urban else Rank.TOWNSHIP
+        target = (
+            min(life.pick({1: 55, 2: 45}), life.ceiling(severity)) if place.urban else Rank.TOWNSHIP
+        )
     else:
         target = Rank.TOWNSHIP
     target = int(target)
@@ -443,9 +607,18 @@ def petition(life: Life) -> Generator[Step, None, None]:
     else:  # walk-in at the village committee or the township office
         reporter = place.handler(max(target, Rank.VILLAGE), Kind.PETITION, life.worker)
         at = max(target, Rank.VILLAGE) if target >= Rank.VILLAGE else Rank.GRID
-    yield life.report(reporter, offline=channel == "grid" and life.chance(0.1), kind="petition",
-                      category=category, severity=str(severity), region=place.region(at), title=title,
-                      description=f"{title}，诉求人希望尽快解决。", channel=channel, parties=petitioner)
+    yield life.report(
+        reporter,
+        offline=channel == "grid" and life.chance(0.1),
+        kind="petition",
+        category=category,
+        severity=str(severity),
+        region=place.region(at),
+        title=title,
+        description=f"{title}，诉求人希望尽快解决。",
+        channel=channel,
+        parties=petitioner,
+    )
 
     handler = place.handler(target, Kind.PETITION, life.worker)
     dispatcher = county.dispatcher if hotline else place.supervisor(target)
@@ -463,28 +636,53 @@ def petition(life: Life) -> Generator[Step, None, None]:
     yield life.step(dispatcher, "assign", assignee=handler.id)
     yield from life.sign_for(handler, severity)
 
-    if severity == Severity.CRITICAL or (place.urban and target >= Rank.VILLAGE and life.chance(0.35)):
-        departments = [county.department("gdgs" if category == "utilities" else "cgj").id,
-                       place.township.units["police_station"].id]
+    if severity == Severity.CRITICAL or (
+        place.urban and target >= Rank.VILLAGE and life.chance(0.35)
+    ):
+        departments = [
+            county.department("gdgs" if category == "utilities" else "cgj").id,
+            place.township.units["police_station"].id,
+        ]
         life.minutes(10, 120)
-        yield from life.whistle(place.supervisor(target), departments, "吹哨报到：相关部门到场联合处置",
-                                critical=severity == Severity.CRITICAL)
+        yield from life.whistle(
+            place.supervisor(target),
+            departments,
+            "吹哨报到：相关部门到场联合处置",
+            critical=severity == Severity.CRITICAL,
+        )
 
     redo = 0
     while True:
         if severity == Severity.CRITICAL:
             life.minutes(30, 110)
         elif severity == Severity.MAJOR:
-            if life.chance(0.25) and category != "utilities":  # 延期 before the 15-day reply falls due
+            if (
+                life.chance(0.25) and category != "utilities"
+            ):  # 延期 before the 15-day reply falls due
                 life.days(7, 9)
                 if life.chance(0.5):  # asked for by the handler, approved by the supervisor
-                    yield life.step(handler, "request-extension", clock="reply", days=10,
-                                    reason="情况复杂，需多部门会商，申请延期")
+                    yield life.step(
+                        handler,
+                        "request-extension",
+                        clock="reply",
+                        days=10,
+                        reason="情况复杂，需多部门会商，申请延期",
+                    )
                     life.working(0.5, 4)
-                    yield life.step(place.supervisor(target), "approve-extension", clock="reply", note="同意延期")
+                    yield life.step(
+                        place.supervisor(target),
+                        "approve-extension",
+                        clock="reply",
+                        note="同意延期",
+                    )
                 else:  # granted directly by the supervisor
-                    yield life.step(place.supervisor(target), "extend", clock="reply", days=10,
-                                    reason="情况复杂，需多部门会商，延期办理")
+                    yield life.step(
+                        place.supervisor(target),
+                        "extend",
+                        clock="reply",
+                        days=10,
+                        reason="情况复杂，需多部门会商，延期办理",
+                    )
                 life.days(3, 12)
             else:
                 life.working(10, 70)
@@ -503,10 +701,19 @@ def petition(life: Life) -> Generator[Step, None, None]:
         if redo:
             satisfaction = life.pick({"satisfied": 65, "basically_satisfied": 35})
         else:
-            satisfaction = life.pick({"satisfied": 82, "basically_satisfied": 13, "dissatisfied": 5})
-        yield life.step(visitor, "return-visit", satisfaction=satisfaction,
-                        note={"satisfied": "诉求人表示满意", "basically_satisfied": "诉求人表示基本满意",
-                              "dissatisfied": "诉求人不满意，发回重办"}[satisfaction])
+            satisfaction = life.pick(
+                {"satisfied": 82, "basically_satisfied": 13, "dissatisfied": 5}
+            )
+        yield life.step(
+            visitor,
+            "return-visit",
+            satisfaction=satisfaction,
+            note={
+                "satisfied": "诉求人表示满意",
+                "basically_satisfied": "诉求人表示基本满意",
+                "dissatisfied": "诉求人不满意，发回重办",
+            }[satisfaction],
+        )
         if satisfaction != "dissatisfied":
             break
         redo += 1
@@ -530,7 +737,9 @@ def take_over(life: Life, case: Case) -> Generator[Step, None, None]:
     if cast(Dispute, case).agreement is None:
         life.working(1, 8)
         agreement = life.rng.choice(texts.AGREEMENTS)
-        yield life.step(handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement)
+        yield life.step(
+            handler, "mediate", outcome="agreed", summary=agreement, agreement=agreement
+        )
     life.minutes(5, 40)
     yield life.step(handler, "resolve", resolution="上级调解组织接手后调解成功，矛盾化解")
     life.working(0.5, 14)
@@ -542,8 +751,11 @@ STORIES = {Kind.DISPUTE: dispute, Kind.HAZARD: hazard, Kind.PETITION: petition}
 
 def check_categories() -> None:
     """The demo's category mixes use only the categories the domain knows."""
-    for kind, mixes in ((Kind.DISPUTE, (DISPUTE_CATEGORIES, URBAN_DISPUTE_CATEGORIES)),
-                        (Kind.HAZARD, (HAZARD_CATEGORIES,)), (Kind.PETITION, (PETITION_CATEGORIES,))):
+    for kind, mixes in (
+        (Kind.DISPUTE, (DISPUTE_CATEGORIES, URBAN_DISPUTE_CATEGORIES)),
+        (Kind.HAZARD, (HAZARD_CATEGORIES,)),
+        (Kind.PETITION, (PETITION_CATEGORIES,)),
+    ):
         for mix in mixes:
             unknown = set(mix) - set(CATEGORIES[kind])
             if unknown:

@@ -71,13 +71,21 @@ def create_app(
         read_models=read_models,
         runner=runner,
     )
-    app = FastAPI(title="Fengqiao API", version="1.0.0", description=DESCRIPTION, docs_url=None, redoc_url=None,
-                  openapi_tags=[{"name": "cases", "description": "Report, act on and read cases"},
-                                {"name": "regions", "description": "The ladder, statistics"},
-                                {"name": "sla", "description": "SLA boards"},
-                                {"name": "ops", "description": "Health, readiness, metrics"},
-                                {"name": "problems", "description": "What each problem type URI means"}],
-                  generate_unique_id_function=operation_id)
+    app = FastAPI(
+        title="Fengqiao API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_tags=[
+            {"name": "cases", "description": "Report, act on and read cases"},
+            {"name": "regions", "description": "The ladder, statistics"},
+            {"name": "sla", "description": "SLA boards"},
+            {"name": "ops", "description": "Health, readiness, metrics"},
+            {"name": "problems", "description": "What each problem type URI means"},
+        ],
+        generate_unique_id_function=operation_id,
+    )
     app.state.services = svc
     problems.install(app)
     for router in routers():
@@ -106,10 +114,17 @@ def operation_id(route: APIRoute) -> str:
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                             routes=app.routes, tags=app.openapi_tags)
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         _problems_as_sent(schema)
         app.openapi_schema = schema
     return app.openapi_schema
@@ -128,8 +143,14 @@ def _problems_as_sent(schema: dict[str, Any]) -> None:
             content = (answer or {}).get("content", {})
             if content.get("application/json", {}).get("schema", {}).get("$ref") == VALIDATION_REF:
                 answer["description"] = "The request is not valid"
-                answer["content"] = {problems.PROBLEM_JSON: {
-                    "schema": PROBLEM_REF, "examples": {"validation": {"value": problems.PROBLEM_EXAMPLES["validation"]}}}}
+                answer["content"] = {
+                    problems.PROBLEM_JSON: {
+                        "schema": PROBLEM_REF,
+                        "examples": {
+                            "validation": {"value": problems.PROBLEM_EXAMPLES["validation"]}
+                        },
+                    }
+                }
     text = str(schema["paths"])
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}'" not in text:

@@ -38,11 +38,18 @@ Auditor = Annotated[Principal, Depends(require_role("auditor", "admin"))]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 
 
-@router.get("/v1/audit/verify", summary="Re-read the events and recompute the hash chain",
-            response_model=AuditVerification,
-            responses={409: {"description": "verification failed: the body names the first difference",
-                             "model": AuditVerification},
-                       **problem_responses(403, 404)})
+@router.get(
+    "/v1/audit/verify",
+    summary="Re-read the events and recompute the hash chain",
+    response_model=AuditVerification,
+    responses={
+        409: {
+            "description": "verification failed: the body names the first difference",
+            "model": AuditVerification,
+        },
+        **problem_responses(403, 404),
+    },
+)
 def audit_verify(
     principal: Auditor,
     svc: Svc,
@@ -65,9 +72,13 @@ def scoped_finding(svc: Services, principal: Principal, finding: Finding | None)
     named = [str(finding.details[k]) for k in ("case", "recorded_case") if k in finding.details]
     if all(_sees(svc, principal, case_id) for case_id in named):
         return finding
-    return Finding(finding.problem, finding.position,
-                   f"the event at position {finding.position} failed verification ({finding.problem}); "
-                   "its case is outside your region: ask an auditor of the county", finding.after)
+    return Finding(
+        finding.problem,
+        finding.position,
+        f"the event at position {finding.position} failed verification ({finding.problem}); "
+        "its case is outside your region: ask an auditor of the county",
+        finding.after,
+    )
 
 
 def _sees(svc: Services, principal: Principal, case_id: str) -> bool:
@@ -80,8 +91,13 @@ def _sees(svc: Services, principal: Principal, case_id: str) -> bool:
     return True
 
 
-@router.post("/v1/audit/checkpoints", summary="Sign the chain head now (Ed25519)", status_code=201,
-             response_model=SignedCheckpoint, responses=problem_responses(403, 404))
+@router.post(
+    "/v1/audit/checkpoints",
+    summary="Sign the chain head now (Ed25519)",
+    status_code=201,
+    response_model=SignedCheckpoint,
+    responses=problem_responses(403, 404),
+)
 def audit_checkpoint(principal: Admin, svc: Svc) -> JSONResponse:
     signed = checkpoints.checkpoint(svc.engine)
     if signed is None:
@@ -89,8 +105,12 @@ def audit_checkpoint(principal: Admin, svc: Svc) -> JSONResponse:
     return JSONResponse(signed.as_dict(), status_code=201)
 
 
-@router.get("/v1/audit/checkpoints/latest", summary="The latest signed checkpoint, to keep outside the database",
-            response_model=SignedCheckpoint, responses=problem_responses(403, 404))
+@router.get(
+    "/v1/audit/checkpoints/latest",
+    summary="The latest signed checkpoint, to keep outside the database",
+    response_model=SignedCheckpoint,
+    responses=problem_responses(403, 404),
+)
 def audit_latest_checkpoint(principal: Auditor, svc: Svc) -> JSONResponse:
     latest = checkpoints.latest_checkpoint(svc.engine)
     if latest is None:
@@ -98,8 +118,12 @@ def audit_latest_checkpoint(principal: Auditor, svc: Svc) -> JSONResponse:
     return JSONResponse(latest.as_dict())
 
 
-@router.get("/v1/cases/{case_id}/file", summary="The printable case file (案件卷宗, HTML)",
-            response_class=HTMLResponse, responses=problem_responses(403, 404))
+@router.get(
+    "/v1/cases/{case_id}/file",
+    summary="The printable case file (案件卷宗, HTML)",
+    response_class=HTMLResponse,
+    responses=problem_responses(403, 404),
+)
 def case_file_page(principal: CurrentUser, svc: Svc, case_id: UUID) -> HTMLResponse:
     if not principal.may(READ_HISTORY):
         raise forbid(principal, READ_HISTORY)

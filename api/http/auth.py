@@ -27,8 +27,9 @@ from domain.ladder import Region
 from domain.permissions import MASKED_ROLES, case_in_scope, may, region_in_scope
 from engine.users import User
 
-bearer = HTTPBearer(auto_error=False, bearerFormat="opaque token",
-                    description="A token from `fengqiao users add`.")
+bearer = HTTPBearer(
+    auto_error=False, bearerFormat="opaque token", description="A token from `fengqiao users add`."
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,10 @@ def authenticated(request: Request, svc: Services, token: str) -> User:
     assert logins is not None  # Services.__post_init__ made it
     wait = logins.retry_after(client)
     if wait is not None:
-        raise TooManyFailures("too many bad tokens from this address; wait before trying again",
-                              retry_after=max(1, round(wait)))
+        raise TooManyFailures(
+            "too many bad tokens from this address; wait before trying again",
+            retry_after=max(1, round(wait)),
+        )
     user = svc.users.authenticate(token)
     if user is None:
         logins.failed(client)
@@ -127,8 +130,11 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
         if principal.role not in roles:
-            raise NotPermitted(f"this needs one of the roles {', '.join(roles)}",
-                               role=principal.role, allowed=list(roles))
+            raise NotPermitted(
+                f"this needs one of the roles {', '.join(roles)}",
+                role=principal.role,
+                allowed=list(roles),
+            )
         return principal
 
     return dependency

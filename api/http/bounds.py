@@ -18,12 +18,18 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LONGEST_PERIOD = timedelta(days=3653)  # 10 years
 
 
-def moment_within(moment: datetime, field: str, now: datetime, *, latest: datetime | None = None) -> datetime:
+def moment_within(
+    moment: datetime, field: str, now: datetime, *, latest: datetime | None = None
+) -> datetime:
     """``moment`` if it lies in [:data:`EARLIEST`, ``latest`` (default: now + skew)]; else 422."""
     latest = latest if latest is not None else now + CLOCK_SKEW
     if not EARLIEST <= moment <= latest:
-        raise ValidationFailed(f"{field} must lie between {EARLIEST.date()} and {latest.isoformat()}",
-                               field=field, earliest=EARLIEST.isoformat(), latest=latest.isoformat())
+        raise ValidationFailed(
+            f"{field} must lie between {EARLIEST.date()} and {latest.isoformat()}",
+            field=field,
+            earliest=EARLIEST.isoformat(),
+            latest=latest.isoformat(),
+        )
     return moment
 
 
@@ -36,4 +42,6 @@ def period_within(begin: datetime | None, stop: datetime | None, now: datetime) 
         if begin > stop:
             raise ValidationFailed("from must not be after to", field="from")
         if stop - begin > LONGEST_PERIOD:
-            raise ValidationFailed("a period spans at most 10 years", field="to", longest_days=LONGEST_PERIOD.days)
+            raise ValidationFailed(
+                "a period spans at most 10 years", field="to", longest_days=LONGEST_PERIOD.days
+            )

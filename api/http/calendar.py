@@ -16,7 +16,11 @@ router = APIRouter(prefix="/v1", tags=["calendar"])
 Svc = Annotated[Services, Depends(services)]
 
 
-@router.get("/calendar", summary="Years with statutory holiday data and where each came from",
-            response_model=StatutoryCalendar, responses=problem_responses(401))
+@router.get(
+    "/calendar",
+    summary="Years with statutory holiday data and where each came from",
+    response_model=StatutoryCalendar,
+    responses=problem_responses(401),
+)
 def calendar(principal: CurrentUser, svc: Svc) -> JSONResponse:
     return JSONResponse({"years": svc.engine.statutory().sources()})

@@ -59,15 +59,23 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
 Svc = Annotated[Services, Depends(services)]
 
 IDEMPOTENCY_KEY = Header(
-    alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]+$",
+    alias="Idempotency-Key",
+    max_length=128,
+    pattern=r"^[\x21-\x7e]+$",
     description="Makes the command idempotent per user: a repeat returns the first response and changes nothing.",
-    examples=["7f3a2c1e-report-1"])
+    examples=["7f3a2c1e-report-1"],
+)
 IF_MATCH = Header(
-    alias="If-Match", max_length=40,
-    description='`"<version>"`: refuse with 412 unless the case is at this version.', examples=['"3"'])
+    alias="If-Match",
+    max_length=40,
+    description='`"<version>"`: refuse with 412 unless the case is at this version.',
+    examples=['"3"'],
+)
 MIN_POSITION = Query(
-    ge=0, le=2**62,
-    description="Wait (at most 5 s) until the projections have caught up with this event position.")
+    ge=0,
+    le=2**62,
+    description="Wait (at most 5 s) until the projections have caught up with this event position.",
+)
 
 IF_MATCH_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
 
@@ -81,9 +89,12 @@ class ReportRequest(ReportAt):
 
 def _occurred(model: type[CaseAction]) -> type[CaseAction]:
     """The action's body with the optional ``occurred_at`` every command takes."""
-    return create_model(f"{model.__name__}Request", __base__=model,
-                        __doc__=ACTION_SUMMARIES.get(model.name, model.__doc__),
-                        occurred_at=(AwareDatetime | None, None))
+    return create_model(
+        f"{model.__name__}Request",
+        __base__=model,
+        __doc__=ACTION_SUMMARIES.get(model.name, model.__doc__),
+        occurred_at=(AwareDatetime | None, None),
+    )
 
 
 def command_id(principal: Principal, key: str | None) -> str:
@@ -101,8 +112,13 @@ def expected_version(if_match: str | None) -> int | None:
     return int(match.group(1))
 
 
-def view(svc: Services, case_id: UUID, version: int | None = None, as_of: datetime | None = None,
-         now: datetime | None = None) -> dict[str, Any]:
+def view(
+    svc: Services,
+    case_id: UUID,
+    version: int | None = None,
+    as_of: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The engine's case view (``Fengqiao.case_view``): JSON types already (``case_fields``)."""
     return svc.engine.case_view(case_id, version=version, as_of=as_of, now=now)
 
@@ -130,11 +146,20 @@ def wait_for_projections(svc: Services, position: int | None) -> None:
 
 
 @router.post(
-    "", status_code=201, summary="上报 — report a new case",
+    "",
+    status_code=201,
+    summary="上报 — report a new case",
     response_model=None,
-    responses={201: {"model": CommandResponse, "description": "The case as reported",
-                     "headers": {"Location": {"description": "/v1/cases/{id}", "schema": {"type": "string"}}}},
-               **problem_responses(*WRITE)},
+    responses={
+        201: {
+            "model": CommandResponse,
+            "description": "The case as reported",
+            "headers": {
+                "Location": {"description": "/v1/cases/{id}", "schema": {"type": "string"}}
+            },
+        },
+        **problem_responses(*WRITE),
+    },
 )
 def report_case(
     principal: CurrentUser,
@@ -142,25 +167,51 @@ def report_case(
     body: Annotated[ReportRequest, Body(openapi_examples=REPORT_EXAMPLES)],
     idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> JSONResponse:
-    body = svc.engine.placed(body)  # the region given, or the one the point lies in (422 outside all)
+    body = svc.engine.placed(
+        body
+    )  # the region given, or the one the point lies in (422 outside all)
     assert body.region is not None  # placed
     authorize_report(principal.actor, body.region)
     svc.engine.region(body.region)
-    envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
-                        occurred_at=body.occurred_at)
-    result = once(svc.engine, principal.actor.id, idempotency_key,  # counted by the metrics (command_observers)
-                  lambda: svc.engine.report(body, envelope))
+    envelope = Envelope(
+        actor=principal.actor,
+        command_id=command_id(principal, idempotency_key),
+        occurred_at=body.occurred_at,
+    )
+    result = once(
+        svc.engine,
+        principal.actor.id,
+        idempotency_key,  # counted by the metrics (command_observers)
+        lambda: svc.engine.report(body, envelope),
+    )
     return command_response(svc, result, 201, principal.role)
 
 
-def run_action(svc: Services, principal: Principal, name: str, case_id: UUID, body: CaseAction,
-               idempotency_key: str | None, if_match: str | None) -> JSONResponse:
-    authorize_action(principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump())
-    envelope = Envelope(actor=principal.actor, command_id=command_id(principal, idempotency_key),
-                        expected_version=expected_version(if_match),
-                        occurred_at=getattr(body, "occurred_at", None))
-    result = once(svc.engine, principal.actor.id, idempotency_key,
-                  lambda: svc.engine.act(case_id, body, envelope), case_id)
+def run_action(
+    svc: Services,
+    principal: Principal,
+    name: str,
+    case_id: UUID,
+    body: CaseAction,
+    idempotency_key: str | None,
+    if_match: str | None,
+) -> JSONResponse:
+    authorize_action(
+        principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump()
+    )
+    envelope = Envelope(
+        actor=principal.actor,
+        command_id=command_id(principal, idempotency_key),
+        expected_version=expected_version(if_match),
+        occurred_at=getattr(body, "occurred_at", None),
+    )
+    result = once(
+        svc.engine,
+        principal.actor.id,
+        idempotency_key,
+        lambda: svc.engine.act(case_id, body, envelope),
+        case_id,
+    )
     return command_response(svc, result, 200, principal.role)
 
 
@@ -171,6 +222,7 @@ def _register_action(name: str) -> None:
     # ``model`` is built at run time: FastAPI reads these annotations, mypy cannot
     endpoint: Callable[..., JSONResponse]
     if optional:
+
         def optional_body(
             principal: CurrentUser,
             svc: Svc,
@@ -179,10 +231,19 @@ def _register_action(name: str) -> None:
             idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
             if_match: Annotated[str | None, IF_MATCH] = None,
         ) -> JSONResponse:
-            return run_action(svc, principal, name, case_id, body if body is not None else model(),
-                              idempotency_key, if_match)
+            return run_action(
+                svc,
+                principal,
+                name,
+                case_id,
+                body if body is not None else model(),
+                idempotency_key,
+                if_match,
+            )
+
         endpoint = optional_body
     else:
+
         def required_body(
             principal: CurrentUser,
             svc: Svc,
@@ -192,27 +253,36 @@ def _register_action(name: str) -> None:
             if_match: Annotated[str | None, IF_MATCH] = None,
         ) -> JSONResponse:
             return run_action(svc, principal, name, case_id, body, idempotency_key, if_match)
+
         endpoint = required_body
 
     endpoint.__name__ = f"case_{name.replace('-', '_')}"
     router.post(
-        f"/{{case_id}}/{name}", summary=ACTION_SUMMARIES[name], response_model=None,
-        responses={200: {"model": CommandResponse, "description": "The case after the action"},
-                   **problem_responses(*WRITE)},
+        f"/{{case_id}}/{name}",
+        summary=ACTION_SUMMARIES[name],
+        response_model=None,
+        responses={
+            200: {"model": CommandResponse, "description": "The case after the action"},
+            **problem_responses(*WRITE),
+        },
     )(endpoint)
-
-
 
 
 # -- queries ----------------------------------------------------------------------
 
 
-@router.get("", summary="List cases in the caller's region (from the projections)", response_model=None,
-            responses={200: {"model": CaseList}, **problem_responses(*READ, 503)})
+@router.get(
+    "",
+    summary="List cases in the caller's region (from the projections)",
+    response_model=None,
+    responses={200: {"model": CaseList}, **problem_responses(*READ, 503)},
+)
 def list_cases(
     principal: CurrentUser,
     svc: Svc,
-    region: Annotated[str | None, Query(max_length=200, description="default: the caller's region")] = None,
+    region: Annotated[
+        str | None, Query(max_length=200, description="default: the caller's region")
+    ] = None,
     status: Annotated[str | None, Query(max_length=40)] = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
     severity: Annotated[str | None, Query(max_length=40)] = None,
@@ -232,14 +302,27 @@ def list_cases(
     check_region_scope(principal, code, svc)
     wait_for_projections(svc, min_position)
     rows, next_cursor = read_models(svc).list_cases(
-        region=code, status=status, kind=kind, severity=severity, rank=rank, assignee=assignee,
-        overdue=overdue, due_soon=due_soon, limit=limit, cursor=cursor)
+        region=code,
+        status=status,
+        kind=kind,
+        severity=severity,
+        rank=rank,
+        assignee=assignee,
+        overdue=overdue,
+        due_soon=due_soon,
+        limit=limit,
+        cursor=cursor,
+    )
     items = shown_to(principal.role, jsonable_encoder(list(rows)))
     return JSONResponse({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/{case_id}", summary="The case view now", response_model=None,
-            responses={200: {"model": CaseView}, **problem_responses(*READ)})
+@router.get(
+    "/{case_id}",
+    summary="The case view now",
+    response_model=None,
+    responses={200: {"model": CaseView}, **problem_responses(*READ)},
+)
 def get_case(
     principal: CurrentUser,
     svc: Svc,
@@ -254,13 +337,19 @@ def get_case(
 
 def require_history(principal: Principal) -> None:
     if not principal.may(READ_HISTORY):
-        raise NotPermitted(f"a {principal.role} may not read case history", action=READ_HISTORY,
-                           role=principal.role)
+        raise NotPermitted(
+            f"a {principal.role} may not read case history",
+            action=READ_HISTORY,
+            role=principal.role,
+        )
 
 
-@router.get("/{case_id}/history", summary="Every event of the case, in order (auditors)",
-            response_model=None,
-            responses={200: {"model": list[HistoryEntry]}, **problem_responses(403, *READ)})
+@router.get(
+    "/{case_id}/history",
+    summary="Every event of the case, in order (auditors)",
+    response_model=None,
+    responses={200: {"model": list[HistoryEntry]}, **problem_responses(403, *READ)},
+)
 def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONResponse:
     require_history(principal)
     visible_case(svc, principal, case_id)
@@ -273,16 +362,26 @@ def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONRespons
     return JSONResponse(shown_to(principal.role, jsonable_encoder(entries)))
 
 
-@router.get("/{case_id}/state", summary="The case as replayed at a version or a moment (auditors)",
-            response_model=None,
-            responses={200: {"model": CaseView}, **problem_responses(403, *READ)})
+@router.get(
+    "/{case_id}/state",
+    summary="The case as replayed at a version or a moment (auditors)",
+    response_model=None,
+    responses={200: {"model": CaseView}, **problem_responses(403, *READ)},
+)
 def case_state(
     principal: CurrentUser,
     svc: Svc,
     case_id: UUID,
-    version: Annotated[int | None, Query(ge=1, le=2**31, description="the case at this version")] = None,
-    as_of: Annotated[datetime | None, Query(description="the case as recorded at this moment (RFC 3339)",
-                                            examples=["2026-09-28T10:00:00+08:00"])] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31, description="the case at this version")
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        Query(
+            description="the case as recorded at this moment (RFC 3339)",
+            examples=["2026-09-28T10:00:00+08:00"],
+        ),
+    ] = None,
 ) -> JSONResponse:
     require_history(principal)
     visible_case(svc, principal, case_id)

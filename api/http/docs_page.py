@@ -17,7 +17,11 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from domain.errors import NotFound
 
-ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon-32x32.png": "image/png"}
+ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
 PREFIX = "/docs/assets"
 
 
@@ -33,13 +37,20 @@ def install_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — docs",
-                                   swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{PREFIX}/swagger-ui.css",
-                                   swagger_favicon_url=f"{PREFIX}/favicon-32x32.png")
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — docs",
+            swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
+            swagger_css_url=f"{PREFIX}/swagger-ui.css",
+            swagger_favicon_url=f"{PREFIX}/favicon-32x32.png",
+        )
 
     @app.get(f"{PREFIX}/{{name}}", include_in_schema=False)
     def asset(name: str) -> FileResponse:
         if name not in ASSETS:
             raise NotFound(f"no file {name!r}", resource="asset", id=name)
-        return FileResponse(folder / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
+        return FileResponse(
+            folder / name,
+            media_type=ASSETS[name],
+            headers={"Cache-Control": "public, max-age=86400"},
+        )

@@ -74,7 +74,9 @@ def base_url(request: Request, svc: Services) -> str:
     return svc.engine.settings.base_url(str(request.base_url))
 
 
-def scoped_filter(principal: Principal, svc: Services, types: str | None, region: str | None) -> FeedFilter:
+def scoped_filter(
+    principal: Principal, svc: Services, types: str | None, region: str | None
+) -> FeedFilter:
     """The caller's filter, never wider than their own region's subtree."""
     if region:
         check_region_scope(principal, region, svc)
@@ -88,9 +90,13 @@ def scoped_filter(principal: Principal, svc: Services, types: str | None, region
     responses={
         200: {
             "description": "CloudEvents 1.0 in position order; the next `after` is in Fengqiao-Next-After",
-            "content": {BATCH_CONTENT_TYPE: {"schema": {"type": "array", "items": {"type": "object"}}}},
-            "headers": {NEXT_AFTER_HEADER: {"schema": {"type": "integer"}, "description": "the next after"},
-                        HEAD_HEADER: {"schema": {"type": "integer"}, "description": "the newest position"}},
+            "content": {
+                BATCH_CONTENT_TYPE: {"schema": {"type": "array", "items": {"type": "object"}}}
+            },
+            "headers": {
+                NEXT_AFTER_HEADER: {"schema": {"type": "integer"}, "description": "the next after"},
+                HEAD_HEADER: {"schema": {"type": "integer"}, "description": "the newest position"},
+            },
         },
         **problem_responses(401, 403, 404, 422),
     },
@@ -100,16 +106,26 @@ def read_events(
     principal: Integrator,
     svc: Svc,
     feed: FeedDep,
-    after: Annotated[int, Query(ge=0, le=MAX_POSITION,
-                                description="the last position you have seen; 0 = from the start")] = 0,
+    after: Annotated[
+        int,
+        Query(
+            ge=0, le=MAX_POSITION, description="the last position you have seen; 0 = from the start"
+        ),
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     types: Annotated[str | None, Query(description="comma-separated CloudEvents types")] = None,
-    region: Annotated[str | None, Query(description="a region code: events of cases in its subtree")] = None,
+    region: Annotated[
+        str | None, Query(description="a region code: events of cases in its subtree")
+    ] = None,
 ) -> Response:
     wanted = scoped_filter(principal, svc, types, region)
     page = feed.page(after, limit, wanted, role=principal.role, base_url=base_url(request, svc))
-    query = {"after": page.next_after, "limit": limit, **({"types": types} if types else {}),
-             **({"region": region} if region else {})}
+    query = {
+        "after": page.next_after,
+        "limit": limit,
+        **({"types": types} if types else {}),
+        **({"region": region} if region else {}),
+    }
     return Response(
         content=encode_json(page.events),  # the whole page at once (orjson)
         media_type=BATCH_CONTENT_TYPE,
@@ -131,9 +147,13 @@ def resume_position(last_event_id: str | None, after: int) -> int:
     try:
         position = int(last_event_id)
     except ValueError:
-        raise ValidationFailed("Last-Event-ID must be a position (an integer)", field="Last-Event-ID") from None
+        raise ValidationFailed(
+            "Last-Event-ID must be a position (an integer)", field="Last-Event-ID"
+        ) from None
     if not 0 <= position <= MAX_POSITION:
-        raise ValidationFailed(f"Last-Event-ID must be a position from 0 to {MAX_POSITION}", field="Last-Event-ID")
+        raise ValidationFailed(
+            f"Last-Event-ID must be a position from 0 to {MAX_POSITION}", field="Last-Event-ID"
+        )
     return position
 
 
@@ -142,8 +162,10 @@ def resume_position(last_event_id: str | None, after: int) -> int:
     summary="Follow the event feed as Server-Sent Events",
     response_class=StreamingResponse,
     responses={
-        200: {"description": "One CloudEvent per message, id = position",
-              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {
+            "description": "One CloudEvent per message, id = position",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
         **problem_responses(401, 403, 404, 422),
     },
 )
@@ -167,8 +189,9 @@ async def stream_events(
         position, last_beat = start, time.monotonic()
         yield "retry: 3000\n: connected\n\n"
         while not await request.is_disconnected():
-            page = await run_in_threadpool(feed.page, position, SSE_PAGE, wanted, role=principal.role,
-                                           base_url=base)
+            page = await run_in_threadpool(
+                feed.page, position, SSE_PAGE, wanted, role=principal.role, base_url=base
+            )
             for event in page.events:
                 yield sse_message(event)
             position = page.next_after
@@ -186,8 +209,11 @@ async def stream_events(
     )
 
 
-@router.get("/v1/schemas", summary="The public event types and where their schemas are",
-            response_model=SchemaCatalogue)
+@router.get(
+    "/v1/schemas",
+    summary="The public event types and where their schemas are",
+    response_model=SchemaCatalogue,
+)
 def list_schemas(request: Request, svc: Svc) -> JSONResponse:
     return JSONResponse({"types": event_schemas.catalogue(base_url(request, svc))})
 
@@ -196,8 +222,10 @@ def list_schemas(request: Request, svc: Svc) -> JSONResponse:
     "/v1/schemas/{event_type}",
     summary="The JSON Schema of one event type's data",
     response_class=SchemaJSONResponse,
-    responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
-               **problem_responses(404)},
+    responses={
+        200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
+        **problem_responses(404),
+    },
 )
 def get_schema(event_type: str, request: Request, svc: Svc) -> JSONResponse:
     return SchemaJSONResponse(event_schemas.json_schema(event_type, base_url(request, svc)))

@@ -36,7 +36,8 @@ class ClockBreaches:
         with self._lock:
             while True:
                 batch = self.engine.recorder.select_notifications(
-                    self._after + 1, 1000, topics=BREACH_TOPICS)
+                    self._after + 1, 1000, topics=BREACH_TOPICS
+                )
                 if not batch:
                     return self._count
                 self._count += len(batch)
@@ -46,29 +47,40 @@ class ClockBreaches:
 class _StoreCollector(Collector):
     """Read at scrape time: projection lag, event stream head, clock breaches."""
 
-    def __init__(self, engine: Fengqiao, lag: Callable[[], int | None],
-                 failures: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Fengqiao,
+        lag: Callable[[], int | None],
+        failures: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.engine = engine
         self.lag = lag
         self.failures = failures
         self.breaches = ClockBreaches(engine)
 
     def collect(self) -> Iterator[Metric]:
-        head = GaugeMetricFamily("fengqiao_event_stream_head", "Position of the last event recorded")
+        head = GaugeMetricFamily(
+            "fengqiao_event_stream_head", "Position of the last event recorded"
+        )
         head.add_metric([], self.engine.head_position())
         yield head
         lag = self.lag()
         if lag is not None:
-            gauge = GaugeMetricFamily("fengqiao_projection_lag_events",
-                                      "Events recorded but not yet projected")
+            gauge = GaugeMetricFamily(
+                "fengqiao_projection_lag_events", "Events recorded but not yet projected"
+            )
             gauge.add_metric([], lag)
             yield gauge
         if self.failures is not None:
-            stopped = GaugeMetricFamily("fengqiao_projection_stopped_position",
-                                        "Position of the event a projection is stopped on (a sample only while stopped)",
-                                        labels=["projection", "error"])
+            stopped = GaugeMetricFamily(
+                "fengqiao_projection_stopped_position",
+                "Position of the event a projection is stopped on (a sample only while stopped)",
+                labels=["projection", "error"],
+            )
             for failure in self.failures():
-                stopped.add_metric([failure["projection"], failure["error"][:200]], failure["position"])
+                stopped.add_metric(
+                    [failure["projection"], failure["error"][:200]], failure["position"]
+                )
             yield stopped
         breaches = CounterMetricFamily("fengqiao_clock_breaches", "ClockBreached events recorded")
         breaches.add_metric([], self.breaches.count())
@@ -76,16 +88,32 @@ class _StoreCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, engine: Fengqiao, lag: Callable[[], int | None],
-                 failures: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Fengqiao,
+        lag: Callable[[], int | None],
+        failures: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("fengqiao_http_requests", "HTTP requests",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("fengqiao_http_request_duration_seconds", "HTTP request latency",
-                                 ["method", "route"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.commands = Counter("fengqiao_commands", "Case commands by type and outcome",
-                                ["command", "outcome"], registry=self.registry)
+        self.requests = Counter(
+            "fengqiao_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "fengqiao_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.commands = Counter(
+            "fengqiao_commands",
+            "Case commands by type and outcome",
+            ["command", "outcome"],
+            registry=self.registry,
+        )
         self.registry.register(_StoreCollector(engine, lag, failures))
         engine.command_observers.append(self.observe_command)  # every front door: v1, Open311 …
 

@@ -50,7 +50,9 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = _header(scope, REQUEST_ID.encode())
-        request_id = given if given and len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        request_id = (
+            given if given and len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        )
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
@@ -61,8 +63,11 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
-                                      *_protective(message["headers"])]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                    *_protective(message["headers"]),
+                ]
             await send(message)
 
         try:
@@ -72,8 +77,14 @@ class RequestContext:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(scope["method"], template, status, elapsed)
-            log.info("request", method=scope["method"], path=scope["path"], route=template,
-                     status=status, ms=round(elapsed * 1000, 2))
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                route=template,
+                status=status,
+                ms=round(elapsed * 1000, 2),
+            )
             structlog.contextvars.clear_contextvars()
 
 
@@ -92,21 +103,33 @@ class BodyLimit:
         length = _header(scope, b"content-length")
         if length is not None:
             if not length.isdigit():
-                await problems.problem(problems.VALIDATION, "Content-Length is not a number",
-                                       instance=instance, code="validation",
-                                       field="Content-Length")(scope, receive, send)
+                await problems.problem(
+                    problems.VALIDATION,
+                    "Content-Length is not a number",
+                    instance=instance,
+                    code="validation",
+                    field="Content-Length",
+                )(scope, receive, send)
                 return
             if int(length) > self.max_bytes:
                 await self._too_large(scope, receive, send)
                 return
-        has_body = (length is not None and int(length) > 0) or _header(scope, b"transfer-encoding") is not None
+        has_body = (length is not None and int(length) > 0) or _header(
+            scope, b"transfer-encoding"
+        ) is not None
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        form_ok = content_type == "application/x-www-form-urlencoded" and instance.startswith(("/open311/", "/ui/"))
-        if has_body and not (content_type == "application/json" or content_type.endswith("+json") or form_ok):
+        form_ok = content_type == "application/x-www-form-urlencoded" and instance.startswith(
+            ("/open311/", "/ui/")
+        )
+        if has_body and not (
+            content_type == "application/json" or content_type.endswith("+json") or form_ok
+        ):
             await problems.problem(
                 problems.UNSUPPORTED_MEDIA_TYPE,
                 f"the body must be application/json, not {content_type or 'untyped'}",
-                instance=instance, code="unsupported_media_type")(scope, receive, send)
+                instance=instance,
+                code="unsupported_media_type",
+            )(scope, receive, send)
             return
         chunks: list[bytes] = []
         received = 0
@@ -135,10 +158,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await problems.problem(problems.PAYLOAD_TOO_LARGE,
-                               f"the body is larger than {self.max_bytes} bytes",
-                               instance=scope["path"], code="payload_too_large",
-                               limit=self.max_bytes)(scope, receive, send)
+        await problems.problem(
+            problems.PAYLOAD_TOO_LARGE,
+            f"the body is larger than {self.max_bytes} bytes",
+            instance=scope["path"],
+            code="payload_too_large",
+            limit=self.max_bytes,
+        )(scope, receive, send)
 
 
 class Deadline:
@@ -166,19 +192,29 @@ class Deadline:
                 deadline.lift()  # answered in time: a stream may run on
             await send(message)
 
-        with deadlines.within(self.seconds) as deadline:  # the task (and the threads it uses) carry it
+        with deadlines.within(
+            self.seconds
+        ) as deadline:  # the task (and the threads it uses) carry it
             work = asyncio.ensure_future(self.app(scope, receive, guarded))
-        await asyncio.wait({work, started}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {work, started}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED
+        )
         if not work.done() and not started.done():
             late = True
-            work.add_done_callback(lambda task: task.cancelled() or task.exception())  # consumed, not raised
+            work.add_done_callback(
+                lambda task: task.cancelled() or task.exception()
+            )  # consumed, not raised
             log.warning("deadline passed", path=scope["path"], seconds=self.seconds)
             svc = getattr(getattr(scope.get("app"), "state", None), "services", None)
             if svc is not None:
                 svc.database_error_at = time.monotonic()  # /readyz turns false for a while
-            await problems.problem(problems.NOT_READY, f"no answer within {self.seconds:g} s (the database may "
-                                   "have stopped answering); retry with the same Idempotency-Key",
-                                   instance=scope["path"], headers={"Retry-After": "1"},
-                                   code="deadline")(scope, receive, send)
+            await problems.problem(
+                problems.NOT_READY,
+                f"no answer within {self.seconds:g} s (the database may "
+                "have stopped answering); retry with the same Idempotency-Key",
+                instance=scope["path"],
+                headers={"Retry-After": "1"},
+                code="deadline",
+            )(scope, receive, send)
             return
         await work

@@ -31,12 +31,24 @@ from domain.errors import DomainError, NotFound
 
 XML = "text/xml; charset=utf-8"
 FORMATS = ("xml", "json")
-ITEMS = {"services": "service", "service_requests": "request", "errors": "error", "endpoints": "endpoint",
-         "formats": "format", "attributes": "attribute", "values": "value"}
+ITEMS = {
+    "services": "service",
+    "service_requests": "request",
+    "errors": "error",
+    "endpoints": "endpoint",
+    "formats": "format",
+    "attributes": "attribute",
+    "values": "value",
+}
 NOT_FOUND_RESOURCES = ("service_request", "jurisdiction", "open311_format")
-ERROR_SCHEMA = {"type": "array", "items": {"type": "object", "required": ["code", "description"],
-                                           "properties": {"code": {"type": "integer"},
-                                                          "description": {"type": "string"}}}}
+ERROR_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["code", "description"],
+        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+    },
+}
 
 
 def _xml(name: str, value: Any) -> str:
@@ -58,8 +70,9 @@ def to_xml(root: str, value: Any) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>' + _xml(root, jsonable_encoder(value))
 
 
-def answer(fmt: str, root: str, value: Any, status_code: int = 200,
-           headers: dict[str, str] | None = None) -> Response:
+def answer(
+    fmt: str, root: str, value: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """The answer in the asked format (``root``: the XML root element)."""
     if fmt == "json":
         return JSONResponse(jsonable_encoder(value), status_code=status_code, headers=headers)
@@ -77,7 +90,10 @@ def status_of(request: Request, error: Exception) -> tuple[int, str]:
     if isinstance(error, RequestValidationError):
         first = (list(error.errors()) or [{}])[0]
         loc = [str(p) for p in first.get("loc", ())]
-        field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "request"
+        field = (
+            ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+            or "request"
+        )
         return 400, f"{field}: {first.get('msg', 'invalid')}"
     if isinstance(error, StarletteHTTPException):
         return error.status_code, str(error.detail)
@@ -98,10 +114,18 @@ def status_of(request: Request, error: Exception) -> tuple[int, str]:
 def spec_error(request: Request, error: Exception) -> Response:
     status, description = status_of(request, error)
     fmt = request.path_params.get("fmt")
-    headers = {"Retry-After": str(error.details.get("retry_after", 60))} if status == 429 and isinstance(
-        error, DomainError) else None
-    return answer(fmt if fmt in FORMATS else "xml", "errors", [{"code": status, "description": description}],
-                  status, headers)
+    headers = (
+        {"Retry-After": str(error.details.get("retry_after", 60))}
+        if status == 429 and isinstance(error, DomainError)
+        else None
+    )
+    return answer(
+        fmt if fmt in FORMATS else "xml",
+        "errors",
+        [{"code": status, "description": description}],
+        status,
+        headers,
+    )
 
 
 class Open311Route(RefusingRoute):
@@ -114,12 +138,17 @@ class Open311Route(RefusingRoute):
         return spec_error(request, error)
 
 
-def responses(model: dict[str, Any] | None = None, *statuses: int) -> dict[int | str, dict[str, Any]]:
+def responses(
+    model: dict[str, Any] | None = None, *statuses: int
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI: the answer in both formats, and the spec's errors in both."""
     xml_doc = {"schema": {"type": "string", "description": "the same document as XML"}}
     documented: dict[int | str, dict[str, Any]] = {
-        200: {"content": {"application/json": {"schema": model or {}}, "text/xml": xml_doc}}}
+        200: {"content": {"application/json": {"schema": model or {}}, "text/xml": xml_doc}}
+    }
     for status in statuses:
-        documented[status] = {"description": "a GeoReport v2 error",
-                              "content": {"application/json": {"schema": ERROR_SCHEMA}, "text/xml": xml_doc}}
+        documented[status] = {
+            "description": "a GeoReport v2 error",
+            "content": {"application/json": {"schema": ERROR_SCHEMA}, "text/xml": xml_doc},
+        }
     return documented

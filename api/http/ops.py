@@ -25,8 +25,12 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and the projections are not too far behind",
-            response_model=Readiness, responses={503: {"description": "Not ready", "model": Readiness}})
+@router.get(
+    "/readyz",
+    summary="The database answers and the projections are not too far behind",
+    response_model=Readiness,
+    responses={503: {"description": "Not ready", "model": Readiness}},
+)
 def readyz(svc: Svc) -> JSONResponse:
     checks: dict[str, object] = {}
     try:
@@ -35,7 +39,10 @@ def readyz(svc: Svc) -> JSONResponse:
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         checks["database"] = False
     failed_at = svc.database_error_at
-    if failed_at is not None and time.monotonic() - failed_at < svc.settings.unready_after_database_error:
+    if (
+        failed_at is not None
+        and time.monotonic() - failed_at < svc.settings.unready_after_database_error
+    ):
         checks["database"] = False  # a request was just refused for the database
     lag, failures = None, []
     try:
@@ -49,9 +56,14 @@ def readyz(svc: Svc) -> JSONResponse:
     if failures:  # a projection stopped on an event: loud until it applies or is skipped
         checks["projections"] = "stopped"
         checks["projection_failures"] = failures
-    ready = checks["database"] is True and (lag is None or lag <= svc.settings.ready_max_lag) \
+    ready = (
+        checks["database"] is True
+        and (lag is None or lag <= svc.settings.ready_max_lag)
         and "projections" not in checks
-    return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
+    )
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503
+    )
 
 
 def calendar_check(svc: Services) -> object:
@@ -65,19 +77,30 @@ def calendar_check(svc: Services) -> object:
     years = {year: n for year, n in years.items() if not statutory.covers(year)}
     if not years:
         return "ok"
-    return {"warning": "open clocks run into years without statutory holiday data (counted Monday to "
-                       "Friday): import the State Council's notice with `fengqiao calendar import`",
-            "years": sorted(years), "clocks": sum(years.values())}
+    return {
+        "warning": "open clocks run into years without statutory holiday data (counted Monday to "
+        "Friday): import the State Council's notice with `fengqiao calendar import`",
+        "years": sorted(years),
+        "clocks": sum(years.values()),
+    }
 
 
-@router.get("/metrics", summary="Prometheus metrics (with FENGQIAO_METRICS_TOKEN set: Authorization: Bearer)",
-            response_class=Response, responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}},
-                       **problem_responses(401)})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (with FENGQIAO_METRICS_TOKEN set: Authorization: Bearer)",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}},
+        **problem_responses(401),
+    },
+)
 def metrics(request: Request, svc: Svc) -> Response:
     wanted = svc.settings.metrics_token
     if wanted:
         sent = request.headers.get("authorization", "")
         scheme, _, token = sent.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), wanted.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), wanted.encode()
+        ):
             raise Unauthenticated("/metrics needs Authorization: Bearer <FENGQIAO_METRICS_TOKEN>")
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

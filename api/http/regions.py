@@ -26,30 +26,49 @@ BEIJING = timezone(timedelta(hours=8))
 
 
 def brief(region: Region) -> dict[str, Any]:
-    return {"code": region.code, "name": region.name, "rank": region.rank.label, "profile": str(region.profile)}
+    return {
+        "code": region.code,
+        "name": region.name,
+        "rank": region.rank.label,
+        "profile": str(region.profile),
+    }
 
 
 def node(svc: Services, region: Region) -> dict[str, Any]:
     tree = svc.engine.ladder().tree
-    return {**brief(region), "parent": region.parent,
-            "children": [brief(c) for c in tree.children_of(region.code)],
-            "units": [{"id": u.id, "name": u.name, "kind": u.kind} for u in tree.units_in(region.code)]}
+    return {
+        **brief(region),
+        "parent": region.parent,
+        "children": [brief(c) for c in tree.children_of(region.code)],
+        "units": [{"id": u.id, "name": u.name, "kind": u.kind} for u in tree.units_in(region.code)],
+    }
 
 
 def require_board(principal: Principal) -> None:
     if not principal.may(READ_BOARD):
-        raise NotPermitted(f"a {principal.role} may not read boards and statistics", action=READ_BOARD,
-                           role=principal.role)
+        raise NotPermitted(
+            f"a {principal.role} may not read boards and statistics",
+            action=READ_BOARD,
+            role=principal.role,
+        )
 
 
-@router.get("/regions", summary="The regions the caller can see (the root of their subtree)",
-            response_model=None, responses={200: {"model": list[RegionNode]}, **problem_responses(401)})
+@router.get(
+    "/regions",
+    summary="The regions the caller can see (the root of their subtree)",
+    response_model=None,
+    responses={200: {"model": list[RegionNode]}, **problem_responses(401)},
+)
 def list_regions(principal: CurrentUser, svc: Svc) -> JSONResponse:
     return JSONResponse([node(svc, svc.engine.region(principal.region))])
 
 
-@router.get("/regions/{code}", summary="A region with its children and units", response_model=None,
-            responses={200: {"model": RegionNode}, **problem_responses(*READ)})
+@router.get(
+    "/regions/{code}",
+    summary="A region with its children and units",
+    response_model=None,
+    responses={200: {"model": RegionNode}, **problem_responses(*READ)},
+)
 def get_region(principal: CurrentUser, svc: Svc, code: str) -> JSONResponse:
     return JSONResponse(node(svc, check_region_scope(principal, code, svc)))
 
@@ -67,13 +86,17 @@ def _moment(value: str | None, *, end: bool) -> datetime | None:
     except OverflowError:  # the day after 9999-12-31
         raise ValidationFailed(f"{field} is out of range", field=field) from None
     except ValueError:
-        raise ValidationFailed(f"{field} must be a date (YYYY-MM-DD) or an RFC 3339 time", field=field) from None
+        raise ValidationFailed(
+            f"{field} must be a date (YYYY-MM-DD) or an RFC 3339 time", field=field
+        ) from None
     if moment.tzinfo is None:
         raise ValidationFailed("a time zone is required (RFC 3339)", field=field)
     return moment
 
 
-def _period(start: str | None, end: str | None, now: datetime) -> tuple[datetime | None, datetime | None]:
+def _period(
+    start: str | None, end: str | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
     """A statistics period, each bound in range (``api.http.bounds.period_within``)."""
     begin, stop = _moment(start, end=False), _moment(end, end=True)
     period_within(begin, stop, now)
@@ -81,14 +104,32 @@ def _period(start: str | None, end: str | None, now: datetime) -> tuple[datetime
 
 
 PERIOD = "a date (YYYY-MM-DD, a whole day in Beijing time) or an RFC 3339 time"
-PeriodFrom = Annotated[str | None, Query(alias="from", max_length=40, examples=["2026-09-01"],
-                                         description=f"{PERIOD}; default: since the first case")]
-PeriodTo = Annotated[str | None, Query(alias="to", max_length=40, examples=["2026-09-30"],
-                                       description=f"{PERIOD}, inclusive; default: up to now")]
+PeriodFrom = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        max_length=40,
+        examples=["2026-09-01"],
+        description=f"{PERIOD}; default: since the first case",
+    ),
+]
+PeriodTo = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        max_length=40,
+        examples=["2026-09-30"],
+        description=f"{PERIOD}, inclusive; default: up to now",
+    ),
+]
 
 
-@router.get("/regions/{code}/stats", summary="小事不出村 and 三率 for a region over a period (supervisors)",
-            response_model=None, responses={200: {"model": RegionStats}, **problem_responses(403, *READ, 503)})
+@router.get(
+    "/regions/{code}/stats",
+    summary="小事不出村 and 三率 for a region over a period (supervisors)",
+    response_model=None,
+    responses={200: {"model": RegionStats}, **problem_responses(403, *READ, 503)},
+)
 def region_stats(
     principal: CurrentUser,
     svc: Svc,
@@ -100,20 +141,32 @@ def region_stats(
     check_region_scope(principal, code, svc)
     begin, stop = _period(start, end, svc.engine.clock.now())
     stats = read_models(svc).region_stats(code, begin, stop)
-    return JSONResponse(jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)}))
+    return JSONResponse(
+        jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)})
+    )
 
 
 LEVELS = {"township": Rank.TOWNSHIP, "village": Rank.VILLAGE}
 
 
-@router.get("/regions/{code}/compliance", summary="小事不出村 per child region: each village or township (supervisors)",
-            response_model=None, responses={200: {"model": Compliance}, **problem_responses(403, *READ, 503)})
+@router.get(
+    "/regions/{code}/compliance",
+    summary="小事不出村 per child region: each village or township (supervisors)",
+    response_model=None,
+    responses={200: {"model": Compliance}, **problem_responses(403, *READ, 503)},
+)
 def region_compliance(
     principal: CurrentUser,
     svc: Svc,
     code: str,
-    level: Annotated[str | None, Query(max_length=20, description="village or township; default: the rank "
-                                       "just below the region (a county's townships, a township's villages)")] = None,
+    level: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="village or township; default: the rank "
+            "just below the region (a county's townships, a township's villages)",
+        ),
+    ] = None,
     start: PeriodFrom = None,
     end: PeriodTo = None,
 ) -> JSONResponse:
@@ -123,20 +176,31 @@ def region_compliance(
     if level is None:
         level = "township" if region.rank > Rank.TOWNSHIP else "village"
     if level not in LEVELS or LEVELS[level] >= region.rank:
-        raise ValidationFailed(f"compliance under a {region.rank.label} is per village or township below it",
-                               field="level", allowed=[name for name, rank in LEVELS.items() if rank < region.rank])
+        raise ValidationFailed(
+            f"compliance under a {region.rank.label} is per village or township below it",
+            field="level",
+            allowed=[name for name, rank in LEVELS.items() if rank < region.rank],
+        )
     begin, stop = _period(start, end, svc.engine.clock.now())
     rows = read_models(svc).compliance(code, begin, stop, level=level)
-    return JSONResponse(jsonable_encoder({"region": code, "level": level, "from": begin, "to": stop, "rows": rows}))
+    return JSONResponse(
+        jsonable_encoder({"region": code, "level": level, "from": begin, "to": stop, "rows": rows})
+    )
 
 
-@router.get("/sla/board", summary="SLA board: overdue and about-to-breach cases (supervisors)",
-            response_model=None, tags=["sla"], responses={200: {"model": SlaBoard},
-                                                          **problem_responses(403, *READ, 503)})
+@router.get(
+    "/sla/board",
+    summary="SLA board: overdue and about-to-breach cases (supervisors)",
+    response_model=None,
+    tags=["sla"],
+    responses={200: {"model": SlaBoard}, **problem_responses(403, *READ, 503)},
+)
 def sla_board(
     principal: CurrentUser,
     svc: Svc,
-    region: Annotated[str | None, Query(max_length=200, description="default: the caller's region")] = None,
+    region: Annotated[
+        str | None, Query(max_length=200, description="default: the caller's region")
+    ] = None,
 ) -> JSONResponse:
     require_board(principal)
     code = region or principal.region

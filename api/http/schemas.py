@@ -12,15 +12,39 @@ from pydantic import BaseModel, ConfigDict, Field
 OPEN = ConfigDict(extra="allow")
 
 CASE_VIEW_EXAMPLE: dict[str, Any] = {
-    "id": "5b0f9a4e-8f57-5e39-9a3e-0e4b2f1c7d21", "kind": "dispute", "category": "neighbours",
-    "severity": "minor", "status": "assigned", "suspended": False, "region": "410928-001-007",
-    "origin_region": "410928-001-007-03", "rank": "village", "ceiling": "village", "assignee": "zhao",
-    "unit": "wz-tjh", "responsible_unit": "wz-tjh", "title": "邻里噪音纠纷", "channel": "grid",
-    "version": 2, "policy_version": 1, "reported_at": "2026-09-28T01:00:00+00:00",
-    "occurred_at": "2026-09-28T00:30:00+00:00", "updated_at": "2026-09-28T01:05:00+00:00",
-    "resolved_rank": None, "escalations": 0, "reclassified_up": 0, "whistled": {},
-    "clocks": [{"name": "sign_for", "state": "running", "started_at": "2026-09-28T01:05:00+00:00",
-                "due_at": "2026-09-28T03:05:00+00:00", "elapsed_pct": 0.0}],
+    "id": "5b0f9a4e-8f57-5e39-9a3e-0e4b2f1c7d21",
+    "kind": "dispute",
+    "category": "neighbours",
+    "severity": "minor",
+    "status": "assigned",
+    "suspended": False,
+    "region": "410928-001-007",
+    "origin_region": "410928-001-007-03",
+    "rank": "village",
+    "ceiling": "village",
+    "assignee": "zhao",
+    "unit": "wz-tjh",
+    "responsible_unit": "wz-tjh",
+    "title": "邻里噪音纠纷",
+    "channel": "grid",
+    "version": 2,
+    "policy_version": 1,
+    "reported_at": "2026-09-28T01:00:00+00:00",
+    "occurred_at": "2026-09-28T00:30:00+00:00",
+    "updated_at": "2026-09-28T01:05:00+00:00",
+    "resolved_rank": None,
+    "escalations": 0,
+    "reclassified_up": 0,
+    "whistled": {},
+    "clocks": [
+        {
+            "name": "sign_for",
+            "state": "running",
+            "started_at": "2026-09-28T01:05:00+00:00",
+            "due_at": "2026-09-28T03:05:00+00:00",
+            "elapsed_pct": 0.0,
+        }
+    ],
     "overdue": False,
 }
 
@@ -59,21 +83,45 @@ class CaseView(BaseModel):
 class CommandResponse(CaseView):
     """The case view at the version the command produced, and the position of its last event."""
 
-    model_config = ConfigDict(extra="allow",
-                              json_schema_extra={"examples": [{**CASE_VIEW_EXAMPLE, "position": 117}]})
-    position: int | None = Field(description="global position of the last event written (for ?min_position)")
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"examples": [{**CASE_VIEW_EXAMPLE, "position": 117}]}
+    )
+    position: int | None = Field(
+        description="global position of the last event written (for ?min_position)"
+    )
 
 
 class CaseList(BaseModel):
     """A page of case rows from the projections, newest reported first."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "items": [{"case_id": CASE_VIEW_EXAMPLE["id"], "kind": "dispute", "category": "neighbours",
-                   "severity": "minor", "status": "assigned", "region": "410928-001-007",
-                   "origin_region": "410928-001-007-03", "rank": 1, "assignee": "zhao", "unit": "wz-tjh",
-                   "title": "邻里噪音纠纷", "reported_at": "2026-09-28T01:00:00+00:00",
-                   "overdue": False, "due_soon": True}],
-        "next_cursor": "WyIyMDI2LTA5LTI4VDAxOjAwOjAwKzAwOjAwIiwiNWIwZiJd"}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "case_id": CASE_VIEW_EXAMPLE["id"],
+                            "kind": "dispute",
+                            "category": "neighbours",
+                            "severity": "minor",
+                            "status": "assigned",
+                            "region": "410928-001-007",
+                            "origin_region": "410928-001-007-03",
+                            "rank": 1,
+                            "assignee": "zhao",
+                            "unit": "wz-tjh",
+                            "title": "邻里噪音纠纷",
+                            "reported_at": "2026-09-28T01:00:00+00:00",
+                            "overdue": False,
+                            "due_soon": True,
+                        }
+                    ],
+                    "next_cursor": "WyIyMDI2LTA5LTI4VDAxOjAwOjAwKzAwOjAwIiwiNWIwZiJd",
+                }
+            ]
+        },
+    )
     items: list[dict[str, Any]]
     next_cursor: str | None = None
 
@@ -81,14 +129,30 @@ class CaseList(BaseModel):
 class SlaBoard(BaseModel):
     """Open cases under a region: overdue, due soon, breaches by clock, workload."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "region": "410928-001", "open": 12, "overdue": 2, "due_soon": 3,
-        "breached_by_clock": {"sign_for": 1, "mediation": 1},
-        "oldest_overdue": {"case_id": CASE_VIEW_EXAMPLE["id"], "title": "邻里噪音纠纷",
-                           "region": "410928-001-007", "assignee": "zhao", "unit": "wz-tjh",
-                           "next_due_at": "2026-09-28T03:05:00+00:00"},
-        "workers": [{"name": "zhao", "open": 5, "overdue": 1, "due_soon": 2}],
-        "units": [{"name": "wz-tjh", "open": 7, "overdue": 1, "due_soon": 2}]}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "region": "410928-001",
+                    "open": 12,
+                    "overdue": 2,
+                    "due_soon": 3,
+                    "breached_by_clock": {"sign_for": 1, "mediation": 1},
+                    "oldest_overdue": {
+                        "case_id": CASE_VIEW_EXAMPLE["id"],
+                        "title": "邻里噪音纠纷",
+                        "region": "410928-001-007",
+                        "assignee": "zhao",
+                        "unit": "wz-tjh",
+                        "next_due_at": "2026-09-28T03:05:00+00:00",
+                    },
+                    "workers": [{"name": "zhao", "open": 5, "overdue": 1, "due_soon": 2}],
+                    "units": [{"name": "wz-tjh", "open": 7, "overdue": 1, "due_soon": 2}],
+                }
+            ]
+        },
+    )
     region: str
     open: int
     overdue: int
@@ -107,12 +171,35 @@ class HistoryActor(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "version": 2, "position": 118, "type": "Assigned", "occurred_at": "2026-09-28T01:05:00+00:00",
-        "recorded_at": "2026-09-28T01:05:00+00:00",
-        "actor": {"id": "li", "role": "supervisor", "unit": "wz-cwh", "region": "410928-001-007", "rank": 1},
-        "command_id": "li:7f3a", "policy_version": 1,
-        "data": {"assignee": "zhao", "unit": "wz-tjh", "region": "410928-001-007", "rank": 1}}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 2,
+                    "position": 118,
+                    "type": "Assigned",
+                    "occurred_at": "2026-09-28T01:05:00+00:00",
+                    "recorded_at": "2026-09-28T01:05:00+00:00",
+                    "actor": {
+                        "id": "li",
+                        "role": "supervisor",
+                        "unit": "wz-cwh",
+                        "region": "410928-001-007",
+                        "rank": 1,
+                    },
+                    "command_id": "li:7f3a",
+                    "policy_version": 1,
+                    "data": {
+                        "assignee": "zhao",
+                        "unit": "wz-tjh",
+                        "region": "410928-001-007",
+                        "rank": 1,
+                    },
+                }
+            ]
+        },
+    )
     version: int
     position: int | None = None
     type: str
@@ -124,11 +211,29 @@ class HistoryEntry(BaseModel):
 
 
 class RegionNode(BaseModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "code": "410928-001", "name": "海通乡", "rank": "township", "profile": "rural",
-        "parent": "410928", "children": [{"code": "410928-001-007", "name": "王庄村", "rank": "village",
-                                          "profile": "rural"}],
-        "units": [{"id": "ht-sfs", "name": "海通乡司法所", "kind": "justice_office"}]}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "410928-001",
+                    "name": "海通乡",
+                    "rank": "township",
+                    "profile": "rural",
+                    "parent": "410928",
+                    "children": [
+                        {
+                            "code": "410928-001-007",
+                            "name": "王庄村",
+                            "rank": "village",
+                            "profile": "rural",
+                        }
+                    ],
+                    "units": [{"id": "ht-sfs", "name": "海通乡司法所", "kind": "justice_office"}],
+                }
+            ]
+        },
+    )
     code: str
     name: str
     rank: str
@@ -139,11 +244,27 @@ class RegionNode(BaseModel):
 
 
 class RegionStats(BaseModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "region": "410928-001", "from": "2026-09-01T00:00:00+08:00", "to": "2026-10-01T00:00:00+08:00",
-        "received": 118, "resolved": 112, "resolved_within_ceiling": 109, "within_ceiling_rate": 0.973,
-        "resolved_at_rank": {"grid": 61, "village": 38, "township": 10, "county": 3},
-        "reclassified_up": 2, "response_rate": 1.0, "resolution_rate": 0.949, "satisfaction_rate": 0.93}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "region": "410928-001",
+                    "from": "2026-09-01T00:00:00+08:00",
+                    "to": "2026-10-01T00:00:00+08:00",
+                    "received": 118,
+                    "resolved": 112,
+                    "resolved_within_ceiling": 109,
+                    "within_ceiling_rate": 0.973,
+                    "resolved_at_rank": {"grid": 61, "village": 38, "township": 10, "county": 3},
+                    "reclassified_up": 2,
+                    "response_rate": 1.0,
+                    "resolution_rate": 0.949,
+                    "satisfaction_rate": 0.93,
+                }
+            ]
+        },
+    )
     received: int
     resolved: int
     resolved_within_ceiling: int
@@ -159,11 +280,37 @@ class RegionStats(BaseModel):
 class Compliance(BaseModel):
     """小事不出村 per child region (a township's villages, a county's townships), worst rate first."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "region": "410928-001", "level": "village", "from": None, "to": None, "rows": [
-            {"region": "410928-001-007", "received": 12, "resolved": 10, "resolved_within_ceiling": 9,
-             "within_ceiling_rate": 0.9, "resolved_at_rank": {"grid": 6, "village": 3, "township": 1, "county": 0},
-             "referred": 1, "reclassified_up": 0, "escalations_refused": 0}]}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "region": "410928-001",
+                    "level": "village",
+                    "from": None,
+                    "to": None,
+                    "rows": [
+                        {
+                            "region": "410928-001-007",
+                            "received": 12,
+                            "resolved": 10,
+                            "resolved_within_ceiling": 9,
+                            "within_ceiling_rate": 0.9,
+                            "resolved_at_rank": {
+                                "grid": 6,
+                                "village": 3,
+                                "township": 1,
+                                "county": 0,
+                            },
+                            "referred": 1,
+                            "reclassified_up": 0,
+                            "escalations_refused": 0,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
     region: str
     level: str
     rows: list[dict[str, Any]]

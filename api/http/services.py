@@ -23,7 +23,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def trusted_networks(text: str) -> tuple[Network, ...]:
     """``FENGQIAO_TRUSTED_PROXIES``: comma-separated addresses or networks (empty: none)."""
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    )
 
 
 def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
@@ -40,7 +42,11 @@ def client_address(request: Request, networks: tuple[Network, ...]) -> str:
     peer = request.client.host if request.client else "unknown"
     if not networks or not _trusted(peer, networks):
         return peer
-    hops = [hop.strip() for line in request.headers.getlist("x-forwarded-for") for hop in line.split(",")]
+    hops = [
+        hop.strip()
+        for line in request.headers.getlist("x-forwarded-for")
+        for hop in line.split(",")
+    ]
     hops = [hop for hop in hops if hop]
     for hop in reversed(hops):
         if not _trusted(hop, networks):
@@ -51,7 +57,9 @@ def client_address(request: Request, networks: tuple[Network, ...]) -> str:
 class FailedLogins:
     """Bad tokens per client address in a sliding window: brute force meets 429."""
 
-    def __init__(self, allowed: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, allowed: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.allowed, self.window, self.clock = allowed, window, clock
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -89,13 +97,17 @@ class Services:
     settings: Settings = field(default_factory=Settings)
     read_models: Any | None = None  # projections.queries.ReadModels
     runner: Any | None = None  # projections ProjectionRunner: wait_for(position, timeout), lag()
-    database_error_at: float | None = None  # time.monotonic() of the last request refused for the database
+    database_error_at: float | None = (
+        None  # time.monotonic() of the last request refused for the database
+    )
     failed_logins: FailedLogins | None = None
     sessions: SessionStore | None = None  # the dashboard's
 
     def __post_init__(self) -> None:
         if self.failed_logins is None:
-            self.failed_logins = FailedLogins(self.settings.auth_failures_allowed, self.settings.auth_failure_window)
+            self.failed_logins = FailedLogins(
+                self.settings.auth_failures_allowed, self.settings.auth_failure_window
+            )
         self.trusted_networks = trusted_networks(self.settings.trusted_proxies)
         if self.sessions is None:
             self.sessions = SessionStore(self.engine)
@@ -108,8 +120,16 @@ class Services:
         failures = getattr(self.runner, "failures", None)
         if failures is None:
             return []
-        return [{"projection": f.name, "position": f.position, "error": f.error, "since": f.failed_at,
-                 "attempts": f.attempts} for f in failures()]
+        return [
+            {
+                "projection": f.name,
+                "position": f.position,
+                "error": f.error,
+                "since": f.failed_at,
+                "attempts": f.attempts,
+            }
+            for f in failures()
+        ]
 
     def projection_lag(self) -> int | None:
         """Events recorded but not yet projected (the furthest-behind projection)."""

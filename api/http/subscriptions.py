@@ -31,8 +31,11 @@ from domain.permissions import READ_FEED
 from engine.feed import MAX_POSITION, Feed, FeedFilter
 from engine.subscriptions import ACTIVE, PAUSED, Subscription, SubscriptionStore
 
-router = APIRouter(prefix="/v1/subscriptions", tags=["integrators"],
-                   responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(
+    prefix="/v1/subscriptions",
+    tags=["integrators"],
+    responses=problem_responses(401, 403, 404, 422),
+)
 
 Integrator = Annotated[Principal, Depends(require_right(READ_FEED))]
 Svc = Annotated[Services, Depends(services)]
@@ -42,10 +45,18 @@ class NewSubscription(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=8, max_length=2000, description="where to POST, http(s)")
-    types: list[str] = Field(default_factory=list, max_length=100, description="CloudEvents types; empty = all")
-    region: str | None = Field(default=None, description="a region code: events of cases in its subtree")
-    from_position: int | None = Field(default=None, ge=1, le=MAX_POSITION,
-                                      description="first position to deliver; default: new events only")
+    types: list[str] = Field(
+        default_factory=list, max_length=100, description="CloudEvents types; empty = all"
+    )
+    region: str | None = Field(
+        default=None, description="a region code: events of cases in its subtree"
+    )
+    from_position: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_POSITION,
+        description="first position to deliver; default: new events only",
+    )
 
 
 class Replay(BaseModel):
@@ -59,7 +70,10 @@ def subscription_store(request: Request, svc: Svc) -> SubscriptionStore:
     store = getattr(request.app.state, "subscriptions", None)
     if store is None:
         store = request.app.state.subscriptions = SubscriptionStore.for_store(
-            svc.engine.store, svc.engine.settings.projections_pool_size, svc.engine.settings.webhook_key)
+            svc.engine.store,
+            svc.engine.settings.projections_pool_size,
+            svc.engine.settings.webhook_key,
+        )
     return store
 
 
@@ -71,22 +85,39 @@ def owned(store: SubscriptionStore, principal: Principal, subscription_id: str) 
     """The subscription if the caller owns it (or is an admin); else 404."""
     subscription = store.get(subscription_id)
     if subscription.owner != principal.name and principal.role != Role.ADMIN:
-        raise NotFound(f"no subscription {subscription_id}", resource="subscription", id=subscription_id)
+        raise NotFound(
+            f"no subscription {subscription_id}", resource="subscription", id=subscription_id
+        )
     return subscription
 
 
-@router.post("", status_code=201, summary="Subscribe a URL to the event feed", response_model=SubscriptionView)
-def create_subscription(body: NewSubscription, principal: Integrator, svc: Svc, store: Store,
-                        feed: FeedDep) -> JSONResponse:
+@router.post(
+    "",
+    status_code=201,
+    summary="Subscribe a URL to the event feed",
+    response_model=SubscriptionView,
+)
+def create_subscription(
+    body: NewSubscription, principal: Integrator, svc: Svc, store: Store, feed: FeedDep
+) -> JSONResponse:
     region = body.region or principal.region
     check_region_scope(principal, region, svc)
     feed.topics(FeedFilter.of(body.types))  # unknown types → 422
     start = body.from_position - 1 if body.from_position else svc.engine.head_position()
-    subscription = store.create(owner=principal.name, url=body.url, types=body.types, region=region, start=start,
-                                allow_private=svc.settings.webhook_allow_private,
-                                limit=svc.settings.webhook_max_subscriptions)
-    return JSONResponse(subscription.view(with_secret=True), status_code=201,
-                        headers={"Location": f"/v1/subscriptions/{subscription.id}"})
+    subscription = store.create(
+        owner=principal.name,
+        url=body.url,
+        types=body.types,
+        region=region,
+        start=start,
+        allow_private=svc.settings.webhook_allow_private,
+        limit=svc.settings.webhook_max_subscriptions,
+    )
+    return JSONResponse(
+        subscription.view(with_secret=True),
+        status_code=201,
+        headers={"Location": f"/v1/subscriptions/{subscription.id}"},
+    )
 
 
 @router.get("", summary="Your subscriptions")
@@ -107,27 +138,43 @@ def pause_subscription(subscription_id: str, principal: Integrator, store: Store
 
 
 @router.post("/{subscription_id}/resume", summary="Deliver again (also after a 410 disabled it)")
-def resume_subscription(subscription_id: str, principal: Integrator, svc: Svc, store: Store) -> dict[str, Any]:
-    check_region_scope(principal, owned(store, principal, subscription_id).region, svc)  # the region it had may be gone
+def resume_subscription(
+    subscription_id: str, principal: Integrator, svc: Svc, store: Store
+) -> dict[str, Any]:
+    check_region_scope(
+        principal, owned(store, principal, subscription_id).region, svc
+    )  # the region it had may be gone
     return store.set_state(subscription_id, ACTIVE, None).view()
 
 
-@router.delete("/{subscription_id}", status_code=204, response_class=Response,
-               summary="Delete a subscription and its deliveries")
+@router.delete(
+    "/{subscription_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a subscription and its deliveries",
+)
 def delete_subscription(subscription_id: str, principal: Integrator, store: Store) -> Response:
     owned(store, principal, subscription_id)
     store.delete(subscription_id)
     return Response(status_code=204)
 
 
-@router.post("/{subscription_id}/replay", status_code=202, summary="Deliver again from a position on",
-             response_model=SubscriptionView)
-def replay_subscription(subscription_id: str, body: Replay, principal: Integrator, store: Store) -> JSONResponse:
+@router.post(
+    "/{subscription_id}/replay",
+    status_code=202,
+    summary="Deliver again from a position on",
+    response_model=SubscriptionView,
+)
+def replay_subscription(
+    subscription_id: str, body: Replay, principal: Integrator, store: Store
+) -> JSONResponse:
     owned(store, principal, subscription_id)
     return JSONResponse(store.replay(subscription_id, body.from_position).view(), status_code=202)
 
 
-@router.get("/{subscription_id}/deliveries", summary="Delivery state; status=dead is the dead-letter list")
+@router.get(
+    "/{subscription_id}/deliveries", summary="Delivery state; status=dead is the dead-letter list"
+)
 def list_deliveries(
     subscription_id: str,
     principal: Integrator,
@@ -138,5 +185,7 @@ def list_deliveries(
 ) -> dict[str, Any]:
     owned(store, principal, subscription_id)
     deliveries = store.deliveries(subscription_id, status=status, after=after, limit=limit)
-    return {"deliveries": [d.view() for d in deliveries],
-            "next_after": deliveries[-1].position if deliveries else after}
+    return {
+        "deliveries": [d.view() for d in deliveries],
+        "next_after": deliveries[-1].position if deliveries else after,
+    }

@@ -28,15 +28,19 @@ ZERO = bytes(32)
 HASH_SIZE = 32
 
 
-def entry_bytes(case_id: UUID | str, version: int, position: int, topic: str, state: bytes) -> bytes:
+def entry_bytes(
+    case_id: UUID | str, version: int, position: int, topic: str, state: bytes
+) -> bytes:
     """The canonical (JCS) bytes of one stored event.
 
     Written out by hand for speed; equal to ``json.dumps(entry, sort_keys=True,
     separators=(",", ":"), ensure_ascii=False)`` (the tests check it).
     """
-    return (f'{{"case":{json_string(str(case_id))},"position":{int(position)},'
-            f'"state_sha256":"{hashlib.sha256(state).hexdigest()}","topic":{json_string(topic)},'
-            f'"version":{int(version)}}}').encode()
+    return (
+        f'{{"case":{json_string(str(case_id))},"position":{int(position)},'
+        f'"state_sha256":"{hashlib.sha256(state).hexdigest()}","topic":{json_string(topic)},'
+        f'"version":{int(version)}}}'
+    ).encode()
 
 
 def leaf_hash(case_id: UUID | str, version: int, position: int, topic: str, state: bytes) -> bytes:

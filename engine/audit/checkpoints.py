@@ -50,8 +50,16 @@ class Checkpoint:
 
     def message(self) -> bytes:
         """The exact bytes that are signed (JCS of the five fields)."""
-        body = {"head": self.head, "log": self.log, "position": self.position, "size": self.size, "time": self.time}
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = {
+            "head": self.head,
+            "log": self.log,
+            "position": self.position,
+            "size": self.size,
+            "time": self.time,
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
 
     def signature_valid(self, public_key_hex: str | None = None) -> bool:
         """Whether the signature verifies with the given key (default: the key it names)."""
@@ -69,9 +77,16 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
         try:
-            return cls(size=int(data["size"]), position=int(data["position"]), head=str(data["head"]),
-                       time=str(data["time"]), key_id=str(data["key_id"]), public_key=str(data["public_key"]),
-                       signature=str(data["signature"]), log=str(data.get("log", LOG_NAME)))
+            return cls(
+                size=int(data["size"]),
+                position=int(data["position"]),
+                head=str(data["head"]),
+                time=str(data["time"]),
+                key_id=str(data["key_id"]),
+                public_key=str(data["public_key"]),
+                signature=str(data["signature"]),
+                log=str(data.get("log", LOG_NAME)),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ValidationFailed(f"not a checkpoint: {error}", field="checkpoint") from None
 
@@ -95,8 +110,11 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as file:
             file.write(pem)
@@ -113,15 +131,29 @@ def raw_public_key(key: Ed25519PrivateKey) -> bytes:
 
 def sign(key: Ed25519PrivateKey, size: int, position: int, head: str, time: datetime) -> Checkpoint:
     public = raw_public_key(key)
-    unsigned = Checkpoint(size=size, position=position, head=head, time=time.isoformat(),
-                          key_id=key_id(public), public_key=public.hex(), signature="")
+    unsigned = Checkpoint(
+        size=size,
+        position=position,
+        head=head,
+        time=time.isoformat(),
+        key_id=key_id(public),
+        public_key=public.hex(),
+        signature="",
+    )
     signature = key.sign(unsigned.message()).hex()
     return Checkpoint(**{**unsigned.as_dict(), "signature": signature})
 
 
 def _row_to_checkpoint(row: Any) -> Checkpoint:
-    return Checkpoint(size=int(row["size"]), position=int(row["position"]), head=row["head"], time=row["time"],
-                      key_id=row["key_id"], public_key=row["public_key"], signature=row["signature"])
+    return Checkpoint(
+        size=int(row["size"]),
+        position=int(row["position"]),
+        head=row["head"],
+        time=row["time"],
+        key_id=row["key_id"],
+        public_key=row["public_key"],
+        signature=row["signature"],
+    )
 
 
 def stored_checkpoints(app: Any) -> list[Checkpoint]:
@@ -143,7 +175,9 @@ def checkpoint(app: Any, key: Ed25519PrivateKey | None = None) -> Checkpoint | N
     At an unchanged size the checkpoint already stored for it is returned.
     """
     db = StoreDb(app.recorder)
-    head = db.one(f"SELECT seq, position, chain_hash FROM {db.table(CHAIN)} ORDER BY position DESC LIMIT 1")
+    head = db.one(
+        f"SELECT seq, position, chain_hash FROM {db.table(CHAIN)} ORDER BY position DESC LIMIT 1"
+    )
     if head is None:
         return None
     size = int(head["seq"])
@@ -155,13 +189,25 @@ def checkpoint(app: Any, key: Ed25519PrivateKey | None = None) -> Checkpoint | N
     db.execute(
         f"INSERT INTO {db.table(CHECKPOINTS)} (size, position, head, time, key_id, public_key, signature) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (size) DO NOTHING",
-        (signed.size, signed.position, signed.head, signed.time, signed.key_id, signed.public_key, signed.signature),
+        (
+            signed.size,
+            signed.position,
+            signed.head,
+            signed.time,
+            signed.key_id,
+            signed.public_key,
+            signed.signature,
+        ),
     )
     return signed
 
 
-def checkpoint_if_due(app: Any, every_events: int | None = None, every: timedelta | None = None,
-                      key: Ed25519PrivateKey | None = None) -> Checkpoint | None:
+def checkpoint_if_due(
+    app: Any,
+    every_events: int | None = None,
+    every: timedelta | None = None,
+    key: Ed25519PrivateKey | None = None,
+) -> Checkpoint | None:
     """The checkpoint policy, for a worker to call now and then: sign when
     ``every_events`` entries or ``every`` time have passed since the last one
     (default: the engine's ``FENGQIAO_CHECKPOINT_EVERY_EVENTS`` / ``_EVERY_MINUTES``)."""
@@ -191,7 +237,9 @@ def load(path: Path) -> Checkpoint:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValidationFailed(f"cannot read checkpoint file {path}: {error}", field="against") from None
+        raise ValidationFailed(
+            f"cannot read checkpoint file {path}: {error}", field="against"
+        ) from None
     return Checkpoint.from_dict(data)
 
 

@@ -53,8 +53,10 @@ from engine.audit.tables import CHAIN, table_statements
 _ROLLBACK = SQL("ROLLBACK")
 WRITER_POOL_MIN = 3
 """The smallest pool (its ``max_size``) the PostgreSQL writer keeps a connection of."""
-INSERT_CHAIN = ("INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
-                "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
+INSERT_CHAIN = (
+    "INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
 
 
 def last_case_hash_sql(chain: str, ph: str) -> str:
@@ -63,13 +65,19 @@ def last_case_hash_sql(chain: str, ph: str) -> str:
 
 def head_sql(chain: str, ph: str) -> str:
     """The chain head (entry number, running hash) and one case's last per-case hash, in one query."""
-    return (f"SELECT (SELECT seq FROM {chain} ORDER BY position DESC LIMIT 1) AS seq, "
-            f"(SELECT chain_hash FROM {chain} ORDER BY position DESC LIMIT 1) AS chain_hash, "
-            f"({last_case_hash_sql(chain, ph)}) AS case_hash")
+    return (
+        f"SELECT (SELECT seq FROM {chain} ORDER BY position DESC LIMIT 1) AS seq, "
+        f"(SELECT chain_hash FROM {chain} ORDER BY position DESC LIMIT 1) AS chain_hash, "
+        f"({last_case_hash_sql(chain, ph)}) AS case_hash"
+    )
 
 
-def chain_rows(head: Any, case_hash_of: Callable[[str], str | None], positions: Sequence[int],
-               stored_events: Sequence[StoredEvent]) -> list[tuple]:
+def chain_rows(
+    head: Any,
+    case_hash_of: Callable[[str], str | None],
+    positions: Sequence[int],
+    stored_events: Sequence[StoredEvent],
+) -> list[tuple]:
     """The chain rows for a batch of freshly inserted events.
 
     ``head`` is the row of :func:`head_sql` for the batch's first case;
@@ -89,8 +97,17 @@ def chain_rows(head: Any, case_hash_of: Callable[[str], str | None], positions: 
         running = link(running, leaf)
         case_heads[case_id] = link(case_heads[case_id], leaf)
         seq += 1
-        rows.append((position, seq, case_id, event.originator_version, leaf.hex(),
-                     case_heads[case_id].hex(), running.hex()))
+        rows.append(
+            (
+                position,
+                seq,
+                case_id,
+                event.originator_version,
+                leaf.hex(),
+                case_heads[case_id].hex(),
+                running.hex(),
+            )
+        )
     return rows
 
 
@@ -116,8 +133,19 @@ def _library_error(error: Exception) -> Exception:
     return PersistenceError(str(error))
 
 
-_LIBRARY_ERRORS = {cls.__name__: cls for cls in (InterfaceError, OperationalError, DataError, IntegrityError,
-                                                  InternalError, ProgrammingError, NotSupportedError, DatabaseError)}
+_LIBRARY_ERRORS = {
+    cls.__name__: cls
+    for cls in (
+        InterfaceError,
+        OperationalError,
+        DataError,
+        IntegrityError,
+        InternalError,
+        ProgrammingError,
+        NotSupportedError,
+        DatabaseError,
+    )
+}
 
 
 def _uuid_text(value: Any) -> str:
@@ -144,16 +172,24 @@ class _Chained:
 
     def positions_of(self, originator_id: UUID, version: int | None = None) -> dict[int, int]:
         """Global positions of an aggregate's stored events, by version."""
-        sql = (f"SELECT originator_version, {self.position} FROM {self.qualify(self.events_table_name)} "  # type: ignore[attr-defined]
-               f"WHERE originator_id = {self.ph}")
+        sql = (
+            f"SELECT originator_version, {self.position} FROM {self.qualify(self.events_table_name)} "  # type: ignore[attr-defined]
+            f"WHERE originator_id = {self.ph}"
+        )
         params: list[Any] = [originator_id if self.ph == "%s" else originator_id.hex]
         if version is not None:
             sql += f" AND originator_version = {self.ph}"
             params.append(version)
         return {row[0]: row[1] for row in self.read_rows(sql, params)}
 
-    def event_rows(self, after: int, limit: int, *, upto: int | None = None,
-                   topics: Sequence[str] | None = None) -> list[tuple[int, str, int, str, bytes]]:
+    def event_rows(
+        self,
+        after: int,
+        limit: int,
+        *,
+        upto: int | None = None,
+        topics: Sequence[str] | None = None,
+    ) -> list[tuple[int, str, int, str, bytes]]:
         """At most ``limit`` stored events after position ``after`` (up to ``upto``; of
         ``topics``), in position order, as ``(position, case id text, version, topic,
         state)``: one keyset range scan by position, no ``Notification`` or ``UUID`` per row."""
@@ -164,9 +200,11 @@ class _Chained:
         if topics is not None:
             where.append(self.topics_clause(len(topics)))
             params += self.topics_params(topics)
-        sql = (f"SELECT {self.position}, {self.case_id_text}, originator_version, topic, state "
-               f"FROM {self.qualify(self.events_table_name)} WHERE {' AND '.join(where)} "  # type: ignore[attr-defined]
-               f"ORDER BY {self.position} LIMIT {self.ph}")
+        sql = (
+            f"SELECT {self.position}, {self.case_id_text}, originator_version, topic, state "
+            f"FROM {self.qualify(self.events_table_name)} WHERE {' AND '.join(where)} "  # type: ignore[attr-defined]
+            f"ORDER BY {self.position} LIMIT {self.ph}"
+        )
         return [self.event_row(row) for row in self.read_rows(sql, [*params, limit])]
 
     def topics_clause(self, count: int) -> str:
@@ -178,7 +216,9 @@ class _Chained:
     def event_row(self, row: Any) -> tuple[int, str, int, str, bytes]:
         case_id = row[1]
         if len(case_id) == 32:  # SQLite keeps UUIDs as hex
-            case_id = f"{case_id[:8]}-{case_id[8:12]}-{case_id[12:16]}-{case_id[16:20]}-{case_id[20:]}"
+            case_id = (
+                f"{case_id[:8]}-{case_id[8:12]}-{case_id[12:16]}-{case_id[16:20]}-{case_id[20:]}"
+            )
         return row[0], case_id, row[2], row[3], row[4]
 
     def fetch_one(self, cursor: Any, sql: str, params: Sequence[Any]) -> Any:
@@ -199,15 +239,28 @@ class _Chained:
         chain table is empty); return how many were chained."""
         if self.fetch_one(cursor, f"SELECT COUNT(*) AS n FROM {self.qualify(CHAIN)}", ())["n"]:
             return 0
-        cursor.execute(f"SELECT {position} AS position, originator_id, originator_version, topic, state "
-                       f"FROM {events_table} ORDER BY {position}")
+        cursor.execute(
+            f"SELECT {position} AS position, originator_id, originator_version, topic, state "
+            f"FROM {events_table} ORDER BY {position}"
+        )
         found = cursor.fetchall()
         if not found:
             return 0
-        events = [StoredEvent(_uuid_text(row["originator_id"]), row["originator_version"], row["topic"],
-                              bytes(row["state"])) for row in found]
-        head = self.fetch_one(cursor, head_sql(self.qualify(CHAIN), self.ph), (str(events[0].originator_id),))
-        rows = chain_rows(head, self.case_hash_fetcher(cursor), [row["position"] for row in found], events)
+        events = [
+            StoredEvent(
+                _uuid_text(row["originator_id"]),
+                row["originator_version"],
+                row["topic"],
+                bytes(row["state"]),
+            )
+            for row in found
+        ]
+        head = self.fetch_one(
+            cursor, head_sql(self.qualify(CHAIN), self.ph), (str(events[0].originator_id),)
+        )
+        rows = chain_rows(
+            head, self.case_hash_fetcher(cursor), [row["position"] for row in found], events
+        )
         cursor.executemany(INSERT_CHAIN.format(chain=self.qualify(CHAIN), p=self.ph), rows)
         return len(rows)
 
@@ -216,14 +269,18 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
     """SQLite application recorder that also appends the hash chain."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + table_statements(self.qualify, "BLOB", "INTEGER")
+        return super().construct_create_table_statements() + table_statements(
+            self.qualify, "BLOB", "INTEGER"
+        )
 
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as cursor:
             self.adopt_unchained(cursor, self.events_table_name, "rowid")
 
-    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def _insert_events(
+        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs)
         if stored_events:
             head = self.fetch_one(c, head_sql(CHAIN, "?"), (str(stored_events[0].originator_id),))
@@ -232,7 +289,9 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
             c.executemany(INSERT_CHAIN.format(chain=CHAIN, p="?"), rows)
         return positions
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         """As the library's, but ``None`` for no events, as its recorder contract says."""
         positions = super().insert_events(stored_events, **kwargs)
         return positions if stored_events else None
@@ -261,14 +320,19 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
     def event_row(self, row: Any) -> tuple[int, str, int, str, bytes]:
         return row if type(row[4]) is bytes else (*row[:4], bytes(row[4]))
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's own read
+    @retry(
+        (InterfaceError, OperationalError), max_attempts=10, wait=0.2
+    )  # as the library's own read
     def notification_rows(self, after: int, limit: int) -> list[tuple[int, UUID, int, str, bytes]]:
         """The library's ``select_notifications`` query, rows as plain tuples
         ``(id, originator_id, originator_version, topic, state)``: its per-row dict and
         frozen ``Notification`` cost ~1/3 of a projection runner's read."""
-        return self.read_rows(f"SELECT notification_id, originator_id, originator_version, topic, state "
-                              f"FROM {self.qualify(self.events_table_name)} WHERE notification_id > %s "
-                              "ORDER BY notification_id LIMIT %s", (after, limit))
+        return self.read_rows(
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {self.qualify(self.events_table_name)} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s",
+            (after, limit),
+        )
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
@@ -277,53 +341,60 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         for statement in table_statements(self.qualify, "BYTEA", "BIGINT"):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
         chain, events = self.qualify(CHAIN), self.qualify(events_table_name)
-        link_fn, fold, append = self.qualify("audit_link"), self.qualify("audit_fold"), self.qualify("audit_append")
+        link_fn, fold, append = (
+            self.qualify("audit_link"),
+            self.qualify("audit_fold"),
+            self.qualify("audit_append"),
+        )
         zero = "decode(repeat('00', 32), 'hex')"
-        functions: list[Any] = [SQL(statement) for statement in (  # SQL; the library's list says Composed
-            # link(previous, leaf) = SHA-256(0x01 || previous || leaf), as engine.audit.canonical.link;
-            # strict with no initial state, the fold starts from its first input: the head
-            f"CREATE OR REPLACE FUNCTION {link_fn}(previous bytea, leaf bytea) RETURNS bytea "
-            "LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS "
-            "$$BEGIN RETURN sha256('\\x01'::bytea || previous || leaf); END$$",
-            f"CREATE OR REPLACE AGGREGATE {fold}(bytea) (SFUNC = {link_fn}, STYPE = bytea)",
-            # One batch: lock, insert the events, chain them, return their positions in the
-            # batch's order. Each entry's bytes are engine.audit.canonical.entry_bytes written
-            # in SQL (the topics come JSON-quoted by Python's encoder). The running hash folds
-            # the leaves from the chain head; each case's hash folds its leaves from the case's
-            # last hash (rows with a NULL version are those starting points). A function, so
-            # its plan is made once per connection, not per batch.
-            f"CREATE OR REPLACE FUNCTION {append}(case_ids uuid[], versions bigint[], topics text[], "
-            "states text[], json_topics text[]) RETURNS bigint[] LANGUAGE plpgsql AS $$\n"
-            "DECLARE positions bigint[];\n"
-            f"BEGIN\nLOCK TABLE {events} IN EXCLUSIVE MODE;\n"
-            "WITH batch AS (SELECT * FROM unnest(case_ids, versions, topics, states, json_topics) "
-            "WITH ORDINALITY AS b(o, v, t, s, tq, n)), "
-            f"inserted AS (INSERT INTO {events} (originator_id, originator_version, topic, state) "
-            "SELECT o, v, t, decode(s, 'hex') FROM batch ORDER BY n "
-            "RETURNING notification_id, originator_id, originator_version), "
-            "entries AS (SELECT i.notification_id AS position, b.o::text AS case_id, b.v AS version, b.n, "
-            "sha256('\\x00'::bytea || convert_to('{\"case\":\"' || b.o || '\",\"position\":' || i.notification_id "
-            "|| ',\"state_sha256\":\"' || encode(sha256(decode(b.s, 'hex')), 'hex') || '\",\"topic\":' || b.tq "
-            "|| ',\"version\":' || b.v || '}', 'UTF8')) AS leaf "
-            "FROM inserted i JOIN batch b ON b.o = i.originator_id AND b.v = i.originator_version), "
-            f"head AS (SELECT seq, decode(chain_hash, 'hex') AS h FROM {chain} ORDER BY position DESC LIMIT 1), "
-            "starts AS (SELECT NULL::text AS case_id, "
-            f"coalesce((SELECT h FROM head), {zero}) AS h "
-            "UNION ALL SELECT d.case_id, coalesce((SELECT decode(c.case_hash, 'hex') FROM "
-            f"{chain} c WHERE c.case_id = d.case_id ORDER BY c.version DESC LIMIT 1), {zero}) "
-            "FROM (SELECT DISTINCT case_id FROM entries) d), "
-            "links AS (SELECT position, case_id, version, leaf, "
-            f"{fold}(x) FILTER (WHERE case_id IS NULL OR version IS NOT NULL) OVER (ORDER BY position) AS running, "
-            f"{fold}(x) FILTER (WHERE case_id IS NOT NULL) OVER (PARTITION BY case_id ORDER BY position) AS case_hash "
-            "FROM (SELECT 0::bigint AS position, case_id, NULL::bigint AS version, NULL::bytea AS leaf, h AS x "
-            "FROM starts UNION ALL SELECT position, case_id, version, leaf, leaf FROM entries) chain_input), "
-            f"chained AS (INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
-            "SELECT position, coalesce((SELECT seq FROM head), 0) + row_number() OVER (ORDER BY position), "
-            "case_id, version, encode(leaf, 'hex'), encode(case_hash, 'hex'), encode(running, 'hex') "
-            "FROM links WHERE version IS NOT NULL) "
-            "SELECT array_agg(position ORDER BY n) INTO positions FROM entries;\n"
-            "RETURN positions;\nEND$$",
-        )]
+        functions: list[Any] = [
+            SQL(statement)
+            for statement in (  # SQL; the library's list says Composed
+                # link(previous, leaf) = SHA-256(0x01 || previous || leaf), as engine.audit.canonical.link;
+                # strict with no initial state, the fold starts from its first input: the head
+                f"CREATE OR REPLACE FUNCTION {link_fn}(previous bytea, leaf bytea) RETURNS bytea "
+                "LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS "
+                "$$BEGIN RETURN sha256('\\x01'::bytea || previous || leaf); END$$",
+                f"CREATE OR REPLACE AGGREGATE {fold}(bytea) (SFUNC = {link_fn}, STYPE = bytea)",
+                # One batch: lock, insert the events, chain them, return their positions in the
+                # batch's order. Each entry's bytes are engine.audit.canonical.entry_bytes written
+                # in SQL (the topics come JSON-quoted by Python's encoder). The running hash folds
+                # the leaves from the chain head; each case's hash folds its leaves from the case's
+                # last hash (rows with a NULL version are those starting points). A function, so
+                # its plan is made once per connection, not per batch.
+                f"CREATE OR REPLACE FUNCTION {append}(case_ids uuid[], versions bigint[], topics text[], "
+                "states text[], json_topics text[]) RETURNS bigint[] LANGUAGE plpgsql AS $$\n"
+                "DECLARE positions bigint[];\n"
+                f"BEGIN\nLOCK TABLE {events} IN EXCLUSIVE MODE;\n"
+                "WITH batch AS (SELECT * FROM unnest(case_ids, versions, topics, states, json_topics) "
+                "WITH ORDINALITY AS b(o, v, t, s, tq, n)), "
+                f"inserted AS (INSERT INTO {events} (originator_id, originator_version, topic, state) "
+                "SELECT o, v, t, decode(s, 'hex') FROM batch ORDER BY n "
+                "RETURNING notification_id, originator_id, originator_version), "
+                "entries AS (SELECT i.notification_id AS position, b.o::text AS case_id, b.v AS version, b.n, "
+                "sha256('\\x00'::bytea || convert_to('{\"case\":\"' || b.o || '\",\"position\":' || i.notification_id "
+                "|| ',\"state_sha256\":\"' || encode(sha256(decode(b.s, 'hex')), 'hex') || '\",\"topic\":' || b.tq "
+                "|| ',\"version\":' || b.v || '}', 'UTF8')) AS leaf "
+                "FROM inserted i JOIN batch b ON b.o = i.originator_id AND b.v = i.originator_version), "
+                f"head AS (SELECT seq, decode(chain_hash, 'hex') AS h FROM {chain} ORDER BY position DESC LIMIT 1), "
+                "starts AS (SELECT NULL::text AS case_id, "
+                f"coalesce((SELECT h FROM head), {zero}) AS h "
+                "UNION ALL SELECT d.case_id, coalesce((SELECT decode(c.case_hash, 'hex') FROM "
+                f"{chain} c WHERE c.case_id = d.case_id ORDER BY c.version DESC LIMIT 1), {zero}) "
+                "FROM (SELECT DISTINCT case_id FROM entries) d), "
+                "links AS (SELECT position, case_id, version, leaf, "
+                f"{fold}(x) FILTER (WHERE case_id IS NULL OR version IS NOT NULL) OVER (ORDER BY position) AS running, "
+                f"{fold}(x) FILTER (WHERE case_id IS NOT NULL) OVER (PARTITION BY case_id ORDER BY position) AS case_hash "
+                "FROM (SELECT 0::bigint AS position, case_id, NULL::bigint AS version, NULL::bytea AS leaf, h AS x "
+                "FROM starts UNION ALL SELECT position, case_id, version, leaf, leaf FROM entries) chain_input), "
+                f"chained AS (INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
+                "SELECT position, coalesce((SELECT seq FROM head), 0) + row_number() OVER (ORDER BY position), "
+                "case_id, version, encode(leaf, 'hex'), encode(case_hash, 'hex'), encode(running, 'hex') "
+                "FROM links WHERE version IS NOT NULL) "
+                "SELECT array_agg(position ORDER BY n) INTO positions FROM entries;\n"
+                "RETURN positions;\nEND$$",
+            )
+        ]
         self.sql_create_statements += functions
         # The library's subscriptions LISTEN on channel_name: one channel per schema, so a
         # county's listeners are not woken by another county's commits on the same server.
@@ -331,8 +402,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         channel = '"' + self.channel_name.replace('"', '""') + '"'
         # The batch's query, its values written in as literals (see _batch_sql); the NOTIFY
         # is delivered at COMMIT, still in the batch's one round trip.
-        self._insert_head = (
-            f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; NOTIFY {channel}; SELECT {append}(")
+        self._insert_head = f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; NOTIFY {channel}; SELECT {append}("
         self._insert_tail = ") AS ids; COMMIT"
         self._topics: dict[str, tuple[str, str]] = {}
         self._writer_lock = threading.Lock()
@@ -356,11 +426,15 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         # one process at a time: two starting at once (two `fengqiao worker`s) would race on
         # CREATE TYPE / CREATE OR REPLACE FUNCTION and one fail ("tuple concurrently updated")
         kwargs = self.datastore.pool.kwargs
-        assert isinstance(kwargs, dict)  # the library's pool is built with a dict of connection options
+        assert isinstance(
+            kwargs, dict
+        )  # the library's pool is built with a dict of connection options
         options = {k: v for k, v in kwargs.items() if k != "row_factory"}
         with psycopg.connect(autocommit=True, **options) as ddl_lock:
-            ddl_lock.execute("SELECT pg_advisory_lock(hashtext('fengqiao.ddl'), hashtext(%s))",
-                             (self.datastore.schema,))
+            ddl_lock.execute(
+                "SELECT pg_advisory_lock(hashtext('fengqiao.ddl'), hashtext(%s))",
+                (self.datastore.schema,),
+            )
             super().create_table()
         events = self.qualify(self.events_table_name)
         with self.datastore.transaction(commit=True) as cursor:
@@ -377,16 +451,23 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         states hex, topics quoted by psycopg once per topic."""
         ids = ",".join(f"'{_id_text(e.originator_id)}'" for e in stored_events)
         versions = ",".join(str(int(e.originator_version)) for e in stored_events)
-        quoted = [self._topics.get(e.topic) or self._quote_topic(conn, e.topic) for e in stored_events]
+        quoted = [
+            self._topics.get(e.topic) or self._quote_topic(conn, e.topic) for e in stored_events
+        ]
         topics = ",".join(topic for topic, _ in quoted)
         json_topics = ",".join(json for _, json in quoted)
         states = ",".join(f"'{e.state.hex()}'" for e in stored_events)
-        return (f"{self._insert_head}ARRAY[{ids}]::uuid[], ARRAY[{versions}]::bigint[], ARRAY[{topics}]::text[], "
-                f"ARRAY[{states}]::text[], ARRAY[{json_topics}]::text[]{self._insert_tail}")
+        return (
+            f"{self._insert_head}ARRAY[{ids}]::uuid[], ARRAY[{versions}]::bigint[], ARRAY[{topics}]::text[], "
+            f"ARRAY[{states}]::text[], ARRAY[{json_topics}]::text[]{self._insert_tail}"
+        )
 
     def _quote_topic(self, conn: Any, topic: str) -> tuple[str, str]:
         """The topic as an SQL literal, and its JSON string (as the entry bytes have it) as one."""
-        self._topics[topic] = quoted = (Literal(topic).as_string(conn), Literal(json_string(topic)).as_string(conn))
+        self._topics[topic] = quoted = (
+            Literal(topic).as_string(conn),
+            Literal(json_string(topic)).as_string(conn),
+        )
         return quoted
 
     def _keeps_writer(self) -> bool:
@@ -421,7 +502,11 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             try:
                 yield conn
             except (psycopg.Error, PersistenceError) as error:
-                if conn.broken or conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                if (
+                    conn.broken
+                    or conn.closed
+                    or conn.info.transaction_status != TransactionStatus.IDLE
+                ):
                     self._held = None
                     pool.putconn(conn)
                 if isinstance(error, PersistenceError):
@@ -442,8 +527,12 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
                 with suppress(Exception):
                     self.datastore.pool.putconn(held)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    @retry(
+        (InterfaceError, OperationalError), max_attempts=10, wait=0.2
+    )  # as the library's insert_events
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         """One batch in one transaction of ONE round trip, whatever its size:
         ``BEGIN``, the table lock, ONE statement that inserts the events, chains them
         (in SQL, from the chain head and the batch's cases' last hashes) and returns
@@ -461,7 +550,9 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         with self._writer() as conn, conn.cursor() as curs:
             try:
                 # prepare=False: a text seen once, not worth psycopg's prepared-statement bookkeeping
-                curs.execute(self._batch_sql(conn, stored_events), prepare=False)  # a version conflict raises here
+                curs.execute(
+                    self._batch_sql(conn, stored_events), prepare=False
+                )  # a version conflict raises here
                 while curs.description is None and curs.nextset():  # past BEGIN, SET, LOCK
                     pass
                 positions = curs.fetchone()["ids"]

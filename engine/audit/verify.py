@@ -80,8 +80,10 @@ def _events(app: Any, stop: int) -> Iterator[tuple[int, str, int, str, bytes]]:
 
 def _chain(db: StoreDb, stop: int) -> Iterator[Any]:
     start = 0
-    sql = (f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
-           "WHERE position > ? AND position <= ? ORDER BY position LIMIT ?")
+    sql = (
+        f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
+        "WHERE position > ? AND position <= ? ORDER BY position LIMIT ?"
+    )
     while True:
         rows = db.query(sql, (start, stop, BATCH))
         yield from rows
@@ -90,7 +92,9 @@ def _chain(db: StoreDb, stop: int) -> Iterator[Any]:
         start = rows[-1]["position"]
 
 
-def _merged(events: Iterator[tuple], chain: Iterator[Any]) -> Iterator[tuple[int, tuple | None, Any]]:
+def _merged(
+    events: Iterator[tuple], chain: Iterator[Any]
+) -> Iterator[tuple[int, tuple | None, Any]]:
     """Pairs of (event, chain row) by position; either may be missing."""
     event, row = next(events, None), next(chain, None)
     while event is not None or row is not None:
@@ -109,24 +113,36 @@ def _merged(events: Iterator[tuple], chain: Iterator[Any]) -> Iterator[tuple[int
 def _bad_signatures(checkpoints: list[Checkpoint]) -> Finding | None:
     for cp in checkpoints:
         if not cp.signature_valid():
-            return Finding("bad_signature", cp.position, f"the checkpoint of size {cp.size} ({cp.time}) has an "
-                           "invalid signature: it was edited or forged", details={"size": cp.size})
+            return Finding(
+                "bad_signature",
+                cp.position,
+                f"the checkpoint of size {cp.size} ({cp.time}) has an "
+                "invalid signature: it was edited or forged",
+                details={"size": cp.size},
+            )
     return None
 
 
-def _untrusted(checkpoints: list[Checkpoint], trusted_keys: Collection[str] | None) -> Finding | None:
+def _untrusted(
+    checkpoints: list[Checkpoint], trusted_keys: Collection[str] | None
+) -> Finding | None:
     if trusted_keys is None:
         return None
     for cp in checkpoints:
         if cp.key_id not in trusted_keys:
-            return Finding("untrusted_key", cp.position, f"the checkpoint of size {cp.size} ({cp.time}) is signed by "
-                           f"key {cp.key_id}, which is not a trusted signing key", details={
-                               "size": cp.size, "key_id": cp.key_id, "trusted": sorted(trusted_keys)})
+            return Finding(
+                "untrusted_key",
+                cp.position,
+                f"the checkpoint of size {cp.size} ({cp.time}) is signed by "
+                f"key {cp.key_id}, which is not a trusted signing key",
+                details={"size": cp.size, "key_id": cp.key_id, "trusted": sorted(trusted_keys)},
+            )
     return None
 
 
-def verify_log(app: Any, against: Checkpoint | None = None,
-               trusted_keys: Collection[str] | None = None) -> Verification:
+def verify_log(
+    app: Any, against: Checkpoint | None = None, trusted_keys: Collection[str] | None = None
+) -> Verification:
     """Verify the whole log: every event, the chain, every signed checkpoint.
 
     With ``trusted_keys`` (key ids), a stored checkpoint signed by any other key
@@ -150,9 +166,16 @@ def verify_log(app: Any, against: Checkpoint | None = None,
     case_heads: dict[str, bytes] = {}
 
     def result(finding: Finding | None) -> Verification:
-        return Verification(ok=finding is None, scope="log", entries=entries, head_position=last_good,
-                            head=running.hex() if entries else None, checkpoints_checked=checked,
-                            seconds=time.perf_counter() - started, finding=finding)
+        return Verification(
+            ok=finding is None,
+            scope="log",
+            entries=entries,
+            head_position=last_good,
+            head=running.hex() if entries else None,
+            checkpoints_checked=checked,
+            seconds=time.perf_counter() - started,
+            finding=finding,
+        )
 
     bad = _bad_signatures(checkpoints) or _untrusted(stored, trusted_keys)
     if bad:
@@ -160,52 +183,118 @@ def verify_log(app: Any, against: Checkpoint | None = None,
     for position, event, row in _merged(_events(app, stop), _chain(db, stop)):
         if row is None:
             assert event is not None  # _merged yields at least one of the two
-            return result(Finding("inserted", position, f"the event at position {position} (case {event[1]} "
-                                  f"version {event[2]}) has no chain entry: it was added behind the engine's back",
-                                  last_good, {"case": event[1], "version": event[2], "topic": event[3]}))
+            return result(
+                Finding(
+                    "inserted",
+                    position,
+                    f"the event at position {position} (case {event[1]} "
+                    f"version {event[2]}) has no chain entry: it was added behind the engine's back",
+                    last_good,
+                    {"case": event[1], "version": event[2], "topic": event[3]},
+                )
+            )
         if event is None:
-            return result(Finding("deleted", position, f"the event recorded at position {position} (case "
-                                  f"{row['case_id']} version {row['version']}) is missing", last_good,
-                                  {"case": row["case_id"], "version": row["version"]}))
+            return result(
+                Finding(
+                    "deleted",
+                    position,
+                    f"the event recorded at position {position} (case "
+                    f"{row['case_id']} version {row['version']}) is missing",
+                    last_good,
+                    {"case": row["case_id"], "version": row["version"]},
+                )
+            )
         _, case_id, version, topic, state = event
         if (case_id, version) != (row["case_id"], int(row["version"])):
-            return result(Finding("moved", position, f"position {position} holds case {case_id} version {version}, "
-                                  f"but the chain recorded case {row['case_id']} version {row['version']} there",
-                                  last_good, {"case": case_id, "version": version, "recorded_case": row["case_id"],
-                                              "recorded_version": row["version"]}))
+            return result(
+                Finding(
+                    "moved",
+                    position,
+                    f"position {position} holds case {case_id} version {version}, "
+                    f"but the chain recorded case {row['case_id']} version {row['version']} there",
+                    last_good,
+                    {
+                        "case": case_id,
+                        "version": version,
+                        "recorded_case": row["case_id"],
+                        "recorded_version": row["version"],
+                    },
+                )
+            )
         leaf = leaf_hash(case_id, version, position, topic, state)
         if leaf.hex() != row["entry_hash"]:
-            return result(Finding("altered", position, f"the event at position {position} (case {case_id} version "
-                                  f"{version}, {topic.rpartition('.')[2]}) was altered: its bytes no longer match "
-                                  "the hash recorded when it was written", last_good,
-                                  {"case": case_id, "version": version, "expected": row["entry_hash"],
-                                   "actual": leaf.hex()}))
+            return result(
+                Finding(
+                    "altered",
+                    position,
+                    f"the event at position {position} (case {case_id} version "
+                    f"{version}, {topic.rpartition('.')[2]}) was altered: its bytes no longer match "
+                    "the hash recorded when it was written",
+                    last_good,
+                    {
+                        "case": case_id,
+                        "version": version,
+                        "expected": row["entry_hash"],
+                        "actual": leaf.hex(),
+                    },
+                )
+            )
         entries += 1
         running = link(running, leaf)
         case_head = link(case_heads.get(case_id, ZERO), leaf)
-        if int(row["seq"]) != entries or running.hex() != row["chain_hash"] or case_head.hex() != row["case_hash"]:
-            return result(Finding("chain_broken", position, f"the chain entry at position {position} does not "
-                                  "follow from the entries before it: an earlier entry was removed or the chain "
-                                  "table was edited", last_good, {"entry_number": entries,
-                                                                   "recorded_entry_number": int(row["seq"])}))
+        if (
+            int(row["seq"]) != entries
+            or running.hex() != row["chain_hash"]
+            or case_head.hex() != row["case_hash"]
+        ):
+            return result(
+                Finding(
+                    "chain_broken",
+                    position,
+                    f"the chain entry at position {position} does not "
+                    "follow from the entries before it: an earlier entry was removed or the chain "
+                    "table was edited",
+                    last_good,
+                    {"entry_number": entries, "recorded_entry_number": int(row["seq"])},
+                )
+            )
         case_heads[case_id] = case_head
         for cp in by_size.get(entries, ()):
             checked += 1
             if cp.head != running.hex() or cp.position != position:
-                return result(Finding("checkpoint_mismatch", position, f"the checkpoint signed at {cp.time} says "
-                                      f"the head after {cp.size} entries is {cp.head}; recomputed it is "
-                                      f"{running.hex()}: history up to position {position} was rewritten "
-                                      f"(after position {good_checkpoint_position or 0})", good_checkpoint_position,
-                                      {"size": cp.size, "signed_head": cp.head, "head": running.hex(),
-                                       "signed_position": cp.position, "key_id": cp.key_id}))
+                return result(
+                    Finding(
+                        "checkpoint_mismatch",
+                        position,
+                        f"the checkpoint signed at {cp.time} says "
+                        f"the head after {cp.size} entries is {cp.head}; recomputed it is "
+                        f"{running.hex()}: history up to position {position} was rewritten "
+                        f"(after position {good_checkpoint_position or 0})",
+                        good_checkpoint_position,
+                        {
+                            "size": cp.size,
+                            "signed_head": cp.head,
+                            "head": running.hex(),
+                            "signed_position": cp.position,
+                            "key_id": cp.key_id,
+                        },
+                    )
+                )
             good_checkpoint_position = position
         last_good = position
     beyond = [cp for cp in checkpoints if cp.size > entries]
     if beyond:
         cp = min(beyond, key=lambda c: c.size)
-        return result(Finding("checkpoint_beyond_log", cp.position, f"a checkpoint signed at {cp.time} covers "
-                              f"{cp.size} entries but the log has only {entries}: entries were removed",
-                              last_good, {"size": cp.size, "entries": entries}))
+        return result(
+            Finding(
+                "checkpoint_beyond_log",
+                cp.position,
+                f"a checkpoint signed at {cp.time} covers "
+                f"{cp.size} entries but the log has only {entries}: entries were removed",
+                last_good,
+                {"size": cp.size, "entries": entries},
+            )
+        )
     return result(None)
 
 
@@ -217,43 +306,98 @@ def verify_case(app: Any, case_id: UUID) -> Verification:
     key = str(case_id)
     events = {e.originator_version: e for e in app.recorder.select_events(case_id)}
     positions = app.positions_of(case_id)
-    rows = {int(r["version"]): r for r in db.query(
-        f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
-        "WHERE case_id = ? ORDER BY version", (key,))}
+    rows = {
+        int(r["version"]): r
+        for r in db.query(
+            f"SELECT position, seq, case_id, version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} "
+            "WHERE case_id = ? ORDER BY version",
+            (key,),
+        )
+    }
     if not events and not rows:
         raise NotFound(f"no case {case_id}", resource="case", id=key)
     entries, case_head, last_good = 0, ZERO, None
     scope = f"case {key}"
 
     def result(finding: Finding | None) -> Verification:
-        return Verification(ok=finding is None, scope=scope, entries=entries, head_position=last_good,
-                            head=case_head.hex() if entries else None, checkpoints_checked=0,
-                            seconds=time.perf_counter() - started, finding=finding)
+        return Verification(
+            ok=finding is None,
+            scope=scope,
+            entries=entries,
+            head_position=last_good,
+            head=case_head.hex() if entries else None,
+            checkpoints_checked=0,
+            seconds=time.perf_counter() - started,
+            finding=finding,
+        )
 
     for version in sorted(set(events) | set(rows)):
         event, row = events.get(version), rows.get(version)
-        position = positions.get(version) if event is not None or row is None else int(row["position"])
+        position = (
+            positions.get(version) if event is not None or row is None else int(row["position"])
+        )
         if row is None:
-            return result(Finding("inserted", position, f"version {version} (position {position}) has no chain "
-                                  "entry: it was added behind the engine's back", last_good, {"version": version}))
+            return result(
+                Finding(
+                    "inserted",
+                    position,
+                    f"version {version} (position {position}) has no chain "
+                    "entry: it was added behind the engine's back",
+                    last_good,
+                    {"version": version},
+                )
+            )
         if event is None:
-            return result(Finding("deleted", position, f"version {version}, recorded at position {position}, is "
-                                  "missing", last_good, {"version": version}))
+            return result(
+                Finding(
+                    "deleted",
+                    position,
+                    f"version {version}, recorded at position {position}, is missing",
+                    last_good,
+                    {"version": version},
+                )
+            )
         if position != int(row["position"]):
-            return result(Finding("moved", position, f"version {version} is at position {position} but was "
-                                  f"recorded at position {row['position']}", last_good, {"version": version}))
+            return result(
+                Finding(
+                    "moved",
+                    position,
+                    f"version {version} is at position {position} but was "
+                    f"recorded at position {row['position']}",
+                    last_good,
+                    {"version": version},
+                )
+            )
         leaf = leaf_hash(key, version, position, event.topic, bytes(event.state))
         if leaf.hex() != row["entry_hash"]:
-            return result(Finding("altered", position, f"version {version} (position {position}) was altered: its "
-                                  "bytes no longer match the hash recorded when it was written", last_good,
-                                  {"version": version, "expected": row["entry_hash"], "actual": leaf.hex()}))
+            return result(
+                Finding(
+                    "altered",
+                    position,
+                    f"version {version} (position {position}) was altered: its "
+                    "bytes no longer match the hash recorded when it was written",
+                    last_good,
+                    {"version": version, "expected": row["entry_hash"], "actual": leaf.hex()},
+                )
+            )
         case_head = link(case_head, leaf)
         entries += 1
-        previous = db.one(f"SELECT chain_hash FROM {db.table(CHAIN)} WHERE position < ? ORDER BY position DESC "
-                          "LIMIT 1", (position,))
+        previous = db.one(
+            f"SELECT chain_hash FROM {db.table(CHAIN)} WHERE position < ? ORDER BY position DESC "
+            "LIMIT 1",
+            (position,),
+        )
         global_link = link(bytes.fromhex(previous["chain_hash"]) if previous else ZERO, leaf)
         if case_head.hex() != row["case_hash"] or global_link.hex() != row["chain_hash"]:
-            return result(Finding("chain_broken", position, f"the chain entry of version {version} does not follow "
-                                  "from the entries before it", last_good, {"version": version}))
+            return result(
+                Finding(
+                    "chain_broken",
+                    position,
+                    f"the chain entry of version {version} does not follow "
+                    "from the entries before it",
+                    last_good,
+                    {"version": version},
+                )
+            )
         last_good = position
     return result(None)

@@ -17,8 +17,13 @@ log = structlog.get_logger("fengqiao.audit")
 def sign_when_due(app: Any) -> None:
     signed = checkpoint_if_due(app)
     if signed is not None:
-        log.info("checkpoint signed", size=signed.size, position=signed.position, head=signed.head,
-                 key_id=signed.key_id)
+        log.info(
+            "checkpoint signed",
+            size=signed.size,
+            position=signed.position,
+            head=signed.head,
+            key_id=signed.key_id,
+        )
 
 
 @register_worker("checkpoints")

@@ -33,8 +33,10 @@ def bench_users(engine: Fengqiao, users: UserStore) -> dict[str, str]:
     tree = engine.ladder().tree
     county = tree.roots()[0]
     township = next(r for r in tree.children_of(county.code) if r.rank == Rank.TOWNSHIP)
-    return {"admin": users.add("bench-admin", "admin", county.code, by="bench"),
-            "township": users.add("bench-township", "supervisor", township.code, by="bench")}
+    return {
+        "admin": users.add("bench-admin", "admin", county.code, by="bench"),
+        "township": users.add("bench-township", "supervisor", township.code, by="bench"),
+    }
 
 
 def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
@@ -45,7 +47,9 @@ def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         page = browser.new_page(viewport={"width": 1360, "height": 900}, locale="zh-CN")
         page.goto(f"{base}/ui/login")
         page.screenshot(path=folder / "login.png")
@@ -70,18 +74,26 @@ def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
         page.wait_for_url(f"{base}/ui/board")
         page.screenshot(path=folder / "board-county.png", full_page=True)
         page.goto(f"{base}/ui/compliance")
-        page.screenshot(path=folder / "compliance-county.png")  # the first screen: 212 villages follow
+        page.screenshot(
+            path=folder / "compliance-county.png"
+        )  # the first screen: 212 villages follow
         page.goto(f"{base}/ui/rates")
         page.screenshot(path=folder / "rates-county.png", full_page=True)
         browser.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", type=Path, default=Path("var/demo.db"))
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--screenshots", type=Path, default=None,
-                        help="also save a screenshot of each page here (Playwright and /usr/bin/chromium)")
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=None,
+        help="also save a screenshot of each page here (Playwright and /usr/bin/chromium)",
+    )
     args = parser.parse_args()
     configure_logging(level="WARNING")
     engine = Fengqiao(StoreConfig(f"sqlite:///{args.db.resolve()}"))
@@ -91,25 +103,34 @@ def main() -> None:
     tokens = bench_users(engine, users)
     models = svc.read_models
     township = users.get("bench-township").region
-    overdue = models.list_cases(region=township, status=list(OPEN_STATUSES), overdue=True, limit=1)[0] \
+    overdue = (
+        models.list_cases(region=township, status=list(OPEN_STATUSES), overdue=True, limit=1)[0]
         or models.list_cases(status=list(OPEN_STATUSES), overdue=True, limit=1)[0]
+    )
     recent = models.list_cases(region=township, limit=500)[0]
     longest = max(recent, key=lambda r: r["version"])
     case_of = {"overdue": overdue[0]["case_id"], "longest": longest["case_id"]}
     pages = [
-        ("admin", "/ui/board"), ("admin", "/ui/compliance"), ("admin", "/ui/rates"),
-        ("township", "/ui/board"), ("township", "/ui/compliance"), ("township", "/ui/rates"),
+        ("admin", "/ui/board"),
+        ("admin", "/ui/compliance"),
+        ("admin", "/ui/rates"),
+        ("township", "/ui/board"),
+        ("township", "/ui/compliance"),
+        ("township", "/ui/rates"),
         ("admin", f"/ui/cases/{case_of['overdue']}"),
         ("township", f"/ui/cases/{case_of['longest']}"),
         ("township", f"/ui/cases/{case_of['longest']}?version=2"),
     ]
-    print(f"store {args.db}: {sum(1 for _ in engine.case_ids())} cases; township {township}; "
-          f"longest case has {longest['version']} events; {args.runs} runs per page")
+    print(
+        f"store {args.db}: {sum(1 for _ in engine.case_ids())} cases; township {township}; "
+        f"longest case has {longest['version']} events; {args.runs} runs per page"
+    )
     print(f"{'who':<9} {'page':<62} {'median':>7} {'p95':>7} {'max':>7}  bytes")
     with serving(http) as base:
         for who, path in pages:
-            with httpx.Client(base_url=base, cookies={"fengqiao_ui": ui_session(base, tokens[who])},
-                              timeout=30) as client:
+            with httpx.Client(
+                base_url=base, cookies={"fengqiao_ui": ui_session(base, tokens[who])}, timeout=30
+            ) as client:
                 client.get(path).raise_for_status()  # warm-up
                 times = []
                 for _ in range(args.runs):
@@ -120,8 +141,10 @@ def main() -> None:
             times.sort()
             p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
             shown = path if len(path) < 60 else path[:26] + "…" + path[-33:]
-            print(f"{who:<9} {shown:<62} {statistics.median(times):7.1f} {p95:7.1f} {times[-1]:7.1f}  "
-                  f"{len(response.content)}")
+            print(
+                f"{who:<9} {shown:<62} {statistics.median(times):7.1f} {p95:7.1f} {times[-1]:7.1f}  "
+                f"{len(response.content)}"
+            )
         if args.screenshots is not None:
             screenshots(base, tokens, args.screenshots)
     if svc.runner is not None:

@@ -17,7 +17,12 @@ NOW_PLUS = "2026-10-10T18:00:00+08:00"
 def test_a_dispute_through_every_shared_action(api: Api):
     case = api.report(DISPUTE, who="wang")
     cid = case["id"]
-    assert (case["status"], case["rank"], case["ceiling"], case["version"]) == ("reported", "grid", "village", 1)
+    assert (case["status"], case["rank"], case["ceiling"], case["version"]) == (
+        "reported",
+        "grid",
+        "village",
+        1,
+    )
     assert case["position"] > 0
     steps = [
         ("comment", {"text": "已电话联系"}, "wang"),
@@ -55,7 +60,10 @@ def test_a_hazard_through_rectification(api: Api):
     api.act(cid, "accept", None, "zhao")
     api.act(cid, "order-rectification", {"deadline": NOW_PLUS, "measures": "清理通道"}, "zhao")
     api.act(cid, "rectify", {"note": "已清理"}, "zhao")
-    assert api.act(cid, "reinspect", {"passed": False, "note": "仍有杂物"}, "zhao")["status"] == "in_progress"
+    assert (
+        api.act(cid, "reinspect", {"passed": False, "note": "仍有杂物"}, "zhao")["status"]
+        == "in_progress"
+    )
     api.act(cid, "rectify", {"note": "再次清理"}, "zhao")
     api.act(cid, "reinspect", {"passed": True, "note": "合格"}, "zhao")
     assert api.act(cid, "resolve", {"resolution": "销号"}, "zhao")["status"] == "resolved"
@@ -68,7 +76,10 @@ def test_a_petition_redone_after_a_dissatisfied_return_visit(api: Api):
     api.act(cid, "accept", None, "zhao")
     api.act(cid, "reply", {"text": "已协调"}, "zhao")
     api.act(cid, "resolve", {"resolution": "恢复供水"}, "zhao")
-    assert api.act(cid, "return-visit", {"satisfaction": "dissatisfied"}, "zhao")["status"] == "in_progress"
+    assert (
+        api.act(cid, "return-visit", {"satisfaction": "dissatisfied"}, "zhao")["status"]
+        == "in_progress"
+    )
     api.act(cid, "reply", {"text": "再次协调"}, "zhao")
     api.act(cid, "resolve", {"resolution": "彻底解决"}, "zhao")
     api.act(cid, "return-visit", {"satisfaction": "satisfied", "note": "满意"}, "zhao")
@@ -81,13 +92,22 @@ def test_escalation_the_ceiling_and_reclassification(api: Api):
     api.act(cid, "accept", None, "li")
     up = api.act(cid, "escalate", {"reason": "网格化解不了"}, "li")
     assert (up["rank"], up["region"], up["unit"]) == ("village", "410928-001-007", "wz-tjh")
-    refused = api.post(f"/v1/cases/{cid}/escalate", {"reason": "村里调不了", "to": "township"}, "li")
+    refused = api.post(
+        f"/v1/cases/{cid}/escalate", {"reason": "村里调不了", "to": "township"}, "li"
+    )
     assert refused.status_code == 422
     problem = refused.json()
     assert refused.headers["content-type"] == "application/problem+json"
     assert (problem["type"], problem["severity"], problem["ceiling"], problem["requested"]) == (
-        "/problems/escalation-ceiling", "minor", "village", "township")
-    assert api.act(cid, "reclassify", {"severity": "major", "reason": "涉及多户"}, "li")["severity"] == "major"
+        "/problems/escalation-ceiling",
+        "minor",
+        "village",
+        "township",
+    )
+    assert (
+        api.act(cid, "reclassify", {"severity": "major", "reason": "涉及多户"}, "li")["severity"]
+        == "major"
+    )
     moved = api.act(cid, "escalate", {"reason": "乡里处理", "to": "township"}, "li")
     assert moved["rank"] == "township" and moved["region"] == "410928-001"
     # the village that reported it still sees it (origin region); the township sees it too
@@ -100,13 +120,20 @@ def test_idempotent_report_and_action(api: Api):
     first = api.post("/v1/cases", DISPUTE, "wang", headers=key)
     again = api.post("/v1/cases", DISPUTE, "wang", headers=key)
     assert (first.status_code, again.status_code) == (201, 201)
-    assert first.json() == again.json() and again.headers["Location"] == f"/v1/cases/{first.json()['id']}"
+    assert (
+        first.json() == again.json()
+        and again.headers["Location"] == f"/v1/cases/{first.json()['id']}"
+    )
     assert again.headers.get("Idempotent-Replayed") == "true"
     other = api.post("/v1/cases", DISPUTE, "root", headers=key)
     assert other.json()["id"] != first.json()["id"]  # keys are scoped per user
     cid = first.json()["id"]
-    once = api.post(f"/v1/cases/{cid}/comment", {"text": "一"}, "wang", headers={"Idempotency-Key": "c-1"})
-    twice = api.post(f"/v1/cases/{cid}/comment", {"text": "一"}, "wang", headers={"Idempotency-Key": "c-1"})
+    once = api.post(
+        f"/v1/cases/{cid}/comment", {"text": "一"}, "wang", headers={"Idempotency-Key": "c-1"}
+    )
+    twice = api.post(
+        f"/v1/cases/{cid}/comment", {"text": "一"}, "wang", headers={"Idempotency-Key": "c-1"}
+    )
     assert once.json() == twice.json() and once.json()["version"] == 2
     assert len(api.get(f"/v1/cases/{cid}/history", "audit").json()) == 2
     assert sum(1 for _ in api.engine.case_ids()) == 2
@@ -119,8 +146,13 @@ def test_if_match_and_version_conflict(api: Api):
     stale = api.post(f"/v1/cases/{cid}/comment", {"text": "y"}, "wang", headers={"If-Match": '"1"'})
     assert stale.status_code == 412
     assert (stale.json()["type"], stale.json()["expected"], stale.json()["actual"]) == (
-        "/problems/version-conflict", 1, 2)
-    bad = api.post(f"/v1/cases/{cid}/comment", {"text": "y"}, "wang", headers={"If-Match": "yesterday"})
+        "/problems/version-conflict",
+        1,
+        2,
+    )
+    bad = api.post(
+        f"/v1/cases/{cid}/comment", {"text": "y"}, "wang", headers={"If-Match": "yesterday"}
+    )
     assert bad.status_code == 422 and bad.json()["field"] == "If-Match"
 
 
@@ -134,48 +166,96 @@ def test_every_problem_type(api: Api):
         assert body["type"] == f"/problems/{kind}" and body["status"] == status and body["title"]
         return body
 
-    body = problem(api.post("/v1/cases", {**DISPUTE, "severity": "huge"}, "wang"), 422, "validation")
+    body = problem(
+        api.post("/v1/cases", {**DISPUTE, "severity": "huge"}, "wang"), 422, "validation"
+    )
     assert body["field"] == "severity"
     body = problem(api.post("/v1/cases", {**DISPUTE, "colour": "red"}, "wang"), 422, "validation")
     assert body["field"] == "colour"
-    body = problem(api.post("/v1/cases", {k: v for k, v in DISPUTE.items() if k != "title"}, "wang"),
-                   422, "validation")
+    body = problem(
+        api.post("/v1/cases", {k: v for k, v in DISPUTE.items() if k != "title"}, "wang"),
+        422,
+        "validation",
+    )
     assert body["field"] == "title"
-    body = problem(api.post("/v1/cases", {**DISPUTE, "category": "weather"}, "wang"), 422, "validation")
+    body = problem(
+        api.post("/v1/cases", {**DISPUTE, "category": "weather"}, "wang"), 422, "validation"
+    )
     assert body["field"] == "category"
-    body = problem(api.post("/v1/cases", {**DISPUTE, "parties": [{"name": "x", "phone": "abc"}]}, "wang"),
-                   422, "validation")
+    body = problem(
+        api.post("/v1/cases", {**DISPUTE, "parties": [{"name": "x", "phone": "abc"}]}, "wang"),
+        422,
+        "validation",
+    )
     assert body["field"] == "parties.0.phone"
-    body = problem(api.client.post(f"/v1/cases/{cid}/comment", content=b'{"text": ',
-                                   headers={**api.headers("wang"), "Content-Type": "application/json"}),
-                   422, "validation")
+    body = problem(
+        api.client.post(
+            f"/v1/cases/{cid}/comment",
+            content=b'{"text": ',
+            headers={**api.headers("wang"), "Content-Type": "application/json"},
+        ),
+        422,
+        "validation",
+    )
     assert body["field"] == "body"
-    problem(api.client.post(f"/v1/cases/{cid}/comment", content=b"[1, 2]",
-                            headers={**api.headers("wang"), "Content-Type": "application/json"}), 422, "validation")
+    problem(
+        api.client.post(
+            f"/v1/cases/{cid}/comment",
+            content=b"[1, 2]",
+            headers={**api.headers("wang"), "Content-Type": "application/json"},
+        ),
+        422,
+        "validation",
+    )
     body = problem(api.post(f"/v1/cases/{cid}/comment", None, "wang"), 422, "validation")
     assert body["field"] == "body"  # a required body left out
     problem(api.get(f"/v1/cases/{cid}/state?version=0", "audit"), 422, "validation")
     problem(api.get("/v1/cases/not-a-uuid", "audit"), 422, "validation")
     problem(api.post(f"/v1/cases/{cid}/accept", None, "li"), 409, "invalid-transition")
-    problem(api.post(f"/v1/cases/{cid}/comment", {"text": "x"}, "wang", headers={"If-Match": '"9"'}),
-            412, "version-conflict")
+    problem(
+        api.post(f"/v1/cases/{cid}/comment", {"text": "x"}, "wang", headers={"If-Match": '"9"'}),
+        412,
+        "version-conflict",
+    )
     problem(api.post(f"/v1/cases/{cid}/assign", {"assignee": "zhao"}, "wang"), 403, "forbidden")
     problem(api.post(f"/v1/cases/{cid}/comment", {"text": "x"}, "audit"), 403, "forbidden")
     problem(api.get(f"/v1/cases/{uuid.uuid4()}", "wang"), 404, "not-found")
     problem(api.get("/v1/nowhere", "wang"), 404, "not-found")
     body = problem(api.get(f"/v1/cases/{cid}", None), 401, "unauthenticated")
-    problem(api.client.get(f"/v1/cases/{cid}", headers={"Authorization": "Bearer fq_nope"}), 401,
-            "unauthenticated")
-    problem(api.client.get(f"/v1/cases/{cid}", headers={"Authorization": "Basic d2FuZzp4"}), 401,
-            "unauthenticated")
-    problem(api.client.get(f"/v1/cases/{cid}/assign", headers=api.headers("li")), 405, "method-not-allowed")
-    problem(api.client.post(f"/v1/cases/{cid}/comment", content=b"text=x",
-                            headers={**api.headers("wang"), "Content-Type": "text/plain"}),
-            415, "unsupported-media-type")
+    problem(
+        api.client.get(f"/v1/cases/{cid}", headers={"Authorization": "Bearer fq_nope"}),
+        401,
+        "unauthenticated",
+    )
+    problem(
+        api.client.get(f"/v1/cases/{cid}", headers={"Authorization": "Basic d2FuZzp4"}),
+        401,
+        "unauthenticated",
+    )
+    problem(
+        api.client.get(f"/v1/cases/{cid}/assign", headers=api.headers("li")),
+        405,
+        "method-not-allowed",
+    )
+    problem(
+        api.client.post(
+            f"/v1/cases/{cid}/comment",
+            content=b"text=x",
+            headers={**api.headers("wang"), "Content-Type": "text/plain"},
+        ),
+        415,
+        "unsupported-media-type",
+    )
     big = b'{"text": "' + b"x" * (1024 * 1024) + b'"}'
-    problem(api.client.post(f"/v1/cases/{cid}/comment", content=big,
-                            headers={**api.headers("wang"), "Content-Type": "application/json"}),
-            413, "payload-too-large")
+    problem(
+        api.client.post(
+            f"/v1/cases/{cid}/comment",
+            content=big,
+            headers={**api.headers("wang"), "Content-Type": "application/json"},
+        ),
+        413,
+        "payload-too-large",
+    )
     # none of the refusals touched the case
     assert api.get(f"/v1/cases/{cid}", "wang").json()["version"] == 1
 
@@ -195,8 +275,15 @@ def test_revoked_tokens_and_unknown_roles(api: Api):
     assert api.get(f"/v1/cases/{cid}", "wang").status_code == 200
     users.revoke("wang")
     assert api.get(f"/v1/cases/{cid}", "wang").status_code == 401
-    new_token = users.add("wang", "reporter", GRID)  # re-issuing gives a new token, the old stays dead
-    assert api.client.get(f"/v1/cases/{cid}", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
+    new_token = users.add(
+        "wang", "reporter", GRID
+    )  # re-issuing gives a new token, the old stays dead
+    assert (
+        api.client.get(
+            f"/v1/cases/{cid}", headers={"Authorization": f"Bearer {new_token}"}
+        ).status_code
+        == 200
+    )
     assert api.get(f"/v1/cases/{cid}", "wang").status_code == 401
     with pytest.raises(ValidationFailed) as refused:
         users.add("mayor", "mayor", GRID)
@@ -205,7 +292,9 @@ def test_revoked_tokens_and_unknown_roles(api: Api):
         users.add("ghost", "reporter", "410928-999")
     with pytest.raises(NotFound):
         users.revoke("nobody")
-    stored = users.db.query(f"SELECT token_hash FROM {users.table} WHERE name = ?", ("wang",))[0]["token_hash"]
+    stored = users.db.query(f"SELECT token_hash FROM {users.table} WHERE name = ?", ("wang",))[0][
+        "token_hash"
+    ]
     assert stored == hashlib.sha256(new_token.encode()).hexdigest() and new_token not in stored
 
 
@@ -219,18 +308,37 @@ def test_history_and_time_travel(api: Api, clock):
     clock.advance(timedelta(hours=1))
     api.act(cid, "accept", None, "zhao")
     history = api.get(f"/v1/cases/{cid}/history", "audit").json()
-    assert [(e["version"], e["type"]) for e in history] == [(1, "Reported"), (2, "Assigned"), (3, "Accepted")]
+    assert [(e["version"], e["type"]) for e in history] == [
+        (1, "Reported"),
+        (2, "Assigned"),
+        (3, "Accepted"),
+    ]
     first = history[0]
-    assert {"version", "position", "type", "occurred_at", "recorded_at", "actor", "policy_version",
-            "data"} <= set(first)
+    assert {
+        "version",
+        "position",
+        "type",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "policy_version",
+        "data",
+    } <= set(first)
     assert first["actor"]["id"] == "wang" and first["actor"]["role"] == "reporter"
     assert first["data"]["parties"][0]["phone"] == "13812345678"
     masked = api.get(f"/v1/cases/{cid}/history", "feed").json()[0]["data"]["parties"][0]
-    assert masked["phone"] == "138****5678" and masked["name"] == "张*" and "1234" in masked["id_number"]
+    assert (
+        masked["phone"] == "138****5678"
+        and masked["name"] == "张*"
+        and "1234" in masked["id_number"]
+    )
     assert masked["id_number"].startswith("410928") and "19900101" not in masked["id_number"]
     assert api.get(f"/v1/cases/{cid}/state?version=2", "audit").json()["status"] == "assigned"
     as_of = (reported_at + timedelta(minutes=30)).isoformat()
-    assert api.get(f"/v1/cases/{cid}/state", "audit", params={"as_of": as_of}).json()["status"] == "reported"
+    assert (
+        api.get(f"/v1/cases/{cid}/state", "audit", params={"as_of": as_of}).json()["status"]
+        == "reported"
+    )
     assert api.get(f"/v1/cases/{cid}/state", "audit").status_code == 422
     assert api.get(f"/v1/cases/{cid}/state?version=1&as_of={as_of}", "audit").status_code == 422
     assert api.get(f"/v1/cases/{cid}/state?version=9", "audit").status_code == 404
@@ -257,7 +365,9 @@ def test_regions_as_the_caller_sees_them(api: Api):
     hidden = api.get("/v1/regions/410928-002", "zhou")
     missing = api.get("/v1/regions/410928-777", "zhou")
     assert hidden.status_code == missing.status_code == 404
-    assert api.get("/v1/regions/410928", "zhou").status_code == 404  # ancestors are outside the subtree
+    assert (
+        api.get("/v1/regions/410928", "zhou").status_code == 404
+    )  # ancestors are outside the subtree
 
 
 def test_ops_endpoints_and_request_ids(api: Api):
@@ -280,17 +390,48 @@ def test_ops_endpoints_and_request_ids(api: Api):
 def test_openapi_describes_every_route_with_examples(api: Api):
     document = api.client.get("/openapi.json").json()
     paths = document["paths"]
-    for action in ("assign", "accept", "send-back", "mediate", "order-rectification", "rectify", "reinspect",
-                   "reply", "return-visit", "escalate", "reclassify", "suspend", "resume", "extend", "whistle",
-                   "check-in", "comment", "supervise", "resolve", "close", "reopen"):
+    for action in (
+        "assign",
+        "accept",
+        "send-back",
+        "mediate",
+        "order-rectification",
+        "rectify",
+        "reinspect",
+        "reply",
+        "return-visit",
+        "escalate",
+        "reclassify",
+        "suspend",
+        "resume",
+        "extend",
+        "whistle",
+        "check-in",
+        "comment",
+        "supervise",
+        "resolve",
+        "close",
+        "reopen",
+    ):
         operation = paths[f"/v1/cases/{{case_id}}/{action}"]["post"]
         assert "412" in operation["responses"] and "404" in operation["responses"]
         assert operation["requestBody"]["content"]["application/json"]["examples"], action
-    for path in ("/v1/cases", "/v1/cases/{case_id}", "/v1/cases/{case_id}/history", "/v1/cases/{case_id}/state",
-                 "/v1/sla/board", "/v1/regions", "/v1/regions/{code}", "/v1/regions/{code}/stats",
-                 "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/v1/cases",
+        "/v1/cases/{case_id}",
+        "/v1/cases/{case_id}/history",
+        "/v1/cases/{case_id}/state",
+        "/v1/sla/board",
+        "/v1/regions",
+        "/v1/regions/{code}",
+        "/v1/regions/{code}/stats",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in paths, path
-    assert set(paths["/v1/cases"]["post"]["requestBody"]["content"]["application/json"]["examples"]) == {
-        "dispute", "hazard", "petition"}
+    assert set(
+        paths["/v1/cases"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    ) == {"dispute", "hazard", "petition"}
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "Problem" in document["components"]["schemas"]

@@ -18,8 +18,12 @@ from domain.permissions import PUBLIC_ACTIONS, READ, READ_BOARD, READ_HISTORY, R
 from tests.test_api_support import DISPUTE, GRID, PETITION, XUZHEN, XUZHEN_GRID, Api, ui_sign_in
 
 PLAYERS = {  # one user of each role, all inside 海通乡 (so 徐镇镇 is out of region for them)
-    "reporter": "wang", "handler": "zhao", "supervisor": "zhou", "auditor": "audit",
-    "integrator": "feed", "admin": "root",
+    "reporter": "wang",
+    "handler": "zhao",
+    "supervisor": "zhou",
+    "auditor": "audit",
+    "integrator": "feed",
+    "admin": "root",
 }
 MISSING_REGION = "410928-999"
 
@@ -70,12 +74,18 @@ def test_case_endpoints(api: Api, out_case: str, role: str):
         out = call(api, who, method, template.format(id=out_case))
         same_as_missing(out, call(api, who, method, template.format(id=missing)), out_case, missing)
         inside = call(api, who, method, template.format(id=shared_in))
-        assert inside.status_code == (200 if may(role, right) else 403), (role, template, inside.text)
+        assert inside.status_code == (200 if may(role, right) else 403), (
+            role,
+            template,
+            inside.text,
+        )
     for action in sorted(PUBLIC_ACTIONS):
         path = "/v1/cases/{id}/" + action
         body = ACTION_EXAMPLES[action] or None
         out = call(api, who, "POST", path.format(id=out_case), body)
-        same_as_missing(out, call(api, who, "POST", path.format(id=missing), body), out_case, missing)
+        same_as_missing(
+            out, call(api, who, "POST", path.format(id=missing), body), out_case, missing
+        )
         inside = call(api, who, "POST", path.format(id=in_region_case(api)), body)
         if not may(role, action):
             assert inside.status_code == 403, (role, action, inside.text)
@@ -140,7 +150,9 @@ def private_webhooks(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("role", sorted(PLAYERS))
-def test_feed_subscriptions_audit_open311_and_dashboard(private_webhooks, api: Api, out_case: str, role: str):
+def test_feed_subscriptions_audit_open311_and_dashboard(
+    private_webhooks, api: Api, out_case: str, role: str
+):
     """The same rule on every other endpoint: out of region is indistinguishable from missing,
     in region succeeds exactly when the role carries the right."""
     from domain.permissions import READ_FEED
@@ -149,15 +161,23 @@ def test_feed_subscriptions_audit_open311_and_dashboard(private_webhooks, api: A
     own = api.http.state.services.users.get(who).region
     missing = str(uuid.uuid4())
     inside = in_region_case(api)
-    out_petition = api.report({**PETITION, "region": XUZHEN_GRID}, who="boss")["id"]  # Open311 shows no disputes
+    out_petition = api.report({**PETITION, "region": XUZHEN_GRID}, who="boss")[
+        "id"
+    ]  # Open311 shows no disputes
     petition = api.report(PETITION, who="root")["id"]
-    case_reads = [(READ_HISTORY, "/v1/cases/{id}/file", out_case, inside),
-                  (READ, "/open311/v2/requests/{id}.json", out_petition, petition)]
+    case_reads = [
+        (READ_HISTORY, "/v1/cases/{id}/file", out_case, inside),
+        (READ, "/open311/v2/requests/{id}.json", out_petition, petition),
+    ]
     for right, template, out_id, in_id in case_reads:
         out = api.get(template.format(id=out_id), who)
         same_as_missing(out, api.get(template.format(id=missing), who), out_id, missing)
         allowed = api.get(template.format(id=in_id), who)
-        assert (allowed.status_code == 200) == may(role, right), (role, template, allowed.status_code)
+        assert (allowed.status_code == 200) == may(role, right), (
+            role,
+            template,
+            allowed.status_code,
+        )
     region_reads = ["/v1/events?region={code}", "/v1/events/stream?region={code}"]
     for template in region_reads:
         out = api.get(template.format(code=XUZHEN), who)
@@ -181,12 +201,19 @@ def test_feed_subscriptions_audit_open311_and_dashboard(private_webhooks, api: A
     else:
         assert out.status_code == missing_region.status_code == created.status_code == 403
         assert api.get("/v1/subscriptions", who).status_code == 403
-    for method, path, ok in [("GET", "/v1/audit/verify", 200), ("GET", "/v1/audit/checkpoints/latest", (200, 404)),
-                             ("POST", "/v1/audit/checkpoints", 201)]:
+    for method, path, ok in [
+        ("GET", "/v1/audit/verify", 200),
+        ("GET", "/v1/audit/checkpoints/latest", (200, 404)),
+        ("POST", "/v1/audit/checkpoints", 201),
+    ]:
         response = call(api, who, method, path)
         allowed = role == "admin" if method == "POST" else role in AUDIT_ROLES
         if allowed:
-            assert response.status_code in (ok if isinstance(ok, tuple) else (ok,)), (role, path, response.text)
+            assert response.status_code in (ok if isinstance(ok, tuple) else (ok,)), (
+                role,
+                path,
+                response.text,
+            )
         else:
             assert response.status_code == 403, (role, path, response.text)
     ui_sign_in(api, who)

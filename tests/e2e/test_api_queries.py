@@ -20,9 +20,16 @@ def test_lists_filter_page_and_stay_in_region(api: Api):
     page = api.get("/v1/cases", "zhou").json()
     assert {row["case_id"] for row in page["items"]} == set(ids) and page["next_cursor"] is None
     assert len(api.get("/v1/cases", "boss").json()["items"]) == 5
-    assert [r["case_id"] for r in api.get("/v1/cases?kind=hazard", "zhou").json()["items"]] == [ids[1]]
-    assert [r["case_id"] for r in api.get("/v1/cases?assignee=zhao", "zhou").json()["items"]] == [ids[0]]
-    assert [r["case_id"] for r in api.get("/v1/cases?status=assigned&rank=village", "zhou").json()["items"]] == [ids[0]]
+    assert [r["case_id"] for r in api.get("/v1/cases?kind=hazard", "zhou").json()["items"]] == [
+        ids[1]
+    ]
+    assert [r["case_id"] for r in api.get("/v1/cases?assignee=zhao", "zhou").json()["items"]] == [
+        ids[0]
+    ]
+    assert [
+        r["case_id"]
+        for r in api.get("/v1/cases?status=assigned&rank=village", "zhou").json()["items"]
+    ] == [ids[0]]
     first = api.get("/v1/cases?limit=3", "zhou").json()
     rest = api.get("/v1/cases", "zhou", params={"limit": 3, "cursor": first["next_cursor"]}).json()
     assert len(first["items"]) == 3 and len(rest["items"]) == 1 and rest["next_cursor"] is None
@@ -51,8 +58,13 @@ def test_board_and_stats(api: Api):
     assert dated["received"] == 1 and dated["to"].startswith("2026-10-01T00:00:00+08:00")
     empty = api.get("/v1/regions/410928-001/stats?from=2026-01-01&to=2026-01-31", "zhou").json()
     assert empty["received"] == 0
-    assert api.get("/v1/regions/410928-001/stats?from=2026-10-01&to=2026-09-01", "zhou").status_code == 422
-    assert api.get("/v1/regions/410928-001/stats?from=2026-10-01T00:00:00", "zhou").status_code == 422
+    assert (
+        api.get("/v1/regions/410928-001/stats?from=2026-10-01&to=2026-09-01", "zhou").status_code
+        == 422
+    )
+    assert (
+        api.get("/v1/regions/410928-001/stats?from=2026-10-01T00:00:00", "zhou").status_code == 422
+    )
 
 
 def test_min_position_waits_for_the_projections(api: Api):

@@ -27,10 +27,17 @@ from tests.test_api_support import DISPUTE, HAZARD, PETITION, Api
 
 EXAMPLES = int(os.environ.get("FENGQIAO_SCHEMATHESIS_EXAMPLES", "6"))
 LONG_EXAMPLES = 150  # the `slow` run: pytest -m slow tests/test_api_schema.py
-OWN_PATHS = re.compile(r"^/(v1/cases|v1/regions|v1/sla|v1/schemas|v1/calendar|problems/|healthz|readyz|metrics)")
+OWN_PATHS = re.compile(
+    r"^/(v1/cases|v1/regions|v1/sla|v1/schemas|v1/calendar|problems/|healthz|readyz|metrics)"
+)
 """This suite's routes (cases, regions, SLA, event schemas, calendar, problem types, ops); the feed's
 routers test their own."""
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def test_the_api_keeps_its_own_contract(api: Api):
@@ -57,8 +64,13 @@ def check_contract(api: Api, examples: int) -> None:
             continue
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case) -> None:
             n = next(sent)
             if (case.path_parameters or {}).get("case_id") is not None and n % 4:

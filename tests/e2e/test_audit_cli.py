@@ -16,35 +16,72 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(store, tmp_path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FENGQIAO_DATABASE_URL": store.url, "FENGQIAO_LOG_FORMAT": "json",
-           "FENGQIAO_SIGNING_KEY": str(tmp_path / "signing-key.pem")}
-    done = subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=120)
+    env = {
+        **os.environ,
+        "FENGQIAO_DATABASE_URL": store.url,
+        "FENGQIAO_LOG_FORMAT": "json",
+        "FENGQIAO_SIGNING_KEY": str(tmp_path / "signing-key.pem"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert (done.returncode == 0) == ok, (done.returncode, done.stdout, done.stderr)
     return done
 
 
 def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_path):
-    case_id = report(app, parties=[{"name": "张三", "role": "applicant", "phone": "13812341234",
-                                    "id_number": "41092819800101127X"}]).case_id
+    case_id = report(
+        app,
+        parties=[
+            {
+                "name": "张三",
+                "role": "applicant",
+                "phone": "13812341234",
+                "id_number": "41092819800101127X",
+            }
+        ],
+    ).case_id
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
     exported = tmp_path / "checkpoint.json"
 
-    signed = json.loads(cli(store, tmp_path, "audit", "checkpoint", "--export", str(exported)).stdout)["checkpoint"]
+    signed = json.loads(
+        cli(store, tmp_path, "audit", "checkpoint", "--export", str(exported)).stdout
+    )["checkpoint"]
     assert json.loads(exported.read_text())["head"] == signed["head"]
-    verified = json.loads(cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout)
+    verified = json.loads(
+        cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout
+    )
     assert verified["ok"] and verified["checkpoints_checked"] >= 1
     person = {"person_id": privacy.find_person(app, id_number="41092819800101127X")}
     erased = json.loads(cli(store, tmp_path, "privacy", "erase", person["person_id"]).stdout)
     assert erased["person_id"] == person["person_id"] and not erased["already_erased"]
-    assert json.loads(cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout)["ok"]
+    assert json.loads(cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout)[
+        "ok"
+    ]
 
     page = tmp_path / "case.html"
-    written = json.loads(cli(store, tmp_path, "case", "file", str(case_id), "--out", str(page)).stdout)
+    written = json.loads(
+        cli(store, tmp_path, "case", "file", str(case_id), "--out", str(page)).stdout
+    )
     assert written["verified"] and written["events"] == 3
     html = page.read_text(encoding="utf-8")
-    for text in ("案 件 卷 宗", "办理时间线", "上报", "派单", "签收", "防篡改校验", "通过", "[erased]", signed["head"]):
+    for text in (
+        "案 件 卷 宗",
+        "办理时间线",
+        "上报",
+        "派单",
+        "签收",
+        "防篡改校验",
+        "通过",
+        "[erased]",
+        signed["head"],
+    ):
         assert text in html, text
     assert "张三" not in html
 

@@ -22,8 +22,11 @@ def signing_key(tmp_path, monkeypatch):
 
 
 def auditor_script(tmp_path: Path) -> Path:
-    block = re.search(r"<!-- auditor-script:start -->\n```python\n(.*?)```\n<!-- auditor-script:end -->",
-                      DOC.read_text(encoding="utf-8"), re.S).group(1)
+    block = re.search(
+        r"<!-- auditor-script:start -->\n```python\n(.*?)```\n<!-- auditor-script:end -->",
+        DOC.read_text(encoding="utf-8"),
+        re.S,
+    ).group(1)
     assert len(block.splitlines()) <= 45
     path = tmp_path / "verify.py"
     path.write_text(block, encoding="utf-8")
@@ -39,14 +42,21 @@ def test_the_documented_script_agrees_with_the_engine(app, store, tmp_path):
     target = store.url if store.is_postgres else str(store.sqlite_path)
 
     def run() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(script), target, str(cp_file)], capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, str(script), target, str(cp_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     assert run().returncode == 0
     raw = RawStore(app)
     try:
         position, *_, state = raw.events_rows()[3]
-        raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (bytes(state) + b" ", position))
+        raw.sql(
+            f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?",
+            (bytes(state) + b" ", position),
+        )
         recompute_chain(raw)
     finally:
         raw.close()

@@ -46,4 +46,7 @@ def test_verify_checkpoint_and_case_file_over_http(api: Api):
         raw.close()
     failed = api.get("/v1/audit/verify", who="audit")
     assert failed.status_code == 409
-    assert (failed.json()["finding"]["problem"], failed.json()["finding"]["position"]) == ("altered", position)
+    assert (failed.json()["finding"]["problem"], failed.json()["finding"]["position"]) == (
+        "altered",
+        position,
+    )

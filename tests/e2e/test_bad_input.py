@@ -27,14 +27,34 @@ from domain.policy import parse_policy
 from tests.support import COUNTY_CSV, DEFAULT_POLICY, envelope, report
 from tests.test_api_support import DISPUTE, Api
 
-FUZZ = settings(max_examples=int(os.environ.get("FENGQIAO_FUZZ_EXAMPLES", "40")), deadline=None,
-                suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(
+    max_examples=int(os.environ.get("FENGQIAO_FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=30) | st.sampled_from(["zhao", "410928-001", "county", "village", "2026-09-28T09:00:00+08:00",
-                                              "major", "ht-sfs", ""]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "zhao",
+            "410928-001",
+            "county",
+            "village",
+            "2026-09-28T09:00:00+08:00",
+            "major",
+            "ht-sfs",
+            "",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -79,9 +99,26 @@ def test_every_command_body_is_fuzzed_without_a_crash_or_a_partial_write(app, ac
 
 
 @FUZZ
-@given(body=st.dictionaries(st.sampled_from(["kind", "category", "severity", "region", "title", "parties",
-                                             "description", "channel", "location"]) | st.text(max_size=8),
-                            json_values, max_size=6))
+@given(
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "kind",
+                "category",
+                "severity",
+                "region",
+                "title",
+                "parties",
+                "description",
+                "channel",
+                "location",
+            ]
+        )
+        | st.text(max_size=8),
+        json_values,
+        max_size=6,
+    )
+)
 def test_report_bodies_are_fuzzed_without_a_crash(app, body):
     from domain.commands import ReportCase
 
@@ -113,11 +150,28 @@ def broken_policy(draw) -> str:
         if how == "delete":
             del lines[index]
         elif how == "value" and match:
-            value = draw(st.sampled_from(['"-3d"', "-1", "0", '"never"', "[]", "{}", '"999999999d"', "true",
-                                          '"1h"', '"P1D"', "1e309"]))
+            value = draw(
+                st.sampled_from(
+                    [
+                        '"-3d"',
+                        "-1",
+                        "0",
+                        '"never"',
+                        "[]",
+                        "{}",
+                        '"999999999d"',
+                        "true",
+                        '"1h"',
+                        '"P1D"',
+                        "1e309",
+                    ]
+                )
+            )
             lines[index] = match.group(1) + value
         else:
-            lines[index] = lines[index][: draw(st.integers(0, len(lines[index])))] + draw(st.text(max_size=5))
+            lines[index] = lines[index][: draw(st.integers(0, len(lines[index])))] + draw(
+                st.text(max_size=5)
+            )
     return "\n".join(lines)
 
 
@@ -135,37 +189,59 @@ def test_policy_files_are_fuzzed_into_clear_errors_or_a_whole_policy(app, text):
         problem_names_a_field(error)
         assert app.policy().version == version  # nothing loaded
     else:
-        assert loaded in (version, version + 1) and app.policy().version == loaded  # whole, or unchanged
+        assert (
+            loaded in (version, version + 1) and app.policy().version == loaded
+        )  # whole, or unchanged
 
 
 @st.composite
 def broken_region_file(draw) -> str:
     """A new township's file with a few cells changed, rows duplicated or dropped."""
-    rows = [["code", "name", "rank", "profile"],
-            ["410928-003", "新乡镇", "township", "rural"],
-            ["410928-003-001", "新村", "village", "rural"],
-            ["410928-003-001-01", "新村第一网格", "grid", "rural"],
-            ["410928-003-002", "二村", "village", "urban"]]
+    rows = [
+        ["code", "name", "rank", "profile"],
+        ["410928-003", "新乡镇", "township", "rural"],
+        ["410928-003-001", "新村", "village", "rural"],
+        ["410928-003-001-01", "新村第一网格", "grid", "rural"],
+        ["410928-003-002", "二村", "village", "urban"],
+    ]
     for _ in range(draw(st.integers(1, 3))):
         row = draw(st.integers(0, len(rows) - 1))
         how = draw(st.sampled_from(["cell", "duplicate", "drop", "extra"]))
         if how == "cell":
             column = draw(st.integers(0, 3))
-            rows[row][column] = draw(st.sampled_from(["", "410928-999-001", "city", "suburban", "410928",
-                                                      "x" * 300, "410928-003-001-01-01-01"]) | st.text(max_size=6))
+            rows[row][column] = draw(
+                st.sampled_from(
+                    [
+                        "",
+                        "410928-999-001",
+                        "city",
+                        "suburban",
+                        "410928",
+                        "x" * 300,
+                        "410928-003-001-01-01-01",
+                    ]
+                )
+                | st.text(max_size=6)
+            )
         elif how == "duplicate":
             rows.append(list(rows[row]))
         elif how == "drop" and len(rows) > 1:
             del rows[row]
         else:
             rows[row].append(draw(st.text(max_size=4)))
-    return "\n".join(",".join(f'"{c}"' if "," in c or '"' in c else c for c in r) for r in rows) + "\n"
+    return (
+        "\n".join(",".join(f'"{c}"' if "," in c or '"' in c else c for c in r) for r in rows) + "\n"
+    )
 
 
 @FUZZ
 @given(text=broken_region_file())
 def test_region_files_are_fuzzed_into_clear_errors_and_never_a_partial_import(app, text):
-    before = sorted(r.code for r in app.ladder().regions.values()) if hasattr(app.ladder(), "regions") else None
+    before = (
+        sorted(r.code for r in app.ladder().regions.values())
+        if hasattr(app.ladder(), "regions")
+        else None
+    )
     version = app.ladder().version
     try:
         parse_region_file(text, None)
@@ -201,8 +277,12 @@ def refused(response, status: int, *, field: str | None = None) -> dict:
     return body
 
 
-def post_raw(api: Api, path: str, content: bytes, who: str = "root", content_type: str = "application/json"):
-    return api.client.post(path, content=content, headers={**api.headers(who), "Content-Type": content_type})
+def post_raw(
+    api: Api, path: str, content: bytes, who: str = "root", content_type: str = "application/json"
+):
+    return api.client.post(
+        path, content=content, headers={**api.headers(who), "Content-Type": content_type}
+    )
 
 
 def test_deep_json_invalid_utf8_and_odd_bodies_are_refused_clearly(api: Api):
@@ -210,36 +290,53 @@ def test_deep_json_invalid_utf8_and_odd_bodies_are_refused_clearly(api: Api):
     path = f"/v1/cases/{cid}/comment"
     for depth in (1_000, 100_000):  # too deep for the parser: 400, still a problem
         assert refused(post_raw(api, path, b"[" * depth + b"]" * depth), 400)["detail"]
-        refused(post_raw(api, path, b'{"text": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"), 400)
-    refused(post_raw(api, path, b'{"text": "\xff\xfe bad"}'), 400)  # not UTF-8: the parser refuses it
+        refused(
+            post_raw(api, path, b'{"text": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"), 400
+        )
+    refused(
+        post_raw(api, path, b'{"text": "\xff\xfe bad"}'), 400
+    )  # not UTF-8: the parser refuses it
     refused(post_raw(api, "/v1/cases", json.dumps({**DISPUTE, "title": "\ud800"}).encode()), 422)
     refused(post_raw(api, path, b""), 422, field="body")
     refused(post_raw(api, path, b"null"), 422)
     refused(post_raw(api, path, b'{"text": 1e999}'), 422)
-    refused(post_raw(api, path, b'{"text": "x", "text": ' + b"9" * 5000 + b"}"), 400)  # over Python's int digits
+    refused(
+        post_raw(api, path, b'{"text": "x", "text": ' + b"9" * 5000 + b"}"), 400
+    )  # over Python's int digits
     refused(post_raw(api, path, b"<xml/>", content_type="application/xml"), 415)
     refused(post_raw(api, path, b"text=x", content_type="application/x-www-form-urlencoded"), 415)
-    refused(post_raw(api, path, b'{"text": "x"}', content_type="multipart/form-data; boundary=x"), 415)
-    too_long = api.client.post(path, content=b'{"text": "x"}',
-                               headers={**api.headers("root"), "Content-Type": "application/json",
-                                        "Content-Length": "99999999999"})
+    refused(
+        post_raw(api, path, b'{"text": "x"}', content_type="multipart/form-data; boundary=x"), 415
+    )
+    too_long = api.client.post(
+        path,
+        content=b'{"text": "x"}',
+        headers={
+            **api.headers("root"),
+            "Content-Type": "application/json",
+            "Content-Length": "99999999999",
+        },
+    )
     assert too_long.status_code in (400, 413), too_long.text  # the transport may refuse it first
     assert api.get(f"/v1/cases/{cid}", "root").json()["version"] == 1  # none of it was recorded
 
 
-@pytest.mark.parametrize("path, field", [
-    ("/v1/cases?limit=1000000000000000000000", "limit"),
-    ("/v1/cases?limit=0", "limit"),
-    ("/v1/cases?limit=-5", "limit"),
-    ("/v1/events?limit=99999999", "limit"),
-    ("/v1/events?after=-1", "after"),
-    ("/v1/events?after=99999999999999999999999999", "after"),
-    ("/v1/events?after=abc", "after"),
-    ("/v1/cases/{id}/state?version=-1", "version"),
-    ("/v1/cases/{id}/state?version=999999999999999999999", "version"),
-    ("/v1/cases?min_position=-1", "min_position"),
-    ("/v1/cases?cursor=" + "A" * 501, "cursor"),
-])
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("/v1/cases?limit=1000000000000000000000", "limit"),
+        ("/v1/cases?limit=0", "limit"),
+        ("/v1/cases?limit=-5", "limit"),
+        ("/v1/events?limit=99999999", "limit"),
+        ("/v1/events?after=-1", "after"),
+        ("/v1/events?after=99999999999999999999999999", "after"),
+        ("/v1/events?after=abc", "after"),
+        ("/v1/cases/{id}/state?version=-1", "version"),
+        ("/v1/cases/{id}/state?version=999999999999999999999", "version"),
+        ("/v1/cases?min_position=-1", "min_position"),
+        ("/v1/cases?cursor=" + "A" * 501, "cursor"),
+    ],
+)
 def test_huge_limits_negative_positions_and_long_cursors_are_refused(api: Api, path, field):
     cid = api.report()["id"]
     who = "feed" if path.startswith("/v1/events") else "root"
@@ -247,25 +344,43 @@ def test_huge_limits_negative_positions_and_long_cursors_are_refused(api: Api, p
     refused(response, 422, field=field)
 
 
-@pytest.mark.parametrize("cursor", [
-    "forged", "eyJhIjoxfQ", "eyJhIjoxfQ==", "%00", "0" * 400, "bnVsbA", "W10", "eyJwb3NpdGlvbiI6LTF9",
-    "' OR 1=1 --",
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "forged",
+        "eyJhIjoxfQ",
+        "eyJhIjoxfQ==",
+        "%00",
+        "0" * 400,
+        "bnVsbA",
+        "W10",
+        "eyJwb3NpdGlvbiI6LTF9",
+        "' OR 1=1 --",
+    ],
+)
 def test_forged_cursors_are_refused_clearly(api: Api, cursor):
     for _ in range(3):
         api.report()
-    response = api.client.get("/v1/cases", params={"limit": 1, "cursor": cursor}, headers=api.headers("root"))
+    response = api.client.get(
+        "/v1/cases", params={"limit": 1, "cursor": cursor}, headers=api.headers("root")
+    )
     refused(response, 422, field="cursor")
 
 
 def test_forged_last_event_ids_and_huge_headers_are_refused(api: Api):
     for value in ("abc", "-3", "1e9", "9" * 40):
-        response = api.client.get("/v1/events/stream", headers={**api.headers("feed"), "Last-Event-ID": value})
+        response = api.client.get(
+            "/v1/events/stream", headers={**api.headers("feed"), "Last-Event-ID": value}
+        )
         refused(response, 422)
     cid = api.report()["id"]
-    bad_key = api.post(f"/v1/cases/{cid}/comment", {"text": "x"}, "root", headers={"Idempotency-Key": "k" * 500})
+    bad_key = api.post(
+        f"/v1/cases/{cid}/comment", {"text": "x"}, "root", headers={"Idempotency-Key": "k" * 500}
+    )
     refused(bad_key, 422)
-    bad_match = api.post(f"/v1/cases/{cid}/comment", {"text": "x"}, "root", headers={"If-Match": '"-1"'})
+    bad_match = api.post(
+        f"/v1/cases/{cid}/comment", {"text": "x"}, "root", headers={"If-Match": '"-1"'}
+    )
     refused(bad_match, 422)
     assert api.get(f"/v1/cases/{cid}", "root").json()["version"] == 1
 
@@ -281,8 +396,13 @@ def checker(api: Api, operation, who: str, real: list[str], examples: int):
     """A hypothesis test of one operation as ``who``: no 5xx, refusals are problem+json."""
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case) -> None:
         if (case.path_parameters or {}).get("case_id") is not None:
             case.path_parameters["case_id"] = real[len(str(case.query)) % 2]
@@ -322,6 +442,10 @@ def test_audit_and_case_file_routes_survive_generated_requests_at_length(api: Ap
 
 def test_unknown_ids_everywhere_are_404_problems(api: Api):
     missing = uuid.uuid4()
-    for path in (f"/v1/cases/{missing}", f"/v1/cases/{missing}/history", f"/v1/cases/{missing}/file",
-                 f"/v1/subscriptions/{missing}"):
+    for path in (
+        f"/v1/cases/{missing}",
+        f"/v1/cases/{missing}/history",
+        f"/v1/cases/{missing}/file",
+        f"/v1/subscriptions/{missing}",
+    ):
         refused(api.get(path, "boss"), 404)

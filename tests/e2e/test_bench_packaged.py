@@ -26,17 +26,24 @@ def test_every_benchmark_is_a_packaged_module() -> None:
 @pytest.mark.slow  # builds a wheel and installs it with its dependencies (~30 s or more)
 def test_fengqiao_bench_runs_from_a_wheel_installed_outside_the_checkout(tmp_path) -> None:
     def run(*command: str | Path) -> str:
-        done = subprocess.run([str(c) for c in command], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            [str(c) for c in command], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
     source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "var"))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "var"),
+    )
     run(sys.executable, "-m", "pip", "wheel", source, "-w", tmp_path / "wheel", "--no-deps", "-q")
     run(sys.executable, "-m", "venv", tmp_path / "venv")
     (wheel,) = (tmp_path / "wheel").glob("fengqiao-*.whl")
     run(tmp_path / "venv" / "bin" / "pip", "install", "-q", wheel)
     fengqiao = tmp_path / "venv" / "bin" / "fengqiao"
     assert "replay" in run(fengqiao, "bench", "--help")
-    assert "replay sqlite case_as_of" in run(fengqiao, "bench", "replay", "--store", "sqlite", "--size", "3")
+    assert "replay sqlite case_as_of" in run(
+        fengqiao, "bench", "replay", "--store", "sqlite", "--size", "3"
+    )

@@ -15,8 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(store, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "FENGQIAO_DATABASE_URL": store.url, "FENGQIAO_LOG_FORMAT": "json"}
-    done = subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert (done.returncode == 0) == ok, (done.returncode, done.stdout, done.stderr)
     return done
 
@@ -31,17 +37,73 @@ def test_a_case_end_to_end_from_the_shell(store, tmp_path):
     assert out(cli(store, "init"))["policy_version"] == 1
     assert out(cli(store, "regions", "import", str(regions)))["changed"] == 12
     assert out(cli(store, "regions", "import", str(regions)))["changed"] == 0
-    cli(store, "units", "add", "wz-tjh", "--name", "王庄村调解委员会", "--region", "410928-001-007",
-        "--kind", "mediation_committee")
-    cli(store, "people", "add", "wang", "--role", "handler", "--region", "410928-001-007-03")  # signs for it
-    cli(store, "people", "add", "li", "--role", "supervisor", "--region", "410928-001-007", "--unit", "wz-tjh")
+    cli(
+        store,
+        "units",
+        "add",
+        "wz-tjh",
+        "--name",
+        "王庄村调解委员会",
+        "--region",
+        "410928-001-007",
+        "--kind",
+        "mediation_committee",
+    )
+    cli(
+        store, "people", "add", "wang", "--role", "handler", "--region", "410928-001-007-03"
+    )  # signs for it
+    cli(
+        store,
+        "people",
+        "add",
+        "li",
+        "--role",
+        "supervisor",
+        "--region",
+        "410928-001-007",
+        "--unit",
+        "wz-tjh",
+    )
 
-    reported = out(cli(store, "case", "report", "--kind", "dispute", "--category", "neighbours",
-                       "--region", "410928-001-007-03", "--title", "楼上噪音", "--as", "wang",
-                       "--command-id", "r-1"))
+    reported = out(
+        cli(
+            store,
+            "case",
+            "report",
+            "--kind",
+            "dispute",
+            "--category",
+            "neighbours",
+            "--region",
+            "410928-001-007-03",
+            "--title",
+            "楼上噪音",
+            "--as",
+            "wang",
+            "--command-id",
+            "r-1",
+        )
+    )
     case_id = reported["case"]["id"]
-    again = out(cli(store, "case", "report", "--kind", "dispute", "--category", "neighbours",
-                    "--region", "410928-001-007-03", "--title", "楼上噪音", "--as", "wang", "--command-id", "r-1"))
+    again = out(
+        cli(
+            store,
+            "case",
+            "report",
+            "--kind",
+            "dispute",
+            "--category",
+            "neighbours",
+            "--region",
+            "410928-001-007-03",
+            "--title",
+            "楼上噪音",
+            "--as",
+            "wang",
+            "--command-id",
+            "r-1",
+        )
+    )
     assert again["repeated"] and again["case"]["id"] == case_id
 
     cli(store, "case", "assign", case_id, "assignee=wang", "--as", "li")
@@ -52,9 +114,15 @@ def test_a_case_end_to_end_from_the_shell(store, tmp_path):
     refused = cli(store, "case", "escalate", case_id, "reason=村里调不了", "--as", "li", ok=False)
     assert refused.returncode == 1
     error = json.loads(refused.stderr.strip().splitlines()[-1])["error"]
-    assert (error["code"], error["ceiling"], error["requested"]) == ("escalation_ceiling", "village", "township")
+    assert (error["code"], error["ceiling"], error["requested"]) == (
+        "escalation_ceiling",
+        "village",
+        "township",
+    )
 
-    bad = cli(store, "case", "mediate", case_id, "outcome=perhaps", "summary=x", "--as", "li", ok=False)
+    bad = cli(
+        store, "case", "mediate", case_id, "outcome=perhaps", "summary=x", "--as", "li", ok=False
+    )
     assert bad.returncode == 2 and "outcome" in bad.stderr
 
     stale = cli(store, "case", "comment", case_id, "text=x", "--if-version", "1", ok=False)

@@ -35,11 +35,14 @@ def county(api: Api):
     done = api.report()["id"]
     api.act(done, "assign", {"assignee": "zhao"}, "li")
     api.act(done, "accept", None, "zhao")
-    api.act(done, "mediate", {"outcome": "agreed", "summary": "握手言和", "agreement": "协议"}, "zhao")
+    api.act(
+        done, "mediate", {"outcome": "agreed", "summary": "握手言和", "agreement": "协议"}, "zhao"
+    )
     api.act(done, "resolve", {"resolution": "当场化解"}, "zhao")
     petition = api.report(PETITION)["id"]
-    elsewhere = api.report({**DISPUTE, "severity": "major", "region": XUZHEN_GRID, "title": "徐镇的纠纷"},
-                           who="boss")["id"]
+    elsewhere = api.report(
+        {**DISPUTE, "severity": "major", "region": XUZHEN_GRID, "title": "徐镇的纠纷"}, who="boss"
+    )["id"]
     api.act(elsewhere, "assign", {"assignee": "xuh"}, "xu")
     api.engine.clock.advance(timedelta(days=5))
     timers = TimerService(api.engine)
@@ -53,17 +56,30 @@ def county(api: Api):
 
 def test_sign_in_keeps_a_session_in_a_strict_httponly_cookie(api: Api):
     response = api.client.get("/ui/board", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/ui/login?next=%2Fui%2Fboard"
+    assert (
+        response.status_code == 303
+        and response.headers["location"] == "/ui/login?next=%2Fui%2Fboard"
+    )
     assert "令牌" in page(api, "/ui/login?next=/ui/board")
-    refused = api.client.post("/ui/login", data={"token": "fq_nonsense"}, headers=ORIGIN, follow_redirects=False)
-    assert refused.status_code == 401 and "令牌无效" in refused.text and COOKIE not in refused.cookies
+    refused = api.client.post(
+        "/ui/login", data={"token": "fq_nonsense"}, headers=ORIGIN, follow_redirects=False
+    )
+    assert (
+        refused.status_code == 401 and "令牌无效" in refused.text and COOKIE not in refused.cookies
+    )
     empty = api.client.post("/ui/login", data={"token": ""}, headers=ORIGIN, follow_redirects=False)
     assert empty.status_code == 401 and "请输入令牌" in empty.text
-    accepted = api.client.post("/ui/login", data={"token": api.tokens["zhou"], "next": "https://evil.example/"},
-                               headers=ORIGIN, follow_redirects=False)
+    accepted = api.client.post(
+        "/ui/login",
+        data={"token": api.tokens["zhou"], "next": "https://evil.example/"},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
     assert accepted.status_code == 303 and accepted.headers["location"] == "/ui/board"
     cookie = accepted.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}=fqs_") and api.tokens["zhou"] not in cookie  # a session, not the token
+    assert (
+        cookie.startswith(f"{COOKIE}=fqs_") and api.tokens["zhou"] not in cookie
+    )  # a session, not the token
     for attribute in ("HttpOnly", "Path=/ui", "SameSite=strict"):
         assert attribute.lower() in cookie.lower()
     api.client.cookies.set(COOKIE, cookie.split(";")[0].split("=", 1)[1], path="/ui")
@@ -75,7 +91,9 @@ def test_sign_in_keeps_a_session_in_a_strict_httponly_cookie(api: Api):
 def test_a_revoked_or_unknown_cookie_goes_back_to_sign_in(api: Api):
     api.client.cookies.set(COOKIE, "fq_unknown", path="/ui")
     response = api.client.get("/ui/rates", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"].startswith("/ui/login?next=")
+    assert response.status_code == 303 and response.headers["location"].startswith(
+        "/ui/login?next="
+    )
 
 
 def test_roles_without_boards_are_refused_with_a_page(api: Api):
@@ -98,18 +116,22 @@ def test_sla_board_lists_overdue_cases_of_the_region_only(api: Api, county):
     text = page(api, "/ui/board")
     # the late dispute, and the water petition unreplied after 5 days (utilities: 24 h)
     assert re.search(r'id="overdue-count">2<', text)
-    assert f'/ui/cases/{county["late"]}' in text and county["elsewhere"] not in text
-    assert f'/ui/cases/{county["petition"]}' in text
+    assert f"/ui/cases/{county['late']}" in text and county["elsewhere"] not in text
+    assert f"/ui/cases/{county['petition']}" in text
     assert "邻里噪音纠纷" in text and "sign_for" in text  # the breached clock
     assert 'href="?region=410928"' not in text  # the breadcrumb starts at their own region
     village = page(api, "/ui/board?region=410928-001-007")
-    assert f'/ui/cases/{county["late"]}' in village
-    assert village.index('href="?region=410928-001"') < village.index('href="?region=410928-001-007"')
+    assert f"/ui/cases/{county['late']}" in village
+    assert village.index('href="?region=410928-001"') < village.index(
+        'href="?region=410928-001-007"'
+    )
     outside = page(api, "/ui/board?region=410928-002", 404)  # 徐镇镇: not theirs, same page as none
-    assert outside.replace("410928-002", "X") == page(api, "/ui/board?region=410928-404", 404).replace("410928-404", "X")
+    assert outside.replace("410928-002", "X") == page(
+        api, "/ui/board?region=410928-404", 404
+    ).replace("410928-404", "X")
     sign_in(api, "xu")  # 徐镇镇 supervisor sees their own
     text = page(api, "/ui/board")
-    assert f'/ui/cases/{county["elsewhere"]}' in text and county["late"] not in text
+    assert f"/ui/cases/{county['elsewhere']}" in text and county["late"] not in text
 
 
 def test_compliance_page_shows_rates_ranks_and_weeks(api: Api, county):
@@ -153,7 +175,9 @@ def test_a_case_outside_the_region_is_the_same_404_as_a_missing_one(api: Api, co
     sign_in(api, "zhou")
     outside = page(api, f"/ui/cases/{county['elsewhere']}", 404)
     missing = page(api, f"/ui/cases/{uuid.uuid4()}", 404)
-    assert outside.replace(county["elsewhere"], "ID") == re.sub(r"no case [0-9a-f-]{36}", "no case ID", missing)
+    assert outside.replace(county["elsewhere"], "ID") == re.sub(
+        r"no case [0-9a-f-]{36}", "no case ID", missing
+    )
     assert "徐镇的纠纷" not in outside
     sign_in(api, "boss")  # the county admin reaches both
     assert "徐镇的纠纷" in page(api, f"/ui/cases/{county['elsewhere']}")

@@ -24,8 +24,15 @@ from tests.conftest import ON_CI
 from tests.test_dashboard_support import SmallDemo, serving, small_demo
 
 CHROMIUM = Path(os.environ.get("FENGQIAO_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 
 
@@ -47,7 +54,9 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield chromium
         finally:
@@ -65,7 +74,9 @@ def test_a_township_supervisor_works_the_board_in_a_browser(browser, demo: Small
     http = create_app(demo.engine)
     svc = http.state.services
     models = svc.read_models
-    late, _ = models.list_cases(overdue=True, status=["reported", "assigned", "accepted", "in_progress"], limit=50)
+    late, _ = models.list_cases(
+        overdue=True, status=["reported", "assigned", "accepted", "in_progress"], limit=50
+    )
     assert late, "the small demo season leaves some cases overdue"
     township = next(t for t in demo.county.townships if t.region.code == late[0]["township"])
     other = next(t for t in demo.county.townships if t is not township)
@@ -90,7 +101,10 @@ def test_a_township_supervisor_works_the_board_in_a_browser(browser, demo: Small
             assert int(page.inner_text("#overdue-count")) >= 1
             page.screenshot(path=shots / "board.png", full_page=True)
             cookies = {c["name"]: c for c in page.context.cookies()}
-            assert cookies["fengqiao_ui"]["httpOnly"] and cookies["fengqiao_ui"]["sameSite"] == "Strict"
+            assert (
+                cookies["fengqiao_ui"]["httpOnly"]
+                and cookies["fengqiao_ui"]["sameSite"] == "Strict"
+            )
             assert page.evaluate("document.cookie") == ""  # not readable by scripts
 
             first = page.locator("#overdue a.case-link").first
@@ -109,7 +123,9 @@ def test_a_township_supervisor_works_the_board_in_a_browser(browser, demo: Small
             assert page.locator("#timeline tr.future").count() >= 2
             page.screenshot(path=shots / "case-as-of-report.png", full_page=True)
 
-            page.select_option("#version-pick", "2")  # the control: a script-free form, submitted on change
+            page.select_option(
+                "#version-pick", "2"
+            )  # the control: a script-free form, submitted on change
             page.wait_for_url("**?version=2")
             assert "第 2 版" in page.inner_text("#as-of")
 
@@ -117,7 +133,9 @@ def test_a_township_supervisor_works_the_board_in_a_browser(browser, demo: Small
             page.wait_for_url(f"{base}/ui/compliance*")
             villages = page.locator("#compliance-village tbody tr").count()
             assert 1 <= villages <= len(township.villages)
-            assert page.locator("svg.chart").count() >= villages + 2  # a bar per row, the total, the weeks
+            assert (
+                page.locator("svg.chart").count() >= villages + 2
+            )  # a bar per row, the total, the weeks
             page.screenshot(path=shots / "compliance.png", full_page=True)
 
             page.click("text=三率")

@@ -43,7 +43,11 @@ def test_the_feed_pages_every_case_event_in_position_order(app, api):
     assert positions == case_positions(app)
     assert len(positions) == 9
     kinds = {e.get_attributes()["type"].split(".")[2] for e in events}
-    assert kinds == {"dispute", "hazard", "petition"}  # the ladder's and policy's events stay inside
+    assert kinds == {
+        "dispute",
+        "hazard",
+        "petition",
+    }  # the ladder's and policy's events stay inside
 
 
 def test_ids_are_stable_across_re_reads_and_from_any_position(app, api):
@@ -60,11 +64,21 @@ def test_attributes_follow_the_case(app, api):
     dispute = workload(app)[0]
     events = [e for e in read_all(api) if e.get_attributes()["subject"] == str(dispute.case_id)]
     types = [e.get_attributes()["type"] for e in events]
-    assert types == ["cn.fengqiao.dispute.reported.v1", "cn.fengqiao.dispute.assigned.v1",
-                     "cn.fengqiao.dispute.accepted.v2", "cn.fengqiao.dispute.escalated.v1",
-                     "cn.fengqiao.dispute.commented.v1"]
+    assert types == [
+        "cn.fengqiao.dispute.reported.v1",
+        "cn.fengqiao.dispute.assigned.v1",
+        "cn.fengqiao.dispute.accepted.v2",
+        "cn.fengqiao.dispute.escalated.v1",
+        "cn.fengqiao.dispute.commented.v1",
+    ]
     sources = [e.get_attributes()["source"].rsplit("/", 1)[1] for e in events]
-    assert sources == ["410928-001-007-03", "410928-001-007", "410928-001-007", "410928-001", "410928-001"]
+    assert sources == [
+        "410928-001-007-03",
+        "410928-001-007",
+        "410928-001-007",
+        "410928-001",
+        "410928-001",
+    ]
     escalated = events[3].get_data()
     assert escalated["from_region"] == "410928-001-007" and escalated["to_region"] == "410928-001"
     assert escalated["actor"]["id"] == "zhao" and escalated["version"] == 4
@@ -74,7 +88,12 @@ def test_integrators_see_parties_masked_and_admins_in_full(app, api):
     report(app, "dispute", "minor", parties=[PARTY])
     masked = api.get("/v1/events").json()[0]["data"]["parties"][0]
     person = masked.pop("person")
-    assert masked == {"name": "张*", "role": "applicant", "phone": "138****5678", "id_number": "410928********127X"}
+    assert masked == {
+        "name": "张*",
+        "role": "applicant",
+        "phone": "138****5678",
+        "id_number": "410928********127X",
+    }
     full = api.get("/v1/events", "admin").json()[0]["data"]["parties"][0]
     assert full == {**PARTY, "person": person}  # the same pseudonymous person id for both
 
@@ -142,7 +161,9 @@ def test_schemas_are_written_to_files(tmp_path):
     written = event_schemas.write_schemas(tmp_path)
     assert len(written) == len(event_schemas.event_types())
     escalated = json.loads((tmp_path / "cn.fengqiao.dispute.escalated.v1.json").read_text())
-    assert {"from_region", "to_region", "reason", "case_id", "actor"} <= set(escalated["properties"])
+    assert {"from_region", "to_region", "reason", "case_id", "actor"} <= set(
+        escalated["properties"]
+    )
 
 
 def test_docs_events_match_the_code(tmp_path, monkeypatch):
@@ -150,7 +171,9 @@ def test_docs_events_match_the_code(tmp_path, monkeypatch):
     monkeypatch.setenv("FENGQIAO_PUBLIC_URL", "https://fengqiao.example")
     event_schemas.write_schemas(tmp_path)
     docs = Path(__file__).resolve().parents[2] / "docs" / "events"
-    assert sorted(p.name for p in docs.glob("*.json")) == sorted(p.name for p in tmp_path.glob("*.json"))
+    assert sorted(p.name for p in docs.glob("*.json")) == sorted(
+        p.name for p in tmp_path.glob("*.json")
+    )
     for generated in tmp_path.glob("*.json"):
         assert (docs / generated.name).read_text() == generated.read_text(), generated.name
 

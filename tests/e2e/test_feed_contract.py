@@ -38,8 +38,13 @@ def test_the_integrator_routes_never_fail_on_bad_input(app, api):
             continue
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case) -> None:
             case.call_and_validate(headers=headers, checks=CHECKS)
 

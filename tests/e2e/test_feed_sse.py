@@ -40,7 +40,9 @@ def sse_messages(response: httpx.Response) -> Iterator[dict[str, Any]]:
 def read_events(url: str, headers: dict[str, str], count: int, **params: Any) -> list[Any]:
     """Connect, take ``count`` events, and hang up."""
     events = []
-    with httpx.stream("GET", f"{url}/v1/events/stream", headers=headers, params=params, timeout=10) as response:
+    with httpx.stream(
+        "GET", f"{url}/v1/events/stream", headers=headers, params=params, timeout=10
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for message in sse_messages(response):
@@ -72,7 +74,9 @@ def test_events_written_while_connected_arrive_and_idle_streams_send_heartbeats(
     url, api = live
     seen: list[int] = []
     heartbeats = 0
-    with httpx.stream("GET", f"{url}/v1/events/stream", headers=api.headers(), timeout=10) as response:
+    with httpx.stream(
+        "GET", f"{url}/v1/events/stream", headers=api.headers(), timeout=10
+    ) as response:
         started = time.monotonic()
         written = False
         for message in sse_messages(response):

@@ -39,7 +39,9 @@ from tests.support import act, actor, report
 from tests.test_api_support import DISPUTE, GRID, HAITONG, PETITION, Api
 
 EXAMPLES = int(os.environ.get("FENGQIAO_FUZZ_EXAMPLES", "25"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
 
 
 def project(api: Api) -> None:
@@ -57,7 +59,9 @@ def listed(api: Api, who: str = "root") -> list[str]:
 
 
 def test_a_year_one_occurred_at_is_refused_and_the_read_models_keep_flowing(api: Api):
-    response = api.post("/v1/cases", {**DISPUTE, "occurred_at": "0001-01-01T00:00:00+14:00"}, "wang")
+    response = api.post(
+        "/v1/cases", {**DISPUTE, "occurred_at": "0001-01-01T00:00:00+14:00"}, "wang"
+    )
     refused(response, 422, field="occurred_at")
     case_id = api.report()["id"]
     project(api)  # before the fix: OverflowError on the first event, every time
@@ -71,23 +75,32 @@ def test_a_nul_in_a_title_is_refused_and_the_read_models_keep_flowing(api: Api):
     assert case_id in listed(api)
 
 
-@pytest.mark.parametrize(("patch", "field"), [
-    ({"title": "line\nbreak"}, "title"),
-    ({"title": "bell\u0007"}, "title"),
-    ({"title": "sep\u2028arator"}, "title"),
-    ({"category": "neigh\u0000bours"}, "category"),
-    ({"description": "nul \u0000 inside"}, "description"),
-    ({"description": "escape \u001b[31m red"}, "description"),
-    ({"description": "c1 \u0085 next line"}, "description"),
-    ({"description": "x" * 20_001}, "description"),
-    ({"title": "x" * 501}, "title"),
-    ({"parties": [{"name": "张\u0000三"}]}, "parties.0.name"),
-    ({"parties": [{"name": "张三"}] * 51}, "parties"),
-    ({"occurred_at": "1999-12-31T23:59:59+00:00"}, "occurred_at"),
-    ({"occurred_at": "9999-12-31T23:59:59-14:00"}, "occurred_at"),
-    ({"kind": "hazard", "category": "fire", "rectify_by": "9999-12-31T00:00:00+08:00"}, "rectify_by"),
-    ({"kind": "hazard", "category": "fire", "rectify_by": "2040-01-01T00:00:00+08:00"}, "rectify_by"),
-])
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"title": "line\nbreak"}, "title"),
+        ({"title": "bell\u0007"}, "title"),
+        ({"title": "sep\u2028arator"}, "title"),
+        ({"category": "neigh\u0000bours"}, "category"),
+        ({"description": "nul \u0000 inside"}, "description"),
+        ({"description": "escape \u001b[31m red"}, "description"),
+        ({"description": "c1 \u0085 next line"}, "description"),
+        ({"description": "x" * 20_001}, "description"),
+        ({"title": "x" * 501}, "title"),
+        ({"parties": [{"name": "张\u0000三"}]}, "parties.0.name"),
+        ({"parties": [{"name": "张三"}] * 51}, "parties"),
+        ({"occurred_at": "1999-12-31T23:59:59+00:00"}, "occurred_at"),
+        ({"occurred_at": "9999-12-31T23:59:59-14:00"}, "occurred_at"),
+        (
+            {"kind": "hazard", "category": "fire", "rectify_by": "9999-12-31T00:00:00+08:00"},
+            "rectify_by",
+        ),
+        (
+            {"kind": "hazard", "category": "fire", "rectify_by": "2040-01-01T00:00:00+08:00"},
+            "rectify_by",
+        ),
+    ],
+)
 def test_every_report_field_is_bounded(api: Api, patch: dict[str, Any], field: str):
     refused(api.post("/v1/cases", {**DISPUTE, **patch}, "wang"), 422, field=field)
 
@@ -100,16 +113,23 @@ def test_multi_line_text_keeps_line_feeds_and_tabs(api: Api):
     assert history[-1]["data"]["text"] == "one\ntwo\tthree"
 
 
-@pytest.mark.parametrize(("action", "body", "field"), [
-    ("comment", {"text": "nul\u0000"}, "text"),
-    ("comment", {"text": "ok", "attachments": ["a\nb"]}, "attachments.0"),
-    ("send-back", {"reason": "\u0000"}, "reason"),
-    ("whistle", {"departments": ["ht-sfs\u0000"], "reason": "r"}, "departments.0"),
-    ("extend", {"reason": "r", "days": 10_000}, "days"),  # extend takes days now (at most 366), not a due time
-    ("extend", {"reason": "r", "days": 0}, "days"),
-    ("extend", {"reason": "r\u0000", "days": 1}, "reason"),
-    ("comment", {"text": "ok", "occurred_at": "0001-01-01T00:00:00+14:00"}, "occurred_at"),
-])
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("comment", {"text": "nul\u0000"}, "text"),
+        ("comment", {"text": "ok", "attachments": ["a\nb"]}, "attachments.0"),
+        ("send-back", {"reason": "\u0000"}, "reason"),
+        ("whistle", {"departments": ["ht-sfs\u0000"], "reason": "r"}, "departments.0"),
+        (
+            "extend",
+            {"reason": "r", "days": 10_000},
+            "days",
+        ),  # extend takes days now (at most 366), not a due time
+        ("extend", {"reason": "r", "days": 0}, "days"),
+        ("extend", {"reason": "r\u0000", "days": 1}, "reason"),
+        ("comment", {"text": "ok", "occurred_at": "0001-01-01T00:00:00+14:00"}, "occurred_at"),
+    ],
+)
 def test_every_action_field_is_bounded(api: Api, action: str, body: dict[str, Any], field: str):
     case_id = api.report()["id"]
     refused(api.post(f"/v1/cases/{case_id}/{action}", body), 422, field=field)
@@ -126,8 +146,14 @@ def test_a_rectification_deadline_more_than_ten_years_ahead_is_refused(app):
     with pytest.raises(ValidationFailed) as refusal:
         act(app, case_id, "order-rectification", "zhao", deadline=far, measures="清理")
     assert refusal.value.details["field"] == "deadline"
-    act(app, case_id, "order-rectification", "zhao", deadline=(app.clock.now() + timedelta(days=30)).isoformat(),
-        measures="清理")
+    act(
+        app,
+        case_id,
+        "order-rectification",
+        "zhao",
+        deadline=(app.clock.now() + timedelta(days=30)).isoformat(),
+        measures="清理",
+    )
 
 
 def open311_refused(response, field: str | tuple[str, ...]) -> None:
@@ -138,21 +164,52 @@ def open311_refused(response, field: str | tuple[str, ...]) -> None:
 
 
 def test_open311_dates_and_text_are_bounded(api: Api):
-    open311_refused(api.get("/open311/v2/requests.json", "feed", params={"start_date": "0001-01-01T00:00:00+14:00"}),
-                    "start_date")
-    open311_refused(api.get("/open311/v2/requests.json", "feed", params={"end_date": "0001-01-01T00:00:00+14:00"}),
-                    "end_date")
-    response = api.client.post("/open311/v2/requests.json", headers=api.headers("wang"), data={
-        "service_code": "petition.utilities", "description": "停水\u0000三天", "attribute[region]": GRID})
+    open311_refused(
+        api.get(
+            "/open311/v2/requests.json", "feed", params={"start_date": "0001-01-01T00:00:00+14:00"}
+        ),
+        "start_date",
+    )
+    open311_refused(
+        api.get(
+            "/open311/v2/requests.json", "feed", params={"end_date": "0001-01-01T00:00:00+14:00"}
+        ),
+        "end_date",
+    )
+    response = api.client.post(
+        "/open311/v2/requests.json",
+        headers=api.headers("wang"),
+        data={
+            "service_code": "petition.utilities",
+            "description": "停水\u0000三天",
+            "attribute[region]": GRID,
+        },
+    )
     open311_refused(response, ("title", "description"))  # the title is the description's first line
 
 
 def test_the_cli_refuses_a_year_one_time_clearly(app, monkeypatch):
     monkeypatch.setenv("FENGQIAO_DATABASE_URL", app.store.url)
     configure_logging()
-    result = CliRunner().invoke(cli, ["case", "report", "--kind", "dispute", "--category", "neighbours",
-                                      "--severity", "minor", "--region", GRID, "--title", "t\u0000",
-                                      "--as", "wang"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "case",
+            "report",
+            "--kind",
+            "dispute",
+            "--category",
+            "neighbours",
+            "--severity",
+            "minor",
+            "--region",
+            GRID,
+            "--title",
+            "t\u0000",
+            "--as",
+            "wang",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "title" in result.output
 
@@ -174,14 +231,20 @@ def stored_hostile_event(app, monkeypatch, kind: str = "year-one") -> int:
         body = body.model_copy(update={"title": "a\u0000b"})
     else:
         occurred = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
-    envelope = Envelope.model_construct(actor=actor("wang", app), command_id=f"old-release-{kind}",
-                                        expected_version=None, occurred_at=occurred)
+    envelope = Envelope.model_construct(
+        actor=actor("wang", app),
+        command_id=f"old-release-{kind}",
+        expected_version=None,
+        occurred_at=occurred,
+    )
     with monkeypatch.context() as patch:
         patch.setattr(Stamp, "when", lambda self: self.occurred_at or self.recorded_at)
         return app.report(body, envelope).position
 
 
-def test_a_stopped_projection_is_loud_and_an_operator_skip_lets_the_rest_flow(api: Api, monkeypatch):
+def test_a_stopped_projection_is_loud_and_an_operator_skip_lets_the_rest_flow(
+    api: Api, monkeypatch
+):
     app, runner = api.engine, api.http.state.services.runner
     before = api.report()["id"]
     bad = stored_hostile_event(app, monkeypatch, "year-one")
@@ -195,8 +258,11 @@ def test_a_stopped_projection_is_loud_and_an_operator_skip_lets_the_rest_flow(ap
     [failure] = [f for f in ready.json()["projection_failures"] if f["projection"] == "cases"]
     assert failure["position"] == bad and "OverflowError" in failure["error"]
     metrics = api.client.get("/metrics").text
-    assert re.search(rf'fengqiao_projection_stopped_position{{error="OverflowError[^"]*",projection="cases"}} '
-                     rf'{bad}\.0', metrics), metrics
+    assert re.search(
+        rf'fengqiao_projection_stopped_position{{error="OverflowError[^"]*",projection="cases"}} '
+        rf"{bad}\.0",
+        metrics,
+    ), metrics
 
     monkeypatch.setenv("FENGQIAO_DATABASE_URL", app.store.url)
     configure_logging()
@@ -209,11 +275,14 @@ def test_a_stopped_projection_is_loud_and_an_operator_skip_lets_the_rest_flow(ap
 
     refused_skip = cli_runner.invoke(cli, ["projections", "skip", str(bad + 1), "--reason", "x"])
     assert refused_skip.exit_code == 2  # nothing is stopped there
-    skipped = cli_runner.invoke(cli, ["projections", "skip", str(bad), "--reason", "issue 19: year-one time",
-                                      "--by", "ops"])
+    skipped = cli_runner.invoke(
+        cli, ["projections", "skip", str(bad), "--reason", "issue 19: year-one time", "--by", "ops"]
+    )
     assert skipped.exit_code == 0, skipped.output
     # stdout alone: the skip is also logged, to stderr (which the runner's output mixes in)
-    assert json.loads(skipped.stdout)["projections"] == [f.name for f in runner.failures() if f.position == bad]
+    assert json.loads(skipped.stdout)["projections"] == [
+        f.name for f in runner.failures() if f.position == bad
+    ]
 
     runner.run_once()
     assert after in listed(api)
@@ -222,13 +291,21 @@ def test_a_stopped_projection_is_loud_and_an_operator_skip_lets_the_rest_flow(ap
     status = json.loads(cli_runner.invoke(cli, ["projections", "status", "--json"]).stdout)
     cases = next(s for s in status if s["name"] == "cases")
     assert cases["stopped"] is None
-    assert cases["skips"] == [{"position": bad, "reason": "issue 19: year-one time", "by": "ops",
-                               "at": cases["skips"][0]["at"]}]
+    assert cases["skips"] == [
+        {
+            "position": bad,
+            "reason": "issue 19: year-one time",
+            "by": "ops",
+            "at": cases["skips"][0]["at"],
+        }
+    ]
     runner.rebuild("cases")  # the skip is kept: a rebuild passes over the event too
     assert after in listed(api)
 
 
-def test_a_nul_stored_by_an_old_release_stops_only_where_the_database_refuses_it(api: Api, monkeypatch):
+def test_a_nul_stored_by_an_old_release_stops_only_where_the_database_refuses_it(
+    api: Api, monkeypatch
+):
     app, runner = api.engine, api.http.state.services.runner
     bad = stored_hostile_event(app, monkeypatch, "nul")
     after = api.report()["id"]
@@ -265,7 +342,21 @@ def test_a_failing_projection_does_not_hold_the_others_back(app):
 # -- item 2: no run of a number's digits reaches an integrator --------------------------------------
 
 FULL_WIDTH = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
-SPLITTERS = [" ", "-", ".", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "－", "　", "/", "·", "\u00a0"]
+SPLITTERS = [
+    " ",
+    "-",
+    ".",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "－",
+    "　",
+    "/",
+    "·",
+    "\u00a0",
+]
 
 
 @st.composite
@@ -276,7 +367,9 @@ def personal_numbers(draw) -> tuple[str, str]:
     kind = draw(st.sampled_from(["mobile", "id18", "id15", "landline"]))
     if kind == "mobile":
         number = "1" + draw(st.sampled_from("3456789")) + "".join(draw(digits) for _ in range(9))
-        prefix = draw(st.sampled_from(["", "+86", "86", "0086", "Tel", "tel:", "手机", "电话：", "+86 "]))
+        prefix = draw(
+            st.sampled_from(["", "+86", "86", "0086", "Tel", "tel:", "手机", "电话：", "+86 "])
+        )
     elif kind == "landline":
         area = "0" + "".join(draw(digits) for _ in range(draw(st.sampled_from([2, 3]))))
         number = area + "".join(draw(digits) for _ in range(draw(st.sampled_from([7, 8]))))
@@ -302,7 +395,9 @@ SEPARATOR = re.compile(f"[{SEPARATORS}]")
 
 def digit_runs(text: str) -> list[str]:
     """Runs of digits once separators are removed and digits read as ASCII."""
-    plain = "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in SEPARATOR.sub("", text))
+    plain = "".join(
+        str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in SEPARATOR.sub("", text)
+    )
     return re.findall(r"\d+", plain)
 
 
@@ -323,7 +418,7 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:\d\d)")
 
 
 def assert_no_run(where: str, output: Any, digits: str) -> None:
-    windows = {digits[i:i + RUN] for i in range(len(digits) - RUN + 1)}
+    windows = {digits[i : i + RUN] for i in range(len(digits) - RUN + 1)}
     for text in strings(output):
         if TIMESTAMP.fullmatch(text):
             continue  # the engine's own times (their zeros are no one's number)
@@ -335,8 +430,13 @@ def assert_no_run(where: str, output: Any, digits: str) -> None:
 def integrator_outputs(api: Api, case_id: str, position: int) -> dict[str, Any]:
     """Every output an integrator reads about the case."""
     outputs: dict[str, Any] = {}
-    for path in (f"/v1/cases/{case_id}", f"/v1/cases/{case_id}/history", f"/v1/cases/{case_id}/state?version=2",
-                 f"/v1/events?after={position - 1}", f"/open311/v2/requests/{case_id}.json"):
+    for path in (
+        f"/v1/cases/{case_id}",
+        f"/v1/cases/{case_id}/history",
+        f"/v1/cases/{case_id}/state?version=2",
+        f"/v1/events?after={position - 1}",
+        f"/open311/v2/requests/{case_id}.json",
+    ):
         response = api.get(path, "feed")
         assert response.status_code == 200, (path, response.text)
         outputs[path] = response.json()
@@ -350,6 +450,7 @@ def integrator_outputs(api: Api, case_id: str, position: int) -> dict[str, Any]:
     feed = Feed(api.engine)  # the SSE stream and the webhook sender read these pages
     outputs["feed.page"] = feed.page(position - 1, 10).events
     from uuid import UUID
+
     outputs["case file"] = case_file(api.engine, UUID(case_id), "integrator")
     return outputs
 
@@ -359,8 +460,11 @@ def integrator_outputs(api: Api, case_id: str, position: int) -> dict[str, Any]:
 def test_no_output_an_integrator_reads_holds_a_run_of_a_typed_number(api: Api, number, words):
     typed, digits = number
     text = f"{words}{typed}{words}"
-    reported = api.post("/v1/cases", {**PETITION, "title": text[:500], "description": f"描述 {text}\n第二行"},
-                        "wang")
+    reported = api.post(
+        "/v1/cases",
+        {**PETITION, "title": text[:500], "description": f"描述 {text}\n第二行"},
+        "wang",
+    )
     assert reported.status_code == 201, reported.text
     case = reported.json()
     api.act(case["id"], "comment", {"text": f"回电 {text}"}, "wang")
@@ -395,7 +499,13 @@ def test_webhook_deliveries_are_masked(app):
             receiver.handle = keep
             subscribe(client, receiver)
             case_id = report(app, "petition", description="电话 +86 138-2222-3333").case_id
-            act(app, case_id, "comment", "wang", text="身份证 4109 2819 8001 0112 8X，座机0393-1234567")
+            act(
+                app,
+                case_id,
+                "comment",
+                "wang",
+                text="身份证 4109 2819 8001 0112 8X，座机0393-1234567",
+            )
             webhooks, _ = sender(app)
             for _ in range(50):
                 webhooks.run_once()
@@ -406,21 +516,51 @@ def test_webhook_deliveries_are_masked(app):
     delivered = b"".join(bodies).decode()
     assert "138-2222-3333" not in delivered and "****" in delivered
     for digits in ("13822223333", "41092819800101128X", "03931234567"):
-        assert_no_run("webhook", json.loads("[" + ",".join(b.decode() for b in bodies) + "]"), digits)
+        assert_no_run(
+            "webhook", json.loads("[" + ",".join(b.decode() for b in bodies) + "]"), digits
+        )
 
 
 # -- a hypothesis run over every command body with hostile values -----------------------------------
 
-HOSTILE_TIMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1999-12-31T23:59:59Z",
-                 "2000-01-01T00:00:00Z", "2026-09-28T09:00:00", "2126-01-01T00:00:00Z"]
+HOSTILE_TIMES = [
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "1999-12-31T23:59:59Z",
+    "2000-01-01T00:00:00Z",
+    "2026-09-28T09:00:00",
+    "2126-01-01T00:00:00Z",
+]
 hostile_strings = st.one_of(
-    st.sampled_from(["a\u0000b", "\u0007", "x" * 30_000, "line\nbreak", "\r\n", "\ud800", "\u2028", "\u0085",
-                     "+8613822223333", "ID41092819800101128X", "0393-1234567", "zhao", "ht-sfs", ""]),
+    st.sampled_from(
+        [
+            "a\u0000b",
+            "\u0007",
+            "x" * 30_000,
+            "line\nbreak",
+            "\r\n",
+            "\ud800",
+            "\u2028",
+            "\u0085",
+            "+8613822223333",
+            "ID41092819800101128X",
+            "0393-1234567",
+            "zhao",
+            "ht-sfs",
+            "",
+        ]
+    ),
     st.text(max_size=20),
     personal_numbers().map(lambda n: n[0]),
 )
-hostile_values = st.one_of(hostile_strings, st.sampled_from(HOSTILE_TIMES), st.integers(-2**70, 2**70),
-                           st.booleans(), st.none(), st.lists(hostile_strings, max_size=60))
+hostile_values = st.one_of(
+    hostile_strings,
+    st.sampled_from(HOSTILE_TIMES),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.lists(hostile_strings, max_size=60),
+)
 
 
 def post_json(api: Api, path: str, body: Any, who: str):
@@ -434,10 +574,12 @@ def hostile_body(model: type) -> st.SearchStrategy[dict[str, Any]]:
 
 
 @FUZZ
-@given(report_body=hostile_body(ReportCase),
-       action=st.sampled_from(sorted(ACTIONS)),
-       data=st.data())
-def test_hostile_command_bodies_never_answer_500_nor_wedge_a_projection(api: Api, report_body, action, data):
+@given(
+    report_body=hostile_body(ReportCase), action=st.sampled_from(sorted(ACTIONS)), data=st.data()
+)
+def test_hostile_command_bodies_never_answer_500_nor_wedge_a_projection(
+    api: Api, report_body, action, data
+):
     reported = post_json(api, "/v1/cases", {**DISPUTE, **report_body}, "wang")
     assert reported.status_code in (201, 403, 404, 409, 422), reported.text
     case_id = api.report({**(PETITION if action in ("reply", "return-visit") else DISPUTE)})["id"]
@@ -457,26 +599,52 @@ def test_an_unreadable_body_has_a_documented_problem_type(api: Api):
 
     documented = Path(__file__).resolve().parents[2].joinpath("docs", "api.md").read_text()
     path = "/v1/cases"
-    for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"title": "\xff\xfe"}', b'{"a": ' + b"9" * 5000 + b"}"):
+    for raw in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"title": "\xff\xfe"}',
+        b'{"a": ' + b"9" * 5000 + b"}",
+    ):
         problem = refused(post_raw(api, path, raw, "wang"), 400)
         assert problem["type"] == "/problems/malformed-body", problem
         assert f"`{problem['type']}`" in documented
 
 
 def test_an_open311_title_cut_from_the_description_never_keeps_half_a_number(api: Api):
-    description = "停水" * 24 + "停 电话 13812345678 请回电"  # the 60-character cut keeps 7 of its digits
-    response = api.client.post("/open311/v2/requests.json", headers=api.headers("wang"), data={
-        "service_code": "petition.utilities", "description": description, "attribute[region]": GRID})
+    description = (
+        "停水" * 24 + "停 电话 13812345678 请回电"
+    )  # the 60-character cut keeps 7 of its digits
+    response = api.client.post(
+        "/open311/v2/requests.json",
+        headers=api.headers("wang"),
+        data={
+            "service_code": "petition.utilities",
+            "description": description,
+            "attribute[region]": GRID,
+        },
+    )
     assert response.status_code == 201, response.text
     request_id = response.json()[0]["service_request_id"]
     project(api)
-    for path in (f"/v1/cases/{request_id}", "/v1/cases?region=" + HAITONG, f"/open311/v2/requests/{request_id}.json"):
+    for path in (
+        f"/v1/cases/{request_id}",
+        "/v1/cases?region=" + HAITONG,
+        f"/open311/v2/requests/{request_id}.json",
+    ):
         assert_no_run(path, api.get(path, "feed").json(), "13812345678")
     assert api.get(f"/v1/cases/{request_id}", "root").json()["title"].endswith("电话")
 
 
-FORMS = ["+8613822223333", "8613844445555", "Tel13866667777", "13899990000abc", "ID41092819800101128X",
-         "身份证410928800101123", "138\u200b2345\u200b6789", "１３９－１２３４－５６７８", "0393-1234567"]
+FORMS = [
+    "+8613822223333",
+    "8613844445555",
+    "Tel13866667777",
+    "13899990000abc",
+    "ID41092819800101128X",
+    "身份证410928800101123",
+    "138\u200b2345\u200b6789",
+    "１３９－１２３４－５６７８",
+    "0393-1234567",
+]
 
 
 def test_the_sse_stream_is_masked(app, monkeypatch):
@@ -499,8 +667,12 @@ def test_the_sse_stream_is_masked(app, monkeypatch):
 
 
 @settings(max_examples=max(EXAMPLES * 20, 200), deadline=None, database=None)
-@given(numbers=st.lists(personal_numbers(), min_size=1, max_size=4),
-       joints=st.lists(st.sampled_from([" ", " / ", "、", "\n", "，", "-", "和", " or "]), min_size=4, max_size=4))
+@given(
+    numbers=st.lists(personal_numbers(), min_size=1, max_size=4),
+    joints=st.lists(
+        st.sampled_from([" ", " / ", "、", "\n", "，", "-", "和", " or "]), min_size=4, max_size=4
+    ),
+)
 def test_numbers_run_together_are_each_masked(numbers, joints):
     from domain.permissions import mask_numbers
 

@@ -67,8 +67,13 @@ class RawReceiver:
             while b"\r\n\r\n" not in request:
                 request += connection.recv(65536)
             head, _, body = request.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+            )
             while len(body) < length:
                 body += connection.recv(65536)
             try:
@@ -103,8 +108,12 @@ def drip(receiver: RawReceiver, connection: socket.socket, every: float = 3.0) -
         receiver.sent += 1
 
 
-def one_subscription(store: SubscriptionStore, url: str, owner: str = "feed-county", **options: Any):
-    return store.create(owner=owner, url=url, types=[], region="410928", start=0, allow_private=True, **options)
+def one_subscription(
+    store: SubscriptionStore, url: str, owner: str = "feed-county", **options: Any
+):
+    return store.create(
+        owner=owner, url=url, types=[], region="410928", start=0, allow_private=True, **options
+    )
 
 
 # -- item 4: one integrator can stall or exhaust the webhook sender ------------------------
@@ -144,8 +153,12 @@ def test_a_dripping_receiver_is_cut_off_at_the_whole_request_deadline(app, api):
         finally:
             s.close()
             store.close()
-    assert 1.9 < took < 4, took  # every byte came within the per-read timeout; the attempt's deadline cut it
-    assert delivery.status == PENDING and delivery.attempts == 1 and "Timeout" in delivery.last_error
+    assert 1.9 < took < 4, (
+        took
+    )  # every byte came within the per-read timeout; the attempt's deadline cut it
+    assert (
+        delivery.status == PENDING and delivery.attempts == 1 and "Timeout" in delivery.last_error
+    )
 
 
 def test_two_dripping_receivers_never_delay_a_healthy_subscription(app, api):
@@ -168,7 +181,9 @@ def test_two_dripping_receivers_never_delay_a_healthy_subscription(app, api):
             position = report(app, "hazard", "minor").position
             reported = time.monotonic()
             while position not in healthy.unique.values():
-                assert time.monotonic() - reported < 5, "the healthy subscription waited on the drippers"
+                assert time.monotonic() - reported < 5, (
+                    "the healthy subscription waited on the drippers"
+                )
                 time.sleep(0.01)
             latencies.append(time.monotonic() - reported)
         assert all(d.connections <= 2 for d in drippers)  # still on their first slow attempts
@@ -234,7 +249,10 @@ def test_a_revoke_stops_the_very_next_attempt_of_a_burst(app, api):
     with Receiver() as receiver:
         created = subscribe(api, receiver)
         handle = receiver.handle
-        receiver.handle = lambda headers, body: (users.revoke("feed-county"), handle(headers, body))[1]
+        receiver.handle = lambda headers, body: (
+            users.revoke("feed-county"),
+            handle(headers, body),
+        )[1]
         workload(app)
         s, store = sender(app)
         try:
@@ -251,8 +269,11 @@ def test_an_expired_owners_subscription_stops(app, api, clock):
     users = UserStore(app)
     token = users.add("short-lived", "integrator", "410928", expires_in=timedelta(hours=1))
     with Receiver() as receiver:
-        created = api.client.post("/v1/subscriptions", json={"url": receiver.url, "from_position": 1},
-                                  headers={"Authorization": f"Bearer {token}"})
+        created = api.client.post(
+            "/v1/subscriptions",
+            json={"url": receiver.url, "from_position": 1},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert created.status_code == 201, created.text
         receiver.secret = created.json()["secret"]
         workload(app)
@@ -273,15 +294,19 @@ def test_an_owner_reissued_in_another_region_disables_the_old_scope(app, api, de
     assert delivered_after(app, receiver, s, lambda: None) == 0
     assert store.get(subscription_id).state == DISABLED
     assert "410928-001-007" in store.get(subscription_id).state_reason
-    resumed = api.client.post(f"/v1/subscriptions/{subscription_id}/resume",
-                              headers={"Authorization": f"Bearer {token}"})
+    resumed = api.client.post(
+        f"/v1/subscriptions/{subscription_id}/resume", headers={"Authorization": f"Bearer {token}"}
+    )
     assert resumed.status_code == 404  # the county's feed is no longer theirs to resume
 
 
 def test_an_owner_reissued_over_a_wider_region_keeps_delivering(app, api, delivering):
     receiver, s, store, subscription_id = delivering
     users = UserStore(app)
-    assert delivered_after(app, receiver, s, lambda: users.add("feed-county", "integrator", "410928")) >= 1
+    assert (
+        delivered_after(app, receiver, s, lambda: users.add("feed-county", "integrator", "410928"))
+        >= 1
+    )
     assert store.get(subscription_id).state != DISABLED
 
 
@@ -302,8 +327,12 @@ def test_a_new_sqlite_store_and_its_wal_are_created_0600(tmp_path, clock):
         path = tmp_path / "fresh" / "fengqiao.db"
         app = seed(Fengqiao(StoreConfig(f"sqlite:///{path}"), clock=clock))
         try:
-            report(app, "dispute", "minor", parties=[{"name": "张三", "role": "applicant",
-                                                      "id_number": "41092819800101128X"}])
+            report(
+                app,
+                "dispute",
+                "minor",
+                parties=[{"name": "张三", "role": "applicant", "id_number": "41092819800101128X"}],
+            )
             files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
             assert all(f.exists() for f in files)
             assert [mode(f) for f in files] == [0o600] * 3
@@ -321,11 +350,16 @@ def test_an_older_store_made_0644_is_brought_to_0600_when_opened(tmp_path):
         name.write_bytes(b"")
         name.chmod(0o644)
     StoreConfig(f"sqlite:///{path}").prepare()
-    assert [mode(p) for p in (path, path.with_name("old.db-wal"), path.with_name("old.db-shm"))] == [0o600] * 3
+    assert [
+        mode(p) for p in (path, path.with_name("old.db-wal"), path.with_name("old.db-shm"))
+    ] == [0o600] * 3
 
 
 def raw_secrets(store: SubscriptionStore) -> dict[str, str]:
-    return {row["id"]: row["secret"] for row in store.db.query("SELECT id, secret FROM fengqiao_subscriptions")}
+    return {
+        row["id"]: row["secret"]
+        for row in store.db.query("SELECT id, secret FROM fengqiao_subscriptions")
+    }
 
 
 def test_webhook_secrets_are_stored_encrypted_under_a_0600_key(app, api):
@@ -355,7 +389,10 @@ def test_secrets_stored_in_clear_by_an_older_version_are_encrypted_when_opened(a
     try:
         created = one_subscription(store, "http://127.0.0.1:9/hook")
         with store.db.transaction() as tx:
-            tx.execute("UPDATE fengqiao_subscriptions SET secret = ? WHERE id = ?", (created.secret, created.id))
+            tx.execute(
+                "UPDATE fengqiao_subscriptions SET secret = ? WHERE id = ?",
+                (created.secret, created.id),
+            )
     finally:
         store.close()
     again = SubscriptionStore.for_store(app.store)
@@ -385,16 +422,22 @@ def stored_bytes(app) -> bytes:
 
 
 def typed_into_free_text(app):
-    case_id = report(app, "dispute", "minor", parties=[PARTY], description=f"申请人身份证{ID}，电话{STRANGER}").case_id
+    case_id = report(
+        app, "dispute", "minor", parties=[PARTY], description=f"申请人身份证{ID}，电话{STRANGER}"
+    ).case_id
     from tests.support import act
 
-    act(app, case_id, "comment", "wang", text=f"核实身份证号 {ID}，回电１３８１２３４１２３４")  # the party's phone, full-width
+    act(
+        app, case_id, "comment", "wang", text=f"核实身份证号 {ID}，回电１３８１２３４１２３４"
+    )  # the party's phone, full-width
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "send-back", "zhao", reason=f"{ID}不在本辖区")
     return case_id
 
 
-def test_numbers_typed_into_free_text_are_sealed_and_erased_with_their_person(app, tmp_path, monkeypatch):
+def test_numbers_typed_into_free_text_are_sealed_and_erased_with_their_person(
+    app, tmp_path, monkeypatch
+):
     from engine import privacy
     from engine.audit.verify import verify_case, verify_log
 
@@ -404,14 +447,19 @@ def test_numbers_typed_into_free_text_are_sealed_and_erased_with_their_person(ap
     assert ID.encode() not in stored and STRANGER.encode() not in stored
     history = [recorded.event for recorded in app.history(case_id)]
     assert history[0].description == f"申请人身份证{ID}，电话{STRANGER}"  # read back in clear
-    assert history[1].text == f"核实身份证号 {ID}，回电１３８１２３４１２３４" and history[3].reason == f"{ID}不在本辖区"
+    assert (
+        history[1].text == f"核实身份证号 {ID}，回电１３８１２３４１２３４"
+        and history[3].reason == f"{ID}不在本辖区"
+    )
     assert "１３８１２３４１２３４".encode() not in stored
 
     privacy.erase(app, privacy.find_person(app, id_number=ID), "cli:admin")
 
     history = [recorded.event for recorded in app.history(case_id)]
     assert history[0].description == f"申请人身份证{privacy.ERASED}，电话{STRANGER}"
-    assert history[1].text == f"核实身份证号 {privacy.ERASED}，回电{privacy.ERASED}"  # found by the phone alone
+    assert (
+        history[1].text == f"核实身份证号 {privacy.ERASED}，回电{privacy.ERASED}"
+    )  # found by the phone alone
     assert history[3].reason == f"{privacy.ERASED}不在本辖区"
     assert stored_bytes(app) == stored  # nothing rewritten: the chain covers the same ciphertext
     assert verify_case(app, case_id).ok and verify_log(app).ok
@@ -427,9 +475,17 @@ def test_text_without_numbers_is_stored_as_it_was(app):
 def test_numbers_split_by_separators_or_with_a_country_code_find_their_person(app):
     from engine import privacy
 
-    case_id = report(app, "dispute", "minor", parties=[PARTY],
-                     description="身份证 4109 2819 8001 0112 8X，电话 +86 138-1234-1234").case_id
+    case_id = report(
+        app,
+        "dispute",
+        "minor",
+        parties=[PARTY],
+        description="身份证 4109 2819 8001 0112 8X，电话 +86 138-1234-1234",
+    ).case_id
     stored = stored_bytes(app)
     assert b"4109 2819 8001 0112 8X" not in stored and b"138-1234-1234" not in stored
     privacy.erase(app, privacy.find_person(app, id_number=ID), "cli:admin")
-    assert app.history(case_id)[0].event.description == f"身份证 {privacy.ERASED}，电话 +{privacy.ERASED}"
+    assert (
+        app.history(case_id)[0].event.description
+        == f"身份证 {privacy.ERASED}，电话 +{privacy.ERASED}"
+    )

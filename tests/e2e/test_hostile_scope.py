@@ -18,8 +18,11 @@ OPEN311 = "/open311/v2/requests.json"
 
 
 def open311_report(api: Api, who: str, region: str, key: str):
-    body = {"service_code": "hazard.fire", "description": "楼道堆放杂物",
-            "attribute": {"region": region, "hazard_level": "general"}}
+    body = {
+        "service_code": "hazard.fire",
+        "description": "楼道堆放杂物",
+        "attribute": {"region": region, "hazard_level": "general"},
+    }
     return api.client.post(OPEN311, json=body, headers=api.headers(who, Idempotency_Key=key))
 
 
@@ -40,7 +43,9 @@ def test_open311_same_key_from_two_users_is_two_requests(api: Api, xr):
     mine, theirs = first.json()[0]["service_request_id"], second.json()[0]["service_request_id"]
     assert mine != theirs
     assert api.engine.case(__import__("uuid").UUID(theirs)).region == XUZHEN_GRID
-    assert open311_report(api, xr, XUZHEN_GRID, "shared-key").json()[0]["service_request_id"] == theirs
+    assert (
+        open311_report(api, xr, XUZHEN_GRID, "shared-key").json()[0]["service_request_id"] == theirs
+    )
 
 
 def test_an_open311_key_in_another_users_form_squats_nothing(api: Api, xr):
@@ -75,10 +80,18 @@ def test_a_retry_across_the_upgrade_finds_its_legacy_case(api: Api):
     retry = api.post("/v1/cases", DISPUTE, "wang", headers={"Idempotency-Key": "in-flight"})
     assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json()["id"] == str(before.case_id)
-    comment = api.engine.do(before.case_id, "comment", {"text": "一"},
-                            envelope("wang", api.engine, command_id="wang:c-old"))
-    again = api.post(f"/v1/cases/{before.case_id}/comment", {"text": "一"}, "wang",
-                     headers={"Idempotency-Key": "c-old"})
+    comment = api.engine.do(
+        before.case_id,
+        "comment",
+        {"text": "一"},
+        envelope("wang", api.engine, command_id="wang:c-old"),
+    )
+    again = api.post(
+        f"/v1/cases/{before.case_id}/comment",
+        {"text": "一"},
+        "wang",
+        headers={"Idempotency-Key": "c-old"},
+    )
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["version"] == comment.version
 
@@ -121,7 +134,9 @@ def test_a_log_finding_in_another_region_names_no_case(api: Api, signing_key):
     from tests.audit_support import RawStore
 
     other = api.report({**DISPUTE, "region": XUZHEN_GRID}, who="xu")["id"]
-    api.tokens["county-audit"] = api.http.state.services.users.add("county-audit", "auditor", "410928", by="test")
+    api.tokens["county-audit"] = api.http.state.services.users.add(
+        "county-audit", "auditor", "410928", by="test"
+    )
     raw = RawStore(api.engine)
     try:
         position = api.engine.positions_of(__import__("uuid").UUID(other))[1]
@@ -131,7 +146,11 @@ def test_a_log_finding_in_another_region_names_no_case(api: Api, signing_key):
     township = api.get("/v1/audit/verify", who="audit")
     assert township.status_code == 409
     finding = township.json()["finding"]
-    assert (finding["problem"], finding["position"], finding["details"]) == ("altered", position, {})
+    assert (finding["problem"], finding["position"], finding["details"]) == (
+        "altered",
+        position,
+        {},
+    )
     assert other not in township.text and other.replace("-", "") not in township.text
     county = api.get("/v1/audit/verify", who="county-audit").json()["finding"]
     assert county["details"]["case"].replace("-", "") == other.replace("-", "")
@@ -140,7 +159,9 @@ def test_a_log_finding_in_another_region_names_no_case(api: Api, signing_key):
 # -- item 7: bounded time travel and periods; the work stops at the deadline --------------
 
 
-@pytest.mark.parametrize("as_of", ["9999-12-31T00:00:00Z", "1999-12-31T23:59:59Z", "2026-09-28T02:00:00Z"])
+@pytest.mark.parametrize(
+    "as_of", ["9999-12-31T00:00:00Z", "1999-12-31T23:59:59Z", "2026-09-28T02:00:00Z"]
+)
 def test_as_of_outside_2000_to_now_is_a_422_naming_it(api: Api, as_of):
     cid = api.report(DISPUTE, who="wang")["id"]
     started = time.monotonic()
@@ -153,17 +174,29 @@ def test_as_of_outside_2000_to_now_is_a_422_naming_it(api: Api, as_of):
     assert fine.status_code == 200, fine.text
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ({"to": "9999-12-31"}, "to"), ({"from": "0001-01-01"}, "from"),
-    ({"from": "9999-12-31T23:59:59-14:00"}, "from"), ({"from": "2001-01-01", "to": "2026-09-30"}, "to"),
-    ({"from": "2026-09-30", "to": "2026-09-01"}, "from")])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"to": "9999-12-31"}, "to"),
+        ({"from": "0001-01-01"}, "from"),
+        ({"from": "9999-12-31T23:59:59-14:00"}, "from"),
+        ({"from": "2001-01-01", "to": "2026-09-30"}, "to"),
+        ({"from": "2026-09-30", "to": "2026-09-01"}, "from"),
+    ],
+)
 def test_stats_periods_out_of_bounds_are_a_422_naming_the_parameter(api: Api, query, field):
     refused = api.get("/v1/regions/410928-001/stats", "zhou", params=query)
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["field"] == field
-    assert api.get("/v1/regions/410928-001/stats", "zhou",
-                   params={"from": "2020-01-01", "to": "2026-09-30"}).status_code == 200
+    assert (
+        api.get(
+            "/v1/regions/410928-001/stats",
+            "zhou",
+            params={"from": "2020-01-01", "to": "2026-09-30"},
+        ).status_code
+        == 200
+    )
 
 
 def test_the_work_behind_a_late_read_stops_at_its_deadline(app):
@@ -190,8 +223,11 @@ def test_the_work_behind_a_late_read_stops_at_its_deadline(app):
     app.events.get = slow_get
     try:
         with TestClient(http, raise_server_exceptions=False) as client:
-            late = client.get(f"/v1/cases/{case_id}/state", params={"as_of": "2026-09-28T01:04:00Z"},
-                              headers={"Authorization": f"Bearer {token}"})
+            late = client.get(
+                f"/v1/cases/{case_id}/state",
+                params={"as_of": "2026-09-28T01:04:00Z"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert late.status_code == 503 and late.json()["code"] == "deadline"
             time.sleep(2.5)  # the 8 events would take 2 s to read
             assert len(seen) <= 4, len(seen)
@@ -207,7 +243,10 @@ def test_trusted_proxies_come_from_the_environment():
 
     assert Settings.from_environment({}).trusted_proxies == ""
     read = Settings.from_environment({"FENGQIAO_TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 "})
-    assert [str(n) for n in trusted_networks(read.trusted_proxies)] == ["10.0.0.0/8", "192.168.1.7/32"]
+    assert [str(n) for n in trusted_networks(read.trusted_proxies)] == [
+        "10.0.0.0/8",
+        "192.168.1.7/32",
+    ]
     with pytest.raises(ValueError, match="^FENGQIAO_TRUSTED_PROXIES"):
         Settings.from_environment({"FENGQIAO_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"})
 
@@ -218,15 +257,23 @@ def test_client_address_believes_forwarded_for_only_from_a_trusted_proxy():
     from api.http.services import client_address, trusted_networks
 
     def request(peer: str, *forwarded: str) -> Request:
-        return Request({"type": "http", "client": (peer, 1234),
-                        "headers": [(b"x-forwarded-for", f.encode()) for f in forwarded]})
+        return Request(
+            {
+                "type": "http",
+                "client": (peer, 1234),
+                "headers": [(b"x-forwarded-for", f.encode()) for f in forwarded],
+            }
+        )
 
     none, proxies = trusted_networks(""), trusted_networks("127.0.0.1,10.0.0.0/8")
     assert client_address(request("127.0.0.1", "203.0.113.9"), none) == "127.0.0.1"
     assert client_address(request("198.51.100.1", "203.0.113.9"), proxies) == "198.51.100.1"
     assert client_address(request("127.0.0.1", "203.0.113.9"), proxies) == "203.0.113.9"
     # a client cannot push its own hop to the left of the one the proxy appended
-    assert client_address(request("127.0.0.1", "1.1.1.1, 203.0.113.9, 10.1.2.3"), proxies) == "203.0.113.9"
+    assert (
+        client_address(request("127.0.0.1", "1.1.1.1, 203.0.113.9, 10.1.2.3"), proxies)
+        == "203.0.113.9"
+    )
 
 
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
@@ -239,16 +286,29 @@ def test_the_bad_token_limit_is_not_dodged_with_forwarded_for(app, trusted):
     from api.http.services import Settings
 
     settings = Settings(auth_failures_allowed=3, trusted_proxies=trusted)
-    server = uvicorn.Server(uvicorn.Config(create_app(app, settings=settings), host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="off", **server_options(settings)))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(app, settings=settings),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            **server_options(settings),
+        )
+    )
     thread = __import__("threading").Thread(target=server.run, daemon=True)
     thread.start()
     try:
         while not server.started:
             time.sleep(0.02)
         url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1/regions"
-        statuses = [httpx.get(url, headers={"Authorization": "Bearer fq_wrong",
-                                            "X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(6)]
+        statuses = [
+            httpx.get(
+                url,
+                headers={"Authorization": "Bearer fq_wrong", "X-Forwarded-For": f"203.0.113.{n}"},
+            ).status_code
+            for n in range(6)
+        ]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -261,10 +321,19 @@ def test_the_bad_token_limit_is_not_dodged_with_forwarded_for(app, trusted):
 # -- item 11: SSRF leftovers: IPv6 forms of private addresses, DNS rebinding --------------
 
 
-@pytest.mark.parametrize("url", ["http://[64:ff9b::7f00:1]/hook", "http://[2002:7f00:1::]/hook",
-                                 "http://[fec0::1]/hook", "http://[::127.0.0.1]/hook",
-                                 "http://[::ffff:10.0.0.1]/hook", "http://[64:ff9b:1::1]/hook",
-                                 "http://[64:ff9b::a00:1]/hook", "http://[2002:c0a8:101::1]/hook"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[fec0::1]/hook",
+        "http://[::127.0.0.1]/hook",
+        "http://[::ffff:10.0.0.1]/hook",
+        "http://[64:ff9b:1::1]/hook",
+        "http://[64:ff9b::a00:1]/hook",
+        "http://[2002:c0a8:101::1]/hook",
+    ],
+)
 def test_ipv6_forms_of_private_addresses_are_refused(api: Api, url, monkeypatch):
     monkeypatch.delenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", raising=False)
     response = api.post("/v1/subscriptions", {"url": url}, "feed")
@@ -278,8 +347,12 @@ def test_public_ipv4_behind_nat64_or_6to4_stays_allowed():
 
     from engine.subscriptions import public_address
 
-    assert public_address(ip_address("64:ff9b::808:808")) and public_address(ip_address("2002:808:808::1"))
-    assert public_address(ip_address("2606:4700:4700::1111")) and public_address(ip_address("8.8.8.8"))
+    assert public_address(ip_address("64:ff9b::808:808")) and public_address(
+        ip_address("2002:808:808::1")
+    )
+    assert public_address(ip_address("2606:4700:4700::1111")) and public_address(
+        ip_address("8.8.8.8")
+    )
 
 
 def test_a_refusal_never_names_the_resolved_address(api: Api, monkeypatch):
@@ -323,11 +396,17 @@ def test_the_sender_connects_to_the_address_it_checked(app, monkeypatch):
     hosts: list[str] = []
     with Receiver() as receiver:
         handle = receiver.handle
-        receiver.handle = lambda headers, body: (hosts.append(headers["Host"]), handle(headers, body))[1]
+        receiver.handle = lambda headers, body: (
+            hosts.append(headers["Host"]),
+            handle(headers, body),
+        )[1]
         port = receiver.server.server_address[1]
         api = make_api(app)
         try:
-            created = api.post("/v1/subscriptions", json={"url": f"http://hook.test:{port}/hook", "from_position": 1})
+            created = api.post(
+                "/v1/subscriptions",
+                json={"url": f"http://hook.test:{port}/hook", "from_position": 1},
+            )
             assert created.status_code == 201, created.text
             receiver.secret = created.json()["secret"]
             workload(app)
@@ -353,12 +432,21 @@ def test_a_target_rebound_to_loopback_after_its_check_is_never_contacted(app, mo
     monkeypatch.delenv("FENGQIAO_WEBHOOK_ALLOW_PRIVATE", raising=False)
     with Receiver() as receiver:
         port = receiver.server.server_address[1]
-        fake_dns(monkeypatch, ["93.184.216.34", "127.0.0.1"])  # public when subscribed; loopback when delivered
+        fake_dns(
+            monkeypatch, ["93.184.216.34", "127.0.0.1"]
+        )  # public when subscribed; loopback when delivered
         s, store = sender(app)
-        UserStore(app).add("feed-county", "integrator", "410928")  # a subscription delivers while its owner may
+        UserStore(app).add(
+            "feed-county", "integrator", "410928"
+        )  # a subscription delivers while its owner may
         try:
-            created = store.create(owner="feed-county", url=f"http://hook.test:{port}/hook", types=[],
-                                   region="410928", start=0)
+            created = store.create(
+                owner="feed-county",
+                url=f"http://hook.test:{port}/hook",
+                types=[],
+                region="410928",
+                start=0,
+            )
             workload(app)
             s.run_once()
             [delivery, *_] = store.deliveries(created.id)
@@ -415,25 +503,40 @@ def test_revoking_or_reissuing_the_token_ends_its_sessions(api: Api):
     assert board(api, ui_sign_in(api, "zhou")).status_code == 200
 
 
-@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Referer": "https://evil.example/x"},
-                                     {}, {"Origin": "null"}, {"Origin": "http://testserver.evil.example"},
-                                     {"Origin": "http://testserver:8080"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Referer": "https://evil.example/x"},
+        {},
+        {"Origin": "null"},
+        {"Origin": "http://testserver.evil.example"},
+        {"Origin": "http://testserver:8080"},
+    ],
+)
 def test_cross_site_posts_to_login_and_logout_are_refused(api: Api, headers):
     from tests.test_api_support import ui_sign_in
 
-    forged = api.client.post("/ui/login", data={"token": api.tokens["zhou"]}, headers=headers,
-                             follow_redirects=False)
+    forged = api.client.post(
+        "/ui/login", data={"token": api.tokens["zhou"]}, headers=headers, follow_redirects=False
+    )
     assert forged.status_code == 403 and "set-cookie" not in forged.headers
     session = ui_sign_in(api, "zhou")
     out = api.client.post("/ui/logout", headers=headers, follow_redirects=False)
     assert out.status_code == 403
-    assert board(api, session).status_code == 200  # still signed in: the forged sign-out did nothing
+    assert (
+        board(api, session).status_code == 200
+    )  # still signed in: the forged sign-out did nothing
 
 
 def test_a_sign_in_through_a_proxy_ending_tls_is_same_origin(api: Api):
-    for headers in ({"Origin": "https://testserver"}, {"Referer": "http://testserver/ui/login?next=/ui/board"}):
-        signed = api.client.post("/ui/login", data={"token": api.tokens["zhou"]}, headers=headers,
-                                 follow_redirects=False)
+    for headers in (
+        {"Origin": "https://testserver"},
+        {"Referer": "http://testserver/ui/login?next=/ui/board"},
+    ):
+        signed = api.client.post(
+            "/ui/login", data={"token": api.tokens["zhou"]}, headers=headers, follow_redirects=False
+        )
         assert signed.status_code == 303, (headers, signed.text)
 
 
@@ -441,9 +544,14 @@ def test_answers_carrying_personal_data_are_not_stored_or_sniffed(api: Api):
     from tests.test_api_support import ui_sign_in
 
     cid = api.report(DISPUTE, who="wang")["id"]
-    answers = [api.get(f"/v1/cases/{cid}", "root"), api.get(f"/v1/cases/{cid}/history", "root"),
-               api.get("/v1/cases", "root"), api.get(f"/open311/v2/requests/{cid}.json", "root"),
-               api.get(f"/v1/cases/{cid}/file", "root"), api.get("/v1/cases/nonsense", "root")]
+    answers = [
+        api.get(f"/v1/cases/{cid}", "root"),
+        api.get(f"/v1/cases/{cid}/history", "root"),
+        api.get("/v1/cases", "root"),
+        api.get(f"/open311/v2/requests/{cid}.json", "root"),
+        api.get(f"/v1/cases/{cid}/file", "root"),
+        api.get("/v1/cases/nonsense", "root"),
+    ]
     ui_sign_in(api, "root")
     answers.append(api.client.get(f"/ui/cases/{cid}"))
     for answer in answers:
@@ -474,9 +582,17 @@ def test_readyz_writes_nothing(api: Api):
     for _ in range(3):
         assert api.client.get("/readyz").status_code == 200
     assert api.engine.head_position() == before
-    tables = ({r["name"] for r in db.query("SELECT table_name AS name FROM information_schema.tables "
-                                           "WHERE table_schema = ?", (db.schema,))} if db.is_postgres
-              else {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")})
+    tables = (
+        {
+            r["name"]
+            for r in db.query(
+                "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = ?",
+                (db.schema,),
+            )
+        }
+        if db.is_postgres
+        else {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    )
     assert "fengqiao_ready_probe" not in tables and "fengqiao_api_users" in tables
 
 
@@ -490,7 +606,9 @@ def test_metrics_can_require_a_token(app):
     with TestClient(create_app(app, settings=Settings(metrics_token="s3cret"))) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert client.get("/metrics", headers={"Authorization": "Basic czNjcmV0"}).status_code == 401
+        assert (
+            client.get("/metrics", headers={"Authorization": "Basic czNjcmV0"}).status_code == 401
+        )
         shown = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
         assert shown.status_code == 200 and "fengqiao" in shown.text
     with TestClient(create_app(app)) as client:

@@ -17,7 +17,9 @@ from tests.test_api_support import DISPUTE, Api
 
 def with_public_url(api: Api, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = api.engine.settings
-    monkeypatch.setattr(api.engine, "settings", type(settings)(**{**settings.model_dump(), "public_url": url}))
+    monkeypatch.setattr(
+        api.engine, "settings", type(settings)(**{**settings.model_dump(), "public_url": url})
+    )
 
 
 def client_at(api: Api, base: str) -> TestClient:
@@ -29,7 +31,9 @@ def test_dataschema_follows_the_request_base_url_when_no_public_url_is_set(api: 
     client = client_at(api, "https://county.example:9443")
     events = client.get("/v1/events", headers=api.headers("feed")).json()
     assert events
-    assert all(e["dataschema"] == f"https://county.example:9443/v1/schemas/{e['type']}" for e in events)
+    assert all(
+        e["dataschema"] == f"https://county.example:9443/v1/schemas/{e['type']}" for e in events
+    )
     listed = client.get("/v1/schemas", headers=api.headers("feed")).json()["types"]
     assert all(t["schema"].startswith("https://county.example:9443/v1/schemas/") for t in listed)
     one = client.get(f"/v1/schemas/{listed[0]['type']}", headers=api.headers("feed")).json()
@@ -60,7 +64,9 @@ def test_a_set_public_url_wins_over_the_request_base_url(api: Api, monkeypatch: 
 def test_the_settings_name_the_base_url():
     assert Settings().base_url("http://host:1/") == "http://host:1"
     assert Settings().base_url(None) == "http://localhost:8000"
-    assert Settings(public_url="https://x.example/").base_url("http://host:1/") == "https://x.example"
+    assert (
+        Settings(public_url="https://x.example/").base_url("http://host:1/") == "https://x.example"
+    )
 
 
 # -- item 5: the OpenAPI document tells the truth --------------------------------------------
@@ -79,34 +85,69 @@ def answers(document: dict):
 
 def test_every_error_answer_is_declared_as_problem_json_with_its_schema(api: Api):
     document = openapi(api)
-    wrong = [f"{op} {status} {sorted(answer.get('content', {}))}" for op, _, status, answer in answers(document)
-             if status[0] in "45" and status != "409" and op != "GET /readyz"
-             and "open311" not in op  # GeoReport's own error format: issue 21, item 1
-             and answer.get("content", {}).get("application/problem+json", {}).get("schema")
-             != {"$ref": "#/components/schemas/Problem"}]
+    wrong = [
+        f"{op} {status} {sorted(answer.get('content', {}))}"
+        for op, _, status, answer in answers(document)
+        if status[0] in "45"
+        and status != "409"
+        and op != "GET /readyz"
+        and "open311" not in op  # GeoReport's own error format: issue 21, item 1
+        and answer.get("content", {}).get("application/problem+json", {}).get("schema")
+        != {"$ref": "#/components/schemas/Problem"}
+    ]
     assert not wrong, wrong
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
 def test_every_2xx_answer_declares_what_it_sends(api: Api):
-    empty = [f"{op} {status} {media}" for op, _, status, answer in answers(openapi(api))
-             if status.startswith("2") and "open311" not in op  # item 1 declares Open311's answers
-             for media, content in answer.get("content", {}).items() if not content.get("schema")]
+    empty = [
+        f"{op} {status} {media}"
+        for op, _, status, answer in answers(openapi(api))
+        if status.startswith("2") and "open311" not in op  # item 1 declares Open311's answers
+        for media, content in answer.get("content", {}).items()
+        if not content.get("schema")
+    ]
     assert not empty, empty
 
 
 def test_operation_ids_are_readable_and_unique(api: Api):
-    ids = [operation["operationId"] for _, operation, status, _ in answers(openapi(api)) if status.startswith("2")]
+    ids = [
+        operation["operationId"]
+        for _, operation, status, _ in answers(openapi(api))
+        if status.startswith("2")
+    ]
     unique = sorted(set(ids))
-    assert {"cases.accept", "cases.report", "cases.get", "regions.stats", "ops.readyz",
-            "problems.describe"} <= set(unique)
-    assert all(len(i) < 40 and "__" not in i and not i.endswith(("_get", "_post")) for i in unique), unique
-    operations = [(op, operation["operationId"]) for op, operation, status, _ in answers(openapi(api))]
+    assert {
+        "cases.accept",
+        "cases.report",
+        "cases.get",
+        "regions.stats",
+        "ops.readyz",
+        "problems.describe",
+    } <= set(unique)
+    assert all(
+        len(i) < 40 and "__" not in i and not i.endswith(("_get", "_post")) for i in unique
+    ), unique
+    operations = [
+        (op, operation["operationId"]) for op, operation, status, _ in answers(openapi(api))
+    ]
     assert len({op for op, _ in operations}) == len({oid for _, oid in operations})
 
 
-@pytest.mark.parametrize("name", ["validation", "invalid-transition", "escalation-ceiling", "version-conflict",
-                                  "forbidden", "not-found", "unauthenticated", "not-ready", "internal"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "validation",
+        "invalid-transition",
+        "escalation-ceiling",
+        "version-conflict",
+        "forbidden",
+        "not-found",
+        "unauthenticated",
+        "not-ready",
+        "internal",
+    ],
+)
 def test_each_problem_type_uri_answers_a_page_describing_it(api: Api, name: str):
     page = api.client.get(f"/problems/{name}")
     assert page.status_code == 200
@@ -126,9 +167,16 @@ def test_the_type_uri_of_a_real_refusal_dereferences(api: Api):
 def test_metrics_count_commands_from_every_front_door(api: Api):
     api.report(DISPUTE, who="wang")
     platform = api.http.state.services.users.add("platform-12345", "reporter", "410928", by="test")
-    sent = api.client.post("/open311/v2/requests.json", data={
-        "api_key": platform, "service_code": "petition.utilities", "description": "小区停水三天",
-        "attribute[region]": "410928-009-001-01", "attribute[title]": "停水"})
+    sent = api.client.post(
+        "/open311/v2/requests.json",
+        data={
+            "api_key": platform,
+            "service_code": "petition.utilities",
+            "description": "小区停水三天",
+            "attribute[region]": "410928-009-001-01",
+            "attribute[title]": "停水",
+        },
+    )
     assert sent.status_code == 201, sent.text
     text = api.get("/metrics").text
     assert 'fengqiao_commands_total{command="report",outcome="ok"} 2.0' in text

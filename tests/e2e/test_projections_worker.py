@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_worker(url: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "FENGQIAO_PROJECTIONS_BATCH": "7"}
     with log.open("ab") as out:
-        return subprocess.Popen([FENGQIAO, "worker", "--only", "projections"], env=env, cwd=ROOT, stdout=out, stderr=out)
+        return subprocess.Popen(
+            [FENGQIAO, "worker", "--only", "projections"], env=env, cwd=ROOT, stdout=out, stderr=out
+        )
 
 
 def wait_until(condition, timeout: float = 60.0) -> bool:

@@ -51,7 +51,9 @@ def place(request, tmp_path):
     import psycopg
 
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        for (schema,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{prefix}%",)):
+        for (schema,) in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{prefix}%",)
+        ):
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
@@ -61,8 +63,14 @@ def county_store(place, name: str, steps: int = 24) -> Fengqiao:
     app = seed(Fengqiao(StoreConfig(place(name)), clock=clock))
     r = random.Random(name)
     for _ in range(3):
-        drive(app, clock, [(r.choice(["report", "act", "act", "act", "clock"]), r.getrandbits(32))
-                           for _ in range(steps)])
+        drive(
+            app,
+            clock,
+            [
+                (r.choice(["report", "act", "act", "act", "clock"]), r.getrandbits(32))
+                for _ in range(steps)
+            ],
+        )
         clock.advance(timedelta(days=27))
     return app
 
@@ -102,14 +110,30 @@ def assert_province_is_the_counties(rollup: ProvinceRollup, counties: dict[str, 
             assert snapshot(rollup.runner(name).db) == snapshot(own.db), name
             for label, start, end in months(*PERIOD):
                 expected = ReadModels(own.db).region_stats(
-                    "410928", datetime.fromisoformat(start), datetime.fromisoformat(end))
+                    "410928", datetime.fromisoformat(start), datetime.fromisoformat(end)
+                )
                 got = by_key[(name, label)]
-                assert {k: got[k] for k in ("received", "resolved", "resolved_within_ceiling",
-                                           "within_ceiling_rate")} == {
-                    k: expected[k] for k in ("received", "resolved", "resolved_within_ceiling",
-                                             "within_ceiling_rate")}, (name, label)
-                [rows] = own.db.query("SELECT COUNT(*) AS n FROM cases WHERE reported_at >= ? AND reported_at < ?",
-                                      (start, end))
+                assert {
+                    k: got[k]
+                    for k in (
+                        "received",
+                        "resolved",
+                        "resolved_within_ceiling",
+                        "within_ceiling_rate",
+                    )
+                } == {
+                    k: expected[k]
+                    for k in (
+                        "received",
+                        "resolved",
+                        "resolved_within_ceiling",
+                        "within_ceiling_rate",
+                    )
+                }, (name, label)
+                [rows] = own.db.query(
+                    "SELECT COUNT(*) AS n FROM cases WHERE reported_at >= ? AND reported_at < ?",
+                    (start, end),
+                )
                 assert got["received"] == rows["n"], (name, label)  # and the case rows themselves
         finally:
             own.close()
@@ -184,8 +208,22 @@ def test_kill_9_mid_way_resumes(place, counties):
     try:
         for name, app in counties.items():
             rollup.add(name, app.store.url)
-        follower = subprocess.Popen([sys.executable, "-m", "api.cli", "province", "follow", "--batch-size", "2",
-                                     "--poll", "0.05"], cwd=ROOT, env=env, stderr=subprocess.PIPE)
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "province",
+                "follow",
+                "--batch-size",
+                "2",
+                "--poll",
+                "0.05",
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # kill it once it has applied some batches, not all
@@ -216,8 +254,11 @@ def _positions(province_url: str) -> dict[str, int]:
     for name in COUNTIES:
         db = Database(county_url(province_url, name))
         try:
-            rows = db.query("SELECT position FROM projection_tracking") if db.table_exists(
-                "projection_tracking") else []
+            rows = (
+                db.query("SELECT position FROM projection_tracking")
+                if db.table_exists("projection_tracking")
+                else []
+            )
             positions[name] = rows[0]["position"] if rows else 0
         finally:
             db.close()
@@ -234,7 +275,9 @@ def test_a_county_added_later_is_picked_up(place, counties):
         follower.start()
         _wait(lambda: {s["county"]: s["lag"] for s in rollup.statuses()} == {"c1": 0, "c2": 0})
         rollup.add("c3", counties["c3"].store.url)  # while it runs
-        drive(counties["c1"], counties["c1"].clock, [("report", 1), ("act", 2), ("act", 3)])  # and the others go on
+        drive(
+            counties["c1"], counties["c1"].clock, [("report", 1), ("act", 2), ("act", 3)]
+        )  # and the others go on
         _wait(lambda: {s["county"]: s["position"] for s in rollup.statuses()} == heads(counties))
         stop.set()
         follower.join(30)
@@ -268,8 +311,11 @@ def test_cli_add_follow_status_stats(place, counties, monkeypatch):
     assert f"c1: {events(counties['c1']):,} events" in followed.output
     status = json.loads(runner.invoke(cli, ["province", "status", "--json"]).stdout)
     assert [(s["county"], s["lag"]) for s in status] == [(name, 0) for name in COUNTIES]
-    figures = json.loads(runner.invoke(cli, ["province", "stats", "--from", PERIOD[0], "--to", PERIOD[1],
-                                              "--json"]).output)
+    figures = json.loads(
+        runner.invoke(
+            cli, ["province", "stats", "--from", PERIOD[0], "--to", PERIOD[1], "--json"]
+        ).output
+    )
     assert [r["month"] for r in figures["province"]] == ["2026-09", "2026-10", "2026-11", "2026-12"]
     assert figures["total"]["received"] == sum(r["received"] for r in figures["counties"]) > 0
     table = runner.invoke(cli, ["province", "stats", "--from", "2026-09", "--to", "2026-10"])
@@ -283,4 +329,9 @@ def test_months_are_province_calendar_months():
     assert label == "2026-12"
     assert datetime.fromisoformat(start) == datetime(2026, 12, 1, tzinfo=ZONE)
     assert datetime.fromisoformat(end) == datetime(2027, 1, 1, tzinfo=ZONE)
-    assert [m[0] for m in months("2026-11", "2027-02")] == ["2026-11", "2026-12", "2027-01", "2027-02"]
+    assert [m[0] for m in months("2026-11", "2027-02")] == [
+        "2026-11",
+        "2026-12",
+        "2027-01",
+        "2027-02",
+    ]

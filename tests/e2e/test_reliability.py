@@ -58,8 +58,9 @@ class Ledger:
         return {k for k, s in self.statuses.items() if len(s) > 1}
 
 
-def send_until_acknowledged(base: str, token: str, key: str, path: str, body: dict, ledger: Ledger,
-                            check, give_up: float) -> None:
+def send_until_acknowledged(
+    base: str, token: str, key: str, path: str, body: dict, ledger: Ledger, check, give_up: float
+) -> None:
     """POST with an Idempotency-Key, retrying on any error until acknowledged (or ``give_up``)."""
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
     while time.monotonic() < give_up:
@@ -74,7 +75,9 @@ def send_until_acknowledged(base: str, token: str, key: str, path: str, body: di
             ledger.wrong.append(f"{key}: {response.status_code} {response.text[:300]}")
             return
         if response.status_code == 503:
-            assert response.headers["content-type"].startswith("application/problem+json"), response.text
+            assert response.headers["content-type"].startswith("application/problem+json"), (
+                response.text
+            )
             time.sleep(0.05)
             continue
         problem = check(response.json())
@@ -85,13 +88,16 @@ def send_until_acknowledged(base: str, token: str, key: str, path: str, body: di
         return
 
 
-def run_clients(base: str, tokens: dict[str, str], clients: int, per_client: int, ledger: Ledger,
-                give_up: float) -> list[threading.Thread]:
+def run_clients(
+    base: str, tokens: dict[str, str], clients: int, per_client: int, ledger: Ledger, give_up: float
+) -> list[threading.Thread]:
     """``clients`` threads, each reporting cases and commenting on one case of its own, with
     its own idempotency keys."""
     headers = {"Authorization": f"Bearer {tokens['root']}"}
-    cases = [httpx.post(base + "/v1/cases", json=DISPUTE, headers=headers, timeout=30).json()["id"]
-             for _ in range(clients)]
+    cases = [
+        httpx.post(base + "/v1/cases", json=DISPUTE, headers=headers, timeout=30).json()["id"]
+        for _ in range(clients)
+    ]
 
     def client(n: int) -> None:
         rng = random.Random(n)
@@ -100,14 +106,27 @@ def run_clients(base: str, tokens: dict[str, str], clients: int, per_client: int
             key = f"c{n}-{i}"
             if rng.random() < 0.5:
                 title = f"故障测试 {key}"
-                send_until_acknowledged(base, tokens["root"], key, "/v1/cases", {**DISPUTE, "title": title}, ledger,
-                                        lambda body, t=title: None if body["title"] == t else f"title {body['title']}",
-                                        give_up)
+                send_until_acknowledged(
+                    base,
+                    tokens["root"],
+                    key,
+                    "/v1/cases",
+                    {**DISPUTE, "title": title},
+                    ledger,
+                    lambda body, t=title: None if body["title"] == t else f"title {body['title']}",
+                    give_up,
+                )
             else:
-                send_until_acknowledged(base, tokens["root"], key, f"/v1/cases/{case_for_comments}/comment",
-                                        {"text": key}, ledger,
-                                        lambda body, c=case_for_comments: None if body["id"] == c else "other case",
-                                        give_up)
+                send_until_acknowledged(
+                    base,
+                    tokens["root"],
+                    key,
+                    f"/v1/cases/{case_for_comments}/comment",
+                    {"text": key},
+                    ledger,
+                    lambda body, c=case_for_comments: None if body["id"] == c else "other case",
+                    give_up,
+                )
 
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
     for thread in threads:
@@ -162,11 +181,16 @@ def fault_url(request, tmp_path, private_pg: PrivatePostgres) -> str:
     return private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")
 
 
-@pytest.mark.parametrize("kills, per_client", [
-    pytest.param(2, 4, id="2-kills"),
-    pytest.param(6, 40, id="6-kills-long", marks=pytest.mark.slow),
-])
-def test_kill_9_the_server_under_16_clients_loses_and_doubles_nothing(fault_url: str, kills: int, per_client: int):
+@pytest.mark.parametrize(
+    "kills, per_client",
+    [
+        pytest.param(2, 4, id="2-kills"),
+        pytest.param(6, 40, id="6-kills-long", marks=pytest.mark.slow),
+    ],
+)
+def test_kill_9_the_server_under_16_clients_loses_and_doubles_nothing(
+    fault_url: str, kills: int, per_client: int
+):
     tokens = seeded_store(fault_url, [("root", "admin", "410928")])
     server = Server(fault_url)
     server.start(timeout=120)
@@ -177,21 +201,30 @@ def test_kill_9_the_server_under_16_clients_loses_and_doubles_nothing(fault_url:
         done = 0
         while any(t.is_alive() for t in threads) and done < kills:
             acknowledged = len(ledger.acknowledged)
-            while len(ledger.acknowledged) < acknowledged + 8 and any(t.is_alive() for t in threads):
-                time.sleep(0.02)  # kill mid-traffic: some commands acknowledged since the last start
+            while len(ledger.acknowledged) < acknowledged + 8 and any(
+                t.is_alive() for t in threads
+            ):
+                time.sleep(
+                    0.02
+                )  # kill mid-traffic: some commands acknowledged since the last start
             server.kill9()
             done += 1
             server.start(timeout=120)
         for thread in threads:
             thread.join(max(0.0, give_up - time.monotonic()))
         assert done == kills, "the clients finished before every kill: send more"
-        cut = Counter(s for statuses in ledger.statuses.values() for s in statuses if s not in (200, 201))
-        print(f"kills={kills} acknowledged={len(ledger.acknowledged)} retried={len(ledger.retried)} "
-              f"refusals={dict(cut)}")  # the figures in docs/reliability.md (pytest -s)
+        cut = Counter(
+            s for statuses in ledger.statuses.values() for s in statuses if s not in (200, 201)
+        )
+        print(
+            f"kills={kills} acknowledged={len(ledger.acknowledged)} retried={len(ledger.retried)} "
+            f"refusals={dict(cut)}"
+        )  # the figures in docs/reliability.md (pytest -s)
         assert not ledger.wrong, ledger.wrong[:5]
         assert len(ledger.acknowledged) == 16 * per_client  # every client got through in the end
-        assert any(not isinstance(s, int) for statuses in ledger.statuses.values() for s in statuses), \
-            "no request was cut off by a kill"
+        assert any(
+            not isinstance(s, int) for statuses in ledger.statuses.values() for s in statuses
+        ), "no request was cut off by a kill"
     finally:
         server.stop()
     engine = Fengqiao(StoreConfig(fault_url))
@@ -203,7 +236,9 @@ def test_kill_9_the_server_under_16_clients_loses_and_doubles_nothing(fault_url:
         engine.close()
 
 
-def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(private_pg: PrivatePostgres):
+def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(
+    private_pg: PrivatePostgres,
+):
     url = private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")
     tokens = seeded_store(url, [("root", "admin", "410928")])
     server = Server(url)
@@ -216,7 +251,9 @@ def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(private_
         threads = run_clients(server.base, tokens, 8, 15, ledger, give_up)
         for _ in range(2):
             acknowledged = len(ledger.acknowledged)
-            while len(ledger.acknowledged) < acknowledged + 10 and any(t.is_alive() for t in threads):
+            while len(ledger.acknowledged) < acknowledged + 10 and any(
+                t.is_alive() for t in threads
+            ):
                 time.sleep(0.02)  # restart mid-traffic
             private_pg.restart()
         for thread in threads:
@@ -246,8 +283,13 @@ def test_postgres_restarts_under_load_and_the_server_recovers_by_itself(private_
 def small_disk() -> Iterator[Path]:
     """A 4 MiB tmpfs (as root), else a plain temp dir (made read-only instead of full)."""
     where = Path(tempfile.mkdtemp(prefix="fq-disk-"))
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True
+        ).returncode
+        == 0
+    )
     try:
         yield where
     finally:
@@ -269,7 +311,9 @@ class SqliteDiskFull:
     def fault(self) -> Iterator[None]:
         if self.full:
             filler = self.folder / "filler"
-            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "count=100000"], capture_output=True)
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "count=100000"], capture_output=True
+            )
             try:
                 yield
             finally:
@@ -296,8 +340,10 @@ class PostgresReadOnly:
 
     def _set(self, value: str) -> None:
         self.cluster.sql(f"ALTER DATABASE {self.db} SET default_transaction_read_only = {value}")
-        self.cluster.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         f"WHERE datname = '{self.db}' AND pid <> pg_backend_pid()")
+        self.cluster.sql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{self.db}' AND pid <> pg_backend_pid()"
+        )
 
     @contextlib.contextmanager
     def fault(self) -> Iterator[None]:
@@ -309,7 +355,9 @@ class PostgresReadOnly:
 
 
 @pytest.fixture(params=["sqlite-disk-full", "postgres-read-only"])
-def refusing_store(request, private_pg: PrivatePostgres) -> Iterator[SqliteDiskFull | PostgresReadOnly]:
+def refusing_store(
+    request, private_pg: PrivatePostgres
+) -> Iterator[SqliteDiskFull | PostgresReadOnly]:
     if request.param == "sqlite-disk-full":
         with small_disk() as folder:
             yield SqliteDiskFull(folder)
@@ -330,13 +378,19 @@ def test_a_database_that_refuses_writes_answers_503_and_readiness_goes_false(ref
             head = engine.head_position()
             with refusing_store.fault():
                 for i in range(5):
-                    refused = client.post("/v1/cases", json={**DISPUTE, "description": "x" * 3000},
-                                          headers={**headers, "Idempotency-Key": f"k{i}"})
+                    refused = client.post(
+                        "/v1/cases",
+                        json={**DISPUTE, "description": "x" * 3000},
+                        headers={**headers, "Idempotency-Key": f"k{i}"},
+                    )
                     assert refused.status_code == 503, refused.text
                     assert refused.headers["content-type"] == "application/problem+json"
                     assert refused.json()["code"] == "database_unavailable"
-                    act = client.post(f"/v1/cases/{case_id}/comment", json={"text": "x" * 3000},
-                                      headers={**headers, "Idempotency-Key": f"c{i}"})
+                    act = client.post(
+                        f"/v1/cases/{case_id}/comment",
+                        json={"text": "x" * 3000},
+                        headers={**headers, "Idempotency-Key": f"c{i}"},
+                    )
                     assert act.status_code == 503, act.text
                 ready = client.get("/readyz")
                 assert ready.status_code == 503 and ready.json()["database"] is False
@@ -345,7 +399,9 @@ def test_a_database_that_refuses_writes_answers_503_and_readiness_goes_false(ref
             time.sleep(0.6)
             ready = client.get("/readyz")
             assert ready.status_code == 200, ready.text  # recovered, no restart
-            again = client.post("/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "k0"})
+            again = client.post(
+                "/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "k0"}
+            )
             assert again.status_code == 201, again.text
             assert client.get(f"/v1/cases/{case_id}", headers=headers).json()["version"] == 1
     finally:
@@ -359,7 +415,9 @@ def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg
     the deadline, readiness is false; after SIGCONT a retry with the same key is recorded once."""
     url = private_pg.url(schema=f"t_{uuid.uuid4().hex[:12]}")
     engine = seed(Fengqiao(StoreConfig(url)))
-    http = create_app(engine, settings=Settings(request_deadline_seconds=1.5, unready_after_database_error=0.5))
+    http = create_app(
+        engine, settings=Settings(request_deadline_seconds=1.5, unready_after_database_error=0.5)
+    )
     svc = http.state.services
     token = svc.users.add("root", "admin", "410928", by="test")
     headers = {"Authorization": f"Bearer {token}"}
@@ -368,7 +426,9 @@ def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg
             case_id = client.post("/v1/cases", json=DISPUTE, headers=headers).json()["id"]
             with private_pg.frozen():
                 started = time.monotonic()
-                stalled = client.post("/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "frozen"})
+                stalled = client.post(
+                    "/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "frozen"}
+                )
                 assert stalled.status_code == 503, stalled.text
                 assert stalled.headers["content-type"] == "application/problem+json"
                 assert stalled.json()["code"] == "deadline"
@@ -379,7 +439,9 @@ def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg
                 assert read.status_code == 503
             deadline = time.monotonic() + 30
             while True:
-                again = client.post("/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "frozen"})
+                again = client.post(
+                    "/v1/cases", json=DISPUTE, headers={**headers, "Idempotency-Key": "frozen"}
+                )
                 if again.status_code == 201 or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
@@ -402,11 +464,30 @@ def test_a_database_that_stops_answering_gets_503_within_the_deadline(private_pg
 def start_worker(url: str, log: Path) -> subprocess.Popen:
     from tests.test_reliability_support import FENGQIAO, ROOT
 
-    env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT), "FENGQIAO_WEBHOOK_ALLOW_PRIVATE": "1",
-           "FENGQIAO_PROJECTIONS_BATCH": "7"}
+    env = {
+        **os.environ,
+        "FENGQIAO_DATABASE_URL": url,
+        "PYTHONPATH": str(ROOT),
+        "FENGQIAO_WEBHOOK_ALLOW_PRIVATE": "1",
+        "FENGQIAO_PROJECTIONS_BATCH": "7",
+    }
     with log.open("ab") as out:
-        return subprocess.Popen([*FENGQIAO, "worker", "--only", "projections", "--only", "timers", "--only", "webhooks"],
-                                cwd=ROOT, env=env, stdout=out, stderr=out)
+        return subprocess.Popen(
+            [
+                *FENGQIAO,
+                "worker",
+                "--only",
+                "projections",
+                "--only",
+                "timers",
+                "--only",
+                "webhooks",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
 
 
 def fired_timers(engine: Fengqiao) -> Counter:
@@ -417,8 +498,15 @@ def fired_timers(engine: Fengqiao) -> Counter:
         for notification in batch:
             event = engine.mapper.to_domain_event(notification)
             if type(event).__name__ in ("ClockWarned", "ClockBreached"):
-                seen[(event.originator_id, type(event).__name__, event.clock, event.due_at,
-                      getattr(event, "threshold", None))] += 1
+                seen[
+                    (
+                        event.originator_id,
+                        type(event).__name__,
+                        event.clock,
+                        event.due_at,
+                        getattr(event, "threshold", None),
+                    )
+                ] += 1
         position = batch[-1].id
     return seen
 
@@ -446,8 +534,11 @@ def test_kill_9_the_worker_mid_batch_repeatedly(store, tmp_path, monkeypatch):
         svc = http.state.services
         token = svc.users.add("hook", "integrator", "410928", by="test")
         with TestClient(http) as client:
-            created = client.post("/v1/subscriptions", json={"url": receiver.url, "from_position": 1},
-                                  headers={"Authorization": f"Bearer {token}"})
+            created = client.post(
+                "/v1/subscriptions",
+                json={"url": receiver.url, "from_position": 1},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert created.status_code == 201, created.text
             receiver.secret = created.json()["secret"]
         if svc.runner is not None:
@@ -463,8 +554,11 @@ def test_kill_9_the_worker_mid_batch_repeatedly(store, tmp_path, monkeypatch):
             while True:  # quiet: every event delivered and nothing new fired for a while
                 head = engine.head_position()
                 time.sleep(2.0)
-                if head == engine.head_position() and receiver.unique \
-                        and set(receiver.unique.values()) >= set(delivered_positions(engine)):
+                if (
+                    head == engine.head_position()
+                    and receiver.unique
+                    and set(receiver.unique.values()) >= set(delivered_positions(engine))
+                ):
                     break
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
         finally:

@@ -28,11 +28,15 @@ class Receiver:
         self.fail_first = 0
         self.answer: tuple[int, dict[str, str]] | None = None  # a fixed answer, if set
         self.requests = 0
-        self.verified: list[tuple[str, int]] = []  # (webhook-id, position) of every verified request
+        self.verified: list[
+            tuple[str, int]
+        ] = []  # (webhook-id, position) of every verified request
         self.unique: dict[str, int] = {}  # webhook-id → position, first arrival only
         self.bad_signatures = 0
         self.failures: list[str] = []  # why each bad signature failed
-        self.cut_off = 0  # requests whose sender died mid-body (a killed worker): not delivered, not bad
+        self.cut_off = (
+            0  # requests whose sender died mid-body (a killed worker): not delivered, not bad
+        )
         self.lock = threading.Lock()
         receiver = self
 
@@ -175,7 +179,9 @@ def test_every_event_arrives_verified_in_order_across_failures_and_a_restart(app
     positions = [position for _, position in receiver.verified]
     assert positions == sorted(positions)  # never out of order, even with the repeat
     assert len(receiver.verified) == len(expected) + 1  # the crash caused one repeat, deduplicated
-    deliveries = api.get(f"/v1/subscriptions/{created['id']}/deliveries", params={"limit": 1000}).json()
+    deliveries = api.get(
+        f"/v1/subscriptions/{created['id']}/deliveries", params={"limit": 1000}
+    ).json()
     assert {d["status"] for d in deliveries["deliveries"]} == {DELIVERED}
     assert deliveries["deliveries"][0]["attempts"] > 1  # the receiver failed the first attempts
 
@@ -210,9 +216,12 @@ def test_dead_letters_after_the_last_retry_and_the_next_event_goes(app, api, rec
     finally:
         s.close()
         store.close()
-    dead = api.get(f"/v1/subscriptions/{created['id']}/deliveries", params={"status": "dead"}).json()
+    dead = api.get(
+        f"/v1/subscriptions/{created['id']}/deliveries", params={"status": "dead"}
+    ).json()
     assert [(d["position"], d["attempts"], d["last_status"]) for d in dead["deliveries"]] == [
-        (dead["deliveries"][0]["position"], 3, 500)]
+        (dead["deliveries"][0]["position"], 3, 500)
+    ]
 
 
 def test_retry_after_is_honoured(app, api, receiver):
@@ -239,7 +248,9 @@ def test_replay_delivers_again_with_the_same_webhook_ids(app, api, receiver):
     try:
         run_until(lambda: len(receiver.unique) == 9, s)
         positions = list(receiver.unique.values())
-        replay = api.post(f"/v1/subscriptions/{created['id']}/replay", json={"from_position": positions[6]})
+        replay = api.post(
+            f"/v1/subscriptions/{created['id']}/replay", json={"from_position": positions[6]}
+        )
         assert replay.status_code == 202
         run_until(lambda: len(receiver.verified) == 12, s)
     finally:
@@ -250,24 +261,34 @@ def test_replay_delivers_again_with_the_same_webhook_ids(app, api, receiver):
 
 
 def test_subscriptions_crud_and_ownership(app, api, receiver):
-    created = subscribe(api, receiver, types=["cn.fengqiao.dispute.escalated.v1"], region="410928-001")
+    created = subscribe(
+        api, receiver, types=["cn.fengqiao.dispute.escalated.v1"], region="410928-001"
+    )
     path = f"/v1/subscriptions/{created['id']}"
     assert api.get(path).json()["types"] == ["cn.fengqiao.dispute.escalated.v1"]
     assert "secret" not in api.get(path).json()
-    assert [s["id"] for s in api.get("/v1/subscriptions").json()["subscriptions"]] == [created["id"]]
+    assert [s["id"] for s in api.get("/v1/subscriptions").json()["subscriptions"]] == [
+        created["id"]
+    ]
     assert api.get(path, "village").status_code == 404  # another integrator's
     assert api.post(f"{path}/pause").json()["state"] == "paused"
     assert api.post(f"{path}/resume").json()["state"] == "active"
     assert api.client.delete(path, headers=api.headers()).status_code == 204
     assert api.get(path).status_code == 404
-    bad_type = api.post("/v1/subscriptions", json={"url": receiver.url, "types": ["cn.fengqiao.x.y.v1"]})
+    bad_type = api.post(
+        "/v1/subscriptions", json={"url": receiver.url, "types": ["cn.fengqiao.x.y.v1"]}
+    )
     assert bad_type.status_code == 422
-    outside = api.post("/v1/subscriptions", "village", json={"url": receiver.url, "region": "410928-002"})
+    outside = api.post(
+        "/v1/subscriptions", "village", json={"url": receiver.url, "region": "410928-002"}
+    )
     assert outside.status_code == 404
 
 
 def test_filtered_subscription_gets_only_its_events(app, api, receiver):
-    subscribe(api, receiver, types=["cn.fengqiao.dispute.escalated.v1", "cn.fengqiao.hazard.reported.v1"])
+    subscribe(
+        api, receiver, types=["cn.fengqiao.dispute.escalated.v1", "cn.fengqiao.hazard.reported.v1"]
+    )
     workload(app)
     s, store = sender(app)
     try:
@@ -277,11 +298,22 @@ def test_filtered_subscription_gets_only_its_events(app, api, receiver):
         store.close()
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://[::1]/hook",
-                                 "http://169.254.169.254/latest", "ftp://example.org/x", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://10.1.2.3/hook",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest",
+        "ftp://example.org/x",
+        "not a url",
+    ],
+)
 def test_private_and_odd_targets_are_refused(app, api, url, monkeypatch):
     svc = api.client.app.state.services  # as served without FENGQIAO_WEBHOOK_ALLOW_PRIVATE
-    monkeypatch.setattr(svc, "settings", svc.settings.model_copy(update={"webhook_allow_private": False}))
+    monkeypatch.setattr(
+        svc, "settings", svc.settings.model_copy(update={"webhook_allow_private": False})
+    )
     response = api.post("/v1/subscriptions", json={"url": url})
     assert response.status_code == 422, response.text
     assert response.json()["type"] == "/problems/validation"
@@ -305,8 +337,12 @@ def test_the_receiver_in_the_docs_works(app, api, receiver, tmp_path):
     receiver.url = f"http://127.0.0.1:{port}/"
     created = subscribe(api, receiver)
     workload(app)
-    process = subprocess.Popen([sys.executable, "-u", str(script)], stdout=subprocess.PIPE, text=True,
-                               env={"FENGQIAO_WEBHOOK_SECRET": created["secret"], "PATH": "/usr/bin:/bin"})
+    process = subprocess.Popen(
+        [sys.executable, "-u", str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"FENGQIAO_WEBHOOK_SECRET": created["secret"], "PATH": "/usr/bin:/bin"},
+    )
     try:
         s, store = sender(app)
         try:
@@ -328,12 +364,18 @@ def test_the_receiver_in_the_docs_works(app, api, receiver, tmp_path):
     printed = [line.split() for line in output.splitlines() if line.strip()]
     assert len(printed) == 9
     assert [int(p[0]) for p in printed] == sorted(int(p[0]) for p in printed)
-    assert {p[1] for p in printed} >= {"cn.fengqiao.dispute.reported.v1", "cn.fengqiao.hazard.reported.v1"}
+    assert {p[1] for p in printed} >= {
+        "cn.fengqiao.dispute.reported.v1",
+        "cn.fengqiao.hazard.reported.v1",
+    }
 
 
 def test_positions_beyond_any_database_integer_are_refused(app, api, receiver):
     huge = 2**70
-    assert api.post("/v1/subscriptions", json={"url": receiver.url, "from_position": huge}).status_code == 422
+    assert (
+        api.post("/v1/subscriptions", json={"url": receiver.url, "from_position": huge}).status_code
+        == 422
+    )
     created = subscribe(api, receiver)
     path = f"/v1/subscriptions/{created['id']}"
     assert api.post(f"{path}/replay", json={"from_position": huge}).status_code == 422

@@ -75,6 +75,7 @@ def test_two_projection_workers_apply_each_event_once(app, store, clock, monkeyp
     runners = [ProjectionRunner(engine, default_projections()) for engine in engines]
     runners[0].ensure()
     try:
+
         def work(i: int) -> None:
             while runners[i].position("cases") < head:
                 runners[i].run_once(batch_size=5)
@@ -108,9 +109,13 @@ def test_two_timer_workers_fire_each_threshold_once(app, store, clock, monkeypat
         assert sum(not f.repeated for f in fired[0] + fired[1]) > 0
         timer_events = 0
         for case_id in cases:
-            recorded = Counter((type(e.event).__name__, e.event.command_id) for e in app.history(case_id))
+            recorded = Counter(
+                (type(e.event).__name__, e.event.command_id) for e in app.history(case_id)
+            )
             assert all(n == 1 for n in recorded.values()), recorded
-            timer_events += sum(n for (_, command), n in recorded.items() if command.startswith("timer:"))
+            timer_events += sum(
+                n for (_, command), n in recorded.items() if command.startswith("timer:")
+            )
         assert timer_events > 0
     finally:
         for timer in timers:
@@ -140,19 +145,31 @@ class TimedReceiver(Receiver):
         status, answer = super().handle(headers, body)
         if status < 300:
             with self.lock:
-                self.arrivals.append((arrived, {k.lower(): v for k, v in headers.items()}["webhook-id"]))
+                self.arrivals.append(
+                    (arrived, {k.lower(): v for k, v in headers.items()}["webhook-id"])
+                )
         return status, answer
 
 
 def start_worker(url: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "FENGQIAO_DATABASE_URL": url, "PYTHONPATH": str(ROOT), "FENGQIAO_LOG_FORMAT": "json",
-           "FENGQIAO_LOG_LEVEL": "DEBUG",  # "timer firing" / "routing": each command as it is sent
-           "FENGQIAO_WEBHOOK_ALLOW_PRIVATE": "1", "FENGQIAO_LEASE_POLL_SECONDS": str(POLL),
-           "FENGQIAO_PROJECTIONS_BATCH": "7", "FENGQIAO_POOL_SIZE": "2", "FENGQIAO_POOL_OVERFLOW": "4",
-           "FENGQIAO_PROJECTIONS_POOL_SIZE": "2"}
+    env = {
+        **os.environ,
+        "FENGQIAO_DATABASE_URL": url,
+        "PYTHONPATH": str(ROOT),
+        "FENGQIAO_LOG_FORMAT": "json",
+        "FENGQIAO_LOG_LEVEL": "DEBUG",  # "timer firing" / "routing": each command as it is sent
+        "FENGQIAO_WEBHOOK_ALLOW_PRIVATE": "1",
+        "FENGQIAO_LEASE_POLL_SECONDS": str(POLL),
+        "FENGQIAO_PROJECTIONS_BATCH": "7",
+        "FENGQIAO_POOL_SIZE": "2",
+        "FENGQIAO_POOL_OVERFLOW": "4",
+        "FENGQIAO_PROJECTIONS_POOL_SIZE": "2",
+    }
     only = [arg for kind in WORKER_KINDS for arg in ("--only", kind)]
     with log.open("ab") as out:
-        return subprocess.Popen([*FENGQIAO, "worker", *only], cwd=ROOT, env=env, stdout=out, stderr=out)
+        return subprocess.Popen(
+            [*FENGQIAO, "worker", *only], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
 
 
 def log_lines(path: Path) -> list[dict]:
@@ -167,15 +184,25 @@ def log_lines(path: Path) -> list[dict]:
 
 
 def first(path: Path, event: str, worker: str, after: datetime | None = None) -> dict | None:
-    return next((e for e in log_lines(path) if e["event"] == event and e.get("worker") == worker
-                 and (after is None or e["at"] >= after)), None)
+    return next(
+        (
+            e
+            for e in log_lines(path)
+            if e["event"] == event
+            and e.get("worker") == worker
+            and (after is None or e["at"] >= after)
+        ),
+        None,
+    )
 
 
 def wait_until(condition, timeout: float, what: str, *logs: Path) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-2500:]}" for log in logs)
+            tails = "\n".join(
+                f"--- {log.name}\n{log.read_text(errors='replace')[-2500:]}" for log in logs
+            )
             raise AssertionError(f"timed out waiting for {what}\n{tails}")
         time.sleep(0.1)
 
@@ -249,7 +276,9 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
     require_postgres()
     schema = f"t_split_{uuid.uuid4().hex[:10]}"
     store = StoreConfig(f"{POSTGRES_URL}?schema={schema}")
-    past = SimulatedClock(datetime(2026, 6, 1, 1, 0, tzinfo=UTC))  # months before the workers' real clock
+    past = SimulatedClock(
+        datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
+    )  # months before the workers' real clock
     engine = seed(Fengqiao(store, clock=past))
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     receivers = [TimedReceiver() for _ in range(3)]
@@ -260,11 +289,21 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
     tracking = Database.for_store(store)
     try:
         subscriptions = SubscriptionStore.for_store(store)
-        UserStore(engine).add("hook", "integrator", "410928")  # a subscription delivers while its owner may
+        UserStore(engine).add(
+            "hook", "integrator", "410928"
+        )  # a subscription delivers while its owner may
         for receiver in receivers:
             receiver.__enter__()
-            created.append(subscriptions.create(owner="hook", url=receiver.url, types=[], region="410928", start=0,
-                                                allow_private=True))  # the workers: FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1
+            created.append(
+                subscriptions.create(
+                    owner="hook",
+                    url=receiver.url,
+                    types=[],
+                    region="410928",
+                    start=0,
+                    allow_private=True,
+                )
+            )  # the workers: FENGQIAO_WEBHOOK_ALLOW_PRIVATE=1
             receiver.secret = created[-1].secret
         subscriptions.close()
         for i in range(12):  # a backlog waiting for the first worker
@@ -278,31 +317,57 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
         def leader_of(kind: str) -> int | None:
             return next((i for i in (0, 1) if first(logs[i], "worker leading", kind)), None)
 
-        wait_until(lambda: all(leader_of(k) is not None and first(logs[1 - leader_of(k)], "worker standing by", k)
-                               for k in LEADER_KINDS)
-                   and all(first(log, "worker joined", "webhooks:members") for log in logs), 60,
-                   "one worker to lead each kind and the other to stand by", *logs)
+        wait_until(
+            lambda: (
+                all(
+                    leader_of(k) is not None
+                    and first(logs[1 - leader_of(k)], "worker standing by", k)
+                    for k in LEADER_KINDS
+                )
+                and all(first(log, "worker joined", "webhooks:members") for log in logs)
+            ),
+            60,
+            "one worker to lead each kind and the other to stand by",
+            *logs,
+        )
         leaders = {k: leader_of(k) for k in LEADER_KINDS}
         for kind, i in leaders.items():
             assert not first(logs[1 - i], "worker leading", kind), f"two {kind} leaders"
         victim = leaders["timers"]
         survivor = 1 - victim
 
-        thread = threading.Thread(target=writer, args=(engine, past, stop_writing, written), daemon=True)
+        thread = threading.Thread(
+            target=writer, args=(engine, past, stop_writing, written), daemon=True
+        )
         thread.start()
-        wait_until(lambda: len(written) >= 5
-                   and sum(e["event"] == "timer fired" for e in log_lines(logs[victim])) >= 15
-                   and all(r.arrivals for r in receivers), 60, "the timers leader to fire and deliver", *logs)
+        wait_until(
+            lambda: (
+                len(written) >= 5
+                and sum(e["event"] == "timer fired" for e in log_lines(logs[victim])) >= 15
+                and all(r.arrivals for r in receivers)
+            ),
+            60,
+            "the timers leader to fire and deliver",
+            *logs,
+        )
         workers[victim].kill()  # SIGKILL, mid-run
         killed = datetime.now(UTC)
         workers[victim].wait(10)
         took_over = [k for k, i in leaders.items() if i == victim]
 
-        wait_until(lambda: all(first(logs[survivor], "worker leading", k, killed) for k in took_over),
-                   TAKEOVER_BOUND + 10, "the standby to take over", *logs)
-        takeover = max((first(logs[survivor], "worker leading", k, killed)["at"] - killed).total_seconds()
-                       for k in took_over)
-        print(f"takeover of {took_over} after the kill: {takeover:.2f} s (bound {TAKEOVER_BOUND:.1f} s)")
+        wait_until(
+            lambda: all(first(logs[survivor], "worker leading", k, killed) for k in took_over),
+            TAKEOVER_BOUND + 10,
+            "the standby to take over",
+            *logs,
+        )
+        takeover = max(
+            (first(logs[survivor], "worker leading", k, killed)["at"] - killed).total_seconds()
+            for k in took_over
+        )
+        print(
+            f"takeover of {took_over} after the kill: {takeover:.2f} s (bound {TAKEOVER_BOUND:.1f} s)"
+        )
         assert takeover <= TAKEOVER_BOUND
         time.sleep(1.0)  # the survivor works on new cases too
         stop_writing.set()
@@ -311,10 +376,13 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
         def quiet() -> bool:
             head = engine.head_position()
             time.sleep(1.5)  # longer than a timer tick and an idle webhook round
-            position = tracking.query("SELECT position FROM projection_tracking WHERE name = 'cases'")[0]["position"]
+            position = tracking.query(
+                "SELECT position FROM projection_tracking WHERE name = 'cases'"
+            )[0]["position"]
             wanted = set(delivered_positions(engine))
             return head == engine.head_position() == position and all(
-                set(r.unique.values()) == wanted for r in receivers)
+                set(r.unique.values()) == wanted for r in receivers
+            )
 
         wait_until(quiet, 90, "the standby to finish the work", *logs)
         ended = datetime.now(UTC)
@@ -330,15 +398,20 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
     try:
         # one leader at a time: the survivor led what the victim led only after the kill
         for kind in took_over:
-            assert all(e["at"] >= killed for e in log_lines(logs[survivor])
-                       if e["event"] == "worker leading" and e.get("worker") == kind)
+            assert all(
+                e["at"] >= killed
+                for e in log_lines(logs[survivor])
+                if e["event"] == "worker leading" and e.get("worker") == kind
+            )
 
         # timers and routing: every command recorded once, issued once
         recorded = commands_recorded(engine)
         assert recorded, "nothing fired"
         assert max(recorded.values()) == 1, [k for k, n in recorded.items() if n > 1]
-        for sent, done, key, prefix in (("timer firing", "timer fired", "timer_command", "timer:"),
-                                        ("routing", "routed", "routing_command", "route:")):
+        for sent, done, key, prefix in (
+            ("timer firing", "timer fired", "timer_command", "timer:"),
+            ("routing", "routed", "routing_command", "route:"),
+        ):
             issued = Counter(e[key] for log in logs for e in log_lines(log) if e["event"] == sent)
             assert issued, f"no {sent}"
             again = {command for command, n in issued.items() if n > 1}
@@ -349,9 +422,13 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
             assert max(completed.values()) == 1, [k for k, n in completed.items() if n > 1]
             assert not repeats, repeats  # no command was ever answered "already recorded"
             stored = {command for _, command in recorded if command.startswith(prefix)}
-            assert stored <= set(issued)  # each stored command was sent (a refused one is not stored)
+            assert stored <= set(
+                issued
+            )  # each stored command was sent (a refused one is not stored)
         taken = [e for e in log_lines(logs[survivor]) if e["event"] == "timer fired"]
-        assert taken and all(e["at"] >= killed for e in taken), "the standby fired timers, only after the kill"
+        assert taken and all(e["at"] >= killed for e in taken), (
+            "the standby fired timers, only after the kill"
+        )
         # nothing left undone: a timer service now finds nothing new to fire
         timers = TimerService(engine)
         try:
@@ -365,7 +442,11 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
         for key in set(spans[0]) | set(spans[1]):
             for start_a, end_a in spans[0].get(key, []):
                 for start_b, end_b in spans[1].get(key, []):
-                    assert end_a <= start_b or end_b <= start_a, (key, (start_a, end_a), (start_b, end_b))
+                    assert end_a <= start_b or end_b <= start_a, (
+                        key,
+                        (start_a, end_a),
+                        (start_b, end_b),
+                    )
         assert set(spans[1]) == {s.id for s in created}  # the survivor ended up sending for each
         for receiver, subscription in zip(receivers, created, strict=True):
             counts = Counter(message for _, message in receiver.arrivals)
@@ -377,13 +458,20 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
                 # the message in flight: the last to arrive before the survivor claimed the subscription
                 # (until then only the killed sender held it)
                 claimed = min(begin for begin, _ in spans[1][subscription.id] if begin >= killed)
-                assert first_arrival == max(at for at, _ in receiver.arrivals if at < claimed), message
+                assert first_arrival == max(at for at, _ in receiver.arrivals if at < claimed), (
+                    message
+                )
             assert receiver.bad_signatures == 0
 
-        fired = [sum(e["event"] == "timer firing" for e in log_lines(log)) for log in (logs[victim], logs[survivor])]
-        print(f"cases={12 + len(written)} events={engine.head_position()} timer commands killed/survivor={fired} "
-              f"webhook arrivals={[len(r.arrivals) for r in receivers]} "
-              f"doubled={[len(r.arrivals) - len(r.unique) for r in receivers]}")
+        fired = [
+            sum(e["event"] == "timer firing" for e in log_lines(log))
+            for log in (logs[victim], logs[survivor])
+        ]
+        print(
+            f"cases={12 + len(written)} events={engine.head_position()} timer commands killed/survivor={fired} "
+            f"webhook arrivals={[len(r.arrivals) for r in receivers]} "
+            f"doubled={[len(r.arrivals) - len(r.unique) for r in receivers]}"
+        )
 
         # projections: at the head, equal to a rebuild
         runner = ProjectionRunner(engine, default_projections())
@@ -403,7 +491,9 @@ def test_two_worker_processes_of_each_kind_on_one_postgres(tmp_path):
 # -- the lease itself -----------------------------------------------------------------------------
 
 
-def run_leaders(store: StoreConfig, poll: float, actions: list, stops: list[threading.Event]) -> list[Leadership]:
+def run_leaders(
+    store: StoreConfig, poll: float, actions: list, stops: list[threading.Event]
+) -> list[Leadership]:
     """Two processes' worth of leaderships competing for one kind; each action is recorded
     as (leader, term, when) after passing the fence."""
     leaderships = [Leadership(store, poll=poll, keepalive=0.2) for _ in range(2)]
@@ -414,10 +504,13 @@ def run_leaders(store: StoreConfig, poll: float, actions: list, stops: list[thre
                 fence()
                 actions.append((who, id(term), time.monotonic()))
                 term.wait(0.01)
+
         return act_while_leading
 
     for who, leadership in enumerate(leaderships):
-        threading.Thread(target=leadership.lead, args=("demo", work(who), stops[who]), daemon=True).start()
+        threading.Thread(
+            target=leadership.lead, args=("demo", work(who), stops[who]), daemon=True
+        ).start()
     return leaderships
 
 
@@ -435,7 +528,9 @@ def test_a_leader_whose_lock_session_dies_stops_acting_at_once():
     """PostgreSQL: the leader's lock session is terminated under it (as a network cut or a
     DBA would); it acts no more, and one leader acts again within the poll."""
     require_postgres()
-    store = StoreConfig(f"{POSTGRES_URL}?schema=t_lease_{uuid.uuid4().hex[:10]}")  # locks only: no tables
+    store = StoreConfig(
+        f"{POSTGRES_URL}?schema=t_lease_{uuid.uuid4().hex[:10]}"
+    )  # locks only: no tables
     actions: list = []
     stops = [threading.Event(), threading.Event()]
     leaderships = run_leaders(store, 0.1, actions, stops)
@@ -485,11 +580,20 @@ def test_sqlite_lease_is_a_file_lock_the_kernel_frees(tmp_path):
             leadership.close()
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from engine.leadership import LockSession; "
-         "from engine.store import StoreConfig; held = LockSession(StoreConfig(sys.argv[1])); "
-         "assert held.try_lock('timers'); "
-         "print('held', flush=True); time.sleep(60)", store.url],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from engine.leadership import LockSession; "
+            "from engine.store import StoreConfig; held = LockSession(StoreConfig(sys.argv[1])); "
+            "assert held.try_lock('timers'); "
+            "print('held', flush=True); time.sleep(60)",
+            store.url,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         session = LockSession(store)

@@ -43,28 +43,48 @@ def recompute_chain(raw: RawStore) -> None:
     """What an attacker who knows the algorithm does after editing events: rebuild the chain."""
     raw.sql(f"DELETE FROM {raw.chain}")
     running, heads = ZERO, {}
-    for seq, (position, originator_id, version, topic, state) in enumerate(raw.events_rows(), start=1):
-        case_id = str(originator_id) if raw.postgres else str(__import__("uuid").UUID(originator_id))
+    for seq, (position, originator_id, version, topic, state) in enumerate(
+        raw.events_rows(), start=1
+    ):
+        case_id = (
+            str(originator_id) if raw.postgres else str(__import__("uuid").UUID(originator_id))
+        )
         leaf = leaf_hash(case_id, version, position, topic, bytes(state))
         running = link(running, leaf)
         heads[case_id] = link(heads.get(case_id, ZERO), leaf)
-        raw.sql(f"INSERT INTO {raw.chain} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (position, seq, case_id, version, leaf.hex(), heads[case_id].hex(), running.hex()))
+        raw.sql(
+            f"INSERT INTO {raw.chain} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (position, seq, case_id, version, leaf.hex(), heads[case_id].hex(), running.hex()),
+        )
 
 
 def test_entry_bytes_are_canonical_json():
-    data = entry_bytes("9dcf5a65-2441-5be2-a2e5-f121f013c412", 2, 31, "domain.cases:Dispute.Commented", b"{}")
-    assert data == (b'{"case":"9dcf5a65-2441-5be2-a2e5-f121f013c412","position":31,'
-                    b'"state_sha256":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",'
-                    b'"topic":"domain.cases:Dispute.Commented","version":2}')
+    data = entry_bytes(
+        "9dcf5a65-2441-5be2-a2e5-f121f013c412", 2, 31, "domain.cases:Dispute.Commented", b"{}"
+    )
+    assert data == (
+        b'{"case":"9dcf5a65-2441-5be2-a2e5-f121f013c412","position":31,'
+        b'"state_sha256":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",'
+        b'"topic":"domain.cases:Dispute.Commented","version":2}'
+    )
 
 
-@given(case=st.text(max_size=40), topic=st.text(max_size=60), version=st.integers(0, 2**53 - 1),
-       position=st.integers(0, 2**53 - 1), state=st.binary(max_size=64))
+@given(
+    case=st.text(max_size=40),
+    topic=st.text(max_size=60),
+    version=st.integers(0, 2**53 - 1),
+    position=st.integers(0, 2**53 - 1),
+    state=st.binary(max_size=64),
+)
 @settings(max_examples=200, deadline=None)
 def test_entry_bytes_equal_sorted_compact_json(case, topic, version, position, state):
-    entry = {"case": case, "position": position, "state_sha256": hashlib.sha256(state).hexdigest(),
-             "topic": topic, "version": version}
+    entry = {
+        "case": case,
+        "position": position,
+        "state_sha256": hashlib.sha256(state).hexdigest(),
+        "topic": topic,
+        "version": version,
+    }
     expected = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert entry_bytes(case, version, position, topic, state) == expected
 
@@ -93,23 +113,39 @@ def test_a_batch_over_several_cases_chains_as_the_canonical_hashes(app, raw):
     old = busy_history(app)
     new = uuid.uuid4()
     topics = ["domain.cases:Dispute.Commented", 'x:"引号"\\反斜杠', "x:\u0001\t控制", "x:é✓"]
-    batch = [StoredEvent(case, version, topic, bytes([n]) * n)
-             for n, (case, version, topic) in enumerate([
-                 (old[0], app.case(old[0]).version + 1, topics[1]), (new, 1, topics[2]),
-                 (old[1], app.case(old[1]).version + 1, topics[0]), (old[0], app.case(old[0]).version + 2, topics[3]),
-                 (new, 2, topics[1])])]
+    batch = [
+        StoredEvent(case, version, topic, bytes([n]) * n)
+        for n, (case, version, topic) in enumerate(
+            [
+                (old[0], app.case(old[0]).version + 1, topics[1]),
+                (new, 1, topics[2]),
+                (old[1], app.case(old[1]).version + 1, topics[0]),
+                (old[0], app.case(old[0]).version + 2, topics[3]),
+                (new, 2, topics[1]),
+            ]
+        )
+    ]
     positions = app.recorder.insert_events(batch)
     assert list(positions) == sorted(positions) and len(set(positions)) == len(batch)
     expected_running, expected_heads = ZERO, {}
     chain = raw.chain_rows()
-    for (position, originator_id, version, topic, state), row in zip(raw.events_rows(), chain, strict=True):
+    for (position, originator_id, version, topic, state), row in zip(
+        raw.events_rows(), chain, strict=True
+    ):
         case_id = str(originator_id) if raw.postgres else str(uuid.UUID(originator_id))
         leaf = leaf_hash(case_id, version, position, topic, bytes(state))
         expected_running = link(expected_running, leaf)
         expected_heads[case_id] = link(expected_heads.get(case_id, ZERO), leaf)
-        assert tuple(row) == (position, row[1], case_id, version, leaf.hex(), expected_heads[case_id].hex(),
-                              expected_running.hex())
-    assert [row[0] for row in chain[-len(batch):]] == list(positions)
+        assert tuple(row) == (
+            position,
+            row[1],
+            case_id,
+            version,
+            leaf.hex(),
+            expected_heads[case_id].hex(),
+            expected_running.hex(),
+        )
+    assert [row[0] for row in chain[-len(batch) :]] == list(positions)
     assert verify_log(app).ok and verify_case(app, new).ok and verify_case(app, old[0]).ok
 
 
@@ -138,9 +174,13 @@ def test_checkpoint_policy_every_n_events_or_m_minutes(app, clock):
     busy_history(app)
     first = checkpoint_if_due(app, every_events=5, every=timedelta(minutes=10))
     assert first is not None
-    assert checkpoint_if_due(app, every_events=5, every=timedelta(minutes=10)) is None  # nothing new
+    assert (
+        checkpoint_if_due(app, every_events=5, every=timedelta(minutes=10)) is None
+    )  # nothing new
     case_id = busy_history(app)[0]
-    assert checkpoint_if_due(app, every_events=1000, every=timedelta(minutes=10)) is None  # too soon, too few
+    assert (
+        checkpoint_if_due(app, every_events=1000, every=timedelta(minutes=10)) is None
+    )  # too soon, too few
     clock.advance(timedelta(minutes=11))
     act(app, case_id, "comment", "wang", text="再次回访")
     assert checkpoint_if_due(app, every_events=1000, every=timedelta(minutes=10)) is not None
@@ -149,13 +189,14 @@ def test_checkpoint_policy_every_n_events_or_m_minutes(app, clock):
 
 # -- tampering: each named problem, caught at the right position ---------------------------------
 
+
 def _pick(raw: RawStore, rng: random.Random, last: bool = False) -> tuple:
     rows = raw.events_rows()
     return rows[-1] if last else rng.choice(rows[:-1])
 
 
 def tamper_alter_state(raw, rng):
-    position, *_ , state = _pick(raw, rng)
+    position, *_, state = _pick(raw, rng)
     changed = bytes(state).replace(b'"', b"'", 1) if rng.random() < 0.5 else bytes(state) + b" "
     raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (changed, position))
     return "altered", position
@@ -192,17 +233,25 @@ def tamper_swap_states(raw, rng):
 
 def tamper_insert(raw, rng):
     position, originator_id, version, topic, state = _pick(raw, rng)
-    top = raw.sql(f"SELECT MAX(originator_version) FROM {raw.events} WHERE originator_id = ?", (originator_id,))[0][0]
+    top = raw.sql(
+        f"SELECT MAX(originator_version) FROM {raw.events} WHERE originator_id = ?",
+        (originator_id,),
+    )[0][0]
     new_position = raw.events_rows()[-1][0] + 1
-    raw.sql(f"INSERT INTO {raw.events} ({raw.pos}, originator_id, originator_version, topic, state) "
-            "VALUES (?, ?, ?, ?, ?)", (new_position, originator_id, top + 1, topic, state))
+    raw.sql(
+        f"INSERT INTO {raw.events} ({raw.pos}, originator_id, originator_version, topic, state) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (new_position, originator_id, top + 1, topic, state),
+    )
     return "inserted", new_position
 
 
 def tamper_renumber(raw, rng):
     position, originator_id, *_ = _pick(raw, rng)
-    raw.sql(f"UPDATE {raw.events} SET originator_version = originator_version + 1000 WHERE {raw.pos} = ?",
-            (position,))
+    raw.sql(
+        f"UPDATE {raw.events} SET originator_version = originator_version + 1000 WHERE {raw.pos} = ?",
+        (position,),
+    )
     return "moved", position
 
 
@@ -210,13 +259,23 @@ def tamper_reassign_case(raw, rng):
     rows = raw.events_rows()
     a = rng.choice(rows)
     other = rng.choice([r for r in rows if r[1] != a[1]])
-    raw.sql(f"UPDATE {raw.events} SET originator_id = ?, originator_version = ? WHERE {raw.pos} = ?",
-            (other[1], other[2] + 5000, a[0]))
+    raw.sql(
+        f"UPDATE {raw.events} SET originator_id = ?, originator_version = ? WHERE {raw.pos} = ?",
+        (other[1], other[2] + 5000, a[0]),
+    )
     return "moved", a[0]
 
 
-TAMPERINGS = [tamper_alter_state, tamper_alter_topic, tamper_delete, tamper_swap, tamper_swap_states,
-              tamper_insert, tamper_renumber, tamper_reassign_case]
+TAMPERINGS = [
+    tamper_alter_state,
+    tamper_alter_topic,
+    tamper_delete,
+    tamper_swap,
+    tamper_swap_states,
+    tamper_insert,
+    tamper_renumber,
+    tamper_reassign_case,
+]
 
 
 def test_random_tampering_is_always_caught_at_the_right_position(app, raw):
@@ -229,8 +288,10 @@ def test_random_tampering_is_always_caught_at_the_right_position(app, raw):
         problem, position = tamper(raw, rng)
         result = verify_log(app)
         assert not result.ok, (tamper.__name__, position)
-        assert (result.finding.problem, result.finding.position) == (problem, position), (tamper.__name__,
-                                                                                            result.finding)
+        assert (result.finding.problem, result.finding.position) == (problem, position), (
+            tamper.__name__,
+            result.finding,
+        )
         caught += 1
         raw.restore(clean)
         assert verify_log(app).ok
@@ -243,7 +304,10 @@ def test_tampering_is_caught_by_the_case_alone(app, raw):
     position = positions[2]
     raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (b"{}", position))
     result = verify_case(app, cases[0])
-    assert not result.ok and (result.finding.problem, result.finding.position) == ("altered", position)
+    assert not result.ok and (result.finding.problem, result.finding.position) == (
+        "altered",
+        position,
+    )
     assert verify_case(app, cases[1]).ok
 
 
@@ -263,12 +327,16 @@ def test_deleting_an_event_and_its_chain_entry_is_caught_at_the_next_entry(app, 
     raw.sql(f"DELETE FROM {raw.chain} WHERE position = ?", (victim,))
     result = verify_log(app)
     assert (result.finding.problem, result.finding.position, result.finding.after) == (
-        "chain_broken", following, rows[4][0])
+        "chain_broken",
+        following,
+        rows[4][0],
+    )
 
 
 @pytest.mark.parametrize("stored_checkpoints_deleted", [False, True])
 def test_rewriting_history_before_a_checkpoint_and_recomputing_the_chain_is_caught(
-        app, raw, tmp_path, stored_checkpoints_deleted):
+    app, raw, tmp_path, stored_checkpoints_deleted
+):
     cases = busy_history(app)
     early = checkpoint(app)
     act(app, cases[1], "comment", "wang", text="补充材料")
@@ -277,8 +345,10 @@ def test_rewriting_history_before_a_checkpoint_and_recomputing_the_chain_is_caug
     act(app, cases[2], "comment", "wang", text="之后的事件")
     victim = raw.events_rows()[early.size + 0][0]  # the first entry after the early checkpoint
     state = bytes(raw.sql(f"SELECT state FROM {raw.events} WHERE {raw.pos} = ?", (victim,))[0][0])
-    raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (state.replace("补充".encode(), "删除".encode()),
-                                                                        victim))
+    raw.sql(
+        f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?",
+        (state.replace("补充".encode(), "删除".encode()), victim),
+    )
     recompute_chain(raw)
     if stored_checkpoints_deleted:
         raw.sql(f"DELETE FROM {raw.checkpoints}")
@@ -300,7 +370,10 @@ def test_truncating_the_log_below_a_checkpoint_is_caught(app, raw):
     raw.sql(f"DELETE FROM {raw.events} WHERE {raw.pos} = ?", (last,))
     raw.sql(f"DELETE FROM {raw.chain} WHERE position = ?", (last,))
     result = verify_log(app)
-    assert result.finding.problem == "checkpoint_beyond_log" and result.finding.position == signed.position
+    assert (
+        result.finding.problem == "checkpoint_beyond_log"
+        and result.finding.position == signed.position
+    )
 
 
 def test_editing_a_stored_checkpoint_is_caught(app, raw):
@@ -333,7 +406,10 @@ def test_whole_store_encryption_keeps_the_chain_verifiable(store, clock):
     from engine.service import Fengqiao
     from tests.support import seed
 
-    env = {"CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher", "CIPHER_KEY": AESCipher.create_key(32)}
+    env = {
+        "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+        "CIPHER_KEY": AESCipher.create_key(32),
+    }
     app = seed(Fengqiao(store, clock=clock, env=env))
     try:
         case_id = busy_history(app)[0]
@@ -377,7 +453,9 @@ def test_checkpoints_replaced_with_a_foreign_key_are_caught(app, raw):
     raw.sql(f"DELETE FROM {raw.checkpoints}")
     checkpoint(app, key=Ed25519PrivateKey.generate())  # the attacker signs the rewritten history
     assert verify_log(app).ok  # self-consistent ...
-    result = verify_log(app, trusted_keys=trusted_key_ids(app))  # ... but not signed by the engine's key
+    result = verify_log(
+        app, trusted_keys=trusted_key_ids(app)
+    )  # ... but not signed by the engine's key
     assert not result.ok and result.finding.problem == "untrusted_key"
 
 

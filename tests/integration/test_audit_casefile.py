@@ -12,7 +12,12 @@ from engine.casefile import case_file, render_case_file
 from tests.audit_support import RawStore
 from tests.support import act, report
 
-ZHANG = {"name": "张三", "role": "applicant", "phone": "13812341234", "id_number": "41092819800101127X"}
+ZHANG = {
+    "name": "张三",
+    "role": "applicant",
+    "phone": "13812341234",
+    "id_number": "41092819800101127X",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -34,13 +39,25 @@ def test_the_case_file_shows_the_whole_timeline_clocks_and_a_clean_verification(
     signed = checkpoint(app)
     data = case_file(app, case_id)
     assert [e["label"] for e in data["timeline"]] == ["上报", "派单", "签收", "调解"]
-    assert data["timeline"][1]["unit_name"] == "王庄村委会" and data["timeline"][2]["unit_name"] == "王庄村调解委员会"
+    assert (
+        data["timeline"][1]["unit_name"] == "王庄村委会"
+        and data["timeline"][2]["unit_name"] == "王庄村调解委员会"
+    )
     assert all(e["entry_hash"] and e["case_hash"] for e in data["timeline"])
     assert data["verification"]["ok"] and data["checkpoint"]["head"] == signed.head
     assert data["clocks"] and data["clocks"][0]["state_label"]
     html = render_case_file(data)
-    for text in ("案 件 卷 宗", "张三", "41092819800101127X", "双方情绪激动", "规则第1版", "办理时限", "通过",
-                 data["timeline"][-1]["case_hash"], "2026-09-28 09:00:00"):
+    for text in (
+        "案 件 卷 宗",
+        "张三",
+        "41092819800101127X",
+        "双方情绪激动",
+        "规则第1版",
+        "办理时限",
+        "通过",
+        data["timeline"][-1]["case_hash"],
+        "2026-09-28 09:00:00",
+    ):
         assert text in html, text
 
 
@@ -59,7 +76,10 @@ def test_a_tampered_case_file_says_so(app, clock):
     raw = RawStore(app)
     try:
         state = raw.sql(f"SELECT state FROM {raw.events} WHERE {raw.pos} = ?", (position,))[0][0]
-        raw.sql(f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?", (bytes(state) + b" ", position))
+        raw.sql(
+            f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?",
+            (bytes(state) + b" ", position),
+        )
     finally:
         raw.close()
     html = render_case_file(case_file(app, case_id))

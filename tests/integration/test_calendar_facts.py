@@ -38,7 +38,9 @@ def sh(*args: int) -> datetime:
 
 @pytest.fixture
 def clock() -> SimulatedClock:
-    return SimulatedClock(sh(2026, 12, 31, 10).astimezone(UTC))  # Thursday, the day before 元旦 2027
+    return SimulatedClock(
+        sh(2026, 12, 31, 10).astimezone(UTC)
+    )  # Thursday, the day before 元旦 2027
 
 
 def reply_due(app, case_id) -> datetime:
@@ -54,20 +56,29 @@ def petition(app):
 
 def test_a_year_without_data_counts_new_year_as_a_working_day_until_imported():
     start = sh(2026, 12, 31, 10)
-    assert WorkingCalendar().add_working_days(start, 5) == sh(2027, 1, 7, 10)  # Jan 1 counted: no 2027 data
+    assert WorkingCalendar().add_working_days(start, 5) == sh(
+        2027, 1, 7, 10
+    )  # Jan 1 counted: no 2027 data
     statutory = Statutory((parse_statutory_year(FIXTURE_TEXT),))
     assert WorkingCalendar(statutory=statutory).add_working_days(start, 5) == sh(2027, 1, 8, 10)
     assert not Statutory().covers(2027) and statutory.covers(2027) and statutory.covers(2026)
-    assert WorkingCalendar(statutory=statutory).is_working_day(datetime(2027, 2, 13).date())  # 调休 Saturday
-    assert not WorkingCalendar(statutory=statutory).is_working_day(datetime(2027, 3, 6).date())  # plain Saturday
+    assert WorkingCalendar(statutory=statutory).is_working_day(
+        datetime(2027, 2, 13).date()
+    )  # 调休 Saturday
+    assert not WorkingCalendar(statutory=statutory).is_working_day(
+        datetime(2027, 3, 6).date()
+    )  # plain Saturday
 
 
-@pytest.mark.parametrize("text, field", [
-    (FIXTURE_TEXT.replace("year = 2027\n", ""), "year"),
-    (FIXTURE_TEXT + '\n[hours]\nwindows = [["09:00", "17:00"]]\n', "hours"),
-    (FIXTURE_TEXT.replace("2027-02-13", "2027-07-03"), None),  # in the year: fine
-    (FIXTURE_TEXT.replace("2027-02-13", "2028-07-03"), "outside 2027"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        (FIXTURE_TEXT.replace("year = 2027\n", ""), "year"),
+        (FIXTURE_TEXT + '\n[hours]\nwindows = [["09:00", "17:00"]]\n', "hours"),
+        (FIXTURE_TEXT.replace("2027-02-13", "2027-07-03"), None),  # in the year: fine
+        (FIXTURE_TEXT.replace("2027-02-13", "2028-07-03"), "outside 2027"),
+    ],
+)
 def test_a_statutory_year_file_names_its_year_and_holds_only_that_year(text, field):
     if field is None:
         assert parse_statutory_year(text).year == 2027
@@ -84,26 +95,43 @@ def test_an_import_moves_every_open_clock_whatever_its_policy_version(app):
     app.load_policy(DEFAULT_POLICY.replace('label = "', 'label = "v2 '), "admin")
     new = petition(app)
     assert (app.case(old).policy_version, app.case(new).policy_version) == (1, 2)
-    assert reply_due(app, old) == reply_due(app, new) == sh(2027, 1, 7, 10)  # 元旦 counted as working
+    assert (
+        reply_due(app, old) == reply_due(app, new) == sh(2027, 1, 7, 10)
+    )  # 元旦 counted as working
 
     assert app.import_calendar(FIXTURE_TEXT, "zhou", source="cn-2027.toml") == {
-        "year": 2027, "changed": True, "version": 2}
+        "year": 2027,
+        "changed": True,
+        "version": 2,
+    }
     assert reply_due(app, old) == reply_due(app, new) == sh(2027, 1, 8, 10)
 
-    imported = [e for e in app.events.get(CALENDAR_BOOK_ID) if type(e).__name__ == "CalendarImported"]
+    imported = [
+        e for e in app.events.get(CALENDAR_BOOK_ID) if type(e).__name__ == "CalendarImported"
+    ]
     assert len(imported) == 1
-    assert (imported[0].year, imported[0].actor_id, imported[0].source) == (2027, "zhou", "cn-2027.toml")
+    assert (imported[0].year, imported[0].actor_id, imported[0].source) == (
+        2027,
+        "zhou",
+        "cn-2027.toml",
+    )
     assert "2027-01-01" in imported[0].holidays and imported[0].workdays == ["2027-02-13"]
-    assert app.import_calendar(FIXTURE_TEXT, "zhou")["changed"] is False  # the same file again: nothing
+    assert (
+        app.import_calendar(FIXTURE_TEXT, "zhou")["changed"] is False
+    )  # the same file again: nothing
     assert len(list(app.events.get(CALENDAR_BOOK_ID))) == 2
 
 
 def test_a_policys_inline_overrides_stay_on_top_of_the_imported_year(app):
     overrides = '[calendar]\nname = "cn-statutory"\noverrides = """\\n[[holiday]]\\ndate = 2027-01-04\\n"""\n'
-    app.load_policy(DEFAULT_POLICY.replace('[calendar]\nname = "cn-statutory"', overrides.strip()), "admin")
+    app.load_policy(
+        DEFAULT_POLICY.replace('[calendar]\nname = "cn-statutory"', overrides.strip()), "admin"
+    )
     case_id = petition(app)
     app.import_calendar(FIXTURE_TEXT, "zhou")
-    assert reply_due(app, case_id) == sh(2027, 1, 11, 10)  # Jan 1-3 (statutory) and Jan 4 (policy) off
+    assert reply_due(app, case_id) == sh(
+        2027, 1, 11, 10
+    )  # Jan 1-3 (statutory) and Jan 4 (policy) off
 
 
 def test_a_bad_file_is_refused_naming_the_field(app):
@@ -119,7 +147,9 @@ def test_the_timer_index_is_recomputed_on_import(app, clock):
         case_id = petition(app)
         before = rows(timers, case_id)
         assert before["reply"]["missing_year"] == 2027
-        assert from_key(before["reply"]["due_at"]).astimezone(SHANGHAI) == sh(2027, 1, 4, 15)  # warn at 50%
+        assert from_key(before["reply"]["due_at"]).astimezone(SHANGHAI) == sh(
+            2027, 1, 4, 15
+        )  # warn at 50%
         app.import_calendar(FIXTURE_TEXT, "zhou")
         timers.runner.run_once()
         after = rows(timers, case_id)
@@ -137,7 +167,9 @@ def test_the_timer_index_is_recomputed_on_import(app, clock):
 
 def rows(timers: TimerService, case_id) -> dict[str, dict]:
     timers.runner.run_once()
-    found = timers.db.query("SELECT clock, due_at, missing_year FROM timer_index WHERE case_id = ?", (str(case_id),))
+    found = timers.db.query(
+        "SELECT clock, due_at, missing_year FROM timer_index WHERE case_id = ?", (str(case_id),)
+    )
     return {row["clock"]: row for row in found}
 
 
@@ -155,15 +187,25 @@ def test_get_calendar_and_the_readyz_warning(app, request: pytest.FixtureRequest
     try:
         timers.runner.run_once()
         warning = http.client.get("/readyz").json()["calendar"]
-        assert warning["years"] == [2027] and warning["clocks"] == 1 and "calendar import" in warning["warning"]
+        assert (
+            warning["years"] == [2027]
+            and warning["clocks"] == 1
+            and "calendar import" in warning["warning"]
+        )
         http.engine.import_calendar(FIXTURE_TEXT, "root", source="cn-2027.toml")
-        assert http.client.get("/readyz").json()["calendar"] == "ok"  # covered now, even before re-indexing
+        assert (
+            http.client.get("/readyz").json()["calendar"] == "ok"
+        )  # covered now, even before re-indexing
         timers.runner.run_once()
         assert http.client.get("/readyz").json()["calendar"] == "ok"
     finally:
         timers.close()
     years = {row["year"]: row for row in http.get("/v1/calendar", "wang").json()["years"]}
-    assert (years[2027]["source"], years[2027]["imported_by"], years[2027]["holidays"]) == ("import", "root", 10)
+    assert (years[2027]["source"], years[2027]["imported_by"], years[2027]["holidays"]) == (
+        "import",
+        "root",
+        10,
+    )
     assert years[2027]["imported_at"] and years[2027]["replaces"] is None
 
 

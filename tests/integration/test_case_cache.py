@@ -67,7 +67,9 @@ def test_a_refusal_on_a_stale_copy_is_decided_again_on_the_store_case(app, other
     act(other, case_id, "assign", "li", assignee="zhao")
     assert cached_version(app, case_id) == 1
 
-    accepted = act(app, case_id, "accept", "zhao")  # the stale copy would refuse: not assigned to zhao
+    accepted = act(
+        app, case_id, "accept", "zhao"
+    )  # the stale copy would refuse: not assigned to zhao
 
     assert accepted.version == 3
     assert event_names(other, case_id)[-2:] == ["Assigned", "Accepted"]
@@ -80,7 +82,9 @@ def test_a_stale_copy_that_allows_what_the_store_case_forbids_is_refused(app, ot
     assert cached_version(app, case_id) == 2
 
     with pytest.raises(DomainError) as refused:
-        act(app, case_id, "accept", "zhao")  # allowed on the stale copy; the store's case is accepted
+        act(
+            app, case_id, "accept", "zhao"
+        )  # allowed on the stale copy; the store's case is accepted
 
     assert refused.value.code != "version_conflict"  # the rule's own answer, not a lost race
     assert event_names(other, case_id).count("Accepted") == 1
@@ -90,10 +94,14 @@ def test_a_stale_copy_that_allows_what_the_store_case_forbids_is_refused(app, ot
 def test_a_command_the_other_process_ran_is_answered_as_a_repeat(app, other):
     case_id = report(app).case_id
     act(app, case_id, "comment", "wang", text="cached")  # app caches version 2
-    first = other.do(case_id, "comment", {"text": "once"}, envelope("wang", other, command_id="retry-1"))
+    first = other.do(
+        case_id, "comment", {"text": "once"}, envelope("wang", other, command_id="retry-1")
+    )
     assert cached_version(app, case_id) == 2
 
-    again = app.do(case_id, "comment", {"text": "once"}, envelope("wang", app, command_id="retry-1"))
+    again = app.do(
+        case_id, "comment", {"text": "once"}, envelope("wang", app, command_id="retry-1")
+    )
 
     assert again.repeated and again.version == first.version == 3
     assert comments(other, case_id) == ["cached", "once"]

@@ -28,7 +28,9 @@ _ids = count(1)
 
 def act(app, case_id, action, by, **body):
     """As tests.support.act, for any person of the ladder (the outsiders added here too)."""
-    return app.do(case_id, action, body, Envelope(actor=cli_actor(app, by), command_id=f"flow-{next(_ids)}"))
+    return app.do(
+        case_id, action, body, Envelope(actor=cli_actor(app, by), command_id=f"flow-{next(_ids)}")
+    )
 
 
 def refusal(app, case_id, action, by, **body) -> DomainError:
@@ -48,7 +50,9 @@ def events(app, case_id, kind: str) -> list:
 
 
 def with_outsiders(app: Fengqiao) -> Fengqiao:
-    app.add_person(Person("xu", "supervisor", "410928-002", "xz-zzzx"), "admin")  # 徐镇镇 supervisor
+    app.add_person(
+        Person("xu", "supervisor", "410928-002", "xz-zzzx"), "admin"
+    )  # 徐镇镇 supervisor
     app.add_person(Person("xv", "supervisor", XU_VILLAGE, None), "admin")  # 徐镇村 supervisor
     return app
 
@@ -79,7 +83,10 @@ def test_an_extension_after_the_due_time_is_refused_and_the_case_stays_overdue(a
     for action, by in (("extend", "li"), ("request-extension", "zhao")):
         error = refusal(app, case_id, action, by, days=3, reason="需等待鉴定")
         assert (error.code, error.details["rule"], error.details["clock"]) == (
-            "invalid_transition", "before_due_time", "reply")
+            "invalid_transition",
+            "before_due_time",
+            "reply",
+        )
         assert error.details["due_at"] == reply.due_at.isoformat()
     assert next(c for c in clocks_of(app, case_id) if c.name == "reply").overdue
 
@@ -88,17 +95,27 @@ def test_an_extension_names_a_clock_of_the_case_and_stays_within_the_policy_cap(
     case_id = accepted_petition(app)
     error = refusal(app, case_id, "extend", "li", days=3, reason="x", clock="no_such_clock")
     assert (error.code, error.details["field"]) == ("validation", "clock")
-    error = refusal(app, case_id, "extend", "li", days=3, reason="x", clock="mediation")  # a dispute's clock
+    error = refusal(
+        app, case_id, "extend", "li", days=3, reason="x", clock="mediation"
+    )  # a dispute's clock
     assert (error.code, error.details["field"]) == ("validation", "clock")
     error = refusal(app, case_id, "extend", "li", days=200, reason="x")
-    assert (error.code, error.details["field"], error.details["max_extension"]) == ("validation", "days", 10)
+    assert (error.code, error.details["field"], error.details["max_extension"]) == (
+        "validation",
+        "days",
+        10,
+    )
     before = clock_named(app, case_id, "reply").due_at
     act(app, case_id, "extend", "li", days=6, reason="情况复杂")
     assert clock_named(app, case_id, "reply").due_at > before
     error = refusal(app, case_id, "request-extension", "zhao", days=5, reason="还需时间")
     assert (error.details["granted"], error.details["max_extension"]) == (6, 10)
-    act(app, case_id, "extend", "li", days=4, reason="最后一次")  # 10 working days in all (Shandong)
-    error = refusal(app, case_id, "extend", "li", days=3, reason="x", clock="sign_for")  # met: not running
+    act(
+        app, case_id, "extend", "li", days=4, reason="最后一次"
+    )  # 10 working days in all (Shandong)
+    error = refusal(
+        app, case_id, "extend", "li", days=3, reason="x", clock="sign_for"
+    )  # met: not running
     assert error.code in ("invalid_transition", "validation")
 
 
@@ -108,15 +125,25 @@ def test_an_extension_is_requested_by_the_handler_and_approved_by_a_covering_sup
     before = clock_named(app, case_id, "mediation").due_at
     act(app, case_id, "request-extension", "zhao", days=10, reason="当事人外出务工，春节返乡后再调")
     assert clock_named(app, case_id, "mediation").due_at == before  # asked for, not yet granted
-    assert refusal(app, case_id, "request-extension", "zhao", days=1, reason="again").code == "invalid_transition"
+    assert (
+        refusal(app, case_id, "request-extension", "zhao", days=1, reason="again").code
+        == "invalid_transition"
+    )
     outside = refusal(app, case_id, "approve-extension", "xu", note="同意")
     assert outside.code == "forbidden"
     act(app, case_id, "approve-extension", "li", note="同意延期")
     [extended] = events(app, case_id, "Extended")
-    assert (extended.clock, extended.days, extended.approver, extended.requested_by) == ("mediation", 10, "li", "zhao")
+    assert (extended.clock, extended.days, extended.approver, extended.requested_by) == (
+        "mediation",
+        10,
+        "li",
+        "zhao",
+    )
     assert extended.reason.startswith("当事人外出务工") and extended.note == "同意延期"
     assert clock_named(app, case_id, "mediation").due_at == before + timedelta(days=10)
-    assert refusal(app, case_id, "approve-extension", "li").code == "invalid_transition"  # nothing pending
+    assert (
+        refusal(app, case_id, "approve-extension", "li").code == "invalid_transition"
+    )  # nothing pending
 
     act(app, case_id, "request-extension", "zhao", days=5, reason="再等鉴定")
     assert refusal(app, case_id, "refuse-extension", "li", reason=" ").code == "validation"
@@ -137,7 +164,11 @@ def test_a_suspension_is_requested_and_approved_and_never_granted_after_the_due_
     assert refusal(app, case_id, "approve-suspension", "xu").code == "forbidden"
     act(app, case_id, "approve-suspension", "li", note="同意")
     [suspended] = events(app, case_id, "Suspended")
-    assert (suspended.approver, suspended.requested_by, suspended.reason) == ("li", "zhao", "等待供水公司检修")
+    assert (suspended.approver, suspended.requested_by, suspended.reason) == (
+        "li",
+        "zhao",
+        "等待供水公司检修",
+    )
     assert clock_named(app, case_id, "reply").state == "paused"
     act(app, case_id, "resume", "li")
 
@@ -150,7 +181,10 @@ def test_a_suspension_is_requested_and_approved_and_never_granted_after_the_due_
     for action, by in (("suspend", "li"), ("request-suspension", "zhao")):
         error = refusal(app, case_id, action, by, reason="补办挂起")
         assert (error.code, error.details["rule"], error.details["due_at"]) == (
-            "invalid_transition", "before_due_time", reply.due_at.isoformat())
+            "invalid_transition",
+            "before_due_time",
+            reply.due_at.isoformat(),
+        )
     assert clock_named(app, case_id, "reply").overdue
 
 
@@ -164,7 +198,9 @@ def test_http_extensions_refusals_are_problems_and_rights_follow_the_table(api: 
     api.act(cid, "request-extension", {"days": 3, "reason": "x"}, "wang", status=403)  # a reporter
     api.act(cid, "approve-extension", None, "zhao", status=403)  # a handler does not approve
     api.act(cid, "extend", {"days": 3, "reason": "x"}, "xu", status=404)  # outside 徐镇镇's region
-    unknown = api.act(cid, "request-extension", {"days": 3, "reason": "x", "clock": "nope"}, "zhao", status=422)
+    unknown = api.act(
+        cid, "request-extension", {"days": 3, "reason": "x", "clock": "nope"}, "zhao", status=422
+    )
     assert unknown["type"] == "/problems/validation"
     api.act(cid, "request-extension", {"days": 3, "reason": "需要现场勘查"}, "zhao")
     body = api.act(cid, "approve-extension", {"note": "同意"}, "li")
@@ -172,15 +208,35 @@ def test_http_extensions_refusals_are_problems_and_rights_follow_the_table(api: 
     assert reply["extensions"] == 1
     clock.set(clock.now() + timedelta(days=60))
     late = api.post(f"/v1/cases/{cid}/extend", {"days": 1, "reason": "补办"}, "li")
-    assert late.status_code == 409 and late.headers["content-type"].startswith("application/problem+json")
+    assert late.status_code == 409 and late.headers["content-type"].startswith(
+        "application/problem+json"
+    )
     assert (late.json()["type"], late.json()["clock"], late.json()["due_at"]) == (
-        "/problems/invalid-transition", "reply", reply["due_at"])
+        "/problems/invalid-transition",
+        "reply",
+        reply["due_at"],
+    )
 
 
 def test_the_cli_as_enforces_the_http_rights(store):
     with_outsiders(seed(Fengqiao(store))).close()
-    reported = json.loads(cli(store, "case", "report", "--kind", "petition", "--category", "utilities",
-                              "--region", GRID, "--title", "停水", "--as", "wang").stdout)
+    reported = json.loads(
+        cli(
+            store,
+            "case",
+            "report",
+            "--kind",
+            "petition",
+            "--category",
+            "utilities",
+            "--region",
+            GRID,
+            "--title",
+            "停水",
+            "--as",
+            "wang",
+        ).stdout
+    )
     case_id = reported["case"]["id"]
 
     def refused(*args: str) -> dict:
@@ -188,12 +244,28 @@ def test_the_cli_as_enforces_the_http_rights(store):
         return json.loads(done.stderr.strip().splitlines()[-1])["error"]
 
     assert refused("extend", case_id, "days=200", "reason=x", "--as", "wang")["code"] == "forbidden"
-    assert refused("assign", case_id, "unit=wz-tjh", "--as", "xu")["code"] == "not_found"  # outside the region
+    assert (
+        refused("assign", case_id, "unit=wz-tjh", "--as", "xu")["code"] == "not_found"
+    )  # outside the region
     cli(store, "case", "assign", case_id, "unit=wz-tjh", "--as", "li")
     assert refused("accept", case_id, "--as", "sun")["code"] == "forbidden"  # not his unit's case
     cli(store, "case", "accept", case_id, "--as", "zhao")
-    assert refused("report", "--kind", "petition", "--category", "utilities", "--region", "410928-002-001-01",
-                   "--title", "x", "--as", "wang")["code"] == "not_found"
+    assert (
+        refused(
+            "report",
+            "--kind",
+            "petition",
+            "--category",
+            "utilities",
+            "--region",
+            "410928-002-001-01",
+            "--title",
+            "x",
+            "--as",
+            "wang",
+        )["code"]
+        == "not_found"
+    )
     cli(store, "case", "request-extension", case_id, "days=2", "reason=需要勘查", "--as", "zhao")
     cli(store, "case", "approve-extension", case_id, "--as", "li")
     history = json.loads(cli(store, "case", "history", case_id).stdout)
@@ -208,7 +280,9 @@ def test_a_send_back_is_allowed_after_signing_for_within_two_working_days_of_dis
     act(app, case_id, "assign", "zhou", unit="ht-xfb")
     act(app, case_id, "accept", "sun")
     clock.advance(timedelta(days=1))
-    act(app, case_id, "send-back", "sun", reason="不属于本单位职责")  # signed for, still within the window
+    act(
+        app, case_id, "send-back", "sun", reason="不属于本单位职责"
+    )  # signed for, still within the window
     assert app.case(case_id).status == "reported"
 
 
@@ -238,10 +312,25 @@ def test_reclassifying_to_critical_reports_the_case_up_at_once(app):
         case_id = report(app, "dispute", "major").case_id  # ceiling: the township
         router.run_once()
         assert app.case(case_id).unit == "wz-tjh"
-        act(app, case_id, "reclassify", "zhou", severity="critical", reason="群体性事件苗头，涉及 40 户")
+        act(
+            app,
+            case_id,
+            "reclassify",
+            "zhou",
+            severity="critical",
+            reason="群体性事件苗头，涉及 40 户",
+        )
         router.run_once()
-        notes = [e.text.split(":")[0] for e in events(app, case_id, "Commented") if e.actor.role == "system"]
-        assert notes == ["逐级上报 → 王庄村 (village)", "逐级上报 → 海通乡 (township)", "逐级上报 → 濮阳县 (county)"]
+        notes = [
+            e.text.split(":")[0]
+            for e in events(app, case_id, "Commented")
+            if e.actor.role == "system"
+        ]
+        assert notes == [
+            "逐级上报 → 王庄村 (village)",
+            "逐级上报 → 海通乡 (township)",
+            "逐级上报 → 濮阳县 (county)",
+        ]
         router.run_once()  # read again: nothing twice
         assert len(events(app, case_id, "Commented")) == 3
     finally:
@@ -260,7 +349,9 @@ def test_a_critical_case_is_downgraded_only_at_the_critical_ceiling_rank(app):
 def test_the_domain_checks_that_the_reclassifying_actor_covers_the_case(app):
     with_outsiders(app)
     case_id = report(app, "dispute").case_id  # 王庄村第三网格; ceiling: the village
-    error = refusal(app, case_id, "reclassify", "xv", severity="major", reason="涉及多户")  # 徐镇村, rank 1
+    error = refusal(
+        app, case_id, "reclassify", "xv", severity="major", reason="涉及多户"
+    )  # 徐镇村, rank 1
     assert (error.code, error.details["region"]) == ("forbidden", XU_VILLAGE)
     act(app, case_id, "reclassify", "li", severity="major", reason="涉及多户")
 
@@ -276,15 +367,27 @@ def test_whistling_again_keeps_every_summoned_department_and_clocks_only_the_new
     checked_in = app.case(case_id).whistled["派出所"]
     before = {c.name: c for c in clocks_of(app, case_id) if c.clock == "check_in"}
     clock.advance(timedelta(hours=1))
-    act(app, case_id, "whistle", "zhao", departments=["派出所", "司法所", "城管局"], reason="再次吹哨")
+    act(
+        app,
+        case_id,
+        "whistle",
+        "zhao",
+        departments=["派出所", "司法所", "城管局"],
+        reason="再次吹哨",
+    )
     assert app.case(case_id).whistled["派出所"] == checked_in
     after = {c.name: c for c in clocks_of(app, case_id) if c.clock == "check_in"}
     assert set(after) == {"check_in:派出所", "check_in:司法所", "check_in:城管局"}
     for name in ("check_in:派出所", "check_in:司法所"):
         assert (after[name].state, after[name].cycle, after[name].due_at) == (
-            before[name].state, before[name].cycle, before[name].due_at)
+            before[name].state,
+            before[name].cycle,
+            before[name].due_at,
+        )
     assert after["check_in:派出所"].state == "met"
     assert after["check_in:城管局"].started_at == clock.now()
     assert events(app, case_id, "Whistled")[-1].departments == ["城管局"]
-    assert refusal(app, case_id, "whistle", "zhao", departments=["司法所"], reason="again").code == \
-        "invalid_transition"
+    assert (
+        refusal(app, case_id, "whistle", "zhao", departments=["司法所"], reason="again").code
+        == "invalid_transition"
+    )

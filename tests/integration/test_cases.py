@@ -27,15 +27,29 @@ def test_dispute_happy_path(app):
     act(app, case_id, "assign", "li", assignee="wang")
     act(app, case_id, "accept", "wang")
     act(app, case_id, "mediate", "wang", outcome="adjourned", summary="双方情绪激动, 择期再调")
-    act(app, case_id, "mediate", "wang", outcome="agreed", summary="达成协议", agreement="赔偿 500 元")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "wang",
+        outcome="agreed",
+        summary="达成协议",
+        agreement="赔偿 500 元",
+    )
     act(app, case_id, "court-confirmation", "wang", note="双方共同申请司法确认")
     act(app, case_id, "resolve", "wang", resolution="调解成功")
     act(app, case_id, "close", "li")
     case = app.case(case_id)
     assert (case.status, case.resolved_rank, case.agreement) == ("closed", 0, "赔偿 500 元")
     assert statuses(app, case_id) == [
-        "Reported", "Assigned", "Accepted", "MediationHeld", "MediationHeld",
-        "CourtConfirmationApplied", "Resolved", "Closed",
+        "Reported",
+        "Assigned",
+        "Accepted",
+        "MediationHeld",
+        "MediationHeld",
+        "CourtConfirmationApplied",
+        "Resolved",
+        "Closed",
     ]
 
 
@@ -60,9 +74,19 @@ def test_major_hazard_needs_a_rectification_plan(app, clock):
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
     deadline = (clock.now() + timedelta(days=10)).isoformat()
-    assert refused(app, case_id, "order-rectification", "zhao", deadline=deadline, measures="加固") == "validation"
-    act(app, case_id, "order-rectification", "zhao", deadline=deadline, measures="加固",
-        plan={"funds": "2 万元", "people": "村安全员 2 名", "interim_measures": "设置警戒线"})
+    assert (
+        refused(app, case_id, "order-rectification", "zhao", deadline=deadline, measures="加固")
+        == "validation"
+    )
+    act(
+        app,
+        case_id,
+        "order-rectification",
+        "zhao",
+        deadline=deadline,
+        measures="加固",
+        plan={"funds": "2 万元", "people": "村安全员 2 名", "interim_measures": "设置警戒线"},
+    )
     assert app.case(case_id).rectification == "ordered"
 
 
@@ -92,7 +116,9 @@ def test_send_back_returns_the_case_for_dispatch(app):
     assert (case.status, case.unit, case.responsible_unit) == ("reported", None, None)
     assert refused(app, case_id, "send-back", "sun", reason="again") == "invalid_transition"
     act(app, case_id, "assign", "zhou", unit="ht-zzzx")
-    act(app, case_id, "assign", "zhou", unit="ht-sfs")  # a later reassignment keeps the first receiver
+    act(
+        app, case_id, "assign", "zhou", unit="ht-sfs"
+    )  # a later reassignment keeps the first receiver
     assert app.case(case_id).responsible_unit == "ht-zzzx"
 
 
@@ -106,7 +132,10 @@ def test_common_actions(app):
     assert refused(app, case_id, "check-in", "sun", department="消防") == "invalid_transition"
     act(app, case_id, "suspend", "li", reason="当事人外出务工")
     assert refused(app, case_id, "suspend", "li", reason="again") == "invalid_transition"
-    assert refused(app, case_id, "mediate", "zhao", outcome="agreed", summary="x", agreement="y") == "invalid_transition"
+    assert (
+        refused(app, case_id, "mediate", "zhao", outcome="agreed", summary="x", agreement="y")
+        == "invalid_transition"
+    )
     act(app, case_id, "resume", "li")
     assert refused(app, case_id, "resume", "li") == "invalid_transition"
     act(app, case_id, "extend", "li", days=5, reason="当事人返乡后再调")
@@ -147,7 +176,14 @@ def test_agreement_needs_its_text_and_resolution_needs_a_concluded_mediation(app
     act(app, case_id, "accept", "wang")
     assert refused(app, case_id, "mediate", "wang", outcome="agreed", summary="x") == "validation"
     assert refused(app, case_id, "resolve", "wang", resolution="x") == "invalid_transition"
-    act(app, case_id, "mediate", "wang", outcome="failed", summary="一方明确拒绝调解, 已告知仲裁、诉讼途径")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "wang",
+        outcome="failed",
+        summary="一方明确拒绝调解, 已告知仲裁、诉讼途径",
+    )
     act(app, case_id, "resolve", "wang", resolution="告知其他途径")
     act(app, case_id, "reopen", "li", reason="当事人要求再次调解")
     assert app.case(case_id).status == "in_progress"
@@ -170,12 +206,19 @@ def test_occurred_at_may_be_earlier_but_not_in_the_future(app, clock):
 
     case_id = report(app, "dispute").case_id
     clock.advance(timedelta(hours=7))
-    earlier = clock.now() - timedelta(hours=6)  # an offline grid worker syncs later (never before the report)
+    earlier = clock.now() - timedelta(
+        hours=6
+    )  # an offline grid worker syncs later (never before the report)
     app.do(case_id, "comment", {"text": "离线记录"}, envelope("wang", app, occurred_at=earlier))
     event = app.history(case_id)[-1].event
     assert event.occurred_at == earlier and event.timestamp == clock.now()
     with pytest.raises(DomainError) as caught:
-        app.do(case_id, "comment", {"text": "x"}, envelope("wang", app, occurred_at=clock.now() + timedelta(hours=1)))
+        app.do(
+            case_id,
+            "comment",
+            {"text": "x"},
+            envelope("wang", app, occurred_at=clock.now() + timedelta(hours=1)),
+        )
     assert caught.value.code == "validation"
 
 
@@ -189,4 +232,8 @@ def test_every_event_records_actor_times_command_and_policy_version(app):
         assert event.policy_version == 1
         assert recorded.position is not None
     assigned = app.history(case_id)[1].event
-    assert (assigned.actor.id, assigned.actor.role, assigned.actor.unit) == ("li", "supervisor", "wz-cwh")
+    assert (assigned.actor.id, assigned.actor.role, assigned.actor.unit) == (
+        "li",
+        "supervisor",
+        "wz-cwh",
+    )

@@ -35,19 +35,41 @@ from engine.views import case_fields
 from tests.conftest import POSTGRES_URL, drop_schema
 from tests.support import DEFAULT_POLICY
 
-SEASON = Season.ending(datetime(2026, 10, 30, 10, 0, tzinfo=UTC), 7)  # 23–30 October 2026, after National Day
+SEASON = Season.ending(
+    datetime(2026, 10, 30, 10, 0, tzinfo=UTC), 7
+)  # 23–30 October 2026, after National Day
 SEED = 11
 
 ACTION_OF_EVENT = {
-    "Reported": "report", "Assigned": "assign", "Accepted": "accept", "SentBack": "send-back",
-    "Escalated": "escalate", "Reclassified": "reclassify", "Suspended": "suspend", "Resumed": "resume",
-    "Extended": "extend", "Whistled": "whistle", "CheckedIn": "check-in", "Commented": "comment",
-    "Supervised": "supervise", "Resolved": "resolve", "Closed": "close", "Reopened": "reopen",
-    "MediationHeld": "mediate", "CourtConfirmationApplied": "court-confirmation",
-    "MediationRefused": "refuse-mediation", "AgreementSigned": "sign-agreement", "AgreementSealed": "seal-agreement",
+    "Reported": "report",
+    "Assigned": "assign",
+    "Accepted": "accept",
+    "SentBack": "send-back",
+    "Escalated": "escalate",
+    "Reclassified": "reclassify",
+    "Suspended": "suspend",
+    "Resumed": "resume",
+    "Extended": "extend",
+    "Whistled": "whistle",
+    "CheckedIn": "check-in",
+    "Commented": "comment",
+    "Supervised": "supervise",
+    "Resolved": "resolve",
+    "Closed": "close",
+    "Reopened": "reopen",
+    "MediationHeld": "mediate",
+    "CourtConfirmationApplied": "court-confirmation",
+    "MediationRefused": "refuse-mediation",
+    "AgreementSigned": "sign-agreement",
+    "AgreementSealed": "seal-agreement",
     "ExtensionRequested": "request-extension",
-    "RectificationOrdered": "order-rectification", "Rectified": "rectify", "Reinspected": "reinspect",
-    "Replied": "reply", "ReturnVisited": "return-visit", "ClockWarned": "warn-clock", "ClockBreached": "breach-clock",
+    "RectificationOrdered": "order-rectification",
+    "Rectified": "rectify",
+    "Reinspected": "reinspect",
+    "Replied": "reply",
+    "ReturnVisited": "return-visit",
+    "ClockWarned": "warn-clock",
+    "ClockBreached": "breach-clock",
 }
 TIMER_ACTIONS = {"warn-clock", "breach-clock", "supervise", "escalate"}
 
@@ -67,16 +89,30 @@ def run_demo(store: StoreConfig, scale: float = 0.3):
     clock = demo_clock(SEASON)
     app = Fengqiao(store, clock=clock)
     relax_sqlite_durability(app)  # as `fengqiao demo` does (no-op on PostgreSQL)
-    return app, build_demo(app, clock, SEASON, seed=SEED, scale=scale, shape=CountyShape.small(),
-                           timer_period=timedelta(hours=4))
+    return app, build_demo(
+        app,
+        clock,
+        SEASON,
+        seed=SEED,
+        scale=scale,
+        shape=CountyShape.small(),
+        timer_period=timedelta(hours=4),
+    )
 
 
 def fingerprint(app: Fengqiao) -> dict:
     cases = {}
     for case_id in app.case_ids():
         case = app.case(case_id)
-        cases[str(case_id)] = (str(case.kind), str(case.status), str(case.severity), case.version, case.rank,
-                               case.resolved_rank, [h.type for h in app.history(case_id)])
+        cases[str(case_id)] = (
+            str(case.kind),
+            str(case.status),
+            str(case.severity),
+            case.version,
+            case.rank,
+            case.resolved_rank,
+            [h.type for h in app.history(case_id)],
+        )
     return {"head": app.head_position(), "cases": cases}
 
 
@@ -130,7 +166,12 @@ def _states(events: list[Case.Event]):
 
 
 def _snapshot(case: Case) -> dict:
-    return {"assignee": case.assignee, "unit": case.unit, "region": case.region, "origin": case.origin_region}
+    return {
+        "assignee": case.assignee,
+        "unit": case.unit,
+        "region": case.region,
+        "origin": case.origin_region,
+    }
 
 
 def _assert_permitted(event: Case.Event, before: dict | None) -> None:
@@ -142,11 +183,21 @@ def _assert_permitted(event: Case.Event, before: dict | None) -> None:
     if before is None:  # the report: made in the reporter's region
         assert case_in_scope([event.region], actor.region), (actor, event.region)
         return
-    assert case_in_scope([before["region"], before["origin"]], actor.region), (actor, action, before)
+    assert case_in_scope([before["region"], before["origin"]], actor.region), (
+        actor,
+        action,
+        before,
+    )
     if needs_assignment(actor.role, action):
         body = {"department": getattr(event, "department", None)}
-        assert works_on(name=actor.id, unit=actor.unit, case_assignee=before["assignee"], case_unit=before["unit"],
-                        action=action, body=body), (actor, action, before)
+        assert works_on(
+            name=actor.id,
+            unit=actor.unit,
+            case_assignee=before["assignee"],
+            case_unit=before["unit"],
+            action=action,
+            body=body,
+        ), (actor, action, before)
 
 
 def check_plausible(app: Fengqiao, census) -> None:
@@ -189,18 +240,38 @@ def test_the_default_county_has_the_seed_figures():
 
 def test_every_routing_unit_kind_exists_where_cases_climb():
     county: County = generate_county(3, CountyShape.small())
-    routed = {kind for rule in tomllib.loads(DEFAULT_POLICY)["routing"] for kind in rule["unit_kinds"]}
+    routed = {
+        kind for rule in tomllib.loads(DEFAULT_POLICY)["routing"] for kind in rule["unit_kinds"]
+    }
     kinds = {u.kind for u in county.all_units()}
-    assert {"mediation_committee", "village_committee", "comprehensive_centre", "police_station", "justice_office",
-            "petition_office", "safety_office", "county_mediation_centre", "county_petition_bureau",
-            "emergency_bureau"} <= kinds
-    assert kinds - {"department", "police_station"} <= routed  # 派出所 are summoned by whistles (吹哨)
+    assert {
+        "mediation_committee",
+        "village_committee",
+        "comprehensive_centre",
+        "police_station",
+        "justice_office",
+        "petition_office",
+        "safety_office",
+        "county_mediation_centre",
+        "county_petition_bureau",
+        "emergency_bureau",
+    } <= kinds
+    assert (
+        kinds - {"department", "police_station"} <= routed
+    )  # 派出所 are summoned by whistles (吹哨)
     for township in county.townships:
-        assert set(township.units) == {"comprehensive_centre", "police_station", "justice_office",
-                                       "petition_office", "safety_office"}
+        assert set(township.units) == {
+            "comprehensive_centre",
+            "police_station",
+            "justice_office",
+            "petition_office",
+            "safety_office",
+        }
         assert township.supervisor.rank == Rank.TOWNSHIP
         for village in township.villages:
-            assert village.secretary.role == Role.SUPERVISOR and village.mediator.role == Role.HANDLER
+            assert (
+                village.secretary.role == Role.SUPERVISOR and village.mediator.role == Role.HANDLER
+            )
             for grid in village.grids:
                 assert grid.workers and all(w.role == Role.HANDLER for w in grid.workers)
                 assert (grid.chief is not None) == village.urban
@@ -212,8 +283,21 @@ def test_fengqiao_demo_builds_a_fresh_store_and_prints_tokens(tmp_path):
 
     db = tmp_path / "demo.db"
     db.write_text("not a database")  # the demo deletes whatever was there
-    result = CliRunner().invoke(cli, ["demo", "--no-serve", "--days", "2", "--scale", "0.05", "--db", str(db),
-                                      "--end", "2026-10-30T10:00"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "demo",
+            "--no-serve",
+            "--days",
+            "2",
+            "--scale",
+            "0.05",
+            "--db",
+            str(db),
+            "--end",
+            "2026-10-30T10:00",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "fq_" in result.output and "supervisor" in result.output
     assert "resolved at each rank" in result.output and "referred" in result.output
@@ -244,13 +328,31 @@ def test_the_stories_exercise_refusals_written_agreements_extension_requests_and
         for n in range(600):
             rng = random.Random(f"stories:{kind}:{n}")
             place = places[n % len(places)]
-            life = Life(rng, WorkingCalendar(), start, place, policy.ceilings_for(place.grid.region.profile),
-                        lambda region, kind, category: None)
+            life = Life(
+                rng,
+                WorkingCalendar(),
+                start,
+                place,
+                policy.ceilings_for(place.grid.region.profile),
+                lambda region, kind, category: None,
+            )
             actions = [step.action for step in STORIES[kind](life)]
             seen.update(actions)
             if "sign-agreement" in actions:  # written, signed, sealed, then settled and confirmed
-                assert actions.index("sign-agreement") < actions.index("seal-agreement") < \
-                    actions.index("resolve") < actions.index("court-confirmation")
-    for action in ("refuse-mediation", "sign-agreement", "seal-agreement", "court-confirmation",
-                   "request-extension", "approve-extension", "extend", "send-back"):
+                assert (
+                    actions.index("sign-agreement")
+                    < actions.index("seal-agreement")
+                    < actions.index("resolve")
+                    < actions.index("court-confirmation")
+                )
+    for action in (
+        "refuse-mediation",
+        "sign-agreement",
+        "seal-agreement",
+        "court-confirmation",
+        "request-extension",
+        "approve-extension",
+        "extend",
+        "send-back",
+    ):
         assert seen[action] > 0, action

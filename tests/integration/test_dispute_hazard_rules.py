@@ -44,7 +44,15 @@ def last(app, case_id, type_name: str):
 
 def test_a_resolve_after_a_failed_mediation_ends_the_dispute_referred(app):
     case_id = accepted_dispute(app)
-    act(app, case_id, "mediate", "zhao", outcome="failed", summary="分歧较大", routes=["arbitration", "court"])
+    act(
+        app,
+        case_id,
+        "mediate",
+        "zhao",
+        outcome="failed",
+        summary="分歧较大",
+        routes=["arbitration", "court"],
+    )
     assert last(app, case_id, "MediationHeld").routes == ["arbitration", "court"]
     act(app, case_id, "resolve", "zhao", resolution="告知其他途径")
     assert last(app, case_id, "Resolved").referred is True
@@ -54,8 +62,12 @@ def test_a_failed_mediation_records_the_three_routes_by_default(app):
     case_id = accepted_dispute(app)
     act(app, case_id, "mediate", "zhao", outcome="failed", summary="调解不成")
     assert last(app, case_id, "MediationHeld").routes == ROUTES
-    assert refused(app, case_id, "mediate", "zhao", outcome="adjourned", summary="x",
-                   routes=["court"]).details["field"] == "routes"
+    assert (
+        refused(
+            app, case_id, "mediate", "zhao", outcome="adjourned", summary="x", routes=["court"]
+        ).details["field"]
+        == "routes"
+    )
 
 
 def test_a_partys_refusal_is_its_own_outcome_and_ends_the_dispute_referred(app):
@@ -72,7 +84,15 @@ def test_a_partys_refusal_is_its_own_outcome_and_ends_the_dispute_referred(app):
 def test_a_settled_dispute_and_other_kinds_are_not_referred(app, clock):
     case_id = accepted_dispute(app)
     act(app, case_id, "mediate", "zhao", outcome="failed", summary="村级调解不成")
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="再次调解", agreement="赔偿 500 元")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "zhao",
+        outcome="agreed",
+        summary="再次调解",
+        agreement="赔偿 500 元",
+    )
     act(app, case_id, "resolve", "zhao", resolution="调解成功")
     assert last(app, case_id, "Resolved").referred is False
 
@@ -84,8 +104,10 @@ def test_a_settled_dispute_and_other_kinds_are_not_referred(app, clock):
     assert last(app, petition, "Resolved").referred is False
 
 
-V2_FIELDS = {"Dispute.Resolved": ("referred",),
-             "Dispute.MediationHeld": ("form", "routes", "effective", "confirm_by")}
+V2_FIELDS = {
+    "Dispute.Resolved": ("referred",),
+    "Dispute.MediationHeld": ("form", "routes", "effective", "confirm_by"),
+}
 
 
 def copy_as_v1(app, case_id):
@@ -114,9 +136,13 @@ def test_a_stored_v1_resolved_event_reads_back_as_not_referred(app, store, clock
     copy_id = copy_as_v1(app, case_id)
     reader = Fengqiao(store, clock=clock)
     try:
-        resolved = [h.event for h in reader.history(copy_id) if type(h.event).__name__ == "Resolved"][-1]
+        resolved = [
+            h.event for h in reader.history(copy_id) if type(h.event).__name__ == "Resolved"
+        ][-1]
         assert resolved.referred is False and resolved.resolution == "告知其他途径"
-        held = [h.event for h in reader.history(copy_id) if type(h.event).__name__ == "MediationHeld"][-1]
+        held = [
+            h.event for h in reader.history(copy_id) if type(h.event).__name__ == "MediationHeld"
+        ][-1]
         assert (held.routes, held.form, held.effective) == ([], None, False)
         assert reader.case(copy_id).status == "resolved"
     finally:
@@ -129,7 +155,9 @@ def test_a_stored_v1_agreement_reads_back_effective_with_its_window(app, store, 
     copy_id = copy_as_v1(app, case_id)
     reader = Fengqiao(store, clock=clock)
     try:
-        held = [h.event for h in reader.history(copy_id) if type(h.event).__name__ == "MediationHeld"][-1]
+        held = [
+            h.event for h in reader.history(copy_id) if type(h.event).__name__ == "MediationHeld"
+        ][-1]
         assert (held.form, held.effective, held.confirm_by) == (None, True, None)
         case = reader.case(copy_id)
         assert case.confirm_by == held.occurred_at + timedelta(days=30)
@@ -142,10 +170,20 @@ def test_a_stored_v1_agreement_reads_back_effective_with_its_window(app, store, 
 
 def test_a_written_agreement_takes_effect_when_signed_and_sealed(app, clock):
     case_id = accepted_dispute(app)
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿 500 元",
-        form="written")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "zhao",
+        outcome="agreed",
+        summary="达成协议",
+        agreement="赔偿 500 元",
+        form="written",
+    )
     assert last(app, case_id, "MediationHeld").effective is False
-    assert refused(app, case_id, "court-confirmation", "zhao", note="x").code == "invalid_transition"
+    assert (
+        refused(app, case_id, "court-confirmation", "zhao", note="x").code == "invalid_transition"
+    )
     assert refused(app, case_id, "resolve", "zhao", resolution="x").code == "invalid_transition"
     assert "court_confirmation" not in {c.name for c in clocks_of(app, case_id)}
     act(app, case_id, "seal-agreement", "zhao")
@@ -165,17 +203,34 @@ def test_a_written_agreement_takes_effect_when_signed_and_sealed(app, clock):
 
 def test_an_oral_agreement_is_effective_at_once_and_cannot_be_signed(app):
     case_id = accepted_dispute(app)
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="当面说开", agreement="互相道歉", form="oral")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "zhao",
+        outcome="agreed",
+        summary="当面说开",
+        agreement="互相道歉",
+        form="oral",
+    )
     held = last(app, case_id, "MediationHeld")
-    assert (held.form, held.effective, held.confirm_by) == ("oral", True, held.occurred_at + timedelta(days=30))
+    assert (held.form, held.effective, held.confirm_by) == (
+        "oral",
+        True,
+        held.occurred_at + timedelta(days=30),
+    )
     assert refused(app, case_id, "sign-agreement", "zhao").code == "invalid_transition"
-    assert refused(app, case_id, "mediate", "zhao", outcome="failed", summary="x",
-                   form="oral").code == "invalid_transition"  # already agreed
+    assert (
+        refused(app, case_id, "mediate", "zhao", outcome="failed", summary="x", form="oral").code
+        == "invalid_transition"
+    )  # already agreed
 
 
 def test_court_confirmation_after_30_days_is_refused_naming_the_window(app, clock):
     case_id = accepted_dispute(app)
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿")  # oral
+    act(
+        app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿"
+    )  # oral
     clock.advance(timedelta(days=30, minutes=1))
     error = refused(app, case_id, "court-confirmation", "zhao", note="双方共同申请")
     assert error.code == "invalid_transition"
@@ -184,7 +239,9 @@ def test_court_confirmation_after_30_days_is_refused_naming_the_window(app, cloc
 
 def test_court_confirmation_within_30_days_is_recorded(app, clock):
     case_id = accepted_dispute(app)
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿")  # oral
+    act(
+        app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿"
+    )  # oral
     clock.advance(timedelta(days=29, hours=23))
     act(app, case_id, "court-confirmation", "zhao", note="双方共同申请")
     states = {c.name: str(c.state) for c in clocks_of(app, case_id)}
@@ -193,7 +250,9 @@ def test_court_confirmation_within_30_days_is_recorded(app, clock):
 
 def test_the_court_confirmation_clock_is_cancelled_when_the_case_closes(app, clock):
     case_id = accepted_dispute(app)
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿")  # oral
+    act(
+        app, case_id, "mediate", "zhao", outcome="agreed", summary="达成协议", agreement="赔偿"
+    )  # oral
     act(app, case_id, "resolve", "zhao", resolution="调解成功")
     act(app, case_id, "close", "li")
     timers = TimerService(app)
@@ -201,9 +260,15 @@ def test_the_court_confirmation_clock_is_cancelled_when_the_case_closes(app, clo
         timers.run_until(clock, clock.now() + timedelta(days=40))
     finally:
         timers.close()
-    fired = [h.event.clock for h in app.history(case_id) if type(h.event).__name__ in ("ClockWarned", "ClockBreached")]
+    fired = [
+        h.event.clock
+        for h in app.history(case_id)
+        if type(h.event).__name__ in ("ClockWarned", "ClockBreached")
+    ]
     assert "court_confirmation" not in fired
-    assert {c.name: str(c.state) for c in clocks_of(app, case_id)}["court_confirmation"] == "cancelled"
+    assert {c.name: str(c.state) for c in clocks_of(app, case_id)}[
+        "court_confirmation"
+    ] == "cancelled"
 
 
 # -- item 6: hazard level and severity ------------------------------------------------------------
@@ -243,7 +308,14 @@ def rectification_ordered(app, clock, days: int = 3):
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
     deadline = clock.now() + timedelta(days=days)
-    act(app, case_id, "order-rectification", "zhao", deadline=deadline.isoformat(), measures="清理通道")
+    act(
+        app,
+        case_id,
+        "order-rectification",
+        "zhao",
+        deadline=deadline.isoformat(),
+        measures="清理通道",
+    )
     return case_id, deadline
 
 
@@ -260,7 +332,9 @@ def test_a_late_rectification_leaves_the_signoff_due_10_days_after_the_deadline(
     case_id, deadline = rectification_ordered(app, clock)
     clock.advance(timedelta(days=8))  # 5 days late
     act(app, case_id, "rectify", "zhao", note="已清理")
-    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(days=10)
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(
+        days=10
+    )
 
 
 def test_after_a_failed_reinspection_a_supervisor_issues_a_new_notice(app, clock):
@@ -273,10 +347,16 @@ def test_after_a_failed_reinspection_a_supervisor_issues_a_new_notice(app, clock
     act(app, case_id, "order-rectification", "li", **body)
     assert app.case(case_id).deadline == new_deadline
     rectification = {c.name: c for c in clocks_of(app, case_id)}["rectification"]
-    assert (rectification.due_at, rectification.cycle, str(rectification.state)) == (new_deadline, 3, "running")
+    assert (rectification.due_at, rectification.cycle, str(rectification.state)) == (
+        new_deadline,
+        3,
+        "running",
+    )
     assert refused(app, case_id, "order-rectification", "li", **body).code == "invalid_transition"
     act(app, case_id, "rectify", "zhao", note="已彻底清理")
-    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == new_deadline + timedelta(days=10)
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}[
+        "signoff"
+    ] == new_deadline + timedelta(days=10)
 
 
 # -- over HTTP: the status codes and the fields the problems name ---------------------------------
@@ -292,16 +372,26 @@ def test_http_late_court_confirmation_is_409_naming_the_window(api: Api, clock):
     case_id = api.report(DISPUTE)["id"]
     api.act(case_id, "assign", {"assignee": "zhao"}, "li")
     api.act(case_id, "accept", who="zhao")
-    api.act(case_id, "mediate", {"outcome": "agreed", "summary": "协商", "agreement": "停止施工",
-                                 "form": "written"}, "zhao")
+    api.act(
+        case_id,
+        "mediate",
+        {"outcome": "agreed", "summary": "协商", "agreement": "停止施工", "form": "written"},
+        "zhao",
+    )
     api.act(case_id, "sign-agreement", who="zhao")
     api.act(case_id, "seal-agreement", who="zhao")
     clock.advance(timedelta(days=31))
     response = api.post(f"/v1/cases/{case_id}/court-confirmation", {"note": "共同申请"}, "zhao")
     assert response.status_code == 409, response.text
     problem = response.json()
-    assert (problem["code"], problem["clock"], problem["window"]) == ("invalid_transition", "court_confirmation", "30d")
-    api.act(case_id, "refuse-mediation", {"party": "respondent", "reason": "x"}, "zhao", status=409)  # agreed
+    assert (problem["code"], problem["clock"], problem["window"]) == (
+        "invalid_transition",
+        "court_confirmation",
+        "30d",
+    )
+    api.act(
+        case_id, "refuse-mediation", {"party": "respondent", "reason": "x"}, "zhao", status=409
+    )  # agreed
     api.act(case_id, "refuse-mediation", {"party": "nobody", "reason": "x"}, "zhao", status=422)
 
 
@@ -310,12 +400,18 @@ def test_a_suspension_before_the_deadline_does_not_move_the_signoff_due_time(app
     clock.advance(timedelta(days=1))
     act(app, case_id, "rectify", "zhao", note="已清理")
     act(app, case_id, "suspend", "li", reason="等待复查人员")
-    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(days=10)
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(
+        days=10
+    )
     clock.advance(timedelta(days=1))
     act(app, case_id, "resume", "li")  # still before the deadline: nothing was used
-    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(days=10)
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(
+        days=10
+    )
     clock.advance(timedelta(days=2))  # a day past the deadline
     act(app, case_id, "suspend", "li", reason="再次挂起")
     clock.advance(timedelta(days=1))
     act(app, case_id, "resume", "li")
-    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(days=11)
+    assert {c.name: c.due_at for c in clocks_of(app, case_id)}["signoff"] == deadline + timedelta(
+        days=11
+    )

@@ -24,8 +24,15 @@ from engine.privacy import erase, protect
 from tests.feed_support import PARTY, workload
 from tests.support import act, actor, envelope, report
 
-TEXTS = ["普通文本：邻里纠纷", "call 13812345678 now", "身份证 41092819900101127X 在案", "全角 １３８１２３４５６７８",
-         'line\nbreak "quoted" \\ slash\t', "", "fax 0371-12345678, phone 1381234567 (10 digits)"]
+TEXTS = [
+    "普通文本：邻里纠纷",
+    "call 13812345678 now",
+    "身份证 41092819900101127X 在案",
+    "全角 １３８１２３４５６７８",
+    'line\nbreak "quoted" \\ slash\t',
+    "",
+    "fax 0371-12345678, phone 1381234567 (10 digits)",
+]
 BARE = {"name": "李四", "role": "respondent"}
 REGIONS = {"region": "410928-001-007", "from_region": "410928-001-007", "to_region": "410928-002"}
 NAME_PHONE = {"name": "王五", "role": "other", "phone": "13912345678"}
@@ -54,7 +61,9 @@ def value_for(annotation: Any, n: int, app: Any) -> Any:
             return None
         zone = UTC if n % 3 else timezone(timedelta(hours=8))
         return datetime(2026, 10, 1, 8, 30, n % 60, 0 if n % 4 else 123456, tzinfo=zone)
-    if isinstance(annotation, types.UnionType) and type(None) in annotation.__args__:  # any other T | None
+    if (
+        isinstance(annotation, types.UnionType) and type(None) in annotation.__args__
+    ):  # any other T | None
         [inner] = [a for a in annotation.__args__ if a is not type(None)]
         return None if n % 2 else value_for(inner, n, app)
     raise AssertionError(f"no value for {annotation}")
@@ -65,22 +74,39 @@ def every_event_type(app: Any) -> int:
     written through the application's mapper and recorder as a command would write them."""
     written = 0
     for kind in ("dispute", "hazard", "petition"):
-        case = report(app, kind, "minor", parties=[PARTY, BARE, NAME_PHONE],
-                      description="联系电话13812345678，身份证号41092819900101127X")
+        case = report(
+            app,
+            kind,
+            "minor",
+            parties=[PARTY, BARE, NAME_PHONE],
+            description="联系电话13812345678，身份证号41092819900101127X",
+        )
         version = case.version
-        classes = [cls for topic, cls in public_event_classes().items()
-                   if topic.split(":")[1].split(".")[0].lower() == kind and cls.__name__ != "Reported"]
+        classes = [
+            cls
+            for topic, cls in public_event_classes().items()
+            if topic.split(":")[1].split(".")[0].lower() == kind and cls.__name__ != "Reported"
+        ]
         stored = []
         for n, cls in enumerate(sorted(classes, key=lambda c: c.__name__)):
             version += 1
-            fields = {name: REGIONS.get(name) or value_for(info.annotation, n + version, app)
-                      for name, info in data_model(cls).model_fields.items() if name not in EventData.model_fields}
+            fields = {
+                name: REGIONS.get(name) or value_for(info.annotation, n + version, app)
+                for name, info in data_model(cls).model_fields.items()
+                if name not in EventData.model_fields
+            }
             if "parties" in fields:
                 fields["parties"] = protect(app, [PARTY])
-            event = cls(originator_id=case.case_id, originator_version=version,
-                        timestamp=datetime(2026, 10, 1, 1, 2, 3, 400000 + n, tzinfo=UTC),
-                        actor=actor("wang", app), occurred_at=value_for(datetime, n, app),
-                        command_id=f"direct-{kind}-{n}", policy_version=1, **fields)
+            event = cls(
+                originator_id=case.case_id,
+                originator_version=version,
+                timestamp=datetime(2026, 10, 1, 1, 2, 3, 400000 + n, tzinfo=UTC),
+                actor=actor("wang", app),
+                occurred_at=value_for(datetime, n, app),
+                command_id=f"direct-{kind}-{n}",
+                policy_version=1,
+                **fields,
+            )
             stored.append(app.mapper.to_stored_event(event))
         app.recorder.insert_events(stored)
         written += len(stored) + 1
@@ -93,28 +119,52 @@ def odd_events(app: Any) -> None:
     case = report(app, "hazard", "minor")
     stored = []
     for version, attachment in ((2, datetime(2026, 9, 1, tzinfo=UTC)), (3, 2**70)):
-        event = Hazard.Commented(originator_id=case.case_id, originator_version=version,
-                                 timestamp=datetime(2026, 10, 2, tzinfo=UTC), actor=actor("wang", app),
-                                 occurred_at=datetime(2026, 10, 2, tzinfo=UTC), command_id=f"odd-{version}",
-                                 policy_version=1, text="odd", attachments=["a.jpg", attachment])
+        event = Hazard.Commented(
+            originator_id=case.case_id,
+            originator_version=version,
+            timestamp=datetime(2026, 10, 2, tzinfo=UTC),
+            actor=actor("wang", app),
+            occurred_at=datetime(2026, 10, 2, tzinfo=UTC),
+            command_id=f"odd-{version}",
+            policy_version=1,
+            text="odd",
+            attachments=["a.jpg", attachment],
+        )
         stored.append(app.mapper.to_stored_event(event))
     app.recorder.insert_events(stored)
 
 
-def report_titled(app: Any, kind: str, title: str, region: str = "410928-001-007-03", by: str = "wang",
-                  **extra: Any) -> Any:
+def report_titled(
+    app: Any,
+    kind: str,
+    title: str,
+    region: str = "410928-001-007-03",
+    by: str = "wang",
+    **extra: Any,
+) -> Any:
     category = {"dispute": "neighbours", "hazard": "fire", "petition": "utilities"}[kind]
-    body = ReportCase(kind=kind, category=category, severity="major", region=region, title=title, **extra)
+    body = ReportCase(
+        kind=kind, category=category, severity="major", region=region, title=title, **extra
+    )
     return app.report(body, envelope(by, app))
 
 
 def a_realistic_mix(app: Any) -> None:
     workload(app)  # parties, escalation out of the village, comments
-    case = report_titled(app, "dispute", "请拨打13812345678", parties=[PARTY, BARE],
-                         description="ID 41092819900101127X；全角１３８１２３４５６７８")
+    case = report_titled(
+        app,
+        "dispute",
+        "请拨打13812345678",
+        parties=[PARTY, BARE],
+        description="ID 41092819900101127X；全角１３８１２３４５６７８",
+    )
     act(app, case.case_id, "assign", "li", assignee="zhao")
-    act(app, case.case_id, "comment", "zhao", text="已联系 13912345678", attachments=["photo-1.jpg"])
-    shredded = report(app, "petition", "minor", parties=[NAME_PHONE], region="410928-009-001-01", by="chen")
+    act(
+        app, case.case_id, "comment", "zhao", text="已联系 13912345678", attachments=["photo-1.jpg"]
+    )
+    shredded = report(
+        app, "petition", "minor", parties=[NAME_PHONE], region="410928-009-001-01", by="chen"
+    )
     person = Feed(app).page(0, 1000, role="admin").events[-1]["data"]["parties"][0]["person"]
     erase(app, person, by="auditor")  # crypto-shredded: its fields read [erased]
     act(app, shredded.case_id, "comment", "chen", text="回访完毕")
@@ -122,7 +172,9 @@ def a_realistic_mix(app: Any) -> None:
     odd_events(app)
 
 
-def read(feed: Feed, wanted: FeedFilter, role: str, limit: int) -> tuple[list[dict[str, Any]], list[int]]:
+def read(
+    feed: Feed, wanted: FeedFilter, role: str, limit: int
+) -> tuple[list[dict[str, Any]], list[int]]:
     after, events, stops = 0, [], []
     while True:
         page = feed.page(after, limit, wanted, role=role)
@@ -139,9 +191,15 @@ def mixed(app):
     return app
 
 
-FILTERS = [FeedFilter(), FeedFilter.of(region="410928-002"), FeedFilter.of(region="410928-001-007"),
-           FeedFilter.of("cn.fengqiao.dispute.reported.v1,cn.fengqiao.dispute.commented.v1,"
-                         "cn.fengqiao.hazard.clock_warned.v1,cn.fengqiao.petition.extended.v1")]
+FILTERS = [
+    FeedFilter(),
+    FeedFilter.of(region="410928-002"),
+    FeedFilter.of(region="410928-001-007"),
+    FeedFilter.of(
+        "cn.fengqiao.dispute.reported.v1,cn.fengqiao.dispute.commented.v1,"
+        "cn.fengqiao.hazard.clock_warned.v1,cn.fengqiao.petition.extended.v1"
+    ),
+]
 
 
 @pytest.mark.parametrize("role", ["integrator", "admin"])
@@ -162,10 +220,13 @@ def test_the_direct_path_writes_the_reference_documents_byte_for_byte(mixed, rol
             assert direct, wanted
             assert direct_stops == reference_stops
             assert encode_json(direct) == encode_json(reference), (wanted, limit)
-            assert json.dumps(direct, ensure_ascii=False) == json.dumps(reference, ensure_ascii=False)
+            assert json.dumps(direct, ensure_ascii=False) == json.dumps(
+                reference, ensure_ascii=False
+            )
             small = [e for e in direct if 2**70 not in e["data"].get("attachments", ())]
-            assert orjson.dumps(small) == orjson.dumps([e for e in reference if e["position"] in
-                                                        {s["position"] for s in small}])
+            assert orjson.dumps(small) == orjson.dumps(
+                [e for e in reference if e["position"] in {s["position"] for s in small}]
+            )
     everything = read(Feed(mixed), FeedFilter(), role, 1000)[0]
     types = {event["type"] for event in everything}
     assert len(types) == len(public_event_classes())  # every public type was compared
@@ -188,7 +249,9 @@ def test_a_crypto_shredded_person_reads_erased_on_both_paths_at_once(app):
     for role in ("admin", "integrator"):
         after = feed.page(0, 10, role=role).events
         assert after == Feed(app, direct=False).page(0, 10, role=role).events
-        assert {after[0]["data"]["parties"][0][k] for k in ("name", "phone", "id_number")} == {"[erased]"}
+        assert {after[0]["data"]["parties"][0][k] for k in ("name", "phone", "id_number")} == {
+            "[erased]"
+        }
 
 
 def may_hold_numbers(raw: bytes) -> bool:
@@ -197,8 +260,11 @@ def may_hold_numbers(raw: bytes) -> bool:
 
 def test_numbers_in_text_are_never_missed_by_the_quick_look():
     digit = re.compile(r"\d")
-    leads = {chr(cp).encode()[0] for cp in range(0x80, 0x110000)
-             if not 0xD800 <= cp < 0xE000 and digit.match(chr(cp))}
+    leads = {
+        chr(cp).encode()[0]
+        for cp in range(0x80, 0x110000)
+        if not 0xD800 <= cp < 0xE000 and digit.match(chr(cp))
+    }
     assert leads == set(DIGIT_LEAD_BYTES)
     assert may_hold_numbers(b'{"t":"tel 13812345678"}')
     assert may_hold_numbers('{"t":"全角１３８１２３４５６７８"}'.encode())

@@ -42,10 +42,14 @@ def write(app: Fengqiao, rounds: threading.Barrier, failures: list[BaseException
 
 
 def test_a_fast_follower_never_misses_an_event_while_writers_commit(app, store, clock, monkeypatch):
-    monkeypatch.setenv("FENGQIAO_POOL_SIZE", "2")  # five engines; PostgreSQL's connections are shared
+    monkeypatch.setenv(
+        "FENGQIAO_POOL_SIZE", "2"
+    )  # five engines; PostgreSQL's connections are shared
     monkeypatch.setenv("FENGQIAO_POOL_OVERFLOW", "2")
     failures: list[BaseException] = []
-    writer_apps = [Fengqiao(store, clock=clock) for _ in range(WRITERS)]  # made one by one: DDL races
+    writer_apps = [
+        Fengqiao(store, clock=clock) for _ in range(WRITERS)
+    ]  # made one by one: DDL races
     rounds = threading.Barrier(WRITERS)
     writers = [threading.Thread(target=write, args=(w, rounds, failures)) for w in writer_apps]
     done = threading.Event()
@@ -79,4 +83,6 @@ def test_a_fast_follower_never_misses_an_event_while_writers_commit(app, store, 
     assert seen == expected  # every event, once, in position order
     subjects = [e["subject"] for e in Feed(app).page(0, 1000).events]
     switches = sum(1 for a, b in zip(subjects, subjects[1:], strict=False) if a != b)
-    assert switches >= (WRITERS - 1) * ROUNDS  # the writers really did interleave: each round, four cases
+    assert (
+        switches >= (WRITERS - 1) * ROUNDS
+    )  # the writers really did interleave: each round, four cases

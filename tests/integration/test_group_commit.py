@@ -33,14 +33,18 @@ def _together(count: int, work) -> list:
 def test_concurrent_commands_on_many_cases_each_get_their_own_positions(app):
     cases = [report(app).case_id for _ in range(12)]
     groups_before = app.group_commit.groups
-    results = _together(12, lambda i: [act(app, cases[i], "comment", "wang", text=f"{i}-{n}") for n in range(4)])
+    results = _together(
+        12, lambda i: [act(app, cases[i], "comment", "wang", text=f"{i}-{n}") for n in range(4)]
+    )
     written = [r for rs in results for r in rs]
     assert len({r.position for r in written}) == len(written)
     for case_id, rs in zip(cases, results, strict=True):
         assert [r.version for r in rs] == [2, 3, 4, 5]
         history = app.history(case_id)
         assert [e.position for e in history][1:] == [r.position for r in rs]
-        assert [e.event.text for e in history[1:]] == [f"{cases.index(case_id)}-{n}" for n in range(4)]
+        assert [e.event.text for e in history[1:]] == [
+            f"{cases.index(case_id)}-{n}" for n in range(4)
+        ]
     assert app.group_commit.groups - groups_before <= len(written)
     assert verify_log(app).ok
 
@@ -49,8 +53,12 @@ def test_racing_commands_on_one_case_conflict_as_without_grouping(app):
     case_id = report(app).case_id
     for _ in range(3):
         version = app.case(case_id).version
-        outcomes = _together(6, lambda i, v=version: app.do(
-            case_id, "comment", {"text": str(i)}, envelope("wang", app, expected_version=v)))
+        outcomes = _together(
+            6,
+            lambda i, v=version: app.do(
+                case_id, "comment", {"text": str(i)}, envelope("wang", app, expected_version=v)
+            ),
+        )
         assert sum(not isinstance(o, str) for o in outcomes) == 1
         assert sorted(o for o in outcomes if isinstance(o, str)) == ["version_conflict"] * 5
         assert app.case(case_id).version == version + 1

@@ -13,7 +13,13 @@ from tests.support import envelope, report
 
 
 def test_the_same_report_twice_makes_one_case(app):
-    body = ReportCase(kind="dispute", category="neighbours", severity="minor", region="410928-001-007-03", title="噪音")
+    body = ReportCase(
+        kind="dispute",
+        category="neighbours",
+        severity="minor",
+        region="410928-001-007-03",
+        title="噪音",
+    )
     first = app.report(body, envelope("wang", app, command_id="report-1"))
     again = app.report(body, envelope("wang", app, command_id="report-1"))
     assert again.case_id == first.case_id and again.version == first.version == 1
@@ -33,7 +39,12 @@ def test_a_repeat_answers_the_first_result_even_after_later_commands(app):
     case_id = report(app).case_id
     first = app.do(case_id, "comment", {"text": "a"}, envelope("wang", app, command_id="c-1"))
     app.do(case_id, "comment", {"text": "b"}, envelope("wang", app, command_id="c-2"))
-    again = app.do(case_id, "comment", {"text": "a"}, envelope("wang", app, command_id="c-1", expected_version=1))
+    again = app.do(
+        case_id,
+        "comment",
+        {"text": "a"},
+        envelope("wang", app, command_id="c-1", expected_version=1),
+    )
     assert again.version == first.version == 2 and again.repeated
 
 
@@ -42,7 +53,10 @@ def test_a_stale_expected_version_is_refused(app):
     app.do(case_id, "comment", {"text": "a"}, envelope("wang", app))
     with pytest.raises(DomainError) as caught:
         app.do(case_id, "comment", {"text": "b"}, envelope("wang", app, expected_version=1))
-    assert caught.value.code == "version_conflict" and caught.value.details == {"expected": 1, "actual": 2}
+    assert caught.value.code == "version_conflict" and caught.value.details == {
+        "expected": 1,
+        "actual": 2,
+    }
 
 
 def _race(app: Fengqiao, store, clock, bodies: list[dict], expected_version: int | None) -> list:
@@ -75,15 +89,21 @@ def test_two_writers_with_the_same_expected_version_exactly_one_wins(app, store,
     case_id = report(app).case_id
     for _ in range(5):  # several rounds: the race must never let both through
         version = app.case(case_id).version
-        outcomes = _race(app, store, clock, [{"case_id": case_id, "text": t} for t in "ab"], version)
+        outcomes = _race(
+            app, store, clock, [{"case_id": case_id, "text": t} for t in "ab"], version
+        )
         winners = [o for o in outcomes if not isinstance(o, str)]
-        assert len(winners) == 1 and [o for o in outcomes if isinstance(o, str)] == ["version_conflict"]
+        assert len(winners) == 1 and [o for o in outcomes if isinstance(o, str)] == [
+            "version_conflict"
+        ]
         assert app.case(case_id).version == version + 1
 
 
 def test_unconditional_writers_retry_and_all_land(app, store, clock):
     case_id = report(app).case_id
-    outcomes = _race(app, store, clock, [{"case_id": case_id, "text": str(i)} for i in range(6)], None)
+    outcomes = _race(
+        app, store, clock, [{"case_id": case_id, "text": str(i)} for i in range(6)], None
+    )
     assert all(not isinstance(o, str) for o in outcomes)
     assert sorted(o.version for o in outcomes) == list(range(2, 8))
     assert app.case(case_id).version == 7

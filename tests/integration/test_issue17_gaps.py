@@ -50,7 +50,9 @@ def clock_of(app, case_id, name: str):
 
 def breach(app, clock, case_id, name: str, due: datetime) -> None:
     aggregate = app.case(case_id)
-    stamp = Stamp(actor=actor("wu", app), command_id=f"timer-{case_id}-{name}", recorded_at=clock.now())
+    stamp = Stamp(
+        actor=actor("wu", app), command_id=f"timer-{case_id}-{name}", recorded_at=clock.now()
+    )
     aggregate.breach_clock(stamp, clock=name, due_at=due)
     app.save(aggregate)
 
@@ -58,10 +60,15 @@ def breach(app, clock, case_id, name: str, due: datetime) -> None:
 # -- the imported statutory years ---------------------------------------------------------
 
 WORKING_SIGN_FOR = DEFAULT_POLICY.replace(
-    'target = "2h"                          # Zhengzhou', 'target = "1wd"                         # Zhengzhou', 1)
+    'target = "2h"                          # Zhengzhou',
+    'target = "1wd"                         # Zhengzhou',
+    1,
+)
 
 
-def test_the_sign_for_due_time_counts_with_the_imported_years_after_a_restart_and_a_rebuild(app, clock):
+def test_the_sign_for_due_time_counts_with_the_imported_years_after_a_restart_and_a_rebuild(
+    app, clock
+):
     clock.advance(datetime(2026, 12, 31, 10, tzinfo=SHANGHAI) - clock.now())
     assert WORKING_SIGN_FOR != DEFAULT_POLICY
     app.load_policy(WORKING_SIGN_FOR, "admin")  # sign-for within one working day
@@ -70,7 +77,9 @@ def test_the_sign_for_due_time_counts_with_the_imported_years_after_a_restart_an
     case = report(app, "petition", "minor", category="environment").case_id
     act(app, case, "assign", "li", assignee="zhao")  # Thursday 31 December, 10:00
     due = clock_of(app, case, "sign_for").due_at
-    assert due.astimezone(SHANGHAI).date() > datetime(2027, 1, 1).date()  # 元旦 is not a working day
+    assert (
+        due.astimezone(SHANGHAI).date() > datetime(2027, 1, 1).date()
+    )  # 元旦 is not a working day
     runner = projected(app)  # a fresh instance: the years come from cases_calendar
     try:
         models = ReadModels(runner.db)
@@ -100,10 +109,15 @@ def test_a_check_in_ends_only_its_own_departments_clock_in_the_projection(app, c
         breach(app, clock, case, f"check_in:{department}", due)
     act(app, case, "check-in", "zhao", department="派出所")
     states = {s.name: s.state for s in clocks_of(app, case) if s.clock == "check_in"}
-    assert states == {"check_in:派出所": ClockStatus.BREACHED, "check_in:司法所": ClockStatus.BREACHED}
+    assert states == {
+        "check_in:派出所": ClockStatus.BREACHED,
+        "check_in:司法所": ClockStatus.BREACHED,
+    }
     assert clock_of(app, case, "check_in:司法所").open
     row = row_of(app, case)
-    assert set(row["clocks"]) == {"check_in:司法所"} and row["overdue"] is True  # 司法所 is still overdue
+    assert (
+        set(row["clocks"]) == {"check_in:司法所"} and row["overdue"] is True
+    )  # 司法所 is still overdue
 
 
 def test_a_second_whistle_in_stored_history_keeps_the_summoned_departments_clocks(app, clock):
@@ -114,11 +128,18 @@ def test_a_second_whistle_in_stored_history_keeps_the_summoned_departments_clock
     clock.advance(timedelta(minutes=30))
     aggregate = app.case(case)  # as recorded before a second whistle named only the new departments
     stamp = Stamp(actor=actor("zhao", app), command_id="old-whistle", recorded_at=clock.now())
-    aggregate._record(Case.Whistled, stamp, departments=["派出所", "司法所", "城管局"], reason="再次吹哨")
+    aggregate._record(
+        Case.Whistled, stamp, departments=["派出所", "司法所", "城管局"], reason="再次吹哨"
+    )
     app.save(aggregate)
     states = {s.name: s for s in clocks_of(app, case) if s.clock == "check_in"}
-    assert states["check_in:派出所"].state == ClockStatus.MET and states["check_in:派出所"].cycle == 1
-    assert states["check_in:司法所"].started_at == first.started_at and states["check_in:司法所"].cycle == 1
+    assert (
+        states["check_in:派出所"].state == ClockStatus.MET and states["check_in:派出所"].cycle == 1
+    )
+    assert (
+        states["check_in:司法所"].started_at == first.started_at
+        and states["check_in:司法所"].cycle == 1
+    )
     assert states["check_in:城管局"].state == ClockStatus.RUNNING
     assert states["check_in:城管局"].started_at == clock.now()
 
@@ -136,7 +157,9 @@ def test_a_suspension_before_the_sign_for_moves_its_due_time_in_the_rates_too(ap
     clock.advance(timedelta(hours=1))
     act(app, case, "accept", "zhao")  # 11:30
     sign_for = clock_of(app, case, "sign_for")
-    assert sign_for.state == ClockStatus.MET and sign_for.due_at == BEIJING_0900 + timedelta(hours=3)
+    assert sign_for.state == ClockStatus.MET and sign_for.due_at == BEIJING_0900 + timedelta(
+        hours=3
+    )
     accepted = [e for e in app.events.get(app.case(case).id) if type(e).__name__ == "Accepted"][-1]
     assert (accepted.sign_for_due_at, accepted.responded_in_time) == (sign_for.due_at, True)
     row = row_of(app, case)
@@ -157,15 +180,21 @@ def test_a_sign_for_after_the_paused_due_time_is_late_in_the_clock_and_the_rates
     assert row_of(app, case)["responded_in_time"] is False
 
 
-def test_an_accepted_of_version_1_reads_back_without_an_outcome_and_the_projection_decides(app, clock):
+def test_an_accepted_of_version_1_reads_back_without_an_outcome_and_the_projection_decides(
+    app, clock
+):
     state: dict = {}
     Case.Accepted.upcast_v1_v2(state)
     assert state == {"sign_for_due_at": None, "responded_in_time": None}
     case = report(app, "petition", "minor").case_id
     act(app, case, "assign", "li", assignee="zhao")
     aggregate = app.case(case)  # an old sign-for: recorded without the outcome
-    aggregate._record(Case.Accepted, Stamp(actor=actor("zhao", app), command_id="old-accept",
-                                           recorded_at=clock.now()), sign_for_due_at=None, responded_in_time=None)
+    aggregate._record(
+        Case.Accepted,
+        Stamp(actor=actor("zhao", app), command_id="old-accept", recorded_at=clock.now()),
+        sign_for_due_at=None,
+        responded_in_time=None,
+    )
     app.save(aggregate)
     row = row_of(app, case)
     assert row["responded_in_time"] is True and row["sign_for_due_at"] is not None

@@ -42,13 +42,21 @@ def test_a_changed_row_is_recorded_as_a_change(app):
         (HEADER + "410928-001-009,新村,village,suburban\n", 2, "profile"),
         (HEADER + "410928-777-001,孤村,village,rural\n", 2, "code"),  # parent unknown
         (HEADER + "410928-001-009,新村,county,rural\n", 2, "rank"),  # ranks above its parent
-        (HEADER + "410928-001-009,新村,village,rural\n410928-001-009,新村,village,rural\n", 3, "code"),
+        (
+            HEADER + "410928-001-009,新村,village,rural\n410928-001-009,新村,village,rural\n",
+            3,
+            "code",
+        ),
         (HEADER + "410928 001,bad code,township,rural\n", 2, "code"),
         (HEADER + "410928-001-009,新村,village\n", 2, "row"),
     ],
 )
 def test_a_bad_row_rejects_the_whole_file_naming_the_row(app, text, row, field):
-    good_first = HEADER + "410928-001-010,好村,village,rural\n" + text.removeprefix(HEADER) if text.startswith(HEADER) else text
+    good_first = (
+        HEADER + "410928-001-010,好村,village,rural\n" + text.removeprefix(HEADER)
+        if text.startswith(HEADER)
+        else text
+    )
     if text.startswith(HEADER):
         row += 1  # the good row comes first
     error = error_of(lambda: app.import_regions(good_first, "admin"))
@@ -62,13 +70,21 @@ def test_the_tree_answers_ancestors_and_subtrees():
     tree = RegionTree()
     for region in parse_region_file(COUNTY_CSV):
         tree.put(region)
-    assert [r.code for r in tree.ancestors("410928-001-007-03")] == ["410928-001-007", "410928-001", "410928"]
+    assert [r.code for r in tree.ancestors("410928-001-007-03")] == [
+        "410928-001-007",
+        "410928-001",
+        "410928",
+    ]
     assert tree.ancestor_at_rank("410928-001-007-03", Rank.TOWNSHIP).code == "410928-001"
     assert tree.next_rank_up("410928-001-007").code == "410928-001"
     assert tree.next_rank_up("410928") is None
     assert RegionTree.is_within("410928-001-007", "410928-001")
     assert not RegionTree.is_within("410928-0011", "410928-001")
-    assert {r.code for r in tree.subtree("410928-009")} == {"410928-009", "410928-009-001", "410928-009-001-01"}
+    assert {r.code for r in tree.subtree("410928-009")} == {
+        "410928-009",
+        "410928-009-001",
+        "410928-009-001-01",
+    }
 
 
 def test_loading_the_same_policy_twice_keeps_its_version(app):
@@ -76,10 +92,14 @@ def test_loading_the_same_policy_twice_keeps_its_version(app):
 
 
 def _policy_v2() -> str:
-    return DEFAULT_POLICY.replace('label = "2026 default', 'label = "v2 faster').replace(
-        'target_by_severity = { minor = "5wd", major = "15d", critical = "2h" }',
-        'target_by_severity = { minor = "3wd", major = "10d", critical = "1h" }',
-    ).replace('minor = "village"      # 小事不出村', 'minor = "grid"')
+    return (
+        DEFAULT_POLICY.replace('label = "2026 default', 'label = "v2 faster')
+        .replace(
+            'target_by_severity = { minor = "5wd", major = "15d", critical = "2h" }',
+            'target_by_severity = { minor = "3wd", major = "10d", critical = "1h" }',
+        )
+        .replace('minor = "village"      # 小事不出村', 'minor = "grid"')
+    )
 
 
 def test_a_case_keeps_the_policy_it_was_reported_under(app):
@@ -120,9 +140,18 @@ def test_a_bad_policy_is_refused_naming_the_field(app, change, field):
 def test_the_default_policy_holds_the_public_figures():
     policy = parse_policy(DEFAULT_POLICY)
     assert policy.ceilings_for("rural") == {"minor": 1, "major": 2, "critical": 3}
-    assert policy.ceilings_for("urban") == {"minor": 0, "major": 1, "critical": 3}  # 小事不出楼栋、大事不出社区
+    assert policy.ceilings_for("urban") == {
+        "minor": 0,
+        "major": 1,
+        "critical": 3,
+    }  # 小事不出楼栋、大事不出社区
     clocks = {c.name: c for c in policy.clocks}
     assert clocks["reply"].target_by_category == {"utilities": "24h"}
-    assert clocks["rank_handling"].target_by_rank == {"grid": "1wd", "village": "2wd", "township": "2wd", "county": "2wd"}
+    assert clocks["rank_handling"].target_by_rank == {
+        "grid": "1wd",
+        "village": "2wd",
+        "township": "2wd",
+        "county": "2wd",
+    }
     assert clocks["mediation"].target == "30d" and clocks["signoff"].target == "10d"
     assert policy.thresholds.warn == [0.5, 0.75] and policy.thresholds.breach == 1.0

@@ -25,14 +25,25 @@ from tests.integration.test_stateful import assert_snapshots_restore, state_of, 
 from tests.support import act, report
 
 STEPS = {  # a few actions each kind takes, with the clock moving between them
-    "dispute": [("assign", "li", {"assignee": "zhao"}), ("accept", "zhao", {}),
-                ("suspend", "li", {"reason": "当事人要求"}), ("resume", "li", {}),
-                ("mediate", "zhao", {"outcome": "adjourned", "summary": "协商中"})],
-    "hazard": [("assign", "li", {"assignee": "zhao"}), ("accept", "zhao", {}),
-               ("whistle", "li", {"departments": ["派出所"], "reason": "涉及多户"}),
-               ("check-in", "li", {"department": "派出所"})],
-    "petition": [("assign", "li", {"assignee": "zhao"}), ("accept", "zhao", {}),
-                 ("extend", "li", {"days": 3, "reason": "涉及多户"}), ("reply", "zhao", {"text": "已处理"})],
+    "dispute": [
+        ("assign", "li", {"assignee": "zhao"}),
+        ("accept", "zhao", {}),
+        ("suspend", "li", {"reason": "当事人要求"}),
+        ("resume", "li", {}),
+        ("mediate", "zhao", {"outcome": "adjourned", "summary": "协商中"}),
+    ],
+    "hazard": [
+        ("assign", "li", {"assignee": "zhao"}),
+        ("accept", "zhao", {}),
+        ("whistle", "li", {"departments": ["派出所"], "reason": "涉及多户"}),
+        ("check-in", "li", {"department": "派出所"}),
+    ],
+    "petition": [
+        ("assign", "li", {"assignee": "zhao"}),
+        ("accept", "zhao", {}),
+        ("extend", "li", {"days": 3, "reason": "涉及多户"}),
+        ("reply", "zhao", {"text": "已处理"}),
+    ],
 }
 
 
@@ -47,7 +58,9 @@ def other(store, clock, app) -> Iterator[Fengqiao]:
 def replayed_view(app: Fengqiao, case_id, now) -> dict:
     """The case view computed the old way: every event replayed and folded."""
     case, events = replayed(app, case_id)
-    return case_fields(case, clocks_under(app.policy(case.policy_version), events, now, app.statutory()))
+    return case_fields(
+        case, clocks_under(app.policy(case.policy_version), events, now, app.statutory())
+    )
 
 
 def comment(app: Fengqiao, case_id, times: int) -> None:
@@ -58,7 +71,10 @@ def comment(app: Fengqiao, case_id, times: int) -> None:
 def test_a_long_case_is_restored_from_its_last_snapshot(app, store, clock) -> None:
     case_id = report(app).case_id
     comment(app, case_id, 2 * SNAPSHOT_INTERVAL + 5)
-    assert [s.originator_version for s in app.snapshots.get(case_id)] == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
+    assert [s.originator_version for s in app.snapshots.get(case_id)] == [
+        SNAPSHOT_INTERVAL,
+        2 * SNAPSHOT_INTERVAL,
+    ]
     assert_snapshots_restore(app, case_id)
     fresh = Fengqiao(store, clock=clock)  # nothing cached: the snapshot and the events after it
     try:
@@ -77,7 +93,9 @@ def test_the_view_now_is_the_replayed_view_for_every_kind(app, clock, other, kin
         result = act(app, case_id, name, by, **body)
         assert app.case_view(case_id) == replayed_view(app, case_id, clock.now())
         # a command's answer: the case at the version it wrote, its clocks at the moment given
-        assert app.case_view(case_id, result.version, now=clock.now()) == replayed_view(app, case_id, clock.now())
+        assert app.case_view(case_id, result.version, now=clock.now()) == replayed_view(
+            app, case_id, clock.now()
+        )
         later = clock.now() + timedelta(days=4)
         assert app.case_view(case_id, now=later) == replayed_view(app, case_id, later)
         assert other.case_view(case_id) == replayed_view(app, case_id, clock.now())
@@ -103,7 +121,9 @@ def test_a_moment_before_the_last_event_is_folded_afresh(app, clock) -> None:
     clock.advance(timedelta(hours=3))
     act(app, case_id, "assign", "li", assignee="zhao")
     app.case_view(case_id)  # a fold cached after version 2
-    assert app.case_view(case_id, now=before) == replayed_view(app, case_id, before)  # sees version 1's clocks
+    assert app.case_view(case_id, now=before) == replayed_view(
+        app, case_id, before
+    )  # sees version 1's clocks
     assert app.case_view(case_id) == replayed_view(app, case_id, clock.now())
 
 
@@ -128,7 +148,13 @@ def test_a_clock_fold_resumed_after_any_version_gives_the_clocks_of_every_event(
 
 
 def test_snapshot_state_keeps_the_types_json_would_lose() -> None:
-    state = {"status": Status.ACCEPTED, "ceilings": {Severity.MINOR: 1}, "breached": {"reply"},
-             "pair": (1, "a"), "nested": [{"x": frozenset({2})}], "plain": {"a": [1, None, True]}}
+    state = {
+        "status": Status.ACCEPTED,
+        "ceilings": {Severity.MINOR: 1},
+        "breached": {"reply"},
+        "pair": (1, "a"),
+        "nested": [{"x": frozenset({2})}],
+        "plain": {"a": [1, None, True]},
+    }
     restored = decode_state(json.loads(json.dumps(encode_state(state))))
     assert typed(restored) == typed(state)

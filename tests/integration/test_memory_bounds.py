@@ -61,8 +61,13 @@ def test_the_feed_whereabouts_cache_keeps_at_most_its_bound(app, monkeypatch) ->
 def test_the_person_key_cache_keeps_at_most_its_bound(app, monkeypatch) -> None:
     with_setting(app, monkeypatch, key_cache=BOUND)
     app.__dict__.pop("_person_keys", None)  # the key table is made with the engine's bound
-    parties = protect(app, [{"name": f"当事人{n}", "role": "applicant", "id_number": f"4109281990010{n:05d}"}
-                            for n in range(PASSING)])
+    parties = protect(
+        app,
+        [
+            {"name": f"当事人{n}", "role": "applicant", "id_number": f"4109281990010{n:05d}"}
+            for n in range(PASSING)
+        ],
+    )
     opened = [open_party(app, party) for party in parties]
     assert [party["name"] for party in opened] == [f"当事人{n}" for n in range(PASSING)]
     cache = privacy.person_keys(app)._cache
@@ -84,9 +89,19 @@ def test_the_decoders_value_cache_keeps_at_most_its_bound(app, clock) -> None:
 
 def test_the_decoders_default_bound_is_small() -> None:
     """~240 bytes a value: the default keeps a decoder's cache within a few MB."""
-    assert subprocess.run([sys.executable, "-c", "from engine.settings import Settings; "
-                           "bound = Settings.from_environment().decoder_cache; assert bound <= 10_000, bound"],
-                          cwd=ROOT, env=_env()).returncode == 0
+    assert (
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from engine.settings import Settings; "
+                "bound = Settings.from_environment().decoder_cache; assert bound <= 10_000, bound",
+            ],
+            cwd=ROOT,
+            env=_env(),
+        ).returncode
+        == 0
+    )
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,13 +128,24 @@ with tempfile.TemporaryFile() as f:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "FENGQIAO_MALLOC_ARENAS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MALLOC_ARENA_MAX", "FENGQIAO_MALLOC_ARENAS")
+    }
     return {**env, "PYTHONPATH": str(ROOT), **extra}
 
 
 def _arenas(**extra: str) -> tuple[str, int]:
-    done = subprocess.run([sys.executable, "-c", ARENAS], cwd=ROOT, env=_env(**extra), capture_output=True,
-                          text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS],
+        cwd=ROOT,
+        env=_env(**extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     capped, heaps = done.stdout.split()
     return capped, int(heaps)
 

@@ -12,7 +12,12 @@ from engine.views import event_view
 from tests.audit_support import RawStore
 from tests.support import act, report
 
-ZHANG = {"name": "张三", "role": "applicant", "phone": "13812341234", "id_number": "41092819800101127X"}
+ZHANG = {
+    "name": "张三",
+    "role": "applicant",
+    "phone": "13812341234",
+    "id_number": "41092819800101127X",
+}
 LI = {"name": "李四", "role": "respondent", "phone": "139 0000 5678"}
 
 
@@ -42,20 +47,33 @@ def test_personal_fields_are_stored_encrypted_and_read_back_in_clear(app):
 
 def test_the_same_person_keeps_one_id_a_bare_name_does_not(app):
     first = reported_parties(app, report(app, parties=[ZHANG, {"name": "王五"}]).case_id)
-    second = reported_parties(app, report(app, parties=[{**ZHANG, "id_number": "41092819800101127x"},
-                                                        {"name": "王五"}]).case_id)
+    second = reported_parties(
+        app,
+        report(
+            app, parties=[{**ZHANG, "id_number": "41092819800101127x"}, {"name": "王五"}]
+        ).case_id,
+    )
     assert first[0]["person"] == second[0]["person"]
     assert first[1]["person"] != second[1]["person"]
     assert privacy.find_person(app, id_number="41092819800101127X") == first[0]["person"]
     li_first = reported_parties(app, report(app, parties=[LI]).case_id)[0]["person"]
-    li_again = reported_parties(app, report(app, parties=[{**LI, "phone": "13900005678"}]).case_id)[0]["person"]
+    li_again = reported_parties(app, report(app, parties=[{**LI, "phone": "13900005678"}]).case_id)[
+        0
+    ]["person"]
     assert li_first == li_again == privacy.find_person(app, name="李四", phone="139-0000-5678")
 
 
 def test_integrators_see_masked_fields():
     parties = [{"person": "p-1", **ZHANG}]
     assert privacy.reveal(parties, "integrator") == [
-        {"person": "p-1", "name": "张*", "role": "applicant", "phone": "138****1234", "id_number": "410928********127X"}]
+        {
+            "person": "p-1",
+            "name": "张*",
+            "role": "applicant",
+            "phone": "138****1234",
+            "id_number": "410928********127X",
+        }
+    ]
     assert privacy.reveal(parties, "auditor") == parties
 
 
@@ -76,7 +94,9 @@ def test_erasure_shreds_the_key_history_replays_and_the_chain_still_verifies(app
         assert verify_case(app, cid).ok
     assert reported_parties(app, case_id)[1]["name"] == "李四"  # others untouched
     assert app.case(case_id).version == 2  # the case still replays
-    assert event_view(1, app.history(case_id)[0].event)["data"]["parties"][0]["name"] == privacy.ERASED
+    assert (
+        event_view(1, app.history(case_id)[0].event)["data"]["parties"][0]["name"] == privacy.ERASED
+    )
     assert privacy.reveal(reported_parties(app, case_id), "integrator")[0]["name"] == privacy.ERASED
     result = verify_log(app)
     assert result.ok and result.checkpoints_checked == 1 and result.entries >= signed.size
@@ -102,8 +122,11 @@ def test_erased_key_bytes_are_gone_from_the_table(app):
     privacy.erase(app, person, "cli:admin")
     raw = RawStore(app)
     try:
-        rows = raw.sql(f"SELECT key_bytes, lookup FROM {raw.events.rsplit('.', 1)[0] + '.' if raw.postgres else ''}"
-                       "person_keys WHERE person_id = ?", (person,))
+        rows = raw.sql(
+            f"SELECT key_bytes, lookup FROM {raw.events.rsplit('.', 1)[0] + '.' if raw.postgres else ''}"
+            "person_keys WHERE person_id = ?",
+            (person,),
+        )
     finally:
         raw.close()
     assert rows == [(None, None)]

@@ -24,7 +24,9 @@ class EventCounts(Projection):
         self.fail_at = fail_at
 
     def create_tables(self, tx) -> None:
-        tx.execute(f"CREATE TABLE {self.t('event_counts')} (type TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        tx.execute(
+            f"CREATE TABLE {self.t('event_counts')} (type TEXT PRIMARY KEY, n INTEGER NOT NULL)"
+        )
 
     def apply(self, tx, event, position: int) -> None:
         if self.fail_at is not None and position == self.fail_at:
@@ -48,9 +50,9 @@ def some_cases(app, n: int = 3) -> None:
 
 
 def test_placeholders_translate_for_psycopg() -> None:
-    assert to_psycopg("SELECT * FROM t WHERE a = ? AND b LIKE '50%?' AND c = :name AND d::text = ?") == (
-        "SELECT * FROM t WHERE a = %s AND b LIKE '50%%?' AND c = %(name)s AND d::text = %s"
-    )
+    assert to_psycopg(
+        "SELECT * FROM t WHERE a = ? AND b LIKE '50%?' AND c = :name AND d::text = ?"
+    ) == ("SELECT * FROM t WHERE a = %s AND b LIKE '50%%?' AND c = %(name)s AND d::text = %s")
     assert to_psycopg("WHERE region LIKE ? || '-%'") == "WHERE region LIKE %s || '-%%'"
     assert to_psycopg("SELECT 5 % 2") == "SELECT 5 %% 2"
 
@@ -89,7 +91,9 @@ def test_a_failed_batch_rolls_back_rows_and_position_together(app) -> None:
             crashing.run_once(batch_size=4)
         stopped_at = crashing.position("event_counts")
         assert stopped_at < head - 1
-        assert sum(counts(crashing.db).values()) == stopped_at  # every event counted once, none after
+        assert (
+            sum(counts(crashing.db).values()) == stopped_at
+        )  # every event counted once, none after
     finally:
         crashing.close()
     healthy = ProjectionRunner(app, [EventCounts()])
@@ -154,8 +158,10 @@ def test_wait_for_a_position_read_your_writes(app) -> None:
 
 def _tables(db: Database) -> list[str]:
     if db.is_postgres:
-        rows = db.query("SELECT table_name AS name FROM information_schema.tables "
-                        "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
+        rows = db.query(
+            "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        )
     else:
         rows = db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
     return [r["name"] for r in rows]
@@ -169,17 +175,24 @@ def test_a_second_rebuild_waits_for_a_running_one_but_clears_a_dead_one(app):
     try:
         runner.run_once()
         with runner.db.transaction() as tx:  # a rebuild that is writing right now
-            tx.execute("INSERT INTO projection_rebuilds (name, generation, position, updated_at) "
-                       "VALUES ('event_counts', 7, 3, ?)", (datetime.now(UTC).isoformat(),))
+            tx.execute(
+                "INSERT INTO projection_rebuilds (name, generation, position, updated_at) "
+                "VALUES ('event_counts', 7, 3, ?)",
+                (datetime.now(UTC).isoformat(),),
+            )
             tx.execute("CREATE TABLE event_counts__g7 (type TEXT PRIMARY KEY, n INTEGER NOT NULL)")
         with pytest.raises(RebuildInProgress):
             runner.rebuild("event_counts")
         with runner.db.transaction() as tx:  # ... that died long ago
-            tx.execute("UPDATE projection_rebuilds SET updated_at = ?",
-                       ((datetime.now(UTC) - timedelta(hours=1)).isoformat(),))
+            tx.execute(
+                "UPDATE projection_rebuilds SET updated_at = ?",
+                ((datetime.now(UTC) - timedelta(hours=1)).isoformat(),),
+            )
         runner.rebuild("event_counts")
         assert runner.statuses()[0].generation == 8
-        assert [t for t in _tables(runner.db) if t.startswith("event_counts__g")] == ["event_counts__g8"]
+        assert [t for t in _tables(runner.db) if t.startswith("event_counts__g")] == [
+            "event_counts__g8"
+        ]
         assert sum(counts(runner.db).values()) == app.head_position()
     finally:
         runner.close()
@@ -191,7 +204,9 @@ def test_a_projection_whose_code_changed_is_rebuilt_beside_the_live_one(app):
     try:
         runner.run_once()
         with runner.db.transaction() as tx:
-            tx.execute("UPDATE projection_tracking SET version = 0")  # tables of an older code version
+            tx.execute(
+                "UPDATE projection_tracking SET version = 0"
+            )  # tables of an older code version
         assert runner.statuses()[0].stale
         assert runner.rebuild_stale() == ["event_counts"]
         status = runner.statuses()[0]
@@ -209,10 +224,24 @@ def test_the_runners_decoder_gives_the_mappers_events_and_never_caches_personal_
     from tests.integration.test_projections_properties import drive
 
     r = random.Random(9)
-    drive(app, clock, [(r.choice(["report", "act", "act", "act", "clock"]), r.getrandbits(32)) for _ in range(80)])
-    zhang = {"name": "张三", "role": "applicant", "phone": "13812341234", "id_number": "41092819800101127X"}
+    drive(
+        app,
+        clock,
+        [
+            (r.choice(["report", "act", "act", "act", "clock"]), r.getrandbits(32))
+            for _ in range(80)
+        ],
+    )
+    zhang = {
+        "name": "张三",
+        "role": "applicant",
+        "phone": "13812341234",
+        "id_number": "41092819800101127X",
+    }
     case_id = report(app, parties=[zhang, {"name": "李四", "role": "respondent"}]).case_id
-    act(app, case_id, "escalate", "wang", reason="越级")  # refused above the ceiling: a refusal event
+    act(
+        app, case_id, "escalate", "wang", reason="越级"
+    )  # refused above the ceiling: a refusal event
     decoder = EventDecoder(app.mapper)
     assert decoder.fast
     stored = list(app.recorder.select_notifications(1, 100_000))
@@ -221,13 +250,19 @@ def test_the_runners_decoder_gives_the_mappers_events_and_never_caches_personal_
         expected, got = app.mapper.to_domain_event(notification), decoder.decode(notification)
         assert type(got) is type(expected)
         assert got.__dict__ == expected.__dict__, notification.topic
-        assert [type(v) for v in got.__dict__.values()] == [type(v) for v in expected.__dict__.values()]
+        assert [type(v) for v in got.__dict__.values()] == [
+            type(v) for v in expected.__dict__.values()
+        ]
         topics.add(notification.topic.rsplit(".", 1)[-1])
-    assert {"Reported", "Assigned", "ClockWarned", "ClockBreached", "PolicyLoaded"} <= topics, topics
+    assert {"Reported", "Assigned", "ClockWarned", "ClockBreached", "PolicyLoaded"} <= topics, (
+        topics
+    )
     reported = next(n for n in reversed(stored) if n.topic.endswith("Reported"))
     assert decoder.decode(reported).parties[0]["name"] == "张三"
     privacy.erase(app, privacy.find_person(app, id_number=zhang["id_number"]), "cli:admin")
-    assert decoder.decode(reported).parties[0]["name"] == privacy.ERASED  # sealed parties are opened every time
+    assert (
+        decoder.decode(reported).parties[0]["name"] == privacy.ERASED
+    )  # sealed parties are opened every time
 
 
 @pytest.mark.parametrize("bulk", [False, True])
@@ -239,20 +274,34 @@ def test_a_bulk_transaction_writes_the_same_rows(app, bulk, monkeypatch) -> None
 
     copied: list[bool] = []
     copy = dbmodule.Tx._copy
-    monkeypatch.setattr(dbmodule.Tx, "_copy", lambda tx, sql, rows: copied.append(copy(tx, sql, rows)) or copied[-1])
+    monkeypatch.setattr(
+        dbmodule.Tx, "_copy", lambda tx, sql, rows: copied.append(copy(tx, sql, rows)) or copied[-1]
+    )
     db = Database.for_store(app.store)
     try:
         with db.transaction() as tx:
             tx.execute("DROP TABLE IF EXISTS bulk_t")
             tx.execute("CREATE TABLE bulk_t (k TEXT PRIMARY KEY, n INTEGER NOT NULL, note TEXT)")
-            tx.executemany("INSERT INTO bulk_t (k, n, note) VALUES (?, ?, ?)", [(f"k{i}", i, "old") for i in range(0, 80, 2)])
-        upsert = ("INSERT INTO bulk_t (k, n, note) VALUES (?, ?, ?) "
-                  "ON CONFLICT (k) DO UPDATE SET n = bulk_t.n + excluded.n, note = excluded.note")
+            tx.executemany(
+                "INSERT INTO bulk_t (k, n, note) VALUES (?, ?, ?)",
+                [(f"k{i}", i, "old") for i in range(0, 80, 2)],
+            )
+        upsert = (
+            "INSERT INTO bulk_t (k, n, note) VALUES (?, ?, ?) "
+            "ON CONFLICT (k) DO UPDATE SET n = bulk_t.n + excluded.n, note = excluded.note"
+        )
         with db.transaction(bulk=bulk) as tx:
-            tx.executemany(upsert, [(f"k{i}", 100, None if i % 5 else "new") for i in range(dbmodule.BULK_ROWS + 10)])
-            tx.executemany(upsert, [(f"k{i % 3}", 1, f"again {i}") for i in range(dbmodule.BULK_ROWS)])  # keys repeat
-            tx.executemany("INSERT INTO bulk_t (k, n) VALUES (?, ?) ON CONFLICT (k) DO NOTHING",
-                           [(f"k{i}", -1) for i in range(70, 70 + dbmodule.BULK_ROWS)])
+            tx.executemany(
+                upsert,
+                [(f"k{i}", 100, None if i % 5 else "new") for i in range(dbmodule.BULK_ROWS + 10)],
+            )
+            tx.executemany(
+                upsert, [(f"k{i % 3}", 1, f"again {i}") for i in range(dbmodule.BULK_ROWS)]
+            )  # keys repeat
+            tx.executemany(
+                "INSERT INTO bulk_t (k, n) VALUES (?, ?) ON CONFLICT (k) DO NOTHING",
+                [(f"k{i}", -1) for i in range(70, 70 + dbmodule.BULK_ROWS)],
+            )
         rows = {r["k"]: (r["n"], r["note"]) for r in db.query("SELECT k, n, note FROM bulk_t")}
     finally:
         db.close()
@@ -264,7 +313,9 @@ def test_a_bulk_transaction_writes_the_same_rows(app, bulk, monkeypatch) -> None
     for i in range(70, 70 + dbmodule.BULK_ROWS):
         expected.setdefault(f"k{i}", (-1, None))
     assert rows == expected
-    assert copied == ([True, False, True] if bulk and db.is_postgres else [])  # COPY used where it can be
+    assert copied == (
+        [True, False, True] if bulk and db.is_postgres else []
+    )  # COPY used where it can be
 
 
 def test_a_rebuild_through_copy_equals_the_incremental_read_model(app, monkeypatch) -> None:
@@ -282,7 +333,9 @@ def test_a_rebuild_through_copy_equals_the_incremental_read_model(app, monkeypat
         act(app, case, "accept", "zhao")
     copied: list[bool] = []
     copy = dbmodule.Tx._copy
-    monkeypatch.setattr(dbmodule.Tx, "_copy", lambda tx, sql, rows: copied.append(copy(tx, sql, rows)) or copied[-1])
+    monkeypatch.setattr(
+        dbmodule.Tx, "_copy", lambda tx, sql, rows: copied.append(copy(tx, sql, rows)) or copied[-1]
+    )
     runner = ProjectionRunner(app, [CasesProjection()])
     try:
         runner.run_once(batch_size=7)
@@ -304,19 +357,25 @@ class DeferredCounts(EventCounts):
 
     def create_tables(self, tx) -> None:
         super().create_tables(tx)
-        tx.execute(f"CREATE TABLE {self.t('event_counts_log')} (position INTEGER PRIMARY KEY, type TEXT NOT NULL)")
+        tx.execute(
+            f"CREATE TABLE {self.t('event_counts_log')} (position INTEGER PRIMARY KEY, type TEXT NOT NULL)"
+        )
 
     def apply(self, tx, event, position: int) -> None:
         if self.rebuilding:
-            tx.execute(f"INSERT INTO {self.t('event_counts_log')} (position, type) VALUES (?, ?)",
-                       (position, type(event).__name__))
+            tx.execute(
+                f"INSERT INTO {self.t('event_counts_log')} (position, type) VALUES (?, ?)",
+                (position, type(event).__name__),
+            )
         else:
             super().apply(tx, event, position)
 
     def finish_rebuild(self, tx) -> None:
         log_table = self.t("event_counts_log")
-        tx.execute(f"INSERT INTO {self.t('event_counts')} (type, n) SELECT type, COUNT(*) FROM {log_table} "
-                   "GROUP BY type")
+        tx.execute(
+            f"INSERT INTO {self.t('event_counts')} (type, n) SELECT type, COUNT(*) FROM {log_table} "
+            "GROUP BY type"
+        )
         tx.execute(f"DELETE FROM {log_table}")
 
 
@@ -329,7 +388,9 @@ def test_a_rebuild_may_leave_derived_work_to_its_end_and_events_after_it_still_c
         late: list[int] = []
 
         def progress(position: int, head: int) -> None:
-            if not late:  # events written while the rebuild runs: read by it, or by the swap's catch-up
+            if (
+                not late
+            ):  # events written while the rebuild runs: read by it, or by the swap's catch-up
                 some_cases(app, 1)
                 late.append(position)
 

@@ -21,10 +21,16 @@ ACTIONS = {
     "send-back": lambda r: {"reason": "不属本单位职责"},
     "escalate": lambda r: {"reason": "化解不了"},
     "reclassify": lambda r: {"severity": r.choice(["minor", "major"]), "reason": "重新定性"},
-    "mediate": lambda r: {"outcome": r.choice(["agreed", "failed"]), "summary": "调解", "agreement": "协议"},
+    "mediate": lambda r: {
+        "outcome": r.choice(["agreed", "failed"]),
+        "summary": "调解",
+        "agreement": "协议",
+    },
     "reply": lambda r: {"text": "已处理"},
     "resolve": lambda r: {"resolution": "化解"},
-    "return-visit": lambda r: {"satisfaction": r.choice(["satisfied", "basically_satisfied", "dissatisfied"])},
+    "return-visit": lambda r: {
+        "satisfaction": r.choice(["satisfied", "basically_satisfied", "dissatisfied"])
+    },
     "close": lambda r: {},
     "reopen": lambda r: {"reason": "反复"},
     "suspend": lambda r: {"reason": "待鉴定"},
@@ -42,7 +48,8 @@ LIKELY = {  # what usually comes next, so random plans get deep into the flows
 
 steps = st.lists(
     st.tuples(st.sampled_from(["report", "act", "act", "act", "clock"]), st.integers(0, 2**32 - 1)),
-    min_size=10, max_size=40,
+    min_size=10,
+    max_size=40,
 )
 
 
@@ -66,8 +73,13 @@ def drive(app, clock, plan) -> None:
         clock.advance(timedelta(minutes=r.randint(1, 300)))
         try:
             if step == "report" or not cases:
-                cases.append(report(app, r.choice(["dispute", "hazard", "petition"]),
-                                    r.choice(["minor", "major"])).case_id)
+                cases.append(
+                    report(
+                        app,
+                        r.choice(["dispute", "hazard", "petition"]),
+                        r.choice(["minor", "major"]),
+                    ).case_id
+                )
             elif step == "act":
                 case = app.case(r.choice(cases))
                 name = r.choice(sorted(ACTIONS) if r.random() < 0.2 else LIKELY[str(case.status)])
@@ -75,7 +87,9 @@ def drive(app, clock, plan) -> None:
                 act(app, case.id, name, by, **ACTIONS[name](r))
             else:
                 case = app.case(r.choice(cases))
-                stamp = Stamp(actor=actor("wu", app), command_id=f"timer-{seed}", recorded_at=clock.now())
+                stamp = Stamp(
+                    actor=actor("wu", app), command_id=f"timer-{seed}", recorded_at=clock.now()
+                )
                 due = clock.now() + timedelta(hours=1)
                 name = r.choice(["sign_for", "reply", "mediation"])
                 if r.random() < 0.5:
@@ -94,7 +108,9 @@ def snapshot(db) -> dict[str, list]:
     }
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(plan=steps, batch=st.integers(1, 6), seed=st.integers(0, 1000))
 def test_incremental_with_crashes_equals_rebuild(app, clock, plan, batch, seed):
     drive(app, clock, plan)

@@ -43,7 +43,15 @@ def resolved_at_village(app) -> str:
     act(app, case_id, "escalate", "wang", reason="网格化解不了")
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
-    act(app, case_id, "mediate", "zhao", outcome="agreed", summary="调委会调解", agreement="调解协议书")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "zhao",
+        outcome="agreed",
+        summary="调委会调解",
+        agreement="调解协议书",
+    )
     act(app, case_id, "resolve", "zhao", resolution="村调委会化解")
     return case_id
 
@@ -54,7 +62,15 @@ def reclassified_and_resolved_at_township(app) -> str:
     act(app, case_id, "reclassify", "li", severity="major", reason="涉及 12 户宅基地边界")
     act(app, case_id, "escalate", "li", reason="报乡司法所")
     act(app, case_id, "accept", "sun")
-    act(app, case_id, "mediate", "sun", outcome="agreed", summary="司法所调解", agreement="调解协议书")
+    act(
+        app,
+        case_id,
+        "mediate",
+        "sun",
+        outcome="agreed",
+        summary="司法所调解",
+        agreement="调解协议书",
+    )
     act(app, case_id, "resolve", "sun", resolution="乡司法所化解")
     return case_id
 
@@ -77,23 +93,39 @@ def test_compliance_of_ten_minor_disputes(app, runner, models):
     runner.run_once()
 
     expected = {
-        "received": 11, "resolved": 10, "resolved_within_ceiling": 9, "within_ceiling_rate": 0.9,
+        "received": 11,
+        "resolved": 10,
+        "resolved_within_ceiling": 9,
+        "within_ceiling_rate": 0.9,
         "resolved_at_rank": {"grid": 7, "village": 2, "township": 1, "county": 0},
-        "reclassified_up": 1, "escalations_refused": 2,
+        "reclassified_up": 1,
+        "escalations_refused": 2,
     }
     stats = models.region_stats(VILLAGE, None, None)
     assert {k: stats[k] for k in expected} == expected
     assert {k: models.region_stats(TOWNSHIP, None, None)[k] for k in expected} == expected
     villages = models.compliance(TOWNSHIP, level="village")
-    assert [(v["region"], v["resolved"], v["within_ceiling_rate"]) for v in villages] == [(VILLAGE, 10, 0.9)]
+    assert [(v["region"], v["resolved"], v["within_ceiling_rate"]) for v in villages] == [
+        (VILLAGE, 10, 0.9)
+    ]
     townships = models.compliance("410928", level="township")
-    assert [(t["region"], t["received"], t["reclassified_up"], t["escalations_refused"]) for t in townships] == [
-        (TOWNSHIP, 11, 1, 2)]
+    assert [
+        (t["region"], t["received"], t["reclassified_up"], t["escalations_refused"])
+        for t in townships
+    ] == [(TOWNSHIP, 11, 1, 2)]
     assert models.get_case(pushed)["escalations_refused"] == 2
     detail = models.get_case(township_case)
-    assert (detail["severity"], detail["reported_severity"], detail["ceiling"], detail["resolved_rank"],
-            detail["within_ceiling"], detail["status"]) == ("major", "minor", 2, 2, False, "resolved")
-    assert models.region_stats("410928-002", None, None)["received"] == 0  # another township: nothing
+    assert (
+        detail["severity"],
+        detail["reported_severity"],
+        detail["ceiling"],
+        detail["resolved_rank"],
+        detail["within_ceiling"],
+        detail["status"],
+    ) == ("major", "minor", 2, 2, False, "resolved")
+    assert (
+        models.region_stats("410928-002", None, None)["received"] == 0
+    )  # another township: nothing
 
 
 def test_periods_count_what_happened_inside_them(app, runner, models, clock):
@@ -102,9 +134,20 @@ def test_periods_count_what_happened_inside_them(app, runner, models, clock):
     later = clock.now()
     resolved_at_village(app)
     runner.run_once()
-    before, after = models.region_stats(VILLAGE, None, later), models.region_stats(VILLAGE, later, None)
-    assert (before["received"], before["resolved_at_rank"]["grid"], before["resolved_at_rank"]["village"]) == (1, 1, 0)
-    assert (after["received"], after["resolved_at_rank"]["grid"], after["resolved_at_rank"]["village"]) == (1, 0, 1)
+    before, after = (
+        models.region_stats(VILLAGE, None, later),
+        models.region_stats(VILLAGE, later, None),
+    )
+    assert (
+        before["received"],
+        before["resolved_at_rank"]["grid"],
+        before["resolved_at_rank"]["village"],
+    ) == (1, 1, 0)
+    assert (
+        after["received"],
+        after["resolved_at_rank"]["grid"],
+        after["resolved_at_rank"]["village"],
+    ) == (1, 0, 1)
     with pytest.raises(ValidationFailed):
         models.region_stats(VILLAGE, datetime(2026, 1, 1), None)  # no time zone
 
@@ -123,20 +166,40 @@ def petition_through(app, clock, *, sign_for_after: timedelta, satisfaction: str
 
 def test_three_rates_for_petitions(app, runner, models, clock):
     petition_through(app, clock, sign_for_after=timedelta(minutes=30), satisfaction="satisfied")
-    petition_through(app, clock, sign_for_after=timedelta(hours=1), satisfaction="basically_satisfied")
-    petition_through(app, clock, sign_for_after=timedelta(hours=3), satisfaction="dissatisfied")  # late, redo
-    petition_through(app, clock, sign_for_after=timedelta(minutes=5), satisfaction=None)  # not visited yet
+    petition_through(
+        app, clock, sign_for_after=timedelta(hours=1), satisfaction="basically_satisfied"
+    )
+    petition_through(
+        app, clock, sign_for_after=timedelta(hours=3), satisfaction="dissatisfied"
+    )  # late, redo
+    petition_through(
+        app, clock, sign_for_after=timedelta(minutes=5), satisfaction=None
+    )  # not visited yet
     report(app, "petition")  # not dispatched yet
     runner.run_once()
     stats = models.region_stats(VILLAGE, None, None)
-    assert stats["petitions"] == {"received": 5, "dispatched": 4, "responded": 3, "resolved": 3, "visited": 3,
-                                  "satisfied": 2}
-    assert (stats["response_rate"], stats["resolution_rate"], stats["satisfaction_rate"]) == (0.75, 0.6, 0.6667)
+    assert stats["petitions"] == {
+        "received": 5,
+        "dispatched": 4,
+        "responded": 3,
+        "resolved": 3,
+        "visited": 3,
+        "satisfied": 2,
+    }
+    assert (stats["response_rate"], stats["resolution_rate"], stats["satisfaction_rate"]) == (
+        0.75,
+        0.6,
+        0.6667,
+    )
 
 
 def record_clock(app, case_id, clock, name: str, *, breached: bool, threshold: float = 0.75):
     case = app.case(case_id)
-    stamp = Stamp(actor=actor("wu", app), command_id=f"timer-{name}-{breached}-{case_id}", recorded_at=clock.now())
+    stamp = Stamp(
+        actor=actor("wu", app),
+        command_id=f"timer-{name}-{breached}-{case_id}",
+        recorded_at=clock.now(),
+    )
     due = clock.now() + timedelta(hours=1)
     if breached:
         case.breach_clock(stamp, clock=name, due_at=due)

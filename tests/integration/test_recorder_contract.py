@@ -44,9 +44,15 @@ from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
 from tests.support import report, seed
 
 
-def stored_event(originator_id: object = None, version: int = 1, topic: str = "topic1") -> StoredEvent:
-    return StoredEvent(originator_id=originator_id or uuid4(), originator_version=version, topic=topic,
-                       state=b"state")
+def stored_event(
+    originator_id: object = None, version: int = 1, topic: str = "topic1"
+) -> StoredEvent:
+    return StoredEvent(
+        originator_id=originator_id or uuid4(),
+        originator_version=version,
+        topic=topic,
+        state=b"state",
+    )
 
 
 # --- SQLite ------------------------------------------------------------------------------
@@ -68,14 +74,19 @@ class SQLiteStore(TestCase):
         super().tearDown()
 
     def create_recorder(self) -> ChainedSQLiteRecorder:
-        datastore = SQLiteDatastore(db_name=self.db_name or self.db_path, pool_size=100,
-                                    originator_id_type=self.originator_id_type)
+        datastore = SQLiteDatastore(
+            db_name=self.db_name or self.db_path,
+            pool_size=100,
+            originator_id_type=self.originator_id_type,
+        )
         recorder = ChainedSQLiteRecorder(datastore)
         recorder.create_table()
         return recorder
 
 
-class TestChainedSQLiteApplicationContract(SQLiteStore, ApplicationRecorderTestCase[ChainedSQLiteRecorder]):
+class TestChainedSQLiteApplicationContract(
+    SQLiteStore, ApplicationRecorderTestCase[ChainedSQLiteRecorder]
+):
     def test_concurrent_no_conflicts_in_memory_db(self) -> None:
         self.db_name = "file::memory:?cache=shared"
         super().test_concurrent_no_conflicts()
@@ -118,8 +129,11 @@ class TestChainedSQLiteErrors(SQLiteStore):
 
     def test_select_raises_operational_error_if_table_not_created(self) -> None:
         recorder = self.bare_recorder()
-        for read in (lambda: recorder.select_events(uuid4()), lambda: recorder.select_notifications(start=1, limit=1),
-                     recorder.max_notification_id):
+        for read in (
+            lambda: recorder.select_events(uuid4()),
+            lambda: recorder.select_notifications(start=1, limit=1),
+            recorder.max_notification_id,
+        ):
             with self.assertRaises(OperationalError):
                 read()
 
@@ -140,9 +154,13 @@ class TestChainedSQLiteErrors(SQLiteStore):
 
 def _datastore_options() -> dict[str, str]:
     parsed = urlparse(POSTGRES_URL)
-    return {"dbname": unquote(parsed.path.lstrip("/")), "host": parsed.hostname or "127.0.0.1",
-            "port": str(parsed.port or 5432), "user": unquote(parsed.username or "postgres"),
-            "password": unquote(parsed.password or "")}
+    return {
+        "dbname": unquote(parsed.path.lstrip("/")),
+        "host": parsed.hostname or "127.0.0.1",
+        "port": str(parsed.port or 5432),
+        "user": unquote(parsed.username or "postgres"),
+        "password": unquote(parsed.password or ""),
+    }
 
 
 def close_connections_of(recorder: ChainedPostgresRecorder) -> None:
@@ -170,9 +188,17 @@ class PostgresStore(TestCase):
             conn.execute(f'CREATE SCHEMA "{self.schema}"')
         options = _datastore_options()
         self.datastore = PostgresDatastore(
-            options["dbname"], options["host"], options["port"], options["user"], options["password"],
-            pool_size=self.pool_size, max_overflow=self.max_overflow, max_waiting=self.max_waiting,
-            schema=self.schema, originator_id_type="uuid")
+            options["dbname"],
+            options["host"],
+            options["port"],
+            options["user"],
+            options["password"],
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+            max_waiting=self.max_waiting,
+            schema=self.schema,
+            originator_id_type="uuid",
+        )
 
     def tearDown(self) -> None:
         self.datastore.close()
@@ -189,7 +215,9 @@ class PostgresStore(TestCase):
         self.datastore.pool.resize(size, size)
 
 
-class TestChainedPostgresApplicationContract(PostgresStore, ApplicationRecorderTestCase[ChainedPostgresRecorder]):
+class TestChainedPostgresApplicationContract(
+    PostgresStore, ApplicationRecorderTestCase[ChainedPostgresRecorder]
+):
     def test_retry_insert_events_after_closing_connection(self) -> None:
         recorder = self.create_recorder()
         recorder.insert_events([stored_event()])
@@ -266,7 +294,9 @@ class TestChainedPostgresApplicationContract(PostgresStore, ApplicationRecorderT
         recorder = self.create_recorder()
         with self.assertRaises(DataError):
             recorder.insert_events([stored_event("test-" + str(uuid4()))])
-        self.assertEqual([1], recorder.insert_events([stored_event()]))  # the writer is still usable
+        self.assertEqual(
+            [1], recorder.insert_events([stored_event()])
+        )  # the writer is still usable
 
 
 class TestChainedPostgresApplicationContractLargePool(TestChainedPostgresApplicationContract):
@@ -288,8 +318,11 @@ class TestChainedPostgresErrors(PostgresStore):
 
     def test_reads_raise_programming_error_when_table_not_created(self) -> None:
         recorder = self.bare_recorder()
-        for read in (lambda: recorder.select_notifications(start=1, limit=1), recorder.max_notification_id,
-                     lambda: recorder.select_events(uuid4())):
+        for read in (
+            lambda: recorder.select_notifications(start=1, limit=1),
+            recorder.max_notification_id,
+            lambda: recorder.select_events(uuid4()),
+        ):
             with self.assertRaises(ProgrammingError):
                 read()
 

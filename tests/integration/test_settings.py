@@ -67,12 +67,20 @@ def test_the_table_gives_each_settings_type_and_default(name):
 
 def test_the_defaults_are_the_models_and_the_environment_overrides_them():
     assert Settings() == DEFAULTS == Settings.from_environment({})
-    read = Settings.from_environment({"FENGQIAO_CASE_CACHE": "5", "FENGQIAO_FEED_DIRECT": "0",
-                                      "FENGQIAO_SIGNING_KEY": "/keys/k.pem", "FENGQIAO_PROJECTIONS_URL": ""})
+    read = Settings.from_environment(
+        {
+            "FENGQIAO_CASE_CACHE": "5",
+            "FENGQIAO_FEED_DIRECT": "0",
+            "FENGQIAO_SIGNING_KEY": "/keys/k.pem",
+            "FENGQIAO_PROJECTIONS_URL": "",
+        }
+    )
     assert (read.case_cache, read.feed_direct, read.signing_key) == (5, False, Path("/keys/k.pem"))
     assert read.projections_url is None  # an empty value counts as unset
     assert read.model_fields_set == {"case_cache", "feed_direct", "signing_key"}
-    with pytest.raises(SettingsError, match=r"^FENGQIAO_CASE_CACHE='-5' must be a finite number >= 0"):
+    with pytest.raises(
+        SettingsError, match=r"^FENGQIAO_CASE_CACHE='-5' must be a finite number >= 0"
+    ):
         Settings.from_environment({"FENGQIAO_CASE_CACHE": "-5"})
     with pytest.raises(SettingsError, match=r"^FENGQIAO_FEED_DIRECT='maybe'"):
         Settings.from_environment({"FENGQIAO_FEED_DIRECT": "maybe"})
@@ -97,11 +105,25 @@ def test_an_engine_reads_its_settings_when_it_is_built(store, monkeypatch):
 def test_no_module_reads_a_setting_on_import():
     """Importing every module with a setting that does not fit raises nothing: the
     environment is read when a process starts, not when a module is imported."""
-    modules = ["api.cli", "api.http.app", "engine.feed", "engine.audit.worker", "engine.leadership",
-               "projections.worker", "projections.province", "workflows.webhooks", "workflows.routing"]
+    modules = [
+        "api.cli",
+        "api.http.app",
+        "engine.feed",
+        "engine.audit.worker",
+        "engine.leadership",
+        "projections.worker",
+        "projections.province",
+        "workflows.webhooks",
+        "workflows.routing",
+    ]
     code = f"import importlib\nfor m in {modules!r}: importlib.import_module(m)\n"
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    env |= {Settings.variable(name): "not a value" for name, field in Settings.model_fields.items()
-            if type_name(field.annotation) in ("int", "float", "bool")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env |= {
+        Settings.variable(name): "not a value"
+        for name, field in Settings.model_fields.items()
+        if type_name(field.annotation) in ("int", "float", "bool")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr

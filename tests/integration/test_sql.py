@@ -11,7 +11,9 @@ def test_the_store_adapter_translates_placeholders_not_literals(app) -> None:
     """``?`` and ``%`` inside a string literal stay as written (a blind ``?`` → ``%s``
     replace broke both on PostgreSQL)."""
     db = StoreDb(app.recorder)
-    assert db.query("SELECT '50% done?' AS text, ? AS value", (7,)) == [{"text": "50% done?", "value": 7}]
+    assert db.query("SELECT '50% done?' AS text, ? AS value", (7,)) == [
+        {"text": "50% done?", "value": 7}
+    ]
 
 
 def test_both_adapters_give_the_same_rows(app) -> None:
@@ -34,11 +36,16 @@ def test_the_recorder_reads_positions_and_event_rows_as_the_library_does(app) ->
     act(app, case_id, "assign", "li", assignee="zhao")
     recorder = app.recorder
     notifications = recorder.select_notifications(1, 1000)
-    expected = [(n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state)) for n in notifications]
+    expected = [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
+        for n in notifications
+    ]
     assert recorder.event_rows(0, 1000) == expected
     assert recorder.event_rows(expected[1][0], 2, upto=expected[3][0]) == expected[2:4]
     topic = expected[-1][3]
-    assert recorder.event_rows(0, 1000, topics=[topic]) == [row for row in expected if row[3] == topic]
+    assert recorder.event_rows(0, 1000, topics=[topic]) == [
+        row for row in expected if row[3] == topic
+    ]
     ours = {row[2]: row[0] for row in expected if row[1] == str(case_id)}
     assert recorder.positions_of(case_id) == ours
     assert recorder.positions_of(case_id, 2) == {2: ours[2]}

@@ -41,17 +41,31 @@ def bodies(action: str, now) -> st.SearchStrategy[dict]:
         "assign": st.builds(dict, assignee=st.sampled_from(NAMES)),
         "accept": st.just({}),
         "send-back": st.builds(dict, reason=REASON),
-        "mediate": st.builds(dict, outcome=st.sampled_from(["agreed", "failed", "adjourned"]), summary=text,
-                             agreement=st.sampled_from(["协议一份", None])),
+        "mediate": st.builds(
+            dict,
+            outcome=st.sampled_from(["agreed", "failed", "adjourned"]),
+            summary=text,
+            agreement=st.sampled_from(["协议一份", None]),
+        ),
         "court-confirmation": st.builds(dict, note=text),
-        "order-rectification": st.builds(dict, deadline=st.just((now + timedelta(days=3)).isoformat()), measures=text,
-                                         plan=st.just({"funds": "1 万", "people": "2 人", "interim_measures": "警戒"})),
+        "order-rectification": st.builds(
+            dict,
+            deadline=st.just((now + timedelta(days=3)).isoformat()),
+            measures=text,
+            plan=st.just({"funds": "1 万", "people": "2 人", "interim_measures": "警戒"}),
+        ),
         "rectify": st.builds(dict, note=text),
         "reinspect": st.builds(dict, passed=st.booleans(), note=text),
         "reply": st.builds(dict, text=text),
-        "return-visit": st.builds(dict, satisfaction=st.sampled_from(["satisfied", "basically_satisfied", "dissatisfied"])),
-        "escalate": st.builds(dict, reason=REASON, to=st.sampled_from([None, "village", "township", "county"])),
-        "reclassify": st.builds(dict, severity=st.sampled_from(["minor", "major", "critical"]), reason=REASON),
+        "return-visit": st.builds(
+            dict, satisfaction=st.sampled_from(["satisfied", "basically_satisfied", "dissatisfied"])
+        ),
+        "escalate": st.builds(
+            dict, reason=REASON, to=st.sampled_from([None, "village", "township", "county"])
+        ),
+        "reclassify": st.builds(
+            dict, severity=st.sampled_from(["minor", "major", "critical"]), reason=REASON
+        ),
         "suspend": st.builds(dict, reason=REASON),
         "resume": st.just({}),
         "extend": st.builds(dict, days=st.integers(1, 10), reason=REASON),
@@ -67,9 +81,28 @@ def bodies(action: str, now) -> st.SearchStrategy[dict]:
 
 
 ACTION_NAMES = [
-    "assign", "accept", "send-back", "mediate", "court-confirmation", "order-rectification", "rectify",
-    "reinspect", "reply", "return-visit", "escalate", "reclassify", "suspend", "resume", "extend", "whistle",
-    "check-in", "comment", "supervise", "resolve", "close", "reopen",
+    "assign",
+    "accept",
+    "send-back",
+    "mediate",
+    "court-confirmation",
+    "order-rectification",
+    "rectify",
+    "reinspect",
+    "reply",
+    "return-visit",
+    "escalate",
+    "reclassify",
+    "suspend",
+    "resume",
+    "extend",
+    "whistle",
+    "check-in",
+    "comment",
+    "supervise",
+    "resolve",
+    "close",
+    "reopen",
 ]
 
 
@@ -77,7 +110,16 @@ PLAUSIBLE = {  # actions that usually move a case on from each status, to reach 
     "reported": ["assign", "escalate", "reclassify", "whistle"],
     "assigned": ["accept", "send-back", "escalate", "assign"],
     "accepted": ["mediate", "order-rectification", "reply", "escalate", "suspend"],
-    "in_progress": ["mediate", "rectify", "reinspect", "reply", "resolve", "resume", "extend", "check-in"],
+    "in_progress": [
+        "mediate",
+        "rectify",
+        "reinspect",
+        "reply",
+        "resolve",
+        "resume",
+        "extend",
+        "check-in",
+    ],
     "resolved": ["close", "return-visit", "reopen"],
     "closed": ["reopen", "comment"],
 }
@@ -94,7 +136,9 @@ def typed(value):
         return ("dict", sorted(((typed(k), typed(v)) for k, v in value.items()), key=repr))
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [typed(v) for v in value]
-        return type(value).__name__, sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
+        return type(value).__name__, sorted(items, key=repr) if isinstance(
+            value, (set, frozenset)
+        ) else items
     return type(value).__name__, value
 
 
@@ -124,20 +168,33 @@ def machine_for(app, clock):
             super().__init__()
             self.versions: dict = {}
 
-        @initialize(target=cases, severities=st.lists(st.sampled_from(["minor", "major", "critical"]), min_size=3, max_size=3),
-                    grids=st.lists(st.sampled_from(GRIDS), min_size=3, max_size=3), data=st.data())
+        @initialize(
+            target=cases,
+            severities=st.lists(
+                st.sampled_from(["minor", "major", "critical"]), min_size=3, max_size=3
+            ),
+            grids=st.lists(st.sampled_from(GRIDS), min_size=3, max_size=3),
+            data=st.data(),
+        )
         def report(self, severities, grids, data):
             """One case of each kind; the steps then work them."""
             case_ids = []
             for kind, severity, grid in zip(Kind, severities, grids, strict=True):
                 category = data.draw(st.sampled_from(CATEGORIES[kind]))
-                body = ReportCase(kind=kind, category=category, severity=severity, region=grid, title="随机案件")
+                body = ReportCase(
+                    kind=kind, category=category, severity=severity, region=grid, title="随机案件"
+                )
                 result = app.report(body, envelope("wang", app))
                 self.versions[result.case_id] = 1
                 case_ids.append(result.case_id)
             return multiple(*case_ids)
 
-        @rule(case_id=cases, action=st.sampled_from(ACTION_NAMES), who=st.sampled_from(NAMES), data=st.data())
+        @rule(
+            case_id=cases,
+            action=st.sampled_from(ACTION_NAMES),
+            who=st.sampled_from(NAMES),
+            data=st.data(),
+        )
         def act(self, case_id, action, who, data):
             self.attempt(case_id, action, who, data)
 
@@ -156,7 +213,9 @@ def machine_for(app, clock):
             try:
                 result = app.do(case_id, action, body, env)
             except DomainError:
-                assert app.case(case_id).version == before.version, "a refused command wrote something"
+                assert app.case(case_id).version == before.version, (
+                    "a refused command wrote something"
+                )
                 return
             assert result.version == before.version + 1
             self.versions[case_id] = result.version
@@ -165,8 +224,15 @@ def machine_for(app, clock):
             command = parse_action(action, body)
             stamp = Stamp(actor=env.actor, command_id=env.command_id, recorded_at=clock.now())
             policy = app.policy(expected.policy_version)
-            extra = {"clocks": clocks_under(policy, app.events.get(case_id, lte=before.version), clock.now())} \
-                if command.needs_clocks else {}  # as the engine passes them
+            extra = (
+                {
+                    "clocks": clocks_under(
+                        policy, app.events.get(case_id, lte=before.version), clock.now()
+                    )
+                }
+                if command.needs_clocks
+                else {}
+            )  # as the engine passes them
             command.execute(expected, stamp, app.ladder().tree, policy, **extra)
             assert state_of(app.case(case_id)) == state_of(expected)
             assert_snapshots_restore(app, case_id)
@@ -189,8 +255,12 @@ def machine_for(app, clock):
 def test_random_command_sequences_keep_every_rule(app, clock):
     run_state_machine_as_test(
         machine_for(app, clock),
-        settings=settings(max_examples=15, stateful_step_count=50, deadline=None,
-                          suppress_health_check=list(HealthCheck)),
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=50,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
     )
 
 

@@ -46,7 +46,14 @@ def timeline(app, case_id) -> list[tuple]:
             detail = getattr(e, "threshold", None) if recorded.type == "ClockWarned" else None
             if recorded.type == "Escalated":
                 detail = e.to_rank
-            out.append((recorded.type, getattr(e, "clock", None), detail, e.occurred_at.astimezone(SHANGHAI)))
+            out.append(
+                (
+                    recorded.type,
+                    getattr(e, "clock", None),
+                    detail,
+                    e.occurred_at.astimezone(SHANGHAI),
+                )
+            )
     return out
 
 
@@ -89,19 +96,30 @@ def sorted_timeline(items):
     return sorted(items, key=lambda i: (i[3], i[0] != "ClockBreached"))
 
 
-def test_four_ranks_seven_days_ladder_climbs_to_village_and_stops_there_with_a_supervision(app, clock, timers):
+def test_four_ranks_seven_days_ladder_climbs_to_village_and_stops_there_with_a_supervision(
+    app, clock, timers
+):
     case_id = ladder_case(app)
-    assert due(app, case_id)["rank_handling"] == sh(2025, 9, 28, 10)  # 1 wd: Fri 10:00 → Sun 28 (调休)
+    assert due(app, case_id)["rank_handling"] == sh(
+        2025, 9, 28, 10
+    )  # 1 wd: Fri 10:00 → Sun 28 (调休)
     until(timers, clock, sh(2025, 10, 20))
     assert sorted_timeline(timeline(app, case_id)) == sorted_timeline(LADDER)
     case = app.case(case_id)
-    assert (case.rank, case.region, case.unit) == (1, "410928-001-007", "wz-tjh")  # village, its ceiling
+    assert (case.rank, case.region, case.unit) == (
+        1,
+        "410928-001-007",
+        "wz-tjh",
+    )  # village, its ceiling
     assert case.escalations == 1 and case.supervisions == 1
     supervised = [r.event for r in app.history(case_id) if r.type == "Supervised"][0]
     assert "village" in supervised.note and "(li)" in supervised.note  # the ceiling's supervisor
     view = app.case_view(case_id)
     assert view["overdue"] is True
-    assert {c["name"]: c["state"] for c in view["clocks"]} == {"sign_for": "breached", "rank_handling": "breached"}
+    assert {c["name"]: c["state"] for c in view["clocks"]} == {
+        "sign_for": "breached",
+        "rank_handling": "breached",
+    }
     assert timers.tick() == []  # nothing more, however often it ticks
 
 
@@ -124,47 +142,70 @@ def test_dispute_scenario_through_national_day(app, clock, timers):
     act(app, case_id, "resolve", "zhao", resolution="已化解")
     assert due(app, case_id)["court_confirmation"] == sh(2025, 10, 29, 11)
     until(timers, clock, sh(2025, 11, 5))
-    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline([
-        ("ClockWarned", "rank_handling", 0.5, sh(2025, 9, 28, 10)),
-        ("ClockWarned", "rank_handling", 0.75, sh(2025, 9, 28, 15)),
-        ("ClockBreached", "rank_handling", None, sh(2025, 9, 29, 10)),
-        ("Supervised", "rank_handling", None, sh(2025, 9, 29, 10)),  # village is the ceiling
-        ("ClockWarned", "court_confirmation", 0.5, sh(2025, 10, 14, 11)),
-        ("ClockWarned", "court_confirmation", 0.75, sh(2025, 10, 21, 23)),
-        ("ClockBreached", "court_confirmation", None, sh(2025, 10, 29, 11)),
-    ])
+    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline(
+        [
+            ("ClockWarned", "rank_handling", 0.5, sh(2025, 9, 28, 10)),
+            ("ClockWarned", "rank_handling", 0.75, sh(2025, 9, 28, 15)),
+            ("ClockBreached", "rank_handling", None, sh(2025, 9, 29, 10)),
+            ("Supervised", "rank_handling", None, sh(2025, 9, 29, 10)),  # village is the ceiling
+            ("ClockWarned", "court_confirmation", 0.5, sh(2025, 10, 14, 11)),
+            ("ClockWarned", "court_confirmation", 0.75, sh(2025, 10, 21, 23)),
+            ("ClockBreached", "court_confirmation", None, sh(2025, 10, 29, 11)),
+        ]
+    )
     states = {c.name: str(c.state) for c in clocks_of(app, case_id)}
-    assert states == {"sign_for": "met", "mediation": "met", "court_confirmation": "breached",
-                      "rank_handling": "breached"}
+    assert states == {
+        "sign_for": "met",
+        "mediation": "met",
+        "court_confirmation": "breached",
+        "rank_handling": "breached",
+    }
 
 
 def test_hazard_scenario_through_national_day(app, clock, timers):
     case_id = report(app, "hazard", "minor").case_id
     act(app, case_id, "assign", "li", unit="wz-cwh")
     act(app, case_id, "accept", "li")
-    act(app, case_id, "order-rectification", "li", deadline=sh(2025, 10, 9, 17).isoformat(),
-        measures="更换灭火器")
+    act(
+        app,
+        case_id,
+        "order-rectification",
+        "li",
+        deadline=sh(2025, 10, 9, 17).isoformat(),
+        measures="更换灭火器",
+    )
     assert due(app, case_id)["rectification"] == sh(2025, 10, 9, 17)
     until(timers, clock, sh(2025, 10, 11, 10))  # Saturday 调休
     act(app, case_id, "rectify", "li", note="已整改")
-    assert due(app, case_id)["signoff"] == sh(2025, 10, 19, 17)  # 10 days from the deadline (Thu 9 Oct 17:00)
+    assert due(app, case_id)["signoff"] == sh(
+        2025, 10, 19, 17
+    )  # 10 days from the deadline (Thu 9 Oct 17:00)
     until(timers, clock, sh(2025, 10, 13, 9, 30))
     act(app, case_id, "reinspect", "li", passed=True, note="复查合格")
     act(app, case_id, "resolve", "li", resolution="销号")
     until(timers, clock, sh(2025, 10, 31))
-    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline([  # notice Fri 26 10:00
-        ("ClockWarned", "rectification", 0.5, sh(2025, 10, 3, 1, 30)),  # calendar time, holiday or not
-        ("ClockWarned", "rectification", 0.75, sh(2025, 10, 6, 9, 15)),
-        ("ClockBreached", "rectification", None, sh(2025, 10, 9, 17)),
-        ("Supervised", "rectification", None, sh(2025, 10, 9, 17)),  # 督办函
-    ])
+    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline(
+        [  # notice Fri 26 10:00
+            (
+                "ClockWarned",
+                "rectification",
+                0.5,
+                sh(2025, 10, 3, 1, 30),
+            ),  # calendar time, holiday or not
+            ("ClockWarned", "rectification", 0.75, sh(2025, 10, 6, 9, 15)),
+            ("ClockBreached", "rectification", None, sh(2025, 10, 9, 17)),
+            ("Supervised", "rectification", None, sh(2025, 10, 9, 17)),  # 督办函
+        ]
+    )
     states = {c.name: str(c.state) for c in clocks_of(app, case_id)}
     assert states == {"sign_for": "met", "rectification": "breached", "signoff": "met"}
 
 
 def test_petition_scenario_with_a_suspension_across_national_day(app, clock, timers):
     case_id = report(app, "petition", "minor").case_id  # Fri 26 10:00: reply within 5 wd
-    assert due(app, case_id)["reply"] == sh(2025, 10, 10, 10)  # Sun 28 (调休), Mon, Tue, Thu 9, Fri 10
+    assert due(app, case_id)["reply"] == sh(
+        2025, 10, 10, 10
+    )  # Sun 28 (调休), Mon, Tue, Thu 9, Fri 10
     act(app, case_id, "assign", "li", unit="wz-cwh")
     until(timers, clock, sh(2025, 9, 26, 10, 30))
     act(app, case_id, "accept", "li")
@@ -182,12 +223,14 @@ def test_petition_scenario_with_a_suspension_across_national_day(app, clock, tim
     act(app, case_id, "return-visit", "li", satisfaction="satisfied")
     act(app, case_id, "close", "li")
     until(timers, clock, sh(2025, 11, 30))
-    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline([
-        ("ClockWarned", "reply", 0.5, sh(2025, 10, 11, 15)),
-        ("ClockWarned", "reply", 0.75, sh(2025, 10, 13, 16, 45)),
-        ("ClockWarned", "return_visit", 0.5, sh(2025, 10, 14, 22, 30)),
-        ("ClockWarned", "return_visit", 0.75, sh(2025, 10, 15, 4, 30)),
-    ])
+    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline(
+        [
+            ("ClockWarned", "reply", 0.5, sh(2025, 10, 11, 15)),
+            ("ClockWarned", "reply", 0.75, sh(2025, 10, 13, 16, 45)),
+            ("ClockWarned", "return_visit", 0.5, sh(2025, 10, 14, 22, 30)),
+            ("ClockWarned", "return_visit", 0.75, sh(2025, 10, 15, 4, 30)),
+        ]
+    )
     states = {c.name: str(c.state) for c in clocks_of(app, case_id)}
     assert states == {"sign_for": "met", "reply": "met", "return_visit": "met"}
 
@@ -211,12 +254,19 @@ def test_whistled_departments_each_have_a_check_in_clock(app, clock, timers):
     assert view["whistled"]["市场监管所"] is None and view["whistled"]["城管局"] is not None
     states = {c["name"]: c["state"] for c in view["clocks"] if c["name"].startswith("check_in")}
     assert states == {"check_in:城管局": "met", "check_in:市场监管所": "breached"}
-    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline([
-        ("ClockWarned", "check_in:市场监管所", 0.5, sh(2025, 9, 26, 15)),
-        ("ClockWarned", "check_in:市场监管所", 0.75, sh(2025, 9, 26, 16, 45)),
-        ("ClockBreached", "check_in:市场监管所", None, sh(2025, 9, 28, 10)),  # 1 wd: Sunday 调休
-        ("Supervised", "check_in:市场监管所", None, sh(2025, 9, 28, 10)),
-    ])
+    assert sorted_timeline(timeline(app, case_id)) == sorted_timeline(
+        [
+            ("ClockWarned", "check_in:市场监管所", 0.5, sh(2025, 9, 26, 15)),
+            ("ClockWarned", "check_in:市场监管所", 0.75, sh(2025, 9, 26, 16, 45)),
+            (
+                "ClockBreached",
+                "check_in:市场监管所",
+                None,
+                sh(2025, 9, 28, 10),
+            ),  # 1 wd: Sunday 调休
+            ("Supervised", "check_in:市场监管所", None, sh(2025, 9, 28, 10)),
+        ]
+    )
 
 
 # -- durability ---------------------------------------------------------------------------------
@@ -238,12 +288,17 @@ def test_restart_misses_nothing_and_repeats_nothing(app, store, clock, timers):
         fired = again.tick()  # one tick catches up, late, at the true crossing instants
         assert fired and not any(f.repeated for f in fired)
         for case_id in (ladder, petition):  # a crash after commands, before the index caught up:
-            assert all(f.repeated for f in again.fire(case_id, clock.now()))  # ids make repeats harmless
+            assert all(
+                f.repeated for f in again.fire(case_id, clock.now())
+            )  # ids make repeats harmless
         again.run_until(clock, sh(2025, 10, 20).astimezone(UTC))
         assert sorted_timeline(timeline(restarted, ladder)) == sorted_timeline(LADDER)
         for case_id in (ladder, petition):
-            recorded = Counter((r.type, r.event.command_id) for r in restarted.history(case_id)
-                               if r.type in TIMER_EVENTS)
+            recorded = Counter(
+                (r.type, r.event.command_id)
+                for r in restarted.history(case_id)
+                if r.type in TIMER_EVENTS
+            )
             assert all(n == 1 for n in recorded.values())
             for state in clocks_of(restarted, case_id):
                 assert state.due_thresholds(clock.now()) == [], f"{state.name} missed a threshold"
@@ -260,7 +315,9 @@ def test_the_index_holds_only_open_running_clocks_and_rebuilds_equal(app, clock,
     assert [(r["clock"], r["threshold"]) for r in rows] == [("reply", 0.5), ("sign_for", 0.5)]
     act(app, case_id, "suspend", "li", reason="approved")
     timers.runner.run_once()
-    assert timers.db.query("SELECT clock FROM timer_index") == []  # every clock paused: nothing to find
+    assert (
+        timers.db.query("SELECT clock FROM timer_index") == []
+    )  # every clock paused: nothing to find
     act(app, case_id, "resume", "li")
     timers.runner.run_once()
     before = timers.db.query("SELECT * FROM timer_index ORDER BY case_id, clock")
@@ -286,13 +343,19 @@ def test_the_timers_command_line(app, store):
 
     case_id = str(ladder_case(app))
     clocks = out(cli(store, "timers", "clocks", case_id, "--at", "2025-09-26T11:00:00+08:00"))
-    assert {c["name"]: c["due_at"] for c in clocks} == {"sign_for": "2025-09-26T12:00:00+08:00",
-                                                        "rank_handling": "2025-09-28T10:00:00+08:00"}
+    assert {c["name"]: c["due_at"] for c in clocks} == {
+        "sign_for": "2025-09-26T12:00:00+08:00",
+        "rank_handling": "2025-09-28T10:00:00+08:00",
+    }
     assert [(r["clock"], r["threshold"]) for r in out(cli(store, "timers", "due"))] == [
-        ("sign_for", 0.5), ("rank_handling", 0.5)]
+        ("sign_for", 0.5),
+        ("rank_handling", 0.5),
+    ]
     fired = out(cli(store, "timers", "tick"))  # on the real clock, weeks later: everything is due
-    assert [(f["clock"], f["action"]) for f in fired][-2:] == [("rank_handling", "breach-clock"),
-                                                               ("rank_handling", "supervise")]
+    assert [(f["clock"], f["action"]) for f in fired][-2:] == [
+        ("rank_handling", "breach-clock"),
+        ("rank_handling", "supervise"),
+    ]
     assert sorted_timeline(timeline(app, UUID(case_id))) == sorted_timeline(LADDER)
     refused = cli(store, "timers", "clocks", case_id, "--at", "2025-09-26T11:00:00", ok=False)
     assert json.loads(refused.stderr.strip().splitlines()[-1])["error"]["code"] == "validation"
@@ -326,7 +389,9 @@ def test_a_send_back_is_refused_once_its_window_has_passed(app, clock, timers):
     case_id = report(app, "petition", "minor").case_id
     act(app, case_id, "assign", "li", unit="wz-cwh")
     until(timers, clock, sh(2025, 9, 29, 10))  # 2 wd: Sun 28 (调休), Mon 29 10:00
-    assert refused(app, case_id, "send-back", "li", reason="不属于本单位职责") == "invalid_transition"
+    assert (
+        refused(app, case_id, "send-back", "li", reason="不属于本单位职责") == "invalid_transition"
+    )
     act(app, case_id, "assign", "li", unit="wz-tjh")  # a new dispatch opens a new window
     act(app, case_id, "send-back", "zhao", reason="不是纠纷，应由村委会办理")
     assert app.case(case_id).status == "reported"

@@ -16,7 +16,9 @@ def router(app):
 
 
 def system_events(app, case_id, kind: str) -> list:
-    return [r.event for r in app.history(case_id) if r.type == kind and r.event.actor.role == "system"]
+    return [
+        r.event for r in app.history(case_id) if r.type == kind and r.event.actor.role == "system"
+    ]
 
 
 def test_a_new_case_goes_to_the_nearest_responsible_unit_within_its_ceiling(app, router):
@@ -28,7 +30,9 @@ def test_a_new_case_goes_to_the_nearest_responsible_unit_within_its_ceiling(app,
 
 
 def test_no_unit_up_to_the_ceiling_raises_a_supervision_and_never_leaves_the_ceiling(app, router):
-    case_id = report(app, "hazard", "minor", region="410928-009-001-01", by="chen").case_id  # urban: grid
+    case_id = report(
+        app, "hazard", "minor", region="410928-009-001-01", by="chen"
+    ).case_id  # urban: grid
     router.run_once()
     case = app.case(case_id)
     assert (case.status, case.rank, case.unit) == ("reported", 0, None)
@@ -66,11 +70,17 @@ def test_critical_cases_are_reported_up_every_rank_at_once(app, router):
     router.run_once()
     assert app.case(case_id).unit == "wz-cwh"
     notes = [e.text.split(":")[0] for e in system_events(app, case_id, "Commented")]
-    assert notes == ["逐级上报 → 王庄村 (village)", "逐级上报 → 海通乡 (township)", "逐级上报 → 濮阳县 (county)"]
+    assert notes == [
+        "逐级上报 → 王庄村 (village)",
+        "逐级上报 → 海通乡 (township)",
+        "逐级上报 → 濮阳县 (county)",
+    ]
 
 
 def test_a_village_without_units_sends_a_major_case_to_the_township(app, router):
-    case_id = report(app, "dispute", "major", region="410928-002-001-01").case_id  # 徐镇村: no units
+    case_id = report(
+        app, "dispute", "major", region="410928-002-001-01"
+    ).case_id  # 徐镇村: no units
     router.run_once()
     assert (app.case(case_id).unit, app.case(case_id).rank) == ("xz-zzzx", 2)
 

@@ -26,7 +26,9 @@ def long_functions(package: str, root: Path = ROOT) -> list[str]:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not is_table(node):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 if length > MAX_LINES:
-                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({length} lines)")
+                    found.append(
+                        f"{path.relative_to(root)}:{node.lineno} {node.name} ({length} lines)"
+                    )
     return found
 
 

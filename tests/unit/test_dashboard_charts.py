@@ -39,7 +39,15 @@ def test_line_chart_leaves_gaps_and_escapes_labels():
 def test_filters_and_weeks():
     assert beijing("2026-09-28T01:00:00+00:00") == "2026-09-28 09:00" and beijing(None) == "–"
     assert pct(0.8571) == "85.7%" and pct(None) == "–"
-    assert lateness(timedelta(days=3, hours=4, minutes=59)) == "3天4小时" and lateness(timedelta(hours=-2)) == "0小时"
-    weeks = week_starts(datetime(2026, 10, 1, 20, 0, tzinfo=UTC), weeks=3)  # Friday 04:00 in Beijing
-    assert [f"{w:%Y-%m-%d %H:%M %a}" for w in weeks] == ["2026-09-14 00:00 Mon", "2026-09-21 00:00 Mon",
-                                                         "2026-09-28 00:00 Mon"]
+    assert (
+        lateness(timedelta(days=3, hours=4, minutes=59)) == "3天4小时"
+        and lateness(timedelta(hours=-2)) == "0小时"
+    )
+    weeks = week_starts(
+        datetime(2026, 10, 1, 20, 0, tzinfo=UTC), weeks=3
+    )  # Friday 04:00 in Beijing
+    assert [f"{w:%Y-%m-%d %H:%M %a}" for w in weeks] == [
+        "2026-09-14 00:00 Mon",
+        "2026-09-21 00:00 Mon",
+        "2026-09-28 00:00 Mon",
+    ]

@@ -31,7 +31,9 @@ def imported(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)]
-                found.append((node.lineno, ".".join([*base, *([node.module] if node.module else [])])))
+                found.append(
+                    (node.lineno, ".".join([*base, *([node.module] if node.module else [])]))
+                )
             else:
                 found.append((node.lineno, node.module or ""))
     return found
@@ -55,6 +57,12 @@ def test_no_import_runs_against_the_layer_order() -> None:
 def test_the_walk_sees_imports_inside_functions_and_relative_ones(tmp_path) -> None:
     (tmp_path / "engine").mkdir()
     module = tmp_path / "engine" / "m.py"
-    module.write_text("def f():\n    from projections.db import Database\n    import tests.support\n"
-                      "from .store import StoreConfig\n")
-    assert sorted(m for _, m in imported(module, tmp_path)) == ["engine.store", "projections.db", "tests.support"]
+    module.write_text(
+        "def f():\n    from projections.db import Database\n    import tests.support\n"
+        "from .store import StoreConfig\n"
+    )
+    assert sorted(m for _, m in imported(module, tmp_path)) == [
+        "engine.store",
+        "projections.db",
+        "tests.support",
+    ]

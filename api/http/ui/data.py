@@ -21,18 +21,24 @@ class OverdueCase:
     late: timedelta
 
 
-def overdue_cases(read_models: Any, region: str, now: datetime, limit: int = OVERDUE_SHOWN) -> list[OverdueCase]:
+def overdue_cases(
+    read_models: Any, region: str, now: datetime, limit: int = OVERDUE_SHOWN
+) -> list[OverdueCase]:
     """Open overdue cases handled under ``region``, the longest past due first."""
     rows: list[dict[str, Any]] = []
     cursor = None
     while True:
-        page, cursor = read_models.list_cases(region=region, status=list(OPEN_STATUSES), overdue=True,
-                                              limit=500, cursor=cursor)
+        page, cursor = read_models.list_cases(
+            region=region, status=list(OPEN_STATUSES), overdue=True, limit=500, cursor=cursor
+        )
         rows += page
         if cursor is None:
             break
-    found = [OverdueCase(r, due, now - due) for r in rows
-             if (due := _moment(r.get("next_due_at"))) is not None]
+    found = [
+        OverdueCase(r, due, now - due)
+        for r in rows
+        if (due := _moment(r.get("next_due_at"))) is not None
+    ]
     found.sort(key=lambda c: (c.due_at, c.row["case_id"]))
     return found[:limit]
 
@@ -48,14 +54,22 @@ def week_starts(now: datetime, weeks: int = WEEKS) -> list[datetime]:
     return [monday - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
 
 
-def weekly_rates(read_models: Any, region: str, now: datetime, weeks: int = WEEKS) -> list[dict[str, Any]]:
+def weekly_rates(
+    read_models: Any, region: str, now: datetime, weeks: int = WEEKS
+) -> list[dict[str, Any]]:
     """The within-ceiling rate of the cases resolved in each week (Monday to Monday),
     from the first week with a resolution (or the last two weeks)."""
     series = []
     for start in week_starts(now, weeks):
         stats = read_models.region_stats(region, start, start + timedelta(weeks=1))
-        series.append({"week": start, "label": f"{start:%m-%d}", "resolved": stats["resolved"],
-                       "rate": stats["within_ceiling_rate"]})
+        series.append(
+            {
+                "week": start,
+                "label": f"{start:%m-%d}",
+                "resolved": stats["resolved"],
+                "rate": stats["within_ceiling_rate"],
+            }
+        )
     while len(series) > 2 and series[0]["resolved"] == 0:  # before the first case: nothing to draw
         series.pop(0)
     return series
@@ -65,7 +79,7 @@ def lineage(tree: RegionTree, code: str, root: str) -> list[Region]:
     """The regions from the caller's own region down to ``code`` (a breadcrumb)."""
     chain = tree.lineage(code)[::-1]  # the root of the ladder first
     codes = [r.code for r in chain]
-    return chain[codes.index(root):] if root in codes else [tree.get(code)]
+    return chain[codes.index(root) :] if root in codes else [tree.get(code)]
 
 
 def region_name(tree: RegionTree, code: str | None) -> str:
@@ -94,17 +108,34 @@ def handled_by(tree: RegionTree, unit: str | None, assignee: str | None) -> str:
 # -- the case timeline --------------------------------------------------------------
 
 EVENT_NAMES = {
-    "Reported": "上报 reported", "Assigned": "派单 assigned", "Accepted": "签收 accepted",
-    "SentBack": "退单 sent back", "Escalated": "上报上级 escalated", "Reclassified": "重新定性 reclassified",
-    "Suspended": "挂起 suspended", "Resumed": "恢复 resumed", "Extended": "延期 extended",
-    "Whistled": "吹哨 whistled", "CheckedIn": "报到 checked in", "Commented": "备注 comment",
-    "Supervised": "督办 supervised", "ClockWarned": "时限预警 clock warning",
-    "ClockBreached": "超时 clock breached", "Resolved": "化解 resolved", "Closed": "办结 closed",
-    "Reopened": "重办 reopened", "MediationHeld": "调解 mediation", "CourtConfirmationApplied": "司法确认 court",
-    "MediationRefused": "拒绝调解 mediation refused", "AgreementSigned": "协议签名 agreement signed",
+    "Reported": "上报 reported",
+    "Assigned": "派单 assigned",
+    "Accepted": "签收 accepted",
+    "SentBack": "退单 sent back",
+    "Escalated": "上报上级 escalated",
+    "Reclassified": "重新定性 reclassified",
+    "Suspended": "挂起 suspended",
+    "Resumed": "恢复 resumed",
+    "Extended": "延期 extended",
+    "Whistled": "吹哨 whistled",
+    "CheckedIn": "报到 checked in",
+    "Commented": "备注 comment",
+    "Supervised": "督办 supervised",
+    "ClockWarned": "时限预警 clock warning",
+    "ClockBreached": "超时 clock breached",
+    "Resolved": "化解 resolved",
+    "Closed": "办结 closed",
+    "Reopened": "重办 reopened",
+    "MediationHeld": "调解 mediation",
+    "CourtConfirmationApplied": "司法确认 court",
+    "MediationRefused": "拒绝调解 mediation refused",
+    "AgreementSigned": "协议签名 agreement signed",
     "AgreementSealed": "协议盖章 agreement sealed",
-    "RectificationOrdered": "限时整改 rectification ordered", "Rectified": "整改 rectified",
-    "Reinspected": "复查 reinspected", "Replied": "反馈 replied", "ReturnVisited": "回访 return visit",
+    "RectificationOrdered": "限时整改 rectification ordered",
+    "Rectified": "整改 rectified",
+    "Reinspected": "复查 reinspected",
+    "Replied": "反馈 replied",
+    "ReturnVisited": "回访 return visit",
 }
 REASON_FIELDS = ("reason", "note", "resolution", "summary", "text", "reply", "comment")
 HIDDEN_FIELDS = {"parties", "description", "title", "ceilings", "profile", *REASON_FIELDS}
@@ -114,14 +145,24 @@ def timeline_entry(entry: dict[str, Any], shown_version: int) -> dict[str, Any]:
     """One history entry (``engine.views.event_view``) as a timeline row."""
     data = entry["data"]
     kind = entry["type"]
-    reason = next((str(data[f]) for f in REASON_FIELDS if data.get(f) not in (None, "", [], {})), "")
-    details = {k: _shown(v) for k, v in data.items() if k not in HIDDEN_FIELDS and v not in (None, "", [], {})}
+    reason = next(
+        (str(data[f]) for f in REASON_FIELDS if data.get(f) not in (None, "", [], {})), ""
+    )
+    details = {
+        k: _shown(v)
+        for k, v in data.items()
+        if k not in HIDDEN_FIELDS and v not in (None, "", [], {})
+    }
     return {
         **entry,
         "name": EVENT_NAMES.get(kind, kind),
         "reason": reason,
         "details": details,
-        "clock": "breach" if kind == "ClockBreached" else "warning" if kind == "ClockWarned" else None,
+        "clock": "breach"
+        if kind == "ClockBreached"
+        else "warning"
+        if kind == "ClockWarned"
+        else None,
         "late_recorded": _late(entry["occurred_at"], entry["recorded_at"]),
         "future": entry["version"] > shown_version,
         "shown": entry["version"] == shown_version,
@@ -136,4 +177,6 @@ def _shown(value: Any) -> Any:
 
 def _late(occurred: str, recorded: str) -> bool:
     """Recorded more than a minute after it happened (e.g. an offline phone)."""
-    return datetime.fromisoformat(recorded) - datetime.fromisoformat(occurred) > timedelta(minutes=1)
+    return datetime.fromisoformat(recorded) - datetime.fromisoformat(occurred) > timedelta(
+        minutes=1
+    )

@@ -36,7 +36,9 @@ from engine.views import event_view
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
 Svc = Annotated[Services, Depends(services)]
-RegionParam = Annotated[str | None, Query(max_length=200, description="default: the caller's region")]
+RegionParam = Annotated[
+    str | None, Query(max_length=200, description="default: the caller's region")
+]
 
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 
@@ -48,8 +50,11 @@ def scoped_region(principal: Principal, svc: Services, code: str | None) -> Regi
 def region_context(principal: Principal, svc: Services, region: Region) -> dict:
     """What every region page shows around its content: breadcrumb and sub-regions."""
     tree = svc.engine.ladder().tree
-    return {"region": region, "trail": data.lineage(tree, region.code, principal.region),
-            "children": tree.children_of(region.code) if region.rank > Rank.GRID else []}
+    return {
+        "region": region,
+        "trail": data.lineage(tree, region.code, principal.region),
+        "children": tree.children_of(region.code) if region.rank > Rank.GRID else [],
+    }
 
 
 # -- signing in and out ---------------------------------------------------------------
@@ -62,19 +67,28 @@ def home() -> RedirectResponse:
 
 def _next_page(target: str | None) -> str:
     """Only a dashboard path may follow the sign-in (no open redirect)."""
-    if target and target.startswith("/ui/") and not target.startswith("/ui//") and "\\" not in target:
+    if (
+        target
+        and target.startswith("/ui/")
+        and not target.startswith("/ui//")
+        and "\\" not in target
+    ):
         return target
     return "/ui/board"
 
 
 @router.get("/login")
-def login_form(request: Request, next: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+def login_form(
+    request: Request, next: Annotated[str | None, Query(max_length=500)] = None
+) -> Response:
     return page(request, "login.html", next=_next_page(next), error=None)
 
 
 @router.post("/login", dependencies=[SameOrigin])
 async def login(request: Request, svc: Svc) -> Response:
-    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+    form = {
+        k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
+    }
     token = form.get("token", "").strip()
     target = _next_page(form.get("next"))
     try:
@@ -101,7 +115,9 @@ def logout(request: Request, svc: Svc) -> Response:
 
 
 @router.get("/board")
-def sla_board(request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None) -> Response:
+def sla_board(
+    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
+) -> Response:
     """SLA board: open, overdue, due soon, breaches by clock; overdue cases, the longest past due first."""
     place = scoped_region(principal, svc, region)
     models = read_models(svc)
@@ -109,28 +125,54 @@ def sla_board(request: Request, principal: SignedIn, svc: Svc, region: RegionPar
     board = models.sla_board(place.code)
     tree = svc.engine.ladder().tree
     overdue = data.overdue_cases(models, place.code, now)
-    return page(request, "board.html", board=board, overdue=overdue, now=now, tree=tree, data=data,
-                shown_limit=data.OVERDUE_SHOWN, **region_context(principal, svc, place))
+    return page(
+        request,
+        "board.html",
+        board=board,
+        overdue=overdue,
+        now=now,
+        tree=tree,
+        data=data,
+        shown_limit=data.OVERDUE_SHOWN,
+        **region_context(principal, svc, place),
+    )
 
 
 @router.get("/compliance")
-def compliance(request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None) -> Response:
+def compliance(
+    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
+) -> Response:
     """小事不出村: within-ceiling rate, resolved at each rank, 矛盾上交 — worst first; the rate by week."""
     place = scoped_region(principal, svc, region)
     models = read_models(svc)
-    tables = [(level, title, models.compliance(place.code, level=level))
-              for level, title, rank in (("township", "各乡镇 per township", Rank.COUNTY),
-                                         ("village", "各村/社区 per village", Rank.TOWNSHIP))
-              if place.rank >= rank]
+    tables = [
+        (level, title, models.compliance(place.code, level=level))
+        for level, title, rank in (
+            ("township", "各乡镇 per township", Rank.COUNTY),
+            ("village", "各村/社区 per village", Rank.TOWNSHIP),
+        )
+        if place.rank >= rank
+    ]
     weeks = data.weekly_rates(models, place.code, svc.engine.clock.now())
     chart = charts.line_chart([(w["label"], w["rate"]) for w in weeks])
-    return page(request, "compliance.html", total=models.region_stats(place.code), tables=tables, weeks=weeks,
-                chart=chart, charts=charts, tree=svc.engine.ladder().tree, data=data,
-                **region_context(principal, svc, place))
+    return page(
+        request,
+        "compliance.html",
+        total=models.region_stats(place.code),
+        tables=tables,
+        weeks=weeks,
+        chart=chart,
+        charts=charts,
+        tree=svc.engine.ladder().tree,
+        data=data,
+        **region_context(principal, svc, place),
+    )
 
 
 @router.get("/rates")
-def three_rates(request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None) -> Response:
+def three_rates(
+    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
+) -> Response:
     """三率 of petitions: 响应率, 解决率, 满意率 for the region and each region below it."""
     place = scoped_region(principal, svc, region)
     models = read_models(svc)
@@ -140,8 +182,13 @@ def three_rates(request: Request, principal: SignedIn, svc: Svc, region: RegionP
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, principal: SignedIn, svc: Svc, case_id: UUID,
-              version: Annotated[int | None, Query(ge=1, le=2**31)] = None) -> Response:
+def case_page(
+    request: Request,
+    principal: SignedIn,
+    svc: Svc,
+    case_id: UUID,
+    version: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+) -> Response:
     """The case now or as of an earlier version, its whole timeline and its chain verification."""
     current = visible_case(svc, principal, case_id)
     shown = view(svc, case_id, version)
@@ -152,13 +199,25 @@ def case_page(request: Request, principal: SignedIn, svc: Svc, case_id: UUID,
     except NotFound:
         verification = None
     tree = svc.engine.ladder().tree
-    return page(request, "case.html", case=shown, current_version=current.version, version=version,
-                timeline=timeline, verification=verification, tree=tree, data=data)
+    return page(
+        request,
+        "case.html",
+        case=shown,
+        current_version=current.version,
+        version=version,
+        timeline=timeline,
+        verification=verification,
+        tree=tree,
+        data=data,
+    )
 
 
 @router.get("/static/{name}")
 def static(name: str) -> Response:
     if name not in STATIC:
         raise NotFound(f"no file {name!r}", resource="static", id=name)
-    return FileResponse(HERE / "static" / name, media_type=STATIC[name],
-                        headers={"Cache-Control": "public, max-age=3600"})
+    return FileResponse(
+        HERE / "static" / name,
+        media_type=STATIC[name],
+        headers={"Cache-Control": "public, max-age=3600"},
+    )

@@ -15,8 +15,14 @@ from domain.calendar import SHANGHAI
 HERE = Path(__file__).resolve().parent
 
 RANK_NAMES = {"grid": "网格", "village": "村/社区", "township": "乡镇/街道", "county": "县"}
-STATUS_NAMES = {"reported": "已上报", "assigned": "已派单", "accepted": "已签收", "in_progress": "办理中",
-                "resolved": "已化解", "closed": "已办结"}
+STATUS_NAMES = {
+    "reported": "已上报",
+    "assigned": "已派单",
+    "accepted": "已签收",
+    "in_progress": "办理中",
+    "resolved": "已化解",
+    "closed": "已办结",
+}
 KIND_NAMES = {"dispute": "矛盾纠纷", "hazard": "安全隐患", "petition": "诉求"}
 SEVERITY_NAMES = {"minor": "小事", "major": "大事", "critical": "重大"}
 
@@ -43,11 +49,19 @@ def lateness(delta: timedelta) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(beijing=beijing, pct=pct, lateness=lateness)
-    env.globals.update(RANK_NAMES=RANK_NAMES, STATUS_NAMES=STATUS_NAMES, KIND_NAMES=KIND_NAMES,
-                       SEVERITY_NAMES=SEVERITY_NAMES)
+    env.globals.update(
+        RANK_NAMES=RANK_NAMES,
+        STATUS_NAMES=STATUS_NAMES,
+        KIND_NAMES=KIND_NAMES,
+        SEVERITY_NAMES=SEVERITY_NAMES,
+    )
     return env
 
 
@@ -58,10 +72,18 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     """Render ``template`` with the signed-in principal (if any) and the request."""
     principal = getattr(request.state, "principal", None)
     html = ENV.get_template(template).render(request=request, me=principal, **context)
-    return HTMLResponse(html, status_code=status_code,
-                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                                 "Content-Security-Policy": CSP})
+    return HTMLResponse(
+        html,
+        status_code=status_code,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": CSP,
+        },
+    )
 
 
-CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)

@@ -41,13 +41,18 @@ def signed_in(request: Request, svc: Annotated[Services, Depends(services)]) -> 
         raise Unauthenticated("sign in with your token")
     user = svc.sessions.user(session_id)  # type: ignore[union-attr]
     if user is None:
-        raise Unauthenticated("the session has ended (signed out, expired, or the token was revoked)")
+        raise Unauthenticated(
+            "the session has ended (signed out, expired, or the token was revoked)"
+        )
     principal = Principal(user, svc.users.actor(user))
     structlog.contextvars.bind_contextvars(user=user.name)
     request.state.principal = principal
     if not principal.may(READ_BOARD):
-        raise NotPermitted(f"the dashboard is for supervisors, auditors and administrators, not a {principal.role}",
-                           action=READ_BOARD, role=principal.role)
+        raise NotPermitted(
+            f"the dashboard is for supervisors, auditors and administrators, not a {principal.role}",
+            action=READ_BOARD,
+            role=principal.role,
+        )
     return principal
 
 
@@ -61,8 +66,14 @@ def same_origin(request: Request) -> None:
     compared, so a proxy ending TLS in front needs only to pass ``Host`` through."""
     sent = request.headers.get("origin") or request.headers.get("referer") or ""
     parts = urlsplit(sent)
-    if parts.scheme not in ("http", "https") or not parts.netloc or _netloc(parts) != _netloc(request.url):
-        raise NotPermitted("a dashboard form must be sent from the dashboard itself (Origin)", action="post")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or _netloc(parts) != _netloc(request.url)
+    ):
+        raise NotPermitted(
+            "a dashboard form must be sent from the dashboard itself (Origin)", action="post"
+        )
 
 
 def _netloc(url: Any) -> str:
@@ -75,7 +86,9 @@ SameOrigin = Depends(same_origin)
 
 
 def set_session(response: Response, session_id: str, secure: bool) -> None:
-    response.set_cookie(COOKIE, session_id, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure)
+    response.set_cookie(
+        COOKIE, session_id, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure
+    )
 
 
 def clear_token(response: Response) -> None:
@@ -91,8 +104,14 @@ def refusal_page(request: Request, error: DomainError) -> Response:
             clear_token(response)  # a revoked or unknown token: forget it
         return response
     kind = problems.BY_CODE.get(error.code, problems.VALIDATION)
-    return page(request, "error.html", status_code=kind.status, title=kind.title, status=kind.status,
-                detail=error.message)
+    return page(
+        request,
+        "error.html",
+        status_code=kind.status,
+        title=kind.title,
+        status=kind.status,
+        detail=error.message,
+    )
 
 
 class PageRoute(RefusingRoute):
@@ -106,6 +125,12 @@ class PageRoute(RefusingRoute):
             return refusal_page(request, error)
         if isinstance(error, RequestValidationError):
             fields = ", ".join(str(e["loc"][-1]) for e in error.errors())
-            return page(request, "error.html", status_code=422, title=problems.VALIDATION.title,
-                        status=422, detail=f"请检查 check: {fields}")
+            return page(
+                request,
+                "error.html",
+                status_code=422,
+                title=problems.VALIDATION.title,
+                status=422,
+                detail=f"请检查 check: {fields}",
+            )
         raise error
