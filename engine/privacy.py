@@ -176,9 +176,16 @@ class PersonKeys:
 
     def add_phone(self, person_id: str, key: bytes, phone: str) -> None:
         """Let a number typed into free text find the person by their phone alone (the
-        first person recorded with a phone keeps it)."""
+        first person recorded with a phone keeps it). Read first, on a reader: a phone seen
+        before takes no write (the store's one writer is the command path's)."""
+        table = self.db.table(PERSON_KEYS)
+        if (
+            self.db.one(f"SELECT 1 AS taken FROM {table} WHERE lookup = ?", (phone_lookup(phone),))
+            is not None
+        ):
+            return
         self.db.execute(
-            f"INSERT INTO {self.db.table(PERSON_KEYS)} (person_id, lookup, key_bytes, created_at) "
+            f"INSERT INTO {table} (person_id, lookup, key_bytes, created_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 phone_alias(person_id, phone),
