@@ -540,34 +540,9 @@ class ProjectionRunner:
         tables are dropped."""
         self.ensure()
         self._load_skips()
-        projection = self.projections[name]
-        builder = copy.copy(projection)
+        builder = copy.copy(self.projections[name])
         builder.rebuilding = True
-        with self.db.transaction() as tx:
-            live = tx.query(
-                f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}",
-                (name,),
-            )
-            leftover = tx.query(
-                "SELECT generation, updated_at FROM projection_rebuilds WHERE name = ?", (name,)
-            )
-            if leftover and not force and _age(leftover[0]["updated_at"]) < ABANDONED_AFTER:
-                raise RebuildInProgress(
-                    f"a rebuild of {name} wrote a batch {_age(leftover[0]['updated_at']):.0f}s "
-                    "ago; wait for it, or force if it died"
-                )
-            generation = max([live[0]["generation"], *(r["generation"] for r in leftover)]) + 1
-            for row in leftover:  # a rebuild that crashed: throw its tables away
-                builder.generation = row["generation"]
-                builder.drop_tables(tx)
-            tx.execute("DELETE FROM projection_rebuilds WHERE name = ?", (name,))
-            builder.generation = generation
-            builder.drop_tables(tx)
-            builder.create_tables(tx)
-            tx.execute(
-                "INSERT INTO projection_rebuilds (name, generation, position, updated_at) VALUES (?, ?, 0, ?)",
-                (name, generation, _now()),
-            )
+        generation = self._start_generation(name, builder, force)
         position, events = 0, 0
         head = self.app.head_position()
         with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
@@ -598,6 +573,36 @@ class ProjectionRunner:
             events=events,
         )
         return events
+
+    def _start_generation(self, name: str, builder: Projection, force: bool) -> int:
+        """Claim the next generation of ``name`` for a rebuild and create its tables (a
+        crashed rebuild's are dropped); refused while another rebuild is running."""
+        with self.db.transaction() as tx:
+            live = tx.query(
+                f"SELECT generation FROM projection_tracking WHERE name = ?{self.db.for_update}",
+                (name,),
+            )
+            leftover = tx.query(
+                "SELECT generation, updated_at FROM projection_rebuilds WHERE name = ?", (name,)
+            )
+            if leftover and not force and _age(leftover[0]["updated_at"]) < ABANDONED_AFTER:
+                raise RebuildInProgress(
+                    f"a rebuild of {name} wrote a batch {_age(leftover[0]['updated_at']):.0f}s "
+                    "ago; wait for it, or force if it died"
+                )
+            generation = max([live[0]["generation"], *(r["generation"] for r in leftover)]) + 1
+            for row in leftover:  # a rebuild that crashed: throw its tables away
+                builder.generation = row["generation"]
+                builder.drop_tables(tx)
+            tx.execute("DELETE FROM projection_rebuilds WHERE name = ?", (name,))
+            builder.generation = generation
+            builder.drop_tables(tx)
+            builder.create_tables(tx)
+            tx.execute(
+                "INSERT INTO projection_rebuilds (name, generation, position, updated_at) VALUES (?, ?, 0, ?)",
+                (name, generation, _now()),
+            )
+        return generation
 
     def _swap(self, builder: Projection, generation: int, position: int) -> None:
         """Index the new generation; then, in one transaction, catch it up under the
