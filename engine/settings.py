@@ -56,6 +56,7 @@ class Settings(BaseSettings):
         None  # None: signing-key.pem beside the SQLite file, var/ for PostgreSQL
     )
     trusted_key_ids: str = ""  # comma-separated
+    search_key: Path | None = None  # None: search-key beside the SQLite file, var/ for PostgreSQL
     checkpoint_every_events: Count = 1000
     checkpoint_every_minutes: Seconds = 10.0
     checkpoint_poll_seconds: Seconds = 30.0

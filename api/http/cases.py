@@ -44,13 +44,14 @@ from domain.permissions import (
     READ_HISTORY,
     authorize_action,
     authorize_report,
+    normalised_number,
     shown_to,
 )
 from domain.permissions import (
     READ as READ_RIGHT,
 )
 from engine.idempotency import once, scoped_command_id
-from engine.privacy import reveal
+from engine.privacy import persons_with_number, reveal, sees_personal_data
 from engine.service import CommandResult
 from engine.views import event_view
 
@@ -293,6 +294,16 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     min_position: Annotated[int | None, MIN_POSITION] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="words to find in titles, descriptions, comments, replies and "
+            "resolutions (each at least two characters; all must match), or a phone or ID "
+            "number to find its parties' cases (not for integrators)",
+            examples=["水费", "13812345678"],
+        ),
+    ] = None,
 ) -> JSONResponse:
     from api.http.readmodels import read_models
 
@@ -301,6 +312,13 @@ def list_cases(
     code = region or principal.region
     check_region_scope(principal, code, svc)
     wait_for_projections(svc, min_position)
+    persons = None
+    if q is not None and normalised_number(q) is not None:  # a number: its parties' cases
+        if not sees_personal_data(principal.role):
+            raise NotPermitted(
+                f"a {principal.role} may not search by a personal number", role=principal.role
+            )
+        persons, q = persons_with_number(svc.engine, q), None
     rows, next_cursor = read_models(svc).list_cases(
         region=code,
         status=status,
@@ -312,6 +330,8 @@ def list_cases(
         due_soon=due_soon,
         limit=limit,
         cursor=cursor,
+        q=q,
+        persons=persons,
     )
     items = shown_to(principal.role, jsonable_encoder(list(rows)))
     return JSONResponse({"items": items, "next_cursor": next_cursor})

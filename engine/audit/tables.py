@@ -9,6 +9,8 @@ are created with them (by the chained recorders in :mod:`engine.audit.recorders`
   and the global running hash (hex).
 * ``audit_checkpoints`` — signed (size, position, head, time) statements.
 * ``person_keys`` — per-person AES keys for personal fields (see engine.privacy).
+* ``party_index`` — a keyed hash (HMAC-SHA256) of each party's phone and ID number
+  beside the person's id: how a number finds its person (and so their cases) (erased with the person).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 CHAIN = "audit_chain"
 CHECKPOINTS = "audit_checkpoints"
 PERSON_KEYS = "person_keys"
+PARTY_INDEX = "party_index"
 
 
 def table_statements(qualify, blob: str, position_key: str) -> list[str]:
     """``CREATE`` statements for the audit and privacy tables (``qualify`` names a
     table; ``position_key`` is SQLite's rowid alias or PostgreSQL's BIGINT key)."""
     chain, checkpoints, keys = qualify(CHAIN), qualify(CHECKPOINTS), qualify(PERSON_KEYS)
+    parties = qualify(PARTY_INDEX)
     return [
         f"CREATE TABLE IF NOT EXISTS {chain} ("
         f"position {position_key} PRIMARY KEY, seq BIGINT NOT NULL, case_id TEXT NOT NULL, "
@@ -34,4 +38,7 @@ def table_statements(qualify, blob: str, position_key: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {keys} ("
         "person_id TEXT PRIMARY KEY, lookup TEXT UNIQUE, key_bytes "
         f"{blob}, created_at TEXT NOT NULL, erased_at TEXT, erased_by TEXT)",
+        f"CREATE TABLE IF NOT EXISTS {parties} (digest TEXT NOT NULL, "
+        "person_id TEXT NOT NULL, PRIMARY KEY (digest, person_id))",
+        f"CREATE INDEX IF NOT EXISTS party_index_person_idx ON {parties} (person_id)",
     ]
