@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.errors import ValidationFailed
+from domain.ladder import Rank, RegionTree
 from domain.permissions import replace_numbers
 
 MIN_TERM = 2
@@ -69,17 +70,17 @@ def bigrams(text: str) -> list[str]:
 
 
 def trigrams(text: str) -> set[str]:
-    """``pg_trgm``'s trigrams: each word lower-cased, padded with two spaces before and
-    one after, cut into every three-character window."""
+    """Every three-character window of each run of letters and digits, case-folded (a run
+    shorter than three is its own gram). Unlike ``pg_trgm`` no word is padded: Chinese
+    runs whole sentences together, and padding would weigh its two ends."""
     grams: set[str] = set()
-    for word in _RUN.findall(text.casefold()):
-        padded = f"  {word} "
-        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    for run in _RUN.findall(text.casefold()):
+        grams.update(run[i : i + 3] for i in range(max(1, len(run) - 2)))
     return grams
 
 
 def similarity(a: str, b: str) -> float:
-    """Shared trigrams over all trigrams of the two (``pg_trgm``'s ``similarity``)."""
+    """Shared trigrams over all trigrams of the two (as ``pg_trgm``'s ``similarity``)."""
     ta, tb = trigrams(a), trigrams(b)
     union = len(ta | tb)
     return len(ta & tb) / union if union else 0.0
@@ -95,6 +96,14 @@ def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
+def duplicate_area(tree: RegionTree, code: str) -> str:
+    """Where a report's possible duplicates are looked for: its village (by rank, the
+    one ladder rule ``RegionTree.ancestor_at``), else the region itself (a report made
+    above any village)."""
+    village = tree.ancestor_at(code, Rank.VILLAGE)
+    return village.code if village is not None else code
+
+
 @dataclass(frozen=True)
 class Intake:
     """What the duplicate rule compares of a case: a new report or an open candidate."""
@@ -105,7 +114,7 @@ class Intake:
     title: str
     reported_at: datetime
     point: tuple[float, float] | None = None
-    parties: frozenset[str] = frozenset()  # the keyed hashes of the parties' numbers
+    persons: frozenset[str] = frozenset()  # its parties' persons (and those sharing a number)
 
 
 def duplicate_signals(
@@ -123,7 +132,7 @@ def duplicate_signals(
     if other.case_id == new.case_id or abs(new.reported_at - other.reported_at) > window:
         return []
     why: list[dict[str, object]] = []
-    if new.parties & other.parties:
+    if new.persons & other.persons:
         why.append({"signal": "party"})
     close = similarity(new.title, other.title)
     if close >= threshold:

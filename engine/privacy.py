@@ -290,11 +290,31 @@ def persons_with_number(app: Any, number: str) -> list[str]:
     digest = number_digest(app, number)
     if digest is None:
         raise ValidationFailed("not a phone or ID number", field="party")
+    return _persons(app, {digest})
+
+
+def _persons(app: Any, digests: set[str]) -> list[str]:
+    if not digests:
+        return []
     db = StoreDb(app.recorder)
+    marks = ", ".join("?" for _ in digests)
     rows = db.query(
-        f"SELECT DISTINCT person_id FROM {db.table(PARTY_INDEX)} WHERE digest = ?", (digest,)
+        f"SELECT DISTINCT person_id FROM {db.table(PARTY_INDEX)} WHERE digest IN ({marks})",
+        sorted(digests),
     )
     return sorted(row["person_id"] for row in rows)
+
+
+def persons_of(app: Any, parties: list[Any]) -> frozenset[str]:
+    """The persons of a case's parties (as stored, or opened), and every person who shares
+    a phone or ID number with one (found by its keyed hash)."""
+    opened = [open_party(app, p) if isinstance(p, SealedParty) else p for p in parties]
+    found = {str(p["person"]) for p in opened if isinstance(p, dict) and p.get("person")}
+    digests: set[str] = set()
+    for party in opened:
+        if isinstance(party, dict):
+            digests |= party_digests(app, party)
+    return frozenset(found | set(_persons(app, digests)))
 
 
 def protect(app: Any, parties: list[dict[str, Any]]) -> list[SealedParty]:

@@ -24,7 +24,9 @@ from domain.cases import Status
 from domain.errors import ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank
-from domain.search import terms
+from domain.permissions import case_in_scope
+from domain.policy import Duplicates
+from domain.search import Intake, duplicate_signals, terms
 from engine import deadlines
 from engine.sql import Database, Tx
 from projections.cases import (
@@ -183,6 +185,53 @@ class ReadModels:
                     params.append(" AND ".join(_phrase(w) for w in found))
         holds = "strpos(lower(title), ?) > 0" if postgres else "instr(lower(title), ?) > 0"
         return f"CASE WHEN {' AND '.join(holds for _ in words)} THEN 0 ELSE 1 END", words
+
+    def possible_duplicates(
+        self, new: Intake, area: str, scope: str | None, rule: Duplicates
+    ) -> list[dict[str, Any]]:
+        """Open cases reported in ``area`` (``domain.search.duplicate_area``) within the
+        rule's window of ``new`` that may be the same matter (``domain.search.duplicate_signals``),
+        those in the caller's ``scope`` only (None: everywhere): each with its id, title and why."""
+        clause, params = subtree("c.origin_region", area)
+        low, high = (iso(new.reported_at + sign * rule.window) for sign in (-1, 1))
+        rows = self.db.query(
+            "SELECT c.case_id, c.title, c.kind, c.category, c.reported_at, c.region, "
+            "c.origin_region, p.lat, p.long FROM cases c LEFT JOIN search_points p "
+            f"ON p.case_id = c.case_id WHERE {clause} AND c.{OPEN_SQL} "
+            "AND c.reported_at >= ? AND c.reported_at <= ? AND c.case_id <> ?",
+            [*params, low, high, new.case_id],
+        )
+        if scope is not None:
+            rows = [r for r in rows if case_in_scope((r["region"], r["origin_region"]), scope)]
+        shared = self._sharing(new.persons, [r["case_id"] for r in rows])
+        found = []
+        for row in rows:
+            other = Intake(
+                case_id=row["case_id"],
+                kind=row["kind"],
+                category=row["category"],
+                title=row["title"] or "",
+                reported_at=datetime.fromisoformat(row["reported_at"]),
+                point=(row["lat"], row["long"]) if row["lat"] is not None else None,
+                persons=new.persons if row["case_id"] in shared else frozenset(),
+            )
+            why = duplicate_signals(
+                new, other, window=rule.window, threshold=rule.similarity, radius_m=rule.radius_m
+            )
+            if why:
+                found.append({"case_id": row["case_id"], "title": row["title"], "why": why})
+        return sorted(found, key=lambda d: (-len(d["why"]), d["case_id"]))
+
+    def _sharing(self, persons: frozenset[str], case_ids: list[str]) -> set[str]:
+        """Which of ``case_ids`` have one of ``persons`` among their parties."""
+        if not persons or not case_ids:
+            return set()
+        marks = ", ".join("?" for _ in persons)
+        rows = self.db.query(
+            f"SELECT DISTINCT case_id FROM search_parties WHERE person IN ({marks})",
+            sorted(persons),
+        )
+        return {r["case_id"] for r in rows} & set(case_ids)
 
     def get_case(self, case_id: Any) -> dict[str, Any] | None:
         rows = self.db.query("SELECT * FROM cases WHERE case_id = ?", (str(case_id),))

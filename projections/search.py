@@ -11,6 +11,7 @@ Tables (public names; see docs/projections.md):
   for two-character terms a trigram index cannot look up. SQLite: an FTS5 table
   (``unicode61``: each bigram one token); PostgreSQL: a ``text[]`` column of
   ``search_text`` with a GIN index, so ``search_grams`` is a one-column view of it.
+* ``search_points`` — each report's point (``lat``, ``long``), for duplicates nearby.
 * ``search_parties`` — (person, case): the person ids of each case's parties, as the
   report recorded them. A number finds its persons through their keyed hashes in the
   engine's store (``engine.privacy.persons_with_number``), then their cases here.
@@ -37,14 +38,14 @@ def rowid_of(case_id: str) -> int:
 
 class SearchProjection(Projection):
     name = "search"
-    tables = ("search_text", "search_grams", "search_parties")
+    tables = ("search_text", "search_grams", "search_parties", "search_points")
     topics = ("Reported", "Commented", "Replied", "Resolved")
     version = 1
 
     # -- tables ------------------------------------------------------------------
 
     def create_tables(self, tx: Tx) -> None:
-        text, grams, parties = (self.t(n) for n in self.tables)
+        text, grams, parties = (self.t(n) for n in self.tables[:3])
         key = tx.key_type
         if tx.is_postgres:
             tx.execute(
@@ -65,6 +66,10 @@ class SearchProjection(Projection):
             f"CREATE TABLE {parties} (person {key} NOT NULL, case_id {key} NOT NULL, "
             "PRIMARY KEY (person, case_id))"
         )
+        tx.execute(
+            f"CREATE TABLE {self.t('search_points')} (case_id {key} PRIMARY KEY, "
+            "lat DOUBLE PRECISION NOT NULL, long DOUBLE PRECISION NOT NULL)"
+        )
 
     def create_indexes(self, tx: Tx) -> None:
         if not tx.is_postgres:
@@ -78,7 +83,8 @@ class SearchProjection(Projection):
         if tx.is_postgres:
             tx.execute(f"DROP VIEW IF EXISTS {self.t('search_grams')}")
             tx.execute(f"DROP TABLE IF EXISTS {self.t('search_text')}")
-            tx.execute(f"DROP TABLE IF EXISTS {self.t('search_parties')}")
+            for table in ("search_parties", "search_points"):
+                tx.execute(f"DROP TABLE IF EXISTS {self.t(table)}")
             return
         super().drop_tables(tx)
 
@@ -93,6 +99,7 @@ class SearchProjection(Projection):
         people: list[tuple[str, str]] = []
         for _, event in events:
             self._words(event, added, people)
+            self._point(tx, event)
         if people:
             tx.executemany(
                 f"INSERT INTO {self.t('search_parties')} (person, case_id) VALUES (?, ?) "
@@ -101,6 +108,16 @@ class SearchProjection(Projection):
             )
         for case_id, words in added.items():
             self._write(tx, case_id, indexable(*words))
+
+    def _point(self, tx: Tx, event: Any) -> None:
+        """Where a report says it is (``lat``/``long`` in its details), for ``nearby``."""
+        details = getattr(event, "details", None) if isinstance(event, Case.Reported) else None
+        if details and details.get("lat") is not None and details.get("long") is not None:
+            tx.execute(
+                f"INSERT INTO {self.t('search_points')} (case_id, lat, long) VALUES (?, ?, ?) "
+                "ON CONFLICT (case_id) DO NOTHING",
+                (str(event.originator_id), float(details["lat"]), float(details["long"])),
+            )
 
     @singledispatchmethod
     def _words(self, event: Any, added: dict[str, list[str]], people: list) -> None:

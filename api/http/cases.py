@@ -51,6 +51,7 @@ from domain.permissions import (
     READ as READ_RIGHT,
 )
 from engine.idempotency import once, scoped_command_id
+from engine.intake import intake_of
 from engine.privacy import persons_with_number, reveal, sees_personal_data
 from engine.service import CommandResult
 from engine.views import event_view
@@ -124,9 +125,16 @@ def view(
     return svc.engine.case_view(case_id, version=version, as_of=as_of, now=now)
 
 
-def command_response(svc: Services, result: CommandResult, status: int, role: str) -> JSONResponse:
+def command_response(
+    svc: Services,
+    result: CommandResult,
+    status: int,
+    role: str,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
     body = shown_to(role, view(svc, result.case_id, result.version, now=svc.engine.clock.now()))
     body["position"] = result.position
+    body.update(shown_to(role, extra or {}))
     headers = {"ETag": f'"{result.version}"'}
     if status == 201:
         headers["Location"] = f"/v1/cases/{result.case_id}"
@@ -185,7 +193,17 @@ def report_case(
         idempotency_key,  # counted by the metrics (command_observers)
         lambda: svc.engine.report(body, envelope),
     )
-    return command_response(svc, result, 201, principal.role)
+    duplicates = possible_duplicates(svc, principal, result.case_id)
+    return command_response(svc, result, 201, principal.role, {"possible_duplicates": duplicates})
+
+
+def possible_duplicates(svc: Services, principal: Principal, case_id: UUID) -> list[dict[str, Any]]:
+    """Open cases the new report may repeat, in the caller's scope (never blocks the report:
+    without read models the answer is an empty list)."""
+    if svc.read_models is None:
+        return []
+    intake, area, rule = intake_of(svc.engine, case_id)
+    return svc.read_models.possible_duplicates(intake, area, principal.region, rule)
 
 
 def run_action(

@@ -29,3 +29,15 @@ def test_a_one_character_word_is_a_clear_problem(api: Api):
     response = api.get("/v1/cases?q=水", who="zhou")
     assert response.status_code == 422
     assert response.json()["field"] == "q"
+
+
+def test_a_report_answers_with_its_possible_duplicates(api: Api):
+    first = api.report(DISPUTE)
+    assert first["possible_duplicates"] == []
+    api.http.state.services.runner.run_once()
+    second = api.report(DISPUTE)  # the same party, the same words: offered, never refused
+    offered = second["possible_duplicates"]
+    assert [d["case_id"] for d in offered] == [first["id"]]
+    assert [w["signal"] for w in offered[0]["why"]] == ["party", "text"]
+    elsewhere = api.report({**DISPUTE, "region": XUZHEN_GRID}, who="xu")
+    assert elsewhere["possible_duplicates"] == []  # another township's village

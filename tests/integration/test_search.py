@@ -6,6 +6,7 @@ import pytest
 
 from domain.errors import ValidationFailed
 from engine.audit.tables import PARTY_INDEX
+from engine.intake import intake_of
 from engine.privacy import erase, persons_with_number
 from engine.sql import StoreDb
 from tests.integration import test_projections_read_models as read_models
@@ -83,3 +84,33 @@ def test_a_phone_finds_its_cases_without_being_stored(app, runner, models):
     erase(app, persons[0], by="test")
     assert persons_with_number(app, PHONE) == []
     assert models.list_cases(region=GRID, persons=[])[0] == []
+
+
+VILLAGE_GRID = GRID  # 王庄村第三网格
+OTHER_VILLAGE = "410928-001-008-01"  # 李庄村第一网格 (same township, another village)
+
+
+def offered(app, models, case_id) -> dict[str, list[str]]:
+    intake, area, rule = intake_of(app, case_id)
+    found = models.possible_duplicates(intake, area, None, rule)
+    return {d["case_id"]: [w["signal"] for w in d["why"]] for d in found}
+
+
+def test_duplicates_by_party_text_and_place_in_the_village_only(app, runner, models):
+    party = {"name": "张桂英", "role": "petitioner", "phone": PHONE}
+    by_party = report(app, "petition", parties=[party], title="路灯坏了").case_id
+    by_text = report(app, "petition", title="村东头自来水停水三天").case_id
+    point = {"lat": 35.70810, "long": 115.02620}
+    by_place = report(app, "hazard", title="电线杆倾斜", **point).case_id
+    far = report(app, "hazard", title="电线杆倾斜", lat=35.70900, long=115.02620).case_id
+    other_village = report(
+        app, "petition", parties=[party], title="村东头自来水停水三天", region=OTHER_VILLAGE
+    ).case_id
+    runner.run_once()
+    again = {"name": "张桂英", "role": "petitioner", "phone": "+86 138 1234 5678"}
+    new = report(app, "petition", parties=[again], title="自来水停水三天了").case_id
+    hazard = report(app, "hazard", title="隐患", lat=35.70815, long=115.02625).case_id
+    found = offered(app, models, new)
+    assert found == {str(by_party): ["party"], str(by_text): ["text"]}
+    assert offered(app, models, hazard) == {str(by_place): ["nearby"]}  # ~7 m; ~100 m is not
+    assert str(other_village) not in found and str(far) not in offered(app, models, hazard)
