@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -257,6 +258,17 @@ class CaseAction(BaseModel):
     needs_calendar: ClassVar[bool] = False
     """An action whose rule counts working time declares it; the engine then passes
     ``statutory``: the statutory calendar facts (imported years) every clock counts with."""
+
+    def related(self) -> UUID | None:
+        """Another case the action's rule reads (并案: the primary); the engine passes it
+        as ``related``."""
+        return None
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        """An action the engine then records on another case (``case``: this one before
+        the action), under a command id derived from this one's: 并案 notes the link on
+        the primary's history too."""
+        return None
 
     def execute(
         self,
@@ -799,6 +811,70 @@ class Reopen(CaseAction):
 
     def apply(self, case: Case, stamp: Stamp) -> None:
         case.reopen(stamp, reason=self.reason)
+
+
+@action("link-duplicate")
+class LinkDuplicate(CaseAction):
+    """并案: this case is a duplicate of ``primary``; its clocks stop, the primary carries on."""
+
+    primary: UUID
+    reason: Text
+
+    def related(self) -> UUID | None:
+        return self.primary
+
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+        related: Case | None = None,
+    ) -> None:
+        assert related is not None  # the engine passes the primary
+        case.link_duplicate(stamp, primary=related, reason=self.reason)
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        return self.primary, AttachDuplicate(duplicate=str(case.id), reason=self.reason)
+
+
+@action("unlink-duplicate")
+class UnlinkDuplicate(CaseAction):
+    reason: Text
+
+    def apply(self, case: Case, stamp: Stamp) -> None:
+        case.unlink_duplicate(stamp, reason=self.reason)
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        if case.duplicate_of is None:
+            return None
+        detach = DetachDuplicate(duplicate=str(case.id), reason=self.reason)
+        return UUID(case.duplicate_of), detach
+
+
+class _NoteOnPrimary(CaseAction):
+    duplicate: Name
+    reason: Text
+    method: ClassVar[str]  # the primary's method that records the note
+
+    def apply(self, case: Case, stamp: Stamp) -> None:
+        getattr(case, self.method)(stamp, duplicate=self.duplicate, reason=self.reason)
+
+
+@action("attach-duplicate")
+class AttachDuplicate(_NoteOnPrimary):
+    """Recorded by the engine on the primary after a ``link-duplicate``."""
+
+    method = "attach_duplicate"
+
+
+@action("detach-duplicate")
+class DetachDuplicate(_NoteOnPrimary):
+    """Recorded by the engine on the primary after an ``unlink-duplicate``."""
+
+    method = "detach_duplicate"
 
 
 @action("warn-clock")

@@ -57,6 +57,8 @@ HANDLER_ACTIONS = frozenset(
         "resolve",
         "request-extension",
         "request-suspension",
+        "link-duplicate",
+        "unlink-duplicate",
     }
 )
 """Work on a case (签收, 调解, 整改, 反馈, 上报, asking for 延期 or 挂起 …): a handler's,
@@ -85,6 +87,9 @@ ANYONE_WRITING = frozenset({"comment"})
 
 TIMER_ACTIONS = frozenset({"warn-clock", "breach-clock"})
 """Recorded by the timer service only, never through the API."""
+
+ENGINE_ACTIONS = frozenset({"attach-duplicate", "detach-duplicate"})
+"""Recorded by the engine itself on a 并案's primary (``CaseAction.follow_up``), never asked for."""
 
 PUBLIC_ACTIONS = HANDLER_ACTIONS | SUPERVISOR_ACTIONS | ANYONE_WRITING
 """Every case action a person may ask for."""

@@ -26,7 +26,7 @@ from domain.kinds import Kind, Severity
 from domain.ladder import Rank
 from domain.permissions import case_in_scope
 from domain.policy import Duplicates
-from domain.search import Intake, duplicate_signals, terms
+from domain.search import Earlier, Intake, duplicate_signals, terms
 from engine import deadlines
 from engine.sql import Database, Tx
 from projections.cases import (
@@ -34,6 +34,7 @@ from projections.cases import (
     NOT_REFERRED,
     OPEN_SQL,
     PETITION_COLUMNS,
+    PRIMARY,
     RANK_COLUMNS,
     SATISFIED,
     STAT_COLUMNS,
@@ -197,7 +198,7 @@ class ReadModels:
         rows = self.db.query(
             "SELECT c.case_id, c.title, c.kind, c.category, c.reported_at, c.region, "
             "c.origin_region, p.lat, p.long FROM cases c LEFT JOIN search_points p "
-            f"ON p.case_id = c.case_id WHERE {clause} AND c.{OPEN_SQL} "
+            f"ON p.case_id = c.case_id WHERE {clause} AND c.{OPEN_SQL} AND c.duplicate_of IS NULL "
             "AND c.reported_at >= ? AND c.reported_at <= ? AND c.case_id <> ?",
             [*params, low, high, new.case_id],
         )
@@ -221,6 +222,27 @@ class ReadModels:
             if why:
                 found.append({"case_id": row["case_id"], "title": row["title"], "why": why})
         return sorted(found, key=lambda d: (-len(d["why"]), d["case_id"]))
+
+    def earlier_cases(self, persons: frozenset[str]) -> list[Earlier]:
+        """Every case with one of ``persons`` among its parties, as 重复件 reads it
+        (``domain.search.repeat_of``; the engine's ``earlier_cases``)."""
+        if not persons:
+            return []
+        marks = ", ".join("?" for _ in persons)
+        rows = self.db.query(
+            "SELECT DISTINCT c.case_id, c.kind, c.category, c.closed_at FROM cases c "
+            f"WHERE c.case_id IN (SELECT case_id FROM search_parties WHERE person IN ({marks}))",
+            sorted(persons),
+        )
+        return [
+            Earlier(
+                r["case_id"],
+                r["kind"],
+                r["category"],
+                datetime.fromisoformat(r["closed_at"]) if r["closed_at"] else None,
+            )
+            for r in rows
+        ]
 
     def _sharing(self, persons: frozenset[str], case_ids: list[str]) -> set[str]:
         """Which of ``case_ids`` have one of ``persons`` among their parties."""
@@ -475,9 +497,10 @@ def counts_from_cases(
     moved, moved_params = _period("at", start, end)
     cohort = (
         "".join(
-            f", SUM(CASE WHEN kind = 'petition'{condition} THEN 1 ELSE 0 END) AS {name}"
+            f", SUM(CASE WHEN kind = 'petition' AND {PRIMARY}{condition} THEN 1 ELSE 0 END) AS {name}"
             for name, condition in (
                 ("petitions", ""),
+                ("repeats", " AND repeat = 1"),
                 ("dispatched", " AND dispatched_at IS NOT NULL"),
                 ("responded", " AND responded_in_time = 1"),
                 ("petitions_resolved", " AND resolved_at IS NOT NULL"),
@@ -494,14 +517,15 @@ def counts_from_cases(
     )
     return [
         *tx.query(
-            f"SELECT {key} AS region, COUNT(*) AS received{cohort} FROM cases "
+            f"SELECT {key} AS region, SUM(CASE WHEN {PRIMARY} THEN 1 ELSE 0 END) AS received, "
+            f"SUM(CASE WHEN {PRIMARY} THEN 0 ELSE 1 END) AS duplicates{cohort} FROM cases "
             f"WHERE {origin} AND {reported}{grouped}",
             [*key_params, *origin_params, *reported_params],
         ),
         *tx.query(
             f"SELECT {key} AS region, SUM(CASE WHEN {NOT_REFERRED} THEN 1 ELSE 0 END) AS resolved, "
             f"SUM(COALESCE(referred, 0)) AS referred, SUM(within_ceiling) AS within_ceiling{ranks} "
-            f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {resolved}{grouped}",
+            f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {PRIMARY} AND {resolved}{grouped}",
             [*key_params, *origin_params, *resolved_params],
         ),
         *tx.query(
@@ -528,6 +552,7 @@ def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dic
     stats = {
         "region": region,
         "received": counts["received"],
+        "duplicates": counts["duplicates"],  # 并案: linked to a primary, counted here only
         "resolved": counts["resolved"],
         "resolved_within_ceiling": counts["within_ceiling"],
         "within_ceiling_rate": _rate(counts["within_ceiling"], counts["resolved"]),
@@ -551,6 +576,8 @@ def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dic
             response_rate=_rate(cohort["responded"], cohort["dispatched"]),
             resolution_rate=_rate(cohort["resolved"], cohort["received"]),
             satisfaction_rate=_rate(cohort["satisfied"], cohort["visited"]),
+            repeats=counts["repeats"],  # 重复件 among the petitions received
+            repeat_rate=_rate(counts["repeats"], cohort["received"]),
         )
     return stats
 
@@ -568,7 +595,7 @@ def _busiest(row: dict[str, Any]) -> tuple[int, str]:
     return -row["open"], row["name"]
 
 
-BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time")
+BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time", "repeat")
 INTERNAL = ("ceilings", "position", "tier")
 
 
@@ -577,6 +604,7 @@ def case_row(row: dict[str, Any]) -> dict[str, Any]:
     view = {k: v for k, v in row.items() if k not in INTERNAL}
     view["clocks"] = json.loads(row["clocks"] or "{}")
     view["breached"] = json.loads(row["breached"] or "[]")
+    view["repeat_of"] = json.loads(row.get("repeat_of") or "[]")
     for flag in BOOLEAN:
         if view.get(flag) is not None:
             view[flag] = bool(view[flag])
