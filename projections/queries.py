@@ -121,39 +121,31 @@ class ReadModels:
         """Newest reported first; ``cursor`` continues where the last page ended.
 
         ``q``: only cases whose words hold every term of it (``domain.search.terms``),
-        ranked: those whose title holds them all first, then the rest, newest first in
-        each. ``persons``: only cases with one of these persons among their parties."""
+        newest first like the list (the sort index walked, each row's words looked up: a
+        common word costs what the plain list costs, a rare one a look-up in the word
+        index). ``persons``: only cases with one of these persons among their parties."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
         where, params = _filters(region, status, kind, severity, rank, assignee, overdue, due_soon)
-        tier, tier_params = self._matching(where, params, q, persons)
+        self._matching(where, params, q, persons)
         if cursor is not None:
-            rank, reported_at, case_id = decode_cursor(cursor, ranked=q is not None)
-            after = "(reported_at < ? OR (reported_at = ? AND case_id < ?))"
-            if q is None:
-                where.append(after)
-            else:
-                where.append(f"({tier} > ? OR ({tier} = ? AND {after}))")
-                params += [*tier_params, rank, *tier_params, rank]
+            reported_at, case_id = decode_cursor(cursor)
+            where.append("(reported_at < ? OR (reported_at = ? AND case_id < ?))")
             params += [reported_at, reported_at, case_id]
-        ranked = q is not None  # the plain list keeps its plain query (the sort index serves it)
-        sql = f"SELECT *, {tier} AS tier FROM cases" if ranked else "SELECT * FROM cases"
+        sql = "SELECT * FROM cases"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        order = (
-            "tier, reported_at DESC, case_id DESC" if ranked else "reported_at DESC, case_id DESC"
-        )
-        sql += f" ORDER BY {order} LIMIT ?"
-        rows = self.db.query(sql, [*tier_params, *params, limit + 1])
+        sql += " ORDER BY reported_at DESC, case_id DESC LIMIT ?"
+        rows = self.db.query(sql, [*params, limit + 1])
         page = [case_row(r) for r in rows[:limit]]
-        following = encode_cursor(rows[limit - 1], q is not None) if len(rows) > limit else None
+        following = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return page, following
 
     def _matching(
         self, where: list[str], params: list[Any], q: str | None, persons: list[str] | None
-    ) -> tuple[str, list[Any]]:
-        """Add the search's conditions to ``where``; return the rank of a row (SQL: 0, the
-        title holds every term; 1, the rest) and its parameters."""
+    ) -> None:
+        """Add the search's conditions to ``where``: a trigram index for words of three
+        characters or more, the bigram index for words of two."""
         if persons is not None:
             marks = ", ".join("?" for _ in persons) or "NULL"
             where.append(
@@ -161,11 +153,10 @@ class ReadModels:
             )
             params += persons
         if q is None:
-            return "0", []
+            return
         words = terms(q)
         long, short = [w for w in words if len(w) >= 3], [w for w in words if len(w) < 3]
-        postgres = self.db.is_postgres
-        if postgres:
+        if self.db.is_postgres:
             for word in long:
                 where.append(
                     "case_id IN (SELECT case_id FROM search_text WHERE body LIKE ? ESCAPE '!')"
@@ -176,16 +167,14 @@ class ReadModels:
                     "case_id IN (SELECT case_id FROM search_text WHERE grams @> ?::text[])"
                 )
                 params.append(short)
-        else:
-            for table, column, found in (
-                ("search_text", "body", long),
-                ("search_grams", "grams", short),
-            ):
-                if found:
-                    where.append(f"case_id IN (SELECT case_id FROM {table} WHERE {column} MATCH ?)")
-                    params.append(" AND ".join(_phrase(w) for w in found))
-        holds = "strpos(lower(title), ?) > 0" if postgres else "instr(lower(title), ?) > 0"
-        return f"CASE WHEN {' AND '.join(holds for _ in words)} THEN 0 ELSE 1 END", words
+            return
+        for table, column, found in (
+            ("search_text", "body", long),
+            ("search_grams", "grams", short),
+        ):
+            if found:
+                where.append(f"case_id IN (SELECT case_id FROM {table} WHERE {column} MATCH ?)")
+                params.append(" AND ".join(_phrase(w) for w in found))
 
     def possible_duplicates(
         self, new: Intake, area: str, scope: str | None, rule: Duplicates
@@ -596,7 +585,7 @@ def _busiest(row: dict[str, Any]) -> tuple[int, str]:
 
 
 BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time", "repeat")
-INTERNAL = ("ceilings", "position", "tier")
+INTERNAL = ("ceilings", "position")
 
 
 def case_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -621,25 +610,20 @@ def _phrase(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def encode_cursor(row: dict[str, Any], ranked: bool = False) -> str:
-    """The sort key of the page's last row: (rank,) reported_at, case_id."""
-    key = [row["reported_at"], row["case_id"]]
-    raw = json.dumps([int(row["tier"]), *key] if ranked else key, separators=(",", ":")).encode()
+def encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["reported_at"], row["case_id"]], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, ranked: bool = False) -> tuple[int, str, str]:
-    """The sort key a cursor carries (a search's with its rank first); anything else is
-    refused, never a crash."""
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """The sort key a cursor carries; anything else is refused, never a crash."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
-        rank = key.pop(0) if ranked and isinstance(key, list) and len(key) == 3 else 0
-        reported_at, case_id = key
-        if not isinstance(reported_at, str) or not isinstance(case_id, str) or rank not in (0, 1):
+        reported_at, case_id = json.loads(raw)
+        if not isinstance(reported_at, str) or not isinstance(case_id, str):
             raise ValueError
         datetime.fromisoformat(reported_at)
-        return rank, reported_at, case_id
+        return reported_at, case_id
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise ValidationFailed(
             "the cursor is not one this service issued", field="cursor"

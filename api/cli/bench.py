@@ -2,7 +2,7 @@
 
 Each benchmark is a module in ``api/bench/`` (packaged, outside the test run) that
 prints its figure beside a baseline measured in the same run. ``write``, ``replay``,
-``geometry``, ``lag`` and ``queries`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
+``geometry``, ``lag``, ``queries`` and ``search`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
 others (and ``http16``: ``api/bench/load.py`` held at 16 clients) are run as they
 are documented (their own command lines), their output passed through. Figures and
 how to read them: ``docs/performance.md`` (the runs: ``docs/performance-log.md``).
@@ -92,6 +92,12 @@ BENCHES: dict[str, Bench] = {
         100_000,
         module="api.bench.bench_queries",
         stores=("postgres",),
+    ),
+    "search": Bench(
+        "search p95 ≤ 50 ms, duplicate check ≤ 10 ms at 1M cases (beside the plain list)",
+        "cases (synthetic rows)",
+        100_000,
+        module="api.bench.bench_search",
     ),
     "projections": Bench(
         "≥ 20,000 events/s rebuild on PostgreSQL", "events", 100_000, script="bench_projections.py"
