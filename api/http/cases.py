@@ -330,13 +330,7 @@ def list_cases(
     code = region or principal.region
     check_region_scope(principal, code, svc)
     wait_for_projections(svc, min_position)
-    persons = None
-    if q is not None and normalised_number(q) is not None:  # a number: its parties' cases
-        if not sees_personal_data(principal.role):
-            raise NotPermitted(
-                f"a {principal.role} may not search by a personal number", role=principal.role
-            )
-        persons, q = persons_with_number(svc.engine, q), None
+    q, persons = search_terms(svc, principal, q)
     rows, next_cursor = read_models(svc).list_cases(
         region=code,
         status=status,
@@ -353,6 +347,20 @@ def list_cases(
     )
     items = shown_to(principal.role, jsonable_encoder(list(rows)))
     return JSONResponse({"items": items, "next_cursor": next_cursor})
+
+
+def search_terms(
+    svc: Services, principal: Principal, q: str | None
+) -> tuple[str | None, list[str] | None]:
+    """``q`` as the case list takes it: words, or — for a phone or ID number — the persons
+    whose number it is (their keyed hash; integrators may not search by number)."""
+    if q is None or normalised_number(q) is None:
+        return q, None
+    if not sees_personal_data(principal.role):
+        raise NotPermitted(
+            f"a {principal.role} may not search by a personal number", role=principal.role
+        )
+    return None, persons_with_number(svc.engine, q)
 
 
 @router.get(

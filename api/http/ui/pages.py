@@ -1,4 +1,4 @@
-"""The dashboard's pages under ``/ui/``: sign-in, SLA board, 小事不出村, 三率, the case page.
+"""The dashboard's pages under ``/ui/``: sign-in, SLA board, 小事不出村, 三率, search, the case page.
 
 Every page takes the caller from the cookie (:func:`api.http.ui.session.signed_in`)
 and the region from ``?region=`` (default: the caller's own), checked with the
@@ -23,7 +23,7 @@ from api.http.auth import (
     check_region_scope,
     visible_case,
 )
-from api.http.cases import view
+from api.http.cases import search_terms, view
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import charts, data
@@ -123,12 +123,14 @@ def sla_board(
     models = read_models(svc)
     now = svc.engine.clock.now()
     board = models.sla_board(place.code)
+    repeats = models.region_stats(place.code)  # 重复件率 of the region's petitions
     tree = svc.engine.ladder().tree
     overdue = data.overdue_cases(models, place.code, now)
     return page(
         request,
         "board.html",
         board=board,
+        repeats=repeats,
         overdue=overdue,
         now=now,
         tree=tree,
@@ -177,8 +179,37 @@ def three_rates(
     place = scoped_region(principal, svc, region)
     models = read_models(svc)
     context = region_context(principal, svc, place)
-    rows = [(r, models.region_stats(r.code)) for r in [place, *context["children"]]]
+    rows = [(r, models.region_stats(r.code)) for r in [place, *context["children"]]]  # 重复件率 too
     return page(request, "rates.html", rows=rows, charts=charts, **context)
+
+
+@router.get("/search")
+def search(
+    request: Request,
+    principal: SignedIn,
+    svc: Svc,
+    region: RegionParam = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    """查找: cases whose words hold ``q`` (or whose parties carry the phone or ID number), newest first."""
+    place = scoped_region(principal, svc, region)
+    rows, following = [], None
+    if q and q.strip():
+        words, persons = search_terms(svc, principal, q)
+        rows, following = read_models(svc).list_cases(
+            region=place.code, q=words, persons=persons, cursor=cursor
+        )
+    return page(
+        request,
+        "search.html",
+        q=q or "",
+        rows=rows,
+        following=following,
+        tree=svc.engine.ladder().tree,
+        data=data,
+        **region_context(principal, svc, place),
+    )
 
 
 @router.get("/cases/{case_id}")
