@@ -1084,6 +1084,7 @@ class Case(Aggregate):
             )
         self._require_covering(stamp, "link-duplicate")
         primary._require_covering(stamp, "link-duplicate")
+        stamp.when(not_before=primary.occurred_at)  # the primary can note it at that time too
         self._record(
             self.LinkedAsDuplicate,
             stamp,

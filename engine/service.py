@@ -527,7 +527,10 @@ class Fengqiao(Application):
                     "expected_version": None,
                 }
             )
-            self._observed(then.name, lambda: self._act(target, then, derived))
+            try:
+                self._observed(then.name, lambda: self._act(target, then, derived))
+            except DomainError as error:  # the act itself is recorded: a repeat completes this
+                log.warning("follow-up not recorded", action=then.name, error=error.code)
         return result
 
     def _act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
