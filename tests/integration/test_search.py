@@ -37,6 +37,14 @@ def test_chinese_words_of_two_and_three_characters(app, runner, models):
     assert hits("暖气") == set()
 
 
+def test_a_rebuilt_index_finds_the_same(app, runner, models):
+    report(app, title="村里水费又涨了")
+    runner.run_once()
+    before = models.list_cases(region=GRID, q="水费")[0]
+    runner.rebuild("search")
+    assert models.list_cases(region=GRID, q="水费")[0] == before != []
+
+
 def test_search_pages_with_the_cursor(app, runner, models):
     made = {str(report(app, title=f"漏水 第{i}户").case_id) for i in range(5)}
     runner.run_once()
