@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from domain.errors import ValidationFailed
 from domain.ladder import Rank, RegionTree
@@ -69,14 +70,15 @@ def bigrams(text: str) -> list[str]:
     return list(found)
 
 
-def trigrams(text: str) -> set[str]:
+@lru_cache(maxsize=65536)
+def trigrams(text: str) -> frozenset[str]:
     """Every three-character window of each run of letters and digits, case-folded (a run
     shorter than three is its own gram). Unlike ``pg_trgm`` no word is padded: Chinese
     runs whole sentences together, and padding would weigh its two ends."""
     grams: set[str] = set()
     for run in _RUN.findall(text.casefold()):
         grams.update(run[i : i + 3] for i in range(max(1, len(run) - 2)))
-    return grams
+    return frozenset(grams)
 
 
 def similarity(a: str, b: str) -> float:
