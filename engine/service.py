@@ -64,6 +64,7 @@ from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import SealedPartyAsDict, SealedTextAsStr, SealingMapper, protect
 from engine.settings import Settings
+from engine.sql import ping_when_idle
 from engine.store import StoreConfig, store_from_settings
 from engine.time_source import Clock, SystemClock
 
@@ -157,6 +158,8 @@ class Fengqiao(Application):
         self._policies: dict[int, Policy] = {}
         self._checked: dict[UUID, float] = {}  # when each reference aggregate was last checked
         super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
+        if self.store.is_postgres:  # its pre-ping only for connections left idle (engine.sql)
+            ping_when_idle(self.recorder.datastore.pool)
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache(self.settings.case_cache)
         self.clock_folds = CaseCache(
