@@ -60,6 +60,7 @@ from domain.refusals import CeilingRefusals, refusal_log_id
 from engine import views
 from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from engine.case_cache import CaseCache
+from engine.case_clocks import advance_fold
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import SealedPartyAsDict, SealedTextAsStr, SealingMapper, protect
@@ -554,6 +555,7 @@ class Fengqiao(Application):
                         ) from None
                     continue
                 result = CommandResult(case.id, case.version, recordings[-1].notification.id)
+                advance_fold(self, case, recordings)  # the view at this version reads nothing back
                 self.case_cache.put(case)  # from here on another thread may take and change it
                 log.info("case command", action=action.name, version=result.version)
                 return result
