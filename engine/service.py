@@ -67,10 +67,12 @@ from domain.refusals import CeilingRefusals, refusal_log_id
 from engine import views
 from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from engine.case_cache import CaseCache
+from engine.case_clocks import advance_fold
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import SealedPartyAsDict, SealedTextAsStr, SealingMapper, protect
 from engine.settings import Settings
+from engine.sql import ping_when_idle
 from engine.store import StoreConfig, store_from_settings
 from engine.time_source import Clock, SystemClock
 
@@ -164,6 +166,8 @@ class Fengqiao(Application):
         self._policies: dict[int, Policy] = {}
         self._checked: dict[UUID, float] = {}  # when each reference aggregate was last checked
         super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
+        if self.store.is_postgres:  # its pre-ping only for connections left idle (engine.sql)
+            ping_when_idle(self.recorder.datastore.pool)
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache(self.settings.case_cache)
         self.clock_folds = CaseCache(
@@ -558,6 +562,7 @@ class Fengqiao(Application):
                         ) from None
                     continue
                 result = CommandResult(case.id, case.version, recordings[-1].notification.id)
+                advance_fold(self, case, recordings)  # the view at this version reads nothing back
                 self.case_cache.put(case)  # from here on another thread may take and change it
                 log.info("case command", action=action.name, version=result.version)
                 return result

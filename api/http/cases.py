@@ -196,7 +196,7 @@ def run_action(
     idempotency_key: str | None,
     if_match: str | None,
 ) -> JSONResponse:
-    authorize_action(
+    case = authorize_action(
         principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump()
     )
     envelope = Envelope(
@@ -211,6 +211,7 @@ def run_action(
         idempotency_key,
         lambda: svc.engine.act(case_id, body, envelope),
         case_id,
+        case,  # as the scope check just read it: no second read for the legacy-key lookup
     )
     return command_response(svc, result, 200, principal.role)
 
