@@ -9,6 +9,7 @@ from api.http.problems import PROBLEM_EXAMPLES, PROBLEM_JSON
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 _BY_STATUS = {
+    400: ("The body could not be parsed (not UTF-8 JSON, too deep, too long a number)", []),
     401: ("Missing, unknown or revoked token", ["unauthenticated"]),
     403: ("The caller's role may not do this", ["forbidden"]),
     404: (
@@ -23,7 +24,12 @@ _BY_STATUS = {
         "The request is not valid, or an escalation above the ceiling",
         ["validation", "escalation-ceiling"],
     ),
-    503: ("Projections are not available or not ready", []),
+    429: ("Too many bad tokens from this address: wait `Retry-After` seconds", []),
+    503: (
+        "Not ready: projections unavailable, the database not answering, or no answer within "
+        "FENGQIAO_REQUEST_DEADLINE_SECONDS (retry with the same Idempotency-Key)",
+        [],
+    ),
 }
 
 
