@@ -22,14 +22,16 @@ class RawStore:
             schema = app.store.schema
             self.events = f'"{schema}".{app.recorder.events_table_name}'
             self.chain = f'"{schema}".audit_chain'
-            self.checkpoints = f'"{schema}".audit_checkpoints'
+            self.checkpoints = f'"{schema}".audit_tree_heads'
+            self.merkle = f'"{schema}".audit_merkle'
             self.pos = "notification_id"
         else:
             self.conn = sqlite3.connect(app.store.sqlite_path, isolation_level=None)
-            self.events, self.chain, self.checkpoints = (
+            self.events, self.chain, self.checkpoints, self.merkle = (
                 "stored_events",
                 "audit_chain",
-                "audit_checkpoints",
+                "audit_tree_heads",
+                "audit_merkle",
             )
             self.pos = "rowid"
 
@@ -78,7 +80,7 @@ class RawStore:
                 row,
             )
         for row in checkpoints:
-            self.sql(f"INSERT INTO {self.checkpoints} VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self.sql(f"INSERT INTO {self.checkpoints} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
 
 
 def busy_history(app: Fengqiao) -> list:

@@ -53,7 +53,7 @@ def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_
     signed = json.loads(
         cli(store, tmp_path, "audit", "checkpoint", "--export", str(exported)).stdout
     )["checkpoint"]
-    assert json.loads(exported.read_text())["head"] == signed["head"]
+    assert json.loads(exported.read_text())["root"] == signed["root"]
     verified = json.loads(
         cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout
     )
@@ -80,7 +80,7 @@ def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_
         "防篡改校验",
         "通过",
         "[erased]",
-        signed["head"],
+        signed["root"],
     ):
         assert text in html, text
     assert "张三" not in html
