@@ -83,22 +83,19 @@ class RawStore:
             self.sql(f"INSERT INTO {self.checkpoints} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
 
 
+ZHANG_SAN = {
+    "name": "张三",
+    "role": "applicant",
+    "phone": "13812341234",
+    "id_number": "41092819800101127X",
+}
+
+
 def busy_history(app: Fengqiao) -> list:
     """A few cases with some history, for verification to chew on."""
     cases = []
     for kind in ("dispute", "hazard", "petition"):
-        result = report(
-            app,
-            kind,
-            parties=[
-                {
-                    "name": "张三",
-                    "role": "applicant",
-                    "phone": "13812341234",
-                    "id_number": "41092819800101127X",
-                }
-            ],
-        )
+        result = report(app, kind, parties=[ZHANG_SAN])
         cases.append(result.case_id)
         act(app, result.case_id, "comment", "wang", text="已上门了解情况")
     act(app, cases[0], "assign", "li", assignee="zhao")

@@ -83,11 +83,9 @@ def check_consistency(first, second, first_root, second_root, proof):  # RFC 916
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
         raise Invalid("the consistency proof is too short")
-    if fr != first_root:
+    if fr != first_root or sr != second_root:
         raise Invalid(f"the log of {second} entries does not extend the older tree head of {first}: "
-                      "history up to it was rewritten")
-    if sr != second_root:
-        raise Invalid(f"the consistency proof does not lead to the root of the tree of {second}")
+                      "history up to it was rewritten (or the proof is wrong)")
 
 def open_note(note, public_key):  # C2SP signed-note + tlog-checkpoint -> (origin, size, root, extensions)
     text, sep, signatures = note.rpartition("\n\n")

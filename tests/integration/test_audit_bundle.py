@@ -15,7 +15,7 @@ from engine.audit.checkpoints import checkpoint, sign
 from engine.audit.verifier import Invalid, check_consistency, inclusion_root, jcs, verify_bundle
 from engine.audit.verify import verify_against
 from engine.casefile import case_file
-from tests.audit_support import RawStore, busy_history
+from tests.audit_support import ZHANG_SAN, RawStore, busy_history
 from tests.integration.test_audit import recompute_chain
 from tests.support import act, report
 
@@ -136,18 +136,7 @@ def test_proofs_check_against_signed_tree_heads_and_a_rewritten_history_does_not
 
 
 def test_erasure_keeps_every_proof_valid(app):
-    case_id = report(
-        app,
-        "dispute",
-        parties=[
-            {
-                "name": "张三",
-                "role": "applicant",
-                "phone": "13812341234",
-                "id_number": "41092819800101127X",
-            }
-        ],
-    ).case_id
+    case_id = report(app, "dispute", parties=[ZHANG_SAN]).case_id
     act(app, case_id, "comment", "wang", text="已上门")
     before = case_bundle(app, case_id)
     head = checkpoint(app)
