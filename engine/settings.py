@@ -56,6 +56,7 @@ class Settings(BaseSettings):
         None  # None: signing-key.pem beside the SQLite file, var/ for PostgreSQL
     )
     trusted_key_ids: str = ""  # comma-separated
+    cjk_font: Path | None = None  # None: the first of engine.casefile_pdf.FONT_CANDIDATES found
     log_origin: str = "fengqiao.invalid/audit"  # the signed tree heads' origin line and key name
     checkpoint_every_events: Count = 1000
     checkpoint_every_minutes: Seconds = 10.0

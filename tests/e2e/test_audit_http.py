@@ -112,6 +112,12 @@ def test_proofs_and_the_case_bundle_over_http_scoped_with_problems_out_of_range(
             bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
         ), query
 
+    pdf = api.get(f"/v1/cases/{cid}/file.pdf", who="audit")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert (
+        pdf.content.startswith(b"%PDF-")
+        and api.get(f"/v1/cases/{away}/file.pdf", who="audit").status_code == 404
+    )
     bundle = api.get(f"/v1/cases/{cid}/bundle", who="audit")
     assert bundle.status_code == 200 and verify_bundle(bundle.content)["events"] == 2
     assert api.get(f"/v1/cases/{away}/bundle", who="audit").status_code == 404
