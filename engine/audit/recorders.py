@@ -162,6 +162,9 @@ class _Chained:
     of the events table the library's recorder does not offer."""
 
     ph = "?"
+    keep_tree = (
+        True  # the Merkle tree beside the chain (off only in `fengqiao bench proofs`' baseline)
+    )
     position = "rowid"  # the events' global position (the notification id)
     case_id_text = "originator_id"  # the case id as text (SQLite: 32 hex digits)
 
@@ -332,7 +335,8 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
             assert positions is not None  # an application recorder returns the new positions
             rows = chain_rows(head, self.case_hash_fetcher(c), positions, stored_events)
             c.executemany(INSERT_CHAIN.format(chain=CHAIN, p="?"), rows)
-            self.grow_tree(c, rows[0][1] - 1, [bytes.fromhex(row[4]) for row in rows])
+            if self.keep_tree:
+                self.grow_tree(c, rows[0][1] - 1, [bytes.fromhex(row[4]) for row in rows])
         return positions
 
     def insert_events(
@@ -394,6 +398,23 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             self.qualify("audit_append"),
         )
         zero = "decode(repeat('00', 32), 'hex')"
+        tree_sql = (
+            # The Merkle tree (engine.audit.merkle.append_rows, in plpgsql): the stored
+            # subtrees of the tree of `v_size` leaves, then each leaf and the parents it completes.
+            "FOR v_b IN REVERSE 62..0 LOOP IF (v_size >> v_b) & 1 = 1 THEN v_c := v_c + (1::bigint << v_b); "
+            "v_keys := v_keys || (2 * (v_c - 1) - bit_count((v_c - 1)::bit(64)) + v_b); END IF; END LOOP;\n"
+            f"SELECT coalesce(array_agg(hash ORDER BY node), '{{}}') INTO v_stack FROM {merkle} "
+            "WHERE node = ANY(v_keys);\n"
+            "v_top := coalesce(array_length(v_stack, 1), 0);\n"
+            "IF v_top <> coalesce(array_length(v_keys, 1), 0) THEN RAISE EXCEPTION "
+            "'the Merkle tree is out of step with the chain at size %', v_size; END IF;\n"
+            "v_keys := '{}'; v_k := 2 * v_size - bit_count(v_size::bit(64));\n"
+            "FOREACH v_h IN ARRAY v_leaves LOOP v_keys := v_keys || v_k; v_hashes := v_hashes || v_h; v_k := v_k + 1; "
+            "v_m := v_size; WHILE v_m & 1 = 1 LOOP v_h := sha256('\\x01'::bytea || v_stack[v_top] || v_h); "
+            "v_top := v_top - 1; v_keys := v_keys || v_k; v_hashes := v_hashes || v_h; v_k := v_k + 1; v_m := v_m >> 1; "
+            "END LOOP; v_top := v_top + 1; v_stack[v_top] := v_h; v_size := v_size + 1; END LOOP;\n"
+            f"INSERT INTO {merkle} (node, hash) SELECT * FROM unnest(v_keys, v_hashes);\n"
+        )
         functions: list[Any] = [
             SQL(statement)
             for statement in (  # SQL; the library's list says Composed
@@ -442,22 +463,8 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
                 "FROM links WHERE version IS NOT NULL) "
                 "SELECT array_agg(position ORDER BY n), array_agg(leaf ORDER BY position), "
                 "coalesce((SELECT seq FROM head), 0) INTO positions, v_leaves, v_size FROM entries;\n"
-                # The Merkle tree (engine.audit.merkle.append_rows, in plpgsql): the stored
-                # subtrees of the tree of `v_size` leaves, then each leaf and the parents it completes.
-                "FOR v_b IN REVERSE 62..0 LOOP IF (v_size >> v_b) & 1 = 1 THEN v_c := v_c + (1::bigint << v_b); "
-                "v_keys := v_keys || (2 * (v_c - 1) - bit_count((v_c - 1)::bit(64)) + v_b); END IF; END LOOP;\n"
-                f"SELECT coalesce(array_agg(hash ORDER BY node), '{{}}') INTO v_stack FROM {merkle} "
-                "WHERE node = ANY(v_keys);\n"
-                "v_top := coalesce(array_length(v_stack, 1), 0);\n"
-                "IF v_top <> coalesce(array_length(v_keys, 1), 0) THEN RAISE EXCEPTION "
-                "'the Merkle tree is out of step with the chain at size %', v_size; END IF;\n"
-                "v_keys := '{}'; v_k := 2 * v_size - bit_count(v_size::bit(64));\n"
-                "FOREACH v_h IN ARRAY v_leaves LOOP v_keys := v_keys || v_k; v_hashes := v_hashes || v_h; v_k := v_k + 1; "
-                "v_m := v_size; WHILE v_m & 1 = 1 LOOP v_h := sha256('\\x01'::bytea || v_stack[v_top] || v_h); "
-                "v_top := v_top - 1; v_keys := v_keys || v_k; v_hashes := v_hashes || v_h; v_k := v_k + 1; v_m := v_m >> 1; "
-                "END LOOP; v_top := v_top + 1; v_stack[v_top] := v_h; v_size := v_size + 1; END LOOP;\n"
-                f"INSERT INTO {merkle} (node, hash) SELECT * FROM unnest(v_keys, v_hashes);\n"
-                "RETURN positions;\nEND$$",
+                + (tree_sql if self.keep_tree else "")
+                + "RETURN positions;\nEND$$",
             )
         ]
         self.sql_create_statements += functions
