@@ -33,8 +33,8 @@ from uuid import UUID
 from domain.errors import NotFound
 from engine.audit.canonical import ZERO, leaf_hash, link
 from engine.audit.checkpoints import Checkpoint, checkpoint, stored_checkpoints
-from engine.audit.merkle import Tree, fold, push
-from engine.audit.tables import CHAIN
+from engine.audit.merkle import Tree, append_rows, fold, push, tree_size
+from engine.audit.tables import CHAIN, MERKLE
 from engine.audit.verifier import Invalid, check_consistency
 from engine.sql import StoreDb
 
@@ -171,6 +171,7 @@ def verify_log(
     good_checkpoint_position: int | None = None
     case_heads: dict[str, bytes] = {}
     frontier: list[bytes] = []
+    tree_check = _TreeCheck(db)
 
     def result(finding: Finding | None) -> Verification:
         return Verification(
@@ -267,6 +268,9 @@ def verify_log(
             )
         case_heads[case_id] = case_head
         push(frontier, entries - 1, leaf)
+        broken = tree_check.add(position, leaf)
+        if broken:
+            return result(broken)
         for cp in by_size.get(entries, ()):
             checked += 1
             root = fold(frontier).hex()
@@ -303,28 +307,54 @@ def verify_log(
                 {"size": cp.size, "entries": entries},
             )
         )
-    return result(_tree_finding(db, entries, frontier, last_good))
+    return result(tree_check.flush())
 
 
-def _tree_finding(
-    db: StoreDb, size: int, frontier: list[bytes], last: int | None
-) -> Finding | None:
-    """Whether the stored Merkle tree's root at ``size`` is the entries' root."""
-    if not size:
+class _TreeCheck:
+    """Recompute the Merkle tree's stored subtrees from the leaves, a batch at a time, and
+    compare them with ``audit_merkle`` (one range read per batch)."""
+
+    def __init__(self, db: StoreDb) -> None:
+        self.db, self.table = db, db.table(MERKLE)
+        self.frontier: list[bytes] = []
+        self.size = 0
+        self.pending: list[tuple[int, bytes]] = []  # (position, leaf)
+
+    def add(self, position: int, leaf: bytes) -> Finding | None:
+        self.pending.append((position, leaf))
+        return self.flush() if len(self.pending) >= BATCH else None
+
+    def flush(self) -> Finding | None:
+        if not self.pending:
+            return None
+        first = self.size
+        rows = append_rows(first, self.frontier, [leaf for _, leaf in self.pending])
+        stored = {
+            int(row["node"]): bytes(row["hash"])
+            for row in self.db.query(
+                f"SELECT node, hash FROM {self.table} WHERE node >= ? AND node <= ?",
+                (rows[0][0], rows[-1][0]),
+            )
+        }
+        self.size += len(self.pending)
+        positions, self.pending = [p for p, _ in self.pending], []
+        for key, value in rows:
+            if stored.get(key) != value:
+                leaves_before = tree_size(key)  # the subtree's last leaf is entry leaves_before
+                position = positions[min(max(leaves_before - first - 1, 0), len(positions) - 1)]
+                return Finding(
+                    "tree_broken",
+                    position,
+                    f"the stored Merkle tree's node {key} (completed with the entry at position "
+                    f"{position}) is not the hash of the entries: the tree table was edited, and "
+                    "proofs that use it will fail",
+                    details={
+                        "node": key,
+                        "stored": (stored.get(key) or b"").hex(),
+                        "expected": value.hex(),
+                    },
+                )
         return None
-    try:
-        stored = Tree(db).root(size).hex()
-    except LookupError as missing:
-        stored = str(missing)
-    if stored == fold(frontier).hex():
-        return None
-    return Finding(
-        "tree_broken",
-        last,
-        f"the stored Merkle tree of {size} entries does not have their root "
-        f"({fold(frontier).hex()}): the tree table was edited, and proofs from it will fail",
-        details={"size": size, "stored": stored},
-    )
 
 
 def verify_against(app: Any, old: Checkpoint) -> Verification:

@@ -517,3 +517,23 @@ def test_the_stored_tree_is_the_merkle_tree_of_the_chain_at_every_size(app, raw)
         assert tree.root(size) == mth(leaves[:size])
     rows = raw.sql(f"SELECT node FROM {raw.merkle} ORDER BY node")
     assert [r[0] for r in rows] == list(range(merkle.next_key(len(leaves))))
+
+
+def test_a_store_from_before_the_tree_gets_its_tree_on_open_and_an_edited_tree_is_caught(
+    app, raw, store, clock
+):
+    from engine.service import Fengqiao
+
+    busy_history(app)
+    leaves = [bytes.fromhex(row[4]) for row in raw.chain_rows()]
+    raw.sql(f"DELETE FROM {raw.merkle}")  # as a store from before the tree has it
+    reopened = Fengqiao(store, clock=clock)
+    try:
+        assert merkle.Tree(StoreDb(reopened.recorder)).root(len(leaves)) == mth(leaves)
+        busy_history(reopened)  # and the write path goes on from there
+        assert verify_log(reopened).ok
+        raw.sql(f"UPDATE {raw.merkle} SET hash = ? WHERE node = ?", (bytes(32), 3))
+        result = verify_log(reopened)
+        assert not result.ok and result.finding.problem == "tree_broken"
+    finally:
+        reopened.close()
