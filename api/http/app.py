@@ -47,7 +47,9 @@ def default_projections(engine: Fengqiao) -> tuple[Any | None, Any | None]:
 
     runner = ProjectionRunner(engine, projections_list())
     runner.ensure()  # the read models' tables exist before the first query
-    return ReadModels(runner.db), runner
+    models = ReadModels(runner.db)
+    engine.earlier_cases = models.earlier_cases  # 重复件: a report reads its parties' earlier cases
+    return models, runner
 
 
 def create_app(
