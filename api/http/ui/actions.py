@@ -114,7 +114,14 @@ def changes_since(svc: Services, case_id: UUID, version: int) -> list[dict[str, 
 
 
 def refused(
-    request: Request, svc: Services, error: DomainError, case_id: UUID, shown: int | None, back: str
+    request: Request,
+    svc: Services,
+    error: DomainError,
+    case_id: UUID,
+    shown: int | None,
+    back: str,
+    name: str = "",
+    written: tuple[str, ...] = (),
 ) -> Response:
     """The refusal as a page in words; a stale page also lists what changed since."""
     if isinstance(error, NotFound | Unauthenticated):
@@ -134,6 +141,8 @@ def refused(
         shown=shown,
         back=back,
         case_id=case_id,
+        attempted=data.ACTION_NAMES.get(name),
+        written=[t for t in written if t],  # what was typed is shown back, never lost
     )
 
 
@@ -159,7 +168,8 @@ async def act(
         body = parse_action(name, action_body(name, fields))
         result = perform_action(svc, principal, name, case_id, body, key, shown)
     except DomainError as error:
-        return refused(request, svc, error, case_id, shown, back)
+        written = tuple(_one(fields, f) for f in ("note", "reason"))
+        return refused(request, svc, error, case_id, shown, back, name, written)
     done = {"done": name, "case": str(case_id), "v": result.version}
     if result.repeated:
         done["repeated"] = 1

@@ -146,9 +146,8 @@ def timeline_entry(entry: dict[str, Any], shown_version: int) -> dict[str, Any]:
     """One history entry (``engine.views.event_view``) as a timeline row."""
     data = entry["data"]
     kind = entry["type"]
-    reason = next(
-        (str(data[f]) for f in REASON_FIELDS if data.get(f) not in (None, "", [], {})), ""
-    )
+    # every written reason the event carries: a request's reason and its approver's note
+    reason = "\n".join(str(data[f]) for f in REASON_FIELDS if data.get(f) not in (None, "", [], {}))
     details = {
         k: _shown(v)
         for k, v in data.items()
