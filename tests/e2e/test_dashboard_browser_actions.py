@@ -21,8 +21,7 @@ from api.http.app import create_app
 from domain.actors import Actor
 from domain.commands import Envelope, ReportCase
 from engine.store import StoreConfig
-from tests.conftest import ON_CI
-from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing
+from tests.e2e.test_dashboard_browser import ARTIFACTS, launched
 from tests.test_dashboard_support import SmallDemo, serving, small_demo
 
 SHOTS = ARTIFACTS / "actions"
@@ -71,24 +70,11 @@ def extension_asked(demo: SmallDemo, township: Any) -> UUID:
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory) -> Iterator[Any]:
-    problem = browser_missing()
-    if problem:
-        if ON_CI:
-            pytest.fail(f"CI=true but {problem}", pytrace=False)
-        pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            tab = chromium.new_page(viewport=DESKTOP, locale="zh-CN")
-            tab.set_default_timeout(15_000)
-            yield tab
-        finally:
-            chromium.close()
+def page() -> Iterator[Any]:
+    with launched() as chromium:
+        tab = chromium.new_page(viewport=DESKTOP, locale="zh-CN")
+        tab.set_default_timeout(15_000)
+        yield tab
 
 
 @pytest.fixture(scope="module")
