@@ -12,7 +12,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.test_api_support import ORIGIN, Api, ui_sign_in
+from tests.test_api_support import DISPUTE, ORIGIN, XUZHEN_GRID, Api, ui_sign_in
 from workflows.timers import TimerService
 
 
@@ -165,13 +165,20 @@ def test_board_supervises_several_overdue_cases_each_its_own_command(api: Api):
     )
     assert key
     api.act(late[2], "comment", {"text": "已电话催办"}, "li")  # the third moves on meanwhile
+    elsewhere = api.report(
+        {**DISPUTE, "severity": "major", "region": XUZHEN_GRID, "title": "徐镇的纠纷"}, who="boss"
+    )["id"]
     picked = [t for t in ticks if t.split(":")[0] in late]
     fields = {"key": key.group(1), "note": "限今日办结", "case": picked, "back": "/ui/board"}
+    outside = {**fields, "key": "ui-outside", "case": [f"{elsewhere}:1"]}
+    refused = post(api, "/ui/board/supervise", outside, status=200)  # another township's case
+    assert "徐镇的纠纷" not in refused.text and "✔" not in refused.text
     outcome = post(api, "/ui/board/supervise", fields, status=200)
     assert outcome.text.count("✔ 已督办") == 2 and "案件已有新的变化" in outcome.text
     again = post(api, "/ui/board/supervise", fields, status=200)  # sent twice: recorded once
     assert again.text.count("只记录一次") == 2
     mine = [[e for e in events(api, c, "Supervised") if e.actor.id == "zhou"] for c in late]
     assert [len(m) for m in mine] == [1, 1, 0]  # (the timers' urging notices are not zhou's)
+    assert not events(api, elsewhere, "Supervised")
     empty = post(api, "/ui/board/supervise", {**fields, "case": []}, status=422)
     assert "tick at least one case" in empty.text

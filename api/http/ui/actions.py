@@ -33,9 +33,10 @@ from api.http.ui.render import page
 from api.http.ui.session import PageRoute, SameOrigin, SignedIn
 from domain.commands import ACTIONS, parse_action
 from domain.errors import DomainError, NotFound, ValidationFailed, VersionConflict
+from domain.permissions import case_in_scope
 from engine.views import event_view
 
-router = APIRouter(include_in_schema=False, route_class=PageRoute)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
 Svc = Annotated[Services, Depends(services)]
 
 UI_ACTIONS = frozenset(
@@ -192,6 +193,15 @@ def supervise_one(
     return {"case_id": case_id, "ok": True, "version": result.version, "repeated": result.repeated}
 
 
+def visible_title(svc: Services, principal: Principal, case_id: UUID) -> str | None:
+    """The case's title for the outcome page, if the caller's region covers the case (a
+    case outside it is named by its id only, like one that does not exist)."""
+    row = read_models(svc).get_case(case_id)
+    if row is None or not case_in_scope((row["region"], row["origin_region"]), principal.region):
+        return None
+    return row["title"]
+
+
 def _picked(values: list[str]) -> list[tuple[UUID, int]]:
     """The cases ticked on the board: ``<case id>:<version shown>`` each."""
     picked: dict[UUID, int] = {}
@@ -219,10 +229,7 @@ async def supervise_many(request: Request, principal: SignedIn, svc: Svc) -> Res
         raise ValidationFailed(f"at most {BULK_LIMIT} cases at once", field="case")
     parse_action("supervise", {"note": note})  # an empty note refuses the form, not each case
     outcomes = [supervise_one(svc, principal, key, note, c, v) for c, v in picked]
-    titles = {
-        str(o["case_id"]): (read_models(svc).get_case(o["case_id"]) or {}).get("title")
-        for o in outcomes
-    }
+    titles = {str(o["case_id"]): visible_title(svc, principal, o["case_id"]) for o in outcomes}
     return page(
         request,
         "outcomes.html",

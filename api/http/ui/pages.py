@@ -28,7 +28,7 @@ from api.http.auth import (
 from api.http.cases import view
 from api.http.readmodels import read_models
 from api.http.services import Services, services
-from api.http.ui import actions, charts, data
+from api.http.ui import charts, data
 from api.http.ui.render import HERE, page
 from api.http.ui.session import COOKIE, PageRoute, SameOrigin, SignedIn, clear_token, set_session
 from domain.errors import NotFound
@@ -37,7 +37,6 @@ from engine.audit.verify import verify_case
 from engine.views import event_view
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
-router.include_router(actions.router)
 Svc = Annotated[Services, Depends(services)]
 RegionParam = Annotated[
     str | None, Query(max_length=200, description="default: the caller's region")
