@@ -5,6 +5,11 @@ Tables (public names; see docs/projections.md):
 * ``cases`` — every case's current view plus the facts the boards and rates need
   (when it was reported, dispatched, signed for, resolved, visited; at which rank;
   whether within the ceiling of the severity it was reported with).
+  ``requests`` (JSON) holds the requests awaiting approval, keyed ``suspension`` or
+  ``extension:<clock>`` (who asked, when, the days and reason the request carries), and
+  ``awaiting`` their number: set by ``SuspensionRequested`` / ``ExtensionRequested``, cleared
+  by the refusal, the approval (``Suspended``; ``Extended`` with ``requested_by``), as the
+  case's own ``apply`` clears them.
 * ``cases_upward`` — one row per push above the ceiling, dated, attributed to the
   case's origin: ``reclassified_up`` (重新定性 upwards, 矛盾上交) and
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
@@ -122,6 +127,8 @@ COLUMNS = (
     "duplicate_of",
     "repeat",
     "repeat_of",
+    "requests",
+    "awaiting",
 )
 INTEGER = {
     "rank",
@@ -141,6 +148,7 @@ INTEGER = {
     "reopened",
     "responded_in_time",
     "repeat",
+    "awaiting",
 }
 INDEXED = (
     ("region", "region, reported_at"),
@@ -267,8 +275,9 @@ class CasesProjection(Projection):
     # 3: a send-back ends the first receiver's responsibility; 4, 5: roll-ups; 6: villages and
     # townships by rank from the region tree (micro-grids), referred disputes, one on-time rule;
     # 7: the imported statutory years, a check-in ends its own clock, 签收 as Accepted records it;
-    # 8: 并案 (duplicate_of; a duplicate counted once, as ``duplicates``) and 重复件 (repeat, repeat_of)
-    version = 8
+    # 8: the requests awaiting approval (延期, 挂起); 9: 并案 (duplicate_of; a duplicate counted
+    # once, as ``duplicates``) and 重复件 (repeat, repeat_of)
+    version = 9
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
@@ -347,6 +356,8 @@ class CasesProjection(Projection):
             f"CREATE INDEX {cases}_overdue_list ON {cases} (reported_at, case_id) WHERE overdue = 1"
         )
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
+        # the approvals queue: the few cases with a request awaiting approval, by region
+        tx.execute(f"CREATE INDEX {cases}_awaiting ON {cases} (region) WHERE awaiting > 0")
 
     # -- applying ----------------------------------------------------------------
 
@@ -573,6 +584,7 @@ class CasesProjection(Projection):
                 row["breached"] = json.loads(row["breached"] or "[]")
                 row["ceilings"] = json.loads(row["ceilings"] or "{}")
                 row["repeat_of"] = json.loads(row["repeat_of"] or "[]")
+                row["requests"] = json.loads(row["requests"] or "{}")
                 rows[row["case_id"]] = row
         return rows
 
@@ -609,6 +621,8 @@ class CasesProjection(Projection):
             overdue=0,
             due_soon=0,
             breached=[],
+            requests={},
+            awaiting=0,
             reported_at=iso(event.occurred_at),
             recorded_at=iso(event.timestamp),
             reclassified_up=0,
@@ -732,6 +746,37 @@ class CasesProjection(Projection):
     @_change.register
     def _suspended(self, event: Case.Suspended, step: _Step) -> None:
         step.row["suspended"] = 1
+        _settled(step, SUSPENSION)
+
+    # -- requests awaiting approval: what the events say was asked, and what settled it
+
+    @_change.register
+    def _suspension_requested(self, event: Case.SuspensionRequested, step: _Step) -> None:
+        _asked(step, SUSPENSION, event, reason=event.reason)
+
+    @_change.register
+    def _extension_requested(self, event: Case.ExtensionRequested, step: _Step) -> None:
+        _asked(
+            step,
+            f"extension:{event.clock}",
+            event,
+            clock=event.clock,
+            days=event.days,
+            reason=event.reason,
+        )
+
+    @_change.register
+    def _suspension_refused(self, event: Case.SuspensionRefused, step: _Step) -> None:
+        _settled(step, SUSPENSION)
+
+    @_change.register
+    def _extension_refused(self, event: Case.ExtensionRefused, step: _Step) -> None:
+        _settled(step, f"extension:{event.clock}")
+
+    @_change.register
+    def _extended(self, event: Case.Extended, step: _Step) -> None:
+        if event.requested_by is not None:  # granted directly: a request stays awaiting
+            _settled(step, f"extension:{event.clock}")
 
     @_change.register
     def _resumed(self, event: Case.Resumed, step: _Step) -> None:
@@ -884,6 +929,27 @@ class CasesProjection(Projection):
                     )
                 )
         return tree
+
+
+SUSPENSION = "suspension"
+
+
+def _asked(step: _Step, key: str, event: Any, **fields: Any) -> None:
+    """A request awaiting approval (``requests``, keyed ``suspension`` or
+    ``extension:<clock>``): who asked, when, and what, as the event says."""
+    kind = SUSPENSION if key == SUSPENSION else "extension"
+    step.row["requests"][key] = {
+        "kind": kind,
+        "requested_by": event.actor.id,
+        "requested_at": step.at,
+        **fields,
+    }
+    step.row["awaiting"] = len(step.row["requests"])
+
+
+def _settled(step: _Step, key: str) -> None:
+    step.row["requests"].pop(key, None)
+    step.row["awaiting"] = len(step.row["requests"])
 
 
 def _year(stored: dict[str, Any]) -> StatutoryYear:
@@ -1201,7 +1267,7 @@ def _refusal_of(event: CeilingRefusals.EscalationRefused) -> str:
 
 
 def _stored(column: str, value: Any) -> Any:
-    if column in ("clocks", "breached", "ceilings", "repeat_of"):
+    if column in ("clocks", "breached", "ceilings", "repeat_of", "requests"):
         return json.dumps(value, sort_keys=True)
     return value
 

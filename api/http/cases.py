@@ -206,6 +206,37 @@ def possible_duplicates(svc: Services, principal: Principal, case_id: UUID) -> l
     return svc.read_models.possible_duplicates(intake, area, principal.region, rule)
 
 
+def perform_action(
+    svc: Services,
+    principal: Principal,
+    name: str,
+    case_id: UUID,
+    body: CaseAction,
+    idempotency_key: str | None,
+    expected: int | None,
+) -> CommandResult:
+    """The one path of a person's case action over HTTP (the API and the dashboard): the
+    right and region scope (``authorize_action``), the key scoped to the caller, the
+    expected version, then ``Fengqiao.act``."""
+    case = authorize_action(
+        principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump()
+    )
+    envelope = Envelope(
+        actor=principal.actor,
+        command_id=command_id(principal, idempotency_key),
+        expected_version=expected,
+        occurred_at=getattr(body, "occurred_at", None),
+    )
+    return once(
+        svc.engine,
+        principal.actor.id,
+        idempotency_key,
+        lambda: svc.engine.act(case_id, body, envelope),
+        case_id,
+        case,  # as the scope check just read it: no second read for the legacy-key lookup
+    )
+
+
 def run_action(
     svc: Services,
     principal: Principal,
@@ -215,22 +246,8 @@ def run_action(
     idempotency_key: str | None,
     if_match: str | None,
 ) -> JSONResponse:
-    case = authorize_action(
-        principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump()
-    )
-    envelope = Envelope(
-        actor=principal.actor,
-        command_id=command_id(principal, idempotency_key),
-        expected_version=expected_version(if_match),
-        occurred_at=getattr(body, "occurred_at", None),
-    )
-    result = once(
-        svc.engine,
-        principal.actor.id,
-        idempotency_key,
-        lambda: svc.engine.act(case_id, body, envelope),
-        case_id,
-        case,  # as the scope check just read it: no second read for the legacy-key lookup
+    result = perform_action(
+        svc, principal, name, case_id, body, idempotency_key, expected_version(if_match)
     )
     return command_response(svc, result, 200, principal.role)
 
