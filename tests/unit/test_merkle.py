@@ -42,7 +42,7 @@ class MemoryTree(merkle.Tree):
         self.frontier: list[bytes] = []
         self.nodes = dict(merkle.append_rows(0, self.frontier, leaves(n)))
 
-    def hashes(self, keys, tx=None):
+    def hashes(self, keys):
         return {k: self.nodes[k] for k in keys}
 
 
