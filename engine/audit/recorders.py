@@ -314,6 +314,11 @@ class _Chained:
         opened for the first time); return how many leaves were added."""
         last = self.fetch_one(cursor, f"SELECT MAX(node) AS last FROM {self.qualify(MERKLE)}", ())
         size = 0 if last["last"] is None else tree_size(int(last["last"]))
+        head = self.fetch_one(
+            cursor, f"SELECT seq FROM {self.qualify(CHAIN)} ORDER BY position DESC LIMIT 1", ()
+        )
+        if head is None or int(head["seq"]) <= size:  # the usual open: nothing to scan
+            return 0
         cursor.execute(
             self.sql(
                 f"SELECT entry_hash FROM {self.qualify(CHAIN)} WHERE seq > {int(size)} ORDER BY position"
