@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     trusted_key_ids: str = ""  # comma-separated
     cjk_font: Path | None = None  # None: the first of engine.casefile_pdf.FONT_CANDIDATES found
     log_origin: str = "fengqiao.invalid/audit"  # the signed tree heads' origin line and key name
+    search_key: Path | None = None  # None: search-key beside the SQLite file, var/ for PostgreSQL
     checkpoint_every_events: Count = 1000
     checkpoint_every_minutes: Seconds = 10.0
     checkpoint_poll_seconds: Seconds = 30.0

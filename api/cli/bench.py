@@ -121,6 +121,13 @@ BENCHES: dict[str, Bench] = {
         1000,
         module="api.bench.bench_http",
     ),
+    "scale": Bench(
+        "serve --workers 2 vs 1, 16 clients: commands/s >= 1.5x; command p95 <= 3x p50 "
+        "(pgbench beside)",
+        "seconds per run",
+        30,
+        module="api.bench.bench_scale",
+    ),
     "memory": Bench(
         "server RSS at 1M cases; no growth over 10 minutes of load",
         "minutes",

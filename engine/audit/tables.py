@@ -12,6 +12,8 @@ are created with them (by the chained recorders in :mod:`engine.audit.recorders`
 * ``audit_tree_heads`` — signed tree heads (C2SP checkpoints: origin, size, root, time).
   (Stores from before the tree keep their old ``audit_checkpoints`` table, unused.)
 * ``person_keys`` — per-person AES keys for personal fields (see engine.privacy).
+* ``party_index`` — a keyed hash (HMAC-SHA256) of each party's phone and ID number
+  beside the person's id: how a number finds its person (and so their cases) (erased with the person).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ CHAIN = "audit_chain"
 CHECKPOINTS = "audit_tree_heads"
 MERKLE = "audit_merkle"
 PERSON_KEYS = "person_keys"
+PARTY_INDEX = "party_index"
 
 
 def table_statements(qualify, blob: str, position_key: str) -> list[str]:
     """``CREATE`` statements for the audit and privacy tables (``qualify`` names a
     table; ``position_key`` is SQLite's rowid alias or PostgreSQL's BIGINT key)."""
     chain, checkpoints, keys = qualify(CHAIN), qualify(CHECKPOINTS), qualify(PERSON_KEYS)
-    merkle = qualify(MERKLE)
+    merkle, parties = qualify(MERKLE), qualify(PARTY_INDEX)
     return [
         f"CREATE TABLE IF NOT EXISTS {chain} ("
         f"position {position_key} PRIMARY KEY, seq BIGINT NOT NULL, case_id TEXT NOT NULL, "
@@ -41,4 +44,7 @@ def table_statements(qualify, blob: str, position_key: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {keys} ("
         "person_id TEXT PRIMARY KEY, lookup TEXT UNIQUE, key_bytes "
         f"{blob}, created_at TEXT NOT NULL, erased_at TEXT, erased_by TEXT)",
+        f"CREATE TABLE IF NOT EXISTS {parties} (digest TEXT NOT NULL, "
+        "person_id TEXT NOT NULL, PRIMARY KEY (digest, person_id))",
+        f"CREATE INDEX IF NOT EXISTS party_index_person_idx ON {parties} (person_id)",
     ]
