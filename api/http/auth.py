@@ -64,12 +64,12 @@ class Principal:
         return may(self.role, right)
 
 
-class Unauthenticated(DomainError):
-    code = "unauthenticated"
+class Unauthenticated(DomainError, code="unauthenticated"):
+    """No valid token or session (401)."""
 
 
-class TooManyFailures(DomainError):
-    code = "too_many_failures"
+class TooManyFailures(DomainError, code="too_many_failures"):
+    """Too many bad tokens from one client address in a row (429)."""
 
 
 def authenticated(request: Request, svc: Services, token: str) -> User:
