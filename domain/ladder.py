@@ -211,6 +211,18 @@ class RegionTree:
             id=code,
         )
 
+    def supervisor_at(self, code: str, rank: int) -> tuple[Region, str | None]:
+        """The region of rank ``rank`` over ``code`` (``code``'s own if none is) and its
+        supervisor, the first by name (None if it has none): whom a case held at its
+        ceiling is put before."""
+        region = self.ancestor_at(code, rank) or self.get(code)
+        names = sorted(
+            p.name
+            for p in self.people.values()
+            if p.region == region.code and p.role == "supervisor"
+        )
+        return region, names[0] if names else None
+
     def next_rank_up(self, code: str) -> Region | None:
         """The nearest ancestor of a higher rank, or None at the top."""
         rank = self.get(code).rank
