@@ -69,6 +69,7 @@ from domain.search import Earlier
 from engine import views
 from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from engine.case_cache import CaseCache
+from engine.case_clocks import advance_fold
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import (
@@ -79,6 +80,7 @@ from engine.privacy import (
     protect,
 )
 from engine.settings import Settings
+from engine.sql import ping_when_idle
 from engine.store import StoreConfig, store_from_settings
 from engine.time_source import Clock, SystemClock
 
@@ -177,6 +179,8 @@ class Fengqiao(Application):
         self._policies: dict[int, Policy] = {}
         self._checked: dict[UUID, float] = {}  # when each reference aggregate was last checked
         super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
+        if self.store.is_postgres:  # its pre-ping only for connections left idle (engine.sql)
+            ping_when_idle(self.recorder.datastore.pool)
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache(self.settings.case_cache)
         self.clock_folds = CaseCache(
@@ -589,15 +593,13 @@ class Fengqiao(Application):
                     retried_unknown_outcome = True
                     continue
                 except RecordConflictError:
+                    # Read the case again: a twin of this command (a double click) that won
+                    # answers as a repeat; any other command fails the expected version.
                     self.case_cache.forget(case_id)
                     use_cache = False
-                    if envelope.expected_version is not None:
-                        raise VersionConflict(
-                            "another command changed the case first",
-                            expected=envelope.expected_version,
-                        ) from None
                     continue
                 result = CommandResult(case.id, case.version, recordings[-1].notification.id)
+                advance_fold(self, case, recordings)  # the view at this version reads nothing back
                 self.case_cache.put(case)  # from here on another thread may take and change it
                 log.info("case command", action=action.name, version=result.version)
                 return result
@@ -613,7 +615,8 @@ class Fengqiao(Application):
             events = self.events.get(case.id, lte=case.version)
             clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
         statutory = self.statutory() if action.needs_calendar else None
-        related_id, related = action.related(), None
+        related_id = action.related()
+        related = None
         if related_id is not None:
             try:
                 related = self.current_case(related_id)

@@ -248,6 +248,22 @@ class ReadModels:
         rows = self.db.query("SELECT * FROM cases WHERE case_id = ?", (str(case_id),))
         return case_row(rows[0]) if rows else None
 
+    def awaiting_approval(self, region: str, limit: int = MAX_LIMIT) -> list[dict[str, Any]]:
+        """The requests awaiting approval (延期, 挂起) of cases handled under ``region``, the
+        longest waiting first: one dict per request, with its case's row."""
+        clause, params = subtree("region", _region(region))
+        rows = self.db.query(
+            f"SELECT * FROM cases WHERE awaiting > 0 AND {clause} ORDER BY case_id LIMIT ?",
+            [*params, limit],
+        )
+        found = []
+        for row in rows:
+            requests = json.loads(row["requests"] or "{}")
+            case = case_row(row)
+            found += [{**request, "key": key, "case": case} for key, request in requests.items()]
+        found.sort(key=lambda r: (r["requested_at"] or "", r["case"]["case_id"], r["key"]))
+        return found
+
     # -- the SLA board ------------------------------------------------------------------
 
     def sla_board(self, region: str) -> dict[str, Any]:
@@ -585,7 +601,7 @@ def _busiest(row: dict[str, Any]) -> tuple[int, str]:
 
 
 BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time", "repeat")
-INTERNAL = ("ceilings", "position")
+INTERNAL = ("ceilings", "position", "requests", "awaiting")
 
 
 def case_row(row: dict[str, Any]) -> dict[str, Any]:

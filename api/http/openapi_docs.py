@@ -9,6 +9,7 @@ from api.http.problems import PROBLEM_EXAMPLES, PROBLEM_JSON
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 _BY_STATUS = {
+    400: ("The body could not be parsed (not UTF-8 JSON, too deep, too long a number)", []),
     401: ("Missing, unknown or revoked token", ["unauthenticated"]),
     403: ("The caller's role may not do this", ["forbidden"]),
     404: (
@@ -23,7 +24,12 @@ _BY_STATUS = {
         "The request is not valid, or an escalation above the ceiling",
         ["validation", "escalation-ceiling"],
     ),
-    503: ("Projections are not available or not ready", []),
+    429: ("Too many bad tokens from this address: wait `Retry-After` seconds", []),
+    503: (
+        "Not ready: projections unavailable, the database not answering, or no answer within "
+        "FENGQIAO_REQUEST_DEADLINE_SECONDS (retry with the same Idempotency-Key)",
+        [],
+    ),
 }
 
 
@@ -37,6 +43,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             content["examples"] = {n: {"value": PROBLEM_EXAMPLES[n]} for n in names}
         out[status] = {"description": description, "content": {PROBLEM_JSON: content}}
     return out
+
+
+def served_as(media_type: str, schema_type: str) -> dict[int | str, dict[str, Any]]:
+    """A ``responses=`` entry for a 200 that is not JSON (or not only: HTML, a schema …)."""
+    return {200: {"content": {media_type: {"schema": {"type": schema_type}}}}}
 
 
 READ = (401, 404, 422)
