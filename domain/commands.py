@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -255,6 +256,8 @@ class ActionContext:
     """The case's clock states at the command's recorded time (``needs_clocks``)."""
     statutory: Statutory | None = None
     """The statutory calendar facts every clock counts with (``needs_calendar``)."""
+    related: Case | None = None
+    """The other case the action's rule reads (:meth:`CaseAction.related`: 并案's primary)."""
 
 
 class CaseAction(BaseModel):
@@ -277,6 +280,17 @@ class CaseAction(BaseModel):
     arguments: ClassVar[tuple[str, ...]]
     """The registered action's own fields (set by :func:`action`): a subclass that adds
     fields of the request (HTTP's ``occurred_at``) passes no more to the case."""
+
+    def related(self) -> UUID | None:
+        """Another case the action's rule reads (并案: the primary); the engine passes it
+        as ``ctx.related``."""
+        return None
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        """An action the engine then records on another case (``case``: this one before
+        the action), under a command id derived from this one's: 并案 notes the link on
+        the primary's history too."""
+        return None
 
     def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
         """Apply the action to ``case``. One that needs no more than the case and the stamp
@@ -634,6 +648,50 @@ class Close(CaseAction):
 @action("reopen")
 class Reopen(CaseAction):
     reason: Text
+
+
+@action("link-duplicate")
+class LinkDuplicate(CaseAction):
+    """并案: this case is a duplicate of ``primary``; its clocks stop, the primary carries on."""
+
+    primary: UUID
+    reason: Text
+
+    def related(self) -> UUID | None:
+        return self.primary
+
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        assert ctx.related is not None  # the engine passes the primary
+        case.link_duplicate(stamp, primary=ctx.related, reason=self.reason)
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        return self.primary, AttachDuplicate(duplicate=str(case.id), reason=self.reason)
+
+
+@action("unlink-duplicate")
+class UnlinkDuplicate(CaseAction):
+    reason: Text
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        if case.duplicate_of is None:
+            return None
+        detach = DetachDuplicate(duplicate=str(case.id), reason=self.reason)
+        return UUID(case.duplicate_of), detach
+
+
+class _NoteOnPrimary(CaseAction):
+    duplicate: Name
+    reason: Text
+
+
+@action("attach-duplicate")
+class AttachDuplicate(_NoteOnPrimary):
+    """Recorded by the engine on the primary after a ``link-duplicate``."""
+
+
+@action("detach-duplicate")
+class DetachDuplicate(_NoteOnPrimary):
+    """Recorded by the engine on the primary after an ``unlink-duplicate``."""
 
 
 @action("warn-clock")

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 
@@ -119,13 +120,20 @@ def backend_cpu(engine: Fengqiao) -> dict[int, float]:
 
 
 def engine_rate(
-    store: StoreConfig, writers: int, seconds: float, seeded: bool = False
+    store: StoreConfig,
+    writers: int,
+    seconds: float,
+    seeded: bool = False,
+    tune: Callable[[Fengqiao], None] | None = None,
 ) -> dict[str, float]:
-    """Events/s written by ``writers`` threads driving cases through one engine."""
+    """Events/s written by ``writers`` threads driving cases through one engine (``tune``:
+    a change to the engine before it writes, for a comparison such as bench_notify's)."""
     configure_logging()
     engine = (
         Fengqiao(store, env={"CREATE_TABLE": "n"}) if seeded else seed(Fengqiao(store))
     )  # no DDL races
+    if tune is not None:
+        tune(engine)
     envelopes = {name: actor(name, engine) for name in ("wang", "zhao", "li")}
     ids = count()
     run = uuid.uuid4().hex[:8]

@@ -335,7 +335,39 @@ class AuditVerification(OpenModel):
 
 
 class SignedCheckpoint(OpenModel):
-    """A signed chain head (Ed25519), to keep outside the database."""
+    """A signed tree head (C2SP checkpoint note, Ed25519), to keep outside the database."""
+
+    size: int
+    root: str
+    note: str
+
+
+class InclusionProof(OpenModel):
+    """RFC 9162 inclusion proof of one event (hashes in hex, leaf side first)."""
+
+    leaf_index: int
+    leaf_hash: str
+    tree_size: int
+    root: str
+    proof: list[str]
+
+
+class ConsistencyProof(OpenModel):
+    """RFC 9162 consistency proof between two tree sizes (hashes in hex)."""
+
+    proof: list[str]
+    from_root: str
+    to_root: str
+
+
+class CaseBundle(OpenModel):
+    """A case bundle (canonical JSON; docs/auditors.md)."""
+
+    format: str
+    case: str
+    events: list[dict[str, Any]]
+    tree_head: str
+    public_key: str
 
 
 class SubscriptionView(OpenModel):

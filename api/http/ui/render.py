@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.http.ui.data import ACTION_NAMES
 from domain.calendar import SHANGHAI
 from engine.casefile import STATUS_LABELS
 
@@ -55,6 +56,7 @@ def _environment() -> Environment:
         STATUS_NAMES=STATUS_NAMES,
         KIND_NAMES=KIND_NAMES,
         SEVERITY_NAMES=SEVERITY_NAMES,
+        ACTION_NAMES=ACTION_NAMES,
     )
     return env
 
