@@ -162,7 +162,6 @@ def sla_board(view: ScopedPage) -> Response:
         overdue=overdue,
         now=now,
         tree=tree,
-        data=data,
         shown_limit=data.OVERDUE_SHOWN,
         form_key=form_key(),
     )
@@ -191,7 +190,6 @@ def compliance(view: ScopedPage) -> Response:
         chart=chart,
         charts=charts,
         tree=svc.engine.ladder().tree,
-        data=data,
     )
 
 
@@ -233,7 +231,6 @@ def case_page(
         timeline=timeline,
         verification=verification,
         tree=tree,
-        data=data,
         acting=acting,
         pending_extensions=current.pending_extensions,
         pending_suspension=current.pending_suspension,
@@ -254,7 +251,6 @@ def approvals(
         "approvals.html",
         waiting=waiting,
         tree=svc.engine.ladder().tree,
-        data=data,
         form_key=form_key,
         **region_context(principal, svc, place),
     )
