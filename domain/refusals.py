@@ -9,6 +9,7 @@ its own, one per case, beside the case. Repeating the same command records it on
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -51,35 +52,16 @@ class CeilingRefusals(Aggregate):
             cls.Started, id=refusal_log_id(case_id), case_id=str(case_id), timestamp=timestamp
         )
 
-    def record(
-        self,
-        *,
-        region: str,
-        rank: int,
-        severity: str,
-        ceiling: str,
-        requested: str,
-        action: str,
-        actor: Actor,
-        occurred_at: datetime,
-        recorded_at: datetime,
-        command_id: str,
-    ) -> bool:
-        """Record one refusal; False if this command was already recorded."""
+    def record(self, *, recorded_at: datetime, command_id: str, **refusal: Any) -> bool:
+        """Record one refusal (``refusal``: the other fields of :class:`EscalationRefused`);
+        False if this command was already recorded."""
         if command_id in self.command_ids:
             return False
         self.trigger_event(
             self.EscalationRefused,
             timestamp=recorded_at,
             case_id=self.case_id,
-            region=region,
-            rank=rank,
-            severity=severity,
-            ceiling=ceiling,
-            requested=requested,
-            action=action,
-            actor=actor,
-            occurred_at=occurred_at,
             command_id=command_id,
+            **refusal,
         )
         return True

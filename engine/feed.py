@@ -638,13 +638,15 @@ SEALED_TEXT = [
 def _compile(
     steps: list[tuple[str, int, bool, int]], kind: str
 ) -> Callable[..., tuple[dict[str, Any], int, bool]]:
-    """A function writing one type's ``data``: each field checked and converted as its
-    annotation says, in the model's order (a loop over the fields cost twice as much);
-    a step's ``optional`` (``T | None``) lets a stored null through as it is.
-    ``(state, case_id, version, time, stamp, role, direct) → (data, typed values read, parties
-    or sealed text?)`` (either means the data is masked for integrators);
-    (``stamp`` is the stored timestamp, ``time`` its JSON form);
-    raises ``_Unfit`` or ``KeyError`` where the reference path must take the event."""
+    """Generate the function that writes one event type's ``data``,
+    ``build(state, case_id, version, time, stamp, role, direct) → (data, typed, masked)``.
+
+    Each field is checked and converted as its annotation says, in the model's order
+    (straight-line code: a loop over the fields is slower); an ``optional`` step
+    (``T | None``) lets a stored null through as it is. ``stamp`` is the stored timestamp
+    and ``time`` its JSON form; ``typed`` counts the typed values read; ``masked`` says the
+    data holds parties or sealed text (masked for integrators). Raises ``_Unfit`` or
+    ``KeyError`` where the reference path must take the event."""
     lines = [
         "def build(state, case_id, version, time, stamp, role, direct):",
         "    typed = 0",

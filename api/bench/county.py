@@ -3,9 +3,9 @@ it into an engine, and the requests the HTTP benchmarks send (``tests/`` imports
 
 from __future__ import annotations
 
-from datetime import datetime
 from itertools import count
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import domain
@@ -84,20 +84,10 @@ def seed(app: Fengqiao) -> Fengqiao:
 _ids = count(1)
 
 
-def envelope(
-    name: str,
-    app: Fengqiao,
-    *,
-    command_id: str | None = None,
-    expected_version: int | None = None,
-    occurred_at: datetime | None = None,
-) -> Envelope:
-    return Envelope(
-        actor=actor(name, app),
-        command_id=command_id or f"test-{next(_ids)}",
-        expected_version=expected_version,
-        occurred_at=occurred_at,
-    )
+def envelope(name: str, app: Fengqiao, *, command_id: str | None = None, **more: Any) -> Envelope:
+    """``name``'s envelope; ``more``: the envelope's ``expected_version``, ``occurred_at``."""
+    command_id = command_id or f"test-{next(_ids)}"
+    return Envelope(actor=actor(name, app), command_id=command_id, **more)
 
 
 def report(

@@ -22,15 +22,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.http.auth import CurrentUser, Principal, forbid, require_role, visible_case
+from api.http.auth import CurrentUser, Principal, require, require_role, visible_case
 from api.http.openapi_docs import problem_responses
 from api.http.schemas import (
     AuditVerification,
@@ -47,6 +48,7 @@ from engine.audit.bundle import case_bundle
 from engine.audit.verify import Finding, verify_case, verify_log
 from engine.casefile import case_file, case_file_pdf, render_case_file
 
+F = TypeVar("F", bound=Callable[..., Any])
 router = APIRouter(tags=["auditors"])
 
 Svc = Annotated[Services, Depends(services)]
@@ -144,46 +146,49 @@ def audit_latest_checkpoint(principal: Auditor, svc: Svc) -> JSONResponse:
     responses=problem_responses(403, 404),
 )
 def case_file_page(principal: CurrentUser, svc: Svc, case_id: UUID) -> HTMLResponse:
-    if not principal.may(READ_HISTORY):
-        raise forbid(principal, READ_HISTORY)
+    require(principal, READ_HISTORY)
     visible_case(svc, principal, case_id)
     data = case_file(svc.engine, case_id, role=principal.role)
     return HTMLResponse(render_case_file(data))
 
 
-@router.get(
+def proof_route(path: str, summary: str, model: type) -> Callable[[F], F]:
+    """An RFC 9162 proof for auditors (422: a size out of range)."""
+    responses = problem_responses(403, 404, 422)
+    return router.get(path, summary=summary, response_model=model, responses=responses)
+
+
+def size(alias: str | None, what: str) -> Any:
+    """A tree size (≥ 1) as a query parameter; ``None``: the latest signed head's."""
+    return Query(alias=alias, ge=1, description=f"{what} (default: the latest signed head)")
+
+
+@proof_route(
     "/v1/audit/proofs/inclusion",
-    summary="RFC 9162 inclusion proof of one event in the log's Merkle tree",
-    response_model=InclusionProof,
-    responses=problem_responses(403, 404, 422),
+    "RFC 9162 inclusion proof of one event in the log's Merkle tree",
+    InclusionProof,
 )
 def inclusion_proof(
     principal: Auditor,
     svc: Svc,
     position: Annotated[int, Query(ge=1, description="the event's global position")],
-    tree_size: Annotated[
-        int | None, Query(ge=1, description="the tree's size (default: the latest signed head)")
-    ] = None,
+    tree_size: Annotated[int | None, size(None, "the tree's size")] = None,
 ) -> JSONResponse:
     case_id = proofs.case_at(svc.engine, position)
     visible_case(svc, principal, case_id)  # out of region: 404, exactly like a missing event
     return JSONResponse(proofs.inclusion(svc.engine, position, tree_size))
 
 
-@router.get(
+@proof_route(
     "/v1/audit/proofs/consistency",
-    summary="RFC 9162 consistency proof between two sizes of the log's Merkle tree",
-    response_model=ConsistencyProof,
-    responses=problem_responses(403, 404, 422),
+    "RFC 9162 consistency proof between two sizes of the log's Merkle tree",
+    ConsistencyProof,
 )
 def consistency_proof(
     principal: Auditor,
     svc: Svc,
     first: Annotated[int, Query(alias="from", ge=1, description="the older tree's size")],
-    second: Annotated[
-        int | None,
-        Query(alias="to", ge=1, description="the newer size (default: the latest signed head)"),
-    ] = None,
+    second: Annotated[int | None, size("to", "the newer size")] = None,
 ) -> JSONResponse:
     return JSONResponse(proofs.consistency(svc.engine, first, second))
 
@@ -219,8 +224,7 @@ def case_bundle_file(principal: Auditor, svc: Svc, case_id: UUID) -> Response:
     },
 )
 def case_file_pdf_page(principal: CurrentUser, svc: Svc, case_id: UUID) -> Response:
-    if not principal.may(READ_HISTORY):
-        raise forbid(principal, READ_HISTORY)
+    require(principal, READ_HISTORY)
     visible_case(svc, principal, case_id)
     pdf, _ = case_file_pdf(svc.engine, case_id, role=principal.role)
     return Response(pdf, media_type="application/pdf")

@@ -10,6 +10,7 @@ application service; the rules live in the domain.
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -199,50 +200,45 @@ def possible_duplicates(svc: Services, principal: Principal, case_id: UUID) -> l
     return svc.read_models.possible_duplicates(intake, area, principal.region, rule)
 
 
-def perform_action(
-    svc: Services,
-    principal: Principal,
-    name: str,
-    case_id: UUID,
-    body: CaseAction,
-    idempotency_key: str | None,
-    expected: int | None,
-) -> CommandResult:
+@dataclass(frozen=True)
+class ActionRequest:
+    """A person's case action as it arrived: who, which action on which case, its body,
+    the caller's idempotency key."""
+
+    principal: Principal
+    name: str
+    case_id: UUID
+    body: CaseAction
+    key: str | None
+
+
+def perform_action(svc: Services, request: ActionRequest, expected: int | None) -> CommandResult:
     """The one path of a person's case action over HTTP (the API and the dashboard): the
     right and region scope (``authorize_action``), the key scoped to the caller, the
     expected version, then ``Fengqiao.act``."""
+    principal, case_id, body = request.principal, request.case_id, request.body
     case = authorize_action(
-        principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump()
+        principal.actor, request.name, lambda: svc.engine.current_case(case_id), body.model_dump()
     )
     envelope = Envelope(
         actor=principal.actor,
-        command_id=command_id(principal, idempotency_key),
+        command_id=command_id(principal, request.key),
         expected_version=expected,
         occurred_at=getattr(body, "occurred_at", None),
     )
     return once(
         svc.engine,
         principal.actor.id,
-        idempotency_key,
+        request.key,
         lambda: svc.engine.act(case_id, body, envelope),
         case_id,
         case,  # as the scope check just read it: no second read for the legacy-key lookup
     )
 
 
-def run_action(
-    svc: Services,
-    principal: Principal,
-    name: str,
-    case_id: UUID,
-    body: CaseAction,
-    idempotency_key: str | None,
-    if_match: str | None,
-) -> JSONResponse:
-    result = perform_action(
-        svc, principal, name, case_id, body, idempotency_key, expected_version(if_match)
-    )
-    return command_response(svc, result, 200, principal.role)
+def run_action(svc: Services, request: ActionRequest, if_match: str | None) -> JSONResponse:
+    result = perform_action(svc, request, expected_version(if_match))
+    return command_response(svc, result, 200, request.principal.role)
 
 
 def _register_action(name: str) -> None:
@@ -261,15 +257,9 @@ def _register_action(name: str) -> None:
             idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
             if_match: Annotated[str | None, IF_MATCH] = None,
         ) -> JSONResponse:
-            return run_action(
-                svc,
-                principal,
-                name,
-                case_id,
-                body if body is not None else model(),
-                idempotency_key,
-                if_match,
-            )
+            body = body if body is not None else model()
+            request = ActionRequest(principal, name, case_id, body, idempotency_key)
+            return run_action(svc, request, if_match)
 
         endpoint = optional_body
     else:
@@ -282,7 +272,8 @@ def _register_action(name: str) -> None:
             idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
             if_match: Annotated[str | None, IF_MATCH] = None,
         ) -> JSONResponse:
-            return run_action(svc, principal, name, case_id, body, idempotency_key, if_match)
+            request = ActionRequest(principal, name, case_id, body, idempotency_key)
+            return run_action(svc, request, if_match)
 
         endpoint = required_body
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.http.auth import Principal, Unauthenticated
-from api.http.cases import perform_action
+from api.http.cases import ActionRequest, perform_action
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import data
@@ -167,7 +167,7 @@ async def act(
         key = form_key(fields)
         shown = form_version(_one(fields, "version"))
         body = parse_action(name, action_body(name, fields))
-        result = perform_action(svc, principal, name, case_id, body, key, shown)
+        result = perform_action(svc, ActionRequest(principal, name, case_id, body, key), shown)
     except DomainError as error:
         written = tuple(_one(fields, f) for f in ("note", "reason"))
         return refused(request, svc, error, case_id, shown, back, name, written)
@@ -183,9 +183,8 @@ def supervise_one(
     """督办 one case of a bulk form: its outcome in words, never an exception."""
     try:
         body = parse_action("supervise", {"note": note})
-        result = perform_action(
-            svc, principal, "supervise", case_id, body, f"{key}:{case_id}", shown
-        )
+        request = ActionRequest(principal, "supervise", case_id, body, f"{key}:{case_id}")
+        result = perform_action(svc, request, shown)
     except DomainError as error:
         if isinstance(error, Unauthenticated):
             raise

@@ -165,7 +165,6 @@ def sla_board(view: ScopedPage) -> Response:
         overdue=overdue,
         now=now,
         tree=tree,
-        data=data,
         shown_limit=data.OVERDUE_SHOWN,
         form_key=form_key(),
     )
@@ -194,7 +193,6 @@ def compliance(view: ScopedPage) -> Response:
         chart=chart,
         charts=charts,
         tree=svc.engine.ladder().tree,
-        data=data,
     )
 
 
@@ -259,7 +257,6 @@ def case_page(
         timeline=timeline,
         verification=verification,
         tree=tree,
-        data=data,
         acting=acting,
         pending_extensions=current.pending_extensions,
         pending_suspension=current.pending_suspension,
@@ -280,7 +277,6 @@ def approvals(
         "approvals.html",
         waiting=waiting,
         tree=svc.engine.ladder().tree,
-        data=data,
         form_key=form_key,
         **region_context(principal, svc, place),
     )

@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.http.ui import data
 from api.http.ui.data import ACTION_NAMES
 from domain.calendar import SHANGHAI
 from engine.casefile import STATUS_LABELS
@@ -57,6 +58,7 @@ def _environment() -> Environment:
         KIND_NAMES=KIND_NAMES,
         SEVERITY_NAMES=SEVERITY_NAMES,
         ACTION_NAMES=ACTION_NAMES,
+        data=data,  # the pages' helpers (api.http.ui.data)
     )
     return env
 
