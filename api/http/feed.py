@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.http.auth import Principal, check_region_scope, require_right
-from api.http.openapi_docs import problem_responses
+from api.http.openapi_docs import problem_responses, served_as
 from api.http.schemas import SchemaCatalogue
 from api.http.services import Services, services
 from domain.errors import ValidationFailed
@@ -48,6 +48,19 @@ NEXT_AFTER_HEADER = "Fengqiao-Next-After"
 HEAD_HEADER = "Fengqiao-Head"
 SSE_POLL_SECONDS = 0.5
 SSE_PAGE = 200
+
+SSE_EVENT = {
+    "type": "object",
+    "description": "One event of the stream (as OpenAPI 3.2's `itemSchema` would say): `id` is "
+    "the position, `data` one CloudEvent as JSON; heartbeats are comment lines, not events",
+    "required": ["id", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "enum": ["message"]},
+        "data": {"type": "string", "contentMediaType": "application/cloudevents+json"},
+        "retry": {"type": "integer"},
+    },
+}
 
 Integrator = Annotated[Principal, Depends(require_right(READ_FEED))]
 Svc = Annotated[Services, Depends(services)]
@@ -164,7 +177,7 @@ def resume_position(last_event_id: str | None, after: int) -> int:
     responses={
         200: {
             "description": "One CloudEvent per message, id = position",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
         },
         **problem_responses(401, 403, 404, 422),
     },
@@ -222,10 +235,7 @@ def list_schemas(request: Request, svc: Svc) -> JSONResponse:
     "/v1/schemas/{event_type}",
     summary="The JSON Schema of one event type's data",
     response_class=SchemaJSONResponse,
-    responses={
-        200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
-        **problem_responses(404),
-    },
+    responses={**served_as("application/schema+json", "object"), **problem_responses(404)},
 )
 def get_schema(event_type: str, request: Request, svc: Svc) -> JSONResponse:
     return SchemaJSONResponse(event_schemas.json_schema(event_type, base_url(request, svc)))
