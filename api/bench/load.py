@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from api.bench.bench_http import process_cpu
 from api.bench.county import DISPUTE, HAZARD, PETITION
 from api.bench.server import Server, seeded_store
 
@@ -250,7 +251,10 @@ def run(
         bases = [server.base for server in started]
         if warmup > 0:
             asyncio.run(ramp(bases, tokens, end, end, warmup))
+        serving = [pid for server in started for pid in server.children()]
+        cpu = (time.process_time(), sum(process_cpu(pid) for pid in serving))
         results, elapsed = asyncio.run(ramp(bases, tokens, start, end, seconds))
+        used = (time.process_time() - cpu[0], sum(process_cpu(pid) for pid in serving) - cpu[1])
     finally:
         for server in started:
             server.stop()
@@ -260,6 +264,9 @@ def run(
         ),
         "servers": servers,
         "processes": processes,
+        # cores busy on average: is the server (or this one client process) what bounds the run?
+        "client_cores": round(used[0] / elapsed, 2),
+        "server_cores": round(used[1] / elapsed, 2),
     }
 
 

@@ -105,7 +105,11 @@ def serving_app(
             thread.join(timeout=10)
         engine.close()
 
-    return create_app(engine, settings=settings), close
+    try:
+        return create_app(engine, settings=settings), close
+    except BaseException:
+        close()
+        raise
 
 
 def _child_app(background: bool) -> FastAPI:
