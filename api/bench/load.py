@@ -86,6 +86,30 @@ async def call(
     return response
 
 
+@dataclass
+class Session:
+    """One load client's calls, each timed and recorded under its operation's name, sent
+    with ``auth`` unless ``headers`` are given; a ``key`` makes a POST idempotent."""
+
+    client: httpx.AsyncClient
+    results: Results
+    auth: dict[str, str]
+
+    async def get(
+        self, op: str, path: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response | None:
+        return await call(self.client, self.results, op, "GET", path, headers=headers or self.auth)
+
+    async def post(
+        self, op: str, path: str, body: Any, key: str | None = None, **kw: Any
+    ) -> httpx.Response | None:
+        keyed = {**self.auth, "Idempotency-Key": key} if key else self.auth
+        headers = kw.pop("headers", None) or keyed
+        return await call(
+            self.client, self.results, op, "POST", path, json=body, headers=headers, **kw
+        )
+
+
 async def one_client(
     n: int,
     base: str,
@@ -97,6 +121,7 @@ async def one_client(
     admin = {"Authorization": f"Bearer {tokens['root']}"}
     feed = {"Authorization": f"Bearer {tokens['feed']}"}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        session = Session(client, results, admin)
         i = 0
         while time.monotonic() < stop_at:
             i += 1
@@ -104,60 +129,27 @@ async def one_client(
                 await extra(client, results, n, i)
             key = f"load-{n}-{i}-{uuid.uuid4().hex[:6]}"
             body = {**REPORTS[i % 3], "title": f"负载 {n}-{i}"}
-            created = await call(
-                client,
-                results,
-                "report",
-                "POST",
-                "/v1/cases",
-                json=body,
-                headers={**admin, "Idempotency-Key": key},
-            )
+            created = await session.post("report", "/v1/cases", body, key)
             if created is None or created.status_code != 201:
                 continue
             case_id = created.json()["id"]
-            await call(client, results, "read", "GET", f"/v1/cases/{case_id}", headers=admin)
-            await call(
-                client,
-                results,
-                "assign",
-                "POST",
-                f"/v1/cases/{case_id}/assign",
-                json={"assignee": "zhao"},
-                headers={**admin, "Idempotency-Key": key + "-a"},
+            await session.get("read", f"/v1/cases/{case_id}")
+            await session.post(
+                "assign", f"/v1/cases/{case_id}/assign", {"assignee": "zhao"}, key + "-a"
             )
             if i % 20 == 0:  # a deliberate conflict: the case is at version 2, not 1
-                await call(
-                    client,
-                    results,
+                await session.post(
                     "stale",
-                    "POST",
                     f"/v1/cases/{case_id}/comment",
+                    {"text": "stale"},
                     expect=(412,),
-                    json={"text": "stale"},
                     headers={**admin, "If-Match": '"1"'},
                 )
-            await call(
-                client,
-                results,
-                "comment",
-                "POST",
-                f"/v1/cases/{case_id}/comment",
-                json={"text": f"进展 {i}"},
-                headers={**admin, "Idempotency-Key": key + "-c"},
-            )
-            await call(
-                client, results, "history", "GET", f"/v1/cases/{case_id}/history", headers=admin
-            )
-            await call(client, results, "list", "GET", "/v1/cases?limit=20", headers=admin)
-            await call(
-                client,
-                results,
-                "feed",
-                "GET",
-                f"/v1/events?after={max(0, i * 7)}&limit=50",
-                headers=feed,
-            )
+            comment = {"text": f"进展 {i}"}
+            await session.post("comment", f"/v1/cases/{case_id}/comment", comment, key + "-c")
+            await session.get("history", f"/v1/cases/{case_id}/history")
+            await session.get("list", "/v1/cases?limit=20")
+            await session.get("feed", f"/v1/events?after={max(0, i * 7)}&limit=50", feed)
 
 
 async def ramp(
@@ -188,11 +180,13 @@ async def ramp(
     return results, time.monotonic() - began
 
 
+COMMANDS = ("report", "assign", "comment", "stale")
+
+
 def summary(results: Results, elapsed: float, store: str, start: int, end: int) -> dict[str, Any]:
     total = sum(len(v) for v in results.latencies.values())
-    commands = sum(
-        len(results.latencies.get(op, ())) for op in ("report", "assign", "comment", "stale")
-    )
+    command_latencies = [ms for op in COMMANDS for ms in results.latencies.get(op, ())]
+    commands = len(command_latencies)
     return {
         "store": store,
         "clients": f"{start}→{end}",
@@ -200,6 +194,11 @@ def summary(results: Results, elapsed: float, store: str, start: int, end: int) 
         "requests": total,
         "requests_per_s": round(total / elapsed, 1),
         "commands_per_s": round(commands / elapsed, 1),
+        "command_ms": {
+            "p50": percentile(command_latencies, 50),
+            "p95": percentile(command_latencies, 95),
+            "p99": percentile(command_latencies, 99),
+        },
         "latency_ms": {
             op: {
                 "n": len(v),
@@ -219,21 +218,39 @@ def summary(results: Results, elapsed: float, store: str, start: int, end: int) 
 
 
 def run(
-    seconds: float, start: int, end: int, url: str | None = None, servers: int = 1
+    seconds: float,
+    start: int,
+    end: int,
+    url: str | None = None,
+    servers: int = 1,
+    processes: int = 1,
+    warmup: float = 0,
 ) -> dict[str, Any]:
     """Start ``servers`` servers on a fresh store (the first with the workers, the others
-    ``--no-workers``, as docs/operations.md runs them), run the ramp, stop; the summary."""
+    ``--no-workers``, as docs/operations.md runs them), each of ``processes`` processes
+    (``serve --workers N``), run the ramp (after ``warmup`` seconds of it not counted: a
+    fresh process's first requests import and build what later ones reuse), stop; the summary."""
     folder = tempfile.mkdtemp(prefix="fq-load-")
     url = url or f"sqlite:///{folder}/fengqiao.db"
     tokens = seeded_store(url, [("root", "admin", "410928"), ("feed", "integrator", "410928")])
     started = []
     try:
         for n in range(servers):
-            started.append(Server(url, workers=n == 0, env={"FENGQIAO_LOG_LEVEL": "warning"}))
-            started[-1].start()
-        results, elapsed = asyncio.run(
-            ramp([server.base for server in started], tokens, start, end, seconds)
-        )
+            started.append(
+                Server(
+                    url,
+                    workers=n == 0,
+                    env={"FENGQIAO_LOG_LEVEL": "warning"},
+                    processes=processes,
+                )
+            )
+            started[-1].start(timeout=90)
+            if processes > 1:  # /healthz answers once the first process is up: let the others start
+                time.sleep(5)
+        bases = [server.base for server in started]
+        if warmup > 0:
+            asyncio.run(ramp(bases, tokens, end, end, warmup))
+        results, elapsed = asyncio.run(ramp(bases, tokens, start, end, seconds))
     finally:
         for server in started:
             server.stop()
@@ -242,6 +259,7 @@ def run(
             results, elapsed, "postgres" if url.startswith("postgres") else "sqlite", start, end
         ),
         "servers": servers,
+        "processes": processes,
     }
 
 
@@ -257,8 +275,11 @@ def main() -> None:
         default=1,
         help="`fengqiao serve` processes on the one store, clients spread over them",
     )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes of each server (serve --workers N)"
+    )
     args = parser.parse_args()
-    result = run(args.seconds, args.start, args.end, args.url, args.servers)
+    result = run(args.seconds, args.start, args.end, args.url, args.servers, args.processes)
     json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
     print()
     sys.exit(1 if result["errors"] else 0)

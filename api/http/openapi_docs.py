@@ -45,6 +45,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+def served_as(media_type: str, schema_type: str) -> dict[int | str, dict[str, Any]]:
+    """A ``responses=`` entry for a 200 that is not JSON (or not only: HTML, a schema …)."""
+    return {200: {"content": {media_type: {"schema": {"type": schema_type}}}}}
+
+
 READ = (401, 404, 422)
 WRITE = (401, 403, 404, 409, 412, 413, 415, 422)
 
@@ -126,6 +131,11 @@ ACTION_EXAMPLES: dict[str, dict[str, Any]] = {
     "refuse-suspension": {"reason": "当事人可电话调解"},
     "suspend": {"reason": "当事人外出务工"},
     "resume": {},
+    "link-duplicate": {
+        "primary": "3f2b8c1e-5d7a-5b4e-9c21-7a0f3e6d2b15",
+        "reason": "同一户反映同一处漏水，并入先报的案件",
+    },
+    "unlink-duplicate": {"reason": "核实后不是同一事项"},
     "request-extension": {"days": 5, "reason": "需等待鉴定结果"},
     "approve-extension": {"note": "同意延期"},
     "refuse-extension": {"reason": "可在时限内办结"},
@@ -163,6 +173,8 @@ ACTION_SUMMARIES: dict[str, str] = {
     "refuse-suspension": "驳回挂起 — a supervisor covering the case refuses it, with a reason",
     "suspend": "挂起 — a supervisor covering the case pauses the clocks, before the resolve clock is due",
     "resume": "恢复 — resume a suspended case",
+    "link-duplicate": "并案 — link this case to its primary as a duplicate (its clocks stop)",
+    "unlink-duplicate": "撤销并案 — undo a duplicate link",
     "request-extension": "申请延期 — the handler asks to extend a clock (default: the resolve clock) by `days`, "
     "before its due time, within the policy's `max_extension`",
     "approve-extension": "批准延期 — a supervisor covering the case approves the pending extension",

@@ -33,6 +33,7 @@ def routers() -> list[APIRouter]:
         open311.router,
         audit.router,  # chain verification, checkpoints, the case file
         ui.router,  # the supervisor dashboard under /ui/
+        ui.actions_router,  # its forms that act (the API's command path)
         calendar.router,  # the statutory calendar
         problems.router,  # each problem type URI, dereferenced
     ]

@@ -1,4 +1,5 @@
-"""The dashboard's pages under ``/ui/``: sign-in, SLA board, 小事不出村, 三率, the case page.
+"""The dashboard's pages under ``/ui/``: sign-in, SLA board, 小事不出村, 三率, the case page,
+待审批 approvals (the forms that act are :mod:`api.http.ui.actions`).
 
 Every page takes the caller from the cookie (:func:`api.http.ui.session.signed_in`)
 and the region from ``?region=`` (default: the caller's own), checked with the
@@ -9,7 +10,10 @@ same page as a region or case that does not exist.
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -18,12 +22,12 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api.http.auth import (
     Principal,
+    RegionParam,
     Unauthenticated,
     authenticated,
     check_region_scope,
     visible_case,
 )
-from api.http.cases import view
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import charts, data
@@ -36,15 +40,17 @@ from engine.views import event_view
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
 Svc = Annotated[Services, Depends(services)]
-RegionParam = Annotated[
-    str | None, Query(max_length=200, description="default: the caller's region")
-]
 
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 
 
 def scoped_region(principal: Principal, svc: Services, code: str | None) -> Region:
     return check_region_scope(principal, code or principal.region, svc)
+
+
+def form_key() -> str:
+    """A fresh idempotency key for one form of a page (a double click sends it twice)."""
+    return f"ui-{uuid.uuid4()}"
 
 
 def region_context(principal: Principal, svc: Services, region: Region) -> dict:
@@ -55,6 +61,33 @@ def region_context(principal: Principal, svc: Services, region: Region) -> dict:
         "trail": data.lineage(tree, region.code, principal.region),
         "children": tree.children_of(region.code) if region.rank > Rank.GRID else [],
     }
+
+
+@dataclass
+class RegionPage:
+    """A region page asked for: the signed-in caller and the region of ``?region=`` (checked)."""
+
+    request: Request
+    principal: Principal
+    svc: Services
+    place: Region
+
+    @cached_property
+    def context(self) -> dict:
+        return region_context(self.principal, self.svc, self.place)
+
+    def render(self, template: str, **content: Any) -> Response:
+        """The page with ``content`` inside the region's breadcrumb and sub-regions."""
+        return page(self.request, template, **content, **self.context)
+
+
+def region_page(
+    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
+) -> RegionPage:
+    return RegionPage(request, principal, svc, scoped_region(principal, svc, region))
+
+
+ScopedPage = Annotated[RegionPage, Depends(region_page)]
 
 
 # -- signing in and out ---------------------------------------------------------------
@@ -115,18 +148,15 @@ def logout(request: Request, svc: Svc) -> Response:
 
 
 @router.get("/board")
-def sla_board(
-    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
-) -> Response:
+def sla_board(view: ScopedPage) -> Response:
     """SLA board: open, overdue, due soon, breaches by clock; overdue cases, the longest past due first."""
-    place = scoped_region(principal, svc, region)
+    svc, code = view.svc, view.place.code
     models = read_models(svc)
     now = svc.engine.clock.now()
-    board = models.sla_board(place.code)
+    board = models.sla_board(code)
     tree = svc.engine.ladder().tree
-    overdue = data.overdue_cases(models, place.code, now)
-    return page(
-        request,
+    overdue = data.overdue_cases(models, code, now)
+    return view.render(
         "board.html",
         board=board,
         overdue=overdue,
@@ -134,16 +164,14 @@ def sla_board(
         tree=tree,
         data=data,
         shown_limit=data.OVERDUE_SHOWN,
-        **region_context(principal, svc, place),
+        form_key=form_key(),
     )
 
 
 @router.get("/compliance")
-def compliance(
-    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
-) -> Response:
+def compliance(view: ScopedPage) -> Response:
     """小事不出村: within-ceiling rate, resolved at each rank, 矛盾上交 — worst first; the rate by week."""
-    place = scoped_region(principal, svc, region)
+    svc, place = view.svc, view.place
     models = read_models(svc)
     tables = [
         (level, title, models.compliance(place.code, level=level))
@@ -155,8 +183,7 @@ def compliance(
     ]
     weeks = data.weekly_rates(models, place.code, svc.engine.clock.now())
     chart = charts.line_chart([(w["label"], w["rate"]) for w in weeks])
-    return page(
-        request,
+    return view.render(
         "compliance.html",
         total=models.region_stats(place.code),
         tables=tables,
@@ -165,20 +192,17 @@ def compliance(
         charts=charts,
         tree=svc.engine.ladder().tree,
         data=data,
-        **region_context(principal, svc, place),
     )
 
 
 @router.get("/rates")
-def three_rates(
-    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
-) -> Response:
+def three_rates(view: ScopedPage) -> Response:
     """三率 of petitions: 响应率, 解决率, 满意率 for the region and each region below it."""
-    place = scoped_region(principal, svc, region)
-    models = read_models(svc)
-    context = region_context(principal, svc, place)
-    rows = [(r, models.region_stats(r.code)) for r in [place, *context["children"]]]
-    return page(request, "rates.html", rows=rows, charts=charts, **context)
+    models = read_models(view.svc)
+    regions = [view.place, *view.context["children"]]
+    return view.render(
+        "rates.html", rows=[(r, models.region_stats(r.code)) for r in regions], charts=charts
+    )
 
 
 @router.get("/cases/{case_id}")
@@ -191,7 +215,7 @@ def case_page(
 ) -> Response:
     """The case now or as of an earlier version, its whole timeline and its chain verification."""
     current = visible_case(svc, principal, case_id)
-    shown = view(svc, case_id, version)
+    shown = svc.engine.case_view(case_id, version)
     history = [event_view(r.position, r.event) for r in svc.engine.history(case_id)]
     timeline = [data.timeline_entry(entry, shown["version"]) for entry in history]
     try:
@@ -199,6 +223,7 @@ def case_page(
     except NotFound:
         verification = None
     tree = svc.engine.ladder().tree
+    acting = version is None or version == current.version
     return page(
         request,
         "case.html",
@@ -209,6 +234,29 @@ def case_page(
         verification=verification,
         tree=tree,
         data=data,
+        acting=acting,
+        pending_extensions=current.pending_extensions,
+        pending_suspension=current.pending_suspension,
+        picker=data.pickable(tree, current.region, principal.region) if acting else None,
+        form_key=form_key,
+    )
+
+
+@router.get("/approvals")
+def approvals(
+    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
+) -> Response:
+    """待审批: the extension and suspension requests awaiting approval, the longest waiting first."""
+    place = scoped_region(principal, svc, region)
+    waiting = read_models(svc).awaiting_approval(place.code)
+    return page(
+        request,
+        "approvals.html",
+        waiting=waiting,
+        tree=svc.engine.ladder().tree,
+        data=data,
+        form_key=form_key,
+        **region_context(principal, svc, place),
     )
 
 
