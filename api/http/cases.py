@@ -292,26 +292,22 @@ def _register_action(name: str) -> None:
 # -- queries ----------------------------------------------------------------------
 
 
-@router.get(
-    "",
-    summary="List cases in the caller's region (from the projections)",
-    response_model=None,
-    responses={200: {"model": CaseList}, **problem_responses(*READ, 503)},
-)
-def list_cases(
-    principal: CurrentUser,
-    svc: Svc,
-    region: RegionParam = None,
-    status: Annotated[str | None, Query(max_length=40)] = None,
-    kind: Annotated[str | None, Query(max_length=40)] = None,
-    severity: Annotated[str | None, Query(max_length=40)] = None,
-    rank: Annotated[str | None, Query(max_length=40)] = None,
-    assignee: Annotated[str | None, Query(max_length=200)] = None,
-    overdue: bool | None = None,
-    due_soon: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    min_position: Annotated[int | None, MIN_POSITION] = None,
+@dataclass
+class CaseQuery:
+    """``GET /v1/cases``'s query: the region, the filters and page ``ReadModels.list_cases``
+    takes as they are, ``min_position`` and the search words ``q``."""
+
+    region: RegionParam = None
+    status: Annotated[str | None, Query(max_length=40)] = None
+    kind: Annotated[str | None, Query(max_length=40)] = None
+    severity: Annotated[str | None, Query(max_length=40)] = None
+    rank: Annotated[str | None, Query(max_length=40)] = None
+    assignee: Annotated[str | None, Query(max_length=200)] = None
+    overdue: bool | None = None
+    due_soon: bool | None = None
+    limit: Annotated[int, Query(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Query(max_length=500)] = None
+    min_position: Annotated[int | None, MIN_POSITION] = None
     q: Annotated[
         str | None,
         Query(
@@ -321,29 +317,33 @@ def list_cases(
             "number to find its parties' cases (not for integrators)",
             examples=["水费", "13812345678"],
         ),
-    ] = None,
+    ] = None
+
+    def filters(self) -> dict[str, Any]:
+        """What ``ReadModels.list_cases`` takes as it is."""
+        own = ("region", "min_position", "q")
+        return {k: v for k, v in vars(self).items() if k not in own}
+
+
+@router.get(
+    "",
+    summary="List cases in the caller's region (from the projections)",
+    response_model=None,
+    responses={200: {"model": CaseList}, **problem_responses(*READ, 503)},
+)
+def list_cases(
+    principal: CurrentUser, svc: Svc, query: Annotated[CaseQuery, Depends()]
 ) -> JSONResponse:
     from api.http.readmodels import read_models
 
     if not principal.may(READ_RIGHT):
         raise NotPermitted(f"a {principal.role} may not read cases", role=principal.role)
-    code = region or principal.region
+    code = query.region or principal.region
     check_region_scope(principal, code, svc)
-    wait_for_projections(svc, min_position)
-    q, persons = search_terms(svc, principal, q)
+    wait_for_projections(svc, query.min_position)
+    q, persons = search_terms(svc, principal, query.q)
     rows, next_cursor = read_models(svc).list_cases(
-        region=code,
-        status=status,
-        kind=kind,
-        severity=severity,
-        rank=rank,
-        assignee=assignee,
-        overdue=overdue,
-        due_soon=due_soon,
-        limit=limit,
-        cursor=cursor,
-        q=q,
-        persons=persons,
+        region=code, q=q, persons=persons, **query.filters()
     )
     items = shown_to(principal.role, jsonable_encoder(list(rows)))
     return JSONResponse({"items": items, "next_cursor": next_cursor})
