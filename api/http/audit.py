@@ -46,6 +46,7 @@ from engine.audit import checkpoints, proofs
 from engine.audit.bundle import case_bundle
 from engine.audit.verify import Finding, verify_case, verify_log
 from engine.casefile import case_file, case_file_pdf, render_case_file
+from engine.feed import MAX_POSITION
 
 router = APIRouter(tags=["auditors"])
 
@@ -160,9 +161,14 @@ def case_file_page(principal: CurrentUser, svc: Svc, case_id: UUID) -> HTMLRespo
 def inclusion_proof(
     principal: Auditor,
     svc: Svc,
-    position: Annotated[int, Query(ge=1, description="the event's global position")],
+    position: Annotated[
+        int, Query(ge=1, le=MAX_POSITION, description="the event's global position")
+    ],
     tree_size: Annotated[
-        int | None, Query(ge=1, description="the tree's size (default: the latest signed head)")
+        int | None,
+        Query(
+            ge=1, le=MAX_POSITION, description="the tree's size (default: the latest signed head)"
+        ),
     ] = None,
 ) -> JSONResponse:
     case_id = proofs.case_at(svc.engine, position)
@@ -179,10 +185,17 @@ def inclusion_proof(
 def consistency_proof(
     principal: Auditor,
     svc: Svc,
-    first: Annotated[int, Query(alias="from", ge=1, description="the older tree's size")],
+    first: Annotated[
+        int, Query(alias="from", ge=1, le=MAX_POSITION, description="the older tree's size")
+    ],
     second: Annotated[
         int | None,
-        Query(alias="to", ge=1, description="the newer size (default: the latest signed head)"),
+        Query(
+            alias="to",
+            ge=1,
+            le=MAX_POSITION,
+            description="the newer size (default: the latest signed head)",
+        ),
     ] = None,
 ) -> JSONResponse:
     return JSONResponse(proofs.consistency(svc.engine, first, second))
