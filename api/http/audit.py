@@ -47,6 +47,7 @@ from engine.audit import checkpoints, proofs
 from engine.audit.bundle import case_bundle
 from engine.audit.verify import Finding, verify_case, verify_log
 from engine.casefile import case_file, case_file_pdf, render_case_file
+from engine.feed import MAX_POSITION
 
 F = TypeVar("F", bound=Callable[..., Any])
 router = APIRouter(tags=["auditors"])
@@ -160,7 +161,9 @@ def proof_route(path: str, summary: str, model: type) -> Callable[[F], F]:
 
 def size(alias: str | None, what: str) -> Any:
     """A tree size (≥ 1) as a query parameter; ``None``: the latest signed head's."""
-    return Query(alias=alias, ge=1, description=f"{what} (default: the latest signed head)")
+    return Query(
+        alias=alias, ge=1, le=MAX_POSITION, description=f"{what} (default: the latest signed head)"
+    )
 
 
 @proof_route(
@@ -171,7 +174,9 @@ def size(alias: str | None, what: str) -> Any:
 def inclusion_proof(
     principal: Auditor,
     svc: Svc,
-    position: Annotated[int, Query(ge=1, description="the event's global position")],
+    position: Annotated[
+        int, Query(ge=1, le=MAX_POSITION, description="the event's global position")
+    ],
     tree_size: Annotated[int | None, size(None, "the tree's size")] = None,
 ) -> JSONResponse:
     case_id = proofs.case_at(svc.engine, position)
@@ -187,7 +192,9 @@ def inclusion_proof(
 def consistency_proof(
     principal: Auditor,
     svc: Svc,
-    first: Annotated[int, Query(alias="from", ge=1, description="the older tree's size")],
+    first: Annotated[
+        int, Query(alias="from", ge=1, le=MAX_POSITION, description="the older tree's size")
+    ],
     second: Annotated[int | None, size("to", "the newer size")] = None,
 ) -> JSONResponse:
     return JSONResponse(proofs.consistency(svc.engine, first, second))

@@ -249,3 +249,14 @@ def test_the_body_limit_answers_are_declared_on_every_post(api: Api):
                 "text/xml" if url.endswith(".xml") else "application/json"
             )
             assert "problem" not in plain.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["proofs/inclusion?position=99999999999999999999", "proofs/consistency?from=1&to=9" + "9" * 20],
+)
+def test_a_proof_of_a_position_past_any_store_is_refused_not_a_500(api: Api, query: str):
+    """Found by the schemathesis sweep: SQLite cannot hold the integer (500 before)."""
+    refused = api.get(f"/v1/audit/{query}", "boss")
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
