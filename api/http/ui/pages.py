@@ -55,9 +55,11 @@ def form_key() -> str:
 
 
 def region_context(principal: Principal, svc: Services, region: Region) -> dict:
-    """What every region page shows around its content: breadcrumb and sub-regions."""
+    """What every region page shows around its content: breadcrumb and sub-regions (and
+    the region tree, for the names of the regions it lists)."""
     tree = svc.engine.ladder().tree
     return {
+        "tree": tree,
         "region": region,
         "trail": data.lineage(tree, region.code, principal.region),
         "children": tree.children_of(region.code) if region.rank > Rank.GRID else [],
@@ -156,7 +158,6 @@ def sla_board(view: ScopedPage) -> Response:
     now = svc.engine.clock.now()
     board = models.sla_board(code)
     repeats = models.region_stats(code)  # 重复件率 of the region's petitions
-    tree = svc.engine.ladder().tree
     overdue = data.overdue_cases(models, code, now)
     return view.render(
         "board.html",
@@ -164,7 +165,6 @@ def sla_board(view: ScopedPage) -> Response:
         repeats=repeats,
         overdue=overdue,
         now=now,
-        tree=tree,
         shown_limit=data.OVERDUE_SHOWN,
         form_key=form_key(),
     )
@@ -192,7 +192,6 @@ def compliance(view: ScopedPage) -> Response:
         weeks=weeks,
         chart=chart,
         charts=charts,
-        tree=svc.engine.ladder().tree,
     )
 
 
@@ -224,8 +223,6 @@ def search(
         q=q or "",
         rows=rows,
         following=following,
-        tree=view.svc.engine.ladder().tree,
-        data=data,
     )
 
 
@@ -266,20 +263,10 @@ def case_page(
 
 
 @router.get("/approvals")
-def approvals(
-    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
-) -> Response:
+def approvals(view: ScopedPage) -> Response:
     """待审批: the extension and suspension requests awaiting approval, the longest waiting first."""
-    place = scoped_region(principal, svc, region)
-    waiting = read_models(svc).awaiting_approval(place.code)
-    return page(
-        request,
-        "approvals.html",
-        waiting=waiting,
-        tree=svc.engine.ladder().tree,
-        form_key=form_key,
-        **region_context(principal, svc, place),
-    )
+    waiting = read_models(view.svc).awaiting_approval(view.place.code)
+    return view.render("approvals.html", waiting=waiting, form_key=form_key)
 
 
 @router.get("/static/{name}")
