@@ -213,6 +213,10 @@ class Case(Aggregate):
             return case
 
     class Reported(Aggregate.Created):
+        """上报. ``attachments``: the evidence reported with it, each ``{sha256, media_type,
+        size}``. Version 2 added them; version 1 events read back with none."""
+
+        class_version = 2
         actor: Actor
         occurred_at: datetime
         command_id: str
@@ -229,6 +233,11 @@ class Case(Aggregate):
         channel: str
         parties: list[Any]
         details: dict[str, Any]
+        attachments: list[Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["attachments"] = []
 
     class Assigned(Event):
         assignee: str | None
@@ -376,8 +385,19 @@ class Case(Aggregate):
             case.whistled[self.department] = self.occurred_at
 
     class Commented(Event):
+        """A comment with evidence: ``attachments`` each ``{sha256, media_type, size}``.
+        Version 1 carried free references (file names); they read back as ``{ref}``."""
+
+        class_version = 2
         text: str
         attachments: list[Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["attachments"] = [
+                item if isinstance(item, dict) else {"ref": str(item)}
+                for item in state.get("attachments") or []
+            ]
 
     class Supervised(Event):
         note: str
@@ -450,6 +470,7 @@ class Case(Aggregate):
         channel: str,
         parties: list[Any],
         details: dict[str, Any],
+        attachments: list[Any] | None = None,  # in the event only: evidence is read from events
     ) -> None:
         self.kind = Kind(kind)
         self.category = category
@@ -514,6 +535,7 @@ class Case(Aggregate):
         channel: str = "grid",
         parties: list[Any] | None = None,  # each a mapping, or what the engine sealed of one
         details: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,  # evidence: {sha256, media_type, size}
     ) -> Case:
         if category not in CATEGORIES[cls.kind]:
             raise ValidationFailed(
@@ -546,6 +568,7 @@ class Case(Aggregate):
             channel=channel or "grid",
             parties=list(parties or []),
             details=details,
+            attachments=list(attachments or []),
         )
         return case
 
@@ -951,7 +974,9 @@ class Case(Aggregate):
             self._refuse("check-in", f"{department!r} has already checked in")
         self._record(self.CheckedIn, stamp, department=department)
 
-    def comment(self, stamp: Stamp, *, text: str, attachments: list[str] | None = None) -> None:
+    def comment(
+        self, stamp: Stamp, *, text: str, attachments: list[dict[str, Any]] | None = None
+    ) -> None:
         self._record(
             self.Commented, stamp, text=_required(text, "text"), attachments=list(attachments or [])
         )

@@ -159,6 +159,12 @@ def parse_action(name: str, body: Any) -> CaseAction:
     return validated(action_class, body if body is not None else {})
 
 
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""An evidence file named by its SHA-256 (lower-case hex), as ``POST /v1/evidence`` answered it."""
+Attachments = Annotated[list[Sha256], Field(max_length=20)]
+"""The evidence a report or a comment names: each must have been uploaded (422 if not)."""
+
+
 class Envelope(BaseModel):
     """Who sends a command, its idempotency id, and the version it expects."""
 
@@ -198,6 +204,7 @@ class ReportCase(BaseModel):
         "grid"
     )
     parties: list[Party] = Field(default_factory=list, max_length=50)
+    attachments: Attachments = Field(default_factory=list)
     hazard_level: Literal["general", "major"] | None = None
     rectify_by: AwareDatetime | None = None
     # where it is, as a map or an Open311 client gives it (WGS-84); kept in the event's details
@@ -257,6 +264,9 @@ class CaseAction(BaseModel):
     needs_calendar: ClassVar[bool] = False
     """An action whose rule counts working time declares it; the engine then passes
     ``statutory``: the statutory calendar facts (imported years) every clock counts with."""
+    needs_evidence: ClassVar[bool] = False
+    """An action that names evidence (its ``attachments`` hashes) declares it; the engine
+    then passes ``evidence``: each file's ``{sha256, media_type, size}`` as stored."""
 
     def execute(
         self,
@@ -763,11 +773,23 @@ class CheckIn(CaseAction):
 
 @action("comment")
 class Comment(CaseAction):
-    text: Text
-    attachments: list[ShortText] = Field(default_factory=list, max_length=50)
+    """A comment, with evidence (photos, documents) named by hash."""
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.comment(stamp, text=self.text, attachments=self.attachments)
+    text: Text
+    attachments: Attachments = Field(default_factory=list)
+    needs_evidence: ClassVar[bool] = True
+
+    def execute(
+        self,
+        case: Case,
+        stamp: Stamp,
+        tree: RegionTree,
+        policy: Policy,
+        clocks: Sequence[ClockState] = (),
+        statutory: Statutory | None = None,
+        evidence: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        case.comment(stamp, text=self.text, attachments=list(evidence))
 
 
 @action("supervise")

@@ -71,3 +71,15 @@ class IdempotencyKeyInUse(DomainError):
     """The command id a key derives to was recorded by someone else (never revealed)."""
 
     code = "idempotency_key_in_use"
+
+
+class EvidenceTooLarge(DomainError):
+    """An evidence file larger than the deployment takes."""
+
+    code = "payload_too_large"
+
+
+class EvidenceType(DomainError):
+    """An evidence file whose content is not a type the engine keeps (by its magic bytes)."""
+
+    code = "unsupported_media_type"

@@ -380,6 +380,18 @@ class Fengqiao(Application):
             raise ValidationFailed("give the region, or lat and long to find it", field="region")
         return body.model_copy(update={"region": self.locate(body.lat, body.long)})
 
+    # -- evidence (engine.evidence: a side table, content-addressed) ---------------------
+
+    @property
+    def evidence(self) -> Any:
+        """The evidence files (``engine.evidence.EvidenceStore``), made on first use."""
+        store = self.__dict__.get("_evidence")
+        if store is None:
+            from engine.evidence import EvidenceStore
+
+            store = self._evidence = EvidenceStore(self.recorder, self.settings.evidence_max_bytes)
+        return store
+
     def load_policy(self, text: str, actor_id: str) -> int:
         """Load a policy document; return its version (the current one if unchanged)."""
         document = parse_policy(text)
@@ -468,6 +480,7 @@ class Fengqiao(Application):
             channel=body.channel,
             parties=protect(self, [p.model_dump(exclude_none=True) for p in body.parties]),
             details=body.details(),
+            attachments=self.evidence.describe(body.attachments),
         )
 
     def _repeat_of_report(self, case_id: UUID, envelope: Envelope) -> CommandResult | None:
@@ -567,6 +580,8 @@ class Fengqiao(Application):
             context["clocks"] = clocks_under(policy, events, stamp.recorded_at, self.statutory())
         if action.needs_calendar:
             context["statutory"] = self.statutory()
+        if action.needs_evidence:
+            context["evidence"] = self.evidence.describe(getattr(action, "attachments", ()))
         action.execute(case, stamp, self.ladder().tree, policy, **context)
 
     def _record_refusal(

@@ -13,6 +13,7 @@ from api.http import (
     audit,
     calendar,
     cases,
+    evidence,
     feed,
     open311,
     ops,
@@ -26,6 +27,7 @@ from api.http import (
 def routers() -> list[APIRouter]:
     return [
         ops.router,
+        evidence.router,  # before cases': /v1/cases/{id}/evidence/{sha256}
         cases.router,
         regions.router,
         feed.router,  # integrators: the event feed, webhook subscriptions, Open311
