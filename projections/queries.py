@@ -111,6 +111,7 @@ class ReadModels:
         due_soon: bool | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        unit: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest reported first; ``cursor`` continues where the last page ended."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -129,7 +130,12 @@ class ReadModels:
             params += statuses
         _one_of("kind", kind, Kind)
         _one_of("severity", severity, Severity)
-        for column, wanted in (("kind", kind), ("severity", severity), ("assignee", assignee)):
+        for column, wanted in (
+            ("kind", kind),
+            ("severity", severity),
+            ("assignee", assignee),
+            ("unit", unit),
+        ):
             if wanted is not None:
                 where.append(f"{column} = ?")
                 params.append(wanted)

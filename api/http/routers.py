@@ -22,6 +22,7 @@ from api.http import (
     subscriptions,
     ui,
 )
+from api.http.ui import work
 
 
 def routers() -> list[APIRouter]:
@@ -35,6 +36,8 @@ def routers() -> list[APIRouter]:
         open311.router,
         audit.router,  # chain verification, checkpoints, the case file
         ui.router,  # the supervisor dashboard under /ui/
+        work.router,  # the grid worker's workbench under /ui/work (pages)
+        work.commands,  # … and its outbox's endpoints (problem+json)
         calendar.router,  # the statutory calendar
         problems.router,  # each problem type URI, dereferenced
     ]

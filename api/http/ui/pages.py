@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from api.http.auth import (
     Principal,
@@ -27,7 +27,7 @@ from api.http.cases import view
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import charts, data
-from api.http.ui.render import HERE, page
+from api.http.ui.render import page, static_file
 from api.http.ui.session import COOKIE, PageRoute, SameOrigin, SignedIn, clear_token, set_session
 from domain.errors import NotFound
 from domain.ladder import Rank, Region
@@ -214,10 +214,4 @@ def case_page(
 
 @router.get("/static/{name}")
 def static(name: str) -> Response:
-    if name not in STATIC:
-        raise NotFound(f"no file {name!r}", resource="static", id=name)
-    return FileResponse(
-        HERE / "static" / name,
-        media_type=STATIC[name],
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return static_file(name, STATIC, "public, max-age=3600")

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from domain.calendar import SHANGHAI
+from domain.errors import NotFound
 
 HERE = Path(__file__).resolve().parent
 
@@ -68,8 +69,11 @@ def _environment() -> Environment:
 ENV = _environment()
 
 
-def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render ``template`` with the signed-in principal (if any) and the request."""
+def page(
+    request: Request, template: str, status_code: int = 200, csp: str | None = None, **context: Any
+) -> HTMLResponse:
+    """Render ``template`` with the signed-in principal (if any) and the request; ``csp``:
+    the page's Content-Security-Policy, if not the dashboard's (:data:`CSP`)."""
     principal = getattr(request.state, "principal", None)
     html = ENV.get_template(template).render(request=request, me=principal, **context)
     return HTMLResponse(
@@ -78,7 +82,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
         headers={
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
-            "Content-Security-Policy": CSP,
+            "Content-Security-Policy": csp or CSP,
         },
     )
 
@@ -87,3 +91,13 @@ CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+def static_file(name: str, types: dict[str, str], cache: str, **headers: str) -> FileResponse:
+    """One of the dashboard's static files (``types``: the names served, with their media
+    types); any other name is 404."""
+    if name not in types:
+        raise NotFound(f"no file {name!r}", resource="static", id=name)
+    return FileResponse(
+        HERE / "static" / name, media_type=types[name], headers={"Cache-Control": cache, **headers}
+    )

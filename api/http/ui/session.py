@@ -36,6 +36,18 @@ COOKIE_PATH = "/ui"
 
 def signed_in(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
     """The caller whose session the dashboard cookie names, if their role may read boards."""
+    principal = session_principal(request, svc)
+    if not principal.may(READ_BOARD):
+        raise NotPermitted(
+            f"the dashboard is for supervisors, auditors and administrators, not a {principal.role}",
+            action=READ_BOARD,
+            role=principal.role,
+        )
+    return principal
+
+
+def session_principal(request: Request, svc: Services) -> Principal:
+    """The caller whose session the dashboard cookie names (any role: each page checks its right)."""
     session_id = request.cookies.get(COOKIE)
     if not session_id:
         raise Unauthenticated("sign in with your token")
@@ -47,12 +59,6 @@ def signed_in(request: Request, svc: Annotated[Services, Depends(services)]) -> 
     principal = Principal(user, svc.users.actor(user))
     structlog.contextvars.bind_contextvars(user=user.name)
     request.state.principal = principal
-    if not principal.may(READ_BOARD):
-        raise NotPermitted(
-            f"the dashboard is for supervisors, auditors and administrators, not a {principal.role}",
-            action=READ_BOARD,
-            role=principal.role,
-        )
     return principal
 
 
