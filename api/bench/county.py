@@ -118,8 +118,7 @@ def report(
         category=category,
         severity=severity,
         region=region,
-        title=f"{kind} test",
-        **extra,
+        **{"title": f"{kind} test", **extra},
     )
     return app.report(body, envelope(by, app))
 

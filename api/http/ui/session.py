@@ -29,6 +29,7 @@ from api.http.services import Services, services
 from api.http.ui.render import page
 from domain.errors import DomainError, NotPermitted
 from domain.permissions import READ_BOARD
+from engine.sessions import SESSION_TTL
 
 COOKIE = "fengqiao_ui"
 COOKIE_PATH = "/ui"
@@ -92,8 +93,16 @@ SameOrigin = Depends(same_origin)
 
 
 def set_session(response: Response, session_id: str, secure: bool) -> None:
+    """The session cookie, kept as long as the session itself (``SESSION_TTL``): a grid
+    worker who closes the browser within the day finds their outbox still able to send."""
     response.set_cookie(
-        COOKIE, session_id, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure
+        COOKIE,
+        session_id,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        max_age=int(SESSION_TTL.total_seconds()),
     )
 
 

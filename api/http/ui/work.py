@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -62,6 +63,7 @@ STATIC = {
 }
 SW_ALLOWED = {"Service-Worker-Allowed": "/ui/work"}
 QUEUE_SHOWN = 200
+FAR = datetime.max.replace(tzinfo=UTC)
 # the forms a case page offers, by status (the engine decides; a form it refuses comes back
 # to the outbox as a conflict): sign-for and send-back once dispatched, the kind's work once
 # signed for, the return visit once a petition is answered
@@ -93,8 +95,9 @@ def form_key() -> str:
 
 
 def my_queue(svc: Services, principal: Principal) -> list[dict[str, Any]]:
-    """Open cases assigned to the caller or their unit, in their region: overdue first,
-    then by the next clock's due time (the projection's ``next_due_at``)."""
+    """Open cases assigned to the caller or their unit, in their region (from the
+    projection), each with the clock that matters next from its case view (the engine's
+    one clock computation): overdue first, then the soonest due."""
     models = read_models(svc)
     found: dict[str, dict[str, Any]] = {}
     for mine in ({"assignee": principal.name}, {"unit": principal.unit} if principal.unit else {}):
@@ -104,18 +107,25 @@ def my_queue(svc: Services, principal: Principal) -> list[dict[str, Any]]:
             region=principal.region, status=list(OPEN_STATUSES), limit=QUEUE_SHOWN, **mine
         )
         found.update({str(r["case_id"]): r for r in rows})
-    rows = sorted(
-        found.values(),
-        key=lambda r: (-int(bool(r["overdue"])), r["next_due_at"] or "9999", r["reported_at"]),
+    now = svc.engine.clock.now()
+    queue = []
+    for case_id, row in found.items():
+        shown = svc.engine.case_view(UUID(case_id), now=now)
+        queue.append({**row, "overdue": shown["overdue"], "next_clock": next_clock(shown)})
+    return sorted(
+        queue,
+        key=lambda r: (
+            not r["overdue"],
+            datetime.fromisoformat(r["next_clock"]["due_at"]) if r["next_clock"] else FAR,
+            r["reported_at"],
+        ),
     )
-    return [{**r, "next_clock": next_clock(r)} for r in rows]
 
 
-def next_clock(row: dict[str, Any]) -> dict[str, Any] | None:
-    """The projection's open clock whose due time is the row's ``next_due_at``."""
-    clocks = row.get("clocks") or {}
-    items = clocks.values() if isinstance(clocks, dict) else clocks
-    return next((c for c in items if c.get("due_at") == row.get("next_due_at")), None)
+def next_clock(shown: dict[str, Any]) -> dict[str, Any] | None:
+    """Of the case view's running clocks, the one due first (None: no clock runs)."""
+    running = [c for c in shown["clocks"] if c["stopped_at"] is None and c["due_at"]]
+    return min(running, key=lambda c: datetime.fromisoformat(c["due_at"]), default=None)
 
 
 @router.get("")

@@ -186,10 +186,20 @@
       if (response.ok) return deleteItem(item.key).then(function () { return "sent"; });
       if (retryLater(response)) {
         item.detail = response.status === 401 ? "请重新登录后发送 sign in again to send" : "稍后重试 will retry";
+        if (response.status === 401) signInAgain();
         return putItem(item).then(function () { return "later"; });
       }
       return refuse(item, response);
     });
+  }
+
+  function signInAgain() {
+    var status = document.getElementById("sync-status");
+    if (!status || status.querySelector("a")) return;
+    var link = text("a", "登录后发送 sign in to send");
+    link.href = "/ui/login?next=%2Fui%2Fwork";
+    link.className = "big primary";
+    status.appendChild(link);
   }
 
   function sync() {
