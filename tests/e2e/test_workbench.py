@@ -104,3 +104,18 @@ def test_workbench_refusals_are_problems(worker: Api):
         .headers["location"]
         .startswith("/ui/login?next=%2Fui%2Fwork")
     )
+
+
+def test_the_dashboard_case_page_shows_evidence_thumbnails(worker: Api):
+    api = worker
+    photo = api.client.post(
+        "/ui/work/evidence", content=png(shade=5), headers={**ORIGIN, "Content-Type": "image/png"}
+    ).json()["sha256"]
+    case_id = post(api, "/ui/work/report", {**DISPUTE, "attachments": [photo]}, "k-r").json()["id"]
+    ui_sign_in(api, "zhou")  # the township supervisor, on the dashboard
+    page = api.client.get(f"/ui/cases/{case_id}")
+    assert page.status_code == 200
+    assert f'src="/ui/work/cases/{case_id}/evidence/{photo}"' in page.text
+    assert api.client.get(f"/ui/work/cases/{case_id}/evidence/{photo}").content == png(shade=5)
+    ui_sign_in(api, "xu")  # another township's supervisor: the file is not theirs to see
+    assert api.client.get(f"/ui/work/cases/{case_id}/evidence/{photo}").status_code == 404

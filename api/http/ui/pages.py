@@ -32,6 +32,7 @@ from api.http.ui.session import COOKIE, PageRoute, SameOrigin, SignedIn, clear_t
 from domain.errors import NotFound
 from domain.ladder import Rank, Region
 from engine.audit.verify import verify_case
+from engine.evidence import IMAGES, hashes_in
 from engine.views import event_view
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
@@ -192,7 +193,8 @@ def case_page(
     """The case now or as of an earlier version, its whole timeline and its chain verification."""
     current = visible_case(svc, principal, case_id)
     shown = view(svc, case_id, version)
-    history = [event_view(r.position, r.event) for r in svc.engine.history(case_id)]
+    recorded = svc.engine.history(case_id)
+    history = [event_view(r.position, r.event) for r in recorded]
     timeline = [data.timeline_entry(entry, shown["version"]) for entry in history]
     try:
         verification = verify_case(svc.engine, case_id)
@@ -209,6 +211,8 @@ def case_page(
         verification=verification,
         tree=tree,
         data=data,
+        evidence=hashes_in(r.event for r in recorded),  # thumbnails (the workbench serves them)
+        images=IMAGES,
     )
 
 
