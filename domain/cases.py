@@ -37,6 +37,16 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no act of this service happened b
 MAX_BACKDATE = timedelta(days=7)  # the policy's max_backdate when a stamp names none
 
 
+@dataclass(frozen=True)
+class ExtendableClock:
+    """The clock a 延期 action names: its state when the command is recorded (``None`` if
+    it has not started) and the policy's cap on its extensions in all (``None``: none)."""
+
+    name: str
+    state: ClockState | None
+    max_days: int | None
+
+
 class Status(StrEnum):
     REPORTED = "reported"  # 已上报, awaiting dispatch
     ASSIGNED = "assigned"  # 已派单
@@ -822,81 +832,67 @@ class Case(Aggregate):
         self._record(self.Resumed, stamp)
 
     def request_extension(
-        self,
-        stamp: Stamp,
-        *,
-        clock: str,
-        state: ClockState | None,
-        days: int,
-        reason: str,
-        max_days: int | None,
+        self, stamp: Stamp, clock: ExtendableClock, *, days: int, reason: str
     ) -> None:
         """Ask for 延期 of a running clock by ``days`` (in the clock's own measure)."""
-        if clock in self.pending_extensions:
+        if clock.name in self.pending_extensions:
             self._refuse(
                 "request-extension",
-                f"an extension of {clock} is already awaiting approval",
-                clock=clock,
+                f"an extension of {clock.name} is already awaiting approval",
+                clock=clock.name,
             )
-        self._check_extendable("request-extension", stamp, clock, state, days, max_days)
+        self._check_extendable("request-extension", stamp, clock, days)
         self._record(
             self.ExtensionRequested,
             stamp,
-            clock=clock,
+            clock=clock.name,
             days=days,
             reason=_required(reason, "reason"),
         )
 
-    def approve_extension(
-        self, stamp: Stamp, *, clock: str, state: ClockState | None, note: str, max_days: int | None
-    ) -> None:
-        pending = self._pending_extension("approve-extension", clock)
+    def approve_extension(self, stamp: Stamp, clock: ExtendableClock, *, note: str) -> None:
+        pending = self._pending_extension("approve-extension", clock.name)
         self._require_covering(stamp, "approve-extension")
-        self._check_extendable("approve-extension", stamp, clock, state, pending["days"], max_days)
-        self._record(
-            self.Extended,
+        self._check_extendable("approve-extension", stamp, clock, pending["days"])
+        self._record_extended(
             stamp,
-            clock=clock,
-            days=pending["days"],
-            due_at=None,
-            reason=pending["reason"],
-            approver=stamp.actor.id,
+            clock.name,
+            pending["days"],
+            pending["reason"],
             requested_by=pending["requested_by"],
             note=note or "",
         )
 
-    def refuse_extension(self, stamp: Stamp, *, clock: str, reason: str) -> None:
-        pending = self._pending_extension("refuse-extension", clock)
+    def refuse_extension(self, stamp: Stamp, clock: ExtendableClock, *, reason: str) -> None:
+        pending = self._pending_extension("refuse-extension", clock.name)
         self._require_covering(stamp, "refuse-extension")
         self._record(
             self.ExtensionRefused,
             stamp,
-            clock=clock,
+            clock=clock.name,
             reason=_required(reason, "reason"),
             requested_by=pending["requested_by"],
         )
 
-    def extend(
-        self,
-        stamp: Stamp,
-        *,
-        clock: str,
-        state: ClockState | None,
-        days: int,
-        reason: str,
-        max_days: int | None,
-    ) -> None:
+    def extend(self, stamp: Stamp, clock: ExtendableClock, *, days: int, reason: str) -> None:
         """延期 granted directly by a supervisor whose region covers the case."""
         self._require_covering(stamp, "extend")
-        self._check_extendable("extend", stamp, clock, state, days, max_days)
+        self._check_extendable("extend", stamp, clock, days)
+        self._record_extended(stamp, clock.name, days, _required(reason, "reason"))
+
+    def _record_extended(
+        self, stamp: Stamp, clock: str, days: int, reason: str, **request: Any
+    ) -> None:
+        """Record 延期 granted by the acting supervisor (``request``: the request approved)."""
         self._record(
             self.Extended,
             stamp,
             clock=clock,
             days=days,
             due_at=None,
-            reason=_required(reason, "reason"),
+            reason=reason,
             approver=stamp.actor.id,
+            **request,
         )
 
     def _pending_extension(self, action: str, clock: str) -> dict[str, Any]:
@@ -910,32 +906,27 @@ class Case(Aggregate):
         return self.pending_extensions[clock]
 
     def _check_extendable(
-        self,
-        action: str,
-        stamp: Stamp,
-        clock: str,
-        state: ClockState | None,
-        days: int,
-        max_days: int | None,
+        self, action: str, stamp: Stamp, clock: ExtendableClock, days: int
     ) -> None:
         """The clock runs and is not yet due, and the total stays within the policy's cap."""
         self._require_status(action, OPEN | {Status.RESOLVED})
         if days <= 0:
             raise ValidationFailed("days must be positive", field="days")
+        name, state, max_days = clock.name, clock.state, clock.max_days
         if max_days is None:
             raise ValidationFailed(
-                f"the policy allows no extension of the {clock} clock", field="clock", clock=clock
+                f"the policy allows no extension of the {name} clock", field="clock", clock=name
             )
         if state is None or not state.open:
-            self._refuse(action, f"the {clock} clock is not running", clock=clock)
+            self._refuse(action, f"the {name} clock is not running", clock=name)
         self._require_before_due(action, stamp, state)
-        granted = sum(e["days"] or 0 for e in self.extensions if e["clock"] == clock)
+        granted = sum(e["days"] or 0 for e in self.extensions if e["clock"] == name)
         if granted + days > max_days:
             raise ValidationFailed(
-                f"the {clock} clock may be extended by at most {max_days} days in all "
+                f"the {name} clock may be extended by at most {max_days} days in all "
                 f"({granted} granted already)",
                 field="days",
-                clock=clock,
+                clock=name,
                 max_extension=max_days,
                 granted=granted,
             )

@@ -8,6 +8,7 @@ command id, the expected version, when it happened) travels beside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
 
@@ -23,7 +24,7 @@ from pydantic import (
 
 from domain.actors import Actor
 from domain.calendar import Statutory
-from domain.cases import Case, Dispute, Hazard, Petition, Stamp
+from domain.cases import Case, Dispute, ExtendableClock, Hazard, Petition, Stamp
 from domain.clocks import SIGN_FOR, ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
 from domain.kinds import Kind, Severity
@@ -250,6 +251,21 @@ class ReportAt(ReportCase):
     region: Name | None = None  # type: ignore[assignment]
 
 
+@dataclass(frozen=True)
+class ActionContext:
+    """What an action's rule may read beside the case and the stamp: the region tree, the
+    case's policy and, when the action declares it needs them, the clocks and calendar."""
+
+    tree: RegionTree
+    policy: Policy
+    clocks: Sequence[ClockState] = ()
+    """The case's clock states at the command's recorded time (``needs_clocks``)."""
+    statutory: Statutory | None = None
+    """The statutory calendar facts every clock counts with (``needs_calendar``)."""
+    evidence: Sequence[dict[str, Any]] = ()
+    """Each named file's ``{sha256, media_type, size}`` as stored (``needs_evidence``)."""
+
+
 class CaseAction(BaseModel):
     """An action on an existing case. ``name`` is its path segment in the API."""
 
@@ -268,15 +284,7 @@ class CaseAction(BaseModel):
     """An action that names evidence (its ``attachments`` hashes) declares it; the engine
     then passes ``evidence``: each file's ``{sha256, media_type, size}`` as stored."""
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
         """Apply the action to ``case``. One that needs no more than the case and the stamp
         defines :meth:`apply` instead; one that needs the tree, policy or clocks overrides this."""
         self.apply(case, stamp)
@@ -316,15 +324,8 @@ class Assign(CaseAction):
     assignee: Name | None = None
     unit: Name | None = None
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        tree = ctx.tree
         if self.assignee:
             person = tree.person(self.assignee)
             unit = self.unit or person.unit
@@ -343,17 +344,9 @@ class Assign(CaseAction):
 class Accept(CaseAction):
     needs_clocks: ClassVar[bool] = True  # the sign-for clock's due time and outcome go on the event
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        sign_for = next((c for c in clocks if c.clock == SIGN_FOR and c.open), None)
-        case.accept(stamp, sign_for=sign_for, sync_grace=policy.sync_grace_delta)
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        sign_for = next((c for c in ctx.clocks if c.clock == SIGN_FOR and c.open), None)
+        case.accept(stamp, sign_for=sign_for, sync_grace=ctx.policy.sync_grace_delta)
 
 
 @action("send-back")
@@ -361,16 +354,9 @@ class SendBack(CaseAction):
     reason: Text
     needs_calendar: ClassVar[bool] = True
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        closes = send_back_window_closes(policy, case.dispatched_at or case.occurred_at, statutory)
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        since = case.dispatched_at or case.occurred_at
+        closes = send_back_window_closes(ctx.policy, since, ctx.statutory)
         case.send_back(stamp, reason=self.reason, window_closes_at=closes)
 
 
@@ -502,15 +488,8 @@ class Escalate(CaseAction):
     reason: Text
     to: Literal["grid", "village", "township", "county"] | None = None
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        tree = ctx.tree
         if self.to is None:
             target = tree.next_rank_up(case.region)
             if target is None:
@@ -522,7 +501,7 @@ class Escalate(CaseAction):
         else:
             case.check_escalation(Rank.parse(self.to))
             target = tree.ancestor_at_rank(case.region, Rank.parse(self.to))
-        unit = responsible_unit(tree, policy.routing, target.code, case.kind, case.category)
+        unit = responsible_unit(tree, ctx.policy.routing, target.code, case.kind, case.category)
         case.escalate(
             stamp,
             to_rank=int(target.rank),
@@ -543,6 +522,7 @@ class Reclassify(CaseAction):
 
 ClockName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:.{1,200})?$")]
 Days = Annotated[int, Field(ge=1, le=366)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
 
 
 def _clock_state(clocks: Sequence[ClockState], name: str) -> ClockState | None:
@@ -554,6 +534,16 @@ class _ClockAction(CaseAction):
 
     needs_clocks = True
     clock: ClockName | None = None
+
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        name = self.clock_name(case, ctx.policy)
+        spec = ctx.policy.clock(name, case.kind)
+        cap = spec.max_extension if spec else None
+        self.on_clock(case, stamp, ExtendableClock(name, _clock_state(ctx.clocks, name), cap))
+
+    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
+        """The action's own step, on the clock :meth:`clock_name` resolved."""
+        raise NotImplementedError
 
     def clock_name(self, case: Case, policy: Policy) -> str:
         """The named clock, which must be one of the case's kind (422 if not), or the
@@ -578,10 +568,6 @@ class _ClockAction(CaseAction):
             )
         return name
 
-    def cap(self, name: str, case: Case, policy: Policy) -> int | None:
-        spec = policy.clock(name, case.kind)
-        return spec.max_extension if spec else None
-
 
 @action("request-extension")
 class RequestExtension(_ClockAction):
@@ -590,63 +576,24 @@ class RequestExtension(_ClockAction):
     days: Days
     reason: Text
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        name = self.clock_name(case, policy)
-        case.request_extension(
-            stamp,
-            clock=name,
-            state=_clock_state(clocks, name),
-            days=self.days,
-            reason=self.reason,
-            max_days=self.cap(name, case, policy),
-        )
+    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
+        case.request_extension(stamp, clock, days=self.days, reason=self.reason)
 
 
 @action("approve-extension")
 class ApproveExtension(_ClockAction):
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
+    note: Note = ""
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        name = self.clock_name(case, policy)
-        case.approve_extension(
-            stamp,
-            clock=name,
-            state=_clock_state(clocks, name),
-            note=self.note,
-            max_days=self.cap(name, case, policy),
-        )
+    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
+        case.approve_extension(stamp, clock, note=self.note)
 
 
 @action("refuse-extension")
 class RefuseExtension(_ClockAction):
     reason: Text
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        case.refuse_extension(stamp, clock=self.clock_name(case, policy), reason=self.reason)
+    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
+        case.refuse_extension(stamp, clock, reason=self.reason)
 
 
 @action("extend")
@@ -656,69 +603,40 @@ class Extend(_ClockAction):
     days: Days
     reason: Text
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        name = self.clock_name(case, policy)
-        case.extend(
-            stamp,
-            clock=name,
-            state=_clock_state(clocks, name),
-            days=self.days,
-            reason=self.reason,
-            max_days=self.cap(name, case, policy),
-        )
+    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
+        case.extend(stamp, clock, days=self.days, reason=self.reason)
 
 
-def _resolve_clock(case: Case, policy: Policy, clocks: Sequence[ClockState]) -> ClockState | None:
-    name = policy.resolve_clock(case.kind, case.severity)
-    return _clock_state(clocks, name) if name else None
+class _SuspensionAction(CaseAction):
+    """挂起 asked for or granted: allowed only before the resolve clock's due time."""
+
+    needs_clocks = True
+
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        name = ctx.policy.resolve_clock(case.kind, case.severity)
+        self.on_resolve_clock(case, stamp, _clock_state(ctx.clocks, name) if name else None)
+
+    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
+        """The action's own step, given the resolve clock's state (``None``: none runs)."""
+        raise NotImplementedError
 
 
 @action("request-suspension")
-class RequestSuspension(CaseAction):
+class RequestSuspension(_SuspensionAction):
     """挂起 asked for by the handler, before the resolve clock's due time."""
 
-    needs_clocks = True
     reason: Text
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        case.request_suspension(
-            stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks)
-        )
+    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
+        case.request_suspension(stamp, reason=self.reason, resolve_clock=resolve_clock)
 
 
 @action("approve-suspension")
-class ApproveSuspension(CaseAction):
-    needs_clocks = True
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] = ""
+class ApproveSuspension(_SuspensionAction):
+    note: Note = ""
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        case.approve_suspension(
-            stamp, note=self.note, resolve_clock=_resolve_clock(case, policy, clocks)
-        )
+    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
+        case.approve_suspension(stamp, note=self.note, resolve_clock=resolve_clock)
 
 
 @action("refuse-suspension")
@@ -730,22 +648,13 @@ class RefuseSuspension(CaseAction):
 
 
 @action("suspend")
-class Suspend(CaseAction):
+class Suspend(_SuspensionAction):
     """挂起 granted directly by a supervisor, before the resolve clock's due time."""
 
-    needs_clocks = True
     reason: Text
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-    ) -> None:
-        case.suspend(stamp, reason=self.reason, resolve_clock=_resolve_clock(case, policy, clocks))
+    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
+        case.suspend(stamp, reason=self.reason, resolve_clock=resolve_clock)
 
 
 @action("resume")
@@ -779,17 +688,8 @@ class Comment(CaseAction):
     attachments: Attachments = Field(default_factory=list)
     needs_evidence: ClassVar[bool] = True
 
-    def execute(
-        self,
-        case: Case,
-        stamp: Stamp,
-        tree: RegionTree,
-        policy: Policy,
-        clocks: Sequence[ClockState] = (),
-        statutory: Statutory | None = None,
-        evidence: Sequence[dict[str, Any]] = (),
-    ) -> None:
-        case.comment(stamp, text=self.text, attachments=list(evidence))
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        case.comment(stamp, text=self.text, attachments=list(ctx.evidence))
 
 
 @action("supervise")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -44,8 +44,15 @@ from eventsourcing.utils import get_topic
 from domain.actors import Actor
 from domain.calendar import CALENDAR_BOOK_ID, CalendarBook, Statutory
 from domain.cases import CASE_CLASSES, Case, Stamp, case_id_for
-from domain.clocks import clocks_under
-from domain.commands import CaseAction, Envelope, ReportCase, check_horizon, parse_action
+from domain.clocks import ClockState, clocks_under
+from domain.commands import (
+    ActionContext,
+    CaseAction,
+    Envelope,
+    ReportCase,
+    check_horizon,
+    parse_action,
+)
 from domain.errors import (
     DomainError,
     EscalationCeiling,
@@ -572,17 +579,22 @@ class Fengqiao(Application):
     def _execute(self, action: CaseAction, case: Case, stamp: Stamp) -> None:
         """Run the action's rules on the case. An action that declares ``needs_clocks``
         is given the case's clocks as they stand when the command is recorded; one that
-        declares ``needs_calendar``, the statutory calendar facts its rule counts with."""
+        declares ``needs_calendar``, the statutory calendar facts its rule counts with; one
+        that declares ``needs_evidence``, each named file as stored (422 for one never uploaded)."""
         policy = self.policy(case.policy_version)
-        context: dict[str, Any] = {}
+        clocks: Sequence[ClockState] = ()
         if action.needs_clocks:
             events = self.events.get(case.id, lte=case.version)
-            context["clocks"] = clocks_under(policy, events, stamp.recorded_at, self.statutory())
-        if action.needs_calendar:
-            context["statutory"] = self.statutory()
-        if action.needs_evidence:
-            context["evidence"] = self.evidence.describe(getattr(action, "attachments", ()))
-        action.execute(case, stamp, self.ladder().tree, policy, **context)
+            clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
+        statutory = self.statutory() if action.needs_calendar else None
+        evidence = (
+            self.evidence.describe(getattr(action, "attachments", ()))
+            if action.needs_evidence
+            else ()
+        )
+        action.execute(
+            case, stamp, ActionContext(self.ladder().tree, policy, clocks, statutory, evidence)
+        )
 
     def _record_refusal(
         self, case: Case, stamp: Stamp, action: str, refusal: EscalationCeiling

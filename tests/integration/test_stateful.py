@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 
 from domain.cases import CATEGORIES, Stamp, Status
 from domain.clocks import clocks_under
-from domain.commands import ReportCase, parse_action
+from domain.commands import ActionContext, ReportCase, parse_action
 from domain.errors import DomainError
 from domain.kinds import Kind
 from engine import views
@@ -224,16 +224,12 @@ def machine_for(app, clock):
             command = parse_action(action, body)
             stamp = Stamp(actor=env.actor, command_id=env.command_id, recorded_at=clock.now())
             policy = app.policy(expected.policy_version)
-            extra = (
-                {
-                    "clocks": clocks_under(
-                        policy, app.events.get(case_id, lte=before.version), clock.now()
-                    )
-                }
+            clocks = (
+                clocks_under(policy, app.events.get(case_id, lte=before.version), clock.now())
                 if command.needs_clocks
-                else {}
+                else ()
             )  # as the engine passes them
-            command.execute(expected, stamp, app.ladder().tree, policy, **extra)
+            command.execute(expected, stamp, ActionContext(app.ladder().tree, policy, clocks))
             assert state_of(app.case(case_id)) == state_of(expected)
             assert_snapshots_restore(app, case_id)
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from domain.actors import Actor
 from domain.calendar import SHANGHAI, WorkingCalendar
-from domain.cases import Dispute, Hazard, Petition, Stamp
+from domain.cases import Dispute, ExtendableClock, Hazard, Petition, Stamp
 from domain.clocks import (
     ClockStatus,
     Condition,
@@ -74,7 +74,10 @@ class Story:
             clocks = clocks_under(POLICY, self.events, at)
             name = fields.get("clock", POLICY.resolve_clock(self.case.kind, self.case.severity))
             state = next((c for c in clocks if c.name == name), None)
-            fields.setdefault("resolve_clock" if command == "suspend" else "state", state)
+            if command == "suspend":
+                fields.setdefault("resolve_clock", state)
+            else:
+                fields["clock"] = ExtendableClock(name, state, fields.pop("max_days"))
         if command == "send_back":
             fields.setdefault(
                 "window_closes_at", send_back_window_closes(POLICY, self.case.dispatched_at)
