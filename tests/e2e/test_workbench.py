@@ -99,6 +99,12 @@ def test_workbench_refusals_are_problems(worker: Api):
     assert refused.status_code == 415
     api.client.cookies.clear()
     assert post(api, "/ui/work/report", DISPUTE, "k3").status_code == 401
+    signed_in = api.client.post(
+        "/ui/login", data={"token": api.tokens[WORKER]}, headers=ORIGIN, follow_redirects=False
+    )
+    assert signed_in.headers["location"] == "/ui/work"  # not the boards a handler may not read
+    assert "Max-Age=43200" in signed_in.headers["set-cookie"]  # kept for the session's 12 h
+    api.client.cookies.clear()
     assert (
         api.client.get("/ui/work", follow_redirects=False)
         .headers["location"]

@@ -31,6 +31,7 @@ from api.http.ui.render import page, static_file
 from api.http.ui.session import COOKIE, PageRoute, SameOrigin, SignedIn, clear_token, set_session
 from domain.errors import NotFound
 from domain.ladder import Rank, Region
+from domain.permissions import READ_BOARD, may
 from engine.audit.verify import verify_case
 from engine.evidence import IMAGES, hashes_in
 from engine.views import event_view
@@ -97,6 +98,8 @@ async def login(request: Request, svc: Svc) -> Response:
     except Unauthenticated as error:
         message = "请输入令牌 enter your token" if not token else f"令牌无效 {error.message}"
         return page(request, "login.html", status_code=401, next=target, error=message)
+    if target == "/ui/board" and not may(user.role, READ_BOARD):
+        target = "/ui/work"  # a grid worker or handler: their workbench, not the boards
     response = RedirectResponse(target, status_code=303)
     set_session(response, svc.sessions.open(user, token), secure=request.url.scheme == "https")  # type: ignore[union-attr]
     return response
