@@ -83,3 +83,9 @@ class EvidenceType(DomainError):
     """An evidence file whose content is not a type the engine keeps (by its magic bytes)."""
 
     code = "unsupported_media_type"
+
+
+class EvidenceAltered(DomainError):
+    """A stored evidence file no longer matches the SHA-256 it was kept (and chained) under."""
+
+    code = "evidence_altered"

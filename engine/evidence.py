@@ -24,9 +24,18 @@ from typing import Any
 from uuid import UUID
 
 import filetype
+import structlog
 
-from domain.errors import EvidenceTooLarge, EvidenceType, NotFound, ValidationFailed
+from domain.errors import (
+    EvidenceAltered,
+    EvidenceTooLarge,
+    EvidenceType,
+    NotFound,
+    ValidationFailed,
+)
 from engine.sql import StoreDb
+
+log = structlog.get_logger("fengqiao.evidence")
 
 TABLE = "fengqiao_evidence"
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf")
@@ -113,13 +122,20 @@ class EvidenceStore:
         return [known[d] for d in wanted]
 
     def read(self, sha256: str) -> tuple[str, bytes]:
-        """(media type, bytes) of a stored file; NotFound if none."""
+        """(media type, bytes) of a stored file; NotFound if none; EvidenceAltered (never
+        served) if its bytes no longer hash to the SHA-256 its events carry."""
         row = self.db.one(
             f"SELECT media_type, content FROM {self.table} WHERE sha256 = ?", (sha256,)
         )
         if row is None:
             raise NotFound(f"no evidence {sha256}", resource="evidence", id=sha256)
-        return str(row["media_type"]), bytes(row["content"])
+        content = bytes(row["content"])
+        if hashlib.sha256(content).hexdigest() != sha256:
+            log.error("evidence altered", sha256=sha256)
+            raise EvidenceAltered(
+                f"the stored file {sha256} no longer matches its hash: not served", sha256=sha256
+            )
+        return str(row["media_type"]), content
 
 
 def hashes_in(events: Iterable[Any]) -> list[dict[str, Any]]:

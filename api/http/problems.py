@@ -77,6 +77,7 @@ BY_CODE: dict[str, ProblemType] = {
     "idempotency_key_in_use": KEY_IN_USE,
     "payload_too_large": PAYLOAD_TOO_LARGE,
     "unsupported_media_type": UNSUPPORTED_MEDIA_TYPE,
+    "evidence_altered": INTERNAL,  # stored bytes that no longer match their hash: not served
 }
 
 ALL_TYPES = (

@@ -102,3 +102,16 @@ def test_old_comment_events_read_back_with_their_references():
     report = {"title": "x"}
     Case.Reported.upcast_v1_v2(report)
     assert report["attachments"] == []
+
+
+def test_a_file_altered_in_the_table_is_refused_not_served(api: Api):
+    from engine.evidence import TABLE
+    from engine.sql import StoreDb
+
+    photo = upload(api, png(shade=7)).json()["sha256"]
+    case_id = api.report({**DISPUTE, "attachments": [photo]})["id"]
+    db = StoreDb(api.engine.recorder)
+    db.execute(f"UPDATE {db.table(TABLE)} SET content = ? WHERE sha256 = ?", (png(shade=8), photo))
+    altered = api.get(f"/v1/cases/{case_id}/evidence/{photo}", who="li")
+    assert altered.status_code == 500 and altered.json()["code"] == "evidence_altered"
+    assert altered.content.find(png(shade=8)) == -1
