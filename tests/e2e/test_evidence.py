@@ -8,6 +8,7 @@ import hashlib
 from uuid import UUID
 
 from engine.audit.verify import verify_case
+from engine.casefile import case_file
 from tests.support import png
 from tests.test_api_support import DISPUTE, Api
 
@@ -46,6 +47,8 @@ def test_evidence_is_kept_by_hash_named_in_events_and_served_in_scope(api: Api):
     assert events[0]["data"]["attachments"] == [first.json()]
     assert events[-1]["data"]["attachments"] == [pdf]
     assert verify_case(api.engine, UUID(case_id)).ok  # the chain covers the events naming them
+    filed = str(case_file(api.engine, UUID(case_id)))  # the auditors' case file names each file
+    assert f"sha256: {first.json()['sha256']}" in filed and f"sha256: {pdf['sha256']}" in filed
 
     served = api.get(f"/v1/cases/{case_id}/evidence/{first.json()['sha256']}", who="li")
     assert served.status_code == 200 and served.content == photo
