@@ -70,6 +70,10 @@
     return { body: body, photos: photos };
   }
 
+  function me() { return document.body.dataset.user || ""; }
+
+  function mine(item) { return !item.user || item.user === me(); } // sent only as who made it
+
   function newKey() {
     return "work-" + (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
   }
@@ -93,6 +97,7 @@
     var parts = bodyOf(form);
     var item = {
       key: form.dataset.key,
+      user: me(),
       url: new URL(form.getAttribute("action"), location.href).pathname,
       label: form.dataset.label || form.dataset.command,
       case_title: form.dataset.case || parts.body.title || "",
@@ -208,7 +213,7 @@
     var sent = 0;
     return allItems().then(function (items) {
       var chain = Promise.resolve(true);
-      items.filter(function (i) { return i.state === "queued"; }).forEach(function (item) {
+      items.filter(function (i) { return i.state === "queued" && mine(i); }).forEach(function (item) {
         chain = chain.then(function (go) {
           if (!go) return false;
           return send(item).then(function (outcome) {
@@ -250,8 +255,9 @@
         var made = new Date(item.made_at);
         li.appendChild(text("small", "办理于 made " + made.toLocaleString("zh-CN", { hour12: false }) +
           ((item.photos || []).length ? " · 照片 photos " + item.photos.length : "")));
-        if (item.detail) li.appendChild(text("span", item.detail, "detail"));
-        if (item.state === "conflict") {
+        if (!mine(item)) li.appendChild(text("span", "待 " + item.user + " 登录后发送 sent when " + item.user + " signs in", "detail"));
+        else if (item.detail) li.appendChild(text("span", item.detail, "detail"));
+        if (item.state === "conflict" && mine(item)) {
           var drop = text("button", "知道了，移除 dismiss");
           drop.type = "button";
           drop.addEventListener("click", function () { deleteItem(item.key).then(render); });
