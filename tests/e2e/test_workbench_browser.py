@@ -129,6 +129,10 @@ def test_a_grid_worker_works_offline_and_the_outbox_lands_once(
 
             context.set_offline(True)
             page.goto(f"{base}/ui/work/report")  # from the service worker's cache
+            page.select_option("#kind", "hazard")  # the categories follow the kind
+            assert "消防 fire" in page.inner_text("#category")
+            page.select_option("#kind", "dispute")
+            page.select_option("#category", "property")
             page.fill("input[name=title]", "村口排水沟堵塞积水")
             page.fill("textarea[name=description]", "雨后积水，老人出行不便")
             page.fill("input[name='parties.0.name']", "王五")
@@ -177,7 +181,7 @@ def test_a_grid_worker_works_offline_and_the_outbox_lands_once(
             ]
             assert len(reports) == 1, "the report landed once"
             reported = reports[0]
-            assert reported.title == "村口排水沟堵塞积水"
+            assert reported.title == "村口排水沟堵塞积水" and reported.category == "property"
             assert reported.occurred_at == made["/ui/work/report"]
             assert reported.attachments == [
                 {

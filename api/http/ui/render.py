@@ -26,6 +26,29 @@ STATUS_NAMES = {
 }
 KIND_NAMES = {"dispute": "矛盾纠纷", "hazard": "安全隐患", "petition": "诉求"}
 SEVERITY_NAMES = {"minor": "小事", "major": "大事", "critical": "重大"}
+CATEGORY_NAMES = {
+    "neighbours": "邻里",
+    "marriage_family": "婚姻家庭",
+    "property": "物业",
+    "wages": "劳资/农民工工资",
+    "land": "土地",
+    "damages": "损害赔偿",
+    "fire": "消防",
+    "gas": "燃气",
+    "electrical": "用电",
+    "building": "建筑",
+    "production": "生产",
+    "drowning": "溺水",
+    "small_venues": "九小场所",
+    "utilities": "水电气暖",
+    "environment": "环境",
+    "traffic": "交通",
+    "housing": "住房",
+    "social_security": "社保",
+    "public_order": "治安",
+    "services": "公共服务",
+    "other": "其他",
+}
 
 
 def beijing(moment: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -62,6 +85,7 @@ def _environment() -> Environment:
         STATUS_NAMES=STATUS_NAMES,
         KIND_NAMES=KIND_NAMES,
         SEVERITY_NAMES=SEVERITY_NAMES,
+        CATEGORY_NAMES=CATEGORY_NAMES,
     )
     return env
 

@@ -36,7 +36,7 @@ from api.http.cases import (
 from api.http.evidence import SHA256_PATH, served_file, store_upload
 from api.http.readmodels import read_models
 from api.http.services import Services, services
-from api.http.ui.render import page, static_file
+from api.http.ui.render import CATEGORY_NAMES, page, static_file
 from api.http.ui.session import PageRoute, SameOrigin, session_principal
 from domain.cases import CATEGORIES
 from domain.commands import validated
@@ -156,7 +156,13 @@ def report_page(request: Request, principal: Worker, svc: Svc) -> Response:
         kinds=list(Kind),
         severities=list(Severity),
         categories={str(k): list(v) for k, v in CATEGORIES.items()},
-        categories_json=json.dumps({str(k): list(v) for k, v in CATEGORIES.items()}),
+        categories_json=json.dumps(
+            {
+                str(k): [[c, f"{CATEGORY_NAMES.get(c, c)} {c}"] for c in v]
+                for k, v in CATEGORIES.items()
+            },
+            ensure_ascii=False,
+        ),
         regions=list(tree.subtree(principal.region)),
     )
 

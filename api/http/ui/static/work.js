@@ -290,9 +290,9 @@
     kind.addEventListener("change", function () {
       var select = document.getElementById("category");
       select.textContent = "";
-      (categories[kind.value] || []).forEach(function (c) {
-        var option = text("option", c);
-        option.value = c;
+      (categories[kind.value] || []).forEach(function (pair) {
+        var option = text("option", pair[1]);
+        option.value = pair[0];
         select.appendChild(option);
       });
     });
