@@ -36,6 +36,7 @@ from api.http.cases import (
 from api.http.evidence import SHA256_PATH, served_file, store_upload
 from api.http.readmodels import read_models
 from api.http.services import Services, services
+from api.http.ui.data import EVENT_NAMES
 from api.http.ui.render import CATEGORY_NAMES, page, static_file
 from api.http.ui.session import PageRoute, SameOrigin, session_principal
 from domain.cases import CATEGORIES
@@ -201,9 +202,14 @@ def case_page(request: Request, principal: Worker, svc: Svc, case_id: UUID) -> R
         keys={name: form_key() for name in ("accept", "send-back", "work", "comment")},
         evidence=evidence,
         images=IMAGES,
-        events=[(r.event, type(r.event).__name__) for r in history][-8:],
+        events=[(r.event, event_name(r.event)) for r in history][-8:],
         tree=svc.engine.ladder().tree,
     )
+
+
+def event_name(event: Any) -> str:
+    name = type(event).__name__
+    return EVENT_NAMES.get(name, name)
 
 
 @router.get("/manifest.webmanifest")
