@@ -487,7 +487,7 @@ class Fengqiao(Application):
             channel=body.channel,
             parties=protect(self, [p.model_dump(exclude_none=True) for p in body.parties]),
             details=body.details(),
-            attachments=self.evidence.describe(body.attachments),
+            attachments=self.evidence.describe(body.attachments) if body.attachments else [],
         )
 
     def _repeat_of_report(self, case_id: UUID, envelope: Envelope) -> CommandResult | None:
@@ -587,11 +587,8 @@ class Fengqiao(Application):
             events = self.events.get(case.id, lte=case.version)
             clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
         statutory = self.statutory() if action.needs_calendar else None
-        evidence = (
-            self.evidence.describe(getattr(action, "attachments", ()))
-            if action.needs_evidence
-            else ()
-        )
+        named = getattr(action, "attachments", ()) if action.needs_evidence else ()
+        evidence = self.evidence.describe(named) if named else ()
         action.execute(
             case, stamp, ActionContext(self.ladder().tree, policy, clocks, statutory, evidence)
         )
