@@ -74,7 +74,15 @@ def main(argv: list[str]) -> int:
     setup = ROOT / "tests" / "setup.sh"
     if setup.exists():
         run("bash", setup)
-    return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
+    return subprocess.call([str(BIN / "python"), "-m", "pytest", *parallel(rest), *rest], cwd=ROOT)
+
+
+def parallel(args: list[str]) -> list[str]:
+    """pytest-xdist on every core, a test module to a worker (module fixtures are set up once),
+    unless the caller chose (-n / -p no:xdist) or asked for one test by node id."""
+    if any(a.startswith("-n") or a == "no:xdist" or "::" in a for a in args):
+        return []
+    return ["-n", "auto", "--dist", "loadscope"]
 
 
 if __name__ == "__main__":
