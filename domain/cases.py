@@ -30,6 +30,7 @@ from domain.clocks import ClockState, ClockStatus
 from domain.errors import EscalationCeiling, InvalidTransition, NotPermitted, ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank, RegionTree
+from domain.search import Earlier, repeat_of
 from domain.snapshots import CaseSnapshot
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -207,6 +208,14 @@ class Case(Aggregate):
     kind = Kind.DISPUTE  # each kind's class sets its own (no annotation: aggregates with
     # annotations become dataclasses in eventsourcing, with generated __init__ methods)
     Snapshot = CaseSnapshot  # its state at one version, types kept (domain/snapshots.py)
+    # 2: 并案 (duplicate_of, duplicates) and 重复件 (repeat_of) in the state
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["duplicate_of"] = None
+        state["duplicates"] = []
+        state["repeat_of"] = []
 
     # -- events ----------------------------------------------------------------
 
@@ -223,10 +232,13 @@ class Case(Aggregate):
             return case
 
     class Reported(Aggregate.Created):
-        """上报. ``attachments``: the evidence reported with it, each ``{sha256, media_type,
-        size}``. Version 2 added them; version 1 events read back with none."""
+        """上报. ``repeat_of``: 重复件 — the earlier closed petitions of the same parties and
+        category this one repeats (``domain.search.repeat_of``, decided when it is reported).
+        ``attachments``: the evidence reported with it, each ``{sha256, media_type, size}``.
+        Version 2 added ``repeat_of``, version 3 ``attachments``; older events read back
+        with none."""
 
-        class_version = 2
+        class_version = 3
         actor: Actor
         occurred_at: datetime
         command_id: str
@@ -243,11 +255,19 @@ class Case(Aggregate):
         channel: str
         parties: list[Any]
         details: dict[str, Any]
+        repeat_of: list[Any]
         attachments: list[Any]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["attachments"] = []
+            state.setdefault("repeat_of", [])
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # a version 2 written before the merge of the workbench carried attachments
+            # and no repeat_of: each reads back with what it lacked as none
+            state.setdefault("attachments", [])
+            state.setdefault("repeat_of", [])
 
     class Assigned(Event):
         assignee: str | None
@@ -451,6 +471,43 @@ class Case(Aggregate):
         def apply(self, case: Case) -> None:
             case.status = Status.CLOSED
 
+    class LinkedAsDuplicate(Event):
+        """并案: this case is a duplicate of ``primary``; its clocks stop
+        (``domain.clocks``), the primary carries on."""
+
+        primary: str
+        reason: str
+
+        def apply(self, case: Case) -> None:
+            case.duplicate_of = self.primary
+
+    class UnlinkedDuplicate(Event):
+        """The link undone: the case carries on alone (its stopped clocks start afresh)."""
+
+        primary: str
+        reason: str
+
+        def apply(self, case: Case) -> None:
+            case.duplicate_of = None
+
+    class DuplicateAttached(Event):
+        """On the primary: ``duplicate`` was linked to it (its history shows the 并案)."""
+
+        duplicate: str
+        reason: str
+
+        def apply(self, case: Case) -> None:
+            if self.duplicate not in case.duplicates:
+                case.duplicates.append(self.duplicate)
+
+    class DuplicateDetached(Event):
+        duplicate: str
+        reason: str
+
+        def apply(self, case: Case) -> None:
+            if self.duplicate in case.duplicates:
+                case.duplicates.remove(self.duplicate)
+
     class Reopened(Event):
         reason: str
 
@@ -480,6 +537,7 @@ class Case(Aggregate):
         channel: str,
         parties: list[Any],
         details: dict[str, Any],
+        repeat_of: list[Any] | None = None,
         attachments: list[Any] | None = None,  # in the event only: evidence is read from events
     ) -> None:
         self.kind = Kind(kind)
@@ -513,6 +571,11 @@ class Case(Aggregate):
         self.resolved_rank: int | None = None
         self.escalations = self.reclassified_up = self.supervisions = self.reopened = 0
         self.processed_commands: dict[str, int] = {}  # command id → version it produced
+        self.duplicate_of: str | None = None  # 并案: the primary this case duplicates
+        self.duplicates: list[str] = []  # 并案: the cases linked to this one as duplicates
+        self.repeat_of: list[str] = list(
+            repeat_of or []
+        )  # 重复件: the earlier petitions it repeats
         self.init_kind_state()
 
     def init_kind_state(self) -> None:
@@ -546,7 +609,11 @@ class Case(Aggregate):
         parties: list[Any] | None = None,  # each a mapping, or what the engine sealed of one
         details: dict[str, Any] | None = None,
         attachments: list[dict[str, Any]] | None = None,  # evidence: {sha256, media_type, size}
+        earlier: Sequence[Earlier] = (),
+        repeat_window: timedelta = timedelta(days=90),
     ) -> Case:
+        """上报. ``earlier``: the parties' earlier cases; a petition that repeats a closed
+        one of the same category closed within ``repeat_window`` is marked 重复件."""
         if category not in CATEGORIES[cls.kind]:
             raise ValidationFailed(
                 f"unknown {cls.kind} category {category!r}",
@@ -558,12 +625,13 @@ class Case(Aggregate):
         except ValueError:
             raise ValidationFailed(f"unknown severity {severity!r}", field="severity") from None
         details = cls.check_details(severity, dict(details or {}))
+        occurred_at = stamp.when()
         case = cls._create(
             cls.Reported,
             id=case_id_for(stamp.command_id),
             timestamp=stamp.recorded_at,
             actor=stamp.actor,
-            occurred_at=stamp.when(),
+            occurred_at=occurred_at,
             command_id=stamp.command_id,
             policy_version=policy_version,
             kind=str(cls.kind),
@@ -579,6 +647,7 @@ class Case(Aggregate):
             parties=list(parties or []),
             details=details,
             attachments=list(attachments or []),
+            repeat_of=repeat_of(str(cls.kind), category, occurred_at, earlier, repeat_window),
         )
         return case
 
@@ -1019,6 +1088,52 @@ class Case(Aggregate):
     def reopen(self, stamp: Stamp, *, reason: str) -> None:
         self._require_status("reopen", {Status.RESOLVED, Status.CLOSED})
         self._record(self.Reopened, stamp, reason=_required(reason, "reason"))
+
+    # -- 并案: linking a duplicate to its primary --------------------------------------
+
+    def link_duplicate(self, stamp: Stamp, *, primary: Case, reason: str) -> None:
+        """并案: this open case is a duplicate of ``primary`` (an open case, itself no
+        duplicate), both in the actor's region."""
+        self._require_status("link-duplicate", OPEN)
+        if self.duplicate_of is not None:
+            self._refuse(
+                "link-duplicate", f"the case is already a duplicate of {self.duplicate_of}"
+            )
+        if primary.id == self.id:
+            raise ValidationFailed("a case is not its own duplicate", field="primary")
+        if primary.duplicate_of is not None or primary.status not in OPEN:
+            raise ValidationFailed(
+                "the primary must be an open case that is no duplicate itself",
+                field="primary",
+                primary_status=str(primary.status),
+                primary_duplicate_of=primary.duplicate_of,
+            )
+        self._require_covering(stamp, "link-duplicate")
+        primary._require_covering(stamp, "link-duplicate")
+        self._record(
+            self.LinkedAsDuplicate,
+            stamp,
+            primary=str(primary.id),
+            reason=_required(reason, "reason"),
+        )
+
+    def unlink_duplicate(self, stamp: Stamp, *, reason: str) -> None:
+        if self.duplicate_of is None:
+            self._refuse("unlink-duplicate", "the case is not linked as a duplicate")
+        self._require_covering(stamp, "unlink-duplicate")
+        self._record(
+            self.UnlinkedDuplicate,
+            stamp,
+            primary=self.duplicate_of,
+            reason=_required(reason, "reason"),
+        )
+
+    def attach_duplicate(self, stamp: Stamp, *, duplicate: str, reason: str) -> None:
+        """The primary's note of a 并案 (recorded by the engine after the link)."""
+        self._record(self.DuplicateAttached, stamp, duplicate=duplicate, reason=reason)
+
+    def detach_duplicate(self, stamp: Stamp, *, duplicate: str, reason: str) -> None:
+        self._record(self.DuplicateDetached, stamp, duplicate=duplicate, reason=reason)
 
     def _start_work(self, action: str) -> None:
         self._require_status(action, WORKING)

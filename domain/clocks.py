@@ -65,6 +65,8 @@ from domain.calendar import NO_IMPORTS, Statutory, WorkingCalendar, add_calendar
 from domain.errors import ValidationFailed
 from domain.policy import CalendarRef, ClockSpec, Policy, Thresholds, parse_duration
 
+LINKED = "LinkedAsDuplicate"  # 并案: every open clock of the duplicate stops, whatever the policy
+UNLINKED = "UnlinkedDuplicate"  # the link undone: the clocks it stopped start afresh
 SIGN_FOR = "sign_for"  # the 签收 clock: its outcome is the 响应 fact of 三率 (``Case.Accepted``)
 CONDITION_PATTERN = re.compile(r"^([A-Z][A-Za-z]*)(?:\[([^\]]*)\])?$")
 
@@ -137,7 +139,10 @@ def item_of(spec: ClockSpec, event: Any) -> str | None:
 def ends_clock(spec: ClockSpec, name: str, event: Any) -> bool:
     """Does ``event`` end the cycle of clock ``name`` (``spec``'s, or ``spec:item``) as it
     stands: stop it, cancel it, restart it or extend it (a new due time)? An event naming
-    an item (``each_match``) ends only that item's clock, as in the fold."""
+    an item (``each_match``) ends only that item's clock, as in the fold. A 并案 (link as
+    a duplicate) ends every clock."""
+    if type(event).__name__ == LINKED:
+        return True
     if type(event).__name__ == "Extended" and getattr(event, "clock", None) == name:
         return True
     if not matches_any((*spec.stop_on, *spec.cancel_on, *spec.restart_on), event):
@@ -540,6 +545,7 @@ class _Fold:
         self.runs: dict[tuple[str, str | None], _Run] = {}
         self.cycles: dict[tuple[str, str | None], int] = {}
         self.t: datetime | None = None
+        self.linked: list[tuple[str, str | None]] = []  # the runs a 并案 stopped
         self.version = 0  # the last event folded (resumable: fold only newer events next time)
         self.latest: datetime | None = None  # the latest recording time folded
 
@@ -551,10 +557,30 @@ class _Fold:
         self._follow_case(event)
         if self.kind is None:
             return
+        if self._linking(event, t, own):
+            return
         for spec in self.specs:
             if spec.applies_to(self.kind, self.severity or "minor") or self._has_runs(spec):
                 self._transition(spec, event, t, own)
         self._record_fired(event)
+
+    def _linking(self, event: Any, t: datetime, own: datetime) -> bool:
+        """并案: a link stops (cancels) every open clock of the duplicate; an unlink starts
+        those clocks afresh (a new cycle from the unlink). True: the event was one of them."""
+        name = type(event).__name__
+        if name == LINKED:
+            self.linked = [run_key for run_key, run in self.runs.items() if run.open]
+            for run_key in self.linked:
+                self.runs[run_key].cancel(t)
+            return True
+        if name == UNLINKED:
+            specs = {spec.name: spec for spec in self.specs}
+            for spec_name, key in self.linked:
+                if spec_name in specs:
+                    self._start(specs[spec_name], key, own)
+            self.linked = []
+            return True
+        return False
 
     def _follow_case(self, event: Any) -> None:
         name = type(event).__name__

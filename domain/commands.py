@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +25,7 @@ from pydantic import (
 
 from domain.actors import Actor
 from domain.calendar import Statutory
-from domain.cases import Case, Dispute, ExtendableClock, Hazard, Petition, Stamp
+from domain.cases import Case, ExtendableClock, Hazard, Stamp
 from domain.clocks import SIGN_FOR, ClockState, send_back_window_closes
 from domain.errors import InvalidTransition, ValidationFailed
 from domain.kinds import Kind, Severity
@@ -262,6 +263,8 @@ class ActionContext:
     """The case's clock states at the command's recorded time (``needs_clocks``)."""
     statutory: Statutory | None = None
     """The statutory calendar facts every clock counts with (``needs_calendar``)."""
+    related: Case | None = None
+    """The other case the action's rule reads (:meth:`CaseAction.related`: 并案's primary)."""
     evidence: Sequence[dict[str, Any]] = ()
     """Each named file's ``{sha256, media_type, size}`` as stored (``needs_evidence``)."""
 
@@ -284,13 +287,33 @@ class CaseAction(BaseModel):
     """An action that names evidence (its ``attachments`` hashes) declares it; the engine
     then passes ``evidence``: each file's ``{sha256, media_type, size}`` as stored."""
 
+    method: ClassVar[str]
+    """The case's command method :meth:`apply` calls (set by :func:`action`)."""
+    arguments: ClassVar[tuple[str, ...]]
+    """The registered action's own fields (set by :func:`action`): a subclass that adds
+    fields of the request (HTTP's ``occurred_at``) passes no more to the case."""
+
+    def related(self) -> UUID | None:
+        """Another case the action's rule reads (并案: the primary); the engine passes it
+        as ``ctx.related``."""
+        return None
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        """An action the engine then records on another case (``case``: this one before
+        the action), under a command id derived from this one's: 并案 notes the link on
+        the primary's history too."""
+        return None
+
     def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
         """Apply the action to ``case``. One that needs no more than the case and the stamp
-        defines :meth:`apply` instead; one that needs the tree, policy or clocks overrides this."""
+        relies on :meth:`apply` (or overrides it); one that needs the tree, policy or clocks
+        overrides this."""
         self.apply(case, stamp)
 
     def apply(self, case: Case, stamp: Stamp) -> None:
-        raise NotImplementedError
+        """Call the case's :attr:`method` with the action's fields as its keyword arguments
+        (tests/unit/test_commands.py checks that every such action's fields are exactly them)."""
+        getattr(case, self.method)(stamp, **{a: getattr(self, a) for a in self.arguments})
 
     def check_kind(self, case: Case) -> None:
         if case.kind not in self.kinds:
@@ -308,9 +331,14 @@ ACTIONS: dict[str, type[CaseAction]] = {}
 A = TypeVar("A", bound="CaseAction")
 
 
-def action(name: str, *kinds: Kind) -> Callable[[type[A]], type[A]]:
+def action(name: str, *kinds: Kind, method: str | None = None) -> Callable[[type[A]], type[A]]:
+    """Register an action under ``name`` for ``kinds`` (default: every kind); its case
+    method is ``method``, by default the name with ``_`` for ``-``."""
+
     def register(cls: type[A]) -> type[A]:
         cls.name = name
+        cls.method = method or name.replace("-", "_")
+        cls.arguments = tuple(cls.model_fields)
         if kinds:
             cls.kinds = kinds
         ACTIONS[name] = cls
@@ -374,17 +402,6 @@ class Mediate(CaseAction):
     form: Literal["written", "oral"] | None = None
     routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Dispute, case)  # check_kind ran first: a dispute
-        case.mediate(
-            stamp,
-            outcome=self.outcome,
-            summary=self.summary,
-            agreement=self.agreement,
-            form=self.form,
-            routes=self.routes,
-        )
-
 
 @action("refuse-mediation", Kind.DISPUTE)
 class RefuseMediation(CaseAction):
@@ -394,36 +411,20 @@ class RefuseMediation(CaseAction):
     reason: Text
     routes: list[RouteName] | None = Field(default=None, min_length=1, max_length=3)
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Dispute, case)  # check_kind ran first: a dispute
-        case.refuse_mediation(stamp, party=self.party, reason=self.reason, routes=self.routes)
-
 
 @action("sign-agreement", Kind.DISPUTE)
 class SignAgreement(CaseAction):
     """The parties have signed the written agreement (调解协议书)."""
-
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Dispute, case)  # check_kind ran first: a dispute
-        case.sign_agreement(stamp)
 
 
 @action("seal-agreement", Kind.DISPUTE)
 class SealAgreement(CaseAction):
     """The mediation committee has sealed the written agreement."""
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Dispute, case)  # check_kind ran first: a dispute
-        case.seal_agreement(stamp)
 
-
-@action("court-confirmation", Kind.DISPUTE)
+@action("court-confirmation", Kind.DISPUTE, method="apply_court_confirmation")
 class CourtConfirmation(CaseAction):
     note: Text
-
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Dispute, case)  # check_kind ran first: a dispute
-        case.apply_court_confirmation(stamp, note=self.note)
 
 
 class RectificationPlan(BaseModel):
@@ -449,38 +450,22 @@ class OrderRectification(CaseAction):
 class Rectify(CaseAction):
     note: Text
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Hazard, case)  # check_kind ran first: a hazard
-        case.rectify(stamp, note=self.note)
-
 
 @action("reinspect", Kind.HAZARD)
 class Reinspect(CaseAction):
     passed: bool
     note: Text
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Hazard, case)  # check_kind ran first: a hazard
-        case.reinspect(stamp, passed=self.passed, note=self.note)
-
 
 @action("reply", Kind.PETITION)
 class Reply(CaseAction):
     text: Text
-
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Petition, case)  # check_kind ran first: a petition
-        case.reply(stamp, text=self.text)
 
 
 @action("return-visit", Kind.PETITION)
 class ReturnVisit(CaseAction):
     satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"]
     note: OptionalText = ""
-
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case = cast(Petition, case)  # check_kind ran first: a petition
-        case.return_visit(stamp, satisfaction=self.satisfaction, note=self.note)
 
 
 @action("escalate")
@@ -515,9 +500,6 @@ class Escalate(CaseAction):
 class Reclassify(CaseAction):
     severity: Severity
     reason: Text
-
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.reclassify(stamp, severity=self.severity, reason=self.reason)
 
 
 ClockName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:.{1,200})?$")]
@@ -643,9 +625,6 @@ class ApproveSuspension(_SuspensionAction):
 class RefuseSuspension(CaseAction):
     reason: Text
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.refuse_suspension(stamp, reason=self.reason)
-
 
 @action("suspend")
 class Suspend(_SuspensionAction):
@@ -659,8 +638,7 @@ class Suspend(_SuspensionAction):
 
 @action("resume")
 class Resume(CaseAction):
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.resume(stamp)
+    """挂起 ends: the clocks run again."""
 
 
 @action("whistle")
@@ -668,16 +646,10 @@ class Whistle(CaseAction):
     departments: list[Name] = Field(min_length=1, max_length=50)
     reason: Text
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.whistle(stamp, departments=self.departments, reason=self.reason)
-
 
 @action("check-in")
 class CheckIn(CaseAction):
     department: Name
-
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.check_in(stamp, department=self.department)
 
 
 @action("comment")
@@ -697,30 +669,64 @@ class Supervise(CaseAction):
     note: Text
     clock: Name | None = None
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.supervise(stamp, note=self.note, clock=self.clock)
-
 
 @action("resolve")
 class Resolve(CaseAction):
     resolution: Text
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.resolve(stamp, resolution=self.resolution)
-
 
 @action("close")
 class Close(CaseAction):
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.close(stamp)
+    """结案."""
 
 
 @action("reopen")
 class Reopen(CaseAction):
     reason: Text
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.reopen(stamp, reason=self.reason)
+
+@action("link-duplicate")
+class LinkDuplicate(CaseAction):
+    """并案: this case is a duplicate of ``primary``; its clocks stop, the primary carries on."""
+
+    primary: UUID
+    reason: Text
+
+    def related(self) -> UUID | None:
+        return self.primary
+
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        assert ctx.related is not None  # the engine passes the primary
+        case.link_duplicate(stamp, primary=ctx.related, reason=self.reason)
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        return self.primary, AttachDuplicate(duplicate=str(case.id), reason=self.reason)
+
+
+@action("unlink-duplicate")
+class UnlinkDuplicate(CaseAction):
+    reason: Text
+
+    def follow_up(self, case: Case) -> tuple[UUID, CaseAction] | None:
+        if case.duplicate_of is None:
+            return None
+        detach = DetachDuplicate(duplicate=str(case.id), reason=self.reason)
+        return UUID(case.duplicate_of), detach
+
+
+class _NoteOnPrimary(CaseAction):
+    duplicate: Name
+    reason: Text
+
+
+@action("attach-duplicate")
+class AttachDuplicate(_NoteOnPrimary):
+    """Recorded by the engine on the primary after a ``link-duplicate``."""
+
+
+@action("detach-duplicate")
+class DetachDuplicate(_NoteOnPrimary):
+    """Recorded by the engine on the primary after an ``unlink-duplicate``."""
 
 
 @action("warn-clock")
@@ -731,9 +737,6 @@ class WarnClock(CaseAction):
     threshold: float = Field(gt=0, lt=1)
     due_at: AwareDatetime
 
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.warn_clock(stamp, clock=self.clock, threshold=self.threshold, due_at=self.due_at)
-
 
 @action("breach-clock")
 class BreachClock(CaseAction):
@@ -741,6 +744,3 @@ class BreachClock(CaseAction):
 
     clock: Name
     due_at: AwareDatetime
-
-    def apply(self, case: Case, stamp: Stamp) -> None:
-        case.breach_clock(stamp, clock=self.clock, due_at=self.due_at)

@@ -57,6 +57,8 @@ HANDLER_ACTIONS = frozenset(
         "resolve",
         "request-extension",
         "request-suspension",
+        "link-duplicate",
+        "unlink-duplicate",
     }
 )
 """Work on a case (签收, 调解, 整改, 反馈, 上报, asking for 延期 or 挂起 …): a handler's,
@@ -85,6 +87,9 @@ ANYONE_WRITING = frozenset({"comment"})
 
 TIMER_ACTIONS = frozenset({"warn-clock", "breach-clock"})
 """Recorded by the timer service only, never through the API."""
+
+ENGINE_ACTIONS = frozenset({"attach-duplicate", "detach-duplicate"})
+"""Recorded by the engine itself on a 并案's primary (``CaseAction.follow_up``), never asked for."""
 
 PUBLIC_ACTIONS = HANDLER_ACTIONS | SUPERVISOR_ACTIONS | ANYONE_WRITING
 """Every case action a person may ask for."""
@@ -311,6 +316,25 @@ def _mask_span(span: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def normalised_number(text: str) -> str | None:
+    """A phone or ID number as typed (``+86 138-1234-5678``, full-width digits, a small
+    x) in one form: its ASCII digits (and a final ``X``), a mobile number without its
+    country code. None: ``text`` is not one personal number."""
+    plain = "".join(
+        "X" if ch in "XxＸｘ" else str(unicodedata.digit(ch))
+        for ch in unicodedata.normalize("NFKC", str(text)).replace("+", "")
+        if ch.isdigit() or ch in "XxＸｘ"
+    )
+    if len(plain) in (13, 15) and plain.startswith(("86", "0086")) and plain[-11] == "1":
+        plain = plain[-11:]  # a mobile number with its country code
+    if not plain or not _personal(list(_CHUNK.finditer(plain)), 0, 1 + plain.endswith("X")):
+        return None
+    stripped = str(text).strip()
+    if any(not (ch.isdigit() or ch in "XxＸｘ+" or ch in SEPARATORS) for ch in stripped):
+        return None  # words around it: free text, not a number
+    return plain
 
 
 def replace_numbers(text: str, replace: Callable[[str], str]) -> str:

@@ -195,7 +195,29 @@ class CalendarRef(BaseModel):
         return value
 
 
-LATER_FIELDS = ("sync_grace", "max_backdate")
+class Duplicates(BaseModel):
+    """Duplicates at intake and 重复件 (``domain.search``): the window a possible duplicate
+    is looked for in, the title similarity (trigram, 0–1) that counts as the same matter,
+    the radius two points of the same category are the same place within; and the window
+    after a petition's closure in which the same party's petition of the same category is
+    a repeat (重复件)."""
+
+    model_config = ConfigDict(extra="forbid")
+    window_days: int = Field(default=30, ge=1, le=366)
+    similarity: float = Field(default=0.4, gt=0, le=1)
+    radius_m: float = Field(default=50.0, gt=0, le=10_000)
+    repeat_window_days: int = Field(default=90, ge=1, le=3660)
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(days=self.window_days)
+
+    @property
+    def repeat_window(self) -> timedelta:
+        return timedelta(days=self.repeat_window_days)
+
+
+LATER_FIELDS = ("sync_grace", "max_backdate", "duplicates")
 
 
 class PolicyDocument(BaseModel):
@@ -217,6 +239,7 @@ class PolicyDocument(BaseModel):
     sync_grace: Duration = "4h"
     # the furthest an act's occurred_at may lie before it is recorded (domain.cases.Stamp.when)
     max_backdate: Duration = "7d"
+    duplicates: Duplicates = Field(default_factory=Duplicates)
 
     @field_validator("sync_grace", "max_backdate")
     @classmethod
@@ -295,10 +318,17 @@ class PolicyDocument(BaseModel):
         for name in (
             LATER_FIELDS
         ):  # at their defaults, fields added later leave a document's digest as it was
-            if data[name] == PolicyDocument.model_fields[name].default:
+            if data[name] == _default(name):
                 del data[name]
         canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _default(name: str) -> Any:
+    """A document field's default, as ``model_dump(mode="json")`` gives it."""
+    field = PolicyDocument.model_fields[name]
+    value = field.get_default(call_default_factory=True)
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 def parse_policy(text: str) -> PolicyDocument:

@@ -69,6 +69,30 @@ def current_clocks(app: Any, case: Any, now: datetime) -> list[ClockState]:
     return states
 
 
+def advance_fold(app: Any, case: Any, recordings: list[Any]) -> None:
+    """A command just stored ``recordings`` (the case now at ``case.version``): bring the
+    case's cached fold, if it stood just before them, past them — decoded from the stored
+    form the command has in hand, exactly as a read of the store would give them — so the
+    view at the new version reads none of them back (one store read fewer a command).
+    Anything else (no fold kept, another version or policy) is left to :func:`current_clocks`."""
+    entry = app.clock_folds.take(case.id)
+    if entry is None:
+        return
+    try:
+        stored = [r.notification for r in recordings if r.notification.originator_id == case.id]
+        if (
+            stored
+            and entry.policy_version == case.policy_version
+            and entry.fold.version == stored[0].originator_version - 1
+            and stored[-1].originator_version == case.version
+        ):
+            for notification in stored:
+                entry.fold.apply(app.mapper.to_domain_event(notification))
+            entry.version = entry.fold.version
+    finally:
+        app.clock_folds.put(entry)
+
+
 def _events(app: Any, case_id: UUID) -> list[Any]:
     return [recorded.event for recorded in app.history(case_id)]
 

@@ -170,7 +170,7 @@ def case_file(app: Any, case_id: UUID, role: str = "auditor") -> dict[str, Any]:
     hashes = {
         int(r["version"]): r
         for r in db.query(
-            f"SELECT version, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} WHERE case_id = ?",
+            f"SELECT version, seq, entry_hash, case_hash, chain_hash FROM {db.table(CHAIN)} WHERE case_id = ?",
             (str(case_id),),
         )
     }
@@ -187,6 +187,7 @@ def case_file(app: Any, case_id: UUID, role: str = "auditor") -> dict[str, Any]:
                 "recorded": _time(entry["recorded_at"]),
                 "details": _details(entry["data"]),
                 "entry_hash": chain["entry_hash"] if chain else None,
+                "leaf_index": int(chain["seq"]) - 1 if chain else None,
                 "case_hash": chain["case_hash"] if chain else None,
             }
         )
@@ -239,4 +240,24 @@ def render_case_file(data: dict[str, Any]) -> str:
 def write_case_file(app: Any, case_id: UUID, path: Path, role: str = "auditor") -> dict[str, Any]:
     data = case_file(app, case_id, role)
     path.write_text(render_case_file(data), encoding="utf-8")
+    return data
+
+
+def case_file_pdf(app: Any, case_id: UUID, role: str = "auditor") -> tuple[bytes, dict[str, Any]]:
+    """The case file as PDF bytes (and its facts), with a tree head signed now: the one a
+    bundle made now is proved against."""
+    from engine.audit.checkpoints import checkpoint
+    from engine.casefile_pdf import cjk_font, render_case_file_pdf
+
+    font = cjk_font(app.settings.cjk_font)
+    checkpoint(app)
+    data = case_file(app, case_id, role)
+    return render_case_file_pdf(data, font), data
+
+
+def write_case_file_pdf(
+    app: Any, case_id: UUID, path: Path, role: str = "auditor"
+) -> dict[str, Any]:
+    pdf, data = case_file_pdf(app, case_id, role)
+    path.write_bytes(pdf)
     return data

@@ -42,15 +42,18 @@ def legacy_command_ids(actor_id: str, key: str) -> tuple[str, ...]:
 
 
 def earlier(
-    engine: Any, actor_id: str, key: str, case_id: UUID | None = None
+    engine: Any, actor_id: str, key: str, case_id: UUID | None = None, case: Any = None
 ) -> CommandResult | None:
     """The result of this actor's command recorded under a legacy id of ``key``, if any:
-    a report (``case_id`` None) or an action on ``case_id``."""
+    a report (``case_id`` None) or an action on ``case_id``. ``case``: that case as the
+    caller just read it now (the API's scope check), else it is read here — from the
+    engine's cached copy brought up to date, not replayed from its snapshot."""
     legacy_ids = legacy_command_ids(actor_id, key)
     wanted = [case_id] if case_id is not None else [case_id_for(legacy) for legacy in legacy_ids]
     for target in wanted:
         try:
-            case = engine.case(target)
+            if case is None or case.id != target:
+                case = engine.current_case(target)
         except NotFound:
             continue
         for legacy in legacy_ids:
@@ -75,7 +78,9 @@ def once(
     key: str | None,
     run: Callable[[], CommandResult],
     case_id: UUID | None = None,
+    case: Any = None,
 ) -> CommandResult:
-    """``run()`` — unless ``key`` (if any) was recorded for this actor under a legacy id."""
-    done = earlier(engine, actor_id, key, case_id) if key else None
+    """``run()`` — unless ``key`` (if any) was recorded for this actor under a legacy id
+    (``case``: the case ``case_id`` as just read, if the caller has it)."""
+    done = earlier(engine, actor_id, key, case_id, case) if key else None
     return done if done is not None else run()

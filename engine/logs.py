@@ -7,7 +7,9 @@ id, the command id and the actor (bound by the application service).
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -29,10 +31,16 @@ class _CurrentStderr:
 
 
 def configure_logging(
-    json: bool | None = None, level: str | None = None, settings: Settings | None = None
+    json: bool | None = None,
+    level: str | None = None,
+    settings: Settings | None = None,
+    *,
+    process_id: bool = False,
 ) -> None:
     """Once per process: ``FENGQIAO_LOG_FORMAT`` and ``FENGQIAO_LOG_LEVEL`` from ``settings``
-    (read from the environment when not given), unless ``json`` / ``level`` say."""
+    (read from the environment when not given), unless ``json`` / ``level`` say.
+    ``process_id``: every line carries ``pid`` (several processes write to one stream:
+    ``fengqiao serve --workers N``)."""
     global _configured
     if _configured:
         return
@@ -50,6 +58,7 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            *([_add_pid] if process_id else []),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
@@ -60,6 +69,13 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     _configured = True
+
+
+def _add_pid(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    event.setdefault("pid", os.getpid())
+    return event
 
 
 class log_context:  # noqa: N801 - used like structlog's bound_contextvars

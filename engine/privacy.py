@@ -25,8 +25,13 @@
   the case's own key (a
   ``person_keys`` row whose lookup is the case's). :class:`SealedTextAsStr` reads it back
   as the plain string, ``[erased]`` in place of a number whose key is gone.
+* **Found by a number.** Beside the sealed value, :func:`protect` keeps a keyed hash
+  (HMAC-SHA256 under the deployment's search key, ``FENGQIAO_SEARCH_KEY``) of each
+  party's phone and ID number, normalised (``domain.permissions.normalised_number``),
+  with the person's id (``party_index``): :func:`persons_with_number` finds the persons
+  a number belongs to, never storing the number in clear.
 * **Erase (crypto-shredding).** :func:`erase` destroys the person's key and
-  lookup. History still replays; the fields read ``[erased]``; the chain still
+  lookup, and their ``party_index`` rows (the number finds them no more). History still replays; the fields read ``[erased]``; the chain still
   verifies because the ciphertext is unchanged.
 """
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 import sqlite3
@@ -54,9 +60,11 @@ from domain.permissions import (
     MASKED_ROLES,
     PERSONAL_FIELDS,
     mask_parties,
+    normalised_number,
     replace_numbers,
 )
-from engine.audit.tables import PERSON_KEYS
+from engine.audit.tables import PARTY_INDEX, PERSON_KEYS
+from engine.keyfiles import key_path, load_key
 from engine.settings import DEFAULTS
 from engine.sql import StoreDb
 
@@ -231,14 +239,94 @@ def person_keys(app: Any) -> PersonKeys:
     return keys
 
 
+SEARCH_KEY_FILE = "search-key"
+NUMBER_FIELDS = ("phone", "id_number")
+
+
+def search_key(app: Any) -> bytes:
+    """The deployment's key for the keyed hashes of parties' numbers (read once per engine)."""
+    key = app.__dict__.get("_search_key")
+    if key is None:
+        path = key_path(app.store, app.settings.search_key, SEARCH_KEY_FILE)
+        key = app.__dict__.setdefault("_search_key", load_key(path))
+    return key
+
+
+def number_digest(app: Any, number: str) -> str | None:
+    """The keyed hash of a phone or ID number (None: not one)."""
+    plain = normalised_number(number)
+    if plain is None:
+        return None
+    return hmac.new(
+        search_key(app), b"fengqiao-party-v1\x00" + plain.encode(), "sha256"
+    ).hexdigest()
+
+
+def party_digests(app: Any, party: dict[str, Any]) -> set[str]:
+    """The keyed hashes of a party's phone and ID number."""
+    found = (number_digest(app, str(party[name])) for name in NUMBER_FIELDS if party.get(name))
+    return {d for d in found if d is not None}
+
+
+def _index_party(app: Any, person_id: str, digests: set[str]) -> None:
+    """Record the person's numbers' hashes; read first: a number already known to this
+    person takes no write (the store's one writer is the command path's)."""
+    db = StoreDb(app.recorder)
+    table = db.table(PARTY_INDEX)
+    for digest in digests:
+        if db.one(
+            f"SELECT 1 AS known FROM {table} WHERE digest = ? AND person_id = ?",
+            (digest, person_id),
+        ):
+            continue
+        db.execute(
+            f"INSERT INTO {table} (digest, person_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (digest, person_id),
+        )
+
+
+def persons_with_number(app: Any, number: str) -> list[str]:
+    """The persons (not erased) whose phone or ID number ``number`` is."""
+    digest = number_digest(app, number)
+    if digest is None:
+        raise ValidationFailed("not a phone or ID number", field="party")
+    return _persons(app, {digest})
+
+
+def _persons(app: Any, digests: set[str]) -> list[str]:
+    if not digests:
+        return []
+    db = StoreDb(app.recorder)
+    marks = ", ".join("?" for _ in digests)
+    rows = db.query(
+        f"SELECT DISTINCT person_id FROM {db.table(PARTY_INDEX)} WHERE digest IN ({marks})",
+        sorted(digests),
+    )
+    return sorted(row["person_id"] for row in rows)
+
+
+def persons_of(app: Any, parties: list[Any]) -> frozenset[str]:
+    """The persons of a case's parties (as stored, or opened), and every person who shares
+    a phone or ID number with one (found by its keyed hash)."""
+    opened = [open_party(app, p) if isinstance(p, SealedParty) else p for p in parties]
+    found = {str(p["person"]) for p in opened if isinstance(p, dict) and p.get("person")}
+    digests: set[str] = set()
+    for party in opened:
+        if isinstance(party, dict):
+            digests |= party_digests(app, party)
+    return frozenset(found | set(_persons(app, digests)))
+
+
 def protect(app: Any, parties: list[dict[str, Any]]) -> list[SealedParty]:
-    """Parties as they are to be stored: personal fields encrypted per person."""
+    """Parties as they are to be stored: personal fields encrypted per person, their
+    numbers' keyed hashes indexed."""
     sealed_parties = []
     keys = person_keys(app)
     for party in parties:
         person_id, key = keys.for_party(party)
         if party.get("phone"):
             keys.add_phone(person_id, key, str(party["phone"]))
+        _index_party(app, person_id, party_digests(app, party))
         sealed = {
             name: seal(key, person_id, name, str(party[name]))
             for name in PERSONAL_FIELDS
@@ -388,6 +476,7 @@ def erase(app: Any, person_id: str, by: str) -> Erasure:
             "WHERE (person_id = ? OR person_id LIKE ?) AND erased_at IS NULL",
             [erased_at, by, person_id, person_id + ":%"],
         )  # the person and their phones' copies
+        tx.execute(f"DELETE FROM {db.table(PARTY_INDEX)} WHERE person_id = ?", [person_id])
     _purge_old_copies(app, db, table)
     person_keys(app).forget(person_id)
     return Erasure(person_id, erased_at, by)

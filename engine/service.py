@@ -61,16 +61,26 @@ from domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from domain.kinds import Kind
 from domain.ladder import LADDER_ID, Person, Region, RegionLadder, Unit, parse_region_file
 from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
+from domain.search import Earlier
 from engine import views
 from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
 from engine.case_cache import CaseCache
+from engine.case_clocks import advance_fold
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
-from engine.privacy import SealedPartyAsDict, SealedTextAsStr, SealingMapper, protect
+from engine.privacy import (
+    SealedPartyAsDict,
+    SealedTextAsStr,
+    SealingMapper,
+    persons_of,
+    protect,
+)
 from engine.settings import Settings
+from engine.sql import ping_when_idle
 from engine.store import StoreConfig, store_from_settings
 from engine.time_source import Clock, SystemClock
 
@@ -82,6 +92,11 @@ MAX_CONFLICT_RETRIES = 8
 SNAPSHOT_INTERVAL = 10
 ESCALATING_ACTIONS = ("escalate", "assign")  # a refusal of these counts as a 矛盾上交 attempt
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
+
+
+def _follows(action: CaseAction) -> bool:
+    """Does the action declare a follow-up (``CaseAction.follow_up`` overridden)?"""
+    return type(action).follow_up is not CaseAction.follow_up
 
 
 def replay(aggregate: Any, events: Any) -> Any:
@@ -164,11 +179,16 @@ class Fengqiao(Application):
         self._policies: dict[int, Policy] = {}
         self._checked: dict[UUID, float] = {}  # when each reference aggregate was last checked
         super().__init__(env={**self.store.eventsourcing_env(self.settings), **(env or {})})
+        if self.store.is_postgres:  # its pre-ping only for connections left idle (engine.sql)
+            ping_when_idle(self.recorder.datastore.pool)
         self.group_commit = GroupCommit(self.recorder.insert_events)
         self.case_cache = CaseCache(self.settings.case_cache)
         self.clock_folds = CaseCache(
             self.settings.case_cache
         )  # each case's clock fold (engine.case_clocks)
+        self.earlier_cases: Callable[[frozenset[str]], list[Earlier]] | None = None
+        """The earlier cases of a set of persons (the read models' ``earlier_cases``, wired
+        where they run): what a report's 重复件 rule reads. None: no report is marked."""
         self.command_observers: list[Callable[[str, str], None]] = []
         """Called with (command, outcome) after every ``report`` and ``act``, whichever front
         door called it: outcome ``ok``, ``repeated`` or the refusal's code (the API's metrics)."""
@@ -473,6 +493,12 @@ class Fengqiao(Application):
         policy = self.policy()
         stamp = self._stamp(envelope, policy)
         check_horizon(body, stamp.recorded_at)
+        parties = protect(self, [p.model_dump(exclude_none=True) for p in body.parties])
+        earlier = (
+            self.earlier_cases(persons_of(self, list(parties)))
+            if self.earlier_cases is not None and parties and body.kind == Kind.PETITION
+            else []
+        )
         return CASE_CLASSES[body.kind].report(
             stamp,
             policy_version=policy.version,
@@ -485,9 +511,11 @@ class Fengqiao(Application):
             title=body.title,
             description=body.description,
             channel=body.channel,
-            parties=protect(self, [p.model_dump(exclude_none=True) for p in body.parties]),
+            parties=parties,
             details=body.details(),
             attachments=self.evidence.describe(body.attachments) if body.attachments else [],
+            earlier=earlier,
+            repeat_window=policy.duplicates.repeat_window,
         )
 
     def _repeat_of_report(self, case_id: UUID, envelope: Envelope) -> CommandResult | None:
@@ -503,8 +531,21 @@ class Fengqiao(Application):
         return CommandResult(case.id, version, self.position_of(case.id, version), repeated=True)
 
     def act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
-        """Run one action on a case (see :meth:`_act`)."""
-        return self._observed(action.name, lambda: self._act(case_id, action, envelope))
+        """Run one action on a case (see :meth:`_act`), then its follow-up on another case
+        if it has one (并案: the primary notes the link), under a derived command id: a
+        repeat of the command completes a follow-up an earlier attempt left undone."""
+        follow = action.follow_up(self.current_case(case_id)) if _follows(action) else None
+        result = self._observed(action.name, lambda: self._act(case_id, action, envelope))
+        if follow is not None:
+            target, then = follow
+            derived = envelope.model_copy(
+                update={
+                    "command_id": f"{envelope.command_id}:{then.name}",
+                    "expected_version": None,
+                }
+            )
+            self._observed(then.name, lambda: self._act(target, then, derived))
+        return result
 
     def _act(self, case_id: UUID, action: CaseAction, envelope: Envelope) -> CommandResult:
         """Run one action on a case: idempotent, optimistic, retried on conflict."""
@@ -562,15 +603,13 @@ class Fengqiao(Application):
                     retried_unknown_outcome = True
                     continue
                 except RecordConflictError:
+                    # Read the case again: a twin of this command (a double click) that won
+                    # answers as a repeat; any other command fails the expected version.
                     self.case_cache.forget(case_id)
                     use_cache = False
-                    if envelope.expected_version is not None:
-                        raise VersionConflict(
-                            "another command changed the case first",
-                            expected=envelope.expected_version,
-                        ) from None
                     continue
                 result = CommandResult(case.id, case.version, recordings[-1].notification.id)
+                advance_fold(self, case, recordings)  # the view at this version reads nothing back
                 self.case_cache.put(case)  # from here on another thread may take and change it
                 log.info("case command", action=action.name, version=result.version)
                 return result
@@ -589,9 +628,17 @@ class Fengqiao(Application):
         statutory = self.statutory() if action.needs_calendar else None
         named = getattr(action, "attachments", ()) if action.needs_evidence else ()
         evidence = self.evidence.describe(named) if named else ()
-        action.execute(
-            case, stamp, ActionContext(self.ladder().tree, policy, clocks, statutory, evidence)
+        related_id = action.related()
+        related = None
+        if related_id is not None:
+            try:
+                related = self.current_case(related_id)
+            except NotFound:
+                raise ValidationFailed(f"no case {related_id}", field="primary") from None
+        context = ActionContext(
+            self.ladder().tree, policy, clocks, statutory, related=related, evidence=evidence
         )
+        action.execute(case, stamp, context)
 
     def _record_refusal(
         self, case: Case, stamp: Stamp, action: str, refusal: EscalationCeiling

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         None  # None: signing-key.pem beside the SQLite file, var/ for PostgreSQL
     )
     trusted_key_ids: str = ""  # comma-separated
+    cjk_font: Path | None = None  # None: the first of engine.casefile_pdf.FONT_CANDIDATES found
+    log_origin: str = "fengqiao.invalid/audit"  # the signed tree heads' origin line and key name
+    search_key: Path | None = None  # None: search-key beside the SQLite file, var/ for PostgreSQL
     checkpoint_every_events: Count = 1000
     checkpoint_every_minutes: Seconds = 10.0
     checkpoint_poll_seconds: Seconds = 30.0
@@ -112,6 +115,15 @@ class Settings(BaseSettings):
             if part.strip():
                 ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the bad part
         return value.strip()
+
+    @field_validator("log_origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if not value or any(ch.isspace() or ch == "+" for ch in value):
+            raise ValueError(
+                "the log origin must be non-empty, without spaces or '+' (C2SP signed-note)"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -60,6 +61,41 @@ _INSERT = re.compile(
 )
 _CONFLICT = re.compile(r"\bON\s+CONFLICT\s*\(([\w\s,]+)\)", re.I)
 BULK_ROWS = 50  # fewer rows than this are not worth a staging table
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle this long is checked (one round trip) before use."""
+
+
+def check_if_idle(connection: Any) -> None:
+    """The pools' ``check`` (psycopg_pool calls it on each connection taken from the pool):
+    the round trip of ``ConnectionPool.check_connection``, but only for a connection that
+    sat in the pool for ``PING_AFTER_IDLE_SECONDS`` or more (or never went back to it).
+
+    A connection that broke while idle — a database restart, an idle timeout, a proxy that
+    dropped it — is found and replaced before the request uses it, as before. One used a
+    moment ago is not pinged: that was a second round trip on every pooled query (half of
+    a case read's, issue 20). If the database went away within that moment, the query
+    itself fails: psycopg_pool discards the broken connection when it comes back, a
+    command is retried once on a fresh one (``Fengqiao._act``), a read answers 503."""
+    returned = getattr(connection, "_fengqiao_returned_at", None)
+    if returned is None or time.monotonic() - returned >= PING_AFTER_IDLE_SECONDS:
+        from psycopg_pool import ConnectionPool
+
+        ConnectionPool.check_connection(connection)
+
+
+def stamp_returned(connection: Any) -> None:
+    """The pools' ``reset``: when the connection went back (read by :func:`check_if_idle`)."""
+    connection._fengqiao_returned_at = time.monotonic()
+
+
+def ping_when_idle(pool: Any) -> None:
+    """Give a pool made elsewhere (the eventsourcing library's, which pings on every
+    check-out with ``POSTGRES_PRE_PING``) the check of :func:`check_if_idle`."""
+    assert getattr(pool, "_reset", None) is None, "the pool already has a reset function"
+    pool._check = check_if_idle
+    pool._reset = stamp_returned
 
 
 class Tx:
@@ -215,7 +251,8 @@ class Database:
                         # skewed parameters (a county is every row, a grid a few): plan with the values
                         "options": f"-c search_path={self.store.schema} -c plan_cache_mode=force_custom_plan",
                     },
-                    check=ConnectionPool.check_connection,  # a connection a restart dropped is replaced
+                    check=check_if_idle,  # a connection a restart dropped is replaced
+                    reset=stamp_returned,
                     open=True,
                 )
             return self._pool

@@ -25,7 +25,6 @@ import base64
 import builtins
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import time
@@ -39,11 +38,11 @@ from urllib.parse import urlparse
 
 import httpx
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.errors import NotFound, ValidationFailed
 from domain.permissions import READ_FEED, may, region_in_scope
 from engine.feed import FeedFilter
+from engine.keyfiles import key_path, load_key
 from engine.privacy import SEALED, seal, unseal
 from engine.settings import DEFAULTS
 from engine.sql import Database
@@ -101,24 +100,7 @@ def utc_now_text() -> str:
 def default_key_path(store: StoreConfig, configured: Path | None = None) -> Path:
     """``FENGQIAO_WEBHOOK_KEY``, else ``webhook-key`` beside the SQLite file (``var/`` for
     PostgreSQL): kept like the signing key, apart from the database's backups."""
-    if configured:
-        return Path(configured)
-    return Path("var") / KEY_FILE if store.is_postgres else store.sqlite_path.parent / KEY_FILE
-
-
-def load_key(path: Path) -> bytes:
-    """The 256-bit key that encrypts webhook secrets, made (mode 0600) on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = AESGCM.generate_key(bit_length=256)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            return load_key(path)
-        with os.fdopen(fd, "wb") as file:
-            file.write(base64.b64encode(key))
-        return key
-    return base64.b64decode(path.read_bytes().strip())
+    return key_path(store, configured, KEY_FILE)
 
 
 def new_secret() -> str:

@@ -141,6 +141,9 @@ def case_fields(case: Case, clocks: Sequence[ClockState] | None = None) -> dict[
         "escalations": case.escalations,
         "reclassified_up": case.reclassified_up,
         "whistled": {d: (t.isoformat() if t else None) for d, t in case.whistled.items()},
+        "duplicate_of": case.duplicate_of,  # 并案: the primary this case was linked to
+        "duplicates": list(case.duplicates),  # 并案: the cases linked to this one
+        "repeat_of": list(case.repeat_of),  # 重复件: the earlier petitions it repeats
         "clocks": [c.view() for c in clocks or ()],
         "overdue": any(c.overdue for c in clocks)
         if clocks is not None

@@ -8,6 +8,7 @@ from projections.base import Projection
 
 DEFAULT_PROJECTIONS = [
     "projections.cases:CasesProjection",
+    "projections.search:SearchProjection",
     # -- more projections here, one line each ("module:Class") --
 ]
 

@@ -5,6 +5,11 @@ Tables (public names; see docs/projections.md):
 * ``cases`` — every case's current view plus the facts the boards and rates need
   (when it was reported, dispatched, signed for, resolved, visited; at which rank;
   whether within the ceiling of the severity it was reported with).
+  ``requests`` (JSON) holds the requests awaiting approval, keyed ``suspension`` or
+  ``extension:<clock>`` (who asked, when, the days and reason the request carries), and
+  ``awaiting`` their number: set by ``SuspensionRequested`` / ``ExtensionRequested``, cleared
+  by the refusal, the approval (``Suspended``; ``Extended`` with ``requested_by``), as the
+  case's own ``apply`` clears them.
 * ``cases_upward`` — one row per push above the ceiling, dated, attributed to the
   case's origin: ``reclassified_up`` (重新定性 upwards, 矛盾上交) and
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
@@ -119,6 +124,11 @@ COLUMNS = (
     "satisfaction",
     "visited_at",
     "closed_at",
+    "duplicate_of",
+    "repeat",
+    "repeat_of",
+    "requests",
+    "awaiting",
 )
 INTEGER = {
     "rank",
@@ -137,6 +147,8 @@ INTEGER = {
     "escalations",
     "reopened",
     "responded_in_time",
+    "repeat",
+    "awaiting",
 }
 INDEXED = (
     ("region", "region, reported_at"),
@@ -172,6 +184,8 @@ PETITION_COLUMNS = (
 )
 STAT_COLUMNS = (
     "received",
+    "duplicates",
+    "repeats",
     "resolved",
     "within_ceiling",
     *RANK_COLUMNS,
@@ -181,10 +195,17 @@ STAT_COLUMNS = (
     *PETITION_COLUMNS,
 )
 # a stats row is empty when these are (the others count subsets of received or resolved)
-STAT_PRESENT = ("received", "resolved", "referred", "reclassified_up", "escalations_refused")
+STAT_PRESENT = (
+    "received",
+    "duplicates",
+    "resolved",
+    "referred",
+    "reclassified_up",
+    "escalations_refused",
+)
 BOARD_COLUMNS = ("open", "overdue", "due_soon")
 _S = {name: i for i, name in enumerate(STAT_COLUMNS)}
-BOARD_FACTS = 13  # FACTS[:13] feed cases_stats, the rest cases_board
+BOARD_FACTS = 15  # FACTS[:15] feed cases_stats, the rest cases_board
 FACTS = (
     "origin_region",
     "village",
@@ -199,12 +220,15 @@ FACTS = (
     "responded_in_time",
     "visited_at",
     "satisfaction",
+    "duplicate_of",
+    "repeat",
     "status",
     "region",
     "assignee",
     "unit",
     "overdue",
     "due_soon",
+    "duplicate_of",
 )
 
 
@@ -250,8 +274,10 @@ class CasesProjection(Projection):
     )
     # 3: a send-back ends the first receiver's responsibility; 4, 5: roll-ups; 6: villages and
     # townships by rank from the region tree (micro-grids), referred disputes, one on-time rule;
-    # 7: the imported statutory years, a check-in ends its own clock, 签收 as Accepted records it
-    version = 7
+    # 7: the imported statutory years, a check-in ends its own clock, 签收 as Accepted records it;
+    # 8: the requests awaiting approval (延期, 挂起); 9: 并案 (duplicate_of; a duplicate counted
+    # once, as ``duplicates``) and 重复件 (repeat, repeat_of)
+    version = 9
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
@@ -330,6 +356,8 @@ class CasesProjection(Projection):
             f"CREATE INDEX {cases}_overdue_list ON {cases} (reported_at, case_id) WHERE overdue = 1"
         )
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
+        # the approvals queue: the few cases with a request awaiting approval, by region
+        tx.execute(f"CREATE INDEX {cases}_awaiting ON {cases} (region) WHERE awaiting > 0")
 
     # -- applying ----------------------------------------------------------------
 
@@ -417,7 +445,9 @@ class CasesProjection(Projection):
                     vector[2 + i] += n
         sums_board: dict[tuple, list] = {}
         names = ", ".join(FACTS)
-        for row in tx.query(f"SELECT {names}, breached FROM {self.t('cases')} WHERE {OPEN_SQL}"):
+        for row in tx.query(
+            f"SELECT {names}, breached FROM {self.t('cases')} WHERE {OPEN_SQL} AND {PRIMARY}"
+        ):
             row["breached"] = json.loads(row["breached"] or "[]")
             _add_board(_facts(row), 1, sums_board)
         self._write_rollups(tx, sums_stats, sums_board)
@@ -553,6 +583,8 @@ class CasesProjection(Projection):
                 row["clocks"] = json.loads(row["clocks"] or "{}")
                 row["breached"] = json.loads(row["breached"] or "[]")
                 row["ceilings"] = json.loads(row["ceilings"] or "{}")
+                row["repeat_of"] = json.loads(row["repeat_of"] or "[]")
+                row["requests"] = json.loads(row["requests"] or "{}")
                 rows[row["case_id"]] = row
         return rows
 
@@ -589,6 +621,8 @@ class CasesProjection(Projection):
             overdue=0,
             due_soon=0,
             breached=[],
+            requests={},
+            awaiting=0,
             reported_at=iso(event.occurred_at),
             recorded_at=iso(event.timestamp),
             reclassified_up=0,
@@ -596,6 +630,8 @@ class CasesProjection(Projection):
             escalations=0,
             reopened=0,
             referred=0,
+            repeat=int(bool(event.repeat_of)),  # 重复件, as the report decided it
+            repeat_of=list(event.repeat_of),
         )
         return row
 
@@ -710,6 +746,37 @@ class CasesProjection(Projection):
     @_change.register
     def _suspended(self, event: Case.Suspended, step: _Step) -> None:
         step.row["suspended"] = 1
+        _settled(step, SUSPENSION)
+
+    # -- requests awaiting approval: what the events say was asked, and what settled it
+
+    @_change.register
+    def _suspension_requested(self, event: Case.SuspensionRequested, step: _Step) -> None:
+        _asked(step, SUSPENSION, event, reason=event.reason)
+
+    @_change.register
+    def _extension_requested(self, event: Case.ExtensionRequested, step: _Step) -> None:
+        _asked(
+            step,
+            f"extension:{event.clock}",
+            event,
+            clock=event.clock,
+            days=event.days,
+            reason=event.reason,
+        )
+
+    @_change.register
+    def _suspension_refused(self, event: Case.SuspensionRefused, step: _Step) -> None:
+        _settled(step, SUSPENSION)
+
+    @_change.register
+    def _extension_refused(self, event: Case.ExtensionRefused, step: _Step) -> None:
+        _settled(step, f"extension:{event.clock}")
+
+    @_change.register
+    def _extended(self, event: Case.Extended, step: _Step) -> None:
+        if event.requested_by is not None:  # granted directly: a request stays awaiting
+            _settled(step, f"extension:{event.clock}")
 
     @_change.register
     def _resumed(self, event: Case.Resumed, step: _Step) -> None:
@@ -757,6 +824,14 @@ class CasesProjection(Projection):
             step.row.update(
                 status="in_progress", resolved_at=None, resolved_rank=None, within_ceiling=None
             )
+
+    @_change.register
+    def _linked(self, event: Case.LinkedAsDuplicate, step: _Step) -> None:
+        step.row["duplicate_of"] = event.primary
+
+    @_change.register
+    def _unlinked(self, event: Case.UnlinkedDuplicate, step: _Step) -> None:
+        step.row["duplicate_of"] = None
 
     @_change.register(Case.ClockWarned)
     @_change.register(Case.ClockBreached)
@@ -856,6 +931,27 @@ class CasesProjection(Projection):
         return tree
 
 
+SUSPENSION = "suspension"
+
+
+def _asked(step: _Step, key: str, event: Any, **fields: Any) -> None:
+    """A request awaiting approval (``requests``, keyed ``suspension`` or
+    ``extension:<clock>``): who asked, when, and what, as the event says."""
+    kind = SUSPENSION if key == SUSPENSION else "extension"
+    step.row["requests"][key] = {
+        "kind": kind,
+        "requested_by": event.actor.id,
+        "requested_at": step.at,
+        **fields,
+    }
+    step.row["awaiting"] = len(step.row["requests"])
+
+
+def _settled(step: _Step, key: str) -> None:
+    step.row["requests"].pop(key, None)
+    step.row["awaiting"] = len(step.row["requests"])
+
+
 def _year(stored: dict[str, Any]) -> StatutoryYear:
     """A ``cases_calendar`` row read back as the year ``CalendarImported.entry()`` gave."""
     days = {
@@ -879,9 +975,12 @@ def _flag(condition: str) -> str:
 
 PETITION = "kind = 'petition'"
 NOT_REFERRED = "COALESCE(referred, 0) = 0"
-# each counter of STAT_COLUMNS as an SQL value of one case row (cases_upward: one push), by its stamp
+PRIMARY = "duplicate_of IS NULL"  # a case counted as itself (a duplicate counts as ``duplicates``)
+# each counter of STAT_COLUMNS as an SQL value of one case row (cases_upward: one push), by its
+# stamp; rows of duplicates count only as ``duplicates`` (REFILL_WHERE keeps them out of the rest)
 REFILL_RECEIVED = {
     "received": "1",
+    "repeats": _flag(f"{PETITION} AND repeat = 1"),
     "petitions": _flag(PETITION),
     "dispatched": _flag(f"{PETITION} AND dispatched_at IS NOT NULL"),
     "responded": _flag(f"{PETITION} AND responded_in_time = 1"),
@@ -913,19 +1012,20 @@ def _refill_stats_sql(cases: str, upward: str, postgres: bool) -> str:
     """Counters per origin, grain (``d``, ``m``) and bucket, straight from the rows."""
     grains = "(SELECT 'd' AS grain, 10 AS len UNION ALL SELECT 'm', 7) AS g"
 
-    def part(source: str, stamp: str, values: dict[str, str]) -> str:
+    def part(source: str, stamp: str, values: dict[str, str], where: str = "1 = 1") -> str:
         picked = ", ".join(f"{values.get(c, '0')} AS {c}" for c in STAT_COLUMNS)
         return (
             f"SELECT g.grain, substr(c.day, 1, g.len) AS bucket, c.* FROM (SELECT origin_region, village, "
-            f"township, {_day_sql(stamp, postgres)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL) "
-            f"AS c CROSS JOIN {grains}"
+            f"township, {_day_sql(stamp, postgres)} AS day, {picked} FROM {source} WHERE {stamp} IS NOT NULL "
+            f"AND {where}) AS c CROSS JOIN {grains}"
         )
 
     sums = ", ".join(f"SUM({c}) AS {c}" for c in STAT_COLUMNS)
     return (
         f"SELECT grain, origin_region, bucket, MIN(village) AS village, MIN(township) AS township, {sums} "
-        f"FROM ({part(cases, 'reported_at', REFILL_RECEIVED)} UNION ALL "
-        f"{part(cases, 'resolved_at', REFILL_RESOLVED)} UNION ALL {part(upward, 'at', REFILL_MOVED)}) AS parts "
+        f"FROM ({part(cases, 'reported_at', REFILL_RECEIVED, PRIMARY)} UNION ALL "
+        f"{part(cases, 'reported_at', {'duplicates': '1'}, f'NOT ({PRIMARY})')} UNION ALL "
+        f"{part(cases, 'resolved_at', REFILL_RESOLVED, PRIMARY)} UNION ALL {part(upward, 'at', REFILL_MOVED)}) AS parts "
         "GROUP BY grain, origin_region, bucket"
     )
 
@@ -1028,7 +1128,8 @@ def _add_stat(
 
 
 def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
-    """Add (``sign`` 1) or take away (-1) one case's contribution to ``cases_stats``."""
+    """Add (``sign`` 1) or take away (-1) one case's contribution to ``cases_stats``: a
+    duplicate linked to its primary (并案) counts only as ``duplicates``, once."""
     (
         origin,
         village,
@@ -1043,7 +1144,13 @@ def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
         responded,
         visited_at,
         satisfaction,
+        duplicate_of,
+        repeat,
     ) = facts[:BOARD_FACTS]
+    if duplicate_of is not None:
+        if reported_at is not None:
+            _add_stat(stats, origin, village, township, reported_at, "duplicates", sign)
+        return
     if reported_at is not None:
         extra: list[str] = []
         if kind == "petition":
@@ -1054,6 +1161,7 @@ def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
                 ("petitions_resolved", resolved_at is not None),
                 ("visited", visited_at is not None),
                 ("satisfied", satisfaction in SATISFIED),
+                ("repeats", repeat == 1),
             ):
                 if present:
                     extra.append(column)
@@ -1068,9 +1176,9 @@ def _add_stats(facts: tuple, sign: int, stats: dict[tuple, list]) -> None:
 
 
 def _add_board(facts: tuple, sign: int, board: dict[tuple, list]) -> None:
-    status, region, assignee, unit, overdue, due_soon, breached = facts[BOARD_FACTS:]
-    if status not in OPEN_STATUSES or not region:
-        return
+    status, region, assignee, unit, overdue, due_soon, duplicate_of, breached = facts[BOARD_FACTS:]
+    if status not in OPEN_STATUSES or not region or duplicate_of is not None:
+        return  # a duplicate is no open work of its own: its primary carries on
     counts = (sign, sign * (overdue or 0), sign * (due_soon or 0))
     for prefix in prefixes(region):
         keys = [(prefix, "total", "")]
@@ -1159,7 +1267,7 @@ def _refusal_of(event: CeilingRefusals.EscalationRefused) -> str:
 
 
 def _stored(column: str, value: Any) -> Any:
-    if column in ("clocks", "breached", "ceilings"):
+    if column in ("clocks", "breached", "ceilings", "repeat_of", "requests"):
         return json.dumps(value, sort_keys=True)
     return value
 

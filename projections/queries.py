@@ -24,6 +24,9 @@ from domain.cases import Status
 from domain.errors import ValidationFailed
 from domain.kinds import Kind, Severity
 from domain.ladder import Rank
+from domain.permissions import case_in_scope
+from domain.policy import Duplicates
+from domain.search import Earlier, Intake, duplicate_signals, terms
 from engine import deadlines
 from engine.sql import Database, Tx
 from projections.cases import (
@@ -31,6 +34,7 @@ from projections.cases import (
     NOT_REFERRED,
     OPEN_SQL,
     PETITION_COLUMNS,
+    PRIMARY,
     RANK_COLUMNS,
     SATISFIED,
     STAT_COLUMNS,
@@ -112,55 +116,167 @@ class ReadModels:
         limit: int = 50,
         cursor: str | None = None,
         unit: str | None = None,
+        q: str | None = None,
+        persons: list[str] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest reported first; ``cursor`` continues where the last page ended."""
+        """Newest reported first; ``cursor`` continues where the last page ended.
+
+        ``q``: only cases whose words hold every term of it (``domain.search.terms``),
+        ranked: those whose title holds them all first, then the rest, newest first in
+        each. ``persons``: only cases with one of these persons among their parties."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-        where: list[str] = []
-        params: list[Any] = []
-        if region is not None:
-            clause, values = subtree("region", _region(region))
-            where.append(clause)
-            params += values
-        if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            for value in statuses:
-                _one_of("status", value, Status)
-            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
-            params += statuses
-        _one_of("kind", kind, Kind)
-        _one_of("severity", severity, Severity)
-        for column, wanted in (
-            ("kind", kind),
-            ("severity", severity),
-            ("assignee", assignee),
-            ("unit", unit),
-        ):
-            if wanted is not None:
-                where.append(f"{column} = ?")
-                params.append(wanted)
-        if rank is not None:
-            where.append("rank = ?")
-            params.append(int(Rank.parse(rank)))
-        for column, flag in (("overdue", overdue), ("due_soon", due_soon)):
-            if flag is not None:  # a literal 0 or 1: the overdue list's partial index matches it
-                where.append(f"{column} = {int(bool(flag))}")
+        where, params = _filters(
+            region, status, kind, severity, rank, assignee, unit, overdue, due_soon
+        )
+        tier, tier_params = self._matching(where, params, q, persons)
         if cursor is not None:
-            reported_at, case_id = decode_cursor(cursor)
-            where.append("(reported_at < ? OR (reported_at = ? AND case_id < ?))")
+            rank, reported_at, case_id = decode_cursor(cursor, ranked=q is not None)
+            after = "(reported_at < ? OR (reported_at = ? AND case_id < ?))"
+            if q is None:
+                where.append(after)
+            else:
+                where.append(f"({tier} > ? OR ({tier} = ? AND {after}))")
+                params += [*tier_params, rank, *tier_params, rank]
             params += [reported_at, reported_at, case_id]
-        sql = "SELECT * FROM cases"
+        ranked = q is not None  # the plain list keeps its plain query (the sort index serves it)
+        sql = f"SELECT *, {tier} AS tier FROM cases" if ranked else "SELECT * FROM cases"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY reported_at DESC, case_id DESC LIMIT ?"
-        rows = self.db.query(sql, [*params, limit + 1])
+        order = (
+            "tier, reported_at DESC, case_id DESC" if ranked else "reported_at DESC, case_id DESC"
+        )
+        sql += f" ORDER BY {order} LIMIT ?"
+        rows = self.db.query(sql, [*tier_params, *params, limit + 1])
         page = [case_row(r) for r in rows[:limit]]
-        following = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        following = encode_cursor(rows[limit - 1], q is not None) if len(rows) > limit else None
         return page, following
+
+    def _matching(
+        self, where: list[str], params: list[Any], q: str | None, persons: list[str] | None
+    ) -> tuple[str, list[Any]]:
+        """Add the search's conditions to ``where``; return the rank of a row (SQL: 0, the
+        title holds every term; 1, the rest) and its parameters."""
+        if persons is not None:
+            marks = ", ".join("?" for _ in persons) or "NULL"
+            where.append(
+                f"case_id IN (SELECT case_id FROM search_parties WHERE person IN ({marks}))"
+            )
+            params += persons
+        if q is None:
+            return "0", []
+        words = terms(q)
+        long, short = [w for w in words if len(w) >= 3], [w for w in words if len(w) < 3]
+        postgres = self.db.is_postgres
+        if postgres:
+            for word in long:
+                where.append(
+                    "case_id IN (SELECT case_id FROM search_text WHERE body LIKE ? ESCAPE '!')"
+                )
+                params.append(f"%{_like(word)}%")
+            if short:
+                where.append(
+                    "case_id IN (SELECT case_id FROM search_text WHERE grams @> ?::text[])"
+                )
+                params.append(short)
+        else:
+            for table, column, found in (
+                ("search_text", "body", long),
+                ("search_grams", "grams", short),
+            ):
+                if found:
+                    where.append(f"case_id IN (SELECT case_id FROM {table} WHERE {column} MATCH ?)")
+                    params.append(" AND ".join(_phrase(w) for w in found))
+        holds = "strpos(lower(title), ?) > 0" if postgres else "instr(lower(title), ?) > 0"
+        return f"CASE WHEN {' AND '.join(holds for _ in words)} THEN 0 ELSE 1 END", words
+
+    def possible_duplicates(
+        self, new: Intake, area: str, scope: str | None, rule: Duplicates
+    ) -> list[dict[str, Any]]:
+        """Open cases reported in ``area`` (``domain.search.duplicate_area``) within the
+        rule's window of ``new`` that may be the same matter (``domain.search.duplicate_signals``),
+        those in the caller's ``scope`` only (None: everywhere): each with its id, title and why."""
+        clause, params = subtree("c.origin_region", area)
+        low, high = (iso(new.reported_at + sign * rule.window) for sign in (-1, 1))
+        rows = self.db.query(
+            "SELECT c.case_id, c.title, c.kind, c.category, c.reported_at, c.region, "
+            "c.origin_region, p.lat, p.long FROM cases c LEFT JOIN search_points p "
+            f"ON p.case_id = c.case_id WHERE {clause} AND c.{OPEN_SQL} AND c.duplicate_of IS NULL "
+            "AND c.reported_at >= ? AND c.reported_at <= ? AND c.case_id <> ?",
+            [*params, low, high, new.case_id],
+        )
+        if scope is not None:
+            rows = [r for r in rows if case_in_scope((r["region"], r["origin_region"]), scope)]
+        shared = self._sharing(new.persons, [r["case_id"] for r in rows])
+        found = []
+        for row in rows:
+            other = Intake(
+                case_id=row["case_id"],
+                kind=row["kind"],
+                category=row["category"],
+                title=row["title"] or "",
+                reported_at=datetime.fromisoformat(row["reported_at"]),
+                point=(row["lat"], row["long"]) if row["lat"] is not None else None,
+                persons=new.persons if row["case_id"] in shared else frozenset(),
+            )
+            why = duplicate_signals(
+                new, other, window=rule.window, threshold=rule.similarity, radius_m=rule.radius_m
+            )
+            if why:
+                found.append({"case_id": row["case_id"], "title": row["title"], "why": why})
+        return sorted(found, key=lambda d: (-len(d["why"]), d["case_id"]))
+
+    def earlier_cases(self, persons: frozenset[str]) -> list[Earlier]:
+        """Every case with one of ``persons`` among its parties, as 重复件 reads it
+        (``domain.search.repeat_of``; the engine's ``earlier_cases``)."""
+        if not persons:
+            return []
+        marks = ", ".join("?" for _ in persons)
+        rows = self.db.query(
+            "SELECT DISTINCT c.case_id, c.kind, c.category, c.closed_at FROM cases c "
+            f"WHERE c.case_id IN (SELECT case_id FROM search_parties WHERE person IN ({marks}))",
+            sorted(persons),
+        )
+        return [
+            Earlier(
+                r["case_id"],
+                r["kind"],
+                r["category"],
+                datetime.fromisoformat(r["closed_at"]) if r["closed_at"] else None,
+            )
+            for r in rows
+        ]
+
+    def _sharing(self, persons: frozenset[str], case_ids: list[str]) -> set[str]:
+        """Which of ``case_ids`` have one of ``persons`` among their parties."""
+        if not persons or not case_ids:
+            return set()
+        marks = ", ".join("?" for _ in persons)
+        rows = self.db.query(
+            f"SELECT DISTINCT case_id FROM search_parties WHERE person IN ({marks})",
+            sorted(persons),
+        )
+        return {r["case_id"] for r in rows} & set(case_ids)
 
     def get_case(self, case_id: Any) -> dict[str, Any] | None:
         rows = self.db.query("SELECT * FROM cases WHERE case_id = ?", (str(case_id),))
         return case_row(rows[0]) if rows else None
+
+    def awaiting_approval(self, region: str, limit: int = MAX_LIMIT) -> list[dict[str, Any]]:
+        """The requests awaiting approval (延期, 挂起) of cases handled under ``region``, the
+        longest waiting first: one dict per request, with its case's row."""
+        clause, params = subtree("region", _region(region))
+        rows = self.db.query(
+            f"SELECT * FROM cases WHERE awaiting > 0 AND {clause} ORDER BY case_id LIMIT ?",
+            [*params, limit],
+        )
+        found = []
+        for row in rows:
+            requests = json.loads(row["requests"] or "{}")
+            case = case_row(row)
+            found += [{**request, "key": key, "case": case} for key, request in requests.items()]
+        found.sort(key=lambda r: (r["requested_at"] or "", r["case"]["case_id"], r["key"]))
+        return found
 
     # -- the SLA board ------------------------------------------------------------------
 
@@ -289,6 +405,50 @@ class ReadModels:
         return found
 
 
+def _filters(
+    region: str | None,
+    status: str | list[str] | None,
+    kind: str | None,
+    severity: str | None,
+    rank: int | str | None,
+    assignee: str | None,
+    unit: str | None,
+    overdue: bool | None,
+    due_soon: bool | None,
+) -> tuple[list[str], list[Any]]:
+    """The case list's conditions (SQL) and their parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if region is not None:
+        clause, values = subtree("region", _region(region))
+        where.append(clause)
+        params += values
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        for value in statuses:
+            _one_of("status", value, Status)
+        where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
+    _one_of("kind", kind, Kind)
+    _one_of("severity", severity, Severity)
+    for column, wanted in (
+        ("kind", kind),
+        ("severity", severity),
+        ("assignee", assignee),
+        ("unit", unit),
+    ):
+        if wanted is not None:
+            where.append(f"{column} = ?")
+            params.append(wanted)
+    if rank is not None:
+        where.append("rank = ?")
+        params.append(int(Rank.parse(rank)))
+    for column, flag in (("overdue", overdue), ("due_soon", due_soon)):
+        if flag is not None:  # a literal 0 or 1: the overdue list's partial index matches it
+            where.append(f"{column} = {int(bool(flag))}")
+    return where, params
+
+
 def split_period(start: datetime | None, end: datetime | None) -> tuple[list[tuple], list[tuple]]:
     """``[start, end)`` as roll-up buckets — ``(grain, first, past)``: whole Beijing months
     (``m``, ``YYYY-MM``) and the whole days (``d``, ``YYYY-MM-DD``) beside them — and the
@@ -362,9 +522,10 @@ def counts_from_cases(
     moved, moved_params = _period("at", start, end)
     cohort = (
         "".join(
-            f", SUM(CASE WHEN kind = 'petition'{condition} THEN 1 ELSE 0 END) AS {name}"
+            f", SUM(CASE WHEN kind = 'petition' AND {PRIMARY}{condition} THEN 1 ELSE 0 END) AS {name}"
             for name, condition in (
                 ("petitions", ""),
+                ("repeats", " AND repeat = 1"),
                 ("dispatched", " AND dispatched_at IS NOT NULL"),
                 ("responded", " AND responded_in_time = 1"),
                 ("petitions_resolved", " AND resolved_at IS NOT NULL"),
@@ -381,14 +542,15 @@ def counts_from_cases(
     )
     return [
         *tx.query(
-            f"SELECT {key} AS region, COUNT(*) AS received{cohort} FROM cases "
+            f"SELECT {key} AS region, SUM(CASE WHEN {PRIMARY} THEN 1 ELSE 0 END) AS received, "
+            f"SUM(CASE WHEN {PRIMARY} THEN 0 ELSE 1 END) AS duplicates{cohort} FROM cases "
             f"WHERE {origin} AND {reported}{grouped}",
             [*key_params, *origin_params, *reported_params],
         ),
         *tx.query(
             f"SELECT {key} AS region, SUM(CASE WHEN {NOT_REFERRED} THEN 1 ELSE 0 END) AS resolved, "
             f"SUM(COALESCE(referred, 0)) AS referred, SUM(within_ceiling) AS within_ceiling{ranks} "
-            f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {resolved}{grouped}",
+            f"FROM cases WHERE {origin} AND resolved_at IS NOT NULL AND {PRIMARY} AND {resolved}{grouped}",
             [*key_params, *origin_params, *resolved_params],
         ),
         *tx.query(
@@ -415,6 +577,7 @@ def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dic
     stats = {
         "region": region,
         "received": counts["received"],
+        "duplicates": counts["duplicates"],  # 并案: linked to a primary, counted here only
         "resolved": counts["resolved"],
         "resolved_within_ceiling": counts["within_ceiling"],
         "within_ceiling_rate": _rate(counts["within_ceiling"], counts["resolved"]),
@@ -438,6 +601,8 @@ def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dic
             response_rate=_rate(cohort["responded"], cohort["dispatched"]),
             resolution_rate=_rate(cohort["resolved"], cohort["received"]),
             satisfaction_rate=_rate(cohort["satisfied"], cohort["visited"]),
+            repeats=counts["repeats"],  # 重复件 among the petitions received
+            repeat_rate=_rate(counts["repeats"], cohort["received"]),
         )
     return stats
 
@@ -455,8 +620,8 @@ def _busiest(row: dict[str, Any]) -> tuple[int, str]:
     return -row["open"], row["name"]
 
 
-BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time")
-INTERNAL = ("ceilings", "position")
+BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time", "repeat")
+INTERNAL = ("ceilings", "position", "tier", "requests", "awaiting")
 
 
 def case_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -464,26 +629,42 @@ def case_row(row: dict[str, Any]) -> dict[str, Any]:
     view = {k: v for k, v in row.items() if k not in INTERNAL}
     view["clocks"] = json.loads(row["clocks"] or "{}")
     view["breached"] = json.loads(row["breached"] or "[]")
+    view["repeat_of"] = json.loads(row.get("repeat_of") or "[]")
     for flag in BOOLEAN:
         if view.get(flag) is not None:
             view[flag] = bool(view[flag])
     return view
 
 
-def encode_cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["reported_at"], row["case_id"]], separators=(",", ":")).encode()
+def _like(word: str) -> str:
+    """``word`` as a literal inside a ``LIKE`` pattern (escape character ``!``)."""
+    return word.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _phrase(word: str) -> str:
+    """``word`` as one FTS5 phrase (a string in double quotes, its quotes doubled)."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def encode_cursor(row: dict[str, Any], ranked: bool = False) -> str:
+    """The sort key of the page's last row: (rank,) reported_at, case_id."""
+    key = [row["reported_at"], row["case_id"]]
+    raw = json.dumps([int(row["tier"]), *key] if ranked else key, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """The sort key a cursor carries; anything else is refused, never a crash."""
+def decode_cursor(cursor: str, ranked: bool = False) -> tuple[int, str, str]:
+    """The sort key a cursor carries (a search's with its rank first); anything else is
+    refused, never a crash."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        reported_at, case_id = json.loads(raw)
-        if not isinstance(reported_at, str) or not isinstance(case_id, str):
+        key = json.loads(raw)
+        rank = key.pop(0) if ranked and isinstance(key, list) and len(key) == 3 else 0
+        reported_at, case_id = key
+        if not isinstance(reported_at, str) or not isinstance(case_id, str) or rank not in (0, 1):
             raise ValueError
         datetime.fromisoformat(reported_at)
-        return reported_at, case_id
+        return rank, reported_at, case_id
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise ValidationFailed(
             "the cursor is not one this service issued", field="cursor"

@@ -22,14 +22,16 @@ class RawStore:
             schema = app.store.schema
             self.events = f'"{schema}".{app.recorder.events_table_name}'
             self.chain = f'"{schema}".audit_chain'
-            self.checkpoints = f'"{schema}".audit_checkpoints'
+            self.checkpoints = f'"{schema}".audit_tree_heads'
+            self.merkle = f'"{schema}".audit_merkle'
             self.pos = "notification_id"
         else:
             self.conn = sqlite3.connect(app.store.sqlite_path, isolation_level=None)
-            self.events, self.chain, self.checkpoints = (
+            self.events, self.chain, self.checkpoints, self.merkle = (
                 "stored_events",
                 "audit_chain",
-                "audit_checkpoints",
+                "audit_tree_heads",
+                "audit_merkle",
             )
             self.pos = "rowid"
 
@@ -78,25 +80,22 @@ class RawStore:
                 row,
             )
         for row in checkpoints:
-            self.sql(f"INSERT INTO {self.checkpoints} VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self.sql(f"INSERT INTO {self.checkpoints} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+ZHANG_SAN = {
+    "name": "张三",
+    "role": "applicant",
+    "phone": "13812341234",
+    "id_number": "41092819800101127X",
+}
 
 
 def busy_history(app: Fengqiao) -> list:
     """A few cases with some history, for verification to chew on."""
     cases = []
     for kind in ("dispute", "hazard", "petition"):
-        result = report(
-            app,
-            kind,
-            parties=[
-                {
-                    "name": "张三",
-                    "role": "applicant",
-                    "phone": "13812341234",
-                    "id_number": "41092819800101127X",
-                }
-            ],
-        )
+        result = report(app, kind, parties=[ZHANG_SAN])
         cases.append(result.case_id)
         act(app, result.case_id, "comment", "wang", text="已上门了解情况")
     act(app, cases[0], "assign", "li", assignee="zhao")

@@ -29,6 +29,17 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] && command -v apt-get >/dev/null 2>&1; then
+  # the CJK font embedded in PDF case files (engine/casefile_pdf.py)
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo -n"; fi
+  say "installing Debian's fonts-wqy-microhei for the PDF case file"
+  export DEBIAN_FRONTEND=noninteractive
+  { $SUDO apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null 2>&1 && $SUDO apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1; }; } \
+    || say "could not install fonts-wqy-microhei; the PDF case file tests will fail"
+fi
+
 if [ -x "$PY" ] && ! "$PY" -c "import playwright.sync_api" >/dev/null 2>&1; then
   say "installing the playwright package into .venv (no browser download)"
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$PY" -m pip install --quiet playwright \

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
 
 from api.bench.county import (  # noqa: F401
     DISPUTE,
@@ -89,3 +90,16 @@ def ui_sign_in(api: Api, who: str) -> str:
         "fengqiao_ui", session, path="/ui"
     )  # the test client keeps Path=/ui cookies apart
     return session
+
+
+def bounded(examples: int) -> settings:
+    """hypothesis settings for a short, repeatable schemathesis run: ``examples`` per
+    operation, no deadline, no example database, no health checks (the app is slow to
+    call, not the strategy)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )

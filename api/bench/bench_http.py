@@ -229,10 +229,38 @@ def run(store: str = "sqlite", size: int = 1000, requests: int = 300) -> list[di
     with tempfile.TemporaryDirectory(prefix="fq-bench-http-") as folder:
         url = store_url(store, folder)
         try:
-            return rows(measure(url, size, requests), store, size)
+            return rows(measure(url, size, requests), store, size) + pgbench_row(store)
         finally:
             if store == "postgres":
                 drop_schema(url)
+
+
+def pgbench_row(store: str) -> list[dict]:
+    """PostgreSQL's own speed just now, beside the ratios: ``pgbench`` single-row inserts, one
+    client (as the benchmark's one client), 3 s. Nothing on SQLite or without pgbench."""
+    if store != "postgres":
+        return []
+    from api.bench.bench_write import pgbench_rate
+    from engine.store import StoreConfig
+
+    url = store_url(store, "")
+    try:
+        rate = pgbench_rate(StoreConfig(url), 1, 3)
+    finally:
+        drop_schema(url)
+    if rate is None:
+        return []
+    return [
+        {
+            "name": "pgbench, 1 client (postgres)",
+            "figure": round(rate["events_per_s"]),
+            "unit": "tx/s",
+            "baseline": "-",
+            "baseline_name": "single-row INSERT transactions, same run",
+            "target": None,
+            "load": round(os.getloadavg()[0], 1),
+        }
+    ]
 
 
 def drop_schema(url: str) -> None:
@@ -262,7 +290,7 @@ def main() -> None:
         measure(store_url(args.store, tempfile.mkdtemp()), args.size, args.requests),
         args.store,
         args.size,
-    ):
+    ) + pgbench_row(args.store):
         print(row, flush=True)
 
 

@@ -188,11 +188,13 @@ async def ramp(
     return results, time.monotonic() - began
 
 
+COMMANDS = ("report", "assign", "comment", "stale")
+
+
 def summary(results: Results, elapsed: float, store: str, start: int, end: int) -> dict[str, Any]:
     total = sum(len(v) for v in results.latencies.values())
-    commands = sum(
-        len(results.latencies.get(op, ())) for op in ("report", "assign", "comment", "stale")
-    )
+    command_latencies = [ms for op in COMMANDS for ms in results.latencies.get(op, ())]
+    commands = len(command_latencies)
     return {
         "store": store,
         "clients": f"{start}→{end}",
@@ -200,6 +202,11 @@ def summary(results: Results, elapsed: float, store: str, start: int, end: int) 
         "requests": total,
         "requests_per_s": round(total / elapsed, 1),
         "commands_per_s": round(commands / elapsed, 1),
+        "command_ms": {
+            "p50": percentile(command_latencies, 50),
+            "p95": percentile(command_latencies, 95),
+            "p99": percentile(command_latencies, 99),
+        },
         "latency_ms": {
             op: {
                 "n": len(v),
@@ -219,21 +226,39 @@ def summary(results: Results, elapsed: float, store: str, start: int, end: int) 
 
 
 def run(
-    seconds: float, start: int, end: int, url: str | None = None, servers: int = 1
+    seconds: float,
+    start: int,
+    end: int,
+    url: str | None = None,
+    servers: int = 1,
+    processes: int = 1,
+    warmup: float = 0,
 ) -> dict[str, Any]:
     """Start ``servers`` servers on a fresh store (the first with the workers, the others
-    ``--no-workers``, as docs/operations.md runs them), run the ramp, stop; the summary."""
+    ``--no-workers``, as docs/operations.md runs them), each of ``processes`` processes
+    (``serve --workers N``), run the ramp (after ``warmup`` seconds of it not counted: a
+    fresh process's first requests import and build what later ones reuse), stop; the summary."""
     folder = tempfile.mkdtemp(prefix="fq-load-")
     url = url or f"sqlite:///{folder}/fengqiao.db"
     tokens = seeded_store(url, [("root", "admin", "410928"), ("feed", "integrator", "410928")])
     started = []
     try:
         for n in range(servers):
-            started.append(Server(url, workers=n == 0, env={"FENGQIAO_LOG_LEVEL": "warning"}))
-            started[-1].start()
-        results, elapsed = asyncio.run(
-            ramp([server.base for server in started], tokens, start, end, seconds)
-        )
+            started.append(
+                Server(
+                    url,
+                    workers=n == 0,
+                    env={"FENGQIAO_LOG_LEVEL": "warning"},
+                    processes=processes,
+                )
+            )
+            started[-1].start(timeout=90)
+            if processes > 1:  # /healthz answers once the first process is up: let the others start
+                time.sleep(5)
+        bases = [server.base for server in started]
+        if warmup > 0:
+            asyncio.run(ramp(bases, tokens, end, end, warmup))
+        results, elapsed = asyncio.run(ramp(bases, tokens, start, end, seconds))
     finally:
         for server in started:
             server.stop()
@@ -242,6 +267,7 @@ def run(
             results, elapsed, "postgres" if url.startswith("postgres") else "sqlite", start, end
         ),
         "servers": servers,
+        "processes": processes,
     }
 
 
@@ -257,8 +283,11 @@ def main() -> None:
         default=1,
         help="`fengqiao serve` processes on the one store, clients spread over them",
     )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes of each server (serve --workers N)"
+    )
     args = parser.parse_args()
-    result = run(args.seconds, args.start, args.end, args.url, args.servers)
+    result = run(args.seconds, args.start, args.end, args.url, args.servers, args.processes)
     json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
     print()
     sys.exit(1 if result["errors"] else 0)

@@ -26,12 +26,20 @@ def free_port() -> int:
 
 
 class Server:
-    """`fengqiao serve` in a subprocess on a free port, over ``url``."""
+    """`fengqiao serve` in a subprocess on a free port, over ``url``: with the background
+    ``workers`` or not, in ``processes`` server processes (``--workers N``)."""
 
-    def __init__(self, url: str, workers: bool = True, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        workers: bool = True,
+        env: dict[str, str] | None = None,
+        processes: int = 1,
+    ) -> None:
         self.url = url
         self.port = free_port()
         self.workers = workers
+        self.processes = processes
         self.env = {
             **os.environ,
             "FENGQIAO_DATABASE_URL": url,
@@ -50,13 +58,27 @@ class Server:
         assert self.process is not None, "the server has not been started"
         return self.process.pid
 
+    def children(self) -> list[int]:
+        """The serving processes' ids: uvicorn's children with ``processes`` > 1, else the server."""
+        if self.processes == 1:
+            return [self.pid]
+        found = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):  # exited meanwhile
+                    if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(int(pid))  # not multiprocessing's own helper
+        return sorted(found)
+
     def start(self, timeout: float = 30) -> None:
         command = [
             *FENGQIAO,
             "serve",
             "--port",
             str(self.port),
-            "--workers" if self.workers else "--no-workers",
+            "--workers",
+            str(self.processes),
+            *([] if self.workers else ["--no-workers"]),
         ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)

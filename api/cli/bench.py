@@ -121,6 +121,13 @@ BENCHES: dict[str, Bench] = {
         1000,
         module="api.bench.bench_http",
     ),
+    "scale": Bench(
+        "serve --workers 2 vs 1, 16 clients: commands/s >= 1.5x; command p95 <= 3x p50 "
+        "(pgbench beside)",
+        "seconds per run",
+        30,
+        module="api.bench.bench_scale",
+    ),
     "memory": Bench(
         "server RSS at 1M cases; no growth over 10 minutes of load",
         "minutes",
@@ -129,6 +136,13 @@ BENCHES: dict[str, Bench] = {
     ),
     "audit": Bench(
         "chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"
+    ),
+    "proofs": Bench(
+        "Merkle tree upkeep per event beside the chain alone (ratio); inclusion and consistency "
+        "proof p95 <= 5 ms at 1M events",
+        "events in the tree",
+        1_000_000,
+        module="api.bench.bench_proofs",
     ),
     "insert": Bench(
         "one PostgreSQL batch (events + hash chain) alone: wall and CPU per event, batches of 1/8/50",

@@ -1,4 +1,4 @@
-"""``fengqiao case file ID --out FILE.html``: the printable case file (案件卷宗)."""
+"""``fengqiao case file ID --out FILE.html|FILE.pdf``: the printable case file (案件卷宗)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ from uuid import UUID
 import typer
 
 from api.cli.common import domain_errors, emit, engine
-from engine.casefile import write_case_file
+from engine.casefile import write_case_file, write_case_file_pdf
 
 
 def file(
     case_id: UUID = typer.Argument(...),
-    out: Path = typer.Option(..., "--out", help="the HTML file to write"),
+    out: Path = typer.Option(
+        ..., "--out", help="the file to write: HTML, or PDF if it ends in .pdf"
+    ),
     masked: bool = typer.Option(
         False, "--masked", help="mask personal fields (as integrators see them)"
     ),
 ) -> None:
-    """Write the printable case file: timeline, clocks, parties, chain hashes, verification."""
+    """Write the printable case file: timeline, clocks, parties, leaf hashes, verification,
+    the signed tree head. A name ending in .pdf writes a PDF (CJK font embedded)."""
+    write = write_case_file_pdf if out.suffix.lower() == ".pdf" else write_case_file
     with engine() as app, domain_errors():
-        data = write_case_file(app, case_id, out, role="integrator" if masked else "auditor")
+        data = write(app, case_id, out, role="integrator" if masked else "auditor")
         emit(
             {
                 "case": str(case_id),

@@ -304,10 +304,10 @@ def print_tokens(console: Console, tokens: dict, county: County) -> None:
 
 def serve_store(console: Console, path: Path, host: str, port: int, url: str) -> None:
     """Serve the API and dashboard on the demo store with the real clock (``fengqiao serve``)."""
-    from api.cli.serve import serve
+    from api.cli.serve import run_server
 
     os.environ["FENGQIAO_DATABASE_URL"] = f"sqlite:///{path}"
     console.print(
         f"\nServing on [bold]{url}/ui/[/] (dashboard) and {url}/docs (API). Ctrl-C to stop."
     )
-    serve(host=host, port=port, workers=True)
+    run_server(host, port)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import typer
 
 from api.cli.common import read_settings
 from engine.logs import configure_logging
+from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = structlog.get_logger("fengqiao.serve")
 
@@ -24,23 +30,59 @@ def register(app: typer.Typer) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
-    workers: bool = typer.Option(
+    processes: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="server processes on the one socket and store (uvicorn's workers); each takes part "
+        "in the background workers' leader election, so each kind runs in one of them",
+    ),
+    background: bool = typer.Option(
         True,
-        "--workers/--no-workers",
-        help="run projections and timers in this process "
-        "(with --no-workers, run `fengqiao worker` beside it)",
+        " /--no-workers",
+        help="run no projections and timers here (run `fengqiao worker` beside it)",
     ),
 ) -> None:
     """Serve the HTTP API v1 (OpenAPI at /openapi.json)."""
+    run_server(host, port, processes, background)
+
+
+def run_server(host: str, port: int, processes: int = 1, background: bool = True) -> None:
+    """Serve with uvicorn: in this process, or (``processes`` > 1) in that many child
+    processes sharing the socket, each with its own engine on the store."""
     import uvicorn
 
+    settings = read_settings("fengqiao serve")  # checked here: a bad value stops before forking
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        **server_options(settings),
+    }
+    if processes > 1:
+        factory = "app_with_workers" if background else "app_without_workers"
+        uvicorn.run(f"api.cli.serve:{factory}", factory=True, workers=processes, **options)
+        return
+    app, close = serving_app(settings, background, process_id=False)
+    try:
+        uvicorn.run(app, **options)
+    finally:
+        close()
+
+
+def serving_app(
+    settings: Settings, background: bool, *, process_id: bool
+) -> tuple[FastAPI, Callable[[], None]]:
+    """The API on a new engine, with the background workers in a thread when ``background``
+    (under the leader election: ``engine.leadership``), and the function that stops both.
+    ``process_id``: every log line names this process (several serve one socket)."""
     from api.http.app import create_app
     from engine.memory import limit_malloc_arenas
     from engine.service import Fengqiao
 
-    settings = read_settings("fengqiao serve")
     limit_malloc_arenas(settings.malloc_arenas)  # before any thread starts: see engine/memory.py
-    configure_logging(settings=settings)
+    configure_logging(settings=settings, process_id=process_id)
     engine = Fengqiao(settings=settings)
     if settings.tracemalloc:
         trace_allocations(engine, settings.tracemalloc_dir, settings.tracemalloc_frames)
@@ -48,7 +90,7 @@ def serve(
         report_memory_on_signal(engine, settings.memory_dir)
     stop = threading.Event()
     thread = None
-    if workers:
+    if background:
         from api.workers import run_workers
 
         thread = threading.Thread(
@@ -56,20 +98,30 @@ def serve(
         )
         thread.start()
         log.info("workers started in-process")
-    try:
-        uvicorn.run(
-            create_app(engine, settings=settings),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            **server_options(settings),
-        )
-    finally:
+
+    def close() -> None:
         stop.set()
         if thread is not None:
             thread.join(timeout=10)
         engine.close()
+
+    return create_app(engine, settings=settings), close
+
+
+def _child_app(background: bool) -> FastAPI:
+    """One of ``serve --workers N``'s processes (uvicorn calls this in each, after spawning
+    it): its settings from the environment it inherited; closed as the process exits."""
+    app, close = serving_app(Settings.from_environment(), background, process_id=True)
+    atexit.register(close)
+    return app
+
+
+def app_with_workers() -> FastAPI:
+    return _child_app(True)
+
+
+def app_without_workers() -> FastAPI:
+    return _child_app(False)
 
 
 def server_options(settings: Any) -> dict[str, Any]:

@@ -6,14 +6,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
-from api.http import problems
+from api.http import open311, problems
+from api.http.auth import current_user
 from api.http.docs_page import install_docs
 from api.http.evidence import UPLOAD_PATHS
 from api.http.metrics import Metrics
 from api.http.middleware import BodyLimit, Deadline, RequestContext
-from api.http.openapi_docs import PROBLEM_REF
+from api.http.open311_format import responses as open311_responses
+from api.http.openapi_docs import PROBLEM_REF, problem_responses
 from api.http.routers import routers
 from api.http.schemas import Problem
 from api.http.services import Services, Settings
@@ -46,7 +48,9 @@ def default_projections(engine: Fengqiao) -> tuple[Any | None, Any | None]:
 
     runner = ProjectionRunner(engine, projections_list())
     runner.ensure()  # the read models' tables exist before the first query
-    return ReadModels(runner.db), runner
+    models = ReadModels(runner.db)
+    engine.earlier_cases = models.earlier_cases  # 重复件: a report reads its parties' earlier cases
+    return models, runner
 
 
 def create_app(
@@ -101,7 +105,21 @@ def create_app(
     app.add_middleware(Deadline, seconds=settings.request_deadline_seconds)
     app.add_middleware(RequestContext, metrics=svc.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _keep_routes_versions(app)
     return app
+
+
+def _keep_routes_versions(app: FastAPI) -> None:
+    """FastAPI (0.165) finds a request's route in an included router only after summing
+    that router's "routes version", a walk over all its routes, to see whether its cached
+    route list is stale: for every router tried, and again for the one that matches (8% of
+    a command's server CPU, issue 20). The routers are complete once the app is built and
+    never change while it serves: each one's version is read once, here, and kept."""
+    for route in app.router.routes:
+        router = getattr(route, "original_router", None)
+        if router is not None and callable(getattr(router, "_get_routes_version", None)):
+            version = router._get_routes_version()
+            router._get_routes_version = lambda seen=None, version=version: version
 
 
 def operation_id(route: APIRoute) -> str:
@@ -132,11 +150,48 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             ref_template="#/components/schemas/{model}"
         )
         _problems_as_sent(schema)
+        _answers_of_every_route(schema, app)
         app.openapi_schema = schema
     return app.openapi_schema
 
 
 VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+AUTHENTICATING = (current_user, open311.caller)
+"""Dependencies that check a token: a route using one may answer 429 (too many bad tokens)."""
+
+
+def _authenticates(dependant: Any) -> bool:
+    return any(d.call in AUTHENTICATING or _authenticates(d) for d in dependant.dependencies)
+
+
+def _answers_of_every_route(schema: dict[str, Any], app: FastAPI) -> None:
+    """The answers a route gets from around its handler, declared where they apply: 503
+    (the request deadline, a database not answering) on every operation; 413 and 415 (the
+    body limit) on every POST; 400 on a JSON body that does not parse; 401 and 429 where a
+    token is checked. On Open311's routes they are the spec's errors (its 403 for a missing
+    key, its 400 for FastAPI's 422), elsewhere problem+json."""
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        path = str(route.path_format)
+        open311_route = path.startswith("/open311/")
+        statuses = {503}
+        if _authenticates(route.dependant):
+            statuses |= {429} if open311_route else {401, 429}
+        if route.body_field is not None:
+            statuses.add(400)
+        for method in route.methods or ():
+            operation = schema["paths"][path][method.lower()]
+            own = statuses | ({413, 415} if method == "POST" else set())
+            if open311_route:
+                declared = open311_responses(None, *sorted(own))
+                operation["responses"].pop("422", None)  # the spec's 400 instead
+            else:
+                declared = problem_responses(*sorted(own))
+            answers = operation.setdefault("responses", {})
+            for status in own:
+                known = answers.setdefault(str(status), declared[status])
+                known.setdefault("content", {}).update(declared[status]["content"])
 
 
 def _problems_as_sent(schema: dict[str, Any]) -> None:

@@ -7,8 +7,17 @@
 * ``POST /v1/audit/checkpoints`` — sign the head now; ``GET /v1/audit/checkpoints/latest``
   — the latest checkpoint as the file an auditor keeps (same JSON as
   ``fengqiao audit checkpoint --export``).
+* ``GET /v1/audit/proofs/inclusion?position=P&tree_size=N`` — the RFC 9162 inclusion
+  proof of the event at global position P in the tree of the first N entries (default:
+  the latest signed tree head); the event's case must be in the caller's region.
+* ``GET /v1/audit/proofs/consistency?from=M&to=N`` — the consistency proof between the
+  trees of M and N entries (default ``to``: the latest signed tree head).
 * ``GET /v1/cases/{id}/file`` — the printable case file (HTML), personal fields
   masked for masked roles.
+* ``GET /v1/cases/{id}/file.pdf`` — the same as a PDF to archive (CJK font embedded, page
+  numbers, the signed tree head and each event's leaf hash).
+* ``GET /v1/cases/{id}/bundle`` — the case bundle an outside auditor checks offline
+  (``fengqiao audit verify-bundle``, or the script in docs/auditors.md).
 """
 
 from __future__ import annotations
@@ -19,17 +28,24 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.http.auth import CurrentUser, Principal, forbid, require_role, visible_case
 from api.http.openapi_docs import problem_responses
-from api.http.schemas import AuditVerification, SignedCheckpoint
+from api.http.schemas import (
+    AuditVerification,
+    CaseBundle,
+    ConsistencyProof,
+    InclusionProof,
+    SignedCheckpoint,
+)
 from api.http.services import Services, services
 from domain.errors import NotFound
 from domain.permissions import READ_HISTORY
-from engine.audit import checkpoints
+from engine.audit import checkpoints, proofs
+from engine.audit.bundle import case_bundle
 from engine.audit.verify import Finding, verify_case, verify_log
-from engine.casefile import case_file, render_case_file
+from engine.casefile import case_file, case_file_pdf, render_case_file
 
 router = APIRouter(tags=["auditors"])
 
@@ -130,3 +146,78 @@ def case_file_page(principal: CurrentUser, svc: Svc, case_id: UUID) -> HTMLRespo
     visible_case(svc, principal, case_id)
     data = case_file(svc.engine, case_id, role=principal.role)
     return HTMLResponse(render_case_file(data))
+
+
+@router.get(
+    "/v1/audit/proofs/inclusion",
+    summary="RFC 9162 inclusion proof of one event in the log's Merkle tree",
+    response_model=InclusionProof,
+    responses=problem_responses(403, 404, 422),
+)
+def inclusion_proof(
+    principal: Auditor,
+    svc: Svc,
+    position: Annotated[int, Query(ge=1, description="the event's global position")],
+    tree_size: Annotated[
+        int | None, Query(ge=1, description="the tree's size (default: the latest signed head)")
+    ] = None,
+) -> JSONResponse:
+    case_id = proofs.case_at(svc.engine, position)
+    visible_case(svc, principal, case_id)  # out of region: 404, exactly like a missing event
+    return JSONResponse(proofs.inclusion(svc.engine, position, tree_size))
+
+
+@router.get(
+    "/v1/audit/proofs/consistency",
+    summary="RFC 9162 consistency proof between two sizes of the log's Merkle tree",
+    response_model=ConsistencyProof,
+    responses=problem_responses(403, 404, 422),
+)
+def consistency_proof(
+    principal: Auditor,
+    svc: Svc,
+    first: Annotated[int, Query(alias="from", ge=1, description="the older tree's size")],
+    second: Annotated[
+        int | None,
+        Query(alias="to", ge=1, description="the newer size (default: the latest signed head)"),
+    ] = None,
+) -> JSONResponse:
+    return JSONResponse(proofs.consistency(svc.engine, first, second))
+
+
+@router.get(
+    "/v1/cases/{case_id}/bundle",
+    summary="The case bundle: its events, their inclusion proofs, the signed tree head, the key",
+    response_class=Response,
+    responses={
+        200: {"model": CaseBundle, "description": "the bundle (canonical JSON)"},
+        **problem_responses(403, 404),
+    },
+)
+def case_bundle_file(principal: Auditor, svc: Svc, case_id: UUID) -> Response:
+    visible_case(svc, principal, case_id)
+    return Response(
+        case_bundle(svc.engine, case_id),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="case-{case_id}.bundle.json"'},
+    )
+
+
+@router.get(
+    "/v1/cases/{case_id}/file.pdf",
+    summary="The case file (案件卷宗) as PDF, with leaf hashes and the signed tree head",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the PDF",
+        },
+        **problem_responses(403, 404),
+    },
+)
+def case_file_pdf_page(principal: CurrentUser, svc: Svc, case_id: UUID) -> Response:
+    if not principal.may(READ_HISTORY):
+        raise forbid(principal, READ_HISTORY)
+    visible_case(svc, principal, case_id)
+    pdf, _ = case_file_pdf(svc.engine, case_id, role=principal.role)
+    return Response(pdf, media_type="application/pdf")

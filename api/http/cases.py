@@ -44,13 +44,15 @@ from domain.permissions import (
     READ_HISTORY,
     authorize_action,
     authorize_report,
+    normalised_number,
     shown_to,
 )
 from domain.permissions import (
     READ as READ_RIGHT,
 )
 from engine.idempotency import once, scoped_command_id
-from engine.privacy import reveal
+from engine.intake import intake_of
+from engine.privacy import persons_with_number, reveal, sees_personal_data
 from engine.service import CommandResult
 from engine.views import event_view
 
@@ -123,9 +125,16 @@ def view(
     return svc.engine.case_view(case_id, version=version, as_of=as_of, now=now)
 
 
-def command_response(svc: Services, result: CommandResult, status: int, role: str) -> JSONResponse:
+def command_response(
+    svc: Services,
+    result: CommandResult,
+    status: int,
+    role: str,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
     body = shown_to(role, view(svc, result.case_id, result.version, now=svc.engine.clock.now()))
     body["position"] = result.position
+    body.update(shown_to(role, extra or {}))
     headers = {"ETag": f'"{result.version}"'}
     if status == 201:
         headers["Location"] = f"/v1/cases/{result.case_id}"
@@ -191,7 +200,48 @@ def run_report(
         idempotency_key,  # counted by the metrics (command_observers)
         lambda: svc.engine.report(body, envelope),
     )
-    return command_response(svc, result, 201, principal.role)
+    duplicates = possible_duplicates(svc, principal, result.case_id)
+    return command_response(svc, result, 201, principal.role, {"possible_duplicates": duplicates})
+
+
+def possible_duplicates(svc: Services, principal: Principal, case_id: UUID) -> list[dict[str, Any]]:
+    """Open cases the new report may repeat, in the caller's scope (never blocks the report:
+    without read models the answer is an empty list)."""
+    if svc.read_models is None:
+        return []
+    intake, area, rule = intake_of(svc.engine, case_id)
+    return svc.read_models.possible_duplicates(intake, area, principal.region, rule)
+
+
+def perform_action(
+    svc: Services,
+    principal: Principal,
+    name: str,
+    case_id: UUID,
+    body: CaseAction,
+    idempotency_key: str | None,
+    expected: int | None,
+) -> CommandResult:
+    """The one path of a person's case action over HTTP (the API and the dashboard): the
+    right and region scope (``authorize_action``), the key scoped to the caller, the
+    expected version, then ``Fengqiao.act``."""
+    case = authorize_action(
+        principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump()
+    )
+    envelope = Envelope(
+        actor=principal.actor,
+        command_id=command_id(principal, idempotency_key),
+        expected_version=expected,
+        occurred_at=getattr(body, "occurred_at", None),
+    )
+    return once(
+        svc.engine,
+        principal.actor.id,
+        idempotency_key,
+        lambda: svc.engine.act(case_id, body, envelope),
+        case_id,
+        case,  # as the scope check just read it: no second read for the legacy-key lookup
+    )
 
 
 def run_action(
@@ -203,21 +253,8 @@ def run_action(
     idempotency_key: str | None,
     if_match: str | None,
 ) -> JSONResponse:
-    authorize_action(
-        principal.actor, name, lambda: svc.engine.current_case(case_id), body.model_dump()
-    )
-    envelope = Envelope(
-        actor=principal.actor,
-        command_id=command_id(principal, idempotency_key),
-        expected_version=expected_version(if_match),
-        occurred_at=getattr(body, "occurred_at", None),
-    )
-    result = once(
-        svc.engine,
-        principal.actor.id,
-        idempotency_key,
-        lambda: svc.engine.act(case_id, body, envelope),
-        case_id,
+    result = perform_action(
+        svc, principal, name, case_id, body, idempotency_key, expected_version(if_match)
     )
     return command_response(svc, result, 200, principal.role)
 
@@ -304,6 +341,16 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     min_position: Annotated[int | None, MIN_POSITION] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="words to find in titles, descriptions, comments, replies and "
+            "resolutions (each at least two characters; all must match), or a phone or ID "
+            "number to find its parties' cases (not for integrators)",
+            examples=["水费", "13812345678"],
+        ),
+    ] = None,
 ) -> JSONResponse:
     from api.http.readmodels import read_models
 
@@ -312,6 +359,13 @@ def list_cases(
     code = region or principal.region
     check_region_scope(principal, code, svc)
     wait_for_projections(svc, min_position)
+    persons = None
+    if q is not None and normalised_number(q) is not None:  # a number: its parties' cases
+        if not sees_personal_data(principal.role):
+            raise NotPermitted(
+                f"a {principal.role} may not search by a personal number", role=principal.role
+            )
+        persons, q = persons_with_number(svc.engine, q), None
     rows, next_cursor = read_models(svc).list_cases(
         region=code,
         status=status,
@@ -323,6 +377,8 @@ def list_cases(
         due_soon=due_soon,
         limit=limit,
         cursor=cursor,
+        q=q,
+        persons=persons,
     )
     items = shown_to(principal.role, jsonable_encoder(list(rows)))
     return JSONResponse({"items": items, "next_cursor": next_cursor})

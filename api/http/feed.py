@@ -49,6 +49,19 @@ HEAD_HEADER = "Fengqiao-Head"
 SSE_POLL_SECONDS = 0.5
 SSE_PAGE = 200
 
+SSE_EVENT = {
+    "type": "object",
+    "description": "One event of the stream (as OpenAPI 3.2's `itemSchema` would say): `id` is "
+    "the position, `data` one CloudEvent as JSON; heartbeats are comment lines, not events",
+    "required": ["id", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "enum": ["message"]},
+        "data": {"type": "string", "contentMediaType": "application/cloudevents+json"},
+        "retry": {"type": "integer"},
+    },
+}
+
 Integrator = Annotated[Principal, Depends(require_right(READ_FEED))]
 Svc = Annotated[Services, Depends(services)]
 
@@ -164,7 +177,7 @@ def resume_position(last_event_id: str | None, after: int) -> int:
     responses={
         200: {
             "description": "One CloudEvent per message, id = position",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
         },
         **problem_responses(401, 403, 404, 422),
     },

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http import problems
 from api.http.metrics import Metrics
+from api.http.open311_format import open311_error
 from engine import deadlines
 
 log = structlog.get_logger("fengqiao.http")
@@ -26,6 +27,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _refusal(scope: Scope, kind: problems.ProblemType, detail: str, **extra: object) -> ASGIApp:
+    """The middleware's refusal: problem+json, or the spec's error on an Open311 route."""
+    path = scope["path"]
+    if path.startswith("/open311/"):
+        headers = {"Retry-After": str(extra["retry_after"])} if "retry_after" in extra else None
+        return open311_error(path, kind.status, detail, headers)
+    headers = {"Retry-After": str(extra.pop("retry_after"))} if "retry_after" in extra else None
+    return problems.problem(kind, detail, instance=path, headers=headers, **extra)
 
 
 def _protective(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -125,10 +136,10 @@ class _Limited:
         length = _header(scope, b"content-length")
         if length is not None:
             if not length.isdigit():
-                await problems.problem(
+                await _refusal(
+                    scope,
                     problems.VALIDATION,
                     "Content-Length is not a number",
-                    instance=instance,
                     code="validation",
                     field="Content-Length",
                 )(scope, receive, send)
@@ -150,10 +161,10 @@ class _Limited:
                 content_type == "application/json" or content_type.endswith("+json") or form_ok
             )
         ):
-            await problems.problem(
+            await _refusal(
+                scope,
                 problems.UNSUPPORTED_MEDIA_TYPE,
                 f"the body must be application/json, not {content_type or 'untyped'}",
-                instance=instance,
                 code="unsupported_media_type",
             )(scope, receive, send)
             return
@@ -184,10 +195,10 @@ class _Limited:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await problems.problem(
+        await _refusal(
+            scope,
             problems.PAYLOAD_TOO_LARGE,
             f"the body is larger than {self.max_bytes} bytes",
-            instance=scope["path"],
             code="payload_too_large",
             limit=self.max_bytes,
         )(scope, receive, send)
@@ -234,12 +245,12 @@ class Deadline:
             svc = getattr(getattr(scope.get("app"), "state", None), "services", None)
             if svc is not None:
                 svc.database_error_at = time.monotonic()  # /readyz turns false for a while
-            await problems.problem(
+            await _refusal(
+                scope,
                 problems.NOT_READY,
                 f"no answer within {self.seconds:g} s (the database may "
                 "have stopped answering); retry with the same Idempotency-Key",
-                instance=scope["path"],
-                headers={"Retry-After": "1"},
+                retry_after=1,
                 code="deadline",
             )(scope, receive, send)
             return

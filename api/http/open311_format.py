@@ -113,12 +113,19 @@ def status_of(request: Request, error: Exception) -> tuple[int, str]:
 
 def spec_error(request: Request, error: Exception) -> Response:
     status, description = status_of(request, error)
-    fmt = request.path_params.get("fmt")
     headers = (
         {"Retry-After": str(error.details.get("retry_after", 60))}
         if status == 429 and isinstance(error, DomainError)
         else None
     )
+    return open311_error(request.url.path, status, description, headers)
+
+
+def open311_error(
+    path: str, status: int, description: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The spec's error answer, in the format of the path's extension (XML by default)."""
+    fmt = path.rpartition(".")[2]
     return answer(
         fmt if fmt in FORMATS else "xml",
         "errors",

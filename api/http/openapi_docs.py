@@ -9,6 +9,7 @@ from api.http.problems import PROBLEM_EXAMPLES, PROBLEM_JSON
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 _BY_STATUS = {
+    400: ("The body could not be parsed (not UTF-8 JSON, too deep, too long a number)", []),
     401: ("Missing, unknown or revoked token", ["unauthenticated"]),
     403: ("The caller's role may not do this", ["forbidden"]),
     404: (
@@ -23,7 +24,12 @@ _BY_STATUS = {
         "The request is not valid, or an escalation above the ceiling",
         ["validation", "escalation-ceiling"],
     ),
-    503: ("Projections are not available or not ready", []),
+    429: ("Too many bad tokens from this address: wait `Retry-After` seconds", []),
+    503: (
+        "Not ready: projections unavailable, the database not answering, or no answer within "
+        "FENGQIAO_REQUEST_DEADLINE_SECONDS (retry with the same Idempotency-Key)",
+        [],
+    ),
 }
 
 
@@ -120,6 +126,11 @@ ACTION_EXAMPLES: dict[str, dict[str, Any]] = {
     "refuse-suspension": {"reason": "当事人可电话调解"},
     "suspend": {"reason": "当事人外出务工"},
     "resume": {},
+    "link-duplicate": {
+        "primary": "3f2b8c1e-5d7a-5b4e-9c21-7a0f3e6d2b15",
+        "reason": "同一户反映同一处漏水，并入先报的案件",
+    },
+    "unlink-duplicate": {"reason": "核实后不是同一事项"},
     "request-extension": {"days": 5, "reason": "需等待鉴定结果"},
     "approve-extension": {"note": "同意延期"},
     "refuse-extension": {"reason": "可在时限内办结"},
@@ -157,6 +168,8 @@ ACTION_SUMMARIES: dict[str, str] = {
     "refuse-suspension": "驳回挂起 — a supervisor covering the case refuses it, with a reason",
     "suspend": "挂起 — a supervisor covering the case pauses the clocks, before the resolve clock is due",
     "resume": "恢复 — resume a suspended case",
+    "link-duplicate": "并案 — link this case to its primary as a duplicate (its clocks stop)",
+    "unlink-duplicate": "撤销并案 — undo a duplicate link",
     "request-extension": "申请延期 — the handler asks to extend a clock (default: the resolve clock) by `days`, "
     "before its due time, within the policy's `max_extension`",
     "approve-extension": "批准延期 — a supervisor covering the case approves the pending extension",

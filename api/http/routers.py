@@ -36,6 +36,7 @@ def routers() -> list[APIRouter]:
         open311.router,
         audit.router,  # chain verification, checkpoints, the case file
         ui.router,  # the supervisor dashboard under /ui/
+        ui.actions_router,  # its forms that act (the API's command path)
         work.router,  # the grid worker's workbench under /ui/work (pages)
         work.commands,  # … and its outbox's endpoints (problem+json)
         calendar.router,  # the statutory calendar

@@ -362,9 +362,43 @@ class AuditVerification(BaseModel):
 
 
 class SignedCheckpoint(BaseModel):
-    """A signed chain head (Ed25519), to keep outside the database."""
+    """A signed tree head (C2SP checkpoint note, Ed25519), to keep outside the database."""
 
     model_config = OPEN
+    size: int
+    root: str
+    note: str
+
+
+class InclusionProof(BaseModel):
+    """RFC 9162 inclusion proof of one event (hashes in hex, leaf side first)."""
+
+    model_config = OPEN
+    leaf_index: int
+    leaf_hash: str
+    tree_size: int
+    root: str
+    proof: list[str]
+
+
+class ConsistencyProof(BaseModel):
+    """RFC 9162 consistency proof between two tree sizes (hashes in hex)."""
+
+    model_config = OPEN
+    proof: list[str]
+    from_root: str
+    to_root: str
+
+
+class CaseBundle(BaseModel):
+    """A case bundle (canonical JSON; docs/auditors.md)."""
+
+    model_config = OPEN
+    format: str
+    case: str
+    events: list[dict[str, Any]]
+    tree_head: str
+    public_key: str
 
 
 class SubscriptionView(BaseModel):

@@ -1,12 +1,23 @@
-"""Signed checkpoints: "after N entries, ending at position P, the chain head was H".
+"""Signed tree heads: "the Merkle tree of the log's first N entries has root R".
 
-A checkpoint is signed with Ed25519 over the JCS bytes of::
+A tree head is a C2SP checkpoint (https://c2sp.org/tlog-checkpoint), a signed note
+(https://c2sp.org/signed-note) that existing transparency-log tooling reads::
 
-    {"head": "<hex>", "log": "fengqiao-audit-v1", "position": P, "size": N, "time": "<RFC 3339>"}
+    fengqiao.example/haitong-audit
+    1200
+    <base64 root hash>
+    time 2026-09-28T01:00:00+00:00
 
-Checkpoints are stored in ``audit_checkpoints`` and can be exported as a small
-JSON file that an auditor keeps outside the database: anyone who rewrites
-history and recomputes the chain cannot produce the same head at that size.
+    — fengqiao.example/haitong-audit <base64: 4-byte key hash ‖ Ed25519 signature>
+
+The origin (first line, also the key name) is ``FENGQIAO_LOG_ORIGIN``; the time is an
+extension line. The root is RFC 9162's MTH over the chain's entries (see
+:mod:`engine.audit.merkle`), so an auditor holding an older head gets a consistency
+proof that today's log extends it, and an inclusion proof for any event.
+
+Tree heads are stored in ``audit_tree_heads`` and exported as a small JSON file (the
+note, the public key and the fields read from the note) that an auditor keeps outside
+the database.
 
 The key comes from the PEM file named by ``FENGQIAO_SIGNING_KEY``; without it,
 from ``signing-key.pem`` beside the SQLite file (or in ``var/`` for PostgreSQL),
@@ -15,6 +26,7 @@ generated on first use.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -23,53 +35,50 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.errors import ValidationFailed
+from engine.audit.merkle import Tree
 from engine.audit.tables import CHAIN, CHECKPOINTS
+from engine.audit.verifier import Invalid, open_note
 from engine.sql import StoreDb
 
-LOG_NAME = "fengqiao-audit-v1"
 KEY_VARIABLE = "FENGQIAO_SIGNING_KEY"
+TIME_PREFIX = "time "
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A signed statement of the chain head after ``size`` entries."""
+    """A signed tree head: the note, and what it says (``root`` in hex)."""
 
     size: int
-    position: int
-    head: str
+    position: int  # the last entry's global position (not signed: the root binds it)
+    root: str
     time: str
+    origin: str
     key_id: str
     public_key: str
-    signature: str
-    log: str = LOG_NAME
-
-    def message(self) -> bytes:
-        """The exact bytes that are signed (JCS of the five fields)."""
-        body = {
-            "head": self.head,
-            "log": self.log,
-            "position": self.position,
-            "size": self.size,
-            "time": self.time,
-        }
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+    note: str
 
     def signature_valid(self, public_key_hex: str | None = None) -> bool:
-        """Whether the signature verifies with the given key (default: the key it names)."""
+        """Whether the note is signed by the given key (default: the key it names) and
+        says what the fields say."""
         key_hex = public_key_hex or self.public_key
         try:
-            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
-            key.verify(bytes.fromhex(self.signature), self.message())
-        except (InvalidSignature, ValueError):
+            origin, size, root, extensions = open_note(self.note, bytes.fromhex(key_hex))
+        except (Invalid, ValueError):
             return False
-        return key_id(bytes.fromhex(key_hex)) == self.key_id
+        return (origin, size, root.hex(), extensions) == (
+            self.origin,
+            self.size,
+            self.root,
+            [TIME_PREFIX + self.time],
+        ) and key_id(bytes.fromhex(key_hex)) == self.key_id
+
+    @property
+    def root_bytes(self) -> bytes:
+        return bytes.fromhex(self.root)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,18 +86,26 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
         try:
-            return cls(
-                size=int(data["size"]),
-                position=int(data["position"]),
-                head=str(data["head"]),
-                time=str(data["time"]),
-                key_id=str(data["key_id"]),
-                public_key=str(data["public_key"]),
-                signature=str(data["signature"]),
-                log=str(data.get("log", LOG_NAME)),
-            )
+            return cls(**{name: type_(data[name]) for name, type_ in FIELDS.items()})
         except (KeyError, TypeError, ValueError) as error:
-            raise ValidationFailed(f"not a checkpoint: {error}", field="checkpoint") from None
+            raise ValidationFailed(f"not a tree head: {error}", field="checkpoint") from None
+
+
+FIELDS = {
+    "size": int,
+    "position": int,
+    "root": str,
+    "time": str,
+    "origin": str,
+    "key_id": str,
+    "public_key": str,
+    "note": str,
+}
+
+
+def note_key_hash(origin: str, public_key: bytes) -> bytes:
+    """The signed note's 4-byte key ID: SHA-256(key name ‖ 0x0A ‖ 0x01 ‖ public key)[:4]."""
+    return hashlib.sha256(origin.encode() + b"\n\x01" + public_key).digest()[:4]
 
 
 def key_id(public_key: bytes) -> str:
@@ -129,35 +146,31 @@ def raw_public_key(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def sign(key: Ed25519PrivateKey, size: int, position: int, head: str, time: datetime) -> Checkpoint:
+def sign(
+    key: Ed25519PrivateKey, origin: str, size: int, position: int, root: bytes, time: datetime
+) -> Checkpoint:
+    """A signed tree head for the tree of ``size`` entries."""
     public = raw_public_key(key)
-    unsigned = Checkpoint(
+    text = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n{TIME_PREFIX}{time.isoformat()}\n"
+    signature = base64.b64encode(note_key_hash(origin, public) + key.sign(text.encode())).decode()
+    return Checkpoint(
         size=size,
         position=position,
-        head=head,
+        root=root.hex(),
         time=time.isoformat(),
+        origin=origin,
         key_id=key_id(public),
         public_key=public.hex(),
-        signature="",
+        note=f"{text}\n\u2014 {origin} {signature}\n",
     )
-    signature = key.sign(unsigned.message()).hex()
-    return Checkpoint(**{**unsigned.as_dict(), "signature": signature})
 
 
 def _row_to_checkpoint(row: Any) -> Checkpoint:
-    return Checkpoint(
-        size=int(row["size"]),
-        position=int(row["position"]),
-        head=row["head"],
-        time=row["time"],
-        key_id=row["key_id"],
-        public_key=row["public_key"],
-        signature=row["signature"],
-    )
+    return Checkpoint(**{name: type_(row[name]) for name, type_ in FIELDS.items()})
 
 
 def stored_checkpoints(app: Any) -> list[Checkpoint]:
-    """Every stored checkpoint, smallest first."""
+    """Every stored tree head, smallest first."""
     db = StoreDb(app.recorder)
     rows = db.query(f"SELECT * FROM {db.table(CHECKPOINTS)} ORDER BY size")
     return [_row_to_checkpoint(row) for row in rows]
@@ -170,14 +183,12 @@ def latest_checkpoint(app: Any) -> Checkpoint | None:
 
 
 def checkpoint(app: Any, key: Ed25519PrivateKey | None = None) -> Checkpoint | None:
-    """Sign and store the current head (None for an empty chain).
+    """Sign and store the tree head at the current size (None for an empty log).
 
-    At an unchanged size the checkpoint already stored for it is returned.
+    At an unchanged size the tree head already stored for it is returned.
     """
     db = StoreDb(app.recorder)
-    head = db.one(
-        f"SELECT seq, position, chain_hash FROM {db.table(CHAIN)} ORDER BY position DESC LIMIT 1"
-    )
+    head = db.one(f"SELECT seq, position FROM {db.table(CHAIN)} ORDER BY position DESC LIMIT 1")
     if head is None:
         return None
     size = int(head["seq"])
@@ -185,19 +196,12 @@ def checkpoint(app: Any, key: Ed25519PrivateKey | None = None) -> Checkpoint | N
     if existing is not None:
         return _row_to_checkpoint(existing)
     key = key or load_signing_key(default_key_path(app))
-    signed = sign(key, size, int(head["position"]), head["chain_hash"], app.clock.now())
+    root = Tree(db).root(size)
+    signed = sign(key, app.settings.log_origin, size, int(head["position"]), root, app.clock.now())
     db.execute(
-        f"INSERT INTO {db.table(CHECKPOINTS)} (size, position, head, time, key_id, public_key, signature) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (size) DO NOTHING",
-        (
-            signed.size,
-            signed.position,
-            signed.head,
-            signed.time,
-            signed.key_id,
-            signed.public_key,
-            signed.signature,
-        ),
+        f"INSERT INTO {db.table(CHECKPOINTS)} ({', '.join(FIELDS)}) "
+        f"VALUES ({', '.join('?' * len(FIELDS))}) ON CONFLICT (size) DO NOTHING",
+        tuple(getattr(signed, name) for name in FIELDS),
     )
     return signed
 

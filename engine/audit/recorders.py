@@ -48,7 +48,8 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Literal
 
 from engine.audit.canonical import ZERO, json_string, leaf_hash, link
-from engine.audit.tables import CHAIN, table_statements
+from engine.audit.merkle import append_rows, frontier_keys, tree_size
+from engine.audit.tables import CHAIN, MERKLE, table_statements
 
 _ROLLBACK = SQL("ROLLBACK")
 WRITER_POOL_MIN = 3
@@ -57,6 +58,9 @@ INSERT_CHAIN = (
     "INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
     "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
+
+
+INSERT_MERKLE = "INSERT INTO {merkle} (node, hash) VALUES ({p}, {p})"
 
 
 def last_case_hash_sql(chain: str, ph: str) -> str:
@@ -158,6 +162,9 @@ class _Chained:
     of the events table the library's recorder does not offer."""
 
     ph = "?"
+    keep_tree = (
+        True  # the Merkle tree beside the chain (off only in `fengqiao bench proofs`' baseline)
+    )
     position = "rowid"  # the events' global position (the notification id)
     case_id_text = "originator_id"  # the case id as text (SQLite: 32 hex digits)
 
@@ -264,6 +271,46 @@ class _Chained:
         cursor.executemany(INSERT_CHAIN.format(chain=self.qualify(CHAIN), p=self.ph), rows)
         return len(rows)
 
+    def tree_frontier(self, cursor: Any, size: int) -> list[bytes]:
+        """The hashes of the perfect subtrees that make up the stored tree of ``size``
+        leaves (largest first): what the next leaves are folded into."""
+        keys = frontier_keys(size)
+        if not keys:
+            return []
+        cursor.execute(
+            self.sql(
+                f"SELECT node, hash FROM {self.qualify(MERKLE)} "
+                f"WHERE node IN ({','.join(str(k) for k in keys)}) ORDER BY node"
+            )
+        )
+        rows = cursor.fetchall()
+        if len(rows) != len(keys):
+            raise IntegrityError(f"the Merkle tree is out of step with the chain at size {size}")
+        return [bytes(row["hash"]) for row in rows]
+
+    def sql(self, text: str) -> Any:
+        return text
+
+    def grow_tree(self, cursor: Any, size: int, leaves: Sequence[bytes]) -> None:
+        """Add leaves to the stored tree of ``size`` leaves."""
+        rows = append_rows(size, self.tree_frontier(cursor, size), leaves)
+        cursor.executemany(INSERT_MERKLE.format(merkle=self.qualify(MERKLE), p=self.ph), rows)
+
+    def adopt_untreed(self, cursor: Any) -> int:
+        """Build the tree over chain entries it lacks (a store from before the tree,
+        opened for the first time); return how many leaves were added."""
+        last = self.fetch_one(cursor, f"SELECT MAX(node) AS last FROM {self.qualify(MERKLE)}", ())
+        size = 0 if last["last"] is None else tree_size(int(last["last"]))
+        cursor.execute(
+            self.sql(
+                f"SELECT entry_hash FROM {self.qualify(CHAIN)} WHERE seq > {int(size)} ORDER BY position"
+            )
+        )
+        leaves = [bytes.fromhex(row["entry_hash"]) for row in cursor.fetchall()]
+        if leaves:
+            self.grow_tree(cursor, size, leaves)
+        return len(leaves)
+
 
 class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
     """SQLite application recorder that also appends the hash chain."""
@@ -277,6 +324,7 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
         super().create_table()
         with self.datastore.transaction(commit=True) as cursor:
             self.adopt_unchained(cursor, self.events_table_name, "rowid")
+            self.adopt_untreed(cursor)
 
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -287,6 +335,8 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
             assert positions is not None  # an application recorder returns the new positions
             rows = chain_rows(head, self.case_hash_fetcher(c), positions, stored_events)
             c.executemany(INSERT_CHAIN.format(chain=CHAIN, p="?"), rows)
+            if self.keep_tree:
+                self.grow_tree(c, rows[0][1] - 1, [bytes.fromhex(row[4]) for row in rows])
         return positions
 
     def insert_events(
@@ -341,12 +391,30 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         for statement in table_statements(self.qualify, "BYTEA", "BIGINT"):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
         chain, events = self.qualify(CHAIN), self.qualify(events_table_name)
+        merkle = self.qualify(MERKLE)
         link_fn, fold, append = (
             self.qualify("audit_link"),
             self.qualify("audit_fold"),
             self.qualify("audit_append"),
         )
         zero = "decode(repeat('00', 32), 'hex')"
+        tree_sql = (
+            # The Merkle tree (engine.audit.merkle.append_rows, in plpgsql): the stored
+            # subtrees of the tree of `v_size` leaves, then each leaf and the parents it completes.
+            "FOR v_b IN REVERSE 62..0 LOOP IF (v_size >> v_b) & 1 = 1 THEN v_c := v_c + (1::bigint << v_b); "
+            "v_keys := v_keys || (2 * (v_c - 1) - bit_count((v_c - 1)::bit(64)) + v_b); END IF; END LOOP;\n"
+            f"SELECT coalesce(array_agg(hash ORDER BY node), '{{}}') INTO v_stack FROM {merkle} "
+            "WHERE node = ANY(v_keys);\n"
+            "v_top := coalesce(array_length(v_stack, 1), 0);\n"
+            "IF v_top <> coalesce(array_length(v_keys, 1), 0) THEN RAISE EXCEPTION "
+            "'the Merkle tree is out of step with the chain at size %', v_size; END IF;\n"
+            "v_keys := '{}'; v_k := 2 * v_size - bit_count(v_size::bit(64));\n"
+            "FOREACH v_h IN ARRAY v_leaves LOOP v_keys := v_keys || v_k; v_hashes := v_hashes || v_h; v_k := v_k + 1; "
+            "v_m := v_size; WHILE v_m & 1 = 1 LOOP v_h := sha256('\\x01'::bytea || v_stack[v_top] || v_h); "
+            "v_top := v_top - 1; v_keys := v_keys || v_k; v_hashes := v_hashes || v_h; v_k := v_k + 1; v_m := v_m >> 1; "
+            "END LOOP; v_top := v_top + 1; v_stack[v_top] := v_h; v_size := v_size + 1; END LOOP;\n"
+            f"INSERT INTO {merkle} (node, hash) SELECT * FROM unnest(v_keys, v_hashes);\n"
+        )
         functions: list[Any] = [
             SQL(statement)
             for statement in (  # SQL; the library's list says Composed
@@ -364,7 +432,9 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
                 # its plan is made once per connection, not per batch.
                 f"CREATE OR REPLACE FUNCTION {append}(case_ids uuid[], versions bigint[], topics text[], "
                 "states text[], json_topics text[]) RETURNS bigint[] LANGUAGE plpgsql AS $$\n"
-                "DECLARE positions bigint[];\n"
+                "DECLARE positions bigint[]; v_leaves bytea[]; v_size bigint; v_stack bytea[]; v_top int; "
+                "v_keys bigint[] := '{}'; v_hashes bytea[] := '{}'; v_k bigint; v_h bytea; v_m bigint; "
+                "v_c bigint := 0;\n"
                 f"BEGIN\nLOCK TABLE {events} IN EXCLUSIVE MODE;\n"
                 "WITH batch AS (SELECT * FROM unnest(case_ids, versions, topics, states, json_topics) "
                 "WITH ORDINALITY AS b(o, v, t, s, tq, n)), "
@@ -391,8 +461,10 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
                 "SELECT position, coalesce((SELECT seq FROM head), 0) + row_number() OVER (ORDER BY position), "
                 "case_id, version, encode(leaf, 'hex'), encode(case_hash, 'hex'), encode(running, 'hex') "
                 "FROM links WHERE version IS NOT NULL) "
-                "SELECT array_agg(position ORDER BY n) INTO positions FROM entries;\n"
-                "RETURN positions;\nEND$$",
+                "SELECT array_agg(position ORDER BY n), array_agg(leaf ORDER BY position), "
+                "coalesce((SELECT seq FROM head), 0) INTO positions, v_leaves, v_size FROM entries;\n"
+                + (tree_sql if self.keep_tree else "")
+                + "RETURN positions;\nEND$$",
             )
         ]
         self.sql_create_statements += functions
@@ -422,6 +494,9 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         cursor.execute(SQL(sql), params)
         return cursor.fetchone()
 
+    def sql(self, text: str) -> Any:
+        return SQL(text)  # text built here, no values in it
+
     def create_table(self) -> None:
         # one process at a time: two starting at once (two `fengqiao worker`s) would race on
         # CREATE TYPE / CREATE OR REPLACE FUNCTION and one fail ("tuple concurrently updated")
@@ -440,6 +515,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(SQL(f"LOCK TABLE {events} IN EXCLUSIVE MODE"))
             self.adopt_unchained(cursor, events, "notification_id")
+            self.adopt_untreed(cursor)
 
     def _notify_channel(self, curs: Any) -> None:
         """Nothing here: the batch's own text sends the ``NOTIFY`` (see ``_insert_tail``)."""

@@ -10,9 +10,13 @@ What each finding means (``problem``):
   (events swapped or renumbered).
 * ``chain_broken`` — the chain table itself was edited (a running hash or entry
   number does not follow from the entries before it).
-* ``checkpoint_mismatch`` — the recomputed head after N entries is not the head
-  a signed checkpoint states: history before it was rewritten and the chain
+* ``checkpoint_mismatch`` — the Merkle root of the first N entries, recomputed, is not
+  the root a signed tree head states: history before it was rewritten and the chain
   recomputed; the change lies between ``after`` and ``position``.
+* ``not_extended`` — (``--against`` an older tree head) the consistency proof from the
+  older head to today's fails: the log was rewritten, not extended.
+* ``tree_broken`` — the stored Merkle tree's root is not the root of the entries (the
+  tree table was edited): proofs served from it would not verify.
 * ``checkpoint_beyond_log`` — a checkpoint covers more entries than remain.
 * ``bad_signature`` — a stored or given checkpoint's signature does not verify.
 * ``untrusted_key`` — a stored checkpoint is signed by a key that is not trusted.
@@ -28,8 +32,10 @@ from uuid import UUID
 
 from domain.errors import NotFound
 from engine.audit.canonical import ZERO, leaf_hash, link
-from engine.audit.checkpoints import Checkpoint, stored_checkpoints
-from engine.audit.tables import CHAIN
+from engine.audit.checkpoints import Checkpoint, checkpoint, stored_checkpoints
+from engine.audit.merkle import Tree, append_rows, fold, push, tree_size
+from engine.audit.tables import CHAIN, MERKLE
+from engine.audit.verifier import Invalid, check_consistency
 from engine.sql import StoreDb
 
 BATCH = 10_000
@@ -116,7 +122,7 @@ def _bad_signatures(checkpoints: list[Checkpoint]) -> Finding | None:
             return Finding(
                 "bad_signature",
                 cp.position,
-                f"the checkpoint of size {cp.size} ({cp.time}) has an "
+                f"the tree head of size {cp.size} ({cp.time}) has an "
                 "invalid signature: it was edited or forged",
                 details={"size": cp.size},
             )
@@ -133,7 +139,7 @@ def _untrusted(
             return Finding(
                 "untrusted_key",
                 cp.position,
-                f"the checkpoint of size {cp.size} ({cp.time}) is signed by "
+                f"the tree head of size {cp.size} ({cp.time}) is signed by "
                 f"key {cp.key_id}, which is not a trusted signing key",
                 details={"size": cp.size, "key_id": cp.key_id, "trusted": sorted(trusted_keys)},
             )
@@ -164,6 +170,8 @@ def verify_log(
     entries, running, last_good, checked = 0, ZERO, None, 0
     good_checkpoint_position: int | None = None
     case_heads: dict[str, bytes] = {}
+    frontier: list[bytes] = []
+    tree_check = _TreeCheck(db)
 
     def result(finding: Finding | None) -> Verification:
         return Verification(
@@ -259,23 +267,27 @@ def verify_log(
                 )
             )
         case_heads[case_id] = case_head
+        push(frontier, entries - 1, leaf)
+        broken = tree_check.add(position, leaf)
+        if broken:
+            return result(broken)
         for cp in by_size.get(entries, ()):
             checked += 1
-            if cp.head != running.hex() or cp.position != position:
+            root = fold(frontier).hex()
+            if cp.root != root:
                 return result(
                     Finding(
                         "checkpoint_mismatch",
                         position,
-                        f"the checkpoint signed at {cp.time} says "
-                        f"the head after {cp.size} entries is {cp.head}; recomputed it is "
-                        f"{running.hex()}: history up to position {position} was rewritten "
+                        f"the tree head signed at {cp.time} says the root of the first "
+                        f"{cp.size} entries is {cp.root}; recomputed it is "
+                        f"{root}: history up to position {position} was rewritten "
                         f"(after position {good_checkpoint_position or 0})",
                         good_checkpoint_position,
                         {
                             "size": cp.size,
-                            "signed_head": cp.head,
-                            "head": running.hex(),
-                            "signed_position": cp.position,
+                            "signed_root": cp.root,
+                            "root": root,
                             "key_id": cp.key_id,
                         },
                     )
@@ -289,13 +301,98 @@ def verify_log(
             Finding(
                 "checkpoint_beyond_log",
                 cp.position,
-                f"a checkpoint signed at {cp.time} covers "
+                f"a tree head signed at {cp.time} covers "
                 f"{cp.size} entries but the log has only {entries}: entries were removed",
                 last_good,
                 {"size": cp.size, "entries": entries},
             )
         )
-    return result(None)
+    return result(tree_check.flush())
+
+
+class _TreeCheck:
+    """Recompute the Merkle tree's stored subtrees from the leaves, a batch at a time, and
+    compare them with ``audit_merkle`` (one range read per batch)."""
+
+    def __init__(self, db: StoreDb) -> None:
+        self.db, self.table = db, db.table(MERKLE)
+        self.frontier: list[bytes] = []
+        self.size = 0
+        self.pending: list[tuple[int, bytes]] = []  # (position, leaf)
+
+    def add(self, position: int, leaf: bytes) -> Finding | None:
+        self.pending.append((position, leaf))
+        return self.flush() if len(self.pending) >= BATCH else None
+
+    def flush(self) -> Finding | None:
+        if not self.pending:
+            return None
+        first = self.size
+        rows = append_rows(first, self.frontier, [leaf for _, leaf in self.pending])
+        stored = {
+            int(row["node"]): bytes(row["hash"])
+            for row in self.db.query(
+                f"SELECT node, hash FROM {self.table} WHERE node >= ? AND node <= ?",
+                (rows[0][0], rows[-1][0]),
+            )
+        }
+        self.size += len(self.pending)
+        positions, self.pending = [p for p, _ in self.pending], []
+        for key, value in rows:
+            if stored.get(key) != value:
+                leaves_before = tree_size(key)  # the subtree's last leaf is entry leaves_before
+                position = positions[min(max(leaves_before - first - 1, 0), len(positions) - 1)]
+                return Finding(
+                    "tree_broken",
+                    position,
+                    f"the stored Merkle tree's node {key} (completed with the entry at position "
+                    f"{position}) is not the hash of the entries: the tree table was edited, and "
+                    "proofs that use it will fail",
+                    details={
+                        "node": key,
+                        "stored": (stored.get(key) or b"").hex(),
+                        "expected": value.hex(),
+                    },
+                )
+        return None
+
+
+def verify_against(app: Any, old: Checkpoint) -> Verification:
+    """Prove that today's log extends an older signed tree head (the auditor's own file),
+    with a consistency proof to a tree head signed now: O(log n) hashes, no rehashing."""
+    started = time.perf_counter()
+    finding: Finding | None = _bad_signatures([old])
+    new = checkpoint(app)
+    size = new.size if new else 0
+    if finding is None and size < old.size:
+        finding = Finding(
+            "checkpoint_beyond_log",
+            old.position,
+            f"the tree head signed at {old.time} covers {old.size} entries but the log has "
+            f"only {size}: entries were removed",
+            details={"size": old.size, "entries": size},
+        )
+    if finding is None and new is not None:
+        try:
+            proof = Tree(StoreDb(app.recorder)).consistency(old.size, new.size)
+            check_consistency(old.size, new.size, old.root_bytes, new.root_bytes, proof)
+        except (Invalid, LookupError) as failure:
+            finding = Finding(
+                "not_extended",
+                old.position,
+                f"{failure} (tree head of {old.time}, size {old.size}; today's, size {size})",
+                details={"size": old.size, "root": old.root, "new_size": size},
+            )
+    return Verification(
+        ok=finding is None,
+        scope=f"consistency {old.size} -> {size}",
+        entries=size,
+        head_position=new.position if new else None,
+        head=new.root if new else None,
+        checkpoints_checked=1,
+        seconds=time.perf_counter() - started,
+        finding=finding,
+    )
 
 
 def verify_case(app: Any, case_id: UUID) -> Verification:

@@ -21,7 +21,7 @@ def sign_when_due(app: Any) -> None:
             "checkpoint signed",
             size=signed.size,
             position=signed.position,
-            head=signed.head,
+            root=signed.root,
             key_id=signed.key_id,
         )
 

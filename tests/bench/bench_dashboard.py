@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,8 +40,21 @@ def bench_users(engine: Fengqiao, users: UserStore) -> dict[str, str]:
     }
 
 
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1360, "height": 900}
+
+
+def _shoot(page: Any, folder: Path, name: str, full_page: bool = True) -> None:
+    """The page at desktop width, and ``<name>-390.png`` as a 390 px phone shows it."""
+    page.screenshot(path=folder / f"{name}.png", full_page=full_page)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=folder / f"{name}-390.png", full_page=full_page)
+    page.set_viewport_size(DESKTOP)
+
+
 def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
-    """The pages as docs/dashboard.md shows them: the township supervisor's day, the county's view."""
+    """The pages as docs/dashboard.md shows them, at desktop width and 390 px: the township
+    supervisor's day, the county's view."""
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
@@ -50,35 +64,37 @@ def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
-        page = browser.new_page(viewport={"width": 1360, "height": 900}, locale="zh-CN")
+        page = browser.new_page(viewport=DESKTOP, locale="zh-CN")
         page.goto(f"{base}/ui/login")
-        page.screenshot(path=folder / "login.png")
+        _shoot(page, folder, "login", full_page=False)
         page.fill("input[name=token]", tokens["township"])
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/ui/board")
-        page.screenshot(path=folder / "board.png", full_page=True)
+        _shoot(page, folder, "board")
         page.locator("#overdue a.case-link").first.click()
         page.wait_for_url(f"{base}/ui/cases/*")
-        page.screenshot(path=folder / "case.png", full_page=True)
+        _shoot(page, folder, "case")
         page.locator("#timeline a.version-link").nth(1).click()
         page.wait_for_url("**?version=2")
-        page.screenshot(path=folder / "case-as-of.png", full_page=True)
+        _shoot(page, folder, "case-as-of")
+        page.goto(f"{base}/ui/approvals")
+        _shoot(page, folder, "approvals")
         page.goto(f"{base}/ui/compliance")
-        page.screenshot(path=folder / "compliance-township.png", full_page=True)
+        _shoot(page, folder, "compliance-township")
         page.goto(f"{base}/ui/rates")
-        page.screenshot(path=folder / "rates-township.png", full_page=True)
+        _shoot(page, folder, "rates-township")
         page.context.clear_cookies()
         page.goto(f"{base}/ui/login")
         page.fill("input[name=token]", tokens["admin"])
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/ui/board")
-        page.screenshot(path=folder / "board-county.png", full_page=True)
+        _shoot(page, folder, "board-county")
         page.goto(f"{base}/ui/compliance")
-        page.screenshot(
-            path=folder / "compliance-county.png"
+        _shoot(
+            page, folder, "compliance-county", full_page=False
         )  # the first screen: 212 villages follow
         page.goto(f"{base}/ui/rates")
-        page.screenshot(path=folder / "rates-county.png", full_page=True)
+        _shoot(page, folder, "rates-county")
         browser.close()
 
 
@@ -117,6 +133,8 @@ def main() -> None:
         ("township", "/ui/board"),
         ("township", "/ui/compliance"),
         ("township", "/ui/rates"),
+        ("township", "/ui/approvals"),
+        ("admin", "/ui/approvals"),
         ("admin", f"/ui/cases/{case_of['overdue']}"),
         ("township", f"/ui/cases/{case_of['longest']}"),
         ("township", f"/ui/cases/{case_of['longest']}?version=2"),

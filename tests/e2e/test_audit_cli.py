@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine import privacy
 from tests.audit_support import RawStore
+from tests.integration.test_audit import recompute_chain
 from tests.support import act, report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_
     signed = json.loads(
         cli(store, tmp_path, "audit", "checkpoint", "--export", str(exported)).stdout
     )["checkpoint"]
-    assert json.loads(exported.read_text())["head"] == signed["head"]
+    assert json.loads(exported.read_text())["root"] == signed["root"]
     verified = json.loads(
         cli(store, tmp_path, "audit", "verify", "--against", str(exported)).stdout
     )
@@ -80,7 +81,7 @@ def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_
         "防篡改校验",
         "通过",
         "[erased]",
-        signed["head"],
+        signed["root"],
     ):
         assert text in html, text
     assert "张三" not in html
@@ -95,3 +96,39 @@ def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_
     assert failed.returncode == 1 and f"position {position}" in failed.stderr
     assert json.loads(failed.stdout)["finding"]["problem"] == "altered"
     cli(store, tmp_path, "audit", "verify", "--case", str(case_id), ok=False)
+
+
+def test_bundle_verify_bundle_and_verify_against_from_the_shell(app, store, tmp_path):
+    case_id = report(app, "hazard").case_id
+    act(app, case_id, "comment", "wang", text="已拍照")
+    old = tmp_path / "old-head.json"
+    cli(store, tmp_path, "audit", "checkpoint", "--export", str(old))
+    act(app, case_id, "comment", "wang", text="整改中")
+    bundle = tmp_path / "case.bundle.json"
+    written = json.loads(
+        cli(store, tmp_path, "audit", "bundle", str(case_id), "--out", str(bundle)).stdout
+    )
+    assert written["bytes"] == bundle.stat().st_size
+    checked = json.loads(cli(store, tmp_path, "audit", "verify-bundle", str(bundle)).stdout)
+    assert checked["ok"] and checked["events"] == 3
+    data = bundle.read_bytes()
+    bundle.write_bytes(data.replace(b'"version":3', b'"version":4'))
+    tampered = cli(store, tmp_path, "audit", "verify-bundle", str(bundle), ok=False)
+    assert tampered.returncode == 1 and "event 3 (version 4" in tampered.stderr
+
+    extends = json.loads(cli(store, tmp_path, "audit", "verify", "--against", str(old)).stdout)
+    assert extends["ok"] and extends["scope"].startswith("consistency")
+    raw = RawStore(app)
+    try:  # rewrite the first event and recompute everything after it, tree included
+        position, *_, state = raw.events_rows()[0]
+        raw.sql(
+            f"UPDATE {raw.events} SET state = ? WHERE {raw.pos} = ?",
+            (bytes(state) + b" ", position),
+        )
+        recompute_chain(raw)
+        raw.sql(f"DELETE FROM {raw.checkpoints}")
+    finally:
+        raw.close()
+    rewritten = cli(store, tmp_path, "audit", "verify", "--against", str(old), ok=False)
+    assert json.loads(rewritten.stdout)["finding"]["problem"] == "not_extended"
+    assert "does not extend the older tree head" in rewritten.stderr

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from engine.audit.checkpoints import Checkpoint
+from engine.audit.verifier import check_consistency, inclusion_root, verify_bundle
 from tests.audit_support import RawStore
-from tests.test_api_support import DISPUTE, Api
+from tests.test_api_support import DISPUTE, XUZHEN_GRID, Api
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +53,72 @@ def test_verify_checkpoint_and_case_file_over_http(api: Api):
         "altered",
         position,
     )
+
+
+def test_proofs_and_the_case_bundle_over_http_scoped_with_problems_out_of_range(api: Api):
+    cid = api.report(DISPUTE, who="wang")["id"]
+    api.act(cid, "assign", {"assignee": "zhao"}, who="li")
+    away = api.report({**DISPUTE, "region": XUZHEN_GRID}, who="boss")["id"]
+    assert (
+        api.get("/v1/audit/proofs/inclusion?position=1", who="audit").status_code == 404
+    )  # no head yet
+    head = api.post("/v1/audit/checkpoints", who="root").json()
+    position = api.engine.positions_of(uuid.UUID(cid))[2]
+    got = api.get(
+        f"/v1/audit/proofs/inclusion?position={position}&tree_size={head['size']}", who="audit"
+    )
+    assert got.status_code == 200
+    proof = got.json()
+    assert proof["tree_head"]["note"] == head["note"] and proof["case"] == cid
+    assert inclusion_root(
+        proof["leaf_index"],
+        head["size"],
+        bytes.fromhex(proof["leaf_hash"]),
+        [bytes.fromhex(p) for p in proof["proof"]],
+    ) == bytes.fromhex(head["root"])
+    assert api.get(f"/v1/audit/proofs/inclusion?position={position}", who="wang").status_code == 403
+    away_position = api.engine.positions_of(uuid.UUID(away))[1]
+    assert (
+        api.get(f"/v1/audit/proofs/inclusion?position={away_position}", who="audit").status_code
+        == 404
+    )
+    assert (
+        api.get(f"/v1/audit/proofs/inclusion?position={away_position}", who="boss").status_code
+        == 200
+    )
+    for query in (
+        f"position={position}&tree_size={head['size'] + 1}",
+        f"position={position}&tree_size=1",
+        "position=0",
+    ):
+        bad = api.get(f"/v1/audit/proofs/inclusion?{query}", who="audit")
+        assert (
+            bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+        ), query
+
+    consistency = api.get(
+        f"/v1/audit/proofs/consistency?from=2&to={head['size']}", who="audit"
+    ).json()
+    check_consistency(
+        2,
+        head["size"],
+        bytes.fromhex(consistency["from_root"]),
+        bytes.fromhex(head["root"]),
+        [bytes.fromhex(p) for p in consistency["proof"]],
+    )
+    for query in (f"from={head['size'] + 1}", f"from=1&to={head['size'] + 5}", "from=0"):
+        bad = api.get(f"/v1/audit/proofs/consistency?{query}", who="audit")
+        assert (
+            bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+        ), query
+
+    pdf = api.get(f"/v1/cases/{cid}/file.pdf", who="audit")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert (
+        pdf.content.startswith(b"%PDF-")
+        and api.get(f"/v1/cases/{away}/file.pdf", who="audit").status_code == 404
+    )
+    bundle = api.get(f"/v1/cases/{cid}/bundle", who="audit")
+    assert bundle.status_code == 200 and verify_bundle(bundle.content)["events"] == 2
+    assert api.get(f"/v1/cases/{away}/bundle", who="audit").status_code == 404
+    assert api.get(f"/v1/cases/{cid}/bundle", who="wang").status_code == 403

@@ -13,13 +13,9 @@ import re
 import uuid
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance
 
-from api.http.services import Settings
 from domain.commands import ACTIONS
 from domain.errors import DomainError
 from domain.ladder import parse_region_file
@@ -385,59 +381,7 @@ def test_forged_last_event_ids_and_huge_headers_are_refused(api: Api):
     assert api.get(f"/v1/cases/{cid}", "root").json()["version"] == 1
 
 
-# -- schemathesis over the routes no other contract test covers -------------------------
-
-OTHER_PATHS = re.compile(r"^/(v1/audit|v1/cases/\{case_id\}/file)")
-"""Audit and the case file: tests/test_api_schema.py covers cases, regions and ops, and
-tests/test_feed_contract.py the feed, schemas, subscriptions and Open311."""
-
-
-def checker(api: Api, operation, who: str, real: list[str], examples: int):
-    """A hypothesis test of one operation as ``who``: no 5xx, refusals are problem+json."""
-
-    @given(case=operation.as_strategy())
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    def check(case) -> None:
-        if (case.path_parameters or {}).get("case_id") is not None:
-            case.path_parameters["case_id"] = real[len(str(case.query)) % 2]
-        response = case.call(headers=api.headers(who))
-        case.validate_response(response, checks=[not_a_server_error, content_type_conformance])
-        if response.status_code >= 400 and not operation.path.startswith("/open311/"):
-            content_type = response.headers.get("content-type") or [""]
-            assert content_type[0].startswith("application/problem+json"), response.text[:300]
-
-    return check
-
-
-def fuzz_other_routes(api: Api, examples: int) -> None:
-    api.http.state.services.settings = Settings(max_wait_seconds=0.05)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", api.http)
-    real = [api.report(who="boss")["id"] for _ in range(2)]
-    failures = []
-    for who in ("boss", "feed"):
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            if OTHER_PATHS.match(operation.path):
-                try:
-                    checker(api, operation, who, real, examples)()
-                except Exception as error:  # noqa: BLE001 - collect every operation's failure
-                    failures.append(f"{who} {operation.label}: {error}")
-    assert not failures, "\n\n".join(failures)
-
-
-def test_audit_and_case_file_routes_survive_generated_requests(api: Api):
-    fuzz_other_routes(api, int(os.environ.get("FENGQIAO_SCHEMATHESIS_EXAMPLES", "5")))
-
-
-@pytest.mark.slow
-def test_audit_and_case_file_routes_survive_generated_requests_at_length(api: Api):
-    fuzz_other_routes(api, 150)
+# schemathesis over every route (audit and the case file too): tests/e2e/test_api_schema.py
 
 
 def test_unknown_ids_everywhere_are_404_problems(api: Api):

@@ -102,9 +102,14 @@ def test_old_comment_events_read_back_with_their_references():
     state = {"text": "已走访", "attachments": ["photo-1.jpg"]}
     Case.Commented.upcast_v1_v2(state)
     assert state["attachments"] == [{"ref": "photo-1.jpg"}]
-    report = {"title": "x"}
+    report: dict = {"title": "x"}  # version 1: neither 重复件 nor evidence
     Case.Reported.upcast_v1_v2(report)
-    assert report["attachments"] == []
+    Case.Reported.upcast_v2_v3(report)
+    assert report["attachments"] == [] and report["repeat_of"] == []
+    # a version 2 of the workbench's branch (before the merge with 重复件): evidence only
+    early = {"title": "x", "attachments": [{"sha256": "a" * 64}]}
+    Case.Reported.upcast_v2_v3(early)
+    assert early["attachments"] == [{"sha256": "a" * 64}] and early["repeat_of"] == []
 
 
 def test_a_file_altered_in_the_table_is_refused_not_served(api: Api):

@@ -65,7 +65,7 @@ def test_attributes_follow_the_case(app, api):
     events = [e for e in read_all(api) if e.get_attributes()["subject"] == str(dispute.case_id)]
     types = [e.get_attributes()["type"] for e in events]
     assert types == [
-        "cn.fengqiao.dispute.reported.v2",
+        "cn.fengqiao.dispute.reported.v3",
         "cn.fengqiao.dispute.assigned.v1",
         "cn.fengqiao.dispute.accepted.v2",
         "cn.fengqiao.dispute.escalated.v1",

@@ -96,6 +96,25 @@ def test_a_retry_across_the_upgrade_finds_its_legacy_case(api: Api):
     assert again.json()["version"] == comment.version
 
 
+def test_a_keyed_command_replays_no_case_for_its_legacy_lookup(api: Api, monkeypatch):
+    """The legacy-key lookup reads the case the scope check just read (issue 20): a keyed
+    command on a cached case replays nothing from the store's snapshot and events."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang")  # the case is now cached
+    replays = []
+    replay = api.engine.case
+    monkeypatch.setattr(api.engine, "case", lambda *a, **kw: replays.append(a) or replay(*a, **kw))
+    again = api.post(
+        f"/v1/cases/{case_id}/comment", {"text": "二"}, "wang", headers={"Idempotency-Key": "k-2"}
+    )
+    assert again.status_code == 200 and replays == []
+    repeat = api.post(
+        f"/v1/cases/{case_id}/comment", {"text": "二"}, "wang", headers={"Idempotency-Key": "k-2"}
+    )
+    assert repeat.headers["Idempotent-Replayed"] == "true"
+    assert repeat.json()["version"] == again.json()["version"]
+
+
 def test_a_legacy_id_squatted_by_someone_else_is_neither_returned_nor_revealed(api: Api):
     body = ReportCase.model_validate(DISPUTE)
     squatted = api.engine.report(body, envelope("chen", api.engine, command_id="wang:legacy-squat"))

@@ -9,8 +9,9 @@ from html import escape as html_escape
 import pytest
 from fastapi.testclient import TestClient
 
+from api.http.services import FailedLogins
 from engine.settings import Settings
-from tests.test_api_support import DISPUTE, Api
+from tests.test_api_support import DISPUTE, HAZARD, Api
 
 # -- item 6: absolute URLs follow the request's base URL ------------------------------------
 
@@ -180,3 +181,71 @@ def test_metrics_count_commands_from_every_front_door(api: Api):
     assert sent.status_code == 201, sent.text
     text = api.get("/metrics").text
     assert 'fengqiao_commands_total{command="report",outcome="ok"} 2.0' in text
+
+
+# -- the answers from around the handlers: the token limiter, the body limit ----------------
+
+
+def operations_with_real_paths(api: Api) -> list[tuple[str, str, dict]]:
+    """Every operation of the document, its path filled with values that exist."""
+    case = api.report(HAZARD, who="boss")["id"]
+    values = {
+        "case_id": case,
+        "request_id": case,
+        "subscription_id": "no-such-subscription",  # refused after the token and the body
+        "code": "410928",
+        "event_type": "cn.fengqiao.hazard.reported.v1",
+        "name": "validation",
+    }
+    filled = []
+    for path, operations in openapi(api)["paths"].items():
+        for method, operation in operations.items():
+            for fmt in ("json", "xml") if "{fmt}" in path else ("",):
+                url = path.replace("{fmt}", fmt)
+                for name, value in values.items():
+                    url = url.replace(f"{{{name}}}", value)
+                filled.append((method.upper(), url, operation["responses"]))
+    return filled
+
+
+def declared(responses: dict, response) -> bool:
+    """Is this answer's status declared, with its content type?"""
+    content = responses.get(str(response.status_code), {}).get("content", {})
+    media = response.headers.get("content-type", "").split(";")[0]
+    return media in content
+
+
+def test_too_many_bad_tokens_is_declared_wherever_a_token_is_checked(api: Api):
+    operations = operations_with_real_paths(api)
+    services = api.http.state.services
+    services.failed_logins = FailedLogins(1, 60)
+    services.failed_logins.failed("testclient")  # the test client's address: now limited
+    limited = []
+    for method, url, responses in operations:
+        answer = api.client.request(method, url, headers=api.headers("boss"), json={})
+        assert answer.status_code != 500, (method, url)
+        if answer.status_code == 429:
+            limited.append(url)
+            assert declared(responses, answer), (method, url, answer.headers["content-type"])
+            assert answer.headers["retry-after"]
+        else:
+            assert "429" not in responses, (method, url, answer.status_code)
+    assert any("/open311/" in url for url in limited) and any("/v1/audit" in url for url in limited)
+
+
+def test_the_body_limit_answers_are_declared_on_every_post(api: Api):
+    posts = [op for op in operations_with_real_paths(api) if op[0] == "POST"]
+    assert len(posts) > 30
+    limit = api.engine.settings.max_body_bytes
+    for _, url, responses in posts:
+        plain = api.client.post(
+            url, content=b"hello", headers={**api.headers("boss"), "Content-Type": "text/plain"}
+        )
+        assert plain.status_code == 415 and declared(responses, plain), (url, plain.text)
+        large = api.client.post(url, content=b"{" * (limit + 1), headers=api.headers("boss"))
+        assert large.status_code == 413 and declared(responses, large), (url, large.text)
+        if "/open311/" in url:  # the spec's error, in the extension's format
+            assert plain.headers["content-type"].startswith(
+                "text/xml" if url.endswith(".xml") else "application/json"
+            )
+            assert "problem" not in plain.headers["content-type"]

@@ -13,6 +13,7 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.audit import merkle, verifier
 from engine.audit.canonical import ZERO, entry_bytes, leaf_hash, link
 from engine.audit.checkpoints import (
     Checkpoint,
@@ -22,7 +23,9 @@ from engine.audit.checkpoints import (
     load,
     stored_checkpoints,
 )
+from engine.audit.verifier import node
 from engine.audit.verify import verify_case, verify_log
+from engine.sql import StoreDb
 from tests.audit_support import RawStore, busy_history
 from tests.support import act
 
@@ -56,6 +59,23 @@ def recompute_chain(raw: RawStore) -> None:
             f"INSERT INTO {raw.chain} VALUES (?, ?, ?, ?, ?, ?, ?)",
             (position, seq, case_id, version, leaf.hex(), heads[case_id].hex(), running.hex()),
         )
+    rebuild_tree(raw)
+
+
+def rebuild_tree(raw: RawStore) -> None:
+    """... and the Merkle tree over the rebuilt chain."""
+    raw.sql(f"DELETE FROM {raw.merkle}")
+    leaves = [bytes.fromhex(row[4]) for row in raw.chain_rows()]
+    for key, value in merkle.append_rows(0, [], leaves):
+        raw.sql(f"INSERT INTO {raw.merkle} (node, hash) VALUES (?, ?)", (key, value))
+
+
+def mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162's MTH, from its definition."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return node(mth(leaves[:k]), mth(leaves[k:]))
 
 
 def test_entry_bytes_are_canonical_json():
@@ -78,15 +98,10 @@ def test_entry_bytes_are_canonical_json():
 )
 @settings(max_examples=200, deadline=None)
 def test_entry_bytes_equal_sorted_compact_json(case, topic, version, position, state):
-    entry = {
-        "case": case,
-        "position": position,
-        "state_sha256": hashlib.sha256(state).hexdigest(),
-        "topic": topic,
-        "version": version,
-    }
-    expected = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    assert entry_bytes(case, version, position, topic, state) == expected
+    # the hand-written bytes hash as the offline verifier's json.dumps of the entry does
+    assert hashlib.sha256(
+        b"\x00" + entry_bytes(case, version, position, topic, state)
+    ).digest() == (verifier.leaf(case, version, position, topic, state))
 
 
 def test_an_untampered_store_verifies_clean(app):
@@ -153,11 +168,15 @@ def test_checkpoint_signs_the_head_and_exports(app, tmp_path):
     busy_history(app)
     signed = checkpoint(app)
     assert signed is not None and signed.signature_valid()
-    assert signed.size == verify_log(app).entries and signed.head == verify_log(app).head
+    leaves = [bytes.fromhex(row[4]) for row in RawStore(app).chain_rows()]
+    assert signed.size == verify_log(app).entries == len(leaves)
+    assert signed.root == mth(leaves).hex() and signed.note.startswith(
+        f"{signed.origin}\n{signed.size}\n"
+    )
     assert checkpoint(app) == signed  # unchanged size: the same checkpoint
     path = tmp_path / "cp.json"
     export(signed, path)
-    assert set(json.loads(path.read_text())) >= {"size", "head", "time", "public_key", "signature"}
+    assert set(json.loads(path.read_text())) >= {"size", "root", "time", "public_key", "note"}
     assert load(path) == signed
     assert verify_log(app, against=load(path)).ok
 
@@ -379,7 +398,7 @@ def test_truncating_the_log_below_a_checkpoint_is_caught(app, raw):
 def test_editing_a_stored_checkpoint_is_caught(app, raw):
     busy_history(app)
     checkpoint(app)
-    raw.sql(f"UPDATE {raw.checkpoints} SET head = ?", ("11" * 32,))
+    raw.sql(f"UPDATE {raw.checkpoints} SET root = ?", ("11" * 32,))
     assert verify_log(app).finding.problem == "bad_signature"
 
 
@@ -480,3 +499,41 @@ def test_the_checkpoints_worker_signs_by_policy_and_stops(app):
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert stored_checkpoints(app)[-1].size == verify_log(app).entries
+
+
+def test_the_stored_tree_is_the_merkle_tree_of_the_chain_at_every_size(app, raw):
+    cases = busy_history(app)
+    app.recorder.insert_events(  # one batch over several cases, as group commit writes
+        [
+            StoredEvent(uuid.uuid4(), 1, "domain.cases:Dispute.Commented", b'{"n": %d}' % i)
+            for i in range(13)
+        ]
+    )
+    act(app, cases[0], "comment", "wang", text="再补充")
+    leaves = [bytes.fromhex(row[4]) for row in raw.chain_rows()]
+    tree = merkle.Tree(StoreDb(app.recorder))
+    assert tree.size() == len(leaves)
+    for size in range(1, len(leaves) + 1):
+        assert tree.root(size) == mth(leaves[:size])
+    rows = raw.sql(f"SELECT node FROM {raw.merkle} ORDER BY node")
+    assert [r[0] for r in rows] == list(range(merkle.next_key(len(leaves))))
+
+
+def test_a_store_from_before_the_tree_gets_its_tree_on_open_and_an_edited_tree_is_caught(
+    app, raw, store, clock
+):
+    from engine.service import Fengqiao
+
+    busy_history(app)
+    leaves = [bytes.fromhex(row[4]) for row in raw.chain_rows()]
+    raw.sql(f"DELETE FROM {raw.merkle}")  # as a store from before the tree has it
+    reopened = Fengqiao(store, clock=clock)
+    try:
+        assert merkle.Tree(StoreDb(reopened.recorder)).root(len(leaves)) == mth(leaves)
+        busy_history(reopened)  # and the write path goes on from there
+        assert verify_log(reopened).ok
+        raw.sql(f"UPDATE {raw.merkle} SET hash = ? WHERE node = ?", (bytes(32), 3))
+        result = verify_log(reopened)
+        assert not result.ok and result.finding.problem == "tree_broken"
+    finally:
+        reopened.close()

@@ -44,7 +44,7 @@ def test_the_case_file_shows_the_whole_timeline_clocks_and_a_clean_verification(
         and data["timeline"][2]["unit_name"] == "王庄村调解委员会"
     )
     assert all(e["entry_hash"] and e["case_hash"] for e in data["timeline"])
-    assert data["verification"]["ok"] and data["checkpoint"]["head"] == signed.head
+    assert data["verification"]["ok"] and data["checkpoint"]["root"] == signed.root
     assert data["clocks"] and data["clocks"][0]["state_label"]
     html = render_case_file(data)
     for text in (

@@ -194,7 +194,7 @@ FILTERS = [
     FeedFilter.of(region="410928-002"),
     FeedFilter.of(region="410928-001-007"),
     FeedFilter.of(
-        "cn.fengqiao.dispute.reported.v2,cn.fengqiao.dispute.commented.v2,"
+        "cn.fengqiao.dispute.reported.v3,cn.fengqiao.dispute.commented.v2,"
         "cn.fengqiao.hazard.clock_warned.v1,cn.fengqiao.petition.extended.v1"
     ),
 ]

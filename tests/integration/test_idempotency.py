@@ -139,3 +139,23 @@ def test_a_write_of_unknown_outcome_is_retried_once_and_lands_once(app, monkeypa
     with pytest.raises(OperationalError):
         app.do(case_id, "comment", {"text": "x"}, envelope("wang", app))
     assert app.case(case_id).version == 2
+
+
+def test_a_twin_that_loses_the_write_answers_as_the_repeat(app, store, clock):
+    """A double click sent twice at once: the same command id and expected version from two
+    writers. The one that loses the write (its copy of the case was read before the other's
+    event) reads the case again and answers as the repeat, not as a version conflict."""
+    case_id = report(app).case_id
+    app.case_view(case_id)  # the case cached in ``app`` at version 1
+    other = Fengqiao(store, clock=clock)
+    try:
+        twin = dict(command_id="ui-form-1", expected_version=1)
+        first = other.do(case_id, "supervise", {"note": "督办"}, envelope("zhou", other, **twin))
+    finally:
+        other.close()
+    again = app.do(case_id, "supervise", {"note": "督办"}, envelope("zhou", app, **twin))
+    assert (again.version, again.repeated) == (first.version, True)
+    assert [h.type for h in app.history(case_id)] == ["Reported", "Supervised"]
+    with pytest.raises(DomainError) as caught:  # another command from the stale page still fails
+        app.do(case_id, "comment", {"text": "x"}, envelope("zhou", app, expected_version=1))
+    assert caught.value.code == "version_conflict"

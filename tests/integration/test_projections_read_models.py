@@ -289,3 +289,29 @@ def test_a_rebuild_indexes_the_new_generation(app, runner):
     names = {row["name"] for row in runner.db.query(sql, ("cases__g2",))}
     assert {"cases__g2_region", "cases__g2_overdue", "cases__g2_sort"} <= names
     assert ReadModels(runner.db).list_cases(region=VILLAGE)[0][0]["resolved_rank"] == 0
+
+
+def test_requests_awaiting_approval_follow_their_asking_and_settling(app, runner, models):
+    """待审批: a request is listed from the event that asks until the one that settles it; a
+    direct grant (extend) leaves a request of the same clock awaiting, as the case does."""
+    case_id = report(app).case_id
+    act(app, case_id, "assign", "wang", assignee="wang")
+    act(app, case_id, "accept", "wang")
+    act(app, case_id, "request-extension", "wang", days=3, reason="当事人外出")
+    act(app, case_id, "request-suspension", "wang", reason="等待鉴定")
+    runner.run_once()
+    waiting = models.awaiting_approval(TOWNSHIP)
+    assert [(r["key"], r["requested_by"]) for r in waiting] == [
+        ("extension:mediation", "wang"),
+        ("suspension", "wang"),
+    ]
+    assert waiting[0]["days"] == 3 and waiting[0]["case"]["case_id"] == str(case_id)
+    assert models.awaiting_approval("410928-002") == []  # another township's queue
+    act(app, case_id, "extend", "zhou", clock="mediation", days=1, reason="先延一天")
+    act(app, case_id, "refuse-suspension", "zhou", reason="不需挂起")
+    runner.run_once()
+    assert [r["key"] for r in models.awaiting_approval(TOWNSHIP)] == ["extension:mediation"]
+    act(app, case_id, "approve-extension", "zhou", clock="mediation")
+    runner.run_once()
+    assert models.awaiting_approval(TOWNSHIP) == []
+    assert "requests" not in models.get_case(case_id)  # the API's case rows are unchanged

@@ -47,7 +47,9 @@ ROLLUPS = ("cases_stats", "cases_board")
 
 def reference_board(db: Database, region: str) -> dict[str, Any]:
     clause, params = subtree("region", region.strip())
-    open_ = f"{clause} AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})"
+    open_ = (
+        f"{clause} AND duplicate_of IS NULL AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})"
+    )
     params = [*params, *OPEN_STATUSES]
     totals = db.query(
         f"SELECT COUNT(*) AS open, COALESCE(SUM(overdue), 0) AS overdue, "
@@ -95,6 +97,7 @@ def _empty(region: str) -> dict[str, Any]:
     return {
         "region": region,
         "received": 0,
+        "duplicates": 0,
         "resolved": 0,
         "resolved_within_ceiling": 0,
         "within_ceiling_rate": None,
@@ -117,14 +120,19 @@ def reference_compliance(
     moved, moved_params = _period("at", start, end)
     result: dict[str, dict[str, Any]] = {}
     for row in db.query(
-        f"SELECT {key} AS region, COUNT(*) AS n FROM cases WHERE {origin} AND {reported}{grouped}",
+        f"SELECT {key} AS region, COUNT(*) AS n, SUM(CASE WHEN duplicate_of IS NULL THEN 0 ELSE 1 "
+        f"END) AS d FROM cases WHERE {origin} AND {reported}{grouped}",
         [*key_params, *origin_params, *reported_params],
     ):
-        result.setdefault(row["region"], _empty(row["region"]))["received"] = int(row["n"])
+        stats = result.setdefault(row["region"], _empty(row["region"]))
+        stats["received"], stats["duplicates"] = (
+            int(row["n"]) - int(row["d"] or 0),
+            int(row["d"] or 0),
+        )
     for row in db.query(
         f"SELECT {key} AS region, resolved_rank AS rank, COALESCE(referred, 0) AS referred, "
         f"COUNT(*) AS n, SUM(within_ceiling) AS within FROM cases WHERE {origin} AND "
-        f"resolved_at IS NOT NULL AND {resolved}{grouped}"
+        f"resolved_at IS NOT NULL AND duplicate_of IS NULL AND {resolved}{grouped}"
         f"{', resolved_rank, COALESCE(referred, 0)' if group else ' GROUP BY resolved_rank, COALESCE(referred, 0)'}",
         [*key_params, *origin_params, *resolved_params],
     ):
@@ -159,16 +167,20 @@ def reference_stats(db: Database, region: str, start, end) -> dict[str, Any]:
         "SUM(CASE WHEN responded_in_time = 1 THEN 1 ELSE 0 END) AS responded, "
         "SUM(CASE WHEN resolved_at IS NOT NULL THEN 1 ELSE 0 END) AS resolved, "
         "SUM(CASE WHEN visited_at IS NOT NULL THEN 1 ELSE 0 END) AS visited, "
-        f"SUM(CASE WHEN satisfaction IN ('{SATISFIED[0]}', '{SATISFIED[1]}') THEN 1 ELSE 0 END) AS satisfied "
-        f"FROM cases WHERE kind = 'petition' AND {origin} AND {reported}",
+        f"SUM(CASE WHEN satisfaction IN ('{SATISFIED[0]}', '{SATISFIED[1]}') THEN 1 ELSE 0 END) AS satisfied, "
+        "SUM(CASE WHEN repeat = 1 THEN 1 ELSE 0 END) AS repeats "
+        f"FROM cases WHERE kind = 'petition' AND duplicate_of IS NULL AND {origin} AND {reported}",
         [*params, *period_params],
     )[0]
     counts = {k: int(v or 0) for k, v in row.items()}
+    repeats = counts.pop("repeats")
     stats.update(
         petitions=counts,
         response_rate=_rate(counts["responded"], counts["dispatched"]),
         resolution_rate=_rate(counts["resolved"], counts["received"]),
         satisfaction_rate=_rate(counts["satisfied"], counts["visited"]),
+        repeats=repeats,
+        repeat_rate=_rate(repeats, counts["received"]),
     )
     return stats
 

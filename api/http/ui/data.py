@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from api.http import problems
 from domain.calendar import SHANGHAI
 from domain.ladder import Rank, Region, RegionTree
 from projections.cases import OPEN_STATUSES
@@ -145,9 +146,8 @@ def timeline_entry(entry: dict[str, Any], shown_version: int) -> dict[str, Any]:
     """One history entry (``engine.views.event_view``) as a timeline row."""
     data = entry["data"]
     kind = entry["type"]
-    reason = next(
-        (str(data[f]) for f in REASON_FIELDS if data.get(f) not in (None, "", [], {})), ""
-    )
+    # every written reason the event carries: a request's reason and its approver's note
+    reason = "\n".join(str(data[f]) for f in REASON_FIELDS if data.get(f) not in (None, "", [], {}))
     details = {
         k: _shown(v)
         for k, v in data.items()
@@ -180,3 +180,64 @@ def _late(occurred: str, recorded: str) -> bool:
     return datetime.fromisoformat(recorded) - datetime.fromisoformat(occurred) > timedelta(
         minutes=1
     )
+
+
+# -- actions and their refusals, in words -----------------------------------------------
+
+ACTION_NAMES = {
+    "assign": "派单 dispatched",
+    "supervise": "督办 supervision notice",
+    "reclassify": "重新定性 reclassified",
+    "close": "办结 closed",
+    "reopen": "重办 reopened",
+    "approve-extension": "批准延期 extension approved",
+    "refuse-extension": "不批准延期 extension refused",
+    "approve-suspension": "批准挂起 suspension approved",
+    "refuse-suspension": "不批准挂起 suspension refused",
+}
+
+REFUSALS = {
+    "version_conflict": "案件已有新的变化，操作未执行 the case changed since this page was loaded; nothing was recorded",
+    "invalid_transition": "案件当前的状态不允许此操作 the case's state does not allow this",
+    "escalation_ceiling": "超出该程度案件的处理上限 above the ceiling for the case's severity",
+    "validation": "请检查填写的内容 please check what was entered",
+    "point_outside_regions": "位置不在任何区域内 the point lies in no region",
+    "forbidden": "您无权执行此操作 you may not do this",
+    "idempotency_key_in_use": "表单编号已被使用，请重新载入 the form's key was used: reload the page",
+}
+
+
+def refusal_words(error: Any) -> dict[str, Any]:
+    """A domain refusal as the dashboard says it: a headline (Chinese, then English), the
+    rule's own message, and the HTTP status of its problem type."""
+    kind = problems.BY_CODE.get(error.code, problems.VALIDATION)
+    return {
+        "code": error.code,
+        "headline": REFUSALS.get(error.code, kind.title),
+        "message": error.message,
+        "status": kind.status,
+    }
+
+
+def pickable(tree: RegionTree, case_region: str, root: str) -> dict[str, list[tuple[str, str]]]:
+    """The units and people a case may be dispatched to from the dashboard: those in the
+    case's township (or the caller's region, if smaller), as ``(value, label)`` options."""
+    township = tree.ancestor_at(case_region, Rank.TOWNSHIP)
+    scope = township.code if township is not None else case_region
+    if not RegionTree.is_within(scope, root):
+        scope = root
+    units = sorted(
+        (u for u in tree.units.values() if RegionTree.is_within(u.region, scope)),
+        key=lambda u: (u.region, u.name),
+    )
+    people = sorted(
+        (p for p in tree.people.values() if RegionTree.is_within(p.region, scope)),
+        key=lambda p: (p.region, p.name),
+    )
+    return {
+        "units": [(f"unit:{u.id}", f"{u.name} · {region_name(tree, u.region)}") for u in units],
+        "people": [
+            (f"person:{p.name}", f"{p.name} ({p.role}) · {region_name(tree, p.region)}")
+            for p in people
+        ],
+    }

@@ -1,4 +1,5 @@
-"""The dashboard's pages under ``/ui/``: sign-in, SLA board, 小事不出村, 三率, the case page.
+"""The dashboard's pages under ``/ui/``: sign-in, SLA board, 小事不出村, 三率, the case page,
+待审批 approvals (the forms that act are :mod:`api.http.ui.actions`).
 
 Every page takes the caller from the cookie (:func:`api.http.ui.session.signed_in`)
 and the region from ``?region=`` (default: the caller's own), checked with the
@@ -9,6 +10,7 @@ same page as a region or case that does not exist.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 from urllib.parse import parse_qs
 from uuid import UUID
@@ -47,6 +49,11 @@ STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 
 def scoped_region(principal: Principal, svc: Services, code: str | None) -> Region:
     return check_region_scope(principal, code or principal.region, svc)
+
+
+def form_key() -> str:
+    """A fresh idempotency key for one form of a page (a double click sends it twice)."""
+    return f"ui-{uuid.uuid4()}"
 
 
 def region_context(principal: Principal, svc: Services, region: Region) -> dict:
@@ -138,6 +145,7 @@ def sla_board(
         tree=tree,
         data=data,
         shown_limit=data.OVERDUE_SHOWN,
+        form_key=form_key(),
         **region_context(principal, svc, place),
     )
 
@@ -204,6 +212,7 @@ def case_page(
     except NotFound:
         verification = None
     tree = svc.engine.ladder().tree
+    acting = version is None or version == current.version
     return page(
         request,
         "case.html",
@@ -216,6 +225,29 @@ def case_page(
         data=data,
         evidence=hashes_in(r.event for r in recorded),  # thumbnails (the workbench serves them)
         images=IMAGES,
+        acting=acting,
+        pending_extensions=current.pending_extensions,
+        pending_suspension=current.pending_suspension,
+        picker=data.pickable(tree, current.region, principal.region) if acting else None,
+        form_key=form_key,
+    )
+
+
+@router.get("/approvals")
+def approvals(
+    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
+) -> Response:
+    """待审批: the extension and suspension requests awaiting approval, the longest waiting first."""
+    place = scoped_region(principal, svc, region)
+    waiting = read_models(svc).awaiting_approval(place.code)
+    return page(
+        request,
+        "approvals.html",
+        waiting=waiting,
+        tree=svc.engine.ladder().tree,
+        data=data,
+        form_key=form_key,
+        **region_context(principal, svc, place),
     )
 
 

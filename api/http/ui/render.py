@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.http.ui.data import ACTION_NAMES
 from domain.calendar import SHANGHAI
 from domain.errors import NotFound
 
@@ -86,6 +87,7 @@ def _environment() -> Environment:
         KIND_NAMES=KIND_NAMES,
         SEVERITY_NAMES=SEVERITY_NAMES,
         CATEGORY_NAMES=CATEGORY_NAMES,
+        ACTION_NAMES=ACTION_NAMES,
     )
     return env
 

@@ -1,0 +1,53 @@
+"""Pooled PostgreSQL connections are pinged before use only after sitting idle (issue 20):
+one used a moment ago goes straight to its query (the ping was half of a case read's
+round trips); one whose session ended while idle is still found and replaced."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from engine.service import Fengqiao
+from engine.sql import PING_AFTER_IDLE_SECONDS
+from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
+from tests.support import report, seed
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged_and_an_idle_dead_one_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require_postgres()
+    from engine.store import StoreConfig
+
+    schema = f"t_pool_{time.monotonic_ns() % 10**9}"
+    app = seed(Fengqiao(StoreConfig(f"{POSTGRES_URL}?schema={schema}")))
+    try:
+        case_id = report(app, "dispute").case_id
+        pool = app.recorder.datastore.pool
+        pings: list[object] = []
+        ping = ConnectionPool.check_connection
+        monkeypatch.setattr(
+            ConnectionPool, "check_connection", lambda conn: pings.append(conn) or ping(conn)
+        )
+        for _ in range(pool.get_stats()["pool_size"] + 1):  # each pooled connection used once
+            app.case(case_id)
+        pings.clear()
+        for _ in range(3):
+            app.case(case_id)
+        assert pings == []  # each connection taken had been returned a moment ago
+
+        # every pooled session ends while idle, as in a database restart
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            pids = [c.info.backend_pid for c in pool._pool]
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        time.sleep(
+            PING_AFTER_IDLE_SECONDS + 0.1
+        )  # idle long enough to be checked (a bound, not a timing test)
+        assert app.case(case_id).id == case_id  # the dead connection found and replaced
+        assert pings
+    finally:
+        app.close()
+        drop_schema(schema)
