@@ -1180,8 +1180,7 @@ class Dispute(Case):
             if self.outcome == Outcome.AGREED:
                 case.agreement = self.agreement
                 case.agreement_form = self.form
-                if self.effective:
-                    case.agreement_effective(self.occurred_at, self.confirm_by)
+                case.agreement_takes_effect(self)
 
     class MediationRefused(Case.Event):
         """当事人拒绝调解: a party clearly refused; no mediation (Art. 17)."""
@@ -1202,8 +1201,7 @@ class Dispute(Case):
 
         def apply(self, case: Dispute) -> None:
             case.agreement_signed = True
-            if self.effective:
-                case.agreement_effective(self.occurred_at, self.confirm_by)
+            case.agreement_takes_effect(self)
 
     class AgreementSealed(Case.Event):
         """The mediation committee sealed the written agreement (加盖人民调解委员会印章)."""
@@ -1214,8 +1212,7 @@ class Dispute(Case):
 
         def apply(self, case: Dispute) -> None:
             case.agreement_sealed = True
-            if self.effective:
-                case.agreement_effective(self.occurred_at, self.confirm_by)
+            case.agreement_takes_effect(self)
 
     class CourtConfirmationApplied(Case.Event):
         note: str
@@ -1233,9 +1230,14 @@ class Dispute(Case):
         self.confirm_by: datetime | None = None
         self.court_confirmation_applied = False
 
-    def agreement_effective(self, at: datetime, confirm_by: datetime | None) -> None:
-        self.effective_at = at
-        self.confirm_by = confirm_by or at + COURT_CONFIRMATION_WINDOW
+    def agreement_takes_effect(
+        self, event: MediationHeld | AgreementSigned | AgreementSealed
+    ) -> None:
+        """An agreement ``event`` that made the agreement effective (written: signed and
+        sealed; oral: agreed) starts the court-confirmation window from its time."""
+        if event.effective:
+            self.effective_at = event.occurred_at
+            self.confirm_by = event.confirm_by or event.occurred_at + COURT_CONFIRMATION_WINDOW
 
     def mediate(
         self,

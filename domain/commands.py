@@ -313,7 +313,11 @@ class CaseAction(BaseModel):
     def apply(self, case: Case, stamp: Stamp) -> None:
         """Call the case's :attr:`method` with the action's fields as its keyword arguments
         (tests/unit/test_commands.py checks that every such action's fields are exactly them)."""
-        getattr(case, self.method)(stamp, **{a: getattr(self, a) for a in self.arguments})
+        getattr(case, self.method)(stamp, **self.case_arguments())
+
+    def case_arguments(self) -> dict[str, Any]:
+        """The action's own fields, by name: the keyword arguments of its case method."""
+        return {a: getattr(self, a) for a in self.arguments}
 
     def check_kind(self, case: Case) -> None:
         if case.kind not in self.kinds:
@@ -512,7 +516,8 @@ def _clock_state(clocks: Sequence[ClockState], name: str) -> ClockState | None:
 
 
 class _ClockAction(CaseAction):
-    """An action on one of the case's clocks (default: its resolve clock)."""
+    """An action on one of the case's clocks (default: its resolve clock). Its case method
+    is given that clock (an :class:`ExtendableClock`) and the other fields."""
 
     needs_clocks = True
     clock: ClockName | None = None
@@ -521,11 +526,12 @@ class _ClockAction(CaseAction):
         name = self.clock_name(case, ctx.policy)
         spec = ctx.policy.clock(name, case.kind)
         cap = spec.max_extension if spec else None
-        self.on_clock(case, stamp, ExtendableClock(name, _clock_state(ctx.clocks, name), cap))
+        clock = ExtendableClock(name, _clock_state(ctx.clocks, name), cap)
+        getattr(case, self.method)(stamp, clock, **self.case_arguments())
 
-    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
-        """The action's own step, on the clock :meth:`clock_name` resolved."""
-        raise NotImplementedError
+    def case_arguments(self) -> dict[str, Any]:
+        """The fields but ``clock``: the case method is given the resolved clock instead."""
+        return {a: getattr(self, a) for a in self.arguments if a != "clock"}
 
     def clock_name(self, case: Case, policy: Policy) -> str:
         """The named clock, which must be one of the case's kind (422 if not), or the
@@ -558,24 +564,15 @@ class RequestExtension(_ClockAction):
     days: Days
     reason: Text
 
-    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
-        case.request_extension(stamp, clock, days=self.days, reason=self.reason)
-
 
 @action("approve-extension")
 class ApproveExtension(_ClockAction):
     note: Note = ""
 
-    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
-        case.approve_extension(stamp, clock, note=self.note)
-
 
 @action("refuse-extension")
 class RefuseExtension(_ClockAction):
     reason: Text
-
-    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
-        case.refuse_extension(stamp, clock, reason=self.reason)
 
 
 @action("extend")
@@ -585,22 +582,17 @@ class Extend(_ClockAction):
     days: Days
     reason: Text
 
-    def on_clock(self, case: Case, stamp: Stamp, clock: ExtendableClock) -> None:
-        case.extend(stamp, clock, days=self.days, reason=self.reason)
-
 
 class _SuspensionAction(CaseAction):
-    """挂起 asked for or granted: allowed only before the resolve clock's due time."""
+    """挂起 asked for or granted: allowed only before the resolve clock's due time. Its
+    case method takes the resolve clock's state (``None``: none runs) beside the fields."""
 
     needs_clocks = True
 
     def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
         name = ctx.policy.resolve_clock(case.kind, case.severity)
-        self.on_resolve_clock(case, stamp, _clock_state(ctx.clocks, name) if name else None)
-
-    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
-        """The action's own step, given the resolve clock's state (``None``: none runs)."""
-        raise NotImplementedError
+        state = _clock_state(ctx.clocks, name) if name else None
+        getattr(case, self.method)(stamp, resolve_clock=state, **self.case_arguments())
 
 
 @action("request-suspension")
@@ -609,16 +601,10 @@ class RequestSuspension(_SuspensionAction):
 
     reason: Text
 
-    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
-        case.request_suspension(stamp, reason=self.reason, resolve_clock=resolve_clock)
-
 
 @action("approve-suspension")
 class ApproveSuspension(_SuspensionAction):
     note: Note = ""
-
-    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
-        case.approve_suspension(stamp, note=self.note, resolve_clock=resolve_clock)
 
 
 @action("refuse-suspension")
@@ -631,9 +617,6 @@ class Suspend(_SuspensionAction):
     """挂起 granted directly by a supervisor, before the resolve clock's due time."""
 
     reason: Text
-
-    def on_resolve_clock(self, case: Case, stamp: Stamp, resolve_clock: ClockState | None) -> None:
-        case.suspend(stamp, reason=self.reason, resolve_clock=resolve_clock)
 
 
 @action("resume")

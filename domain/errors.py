@@ -14,6 +14,12 @@ class DomainError(Exception):
 
     code = "domain_error"
 
+    def __init_subclass__(cls, code: str | None = None, **kwargs: Any) -> None:
+        """``class NotFound(DomainError, code="not_found")``: a subclass names its code."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)
         if code is not None:
@@ -25,67 +31,45 @@ class DomainError(Exception):
         return {"code": self.code, "message": self.message, **self.details}
 
 
-class InvalidTransition(DomainError):
+class InvalidTransition(DomainError, code="invalid_transition"):
     """The case is not in a state where this action is allowed."""
 
-    code = "invalid_transition"
 
-
-class EscalationCeiling(DomainError):
+class EscalationCeiling(DomainError, code="escalation_ceiling"):
     """小事不出村、大事不出乡: escalation above the severity's ceiling."""
 
-    code = "escalation_ceiling"
 
-
-class ValidationFailed(DomainError):
+class ValidationFailed(DomainError, code="validation"):
     """The command is well-formed but its content breaks a rule."""
 
-    code = "validation"
 
-
-class PointOutsideRegions(ValidationFailed):
+class PointOutsideRegions(ValidationFailed, code="point_outside_regions"):
     """A report located by a map point whose point lies in no region's geometry."""
 
-    code = "point_outside_regions"
 
-
-class NotPermitted(DomainError):
+class NotPermitted(DomainError, code="forbidden"):
     """The actor may not do this (wrong role, rank or unit)."""
 
-    code = "forbidden"
 
-
-class NotFound(DomainError):
+class NotFound(DomainError, code="not_found"):
     """No such case, region, unit or policy version."""
 
-    code = "not_found"
 
-
-class VersionConflict(DomainError):
+class VersionConflict(DomainError, code="version_conflict"):
     """The command expected another version of the case (optimistic concurrency)."""
 
-    code = "version_conflict"
 
-
-class IdempotencyKeyInUse(DomainError):
+class IdempotencyKeyInUse(DomainError, code="idempotency_key_in_use"):
     """The command id a key derives to was recorded by someone else (never revealed)."""
 
-    code = "idempotency_key_in_use"
 
-
-class EvidenceTooLarge(DomainError):
+class EvidenceTooLarge(DomainError, code="payload_too_large"):
     """An evidence file larger than the deployment takes."""
 
-    code = "payload_too_large"
 
-
-class EvidenceType(DomainError):
+class EvidenceType(DomainError, code="unsupported_media_type"):
     """An evidence file whose content is not a type the engine keeps (by its magic bytes)."""
 
-    code = "unsupported_media_type"
 
-
-class EvidenceAltered(DomainError):
+class EvidenceAltered(DomainError, code="evidence_altered"):
     """A stored evidence file no longer matches the SHA-256 it was kept (and chained) under."""
-
-    code = "evidence_altered"

@@ -16,7 +16,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import IntEnum, StrEnum
 from uuid import NAMESPACE_URL, uuid5
 
@@ -211,6 +211,18 @@ class RegionTree:
             id=code,
         )
 
+    def supervisor_at(self, code: str, rank: int) -> tuple[Region, str | None]:
+        """The region of rank ``rank`` over ``code`` (``code``'s own if none is) and its
+        supervisor, the first by name (None if it has none): whom a case held at its
+        ceiling is put before."""
+        region = self.ancestor_at(code, rank) or self.get(code)
+        names = sorted(
+            p.name
+            for p in self.people.values()
+            if p.region == region.code and p.role == "supervisor"
+        )
+        return region, names[0] if names else None
+
     def next_rank_up(self, code: str) -> Region | None:
         """The nearest ancestor of a higher rank, or None at the top."""
         rank = self.get(code).rank
@@ -366,12 +378,12 @@ class RegionLadder(Aggregate):
 
     def import_regions(self, regions: Iterable[Region], actor_id: str) -> int:
         """Record each region that is new or differs; return how many changed."""
+        events = (self.RegionAdded, self.RegionChanged)
         return sum(
             self._record_change(
                 self.tree.regions.get(region.code),
                 region,
-                self.RegionAdded,
-                self.RegionChanged,
+                events,
                 actor_id,
                 code=region.code,
                 name=region.name,
@@ -384,48 +396,32 @@ class RegionLadder(Aggregate):
     def add_unit(self, unit: Unit, actor_id: str) -> bool:
         if unit.region not in self.tree:
             raise NotFound(f"no region {unit.region!r} for unit {unit.id}", resource="region")
-        return self._record_change(
-            self.tree.units.get(unit.id),
-            unit,
-            self.UnitAdded,
-            self.UnitChanged,
-            actor_id,
-            unit_id=unit.id,
-            name=unit.name,
-            region=unit.region,
-            kind=unit.kind,
-        )
+        fields = {"unit_id": unit.id, "name": unit.name, "region": unit.region, "kind": unit.kind}
+        events = (self.UnitAdded, self.UnitChanged)
+        return self._record_change(self.tree.units.get(unit.id), unit, events, actor_id, **fields)
 
     def add_person(self, person: Person, actor_id: str) -> bool:
         if person.region not in self.tree:
             raise NotFound(f"no region {person.region!r} for {person.name}", resource="region")
         if person.unit is not None:
             self.tree.unit(person.unit)
-        return self._record_change(
-            self.tree.people.get(person.name),
-            person,
-            self.PersonAdded,
-            self.PersonChanged,
-            actor_id,
-            name=person.name,
-            role=person.role,
-            region=person.region,
-            unit=person.unit,
-        )
+        current = self.tree.people.get(person.name)
+        events = (self.PersonAdded, self.PersonChanged)
+        return self._record_change(current, person, events, actor_id, **asdict(person))
 
     def _record_change(
         self,
         current: object,
         new: object,
-        added: type,
-        changed: type,
+        events: tuple[type, type],
         actor_id: str,
         **fields: object,
     ) -> bool:
-        """Record ``new`` unless the ladder already holds it: ``added`` when it is new,
-        ``changed`` when it differs. Returns whether anything was recorded."""
+        """Record ``new`` unless the ladder already holds it: ``events``' first (added) when
+        it is new, its second (changed) when it differs. Returns whether anything was recorded."""
         if current == new:
             return False
+        added, changed = events
         self.trigger_event(changed if current else added, actor_id=actor_id, **fields)
         return True
 

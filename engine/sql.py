@@ -274,18 +274,8 @@ class Database:
                         cursor.execute("SET LOCAL synchronous_commit TO off")
                     yield Tx(cursor, postgres=True, bulk=bulk)
             return
-        connection = self._sqlite()
-        cursor = connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        try:
-            yield Tx(cursor, postgres=False)
-        except BaseException:
-            connection.rollback()
-            raise
-        else:
-            connection.commit()
-        finally:
-            cursor.close()
+        with self._sqlite_tx("BEGIN IMMEDIATE", commit=True) as tx:
+            yield tx
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """A read on its own snapshot."""
@@ -311,13 +301,24 @@ class Database:
                 finally:
                     connection.execute("ROLLBACK")
             return
+        with self._sqlite_tx("BEGIN", commit=False) as tx:
+            yield tx
+
+    @contextmanager
+    def _sqlite_tx(self, begin: str, *, commit: bool) -> Iterator[Tx]:
+        """A SQLite transaction opened by ``begin``, committed at the end of the block if
+        ``commit`` (a write), else rolled back (a read, or a block that raised)."""
         connection = self._sqlite()
         cursor = connection.cursor()
-        cursor.execute("BEGIN")
+        cursor.execute(begin)
         try:
             yield Tx(cursor, postgres=False)
-        finally:
+        except BaseException:
             connection.rollback()
+            raise
+        else:
+            (connection.commit if commit else connection.rollback)()
+        finally:
             cursor.close()
 
     def table_exists(self, name: str) -> bool:

@@ -13,7 +13,7 @@ import hmac
 import os
 import secrets
 import time
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,15 +48,7 @@ class User:
         return self.expires_at is not None and datetime.fromisoformat(self.expires_at) <= now
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "region": self.region,
-            "unit": self.unit,
-            "created_at": self.created_at,
-            "revoked_at": self.revoked_at,
-            "expires_at": self.expires_at,
-        }
+        return asdict(self)
 
 
 USER_FIELDS = tuple(field.name for field in fields(User))

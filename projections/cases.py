@@ -75,80 +75,61 @@ from projections.base import Projection
 DUE_SOON = 0.75
 SYNC_GRACE = timedelta(hours=4)  # the policy's sync_grace when the case's policy is unknown
 
-COLUMNS = (
-    "case_id",
-    "kind",
-    "category",
-    "severity",
-    "reported_severity",
-    "status",
-    "region",
-    "origin_region",
-    "village",
-    "township",
-    "rank",
-    "ceiling",
-    "reported_ceiling",
-    "ceilings",
-    "profile",
-    "policy_version",
-    "title",
-    "channel",
-    "reporter",
-    "assignee",
-    "unit",
-    "responsible_unit",
-    "suspended",
-    "clocks",
-    "next_due_at",
-    "overdue",
-    "due_soon",
-    "breached",
-    "reported_at",
-    "recorded_at",
-    "last_event_at",
-    "version",
-    "position",
-    "resolved_at",
-    "resolved_rank",
-    "within_ceiling",
-    "referred",
-    "reclassified_up",
-    "escalations_refused",
-    "escalations",
-    "reopened",
-    "dispatched_at",
-    "accepted_at",
-    "sign_for_due_at",
-    "responded_in_time",
-    "satisfaction",
-    "visited_at",
-    "closed_at",
-    "duplicate_of",
-    "repeat",
-    "repeat_of",
-    "requests",
-    "awaiting",
-)
-INTEGER = {
-    "rank",
-    "ceiling",
-    "reported_ceiling",
-    "policy_version",
-    "suspended",
-    "overdue",
-    "due_soon",
-    "version",
-    "resolved_rank",
-    "within_ceiling",
-    "referred",
-    "reclassified_up",
-    "escalations_refused",
-    "escalations",
-    "reopened",
-    "responded_in_time",
-    "repeat",
-    "awaiting",
+COLUMNS: dict[str, str] = {
+    # the cases table: column → SQL type ("KEY": text the dialect indexes, see Tx.key_type)
+    "case_id": "KEY",
+    "kind": "KEY",
+    "category": "TEXT",
+    "severity": "KEY",
+    "reported_severity": "TEXT",
+    "status": "KEY",
+    "region": "KEY",
+    "origin_region": "KEY",
+    "village": "KEY",
+    "township": "KEY",
+    "rank": "INTEGER",
+    "ceiling": "INTEGER",
+    "reported_ceiling": "INTEGER",
+    "ceilings": "TEXT",
+    "profile": "TEXT",
+    "policy_version": "INTEGER",
+    "title": "TEXT",
+    "channel": "TEXT",
+    "reporter": "TEXT",
+    "assignee": "KEY",
+    "unit": "KEY",
+    "responsible_unit": "TEXT",
+    "suspended": "INTEGER",
+    "clocks": "TEXT",
+    "next_due_at": "KEY",
+    "overdue": "INTEGER",
+    "due_soon": "INTEGER",
+    "breached": "TEXT",
+    "reported_at": "KEY",
+    "recorded_at": "TEXT",
+    "last_event_at": "TEXT",
+    "version": "INTEGER",
+    "position": "BIGINT",
+    "resolved_at": "KEY",
+    "resolved_rank": "INTEGER",
+    "within_ceiling": "INTEGER",
+    "referred": "INTEGER",
+    "reclassified_up": "INTEGER",
+    "escalations_refused": "INTEGER",
+    "escalations": "INTEGER",
+    "reopened": "INTEGER",
+    "dispatched_at": "TEXT",
+    "accepted_at": "TEXT",
+    "sign_for_due_at": "TEXT",
+    "responded_in_time": "INTEGER",
+    "satisfaction": "TEXT",
+    "visited_at": "TEXT",
+    "closed_at": "TEXT",
+    "duplicate_of": "TEXT",
+    "repeat": "INTEGER",
+    "repeat_of": "TEXT",
+    "requests": "TEXT",
+    "awaiting": "INTEGER",
 }
 INDEXED = (
     ("region", "region, reported_at"),
@@ -291,23 +272,7 @@ class CasesProjection(Projection):
 
     def create_tables(self, tx: Tx) -> None:
         key = tx.key_type
-        types = {c: "INTEGER" for c in INTEGER} | {"position": "BIGINT"}
-        keyed = {
-            "case_id",
-            "region",
-            "origin_region",
-            "village",
-            "township",
-            "reported_at",
-            "resolved_at",
-            "next_due_at",
-            "status",
-            "kind",
-            "severity",
-            "assignee",
-            "unit",
-        }
-        columns = ", ".join(f"{c} {types.get(c, key if c in keyed else 'TEXT')}" for c in COLUMNS)
+        columns = ", ".join(f"{c} {key if t == 'KEY' else t}" for c, t in COLUMNS.items())
         tx.execute(f"CREATE TABLE {self.t('cases')} ({columns}, PRIMARY KEY (case_id))")
         tx.execute(
             f"CREATE TABLE {self.t('cases_upward')} (case_id {key} NOT NULL, position BIGINT NOT NULL, "
@@ -654,32 +619,23 @@ class CasesProjection(Projection):
     @_change.register
     def _assigned(self, event: Case.Assigned, step: _Step) -> None:
         row = step.row
-        row.update(
-            region=event.region,
-            rank=event.rank,
-            unit=event.unit,
-            assignee=event.assignee,
-            status="assigned",
-            responsible_unit=row["responsible_unit"] or event.unit,
-        )
+        row.update(region=event.region, rank=event.rank, assignee=event.assignee, status="assigned")
+        row["responsible_unit"] = row["responsible_unit"] or event.unit
         self._dispatched(step, event)
 
     @_change.register
     def _escalated(self, event: Case.Escalated, step: _Step) -> None:
         row = step.row
-        row.update(
-            region=event.to_region,
-            rank=event.to_rank,
-            unit=event.unit,
-            assignee=None,
-            status="assigned" if event.unit else "reported",
-            escalations=row["escalations"] + 1,
-        )
+        status = "assigned" if event.unit else "reported"
+        row.update(region=event.to_region, rank=event.to_rank, assignee=None, status=status)
+        row["escalations"] += 1
         self._dispatched(step, event)
 
-    def _dispatched(self, step: _Step, event: Any) -> None:
-        """A dispatch before the first sign-for starts the 响应 window at the act's time."""
+    def _dispatched(self, step: _Step, event: Case.Assigned | Case.Escalated) -> None:
+        """The case lies with ``event.unit`` now. A dispatch before the first sign-for starts
+        the 响应 window at the act's time."""
         row = step.row
+        row["unit"] = event.unit
         if row["status"] == "assigned" and row["accepted_at"] is None:
             row["dispatched_at"] = step.at
             row["sign_for_due_at"] = self._sign_for_due(step.tx, row, event.occurred_at)

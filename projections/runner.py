@@ -34,9 +34,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 from eventsourcing.persistence import Tracking
@@ -96,6 +96,9 @@ class Skip:
     reason: str
     skipped_by: str
     skipped_at: str
+
+
+R = TypeVar("R", "Failure", "Skip")
 
 
 class ProjectionFailed(RuntimeError):
@@ -227,28 +230,19 @@ class ProjectionRunner:
 
     def failures(self) -> list[Failure]:
         """The projections stopped on an event, with the position and the error."""
-        self.ensure()
-        rows = self.db.query(
-            "SELECT name, position, error, failed_at, attempts FROM projection_failures "
-            "ORDER BY name"
-        )
-        return [
-            Failure(r["name"], r["position"], r["error"], r["failed_at"], r["attempts"])
-            for r in rows
-            if r["name"] in self.projections
-        ]
+        failures = self._records(Failure, "projection_failures", "name")
+        return [f for f in failures if f.name in self.projections]
 
     def skips(self) -> list[Skip]:
         """Every position an operator told a projection to pass over, with the reason."""
+        return self._records(Skip, "projection_skips", "position, name")
+
+    def _records(self, record: type[R], table: str, order: str) -> list[R]:
+        """The rows of ``table`` as ``record``s (its fields are the columns)."""
         self.ensure()
-        rows = self.db.query(
-            "SELECT name, position, reason, skipped_by, skipped_at FROM projection_skips "
-            "ORDER BY position, name"
-        )
-        return [
-            Skip(r["name"], r["position"], r["reason"], r["skipped_by"], r["skipped_at"])
-            for r in rows
-        ]
+        names = [f.name for f in fields(record)]
+        rows = self.db.query(f"SELECT {', '.join(names)} FROM {table} ORDER BY {order}")
+        return [record(*(r[n] for n in names)) for r in rows]
 
     def skip(
         self, position: int, reason: str, by: str, names: Sequence[str] | None = None

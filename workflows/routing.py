@@ -156,17 +156,7 @@ class Router:
         if unit is not None:
             self._do(case_id, "assign", {"unit": unit.id}, f"{trigger}:assign")
             return
-        ceiling = next(
-            (r for r in tree.lineage(case.region) if r.rank == case.ceiling), tree.get(case.region)
-        )
-        supervisor = next(
-            (
-                p.name
-                for p in sorted(tree.people.values(), key=lambda p: p.name)
-                if p.region == ceiling.code and p.role == "supervisor"
-            ),
-            None,
-        )
+        ceiling, supervisor = tree.supervisor_at(case.region, case.ceiling)
         note = (
             f"兜底: no unit for a {case.kind} ({case.category}) up to {ceiling.name} "
             f"({Rank(case.ceiling).label}, the ceiling); dispatch by hand"

@@ -165,17 +165,7 @@ class TimerService:
         done = [self._do(case_id, state, "breach-clock", body, "breach", threshold, at)]
         if state.on_breach == "supervise":
             note = f"督办: {state.title or state.clock} overdue since {at.isoformat()}"
-            done.append(
-                self._do(
-                    case_id,
-                    state,
-                    "supervise",
-                    {"note": note, "clock": state.name},
-                    "on-breach",
-                    threshold,
-                    at,
-                )
-            )
+            done.append(self._supervise(case_id, state, note, threshold, at))
         elif state.on_breach == "escalate":
             done.append(self._escalate(case_id, state, threshold, at))
         return done
@@ -193,31 +183,20 @@ class TimerService:
             return self._do(
                 case_id, state, "escalate", {"reason": reason}, "on-breach", threshold, at
             )
-        region = next(
-            (r for r in tree.lineage(case.region) if r.rank == case.ceiling), tree.get(case.region)
-        )
-        supervisor = next(
-            (
-                p.name
-                for p in tree.people.values()
-                if p.region == region.code and p.role == "supervisor"
-            ),
-            None,
-        )
+        region, supervisor = tree.supervisor_at(case.region, case.ceiling)
         note = (
             f"督办: {state.title or state.clock} overdue at {Rank(case.rank).label}, the ceiling "
             f"for a {case.severity} case; no escalation. For the supervisor of {region.name}"
             + (f" ({supervisor})" if supervisor else "")
         )
-        return self._do(
-            case_id,
-            state,
-            "supervise",
-            {"note": note, "clock": state.name},
-            "on-breach",
-            threshold,
-            at,
-        )
+        return self._supervise(case_id, state, note, threshold, at)
+
+    def _supervise(
+        self, case_id: UUID, state: ClockState, note: str, threshold: float, at: datetime
+    ) -> Fired:
+        """督办 on the clock's breach."""
+        body = {"note": note, "clock": state.name}
+        return self._do(case_id, state, "supervise", body, "on-breach", threshold, at)
 
     def _do(
         self,

@@ -26,7 +26,7 @@ os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from api.bench.county import seed  # noqa: E402
+from api.bench.county import PLAIN_DISPUTE, seed  # noqa: E402
 from api.http.app import create_app  # noqa: E402
 from engine.service import Fengqiao  # noqa: E402
 from engine.store import StoreConfig  # noqa: E402
@@ -47,14 +47,7 @@ STEPS = [
     ("resolve", {"resolution": "协议履行"}, "zhao"),
     ("close", None, "li"),
 ]
-REPORT = {
-    "kind": "dispute",
-    "category": "neighbours",
-    "severity": "minor",
-    "region": "410928-001-007-03",
-    "title": "邻里噪音纠纷",
-    "parties": [{"name": "张三", "role": "applicant", "phone": "13800000001"}],
-}
+REPORT = PLAIN_DISPUTE
 USERS = [
     ("wang", "reporter", "410928-001-007-03", None),
     ("zhao", "handler", "410928-001-007", "wz-tjh"),

@@ -20,7 +20,6 @@ also times ``Feed.page`` in this process, both paths. Not part of the test run.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from api.bench.bench_projections import generate  # noqa: E402
+from api.bench.bench_projections import events_parser, generate  # noqa: E402
 from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import seed  # noqa: E402
 from api.bench.server import Server  # noqa: E402
@@ -90,15 +89,8 @@ def run_http(
         client_cpu = time.process_time() - client_cpu
     finally:
         server.stop()
-    return {
-        "path": "http direct" if direct else "http reference (baseline)",
-        "events": events,
-        "seconds": seconds,
-        "rate": events / seconds,
-        "server_us": server_cpu / events * 1e6,
-        "client_us": client_cpu / events * 1e6,
-        "load": (load + os.getloadavg()[0]) / 2,
-    }
+    path = "http direct" if direct else "http reference (baseline)"
+    return _row(path, events, seconds, (server_cpu, client_cpu), load)
 
 
 def run_engine(app: Fengqiao, limit: int, *, direct: bool, stop_after: int | None) -> dict:
@@ -111,13 +103,22 @@ def run_engine(app: Fengqiao, limit: int, *, direct: bool, stop_after: int | Non
         events += len(page.events)
         after = page.next_after
     seconds, cpu = time.monotonic() - began, time.process_time() - cpu
+    return _row(
+        "engine direct" if direct else "engine reference", events, seconds, (cpu, 0.0), load
+    )
+
+
+def _row(path: str, events: int, seconds: float, cpu: tuple[float, float], load: float) -> dict:
+    """A run's figures: ``cpu`` is (server, client) seconds, ``load`` the 1-minute load
+    average when it began (averaged with the one at its end)."""
+    server_cpu, client_cpu = cpu
     return {
-        "path": "engine direct" if direct else "engine reference",
+        "path": path,
         "events": events,
         "seconds": seconds,
         "rate": events / seconds,
-        "server_us": cpu / events * 1e6,
-        "client_us": 0.0,
+        "server_us": server_cpu / events * 1e6,
+        "client_us": client_cpu / events * 1e6,
         "load": (load + os.getloadavg()[0]) / 2,
     }
 
@@ -132,26 +133,17 @@ def show(store: StoreConfig, row: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--events", type=int, default=100_000)
+    parser = events_parser(
+        __doc__,
+        (3, "HTTP runs of the direct path (median reported)"),
+        (100_000, "events the baseline (reference path) server is timed over; 0 = none"),
+    )
     parser.add_argument(
         "--limit", type=int, default=1000, help="page size (the API's maximum is 1000)"
     )
     parser.add_argument(
-        "--runs", type=int, default=3, help="HTTP runs of the direct path (median reported)"
-    )
-    parser.add_argument(
-        "--baseline-events",
-        type=int,
-        default=100_000,
-        help="events the baseline (reference path) server is timed over; 0 = none",
-    )
-    parser.add_argument(
         "--engine", action="store_true", help="also time Feed.page in-process, both paths"
     )
-    parser.add_argument("--fresh", action="store_true")
-    parser.add_argument("--generate-only", action="store_true")
     args = parser.parse_args()
     store = StoreConfig(args.url)
     if args.fresh:

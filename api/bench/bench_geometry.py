@@ -22,7 +22,7 @@ import numpy
 import shapely
 from shapely.geometry import box
 
-from api.bench.bench_queries import p95, timed
+from api.bench.bench_queries import p95_row, timed
 from api.demo.geometry import YANGGAO
 from engine.geometry import GeometryIndex
 
@@ -74,17 +74,9 @@ def run(store: str = "sqlite", size: int | None = None) -> list[dict]:
         return index.codes[hits[numpy.argmin(areas[hits])]]
 
     scanned = timed(scan, 200)
-    return [
-        {
-            "name": f"point to grid among {grids:,} grids ({len(shapes):,} shapes)",
-            "figure": round(p95(indexed), 3),
-            "unit": "ms p95",
-            "median": round(statistics.median(indexed), 3),
-            "baseline": round(statistics.median(scanned), 3),
-            "baseline_name": "contains_xy scan median ms",
-            "target": 1.0,
-        }
-    ]
+    name = f"point to grid among {grids:,} grids ({len(shapes):,} shapes)"
+    baseline = (round(statistics.median(scanned), 3), "contains_xy scan median ms")
+    return [p95_row(name, indexed, 3, baseline, 1.0)]
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ from api.bench.bench_projections import generate  # noqa: E402
 from api.bench.bench_queries import COUNTY, fill  # noqa: E402
 from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import DISPUTE, seed  # noqa: E402
-from api.bench.load import Results, call, ramp, summary  # noqa: E402
+from api.bench.load import Results, Session, ramp, summary  # noqa: E402
 from api.bench.server import Server  # noqa: E402
 from api.bench.stores import POSTGRES_URL  # noqa: E402
 from engine.case_cache import DEFAULT_SIZE as CASE_CACHE_BOUND  # noqa: E402
@@ -278,18 +278,14 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
     ]
 
     async def extra(client: httpx.AsyncClient, results: Results, n: int, i: int) -> None:
+        session = Session(client, results, admin)
         for _ in range(
             comments
         ):  # a different existing case each time: the case cache passes its bound
             case_id = pool[next(turn) % len(pool)]
-            await call(
-                client,
-                results,
-                "comment_existing",
-                "POST",
-                f"/v1/cases/{case_id}/comment",
-                json={"text": f"回访 {n}-{i}"},
-                headers={**admin, "Idempotency-Key": uuid.uuid4().hex},
+            comment = {"text": f"回访 {n}-{i}"}
+            await session.post(
+                "comment_existing", f"/v1/cases/{case_id}/comment", comment, uuid.uuid4().hex
             )
         person = f"{n:03d}{i:07d}"  # a new person each time: their key enters the key cache
         party = {
@@ -298,34 +294,13 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
             "phone": f"138{person[-8:]}",
             "id_number": f"41092819900101{person[-4:]}",
         }
-        created = await call(
-            client,
-            results,
-            "report_party",
-            "POST",
-            "/v1/cases",
-            json={**DISPUTE, "title": f"纠纷 {person}", "parties": [party]},
-            headers={**admin, "Idempotency-Key": uuid.uuid4().hex},
-        )
+        report = {**DISPUTE, "title": f"纠纷 {person}", "parties": [party]}
+        created = await session.post("report_party", "/v1/cases", report, uuid.uuid4().hex)
         if created is not None and created.status_code == 201:
-            await call(
-                client,
-                results,
-                "read_party",
-                "GET",
-                f"/v1/cases/{created.json()['id']}",
-                headers=admin,
-            )
+            await session.get("read_party", f"/v1/cases/{created.json()['id']}")
         case_id = pool[next(turn) % len(pool)]
-        await call(client, results, "read_existing", "GET", f"/v1/cases/{case_id}", headers=admin)
-        await call(
-            client,
-            results,
-            "time_travel",
-            "GET",
-            f"/v1/cases/{case_id}/state?version=3",
-            headers=admin,
-        )
+        await session.get("read_existing", f"/v1/cases/{case_id}")
+        await session.get("time_travel", f"/v1/cases/{case_id}/state?version=3")
         name, path = queries[(n + i) % len(queries)]
         if path is None:
             path = (
@@ -334,7 +309,7 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
                 else queries[1][1]
             )
             assert path is not None  # queries[1] has its path
-        answer = await call(client, results, name, "GET", path, headers=admin)
+        answer = await session.get(name, path)
         if name == "overdue_page1" and answer is not None and answer.status_code == 200:
             cursor["next"] = answer.json().get("next_cursor")
         if i % 10 == 0:

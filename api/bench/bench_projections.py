@@ -92,22 +92,28 @@ def generate(app: Fengqiao, events: int, chunk: int = 400) -> None:
     print()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def events_parser(
+    doc: str, runs: tuple[int, str], baseline: tuple[int, str]
+) -> argparse.ArgumentParser:
+    """The arguments of a benchmark over a store filled with generated events (this one and
+    the feed's): ``runs`` and ``baseline`` are each a default and its help."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--fresh", action="store_true")
-    parser.add_argument("--runs", type=int, default=1, help="rebuild this many times")
-    parser.add_argument(
-        "--baseline-events",
-        type=int,
-        default=200_000,
-        help="events read and decoded by the library alone, for the baseline",
+    parser.add_argument("--runs", type=int, default=runs[0], help=runs[1])
+    parser.add_argument("--baseline-events", type=int, default=baseline[0], help=baseline[1])
+    parser.add_argument("--generate-only", action="store_true", help="fill the store only")
+    return parser
+
+
+def main() -> None:
+    parser = events_parser(
+        __doc__,
+        (1, "rebuild this many times"),
+        (200_000, "events read and decoded by the library alone, for the baseline"),
     )
-    parser.add_argument(
-        "--generate-only", action="store_true", help="fill the store, do not rebuild"
-    )
+    parser.add_argument("--batch-size", type=int, default=5000)
     args = parser.parse_args()
     os.environ["PGAPPNAME"] = (
         APPLICATION_NAME  # libpq: names every connection, to find our backends

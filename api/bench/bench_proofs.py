@@ -7,7 +7,8 @@
    :func:`engine.audit.merkle.append_rows` (synthetic leaves, the rows the recorders
    write), then 1,000 inclusion proofs (random leaf, random size in the upper half) and
    1,000 consistency proofs, each as ``Tree`` serves them to the API: p50/p95 in ms,
-   beside the root alone (the cheapest read of the tree) as the baseline.
+   beside the root alone (the cheapest read of the tree) as the baseline, and a bare
+   ``SELECT 1`` on the same connections (the round trip's floor on a loaded host).
 
     fengqiao bench proofs --store sqlite --size 1000000
 """
@@ -141,11 +142,12 @@ def proof_times(kind: str, folder: Path, size: int, count: int = 1000) -> list[d
         seconds = fill(kind, recorder, size)
         tree, rng = merkle.Tree(StoreDb(recorder)), random.Random(23)
         assert tree.size() == size
-        timed: dict[str, list[float]] = {"root": [], "inclusion": [], "consistency": []}
+        timed: dict[str, list[float]] = {"trip": [], "root": [], "inclusion": [], "consistency": []}
         lengths = []
         for _ in range(count):
             n = rng.randint(size // 2, size)
             for name, call in (
+                ("trip", lambda: recorder.read_rows("SELECT 1", [])),
                 ("root", lambda n=n: tree.root(n)),
                 ("inclusion", lambda n=n: lengths.append(len(tree.inclusion(rng.randrange(n), n)))),
                 ("consistency", lambda n=n: tree.consistency(rng.randint(1, n - 1), n)),
@@ -154,6 +156,7 @@ def proof_times(kind: str, folder: Path, size: int, count: int = 1000) -> list[d
                 call()
                 timed[name].append((time.perf_counter() - started) * 1000)
         root_p50, root_p95 = _percentiles(timed["root"])
+        trip_p50, trip_p95 = _percentiles(timed["trip"])
         rows = []
         for name in ("inclusion", "consistency"):
             p50, p95 = _percentiles(timed[name])
@@ -168,6 +171,7 @@ def proof_times(kind: str, folder: Path, size: int, count: int = 1000) -> list[d
                     "ratio": p95 / root_p95,
                     "proof_hashes_max": max(lengths) if name == "inclusion" else None,
                     "tree_fill_s": round(seconds, 1),
+                    "select_1_ms_p50_p95": [round(trip_p50, 3), round(trip_p95, 3)],
                 }
             )
         return rows

@@ -105,6 +105,28 @@ def p95(values: list[float]) -> float:
     return sorted(values)[int(0.95 * (len(values) - 1))]
 
 
+def p95_row(
+    name: str,
+    ms: list[float],
+    digits: int,
+    baseline: tuple[float, str],
+    target: float,
+    **more: Any,
+) -> dict[str, Any]:
+    """A figure of timings in ms: the p95, with the median and the baseline (value, name)."""
+    figure, median = round(p95(ms), digits), round(statistics.median(ms), digits)
+    return {
+        "name": name,
+        "figure": figure,
+        "unit": "ms p95",
+        "median": median,
+        "baseline": baseline[0],
+        "baseline_name": baseline[1],
+        "target": target,
+        **more,
+    }
+
+
 def fill(runner: ProjectionRunner, size: int) -> str:
     """Add ``size`` synthetic rows to the live cases table (PostgreSQL), recompute the
     roll-ups from the case rows (``CasesProjection.refill_rollups``, the function the
@@ -213,17 +235,9 @@ def run(
         app.close()
         if schema is None:
             drop(config)
+    by_key = (round(baseline, 2), "case by key, median ms")
     return [
-        {
-            "name": f"queries {name} ({size:,} cases)",
-            "figure": round(p95(ms), 1),
-            "unit": "ms p95",
-            "median": round(statistics.median(ms), 1),
-            "baseline": round(baseline, 2),
-            "baseline_name": "case by key, median ms",
-            "target": 20,
-            "fill_seconds": filled,
-        }
+        p95_row(f"queries {name} ({size:,} cases)", ms, 1, by_key, 20, fill_seconds=filled)
         for name, ms in figures.items()
     ]
 

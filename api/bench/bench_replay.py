@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
-from api.bench.bench_queries import p95, timed  # noqa: E402
+from api.bench.bench_queries import p95_row, timed  # noqa: E402
 from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import act, report, seed  # noqa: E402
 from api.bench.stores import POSTGRES_URL  # noqa: E402
@@ -69,26 +69,10 @@ def run(store: str = "postgres", size: int | None = None) -> list[dict]:
         finally:
             app.close()
             drop(config)
-    base = statistics.median(library)
+    base = (round(statistics.median(library), 2), "library read+decode median ms")
     return [
-        {
-            "name": f"replay {store} case_as_of (30 events)",
-            "figure": round(p95(as_of), 2),
-            "unit": "ms p95",
-            "median": round(statistics.median(as_of), 2),
-            "baseline": round(base, 2),
-            "baseline_name": "library read+decode median ms",
-            "target": 5.0,
-        },
-        {
-            "name": f"replay {store} case at version 15",
-            "figure": round(p95(at_version), 2),
-            "unit": "ms p95",
-            "median": round(statistics.median(at_version), 2),
-            "baseline": round(base, 2),
-            "baseline_name": "library read+decode median ms",
-            "target": 5.0,
-        },
+        p95_row(f"replay {store} case_as_of (30 events)", as_of, 2, base, 5.0),
+        p95_row(f"replay {store} case at version 15", at_version, 2, base, 5.0),
     ]
 
 

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 
@@ -38,7 +39,7 @@ os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 from eventsourcing.application import Application  # noqa: E402
 from eventsourcing.domain import Aggregate, event  # noqa: E402
 
-from api.bench.county import actor, seed  # noqa: E402
+from api.bench.county import PLAIN_DISPUTE, actor, seed  # noqa: E402
 from api.bench.stores import bench_store, drop_schema  # noqa: E402
 from domain.commands import Envelope, ReportCase  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
@@ -47,13 +48,7 @@ from engine.store import StoreConfig  # noqa: E402
 
 IN_FLIGHT = 4  # cases each writer interleaves
 GRIDS = ["410928-001-007-03", "410928-001-008-01", "410928-002-001-01"]
-REPORT = {
-    "kind": "dispute",
-    "category": "neighbours",
-    "severity": "minor",
-    "title": "邻里噪音纠纷",
-    "parties": [{"name": "张三", "role": "applicant", "phone": "13800000001"}],
-}
+REPORT = {k: v for k, v in PLAIN_DISPUTE.items() if k != "region"}  # each writer its grid
 STEPS = [
     ("assign", {"assignee": "zhao"}, "li"),
     ("accept", {}, "zhao"),
@@ -125,13 +120,20 @@ def backend_cpu(engine: Fengqiao) -> dict[int, float]:
 
 
 def engine_rate(
-    store: StoreConfig, writers: int, seconds: float, seeded: bool = False
+    store: StoreConfig,
+    writers: int,
+    seconds: float,
+    seeded: bool = False,
+    tune: Callable[[Fengqiao], None] | None = None,
 ) -> dict[str, float]:
-    """Events/s written by ``writers`` threads driving cases through one engine."""
+    """Events/s written by ``writers`` threads driving cases through one engine (``tune``:
+    a change to the engine before it writes, for a comparison such as bench_notify's)."""
     configure_logging()
     engine = (
         Fengqiao(store, env={"CREATE_TABLE": "n"}) if seeded else seed(Fengqiao(store))
     )  # no DDL races
+    if tune is not None:
+        tune(engine)
     envelopes = {name: actor(name, engine) for name in ("wang", "zhao", "li")}
     ids = count()
     run = uuid.uuid4().hex[:8]

@@ -165,6 +165,11 @@ DISPUTE = {
         }
     ],
 }
+PLAIN_DISPUTE = {
+    **DISPUTE,
+    "parties": [{"name": "张三", "role": "applicant", "phone": "13800000001"}],
+}
+"""The dispute with a party who gives a phone only (no ID number): the write benchmarks' report."""
 HAZARD = {
     "kind": "hazard",
     "category": "fire",

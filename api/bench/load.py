@@ -86,6 +86,30 @@ async def call(
     return response
 
 
+@dataclass
+class Session:
+    """One load client's calls, each timed and recorded under its operation's name, sent
+    with ``auth`` unless ``headers`` are given; a ``key`` makes a POST idempotent."""
+
+    client: httpx.AsyncClient
+    results: Results
+    auth: dict[str, str]
+
+    async def get(
+        self, op: str, path: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response | None:
+        return await call(self.client, self.results, op, "GET", path, headers=headers or self.auth)
+
+    async def post(
+        self, op: str, path: str, body: Any, key: str | None = None, **kw: Any
+    ) -> httpx.Response | None:
+        keyed = {**self.auth, "Idempotency-Key": key} if key else self.auth
+        headers = kw.pop("headers", None) or keyed
+        return await call(
+            self.client, self.results, op, "POST", path, json=body, headers=headers, **kw
+        )
+
+
 async def one_client(
     n: int,
     base: str,
@@ -97,6 +121,7 @@ async def one_client(
     admin = {"Authorization": f"Bearer {tokens['root']}"}
     feed = {"Authorization": f"Bearer {tokens['feed']}"}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        session = Session(client, results, admin)
         i = 0
         while time.monotonic() < stop_at:
             i += 1
@@ -104,60 +129,27 @@ async def one_client(
                 await extra(client, results, n, i)
             key = f"load-{n}-{i}-{uuid.uuid4().hex[:6]}"
             body = {**REPORTS[i % 3], "title": f"负载 {n}-{i}"}
-            created = await call(
-                client,
-                results,
-                "report",
-                "POST",
-                "/v1/cases",
-                json=body,
-                headers={**admin, "Idempotency-Key": key},
-            )
+            created = await session.post("report", "/v1/cases", body, key)
             if created is None or created.status_code != 201:
                 continue
             case_id = created.json()["id"]
-            await call(client, results, "read", "GET", f"/v1/cases/{case_id}", headers=admin)
-            await call(
-                client,
-                results,
-                "assign",
-                "POST",
-                f"/v1/cases/{case_id}/assign",
-                json={"assignee": "zhao"},
-                headers={**admin, "Idempotency-Key": key + "-a"},
+            await session.get("read", f"/v1/cases/{case_id}")
+            await session.post(
+                "assign", f"/v1/cases/{case_id}/assign", {"assignee": "zhao"}, key + "-a"
             )
             if i % 20 == 0:  # a deliberate conflict: the case is at version 2, not 1
-                await call(
-                    client,
-                    results,
+                await session.post(
                     "stale",
-                    "POST",
                     f"/v1/cases/{case_id}/comment",
+                    {"text": "stale"},
                     expect=(412,),
-                    json={"text": "stale"},
                     headers={**admin, "If-Match": '"1"'},
                 )
-            await call(
-                client,
-                results,
-                "comment",
-                "POST",
-                f"/v1/cases/{case_id}/comment",
-                json={"text": f"进展 {i}"},
-                headers={**admin, "Idempotency-Key": key + "-c"},
-            )
-            await call(
-                client, results, "history", "GET", f"/v1/cases/{case_id}/history", headers=admin
-            )
-            await call(client, results, "list", "GET", "/v1/cases?limit=20", headers=admin)
-            await call(
-                client,
-                results,
-                "feed",
-                "GET",
-                f"/v1/events?after={max(0, i * 7)}&limit=50",
-                headers=feed,
-            )
+            comment = {"text": f"进展 {i}"}
+            await session.post("comment", f"/v1/cases/{case_id}/comment", comment, key + "-c")
+            await session.get("history", f"/v1/cases/{case_id}/history")
+            await session.get("list", "/v1/cases?limit=20")
+            await session.get("feed", f"/v1/events?after={max(0, i * 7)}&limit=50", feed)
 
 
 async def ramp(

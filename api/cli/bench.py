@@ -1,7 +1,7 @@
 """``fengqiao bench [NAME] [--store sqlite|postgres] [--size N]``: the benchmark suite.
 
 Each benchmark is a module in ``api/bench/`` (packaged, outside the test run) that
-prints its figure beside a baseline measured in the same run. ``write``, ``replay``,
+prints its figure beside a baseline measured in the same run. ``write``, ``notify``, ``replay``,
 ``geometry``, ``lag`` and ``queries`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
 others (and ``http16``: ``api/bench/load.py`` held at 16 clients) are run as they
 are documented (their own command lines), their output passed through. Figures and
@@ -76,6 +76,13 @@ BENCHES: dict[str, Bench] = {
     ),
     "replay": Bench(
         "p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="api.bench.bench_replay"
+    ),
+    "notify": Bench(
+        "the NOTIFY's cost on the PostgreSQL write path: events/s with / without, in one run",
+        "seconds per measurement",
+        5,
+        module="api.bench.bench_notify",
+        stores=("postgres",),
     ),
     "geometry": Bench(
         "a map point to its grid among 10,000 grid polygons: p95 ≤ 1 ms",

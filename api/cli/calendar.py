@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from api.cli.common import cli_actor, domain_errors, emit, engine
+from api.cli.common import cli_actor, domain_errors, emit, engine, input_file
 from domain.errors import NotPermitted
 from domain.permissions import MANAGE, may
 
@@ -18,12 +18,7 @@ app = typer.Typer(
 
 @app.command("import")
 def calendar_import(
-    file: Path = typer.Argument(
-        ...,
-        exists=True,
-        dir_okay=False,
-        help="TOML: year = 2027, [[holiday]] and [[workday]] (docs/calendar.md)",
-    ),
+    file: Path = input_file("TOML: year = 2027, [[holiday]] and [[workday]] (docs/calendar.md)"),
     as_: str | None = typer.Option(
         None,
         "--as",

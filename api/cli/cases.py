@@ -10,6 +10,7 @@ from uuid import UUID
 import typer
 
 from api.cli.common import cli_actor, domain_errors, emit, engine
+from domain.actors import Actor
 from domain.commands import ACTIONS, Envelope, ReportAt, parse_action, validated
 from domain.errors import ValidationFailed
 from domain.permissions import PUBLIC_ACTIONS, authorize_action, authorize_report
@@ -102,15 +103,19 @@ def report(
         actor = cli_actor(app, as_)
         assert body.region is not None  # placed
         authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope
-        envelope = validated(
-            Envelope,
-            dict(
-                actor=actor,
-                command_id=cli_command_id(actor.id, command_id),
-                occurred_at=occurred_at,
-            ),
-        )
+        envelope = _envelope(actor, command_id, occurred_at)
         _result(app, once(app, actor.id, command_id, lambda: app.report(body, envelope)))
+
+
+def _envelope(
+    actor: Actor, command_id: str | None, occurred_at: datetime | None, version: int | None = None
+) -> Envelope:
+    """Who, which command (``--command-id`` or a fresh one), when, and the version expected."""
+    command = cli_command_id(actor.id, command_id)
+    fields = dict(
+        actor=actor, command_id=command, expected_version=version, occurred_at=occurred_at
+    )
+    return validated(Envelope, fields)
 
 
 def _make_action_command(name: str):
@@ -128,15 +133,7 @@ def _make_action_command(name: str):
             authorize_action(
                 actor, name, lambda: app.case(case_id), body.model_dump()
             )  # as the HTTP API
-            envelope = validated(
-                Envelope,
-                dict(
-                    actor=actor,
-                    command_id=cli_command_id(actor.id, command_id),
-                    expected_version=if_version,
-                    occurred_at=occurred_at,
-                ),
-            )
+            envelope = _envelope(actor, command_id, occurred_at, if_version)
             _result(
                 app,
                 once(app, actor.id, command_id, lambda: app.act(case_id, body, envelope), case_id),

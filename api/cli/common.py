@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from domain.actors import Actor
 from domain.errors import DomainError
@@ -56,8 +58,21 @@ def cli_actor(app: Fengqiao, name: str | None) -> Actor:
     )
 
 
+def input_file(help: str | None = None) -> Any:
+    """A command's FILE argument: an existing file, not a folder."""
+    return typer.Argument(..., exists=True, dir_okay=False, help=help)
+
+
 def emit(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def print_table(headings: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A table on stdout; each cell as text."""
+    table = Table(*headings)
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    Console().print(table)
 
 
 @contextmanager

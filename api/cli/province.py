@@ -10,10 +10,8 @@ import signal
 import threading
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from api.cli.common import domain_errors, emit, read_settings
+from api.cli.common import domain_errors, emit, print_table, read_settings
 from engine.logs import configure_logging
 from engine.settings import Settings
 from projections.province import province
@@ -75,16 +73,8 @@ def status(
     if as_json:
         emit(rows)
         return
-    table = Table("county", "projection", "position", "head", "lag")
-    for row in rows:
-        table.add_row(
-            row["county"],
-            row["projection"],
-            str(row["position"]),
-            str(row["head"]),
-            str(row["lag"]),
-        )
-    Console().print(table)
+    columns = ("county", "projection", "position", "head", "lag")
+    print_table(columns, ([row[c] for c in columns] for row in rows))
 
 
 @app.command()
@@ -100,18 +90,16 @@ def stats(
     if as_json:
         emit(figures)
         return
-    table = Table("county", "month", "received", "resolved", "within ceiling", "小事不出村")
-    for row in [*figures["counties"], *({"county": "province", **r} for r in figures["province"])]:
-        rate = "—" if row["within_ceiling_rate"] is None else f"{row['within_ceiling_rate']:.1%}"
-        table.add_row(
-            row["county"],
-            row["month"],
-            str(row["received"]),
-            str(row["resolved"]),
-            str(row["resolved_within_ceiling"]),
-            rate,
-        )
-    Console().print(table)
+    columns = ("county", "month", "received", "resolved", "resolved_within_ceiling")
+    rows = [*figures["counties"], *({"county": "province", **r} for r in figures["province"])]
+    print_table(
+        ("county", "month", "received", "resolved", "within ceiling", "小事不出村"),
+        ([*(row[c] for c in columns), _rate(row["within_ceiling_rate"])] for row in rows),
+    )
+
+
+def _rate(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.1%}"
 
 
 @app.command()

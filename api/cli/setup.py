@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from api.cli.common import domain_errors, emit, engine
+from api.cli.common import domain_errors, emit, engine, input_file
 from domain.ladder import Person, Unit
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml"
@@ -41,12 +41,7 @@ def init() -> None:
 
 @regions.command("import")
 def regions_import(
-    file: Path = typer.Argument(
-        ...,
-        exists=True,
-        dir_okay=False,
-        help="CSV: code,name,rank,profile; or .geojson: region geometry",
-    ),
+    file: Path = input_file("CSV: code,name,rank,profile; or .geojson: region geometry"),
     crs: str = typer.Option("wgs84", "--crs", help="a .geojson's datum: wgs84 (RFC 7946) or gcj02"),
 ) -> None:
     """Import regions (CSV; the same file twice changes nothing) or their geometry (.geojson)."""
@@ -103,7 +98,7 @@ def people_add(
 
 
 @policy.command("load")
-def policy_load(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+def policy_load(file: Path = input_file()) -> None:
     """Load a policy TOML file as a new version (unchanged content keeps the current version)."""
     with engine() as app, domain_errors():
         emit({"policy_version": app.load_policy(file.read_text(encoding="utf-8"), "cli:admin")})

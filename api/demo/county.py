@@ -347,6 +347,15 @@ def generate_county(seed: int, shape: CountyShape | None = None) -> County:
     return _Builder(seed, shape or CountyShape()).build()
 
 
+def load_places(app: Fengqiao, county: County, actor_id: str = "demo:admin") -> None:
+    """The county's ladder and its grid geometry (``api.demo.geometry``): where a map
+    point lands."""
+    from api.demo.geometry import nested_grid
+
+    app.import_regions(county.region_csv(), actor_id)
+    app.import_geometry(nested_grid(app.ladder().tree, COUNTY_CODE))
+
+
 def load_county(
     app: Fengqiao, county: County, policy_text: str, actor_id: str = "demo:admin"
 ) -> int:
@@ -355,10 +364,7 @@ def load_county(
 
     Returns the policy version. Loading the same county again changes nothing.
     """
-    from api.demo.geometry import nested_grid
-
-    app.import_regions(county.region_csv(), actor_id)
-    app.import_geometry(nested_grid(app.ladder().tree, COUNTY_CODE))
+    load_places(app, county, actor_id)
     for unit in county.all_units():
         app.add_unit(unit, actor_id)
     for person in county.people:

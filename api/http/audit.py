@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
@@ -107,6 +107,13 @@ def _sees(svc: Services, principal: Principal, case_id: str) -> bool:
     return True
 
 
+def _found(checkpoint: checkpoints.Checkpoint | None, missing: str) -> dict[str, Any]:
+    """The checkpoint as JSON, or 404 saying why there is none."""
+    if checkpoint is None:
+        raise NotFound(missing, resource="checkpoint")
+    return checkpoint.as_dict()
+
+
 @router.post(
     "/v1/audit/checkpoints",
     summary="Sign the chain head now (Ed25519)",
@@ -115,10 +122,8 @@ def _sees(svc: Services, principal: Principal, case_id: str) -> bool:
     responses=problem_responses(403, 404),
 )
 def audit_checkpoint(principal: Admin, svc: Svc) -> JSONResponse:
-    signed = checkpoints.checkpoint(svc.engine)
-    if signed is None:
-        raise NotFound("the log is empty: nothing to sign", resource="checkpoint")
-    return JSONResponse(signed.as_dict(), status_code=201)
+    signed = _found(checkpoints.checkpoint(svc.engine), "the log is empty: nothing to sign")
+    return JSONResponse(signed, status_code=201)
 
 
 @router.get(
@@ -129,9 +134,7 @@ def audit_checkpoint(principal: Admin, svc: Svc) -> JSONResponse:
 )
 def audit_latest_checkpoint(principal: Auditor, svc: Svc) -> JSONResponse:
     latest = checkpoints.latest_checkpoint(svc.engine)
-    if latest is None:
-        raise NotFound("no checkpoint has been signed yet", resource="checkpoint")
-    return JSONResponse(latest.as_dict())
+    return JSONResponse(_found(latest, "no checkpoint has been signed yet"))
 
 
 @router.get(

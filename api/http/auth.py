@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import structlog
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.http.services import Services, services
@@ -24,7 +24,14 @@ from domain.actors import Actor
 from domain.cases import Case
 from domain.errors import DomainError, NotFound, NotPermitted
 from domain.ladder import Region
-from domain.permissions import MASKED_ROLES, case_in_scope, may, region_in_scope
+from domain.permissions import (
+    MASKED_ROLES,
+    READ_BOARD,
+    READ_HISTORY,
+    case_in_scope,
+    may,
+    region_in_scope,
+)
 from engine.users import User
 
 bearer = HTTPBearer(
@@ -64,12 +71,12 @@ class Principal:
         return may(self.role, right)
 
 
-class Unauthenticated(DomainError):
-    code = "unauthenticated"
+class Unauthenticated(DomainError, code="unauthenticated"):
+    """No valid token or session (401)."""
 
 
-class TooManyFailures(DomainError):
-    code = "too_many_failures"
+class TooManyFailures(DomainError, code="too_many_failures"):
+    """Too many bad tokens from one client address in a row (429)."""
 
 
 def authenticated(request: Request, svc: Services, token: str) -> User:
@@ -107,18 +114,32 @@ def current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+RegionParam = Annotated[
+    str | None, Query(max_length=200, description="default: the caller's region")
+]
+"""``?region=``: a region code in the caller's scope."""
 
 
-def forbid(principal: Principal, what: str) -> NotPermitted:
-    return NotPermitted(f"a {principal.role} may not {what}", action=what, role=principal.role)
+RIGHT_WORDS = {READ_HISTORY: "read case history", READ_BOARD: "read boards and statistics"}
+"""How a refusal says a right in words (else its name)."""
+
+
+def forbid(principal: Principal, right: str) -> NotPermitted:
+    words = RIGHT_WORDS.get(right, right)
+    return NotPermitted(f"a {principal.role} may not {words}", action=right, role=principal.role)
+
+
+def require(principal: Principal, right: str) -> None:
+    """403 unless the caller's role carries ``right``."""
+    if not principal.may(right):
+        raise forbid(principal, right)
 
 
 def require_right(right: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if their role carries ``right``; else 403."""
 
     async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
-        if not principal.may(right):
-            raise forbid(principal, right)
+        require(principal, right)
         return principal
 
     dependency.__name__ = f"require_{right}"

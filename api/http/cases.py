@@ -22,8 +22,10 @@ from pydantic import create_model
 from api.http.auth import (
     CurrentUser,
     Principal,
+    RegionParam,
     check_region_scope,
     check_view_scope,
+    require,
     visible_case,
 )
 from api.http.bounds import moment_within
@@ -114,17 +116,6 @@ def expected_version(if_match: str | None) -> int | None:
     return int(match.group(1))
 
 
-def view(
-    svc: Services,
-    case_id: UUID,
-    version: int | None = None,
-    as_of: datetime | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """The engine's case view (``Fengqiao.case_view``): JSON types already (``case_fields``)."""
-    return svc.engine.case_view(case_id, version=version, as_of=as_of, now=now)
-
-
 def command_response(
     svc: Services,
     result: CommandResult,
@@ -132,7 +123,9 @@ def command_response(
     role: str,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body = shown_to(role, view(svc, result.case_id, result.version, now=svc.engine.clock.now()))
+    body = shown_to(
+        role, svc.engine.case_view(result.case_id, result.version, now=svc.engine.clock.now())
+    )
     body["position"] = result.position
     body.update(shown_to(role, extra or {}))
     headers = {"ETag": f'"{result.version}"'}
@@ -328,9 +321,7 @@ def _register_action(name: str) -> None:
 def list_cases(
     principal: CurrentUser,
     svc: Svc,
-    region: Annotated[
-        str | None, Query(max_length=200, description="default: the caller's region")
-    ] = None,
+    region: RegionParam = None,
     status: Annotated[str | None, Query(max_length=40)] = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
     severity: Annotated[str | None, Query(max_length=40)] = None,
@@ -397,18 +388,9 @@ def get_case(
     min_position: Annotated[int | None, MIN_POSITION] = None,
 ) -> JSONResponse:
     wait_for_projections(svc, min_position)
-    shown = view(svc, case_id)
+    shown = svc.engine.case_view(case_id)
     check_view_scope(principal, shown)
     return JSONResponse(shown_to(principal.role, shown), headers={"ETag": f'"{shown["version"]}"'})
-
-
-def require_history(principal: Principal) -> None:
-    if not principal.may(READ_HISTORY):
-        raise NotPermitted(
-            f"a {principal.role} may not read case history",
-            action=READ_HISTORY,
-            role=principal.role,
-        )
 
 
 @router.get(
@@ -418,7 +400,7 @@ def require_history(principal: Principal) -> None:
     responses={200: {"model": list[HistoryEntry]}, **problem_responses(403, *READ)},
 )
 def case_history(principal: CurrentUser, svc: Svc, case_id: UUID) -> JSONResponse:
-    require_history(principal)
+    require(principal, READ_HISTORY)
     visible_case(svc, principal, case_id)
     entries = []
     for recorded in svc.engine.history(case_id):
@@ -450,7 +432,7 @@ def case_state(
         ),
     ] = None,
 ) -> JSONResponse:
-    require_history(principal)
+    require(principal, READ_HISTORY)
     visible_case(svc, principal, case_id)
     if (version is None) == (as_of is None):
         raise ValidationFailed("give exactly one of version or as_of", field="version")
@@ -458,7 +440,9 @@ def case_state(
         if as_of.tzinfo is None:
             raise ValidationFailed("as_of needs a time zone", field="as_of")
         moment_within(as_of, "as_of", svc.engine.clock.now())
-    return JSONResponse(shown_to(principal.role, view(svc, case_id, version=version, as_of=as_of)))
+    return JSONResponse(
+        shown_to(principal.role, svc.engine.case_view(case_id, version=version, as_of=as_of))
+    )
 
 
 # The actions' routes come after the reads: a request is matched against the routes in order,

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.http.auth import Principal, check_region_scope, require_right
-from api.http.openapi_docs import problem_responses
+from api.http.openapi_docs import problem_responses, served_as
 from api.http.schemas import SchemaCatalogue
 from api.http.services import Services, services
 from domain.errors import ValidationFailed
@@ -235,10 +235,7 @@ def list_schemas(request: Request, svc: Svc) -> JSONResponse:
     "/v1/schemas/{event_type}",
     summary="The JSON Schema of one event type's data",
     response_class=SchemaJSONResponse,
-    responses={
-        200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
-        **problem_responses(404),
-    },
+    responses={**served_as("application/schema+json", "object"), **problem_responses(404)},
 )
 def get_schema(event_type: str, request: Request, svc: Svc) -> JSONResponse:
     return SchemaJSONResponse(event_schemas.json_schema(event_type, base_url(request, svc)))

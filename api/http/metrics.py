@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -44,19 +45,22 @@ class ClockBreaches:
                 self._after = batch[-1].id
 
 
+Lag = Callable[[], int | None]
+"""The projections' lag in events (None: no projections in this process)."""
+Failures = Callable[[], list[dict[str, Any]]]
+"""The projections stopped on an event."""
+
+
+@dataclass(eq=False)  # the registry keys collectors by identity
 class _StoreCollector(Collector):
     """Read at scrape time: projection lag, event stream head, clock breaches."""
 
-    def __init__(
-        self,
-        engine: Fengqiao,
-        lag: Callable[[], int | None],
-        failures: Callable[[], list[dict[str, Any]]] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.lag = lag
-        self.failures = failures
-        self.breaches = ClockBreaches(engine)
+    engine: Fengqiao
+    lag: Lag
+    failures: Failures | None = None
+
+    def __post_init__(self) -> None:
+        self.breaches = ClockBreaches(self.engine)
 
     def collect(self) -> Iterator[Metric]:
         head = GaugeMetricFamily(
@@ -91,8 +95,8 @@ class Metrics:
     def __init__(
         self,
         engine: Fengqiao,
-        lag: Callable[[], int | None],
-        failures: Callable[[], list[dict[str, Any]]] | None = None,
+        lag: Lag,
+        failures: Failures | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(

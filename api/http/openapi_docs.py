@@ -45,6 +45,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+def served_as(media_type: str, schema_type: str) -> dict[int | str, dict[str, Any]]:
+    """A ``responses=`` entry for a 200 that is not JSON (or not only: HTML, a schema …)."""
+    return {200: {"content": {media_type: {"schema": {"type": schema_type}}}}}
+
+
 READ = (401, 404, 422)
 WRITE = (401, 403, 404, 409, 412, 413, 415, 422)
 

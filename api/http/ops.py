@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.http.auth import Unauthenticated
 from api.http.metrics import CONTENT_TYPE
-from api.http.openapi_docs import problem_responses
+from api.http.openapi_docs import problem_responses, served_as
 from api.http.schemas import Readiness
 from api.http.services import Services, services
 from workflows.timer_index import missing_years
@@ -89,10 +89,7 @@ def calendar_check(svc: Services) -> object:
     "/metrics",
     summary="Prometheus metrics (with FENGQIAO_METRICS_TOKEN set: Authorization: Bearer)",
     response_class=Response,
-    responses={
-        200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}},
-        **problem_responses(401),
-    },
+    responses={**served_as(CONTENT_TYPE, "string"), **problem_responses(401)},
 )
 def metrics(request: Request, svc: Svc) -> Response:
     wanted = svc.settings.metrics_token

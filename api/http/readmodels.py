@@ -13,8 +13,8 @@ from api.http.services import Services
 from domain.errors import DomainError
 
 
-class NotReady(DomainError):
-    code = "not_ready"
+class NotReady(DomainError, code="not_ready"):
+    """The projections are not available in this process."""
 
 
 def read_models(svc: Services) -> Any:

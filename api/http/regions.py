@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.http.auth import CurrentUser, Principal, check_region_scope
+from api.http.auth import CurrentUser, RegionParam, check_region_scope, require
 from api.http.bounds import period_within
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
 from api.http.schemas import Compliance, RegionNode, RegionStats, SlaBoard
 from api.http.services import Services, services
-from domain.errors import NotPermitted, ValidationFailed
+from domain.errors import ValidationFailed
 from domain.ladder import Rank, Region
 from domain.permissions import READ_BOARD
 
@@ -23,6 +25,7 @@ router = APIRouter(prefix="/v1", tags=["regions"])
 Svc = Annotated[Services, Depends(services)]
 
 BEIJING = timezone(timedelta(hours=8))
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def brief(region: Region) -> dict[str, Any]:
@@ -42,15 +45,6 @@ def node(svc: Services, region: Region) -> dict[str, Any]:
         "children": [brief(c) for c in tree.children_of(region.code)],
         "units": [{"id": u.id, "name": u.name, "kind": u.kind} for u in tree.units_in(region.code)],
     }
-
-
-def require_board(principal: Principal) -> None:
-    if not principal.may(READ_BOARD):
-        raise NotPermitted(
-            f"a {principal.role} may not read boards and statistics",
-            action=READ_BOARD,
-            role=principal.role,
-        )
 
 
 @router.get(
@@ -104,61 +98,71 @@ def _period(
 
 
 PERIOD = "a date (YYYY-MM-DD, a whole day in Beijing time) or an RFC 3339 time"
-PeriodFrom = Annotated[
-    str | None,
-    Query(
-        alias="from",
-        max_length=40,
-        examples=["2026-09-01"],
-        description=f"{PERIOD}; default: since the first case",
-    ),
-]
-PeriodTo = Annotated[
-    str | None,
-    Query(
-        alias="to",
-        max_length=40,
-        examples=["2026-09-30"],
-        description=f"{PERIOD}, inclusive; default: up to now",
-    ),
-]
 
 
-@router.get(
+def _bound(name: str, example: str, default: str) -> Any:
+    """The ``from`` or ``to`` query parameter of a statistics period."""
+    return Query(alias=name, max_length=40, examples=[example], description=f"{PERIOD}{default}")
+
+
+PeriodFrom = Annotated[str | None, _bound("from", "2026-09-01", "; default: since the first case")]
+PeriodTo = Annotated[str | None, _bound("to", "2026-09-30", ", inclusive; default: up to now")]
+
+
+@dataclass(frozen=True)
+class BoardRead:
+    """A board or statistics read of one region over a period, by a caller who may read
+    boards and sees the region (checked in that order, before the period is)."""
+
+    svc: Services
+    code: str
+    region: Region
+    start: str | None
+    end: str | None
+
+    def period(self) -> tuple[datetime | None, datetime | None]:
+        return _period(self.start, self.end, self.svc.engine.clock.now())
+
+
+def board_read(
+    principal: CurrentUser, svc: Svc, code: str, start: PeriodFrom = None, end: PeriodTo = None
+) -> BoardRead:
+    require(principal, READ_BOARD)
+    return BoardRead(svc, code, check_region_scope(principal, code, svc), start, end)
+
+
+Board = Annotated[BoardRead, Depends(board_read)]
+
+
+def board_route(path: str, summary: str, model: type) -> Callable[[F], F]:
+    """A ``GET`` for supervisors: 403 without the right, 503 while the read models lag."""
+    responses = {200: {"model": model}, **problem_responses(403, *READ, 503)}
+    return router.get(path, summary=summary, response_model=None, responses=responses)
+
+
+@board_route(
     "/regions/{code}/stats",
-    summary="小事不出村 and 三率 for a region over a period (supervisors)",
-    response_model=None,
-    responses={200: {"model": RegionStats}, **problem_responses(403, *READ, 503)},
+    "小事不出村 and 三率 for a region over a period (supervisors)",
+    RegionStats,
 )
-def region_stats(
-    principal: CurrentUser,
-    svc: Svc,
-    code: str,
-    start: PeriodFrom = None,
-    end: PeriodTo = None,
-) -> JSONResponse:
-    require_board(principal)
-    check_region_scope(principal, code, svc)
-    begin, stop = _period(start, end, svc.engine.clock.now())
-    stats = read_models(svc).region_stats(code, begin, stop)
+def region_stats(board: Board) -> JSONResponse:
+    begin, stop = board.period()
+    stats = read_models(board.svc).region_stats(board.code, begin, stop)
     return JSONResponse(
-        jsonable_encoder({"region": code, "from": begin, "to": stop, **dict(stats)})
+        jsonable_encoder({"region": board.code, "from": begin, "to": stop, **dict(stats)})
     )
 
 
 LEVELS = {"township": Rank.TOWNSHIP, "village": Rank.VILLAGE}
 
 
-@router.get(
+@board_route(
     "/regions/{code}/compliance",
-    summary="小事不出村 per child region: each village or township (supervisors)",
-    response_model=None,
-    responses={200: {"model": Compliance}, **problem_responses(403, *READ, 503)},
+    "小事不出村 per child region: each village or township (supervisors)",
+    Compliance,
 )
 def region_compliance(
-    principal: CurrentUser,
-    svc: Svc,
-    code: str,
+    board: Board,
     level: Annotated[
         str | None,
         Query(
@@ -167,12 +171,9 @@ def region_compliance(
             "just below the region (a county's townships, a township's villages)",
         ),
     ] = None,
-    start: PeriodFrom = None,
-    end: PeriodTo = None,
 ) -> JSONResponse:
     """The dashboard's compliance table as JSON (``ReadModels.compliance``)."""
-    require_board(principal)
-    region = check_region_scope(principal, code, svc)
+    region = board.region
     if level is None:
         level = "township" if region.rank > Rank.TOWNSHIP else "village"
     if level not in LEVELS or LEVELS[level] >= region.rank:
@@ -181,11 +182,10 @@ def region_compliance(
             field="level",
             allowed=[name for name, rank in LEVELS.items() if rank < region.rank],
         )
-    begin, stop = _period(start, end, svc.engine.clock.now())
-    rows = read_models(svc).compliance(code, begin, stop, level=level)
-    return JSONResponse(
-        jsonable_encoder({"region": code, "level": level, "from": begin, "to": stop, "rows": rows})
-    )
+    begin, stop = board.period()
+    rows = read_models(board.svc).compliance(board.code, begin, stop, level=level)
+    body = {"region": board.code, "level": level, "from": begin, "to": stop, "rows": rows}
+    return JSONResponse(jsonable_encoder(body))
 
 
 @router.get(
@@ -198,11 +198,9 @@ def region_compliance(
 def sla_board(
     principal: CurrentUser,
     svc: Svc,
-    region: Annotated[
-        str | None, Query(max_length=200, description="default: the caller's region")
-    ] = None,
+    region: RegionParam = None,
 ) -> JSONResponse:
-    require_board(principal)
+    require(principal, READ_BOARD)
     code = region or principal.region
     check_region_scope(principal, code, svc)
     return JSONResponse(jsonable_encoder(read_models(svc).sla_board(code)))

@@ -9,7 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-OPEN = ConfigDict(extra="allow")
+
+class OpenModel(BaseModel):
+    """A response shape that may carry more members than it names."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def with_examples(*examples: dict[str, Any]) -> ConfigDict:
+    """An open model's config with ``examples`` for its OpenAPI schema."""
+    return ConfigDict(extra="allow", json_schema_extra={"examples": list(examples)})
+
 
 CASE_VIEW_EXAMPLE: dict[str, Any] = {
     "id": "5b0f9a4e-8f57-5e39-9a3e-0e4b2f1c7d21",
@@ -49,8 +59,7 @@ CASE_VIEW_EXAMPLE: dict[str, Any] = {
 }
 
 
-class Clock(BaseModel):
-    model_config = OPEN
+class Clock(OpenModel):
     name: str
     state: str
     started_at: str | None = None
@@ -61,7 +70,7 @@ class Clock(BaseModel):
 class CaseView(BaseModel):
     """The case as the outside sees it."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [CASE_VIEW_EXAMPLE]})
+    model_config = with_examples(CASE_VIEW_EXAMPLE)
     id: str
     kind: str
     category: str
@@ -83,9 +92,7 @@ class CaseView(BaseModel):
 class CommandResponse(CaseView):
     """The case view at the version the command produced, and the position of its last event."""
 
-    model_config = ConfigDict(
-        extra="allow", json_schema_extra={"examples": [{**CASE_VIEW_EXAMPLE, "position": 117}]}
-    )
+    model_config = with_examples({**CASE_VIEW_EXAMPLE, "position": 117})
     position: int | None = Field(
         description="global position of the last event written (for ?min_position)"
     )
@@ -94,33 +101,28 @@ class CommandResponse(CaseView):
 class CaseList(BaseModel):
     """A page of case rows from the projections, newest reported first."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
+    model_config = with_examples(
+        {
+            "items": [
                 {
-                    "items": [
-                        {
-                            "case_id": CASE_VIEW_EXAMPLE["id"],
-                            "kind": "dispute",
-                            "category": "neighbours",
-                            "severity": "minor",
-                            "status": "assigned",
-                            "region": "410928-001-007",
-                            "origin_region": "410928-001-007-03",
-                            "rank": 1,
-                            "assignee": "zhao",
-                            "unit": "wz-tjh",
-                            "title": "邻里噪音纠纷",
-                            "reported_at": "2026-09-28T01:00:00+00:00",
-                            "overdue": False,
-                            "due_soon": True,
-                        }
-                    ],
-                    "next_cursor": "WyIyMDI2LTA5LTI4VDAxOjAwOjAwKzAwOjAwIiwiNWIwZiJd",
+                    "case_id": CASE_VIEW_EXAMPLE["id"],
+                    "kind": "dispute",
+                    "category": "neighbours",
+                    "severity": "minor",
+                    "status": "assigned",
+                    "region": "410928-001-007",
+                    "origin_region": "410928-001-007-03",
+                    "rank": 1,
+                    "assignee": "zhao",
+                    "unit": "wz-tjh",
+                    "title": "邻里噪音纠纷",
+                    "reported_at": "2026-09-28T01:00:00+00:00",
+                    "overdue": False,
+                    "due_soon": True,
                 }
-            ]
-        },
+            ],
+            "next_cursor": "WyIyMDI2LTA5LTI4VDAxOjAwOjAwKzAwOjAwIiwiNWIwZiJd",
+        }
     )
     items: list[dict[str, Any]]
     next_cursor: str | None = None
@@ -129,29 +131,24 @@ class CaseList(BaseModel):
 class SlaBoard(BaseModel):
     """Open cases under a region: overdue, due soon, breaches by clock, workload."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "region": "410928-001",
-                    "open": 12,
-                    "overdue": 2,
-                    "due_soon": 3,
-                    "breached_by_clock": {"sign_for": 1, "mediation": 1},
-                    "oldest_overdue": {
-                        "case_id": CASE_VIEW_EXAMPLE["id"],
-                        "title": "邻里噪音纠纷",
-                        "region": "410928-001-007",
-                        "assignee": "zhao",
-                        "unit": "wz-tjh",
-                        "next_due_at": "2026-09-28T03:05:00+00:00",
-                    },
-                    "workers": [{"name": "zhao", "open": 5, "overdue": 1, "due_soon": 2}],
-                    "units": [{"name": "wz-tjh", "open": 7, "overdue": 1, "due_soon": 2}],
-                }
-            ]
-        },
+    model_config = with_examples(
+        {
+            "region": "410928-001",
+            "open": 12,
+            "overdue": 2,
+            "due_soon": 3,
+            "breached_by_clock": {"sign_for": 1, "mediation": 1},
+            "oldest_overdue": {
+                "case_id": CASE_VIEW_EXAMPLE["id"],
+                "title": "邻里噪音纠纷",
+                "region": "410928-001-007",
+                "assignee": "zhao",
+                "unit": "wz-tjh",
+                "next_due_at": "2026-09-28T03:05:00+00:00",
+            },
+            "workers": [{"name": "zhao", "open": 5, "overdue": 1, "due_soon": 2}],
+            "units": [{"name": "wz-tjh", "open": 7, "overdue": 1, "due_soon": 2}],
+        }
     )
     region: str
     open: int
@@ -163,42 +160,36 @@ class SlaBoard(BaseModel):
     units: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class HistoryActor(BaseModel):
-    model_config = OPEN
+class HistoryActor(OpenModel):
     id: str
     role: str
     unit: str | None = None
 
 
 class HistoryEntry(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "version": 2,
-                    "position": 118,
-                    "type": "Assigned",
-                    "occurred_at": "2026-09-28T01:05:00+00:00",
-                    "recorded_at": "2026-09-28T01:05:00+00:00",
-                    "actor": {
-                        "id": "li",
-                        "role": "supervisor",
-                        "unit": "wz-cwh",
-                        "region": "410928-001-007",
-                        "rank": 1,
-                    },
-                    "command_id": "li:7f3a",
-                    "policy_version": 1,
-                    "data": {
-                        "assignee": "zhao",
-                        "unit": "wz-tjh",
-                        "region": "410928-001-007",
-                        "rank": 1,
-                    },
-                }
-            ]
-        },
+    model_config = with_examples(
+        {
+            "version": 2,
+            "position": 118,
+            "type": "Assigned",
+            "occurred_at": "2026-09-28T01:05:00+00:00",
+            "recorded_at": "2026-09-28T01:05:00+00:00",
+            "actor": {
+                "id": "li",
+                "role": "supervisor",
+                "unit": "wz-cwh",
+                "region": "410928-001-007",
+                "rank": 1,
+            },
+            "command_id": "li:7f3a",
+            "policy_version": 1,
+            "data": {
+                "assignee": "zhao",
+                "unit": "wz-tjh",
+                "region": "410928-001-007",
+                "rank": 1,
+            },
+        }
     )
     version: int
     position: int | None = None
@@ -211,28 +202,23 @@ class HistoryEntry(BaseModel):
 
 
 class RegionNode(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
+    model_config = with_examples(
+        {
+            "code": "410928-001",
+            "name": "海通乡",
+            "rank": "township",
+            "profile": "rural",
+            "parent": "410928",
+            "children": [
                 {
-                    "code": "410928-001",
-                    "name": "海通乡",
-                    "rank": "township",
+                    "code": "410928-001-007",
+                    "name": "王庄村",
+                    "rank": "village",
                     "profile": "rural",
-                    "parent": "410928",
-                    "children": [
-                        {
-                            "code": "410928-001-007",
-                            "name": "王庄村",
-                            "rank": "village",
-                            "profile": "rural",
-                        }
-                    ],
-                    "units": [{"id": "ht-sfs", "name": "海通乡司法所", "kind": "justice_office"}],
                 }
-            ]
-        },
+            ],
+            "units": [{"id": "ht-sfs", "name": "海通乡司法所", "kind": "justice_office"}],
+        }
     )
     code: str
     name: str
@@ -244,26 +230,21 @@ class RegionNode(BaseModel):
 
 
 class RegionStats(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "region": "410928-001",
-                    "from": "2026-09-01T00:00:00+08:00",
-                    "to": "2026-10-01T00:00:00+08:00",
-                    "received": 118,
-                    "resolved": 112,
-                    "resolved_within_ceiling": 109,
-                    "within_ceiling_rate": 0.973,
-                    "resolved_at_rank": {"grid": 61, "village": 38, "township": 10, "county": 3},
-                    "reclassified_up": 2,
-                    "response_rate": 1.0,
-                    "resolution_rate": 0.949,
-                    "satisfaction_rate": 0.93,
-                }
-            ]
-        },
+    model_config = with_examples(
+        {
+            "region": "410928-001",
+            "from": "2026-09-01T00:00:00+08:00",
+            "to": "2026-10-01T00:00:00+08:00",
+            "received": 118,
+            "resolved": 112,
+            "resolved_within_ceiling": 109,
+            "within_ceiling_rate": 0.973,
+            "resolved_at_rank": {"grid": 61, "village": 38, "township": 10, "county": 3},
+            "reclassified_up": 2,
+            "response_rate": 1.0,
+            "resolution_rate": 0.949,
+            "satisfaction_rate": 0.93,
+        }
     )
     received: int
     resolved: int
@@ -280,46 +261,40 @@ class RegionStats(BaseModel):
 class Compliance(BaseModel):
     """小事不出村 per child region (a township's villages, a county's townships), worst rate first."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
+    model_config = with_examples(
+        {
+            "region": "410928-001",
+            "level": "village",
+            "from": None,
+            "to": None,
+            "rows": [
                 {
-                    "region": "410928-001",
-                    "level": "village",
-                    "from": None,
-                    "to": None,
-                    "rows": [
-                        {
-                            "region": "410928-001-007",
-                            "received": 12,
-                            "resolved": 10,
-                            "resolved_within_ceiling": 9,
-                            "within_ceiling_rate": 0.9,
-                            "resolved_at_rank": {
-                                "grid": 6,
-                                "village": 3,
-                                "township": 1,
-                                "county": 0,
-                            },
-                            "referred": 1,
-                            "reclassified_up": 0,
-                            "escalations_refused": 0,
-                        }
-                    ],
+                    "region": "410928-001-007",
+                    "received": 12,
+                    "resolved": 10,
+                    "resolved_within_ceiling": 9,
+                    "within_ceiling_rate": 0.9,
+                    "resolved_at_rank": {
+                        "grid": 6,
+                        "village": 3,
+                        "township": 1,
+                        "county": 0,
+                    },
+                    "referred": 1,
+                    "reclassified_up": 0,
+                    "escalations_refused": 0,
                 }
-            ]
-        },
+            ],
+        }
     )
     region: str
     level: str
     rows: list[dict[str, Any]]
 
 
-class Problem(BaseModel):
+class Problem(OpenModel):
     """RFC 9457 problem details; other members explain the refusal (``field``, ``severity`` …)."""
 
-    model_config = OPEN
     type: str
     title: str
     status: int
@@ -336,10 +311,9 @@ class ProblemTypePage(BaseModel):
     description: str
 
 
-class Readiness(BaseModel):
+class Readiness(OpenModel):
     """``/readyz``: ``status`` is ``ready`` (200) or ``not ready`` (503), with each check."""
 
-    model_config = OPEN
     status: str
     database: bool
     position: int | None = None
@@ -354,26 +328,23 @@ class SchemaCatalogue(BaseModel):
     types: list[dict[str, str]]
 
 
-class AuditVerification(BaseModel):
+class AuditVerification(OpenModel):
     """The chain re-read: ``ok``, and the first difference when it is not."""
 
-    model_config = OPEN
     ok: bool
 
 
-class SignedCheckpoint(BaseModel):
+class SignedCheckpoint(OpenModel):
     """A signed tree head (C2SP checkpoint note, Ed25519), to keep outside the database."""
 
-    model_config = OPEN
     size: int
     root: str
     note: str
 
 
-class InclusionProof(BaseModel):
+class InclusionProof(OpenModel):
     """RFC 9162 inclusion proof of one event (hashes in hex, leaf side first)."""
 
-    model_config = OPEN
     leaf_index: int
     leaf_hash: str
     tree_size: int
@@ -381,19 +352,17 @@ class InclusionProof(BaseModel):
     proof: list[str]
 
 
-class ConsistencyProof(BaseModel):
+class ConsistencyProof(OpenModel):
     """RFC 9162 consistency proof between two tree sizes (hashes in hex)."""
 
-    model_config = OPEN
     proof: list[str]
     from_root: str
     to_root: str
 
 
-class CaseBundle(BaseModel):
+class CaseBundle(OpenModel):
     """A case bundle (canonical JSON; docs/auditors.md)."""
 
-    model_config = OPEN
     format: str
     case: str
     events: list[dict[str, Any]]
@@ -401,13 +370,9 @@ class CaseBundle(BaseModel):
     public_key: str
 
 
-class SubscriptionView(BaseModel):
+class SubscriptionView(OpenModel):
     """A webhook subscription as its owner sees it."""
 
-    model_config = OPEN
 
-
-class StatutoryCalendar(BaseModel):
+class StatutoryCalendar(OpenModel):
     """The years with statutory holiday data and where each came from."""
-
-    model_config = OPEN

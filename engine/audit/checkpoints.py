@@ -146,13 +146,18 @@ def raw_public_key(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def signature_line(key: Ed25519PrivateKey, name: str, text: str) -> str:
+    """A signed note's Ed25519 signature line: ``— <name> base64(key ID ‖ signature)``."""
+    key_hash = note_key_hash(name, raw_public_key(key))
+    return f"\u2014 {name} {base64.b64encode(key_hash + key.sign(text.encode())).decode()}\n"
+
+
 def sign(
     key: Ed25519PrivateKey, origin: str, size: int, position: int, root: bytes, time: datetime
 ) -> Checkpoint:
     """A signed tree head for the tree of ``size`` entries."""
     public = raw_public_key(key)
     text = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n{TIME_PREFIX}{time.isoformat()}\n"
-    signature = base64.b64encode(note_key_hash(origin, public) + key.sign(text.encode())).decode()
     return Checkpoint(
         size=size,
         position=position,
@@ -161,7 +166,7 @@ def sign(
         origin=origin,
         key_id=key_id(public),
         public_key=public.hex(),
-        note=f"{text}\n\u2014 {origin} {signature}\n",
+        note=f"{text}\n{signature_line(key, origin, text)}",
     )
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from engine.audit.tables import MERKLE
 from engine.audit.verifier import node
@@ -147,13 +146,13 @@ class Tree:
         self.db = db
         self.table = db.table(MERKLE)
 
-    def hashes(self, keys: Iterable[int], tx: Any = None) -> dict[int, bytes]:
+    def hashes(self, keys: Iterable[int]) -> dict[int, bytes]:
+        """The stored subtrees ``keys``: one prepared statement on the recorder's connections
+        (:meth:`engine.audit.recorders._Chained.tree_nodes`)."""
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        sql = f"SELECT node, hash FROM {self.table} WHERE node IN ({','.join('?' * len(wanted))})"
-        rows = tx.query(sql, wanted) if tx is not None else self.db.query(sql, wanted)
-        found = {int(row["node"]): bytes(row["hash"]) for row in rows}
+        found = {int(node): bytes(value) for node, value in self.db.recorder.tree_nodes(wanted)}
         if len(found) != len(wanted):
             raise LookupError(f"the Merkle tree lacks nodes {sorted(set(wanted) - set(found))}")
         return found

@@ -271,6 +271,19 @@ class _Chained:
         cursor.executemany(INSERT_CHAIN.format(chain=self.qualify(CHAIN), p=self.ph), rows)
         return len(rows)
 
+    def tree_nodes(self, keys: Sequence[int]) -> list[Any]:
+        """``(node, hash)`` of the stored subtrees ``keys`` (one statement)."""
+        return self.read_rows(
+            f"SELECT node, hash FROM {self.qualify(MERKLE)} WHERE {self.keys_clause(len(keys))}",
+            self.keys_params(keys),
+        )
+
+    def keys_clause(self, count: int) -> str:
+        return f"node IN ({','.join('?' * count)})"
+
+    def keys_params(self, keys: Sequence[int]) -> list[Any]:
+        return list(keys)
+
     def tree_frontier(self, cursor: Any, size: int) -> list[bytes]:
         """The hashes of the perfect subtrees that make up the stored tree of ``size``
         leaves (largest first): what the next leaves are folded into."""
@@ -301,6 +314,11 @@ class _Chained:
         opened for the first time); return how many leaves were added."""
         last = self.fetch_one(cursor, f"SELECT MAX(node) AS last FROM {self.qualify(MERKLE)}", ())
         size = 0 if last["last"] is None else tree_size(int(last["last"]))
+        head = self.fetch_one(
+            cursor, f"SELECT seq FROM {self.qualify(CHAIN)} ORDER BY position DESC LIMIT 1", ()
+        )
+        if head is None or int(head["seq"]) <= size:  # the usual open: nothing to scan
+            return 0
         cursor.execute(
             self.sql(
                 f"SELECT entry_hash FROM {self.qualify(CHAIN)} WHERE seq > {int(size)} ORDER BY position"
@@ -363,6 +381,12 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
 
     def topics_clause(self, count: int) -> str:
         return "topic = ANY(%s)"
+
+    def keys_clause(self, count: int) -> str:
+        return "node = ANY(%s)"
+
+    def keys_params(self, keys: Sequence[int]) -> list[Any]:
+        return [list(keys)]
 
     def topics_params(self, topics: Sequence[str]) -> list[Any]:
         return [list(topics)]

@@ -146,6 +146,21 @@ def _untrusted(
     return None
 
 
+def _altered(
+    leaf: bytes, row: Any, position: int, what: str, last_good: int | None, **details: Any
+) -> Finding | None:
+    """``altered`` if the event's leaf hash is not the one its chain entry recorded."""
+    if leaf.hex() == row["entry_hash"]:
+        return None
+    return Finding(
+        "altered",
+        position,
+        f"{what} was altered: its bytes no longer match the hash recorded when it was written",
+        last_good,
+        {**details, "expected": row["entry_hash"], "actual": leaf.hex()},
+    )
+
+
 def verify_log(
     app: Any, against: Checkpoint | None = None, trusted_keys: Collection[str] | None = None
 ) -> Verification:
@@ -230,23 +245,9 @@ def verify_log(
                 )
             )
         leaf = leaf_hash(case_id, version, position, topic, state)
-        if leaf.hex() != row["entry_hash"]:
-            return result(
-                Finding(
-                    "altered",
-                    position,
-                    f"the event at position {position} (case {case_id} version "
-                    f"{version}, {topic.rpartition('.')[2]}) was altered: its bytes no longer match "
-                    "the hash recorded when it was written",
-                    last_good,
-                    {
-                        "case": case_id,
-                        "version": version,
-                        "expected": row["entry_hash"],
-                        "actual": leaf.hex(),
-                    },
-                )
-            )
+        what = f"the event at position {position} (case {case_id} version {version}, {topic.rpartition('.')[2]})"
+        if altered := _altered(leaf, row, position, what, last_good, case=case_id, version=version):
+            return result(altered)
         entries += 1
         running = link(running, leaf)
         case_head = link(case_heads.get(case_id, ZERO), leaf)
@@ -466,17 +467,9 @@ def verify_case(app: Any, case_id: UUID) -> Verification:
                 )
             )
         leaf = leaf_hash(key, version, position, event.topic, bytes(event.state))
-        if leaf.hex() != row["entry_hash"]:
-            return result(
-                Finding(
-                    "altered",
-                    position,
-                    f"version {version} (position {position}) was altered: its "
-                    "bytes no longer match the hash recorded when it was written",
-                    last_good,
-                    {"version": version, "expected": row["entry_hash"], "actual": leaf.hex()},
-                )
-            )
+        what = f"version {version} (position {position})"
+        if altered := _altered(leaf, row, position, what, last_good, version=version):
+            return result(altered)
         case_head = link(case_head, leaf)
         entries += 1
         previous = db.one(

@@ -49,6 +49,9 @@ def _shoot(page: Any, folder: Path, name: str, full_page: bool = True) -> None:
     page.screenshot(path=folder / f"{name}.png", full_page=full_page)
     page.set_viewport_size(PHONE)
     page.screenshot(path=folder / f"{name}-390.png", full_page=full_page)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    if width > PHONE["width"]:
+        print(f"WIDER THAN THE PHONE: {name} is {width} px wide at 390 px")
     page.set_viewport_size(DESKTOP)
 
 

@@ -126,12 +126,16 @@ def check_contract(api: Api, examples: int, monkeypatch: pytest.MonkeyPatch) -> 
     for result in schema.get_all_operations():
         operation = result.ok()
         covered.add(operation.label)
+        bodies = list(operation.definition.raw.get("requestBody", {}).get("content", {}))
         for mode in modes(operation.definition.raw):
-            try:
-                check_operation(api, operation, mode, examples, real)
-            except BaseException as error:  # noqa: BLE001 - collect every operation's failure
-                inner = getattr(error, "exceptions", ())
-                failures.append(f"{operation.label} ({mode.value}): {error} {inner}")
+            for media_type in bodies or [None]:  # each body it takes: Open311's form and JSON
+                try:
+                    check_operation(api, operation, mode, examples, real, media_type)
+                except BaseException as error:  # noqa: BLE001 - collect every failure
+                    inner = getattr(error, "exceptions", ())
+                    failures.append(
+                        f"{operation.label} {media_type} ({mode.value}): {error} {inner}"
+                    )
     assert not failures, "\n\n".join(failures)
     document = api.client.get("/openapi.json").json()
     assert covered == {
@@ -142,13 +146,18 @@ def check_contract(api: Api, examples: int, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def check_operation(
-    api: Api, operation: Any, mode: GenerationMode, examples: int, real: dict[str, list[str]]
+    api: Api,
+    operation: Any,
+    mode: GenerationMode,
+    examples: int,
+    real: dict[str, list[str]],
+    media_type: str | None,
 ) -> None:
     svc = api.http.state.services
     streams = "text/event-stream" in str(operation.definition.raw.get("responses"))
     timeout = STREAM_SECONDS if streams else 30  # a stream is read until the client hangs up
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=operation.as_strategy(generation_mode=mode, media_type=media_type))
     @bounded(examples)
     def check(case: Any) -> None:
         n = zlib.crc32(repr((case.path_parameters, case.query, case.body)).encode())

@@ -170,6 +170,7 @@ def test_board_supervises_several_overdue_cases_each_its_own_command(api: Api):
     )["id"]
     picked = [t for t in ticks if t.split(":")[0] in late]
     fields = {"key": key.group(1), "note": "限今日办结", "case": picked, "back": "/ui/board"}
+    post(api, "/ui/board/supervise", fields, status=403, origin=False)  # the Origin check
     outside = {**fields, "key": "ui-outside", "case": [f"{elsewhere}:1"]}
     refused = post(api, "/ui/board/supervise", outside, status=200)  # another township's case
     assert "徐镇的纠纷" not in refused.text and "✔" not in refused.text

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.demo import (
@@ -24,7 +25,9 @@ from api.demo import (
     relax_sqlite_durability,
 )
 from api.demo.census import replay
-from api.demo.county import County
+from api.demo.county import COUNTY_CODE, County, load_places
+from api.demo.geometry import centre, nested_grid
+from api.http.app import create_app
 from domain.actors import Role
 from domain.cases import Case
 from domain.ladder import Profile, Rank
@@ -356,3 +359,35 @@ def test_the_stories_exercise_refusals_written_agreements_extension_requests_and
         "send-back",
     ):
         assert seen[action] > 0, action
+
+
+def test_the_demo_s_open311_front_door_places_a_map_point(store: StoreConfig):
+    """The county `fengqiao demo` builds (seed 1) ships grid polygons: an Open311 report
+    from a map point, with no region, lands in the grid that holds the point (the point of
+    the session in docs/integrators.md), and reads back with its point."""
+    app = Fengqiao(store)
+    try:
+        load_places(app, generate_county(1))  # as load_county does, without the people
+        app.load_policy(DEFAULT_POLICY, "demo:admin")
+        grids = sorted(c for c, r in app.ladder().tree.regions.items() if r.rank == Rank.GRID)
+        shapes = nested_grid(app.ladder().tree, COUNTY_CODE)
+        assert all(shapes[code].area > 0 for code in grids)  # every grid has a polygon
+        http = create_app(app)
+        key = http.state.services.users.add("open311-platform", "reporter", COUNTY_CODE, by="t")
+        with TestClient(http) as client:
+            for (lat, long), grid in [
+                ((40.5525, 113.4594), "410990-001-001-01"),
+                (centre(shapes, grids[-1]), grids[-1]),
+            ]:
+                posted = client.post(
+                    "/open311/v2/requests.json",
+                    data={"api_key": key, "service_code": "hazard.fire", "lat": lat, "long": long},
+                )
+                assert posted.status_code == 201, posted.text
+                request_id = posted.json()[0]["service_request_id"]
+                [got] = client.get(
+                    f"/open311/v2/requests/{request_id}.json", params={"api_key": key}
+                ).json()
+                assert (got["address_id"], got["lat"], got["long"]) == (grid, lat, long)
+    finally:
+        app.close()

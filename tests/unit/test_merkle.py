@@ -42,7 +42,7 @@ class MemoryTree(merkle.Tree):
         self.frontier: list[bytes] = []
         self.nodes = dict(merkle.append_rows(0, self.frontier, leaves(n)))
 
-    def hashes(self, keys, tx=None):
+    def hashes(self, keys):
         return {k: self.nodes[k] for k in keys}
 
 
@@ -89,3 +89,23 @@ def test_a_wrong_proof_or_a_rewritten_history_fails():
         inclusion_root(5, 11, data[5], [*proof, data[0]])
     with pytest.raises(Invalid, match="outside"):
         inclusion_root(11, 11, data[5], proof)
+
+
+def test_signature_lines_match_the_go_sumdb_note_known_answer():
+    """golang.org/x/mod/sumdb/note's example (the signed-note format's reference code):
+    the same key gives the same key ID and, Ed25519 being deterministic, the same line."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from engine.audit.checkpoints import note_key_hash, raw_public_key, signature_line
+
+    seed = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")[1:]
+    public = base64.b64decode("ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")[1:]
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    assert raw_public_key(key) == public
+    assert note_key_hash("PeterNeumann", public).hex() == "c74f20a3"
+    text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+    assert signature_line(key, "PeterNeumann", text) == (
+        "\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+    )

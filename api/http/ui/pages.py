@@ -11,7 +11,9 @@ same page as a region or case that does not exist.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -20,12 +22,12 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.http.auth import (
     Principal,
+    RegionParam,
     Unauthenticated,
     authenticated,
     check_region_scope,
     visible_case,
 )
-from api.http.cases import view
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import charts, data
@@ -40,9 +42,6 @@ from engine.views import event_view
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
 Svc = Annotated[Services, Depends(services)]
-RegionParam = Annotated[
-    str | None, Query(max_length=200, description="default: the caller's region")
-]
 
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 
@@ -64,6 +63,33 @@ def region_context(principal: Principal, svc: Services, region: Region) -> dict:
         "trail": data.lineage(tree, region.code, principal.region),
         "children": tree.children_of(region.code) if region.rank > Rank.GRID else [],
     }
+
+
+@dataclass
+class RegionPage:
+    """A region page asked for: the signed-in caller and the region of ``?region=`` (checked)."""
+
+    request: Request
+    principal: Principal
+    svc: Services
+    place: Region
+
+    @cached_property
+    def context(self) -> dict:
+        return region_context(self.principal, self.svc, self.place)
+
+    def render(self, template: str, **content: Any) -> Response:
+        """The page with ``content`` inside the region's breadcrumb and sub-regions."""
+        return page(self.request, template, **content, **self.context)
+
+
+def region_page(
+    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
+) -> RegionPage:
+    return RegionPage(request, principal, svc, scoped_region(principal, svc, region))
+
+
+ScopedPage = Annotated[RegionPage, Depends(region_page)]
 
 
 # -- signing in and out ---------------------------------------------------------------
@@ -126,18 +152,15 @@ def logout(request: Request, svc: Svc) -> Response:
 
 
 @router.get("/board")
-def sla_board(
-    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
-) -> Response:
+def sla_board(view: ScopedPage) -> Response:
     """SLA board: open, overdue, due soon, breaches by clock; overdue cases, the longest past due first."""
-    place = scoped_region(principal, svc, region)
+    svc, code = view.svc, view.place.code
     models = read_models(svc)
     now = svc.engine.clock.now()
-    board = models.sla_board(place.code)
+    board = models.sla_board(code)
     tree = svc.engine.ladder().tree
-    overdue = data.overdue_cases(models, place.code, now)
-    return page(
-        request,
+    overdue = data.overdue_cases(models, code, now)
+    return view.render(
         "board.html",
         board=board,
         overdue=overdue,
@@ -146,16 +169,13 @@ def sla_board(
         data=data,
         shown_limit=data.OVERDUE_SHOWN,
         form_key=form_key(),
-        **region_context(principal, svc, place),
     )
 
 
 @router.get("/compliance")
-def compliance(
-    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
-) -> Response:
+def compliance(view: ScopedPage) -> Response:
     """小事不出村: within-ceiling rate, resolved at each rank, 矛盾上交 — worst first; the rate by week."""
-    place = scoped_region(principal, svc, region)
+    svc, place = view.svc, view.place
     models = read_models(svc)
     tables = [
         (level, title, models.compliance(place.code, level=level))
@@ -167,8 +187,7 @@ def compliance(
     ]
     weeks = data.weekly_rates(models, place.code, svc.engine.clock.now())
     chart = charts.line_chart([(w["label"], w["rate"]) for w in weeks])
-    return page(
-        request,
+    return view.render(
         "compliance.html",
         total=models.region_stats(place.code),
         tables=tables,
@@ -177,20 +196,17 @@ def compliance(
         charts=charts,
         tree=svc.engine.ladder().tree,
         data=data,
-        **region_context(principal, svc, place),
     )
 
 
 @router.get("/rates")
-def three_rates(
-    request: Request, principal: SignedIn, svc: Svc, region: RegionParam = None
-) -> Response:
+def three_rates(view: ScopedPage) -> Response:
     """三率 of petitions: 响应率, 解决率, 满意率 for the region and each region below it."""
-    place = scoped_region(principal, svc, region)
-    models = read_models(svc)
-    context = region_context(principal, svc, place)
-    rows = [(r, models.region_stats(r.code)) for r in [place, *context["children"]]]
-    return page(request, "rates.html", rows=rows, charts=charts, **context)
+    models = read_models(view.svc)
+    regions = [view.place, *view.context["children"]]
+    return view.render(
+        "rates.html", rows=[(r, models.region_stats(r.code)) for r in regions], charts=charts
+    )
 
 
 @router.get("/cases/{case_id}")
@@ -203,7 +219,7 @@ def case_page(
 ) -> Response:
     """The case now or as of an earlier version, its whole timeline and its chain verification."""
     current = visible_case(svc, principal, case_id)
-    shown = view(svc, case_id, version)
+    shown = svc.engine.case_view(case_id, version)
     recorded = svc.engine.history(case_id)
     history = [event_view(r.position, r.event) for r in recorded]
     timeline = [data.timeline_entry(entry, shown["version"]) for entry in history]

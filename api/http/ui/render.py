@@ -13,18 +13,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.http.ui.data import ACTION_NAMES
 from domain.calendar import SHANGHAI
 from domain.errors import NotFound
+from engine.casefile import STATUS_LABELS
 
 HERE = Path(__file__).resolve().parent
 
 RANK_NAMES = {"grid": "网格", "village": "村/社区", "township": "乡镇/街道", "county": "县"}
-STATUS_NAMES = {
-    "reported": "已上报",
-    "assigned": "已派单",
-    "accepted": "已签收",
-    "in_progress": "办理中",
-    "resolved": "已化解",
-    "closed": "已办结",
-}
+STATUS_NAMES = STATUS_LABELS  # the case file's words for a status, the domain's
 KIND_NAMES = {"dispute": "矛盾纠纷", "hazard": "安全隐患", "petition": "诉求"}
 SEVERITY_NAMES = {"minor": "小事", "major": "大事", "critical": "重大"}
 CATEGORY_NAMES = {

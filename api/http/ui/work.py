@@ -31,7 +31,6 @@ from api.http.cases import (
     ReportRequest,
     run_action,
     run_report,
-    view,
 )
 from api.http.evidence import SHA256_PATH, served_file, store_upload
 from api.http.readmodels import read_models
@@ -189,7 +188,7 @@ def offered_forms(principal: Principal, case: dict[str, Any]) -> list[str]:
 def case_page(request: Request, principal: Worker, svc: Svc, case_id: UUID) -> Response:
     """One case: its facts and clocks, its evidence as thumbnails, and the forms of its kind."""
     visible_case(svc, principal, case_id)
-    shown = view(svc, case_id)
+    shown = svc.engine.case_view(case_id)
     history = svc.engine.history(case_id)
     evidence = hashes_in(recorded.event for recorded in history)
     return page(
