@@ -62,6 +62,8 @@ def test_the_queue_report_and_sign_for_through_the_workbench(worker: Api):
     body["attachments"] = [photo.json()["sha256"]]
     reported = post(api, "/ui/work/report", body, key="k-report")
     assert reported.status_code == 201, reported.text
+    offered = reported.json()["possible_duplicates"]  # the API's answer: the same parties
+    assert {d["case_id"] for d in offered} == {first, second}
     again = post(api, "/ui/work/report", body, key="k-report")  # the outbox sent it twice
     assert again.json()["id"] == reported.json()["id"]
     assert again.headers["idempotent-replayed"] == "true"
