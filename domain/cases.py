@@ -234,9 +234,11 @@ class Case(Aggregate):
     class Reported(Aggregate.Created):
         """上报. ``repeat_of``: 重复件 — the earlier closed petitions of the same parties and
         category this one repeats (``domain.search.repeat_of``, decided when it is reported).
-        Version 2 added it; version 1 events read back as none."""
+        ``attachments``: the evidence reported with it, each ``{sha256, media_type, size}``.
+        Version 2 added ``repeat_of``, version 3 ``attachments``; older events read back
+        with none."""
 
-        class_version = 2
+        class_version = 3
         actor: Actor
         occurred_at: datetime
         command_id: str
@@ -254,10 +256,18 @@ class Case(Aggregate):
         parties: list[Any]
         details: dict[str, Any]
         repeat_of: list[Any]
+        attachments: list[Any]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["repeat_of"] = []
+            state.setdefault("repeat_of", [])
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # a version 2 written before the merge of the workbench carried attachments
+            # and no repeat_of: each reads back with what it lacked as none
+            state.setdefault("attachments", [])
+            state.setdefault("repeat_of", [])
 
     class Assigned(Event):
         assignee: str | None
@@ -405,8 +415,19 @@ class Case(Aggregate):
             case.whistled[self.department] = self.occurred_at
 
     class Commented(Event):
+        """A comment with evidence: ``attachments`` each ``{sha256, media_type, size}``.
+        Version 1 carried free references (file names); they read back as ``{ref}``."""
+
+        class_version = 2
         text: str
         attachments: list[Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["attachments"] = [
+                item if isinstance(item, dict) else {"ref": str(item)}
+                for item in state.get("attachments") or []
+            ]
 
     class Supervised(Event):
         note: str
@@ -517,6 +538,7 @@ class Case(Aggregate):
         parties: list[Any],
         details: dict[str, Any],
         repeat_of: list[Any] | None = None,
+        attachments: list[Any] | None = None,  # in the event only: evidence is read from events
     ) -> None:
         self.kind = Kind(kind)
         self.category = category
@@ -586,6 +608,7 @@ class Case(Aggregate):
         channel: str = "grid",
         parties: list[Any] | None = None,  # each a mapping, or what the engine sealed of one
         details: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,  # evidence: {sha256, media_type, size}
         earlier: Sequence[Earlier] = (),
         repeat_window: timedelta = timedelta(days=90),
     ) -> Case:
@@ -623,6 +646,7 @@ class Case(Aggregate):
             channel=channel or "grid",
             parties=list(parties or []),
             details=details,
+            attachments=list(attachments or []),
             repeat_of=repeat_of(str(cls.kind), category, occurred_at, earlier, repeat_window),
         )
         return case
@@ -1010,7 +1034,9 @@ class Case(Aggregate):
             self._refuse("check-in", f"{department!r} has already checked in")
         self._record(self.CheckedIn, stamp, department=department)
 
-    def comment(self, stamp: Stamp, *, text: str, attachments: list[str] | None = None) -> None:
+    def comment(
+        self, stamp: Stamp, *, text: str, attachments: list[dict[str, Any]] | None = None
+    ) -> None:
         self._record(
             self.Commented, stamp, text=_required(text, "text"), attachments=list(attachments or [])
         )

@@ -161,6 +161,12 @@ def parse_action(name: str, body: Any) -> CaseAction:
     return validated(action_class, body if body is not None else {})
 
 
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""An evidence file named by its SHA-256 (lower-case hex), as ``POST /v1/evidence`` answered it."""
+Attachments = Annotated[list[Sha256], Field(max_length=20)]
+"""The evidence a report or a comment names: each must have been uploaded (422 if not)."""
+
+
 class Envelope(BaseModel):
     """Who sends a command, its idempotency id, and the version it expects."""
 
@@ -200,6 +206,7 @@ class ReportCase(BaseModel):
         "grid"
     )
     parties: list[Party] = Field(default_factory=list, max_length=50)
+    attachments: Attachments = Field(default_factory=list)
     hazard_level: Literal["general", "major"] | None = None
     rectify_by: AwareDatetime | None = None
     # where it is, as a map or an Open311 client gives it (WGS-84); kept in the event's details
@@ -258,6 +265,8 @@ class ActionContext:
     """The statutory calendar facts every clock counts with (``needs_calendar``)."""
     related: Case | None = None
     """The other case the action's rule reads (:meth:`CaseAction.related`: 并案's primary)."""
+    evidence: Sequence[dict[str, Any]] = ()
+    """Each named file's ``{sha256, media_type, size}`` as stored (``needs_evidence``)."""
 
 
 class CaseAction(BaseModel):
@@ -274,6 +283,9 @@ class CaseAction(BaseModel):
     needs_calendar: ClassVar[bool] = False
     """An action whose rule counts working time declares it; the engine then passes
     ``statutory``: the statutory calendar facts (imported years) every clock counts with."""
+    needs_evidence: ClassVar[bool] = False
+    """An action that names evidence (its ``attachments`` hashes) declares it; the engine
+    then passes ``evidence``: each file's ``{sha256, media_type, size}`` as stored."""
 
     method: ClassVar[str]
     """The case's command method :meth:`apply` calls (set by :func:`action`)."""
@@ -625,8 +637,14 @@ class CheckIn(CaseAction):
 
 @action("comment")
 class Comment(CaseAction):
+    """A comment, with evidence (photos, documents) named by hash."""
+
     text: Text
-    attachments: list[ShortText] = Field(default_factory=list, max_length=50)
+    attachments: Attachments = Field(default_factory=list)
+    needs_evidence: ClassVar[bool] = True
+
+    def execute(self, case: Case, stamp: Stamp, ctx: ActionContext) -> None:
+        case.comment(stamp, text=self.text, attachments=list(ctx.evidence))
 
 
 @action("supervise")

@@ -61,3 +61,15 @@ class VersionConflict(DomainError, code="version_conflict"):
 
 class IdempotencyKeyInUse(DomainError, code="idempotency_key_in_use"):
     """The command id a key derives to was recorded by someone else (never revealed)."""
+
+
+class EvidenceTooLarge(DomainError, code="payload_too_large"):
+    """An evidence file larger than the deployment takes."""
+
+
+class EvidenceType(DomainError, code="unsupported_media_type"):
+    """An evidence file whose content is not a type the engine keeps (by its magic bytes)."""
+
+
+class EvidenceAltered(DomainError, code="evidence_altered"):
+    """A stored evidence file no longer matches the SHA-256 it was kept (and chained) under."""

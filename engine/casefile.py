@@ -139,15 +139,19 @@ def _region_name(app: Any, code: str | None) -> str | None:
         return code
 
 
+def _pairs(value: dict[str, Any]) -> str:
+    return "，".join(f"{k}: {v}" for k, v in value.items())
+
+
 def _details(data: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for key, value in data.items():
         if key in HIDDEN_FIELDS or value in (None, "", [], {}):
             continue
         if isinstance(value, dict):
-            value = "，".join(f"{k}: {v}" for k, v in value.items())
-        elif isinstance(value, list):
-            value = "，".join(str(v) for v in value)
+            value = _pairs(value)
+        elif isinstance(value, list):  # evidence: each file's sha256, type and size in full
+            value = "；".join(_pairs(v) if isinstance(v, dict) else str(v) for v in value)
         rows.append((FIELD_LABELS.get(key, key), str(value)))
     return rows
 

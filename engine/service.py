@@ -407,6 +407,18 @@ class Fengqiao(Application):
             raise ValidationFailed("give the region, or lat and long to find it", field="region")
         return body.model_copy(update={"region": self.locate(body.lat, body.long)})
 
+    # -- evidence (engine.evidence: a side table, content-addressed) ---------------------
+
+    @property
+    def evidence(self) -> Any:
+        """The evidence files (``engine.evidence.EvidenceStore``), made on first use."""
+        store = self.__dict__.get("_evidence")
+        if store is None:
+            from engine.evidence import EvidenceStore
+
+            store = self._evidence = EvidenceStore(self.recorder, self.settings.evidence_max_bytes)
+        return store
+
     def load_policy(self, text: str, actor_id: str) -> int:
         """Load a policy document; return its version (the current one if unchanged)."""
         document = parse_policy(text)
@@ -501,6 +513,7 @@ class Fengqiao(Application):
             channel=body.channel,
             parties=parties,
             details=body.details(),
+            attachments=self.evidence.describe(body.attachments) if body.attachments else [],
             earlier=earlier,
             repeat_window=policy.duplicates.repeat_window,
         )
@@ -608,13 +621,16 @@ class Fengqiao(Application):
     def _execute(self, action: CaseAction, case: Case, stamp: Stamp) -> None:
         """Run the action's rules on the case. An action that declares ``needs_clocks``
         is given the case's clocks as they stand when the command is recorded; one that
-        declares ``needs_calendar``, the statutory calendar facts its rule counts with."""
+        declares ``needs_calendar``, the statutory calendar facts its rule counts with; one
+        that declares ``needs_evidence``, each named file as stored (422 for one never uploaded)."""
         policy = self.policy(case.policy_version)
         clocks: Sequence[ClockState] = ()
         if action.needs_clocks:
             events = self.events.get(case.id, lte=case.version)
             clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
         statutory = self.statutory() if action.needs_calendar else None
+        named = getattr(action, "attachments", ()) if action.needs_evidence else ()
+        evidence = self.evidence.describe(named) if named else ()
         related_id = action.related()
         related = None
         if related_id is not None:
@@ -622,7 +638,9 @@ class Fengqiao(Application):
                 related = self.current_case(related_id)
             except NotFound:
                 raise ValidationFailed(f"no case {related_id}", field="primary") from None
-        context = ActionContext(self.ladder().tree, policy, clocks, statutory, related)
+        context = ActionContext(
+            self.ladder().tree, policy, clocks, statutory, related=related, evidence=evidence
+        )
         action.execute(case, stamp, context)
 
     def _record_refusal(

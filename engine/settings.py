@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     malloc_arenas: Count = 2
     # HTTP limits
     max_body_bytes: Count = 1024 * 1024
+    evidence_max_bytes: Count = 10 * 1024 * 1024  # one evidence file (photo, PDF) at most
     ready_max_lag: Count = 1000
     max_wait_seconds: Seconds = 5.0
     unready_after_database_error: Seconds = 5.0

@@ -115,6 +115,7 @@ class ReadModels:
         due_soon: bool | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        unit: str | None = None,
         q: str | None = None,
         persons: list[str] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -126,7 +127,9 @@ class ReadModels:
         index). ``persons``: only cases with one of these persons among their parties."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-        where, params = _filters(region, status, kind, severity, rank, assignee, overdue, due_soon)
+        where, params = _filters(
+            region, status, kind, severity, rank, assignee, unit, overdue, due_soon
+        )
         self._matching(where, params, q, persons)
         if cursor is not None:
             reported_at, case_id = decode_cursor(cursor)
@@ -398,6 +401,7 @@ def _filters(
     severity: str | None,
     rank: int | str | None,
     assignee: str | None,
+    unit: str | None,
     overdue: bool | None,
     due_soon: bool | None,
 ) -> tuple[list[str], list[Any]]:
@@ -416,7 +420,12 @@ def _filters(
         params += statuses
     _one_of("kind", kind, Kind)
     _one_of("severity", severity, Severity)
-    for column, wanted in (("kind", kind), ("severity", severity), ("assignee", assignee)):
+    for column, wanted in (
+        ("kind", kind),
+        ("severity", severity),
+        ("assignee", assignee),
+        ("unit", unit),
+    ):
         if wanted is not None:
             where.append(f"{column} = ?")
             params.append(wanted)

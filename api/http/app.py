@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from api.http import open311, problems
 from api.http.auth import current_user
 from api.http.docs_page import install_docs
+from api.http.evidence import UPLOAD_PATHS
 from api.http.metrics import Metrics
 from api.http.middleware import BodyLimit, Deadline, RequestContext
 from api.http.open311_format import responses as open311_responses
@@ -95,7 +96,12 @@ def create_app(
     for router in routers():
         app.include_router(router)
     install_docs(app)  # local assets, no CDN
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        files=UPLOAD_PATHS,  # evidence: a file, up to its own limit
+        file_bytes=settings.evidence_max_bytes,
+    )
     app.add_middleware(Deadline, seconds=settings.request_deadline_seconds)
     app.add_middleware(RequestContext, metrics=svc.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -170,6 +170,13 @@ def report_case(
     body: Annotated[ReportRequest, Body(openapi_examples=REPORT_EXAMPLES)],
     idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> JSONResponse:
+    return run_report(svc, principal, body, idempotency_key)
+
+
+def run_report(
+    svc: Services, principal: Principal, body: ReportRequest, idempotency_key: str | None
+) -> JSONResponse:
+    """上报 as ``principal``: the API's route and the workbench's form alike."""
     body = svc.engine.placed(
         body
     )  # the region given, or the one the point lies in (422 outside all)
@@ -241,8 +248,12 @@ def run_action(svc: Services, request: ActionRequest, if_match: str | None) -> J
     return command_response(svc, result, 200, request.principal.role)
 
 
+ACTION_REQUESTS = {name: _occurred(ACTIONS[name]) for name in sorted(PUBLIC_ACTIONS)}
+"""Each public action's request body: its fields and ``occurred_at``."""
+
+
 def _register_action(name: str) -> None:
-    model = _occurred(ACTIONS[name])
+    model = ACTION_REQUESTS[name]
     optional = not any(f.is_required() for f in model.model_fields.values())
     example = {"example": {"summary": ACTION_SUMMARIES[name], "value": ACTION_EXAMPLES[name]}}
     # ``model`` is built at run time: FastAPI reads these annotations, mypy cannot

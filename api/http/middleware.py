@@ -100,16 +100,38 @@ class RequestContext:
 
 
 class BodyLimit:
-    """413 for a body over ``max_bytes``; 415 for a body that is not JSON."""
+    """413 for a body over ``max_bytes``; 415 for a body that is not JSON. The paths of
+    ``files`` take a file of any type (judged by its content there) up to ``file_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        files: tuple[str, ...] = (),
+        file_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.files, self.file_bytes = files, file_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        instance = scope["path"]
+        if instance in self.files:
+            await _Limited(self.app, self.file_bytes, any_type=True)(scope, receive, send)
+            return
+        await _Limited(self.app, self.max_bytes)(scope, receive, send)
+
+
+class _Limited:
+    """One request's body checked against a limit (and, unless ``any_type``, for JSON)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, any_type: bool = False) -> None:
+        self.app, self.max_bytes, self.any_type = app, max_bytes, any_type
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         instance = scope["path"]
         length = _header(scope, b"content-length")
         if length is not None:
@@ -132,8 +154,12 @@ class BodyLimit:
         form_ok = content_type == "application/x-www-form-urlencoded" and instance.startswith(
             ("/open311/", "/ui/")
         )
-        if has_body and not (
-            content_type == "application/json" or content_type.endswith("+json") or form_ok
+        if (
+            has_body
+            and not self.any_type
+            and not (
+                content_type == "application/json" or content_type.endswith("+json") or form_ok
+            )
         ):
             await _refusal(
                 scope,

@@ -75,6 +75,9 @@ BY_CODE: dict[str, ProblemType] = {
     "not_ready": NOT_READY,
     "too_many_failures": TOO_MANY_FAILURES,
     "idempotency_key_in_use": KEY_IN_USE,
+    "payload_too_large": PAYLOAD_TOO_LARGE,
+    "unsupported_media_type": UNSUPPORTED_MEDIA_TYPE,
+    "evidence_altered": INTERNAL,  # stored bytes that no longer match their hash: not served
 }
 
 ALL_TYPES = (
@@ -108,8 +111,10 @@ DESCRIPTIONS: dict[ProblemType, str] = {
     NOT_FOUND: "No such resource, or one outside the caller's region (the same answer on purpose).",
     UNAUTHENTICATED: "No bearer token, or one unknown or revoked: send `Authorization: Bearer <token>`.",
     METHOD_NOT_ALLOWED: "The path exists but does not take this HTTP method.",
-    PAYLOAD_TOO_LARGE: "The body is larger than the server takes (FENGQIAO_MAX_BODY_BYTES).",
-    UNSUPPORTED_MEDIA_TYPE: "The body's Content-Type is not one the operation takes (application/json).",
+    PAYLOAD_TOO_LARGE: "The body is larger than the server takes (FENGQIAO_MAX_BODY_BYTES; an evidence "
+    "file, FENGQIAO_EVIDENCE_MAX_BYTES).",
+    UNSUPPORTED_MEDIA_TYPE: "The body's Content-Type is not one the operation takes (application/json); "
+    "for evidence, the file's content is not a JPEG, PNG, WebP or PDF (`detected`, `allowed`).",
     NOT_READY: "The database or the projections cannot serve now; retry after Retry-After, with the same "
     "Idempotency-Key (a recorded command is not repeated).",
     TOO_MANY_FAILURES: "Too many failed sign-ins from this client; wait Retry-After seconds.",

@@ -13,6 +13,7 @@ from api.http import (
     audit,
     calendar,
     cases,
+    evidence,
     feed,
     open311,
     ops,
@@ -21,11 +22,13 @@ from api.http import (
     subscriptions,
     ui,
 )
+from api.http.ui import work
 
 
 def routers() -> list[APIRouter]:
     return [
         ops.router,
+        evidence.router,  # before cases': /v1/cases/{id}/evidence/{sha256}
         cases.router,
         regions.router,
         feed.router,  # integrators: the event feed, webhook subscriptions, Open311
@@ -34,6 +37,8 @@ def routers() -> list[APIRouter]:
         audit.router,  # chain verification, checkpoints, the case file
         ui.router,  # the supervisor dashboard under /ui/
         ui.actions_router,  # its forms that act (the API's command path)
+        work.router,  # the grid worker's workbench under /ui/work (pages)
+        work.commands,  # … and its outbox's endpoints (problem+json)
         calendar.router,  # the statutory calendar
         problems.router,  # each problem type URI, dereferenced
     ]

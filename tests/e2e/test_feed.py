@@ -65,11 +65,11 @@ def test_attributes_follow_the_case(app, api):
     events = [e for e in read_all(api) if e.get_attributes()["subject"] == str(dispute.case_id)]
     types = [e.get_attributes()["type"] for e in events]
     assert types == [
-        "cn.fengqiao.dispute.reported.v2",
+        "cn.fengqiao.dispute.reported.v3",
         "cn.fengqiao.dispute.assigned.v1",
         "cn.fengqiao.dispute.accepted.v2",
         "cn.fengqiao.dispute.escalated.v1",
-        "cn.fengqiao.dispute.commented.v1",
+        "cn.fengqiao.dispute.commented.v2",
     ]
     sources = [e.get_attributes()["source"].rsplit("/", 1)[1] for e in events]
     assert sources == [
@@ -100,7 +100,7 @@ def test_integrators_see_parties_masked_and_admins_in_full(app, api):
 
 def test_filter_by_types(app, api):
     workload(app)
-    wanted = "cn.fengqiao.dispute.commented.v1,cn.fengqiao.hazard.commented.v1"
+    wanted = "cn.fengqiao.dispute.commented.v2,cn.fengqiao.hazard.commented.v2"
     events = read_all(api, types=wanted)
     assert [e.get_attributes()["type"] for e in events] == wanted.split(",")
 

@@ -287,7 +287,7 @@ def test_subscriptions_crud_and_ownership(app, api, receiver):
 
 def test_filtered_subscription_gets_only_its_events(app, api, receiver):
     subscribe(
-        api, receiver, types=["cn.fengqiao.dispute.escalated.v1", "cn.fengqiao.hazard.reported.v2"]
+        api, receiver, types=["cn.fengqiao.dispute.escalated.v1", "cn.fengqiao.hazard.reported.v3"]
     )
     workload(app)
     s, store = sender(app)
@@ -365,8 +365,8 @@ def test_the_receiver_in_the_docs_works(app, api, receiver, tmp_path):
     assert len(printed) == 9
     assert [int(p[0]) for p in printed] == sorted(int(p[0]) for p in printed)
     assert {p[1] for p in printed} >= {
-        "cn.fengqiao.dispute.reported.v2",
-        "cn.fengqiao.hazard.reported.v2",
+        "cn.fengqiao.dispute.reported.v3",
+        "cn.fengqiao.hazard.reported.v3",
     }
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import DomainError
-from tests.support import act, report
+from tests.support import act, photo, report
 
 
 def refused(app, case_id, action, by, **body) -> str:
@@ -139,7 +139,7 @@ def test_common_actions(app):
     act(app, case_id, "resume", "li")
     assert refused(app, case_id, "resume", "li") == "invalid_transition"
     act(app, case_id, "extend", "li", days=5, reason="当事人返乡后再调")
-    act(app, case_id, "comment", "wang", text="已走访", attachments=["photo-1.jpg"])
+    act(app, case_id, "comment", "wang", text="已走访", attachments=[photo(app)])
     act(app, case_id, "supervise", "zhou", note="请加快办理")
     case = app.case(case_id)
     assert case.whistled["司法所"] is not None and case.whistled["派出所"] is None

@@ -22,7 +22,7 @@ from engine.event_schemas import EventData, data_model, public_event_classes
 from engine.feed import DIGIT_LEAD_BYTES, Feed, FeedFilter, _digit_runs, encode_json
 from engine.privacy import erase, protect
 from tests.feed_support import PARTY, workload
-from tests.support import act, actor, envelope, report
+from tests.support import act, actor, envelope, photo, report
 
 TEXTS = [
     "普通文本：邻里纠纷",
@@ -159,9 +159,7 @@ def a_realistic_mix(app: Any) -> None:
         description="ID 41092819900101127X；全角１３８１２３４５６７８",
     )
     act(app, case.case_id, "assign", "li", assignee="zhao")
-    act(
-        app, case.case_id, "comment", "zhao", text="已联系 13912345678", attachments=["photo-1.jpg"]
-    )
+    act(app, case.case_id, "comment", "zhao", text="已联系 13912345678", attachments=[photo(app)])
     shredded = report(
         app, "petition", "minor", parties=[NAME_PHONE], region="410928-009-001-01", by="chen"
     )
@@ -196,7 +194,7 @@ FILTERS = [
     FeedFilter.of(region="410928-002"),
     FeedFilter.of(region="410928-001-007"),
     FeedFilter.of(
-        "cn.fengqiao.dispute.reported.v2,cn.fengqiao.dispute.commented.v1,"
+        "cn.fengqiao.dispute.reported.v3,cn.fengqiao.dispute.commented.v2,"
         "cn.fengqiao.hazard.clock_warned.v1,cn.fengqiao.petition.extended.v1"
     ),
 ]

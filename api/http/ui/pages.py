@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from api.http.auth import (
     Principal,
@@ -32,11 +32,13 @@ from api.http.cases import search_terms
 from api.http.readmodels import read_models
 from api.http.services import Services, services
 from api.http.ui import charts, data
-from api.http.ui.render import HERE, page
+from api.http.ui.render import page, static_file
 from api.http.ui.session import COOKIE, PageRoute, SameOrigin, SignedIn, clear_token, set_session
 from domain.errors import NotFound
 from domain.ladder import Rank, Region
+from domain.permissions import READ_BOARD, may
 from engine.audit.verify import verify_case
+from engine.evidence import IMAGES, hashes_in
 from engine.views import event_view
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
@@ -132,6 +134,8 @@ async def login(request: Request, svc: Svc) -> Response:
     except Unauthenticated as error:
         message = "请输入令牌 enter your token" if not token else f"令牌无效 {error.message}"
         return page(request, "login.html", status_code=401, next=target, error=message)
+    if target == "/ui/board" and not may(user.role, READ_BOARD):
+        target = "/ui/work"  # a grid worker or handler: their workbench, not the boards
     response = RedirectResponse(target, status_code=303)
     set_session(response, svc.sessions.open(user, token), secure=request.url.scheme == "https")  # type: ignore[union-attr]
     return response
@@ -237,7 +241,8 @@ def case_page(
     """The case now or as of an earlier version, its whole timeline and its chain verification."""
     current = visible_case(svc, principal, case_id)
     shown = svc.engine.case_view(case_id, version)
-    history = [event_view(r.position, r.event) for r in svc.engine.history(case_id)]
+    recorded = svc.engine.history(case_id)
+    history = [event_view(r.position, r.event) for r in recorded]
     timeline = [data.timeline_entry(entry, shown["version"]) for entry in history]
     try:
         verification = verify_case(svc.engine, case_id)
@@ -254,6 +259,8 @@ def case_page(
         timeline=timeline,
         verification=verification,
         tree=tree,
+        evidence=hashes_in(r.event for r in recorded),  # thumbnails (the workbench serves them)
+        images=IMAGES,
         acting=acting,
         pending_extensions=current.pending_extensions,
         pending_suspension=current.pending_suspension,
@@ -271,10 +278,4 @@ def approvals(view: ScopedPage) -> Response:
 
 @router.get("/static/{name}")
 def static(name: str) -> Response:
-    if name not in STATIC:
-        raise NotFound(f"no file {name!r}", resource="static", id=name)
-    return FileResponse(
-        HERE / "static" / name,
-        media_type=STATIC[name],
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    return static_file(name, STATIC, "public, max-age=3600")

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.http.ui import data
 from api.http.ui.data import ACTION_NAMES
 from domain.calendar import SHANGHAI
+from domain.errors import NotFound
 from engine.casefile import STATUS_LABELS
 
 HERE = Path(__file__).resolve().parent
@@ -21,6 +22,29 @@ RANK_NAMES = {"grid": "网格", "village": "村/社区", "township": "乡镇/街
 STATUS_NAMES = STATUS_LABELS  # the case file's words for a status, the domain's
 KIND_NAMES = {"dispute": "矛盾纠纷", "hazard": "安全隐患", "petition": "诉求"}
 SEVERITY_NAMES = {"minor": "小事", "major": "大事", "critical": "重大"}
+CATEGORY_NAMES = {
+    "neighbours": "邻里",
+    "marriage_family": "婚姻家庭",
+    "property": "物业",
+    "wages": "劳资/农民工工资",
+    "land": "土地",
+    "damages": "损害赔偿",
+    "fire": "消防",
+    "gas": "燃气",
+    "electrical": "用电",
+    "building": "建筑",
+    "production": "生产",
+    "drowning": "溺水",
+    "small_venues": "九小场所",
+    "utilities": "水电气暖",
+    "environment": "环境",
+    "traffic": "交通",
+    "housing": "住房",
+    "social_security": "社保",
+    "public_order": "治安",
+    "services": "公共服务",
+    "other": "其他",
+}
 
 
 def beijing(moment: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -57,6 +81,7 @@ def _environment() -> Environment:
         STATUS_NAMES=STATUS_NAMES,
         KIND_NAMES=KIND_NAMES,
         SEVERITY_NAMES=SEVERITY_NAMES,
+        CATEGORY_NAMES=CATEGORY_NAMES,
         ACTION_NAMES=ACTION_NAMES,
         data=data,  # the pages' helpers (api.http.ui.data)
     )
@@ -66,8 +91,11 @@ def _environment() -> Environment:
 ENV = _environment()
 
 
-def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render ``template`` with the signed-in principal (if any) and the request."""
+def page(
+    request: Request, template: str, status_code: int = 200, csp: str | None = None, **context: Any
+) -> HTMLResponse:
+    """Render ``template`` with the signed-in principal (if any) and the request; ``csp``:
+    the page's Content-Security-Policy, if not the dashboard's (:data:`CSP`)."""
     principal = getattr(request.state, "principal", None)
     html = ENV.get_template(template).render(request=request, me=principal, **context)
     return HTMLResponse(
@@ -76,7 +104,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
         headers={
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
-            "Content-Security-Policy": CSP,
+            "Content-Security-Policy": csp or CSP,
         },
     )
 
@@ -85,3 +113,13 @@ CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+def static_file(name: str, types: dict[str, str], cache: str, **headers: str) -> FileResponse:
+    """One of the dashboard's static files (``types``: the names served, with their media
+    types); any other name is 404."""
+    if name not in types:
+        raise NotFound(f"no file {name!r}", resource="static", id=name)
+    return FileResponse(
+        HERE / "static" / name, media_type=types[name], headers={"Cache-Control": cache, **headers}
+    )

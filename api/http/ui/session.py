@@ -29,6 +29,7 @@ from api.http.services import Services, services
 from api.http.ui.render import page
 from domain.errors import DomainError, NotPermitted
 from domain.permissions import READ_BOARD
+from engine.sessions import SESSION_TTL
 
 COOKIE = "fengqiao_ui"
 COOKIE_PATH = "/ui"
@@ -36,6 +37,18 @@ COOKIE_PATH = "/ui"
 
 def signed_in(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
     """The caller whose session the dashboard cookie names, if their role may read boards."""
+    principal = session_principal(request, svc)
+    if not principal.may(READ_BOARD):
+        raise NotPermitted(
+            f"the dashboard is for supervisors, auditors and administrators, not a {principal.role}",
+            action=READ_BOARD,
+            role=principal.role,
+        )
+    return principal
+
+
+def session_principal(request: Request, svc: Services) -> Principal:
+    """The caller whose session the dashboard cookie names (any role: each page checks its right)."""
     session_id = request.cookies.get(COOKIE)
     if not session_id:
         raise Unauthenticated("sign in with your token")
@@ -47,12 +60,6 @@ def signed_in(request: Request, svc: Annotated[Services, Depends(services)]) -> 
     principal = Principal(user, svc.users.actor(user))
     structlog.contextvars.bind_contextvars(user=user.name)
     request.state.principal = principal
-    if not principal.may(READ_BOARD):
-        raise NotPermitted(
-            f"the dashboard is for supervisors, auditors and administrators, not a {principal.role}",
-            action=READ_BOARD,
-            role=principal.role,
-        )
     return principal
 
 
@@ -86,8 +93,16 @@ SameOrigin = Depends(same_origin)
 
 
 def set_session(response: Response, session_id: str, secure: bool) -> None:
+    """The session cookie, kept as long as the session itself (``SESSION_TTL``): a grid
+    worker who closes the browser within the day finds their outbox still able to send."""
     response.set_cookie(
-        COOKIE, session_id, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure
+        COOKIE,
+        session_id,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        max_age=int(SESSION_TTL.total_seconds()),
     )
 
 
