@@ -39,9 +39,8 @@ from engine.service import Fengqiao
 from engine.settings import DEFAULTS, Settings
 from engine.sql import Database
 from engine.store import StoreConfig
-from projections import default_projections
 from projections.base import Projection
-from projections.cases import iso
+from projections.cases import CasesProjection, iso
 from projections.runner import Progress, ProjectionRunner
 
 log = structlog.get_logger("fengqiao.province")
@@ -106,12 +105,13 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 class ProvinceRollup:
-    """Follows the registered county stores into the province database."""
+    """Follows the registered county stores into the province database: each county's
+    cases projection (the roll-ups read it; search stays with each county's own server)."""
 
     def __init__(
         self,
         url: str,
-        projections: Callable[[], Sequence[Projection]] = default_projections,
+        projections: Callable[[], Sequence[Projection]] = lambda: [CasesProjection()],
         settings: Settings = DEFAULTS,
     ) -> None:
         self.url, self.settings = url, settings

@@ -19,14 +19,20 @@ def test_status_and_rebuild(app, monkeypatch):
     runner = CliRunner()
     before = runner.invoke(cli, ["projections", "status", "--json"])
     assert before.exit_code == 0, before.output
-    [cases] = json.loads(before.stdout)
+    status = {row["name"]: row for row in json.loads(before.stdout)}
+    assert set(status) == {"cases", "search"}
+    cases = status["cases"]
     assert (cases["name"], cases["position"], cases["lag"]) == ("cases", 0, app.head_position())
 
     rebuilt = runner.invoke(cli, ["projections", "rebuild", "cases", "--batch-size", "3"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "events/s" in rebuilt.output
-    after = json.loads(runner.invoke(cli, ["projections", "status", "--json"]).stdout)
-    assert (after[0]["generation"], after[0]["lag"]) == (2, 0)
+    after = {
+        row["name"]: row
+        for row in json.loads(runner.invoke(cli, ["projections", "status", "--json"]).stdout)
+    }
+    assert (after["cases"]["generation"], after["cases"]["lag"]) == (2, 0)
+    assert after["search"]["generation"] == 1  # rebuilding one projection leaves the other
 
     unknown = runner.invoke(cli, ["projections", "rebuild", "nope"])
     assert unknown.exit_code == 2
