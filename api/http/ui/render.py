@@ -14,14 +14,13 @@ from api.http.ui import data
 from api.http.ui.data import ACTION_NAMES
 from domain.calendar import SHANGHAI
 from domain.errors import NotFound
-from engine.casefile import STATUS_LABELS
+from engine.casefile import KIND_LABELS, SEVERITY_LABELS, STATUS_LABELS
 
 HERE = Path(__file__).resolve().parent
 
 RANK_NAMES = {"grid": "网格", "village": "村/社区", "township": "乡镇/街道", "county": "县"}
-STATUS_NAMES = STATUS_LABELS  # the case file's words for a status, the domain's
-KIND_NAMES = {"dispute": "矛盾纠纷", "hazard": "安全隐患", "petition": "诉求"}
-SEVERITY_NAMES = {"minor": "小事", "major": "大事", "critical": "重大"}
+# the case file's words for a status, a kind and a severity: one vocabulary for every page
+STATUS_NAMES, KIND_NAMES, SEVERITY_NAMES = STATUS_LABELS, KIND_LABELS, SEVERITY_LABELS
 CATEGORY_NAMES = {
     "neighbours": "邻里",
     "marriage_family": "婚姻家庭",
