@@ -55,7 +55,7 @@ UNAUTHENTICATED = ProblemType("/problems/unauthenticated", 401, "Authentication 
 METHOD_NOT_ALLOWED = ProblemType("/problems/method-not-allowed", 405, "Method not allowed")
 PAYLOAD_TOO_LARGE = ProblemType("/problems/payload-too-large", 413, "The request body is too large")
 UNSUPPORTED_MEDIA_TYPE = ProblemType(
-    "/problems/unsupported-media-type", 415, "Send application/json"
+    "/problems/unsupported-media-type", 415, "The body's media type is not one this operation takes"
 )
 NOT_READY = ProblemType("/problems/not-ready", 503, "Not ready")
 TOO_MANY_FAILURES = ProblemType("/problems/too-many-failures", 429, "Too many failed attempts")
