@@ -340,7 +340,7 @@ class CaseQuery:
     "",
     summary="List cases in the caller's region (from the projections)",
     response_model=None,
-    responses={200: {"model": CaseList}, **problem_responses(*READ, 503)},
+    responses={200: {"model": CaseList}, **problem_responses(*READ, 403, 503)},
 )
 def list_cases(
     principal: CurrentUser, svc: Svc, query: Annotated[CaseQuery, Depends()]

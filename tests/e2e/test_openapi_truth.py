@@ -262,3 +262,12 @@ def test_a_proof_of_a_position_past_any_store_is_refused_not_a_500(api: Api, que
     refused = api.get(f"/v1/audit/{query}", "boss")
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_integrators_search_by_number_is_a_declared_403(api: Api):
+    """Found by the schemathesis sweep (``q`` drawn as a phone number): the 403 that keeps
+    integrators from searching by a personal number was not in the document."""
+    refused = api.get("/v1/cases?q=13812345678", "feed")  # the integrator
+    assert refused.status_code == 403, refused.text
+    responses = openapi(api)["paths"]["/v1/cases"]["get"]["responses"]
+    assert declared(responses, refused)
