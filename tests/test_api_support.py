@@ -22,6 +22,7 @@ from api.bench.county import (  # noqa: F401
     XUZHEN_GRID,
 )
 from engine.service import Fengqiao
+from workflows.timers import TimerService
 
 
 @dataclass
@@ -103,3 +104,12 @@ def bounded(examples: int) -> settings:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
+
+
+def tick_timers(engine: Fengqiao) -> None:
+    """One tick of the timer service (clocks warned and breached as of the engine's clock)."""
+    timers = TimerService(engine)
+    try:
+        timers.tick()
+    finally:
+        timers.close()

@@ -11,8 +11,15 @@ from datetime import timedelta
 import pytest
 
 from api.http.ui.session import COOKIE
-from tests.test_api_support import DISPUTE, ORIGIN, PETITION, XUZHEN_GRID, Api, ui_sign_in
-from workflows.timers import TimerService
+from tests.test_api_support import (
+    DISPUTE,
+    ORIGIN,
+    PETITION,
+    XUZHEN_GRID,
+    Api,
+    tick_timers,
+    ui_sign_in,
+)
 
 
 def sign_in(api: Api, who: str) -> str:
@@ -45,11 +52,7 @@ def county(api: Api):
     )["id"]
     api.act(elsewhere, "assign", {"assignee": "xuh"}, "xu")
     api.engine.clock.advance(timedelta(days=5))
-    timers = TimerService(api.engine)
-    try:
-        timers.tick()
-    finally:
-        timers.close()
+    tick_timers(api.engine)
     api.http.state.services.runner.run_once()
     return {"late": late, "done": done, "petition": petition, "elsewhere": elsewhere}
 

@@ -12,8 +12,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.test_api_support import DISPUTE, ORIGIN, XUZHEN_GRID, Api, ui_sign_in
-from workflows.timers import TimerService
+from tests.test_api_support import DISPUTE, ORIGIN, XUZHEN_GRID, Api, tick_timers, ui_sign_in
 
 
 def form_of(text: str, action: str) -> dict[str, str]:
@@ -149,11 +148,7 @@ def test_board_supervises_several_overdue_cases_each_its_own_command(api: Api):
     for case_id in late:
         api.act(case_id, "assign", {"assignee": "zhao"}, "li")
     api.engine.clock.advance(timedelta(days=5))
-    timers = TimerService(api.engine)
-    try:
-        timers.tick()
-    finally:
-        timers.close()
+    tick_timers(api.engine)
     runner = api.http.state.services.runner
     runner.run_once()
     ui_sign_in(api, "zhou")

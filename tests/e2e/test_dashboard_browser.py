@@ -46,14 +46,19 @@ def browser_missing() -> str | None:
     return None
 
 
-@contextmanager
-def launched() -> Iterator[Any]:
-    """Debian's chromium, headless; skipped saying why where it is missing (failed on CI)."""
+def require_browser() -> None:
+    """Skip saying why where chromium or playwright is missing (fail on CI)."""
     problem = browser_missing()
     if problem:
         if ON_CI:
             pytest.fail(f"CI=true but {problem}", pytrace=False)
         pytest.skip(problem)
+
+
+@contextmanager
+def launched() -> Iterator[Any]:
+    """Debian's chromium, headless; skipped saying why where it is missing (failed on CI)."""
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
