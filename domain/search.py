@@ -5,6 +5,11 @@
   trigram index (SQLite FTS5 ``trigram``, PostgreSQL ``pg_trgm``); a term of two — the
   Chinese two-character word, 水费, 噪音 — by its bigram, which :func:`bigrams`
   writes beside the text (a trigram index cannot look up fewer than three).
+* **Ranking.** :data:`TIERS`: the cases whose title holds every term come first, then
+  those that hold them only elsewhere (description, comments, replies, resolutions);
+  newest reported first within a tier. The title is what a case is known by: a
+  township centre looking for "the water again" wants the cases *about* water before
+  those that mention it.
 * **What is indexed.** :func:`indexable`: the text with every personal number typed
   into it blanked (``domain.permissions.replace_numbers``), so no index holds a phone
   or ID number in clear; a party's number is found through its keyed hash instead.
@@ -35,6 +40,7 @@ MAX_TERMS = 8
 MAX_QUERY = 200
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
 _RUN = re.compile(r"\w+")
+TIERS = ("title", "text")  # search results' ranks, best first: every term in the title; anywhere
 
 
 def terms(query: str) -> list[str]:

@@ -122,62 +122,55 @@ class ReadModels:
         """Newest reported first; ``cursor`` continues where the last page ended.
 
         ``q``: only cases whose words hold every term of it (``domain.search.terms``),
-        newest first like the list (the sort index walked, each row's words looked up: a
-        common word costs what the plain list costs, a rare one a look-up in the word
-        index). ``persons``: only cases with one of these persons among their parties."""
+        ranked as ``domain.search.TIERS`` says — the title matches, then the rest, newest
+        first within each. Each tier is one query, as the list is: the list's sort index
+        walked and each row's words looked up by key for a common word, the word index
+        for a rare one; a page costs one query, two where it crosses from one tier to the
+        next. The cursor carries the tier. ``persons``: only cases with one of these
+        persons among their parties."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
         where, params = _filters(
             region, status, kind, severity, rank, assignee, unit, overdue, due_soon
         )
-        self._matching(where, params, q, persons)
+        _parties(where, params, persons)
+        tiers = search_tiers(q, self.db.is_postgres)
+        tier, after = 0, None
         if cursor is not None:
-            reported_at, case_id = decode_cursor(cursor)
-            where.append("(reported_at < ? OR (reported_at = ? AND case_id < ?))")
-            params += [reported_at, reported_at, case_id]
+            tier, *after = decode_cursor(cursor)
+            if tier >= len(tiers):
+                raise ValidationFailed("the cursor is not one this service issued", field="cursor")
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for at in range(tier, len(tiers)):
+            clauses, values = tiers[at]
+            found = self._newest(
+                [*where, *clauses],
+                [*params, *values],
+                after if at == tier else None,
+                limit + 1 - len(rows),
+            )
+            rows += [(at, row) for row in found]
+            if len(rows) > limit:
+                break
+        page = [case_row(r) for _, r in rows[:limit]]
+        following = None
+        if len(rows) > limit:
+            following = encode_cursor(rows[limit - 1][1], rows[limit - 1][0] if q else None)
+        return page, following
+
+    def _newest(
+        self, where: list[str], params: list[Any], after: list[str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The first ``limit`` cases of ``where``, newest reported first, after ``after``
+        (a cursor's ``reported_at`` and ``case_id``)."""
+        if after is not None:
+            where = [*where, "(reported_at < ? OR (reported_at = ? AND case_id < ?))"]
+            params = [*params, after[0], after[0], after[1]]
         sql = "SELECT * FROM cases"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY reported_at DESC, case_id DESC LIMIT ?"
-        rows = self.db.query(sql, [*params, limit + 1])
-        page = [case_row(r) for r in rows[:limit]]
-        following = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-        return page, following
-
-    def _matching(
-        self, where: list[str], params: list[Any], q: str | None, persons: list[str] | None
-    ) -> None:
-        """Add the search's conditions to ``where``: a trigram index for words of three
-        characters or more, the bigram index for words of two."""
-        if persons is not None:
-            marks = ", ".join("?" for _ in persons) or "NULL"
-            where.append(
-                f"case_id IN (SELECT case_id FROM search_parties WHERE person IN ({marks}))"
-            )
-            params += persons
-        if q is None:
-            return
-        words = terms(q)
-        long, short = [w for w in words if len(w) >= 3], [w for w in words if len(w) < 3]
-        if self.db.is_postgres:
-            for word in long:
-                where.append(
-                    "case_id IN (SELECT case_id FROM search_text WHERE body LIKE ? ESCAPE '!')"
-                )
-                params.append(f"%{_like(word)}%")
-            if short:
-                where.append(
-                    "case_id IN (SELECT case_id FROM search_text WHERE grams @> ?::text[])"
-                )
-                params.append(short)
-            return
-        for table, column, found in (
-            ("search_text", "body", long),
-            ("search_grams", "grams", short),
-        ):
-            if found:
-                where.append(f"case_id IN (SELECT case_id FROM {table} WHERE {column} MATCH ?)")
-                params.append(" AND ".join(_phrase(w) for w in found))
+        return self.db.query(sql, [*params, limit])
 
     def possible_duplicates(
         self, new: Intake, area: str, scope: str | None, rule: Duplicates
@@ -625,6 +618,54 @@ def case_row(row: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def _parties(where: list[str], params: list[Any], persons: list[str] | None) -> None:
+    """Only the cases with one of ``persons`` among their parties (None: no condition)."""
+    if persons is not None:
+        marks = ", ".join("?" for _ in persons) or "NULL"
+        where.append(f"case_id IN (SELECT case_id FROM search_parties WHERE person IN ({marks}))")
+        params += persons
+
+
+def search_tiers(q: str | None, postgres: bool) -> list[tuple[list[str], list[Any]]]:
+    """Each rank of ``domain.search.TIERS`` for ``q`` as conditions on ``cases``: the
+    title holds every term; the body holds every term and the title does not (each case
+    in one tier only). No ``q``: one tier, no condition."""
+    if q is None:
+        return [([], [])]
+    words = terms(q)
+    title, title_params = _holding(words, "title", "title_grams", postgres)
+    body, body_params = _holding(words, "body", "grams", postgres)
+    if postgres:  # one look-up of the case's row for both
+        return [
+            ([f"case_id IN (SELECT case_id FROM search_text WHERE {title})"], title_params),
+            (
+                [f"case_id IN (SELECT case_id FROM search_text WHERE {body} AND NOT ({title}))"],
+                [*body_params, *title_params],
+            ),
+        ]
+    return [([title], title_params), ([body, f"NOT ({title})"], [*body_params, *title_params])]
+
+
+def _holding(words: list[str], text: str, grams: str, postgres: bool) -> tuple[str, list[Any]]:
+    """A condition that the ``text`` column (its bigrams in ``grams``) holds every word: a
+    trigram index for words of three characters or more, the bigram index for words of
+    two. PostgreSQL: on a ``search_text`` row; SQLite: on ``cases`` (FTS5 look-ups)."""
+    long, short = [w for w in words if len(w) >= 3], [w for w in words if len(w) < 3]
+    if postgres:
+        clauses = [f"{text} LIKE ? ESCAPE '!'" for _ in long]
+        values: list[Any] = [f"%{_like(w)}%" for w in long]
+        if short:
+            clauses.append(f"{grams} @> ?::text[]")
+            values.append(short)
+        return " AND ".join(clauses), values
+    clauses, values = [], []
+    for table, column, found in (("search_text", text, long), ("search_grams", grams, short)):
+        if found:
+            clauses.append(f"case_id IN (SELECT case_id FROM {table} WHERE {column} MATCH ?)")
+            values.append(" AND ".join(_phrase(w) for w in found))
+    return " AND ".join(clauses), values
+
+
 def _like(word: str) -> str:
     """``word`` as a literal inside a ``LIKE`` pattern (escape character ``!``)."""
     return word.replace("!", "!!").replace("%", "!%").replace("_", "!_")
@@ -635,20 +676,31 @@ def _phrase(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def encode_cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["reported_at"], row["case_id"]], separators=(",", ":")).encode()
+def encode_cursor(row: dict[str, Any], tier: int | None = None) -> str:
+    """An opaque cursor: the last row's sort key (and its search tier, when ranked)."""
+    key = [row["reported_at"], row["case_id"]]
+    raw = json.dumps(key if tier is None else [tier, *key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """The sort key a cursor carries; anything else is refused, never a crash."""
+def decode_cursor(cursor: str) -> tuple[int, str, str]:
+    """The tier and sort key a cursor carries (tier 0 for an unranked list's); anything
+    else is refused, never a crash."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        reported_at, case_id = json.loads(raw)
-        if not isinstance(reported_at, str) or not isinstance(case_id, str):
+        key = json.loads(raw)
+        if not isinstance(key, list) or len(key) not in (2, 3):
+            raise ValueError
+        tier, reported_at, case_id = key if len(key) == 3 else [0, *key]
+        if (
+            type(tier) is not int
+            or tier < 0
+            or not isinstance(reported_at, str)
+            or not isinstance(case_id, str)
+        ):
             raise ValueError
         datetime.fromisoformat(reported_at)
-        return reported_at, case_id
+        return tier, reported_at, case_id
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise ValidationFailed(
             "the cursor is not one this service issued", field="cursor"

@@ -2,15 +2,18 @@
 
 Tables (public names; see docs/projections.md):
 
-* ``search_text`` — one row per case: ``body``, the title, description, comments,
-  replies and resolutions as ``domain.search.indexable`` gives them (case-folded,
-  every personal number blanked: no index holds a phone or ID number in clear).
-  SQLite: an FTS5 table with the ``trigram`` tokenizer; PostgreSQL: a table with a
-  ``pg_trgm`` GIN index on ``body`` (``LIKE '%…%'`` uses it).
-* ``search_grams`` — the body's two-character substrings (``domain.search.bigrams``),
-  for two-character terms a trigram index cannot look up. SQLite: an FTS5 table
-  (``unicode61``: each bigram one token); PostgreSQL: a ``text[]`` column of
-  ``search_text`` with a GIN index, so ``search_grams`` is a one-column view of it.
+* ``search_text`` — one row per case: ``title``, the report's title, and ``body``, the
+  title, description, comments, replies and resolutions, as ``domain.search.indexable``
+  gives them (case-folded, every personal number blanked: no index holds a phone or ID
+  number in clear). The title is indexed apart so that a search can fetch the title
+  matches first, by index (``domain.search.TIERS``). SQLite: an FTS5 table with the
+  ``trigram`` tokenizer (a ``title`` and a ``body`` column); PostgreSQL: a table with a
+  ``pg_trgm`` GIN index on each (``LIKE '%…%'`` uses it).
+* ``search_grams`` — two-character substrings (``domain.search.bigrams``) of the title
+  (``title_grams``) and of the body (``grams``), for two-character terms a trigram index
+  cannot look up. SQLite: an FTS5 table (``unicode61``: each bigram one token);
+  PostgreSQL: two ``text[]`` columns of ``search_text`` with a GIN index each, so
+  ``search_grams`` is a view of them.
 * ``search_points`` — each report's point (``lat``, ``long``), for duplicates nearby.
 * ``search_parties`` — (person, case): the person ids of each case's parties, as the
   report recorded them. A number finds its persons through their keyed hashes in the
@@ -40,7 +43,7 @@ class SearchProjection(Projection):
     name = "search"
     tables = ("search_text", "search_grams", "search_parties", "search_points")
     topics = ("Reported", "Commented", "Replied", "Resolved")
-    version = 1
+    version = 2  # 2: the title indexed apart (search results ranked title matches first)
 
     # -- tables ------------------------------------------------------------------
 
@@ -49,18 +52,18 @@ class SearchProjection(Projection):
         key = tx.key_type
         if tx.is_postgres:
             tx.execute(
-                f"CREATE TABLE {text} (case_id {key} PRIMARY KEY, body TEXT NOT NULL, "
-                "grams TEXT[] NOT NULL)"
+                f"CREATE TABLE {text} (case_id {key} PRIMARY KEY, title TEXT NOT NULL, "
+                "body TEXT NOT NULL, title_grams TEXT[] NOT NULL, grams TEXT[] NOT NULL)"
             )
-            tx.execute(f"CREATE VIEW {grams} AS SELECT case_id, grams FROM {text}")
+            tx.execute(f"CREATE VIEW {grams} AS SELECT case_id, title_grams, grams FROM {text}")
         else:
             tx.execute(
-                f"CREATE VIRTUAL TABLE {text} USING fts5(case_id UNINDEXED, body, "
+                f"CREATE VIRTUAL TABLE {text} USING fts5(case_id UNINDEXED, title, body, "
                 "tokenize = 'trigram')"
             )
             tx.execute(
-                f"CREATE VIRTUAL TABLE {grams} USING fts5(case_id UNINDEXED, grams, "
-                "tokenize = 'unicode61')"
+                f"CREATE VIRTUAL TABLE {grams} USING fts5(case_id UNINDEXED, title_grams, "
+                "grams, tokenize = 'unicode61')"
             )
         tx.execute(
             f"CREATE TABLE {parties} (person {key} NOT NULL, case_id {key} NOT NULL, "
@@ -76,8 +79,12 @@ class SearchProjection(Projection):
             return
         text = self.t("search_text")
         schema = trgm_schema(tx)
-        tx.execute(f"CREATE INDEX {text}_body ON {text} USING gin (body {schema}.gin_trgm_ops)")
-        tx.execute(f"CREATE INDEX {text}_grams ON {text} USING gin (grams)")
+        for column in ("title", "body"):
+            tx.execute(
+                f"CREATE INDEX {text}_{column} ON {text} USING gin ({column} {schema}.gin_trgm_ops)"
+            )
+        for column in ("title_grams", "grams"):
+            tx.execute(f"CREATE INDEX {text}_{column} ON {text} USING gin ({column})")
 
     def drop_tables(self, tx: Tx) -> None:
         if tx.is_postgres:
@@ -97,6 +104,11 @@ class SearchProjection(Projection):
         """Each case's new words appended to its body, written once per batch."""
         added: dict[str, list[str]] = {}
         people: list[tuple[str, str]] = []
+        titles = {
+            str(e.originator_id): indexable(e.title)
+            for _, e in events
+            if isinstance(e, Case.Reported)
+        }
         for _, event in events:
             self._words(event, added, people)
             self._point(tx, event)
@@ -107,7 +119,7 @@ class SearchProjection(Projection):
                 people,
             )
         for case_id, words in added.items():
-            self._write(tx, case_id, indexable(*words))
+            self._write(tx, case_id, indexable(*words), titles.get(case_id))
 
     def _point(self, tx: Tx, event: Any) -> None:
         """Where a report says it is (``lat``/``long`` in its details), for ``nearby``."""
@@ -141,28 +153,32 @@ class SearchProjection(Projection):
     def _resolved(self, event: Case.Resolved, added: dict[str, list[str]], people: list) -> None:
         added.setdefault(str(event.originator_id), []).append(event.resolution)
 
-    def _write(self, tx: Tx, case_id: str, words: str) -> None:
+    def _write(self, tx: Tx, case_id: str, words: str, title: str | None) -> None:
+        """The case's row with ``words`` appended to its body (``title``: its report's)."""
         text = self.t("search_text")
-        if tx.is_postgres:
-            rows = tx.query(f"SELECT body FROM {text} WHERE case_id = ?", (case_id,))
-            body = f"{rows[0]['body']}\n{words}" if rows else words
+        postgres = tx.is_postgres
+        key = ("case_id", case_id) if postgres else ("rowid", rowid_of(case_id))
+        rows = tx.query(f"SELECT title, body FROM {text} WHERE {key[0]} = ?", (key[1],))
+        body = f"{rows[0]['body']}\n{words}" if rows else words
+        title = rows[0]["title"] if rows else title or ""
+        if postgres:
             tx.execute(
-                f"INSERT INTO {text} (case_id, body, grams) VALUES (?, ?, ?) ON CONFLICT (case_id) "
-                "DO UPDATE SET body = excluded.body, grams = excluded.grams",
-                (case_id, body, bigrams(body)),
+                f"INSERT INTO {text} (case_id, title, body, title_grams, grams) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET body = excluded.body, "
+                "grams = excluded.grams",
+                (case_id, title, body, bigrams(title), bigrams(body)),
             )
             return
-        rowid, grams = rowid_of(case_id), self.t("search_grams")
-        rows = tx.query(f"SELECT body FROM {text} WHERE rowid = ?", (rowid,))
-        body = f"{rows[0]['body']}\n{words}" if rows else words
+        grams = self.t("search_grams")
         for table in (text, grams):
-            tx.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+            tx.execute(f"DELETE FROM {table} WHERE rowid = ?", (key[1],))
         tx.execute(
-            f"INSERT INTO {text} (rowid, case_id, body) VALUES (?, ?, ?)", (rowid, case_id, body)
+            f"INSERT INTO {text} (rowid, case_id, title, body) VALUES (?, ?, ?, ?)",
+            (key[1], case_id, title, body),
         )
         tx.execute(
-            f"INSERT INTO {grams} (rowid, case_id, grams) VALUES (?, ?, ?)",
-            (rowid, case_id, " ".join(bigrams(body))),
+            f"INSERT INTO {grams} (rowid, case_id, title_grams, grams) VALUES (?, ?, ?, ?)",
+            (key[1], case_id, " ".join(bigrams(title)), " ".join(bigrams(body))),
         )
 
 

@@ -324,7 +324,8 @@ class CaseQuery:
         Query(
             max_length=200,
             description="words to find in titles, descriptions, comments, replies and "
-            "resolutions (each at least two characters; all must match), or a phone or ID "
+            "resolutions (each at least two characters; all must match; the cases whose title "
+            "holds them first, then the others, newest first in each), or a phone or ID "
             "number to find its parties' cases (not for integrators)",
             examples=["水费", "13812345678"],
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from domain.errors import ValidationFailed
@@ -56,6 +58,61 @@ def test_search_pages_with_the_cursor(app, runner, models):
         if cursor is None:
             break
     assert sorted(seen) == sorted(made) and len(seen) == 5
+
+
+def test_a_title_match_ranks_above_a_newer_match_elsewhere(app, runner, models, clock):
+    in_title = report(app, title="自来水停水三天").case_id
+    clock.advance(timedelta(hours=1))
+    described = report(app, title="反映情况", description="村东头又停水了").case_id  # newer
+    clock.advance(timedelta(hours=1))
+    commented = report(app, title="路面塌陷").case_id  # newer still
+    act(app, commented, "comment", "wang", text="施工导致停水")
+    runner.run_once()
+    rows, _ = models.list_cases(region=GRID, q="停水")  # two characters: the bigram index
+    assert [r["case_id"] for r in rows] == [str(in_title), str(commented), str(described)]
+    rows, _ = models.list_cases(region=GRID, q="停水三天 自来")  # a phrase and a word
+    assert [r["case_id"] for r in rows] == [str(in_title)]
+    rows, _ = models.list_cases(region=GRID, q="停水 村东头")  # the title holds one word only
+    assert [r["case_id"] for r in rows] == [str(described)]
+
+
+def test_paging_across_the_ranks_returns_every_match_once_in_scope(app, runner, models, clock):
+    made = []
+    for i in range(7):  # alternating: a title match, a description-only match
+        title, description = (f"漏水 第{i}户", "") if i % 2 else (f"报修 第{i}户", "厨房漏水")
+        made.append(str(report(app, title=title, description=description).case_id))
+        clock.advance(timedelta(minutes=i % 3))  # some reported at the same moment
+    report(app, title="漏水", region=ELSEWHERE, by="wang")  # another township's
+    runner.run_once()
+    newest = [r["case_id"] for r in models.list_cases(region=GRID)[0]]
+    titled = {c for i, c in enumerate(made) if i % 2}
+    others = set(made) - titled
+    for limit in (1, 2, 3, 4, 10):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            rows, cursor = models.list_cases(
+                region="410928-001", q="漏水", limit=limit, cursor=cursor
+            )
+            seen += [r["case_id"] for r in rows]
+            if cursor is None:
+                break
+        assert seen == [c for c in newest if c in titled] + [c for c in newest if c in others]
+
+
+def test_a_ranked_cursor_is_opaque_and_checked(app, runner, models):
+    report(app, title="漏水 一")
+    for _ in range(2):
+        report(app, title="报修", description="漏水")
+    runner.run_once()
+    _, cursor = models.list_cases(region=GRID, q="漏水", limit=1)
+    _, later = models.list_cases(region=GRID, q="漏水", limit=1, cursor=cursor)
+    assert later is not None and "漏水" not in later
+    with pytest.raises(ValidationFailed):  # a search's second tier means nothing to the list
+        models.list_cases(region=GRID, cursor=later)
+    for bad in ("", "bm90IGpzb24", "WzksIngiLCJ5Il0", "WyIwIiwieCIsInkiXQ"):
+        with pytest.raises(ValidationFailed):
+            models.list_cases(region=GRID, q="漏水", cursor=bad)
 
 
 def test_another_townships_case_never_appears(app, runner, models):
