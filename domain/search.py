@@ -17,7 +17,9 @@
   matter as a new report — a shared party, a close text (:func:`similarity`, trigram
   similarity as ``pg_trgm`` computes it), or a point within the policy's radius in the
   same category. Candidates are the open cases of the report's village (or its grid,
-  where it has no village: ``RegionTree.ancestor_at``) within the policy's window.
+  where it has no village: ``RegionTree.ancestor_at``) within the policy's window: every
+  one that shares a party, and the :data:`CANDIDATES` newest of the others (a village
+  has a few dozen open; the bound keeps a report's command short however many it has).
 * **重复件.** :func:`repeat_of`: a petition is a repeat when one of its parties has a
   closed petition of the same category closed within the policy's window.
 """
@@ -40,6 +42,7 @@ MAX_TERMS = 8
 MAX_QUERY = 200
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
 _RUN = re.compile(r"\w+")
+CANDIDATES = 100  # open cases of a village compared by text and place at intake, newest first
 TIERS = ("title", "text")  # search results' ranks, best first: every term in the title; anywhere
 
 

@@ -9,7 +9,8 @@ Tables (public names; see docs/projections.md):
   ``extension:<clock>`` (who asked, when, the days and reason the request carries), and
   ``awaiting`` their number: set by ``SuspensionRequested`` / ``ExtensionRequested``, cleared
   by the refusal, the approval (``Suspended``; ``Extended`` with ``requested_by``), as the
-  case's own ``apply`` clears them.
+  case's own ``apply`` clears them. ``region_township``: the township of ``region``
+  (where the case is handled now), so that a township's list walks its own sort index.
 * ``cases_upward`` — one row per push above the ceiling, dated, attributed to the
   case's origin: ``reclassified_up`` (重新定性 upwards, 矛盾上交) and
   ``escalation_refused`` (an escalation or assignment the ceiling refused, from
@@ -87,6 +88,7 @@ COLUMNS: dict[str, str] = {
     "origin_region": "KEY",
     "village": "KEY",
     "township": "KEY",
+    "region_township": "KEY",
     "rank": "INTEGER",
     "ceiling": "INTEGER",
     "reported_ceiling": "INTEGER",
@@ -144,6 +146,7 @@ INDEXED = (
     ("overdue", "overdue, next_due_at"),
     ("due_soon", "due_soon"),
     ("sort", "reported_at, case_id"),
+    ("township_sort", "region_township, reported_at, case_id"),
     ("resolved", "resolved_at"),
 )
 OPEN_STATUSES = ("reported", "assigned", "accepted", "in_progress")
@@ -257,8 +260,9 @@ class CasesProjection(Projection):
     # townships by rank from the region tree (micro-grids), referred disputes, one on-time rule;
     # 7: the imported statutory years, a check-in ends its own clock, 签收 as Accepted records it;
     # 8: the requests awaiting approval (延期, 挂起); 9: 并案 (duplicate_of; a duplicate counted
-    # once, as ``duplicates``) and 重复件 (repeat, repeat_of)
-    version = 9
+    # once, as ``duplicates``) and 重复件 (repeat, repeat_of); 10: region_township (a township's
+    # list walks its own sort index) and the open cases' index the duplicate check reads
+    version = 10
 
     def __init__(self) -> None:
         self._policies: dict[int, PolicyDocument] = {}
@@ -321,6 +325,11 @@ class CasesProjection(Projection):
             f"CREATE INDEX {cases}_overdue_list ON {cases} (reported_at, case_id) WHERE overdue = 1"
         )
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
+        # possible duplicates at intake: the open primary cases of a village, newest first
+        tx.execute(
+            f"CREATE INDEX {cases}_open_origin ON {cases} (origin_region, reported_at) "
+            f"WHERE {OPEN_SQL} AND duplicate_of IS NULL"
+        )
         # the approvals queue: the few cases with a request awaiting approval, by region
         tx.execute(f"CREATE INDEX {cases}_awaiting ON {cases} (region) WHERE awaiting > 0")
 
@@ -572,6 +581,7 @@ class CasesProjection(Projection):
             origin_region=event.region,
             village=village.code if village else None,
             township=township.code if township else None,
+            region_township=township.code if township else None,
             rank=event.rank,
             ceiling=ceiling,
             reported_ceiling=ceiling,
@@ -620,6 +630,7 @@ class CasesProjection(Projection):
     def _assigned(self, event: Case.Assigned, step: _Step) -> None:
         row = step.row
         row.update(region=event.region, rank=event.rank, assignee=event.assignee, status="assigned")
+        row["region_township"] = self._township(step.tx, event.region)
         row["responsible_unit"] = row["responsible_unit"] or event.unit
         self._dispatched(step, event)
 
@@ -628,6 +639,7 @@ class CasesProjection(Projection):
         row = step.row
         status = "assigned" if event.unit else "reported"
         row.update(region=event.to_region, rank=event.to_rank, assignee=None, status=status)
+        row["region_township"] = self._township(step.tx, event.to_region)
         row["escalations"] += 1
         self._dispatched(step, event)
 
@@ -866,6 +878,11 @@ class CasesProjection(Projection):
                 Statutory(tuple(years)) if years else NO_IMPORTS
             )
         return statutory
+
+    def _township(self, tx: Tx, code: str) -> str | None:
+        """The township ``code`` lies in (itself, if one), by rank; None above townships."""
+        township = self._tree(tx, code).ancestor_at(code, Rank.TOWNSHIP)
+        return township.code if township else None
 
     def _tree(self, tx: Tx, code: str | None = None) -> RegionTree:
         """The region tree as the events applied so far built it (kept in ``cases_regions``;

@@ -26,7 +26,7 @@ from domain.kinds import Kind, Severity
 from domain.ladder import Rank
 from domain.permissions import case_in_scope
 from domain.policy import Duplicates
-from domain.search import Earlier, Intake, duplicate_signals, terms
+from domain.search import CANDIDATES, Earlier, Intake, duplicate_signals, terms
 from engine import deadlines
 from engine.sql import Database, Tx
 from projections.cases import (
@@ -99,6 +99,7 @@ class ReadModels:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._townships: dict[str, bool] = {}  # code → a township? (a code's rank never changes)
 
     # -- case list and detail --------------------------------------------------------
 
@@ -135,6 +136,9 @@ class ReadModels:
         )
         _parties(where, params, persons)
         tiers = search_tiers(q, self.db.is_postgres)
+        if region is not None and self._is_township(region.strip()):
+            where.append("region_township = ?")  # the township's own sort index, walked
+            params.append(region.strip())
         tier, after = 0, None
         if cursor is not None:
             tier, *after = decode_cursor(cursor)
@@ -158,6 +162,16 @@ class ReadModels:
             following = encode_cursor(rows[limit - 1][1], rows[limit - 1][0] if q else None)
         return page, following
 
+    def _is_township(self, code: str) -> bool:
+        """Whether ``code`` is a township in the projection's region tree (an unknown code
+        is not, and is asked again next time)."""
+        if code not in self._townships:
+            rows = self.db.query("SELECT rank FROM cases_regions WHERE code = ?", (code,))
+            if not rows:
+                return False
+            self._townships[code] = int(rows[0]["rank"]) == Rank.TOWNSHIP
+        return self._townships[code]
+
     def _newest(
         self, where: list[str], params: list[Any], after: list[str] | None, limit: int
     ) -> list[dict[str, Any]]:
@@ -180,16 +194,29 @@ class ReadModels:
         those in the caller's ``scope`` only (None: everywhere): each with its id, title and why."""
         clause, params = subtree("c.origin_region", area)
         low, high = (iso(new.reported_at + sign * rule.window) for sign in (-1, 1))
-        rows = self.db.query(
+        candidates = (
             "SELECT c.case_id, c.title, c.kind, c.category, c.reported_at, c.region, "
             "c.origin_region, p.lat, p.long FROM cases c LEFT JOIN search_points p "
             f"ON p.case_id = c.case_id WHERE {clause} AND c.{OPEN_SQL} AND c.duplicate_of IS NULL "
-            "AND c.reported_at >= ? AND c.reported_at <= ? AND c.case_id <> ?",
-            [*params, low, high, new.case_id],
+            "AND c.reported_at >= ? AND c.reported_at <= ? AND c.case_id <> ?"
         )
+        params += [low, high, new.case_id]
+        rows = self.db.query(  # the newest few, by the open cases' index
+            f"{candidates} ORDER BY c.reported_at DESC LIMIT ?", [*params, CANDIDATES]
+        )
+        shared: set[str] = set()
+        if new.persons:  # every one sharing a party, by the persons' own cases
+            marks = ", ".join("?" for _ in new.persons)
+            sharing = self.db.query(
+                f"{candidates} AND c.case_id IN (SELECT case_id FROM search_parties "
+                f"WHERE person IN ({marks}))",
+                [*params, *sorted(new.persons)],
+            )
+            shared = {r["case_id"] for r in sharing}
+            newest = {r["case_id"] for r in rows}
+            rows += [r for r in sharing if r["case_id"] not in newest]
         if scope is not None:
             rows = [r for r in rows if case_in_scope((r["region"], r["origin_region"]), scope)]
-        shared = self._sharing(new.persons, [r["case_id"] for r in rows])
         found = []
         for row in rows:
             other = Intake(
@@ -228,17 +255,6 @@ class ReadModels:
             )
             for r in rows
         ]
-
-    def _sharing(self, persons: frozenset[str], case_ids: list[str]) -> set[str]:
-        """Which of ``case_ids`` have one of ``persons`` among their parties."""
-        if not persons or not case_ids:
-            return set()
-        marks = ", ".join("?" for _ in persons)
-        rows = self.db.query(
-            f"SELECT DISTINCT case_id FROM search_parties WHERE person IN ({marks})",
-            sorted(persons),
-        )
-        return {r["case_id"] for r in rows} & set(case_ids)
 
     def get_case(self, case_id: Any) -> dict[str, Any] | None:
         rows = self.db.query("SELECT * FROM cases WHERE case_id = ?", (str(case_id),))
@@ -603,7 +619,7 @@ def _busiest(row: dict[str, Any]) -> tuple[int, str]:
 
 
 BOOLEAN = ("suspended", "overdue", "due_soon", "within_ceiling", "responded_in_time", "repeat")
-INTERNAL = ("ceilings", "position", "requests", "awaiting")
+INTERNAL = ("ceilings", "position", "requests", "awaiting", "region_township")
 
 
 def case_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,8 @@ from projections.runner import ProjectionRunner  # noqa: E402
 
 COUNTY = "410928"
 FILL = """
-INSERT INTO {table} (case_id, kind, severity, status, region, origin_region, village, township, rank,
+INSERT INTO {table} (case_id, kind, severity, status, region, origin_region, village, township,
+    region_township, rank,
     assignee, unit, next_due_at, overdue, due_soon, breached, reported_at, resolved_at, resolved_rank,
     within_ceiling, dispatched_at, responded_in_time, visited_at, satisfaction, version, position)
 SELECT md5(n::text || %(salt)s),
@@ -63,7 +64,7 @@ SELECT md5(n::text || %(salt)s),
        CASE WHEN n % 50 = 0 THEN 'major' ELSE 'minor' END,
        CASE WHEN n % 12 = 0 THEN 'assigned' WHEN n % 25 = 0 THEN 'accepted'
             WHEN n % 2 = 0 THEN 'closed' ELSE 'resolved' END,
-       g.grid, g.grid, g.village, g.township, 0,
+       g.grid, g.grid, g.village, g.township, g.township, 0,
        'worker-' || (n % 700), 'unit-' || (n % 240),
        to_char(timestamp '2025-01-01' + (n % 365) * interval '1 day' + interval '7 days', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
        CASE WHEN n % 12 = 0 AND n % 5 = 0 THEN 1 ELSE 0 END,

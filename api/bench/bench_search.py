@@ -105,12 +105,12 @@ def fill_cases_sqlite(runner: ProjectionRunner, size: int, salt: str) -> None:
             at = begin + timedelta(days=n % 365, seconds=n % 86400)
             reported = at.isoformat(timespec="microseconds")
             row = (case_id_of(n, salt), kind, "other", "minor", status, grid, grid, village)
-            rows.append((*row, township, 0, reported, 5, n, title_of(n)))
+            rows.append((*row, township, 0, reported, 5, n, title_of(n), township))
         with runner.db.transaction(bulk=True) as tx:
             tx.executemany(
                 f"INSERT INTO {table} (case_id, kind, category, severity, status, region, "
-                "origin_region, village, township, rank, reported_at, version, position, title) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "origin_region, village, township, rank, reported_at, version, position, title, "
+                "region_township) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 

@@ -11,6 +11,7 @@ from engine.audit.tables import PARTY_INDEX
 from engine.intake import intake_of
 from engine.privacy import erase, persons_with_number
 from engine.sql import StoreDb
+from projections import queries
 from tests.integration import test_projections_read_models as read_models
 from tests.support import act, report
 
@@ -177,3 +178,37 @@ def test_duplicates_by_party_text_and_place_in_the_village_only(app, runner, mod
     assert found == {str(by_party): ["party"], str(by_text): ["text"]}
     assert offered(app, models, hazard) == {str(by_place): ["nearby"]}  # ~7 m; ~100 m is not
     assert str(other_village) not in found and str(far) not in offered(app, models, hazard)
+
+
+def test_a_busy_village_compares_its_newest_open_cases_and_every_shared_party(
+    app, runner, models, clock, monkeypatch
+):
+    monkeypatch.setattr(queries, "CANDIDATES", 2)  # the bound, made small
+    party = {"name": "张桂英", "role": "petitioner", "phone": PHONE}
+    oldest_shared = report(app, "petition", parties=[party], title="自来水停水三天").case_id
+    clock.advance(timedelta(hours=1))
+    oldest = report(app, "petition", title="自来水停水三天").case_id
+    newer = []
+    for _ in range(2):
+        clock.advance(timedelta(hours=1))
+        newer.append(str(report(app, "petition", title="自来水停水三天").case_id))
+    runner.run_once()
+    clock.advance(timedelta(hours=1))
+    new = report(app, "petition", parties=[party], title="自来水停水三天了").case_id
+    found = offered(app, models, new)
+    assert set(found) == {*newer, str(oldest_shared)} and str(oldest) not in found
+    assert found[str(oldest_shared)] == ["party", "text"]
+
+
+def test_a_township_list_follows_where_the_case_is_handled_now(app, runner, models):
+    case_id = report(app, "dispute", "major", title="宅基地边界纠纷").case_id
+    elsewhere = report(app, title="宅基地边界纠纷", region=ELSEWHERE, by="wang").case_id
+    act(app, case_id, "escalate", "wang", reason="网格化解不了")
+    act(app, case_id, "escalate", "li", reason="村里也调不了")
+    runner.run_once()
+    assert models.get_case(case_id)["region"] == "410928-001"
+    for q in (None, "宅基地"):
+        assert ids(models.list_cases(region="410928-001", q=q)[0]) == {str(case_id)}
+        assert ids(models.list_cases(region="410928-002", q=q)[0]) == {str(elsewhere)}
+        assert ids(models.list_cases(region="410928", q=q)[0]) == {str(case_id), str(elsewhere)}
+    assert "region_township" not in models.get_case(case_id)  # an index's, not the API's
