@@ -8,7 +8,8 @@ a supervisor reassigns the second case. The browser is closed and opened again, 
 offline: the outbox (IndexedDB) still holds the three. Back online, the photo is uploaded,
 the report and the first sign-for land once each with ``occurred_at`` = when they were made
 and the photo's hash in the report's event; the second comes back as a conflict the worker
-can read. Screenshots (390 px and desktop) go to ``test-artifacts/workbench/<store>/``;
+can read. A report that lands with ``possible_duplicates`` leaves a notice on the queue
+page, with links, until it is dismissed. Screenshots (390 px and desktop) go to ``test-artifacts/workbench/<store>/``;
 docs/screenshots/work-*.png are copies of them.
 """
 
@@ -210,6 +211,66 @@ def test_a_grid_worker_works_offline_and_the_outbox_lands_once(
             page.screenshot(path=shots / "work-queue-desktop.png", full_page=True)
             context.close()
         assert isinstance(case_id, UUID)
+    finally:
+        svc.runner.close()
+        engine.close()
+
+
+def test_a_report_that_lands_shows_its_possible_duplicates(
+    playwright, store: StoreConfig, tmp_path
+):
+    """The report's answer names the open cases it may repeat: the queue page shows them, in
+    words and with links, until the worker has read them (390 px and desktop)."""
+    engine = seed(Fengqiao(store))
+    engine.add_person(Person(WORKER, "handler", GRID, None), "test")
+    earlier = report(engine, "dispute", "minor", category="property", title="村口排水沟堵塞积水")
+    http = create_app(engine)
+    svc = http.state.services
+    svc.runner.run_once()
+    token = svc.users.add(WORKER, "handler", GRID, None, by="test")
+    shots = ARTIFACTS / ("postgres" if store.is_postgres else "sqlite")
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        with serving(http) as base:
+            context = open_browser(playwright, tmp_path / "profile")
+            page = context.new_page()
+            page.goto(f"{base}/ui/work")
+            page.fill("input[name=token]", token)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/ui/work")
+            assert page.locator("#duplicates").is_hidden()
+            page.goto(f"{base}/ui/work/report")
+            page.select_option("#kind", "dispute")
+            page.select_option("#category", "property")
+            page.fill("input[name=title]", "村口排水沟堵塞积水了")
+            page.fill("textarea[name=description]", "又堵了")
+            page.click("#report-form button[type=submit]")
+            page.wait_for_url(f"{base}/ui/work")
+            wait_until(
+                page,
+                "() => document.querySelectorAll('#duplicate-items li.duplicates').length === 1",
+            )
+            notice = page.inner_text("#duplicate-items li.duplicates")
+            assert "可能重复" in notice and "村口排水沟堵塞积水了" in notice  # the report
+            assert "村口排水沟堵塞积水\n" in notice and "内容相近 similar text" in notice
+            links = page.locator("#duplicate-items a").evaluate_all(
+                "els => els.map(a => a.pathname)"
+            )
+            mine = [c for c in engine.case_ids() if c != earlier.case_id]
+            assert links == [f"/ui/work/cases/{mine[0]}", f"/ui/work/cases/{earlier.case_id}"]
+            assert page.locator("#outbox").is_hidden()  # nothing left to send
+            page.screenshot(path=shots / "work-duplicates-390.png", full_page=True)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"the notice is {width} px wide on a 390 px phone"
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.screenshot(path=shots / "work-duplicates-desktop.png", full_page=True)
+            page.click("#duplicate-items button")  # read: gone, after a reload too
+            wait_until(page, "() => document.getElementById('duplicates').hidden")
+            page.reload()
+            page.wait_for_selector("#queue-count")
+            page.wait_for_timeout(300)
+            assert page.locator("#duplicates").is_hidden() and outbox(page) == []
+            context.close()
     finally:
         svc.runner.close()
         engine.close()

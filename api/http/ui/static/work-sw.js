@@ -2,7 +2,7 @@
 // Pages: network first, the last copy kept for offline. Static files: the cached copy
 // first. Nothing but GETs of this origin is touched: commands go through the outbox
 // (work.js), which sends them itself when the browser is online.
-var CACHE = "fengqiao-work-v1";
+var CACHE = "fengqiao-work-v2"; // v2: possible duplicates on the queue page
 var SHELL = [
   "/ui/work",
   "/ui/work/report",

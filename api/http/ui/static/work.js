@@ -188,13 +188,30 @@
         method: "POST", credentials: "same-origin", headers: headers, body: JSON.stringify(body)
       });
     }).then(function (response) {
-      if (response.ok) return deleteItem(item.key).then(function () { return "sent"; });
+      if (response.ok) return landed(item, response).then(function () { return "sent"; });
       if (retryLater(response)) {
         item.detail = response.status === 401 ? "请重新登录后发送 sign in again to send" : "稍后重试 will retry";
         if (response.status === 401) signInAgain();
         return putItem(item).then(function () { return "later"; });
       }
       return refuse(item, response);
+    });
+  }
+
+  // A report that landed answers with the open cases it may repeat (possible_duplicates):
+  // they stay on the queue page, as a notice in IndexedDB, until the worker has read them.
+  function landed(item, response) {
+    var answer = item.url === "/ui/work/report" ? response.json().catch(function () { return {}; })
+      : Promise.resolve({});
+    return answer.then(function (body) {
+      var found = (body && body.possible_duplicates) || [];
+      if (!found.length) return deleteItem(item.key);
+      item.state = "duplicates";
+      item.case_id = body.id;
+      item.duplicates = found;
+      item.photos = []; // uploaded already
+      item.detail = "";
+      return putItem(item);
     });
   }
 
@@ -239,10 +256,58 @@
     return el;
   }
 
+  function why(reasons) {
+    return (reasons || []).map(function (w) {
+      if (w.signal === "party") return "同一当事人 same party";
+      if (w.signal === "text") return "内容相近 similar text " + Math.round(w.similarity * 100) + "%";
+      if (w.signal === "nearby") {
+        var metres = Math.round(w.distance_m);
+        return "相距 " + metres + " 米 nearby (" + metres + " m)";
+      }
+      return w.signal;
+    }).join(" · ");
+  }
+
+  function caseLink(caseId, content) {
+    var a = text("a", content);
+    a.href = "/ui/work/cases/" + encodeURIComponent(caseId);
+    return a;
+  }
+
+  function renderNotices(notices) {
+    var list = document.getElementById("duplicate-items");
+    if (!list) return;
+    document.getElementById("duplicates").hidden = notices.length === 0;
+    list.textContent = "";
+    notices.forEach(function (item) {
+      var li = document.createElement("li");
+      li.className = "duplicates";
+      li.dataset.key = item.key;
+      li.appendChild(text("span", "可能重复 possible duplicate", "state"));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(caseLink(item.case_id, "您上报的 your report · " + item.case_title));
+      var others = document.createElement("ul");
+      item.duplicates.forEach(function (d) {
+        var row = document.createElement("li");
+        row.appendChild(caseLink(d.case_id, d.title || d.case_id));
+        row.appendChild(text("small", why(d.why)));
+        others.appendChild(row);
+      });
+      li.appendChild(others);
+      var read = text("button", "知道了 dismiss");
+      read.type = "button";
+      read.addEventListener("click", function () { deleteItem(item.key).then(render); });
+      li.appendChild(read);
+      list.appendChild(li);
+    });
+  }
+
   function render() {
     var list = document.getElementById("outbox-items");
     if (!list) return Promise.resolve();
-    return allItems().then(function (items) {
+    return allItems().then(function (all) {
+      renderNotices(all.filter(function (i) { return i.state === "duplicates" && mine(i); }));
+      var items = all.filter(function (i) { return i.state !== "duplicates"; });
       var box = document.getElementById("outbox");
       box.hidden = items.length === 0;
       list.textContent = "";
