@@ -145,17 +145,23 @@ class ReadModels:
             if tier >= len(tiers):
                 raise ValidationFailed("the cursor is not one this service issued", field="cursor")
         rows: list[tuple[int, dict[str, Any]]] = []
-        for at in range(tier, len(tiers)):
-            clauses, values = tiers[at]
-            found = self._newest(
-                [*where, *clauses],
-                [*params, *values],
-                after if at == tier else None,
-                limit + 1 - len(rows),
-            )
-            rows += [(at, row) for row in found]
-            if len(rows) > limit:
-                break
+        with self.db.snapshot() as tx:  # the tiers of one page: one state
+            if tx.is_postgres and q is not None:
+                # a page walked by index gains nothing from parallel workers; their start cost
+                # ~100 ms on a loaded host, where the planner misjudges a word's rows
+                tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            for at in range(tier, len(tiers)):
+                clauses, values = tiers[at]
+                found = _newest(
+                    tx,
+                    [*where, *clauses],
+                    [*params, *values],
+                    after if at == tier else None,
+                    limit + 1 - len(rows),
+                )
+                rows += [(at, row) for row in found]
+                if len(rows) > limit:
+                    break
         page = [case_row(r) for _, r in rows[:limit]]
         following = None
         if len(rows) > limit:
@@ -171,20 +177,6 @@ class ReadModels:
                 return False
             self._townships[code] = int(rows[0]["rank"]) == Rank.TOWNSHIP
         return self._townships[code]
-
-    def _newest(
-        self, where: list[str], params: list[Any], after: list[str] | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """The first ``limit`` cases of ``where``, newest reported first, after ``after``
-        (a cursor's ``reported_at`` and ``case_id``)."""
-        if after is not None:
-            where = [*where, "(reported_at < ? OR (reported_at = ? AND case_id < ?))"]
-            params = [*params, after[0], after[0], after[1]]
-        sql = "SELECT * FROM cases"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY reported_at DESC, case_id DESC LIMIT ?"
-        return self.db.query(sql, [*params, limit])
 
     def possible_duplicates(
         self, new: Intake, area: str, scope: str | None, rule: Duplicates
@@ -632,6 +624,21 @@ def case_row(row: dict[str, Any]) -> dict[str, Any]:
         if view.get(flag) is not None:
             view[flag] = bool(view[flag])
     return view
+
+
+def _newest(
+    tx: Tx, where: list[str], params: list[Any], after: list[str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """The first ``limit`` cases of ``where``, newest reported first, after ``after`` (a
+    cursor's ``reported_at`` and ``case_id``)."""
+    if after is not None:
+        where = [*where, "(reported_at < ? OR (reported_at = ? AND case_id < ?))"]
+        params = [*params, after[0], after[0], after[1]]
+    sql = "SELECT * FROM cases"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY reported_at DESC, case_id DESC LIMIT ?"
+    return tx.query(sql, [*params, limit])
 
 
 def _parties(where: list[str], params: list[Any], persons: list[str] | None) -> None:

@@ -3,8 +3,8 @@ check at intake ≤ 10 ms, at 1M cases, beside the plain case list in the same r
 
 The read models are filled directly, not through 1M commands (~6 events a case: hours):
 the ``cases`` rows as ``bench_queries`` writes them (``FILL``: a county of 12 townships ×
-20 villages × 3 grids over 2025, ~12% open), each with a title from a list of everyday
-matters (水费, 噪音, 楼道杂物 …); then the search projection's rows for the same cases —
+20 villages × 3 grids over 2025, ~12% open; the regions in the projection's tree), each with
+a title from a list of everyday matters (水费, 噪音, 楼道杂物 …; each in every township); then the search projection's rows for the same cases —
 the title, the body (title, a second matter, a house number) and their bigrams, written by the
 projection's own ``domain.search`` functions, a person for each case (300,000 persons,
 some with several cases) and a point for every third. Then, 50 times each after a
@@ -42,6 +42,7 @@ from api.bench.bench_queries import COUNTY, FILL, p95, timed  # noqa: E402
 from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import seed  # noqa: E402
 from api.bench.stores import POSTGRES_URL  # noqa: E402
+from domain.ladder import Rank  # noqa: E402
 from domain.policy import Duplicates  # noqa: E402
 from domain.search import Intake, bigrams, indexable  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
@@ -72,7 +73,8 @@ BATCH = 20_000
 
 
 def title_of(n: int) -> str:
-    return MATTERS[n % len(MATTERS)]
+    """Case ``n``'s title: every matter in every township (``n % 12`` is its township)."""
+    return MATTERS[(n + n // 12) % len(MATTERS)]
 
 
 def body_of(n: int) -> str:
@@ -121,7 +123,9 @@ def fill_cases_postgres(runner: ProjectionRunner, size: int, salt: str) -> None:
     sql = (
         FILL.format(table=table, county=COUNTY)
         .replace("version, position)", "version, position, title, category)")
-        .replace("5, n\nFROM", f"5, n, ({titles})[1 + n % {len(MATTERS)}], 'other'\nFROM")
+        .replace(
+            "5, n\nFROM", f"5, n, ({titles})[1 + (n + n / 12) % {len(MATTERS)}], 'other'\nFROM"
+        )
         .replace("%(salt)s", "?")
         .replace("%(size)s", "?")
     )
@@ -174,10 +178,31 @@ def fill_search(runner: ProjectionRunner, size: int, salt: str) -> None:
             )
 
 
+def fill_regions(runner: ProjectionRunner) -> None:
+    """``FILL``'s townships, villages and grids in the projection's region tree (what the
+    ladder's events would have put there), so that a township's list knows it is one."""
+    table = runner.projections["cases"].t("cases_regions")
+    rows = []
+    for t in range(1, 13):
+        township = f"{COUNTY}-{t:03d}"
+        rows.append((township, f"乡镇{t}", int(Rank.TOWNSHIP), "rural"))
+        for v in range(1, 21):
+            village = f"{township}-{v:03d}"
+            rows.append((village, f"村{t}-{v}", int(Rank.VILLAGE), "rural"))
+            rows += [(f"{village}-{g:02d}", f"网格{g}", int(Rank.GRID), "rural") for g in (1, 2, 3)]
+    with runner.db.transaction() as tx:
+        tx.executemany(
+            f"INSERT INTO {table} (code, name, rank, profile) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (code) DO NOTHING",
+            rows,
+        )
+
+
 def prepare(runner: ProjectionRunner, size: int) -> float:
     """Fill and analyse; seconds taken."""
     began = time.perf_counter()
     salt = uuid.uuid4().hex
+    fill_regions(runner)
     if runner.db.is_postgres:
         fill_cases_postgres(runner, size, salt)
     else:
