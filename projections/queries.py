@@ -132,13 +132,12 @@ class ReadModels:
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
         where, params = _filters(
-            region, status, kind, severity, rank, assignee, unit, overdue, due_soon
+            None, status, kind, severity, rank, assignee, unit, overdue, due_soon
         )
         _parties(where, params, persons)
         tiers = search_tiers(q, self.db.is_postgres)
-        if region is not None and self._is_township(region.strip()):
-            where.append("region_township = ?")  # the township's own sort index, walked
-            params.append(region.strip())
+        if region is not None:
+            self._within(where, params, _region(region))
         tier, after = 0, None
         if cursor is not None:
             tier, *after = decode_cursor(cursor)
@@ -168,15 +167,21 @@ class ReadModels:
             following = encode_cursor(rows[limit - 1][1], rows[limit - 1][0] if q else None)
         return page, following
 
-    def _is_township(self, code: str) -> bool:
-        """Whether ``code`` is a township in the projection's region tree (an unknown code
-        is not, and is asked again next time)."""
-        if code not in self._townships:
-            rows = self.db.query("SELECT rank FROM cases_regions WHERE code = ?", (code,))
-            if not rows:
-                return False
-            self._townships[code] = int(rows[0]["rank"]) == Rank.TOWNSHIP
-        return self._townships[code]
+    def _within(self, where: list[str], params: list[Any], region: str) -> None:
+        """Cases handled at ``region`` or below. A township's are those whose
+        ``region_township`` it is (the same set: walked by its own sort index, and
+        estimated as one condition, not two the planner would multiply)."""
+        if region not in self._townships:
+            rows = self.db.query("SELECT rank FROM cases_regions WHERE code = ?", (region,))
+            if rows:  # an unknown code is asked again next time
+                self._townships[region] = int(rows[0]["rank"]) == Rank.TOWNSHIP
+        if self._townships.get(region):
+            where.append("region_township = ?")
+            params.append(region)
+            return
+        clause, values = subtree("region", region)
+        where.append(clause)
+        params += values
 
     def possible_duplicates(
         self, new: Intake, area: str, scope: str | None, rule: Duplicates
