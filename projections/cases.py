@@ -326,8 +326,9 @@ class CasesProjection(Projection):
         )
         tx.execute(f"CREATE INDEX {upward}_origin ON {upward} (fact, origin_region, at)")
         # possible duplicates at intake: the open primary cases of a village, newest first
+        # (a village's cases are those whose ``village`` it is: the origin's village by rank)
         tx.execute(
-            f"CREATE INDEX {cases}_open_origin ON {cases} (origin_region, reported_at) "
+            f"CREATE INDEX {cases}_open_village ON {cases} (village, reported_at) "
             f"WHERE {OPEN_SQL} AND duplicate_of IS NULL"
         )
         # the approvals queue: the few cases with a request awaiting approval, by region

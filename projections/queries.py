@@ -99,7 +99,7 @@ class ReadModels:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._townships: dict[str, bool] = {}  # code → a township? (a code's rank never changes)
+        self._ranks: dict[str, int] = {}  # the region tree's ranks, as read
 
     # -- case list and detail --------------------------------------------------------
 
@@ -167,15 +167,21 @@ class ReadModels:
             following = encode_cursor(rows[limit - 1][1], rows[limit - 1][0] if q else None)
         return page, following
 
+    def _rank(self, code: str) -> int | None:
+        """``code``'s rank in the projection's region tree (None: unknown, asked again next
+        time; a known code's rank never changes)."""
+        if code not in self._ranks:
+            rows = self.db.query("SELECT rank FROM cases_regions WHERE code = ?", (code,))
+            if not rows:
+                return None
+            self._ranks[code] = int(rows[0]["rank"])
+        return self._ranks[code]
+
     def _within(self, where: list[str], params: list[Any], region: str) -> None:
         """Cases handled at ``region`` or below. A township's are those whose
         ``region_township`` it is (the same set: walked by its own sort index, and
         estimated as one condition, not two the planner would multiply)."""
-        if region not in self._townships:
-            rows = self.db.query("SELECT rank FROM cases_regions WHERE code = ?", (region,))
-            if rows:  # an unknown code is asked again next time
-                self._townships[region] = int(rows[0]["rank"]) == Rank.TOWNSHIP
-        if self._townships.get(region):
+        if self._rank(region) == Rank.TOWNSHIP:
             where.append("region_township = ?")
             params.append(region)
             return
@@ -189,7 +195,11 @@ class ReadModels:
         """Open cases reported in ``area`` (``domain.search.duplicate_area``) within the
         rule's window of ``new`` that may be the same matter (``domain.search.duplicate_signals``),
         those in the caller's ``scope`` only (None: everywhere): each with its id, title and why."""
-        clause, params = subtree("c.origin_region", area)
+        clause, params = (  # a village's: walked newest first by its open cases' index
+            ("c.village = ?", [area])
+            if self._rank(area) == Rank.VILLAGE
+            else subtree("c.origin_region", area)
+        )
         low, high = (iso(new.reported_at + sign * rule.window) for sign in (-1, 1))
         candidates = (
             "SELECT c.case_id, c.title, c.kind, c.category, c.reported_at, c.region, "
