@@ -140,7 +140,10 @@ def push(frontier: list[bytes], index: int, leaf: bytes) -> None:
 
 
 class Tree:
-    """Reads of the stored tree (one indexed query per root or proof)."""
+    """Reads of the stored tree (one indexed query per root or proof). On PostgreSQL the
+    tree follows the chain after each commit (``catch_up_tree`` in
+    :mod:`engine.audit.recorders`): its size is read after catching it up, and a root or
+    proof that needs subtrees not stored yet catches it up before reading them again."""
 
     def __init__(self, db: StoreDb) -> None:
         self.db = db
@@ -153,12 +156,15 @@ class Tree:
         if not wanted:
             return {}
         found = {int(node): bytes(value) for node, value in self.db.recorder.tree_nodes(wanted)}
+        if len(found) != len(wanted) and self.db.recorder.catch_up_tree():
+            found = {int(node): bytes(v) for node, v in self.db.recorder.tree_nodes(wanted)}
         if len(found) != len(wanted):
             raise LookupError(f"the Merkle tree lacks nodes {sorted(set(wanted) - set(found))}")
         return found
 
     def size(self) -> int:
-        """How many leaves the stored tree has."""
+        """How many leaves the stored tree has, caught up with the chain first."""
+        self.db.recorder.catch_up_tree()
         row = self.db.one(f"SELECT MAX(node) AS last FROM {self.table}")
         last = row["last"] if row else None
         return 0 if last is None else tree_size(int(last))
