@@ -4,8 +4,9 @@ Leaf ``i`` (0-based) is the ``entry_hash`` of the chain's entry number ``i + 1``
 SHA-256(0x00 ‖ the entry's canonical bytes, see :mod:`engine.audit.canonical`); a node
 is SHA-256(0x01 ‖ left ‖ right). Only *perfect* subtrees are stored (table
 ``audit_merkle``: ``node`` key, 32-byte ``hash``), each once, when its last leaf is
-written — in the same transaction as the events and the chain (see
-:mod:`engine.audit.recorders`). That is 2n − popcount(n) rows for n leaves (≈ 2 per
+written — on SQLite in the same transaction as the events and the chain, on PostgreSQL
+after their commit, outside their lock (``catch_up_tree`` in :mod:`engine.audit.recorders`;
+the :class:`Tree` catches it up before it reads). That is 2n − popcount(n) rows for n leaves (≈ 2 per
 event), and the rows are keyed in the order they are completed (post-order), so every
 insert appends at the end of the index:
 

@@ -10,10 +10,12 @@ the event rows, after the events have their positions:
   (hashed in SQL with PostgreSQL's ``sha256``: the same bytes as
   ``engine.audit.canonical``), and the ``COMMIT`` (see
   ``ChainedPostgresRecorder.insert_events``). Nothing runs in Python while the
-  table is locked.
+  table is locked. The Merkle tree is appended after the commit, outside the
+  lock (``ChainedPostgresRecorder.catch_up_tree``).
 * SQLite: the first INSERT takes the database's write lock, so the head read
   after it is the true head. Per batch: one SELECT (the head and the first
-  case's last per-case hash), one more per further case, one ``executemany``.
+  case's last per-case hash), one more per further case, one ``executemany``,
+  and the tree's new nodes.
 
 The recorders are chosen with eventsourcing's ``APPLICATION_RECORDER_TOPIC``
 (see ``engine.store.StoreConfig.eventsourcing_env``).
