@@ -55,9 +55,9 @@ from engine.audit.tables import CHAIN, MERKLE, table_statements
 
 _ROLLBACK = SQL("ROLLBACK")
 WRITER_POOL_MIN = 3
+"""The smallest pool (its ``max_size``) the PostgreSQL writer keeps a connection of."""
 TREE_CHUNK = 5000
 """Leaves a catch-up of the Merkle tree adds per transaction (PostgreSQL)."""
-"""The smallest pool (its ``max_size``) the PostgreSQL writer keeps a connection of."""
 INSERT_CHAIN = (
     "INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
     "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
