@@ -4,8 +4,9 @@ Leaf ``i`` (0-based) is the ``entry_hash`` of the chain's entry number ``i + 1``
 SHA-256(0x00 ‖ the entry's canonical bytes, see :mod:`engine.audit.canonical`); a node
 is SHA-256(0x01 ‖ left ‖ right). Only *perfect* subtrees are stored (table
 ``audit_merkle``: ``node`` key, 32-byte ``hash``), each once, when its last leaf is
-written — in the same transaction as the events and the chain (see
-:mod:`engine.audit.recorders`). That is 2n − popcount(n) rows for n leaves (≈ 2 per
+written — on SQLite in the same transaction as the events and the chain, on PostgreSQL
+after their commit, outside their lock (``catch_up_tree`` in :mod:`engine.audit.recorders`;
+the :class:`Tree` catches it up before it reads). That is 2n − popcount(n) rows for n leaves (≈ 2 per
 event), and the rows are keyed in the order they are completed (post-order), so every
 insert appends at the end of the index:
 
@@ -140,7 +141,10 @@ def push(frontier: list[bytes], index: int, leaf: bytes) -> None:
 
 
 class Tree:
-    """Reads of the stored tree (one indexed query per root or proof)."""
+    """Reads of the stored tree (one indexed query per root or proof). On PostgreSQL the
+    tree follows the chain after each commit (``catch_up_tree`` in
+    :mod:`engine.audit.recorders`): its size is read after catching it up, and a root or
+    proof that needs subtrees not stored yet catches it up before reading them again."""
 
     def __init__(self, db: StoreDb) -> None:
         self.db = db
@@ -153,12 +157,15 @@ class Tree:
         if not wanted:
             return {}
         found = {int(node): bytes(value) for node, value in self.db.recorder.tree_nodes(wanted)}
+        if len(found) != len(wanted) and self.db.recorder.catch_up_tree():
+            found = {int(node): bytes(v) for node, v in self.db.recorder.tree_nodes(wanted)}
         if len(found) != len(wanted):
             raise LookupError(f"the Merkle tree lacks nodes {sorted(set(wanted) - set(found))}")
         return found
 
     def size(self) -> int:
-        """How many leaves the stored tree has."""
+        """How many leaves the stored tree has, caught up with the chain first."""
+        self.db.recorder.catch_up_tree()
         row = self.db.one(f"SELECT MAX(node) AS last FROM {self.table}")
         last = row["last"] if row else None
         return 0 if last is None else tree_size(int(last))

@@ -10,10 +10,12 @@ the event rows, after the events have their positions:
   (hashed in SQL with PostgreSQL's ``sha256``: the same bytes as
   ``engine.audit.canonical``), and the ``COMMIT`` (see
   ``ChainedPostgresRecorder.insert_events``). Nothing runs in Python while the
-  table is locked.
+  table is locked. The Merkle tree is appended after the commit, outside the
+  lock (``ChainedPostgresRecorder.catch_up_tree``).
 * SQLite: the first INSERT takes the database's write lock, so the head read
   after it is the true head. Per batch: one SELECT (the head and the first
-  case's last per-case hash), one more per further case, one ``executemany``.
+  case's last per-case hash), one more per further case, one ``executemany``,
+  and the tree's new nodes.
 
 The recorders are chosen with eventsourcing's ``APPLICATION_RECORDER_TOPIC``
 (see ``engine.store.StoreConfig.eventsourcing_env``).
@@ -54,6 +56,8 @@ from engine.audit.tables import CHAIN, MERKLE, table_statements
 _ROLLBACK = SQL("ROLLBACK")
 WRITER_POOL_MIN = 3
 """The smallest pool (its ``max_size``) the PostgreSQL writer keeps a connection of."""
+TREE_CHUNK = 5000
+"""Leaves a catch-up of the Merkle tree adds per transaction (PostgreSQL)."""
 INSERT_CHAIN = (
     "INSERT INTO {chain} (position, seq, case_id, version, entry_hash, case_hash, chain_hash) "
     "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
@@ -309,6 +313,11 @@ class _Chained:
         rows = append_rows(size, self.tree_frontier(cursor, size), leaves)
         cursor.executemany(INSERT_MERKLE.format(merkle=self.qualify(MERKLE), p=self.ph), rows)
 
+    def catch_up_tree(self) -> int:
+        """Bring the Merkle tree up to the chain's head; return how many leaves were added.
+        Here (SQLite) the tree is written in the events' own transaction: nothing lags."""
+        return 0
+
     def adopt_untreed(self, cursor: Any) -> int:
         """Build the tree over chain entries it lacks (a store from before the tree,
         opened for the first time); return how many leaves were added."""
@@ -416,15 +425,18 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
         chain, events = self.qualify(CHAIN), self.qualify(events_table_name)
         merkle = self.qualify(MERKLE)
-        link_fn, fold, append = (
+        link_fn, fold, append, grow = (
             self.qualify("audit_link"),
             self.qualify("audit_fold"),
             self.qualify("audit_append"),
+            self.qualify("audit_grow"),
         )
+        tree_lock = "'" + datastore.schema.replace("'", "''") + "'"
         zero = "decode(repeat('00', 32), 'hex')"
         tree_sql = (
             # The Merkle tree (engine.audit.merkle.append_rows, in plpgsql): the stored
-            # subtrees of the tree of `v_size` leaves, then each leaf and the parents it completes.
+            # subtrees of the tree of `v_size` leaves, then each leaf of `v_leaves` and the
+            # parents it completes.
             "FOR v_b IN REVERSE 62..0 LOOP IF (v_size >> v_b) & 1 = 1 THEN v_c := v_c + (1::bigint << v_b); "
             "v_keys := v_keys || (2 * (v_c - 1) - bit_count((v_c - 1)::bit(64)) + v_b); END IF; END LOOP;\n"
             f"SELECT coalesce(array_agg(hash ORDER BY node), '{{}}') INTO v_stack FROM {merkle} "
@@ -456,9 +468,7 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
                 # its plan is made once per connection, not per batch.
                 f"CREATE OR REPLACE FUNCTION {append}(case_ids uuid[], versions bigint[], topics text[], "
                 "states text[], json_topics text[]) RETURNS bigint[] LANGUAGE plpgsql AS $$\n"
-                "DECLARE positions bigint[]; v_leaves bytea[]; v_size bigint; v_stack bytea[]; v_top int; "
-                "v_keys bigint[] := '{}'; v_hashes bytea[] := '{}'; v_k bigint; v_h bytea; v_m bigint; "
-                "v_c bigint := 0;\n"
+                "DECLARE positions bigint[];\n"
                 f"BEGIN\nLOCK TABLE {events} IN EXCLUSIVE MODE;\n"
                 "WITH batch AS (SELECT * FROM unnest(case_ids, versions, topics, states, json_topics) "
                 "WITH ORDINALITY AS b(o, v, t, s, tq, n)), "
@@ -485,10 +495,42 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
                 "SELECT position, coalesce((SELECT seq FROM head), 0) + row_number() OVER (ORDER BY position), "
                 "case_id, version, encode(leaf, 'hex'), encode(case_hash, 'hex'), encode(running, 'hex') "
                 "FROM links WHERE version IS NOT NULL) "
-                "SELECT array_agg(position ORDER BY n), array_agg(leaf ORDER BY position), "
-                "coalesce((SELECT seq FROM head), 0) INTO positions, v_leaves, v_size FROM entries;\n"
-                + (tree_sql if self.keep_tree else "")
-                + "RETURN positions;\nEND$$",
+                "SELECT array_agg(position ORDER BY n) INTO positions FROM entries;\n"
+                "RETURN positions;\nEND$$",
+                # The Merkle tree's next leaves, after the events' commit and outside their lock
+                # (see catch_up_tree). Under a lock of the tree's own: the tree's size from its
+                # last node, then up to `max_leaves` chain entries after it, read after
+                # `after_position` (a hint: the position of the tree's last leaf) when that gives
+                # the next entry, else as the last (head - size) entries by position, in ONE
+                # statement (one snapshot: the committed chain is a prefix of its entry numbers).
+                # Returns {leaves added, position of the tree's last leaf}. Asynchronous commit:
+                # the tree is derived from the chain, and WAL order keeps whatever of it
+                # survives a crash a prefix of it (a signed tree head's own commit flushes it).
+                f"CREATE OR REPLACE FUNCTION {grow}(after_position bigint, max_leaves int) "
+                "RETURNS bigint[] LANGUAGE plpgsql AS $$\n"
+                "DECLARE v_last bigint; v_size bigint := 0; v_leaves bytea[]; v_first bigint; "
+                "v_end bigint; v_stack bytea[]; v_top int; v_keys bigint[] := '{}'; "
+                "v_hashes bytea[] := '{}'; v_k bigint; v_h bytea; v_m bigint; v_c bigint := 0;\n"
+                "BEGIN\nPERFORM set_config('synchronous_commit', 'off', true);\n"
+                f"PERFORM pg_advisory_xact_lock(hashtext('fengqiao.audit_tree'), hashtext({tree_lock}));\n"
+                f"SELECT max(node) INTO v_last FROM {merkle};\n"
+                "IF v_last IS NOT NULL THEN v_size := (v_last + 1) / 2; WHILE 2 * v_size - "
+                "bit_count(v_size::bit(64)) < v_last + 1 LOOP v_size := v_size + 1; END LOOP; END IF;\n"
+                "IF after_position IS NOT NULL THEN SELECT array_agg(decode(entry_hash, 'hex') "
+                "ORDER BY position), min(seq), max(position) INTO v_leaves, v_first, v_end FROM "
+                f"(SELECT position, seq, entry_hash FROM {chain} WHERE position > after_position "
+                "ORDER BY position LIMIT max_leaves) t; END IF;\n"
+                "IF v_first IS DISTINCT FROM v_size + 1 THEN SELECT array_agg(decode(entry_hash, 'hex') "
+                "ORDER BY position), min(seq), max(position) INTO v_leaves, v_first, v_end FROM "
+                f"(SELECT position, seq, entry_hash FROM (SELECT position, seq, entry_hash FROM {chain} "
+                "ORDER BY position DESC LIMIT greatest(0, coalesce((SELECT seq FROM "
+                f"{chain} ORDER BY position DESC LIMIT 1), 0) - v_size)) pending "
+                "ORDER BY position LIMIT max_leaves) t; END IF;\n"
+                "IF v_first IS NULL THEN RETURN ARRAY[0, after_position]; END IF;\n"
+                "IF v_first <> v_size + 1 THEN RAISE EXCEPTION 'the Merkle tree of % leaves is out "
+                "of step with the chain (next entry %)', v_size, v_first; END IF;\n"
+                + tree_sql
+                + "RETURN ARRAY[array_length(v_leaves, 1)::bigint, v_end];\nEND$$",
             )
         ]
         self.sql_create_statements += functions
@@ -501,6 +543,8 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         self._insert_head = f"BEGIN; SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; NOTIFY {channel}; SELECT {append}("
         self._insert_tail = ") AS ids; COMMIT"
         self._topics: dict[str, tuple[str, str]] = {}
+        self._grow_sql = SQL(f"SELECT {grow}(%s, %s)")
+        self._tree_position: int | None = None  # where the tree's last leaf sits: a hint
         self._writer_lock = threading.Lock()
         self._held: Any = None
         close = datastore.close
@@ -539,7 +583,32 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(SQL(f"LOCK TABLE {events} IN EXCLUSIVE MODE"))
             self.adopt_unchained(cursor, events, "notification_id")
-            self.adopt_untreed(cursor)
+        self.catch_up_tree()  # a store from before the tree, or one left behind by a crash
+
+    def catch_up_tree(self) -> int:
+        """Bring the Merkle tree up to the chain's head as committed now; return how many
+        leaves were added (``audit_grow``, in chunks of ``TREE_CHUNK`` leaves, one round
+        trip each, under the tree's own advisory lock: never the events' table lock).
+
+        On PostgreSQL the tree is not written in the events' transaction: that
+        transaction holds the events table's lock through its commit, and the tree's
+        upkeep made it longer for every writer. The tree follows the chain instead: the
+        audit worker's every poll and every read of the tree (:class:`engine.audit.merkle.Tree`)
+        catch it up first, so a root or a proof is always of a tree the chain has, never
+        of a partial one. The tree can lag the chain; it never leads it.
+        """
+        if not self.keep_tree:
+            return 0
+        added = 0
+        while True:
+            with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+                cur.execute(self._grow_sql, (self._tree_position, TREE_CHUNK), prepare=True)
+                row = cur.fetchone()
+            assert row is not None  # a function call has a row
+            count, self._tree_position = int(row[0][0]), row[0][1]
+            added += count
+            if count < TREE_CHUNK:
+                return added
 
     def _notify_channel(self, curs: Any) -> None:
         """Nothing here: the batch's own text sends the ``NOTIFY`` (see ``_insert_tail``)."""

@@ -15,6 +15,7 @@ log = structlog.get_logger("fengqiao.audit")
 
 
 def sign_when_due(app: Any) -> None:
+    app.recorder.catch_up_tree()  # the tree follows the chain between tree heads too
     signed = checkpoint_if_due(app)
     if signed is not None:
         log.info(

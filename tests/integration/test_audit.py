@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import uuid
 from datetime import timedelta
 
@@ -23,11 +24,13 @@ from engine.audit.checkpoints import (
     load,
     stored_checkpoints,
 )
+from engine.audit.proofs import consistency, inclusion
 from engine.audit.verifier import node
 from engine.audit.verify import verify_case, verify_log
+from engine.service import Fengqiao
 from engine.sql import StoreDb
 from tests.audit_support import RawStore, busy_history
-from tests.support import act
+from tests.support import act, report
 
 
 @pytest.fixture(autouse=True)
@@ -537,3 +540,127 @@ def test_a_store_from_before_the_tree_gets_its_tree_on_open_and_an_edited_tree_i
         assert not result.ok and result.finding.problem == "tree_broken"
     finally:
         reopened.close()
+
+
+# -- the tree follows the chain (engine.audit.recorders.catch_up_tree): on PostgreSQL it is
+# appended after the events' commit, outside their table lock; every read of the tree, the
+# audit worker and verification catch it up first, so a root, a proof or a tree head is
+# always of a tree the chain has. Checked with many writers at once, and left behind.
+
+WRITERS = 16
+
+
+def stored_nodes(raw: RawStore) -> list[int]:
+    return [row[0] for row in raw.sql(f"SELECT node FROM {raw.merkle} ORDER BY node")]
+
+
+def chain_leaves(raw: RawStore) -> list[bytes]:
+    return [bytes.fromhex(row[4]) for row in raw.chain_rows()]
+
+
+def test_on_postgres_the_tree_is_appended_after_the_commit_and_reads_catch_it_up(app, raw):
+    busy_history(app)
+    leaves = chain_leaves(raw)
+    if app.store.is_postgres:  # the locked append wrote the events and the chain only
+        assert len(stored_nodes(raw)) < merkle.next_key(len(leaves))
+    else:  # SQLite's one writer keeps the tree in the events' transaction
+        assert stored_nodes(raw) == list(range(merkle.next_key(len(leaves))))
+    head = checkpoint(app)  # signs the chain's head: the tree is caught up to it first
+    assert head is not None and head.size == len(leaves)
+    assert stored_nodes(raw) == list(range(merkle.next_key(len(leaves))))
+    assert app.recorder.catch_up_tree() == 0  # nothing left behind
+    case_id = busy_history(app)[0]
+    act(app, case_id, "comment", "wang", text="再补充")
+    leaves = chain_leaves(raw)
+    tree = merkle.Tree(StoreDb(app.recorder))
+    assert tree.size() == len(leaves)  # the size is read after catching up
+    proof = inclusion(app, raw.chain_rows()[-1][0], len(leaves))
+    assert proof["leaf_index"] == len(leaves) - 1
+    root = verifier.inclusion_root(
+        len(leaves) - 1, len(leaves), leaves[-1], [bytes.fromhex(p) for p in proof["proof"]]
+    )
+    assert root.hex() == proof["root"]
+    assert verify_log(app).ok
+
+
+def test_a_tree_left_behind_by_a_crash_is_caught_up_by_the_next_process(app, raw, store, clock):
+    busy_history(app)
+    if app.store.is_postgres:
+        # what a kill -9 between the events' commit and the tree's catch-up leaves
+        raw.sql(f"DELETE FROM {raw.merkle} WHERE node >= ?", (5,))
+    reopened = Fengqiao(store, clock=clock)
+    try:
+        leaves = chain_leaves(raw)
+        assert stored_nodes(raw) == list(range(merkle.next_key(len(leaves))))
+        assert verify_log(reopened).ok
+    finally:
+        reopened.close()
+
+
+def test_many_writers_and_a_tree_reader_at_once_give_one_chain_tree_and_valid_proofs(
+    app, raw, store, clock
+):
+    """16 writers on two engines (on SQLite both share the one file's lock; on PostgreSQL
+    they are two groups committing on one table), while a third thread signs tree heads
+    (each catching up the tree) as fast as it can; then the chain verifies, the tree is the
+    Merkle tree of the chain, and every proof served checks offline."""
+    other = Fengqiao(store, clock=clock)
+    engines = [app, other]
+    cases = [report(engines[i % 2]).case_id for i in range(WRITERS)]
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            for n in range(6):
+                act(engines[i % 2], cases[i], "comment", "wang", text=f"{i}-{n}")
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            failures.append(error)
+
+    def sign() -> None:
+        try:
+            while not stop.is_set():
+                checkpoint(other)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            failures.append(error)
+
+    signer = threading.Thread(target=sign)
+    writers = [threading.Thread(target=write, args=(i,)) for i in range(WRITERS)]
+    signer.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    signer.join()
+    other.close()
+    assert not failures, failures
+    result = verify_log(app)
+    assert result.ok, result.finding
+    assert result.head_position == app.head_position()
+    rows = raw.chain_rows()
+    assert [row[1] for row in rows] == list(range(1, len(rows) + 1))  # each event once, in order
+    assert sorted(row[0] for row in rows) == [row[0] for row in rows]
+    last = checkpoint(app)
+    assert last is not None and last.size == len(rows)
+    leaves = [bytes.fromhex(row[4]) for row in rows]
+    assert stored_nodes(raw) == list(range(merkle.next_key(len(leaves))))
+    heads = stored_checkpoints(app)
+    assert len(heads) >= 2
+    for head in heads:  # every head signed while the writers wrote is a root of the chain
+        assert head.root == mth(leaves[: head.size]).hex()
+    for earlier, later in zip(heads, heads[1:], strict=False):
+        proof = consistency(app, earlier.size, later.size)
+        verifier.check_consistency(
+            earlier.size,
+            later.size,
+            earlier.root_bytes,
+            later.root_bytes,
+            [bytes.fromhex(p) for p in proof["proof"]],
+        )
+    for index in random.Random(7).sample(range(len(rows)), 25):
+        proof = inclusion(app, rows[index][0], last.size)
+        root = verifier.inclusion_root(
+            index, last.size, leaves[index], [bytes.fromhex(p) for p in proof["proof"]]
+        )
+        assert root == last.root_bytes

@@ -105,3 +105,48 @@ def test_a_failed_group_falls_back_to_each_member_alone():
     assert sorted(calls[1]) == ["a", "b", "bad"]  # tried together, then alone
     assert sorted(map(tuple, calls[2:])) == [("a",), ("b",), ("bad",)]
     assert isinstance(outcomes["a"], list) and isinstance(outcomes["b"], list)
+
+
+def test_the_leader_wakes_only_a_groups_first_member_and_each_wakes_the_next(monkeypatch):
+    from engine import group_commit
+
+    calls: list[list[str]] = []
+    release = threading.Event()
+    wakers: list[str] = []
+    wake = group_commit._Member.wake  # noqa: SLF001 - counted below
+
+    def counted(member) -> None:
+        wakers.append(threading.current_thread().name)
+        wake(member)
+
+    monkeypatch.setattr(group_commit._Member, "wake", counted)  # noqa: SLF001
+
+    def insert(events):
+        calls.append(list(events))
+        if len(calls) == 1:
+            release.wait(5)  # hold the first (solo) insert so the others queue up
+        return [len(calls) * 100 + n for n in range(len(events))]
+
+    group = GroupCommit(insert)
+    outcomes: dict[str, object] = {}
+
+    def member(name: str) -> None:
+        outcomes[name] = group.insert([name])
+
+    first = threading.Thread(target=member, args=("first",), name="first")
+    first.start()
+    while not calls:
+        pass
+    names = [f"m{n}" for n in range(6)]
+    others = [threading.Thread(target=member, args=(n,), name=n) for n in names]
+    for thread in others:
+        thread.start()
+    while len(group._queue) < len(names):  # noqa: SLF001 - the test waits for the queue to fill
+        pass
+    release.set()
+    for thread in [first, *others]:
+        thread.join()
+    assert sorted(calls[1]) == sorted(names)  # one group of six
+    assert {outcomes[n][0] for n in names} == {200 + n for n in range(6)}  # type: ignore[index]
+    assert wakers.count("first") == 1  # the leader woke the group's first member only
+    assert len(wakers) == len(names)  # and each of the six was woken exactly once
