@@ -7,6 +7,7 @@ application service; the rules live in the domain.
 # No ``from __future__ import annotations``: each action's route is built in a loop
 # and FastAPI must see the action's body model itself, not a name.
 
+import inspect
 import re
 import uuid
 from collections.abc import Callable
@@ -224,8 +225,12 @@ def perform_action(svc: Services, request: ActionRequest, expected: int | None) 
     right and region scope (``authorize_action``), the key scoped to the caller, the
     expected version, then ``Fengqiao.act``."""
     principal, case_id, body = request.principal, request.case_id, request.body
+    stored = principal.stored_version(case_id)
     case = authorize_action(
-        principal.actor, request.name, lambda: svc.engine.current_case(case_id), body.model_dump()
+        principal.actor,
+        request.name,
+        lambda: svc.engine.current_case(case_id, stored),
+        body.model_dump(),
     )
     envelope = Envelope(
         actor=principal.actor,
@@ -336,6 +341,17 @@ class CaseQuery:
         return {k: v for k, v in vars(self).items() if k not in own}
 
 
+async def case_query(**fields: Any) -> CaseQuery:
+    """``GET /v1/cases``'s :class:`CaseQuery` from the request: the class itself as the
+    dependency would be a plain callable, which FastAPI runs on the thread pool (a hop
+    there and back on every list: issue 20); this takes the class's parameters and runs
+    on the event loop."""
+    return CaseQuery(**fields)
+
+
+case_query.__signature__ = inspect.signature(CaseQuery)  # type: ignore[attr-defined]
+
+
 @router.get(
     "",
     summary="List cases in the caller's region (from the projections)",
@@ -343,7 +359,7 @@ class CaseQuery:
     responses={200: {"model": CaseList}, **problem_responses(*READ, 403, 503)},
 )
 def list_cases(
-    principal: CurrentUser, svc: Svc, query: Annotated[CaseQuery, Depends()]
+    principal: CurrentUser, svc: Svc, query: Annotated[CaseQuery, Depends(case_query)]
 ) -> JSONResponse:
     from api.http.readmodels import read_models
 
@@ -356,7 +372,7 @@ def list_cases(
     rows, next_cursor = read_models(svc).list_cases(
         region=code, q=q, persons=persons, **query.filters()
     )
-    items = shown_to(principal.role, jsonable_encoder(list(rows)))
+    items = shown_to(principal.role, rows)  # JSON types already (``projections.queries.case_row``)
     return JSONResponse({"items": items, "next_cursor": next_cursor})
 
 
@@ -387,7 +403,7 @@ def get_case(
     min_position: Annotated[int | None, MIN_POSITION] = None,
 ) -> JSONResponse:
     wait_for_projections(svc, min_position)
-    shown = svc.engine.case_view(case_id)
+    shown = svc.engine.case_view(case_id, stored_version=principal.stored_version(case_id))
     check_view_scope(principal, shown)
     return JSONResponse(shown_to(principal.role, shown), headers={"ETag": f'"{shown["version"]}"'})
 
