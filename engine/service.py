@@ -727,11 +727,13 @@ class Fengqiao(Application):
             )
         return case
 
-    def current_case(self, case_id: UUID) -> Case:
+    def current_case(self, case_id: UUID, stored_version: int | None = None) -> Case:
         """The case now, as :meth:`case` answers it, from the engine's cached copy when it
-        has one (one read of any newer events instead of the snapshot and its replay). The
-        copy stays cached: read it at once, never change it (a command takes its own)."""
-        case = views.taken_case(self, case_id)
+        has one (one read of any newer events instead of the snapshot and its replay; none
+        when ``stored_version``, read from the store since, is the copy's: see
+        ``views.taken_case``). The copy stays cached: read it at once, never change it (a
+        command takes its own)."""
+        case = views.taken_case(self, case_id, stored_version=stored_version)
         self.case_cache.put(case)
         return case
 
@@ -745,10 +747,13 @@ class Fengqiao(Application):
         version: int | None = None,
         as_of: datetime | None = None,
         now: datetime | None = None,
+        stored_version: int | None = None,
     ) -> dict[str, Any]:
         """The case view with its clocks (``engine.views.case_view``): now, at ``version``
-        or as recorded at ``as_of``; what the HTTP API, the CLI and the dashboard show."""
-        return views.case_view(self, case_id, version, as_of, now)
+        or as recorded at ``as_of``; what the HTTP API, the CLI and the dashboard show.
+        ``stored_version``: the case's version in the store, read since the caller's request
+        arrived (see ``views.taken_case``)."""
+        return views.case_view(self, case_id, version, as_of, now, stored_version)
 
     def history(self, case_id: UUID) -> list[RecordedEvent]:
         """Every event of the case, in order, with its global position."""

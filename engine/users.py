@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from domain.actors import Actor
 from domain.errors import NotFound, ValidationFailed
@@ -139,16 +140,37 @@ class UserStore:
 
     def authenticate(self, token: str) -> User | None:
         """The active, unexpired user holding this token, or None."""
+        return self.authenticate_on_case(token, None)[0]
+
+    def authenticate_on_case(
+        self, token: str, case_id: UUID | None
+    ) -> tuple[User | None, int | None]:
+        """:meth:`authenticate`, and in the same query (one round trip) the last version
+        ``case_id`` has in the store now (None: no such case, or no user). A request on a
+        case reads this first: a cached copy of the case at that version is current
+        (``Fengqiao.current_case``), so it need not look for newer events."""
         if not token or len(token) > 200:
-            return None
+            return None, None
         digest = token_hash(token)
-        rows = self.db.query(
-            f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?", (digest,)
-        )
+        if case_id is None:
+            sql = f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?"
+            params: tuple[Any, ...] = (digest,)
+        else:
+            events = self.db.table(self.engine.recorder.events_table_name)
+            sql = (
+                f"SELECT {USER_COLUMNS}, token_hash, (SELECT max(originator_version) FROM "
+                f"{events} WHERE originator_id = ?) AS case_version "
+                f"FROM {self.table} WHERE token_hash = ?"
+            )
+            # the recorder's own form of the id: a uuid on PostgreSQL, hex digits on SQLite
+            params = (case_id if self.db.is_postgres else case_id.hex, digest)
+        rows = self.db.query(sql, params)
         if not rows or not hmac.compare_digest(rows[0]["token_hash"], digest):
-            return None
+            return None, None
         user = _user(rows[0])
-        return user if user.active and not user.expired(self.engine.clock.now()) else None
+        if not user.active or user.expired(self.engine.clock.now()):
+            return None, None
+        return user, rows[0].get("case_version")
 
     def actor(self, user: User) -> Actor:
         """The actor a user's commands are recorded under (rank: their region's).

@@ -51,6 +51,7 @@ def case_view(
     version: int | None = None,
     as_of: datetime | None = None,
     now: datetime | None = None,
+    stored_version: int | None = None,
 ) -> dict[str, Any]:
     """The case view with its clocks, now, at ``version`` or as recorded at ``as_of``.
 
@@ -61,9 +62,9 @@ def case_view(
     its length: it is the engine's cached copy brought up to date, or its last snapshot
     and the events after, and its clocks resume from the cached fold
     (:func:`engine.case_clocks.current_clocks`). An earlier version or moment is replayed
-    from the events."""
+    from the events. ``stored_version``: see :func:`taken_case`."""
     if as_of is None:
-        shown = _current_view(app, case_id, version, now)
+        shown = _current_view(app, case_id, version, now, stored_version)
         if shown is not None:
             return shown
     case, events = replayed(app, case_id, version, as_of)
@@ -75,15 +76,23 @@ def case_view(
     )
 
 
-def taken_case(app: Any, case_id: UUID, current: bool = True) -> Case:
+def taken_case(
+    app: Any, case_id: UUID, current: bool = True, stored_version: int | None = None
+) -> Case:
     """The case as the store has it now, taken out of the engine's case cache (the caller
     puts it back, or drops it): the cached copy brought up to date with any events written
     since (by another process), else its last snapshot and the events after.
-    ``current=False``: the cached copy as it is (the caller checks its version)."""
+    ``current=False``: the cached copy as it is (the caller checks its version).
+
+    ``stored_version``: the case's last version in the store, read by the caller after its
+    request arrived (the HTTP API reads it with the token: ``UserStore.authenticate``). A
+    cached copy at that version or later is current as it is: no look for newer events."""
     case: Any = app.case_cache.take(case_id)
     if case is None:
         return app.case(case_id)
-    return _brought_up_to_date(app, case) if current else case
+    if not current or (stored_version is not None and case.version >= stored_version):
+        return case
+    return _brought_up_to_date(app, case)
 
 
 def _brought_up_to_date(app: Any, case: Any) -> Any:
@@ -93,12 +102,16 @@ def _brought_up_to_date(app: Any, case: Any) -> Any:
 
 
 def _current_view(
-    app: Any, case_id: UUID, version: int | None, now: datetime | None
+    app: Any,
+    case_id: UUID,
+    version: int | None,
+    now: datetime | None,
+    stored_version: int | None = None,
 ) -> dict[str, Any] | None:
     """The view of the case as it is now, if ``version`` is None or its current one (else None).
 
     The cached case is taken out while in use and put back after (see ``engine.case_cache``)."""
-    case = taken_case(app, case_id, current=version is None)
+    case = taken_case(app, case_id, current=version is None, stored_version=stored_version)
     if version is not None and case.version < version:
         case = _brought_up_to_date(app, case)
     shown = None

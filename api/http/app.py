@@ -90,6 +90,10 @@ def create_app(
             {"name": "problems", "description": "What each problem type URI means"},
         ],
         generate_unique_id_function=operation_id,
+        # FastAPI's native OpenTelemetry asks the global providers whether anyone listens on
+        # every request (~2% of a list's server CPU, issue 20); Fengqiao exports none
+        # (its metrics: /metrics, api/http/metrics.py)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = svc
     problems.install(app)

@@ -45,6 +45,17 @@ class Principal:
 
     user: User
     actor: Actor
+    case_version: tuple[UUID, int] | None = None
+    """The request's case (its path's ``case_id``) and its last version in the store, read
+    with the token in one query (``UserStore.authenticate_on_case``)."""
+
+    def stored_version(self, case_id: UUID) -> int | None:
+        """``case_id``'s last version in the store when this request's token was checked
+        (None if the request named another case or none): a cached copy of the case at
+        that version is current, without a look for newer events (``Fengqiao.current_case``)."""
+        if self.case_version is None or self.case_version[0] != case_id:
+            return None
+        return self.case_version[1]
 
     @property
     def name(self) -> str:
@@ -82,6 +93,14 @@ class TooManyFailures(DomainError, code="too_many_failures"):
 def authenticated(request: Request, svc: Services, token: str) -> User:
     """The user holding ``token``; 401 if none, 429 once a client address has sent too
     many bad tokens in a row (brute force), until the window has passed."""
+    return authenticated_on_case(request, svc, token, None)[0]
+
+
+def authenticated_on_case(
+    request: Request, svc: Services, token: str, case_id: UUID | None
+) -> tuple[User, int | None]:
+    """:func:`authenticated`, and ``case_id``'s last version in the store, read in the
+    same query (``UserStore.authenticate_on_case``)."""
     client = svc.client_address(request)  # X-Forwarded-For only from FENGQIAO_TRUSTED_PROXIES
     logins = svc.failed_logins
     assert logins is not None  # Services.__post_init__ made it
@@ -91,11 +110,22 @@ def authenticated(request: Request, svc: Services, token: str) -> User:
             "too many bad tokens from this address; wait before trying again",
             retry_after=max(1, round(wait)),
         )
-    user = svc.users.authenticate(token)
+    user, version = svc.users.authenticate_on_case(token, case_id)
     if user is None:
         logins.failed(client)
         raise Unauthenticated("the token is unknown, revoked or expired")
-    return user
+    return user, version
+
+
+def _path_case(request: Request) -> UUID | None:
+    """The case the request's path names (``{case_id}``), if it is a UUID."""
+    text = request.path_params.get("case_id")
+    if not isinstance(text, str):
+        return None
+    try:
+        return UUID(text)
+    except ValueError:
+        return None  # the route's own validation answers 422
 
 
 def current_user(
@@ -106,8 +136,10 @@ def current_user(
     """The caller named by ``Authorization: Bearer <token>``."""
     if credentials is None:
         raise Unauthenticated("send Authorization: Bearer <token>")
-    user = authenticated(request, svc, credentials.credentials)
-    principal = Principal(user, svc.users.actor(user))
+    case_id = _path_case(request)
+    user, version = authenticated_on_case(request, svc, credentials.credentials, case_id)
+    known = (case_id, version) if case_id is not None and version is not None else None
+    principal = Principal(user, svc.users.actor(user), known)
     structlog.contextvars.bind_contextvars(user=user.name)
     request.state.principal = principal
     return principal
