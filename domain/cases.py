@@ -347,7 +347,7 @@ class Case(Aggregate):
 
     class SuspensionRefused(Event):
         reason: str
-        requested_by: str
+        requested_by: str  # the handler who asked
 
         def apply(self, case: Case) -> None:
             case.pending_suspension = None
@@ -381,7 +381,7 @@ class Case(Aggregate):
     class ExtensionRefused(Event):
         clock: str
         reason: str
-        requested_by: str
+        requested_by: str  # the handler who asked
 
         def apply(self, case: Case) -> None:
             case.pending_extensions.pop(self.clock, None)
@@ -864,13 +864,7 @@ class Case(Aggregate):
 
     def refuse_suspension(self, stamp: Stamp, *, reason: str) -> None:
         pending = self._pending_suspension("refuse-suspension")
-        self._require_covering(stamp, "refuse-suspension")
-        self._record(
-            self.SuspensionRefused,
-            stamp,
-            reason=_required(reason, "reason"),
-            requested_by=pending["requested_by"],
-        )
+        self._refuse_request("refuse-suspension", self.SuspensionRefused, stamp, pending, reason)
 
     def suspend(self, stamp: Stamp, *, reason: str, resolve_clock: ClockState | None) -> None:
         """挂起 granted directly by a supervisor whose region covers the case."""
@@ -878,6 +872,25 @@ class Case(Aggregate):
         self._check_suspendable("suspend", stamp, resolve_clock)
         self._record(
             self.Suspended, stamp, reason=_required(reason, "reason"), approver=stamp.actor.id
+        )
+
+    def _refuse_request(
+        self,
+        action: str,
+        event_class: type[Case.Event],
+        stamp: Stamp,
+        pending: dict[str, Any],
+        reason: str,
+        **fields: Any,
+    ) -> None:
+        """A supervisor whose region covers the case refuses the ``pending`` request, saying why."""
+        self._require_covering(stamp, action)
+        self._record(
+            event_class,
+            stamp,
+            reason=_required(reason, "reason"),
+            requested_by=pending["requested_by"],
+            **fields,
         )
 
     def _pending_suspension(self, action: str) -> dict[str, Any]:
@@ -934,13 +947,8 @@ class Case(Aggregate):
 
     def refuse_extension(self, stamp: Stamp, clock: ExtendableClock, *, reason: str) -> None:
         pending = self._pending_extension("refuse-extension", clock.name)
-        self._require_covering(stamp, "refuse-extension")
-        self._record(
-            self.ExtensionRefused,
-            stamp,
-            clock=clock.name,
-            reason=_required(reason, "reason"),
-            requested_by=pending["requested_by"],
+        self._refuse_request(
+            "refuse-extension", self.ExtensionRefused, stamp, pending, reason, clock=clock.name
         )
 
     def extend(self, stamp: Stamp, clock: ExtendableClock, *, days: int, reason: str) -> None:
@@ -1197,7 +1205,7 @@ class Dispute(Case):
     class AgreementSigned(Case.Event):
         """The parties signed the written agreement (签名、盖章或者按指印)."""
 
-        effective: bool
+        effective: bool  # the committee had sealed it: in effect from these signatures
         confirm_by: datetime | None
 
         def apply(self, case: Dispute) -> None:
@@ -1208,7 +1216,7 @@ class Dispute(Case):
         """The mediation committee sealed the written agreement (加盖人民调解委员会印章)."""
 
         committee: str | None
-        effective: bool
+        effective: bool  # the parties had signed it: in effect from this seal (Art. 29)
         confirm_by: datetime | None
 
         def apply(self, case: Dispute) -> None:

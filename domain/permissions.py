@@ -39,18 +39,9 @@ MANAGE = "manage"  # users, the ladder, the policy
 
 HANDLER_ACTIONS = frozenset(
     {
+        # every kind
         "accept",
         "send-back",
-        "mediate",
-        "refuse-mediation",
-        "sign-agreement",
-        "seal-agreement",
-        "court-confirmation",
-        "order-rectification",
-        "rectify",
-        "reinspect",
-        "reply",
-        "return-visit",
         "escalate",
         "whistle",
         "check-in",
@@ -59,6 +50,19 @@ HANDLER_ACTIONS = frozenset(
         "request-suspension",
         "link-duplicate",
         "unlink-duplicate",
+        # disputes
+        "mediate",
+        "refuse-mediation",
+        "sign-agreement",
+        "seal-agreement",
+        "court-confirmation",
+        # petitions
+        "reply",
+        "return-visit",
+        # hazards
+        "order-rectification",
+        "rectify",
+        "reinspect",
     }
 )
 """Work on a case (签收, 调解, 整改, 反馈, 上报, asking for 延期 or 挂起 …): a handler's,

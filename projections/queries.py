@@ -522,9 +522,9 @@ def counts_from_cases(
     key = group or "?"
     key_params = [] if group else [region]
     grouped = f" AND {group} IS NOT NULL GROUP BY {group}" if group else ""
-    reported, reported_params = _period("reported_at", start, end)
-    resolved, resolved_params = _period("resolved_at", start, end)
-    moved, moved_params = _period("at", start, end)
+    (reported, reported_params), (resolved, resolved_params), (moved, moved_params) = (
+        _period(column, start, end) for column in ("reported_at", "resolved_at", "at")
+    )  # the rows reported, resolved and moved up in the period
     cohort = (
         "".join(
             f", SUM(CASE WHEN kind = 'petition' AND {PRIMARY}{condition} THEN 1 ELSE 0 END) AS {name}"

@@ -107,12 +107,14 @@ class ProjectionFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class RunnerStatus:
+    """Where one projection stands against the event store."""
+
     name: str
     generation: int
-    position: int
-    head: int
-    stale: bool
-    failure: Failure | None = None
+    position: int  # the last event it has folded
+    head: int  # the store's last event
+    stale: bool  # built by another version of its code: it needs a rebuild
+    failure: Failure | None = None  # the event it stopped on, if it stopped
 
     @property
     def lag(self) -> int:

@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from engine.service import Fengqiao
-from tests.support import act, report
+from tests.support import ZHANG_SAN, act, report
 
 
 class RawStore:
@@ -81,14 +81,6 @@ class RawStore:
             )
         for row in checkpoints:
             self.sql(f"INSERT INTO {self.checkpoints} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-
-
-ZHANG_SAN = {
-    "name": "张三",
-    "role": "applicant",
-    "phone": "13812341234",
-    "id_number": "41092819800101127X",
-}
 
 
 def busy_history(app: Fengqiao) -> list:

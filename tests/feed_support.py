@@ -19,7 +19,7 @@ from engine.service import Fengqiao
 from tests.support import act, report
 
 TYPE_PATTERN = re.compile(r"^cn\.fengqiao\.(dispute|hazard|petition)\.[a-z_]+\.v\d+$")
-PARTY = {
+PARTY = {  # every personal field, each masked for integrators
     "name": "张三",
     "role": "applicant",
     "phone": "13812345678",

@@ -6,6 +6,7 @@ from api.bench.county import (  # noqa: F401
     PEOPLE,
     RANKS,
     UNITS,
+    ZHANG_SAN,
     act,
     actor,
     envelope,

@@ -26,7 +26,7 @@ from typing import cast
 from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
 
-from api.bench.county import act, report, seed
+from api.bench.county import ZHANG_SAN, act, report, seed
 from api.bench.stores import bench_store, drop_schema
 from engine.audit.verify import verify_case, verify_log
 from engine.service import Fengqiao
@@ -38,30 +38,13 @@ def sample_events(app: Fengqiao) -> list[tuple[str, bytes]]:
     """Topics and state bytes of a real case's events, as templates."""
     from datetime import timedelta
 
-    case_id = report(
-        app,
-        parties=[
-            {
-                "name": "张三",
-                "role": "applicant",
-                "phone": "13812341234",
-                "id_number": "41092819800101127X",
-            }
-        ],
-    ).case_id
+    case_id = report(app, parties=[ZHANG_SAN]).case_id
     act(app, case_id, "comment", "wang", text="已上门了解情况，双方同意调解")
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
     cast(SimulatedClock, app.clock).advance(timedelta(hours=1))  # the engine is built on one below
-    act(
-        app,
-        case_id,
-        "mediate",
-        "zhao",
-        outcome="agreed",
-        summary="协商一致",
-        agreement="赔偿 500 元",
-    )
+    agreed = {"outcome": "agreed", "summary": "协商一致", "agreement": "赔偿 500 元"}
+    act(app, case_id, "mediate", "zhao", **agreed)
     act(app, case_id, "resolve", "zhao", resolution="调解成功")
     return [(e.topic, bytes(e.state)) for e in app.recorder.select_events(case_id)]
 

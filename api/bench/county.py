@@ -140,6 +140,14 @@ USERS = [
     ("xuh", "handler", XUZHEN, "xz-zzzx"),
 ]
 
+ZHANG_SAN = {
+    "name": "张三",
+    "role": "applicant",
+    "phone": "13812341234",
+    "id_number": "41092819800101127X",
+}
+"""A party with every personal field: a phone and an ID number to mask, to find, to erase."""
+
 DISPUTE = {
     "kind": "dispute",
     "category": "neighbours",

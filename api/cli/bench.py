@@ -1,11 +1,12 @@
 """``fengqiao bench [NAME] [--store sqlite|postgres] [--size N]``: the benchmark suite.
 
 Each benchmark is a module in ``api/bench/`` (packaged, outside the test run) that
-prints its figure beside a baseline measured in the same run. ``write``, ``notify``, ``replay``,
-``geometry``, ``lag``, ``queries`` and ``search`` expose ``run(store, size) -> list[dict]`` and are called in-process; the
-others (and ``http16``: ``api/bench/load.py`` held at 16 clients) are run as they
-are documented (their own command lines), their output passed through. Figures and
-how to read them: ``docs/performance.md`` (the runs: ``docs/performance-log.md``).
+prints its figure beside a baseline measured in the same run; ``api/bench/benches.toml``
+lists them, with their targets and sizes. Some expose ``run(store, size) -> list[dict]``
+and are called in-process; the others (and ``http16``: ``api/bench/load.py`` held at 16
+clients) are run as they are documented (their own command lines), their output passed
+through. Figures and how to read them: ``docs/performance.md`` (the runs:
+``docs/performance-log.md``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import importlib
 import os
 import subprocess
 import sys
+import tomllib
 import uuid
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
 import typer
 
@@ -25,153 +29,42 @@ from engine.settings import DEFAULTS
 
 @dataclass(frozen=True)
 class Bench:
+    """One benchmark of ``api/bench/benches.toml`` (what its fields mean: the file's head)."""
+
     target: str
     size_means: str
-    default_size: int
-    module: str | None = None  # has run(store, size)
-    script: str | None = None  # else: python -m api.bench.<script> with these arguments
+    size: int
+    module: str | None = None  # api.bench.<module> has run(store, size)
+    script: str | None = None  # else: python -m api.bench.<script> *arguments
+    arguments: tuple[str, ...] = ()
+    postgres_arguments: tuple[str, ...] = ()
     stores: tuple[str, ...] = ("sqlite", "postgres")
 
-    def arguments(
+    def command_arguments(
         self, store: str, size: int, postgres_url: str = DEFAULTS.test_postgres_url
     ) -> list[str]:
+        """The script's command line, ``{url}`` a fresh store of that kind."""
         url = (
-            f"{postgres_url}?schema=bench_{(self.script or '').removesuffix('.py')}_{uuid.uuid4().hex[:6]}"
+            f"{postgres_url}?schema=bench_{self.script}_{uuid.uuid4().hex[:6]}"
             if store == "postgres"
             else f"sqlite:////tmp/fengqiao_bench_{uuid.uuid4().hex[:6]}.db"
         )
-        if self.script == "bench_projections.py":
-            return ["--url", url, "--events", str(size)]
-        if self.script == "bench_feed.py":
-            return ["--url", url, "--events", str(size), "--fresh"]
-        if self.script == "bench_timers.py":
-            return ["--url", url, "--rows", str(size)]
-        if self.script == "bench_memory.py":  # its prepared 1M-case store is kept and reused
-            return ["--store", store, "--minutes", str(size), "--tracemalloc"]
-        if self.script == "bench_audit.py":
-            return ["--store", store, "--events", str(size)]
-        if self.script == "bench_insert.py":
-            return ["--repeat", str(size)]
-        if self.script == "bench_rollup.py":
-            return ["--store", store, "--events", str(size), "--runs", "3"]
-        if self.script == "load":
-            return [
-                "--seconds",
-                str(size),
-                "--start",
-                "16",
-                "--end",
-                "16",
-                *(["--url", url] if store == "postgres" else []),
-            ]
-        return [store]  # bench_api.py
+        extra = self.postgres_arguments if store == "postgres" else ()
+        return [a.format(url=url, store=store, size=size) for a in (*self.arguments, *extra)]
 
 
-BENCHES: dict[str, Bench] = {
-    "write": Bench(
-        "≥ 3,000 events/s with 16 writers on PostgreSQL",
-        "seconds per measurement",
-        10,
-        module="api.bench.bench_write",
-    ),
-    "replay": Bench(
-        "p95 ≤ 5 ms for a 30-event case", "replays timed", 300, module="api.bench.bench_replay"
-    ),
-    "notify": Bench(
-        "the NOTIFY's cost on the PostgreSQL write path: events/s with / without, in one run",
-        "seconds per measurement",
-        5,
-        module="api.bench.bench_notify",
-        stores=("postgres",),
-    ),
-    "geometry": Bench(
-        "a map point to its grid among 10,000 grid polygons: p95 ≤ 1 ms",
-        "grid polygons",
-        10_000,
-        module="api.bench.bench_geometry",
-    ),
-    "lag": Bench(
-        "projection lag p99 ≤ 500 ms at 500 commands/s", "seconds", 60, module="api.bench.bench_lag"
-    ),
-    "queries": Bench(
-        "supervisor queries p95 ≤ 20 ms each at 1M cases (PostgreSQL)",
-        "cases (synthetic rows)",
-        100_000,
-        module="api.bench.bench_queries",
-        stores=("postgres",),
-    ),
-    "search": Bench(
-        "search p95 ≤ 50 ms, duplicate check ≤ 10 ms at 1M cases (beside the plain list)",
-        "cases (synthetic rows)",
-        20_000,
-        module="api.bench.bench_search",
-    ),
-    "projections": Bench(
-        "≥ 20,000 events/s rebuild on PostgreSQL", "events", 100_000, script="bench_projections.py"
-    ),
-    "feed": Bench(
-        "≥ 20,000 events/s through GET /v1/events", "events", 100_000, script="bench_feed.py"
-    ),
-    "api": Bench(
-        "p50/p95 with the engine alone beside", "(fixed: 1,000 commands)", 0, script="bench_api.py"
-    ),
-    "timers": Bench(
-        "due lookup ≤ 100 ms per tick at 1M open clocks",
-        "index rows",
-        100_000,
-        script="bench_timers.py",
-    ),
-    "http16": Bench(
-        "p50/p95/p99 and commands/s, 16 concurrent HTTP clients (loopback)",
-        "seconds",
-        30,
-        script="load",
-    ),
-    "http": Bench(
-        "server CPU per request, as ratios in one run: GET and comment on a long case <= 1.3x a "
-        "10-event case; GET <= 3x, a command <= 5x, list and board <= 4x a bare FastAPI GET /healthz",
-        "events in the long case",
-        1000,
-        module="api.bench.bench_http",
-    ),
-    "scale": Bench(
-        "serve --workers 2 vs 1, 16 clients: commands/s >= 1.5x; command p95 <= 3x p50 "
-        "(pgbench beside)",
-        "seconds per run",
-        30,
-        module="api.bench.bench_scale",
-    ),
-    "memory": Bench(
-        "server RSS at 1M cases; no growth over 10 minutes of load",
-        "minutes",
-        10,
-        script="bench_memory.py",
-    ),
-    "audit": Bench(
-        "chain insert overhead; verification events/s", "events", 100_000, script="bench_audit.py"
-    ),
-    "proofs": Bench(
-        "Merkle tree upkeep per event beside the chain alone (ratio); inclusion and consistency "
-        "proof p95 <= 5 ms at 1M events",
-        "events in the tree",
-        1_000_000,
-        module="api.bench.bench_proofs",
-    ),
-    "insert": Bench(
-        "one PostgreSQL batch (events + hash chain) alone: wall and CPU per event, batches of 1/8/50",
-        "batches timed",
-        300,
-        script="bench_insert.py",
-        stores=("postgres",),
-    ),
-    "rollup": Bench(
-        "province roll-up over 4 county stores: catch-up events/s, CPU/event, stats p95 (beside one "
-        "county's own rebuild)",
-        "events per county",
-        25_000,
-        script="bench_rollup.py",
-    ),
-}
+def _benches() -> dict[str, Bench]:
+    text = (resources.files("api.bench") / "benches.toml").read_text(encoding="utf-8")
+    benches = {}
+    for name, fields in tomllib.loads(text).items():
+        given: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()
+        }
+        benches[name] = Bench(**given)
+    return benches
+
+
+BENCHES = _benches()
 
 
 def _print_rows(rows: list[dict]) -> None:
@@ -190,7 +83,7 @@ def _print_rows(rows: list[dict]) -> None:
 
 def module_of(bench: Bench) -> str:
     """The packaged module that runs ``bench``."""
-    return bench.module or f"api.bench.{(bench.script or '').removesuffix('.py')}"
+    return f"api.bench.{bench.module or bench.script}"
 
 
 def run_one(name: str, store: str, size: int | None) -> int:
@@ -203,10 +96,10 @@ def run_one(name: str, store: str, size: int | None) -> int:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     if bench.module is not None:
-        _print_rows(importlib.import_module(bench.module).run(store, size or bench.default_size))
+        _print_rows(importlib.import_module(bench.module).run(store, size or bench.size))
         return 0
     postgres_url = read_settings("fengqiao bench").test_postgres_url  # FENGQIAO_TEST_POSTGRES_URL
-    arguments = bench.arguments(store, size or bench.default_size, postgres_url)
+    arguments = bench.command_arguments(store, size or bench.size, postgres_url)
     command = [sys.executable, "-m", module_of(bench), *arguments]
     return subprocess.run(command, check=False).returncode
 

@@ -63,6 +63,7 @@ def _result(app, result) -> None:
 
 @app.command("report")
 def report(
+    context: typer.Context,
     kind: str = typer.Option(..., help="dispute | hazard | petition"),
     category: str = typer.Option(...),
     severity: str = typer.Option("minor", help="minor | major | critical"),
@@ -84,22 +85,9 @@ def report(
 ) -> None:
     """上报 a new case."""
     with engine() as app, domain_errors():
-        point = {"lat": lat, "long": long} if lat is not None or long is not None else {}
-        body = app.placed(
-            validated(
-                ReportAt,
-                dict(
-                    kind=kind,
-                    category=category,
-                    severity=severity,
-                    region=region,
-                    title=title,
-                    description=description,
-                    channel=channel,
-                    **point,
-                ),
-            )
-        )
+        # the options named as the report's fields are its fields (--as and the envelope's are not)
+        fields = {k: v for k, v in context.params.items() if k in ReportAt.model_fields}
+        body = app.placed(validated(ReportAt, fields))
         actor = cli_actor(app, as_)
         assert body.region is not None  # placed
         authorize_report(actor, body.region)  # exactly the HTTP API's rights and region scope

@@ -49,6 +49,13 @@ class Step:
     occurred_at: datetime | None = None  # earlier than ``at`` for an offline report
 
 
+HANDLING_UNITS = {  # the kind of unit that works a case of each kind: (at the township, at the county)
+    Kind.DISPUTE: ("justice_office", "county_mediation_centre"),
+    Kind.HAZARD: ("safety_office", "emergency_bureau"),
+    Kind.PETITION: ("petition_office", "county_petition_bureau"),
+}
+
+
 @dataclass(frozen=True)
 class Place:
     """Where a case arises, and the people on the ladder above it."""
@@ -76,19 +83,10 @@ class Place:
             return worker
         if rank == Rank.VILLAGE:
             return self.village.mediator if kind == Kind.DISPUTE else self.village.clerk
+        township_unit, county_unit = HANDLING_UNITS[kind]
         if rank == Rank.TOWNSHIP:
-            unit_kind = {
-                Kind.DISPUTE: "justice_office",
-                Kind.HAZARD: "safety_office",
-                Kind.PETITION: "petition_office",
-            }[kind]
-            return self.township.handlers[unit_kind]
-        unit_kind = {
-            Kind.DISPUTE: "county_mediation_centre",
-            Kind.HAZARD: "emergency_bureau",
-            Kind.PETITION: "county_petition_bureau",
-        }[kind]
-        return self.county.handlers[unit_kind]
+            return self.township.handlers[township_unit]
+        return self.county.handlers[county_unit]
 
     def supervisor(self, rank: int) -> Actor:
         """Who dispatches, reclassifies and closes at this rank (on a rural grid:
@@ -159,7 +157,7 @@ class Life:
         handles them. Crossing the ceiling needs a reclassification (重新定性) by
         the supervisor at the ceiling rank first. The unit the escalation is routed
         to signs for it; where none is routed, that rank's supervisor dispatches it.
-        Returns the new (rank, severity, handler)."""
+        Returns the new (rank, severity, handler): as they were if ``target`` is not above."""
         place = self.place
         jump = severity == Severity.CRITICAL or kind != Kind.DISPUTE
         while rank < target:
@@ -202,6 +200,13 @@ class Life:
                 yield self.step(place.supervisor(rank), "assign", assignee=handler.id)
             yield from self.sign_for(handler, severity)
         return rank, severity, handler
+
+    def dispatch(
+        self, by: Actor, handler: Actor, severity: Severity
+    ) -> Generator[Step, None, None]:
+        """派单: ``by`` assigns the case to ``handler``, who signs for it."""
+        yield self.step(by, "assign", assignee=handler.id)
+        yield from self.sign_for(handler, severity)
 
     def sign_for(self, handler: Actor, severity: Severity) -> Generator[Step, None, None]:
         """签收: mostly within the hour; now and then late (a breached sign-for clock)."""
@@ -251,26 +256,42 @@ class Life:
         occurred = self.t - timedelta(minutes=self.rng.uniform(20, 480)) if offline else None
         return Step(self.t, actor, REPORT, body, occurred_at=occurred)
 
+    def found_on_the_round(
+        self,
+        kind: Kind,
+        category: str,
+        severity: Severity,
+        title: str,
+        description: str,
+        parties: list[dict[str, Any]] | None = None,
+        **more: Any,
+    ) -> Step:
+        """A case the grid's worker (or an assistant) found on the round (走访、排查) and
+        reports from the grid, now and then offline (sent later). Without ``parties``,
+        the one who answers for the place found is its party."""
+        reporter, offline = self.reporter(), self.chance(0.12)
+        if parties is None:
+            parties = [{"name": self.names.party(), "role": "other", "phone": self.names.phone()}]
+        return self.report(
+            reporter,
+            offline=offline,
+            kind=str(kind),
+            category=category,
+            severity=str(severity),
+            region=self.place.grid.region.code,
+            title=title,
+            description=description,
+            channel="grid",
+            **more,
+            parties=parties,
+        )
+
 
 # -- disputes (矛盾纠纷) -----------------------------------------------------------
 
-DISPUTE_CATEGORIES = {
-    "neighbours": 30,
-    "marriage_family": 20,
-    "property": 6,
-    "wages": 10,
-    "land": 16,
-    "damages": 12,
-    "other": 6,
-}
-URBAN_DISPUTE_CATEGORIES = {
-    "neighbours": 38,
-    "marriage_family": 14,
-    "property": 28,
-    "wages": 6,
-    "damages": 10,
-    "other": 4,
-}
+MIXES = texts.load("mixes.toml")  # weights by category and channel
+DISPUTE_CATEGORIES: dict[str, int] = MIXES["dispute"]
+URBAN_DISPUTE_CATEGORIES: dict[str, int] = MIXES["urban_dispute"]
 
 
 def dispute(life: Life) -> Generator[Step, None, None]:
@@ -301,29 +322,13 @@ def dispute(life: Life) -> Generator[Step, None, None]:
     if stall:
         target = life.pick({0: 1, 1: 2}) if severity == Severity.MINOR else Rank.VILLAGE
 
-    reporter = life.reporter()
-    yield life.report(
-        reporter,
-        offline=life.chance(0.12),
-        kind="dispute",
-        category=category,
-        severity=str(severity),
-        region=place.grid.region.code,
-        title=title,
-        description=f"{title}。{place.village.region.name}网格员走访发现并上报。",
-        channel="grid",
-        parties=parties,
-    )
-    worker = life.worker
+    found = f"{title}。{place.village.region.name}网格员走访发现并上报。"
+    yield life.found_on_the_round(Kind.DISPUTE, category, severity, title, found, parties=parties)
     life.working(0.1, 2)
-    yield life.step(place.supervisor(Rank.GRID), "assign", assignee=worker.id)
-    yield from life.sign_for(worker, severity)
-
-    rank, handler = int(Rank.GRID), worker
-    if target > rank:
-        rank, severity, handler = yield from life.climb(
-            Kind.DISPUTE, category, severity, rank, target, handler
-        )
+    yield from life.dispatch(place.supervisor(Rank.GRID), life.worker, severity)
+    rank, severity, handler = yield from life.climb(
+        Kind.DISPUTE, category, severity, int(Rank.GRID), target, life.worker
+    )
     supervisor = place.supervisor(rank)
 
     if severity == Severity.CRITICAL:
@@ -418,16 +423,7 @@ def dispute(life: Life) -> Generator[Step, None, None]:
 
 # -- hazards (安全隐患) ---------------------------------------------------------------
 
-HAZARD_CATEGORIES = {
-    "fire": 30,
-    "gas": 12,
-    "electrical": 20,
-    "building": 10,
-    "production": 8,
-    "drowning": 8,
-    "small_venues": 9,
-    "other": 3,
-}
+HAZARD_CATEGORIES: dict[str, int] = MIXES["hazard"]
 
 
 def hazard(life: Life) -> Generator[Step, None, None]:
@@ -448,36 +444,18 @@ def hazard(life: Life) -> Generator[Step, None, None]:
     else:
         target = Rank.COUNTY
 
-    yield life.report(
-        life.reporter(),
-        offline=life.chance(0.12),
-        kind="hazard",
-        category=category,
-        severity=str(severity),
-        region=place.grid.region.code,
-        title=title,
-        description=f"{title}。网格员隐患排查中发现。",
-        channel="grid",
-        hazard_level=level,
-        parties=[{"name": life.names.party(), "role": "other", "phone": life.names.phone()}],
-    )
-    worker = life.worker
+    found = f"{title}。网格员隐患排查中发现。"
+    yield life.found_on_the_round(Kind.HAZARD, category, severity, title, found, hazard_level=level)
     life.working(0.1, 2)
     if target == Rank.VILLAGE and (not place.urban or severity != Severity.MINOR):
-        handler, rank = (
-            place.village.clerk,
-            int(Rank.VILLAGE),
-        )  # 派单 to the 村委会: no escalation needed
-        yield life.step(place.supervisor(Rank.GRID), "assign", assignee=handler.id)
-        yield from life.sign_for(handler, severity)
+        # 派单 to the 村委会: no escalation needed
+        handler, rank = place.village.clerk, int(Rank.VILLAGE)
+        yield from life.dispatch(place.supervisor(Rank.GRID), handler, severity)
     else:
-        yield life.step(place.supervisor(Rank.GRID), "assign", assignee=worker.id)
-        yield from life.sign_for(worker, severity)
-        rank, handler = int(Rank.GRID), worker
-        if target > rank:
-            rank, severity, handler = yield from life.climb(
-                Kind.HAZARD, category, severity, rank, target, handler
-            )
+        yield from life.dispatch(place.supervisor(Rank.GRID), life.worker, severity)
+        rank, severity, handler = yield from life.climb(
+            Kind.HAZARD, category, severity, int(Rank.GRID), target, life.worker
+        )
     if severity == Severity.CRITICAL:
         level = "major"  # reclassified critical: a 重大隐患, with its rectification plan
     supervisor = place.supervisor(rank)
@@ -560,17 +538,8 @@ def hazard(life: Life) -> Generator[Step, None, None]:
 
 # -- petitions (诉求) -------------------------------------------------------------------
 
-PETITION_CATEGORIES = {
-    "utilities": 18,
-    "environment": 15,
-    "traffic": 10,
-    "housing": 10,
-    "social_security": 16,
-    "public_order": 9,
-    "services": 16,
-    "other": 6,
-}
-CHANNELS = {"hotline_12345": 50, "grid": 20, "walk_in": 12, "online": 10, "letters_visits": 8}
+PETITION_CATEGORIES: dict[str, int] = MIXES["petition"]
+CHANNELS: dict[str, int] = MIXES["petition_channels"]
 FROM_THE_HOTLINE = ("hotline_12345", "online", "letters_visits")
 
 
@@ -633,8 +602,7 @@ def petition(life: Life) -> Generator[Step, None, None]:
         life.working(0.5, 6)
         yield life.step(wrong, "send-back", reason="经核实不属于本村辖区，申请退单")
         life.minutes(10, 120)
-    yield life.step(dispatcher, "assign", assignee=handler.id)
-    yield from life.sign_for(handler, severity)
+    yield from life.dispatch(dispatcher, handler, severity)
 
     if severity == Severity.CRITICAL or (
         place.urban and target >= Rank.VILLAGE and life.chance(0.35)
@@ -732,8 +700,7 @@ def take_over(life: Life, case: Case) -> Generator[Step, None, None]:
     rank, severity = case.rank, Severity(case.severity)
     handler, supervisor = place.handler(rank, Kind.DISPUTE, life.worker), place.supervisor(rank)
     life.working(0.2, 3)
-    yield life.step(supervisor, "assign", assignee=handler.id)
-    yield from life.sign_for(handler, severity)
+    yield from life.dispatch(supervisor, handler, severity)
     if cast(Dispute, case).agreement is None:
         life.working(1, 8)
         agreement = life.rng.choice(texts.AGREEMENTS)

@@ -1,157 +1,36 @@
 """What the demo's cases say: titles, summaries and replies, by kind and category.
 
-Drawn from the kinds of matter the seed reports name (邻里、婚姻家庭、物业、
-农民工工资、土地; 消防、燃气、用电 …; 12345 calls about water, noise, roads).
-``{a}`` and ``{b}`` are the parties, ``{p}`` the place.
+The texts are data, kept in ``texts.toml`` beside this module (what the placeholders
+in a title mean: the file's head); the category and channel weights the stories draw
+with are in ``mixes.toml``.
 """
 
 from __future__ import annotations
 
 import random
-
-DISPUTE_TITLES: dict[str, tuple[str, ...]] = {
-    "neighbours": (
-        "{a}与{b}因宅基地边界发生邻里纠纷",
-        "{a}与邻居{b}因排水沟堵塞引发矛盾",
-        "{a}反映邻居{b}饲养犬只扰邻",
-        "{a}与{b}因房屋滴水、采光问题发生纠纷",
-        "{a}与{b}因占道堆放柴草发生口角",
-    ),
-    "marriage_family": (
-        "{a}与{b}因赡养老人问题发生家庭矛盾",
-        "{a}与{b}夫妻感情不和引发家庭纠纷",
-        "{a}与{b}兄弟因分家析产发生纠纷",
-        "{a}与{b}因彩礼返还发生纠纷",
-    ),
-    "property": (
-        "{a}等业主与物业公司因物业费收缴发生纠纷",
-        "{a}反映小区电梯长期停运，与物业发生争执",
-        "{a}与物业因车辆停放收费发生争议",
-    ),
-    "wages": (
-        "{a}等{n}名农民工追讨被拖欠工资",
-        "{a}反映在{b}承包的工地务工工资未结清",
-        "{a}与包工头{b}因劳务费结算发生纠纷",
-    ),
-    "land": (
-        "{a}与{b}因承包地边界发生纠纷",
-        "{a}与{b}因土地流转租金发生争议",
-        "{a}与{b}因林地确权发生争议",
-    ),
-    "damages": (
-        "{a}与{b}因交通事故赔偿发生纠纷",
-        "{a}家羊只啃食{b}家麦苗引发赔偿纠纷",
-        "{a}因{b}家施工造成房屋裂缝要求赔偿",
-        "{a}与{b}因打架致伤赔偿发生纠纷",
-    ),
-    "other": (
-        "{a}与{b}因借款归还发生纠纷",
-        "{a}与{b}因合伙经营散伙分账发生争议",
-    ),
-}
-URBAN_NEIGHBOUR_TITLES = (
-    "{a}反映楼上{b}家漏水殃及其房屋",
-    "{a}与{b}因楼道堆物发生纠纷",
-    "{a}反映{b}装修噪音扰民",
-    "{a}与{b}因车位占用发生争执",
-    "{a}反映小区广场舞噪音扰民，与组织者{b}发生争执",
-)
-
-HAZARD_TITLES: dict[str, tuple[str, ...]] = {
-    "fire": (
-        "{p}楼道堆放杂物堵塞消防通道",
-        "{p}农户院内柴草堆放靠近灶台",
-        "{p}沿街门店消防器材过期",
-        "{p}电动车在楼道内违规充电",
-    ),
-    "gas": ("{p}餐馆液化气瓶与灶具间距不足", "{p}居民燃气软管老化", "{p}燃气管道被违规圈占"),
-    "electrical": ("{p}私拉乱接电线", "{p}配电箱未上锁、线路裸露", "{p}线杆倾斜，电线低垂"),
-    "building": ("{p}危房墙体开裂", "{p}围墙倾斜存在倒塌风险", "{p}自建房违规加层"),
-    "production": (
-        "{p}小作坊无证生产、安全措施缺失",
-        "{p}养殖场沼气池无防护",
-        "{p}加工厂粉尘作业无除尘设施",
-    ),
-    "drowning": ("{p}坑塘无警示牌和防护栏", "{p}河道沿岸护栏损毁", "{p}废弃机井未封盖"),
-    "small_venues": (
-        "{p}小饭馆后厨油烟管道积油",
-        "{p}小超市疏散通道堆放货物",
-        "{p}网吧安全出口上锁",
-    ),
-    "other": ("{p}路口广告牌松动", "{p}校门口道路缺少减速带"),
-}
-
-PETITION_TITLES: dict[str, tuple[str, ...]] = {
-    "utilities": (
-        "{p}自来水停水超过两天",
-        "{p}冬季供暖温度不达标",
-        "{p}频繁停电影响生产生活",
-        "{p}路灯损坏夜间出行不便",
-    ),
-    "environment": (
-        "{p}垃圾清运不及时",
-        "{p}养殖场异味扰民",
-        "{p}夜间施工噪音扰民",
-        "{p}河道污水直排",
-    ),
-    "traffic": ("{p}道路破损坑洼积水", "{p}村道被大车压坏", "{p}公交站点设置不合理"),
-    "housing": (
-        "{p}农村危房改造补助未到位",
-        "{p}小区不动产证迟迟未办理",
-        "{a}咨询保障性住房申请条件",
-    ),
-    "social_security": (
-        "{a}反映养老保险待遇未按时发放",
-        "{a}咨询低保申请条件",
-        "{a}反映医保报销周期过长",
-        "{a}反映残疾人两项补贴未发放",
-    ),
-    "public_order": ("{p}夜间有人聚众喧哗", "{p}流浪犬伤人隐患", "{a}反映疑似电信诈骗"),
-    "services": (
-        "{a}反映户籍证明办理不便",
-        "{a}反映便民服务中心窗口办事慢",
-        "{a}咨询新生儿落户手续",
-    ),
-    "other": ("{a}反映村务公开不及时", "{a}建议增设健身器材"),
-}
-
-AGREEMENTS = (
-    "双方自愿达成调解协议，当场履行完毕",
-    "双方达成口头协议，调解员记录在案",
-    "签订人民调解协议书，约定分期履行",
-    "双方互谅互让，达成书面调解协议",
-)
-FAILED_SUMMARIES = (
-    "双方分歧较大，调解未成，已告知仲裁、行政和诉讼途径",
-    "一方明确拒绝调解，已告知其他救济途径",
-)
-ESCALATION_REASONS = {
-    "dispute": (
-        "本级调解未成，提请上一级调解",
-        "涉及多方利益，超出本级调处能力",
-        "当事人要求上一级调解组织介入",
-    ),
-    "hazard": ("隐患等级较高，超出网格处置能力，逐级上报", "需专业部门检测评估，提请上级处置"),
-    "petition": ("诉求涉及多个部门职责，提请上级协调", "超出本级办理权限，提请上级办理"),
-}
-RECLASSIFY_REASONS = (
-    "涉及人数增多、矛盾有激化风险，重新定性为大事",
-    "经研判争议标的较大，需乡镇司法所介入",
-    "经研判为重大紧急事项，报县级处置",
-)
-REPLIES = (
-    "已协调相关单位现场处理，问题已解决",
-    "已答复诉求人相关政策和办理流程",
-    "已安排维修，预计三日内完成",
-    "经核实情况属实，已责令责任单位限期整改",
-)
-MEASURES = (
-    "责令立即清理并设置警示标识",
-    "更换老化设备，加装防护设施",
-    "限期整改，整改期间落实专人看守",
-    "停业整顿，按要求完成整改后复查",
-)
+import tomllib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
 
 
-def title(rng: random.Random, templates: tuple[str, ...], **names: str) -> str:
+def load(name: str) -> dict[str, Any]:
+    """A TOML file of this package (packaged with it: pyproject's package-data)."""
+    return tomllib.loads(resources.files("api.demo").joinpath(name).read_text(encoding="utf-8"))
+
+
+_TEXTS = load("texts.toml")
+DISPUTE_TITLES: dict[str, list[str]] = _TEXTS["dispute_titles"]
+URBAN_NEIGHBOUR_TITLES: list[str] = _TEXTS["urban_neighbour_titles"]
+HAZARD_TITLES: dict[str, list[str]] = _TEXTS["hazard_titles"]
+PETITION_TITLES: dict[str, list[str]] = _TEXTS["petition_titles"]
+AGREEMENTS: list[str] = _TEXTS["agreements"]
+FAILED_SUMMARIES: list[str] = _TEXTS["failed_summaries"]
+ESCALATION_REASONS: dict[str, list[str]] = _TEXTS["escalation_reasons"]
+RECLASSIFY_REASONS: list[str] = _TEXTS["reclassify_reasons"]
+REPLIES: list[str] = _TEXTS["replies"]
+MEASURES: list[str] = _TEXTS["measures"]
+
+
+def title(rng: random.Random, templates: Sequence[str], **names: str) -> str:
     return rng.choice(templates).format(n=rng.randint(3, 28), **names)

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.clocks import ClockStatus
+
 
 class OpenModel(BaseModel):
     """A response shape that may carry more members than it names."""
@@ -49,10 +51,15 @@ CASE_VIEW_EXAMPLE: dict[str, Any] = {
     "clocks": [
         {
             "name": "sign_for",
+            "title": "签收 sign-for",
             "state": "running",
             "started_at": "2026-09-28T01:05:00+00:00",
             "due_at": "2026-09-28T03:05:00+00:00",
+            "stopped_at": None,
             "elapsed_pct": 0.0,
+            "target": "2h",
+            "cycle": 1,
+            "extensions": 0,
         }
     ],
     "overdue": False,
@@ -60,11 +67,18 @@ CASE_VIEW_EXAMPLE: dict[str, Any] = {
 
 
 class Clock(OpenModel):
+    """One of the case's clocks, as ``domain.clocks.ClockState.view`` shows it."""
+
     name: str
-    state: str
-    started_at: str | None = None
-    due_at: str | None = None
-    elapsed_pct: float | None = None
+    title: str
+    state: ClockStatus
+    started_at: str
+    due_at: str
+    stopped_at: str | None
+    elapsed_pct: float  # of the time allowed, counted in the clock's own (working or calendar) time
+    target: str
+    cycle: int  # 1, then one more each time the clock starts afresh (a new dispatch, say)
+    extensions: int
 
 
 class CaseView(BaseModel):

@@ -42,22 +42,25 @@ def check_signature(key, signature, message, failure):
     except InvalidSignature:
         raise Invalid(failure) from None
 
+def walk(fn, sn, proof, what):  # RFC 9162's climb up the tree: each proof hash, True if it is on the left
+    for p in proof:
+        if sn == 0:
+            raise Invalid(f"{what} is too long")
+        left = fn & 1 or fn == sn
+        yield p, left
+        if left:
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise Invalid(f"{what} is too short")
+
 def inclusion_root(index, size, leaf_hash, proof):  # RFC 9162 section 2.1.3.2
     if not 0 <= index < size:
         raise Invalid(f"leaf index {index} is outside a tree of {size}")
-    fn, sn, r = index, size - 1, leaf_hash
-    for p in proof:
-        if sn == 0:
-            raise Invalid(f"the inclusion proof of leaf {index} is too long")
-        if fn & 1 or fn == sn:
-            r = node(p, r)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            r = node(r, p)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise Invalid(f"the inclusion proof of leaf {index} is too short")
+    r = leaf_hash
+    for p, left in walk(index, size - 1, proof, f"the inclusion proof of leaf {index}"):
+        r = node(p, r) if left else node(r, p)
     return r
 
 def check_consistency(first, second, first_root, second_root, proof):  # RFC 9162 section 2.1.4.2
@@ -71,18 +74,8 @@ def check_consistency(first, second, first_root, second_root, proof):  # RFC 916
     while fn & 1:
         fn, sn = fn >> 1, sn >> 1
     fr = sr = proof[0]
-    for c in proof[1:]:
-        if sn == 0:
-            raise Invalid("the consistency proof is too long")
-        if fn & 1 or fn == sn:
-            fr, sr = node(c, fr), node(c, sr)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            sr = node(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise Invalid("the consistency proof is too short")
+    for c, left in walk(fn, sn, proof[1:], "the consistency proof"):
+        fr, sr = (node(c, fr), node(c, sr)) if left else (fr, node(sr, c))
     if fr != first_root or sr != second_root:
         raise Invalid(f"the log of {second} entries does not extend the older tree head of {first}: "
                       "history up to it was rewritten (or the proof is wrong)")

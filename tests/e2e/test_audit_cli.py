@@ -15,7 +15,7 @@ from engine import privacy
 from engine.audit.checkpoints import checkpoint, export, load_signing_key
 from tests.audit_support import RawStore
 from tests.integration.test_audit import recompute_chain
-from tests.support import act, report
+from tests.support import ZHANG_SAN, act, report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,17 +40,7 @@ def cli(store, tmp_path, *args: str, ok: bool = True) -> subprocess.CompletedPro
 
 
 def test_checkpoint_verify_case_file_and_erasure_from_the_shell(app, store, tmp_path):
-    case_id = report(
-        app,
-        parties=[
-            {
-                "name": "张三",
-                "role": "applicant",
-                "phone": "13812341234",
-                "id_number": "41092819800101127X",
-            }
-        ],
-    ).case_id
+    case_id = report(app, parties=[ZHANG_SAN]).case_id
     act(app, case_id, "assign", "li", assignee="zhao")
     act(app, case_id, "accept", "zhao")
     exported = tmp_path / "checkpoint.json"

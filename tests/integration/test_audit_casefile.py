@@ -10,14 +10,9 @@ from engine import privacy
 from engine.audit.checkpoints import checkpoint
 from engine.casefile import case_file, render_case_file
 from tests.audit_support import RawStore
-from tests.support import act, report
+from tests.support import ZHANG_SAN, act, report
 
-ZHANG = {
-    "name": "张三",
-    "role": "applicant",
-    "phone": "13812341234",
-    "id_number": "41092819800101127X",
-}
+ZHANG = ZHANG_SAN
 
 
 @pytest.fixture(autouse=True)

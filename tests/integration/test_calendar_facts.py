@@ -22,7 +22,8 @@ from domain.calendar import (
 from domain.errors import ValidationFailed
 from engine.case_clocks import clocks_of
 from engine.time_source import SimulatedClock
-from tests.e2e.test_cli import cli, out
+from tests.e2e.test_cli import cli_in_process as cli
+from tests.e2e.test_cli import out
 from tests.support import COUNTY_CSV, DEFAULT_POLICY, report
 from tests.test_api_support import GRID, PETITION, Api
 from workflows.timer_index import from_key

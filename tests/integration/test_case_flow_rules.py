@@ -17,7 +17,7 @@ from domain.errors import DomainError
 from domain.ladder import Person
 from engine.case_clocks import clocks_of
 from engine.service import Fengqiao
-from tests.e2e.test_cli import cli
+from tests.e2e.test_cli import cli_in_process as cli
 from tests.support import report, seed
 from tests.test_api_support import GRID, PETITION, Api
 from workflows.routing import Router

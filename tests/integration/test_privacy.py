@@ -10,14 +10,9 @@ from engine.audit.checkpoints import checkpoint
 from engine.audit.verify import verify_case, verify_log
 from engine.views import event_view
 from tests.audit_support import RawStore
-from tests.support import act, report
+from tests.support import ZHANG_SAN, act, report
 
-ZHANG = {
-    "name": "张三",
-    "role": "applicant",
-    "phone": "13812341234",
-    "id_number": "41092819800101127X",
-}
+ZHANG = ZHANG_SAN
 LI = {"name": "李四", "role": "respondent", "phone": "139 0000 5678"}
 
 

@@ -10,7 +10,7 @@ import pytest
 from engine.sql import Database, to_psycopg
 from projections.base import Projection
 from projections.runner import ProjectionRunner
-from tests.support import act, report
+from tests.support import ZHANG_SAN, act, report
 
 
 class EventCounts(Projection):
@@ -232,12 +232,7 @@ def test_the_runners_decoder_gives_the_mappers_events_and_never_caches_personal_
             for _ in range(80)
         ],
     )
-    zhang = {
-        "name": "张三",
-        "role": "applicant",
-        "phone": "13812341234",
-        "id_number": "41092819800101127X",
-    }
+    zhang = ZHANG_SAN
     case_id = report(app, parties=[zhang, {"name": "李四", "role": "respondent"}]).case_id
     act(
         app, case_id, "escalate", "wang", reason="越级"
