@@ -741,19 +741,9 @@ class Fengqiao(Application):
         """The case as the store knew it at ``moment`` (by recorded time)."""
         return views.replayed(self, case_id, as_of=moment)[0]
 
-    def case_view(
-        self,
-        case_id: UUID,
-        version: int | None = None,
-        as_of: datetime | None = None,
-        now: datetime | None = None,
-        stored_version: int | None = None,
-    ) -> dict[str, Any]:
-        """The case view with its clocks (``engine.views.case_view``): now, at ``version``
-        or as recorded at ``as_of``; what the HTTP API, the CLI and the dashboard show.
-        ``stored_version``: the case's version in the store, read since the caller's request
-        arrived (see ``views.taken_case``)."""
-        return views.case_view(self, case_id, version, as_of, now, stored_version)
+    # the case view with its clocks, now, at a version or as recorded at a moment: what the
+    # HTTP API, the CLI and the dashboard show (``engine.views.case_view``)
+    case_view = views.case_view
 
     def history(self, case_id: UUID) -> list[RecordedEvent]:
         """Every event of the case, in order, with its global position."""

@@ -33,7 +33,7 @@ global position, inside the transaction that also advances the projection's
 tracking position (see :mod:`projections.runner`): a batch's rows and its
 position commit together, so a crash never double-counts or skips. ``apply``
 must be deterministic — a function of the events only — so a rebuild from zero
-equals the incremental result. Override ``apply_batch`` to apply a whole batch
+equals the incremental result. Override ``apply_batch`` instead to apply a whole batch
 at once (load rows once, write them once) when speed matters.
 
 Bump ``version`` when the tables or the meaning of the rows change;
@@ -101,7 +101,13 @@ class Projection:
             tx.execute(f"DROP TABLE IF EXISTS {self.t(table)}")
 
     def apply(self, tx: Tx, event: Any, position: int) -> None:
-        raise NotImplementedError
+        """One event. A projection overrides this, or :meth:`apply_batch` (then this
+        applies a batch of one)."""
+        if type(self).apply_batch is Projection.apply_batch:
+            raise NotImplementedError(
+                f"{type(self).__name__} overrides neither apply nor apply_batch"
+            )
+        self.apply_batch(tx, [(position, event)])
 
     def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
         """Apply ``(position, event)`` pairs in order; one transaction holds them all."""

@@ -336,9 +336,6 @@ class CasesProjection(Projection):
 
     # -- applying ----------------------------------------------------------------
 
-    def apply(self, tx: Tx, event: Any, position: int) -> None:
-        self.apply_batch(tx, [(position, event)])
-
     def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
         """Load the batch's cases once, fold the events into them, write them once."""
         self._tree_read = False

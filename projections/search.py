@@ -97,9 +97,6 @@ class SearchProjection(Projection):
 
     # -- applying ----------------------------------------------------------------
 
-    def apply(self, tx: Tx, event: Any, position: int) -> None:
-        self.apply_batch(tx, [(position, event)])
-
     def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
         """Each case's new words appended to its body, written once per batch."""
         added: dict[str, list[str]] = {}

@@ -69,9 +69,6 @@ class TimerIndex(Projection):
         )
         tx.execute(f"CREATE INDEX {t}_due ON {t} (due_at)")
 
-    def apply(self, tx: Tx, event: Any, position: int) -> None:
-        self.apply_batch(tx, [(position, event)])
-
     def apply_batch(self, tx: Tx, events: Sequence[tuple[int, Any]]) -> None:
         latest: dict[UUID, int | None] = {}
         t = self.t(TABLE)

@@ -274,16 +274,30 @@
     return a;
   }
 
+  // an outbox item's row: its state as the row's class and first words
+  function outboxRow(item, stateWords) {
+    var li = document.createElement("li");
+    li.className = item.state;
+    li.dataset.key = item.key;
+    li.appendChild(text("span", stateWords, "state"));
+    return li;
+  }
+
+  // a button that removes the item from the outbox and draws the lists again
+  function dismissButton(item, words) {
+    var button = text("button", words);
+    button.type = "button";
+    button.addEventListener("click", function () { deleteItem(item.key).then(render); });
+    return button;
+  }
+
   function renderNotices(notices) {
     var list = document.getElementById("duplicate-items");
     if (!list) return;
     document.getElementById("duplicates").hidden = notices.length === 0;
     list.textContent = "";
     notices.forEach(function (item) {
-      var li = document.createElement("li");
-      li.className = "duplicates";
-      li.dataset.key = item.key;
-      li.appendChild(text("span", "可能重复 possible duplicate", "state"));
+      var li = outboxRow(item, "可能重复 possible duplicate");
       li.appendChild(document.createTextNode(" "));
       li.appendChild(caseLink(item.case_id, "您上报的 your report · " + item.case_title));
       var others = document.createElement("ul");
@@ -294,10 +308,7 @@
         others.appendChild(row);
       });
       li.appendChild(others);
-      var read = text("button", "知道了 dismiss");
-      read.type = "button";
-      read.addEventListener("click", function () { deleteItem(item.key).then(render); });
-      li.appendChild(read);
+      li.appendChild(dismissButton(item, "知道了 dismiss"));
       list.appendChild(li);
     });
   }
@@ -312,22 +323,14 @@
       box.hidden = items.length === 0;
       list.textContent = "";
       items.forEach(function (item) {
-        var li = document.createElement("li");
-        li.className = item.state;
-        li.dataset.key = item.key;
-        li.appendChild(text("span", item.state === "conflict" ? "冲突 conflict" : "待发送 queued", "state"));
+        var li = outboxRow(item, item.state === "conflict" ? "冲突 conflict" : "待发送 queued");
         li.appendChild(document.createTextNode(" " + item.label + (item.case_title ? " · " + item.case_title : "")));
         var made = new Date(item.made_at);
         li.appendChild(text("small", "办理于 made " + made.toLocaleString("zh-CN", { hour12: false }) +
           ((item.photos || []).length ? " · 照片 photos " + item.photos.length : "")));
         if (!mine(item)) li.appendChild(text("span", "待 " + item.user + " 登录后发送 sent when " + item.user + " signs in", "detail"));
         else if (item.detail) li.appendChild(text("span", item.detail, "detail"));
-        if (item.state === "conflict" && mine(item)) {
-          var drop = text("button", "知道了，移除 dismiss");
-          drop.type = "button";
-          drop.addEventListener("click", function () { deleteItem(item.key).then(render); });
-          li.appendChild(drop);
-        }
+        if (item.state === "conflict" && mine(item)) li.appendChild(dismissButton(item, "知道了，移除 dismiss"));
         list.appendChild(li);
       });
     });
