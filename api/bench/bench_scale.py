@@ -89,6 +89,7 @@ def run(
             "requests_per_s": {p: median(p, lambda r: r["requests_per_s"]) for p in runs},
             "server_cores": {p: median(p, lambda r: r["server_cores"]) for p in runs},
             "client_cores": {p: median(p, lambda r: r["client_cores"]) for p in runs},
+            "store_cores": {p: median(p, lambda r: r["store_cores"]) for p in runs},
             "errors": sum(r["errors"] for rs in runs.values() for r in rs),
             **common,
         }

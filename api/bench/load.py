@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from api.bench.bench_http import process_cpu
+from api.bench.bench_http import process_cpu, store_cpu
 from api.bench.county import DISPUTE, HAZARD, PETITION
 from api.bench.server import Server, seeded_store
 
@@ -252,9 +252,13 @@ def run(
         if warmup > 0:
             asyncio.run(ramp(bases, tokens, end, end, warmup))
         serving = [pid for server in started for pid in server.children()]
-        cpu = (time.process_time(), sum(process_cpu(pid) for pid in serving))
+        cpu = (time.process_time(), sum(process_cpu(pid) for pid in serving), store_cpu())
         results, elapsed = asyncio.run(ramp(bases, tokens, start, end, seconds))
-        used = (time.process_time() - cpu[0], sum(process_cpu(pid) for pid in serving) - cpu[1])
+        used = (
+            time.process_time() - cpu[0],
+            sum(process_cpu(pid) for pid in serving) - cpu[1],
+            store_cpu() - cpu[2],
+        )
     finally:
         for server in started:
             server.stop()
@@ -267,6 +271,7 @@ def run(
         # cores busy on average: is the server (or this one client process) what bounds the run?
         "client_cores": round(used[0] / elapsed, 2),
         "server_cores": round(used[1] / elapsed, 2),
+        "store_cores": round(used[2] / elapsed, 2),  # PostgreSQL's processes on this host
     }
 
 

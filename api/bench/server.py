@@ -81,7 +81,10 @@ class Server:
             *([] if self.workers else ["--no-workers"]),
         ]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+            # its own process group: stopping it stops every server process it started
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
@@ -102,17 +105,25 @@ class Server:
         return self.log.read_text(errors="replace")[-3000:]
 
     def kill9(self) -> None:
+        """SIGKILL to the server and every process it started (``serve --workers N``)."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # none left
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        """Stop the server; whatever of its processes outlives it (a server killed while
+        starting, a worker process that did not exit) is killed with it, never left to
+        hold the store's connections."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                self.kill9()
+                pass
+        self.kill9()
 
 
 def seeded_store(url: str, users: list[tuple[str, str, str]]) -> dict[str, str]:
