@@ -70,7 +70,8 @@ PING_AFTER_IDLE_SECONDS = 1.0
 def check_if_idle(connection: Any) -> None:
     """The pools' ``check`` (psycopg_pool calls it on each connection taken from the pool):
     the round trip of ``ConnectionPool.check_connection``, but only for a connection that
-    sat in the pool for ``PING_AFTER_IDLE_SECONDS`` or more (or never went back to it).
+    sat in the pool for ``PING_AFTER_IDLE_SECONDS`` or more since it was opened or last
+    went back (or carries neither stamp).
 
     A connection that broke while idle — a database restart, an idle timeout, a proxy that
     dropped it — is found and replaced before the request uses it, as before. One used a
@@ -86,7 +87,9 @@ def check_if_idle(connection: Any) -> None:
 
 
 def stamp_returned(connection: Any) -> None:
-    """The pools' ``reset``: when the connection went back (read by :func:`check_if_idle`)."""
+    """The pools' ``reset``: when the connection went back (read by :func:`check_if_idle`);
+    also the pools' ``configure``: a connection just opened is as good as one just given
+    back (a pool that grows in the background adds connections nobody has used yet)."""
     connection._fengqiao_returned_at = time.monotonic()
 
 
@@ -96,6 +99,14 @@ def ping_when_idle(pool: Any) -> None:
     assert getattr(pool, "_reset", None) is None, "the pool already has a reset function"
     pool._check = check_if_idle
     pool._reset = stamp_returned
+    configure = pool._configure
+
+    def opened(connection: Any) -> None:
+        if configure is not None:
+            configure(connection)
+        stamp_returned(connection)
+
+    pool._configure = opened
 
 
 class Tx:
@@ -253,6 +264,7 @@ class Database:
                     },
                     check=check_if_idle,  # a connection a restart dropped is replaced
                     reset=stamp_returned,
+                    configure=stamp_returned,
                     open=True,
                 )
             return self._pool

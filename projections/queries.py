@@ -143,9 +143,28 @@ class ReadModels:
             tier, *after = decode_cursor(cursor)
             if tier >= len(tiers):
                 raise ValidationFailed("the cursor is not one this service issued", field="cursor")
+        rows = self._tiered_rows(tiers, tier, after, where, params, limit + 1, q is not None)
+        page = [case_row(r) for _, r in rows[:limit]]
+        following = None
+        if len(rows) > limit:
+            following = encode_cursor(rows[limit - 1][1], rows[limit - 1][0] if q else None)
+        return page, following
+
+    def _tiered_rows(
+        self,
+        tiers: list[tuple[list[str], list[Any]]],
+        tier: int,
+        after: list[Any] | None,
+        where: list[str],
+        params: list[Any],
+        wanted: int,
+        searching: bool,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``wanted`` rows, each with its tier: from ``tier`` after ``after`` (the
+        cursor's place), then from the next tiers while the page is not full."""
         rows: list[tuple[int, dict[str, Any]]] = []
         with self.db.snapshot() as tx:  # the tiers of one page: one state
-            if tx.is_postgres and q is not None:
+            if tx.is_postgres and searching:
                 # a page walked by index gains nothing from parallel workers; their start cost
                 # ~100 ms on a loaded host, where the planner misjudges a word's rows
                 tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
@@ -156,16 +175,12 @@ class ReadModels:
                     [*where, *clauses],
                     [*params, *values],
                     after if at == tier else None,
-                    limit + 1 - len(rows),
+                    wanted - len(rows),
                 )
                 rows += [(at, row) for row in found]
-                if len(rows) > limit:
+                if len(rows) >= wanted:
                     break
-        page = [case_row(r) for _, r in rows[:limit]]
-        following = None
-        if len(rows) > limit:
-            following = encode_cursor(rows[limit - 1][1], rows[limit - 1][0] if q else None)
-        return page, following
+        return rows
 
     def _rank(self, code: str) -> int | None:
         """``code``'s rank in the projection's region tree (None: unknown, asked again next

@@ -51,3 +51,37 @@ def test_a_connection_used_a_moment_ago_is_not_pinged_and_an_idle_dead_one_is_re
     finally:
         app.close()
         drop_schema(schema)
+
+
+def test_a_connection_the_pool_just_opened_is_not_pinged_before_its_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pool that grows in the background adds connections nobody has used yet: opened a
+    moment ago, they are as good as one given back a moment ago (CI found the first use
+    of such a connection pinged, a flaky extra round trip)."""
+    require_postgres()
+    from engine.sql import check_if_idle
+    from engine.store import StoreConfig
+
+    schema = f"t_pool_{time.monotonic_ns() % 10**9}"
+    app = seed(Fengqiao(StoreConfig(f"{POSTGRES_URL}?schema={schema}")))
+    try:
+        pool = app.recorder.datastore.pool
+        pool.wait(timeout=30)
+        before = {id(conn) for conn in pool._pool}
+        size = pool.get_stats()["pool_size"]
+        pool.resize(min_size=size + 2, max_size=max(pool.max_size, size + 2))
+        pool.wait(timeout=30)
+        opened = [conn for conn in pool._pool if id(conn) not in before]
+        assert opened  # the pool grew
+        pings: list[object] = []
+        monkeypatch.setattr(ConnectionPool, "check_connection", lambda conn: pings.append(conn))
+        for conn in opened:
+            check_if_idle(conn)
+        assert pings == []
+        time.sleep(PING_AFTER_IDLE_SECONDS + 0.1)  # idle long enough to be checked
+        check_if_idle(opened[0])
+        assert pings == [opened[0]]
+    finally:
+        app.close()
+        drop_schema(schema)
