@@ -96,7 +96,7 @@ def run_one(name: str, store: str, size: int | None) -> int:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     if bench.module is not None:
-        _print_rows(importlib.import_module(bench.module).run(store, size or bench.size))
+        _print_rows(importlib.import_module(module_of(bench)).run(store, size or bench.size))
         return 0
     postgres_url = read_settings("fengqiao bench").test_postgres_url  # FENGQIAO_TEST_POSTGRES_URL
     arguments = bench.command_arguments(store, size or bench.size, postgres_url)

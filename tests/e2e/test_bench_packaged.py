@@ -23,6 +23,21 @@ def test_every_benchmark_is_a_packaged_module() -> None:
         assert importlib.util.find_spec(module) is not None, name
 
 
+def test_a_benchmark_run_in_process_runs_from_the_checkout(tmp_path) -> None:
+    """``fengqiao bench replay`` calls its module's ``run`` in-process (``module`` in
+    benches.toml): the module is found by its packaged name (it was once imported by its
+    bare name and failed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "bench", "replay", "--store", "sqlite", "--size", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replay sqlite case_as_of" in done.stdout
+
+
 @pytest.mark.slow  # builds a wheel and installs it with its dependencies (~30 s or more)
 def test_fengqiao_bench_runs_from_a_wheel_installed_outside_the_checkout(tmp_path) -> None:
     def run(*command: str | Path) -> str:
