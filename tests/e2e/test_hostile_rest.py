@@ -87,6 +87,7 @@ class RawReceiver:
 
     def __exit__(self, *exc: Any) -> None:
         self.stopped.set()
+        self.thread.join()  # its accept() times out within 0.2 s; closing under it raises
         self.server.close()
 
 
