@@ -60,7 +60,7 @@ def screenshots(base: str, tokens: dict[str, str], folder: Path) -> None:
     supervisor's day, the county's view."""
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 
     folder.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tests.browser_support import launched
 from tests.test_reliability_support import PrivatePostgres
 
 
@@ -15,3 +17,10 @@ def private_pg() -> Iterator[PrivatePostgres]:
     cluster = PrivatePostgres()
     yield cluster
     cluster.destroy()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless (skipped saying why where it is missing; failed on CI)."""
+    with launched() as chromium:
+        yield chromium

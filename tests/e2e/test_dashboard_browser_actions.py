@@ -22,7 +22,7 @@ from api.http.app import create_app
 from domain.actors import Actor
 from domain.commands import Envelope, ReportCase
 from engine.store import StoreConfig
-from tests.e2e.test_dashboard_browser import ARTIFACTS, launched
+from tests.browser_support import ARTIFACTS, launched
 from tests.test_dashboard_support import SmallDemo, serving, small_demo
 
 SHOTS = ARTIFACTS / "actions"

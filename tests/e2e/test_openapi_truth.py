@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the `api` fixture is imported from tests.test_api_support
 """The API describes itself truly: its OpenAPI document, its problem ``type`` pages, its
 metrics, and the absolute URLs it hands out (issue 21, items 5 and 6)."""
 

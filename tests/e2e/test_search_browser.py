@@ -6,12 +6,12 @@ at 390 px under ``test-artifacts/dashboard/<store>/``."""
 from __future__ import annotations
 
 from api.http.app import create_app
-from tests.e2e.test_dashboard_browser import ARTIFACTS, browser  # noqa: F401
+from tests.browser_support import ARTIFACTS
 from tests.support import report
 from tests.test_dashboard_support import serving
 
 
-def test_a_supervisor_searches_from_the_dashboard(browser, app, store):  # noqa: F811
+def test_a_supervisor_searches_from_the_dashboard(browser, app, store):
     water = report(app, "petition", category="utilities", title="村里水费又涨了").case_id
     report(app, title="广场舞噪音扰民")
     report(app, title="水费纠纷", region="410928-002-001-01")  # another township: never shown

@@ -28,7 +28,7 @@ from api.http.app import create_app
 from domain.ladder import Person
 from engine.service import Fengqiao
 from engine.store import StoreConfig
-from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.support import act, png, report, seed
 from tests.test_api_support import GRID
 from tests.test_dashboard_support import serving
