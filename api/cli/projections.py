@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import os
 import signal
 import threading
 import time
@@ -115,8 +114,8 @@ def skip(
 ) -> None:
     """Let a projection stopped on one event pass over it (the rest flows while the fix ships).
     The skip is kept: rebuilds pass over the event too."""
-    who = by or os.environ.get("FENGQIAO_ACTOR") or getpass.getuser()
     with engine() as application:
+        who = by or application.settings.actor or getpass.getuser()
         runner = _runner(application)
         try:
             skipped = runner.skip(position, reason, who, projection or None)
