@@ -289,17 +289,15 @@ def rank_table(census: Census) -> Table:
     return table
 
 
-def print_tokens(console: Console, tokens: dict, county: County) -> None:
+def print_tokens(console: Console, tokens: dict[str, tuple[Actor, str]], county: County) -> None:
     """One line per role on stdout (the tokens are the command's output): role, name, region, token."""
-    if not tokens:
-        console.print("[yellow]engine.users is not installed: no API tokens issued[/]")
-        return
     console.print(
         "\nSign in with one of these tokens (dashboard sign-in, or Authorization: Bearer …):"
     )
     names = {r.code: r.name for r in county.regions()}
     for role, (actor, token) in tokens.items():
-        typer.echo(f"{role:<11} {actor.id} ({names.get(actor.region, actor.region)})\t{token}")
+        region = actor.region or ""  # every holder works in a region (issue_tokens)
+        typer.echo(f"{role:<11} {actor.id} ({names.get(region, region)})\t{token}")
 
 
 def serve_store(console: Console, path: Path, host: str, port: int, url: str) -> None:
