@@ -245,9 +245,7 @@ def run(
                     processes=processes,
                 )
             )
-            started[-1].start(timeout=90)
-            if processes > 1:  # /healthz answers once the first process is up: let the others start
-                time.sleep(5)
+            started[-1].start(timeout=90)  # every process listening
         bases = [server.base for server in started]
         if warmup > 0:
             asyncio.run(ramp(bases, tokens, end, end, warmup))

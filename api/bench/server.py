@@ -25,6 +25,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening_sockets(pid: int, port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on ``port`` that process ``pid`` holds."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                listening.add(fields[9])
+    held = set()
+    with contextlib.suppress(OSError):  # the process exited
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                held.add(os.readlink(fd).removeprefix("socket:[").removesuffix("]"))
+    return listening & held
+
+
 class Server:
     """`fengqiao serve` in a subprocess on a free port, over ``url``: with the background
     ``workers`` or not, in ``processes`` server processes (``--workers N``)."""
@@ -89,7 +105,8 @@ class Server:
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
-                    return
+                    if self.all_listening():
+                        return
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"fengqiao serve exited with {self.process.returncode}: {self.log_tail()}"
@@ -100,6 +117,17 @@ class Server:
         )  # faulthandler writes every thread's stack to the log
         self.process.wait(10)
         raise TimeoutError(f"fengqiao serve did not start: {self.log_tail()}")
+
+    def all_listening(self) -> bool:
+        """Every server process listens (``/healthz`` answers once the first one does)."""
+        if self.processes == 1:
+            return True
+        listening = self.listening()
+        return len(listening) == self.processes and all(listening)
+
+    def listening(self) -> list[set[str]]:
+        """Each serving process's listening sockets on the port (:func:`listening_sockets`)."""
+        return [listening_sockets(pid, self.port) for pid in self.children()]
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]

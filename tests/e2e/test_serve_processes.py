@@ -9,11 +9,14 @@ No timing is asserted (hosts are noisy): the throughput it buys is measured by
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import structlog
 
 from api.bench.county import DISPUTE
 from api.bench.server import Server, seeded_store
@@ -23,10 +26,15 @@ LEADER_KINDS = ("projections", "timers", "routing", "checkpoints")
 
 
 def log_lines(server: Server) -> list[dict]:
+    """The server's JSON log lines; one that is not a whole JSON object fails the test (two
+    processes' lines merged: ``test_a_log_line_is_one_write``)."""
     lines = []
     for line in server.log.read_text(errors="replace").splitlines():
         if line.startswith("{"):
-            lines.append(json.loads(line))
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                raise AssertionError(f"not one JSON log line: {line!r}") from None
     return lines
 
 
@@ -115,3 +123,81 @@ def test_serve_with_two_workers_answers_from_both_and_leads_each_worker_once(
     finally:
         server.stop()
     assert server.process is not None and server.process.returncode is not None
+
+
+CONNECTIONS = 32
+
+
+def test_a_burst_of_keep_alive_connections_is_spread_over_the_processes(
+    store: StoreConfig,
+) -> None:
+    """32 connections opened at once, as a proxy's or a load client's keep-alive pool opens
+    them, then one request on each: both processes hold a fair share. On one shared socket
+    the process that woke first accepted nearly all (15 of 16 seen); each process's own
+    ``SO_REUSEPORT`` socket gets a share by the kernel's hash (more than 26 of 32 on one side
+    has odds of about 1 in 9,000 for a fair coin)."""
+    tokens = seeded_store(store.url, [("root", "admin", "410928")])
+    server = Server(
+        store.url,
+        processes=2,
+        workers=False,
+        env={"FENGQIAO_LOG_LEVEL": "info", "FENGQIAO_LOG_FORMAT": "json"},
+    )
+    server.start(timeout=90)
+    try:
+        host, port = server.base.removeprefix("http://").split(":")
+        children = server.children()  # each listening (Server.start waits for that)
+        # the mechanism: each process listens on a socket of its own, none shared
+        first, second = server.listening()
+        assert first and second and not first & second, (first, second)
+        connections = [socket.create_connection((host, int(port))) for _ in range(CONNECTIONS)]
+        paths = [f"/v1/cases/{uuid.uuid4()}" for _ in connections]
+        try:
+            for connection, path in zip(connections, paths, strict=True):
+                connection.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Authorization: Bearer {tokens['root']}\r\n\r\n".encode()
+                )
+            for connection in connections:
+                assert connection.recv(65536).startswith(b"HTTP/1.1 404")
+        finally:
+            for connection in connections:
+                connection.close()
+
+        def holders() -> Counter[int]:
+            wanted = set(paths)
+            return Counter(
+                line["pid"]
+                for line in log_lines(server)
+                if line.get("event") == "request" and line.get("path") in wanted
+            )
+
+        until(lambda: sum(holders().values()) == CONNECTIONS, "every request logged")
+        shares = holders()
+        assert set(shares) == set(children), shares
+        assert max(shares.values()) <= 26, shares
+    finally:
+        server.stop()
+
+
+def test_a_log_line_is_one_write(monkeypatch) -> None:
+    """Several processes write one stream (``serve --workers N``): each line must reach it in
+    one ``write``, newline included, or two processes' lines merge (seen: two JSON objects
+    on one line, then an empty one). Python's stderr passes each ``write`` straight through,
+    so the message and its newline must not be two calls (structlog's ``print``-based logger)."""
+    from engine.logs import configure_logging
+
+    configure_logging(json=True)
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr("sys.stderr", Recorder())
+    structlog.get_logger("fengqiao.test").error("one line", n=1)
+    assert len(writes) == 1 and writes[0].endswith("}\n") and writes[0].count("\n") == 1, writes
