@@ -68,13 +68,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("FENGQIAO_LOG_LEVEL", "WARNING")
 
-import httpx  # noqa: E402
+import aiohttp  # noqa: E402
 
 from api.bench.bench_projections import generate  # noqa: E402
 from api.bench.bench_queries import COUNTY, fill  # noqa: E402
 from api.bench.bench_write import drop  # noqa: E402
 from api.bench.county import DISPUTE, seed  # noqa: E402
-from api.bench.load import Results, Session, ramp, summary  # noqa: E402
+from api.bench.load import Answer, Results, Session, ramp, summary  # noqa: E402
 from api.bench.server import Server  # noqa: E402
 from api.bench.stores import POSTGRES_URL  # noqa: E402
 from engine.case_cache import DEFAULT_SIZE as CASE_CACHE_BOUND  # noqa: E402
@@ -277,7 +277,7 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
         ("stats_county", f"/v1/regions/{COUNTY}/stats?from=2025-01-01&to=2025-12-31"),
     ]
 
-    async def extra(client: httpx.AsyncClient, results: Results, n: int, i: int) -> None:
+    async def extra(client: aiohttp.ClientSession, results: Results, n: int, i: int) -> None:
         session = Session(client, results, admin)
         for _ in range(
             comments
@@ -319,31 +319,29 @@ def extra_requests(pool: list[str], tokens: dict[str, str], comments: int):
 
 
 async def sse(
-    client: httpx.AsyncClient, results: Results, headers: dict[str, str], after: int
+    client: aiohttp.ClientSession, results: Results, headers: dict[str, str], after: int
 ) -> None:
     """Open the event stream, read 20 events (at most 5 s), close it."""
     started = time.perf_counter()
     try:
-        async with client.stream(
-            "GET", f"/v1/events/stream?after={after}", headers=headers
-        ) as response:
+        async with client.get(f"/v1/events/stream?after={after}", headers=headers) as response:
             seen = 0
 
             async def read() -> None:
                 nonlocal seen
-                async for line in response.aiter_lines():
-                    if line.startswith("id:"):
+                async for line in response.content:
+                    if line.startswith(b"id:"):
                         seen += 1
                         if seen >= 20:
                             return
 
-            if response.status_code == 200:
+            if response.status == 200:
                 try:
                     await asyncio.wait_for(read(), timeout=5)
                 except TimeoutError:
                     pass
-            results.record("sse", started, response, (200,))
-    except httpx.HTTPError as error:
+            results.record("sse", started, Answer(response.status, b""), (200,))
+    except aiohttp.ClientError as error:
         results.record("sse", started, None, (200,), type(error).__name__)
 
 
