@@ -67,7 +67,11 @@ from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
 from domain.search import Earlier
 from engine import views
-from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from engine.audit.recorders import (
+    ChainedPostgresRecorder,
+    ChainedSQLiteRecorder,
+    insert_snapshot,
+)
 from engine.case_cache import CaseCache
 from engine.case_clocks import advance_fold
 from engine.group_commit import GroupCommit
@@ -227,7 +231,8 @@ class Fengqiao(Application):
                 if interval is None or event.originator_version % interval:
                     continue
                 if case.version == event.originator_version:
-                    snapshots.put([type(case).Snapshot.take(case)])
+                    snapshot = type(case).Snapshot.take(case)
+                    insert_snapshot(snapshots.recorder, self.mapper.to_stored_event(snapshot))
                 else:
                     self.take_snapshot(event.originator_id, event.originator_version, replay)
         except (RecordConflictError, OperationalError) as error:

@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import RecordConflictError
 
 from domain.cases import Status
 from domain.clocks import clock_fold, clocks_under, fold_states
 from domain.kinds import Kind, Severity
 from domain.snapshots import decode_state, encode_state
+from engine.audit.recorders import insert_snapshot
 from engine.service import SNAPSHOT_INTERVAL, Fengqiao
 from engine.views import case_fields, replayed
 from tests.integration.test_stateful import assert_snapshots_restore, state_of, typed
@@ -155,6 +158,24 @@ def test_snapshot_state_keeps_the_types_json_would_lose() -> None:
         "pair": (1, "a"),
         "nested": [{"x": frozenset({2})}],
         "plain": {"a": [1, None, True]},
+        "commands": {"c1": 2, "c2": 3, "c3": None},  # all plain: copied as it is
+        "mixed": {"a": 1, "b": Severity.MINOR, "c": True},  # one enum: tagged
     }
     restored = decode_state(json.loads(json.dumps(encode_state(state))))
     assert typed(restored) == typed(state)
+
+
+def test_a_snapshot_stored_twice_is_a_conflict_and_the_command_stands(app) -> None:
+    """The snapshot is written with one single-row insert (``insert_snapshot``); one already
+    stored (another process took it) is the library's conflict, which the save logs and
+    never makes the command's failure."""
+    case_id = report(app).case_id
+    comment(app, case_id, SNAPSHOT_INTERVAL - 1)
+    [snapshot] = app.snapshots.get(case_id)
+    with pytest.raises(RecordConflictError):
+        insert_snapshot(app.snapshots.recorder, app.mapper.to_stored_event(snapshot))
+    taken_again = ProcessingEvent()
+    taken_again.aggregates[case_id] = app.case(case_id)
+    taken_again.events.extend(app.events.get(case_id, gt=SNAPSHOT_INTERVAL - 1))
+    app._snapshot(taken_again)  # logged, not raised
+    assert [s.originator_version for s in app.snapshots.get(case_id)] == [SNAPSHOT_INTERVAL]
