@@ -73,7 +73,7 @@ from engine.audit.recorders import (
     insert_snapshot,
 )
 from engine.case_cache import CaseCache
-from engine.case_clocks import advance_fold
+from engine.case_clocks import advance_fold, current_clocks
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import (
@@ -646,8 +646,11 @@ class Fengqiao(Application):
         policy = self.policy(case.policy_version)
         clocks: Sequence[ClockState] = ()
         if action.needs_clocks:
-            events = self.events.get(case.id, lte=case.version)
-            clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
+            if case.id in self.clock_folds:  # a fold kept (a view read the case): resumed, only
+                clocks = current_clocks(self, case, stamp.recorded_at)  # newer events read
+            else:  # none kept: folded once, not kept (keeping it costs each later command a fold)
+                events = self.events.get(case.id, lte=case.version)
+                clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
         statutory = self.statutory() if action.needs_calendar else None
         named = getattr(action, "attachments", ()) if action.needs_evidence else ()
         evidence = self.evidence.describe(named) if named else ()
