@@ -120,13 +120,19 @@ def _as_text(value: Any) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _conditions(texts: tuple[str, ...]) -> tuple[Condition, ...]:
-    return tuple(Condition.parse(t) for t in texts)
+def _conditions(texts: tuple[str, ...]) -> dict[str, tuple[Condition, ...]]:
+    """The conditions ``texts`` parsed, by the event type each names."""
+    by_event: dict[str, tuple[Condition, ...]] = {}
+    for condition in map(Condition.parse, texts):
+        by_event[condition.event] = (*by_event.get(condition.event, ()), condition)
+    return by_event
 
 
 def matches_any(texts: Sequence[str], event: Any) -> bool:
-    """Does ``event`` meet any of the policy conditions ``texts`` (parsed once)?"""
-    return any(c.matches(event) for c in _conditions(tuple(texts)))
+    """Does ``event`` meet any of the policy conditions ``texts`` (parsed once)? Only those
+    naming the event's type are tried (a fold asks up to six times an event, for every clock)."""
+    conditions = _conditions(tuple(texts)).get(type(event).__name__)
+    return conditions is not None and any(c.matches(event) for c in conditions)
 
 
 def item_of(spec: ClockSpec, event: Any) -> str | None:

@@ -7,6 +7,7 @@ command id, the expected version, when it happened) travels beside it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,27 +45,24 @@ HORIZON = timedelta(days=3653)
 after the command is recorded."""
 
 
+_REFUSED_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+"""What free text refuses: C0/C1 controls but tab and line feed, lone surrogates, U+FFFE/F."""
+_REFUSED_IN_LINE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029]")
+"""What one line refuses: the same, line feed and the Unicode line separators too."""
+
+
 def _printable(value: str, *, newlines: bool) -> str:
     """Refuse NUL and the other C0/C1 control characters (tab and, where ``newlines``,
     line feed excepted), lone surrogates and the Unicode line separators of one-line text:
-    PostgreSQL refuses a NUL in text, and a surrogate cannot be written as UTF-8."""
-    for ch in value:
-        code = ord(ch)
-        if ch == "\t" or (newlines and ch == "\n"):
-            continue
-        if (
-            code < 0x20
-            or 0x7F <= code < 0xA0
-            or 0xD800 <= code < 0xE000
-            or code in (0xFFFE, 0xFFFF)
-            or (not newlines and code in (0x2028, 0x2029))
-        ):
-            kind = (
-                "a line break"
-                if ch in "\n\r\u2028\u2029"
-                else f"the control character U+{code:04X}"
-            )
-            raise ValueError(f"{kind} is not allowed here")
+    PostgreSQL refuses a NUL in text, and a surrogate cannot be written as UTF-8. (One
+    regular-expression search, not a Python loop over each character of up to 20,000.)"""
+    found = (_REFUSED_IN_TEXT if newlines else _REFUSED_IN_LINE).search(value)
+    if found is not None:
+        ch = found.group(0)
+        kind = (
+            "a line break" if ch in "\n\r\u2028\u2029" else f"the control character U+{ord(ch):04X}"
+        )
+        raise ValueError(f"{kind} is not allowed here")
     return value
 
 

@@ -20,6 +20,15 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 TAG = "__snap__"
 PLAIN = (str, int, float, bool, type(None))
+_PLAIN = frozenset(PLAIN)
+_STR = frozenset((str,))
+
+
+def _plain_dict(value: dict[Any, Any]) -> bool:
+    """Are a dict's keys all ``str`` and its values all plain (JSON keeps them as they are)?
+    Counted in C (``map``/``set``), not one Python call an entry: a case's processed command
+    ids grow with its history, and every snapshot holds them."""
+    return set(map(type, value)) <= _STR and set(map(type, value.values())) <= _PLAIN
 
 
 def encode_state(value: Any) -> Any:
@@ -30,6 +39,8 @@ def encode_state(value: Any) -> Any:
     if isinstance(value, Enum):
         return {TAG: "enum", "t": get_topic(kind), "v": value.value}
     if kind is dict:
+        if _plain_dict(value):
+            return dict(value)
         if all(type(k) is str for k in value):
             return {k: encode_state(v) for k, v in value.items()}
         return {TAG: "dict", "v": [[encode_state(k), encode_state(v)] for k, v in value.items()]}
@@ -51,6 +62,8 @@ def decode_state(value: Any) -> Any:
         return value
     tag = value.get(TAG)
     if tag is None:
+        if _plain_dict(value):
+            return dict(value)
         return {k: decode_state(v) for k, v in value.items()}
     if tag == "enum":
         return resolve_topic(value["t"])(value["v"])

@@ -44,6 +44,10 @@ class CaseCache:
         with self._lock:
             return self._entries.pop(aggregate_id, None)
 
+    def __contains__(self, aggregate_id: object) -> bool:
+        """Is an entry kept for ``aggregate_id`` just now (another thread may take it next)?"""
+        return aggregate_id in self._entries
+
     def put(self, aggregate: Any) -> None:
         """Keep the aggregate as just saved (an older version never replaces a newer one)."""
         if self.size <= 0:

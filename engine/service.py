@@ -67,9 +67,13 @@ from domain.policy import POLICY_BOOK_ID, Policy, PolicyBook, parse_policy
 from domain.refusals import CeilingRefusals, refusal_log_id
 from domain.search import Earlier
 from engine import views
-from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from engine.audit.recorders import (
+    ChainedPostgresRecorder,
+    ChainedSQLiteRecorder,
+    insert_snapshot,
+)
 from engine.case_cache import CaseCache
-from engine.case_clocks import advance_fold
+from engine.case_clocks import advance_fold, current_clocks
 from engine.group_commit import GroupCommit
 from engine.logs import log_context
 from engine.privacy import (
@@ -227,7 +231,8 @@ class Fengqiao(Application):
                 if interval is None or event.originator_version % interval:
                     continue
                 if case.version == event.originator_version:
-                    snapshots.put([type(case).Snapshot.take(case)])
+                    snapshot = type(case).Snapshot.take(case)
+                    insert_snapshot(snapshots.recorder, self.mapper.to_stored_event(snapshot))
                 else:
                     self.take_snapshot(event.originator_id, event.originator_version, replay)
         except (RecordConflictError, OperationalError) as error:
@@ -641,8 +646,11 @@ class Fengqiao(Application):
         policy = self.policy(case.policy_version)
         clocks: Sequence[ClockState] = ()
         if action.needs_clocks:
-            events = self.events.get(case.id, lte=case.version)
-            clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
+            if case.id in self.clock_folds:  # a fold kept (a view read the case): resumed, only
+                clocks = current_clocks(self, case, stamp.recorded_at)  # newer events read
+            else:  # none kept: folded once, not kept (keeping it costs each later command a fold)
+                events = self.events.get(case.id, lte=case.version)
+                clocks = clocks_under(policy, events, stamp.recorded_at, self.statutory())
         statutory = self.statutory() if action.needs_calendar else None
         named = getattr(action, "attachments", ()) if action.needs_evidence else ()
         evidence = self.evidence.describe(named) if named else ()

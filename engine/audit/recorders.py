@@ -23,6 +23,7 @@ The recorders are chosen with eventsourcing's ``APPLICATION_RECORDER_TOPIC``
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -42,8 +43,8 @@ from eventsourcing.persistence import (
     ProgrammingError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
@@ -65,6 +66,8 @@ INSERT_CHAIN = (
 
 
 INSERT_MERKLE = "INSERT INTO {merkle} (node, hash) VALUES ({p}, {p})"
+SQLITE_STATEMENTS = 128
+"""Compiled statements each SQLite connection of the library's keeps (the ``sqlite3`` default)."""
 
 
 def last_case_hash_sql(chain: str, ph: str) -> str:
@@ -297,9 +300,10 @@ class _Chained:
         cursor.execute(
             self.sql(
                 f"SELECT node, hash FROM {self.qualify(MERKLE)} "
-                f"WHERE node IN ({','.join(str(k) for k in keys)}) ORDER BY node"
-            )
-        )
+                f"WHERE {self.keys_clause(len(keys))} ORDER BY node"
+            ),
+            self.keys_params(keys),
+        )  # placeholders, not the keys in the text: one compiled statement per count of keys
         rows = cursor.fetchall()
         if len(rows) != len(keys):
             raise IntegrityError(f"the Merkle tree is out of step with the chain at size {size}")
@@ -339,8 +343,33 @@ class _Chained:
         return len(leaves)
 
 
+class _KeepingStatements:
+    """``sqlite3`` as eventsourcing's SQLite module calls it, with a real statement cache: the
+    library opens its connections with ``cached_statements=True``, a cache of ONE compiled
+    statement, so every command recompiled each of its ~8 statements (the insert, the chain's
+    head, the chain and tree rows, the commit, the snapshot…: ~8% of a comment's instructions)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sqlite3, name)
+
+    @staticmethod
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return sqlite3.connect(*args, **{**kwargs, "cached_statements": SQLITE_STATEMENTS})
+
+
+def keep_statements() -> None:
+    """Give the library's SQLite connections opened from now on a statement cache."""
+    import eventsourcing.sqlite
+
+    eventsourcing.sqlite.sqlite3 = _KeepingStatements()  # type: ignore[assignment]
+
+
 class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
     """SQLite application recorder that also appends the hash chain."""
+
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
+        keep_statements()  # before the pool opens its first connection
+        super().__init__(datastore, **kwargs)
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + table_statements(
@@ -372,6 +401,26 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
         """As the library's, but ``None`` for no events, as its recorder contract says."""
         positions = super().insert_events(stored_events, **kwargs)
         return positions if stored_events else None
+
+
+@retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert
+def insert_snapshot(recorder: Any, stored: StoredEvent) -> None:
+    """Write one snapshot with the snapshot store's ``recorder``. On PostgreSQL, one prepared
+    single-row ``INSERT`` on an autocommit connection: the library's insert adapts an array of
+    a composite type in Python (~3 M instructions a snapshot, 8 % of a comment's at one
+    snapshot in ten). A snapshot already stored raises the library's ``IntegrityError``
+    (a ``RecordConflictError``), as its own insert does."""
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        recorder.insert_events([stored])
+        return
+    datastore = recorder.datastore
+    with datastore.get_connection() as conn, conn.cursor() as cursor:  # errors translated
+        cursor.execute(
+            f'INSERT INTO "{datastore.schema}"."{recorder.events_table_name}" '
+            "(originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",
+            (stored.originator_id, stored.originator_version, stored.topic, stored.state),
+            prepare=True,
+        )
 
 
 class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):

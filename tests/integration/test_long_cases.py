@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import RecordConflictError
 
 from domain.cases import Status
-from domain.clocks import clock_fold, clocks_under, fold_states
+from domain.clocks import SIGN_FOR, clock_fold, clocks_under, fold_states
 from domain.kinds import Kind, Severity
 from domain.snapshots import decode_state, encode_state
+from engine.audit.recorders import insert_snapshot
 from engine.service import SNAPSHOT_INTERVAL, Fengqiao
 from engine.views import case_fields, replayed
 from tests.integration.test_stateful import assert_snapshots_restore, state_of, typed
@@ -155,6 +158,72 @@ def test_snapshot_state_keeps_the_types_json_would_lose() -> None:
         "pair": (1, "a"),
         "nested": [{"x": frozenset({2})}],
         "plain": {"a": [1, None, True]},
+        "commands": {"c1": 2, "c2": 3, "c3": None},  # all plain: copied as it is
+        "mixed": {"a": 1, "b": Severity.MINOR, "c": True},  # one enum: tagged
     }
     restored = decode_state(json.loads(json.dumps(encode_state(state))))
     assert typed(restored) == typed(state)
+
+
+def test_a_snapshot_stored_twice_is_a_conflict_and_the_command_stands(app) -> None:
+    """The snapshot is written with one single-row insert (``insert_snapshot``); one already
+    stored (another process took it) is the library's conflict, which the save logs and
+    never makes the command's failure."""
+    case_id = report(app).case_id
+    comment(app, case_id, SNAPSHOT_INTERVAL - 1)
+    [snapshot] = app.snapshots.get(case_id)
+    with pytest.raises(RecordConflictError):
+        insert_snapshot(app.snapshots.recorder, app.mapper.to_stored_event(snapshot))
+    taken_again = ProcessingEvent()
+    taken_again.aggregates[case_id] = app.case(case_id)
+    taken_again.events.extend(app.events.get(case_id, gt=SNAPSHOT_INTERVAL - 1))
+    app._snapshot(taken_again)  # logged, not raised
+    assert [s.originator_version for s in app.snapshots.get(case_id)] == [SNAPSHOT_INTERVAL]
+
+
+def test_a_command_that_needs_clocks_resumes_the_cached_fold(app, clock, monkeypatch) -> None:
+    """签收 (and every action on a clock) is given the case's clocks at its recorded time: from
+    the case's cached clock fold and the events after it, not every event read and folded
+    again (a 1,000-event case read 1,000 events for each); the same clocks and event."""
+    case_id = report(app).case_id
+    comment(app, case_id, 2 * SNAPSHOT_INTERVAL)
+    act(app, case_id, "assign", "li", assignee="zhao")
+    app.case_view(case_id)  # the fold cached at the case's version
+    clock.advance(timedelta(hours=5))
+    reads: list[tuple[object, object]] = []
+    get = app.events.get
+
+    def counted(originator_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append((kwargs.get("gt"), kwargs.get("lte")))
+        return get(originator_id, *args, **kwargs)
+
+    monkeypatch.setattr(app.events, "get", counted)
+    act(app, case_id, "accept", "zhao")
+    assert all(gt is not None for gt, _ in reads), reads  # nothing read from the first event
+    monkeypatch.undo()
+    accepted = list(app.events.get(case_id))[-1]
+    fresh = Fengqiao(app.store, clock=clock)  # nothing cached: every event folded
+    try:
+        assert fresh.case_view(case_id) == app.case_view(case_id)
+        assert fresh.case_view(case_id) == replayed_view(app, case_id, clock.now())
+    finally:
+        fresh.close()
+    before = list(app.events.get(case_id))[:-1]
+    clocks = clocks_under(app.policy(), before, accepted.timestamp, app.statutory())
+    sign_for = next(c for c in clocks if c.clock == SIGN_FOR and c.open)
+    in_time = sign_for.met_if_stopped(
+        accepted.occurred_at, accepted.timestamp, app.policy().sync_grace_delta
+    )
+    assert (accepted.sign_for_due_at, accepted.responded_in_time) == (sign_for.due_at, in_time)
+
+
+def test_a_command_that_needs_clocks_keeps_no_fold_it_had_to_build(app, clock) -> None:
+    """Without a fold kept (no view read the case here), a command on a clock folds the
+    events once and keeps nothing: a kept fold costs every later command on the case a
+    fold of its new events (the write path's writers never read views)."""
+    case_id = report(app).case_id
+    act(app, case_id, "assign", "li", assignee="zhao")
+    clock.advance(timedelta(hours=1))
+    act(app, case_id, "accept", "zhao")
+    assert case_id not in app.clock_folds
+    assert app.case_view(case_id) == replayed_view(app, case_id, clock.now())

@@ -11,6 +11,7 @@ schema of its own and, as the library's own cases do, a pool of ONE connection.
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -36,10 +37,11 @@ from eventsourcing.tests.persistence import (
     NonInterleavingNotificationIDsBaseCase,
 )
 
-from engine.audit.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from engine.audit.recorders import SQLITE_STATEMENTS, ChainedPostgresRecorder, ChainedSQLiteRecorder
 from engine.audit.tables import CHAIN
 from engine.service import Fengqiao
 from engine.settings import Settings
+from engine.store import StoreConfig
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
 from tests.support import report, seed
 
@@ -117,6 +119,26 @@ class TestChainedSQLiteTextOriginatorIds(TestChainedSQLiteApplicationContract):
 
 class TestChainedSQLiteNonInterleaving(SQLiteStore, NonInterleavingNotificationIDsBaseCase):
     pass
+
+
+def test_sqlite_connections_keep_compiled_statements(tmp_path, monkeypatch) -> None:
+    """The library opens its SQLite connections with ``cached_statements=True``, a cache of
+    one compiled statement, so each command recompiled every statement it ran. Every
+    connection a Fengqiao opens on SQLite keeps ``SQLITE_STATEMENTS`` (sqlite3's default)."""
+    kept: list[int] = []
+    connect = sqlite3.connect
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        kept.append(int(kwargs.get("cached_statements", 128)))
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", counting)
+    app = seed(Fengqiao(StoreConfig(f"sqlite:///{tmp_path / 'events.db'}")))
+    try:
+        report(app)
+    finally:
+        app.close()
+    assert kept and min(kept) >= SQLITE_STATEMENTS, kept
 
 
 class TestChainedSQLiteErrors(SQLiteStore):

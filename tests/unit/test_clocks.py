@@ -19,6 +19,7 @@ from domain.clocks import (
     calendar_for,
     clocks_under,
     evaluate_clocks,
+    matches_any,
     send_back_window_closes,
 )
 from domain.errors import ValidationFailed
@@ -109,6 +110,16 @@ def test_conditions_match_type_and_fields():
     assert Condition.parse("X[passed=false, a=b]") == Condition(
         "X", (("passed", "false"), ("a", "b"))
     )
+
+
+def test_any_of_several_conditions_on_one_or_other_event_types():
+    reported = Story(Hazard, sh(2025, 3, 3, 10)).events[0]
+    assert matches_any(
+        ["Assigned", "Reported[severity=major]", "Reported[severity=minor]"], reported
+    )
+    assert not matches_any(["Assigned", "Reported[severity=major]"], reported)
+    assert not matches_any([], reported)
+    assert matches_any(("Closed", "Reported"), reported)
 
 
 @pytest.mark.parametrize("bad", ["reported", "Reported[", "Reported[passed]", "Re ported"])

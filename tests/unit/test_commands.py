@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from domain.cases import CASE_CLASSES
-from domain.commands import ACTIONS, CaseAction, _ClockAction, _SuspensionAction
+from domain.commands import ACTIONS, CaseAction, _ClockAction, _printable, _SuspensionAction
 
 
 def calls(cls: type[CaseAction]) -> tuple[list[str], set[str]] | None:
@@ -44,3 +44,39 @@ def test_an_action_s_fields_are_its_case_method_s_arguments(name):
         ]
         keywords = {p.name for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
         assert (positional, keywords) == expected, (name, kind)
+
+
+@pytest.mark.parametrize(
+    ("char", "in_text", "in_line"),
+    [
+        ("\t", None, None),
+        ("\n", None, "a line break"),
+        ("\r", "a line break", "a line break"),
+        ("\x00", "U+0000", "U+0000"),
+        ("\x1f", "U+001F", "U+001F"),
+        (" ", None, None),
+        ("\x7f", "U+007F", "U+007F"),
+        ("\x9f", "U+009F", "U+009F"),
+        ("\xa0", None, None),
+        ("\u2028", None, "a line break"),
+        ("\u2029", None, "a line break"),
+        ("\ud800", "U+D800", "U+D800"),
+        ("\udfff", "U+DFFF", "U+DFFF"),
+        ("\ue000", None, None),
+        ("\ufffe", "U+FFFE", "U+FFFE"),
+        ("\uffff", "U+FFFF", "U+FFFF"),
+        ("督", None, None),
+    ],
+)
+def test_text_refuses_controls_surrogates_and_line_separators(char, in_text, in_line) -> None:
+    """Each boundary of what free text (lines allowed) and one line refuse, and the first
+    refused character is the one named."""
+    for newlines, refused in ((True, in_text), (False, in_line)):
+        text = "办" * 30_000 + char + "\x01"
+        if refused is None:
+            with pytest.raises(ValueError, match="U\\+0001"):
+                _printable(text, newlines=newlines)
+            assert _printable("a" + char + "b", newlines=newlines) == "a" + char + "b"
+        else:
+            with pytest.raises(ValueError, match=refused.replace("+", "\\+")):
+                _printable(text, newlines=newlines)
