@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.http import open311, problems
-from api.http.auth import current_user
+from api.http.auth import current_user, unchecked_callers
 from api.http.docs_page import install_docs
 from api.http.evidence import UPLOAD_PATHS
 from api.http.metrics import Metrics
@@ -110,7 +110,22 @@ def create_app(
     app.add_middleware(RequestContext, metrics=svc.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _keep_routes_versions(app)
+    _refuse_unchecked_callers(app)
     return app
+
+
+def _refuse_unchecked_callers(app: FastAPI) -> None:
+    """Every route that authenticates by token looks the token up before its endpoint
+    runs (``api.http.auth.CallerRoute``, ``with_caller``): an app where one would not is
+    not built (tests/e2e/test_request_overhead.py)."""
+    unchecked = [
+        f"{route.path_format}: {', '.join(found)}"
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute)
+        and (found := unchecked_callers(route.dependant, route.original_route))
+    ]
+    if unchecked:
+        raise RuntimeError(f"routes that would not look up their caller's token: {unchecked}")
 
 
 def _keep_routes_versions(app: FastAPI) -> None:

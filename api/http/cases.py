@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import create_model
 
 from api.http.auth import (
+    CallerRoute,
     CurrentUser,
     Principal,
     RegionParam,
@@ -61,7 +62,7 @@ from engine.privacy import persons_with_number, reveal, sees_personal_data
 from engine.service import CommandResult
 from engine.views import event_view
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=CallerRoute)
 
 Svc = Annotated[Services, Depends(services)]
 

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.http.auth import CurrentUser, RegionParam, check_region_scope, require
+from api.http.auth import (
+    CallerRoute,
+    CurrentUser,
+    RegionParam,
+    check_region_scope,
+    require,
+    with_caller,
+)
 from api.http.bounds import period_within
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
@@ -21,7 +28,7 @@ from domain.errors import ValidationFailed
 from domain.ladder import Rank, Region
 from domain.permissions import READ_BOARD
 
-router = APIRouter(prefix="/v1", tags=["regions"])
+router = APIRouter(prefix="/v1", tags=["regions"], route_class=CallerRoute)
 Svc = Annotated[Services, Depends(services)]
 
 BEIJING = timezone(timedelta(hours=8))
@@ -124,6 +131,7 @@ class BoardRead:
         return _period(self.start, self.end, self.svc.engine.clock.now())
 
 
+@with_caller  # it takes the caller: its token is looked up in this dependency's hop
 def board_read(
     principal: CurrentUser, svc: Svc, code: str, start: PeriodFrom = None, end: PeriodTo = None
 ) -> BoardRead:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Annotated, Any
 from uuid import UUID
 
+import anyio.to_thread
 import pytest
+from fastapi import Depends
 from fastapi.routing import APIRouter
 
 from api.bench.county import envelope
+from api.http.auth import CallerRoute, CurrentUser, require_right, unchecked_callers, with_caller
 from domain.clocks import clocks_under
 from engine.case_clocks import current_clocks
 from engine.service import Fengqiao
@@ -110,3 +115,108 @@ def test_a_token_revoked_elsewhere_fails_at_once_on_case_routes(
         other.close()
     assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 401
     assert api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang").status_code == 401
+
+
+def _counting_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The thread-pool hops a request makes (each ``anyio.to_thread.run_sync``)."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(function: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return await run_sync(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return hops
+
+
+def test_the_token_is_looked_up_in_the_endpoints_own_hop(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One thread-pool hop per request on a token route, reads and commands alike (the
+    token's lookup had a hop of its own before the endpoint's), also where a role check
+    or a dependency taking the caller comes first; the lookup itself never runs on the
+    event loop (a stalled database stalls a worker thread, not every request)."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    lookups: list[bool] = []
+    lookup = api.http.state.services.users.authenticate_on_case
+
+    def off_the_loop(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            lookups.append(False)
+        except RuntimeError:
+            lookups.append(True)
+        return lookup(*args)
+
+    monkeypatch.setattr(api.http.state.services.users, "authenticate_on_case", off_the_loop)
+    hops = _counting_hops(monkeypatch)
+    requests = [
+        (1, lambda: api.get(f"/v1/cases/{case_id}", "wang")),
+        (1, lambda: api.get("/v1/cases?limit=5", "wang")),
+        (1, lambda: api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang")),
+        (1, lambda: api.get("/v1/sla/board", "zhou")),  # the endpoint checks the role
+        (1, lambda: api.get("/v1/audit/checkpoints/latest", "audit")),  # require_role's
+        # a plain-def dependency has its own hop; one taking the caller looks it up (was 3)
+        (2, lambda: api.get("/v1/regions/410928-001/stats", "zhou")),
+        (2, lambda: api.get("/v1/events?limit=1", "feed")),  # require_right's check, feed_of
+    ]
+    for expected, send in requests:
+        hops.clear()
+        response = send()
+        assert response.status_code in (200, 404), response.text  # 404: no checkpoint yet
+        assert len(hops) == expected, (response.request.url, hops)
+    assert lookups == [True] * len(requests)
+
+
+def test_a_refused_token_or_role_answers_before_what_the_request_got_wrong(api: Api) -> None:
+    """The token's lookup moved into the endpoint's hop; its refusals still come first, as
+    when it was a dependency of its own: a bad token or a role without the right, with a
+    body or a parameter that does not validate, answers 401 / 403 (not 422)."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    bad = {"Authorization": "Bearer fq_nobody"}
+    comment = f"/v1/cases/{case_id}/comment"
+    assert api.client.post(comment, json={"text": 5}, headers=bad).status_code == 401
+    assert api.client.get("/v1/cases?limit=0", headers=bad).status_code == 401
+    assert api.client.get("/v1/cases/not-a-uuid", headers=bad).status_code == 401
+    assert api.get("/v1/events?limit=0", "wang").status_code == 403  # require_right
+    assert api.get("/v1/audit/checkpoints/latest", "wang").status_code == 403  # require_role
+    assert api.get("/v1/regions/410928-001/stats?from=x", "wang").status_code == 403
+    assert api.post(comment, {"text": 5}, "wang").status_code == 422  # a good token: 422
+    assert api.get("/v1/events?limit=0", "feed").status_code == 422
+
+
+def takes_caller(principal: CurrentUser) -> str:
+    return principal.name
+
+
+def endpoint(name: Annotated[str, Depends(takes_caller)]) -> str:
+    return name
+
+
+def wrapped(name: Annotated[str, Depends(with_caller(takes_caller))]) -> str:
+    return name
+
+
+def test_an_app_whose_route_would_skip_the_token_lookup_is_not_built() -> None:
+    """A route that takes the caller must look its token up before the endpoint runs: one
+    not built by ``CallerRoute``, or a plain ``def`` dependency taking the caller that is
+    not ``with_caller``, is found (``create_app`` refuses such an app)."""
+
+    plain, checked = APIRouter(), APIRouter(route_class=CallerRoute)
+    for router in (plain, checked):
+        router.get("/x")(endpoint)
+        router.get("/y", dependencies=[Depends(require_right("read"))])(lambda: "y")
+        router.get("/z")(lambda principal: "z")  # noqa: ARG005 - no caller: nothing to check
+    found = {
+        (router is checked, route.path): unchecked_callers(route.dependant, route)
+        for router in (plain, checked)
+        for route in router.routes
+    }
+    assert found[(False, "/x")] == ["route /x", "takes_caller"]
+    assert found[(True, "/x")] == ["takes_caller"]
+    assert found[(False, "/y")] == ["route /y"]
+    assert found[(True, "/y")] == [] and found[(True, "/z")] == [] and found[(False, "/z")] == []
+    fixed = APIRouter(route_class=CallerRoute)
+    fixed.get("/v")(wrapped)
+    assert unchecked_callers(fixed.routes[-1].dependant, fixed.routes[-1]) == []
