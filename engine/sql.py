@@ -291,13 +291,21 @@ class Database:
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """A read on its own snapshot."""
+        with self.statement() as tx:
+            return tx.query(sql, params)
+
+    @contextmanager
+    def statement(self) -> Iterator[Tx]:
+        """For one read on its own snapshot, outside a transaction (no ``BEGIN`` and
+        ``ROLLBACK``: two of a one-query read's three round trips on PostgreSQL). Each
+        statement run on it sees its own state: several that must agree take :meth:`snapshot`."""
         if self.is_postgres:
             with self._postgres_pool().connection() as connection, connection.cursor() as cursor:
-                return Tx(cursor, postgres=True).query(sql, params)
-        connection = self._sqlite()
-        cursor = connection.cursor()
+                yield Tx(cursor, postgres=True)
+            return
+        cursor = self._sqlite().cursor()
         try:
-            return Tx(cursor, postgres=False).query(sql, params)
+            yield Tx(cursor, postgres=False)
         finally:
             cursor.close()
 
