@@ -390,6 +390,14 @@ class StoreDb:
             with self.datastore.get_connection() as connection, connection.cursor() as cursor:
                 yield Tx(cursor, postgres=True)
             return
+        if not commit:  # one read on an autocommit connection (the library's): its own snapshot
+            with self.datastore.get_connection(commit=False) as connection:
+                cursor = connection.cursor().sqlite_cursor
+                try:
+                    yield Tx(cursor, postgres=False)
+                finally:
+                    cursor.close()
+            return
         with self.transaction(commit=commit) as tx:
             yield tx
 

@@ -220,3 +220,22 @@ def test_an_app_whose_route_would_skip_the_token_lookup_is_not_built() -> None:
     fixed = APIRouter(route_class=CallerRoute)
     fixed.get("/v")(wrapped)
     assert unchecked_callers(fixed.routes[-1].dependant, fixed.routes[-1]) == []
+
+
+def test_a_read_of_a_cached_case_opens_no_transaction(
+    api: Api, store: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token's query (with the case's version) is one statement on an autocommit
+    connection on both stores: no BEGIN and ROLLBACK around it on SQLite either."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+    if not store.is_postgres:
+        from eventsourcing.sqlite import SQLiteTransaction
+
+        opened: list[object] = []
+        enter = SQLiteTransaction.__enter__
+        monkeypatch.setattr(
+            SQLiteTransaction, "__enter__", lambda self: opened.append(self) or enter(self)
+        )
+        assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+        assert opened == []
