@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from api.http.services import Services, services
+from api.http.services import Services
 from domain.actors import Actor
 from domain.cases import Case
 from domain.errors import DomainError, NotFound, NotPermitted
@@ -208,13 +208,13 @@ def _principal(request: Request, svc: Services, token: str, case_id: UUID | None
 async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-    svc: Annotated[Services, Depends(services)],
 ) -> Caller:
     """The caller named by ``Authorization: Bearer <token>``: 401 at once without one, 429
     at once from an address that sent too many bad tokens; the token itself is looked up
     in the endpoint's thread (:class:`Caller`; the endpoint gets the :class:`Principal`)."""
     if credentials is None:
         raise Unauthenticated("send Authorization: Bearer <token>")
+    svc: Services = request.app.state.services  # not a dependency: one fewer to solve
     _refuse_too_many(request, svc)
     caller = Caller(request, svc, credentials.credentials, _path_case(request))
     request.scope[CALLER] = caller

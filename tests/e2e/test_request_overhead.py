@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio.to_thread
 import pytest
@@ -239,3 +239,17 @@ def test_a_read_of_a_cached_case_opens_no_transaction(
         )
         assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
         assert opened == []
+
+
+def test_request_metrics_keep_counting_each_label_set(api: Api) -> None:
+    """The request counter's series are looked up once per label set and kept: each
+    request still counts, in its own series."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    for _ in range(3):
+        assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+    assert api.get(f"/v1/cases/{uuid4()}", "wang").status_code == 404
+    text = api.client.get("/metrics").text
+    route = 'method="GET",route="/v1/cases/{case_id}"'
+    assert f'fengqiao_http_requests_total{{{route},status="200"}} 3.0' in text
+    assert f'fengqiao_http_requests_total{{{route},status="404"}} 1.0' in text
+    assert f"fengqiao_http_request_duration_seconds_count{{{route}}} 4.0" in text
