@@ -253,3 +253,20 @@ def test_request_metrics_keep_counting_each_label_set(api: Api) -> None:
     assert f'fengqiao_http_requests_total{{{route},status="200"}} 3.0' in text
     assert f'fengqiao_http_requests_total{{{route},status="404"}} 1.0' in text
     assert f"fengqiao_http_request_duration_seconds_count{{{route}}} 4.0" in text
+
+
+def test_a_parameters_annotation_is_not_taken_apart_on_each_request(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a parameter's annotation is a sequence is asked once per annotation, not on
+    every request (FastAPI walked each one's ``typing`` structure per request); the list's
+    query still validates as before."""
+    from fastapi._compat import shared
+
+    assert api.get("/v1/cases?limit=5&status=reported&overdue=false", "wang").status_code == 200
+    walks: list[object] = []
+    origin = shared.get_origin
+    monkeypatch.setattr(shared, "get_origin", lambda a: walks.append(a) or origin(a))
+    assert api.get("/v1/cases?limit=5&status=reported&overdue=false", "wang").status_code == 200
+    assert api.get("/v1/cases?limit=0", "wang").status_code == 422
+    assert walks == []
