@@ -20,6 +20,7 @@ from api.http.auth import (
     with_caller,
 )
 from api.http.bounds import period_within
+from api.http.cases import ViewResponse
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
 from api.http.schemas import Compliance, RegionNode, RegionStats, SlaBoard
@@ -211,4 +212,4 @@ def sla_board(
     require(principal, READ_BOARD)
     code = region or principal.region
     check_region_scope(principal, code, svc)
-    return JSONResponse(jsonable_encoder(read_models(svc).sla_board(code)))
+    return ViewResponse(read_models(svc).sla_board(code))  # JSON types already: no jsonable_encoder
