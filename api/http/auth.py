@@ -15,7 +15,7 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_origin
 from uuid import UUID
 
 import structlog
@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from api.http.services import Services
+from api.http.services import Services, services
 from domain.actors import Actor
 from domain.cases import Case
 from domain.errors import DomainError, NotFound, NotPermitted
@@ -224,12 +224,21 @@ async def current_user(
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
+def _is_services(annotation: Any) -> bool:
+    """Is this ``Annotated[Services, Depends(services)]`` (``Svc``)?"""
+    return get_origin(annotation) is Annotated and any(
+        getattr(meta, "dependency", None) is services for meta in annotation.__metadata__
+    )
+
+
 def with_caller(call: Callable[..., Any]) -> Callable[..., Any]:
     """``call`` (an endpoint, or a plain ``def`` dependency that takes the caller) with the
     request's caller looked up first, in ``call``'s own thread-pool hop (an ``async`` one:
     in one hop before it, as before), its deferred role checks run, and each argument that
     is the :class:`Caller` given as its :class:`Principal`. FastAPI reads the same signature
-    (plus the request, if ``call`` does not take it already: not in the OpenAPI document)."""
+    (plus the request, if ``call`` does not take it already, and less a ``Services``
+    parameter — ``Depends(services)`` —, which is given from the app: neither is in the OpenAPI
+    document, and FastAPI solving a dependency costs ~4% of a case read, issue 20)."""
     if getattr(call, "with_caller", False):
         return call
     try:
@@ -237,6 +246,8 @@ def with_caller(call: Callable[..., Any]) -> Callable[..., Any]:
     except NameError:
         signature = inspect.signature(call)
     params = list(signature.parameters.values())
+    held = [p.name for p in params if _is_services(p.annotation)]
+    params = [p for p in params if p.name not in held]
     own = next((p.name for p in params if p.annotation is Request), None)
     name = own or "fengqiao_request"
     if own is None:
@@ -247,6 +258,8 @@ def with_caller(call: Callable[..., Any]) -> Callable[..., Any]:
 
     def arguments(kwargs: dict[str, Any]) -> tuple[Caller | None, dict[str, Any]]:
         request = kwargs[name] if own else kwargs.pop(name)
+        for held_name in held:
+            kwargs[held_name] = request.app.state.services
         return request.scope.get(CALLER), kwargs
 
     def given(caller: Caller, kwargs: dict[str, Any]) -> dict[str, Any]:
