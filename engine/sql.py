@@ -87,18 +87,33 @@ def check_if_idle(connection: Any) -> None:
 
 
 def stamp_returned(connection: Any) -> None:
-    """The pools' ``reset``: when the connection went back (read by :func:`check_if_idle`);
+    """When the connection went back (read by :func:`check_if_idle`; :func:`stamp_on_return`);
     also the pools' ``configure``: a connection just opened is as good as one just given
     back (a pool that grows in the background adds connections nobody has used yet)."""
     connection._fengqiao_returned_at = time.monotonic()
 
 
+def stamp_on_return(pool: Any) -> None:
+    """Stamp each connection as it goes back to ``pool``, in the thread that gives it back.
+    Not as the pool's ``reset``: psycopg_pool hands every return to one of its worker
+    threads when it has a reset function (a queue put and a thread woken per query: ~15%
+    of a list's server-thread profile on PostgreSQL, issue 20), and the connection is back
+    in the pool only once that thread has run; without one it is back at once."""
+    assert getattr(pool, "_reset", None) is None, "the pool has a reset function"
+    putconn = pool.putconn
+
+    def returned(connection: Any) -> None:
+        stamp_returned(connection)
+        putconn(connection)
+
+    pool.putconn = returned
+
+
 def ping_when_idle(pool: Any) -> None:
     """Give a pool made elsewhere (the eventsourcing library's, which pings on every
     check-out with ``POSTGRES_PRE_PING``) the check of :func:`check_if_idle`."""
-    assert getattr(pool, "_reset", None) is None, "the pool already has a reset function"
     pool._check = check_if_idle
-    pool._reset = stamp_returned
+    stamp_on_return(pool)
     configure = pool._configure
 
     def opened(connection: Any) -> None:
@@ -263,10 +278,10 @@ class Database:
                         "options": f"-c search_path={self.store.schema} -c plan_cache_mode=force_custom_plan",
                     },
                     check=check_if_idle,  # a connection a restart dropped is replaced
-                    reset=stamp_returned,
                     configure=stamp_returned,
                     open=True,
                 )
+                stamp_on_return(self._pool)
             return self._pool
 
     @contextmanager
@@ -291,13 +306,21 @@ class Database:
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """A read on its own snapshot."""
+        with self.statement() as tx:
+            return tx.query(sql, params)
+
+    @contextmanager
+    def statement(self) -> Iterator[Tx]:
+        """For one read on its own snapshot, outside a transaction (no ``BEGIN`` and
+        ``ROLLBACK``: two of a one-query read's three round trips on PostgreSQL). Each
+        statement run on it sees its own state: several that must agree take :meth:`snapshot`."""
         if self.is_postgres:
             with self._postgres_pool().connection() as connection, connection.cursor() as cursor:
-                return Tx(cursor, postgres=True).query(sql, params)
-        connection = self._sqlite()
-        cursor = connection.cursor()
+                yield Tx(cursor, postgres=True)
+            return
+        cursor = self._sqlite().cursor()
         try:
-            return Tx(cursor, postgres=False).query(sql, params)
+            yield Tx(cursor, postgres=False)
         finally:
             cursor.close()
 
@@ -381,6 +404,14 @@ class StoreDb:
         ):  # one statement on an autocommit connection: no BEGIN and COMMIT round trips
             with self.datastore.get_connection() as connection, connection.cursor() as cursor:
                 yield Tx(cursor, postgres=True)
+            return
+        if not commit:  # one read on an autocommit connection (the library's): its own snapshot
+            with self.datastore.get_connection(commit=False) as connection:
+                cursor = connection.cursor().sqlite_cursor
+                try:
+                    yield Tx(cursor, postgres=False)
+                finally:
+                    cursor.close()
             return
         with self.transaction(commit=commit) as tx:
             yield tx

@@ -156,14 +156,12 @@ class UserStore:
             sql = f"SELECT {USER_COLUMNS}, token_hash FROM {self.table} WHERE token_hash = ?"
             params: tuple[Any, ...] = (digest,)
         else:
-            events = self.db.table(self.engine.recorder.events_table_name)
+            version, case_param = self.engine.recorder.last_version_subquery(case_id)
             sql = (
-                f"SELECT {USER_COLUMNS}, token_hash, (SELECT max(originator_version) FROM "
-                f"{events} WHERE originator_id = ?) AS case_version "
+                f"SELECT {USER_COLUMNS}, token_hash, {version} AS case_version "
                 f"FROM {self.table} WHERE token_hash = ?"
             )
-            # the recorder's own form of the id: a uuid on PostgreSQL, hex digits on SQLite
-            params = (case_id if self.db.is_postgres else case_id.hex, digest)
+            params = (case_param, digest)
         rows = self.db.query(sql, params)
         if not rows or not hmac.compare_digest(rows[0]["token_hash"], digest):
             return None, None

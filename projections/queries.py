@@ -92,6 +92,9 @@ def _region(region: str | None) -> str:
     return region.strip()
 
 
+MAX_REGIONS_SEEN = 100_000  # boards remembered (overdue or not): bounded memory
+
+
 class ReadModels:
     """Queries over the projections' public tables."""
 
@@ -100,6 +103,9 @@ class ReadModels:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._ranks: dict[str, int] = {}  # the region tree's ranks, as read
+        self._overdue_seen: dict[
+            str, bool
+        ] = {}  # a region's board had overdue cases when last read
 
     # -- case list and detail --------------------------------------------------------
 
@@ -163,7 +169,9 @@ class ReadModels:
         """Up to ``wanted`` rows, each with its tier: from ``tier`` after ``after`` (the
         cursor's place), then from the next tiers while the page is not full."""
         rows: list[tuple[int, dict[str, Any]]] = []
-        with self.db.snapshot() as tx:  # the tiers of one page: one state
+        one = tier == len(tiers) - 1 and not (self.db.is_postgres and searching)
+        # the tiers of one page: one state; one query (a list without ``q``) is one already
+        with self.db.statement() if one else self.db.snapshot() as tx:
             if tx.is_postgres and searching:
                 # a page walked by index gains nothing from parallel workers; their start cost
                 # ~100 ms on a loaded host, where the planner misjudges a word's rows
@@ -310,34 +318,31 @@ class ReadModels:
         first in due order (a partial index by due time) that lies in the region."""
         code = _region(region)
         clause, params = subtree("region", code)
-        with self.db.snapshot() as tx:
-            rows = tx.query(
-                "SELECT dim, name, open, overdue, due_soon FROM cases_board WHERE region = ? "
-                "AND open <> 0",
-                (code,),
-            )
-            groups: dict[str, list[dict[str, Any]]] = {
-                "total": [],
-                "assignee": [],
-                "unit": [],
-                "clock": [],
-            }
-            for row in rows:
-                groups[row["dim"]].append(_counts(row))
-            total = (
-                groups["total"][0] if groups["total"] else {"open": 0, "overdue": 0, "due_soon": 0}
-            )
-            overdue = f"SELECT {OLDEST} FROM cases WHERE overdue = 1 AND {OPEN_SQL} AND {clause}"
-            oldest = (
-                []
-                if not total["overdue"]
-                else tx.query(
-                    f"WITH o AS MATERIALIZED ({overdue}) SELECT * FROM o ORDER BY next_due_at, case_id LIMIT 1"
-                    if total["overdue"] <= self.few_overdue
-                    else f"{overdue} ORDER BY next_due_at, case_id LIMIT 1",
-                    params,
-                )
-            )
+        board = "SELECT dim, name, open, overdue, due_soon FROM cases_board WHERE region = ? AND open <> 0"
+        overdue = f"SELECT {OLDEST} FROM cases WHERE overdue = 1 AND {OPEN_SQL} AND {clause}"
+        groups: dict[str, list[dict[str, Any]]] | None = None
+        if not self._overdue_seen.get(code):
+            # none overdue when last read: one query on its own snapshot, no BEGIN and ROLLBACK
+            # (two of the three round trips on PostgreSQL); if some are now, the counts are
+            # read again with the oldest, in one state
+            with self.db.statement() as tx:
+                groups = _board_groups(tx.query(board, (code,)))
+        oldest: list[dict[str, Any]] = []
+        if groups is None or _board_total(groups)["overdue"]:
+            with self.db.snapshot() as tx:
+                groups = _board_groups(tx.query(board, (code,)))
+                count = _board_total(groups)["overdue"]
+                if count:
+                    oldest = tx.query(
+                        f"WITH o AS MATERIALIZED ({overdue}) SELECT * FROM o ORDER BY next_due_at, case_id LIMIT 1"
+                        if count <= self.few_overdue
+                        else f"{overdue} ORDER BY next_due_at, case_id LIMIT 1",
+                        params,
+                    )
+        total = _board_total(groups)
+        if len(self._overdue_seen) > MAX_REGIONS_SEEN:
+            self._overdue_seen.clear()
+        self._overdue_seen[code] = bool(total["overdue"])
         return {
             "region": region,
             "open": total["open"],
@@ -625,6 +630,18 @@ def _public(region: str, counts: dict[str, int], petitions: bool = False) -> dic
             repeat_rate=_rate(counts["repeats"], cohort["received"]),
         )
     return stats
+
+
+def _board_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A region's ``cases_board`` rows by dimension."""
+    groups: dict[str, list[dict[str, Any]]] = {"total": [], "assignee": [], "unit": [], "clock": []}
+    for row in rows:
+        groups[row["dim"]].append(_counts(row))
+    return groups
+
+
+def _board_total(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    return groups["total"][0] if groups["total"] else {"open": 0, "overdue": 0, "due_soon": 0}
 
 
 def _counts(row: dict[str, Any]) -> dict[str, Any]:

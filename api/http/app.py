@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.http import open311, problems
-from api.http.auth import current_user
+from api.http.auth import current_user, unchecked_callers
 from api.http.docs_page import install_docs
 from api.http.evidence import UPLOAD_PATHS
 from api.http.metrics import Metrics
@@ -110,7 +110,47 @@ def create_app(
     app.add_middleware(RequestContext, metrics=svc.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _keep_routes_versions(app)
+    _refuse_unchecked_callers(app)
+    _remember_sequence_annotations()
     return app
+
+
+def _remember_sequence_annotations() -> None:
+    """FastAPI (0.165) asks of every query, header and path parameter, on every request,
+    whether its annotation is a sequence (a walk through ``typing``'s ``get_origin`` and
+    ``get_args`` and ``issubclass`` over the union's members, twice per parameter): a third
+    of a case list's event-loop time with its twelve query parameters (issue 20). The
+    answer depends only on the annotation, which is fixed once the routes are built:
+    each one's is kept (the annotation with it, so its ``id`` is never another's)."""
+    from fastapi.dependencies import utils
+
+    ask = utils.field_annotation_is_sequence
+    if getattr(ask, "remembers", False):
+        return
+    known: dict[int, tuple[object, bool]] = {}
+
+    def remembered(annotation: object) -> bool:
+        kept = known.get(id(annotation))
+        if kept is None or kept[0] is not annotation:
+            kept = known[id(annotation)] = (annotation, ask(annotation))
+        return kept[1]
+
+    remembered.remembers = True  # type: ignore[attr-defined]
+    utils.field_annotation_is_sequence = remembered
+
+
+def _refuse_unchecked_callers(app: FastAPI) -> None:
+    """Every route that authenticates by token looks the token up before its endpoint
+    runs (``api.http.auth.CallerRoute``, ``with_caller``): an app where one would not is
+    not built (tests/e2e/test_request_overhead.py)."""
+    unchecked = [
+        f"{route.path_format}: {', '.join(found)}"
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute)
+        and (found := unchecked_callers(route.dependant, route.original_route))
+    ]
+    if unchecked:
+        raise RuntimeError(f"routes that would not look up their caller's token: {unchecked}")
 
 
 def _keep_routes_versions(app: FastAPI) -> None:

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.http.auth import CurrentUser, Principal, require, require_role, visible_case
+from api.http.auth import CallerRoute, CurrentUser, Principal, require, require_role, visible_case
 from api.http.openapi_docs import problem_responses
 from api.http.schemas import (
     AuditVerification,
@@ -50,7 +50,7 @@ from engine.casefile import case_file, case_file_pdf, render_case_file
 from engine.feed import MAX_POSITION
 
 F = TypeVar("F", bound=Callable[..., Any])
-router = APIRouter(tags=["auditors"])
+router = APIRouter(tags=["auditors"], route_class=CallerRoute)
 
 Svc = Annotated[Services, Depends(services)]
 Auditor = Annotated[Principal, Depends(require_role("auditor", "admin"))]

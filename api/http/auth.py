@@ -10,14 +10,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_origin
 from uuid import UUID
 
 import structlog
-from fastapi import Depends, Query, Request, Security
+from fastapi import Depends, Query, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.http.services import Services, services
 from domain.actors import Actor
@@ -101,6 +106,17 @@ def authenticated_on_case(
 ) -> tuple[User, int | None]:
     """:func:`authenticated`, and ``case_id``'s last version in the store, read in the
     same query (``UserStore.authenticate_on_case``)."""
+    client = _refuse_too_many(request, svc)
+    user, version = svc.users.authenticate_on_case(token, case_id)
+    if user is None:
+        assert svc.failed_logins is not None  # Services.__post_init__ made it
+        svc.failed_logins.failed(client)
+        raise Unauthenticated("the token is unknown, revoked or expired")
+    return user, version
+
+
+def _refuse_too_many(request: Request, svc: Services) -> str:
+    """The client's address; 429 once it has sent too many bad tokens in a row."""
     client = svc.client_address(request)  # X-Forwarded-For only from FENGQIAO_TRUSTED_PROXIES
     logins = svc.failed_logins
     assert logins is not None  # Services.__post_init__ made it
@@ -110,11 +126,7 @@ def authenticated_on_case(
             "too many bad tokens from this address; wait before trying again",
             retry_after=max(1, round(wait)),
         )
-    user, version = svc.users.authenticate_on_case(token, case_id)
-    if user is None:
-        logins.failed(client)
-        raise Unauthenticated("the token is unknown, revoked or expired")
-    return user, version
+    return client
 
 
 def _path_case(request: Request) -> UUID | None:
@@ -128,16 +140,64 @@ def _path_case(request: Request) -> UUID | None:
         return None  # the route's own validation answers 422
 
 
-def current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-    svc: Annotated[Services, Depends(services)],
-) -> Principal:
-    """The caller named by ``Authorization: Bearer <token>``."""
-    if credentials is None:
-        raise Unauthenticated("send Authorization: Bearer <token>")
-    case_id = _path_case(request)
-    user, version = authenticated_on_case(request, svc, credentials.credentials, case_id)
+CALLER = "fengqiao.caller"
+"""The request scope's key for its :class:`Caller`."""
+
+
+class Caller:
+    """The request's caller before its token is looked up: :func:`current_user` makes it on
+    the event loop from what needs no database (the header, the failed-login window, the
+    path's case), and the lookup runs in the endpoint's own thread-pool hop (:func:`with_caller`),
+    not in a hop of its own (issue 20: two hops per request were one more than needed).
+    Role checks asked for before then (``require_right``, ``require_role``) run right after
+    the lookup, in order, before the endpoint. Nothing is looked up on the event loop, so a
+    database that stalls stalls a worker thread, never the loop or the deadline middleware."""
+
+    __slots__ = ("_case_id", "_checks", "_error", "_principal", "_request", "_svc", "_token")
+
+    def __init__(self, request: Request, svc: Services, token: str, case_id: UUID | None) -> None:
+        self._request, self._svc, self._token, self._case_id = request, svc, token, case_id
+        self._checks: list[Callable[[Principal], None]] = []
+        self._principal: Principal | None = None
+        self._error: Exception | None = None
+
+    @property
+    def done(self) -> bool:
+        """Looked up already (or refused)."""
+        return self._principal is not None or self._error is not None
+
+    def defer(self, check: Callable[[Principal], None]) -> None:
+        """Run ``check`` on the principal once it is looked up (at once if it is)."""
+        if self._principal is not None:
+            check(self._principal)
+        else:
+            self._checks.append(check)
+
+    def principal(self) -> Principal:
+        """The caller, looked up once (401 or 429 as :func:`authenticated` answers, 403 from a
+        deferred check); on a worker thread only."""
+        if self._error is not None:
+            raise self._error
+        if self._principal is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # a worker thread: no event loop runs here
+            else:
+                raise RuntimeError("the caller's token is looked up on a worker thread only")
+            try:
+                principal = _principal(self._request, self._svc, self._token, self._case_id)
+                for check in self._checks:
+                    check(principal)
+            except Exception as error:
+                self._error = error
+                raise
+            self._principal = principal
+        return self._principal
+
+
+def _principal(request: Request, svc: Services, token: str, case_id: UUID | None) -> Principal:
+    user, version = authenticated_on_case(request, svc, token, case_id)
     known = (case_id, version) if case_id is not None and version is not None else None
     principal = Principal(user, svc.users.actor(user), known)
     structlog.contextvars.bind_contextvars(user=user.name)
@@ -145,7 +205,148 @@ def current_user(
     return principal
 
 
+async def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Caller:
+    """The caller named by ``Authorization: Bearer <token>``: 401 at once without one, 429
+    at once from an address that sent too many bad tokens; the token itself is looked up
+    in the endpoint's thread (:class:`Caller`; the endpoint gets the :class:`Principal`)."""
+    if credentials is None:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    svc: Services = request.app.state.services  # not a dependency: one fewer to solve
+    _refuse_too_many(request, svc)
+    caller = Caller(request, svc, credentials.credentials, _path_case(request))
+    request.scope[CALLER] = caller
+    return caller
+
+
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+def _is_services(annotation: Any) -> bool:
+    """Is this ``Annotated[Services, Depends(services)]`` (``Svc``)?"""
+    return get_origin(annotation) is Annotated and any(
+        getattr(meta, "dependency", None) is services for meta in annotation.__metadata__
+    )
+
+
+def with_caller(call: Callable[..., Any]) -> Callable[..., Any]:
+    """``call`` (an endpoint, or a plain ``def`` dependency that takes the caller) with the
+    request's caller looked up first, in ``call``'s own thread-pool hop (an ``async`` one:
+    in one hop before it, as before), its deferred role checks run, and each argument that
+    is the :class:`Caller` given as its :class:`Principal`. FastAPI reads the same signature
+    (plus the request, if ``call`` does not take it already, and less a ``Services``
+    parameter — ``Depends(services)`` —, which is given from the app: neither is in the OpenAPI
+    document, and FastAPI solving a dependency costs ~4% of a case read, issue 20)."""
+    if getattr(call, "with_caller", False):
+        return call
+    try:
+        signature = inspect.signature(call, eval_str=True)
+    except NameError:
+        signature = inspect.signature(call)
+    params = list(signature.parameters.values())
+    held = [p.name for p in params if _is_services(p.annotation)]
+    params = [p for p in params if p.name not in held]
+    own = next((p.name for p in params if p.annotation is Request), None)
+    name = own or "fengqiao_request"
+    if own is None:
+        extra = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+        keywords = bool(params) and params[-1].kind is inspect.Parameter.VAR_KEYWORD
+        at = len(params) - int(keywords)
+        params.insert(at, extra)
+
+    def arguments(kwargs: dict[str, Any]) -> tuple[Caller | None, dict[str, Any]]:
+        request = kwargs[name] if own else kwargs.pop(name)
+        for held_name in held:
+            kwargs[held_name] = request.app.state.services
+        return request.scope.get(CALLER), kwargs
+
+    def given(caller: Caller, kwargs: dict[str, Any]) -> dict[str, Any]:
+        principal = caller.principal()
+        return {k: principal if v is caller else v for k, v in kwargs.items()}
+
+    run: Callable[..., Any]
+    if inspect.iscoroutinefunction(call):
+
+        @functools.wraps(call)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            caller, kwargs = arguments(kwargs)
+            if caller is not None:
+                if not caller.done:
+                    await run_in_threadpool(caller.principal)
+                kwargs = given(caller, kwargs)
+            return await call(*args, **kwargs)
+
+        run = run_async
+    else:
+        assert not inspect.isgeneratorfunction(call) and not inspect.isasyncgenfunction(call)
+
+        @functools.wraps(call)
+        def run_sync(*args: Any, **kwargs: Any) -> Any:
+            caller, kwargs = arguments(kwargs)
+            if caller is not None:
+                kwargs = given(caller, kwargs)
+            return call(*args, **kwargs)
+
+        run = run_sync
+    marked: Any = run
+    marked.__signature__ = signature.replace(parameters=params)
+    marked.with_caller = True
+    return run
+
+
+class CallerRoute(APIRoute):
+    """The API's routes: each endpoint :func:`with_caller` (the token looked up in the
+    endpoint's own thread hop). A refusal raised before the endpoint ran — a body or a
+    parameter that does not validate, a dependency's — answers after the token's lookup,
+    whose own refusal (401, 429, a role's 403) comes first, as it did when the lookup was
+    a dependency of its own."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, with_caller(endpoint), **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception:
+                caller = request.scope.get(CALLER)
+                if caller is not None and not caller.done:
+                    await run_in_threadpool(caller.principal)  # its refusal, if any, first
+                raise
+
+        return handle
+
+
+def unchecked_callers(dependant: Any, route: Any) -> list[str]:
+    """What in a route's dependencies would take the :class:`Caller` without looking it up
+    (empty: none): an endpoint not built by :class:`CallerRoute`, or a dependency taking
+    the caller that is not :func:`with_caller` (only ``async`` role checks may, as
+    :func:`require_right` does). ``create_app`` refuses to build an app with any."""
+    found = []
+
+    def takes_caller(node: Any) -> bool:
+        return any(d.call is current_user or takes_caller(d) for d in node.dependencies)
+
+    def walk(node: Any) -> None:
+        for sub in node.dependencies:
+            if sub.call is current_user or not takes_caller(sub):
+                continue
+            deferring = getattr(sub.call, "defers_checks", False)
+            if not deferring and not getattr(sub.call, "with_caller", False):
+                found.append(getattr(sub.call, "__name__", repr(sub.call)))
+            walk(sub)
+
+    if takes_caller(dependant):
+        if not isinstance(route, CallerRoute):
+            found.append(f"route {getattr(route, 'path', route)}")
+        walk(dependant)
+    return found
+
+
 RegionParam = Annotated[
     str | None, Query(max_length=200, description="default: the caller's region")
 ]
@@ -171,26 +372,39 @@ def require_right(right: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if their role carries ``right``; else 403."""
 
     async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
-        require(principal, right)
-        return principal
+        return _checked(principal, lambda known: require(known, right))
 
     dependency.__name__ = f"require_{right}"
+    dependency.defers_checks = True  # type: ignore[attr-defined]
     return dependency
 
 
 def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if their role is one of ``roles``; else 403."""
 
-    async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
+    def check(principal: Principal) -> None:
         if principal.role not in roles:
             raise NotPermitted(
                 f"this needs one of the roles {', '.join(roles)}",
                 role=principal.role,
                 allowed=list(roles),
             )
-        return principal
 
+    async def dependency(principal: CurrentUser) -> Principal:  # no blocking: no thread hop
+        return _checked(principal, check)
+
+    dependency.defers_checks = True  # type: ignore[attr-defined]
     return dependency
+
+
+def _checked(principal: Principal | Caller, check: Callable[[Principal], None]) -> Principal:
+    """``principal`` after ``check``, or the caller with ``check`` deferred until its token
+    is looked up (in the endpoint's thread: :class:`Caller`)."""
+    if isinstance(principal, Caller):
+        principal.defer(check)
+    else:
+        check(principal)
+    return principal  # type: ignore[return-value]  # a Caller: the endpoint gets its Principal
 
 
 def case_not_found(case_id: UUID) -> NotFound:

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from api.http.auth import CurrentUser
+from api.http.auth import CallerRoute, CurrentUser
 from api.http.openapi_docs import problem_responses
 from api.http.schemas import StatutoryCalendar
 from api.http.services import Services, services
 
-router = APIRouter(prefix="/v1", tags=["calendar"])
+router = APIRouter(prefix="/v1", tags=["calendar"], route_class=CallerRoute)
 Svc = Annotated[Services, Depends(services)]
 
 

@@ -16,14 +16,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from api.http.auth import CurrentUser, Principal, visible_case
+from api.http.auth import CallerRoute, CurrentUser, Principal, visible_case
 from api.http.openapi_docs import problem_responses
 from api.http.services import Services, services
 from domain.errors import NotFound, NotPermitted
 from domain.permissions import READ
 from engine.evidence import attached_to
 
-router = APIRouter(tags=["cases"])
+router = APIRouter(tags=["cases"], route_class=CallerRoute)
 Svc = Annotated[Services, Depends(services)]
 SHA256_PATH = Path(pattern=r"^[0-9a-f]{64}$", description="the file's SHA-256, lower-case hex")
 UPLOAD_PATHS = ("/v1/evidence", "/ui/work/evidence")

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.http.auth import Principal, check_region_scope, require_right
+from api.http.auth import CallerRoute, Principal, check_region_scope, require_right
 from api.http.openapi_docs import problem_responses, served_as
 from api.http.schemas import SchemaCatalogue
 from api.http.services import Services, services
@@ -42,7 +42,7 @@ from engine.feed import (
     encode_json,
 )
 
-router = APIRouter(tags=["integrators"])
+router = APIRouter(tags=["integrators"], route_class=CallerRoute)
 
 NEXT_AFTER_HEADER = "Fengqiao-Next-After"
 HEAD_HEADER = "Fengqiao-Head"

@@ -20,6 +20,7 @@ from domain.cases import CASE_CLASSES
 from engine.service import Fengqiao
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_SERIES = 10_000  # label sets of requests kept at hand (routes × methods × statuses)
 
 BREACH_TOPICS = [f"domain.cases:{cls.__name__}.ClockBreached" for cls in CASE_CLASSES.values()]
 
@@ -119,11 +120,21 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StoreCollector(engine, lag, failures))
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         engine.command_observers.append(self.observe_command)  # every front door: v1, Open311 …
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:  # each label set looked up once (``labels`` validates and locks)
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            if len(self._series) < MAX_SERIES:
+                self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_command(self, command: str, outcome: str) -> None:
         self.commands.labels(command, outcome).inc()

@@ -11,8 +11,16 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.http.auth import CurrentUser, RegionParam, check_region_scope, require
+from api.http.auth import (
+    CallerRoute,
+    CurrentUser,
+    RegionParam,
+    check_region_scope,
+    require,
+    with_caller,
+)
 from api.http.bounds import period_within
+from api.http.cases import ViewResponse
 from api.http.openapi_docs import READ, problem_responses
 from api.http.readmodels import read_models
 from api.http.schemas import Compliance, RegionNode, RegionStats, SlaBoard
@@ -21,7 +29,7 @@ from domain.errors import ValidationFailed
 from domain.ladder import Rank, Region
 from domain.permissions import READ_BOARD
 
-router = APIRouter(prefix="/v1", tags=["regions"])
+router = APIRouter(prefix="/v1", tags=["regions"], route_class=CallerRoute)
 Svc = Annotated[Services, Depends(services)]
 
 BEIJING = timezone(timedelta(hours=8))
@@ -124,6 +132,7 @@ class BoardRead:
         return _period(self.start, self.end, self.svc.engine.clock.now())
 
 
+@with_caller  # it takes the caller: its token is looked up in this dependency's hop
 def board_read(
     principal: CurrentUser, svc: Svc, code: str, start: PeriodFrom = None, end: PeriodTo = None
 ) -> BoardRead:
@@ -203,4 +212,4 @@ def sla_board(
     require(principal, READ_BOARD)
     code = region or principal.region
     check_region_scope(principal, code, svc)
-    return JSONResponse(jsonable_encoder(read_models(svc).sla_board(code)))
+    return ViewResponse(read_models(svc).sla_board(code))  # JSON types already: no jsonable_encoder

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.http.auth import Principal, check_region_scope, require_right
+from api.http.auth import CallerRoute, Principal, check_region_scope, require_right
 from api.http.feed import feed_of
 from api.http.openapi_docs import problem_responses
 from api.http.schemas import SubscriptionView
@@ -35,6 +35,7 @@ router = APIRouter(
     prefix="/v1/subscriptions",
     tags=["integrators"],
     responses=problem_responses(401, 403, 404, 422),
+    route_class=CallerRoute,
 )
 
 Integrator = Annotated[Principal, Depends(require_right(READ_FEED))]

@@ -196,6 +196,16 @@ class _Chained:
             params.append(version)
         return {row[0]: row[1] for row in self.read_rows(sql, params)}
 
+    def last_version_subquery(self, originator_id: UUID) -> tuple[str, Any]:
+        """A scalar subquery of an aggregate's last stored version (NULL: none stored) and
+        its one parameter, in the SQL adapter's ``?`` form (``engine.sql``): for another
+        statement to read it in its own round trip (``UserStore.authenticate_on_case``)."""
+        sql = (
+            f"(SELECT max(originator_version) FROM {self.qualify(self.events_table_name)} "  # type: ignore[attr-defined]
+            "WHERE originator_id = ?)"
+        )
+        return sql, originator_id if self.ph == "%s" else originator_id.hex
+
     def event_rows(
         self,
         after: int,

@@ -98,3 +98,25 @@ def test_readyz_follows_the_projection_lag(api: Api):
     ready = api.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["projection_lag"] == 0
     assert "fengqiao_projection_lag_events 0.0" in api.client.get("/metrics").text
+
+
+def test_the_board_is_sent_as_the_read_models_give_it(api: Api) -> None:
+    """The SLA board's body is the read models' board as it is (JSON types already, written
+    by orjson without ``jsonable_encoder``), with an overdue case and its oldest."""
+    from datetime import timedelta
+
+    from fastapi.encoders import jsonable_encoder
+
+    from tests.test_api_support import tick_timers
+
+    case_id = api.report(DISPUTE)["id"]
+    api.act(case_id, "assign", {"assignee": "zhao"}, "li")
+    api.engine.clock.advance(timedelta(days=30))  # type: ignore[attr-defined]
+    tick_timers(api.engine)
+    project(api)
+    answer = api.get("/v1/sla/board", "zhou")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    board = answer.json()
+    assert board["overdue"] == 1 and board["oldest_overdue"]["case_id"] == case_id
+    models = api.http.state.services.read_models
+    assert board == jsonable_encoder(models.sla_board("410928-001"))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+import asyncio
+from typing import Annotated, Any
+from uuid import UUID, uuid4
 
+import anyio.to_thread
 import pytest
+from fastapi import Depends
 from fastapi.routing import APIRouter
 
 from api.bench.county import envelope
+from api.http.auth import CallerRoute, CurrentUser, require_right, unchecked_callers, with_caller
 from domain.clocks import clocks_under
 from engine.case_clocks import current_clocks
 from engine.service import Fengqiao
@@ -110,3 +115,176 @@ def test_a_token_revoked_elsewhere_fails_at_once_on_case_routes(
         other.close()
     assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 401
     assert api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang").status_code == 401
+
+
+def _counting_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The thread-pool hops a request makes (each ``anyio.to_thread.run_sync``)."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(function: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return await run_sync(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return hops
+
+
+def test_the_token_is_looked_up_in_the_endpoints_own_hop(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One thread-pool hop per request on a token route, reads and commands alike (the
+    token's lookup had a hop of its own before the endpoint's), also where a role check
+    or a dependency taking the caller comes first; the lookup itself never runs on the
+    event loop (a stalled database stalls a worker thread, not every request)."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    lookups: list[bool] = []
+    lookup = api.http.state.services.users.authenticate_on_case
+
+    def off_the_loop(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            lookups.append(False)
+        except RuntimeError:
+            lookups.append(True)
+        return lookup(*args)
+
+    monkeypatch.setattr(api.http.state.services.users, "authenticate_on_case", off_the_loop)
+    hops = _counting_hops(monkeypatch)
+    requests = [
+        (1, lambda: api.get(f"/v1/cases/{case_id}", "wang")),
+        (1, lambda: api.get("/v1/cases?limit=5", "wang")),
+        (1, lambda: api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang")),
+        (1, lambda: api.get("/v1/sla/board", "zhou")),  # the endpoint checks the role
+        (1, lambda: api.get("/v1/audit/checkpoints/latest", "audit")),  # require_role's
+        # a plain-def dependency has its own hop; one taking the caller looks it up (was 3)
+        (2, lambda: api.get("/v1/regions/410928-001/stats", "zhou")),
+        (2, lambda: api.get("/v1/events?limit=1", "feed")),  # require_right's check, feed_of
+    ]
+    for expected, send in requests:
+        hops.clear()
+        response = send()
+        assert response.status_code in (200, 404), response.text  # 404: no checkpoint yet
+        assert len(hops) == expected, (response.request.url, hops)
+    assert lookups == [True] * len(requests)
+
+
+def test_a_refused_token_or_role_answers_before_what_the_request_got_wrong(api: Api) -> None:
+    """The token's lookup moved into the endpoint's hop; its refusals still come first, as
+    when it was a dependency of its own: a bad token or a role without the right, with a
+    body or a parameter that does not validate, answers 401 / 403 (not 422)."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    bad = {"Authorization": "Bearer fq_nobody"}
+    comment = f"/v1/cases/{case_id}/comment"
+    assert api.client.post(comment, json={"text": 5}, headers=bad).status_code == 401
+    assert api.client.get("/v1/cases?limit=0", headers=bad).status_code == 401
+    assert api.client.get("/v1/cases/not-a-uuid", headers=bad).status_code == 401
+    assert api.get("/v1/events?limit=0", "wang").status_code == 403  # require_right
+    assert api.get("/v1/audit/checkpoints/latest", "wang").status_code == 403  # require_role
+    assert api.get("/v1/regions/410928-001/stats?from=x", "wang").status_code == 403
+    assert api.post(comment, {"text": 5}, "wang").status_code == 422  # a good token: 422
+    assert api.get("/v1/events?limit=0", "feed").status_code == 422
+
+
+def takes_caller(principal: CurrentUser) -> str:
+    return principal.name
+
+
+def endpoint(name: Annotated[str, Depends(takes_caller)]) -> str:
+    return name
+
+
+def wrapped(name: Annotated[str, Depends(with_caller(takes_caller))]) -> str:
+    return name
+
+
+def test_an_app_whose_route_would_skip_the_token_lookup_is_not_built() -> None:
+    """A route that takes the caller must look its token up before the endpoint runs: one
+    not built by ``CallerRoute``, or a plain ``def`` dependency taking the caller that is
+    not ``with_caller``, is found (``create_app`` refuses such an app)."""
+
+    plain, checked = APIRouter(), APIRouter(route_class=CallerRoute)
+    for router in (plain, checked):
+        router.get("/x")(endpoint)
+        router.get("/y", dependencies=[Depends(require_right("read"))])(lambda: "y")
+        router.get("/z")(lambda principal: "z")  # noqa: ARG005 - no caller: nothing to check
+    found = {
+        (router is checked, route.path): unchecked_callers(route.dependant, route)
+        for router in (plain, checked)
+        for route in router.routes
+    }
+    assert found[(False, "/x")] == ["route /x", "takes_caller"]
+    assert found[(True, "/x")] == ["takes_caller"]
+    assert found[(False, "/y")] == ["route /y"]
+    assert found[(True, "/y")] == [] and found[(True, "/z")] == [] and found[(False, "/z")] == []
+    fixed = APIRouter(route_class=CallerRoute)
+    fixed.get("/v")(wrapped)
+    assert unchecked_callers(fixed.routes[-1].dependant, fixed.routes[-1]) == []
+
+
+def test_a_read_of_a_cached_case_opens_no_transaction(
+    api: Api, store: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token's query (with the case's version) is one statement on an autocommit
+    connection on both stores: no BEGIN and ROLLBACK around it on SQLite either."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+    if not store.is_postgres:
+        from eventsourcing.sqlite import SQLiteTransaction
+
+        opened: list[object] = []
+        enter = SQLiteTransaction.__enter__
+        monkeypatch.setattr(
+            SQLiteTransaction, "__enter__", lambda self: opened.append(self) or enter(self)
+        )
+        assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+        assert opened == []
+
+
+def test_request_metrics_keep_counting_each_label_set(api: Api) -> None:
+    """The request counter's series are looked up once per label set and kept: each
+    request still counts, in its own series."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    for _ in range(3):
+        assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+    assert api.get(f"/v1/cases/{uuid4()}", "wang").status_code == 404
+    text = api.client.get("/metrics").text
+    route = 'method="GET",route="/v1/cases/{case_id}"'
+    assert f'fengqiao_http_requests_total{{{route},status="200"}} 3.0' in text
+    assert f'fengqiao_http_requests_total{{{route},status="404"}} 1.0' in text
+    assert f"fengqiao_http_request_duration_seconds_count{{{route}}} 4.0" in text
+
+
+def test_a_parameters_annotation_is_not_taken_apart_on_each_request(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a parameter's annotation is a sequence is asked once per annotation, not on
+    every request (FastAPI walked each one's ``typing`` structure per request); the list's
+    query still validates as before."""
+    from fastapi._compat import shared
+
+    assert api.get("/v1/cases?limit=5&status=reported&overdue=false", "wang").status_code == 200
+    walks: list[object] = []
+    origin = shared.get_origin
+    monkeypatch.setattr(shared, "get_origin", lambda a: walks.append(a) or origin(a))
+    assert api.get("/v1/cases?limit=5&status=reported&overdue=false", "wang").status_code == 200
+    assert api.get("/v1/cases?limit=0", "wang").status_code == 422
+    assert walks == []
+
+
+def test_an_endpoint_gets_its_services_without_a_dependency_to_solve(api: Api) -> None:
+    """An API endpoint's ``svc: Svc`` is given from the app by ``with_caller``, not solved by
+    FastAPI as a dependency on every request (~4% of a case read); it still works."""
+    from fastapi.routing import iter_route_contexts
+
+    from api.http.services import services
+
+    def solves_services(dependant: Any) -> bool:
+        return any(d.call is services or solves_services(d) for d in dependant.dependencies)
+
+    paths = {"/v1/cases/{case_id}", "/v1/cases", "/v1/sla/board", "/v1/cases/{case_id}/comment"}
+    routes = [r for r in iter_route_contexts(api.http.routes) if r.path_format in paths]
+    assert len(routes) == 5  # GET and POST /v1/cases
+    assert not any(solves_services(route.dependant) for route in routes)
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    assert api.get(f"/v1/cases/{case_id}", "wang").json()["id"] == case_id

@@ -85,3 +85,41 @@ def test_a_connection_the_pool_just_opened_is_not_pinged_before_its_first_use(
     finally:
         app.close()
         drop_schema(schema)
+
+
+def test_a_connection_goes_back_to_its_pool_in_the_thread_that_used_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Giving a connection back hands no task to the pool's worker threads (psycopg_pool
+    does when the pool has a reset function: a thread woken per query), on the store's
+    pool and the read models'; it is stamped all the same (read by the idle check)."""
+    require_postgres()
+    from engine.sql import Database
+    from engine.store import StoreConfig
+
+    schema = f"t_pool_{time.monotonic_ns() % 10**9}"
+    url = f"{POSTGRES_URL}?schema={schema}"
+    app = seed(Fengqiao(StoreConfig(url)))
+    db = Database(url)
+    try:
+        case_id = report(app, "dispute").case_id
+        app.case(case_id)
+        db.query("SELECT 1 AS one")
+        tasks: list[object] = []
+        run_task = ConnectionPool.run_task
+        monkeypatch.setattr(
+            ConnectionPool,
+            "run_task",
+            lambda self, task: tasks.append(task) or run_task(self, task),
+        )
+        before = time.monotonic()
+        for _ in range(3):
+            app.case(case_id)
+            assert db.query("SELECT 1 AS one") == [{"one": 1}]
+        assert tasks == []
+        for pool in (app.recorder.datastore.pool, db._pool):
+            assert any(c._fengqiao_returned_at >= before for c in pool._pool)
+    finally:
+        db.close()
+        app.close()
+        drop_schema(schema)

@@ -315,3 +315,51 @@ def test_requests_awaiting_approval_follow_their_asking_and_settling(app, runner
     runner.run_once()
     assert models.awaiting_approval(TOWNSHIP) == []
     assert "requests" not in models.get_case(case_id)  # the API's case rows are unchanged
+
+
+def _transactions(models: ReadModels, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which kind of read each query of ``models`` opened: one statement, or a snapshot."""
+    opened: list[str] = []
+    for kind in ("statement", "snapshot"):
+
+        def counted(*args, _open=getattr(models.db, kind), _kind=kind, **kwargs):
+            opened.append(_kind)
+            return _open(*args, **kwargs)
+
+        monkeypatch.setattr(models.db, kind, counted)
+    return opened
+
+
+def test_a_board_or_list_read_in_one_query_takes_no_transaction(
+    app, runner, models, clock, monkeypatch
+):
+    """A board with no overdue case is one query on its own snapshot (no BEGIN and
+    ROLLBACK: two of its three round trips on PostgreSQL), as is a page of the list without
+    search words. Once the board has overdue cases its counts and oldest overdue case come
+    from one snapshot; after a read that found some, it opens the snapshot at once."""
+    late = report(app).case_id
+    act(app, late, "assign", "li", assignee="zhao")
+    runner.run_once()
+    models.list_cases(region=VILLAGE)  # the region's rank read (and kept) first
+    opened = _transactions(models, monkeypatch)
+    board = models.sla_board(VILLAGE)
+    assert (board["open"], board["overdue"], board["oldest_overdue"]) == (1, 0, None)
+    assert opened == ["statement"]
+    opened.clear()
+    assert [r["case_id"] for r in models.list_cases(region=VILLAGE)[0]] == [str(late)]
+    assert opened == ["statement"]
+    record_clock(app, late, clock, "sign_for", breached=True)
+    runner.run_once()
+    opened.clear()
+    board = models.sla_board(VILLAGE)  # overdue now: counted again with the oldest, one state
+    assert board["overdue"] == 1 and board["oldest_overdue"]["case_id"] == str(late)
+    assert opened == ["statement", "snapshot"]
+    opened.clear()
+    assert models.sla_board(VILLAGE)["oldest_overdue"]["case_id"] == str(late)
+    assert opened == ["snapshot"]  # overdue when last read: the snapshot at once
+    act(app, late, "accept", "zhao")
+    runner.run_once()
+    opened.clear()
+    assert models.sla_board(VILLAGE)["overdue"] == 0
+    assert models.sla_board(VILLAGE)["oldest_overdue"] is None
+    assert opened == ["snapshot", "statement"]
