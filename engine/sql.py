@@ -19,6 +19,7 @@ separate database.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
@@ -35,11 +36,13 @@ Params = Sequence[Any] | Mapping[str, Any]
 _TOKENS = re.compile(r"'(?:[^']|'')*'|::|:([A-Za-z_]\w*)|\?|%")
 
 
+@functools.lru_cache(maxsize=1024)
 def to_psycopg(sql: str) -> str:
     """``?`` → ``%s``, ``:name`` → ``%(name)s``, ``%`` → ``%%`` (inside string literals
     too: psycopg reads ``%`` everywhere in a statement run with parameters, and
     :class:`Tx` always passes them); ``?`` and ``:name`` inside literals and ``::`` casts
-    are left alone."""
+    are left alone. Each statement's text is translated once (the texts are the code's own,
+    a bounded set): the rewrite was 4.5% of a PostgreSQL comment's instructions."""
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)

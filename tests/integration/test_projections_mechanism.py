@@ -55,6 +55,9 @@ def test_placeholders_translate_for_psycopg() -> None:
     ) == ("SELECT * FROM t WHERE a = %s AND b LIKE '50%%?' AND c = %(name)s AND d::text = %s")
     assert to_psycopg("WHERE region LIKE ? || '-%'") == "WHERE region LIKE %s || '-%%'"
     assert to_psycopg("SELECT 5 % 2") == "SELECT 5 %% 2"
+    hits = to_psycopg.cache_info().hits
+    assert to_psycopg("SELECT 5 % 2") == "SELECT 5 %% 2"  # translated once, then remembered
+    assert to_psycopg.cache_info().hits == hits + 1
 
 
 def test_a_percent_sign_inside_a_literal_reaches_the_database_as_written(store) -> None:
