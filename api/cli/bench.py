@@ -24,6 +24,7 @@ from typing import Any
 import typer
 
 from api.cli.common import read_settings
+from engine.logs import configure_logging
 from engine.settings import DEFAULTS
 
 
@@ -96,6 +97,8 @@ def run_one(name: str, store: str, size: int | None) -> int:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     if bench.module is not None:
+        # the engine's lines at info (every command of the seeding) would bury the figures
+        configure_logging(level="warning")
         _print_rows(importlib.import_module(module_of(bench)).run(store, size or bench.size))
         return 0
     postgres_url = read_settings("fengqiao bench").test_postgres_url  # FENGQIAO_TEST_POSTGRES_URL
