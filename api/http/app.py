@@ -124,12 +124,14 @@ def _remember_sequence_annotations() -> None:
     each one's is kept (the annotation with it, so its ``id`` is never another's)."""
     from fastapi.dependencies import utils
 
-    ask = utils.field_annotation_is_sequence
-    if getattr(ask, "remembers", False):
-        return
+    ask = getattr(utils, "field_annotation_is_sequence", None)
+    if ask is None or getattr(ask, "remembers", False):
+        return  # another FastAPI without it asks nothing to remember (or already kept)
     known: dict[int, tuple[object, bool]] = {}
 
-    def remembered(annotation: object) -> bool:
+    def remembered(annotation: object, *more: Any, **named: Any) -> bool:
+        if more or named:  # a FastAPI that asks more than the annotation: its own answer
+            return bool(ask(annotation, *more, **named))
         kept = known.get(id(annotation))
         if kept is None or kept[0] is not annotation:
             kept = known[id(annotation)] = (annotation, ask(annotation))
