@@ -1,6 +1,7 @@
 """Cases with long histories (issue 20): read from a snapshot and a resumed clock fold.
 
-A case is snapshotted every ``SNAPSHOT_INTERVAL`` versions (``domain.snapshots``), and
+A case is snapshotted every ``SNAPSHOT_INTERVAL`` versions while short, then at most every
+tenth of its length (``engine.service.snapshot_due``; ``domain.snapshots``), and
 the case view now (and a command's answer) starts from the engine's cached case and
 cached clock fold (``engine.case_clocks.current_clocks``). Each must answer exactly
 what replaying every event answers, on both stores, for every kind, also when another
@@ -22,10 +23,10 @@ from domain.clocks import SIGN_FOR, clock_fold, clocks_under, fold_states
 from domain.kinds import Kind, Severity
 from domain.snapshots import decode_state, encode_state
 from engine.audit.recorders import insert_snapshot
-from engine.service import SNAPSHOT_INTERVAL, Fengqiao
+from engine.service import SNAPSHOT_INTERVAL, Fengqiao, snapshot_due
 from engine.views import case_fields, replayed
 from tests.integration.test_stateful import assert_snapshots_restore, state_of, typed
-from tests.support import act, report
+from tests.support import act, report, seed
 
 STEPS = {  # a few actions each kind takes, with the clock moving between them
     "dispute": [
@@ -85,6 +86,41 @@ def test_a_long_case_is_restored_from_its_last_snapshot(app, store, clock) -> No
         assert fresh.case_view(case_id) == replayed_view(app, case_id, clock.now())
     finally:
         fresh.close()
+
+
+def test_snapshots_are_spaced_by_a_tenth_of_a_long_case() -> None:
+    due = [v for v in range(1, 12_001) if snapshot_due(v, 10)]
+    assert due[:3] == [10, 20, 30] and due[98:102] == [990, 1000, 1100, 1200]
+    assert due[-4:] == [9900, 10000, 11000, 12000]
+    assert all(b - a <= max(10, a // 10) for a, b in zip(due, due[1:], strict=False))
+
+
+def test_a_long_case_is_snapshotted_less_often_and_restores_the_same(
+    store, clock, monkeypatch
+) -> None:
+    """The engine follows ``snapshot_due`` (here with an interval of 2, so the spacing grows
+    at 200 versions): snapshots at 2, 4, … 198, 200, then 220; the case restored from the
+    last one and the 5 events after it is the replayed case."""
+    monkeypatch.setattr(
+        Fengqiao, "snapshotting_intervals", dict.fromkeys(Fengqiao.snapshotting_intervals, 2)
+    )
+    app = seed(Fengqiao(store, clock=clock))
+    try:
+        case_id = report(app).case_id
+        comment(app, case_id, 224)
+        assert [s.originator_version for s in app.snapshots.get(case_id)] == [
+            *range(2, 201, 2),
+            220,
+        ]
+        fresh = Fengqiao(store, clock=clock)
+        try:
+            assert typed(state_of(fresh.case(case_id))) == typed(
+                state_of(replayed(app, case_id)[0])
+            )
+        finally:
+            fresh.close()
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("kind", [str(k) for k in Kind])
