@@ -83,10 +83,28 @@ def check_if_idle(connection: Any) -> None:
     itself fails: psycopg_pool discards the broken connection when it comes back, a
     command is retried once on a fresh one (``Fengqiao._act``), a read answers 503."""
     returned = getattr(connection, "_fengqiao_returned_at", None)
-    if returned is None or time.monotonic() - returned >= PING_AFTER_IDLE_SECONDS:
+    if (
+        returned is None
+        or returned <= _found_broken_at
+        or time.monotonic() - returned >= PING_AFTER_IDLE_SECONDS
+    ):
         from psycopg_pool import ConnectionPool
 
         ConnectionPool.check_connection(connection)
+
+
+_found_broken_at = 0.0
+"""When a pooled connection was last found broken (:func:`found_broken`)."""
+
+
+def found_broken() -> None:
+    """A pooled connection just failed at the connection level (the server restarted or
+    terminated it): every connection given back before now is checked before its next use
+    however recently it went back, since the others in the pools most likely died with it.
+    Without this, the first use of each after a restart failed once more (a readiness probe
+    answered "projections unavailable" after the database had recovered)."""
+    global _found_broken_at
+    _found_broken_at = time.monotonic()
 
 
 def stamp_returned(connection: Any) -> None:
@@ -288,6 +306,19 @@ class Database:
             return self._pool
 
     @contextmanager
+    def _pooled(self) -> Iterator[Any]:
+        """A connection of the PostgreSQL pool; one that fails at the connection level
+        marks the others for a check before their next use (:func:`found_broken`)."""
+        import psycopg
+
+        try:
+            with self._postgres_pool().connection() as connection:
+                yield connection
+        except psycopg.OperationalError:
+            found_broken()
+            raise
+
+    @contextmanager
     def transaction(self, bulk: bool = False) -> Iterator[Tx]:
         """One atomic transaction: committed if the block succeeds, rolled back if not.
         On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``).
@@ -298,7 +329,7 @@ class Database:
         and position together, as if they never ran — never half of one. And
         ``executemany`` inserts through ``COPY`` (see :class:`Tx`)."""
         if self.is_postgres:
-            with self._postgres_pool().connection() as connection:
+            with self._pooled() as connection:
                 with connection.transaction(), connection.cursor() as cursor:
                     if bulk:
                         cursor.execute("SET LOCAL synchronous_commit TO off")
@@ -308,9 +339,21 @@ class Database:
             yield tx
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        """A read on its own snapshot."""
-        with self.statement() as tx:
-            return tx.query(sql, params)
+        """A read on its own snapshot. On PostgreSQL a read whose connection fails at the
+        connection level is tried once more, on a connection checked first
+        (:func:`found_broken`): a restart ends every pooled connection, and one given back
+        a moment before it is not pinged, so its first use after the restart fails."""
+        if not self.is_postgres:
+            with self.statement() as tx:
+                return tx.query(sql, params)
+        import psycopg
+
+        try:
+            with self.statement() as tx:
+                return tx.query(sql, params)
+        except psycopg.OperationalError:
+            with self.statement() as tx:
+                return tx.query(sql, params)
 
     @contextmanager
     def statement(self) -> Iterator[Tx]:
@@ -318,7 +361,7 @@ class Database:
         ``ROLLBACK``: two of a one-query read's three round trips on PostgreSQL). Each
         statement run on it sees its own state: several that must agree take :meth:`snapshot`."""
         if self.is_postgres:
-            with self._postgres_pool().connection() as connection, connection.cursor() as cursor:
+            with self._pooled() as connection, connection.cursor() as cursor:
                 yield Tx(cursor, postgres=True)
             return
         cursor = self._sqlite().cursor()
@@ -331,7 +374,7 @@ class Database:
     def snapshot(self) -> Iterator[Tx]:
         """Several reads that see one consistent state (a read-only transaction)."""
         if self.is_postgres:
-            with self._postgres_pool().connection() as connection:
+            with self._pooled() as connection:
                 connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try:
                     with connection.cursor() as cursor:
