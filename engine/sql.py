@@ -98,11 +98,11 @@ _found_broken_at = 0.0
 
 
 def found_broken() -> None:
-    """A pooled connection just failed at the connection level (the server restarted or
-    terminated it): every connection given back before now is checked before its next use
-    however recently it went back, since the others in the pools most likely died with it.
-    Without this, the first use of each after a restart failed once more (a readiness probe
-    answered "projections unavailable" after the database had recovered)."""
+    """A pooled connection came back broken (the server restarted or terminated it,
+    :func:`stamp_on_return`): every connection given back before now is checked before its
+    next use however recently it went back, since the others in the pools most likely died
+    with it. Without this, the first use of each after a restart failed once more (a
+    readiness probe answered "projections unavailable" after the database had recovered)."""
     global _found_broken_at
     _found_broken_at = time.monotonic()
 
@@ -115,8 +115,8 @@ def stamp_returned(connection: Any) -> None:
 
 
 def stamp_on_return(pool: Any) -> None:
-    """Stamp each connection as it goes back to ``pool``, in the thread that gives it back.
-    Not as the pool's ``reset``: psycopg_pool hands every return to one of its worker
+    """Stamp each connection as it goes back to ``pool``, in the thread that gives it back,
+    and note one that comes back broken (:func:`found_broken`). Not as the pool's ``reset``: psycopg_pool hands every return to one of its worker
     threads when it has a reset function (a queue put and a thread woken per query: ~15%
     of a list's server-thread profile on PostgreSQL, issue 20), and the connection is back
     in the pool only once that thread has run; without one it is back at once."""
@@ -124,6 +124,8 @@ def stamp_on_return(pool: Any) -> None:
     putconn = pool.putconn
 
     def returned(connection: Any) -> None:
+        if connection.broken:
+            found_broken()
         stamp_returned(connection)
         putconn(connection)
 
@@ -306,19 +308,6 @@ class Database:
             return self._pool
 
     @contextmanager
-    def _pooled(self) -> Iterator[Any]:
-        """A connection of the PostgreSQL pool; one that fails at the connection level
-        marks the others for a check before their next use (:func:`found_broken`)."""
-        import psycopg
-
-        try:
-            with self._postgres_pool().connection() as connection:
-                yield connection
-        except psycopg.OperationalError:
-            found_broken()
-            raise
-
-    @contextmanager
     def transaction(self, bulk: bool = False) -> Iterator[Tx]:
         """One atomic transaction: committed if the block succeeds, rolled back if not.
         On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``).
@@ -329,7 +318,7 @@ class Database:
         and position together, as if they never ran — never half of one. And
         ``executemany`` inserts through ``COPY`` (see :class:`Tx`)."""
         if self.is_postgres:
-            with self._pooled() as connection:
+            with self._postgres_pool().connection() as connection:
                 with connection.transaction(), connection.cursor() as cursor:
                     if bulk:
                         cursor.execute("SET LOCAL synchronous_commit TO off")
@@ -343,17 +332,18 @@ class Database:
         connection level is tried once more, on a connection checked first
         (:func:`found_broken`): a restart ends every pooled connection, and one given back
         a moment before it is not pinged, so its first use after the restart fails."""
-        if not self.is_postgres:
-            with self.statement() as tx:
-                return tx.query(sql, params)
-        import psycopg
-
         try:
-            with self.statement() as tx:
-                return tx.query(sql, params)
-        except psycopg.OperationalError:
-            with self.statement() as tx:
-                return tx.query(sql, params)
+            return self._read(sql, params)
+        except Exception as error:
+            import psycopg
+
+            if not (self.is_postgres and isinstance(error, psycopg.OperationalError)):
+                raise
+            return self._read(sql, params)
+
+    def _read(self, sql: str, params: Params) -> list[dict[str, Any]]:
+        with self.statement() as tx:
+            return tx.query(sql, params)
 
     @contextmanager
     def statement(self) -> Iterator[Tx]:
@@ -361,7 +351,7 @@ class Database:
         ``ROLLBACK``: two of a one-query read's three round trips on PostgreSQL). Each
         statement run on it sees its own state: several that must agree take :meth:`snapshot`."""
         if self.is_postgres:
-            with self._pooled() as connection, connection.cursor() as cursor:
+            with self._postgres_pool().connection() as connection, connection.cursor() as cursor:
                 yield Tx(cursor, postgres=True)
             return
         cursor = self._sqlite().cursor()
@@ -374,7 +364,7 @@ class Database:
     def snapshot(self) -> Iterator[Tx]:
         """Several reads that see one consistent state (a read-only transaction)."""
         if self.is_postgres:
-            with self._pooled() as connection:
+            with self._postgres_pool().connection() as connection:
                 connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try:
                     with connection.cursor() as cursor:
