@@ -190,7 +190,7 @@ class _Chained:
             f"SELECT originator_version, {self.position} FROM {self.qualify(self.events_table_name)} "  # type: ignore[attr-defined]
             f"WHERE originator_id = {self.ph}"
         )
-        params: list[Any] = [originator_id if self.ph == "%s" else originator_id.hex]
+        params: list[Any] = [self.id_param(originator_id)]
         if version is not None:
             sql += f" AND originator_version = {self.ph}"
             params.append(version)
@@ -204,7 +204,12 @@ class _Chained:
             f"(SELECT max(originator_version) FROM {self.qualify(self.events_table_name)} "  # type: ignore[attr-defined]
             "WHERE originator_id = ?)"
         )
-        return sql, originator_id if self.ph == "%s" else originator_id.hex
+        return sql, self.id_param(originator_id)
+
+    def id_param(self, originator_id: UUID) -> Any:
+        """An aggregate's id as the events table keeps it: a uuid on PostgreSQL, 32 hex
+        digits on SQLite."""
+        return originator_id if self.ph == "%s" else originator_id.hex
 
     def event_rows(
         self,
