@@ -288,3 +288,46 @@ def test_an_endpoint_gets_its_services_without_a_dependency_to_solve(api: Api) -
     assert not any(solves_services(route.dependant) for route in routes)
     case_id = api.report(DISPUTE, who="wang")["id"]
     assert api.get(f"/v1/cases/{case_id}", "wang").json()["id"] == case_id
+
+
+def test_a_route_is_found_among_the_routes_that_may_match_its_last_segment(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each included router tries only the routes whose path may end as the request's does
+    (``api.http.app._index_routes``): every route's path, with each method and one FastAPI
+    does not take there, and paths no route has, find what FastAPI's own walk finds; a
+    command on a case tries its own route and the case read's (whose last segment is the
+    case id), not the 11 actions before it."""
+    from fastapi import routing as fastapi_routing
+
+    included = fastapi_routing._IncludedRouter
+    routers = [r for r in api.http.router.routes if isinstance(r, included)]
+    assert routers and all("_match" in vars(router) for router in routers)
+    paths = {"/", "/v1", "/v1/cases/", "/v1/cases/x/y/z", "/v1/nothing", "/ui/", "/ui/nothing"}
+    for router in routers:
+        for candidate in router.effective_candidates():
+            path = getattr(candidate, "path", None)
+            if isinstance(path, str):
+                paths.add(path.replace("{", "").replace("}", ""))
+                paths.add(
+                    path.replace("{case_id}", str(uuid4())).replace("{", "a").replace("}", "")
+                )
+    for path in sorted(paths):
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+            for router in routers:
+                own = router._match(dict(scope))
+                walked = included._match(router, dict(scope))
+                assert own == walked, (path, method)
+    tried: list[str] = []
+    matches = fastapi_routing.APIRoute.matches
+    monkeypatch.setattr(
+        fastapi_routing.APIRoute,
+        "matches",
+        lambda self, scope: tried.append(self.path) or matches(self, scope),
+    )
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    tried.clear()
+    assert api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang").status_code == 200
+    evidence = "/v1/cases/{case_id}/evidence/{sha256}"  # the router before the cases'
+    assert tried == [evidence, *["/v1/cases/{case_id}", "/v1/cases/{case_id}/comment"] * 2]
