@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -114,34 +115,64 @@ def create_app(
     _keep_routes_versions(app)
     _index_routes(app)
     _refuse_unchecked_callers(app)
-    _remember_sequence_annotations()
+    _remember_fixed_answers()
     return app
 
 
-def _remember_sequence_annotations() -> None:
-    """FastAPI (0.165) asks of every query, header and path parameter, on every request,
-    whether its annotation is a sequence (a walk through ``typing``'s ``get_origin`` and
-    ``get_args`` and ``issubclass`` over the union's members, twice per parameter): a third
-    of a case list's event-loop time with its twelve query parameters (issue 20). The
-    answer depends only on the annotation, which is fixed once the routes are built:
-    each one's is kept (the annotation with it, so its ``id`` is never another's)."""
+REMEMBERED: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...] | None]] = {
+    "field_annotation_is_sequence": lambda args, named: None if named else args,
+    "_get_param_model": lambda args, named: None if named else args,
+    "_is_json_field": lambda args, named: None if named else args,
+    "_get_param_aliases": lambda args, named: (
+        (*args, named.get("convert_underscores", False))
+        if len(args) == 1 and set(named) <= {"convert_underscores"}
+        else None
+    ),
+    "_get_cache_key": lambda args, named: (
+        (named["dependant"],)
+        if not args and set(named) in ({"dependant"}, {"dependant", "uses_scopes_cache"})
+        else None
+    ),
+}
+"""What FastAPI's request path asks again on every request whose answer depends only on
+a route's fixed parts, and how a call names the part it asks about (None: a call this
+FastAPI makes otherwise, answered by FastAPI itself)."""
+
+
+def _remember_fixed_answers() -> None:
+    """FastAPI (0.165) asks on every request what only depends on the routes, fixed once
+    they are built: whether each query, header and path parameter's annotation is a
+    sequence, whether it is a model or JSON, its names in the request (walks through
+    ``typing``'s ``get_origin``, ``get_args`` and ``issubclass``: a third of a case list's
+    event-loop time, issue 20), and each dependency's cache key (its OAuth scopes, sorted,
+    twice per command). Each answer is kept, keyed by the part asked about (kept with it,
+    so its ``id`` is never another's) and the call's flags (:data:`REMEMBERED`)."""
     from fastapi.dependencies import utils
 
-    ask = getattr(utils, "field_annotation_is_sequence", None)
-    if ask is None or getattr(ask, "remembers", False):
-        return  # another FastAPI without it asks nothing to remember (or already kept)
-    known: dict[int, tuple[object, bool]] = {}
+    for name, key_of in REMEMBERED.items():
+        ask = getattr(utils, name, None)
+        if callable(ask) and not getattr(ask, "remembers", False):
+            setattr(utils, name, _remembering(ask, key_of))
 
-    def remembered(annotation: object, *more: Any, **named: Any) -> bool:
-        if more or named:  # a FastAPI that asks more than the annotation: its own answer
-            return bool(ask(annotation, *more, **named))
-        kept = known.get(id(annotation))
-        if kept is None or kept[0] is not annotation:
-            kept = known[id(annotation)] = (annotation, ask(annotation))
+
+def _remembering(
+    ask: Callable[..., Any],
+    key_of: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...] | None],
+) -> Callable[..., Any]:
+    known: dict[tuple[Any, ...], tuple[object, Any]] = {}
+
+    def remembered(*args: Any, **named: Any) -> Any:
+        key = key_of(args, named)
+        if key is None:
+            return ask(*args, **named)
+        subject, slot = key[0], (id(key[0]), *key[1:])
+        kept = known.get(slot)
+        if kept is None or kept[0] is not subject:
+            kept = known[slot] = (subject, ask(*args, **named))
         return kept[1]
 
     remembered.remembers = True  # type: ignore[attr-defined]
-    utils.field_annotation_is_sequence = remembered
+    return remembered
 
 
 def _refuse_unchecked_callers(app: FastAPI) -> None:

@@ -331,3 +331,30 @@ def test_a_route_is_found_among_the_routes_that_may_match_its_last_segment(
     assert api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang").status_code == 200
     evidence = "/v1/cases/{case_id}/evidence/{sha256}"  # the router before the cases'
     assert tried == [evidence, *["/v1/cases/{case_id}", "/v1/cases/{case_id}/comment"] * 2]
+
+
+def test_a_parameters_names_and_a_dependencys_cache_key_are_not_worked_out_on_each_request(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parameter's names in the request and a dependency's cache key depend only on the
+    route: worked out once, not on every request; a command and a read still take their
+    headers (an Idempotency-Key's repeat is answered as the first) and validate them."""
+    from fastapi.dependencies import models, utils
+
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    comment = f"/v1/cases/{case_id}/comment"
+    first = api.post(comment, {"text": "一"}, "wang", headers={"Idempotency-Key": "k-1"})
+    assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+    worked: list[str] = []
+    alias, scope = utils.get_validation_alias, models._get_computed_scope
+    monkeypatch.setattr(utils, "get_validation_alias", lambda f: worked.append("alias") or alias(f))
+    monkeypatch.setattr(
+        models, "_get_computed_scope", lambda **kw: worked.append("scope") or scope(**kw)
+    )
+    again = api.post(comment, {"text": "一"}, "wang", headers={"Idempotency-Key": "k-1"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["version"] == first.json()["version"]
+    assert api.get(f"/v1/cases/{case_id}", "wang").status_code == 200
+    long_key = api.post(comment, {"text": "一"}, "wang", headers={"Idempotency-Key": "k" * 129})
+    assert long_key.status_code == 422
+    assert worked == []
