@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -57,6 +58,7 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _merge_log_context,
             structlog.processors.add_log_level,
             *([_add_pid] if process_id else []),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -78,18 +80,36 @@ def _add_pid(
     return event
 
 
+_bound: ContextVar[dict[str, Any] | None] = ContextVar("fengqiao_log_context", default=None)
+"""What :class:`log_context` binds: one context variable holding one dict (structlog's
+``bind_contextvars`` makes and sets a variable per key: three per command)."""
+
+
+def _merge_log_context(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Every line carries what :class:`log_context` bound (a field the call names wins,
+    as with structlog's ``merge_contextvars``)."""
+    bound = _bound.get()
+    if bound:
+        for key, value in bound.items():
+            event.setdefault(key, value)
+    return event
+
+
 class log_context:  # noqa: N801 - used like structlog's bound_contextvars
     """``structlog.contextvars.bound_contextvars`` for the hot path: binds ``kw`` for the
-    block, then puts each key back as it was (reset by token: no scan of the whole
-    context before, no unbind and re-bind after). One per command."""
+    block (one context variable set, :data:`_bound`), then puts the context back as it
+    was (reset by token). One per command."""
 
-    __slots__ = ("_kw", "_tokens")
+    __slots__ = ("_kw", "_token")
 
     def __init__(self, **kw: Any) -> None:
         self._kw = kw
 
     def __enter__(self) -> None:
-        self._tokens = structlog.contextvars.bind_contextvars(**self._kw)
+        outer = _bound.get()
+        self._token = _bound.set({**outer, **self._kw} if outer else self._kw)
 
     def __exit__(self, *exc: object) -> None:
-        structlog.contextvars.reset_contextvars(**self._tokens)
+        _bound.reset(self._token)
