@@ -46,13 +46,15 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Literal
 
 from engine.audit.canonical import ZERO, json_string, leaf_hash, link
 from engine.audit.merkle import append_rows, frontier_keys, tree_size
 from engine.audit.tables import CHAIN, MERKLE, table_statements
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 _ROLLBACK = SQL("ROLLBACK")
 WRITER_POOL_MIN = 3
@@ -780,15 +782,19 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         """
         if not stored_events:
             return None
-        with self._writer() as conn, conn.cursor() as curs:
+        # tuple rows: the one value read needs no dict of column names built per batch
+        with self._writer() as conn, conn.cursor(row_factory=tuple_row) as curs:
             try:
                 # prepare=False: a text seen once, not worth psycopg's prepared-statement bookkeeping
                 curs.execute(
                     self._batch_sql(conn, stored_events), prepare=False
                 )  # a version conflict raises here
-                while curs.description is None and curs.nextset():  # past BEGIN, SET, LOCK
-                    pass
-                positions = curs.fetchone()["ids"]
+                while curs.pgresult is None or curs.pgresult.status != TUPLES_OK:
+                    if not curs.nextset():  # past BEGIN, SET, LOCK
+                        break
+                row = curs.fetchone()
+                assert row is not None  # the insert's SELECT has its one row
+                positions = row[0]
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with suppress(Exception):
