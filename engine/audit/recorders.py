@@ -416,6 +416,9 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
         keep_statements()  # before the pool opens its first connection
         super().__init__(datastore, **kwargs)
+        self._frontier: tuple[tuple[int, str], tuple[bytes, ...]] | None = None
+        """The tree's frontier as this recorder's last batch left it, under the chain's
+        (entry number, running hash) then: see :meth:`_tree_frontier`."""
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + table_statements(
@@ -438,8 +441,27 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
             rows = chain_rows(head, self.case_hash_fetcher(c), positions, stored_events)
             c.executemany(INSERT_CHAIN.format(chain=CHAIN, p="?"), rows)
             if self.keep_tree:
-                self.grow_tree(c, rows[0][1] - 1, [bytes.fromhex(row[4]) for row in rows])
+                size = rows[0][1] - 1
+                frontier = self._tree_frontier(c, size, head["chain_hash"])
+                leaves = [bytes.fromhex(row[4]) for row in rows]
+                c.executemany(
+                    INSERT_MERKLE.format(merkle=MERKLE, p="?"),
+                    append_rows(size, frontier, leaves),  # brings the frontier up to date
+                )
+                self._frontier = ((rows[-1][1], rows[-1][6]), tuple(frontier))
         return positions
+
+    def _tree_frontier(self, cursor: Any, size: int, chain_hash: str | None) -> list[bytes]:
+        """The tree's frontier at ``size`` leaves, whose last chain entry's running hash is
+        ``chain_hash`` (as the batch's transaction read the chain's head): the one this
+        recorder's last batch left, if that batch ended the chain there, else read from the
+        store (:meth:`tree_frontier`). The running hash covers every entry before it, so
+        the kept frontier is the stored one: no other writer (another process) appended
+        since, and a batch that was rolled back ended a chain that is not there."""
+        kept = self._frontier
+        if kept is not None and kept[0] == (size, chain_hash):
+            return list(kept[1])
+        return self.tree_frontier(cursor, size)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
