@@ -18,6 +18,13 @@ import structlog
 from engine.settings import Settings
 
 _configured = False
+_info = True  # structlog unconfigured (not by configure_logging) writes every level
+
+
+def info_enabled() -> bool:
+    """Whether ``info`` lines are written: a line on every command's path asks first, so
+    at WARNING it costs no call through structlog's logger proxy (~1 % of a command)."""
+    return _info
 
 
 class _CurrentStderr:
@@ -42,7 +49,7 @@ def configure_logging(
     (read from the environment when not given), unless ``json`` / ``level`` say.
     ``process_id``: every line carries ``pid`` (several processes write to one stream:
     ``fengqiao serve --workers N``)."""
-    global _configured
+    global _configured, _info
     if _configured:
         return
     settings = settings or Settings.from_environment()
@@ -70,6 +77,7 @@ def configure_logging(
         logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+    _info = logging.getLevelName(level_name) <= logging.INFO
     _configured = True
 
 

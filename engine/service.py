@@ -77,7 +77,7 @@ from engine.audit.recorders import (
 from engine.case_cache import CaseCache
 from engine.case_clocks import advance_fold, current_clocks
 from engine.group_commit import GroupCommit
-from engine.logs import log_context
+from engine.logs import info_enabled, log_context
 from engine.privacy import (
     SealedPartyAsDict,
     SealedTextAsStr,
@@ -551,12 +551,13 @@ class Fengqiao(Application):
                 return repeated
             result = CommandResult(case.id, case.version, recordings[-1].notification.id)
             self.case_cache.put(case)  # from here on another thread may take and change it
-            log.info(
-                "case reported",
-                kind=str(body.kind),
-                severity=str(body.severity),
-                region=case.region,
-            )
+            if info_enabled():
+                log.info(
+                    "case reported",
+                    kind=str(body.kind),
+                    severity=str(body.severity),
+                    region=case.region,
+                )
             return result
 
     def _new_case(self, body: ReportCase, envelope: Envelope) -> Case:
@@ -687,7 +688,8 @@ class Fengqiao(Application):
                 result = CommandResult(case.id, case.version, recordings[-1].notification.id)
                 advance_fold(self, case, recordings)  # the view at this version reads nothing back
                 self.case_cache.put(case)  # from here on another thread may take and change it
-                log.info("case command", action=action.name, version=result.version)
+                if info_enabled():
+                    log.info("case command", action=action.name, version=result.version)
                 return result
             raise VersionConflict("too many concurrent changes to this case; try again")
 

@@ -45,3 +45,23 @@ def test_the_configured_lines_merge_the_command_s_fields():
     assert processors.index(_merge_log_context) < processors.index(
         structlog.processors.add_log_level
     )  # before the renderer, beside structlog's own context (request id, user)
+
+
+def test_info_lines_are_asked_for_only_when_the_level_writes_them(monkeypatch):
+    """The command path asks ``info_enabled()`` before its ``info`` lines: true at INFO
+    (and when structlog was never configured here), false at WARNING."""
+    import structlog
+
+    from engine import logs
+
+    config = structlog.get_config()
+    monkeypatch.setattr(logs, "_info", logs._info)  # put back after
+    monkeypatch.setattr(logs, "_configured", False)
+    try:
+        logs.configure_logging(json=True, level="WARNING")
+        assert not logs.info_enabled()
+        monkeypatch.setattr(logs, "_configured", False)
+        logs.configure_logging(json=True, level="INFO")
+        assert logs.info_enabled()
+    finally:
+        structlog.configure(**config)
