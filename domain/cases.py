@@ -162,12 +162,12 @@ class Stamp:
         backdate = None if self.actor.role == Role.SYSTEM else self.recorded_at - self.max_backdate
         for floor, why in (
             (EARLIEST, "before 2000-01-01"),
-            (backdate, f"more than {self.max_backdate} before it is recorded"),
+            (backdate, None),  # the message written only when it is raised (most acts are now)
             (not_before, "earlier than the case's report"),
         ):
             if floor is not None and occurred < floor:
                 raise ValidationFailed(
-                    f"occurred_at is {why}",
+                    f"occurred_at is {why or f'more than {self.max_backdate} before it is recorded'}",
                     field="occurred_at",
                     occurred_at=occurred.isoformat(),
                     earliest=floor.isoformat(),

@@ -238,6 +238,8 @@ Letters do not end a group's search: ``Tel13866667777`` and ``13899990000abc`` h
 
 _CHUNK = re.compile(r"\d+|[XxＸｘ]")
 MAX_NUMBER_DIGITS = 19  # the longest reading: 17 digits and X, one over for a stray X
+MIN_NUMBER_DIGITS = 10  # the shortest: a landline with its area code (0 and nine digits)
+_DIGIT = re.compile(r"\d")
 PERSONAL_NUMBER = re.compile(r"(?:(?:00)?86)?1[3-9]\d{9}|\d{17}[\dX]|\d{15}|0\d{9,11}")
 """After the separators are removed and the digits read as ASCII: a mainland mobile number
 (with or without the 86 / 0086 country code), an 18- or 15-digit resident ID number, or a
@@ -344,7 +346,10 @@ def normalised_number(text: str) -> str | None:
 def replace_numbers(text: str, replace: Callable[[str], str]) -> str:
     """``text`` with each personal number typed into it replaced by ``replace(span)``: the
     one place the number forms are looked for (masking for integrators, and sealing at
-    write time in ``engine.privacy``)."""
+    write time in ``engine.privacy``). A text with fewer digits than the shortest
+    personal number (a landline's ten) holds none: it is given back without a search."""
+    if len(_DIGIT.findall(text)) < MIN_NUMBER_DIGITS:
+        return text
     return DIGIT_GROUP.sub(lambda m: _replace_chunks(m.group(0), replace), text)
 
 

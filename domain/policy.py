@@ -13,6 +13,7 @@ import json
 import re
 import tomllib
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, uuid5
 
@@ -33,15 +34,24 @@ DURATION_UNITS = {
 }
 
 
+@lru_cache(maxsize=256)
 def calendar_delta(text: str) -> timedelta:
-    """A calendar duration (``30m``, ``4h``, ``7d``) as a timedelta."""
+    """A calendar duration (``30m``, ``4h``, ``7d``) as a timedelta (kept per text: a
+    policy's ``max_backdate`` bounds every command's stamp)."""
     amount, unit = parse_duration(text)
     return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
 
 
 def parse_duration(text: str) -> tuple[float, str]:
     """``"30m"``, ``"2h"``, ``"7d"`` (calendar) or ``"2wh"``, ``"5wd"`` (working time)."""
-    match = DURATION_PATTERN.match(str(text))
+    return _parse_duration(str(text))
+
+
+@lru_cache(maxsize=256)
+def _parse_duration(text: str) -> tuple[float, str]:
+    """:func:`parse_duration`, kept per text (the clocks parse their policy's durations
+    on every fold)."""
+    match = DURATION_PATTERN.match(text)
     if not match:
         raise ValueError(f"bad duration {text!r}: use e.g. 30m, 2h, 7d, 2wh, 5wd")
     amount, unit = float(match.group(1)), match.group(2)

@@ -144,10 +144,6 @@ class PersonKeys:
     def db(self) -> StoreDb:
         return StoreDb(self.app.recorder)
 
-    def for_party(self, party: dict[str, Any]) -> tuple[str, bytes]:
-        """The person id and key for a party, created on first sight."""
-        return self.for_lookup(identity_lookup(party))
-
     def known(self, lookup: str) -> tuple[str, bytes] | None:
         """The person id and key behind ``lookup``, if such a person was ever recorded (and not erased)."""
         row = self.db.one(
@@ -160,11 +156,12 @@ class PersonKeys:
             else None
         )
 
-    def for_lookup(self, lookup: str | None) -> tuple[str, bytes]:
-        """The person id and key behind ``lookup`` (None: a new one each time), created on first sight."""
+    def for_lookup(self, lookup: str | None, *, absent: bool = False) -> tuple[str, bytes]:
+        """The person id and key behind ``lookup`` (None: a new one each time), created on
+        first sight (``absent``: just read as not there, as :meth:`known_party` reads it)."""
         db = self.db
         table = db.table(PERSON_KEYS)
-        if lookup is not None:
+        if lookup is not None and not absent:
             row = db.one(f"SELECT person_id, key_bytes FROM {table} WHERE lookup = ?", (lookup,))
             if row is not None and row["key_bytes"] is not None:
                 return row["person_id"], bytes(row["key_bytes"])
@@ -182,15 +179,53 @@ class PersonKeys:
         assert row is not None  # the insert found the lookup taken
         return row["person_id"], bytes(row["key_bytes"])
 
-    def add_phone(self, person_id: str, key: bytes, phone: str) -> None:
+    def known_party(
+        self, lookup: str, phone: str | None, digests: list[str]
+    ) -> tuple[tuple[str, bytes] | None, bool, set[str]]:
+        """What :func:`protect` reads of a party, in ONE statement (one round trip): the
+        person id and key behind ``lookup`` (None: no such person, or erased), whether
+        ``phone``'s lookup is taken (False without a phone), and which of ``digests`` the
+        person's index already has."""
+        db = self.db
+        keys, index = db.table(PERSON_KEYS), db.table(PARTY_INDEX)
+        columns = ["k.person_id", "k.key_bytes"]
+        params: list[Any] = []
+        if phone is not None:
+            columns.append(f"(SELECT 1 FROM {keys} WHERE lookup = ?) AS phone_taken")
+            params.append(phone_lookup(phone))
+        for i, digest in enumerate(digests):
+            columns.append(
+                f"(SELECT 1 FROM {index} WHERE digest = ? AND person_id = k.person_id) AS d{i}"
+            )
+            params.append(digest)
+        row = db.one(
+            f"SELECT {', '.join(columns)} FROM (SELECT 1 AS one) AS one "
+            f"LEFT JOIN {keys} k ON k.lookup = ?",
+            (*params, lookup),
+        )
+        assert row is not None  # a left join from one row has one row
+        taken = phone is not None and row["phone_taken"] is not None
+        if row["key_bytes"] is None:
+            return None, taken, set()
+        known = {digest for i, digest in enumerate(digests) if row[f"d{i}"] is not None}
+        return (row["person_id"], bytes(row["key_bytes"])), taken, known
+
+    def add_phone(
+        self, person_id: str, key: bytes, phone: str, *, taken: bool | None = None
+    ) -> None:
         """Let a number typed into free text find the person by their phone alone (the
-        first person recorded with a phone keeps it). Read first, on a reader: a phone seen
-        before takes no write (the store's one writer is the command path's)."""
+        first person recorded with a phone keeps it). Read first, on a reader (unless
+        ``taken`` says, as :meth:`known_party` read it): a phone seen before takes no write
+        (the store's one writer is the command path's)."""
         table = self.db.table(PERSON_KEYS)
-        if (
-            self.db.one(f"SELECT 1 AS taken FROM {table} WHERE lookup = ?", (phone_lookup(phone),))
-            is not None
-        ):
+        if taken is None:
+            taken = (
+                self.db.one(
+                    f"SELECT 1 AS taken FROM {table} WHERE lookup = ?", (phone_lookup(phone),)
+                )
+                is not None
+            )
+        if taken:
             return
         self.db.execute(
             f"INSERT INTO {table} (person_id, lookup, key_bytes, created_at) "
@@ -268,13 +303,19 @@ def party_digests(app: Any, party: dict[str, Any]) -> set[str]:
     return {d for d in found if d is not None}
 
 
-def _index_party(app: Any, person_id: str, digests: set[str]) -> None:
-    """Record the person's numbers' hashes; read first: a number already known to this
-    person takes no write (the store's one writer is the command path's)."""
+def _index_party(
+    app: Any, person_id: str, digests: set[str], known: set[str] | None = None
+) -> None:
+    """Record the person's numbers' hashes; read first (unless ``known`` gives those the
+    index has, as :meth:`PersonKeys.known_party` read them): a number already known to
+    this person takes no write (the store's one writer is the command path's)."""
     db = StoreDb(app.recorder)
     table = db.table(PARTY_INDEX)
     for digest in digests:
-        if db.one(
+        if known is not None:
+            if digest in known:
+                continue
+        elif db.one(
             f"SELECT 1 AS known FROM {table} WHERE digest = ? AND person_id = ?",
             (digest, person_id),
         ):
@@ -323,10 +364,20 @@ def protect(app: Any, parties: list[dict[str, Any]]) -> list[SealedParty]:
     sealed_parties = []
     keys = person_keys(app)
     for party in parties:
-        person_id, key = keys.for_party(party)
-        if party.get("phone"):
-            keys.add_phone(person_id, key, str(party["phone"]))
-        _index_party(app, person_id, party_digests(app, party))
+        lookup = identity_lookup(party)
+        phone = str(party["phone"]) if party.get("phone") else None
+        digests = party_digests(app, party)
+        if lookup is None:  # a bare name: a new person each time
+            person_id, key = keys.for_lookup(None)
+            if phone is not None:
+                keys.add_phone(person_id, key, phone)
+            _index_party(app, person_id, digests)
+        else:  # the person, their phone's lookup and their index read in one round trip
+            person, taken, known = keys.known_party(lookup, phone, sorted(digests))
+            person_id, key = person or keys.for_lookup(lookup, absent=True)
+            if phone is not None:
+                keys.add_phone(person_id, key, phone, taken=taken)
+            _index_party(app, person_id, digests, known if person is not None else set())
         sealed = {
             name: seal(key, person_id, name, str(party[name]))
             for name in PERSONAL_FIELDS

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -37,6 +38,7 @@ from eventsourcing.persistence import (
     OperationalError,
     RecordConflictError,
     Recording,
+    Transcoder,
     Transcoding,
 )
 from eventsourcing.utils import get_topic
@@ -75,7 +77,7 @@ from engine.audit.recorders import (
 from engine.case_cache import CaseCache
 from engine.case_clocks import advance_fold, current_clocks
 from engine.group_commit import GroupCommit
-from engine.logs import log_context
+from engine.logs import info_enabled, log_context
 from engine.privacy import (
     SealedPartyAsDict,
     SealedTextAsStr,
@@ -127,6 +129,32 @@ class ActorAsDict(Transcoding):
 
     def decode(self, data: dict[str, Any]) -> Actor:
         return Actor.from_dict(data)
+
+
+class OneShotJSONTranscoder(JSONTranscoder):
+    """eventsourcing's ``JSONTranscoder``, its ``encode`` calling the C encoder that
+    ``json.JSONEncoder.encode`` would make, made once: ``JSONEncoder.encode`` makes a new
+    one for every call (``iterencode``), a quarter of an event's encoding. Same encoder,
+    same arguments (the transcoder's ``default``, no ASCII escaping, ``,``/``:`` separators,
+    keys in order, NaN allowed), so the same bytes (``tests/unit/test_transcoder.py``, every
+    event type); only the check for circular references is left out (``markers``: a
+    dict shared by every thread's encoding would see one thread's objects as another's
+    cycles; event states hold none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._one_shot = (
+            c_make_encoder(
+                None, self._encode_obj, c_encode_basestring, None, ":", ",", False, False, True
+            )
+            if c_make_encoder is not None and c_encode_basestring is not None
+            else None
+        )
+
+    def encode(self, obj: Any) -> bytes:
+        if self._one_shot is None or not isinstance(obj, dict):
+            return super().encode(obj)
+        return "".join(self._one_shot(obj, 0)).encode("utf8")
 
 
 @dataclass(frozen=True)
@@ -279,6 +307,15 @@ class Fengqiao(Application):
             )
             for event, s, position in zip(events, stored, positions, strict=True)
         ]
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's transcoder (a ``TRANSCODER_TOPIC`` in the environment still names
+        another), as :class:`OneShotJSONTranscoder`."""
+        if self.env.get(self.factory.TRANSCODER_TOPIC):
+            return super().construct_transcoder()
+        transcoder = OneShotJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -514,12 +551,13 @@ class Fengqiao(Application):
                 return repeated
             result = CommandResult(case.id, case.version, recordings[-1].notification.id)
             self.case_cache.put(case)  # from here on another thread may take and change it
-            log.info(
-                "case reported",
-                kind=str(body.kind),
-                severity=str(body.severity),
-                region=case.region,
-            )
+            if info_enabled():
+                log.info(
+                    "case reported",
+                    kind=str(body.kind),
+                    severity=str(body.severity),
+                    region=case.region,
+                )
             return result
 
     def _new_case(self, body: ReportCase, envelope: Envelope) -> Case:
@@ -650,7 +688,8 @@ class Fengqiao(Application):
                 result = CommandResult(case.id, case.version, recordings[-1].notification.id)
                 advance_fold(self, case, recordings)  # the view at this version reads nothing back
                 self.case_cache.put(case)  # from here on another thread may take and change it
-                log.info("case command", action=action.name, version=result.version)
+                if info_enabled():
+                    log.info("case command", action=action.name, version=result.version)
                 return result
             raise VersionConflict("too many concurrent changes to this case; try again")
 

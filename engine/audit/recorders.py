@@ -46,13 +46,44 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
-from psycopg.pq import TransactionStatus
+from psycopg.generators import execute as psycopg_execute
+from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Literal
 
 from engine.audit.canonical import ZERO, json_string, leaf_hash, link
 from engine.audit.merkle import append_rows, frontier_keys, tree_size
 from engine.audit.tables import CHAIN, MERKLE, table_statements
+
+TUPLES_OK, FATAL_ERROR = ExecStatus.TUPLES_OK, ExecStatus.FATAL_ERROR
+
+
+def _run_batch(conn: Any, text: str) -> list[int]:
+    """A batch's text (``BEGIN; ...; SELECT audit_append(...) AS ids; COMMIT``) sent on the
+    writing connection (autocommit: the text has its own transaction) as one simple query,
+    and the positions its ``ids`` array holds.
+
+    It is what ``Cursor.execute`` does for such a text (under the connection's lock, psycopg's
+    own ``generators.execute`` waited on by ``Connection.wait``, the first failed statement's
+    error raised as psycopg raises it), without the cursor: its transformer, query
+    conversion, prepared-statement bookkeeping, result selection and row making cost more
+    CPU than the rest of the write (tens of µs a batch), for one value read as text."""
+    pgconn = conn.pgconn
+    with conn.lock:
+        if conn.closed:
+            raise psycopg.OperationalError("the connection is closed")
+        pgconn.send_query(text.encode())
+        results = conn.wait(psycopg_execute(pgconn))
+    ids = None
+    for result in results:
+        if result.status == FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        if result.status == TUPLES_OK:
+            ids = result.get_value(0, 0)
+    if not ids:
+        raise psycopg.InternalError("the batch gave back no positions")
+    return [int(position) for position in bytes(ids)[1:-1].split(b",")]
+
 
 _ROLLBACK = SQL("ROLLBACK")
 WRITER_POOL_MIN = 3
@@ -385,6 +416,9 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
         keep_statements()  # before the pool opens its first connection
         super().__init__(datastore, **kwargs)
+        self._frontier: tuple[tuple[int, str], tuple[bytes, ...]] | None = None
+        """The tree's frontier as this recorder's last batch left it, under the chain's
+        (entry number, running hash) then: see :meth:`_tree_frontier`."""
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + table_statements(
@@ -407,8 +441,27 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
             rows = chain_rows(head, self.case_hash_fetcher(c), positions, stored_events)
             c.executemany(INSERT_CHAIN.format(chain=CHAIN, p="?"), rows)
             if self.keep_tree:
-                self.grow_tree(c, rows[0][1] - 1, [bytes.fromhex(row[4]) for row in rows])
+                size = rows[0][1] - 1
+                frontier = self._tree_frontier(c, size, head["chain_hash"])
+                leaves = [bytes.fromhex(row[4]) for row in rows]
+                c.executemany(
+                    INSERT_MERKLE.format(merkle=MERKLE, p="?"),
+                    append_rows(size, frontier, leaves),  # brings the frontier up to date
+                )
+                self._frontier = ((rows[-1][1], rows[-1][6]), tuple(frontier))
         return positions
+
+    def _tree_frontier(self, cursor: Any, size: int, chain_hash: str | None) -> list[bytes]:
+        """The tree's frontier at ``size`` leaves, whose last chain entry's running hash is
+        ``chain_hash`` (as the batch's transaction read the chain's head): the one this
+        recorder's last batch left, if that batch ended the chain there, else read from the
+        store (:meth:`tree_frontier`). The running hash covers every entry before it, so
+        the kept frontier is the stored one: no other writer (another process) appended
+        since, and a batch that was rolled back ended a chain that is not there."""
+        kept = self._frontier
+        if kept is not None and kept[0] == (size, chain_hash):
+            return list(kept[1])
+        return self.tree_frontier(cursor, size)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -780,15 +833,11 @@ class ChainedPostgresRecorder(_Chained, PostgresApplicationRecorder):
         """
         if not stored_events:
             return None
-        with self._writer() as conn, conn.cursor() as curs:
+        with self._writer() as conn:
             try:
-                # prepare=False: a text seen once, not worth psycopg's prepared-statement bookkeeping
-                curs.execute(
-                    self._batch_sql(conn, stored_events), prepare=False
+                positions = _run_batch(
+                    conn, self._batch_sql(conn, stored_events)
                 )  # a version conflict raises here
-                while curs.description is None and curs.nextset():  # past BEGIN, SET, LOCK
-                    pass
-                positions = curs.fetchone()["ids"]
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with suppress(Exception):

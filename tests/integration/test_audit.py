@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sqlite3
 import threading
 import uuid
 from datetime import timedelta
@@ -520,6 +521,48 @@ def test_the_stored_tree_is_the_merkle_tree_of_the_chain_at_every_size(app, raw)
         assert tree.root(size) == mth(leaves[:size])
     rows = raw.sql(f"SELECT node FROM {raw.merkle} ORDER BY node")
     assert [r[0] for r in rows] == list(range(merkle.next_key(len(leaves))))
+
+
+def test_two_processes_writing_in_turn_and_a_rolled_back_batch_keep_the_tree_the_chain_s(
+    app, raw, store, clock, monkeypatch
+):
+    """SQLite: a recorder keeps the tree's frontier its last batch left and reads it again
+    only when the chain's head is not where that batch ended it: another process (here a
+    second engine on the same store) appended since, or the batch was rolled back (a
+    conflict) and another one of the same size took its place."""
+    other = Fengqiao(store, clock=clock)
+    try:
+        first = report(app).case_id
+        for n in range(3):
+            act(app, first, "comment", "wang", text=f"甲{n}")
+            act(other, first, "comment", "wang", text=f"乙{n}")  # the first's frontier: stale
+            act(other, first, "comment", "wang", text=f"丙{n}")
+        [stored] = app.recorder.select_events(first, limit=1)
+        written = type(app.recorder)._insert_events
+
+        def then_fails(recorder, *args, **kwargs):  # as a commit that fails would
+            written(recorder, *args, **kwargs)
+            raise sqlite3.OperationalError("disk I/O error")
+
+        if not store.is_postgres:
+            monkeypatch.setattr(type(app.recorder), "_insert_events", then_fails)
+            with pytest.raises(Exception, match="disk I/O"):
+                app.recorder.insert_events(  # a leaf folded into the frontier, rolled back
+                    [StoredEvent(uuid.uuid4(), 1, stored.topic, b'{"n": 1}')]
+                )
+            monkeypatch.undo()
+        other.recorder.insert_events(  # the same size reached by another leaf
+            [StoredEvent(uuid.uuid4(), 1, stored.topic, b'{"n": 2}')]
+        )
+        act(app, first, "comment", "wang", text="丁")
+        leaves = chain_leaves(raw)
+        tree = merkle.Tree(StoreDb(app.recorder))
+        for size in range(1, len(leaves) + 1):
+            assert tree.root(size) == mth(leaves[:size])
+        assert stored_nodes(raw) == list(range(merkle.next_key(len(leaves))))
+        assert verify_log(app).ok
+    finally:
+        other.close()
 
 
 def test_a_store_from_before_the_tree_gets_its_tree_on_open_and_an_edited_tree_is_caught(

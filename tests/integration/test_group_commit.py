@@ -150,3 +150,33 @@ def test_the_leader_wakes_only_a_groups_first_member_and_each_wakes_the_next(mon
     assert {outcomes[n][0] for n in names} == {200 + n for n in range(6)}  # type: ignore[index]
     assert wakers.count("first") == 1  # the leader woke the group's first member only
     assert len(wakers) == len(names)  # and each of the six was woken exactly once
+
+
+def test_a_batch_that_conflicts_is_a_record_conflict_and_the_writer_goes_on(app):
+    """The recorder's batch write (PostgreSQL: one simple query on the writing connection,
+    its positions read from the result's text): a batch whose event is already stored is
+    the library's conflict and leaves nothing written; the next batch, several events of
+    one case, gets consecutive positions in order (after any the failed one used up)."""
+    from uuid import uuid4
+
+    from eventsourcing.persistence import RecordConflictError, StoredEvent
+
+    case_id = report(app).case_id
+    [stored] = app.recorder.select_events(case_id, limit=1)
+    head = app.head_position()
+    fresh = uuid4()
+    twice = StoredEvent(fresh, 1, stored.topic, stored.state)
+    try:
+        app.recorder.insert_events([twice, stored])
+    except RecordConflictError:
+        pass
+    else:
+        raise AssertionError("a stored event written again is a conflict")
+    assert app.head_position() == head and app.recorder.select_events(fresh) == []
+    positions = app.recorder.insert_events(
+        [StoredEvent(fresh, v, stored.topic, stored.state) for v in (1, 2, 3)]
+    )
+    first = positions[0]  # PostgreSQL's sequence may have moved past the failed batch's
+    assert first > head and list(positions) == [first, first + 1, first + 2]
+    assert act(app, case_id, "comment", "wang", text="after").position == first + 3
+    assert verify_log(app).ok

@@ -357,7 +357,7 @@ def test_a_clock_started_by_a_back_dated_act_starts_when_it_happened(app, clock)
 @pytest.mark.parametrize(
     "occurred, why",
     [
-        (BEIJING_0900 - timedelta(days=30), "more than"),  # a month before the report
+        (BEIJING_0900 - timedelta(days=30), "more than 7 days, 0:00:00 before it is recorded"),
         (BEIJING_0900 - timedelta(minutes=1), "earlier than the case's report"),
     ],
 )
