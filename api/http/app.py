@@ -160,8 +160,16 @@ def _remembering(
     key_of: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...] | None],
 ) -> Callable[..., Any]:
     known: dict[tuple[Any, ...], tuple[object, Any]] = {}
+    alone: dict[int, tuple[object, Any]] = {}  # the call with one argument and no keyword
 
     def remembered(*args: Any, **named: Any) -> Any:
+        if len(args) == 1 and not named:  # most calls: asked without building a key
+            kept = alone.get(id(args[0]))
+            if kept is not None and kept[0] is args[0]:
+                return kept[1]
+            if key_of(args, named) is not None:
+                kept = alone[id(args[0])] = (args[0], ask(*args))
+                return kept[1]
         key = key_of(args, named)
         if key is None:
             return ask(*args, **named)
