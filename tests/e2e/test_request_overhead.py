@@ -396,3 +396,37 @@ def test_a_parameters_names_and_a_dependencys_cache_key_are_not_worked_out_on_ea
     long_key = api.post(comment, {"text": "一"}, "wang", headers={"Idempotency-Key": "k" * 129})
     assert long_key.status_code == 422
     assert worked == []
+
+
+def test_a_routes_parameters_are_read_by_a_plan_made_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether each path, query and header parameter is a model, its name in the request and
+    where its error is located are worked out once per route, not on every request (here a
+    command's path and headers); they are still read and validated as before."""
+    from fastapi.dependencies import utils
+
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    comment = f"/v1/cases/{case_id}/comment"
+    version = api.post(comment, {"text": "一"}, "wang").json()["version"]
+    asked: list[str] = []
+    for name in ("_get_param_model", "_get_param_aliases", "_get_multidict_value"):
+        ask = getattr(utils, name)
+        monkeypatch.setattr(
+            utils, name, lambda *a, _name=name, _ask=ask, **k: asked.append(_name) or _ask(*a, **k)
+        )
+    matched = {"Idempotency-Key": "plan-1", "If-Match": f'"{version}"'}
+    assert api.post(comment, {"text": "二"}, "wang", headers=matched).status_code == 200
+    stale = api.post(comment, {"text": "三"}, "wang", headers={"If-Match": f'"{version}"'})
+    assert stale.status_code == 412
+    for headers, field in (
+        ({"Idempotency-Key": "k" * 129}, "Idempotency-Key"),
+        ({"Idempotency-Key": "a b"}, "Idempotency-Key"),
+        ({"If-Match": "x" * 41}, "If-Match"),
+    ):
+        refused = api.post(comment, {"text": "四"}, "wang", headers=headers)
+        assert refused.status_code == 422 and refused.json()["field"] == field, refused.text
+        assert refused.json()["errors"][0]["in"] == "header"
+    not_a_case = api.post("/v1/cases/not-a-uuid/comment", {"text": "五"}, "wang")
+    assert not_a_case.status_code == 422 and not_a_case.json()["field"] == "case_id"
+    assert asked == []
