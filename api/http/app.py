@@ -153,6 +153,72 @@ def _remember_fixed_answers() -> None:
         ask = getattr(utils, name, None)
         if callable(ask) and not getattr(ask, "remembers", False):
             setattr(utils, name, _remembering(ask, key_of))
+    read = getattr(utils, "request_params_to_args", None)
+    if callable(read) and not getattr(read, "remembers", False):
+        utils.request_params_to_args = _planned_params(read, utils)
+
+
+def _planned_params(read: Callable[..., Any], utils: Any) -> Callable[..., Any]:
+    """FastAPI's ``request_params_to_args`` (path, query, header and cookie parameters), with
+    what it works out per parameter on every request — whether it is a model, its names in
+    the request, whether it is a sequence or JSON, where an error is located — worked out
+    once per list of parameters (a route's, fixed once built). A list with a parameter that
+    is a model, a sequence, JSON or has more than one name in the request, and a form's
+    values, are read by FastAPI itself. Each parameter is then read as FastAPI reads such a
+    one: its one name's value (absent: ``Undefined``), validated by FastAPI (a third of a
+    command's parameter reading was working these out again, issue 20)."""
+    from fastapi import params as fastapi_params
+    from starlette.datastructures import FormData
+
+    Plan = tuple[tuple[Any, str, str, tuple[str, str]], ...] | None
+    plans: dict[int, tuple[Any, int, Plan]] = {}
+
+    def plan_of(fields: Any) -> Plan:
+        plan = []
+        for field in fields:
+            info = field.field_info
+            if utils._get_param_model(field) is not None or not isinstance(
+                info, fastapi_params.Param
+            ):
+                return None
+            aliases = utils._get_param_aliases(field)
+            if (
+                len(aliases) != 1
+                or utils._is_json_field(field)
+                or utils.field_annotation_is_sequence(info.annotation)
+            ):
+                return None
+            alias = aliases[0][1]
+            plan.append((field, field.name, alias, (info.in_.value, alias)))
+        return tuple(plan)
+
+    def request_params_to_args(fields: Any, received_params: Any) -> Any:
+        if not fields:
+            return {}, []
+        kept = plans.get(id(fields))
+        if kept is None or kept[0] is not fields or kept[1] != len(fields):
+            kept = plans[id(fields)] = (fields, len(fields), plan_of(fields))
+        plan = kept[2]
+        if plan is None or isinstance(received_params, FormData):
+            return read(fields, received_params)
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        for field, name, alias, loc in plan:
+            value = received_params.get(alias, None)
+            found, field_errors = utils._validate_value_with_model_field(
+                field=field,
+                value=utils.Undefined if value is None else value,
+                values=values,
+                loc=loc,
+            )
+            if field_errors:
+                errors.extend(field_errors)
+            else:
+                values[name] = found
+        return values, errors
+
+    request_params_to_args.remembers = True  # type: ignore[attr-defined]
+    return request_params_to_args
 
 
 def _remembering(
@@ -160,8 +226,16 @@ def _remembering(
     key_of: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...] | None],
 ) -> Callable[..., Any]:
     known: dict[tuple[Any, ...], tuple[object, Any]] = {}
+    alone: dict[int, tuple[object, Any]] = {}  # the call with one argument and no keyword
 
     def remembered(*args: Any, **named: Any) -> Any:
+        if len(args) == 1 and not named:  # most calls: asked without building a key
+            kept = alone.get(id(args[0]))
+            if kept is not None and kept[0] is args[0]:
+                return kept[1]
+            if key_of(args, named) is not None:
+                kept = alone[id(args[0])] = (args[0], ask(*args))
+                return kept[1]
         key = key_of(args, named)
         if key is None:
             return ask(*args, **named)

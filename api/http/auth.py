@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,9 +20,11 @@ from typing import Annotated, Any, get_origin
 from uuid import UUID
 
 import structlog
-from fastapi import Depends, Query, Request, Response, Security
+from fastapi import Query, Request, Response, Security
+from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from api.http.services import Services, services
@@ -38,10 +41,6 @@ from domain.permissions import (
     region_in_scope,
 )
 from engine.users import User
-
-bearer = HTTPBearer(
-    auto_error=False, bearerFormat="opaque token", description="A token from `fengqiao users add`."
-)
 
 
 @dataclass(frozen=True)
@@ -205,29 +204,46 @@ def _principal(request: Request, svc: Services, token: str, case_id: UUID | None
     return principal
 
 
-async def current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> Caller:
-    """The caller named by ``Authorization: Bearer <token>``: 401 at once without one, 429
-    at once from an address that sent too many bad tokens; the token itself is looked up
-    in the endpoint's thread (:class:`Caller`; the endpoint gets the :class:`Principal`)."""
-    if credentials is None:
-        raise Unauthenticated("send Authorization: Bearer <token>")
-    svc: Services = request.app.state.services  # not a dependency: one fewer to solve
-    _refuse_too_many(request, svc)
-    caller = Caller(request, svc, credentials.credentials, _path_case(request))
-    request.scope[CALLER] = caller
-    return caller
+class BearerCaller(HTTPBearer):
+    """``Authorization: Bearer <token>``: the OpenAPI document's ``HTTPBearer`` scheme, and
+    itself the dependency that makes the request's :class:`Caller` (:data:`current_user`).
+    One dependency, not FastAPI's ``HTTPBearer`` under a dependency of ours: FastAPI solving
+    a level of dependencies costs ~2% of a command's instructions (issue 20)."""
+
+    async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
+        """The caller named by ``Authorization: Bearer <token>``: 401 at once without one,
+        429 at once from an address that sent too many bad tokens; the token itself is looked
+        up in the endpoint's thread (:class:`Caller`; the endpoint gets the :class:`Principal`)."""
+        made = request.scope.get(CALLER)
+        if made is not None:  # made before the route's dependencies (CallerRoute)
+            return made
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        if not token or scheme.lower() != "bearer":  # as HTTPBearer reads it
+            raise Unauthenticated("send Authorization: Bearer <token>")
+        svc: Services = request.app.state.services  # not a dependency: one fewer to solve
+        _refuse_too_many(request, svc)
+        caller = Caller(request, svc, token, _path_case(request))
+        request.scope[CALLER] = caller
+        return caller
 
 
-CurrentUser = Annotated[Principal, Depends(current_user)]
+current_user = BearerCaller(
+    scheme_name="HTTPBearer",
+    auto_error=False,
+    bearerFormat="opaque token",
+    description="A token from `fengqiao users add`.",
+)
+"""The request's :class:`Caller` (401/429 before anything else is read), and the API's
+security scheme in the OpenAPI document."""
 
 
-def _is_services(annotation: Any) -> bool:
-    """Is this ``Annotated[Services, Depends(services)]`` (``Svc``)?"""
+CurrentUser = Annotated[Principal, Security(current_user)]
+
+
+def _depends_on(annotation: Any, dependency: Any) -> bool:
+    """Is this ``Annotated[..., Depends(dependency)]`` (or ``Security``)?"""
     return get_origin(annotation) is Annotated and any(
-        getattr(meta, "dependency", None) is services for meta in annotation.__metadata__
+        getattr(meta, "dependency", None) is dependency for meta in annotation.__metadata__
     )
 
 
@@ -246,7 +262,8 @@ def with_caller(call: Callable[..., Any]) -> Callable[..., Any]:
     except NameError:
         signature = inspect.signature(call)
     params = list(signature.parameters.values())
-    held = [p.name for p in params if _is_services(p.annotation)]
+    held = [p.name for p in params if _depends_on(p.annotation, services)]
+    callers = tuple(p.name for p in params if _depends_on(p.annotation, current_user))
     params = [p for p in params if p.name not in held]
     own = next((p.name for p in params if p.annotation is Request), None)
     name = own or "fengqiao_request"
@@ -260,7 +277,10 @@ def with_caller(call: Callable[..., Any]) -> Callable[..., Any]:
         request = kwargs[name] if own else kwargs.pop(name)
         for held_name in held:
             kwargs[held_name] = request.app.state.services
-        return request.scope.get(CALLER), kwargs
+        caller = request.scope.get(CALLER)
+        for caller_name in callers:  # not solved by FastAPI on a CallerRoute: made before
+            kwargs.setdefault(caller_name, caller)
+        return caller, kwargs
 
     def given(caller: Caller, kwargs: dict[str, Any]) -> dict[str, Any]:
         principal = caller.principal()
@@ -293,6 +313,7 @@ def with_caller(call: Callable[..., Any]) -> Callable[..., Any]:
     marked: Any = run
     marked.__signature__ = signature.replace(parameters=params)
     marked.with_caller = True
+    marked.caller_params = callers
     return run
 
 
@@ -301,15 +322,39 @@ class CallerRoute(APIRoute):
     endpoint's own thread hop). A refusal raised before the endpoint ran — a body or a
     parameter that does not validate, a dependency's — answers after the token's lookup,
     whose own refusal (401, 429, a role's 403) comes first, as it did when the lookup was
-    a dependency of its own."""
+    a dependency of its own.
+
+    An endpoint whose first dependency is the caller (``principal: CurrentUser``) has it
+    made before FastAPI reads the request (:data:`current_user`: 401 or 429 at once, as
+    when it was solved first; a body the JSON parser cannot read, which FastAPI refuses
+    before solving anything, now answers after the token too, like every other refusal),
+    not solved by FastAPI: the dependant FastAPI runs has one
+    level fewer (each level it solves costs ~2% of a command's instructions, issue 20).
+    The route's own dependant, which the OpenAPI document is made from, keeps it."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, with_caller(endpoint), **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        context = fastapi_routing._effective_route_context_var.get()
+        route: Any = context if context is not None and context.original_route is self else self
+        full = route.dependant
+        first = full.dependencies[0] if full.dependencies else None
+        made_first = (
+            first is not None
+            and first.call is current_user
+            and first.name in getattr(full.call, "caller_params", ())
+        )
+        if made_first:
+            route.dependant = dataclasses.replace(full, dependencies=full.dependencies[1:])
+        try:
+            handler = super().get_route_handler()
+        finally:
+            route.dependant = full
 
         async def handle(request: Request) -> Response:
+            if made_first:
+                await current_user(request)
             try:
                 return await handler(request)
             except Exception:

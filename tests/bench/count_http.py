@@ -3,7 +3,9 @@ PostgreSQL round trips or SQLite statements, and — under callgrind — instruc
 
     PYTHONPATH=. .venv/bin/python tests/bench/count_http.py sqlite [get,list,board,comment]
     PYTHONPATH=. valgrind --tool=callgrind --instr-atstart=no \\
-        .venv/bin/python tests/bench/count_http.py postgres --callgrind tests/bench/libcg.so
+        .venv/bin/python tests/bench/count_http.py postgres --callgrind /tmp/libcg.so
+    PYTHONPATH=. valgrind --tool=callgrind --instr-atstart=no \\
+        .venv/bin/python tests/bench/count_http.py sqlite healthz --bare --callgrind /tmp/libcg.so
 
 The store is seeded as ``fengqiao bench http`` seeds it (``bench_http.prepare``, a 30-event
 long case), the app is the one ``fengqiao serve`` builds (``serving_app``, no background
@@ -13,13 +15,26 @@ requests of warm-up, then ``--requests`` counted. Round trips are psycopg ``Curs
 calls; SQLite statements each connection's trace callback (``BEGIN`` and ``ROLLBACK``
 included); hops ``anyio.to_thread.run_sync`` calls.
 
-``--callgrind LIB``: a shared library exporting ``cg_start`` (``CALLGRIND_START_INSTRUMENTATION;
-CALLGRIND_ZERO_STATS``), ``cg_dump`` (``CALLGRIND_DUMP_STATS``) and ``cg_stop``
-(``CALLGRIND_STOP_INSTRUMENTATION``), built from ``<valgrind/callgrind.h>``; each kind's dump's
-``totals:`` divided by the requests is its instructions per request. The library:
+``--bare``: the yardstick instead — a bare ``FastAPI()`` app with one sync ``GET /healthz``
+answering ``{"status": "ok"}`` (kind ``healthz``), called the same way; issue 20's ratio is
+a request kind's instructions over this one's.
 
-    printf '#include <valgrind/callgrind.h>\nvoid cg_start(void){CALLGRIND_START_INSTRUMENTATION;CALLGRIND_ZERO_STATS;}\nvoid cg_dump(void){CALLGRIND_DUMP_STATS;}\nvoid cg_stop(void){CALLGRIND_STOP_INSTRUMENTATION;}\n' > cg.c
-    gcc -shared -fPIC -O2 -o tests/bench/libcg.so cg.c
+``--callgrind LIB``: a shared library exporting ``cg_start`` (``CALLGRIND_START_INSTRUMENTATION;
+CALLGRIND_ZERO_STATS``), ``cg_dump`` (``CALLGRIND_DUMP_STATS``), ``cg_stop``
+(``CALLGRIND_STOP_INSTRUMENTATION``) and ``cg_toggle`` (``CALLGRIND_TOGGLE_COLLECT``), built
+from ``<valgrind/callgrind.h>``; each kind's dump's ``totals:`` divided by the requests is its
+instructions per request. The library (build it outside the repo):
+
+    printf '#include <valgrind/callgrind.h>\nvoid cg_start(void){CALLGRIND_START_INSTRUMENTATION;CALLGRIND_ZERO_STATS;}\nvoid cg_dump(void){CALLGRIND_DUMP_STATS;}\nvoid cg_stop(void){CALLGRIND_STOP_INSTRUMENTATION;}\nvoid cg_toggle(void){CALLGRIND_TOGGLE_COLLECT;}\n' > /tmp/cg.c
+    gcc -shared -fPIC -O2 -o /tmp/libcg.so /tmp/cg.c
+
+A breakdown: ``EXCLUDE=module:Qualified.name,...`` (with ``--callgrind``) wraps each named
+function (or method, or ``async`` function: each step of its coroutine) so that callgrind
+does not collect inside it; a kind's total less the total with ``EXCLUDE`` is what those
+calls cost (nested and repeated calls counted once), e.g.
+``EXCLUDE=api.http.auth:BearerCaller.__call__,fastapi.routing:serialize_response``. Only a
+name looked up when called (a module's global, a class's method) is wrapped; a function that
+something kept before the app was built (a route's endpoint or dependency) is not.
 """
 
 from __future__ import annotations
@@ -27,11 +42,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import functools
+import importlib
+import inspect
 import json
 import os
 import sqlite3
 import tempfile
+import threading
+import types
 import uuid
+from collections.abc import Callable, Generator
 from typing import Any
 
 import anyio.to_thread
@@ -75,26 +96,115 @@ def count_hops() -> None:
     anyio.to_thread.run_sync = counted  # type: ignore[assignment]
 
 
+def exclude(callgrind: ctypes.CDLL, spec: str) -> None:
+    """``spec`` (``module:Qualified.name,...``): callgrind collects nothing inside those calls."""
+    depth, lock = [0], threading.Lock()
+
+    def off() -> None:
+        with lock:
+            depth[0] += 1
+            if depth[0] == 1:
+                callgrind.cg_toggle()
+
+    def on() -> None:
+        with lock:
+            depth[0] -= 1
+            if depth[0] == 0:
+                callgrind.cg_toggle()
+
+    @types.coroutine
+    def drive(coro: Any) -> Generator[Any, Any, Any]:
+        """Await ``coro`` with collection off during each of its steps (not while it waits)."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            off()
+            try:
+                step = coro.throw(error) if error is not None else coro.send(value)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                on()
+            value, error = None, None
+            try:
+                value = yield step
+            except BaseException as raised:
+                error = raised
+
+    def wrap(call: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(call):
+
+            @functools.wraps(call)
+            async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+                off()
+                try:
+                    coro = call(*args, **kwargs)
+                finally:
+                    on()
+                return await drive(coro)
+
+            return wrapped_async
+
+        @functools.wraps(call)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            off()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                on()
+
+        return wrapped
+
+    for item in spec.split(","):
+        module, qualified = item.split(":")
+        *path, name = qualified.split(".")
+        owner: Any = importlib.import_module(module)
+        for part in path:
+            owner = getattr(owner, part)
+        call = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        setattr(owner, name, wrap(call))
+
+
+def bare_app() -> Any:
+    """The yardstick: a bare FastAPI app with one sync ``GET /healthz``."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("store", choices=["sqlite", "postgres"])
     parser.add_argument("kinds", nargs="?", default="get,list,board,comment")
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--callgrind", metavar="LIB", help="the callgrind client library")
+    parser.add_argument("--bare", action="store_true", help="a bare FastAPI GET /healthz")
     args = parser.parse_args()
     os.environ.setdefault("FENGQIAO_REFERENCE_RECHECK", "3600")  # no timed re-check in the window
     os.environ.setdefault("FENGQIAO_LOG_LEVEL", "warning")
     url = bench_http.store_url(args.store, tempfile.mkdtemp(prefix="fq-count-http-"))
-    tokens, case_id, _ = bench_http.prepare(url, 30)
-    os.environ["FENGQIAO_DATABASE_URL"] = url
-    from api.cli.serve import serving_app
-    from engine.settings import Settings
-
     count_statements()
     count_hops()
-    app, close = serving_app(Settings.from_environment(), False, process_id=False)
     callgrind = ctypes.CDLL(args.callgrind) if args.callgrind else None
-    auth = [(b"authorization", f"Bearer {tokens['root']}".encode()), (b"host", b"bench")]
+    if callgrind is not None and os.environ.get("EXCLUDE"):
+        exclude(callgrind, os.environ["EXCLUDE"])
+    if args.bare:
+        app, close, case_id = bare_app(), lambda: None, ""
+        auth = [(b"host", b"bench")]
+    else:
+        tokens, case_id, _ = bench_http.prepare(url, 30)
+        os.environ["FENGQIAO_DATABASE_URL"] = url
+        from api.cli.serve import serving_app
+        from engine.settings import Settings
+
+        app, close = serving_app(Settings.from_environment(), False, process_id=False)
+        auth = [(b"authorization", f"Bearer {tokens['root']}".encode()), (b"host", b"bench")]
 
     def request(kind: str) -> tuple[dict[str, Any], bytes]:
         method, path, query, headers, body = "GET", f"/v1/cases/{case_id}", b"", [], b""
@@ -102,6 +212,8 @@ def main() -> None:
             path, query = "/v1/cases", b"limit=20"
         elif kind == "board":
             path = "/v1/sla/board"
+        elif kind == "healthz":
+            path = "/healthz"
         elif kind == "comment":
             method, path = "POST", f"/v1/cases/{case_id}/comment"
             headers = [
@@ -169,7 +281,7 @@ def main() -> None:
         uvloop.run(run())
     finally:
         close()
-        if args.store == "postgres":
+        if args.store == "postgres" and not args.bare:
             bench_http.drop_schema(url)
 
 

@@ -9,10 +9,19 @@ from uuid import UUID, uuid4
 import anyio.to_thread
 import pytest
 from fastapi import Depends
+from fastapi import routing as fastapi_routing
+from fastapi.dependencies import utils as fastapi_utils
 from fastapi.routing import APIRouter
 
 from api.bench.county import envelope
-from api.http.auth import CallerRoute, CurrentUser, require_right, unchecked_callers, with_caller
+from api.http.auth import (
+    CallerRoute,
+    CurrentUser,
+    current_user,
+    require_right,
+    unchecked_callers,
+    with_caller,
+)
 from domain.clocks import clocks_under
 from engine.case_clocks import current_clocks
 from engine.service import Fengqiao
@@ -184,6 +193,35 @@ def test_a_refused_token_or_role_answers_before_what_the_request_got_wrong(api: 
     assert api.get("/v1/regions/410928-001/stats?from=x", "wang").status_code == 403
     assert api.post(comment, {"text": 5}, "wang").status_code == 422  # a good token: 422
     assert api.get("/v1/events?limit=0", "feed").status_code == 422
+    unreadable = {"Content-Type": "application/json"}  # a body the JSON parser cannot read
+    for headers in ({}, bad):
+        refused = api.client.post(comment, content=b"{", headers={**unreadable, **headers})
+        assert refused.status_code == 401, refused.text
+    readable = api.client.post(comment, content=b"{", headers={**unreadable, **api.headers("wang")})
+    assert readable.status_code == 422, readable.text  # a good token: what it got wrong
+
+
+def test_the_caller_is_not_a_dependency_fastapi_solves(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint whose first dependency is the caller has it made before FastAPI solves
+    the rest (CallerRoute): FastAPI solves one level of dependencies for a command, not two;
+    a route whose role check takes the caller (``require_right``) still gets the caller."""
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    solved: list[object] = []
+    solve = fastapi_routing.solve_dependencies
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        solved.append(kwargs["dependant"].call)
+        return await solve(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi_routing, "solve_dependencies", counted)
+    monkeypatch.setattr(fastapi_utils, "solve_dependencies", counted)
+    assert api.post(f"/v1/cases/{case_id}/comment", {"text": "一"}, "wang").status_code == 200
+    assert len(solved) == 1
+    solved.clear()
+    assert api.get("/v1/events?limit=1", "feed").status_code == 200
+    assert solved.count(current_user) == 1  # under require_right: solved by FastAPI, once
 
 
 def takes_caller(principal: CurrentUser) -> str:
@@ -358,3 +396,37 @@ def test_a_parameters_names_and_a_dependencys_cache_key_are_not_worked_out_on_ea
     long_key = api.post(comment, {"text": "一"}, "wang", headers={"Idempotency-Key": "k" * 129})
     assert long_key.status_code == 422
     assert worked == []
+
+
+def test_a_routes_parameters_are_read_by_a_plan_made_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether each path, query and header parameter is a model, its name in the request and
+    where its error is located are worked out once per route, not on every request (here a
+    command's path and headers); they are still read and validated as before."""
+    from fastapi.dependencies import utils
+
+    case_id = api.report(DISPUTE, who="wang")["id"]
+    comment = f"/v1/cases/{case_id}/comment"
+    version = api.post(comment, {"text": "一"}, "wang").json()["version"]
+    asked: list[str] = []
+    for name in ("_get_param_model", "_get_param_aliases", "_get_multidict_value"):
+        ask = getattr(utils, name)
+        monkeypatch.setattr(
+            utils, name, lambda *a, _name=name, _ask=ask, **k: asked.append(_name) or _ask(*a, **k)
+        )
+    matched = {"Idempotency-Key": "plan-1", "If-Match": f'"{version}"'}
+    assert api.post(comment, {"text": "二"}, "wang", headers=matched).status_code == 200
+    stale = api.post(comment, {"text": "三"}, "wang", headers={"If-Match": f'"{version}"'})
+    assert stale.status_code == 412
+    for headers, field in (
+        ({"Idempotency-Key": "k" * 129}, "Idempotency-Key"),
+        ({"Idempotency-Key": "a b"}, "Idempotency-Key"),
+        ({"If-Match": "x" * 41}, "If-Match"),
+    ):
+        refused = api.post(comment, {"text": "四"}, "wang", headers=headers)
+        assert refused.status_code == 422 and refused.json()["field"] == field, refused.text
+        assert refused.json()["errors"][0]["in"] == "header"
+    not_a_case = api.post("/v1/cases/not-a-uuid/comment", {"text": "五"}, "wang")
+    assert not_a_case.status_code == 422 and not_a_case.json()["field"] == "case_id"
+    assert asked == []
