@@ -528,6 +528,49 @@ class _Run:
         return tuple(out)
 
 
+@dataclass(frozen=True)
+class _SpecIndex:
+    """What a fold asks of a list of clock specs on every event, worked out once a list:
+    the event types each spec's conditions name (with ``Extended``, which extends any
+    clock: an event of any other type leaves the spec's clocks as they are), and the event
+    fields the specs count from (``target_from``, ``start_from``), each once, in order."""
+
+    names: tuple[frozenset[str], ...]
+    fields: tuple[str, ...]
+
+    @classmethod
+    def of(cls, specs: Sequence[ClockSpec]) -> _SpecIndex:
+        names = []
+        for spec in specs:
+            texts = (
+                *spec.cancel_on,
+                *spec.stop_on,
+                *spec.restart_on,
+                *spec.start_on,
+                *spec.pause_on,
+                *spec.resume_on,
+            )
+            names.append(frozenset(_conditions(tuple(texts))) | {"Extended"})
+        fields = (f for spec in specs for f in (spec.target_from, spec.start_from) if f)
+        return cls(tuple(names), tuple(dict.fromkeys(fields)))
+
+
+_INDEXES: dict[int, tuple[Sequence[ClockSpec], _SpecIndex]] = {}
+
+
+def _spec_index(specs: Sequence[ClockSpec]) -> _SpecIndex:
+    """The index of ``specs`` (a policy's list: one per policy version in use), kept by
+    the list's identity (the list kept with it, so its id is not reused)."""
+    kept = _INDEXES.get(id(specs))
+    if kept is not None and kept[0] is specs:
+        return kept[1]
+    index = _SpecIndex.of(specs)
+    if len(_INDEXES) >= 256:
+        _INDEXES.clear()
+    _INDEXES[id(specs)] = (specs, index)
+    return index
+
+
 class _Fold:
     """The case facts clocks depend on, followed event by event."""
 
@@ -539,6 +582,8 @@ class _Fold:
         sync_grace: timedelta = timedelta(hours=4),
     ) -> None:
         self.specs = specs
+        self.index = _spec_index(specs)
+        self.applying: tuple[bool, ...] | None = None  # each spec's applies_to the case as it is
         self.sync_grace = sync_grace
         self.calendar = calendar
         self.thresholds = thresholds
@@ -565,8 +610,12 @@ class _Fold:
             return
         if self._linking(event, t, own):
             return
-        for spec in self.specs:
-            if spec.applies_to(self.kind, self.severity or "minor") or self._has_runs(spec):
+        if self.applying is None:  # worked out again when the kind or severity changes
+            severity = self.severity or "minor"
+            self.applying = tuple(spec.applies_to(self.kind, severity) for spec in self.specs)
+        name = type(event).__name__
+        for spec, names, applies in zip(self.specs, self.index.names, self.applying, strict=True):
+            if name in names and (applies or self._has_runs(spec)):
                 self._transition(spec, event, t, own)
         self._record_fired(event)
 
@@ -593,16 +642,17 @@ class _Fold:
         if name == "Reported":
             self.kind, self.severity, self.rank = event.kind, event.severity, event.rank
             self.category = getattr(event, "category", None)
+            self.applying = None
         elif name == "Assigned":
             self.rank = event.rank
         elif name == "Escalated":
             self.rank = event.to_rank
         elif name == "Reclassified":
             self.severity = event.to_severity
-        for spec in self.specs:
-            for field_name in (spec.target_from, spec.start_from):
-                if field_name and getattr(event, field_name, None) is not None:
-                    self.fields[field_name] = getattr(event, field_name)
+            self.applying = None
+        for field_name in self.index.fields:
+            if getattr(event, field_name, None) is not None:
+                self.fields[field_name] = getattr(event, field_name)
 
     def _has_runs(self, spec: ClockSpec) -> bool:
         return any(s == spec.name for s, _ in self.runs)
