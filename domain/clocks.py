@@ -499,14 +499,19 @@ class _Run:
             elapsed_pct=pct,
             on_breach=self.spec.on_breach,
             as_of=now,
-            crossings=self._crossings(thresholds) if self.since is not None and self.open else (),
+            crossings=self._crossings(thresholds, due)
+            if self.since is not None and self.open
+            else (),
             fired=frozenset(self.fired),
             breach_threshold=thresholds.breach,
         )
 
-    def _crossings(self, thresholds: Thresholds) -> tuple[tuple[float, datetime], ...]:
+    def _crossings(
+        self, thresholds: Thresholds, due: datetime
+    ) -> tuple[tuple[float, datetime], ...]:
         """Each threshold of this leg with the instant it is reached. Warnings
-        passed before the leg began are left out; the breach never is."""
+        passed before the leg began are left out; the breach never is. ``due``: the
+        running clock's due time (``due_at`` of any moment: it counts from ``since``)."""
         assert self.since is not None
         out = []
         for fraction in thresholds.warn:
@@ -519,7 +524,7 @@ class _Run:
                     )
                 )
         if thresholds.breach == 1.0:
-            out.append((1.0, self.due_at(self.since)))  # exact, even after an extension to a due_at
+            out.append((1.0, due))  # exact, even after an extension to a due_at
         else:
             needed = self.target * thresholds.breach - self.elapsed
             out.append(
@@ -537,6 +542,18 @@ class _SpecIndex:
 
     names: tuple[frozenset[str], ...]
     fields: tuple[str, ...]
+    specs: Sequence[ClockSpec] = ()
+    _applying: dict[tuple[str, str], tuple[bool, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def applying(self, kind: str, severity: str) -> tuple[bool, ...]:
+        """Each spec's ``applies_to`` a case of ``kind`` and ``severity``, asked once a pair."""
+        known = self._applying.get((kind, severity))
+        if known is None:
+            known = tuple(spec.applies_to(kind, severity) for spec in self.specs)
+            self._applying[(kind, severity)] = known
+        return known
 
     @classmethod
     def of(cls, specs: Sequence[ClockSpec]) -> _SpecIndex:
@@ -552,7 +569,7 @@ class _SpecIndex:
             )
             names.append(frozenset(_conditions(tuple(texts))) | {"Extended"})
         fields = (f for spec in specs for f in (spec.target_from, spec.start_from) if f)
-        return cls(tuple(names), tuple(dict.fromkeys(fields)))
+        return cls(tuple(names), tuple(dict.fromkeys(fields)), specs)
 
 
 _INDEXES: dict[int, tuple[Sequence[ClockSpec], _SpecIndex]] = {}
@@ -611,8 +628,7 @@ class _Fold:
         if self._linking(event, t, own):
             return
         if self.applying is None:  # worked out again when the kind or severity changes
-            severity = self.severity or "minor"
-            self.applying = tuple(spec.applies_to(self.kind, severity) for spec in self.specs)
+            self.applying = self.index.applying(self.kind, self.severity or "minor")
         name = type(event).__name__
         for spec, names, applies in zip(self.specs, self.index.names, self.applying, strict=True):
             if name in names and (applies or self._has_runs(spec)):
