@@ -546,6 +546,24 @@ class _SpecIndex:
     _applying: dict[tuple[str, str], tuple[bool, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _bounds: dict[tuple[Any, ...], tuple[WorkingCalendar, tuple[Any, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def bounds(
+        self, spec: ClockSpec, case: tuple[str | None, int, str | None], calendar: WorkingCalendar
+    ) -> list[tuple[Measure, timedelta, str]]:
+        """:func:`duration_bounds` of one of these specs for a case's (severity, rank,
+        category), worked out once for each and calendar (its parts are immutable: each
+        caller gets a new list)."""
+        key = (id(spec), case, id(calendar))
+        known = self._bounds.get(key)
+        if known is None or known[0] is not calendar:
+            known = (calendar, tuple(duration_bounds(spec, *case, calendar)))
+            if len(self._bounds) >= 4096:
+                self._bounds.clear()
+            self._bounds[key] = known
+        return list(known[1])
 
     def applying(self, kind: str, severity: str) -> tuple[bool, ...]:
         """Each spec's ``applies_to`` a case of ``kind`` and ``severity``, asked once a pair."""
@@ -744,7 +762,8 @@ class _Fold:
     def _target(self, spec: ClockSpec, t: datetime) -> tuple[Measure, timedelta, str] | None:
         """The cycle's target: of the durations that bound it (rank or severity or
         default; category) and ``target_from``'s due time, the earliest due governs."""
-        bounds = duration_bounds(spec, self.severity, self.rank or 0, self.category, self.calendar)
+        case = (self.severity, self.rank or 0, self.category)
+        bounds = self.index.bounds(spec, case, self.calendar)
         if spec.target_from:
             due = _as_datetime(self.fields.get(spec.target_from))
             if due is not None:

@@ -485,12 +485,13 @@ class _AnyName:
 
 def clocks_asking_every_spec(policy: Policy, events: list, now: datetime) -> list:
     """:func:`clocks_under` without the fold's shortcuts: every spec asked on every event,
-    and whether it applies to the case asked again each time."""
+    whether it applies to the case and its targets worked out again each time."""
     fold = clock_fold(policy)
     fold.index = _SpecIndex((_AnyName(),) * len(fold.specs), fold.index.fields, fold.specs)
     for event in events:
         if event.timestamp <= now:
             fold.index._applying.clear()
+            fold.index._bounds.clear()
             fold.applying = None
             fold.apply(event)
     return fold_states(fold, now)
