@@ -771,8 +771,8 @@ class _Fold:
                 bounds.append(
                     (measure, measure.between(t, due), f"{spec.target_from} {due.isoformat()}")
                 )
-        if not bounds:
-            return None
+        if len(bounds) < 2:  # none, or the one (no due time to compare)
+            return bounds[0] if bounds else None
         return min(bounds, key=lambda b: b[0].advance(t, b[1]))
 
     def _record_fired(self, event: Any) -> None:
