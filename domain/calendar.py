@@ -90,6 +90,7 @@ __all__ = [
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 _ONE_DAY = timedelta(days=1)
+_DAYS_KEPT = 4096  # dates whose windows a calendar keeps (about ten years of them)
 _MAX_RANGE_DAYS = 366  # sanity cap for one [[holiday]]/[[workday]] from..to entry
 
 
@@ -276,8 +277,12 @@ class WorkingCalendar:
     tz: ZoneInfo = SHANGHAI
     name: str = "cn-statutory"
     statutory: Statutory = NO_IMPORTS
+    _days: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )  # each date's windows (none on a day off), worked out once: see :meth:`_windows_on`
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_days", {})
         object.__setattr__(self, "extra_holidays", _date_set(self.extra_holidays, "extra_holidays"))
         object.__setattr__(self, "extra_workdays", _date_set(self.extra_workdays, "extra_workdays"))
         both = self.extra_holidays & self.extra_workdays
@@ -388,11 +393,21 @@ class WorkingCalendar:
             raise ValueError(f"naive datetime not allowed: {moment.isoformat()}")
         return moment.astimezone(self.tz).replace(tzinfo=None)
 
+    def _windows_on(self, d: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The working windows of date ``d`` as naive local datetimes, none on a day off:
+        worked out once a date (the calendar is immutable), as clocks ask again and again."""
+        windows = self._days.get(d)
+        if windows is None:
+            windows = tuple(self.hours.on(d)) if self.is_working_day(d) else ()
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            self._days[d] = windows
+        return windows
+
     def _windows_from(self, d: date) -> Iterator[tuple[datetime, datetime]]:
         """All working windows on working days from ``d`` on, in order, forever."""
         while True:
-            if self.is_working_day(d):
-                yield from self.hours.on(d)
+            yield from self._windows_on(d)
             d += _ONE_DAY
 
     def _advance(self, start: datetime, amount: timedelta) -> datetime:

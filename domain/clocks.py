@@ -499,14 +499,19 @@ class _Run:
             elapsed_pct=pct,
             on_breach=self.spec.on_breach,
             as_of=now,
-            crossings=self._crossings(thresholds) if self.since is not None and self.open else (),
+            crossings=self._crossings(thresholds, due)
+            if self.since is not None and self.open
+            else (),
             fired=frozenset(self.fired),
             breach_threshold=thresholds.breach,
         )
 
-    def _crossings(self, thresholds: Thresholds) -> tuple[tuple[float, datetime], ...]:
+    def _crossings(
+        self, thresholds: Thresholds, due: datetime
+    ) -> tuple[tuple[float, datetime], ...]:
         """Each threshold of this leg with the instant it is reached. Warnings
-        passed before the leg began are left out; the breach never is."""
+        passed before the leg began are left out; the breach never is. ``due``: the
+        running clock's due time (``due_at`` of any moment: it counts from ``since``)."""
         assert self.since is not None
         out = []
         for fraction in thresholds.warn:
@@ -519,13 +524,86 @@ class _Run:
                     )
                 )
         if thresholds.breach == 1.0:
-            out.append((1.0, self.due_at(self.since)))  # exact, even after an extension to a due_at
+            out.append((1.0, due))  # exact, even after an extension to a due_at
         else:
             needed = self.target * thresholds.breach - self.elapsed
             out.append(
                 (thresholds.breach, self.measure.advance(self.since, max(needed, timedelta())))
             )
         return tuple(out)
+
+
+@dataclass(frozen=True)
+class _SpecIndex:
+    """What a fold asks of a list of clock specs on every event, worked out once a list:
+    the event types each spec's conditions name (with ``Extended``, which extends any
+    clock: an event of any other type leaves the spec's clocks as they are), and the event
+    fields the specs count from (``target_from``, ``start_from``), each once, in order."""
+
+    names: tuple[frozenset[str], ...]
+    fields: tuple[str, ...]
+    specs: Sequence[ClockSpec] = ()
+    _applying: dict[tuple[str, str], tuple[bool, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _bounds: dict[tuple[Any, ...], tuple[WorkingCalendar, tuple[Any, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def bounds(
+        self, spec: ClockSpec, case: tuple[str | None, int, str | None], calendar: WorkingCalendar
+    ) -> list[tuple[Measure, timedelta, str]]:
+        """:func:`duration_bounds` of one of these specs for a case's (severity, rank,
+        category), worked out once for each and calendar (its parts are immutable: each
+        caller gets a new list)."""
+        key = (id(spec), case, id(calendar))
+        known = self._bounds.get(key)
+        if known is None or known[0] is not calendar:
+            known = (calendar, tuple(duration_bounds(spec, *case, calendar)))
+            if len(self._bounds) >= 4096:
+                self._bounds.clear()
+            self._bounds[key] = known
+        return list(known[1])
+
+    def applying(self, kind: str, severity: str) -> tuple[bool, ...]:
+        """Each spec's ``applies_to`` a case of ``kind`` and ``severity``, asked once a pair."""
+        known = self._applying.get((kind, severity))
+        if known is None:
+            known = tuple(spec.applies_to(kind, severity) for spec in self.specs)
+            self._applying[(kind, severity)] = known
+        return known
+
+    @classmethod
+    def of(cls, specs: Sequence[ClockSpec]) -> _SpecIndex:
+        names = []
+        for spec in specs:
+            texts = (
+                *spec.cancel_on,
+                *spec.stop_on,
+                *spec.restart_on,
+                *spec.start_on,
+                *spec.pause_on,
+                *spec.resume_on,
+            )
+            names.append(frozenset(_conditions(tuple(texts))) | {"Extended"})
+        fields = (f for spec in specs for f in (spec.target_from, spec.start_from) if f)
+        return cls(tuple(names), tuple(dict.fromkeys(fields)), specs)
+
+
+_INDEXES: dict[int, tuple[Sequence[ClockSpec], _SpecIndex]] = {}
+
+
+def _spec_index(specs: Sequence[ClockSpec]) -> _SpecIndex:
+    """The index of ``specs`` (a policy's list: one per policy version in use), kept by
+    the list's identity (the list kept with it, so its id is not reused)."""
+    kept = _INDEXES.get(id(specs))
+    if kept is not None and kept[0] is specs:
+        return kept[1]
+    index = _SpecIndex.of(specs)
+    if len(_INDEXES) >= 256:
+        _INDEXES.clear()
+    _INDEXES[id(specs)] = (specs, index)
+    return index
 
 
 class _Fold:
@@ -539,6 +617,8 @@ class _Fold:
         sync_grace: timedelta = timedelta(hours=4),
     ) -> None:
         self.specs = specs
+        self.index = _spec_index(specs)
+        self.applying: tuple[bool, ...] | None = None  # each spec's applies_to the case as it is
         self.sync_grace = sync_grace
         self.calendar = calendar
         self.thresholds = thresholds
@@ -565,8 +645,11 @@ class _Fold:
             return
         if self._linking(event, t, own):
             return
-        for spec in self.specs:
-            if spec.applies_to(self.kind, self.severity or "minor") or self._has_runs(spec):
+        if self.applying is None:  # worked out again when the kind or severity changes
+            self.applying = self.index.applying(self.kind, self.severity or "minor")
+        name = type(event).__name__
+        for spec, names, applies in zip(self.specs, self.index.names, self.applying, strict=True):
+            if name in names and (applies or self._has_runs(spec)):
                 self._transition(spec, event, t, own)
         self._record_fired(event)
 
@@ -593,16 +676,17 @@ class _Fold:
         if name == "Reported":
             self.kind, self.severity, self.rank = event.kind, event.severity, event.rank
             self.category = getattr(event, "category", None)
+            self.applying = None
         elif name == "Assigned":
             self.rank = event.rank
         elif name == "Escalated":
             self.rank = event.to_rank
         elif name == "Reclassified":
             self.severity = event.to_severity
-        for spec in self.specs:
-            for field_name in (spec.target_from, spec.start_from):
-                if field_name and getattr(event, field_name, None) is not None:
-                    self.fields[field_name] = getattr(event, field_name)
+            self.applying = None
+        for field_name in self.index.fields:
+            if getattr(event, field_name, None) is not None:
+                self.fields[field_name] = getattr(event, field_name)
 
     def _has_runs(self, spec: ClockSpec) -> bool:
         return any(s == spec.name for s, _ in self.runs)
@@ -678,7 +762,8 @@ class _Fold:
     def _target(self, spec: ClockSpec, t: datetime) -> tuple[Measure, timedelta, str] | None:
         """The cycle's target: of the durations that bound it (rank or severity or
         default; category) and ``target_from``'s due time, the earliest due governs."""
-        bounds = duration_bounds(spec, self.severity, self.rank or 0, self.category, self.calendar)
+        case = (self.severity, self.rank or 0, self.category)
+        bounds = self.index.bounds(spec, case, self.calendar)
         if spec.target_from:
             due = _as_datetime(self.fields.get(spec.target_from))
             if due is not None:
@@ -686,8 +771,8 @@ class _Fold:
                 bounds.append(
                     (measure, measure.between(t, due), f"{spec.target_from} {due.isoformat()}")
                 )
-        if not bounds:
-            return None
+        if len(bounds) < 2:  # none, or the one (no due time to compare)
+            return bounds[0] if bounds else None
         return min(bounds, key=lambda b: b[0].advance(t, b[1]))
 
     def _record_fired(self, event: Any) -> None:

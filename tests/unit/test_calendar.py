@@ -330,3 +330,32 @@ def test_results_are_later_and_inside_working_hours(start, amount, n):
         assert result > start
         assert result.tzinfo == SHANGHAI
         assert _inside_working_window(result)
+
+
+def _advance_worked_out(calendar: WorkingCalendar, start: datetime, amount: timedelta) -> datetime:
+    """``add_working_hours`` with each date's windows worked out afresh (none kept)."""
+    t, d, remaining = start.astimezone(calendar.tz).replace(tzinfo=None), None, amount
+    d = t.date()
+    while True:
+        windows = list(calendar.hours.on(d)) if calendar.is_working_day(d) else []
+        for window_start, window_end in windows:
+            if window_end < t:
+                continue
+            segment_start = max(window_start, t)
+            if remaining <= window_end - segment_start:
+                return (segment_start + remaining).replace(tzinfo=calendar.tz)
+            remaining -= window_end - segment_start
+        d += timedelta(days=1)
+
+
+@FAST
+@given(moments, durations)
+def test_kept_windows_answer_as_worked_out_afresh(start, amount):
+    """The windows a calendar keeps per date answer as worked out afresh, asked again and
+    after its store was cleared."""
+    calendar = WorkingCalendar.from_overrides('[[holiday]]\ndate = 2026-03-10\nname = "x"\n')
+    expected = _advance_worked_out(calendar, start, amount)
+    assert calendar.add_working_hours(start, amount) == expected
+    assert calendar.add_working_hours(start, amount) == expected
+    calendar._days.clear()
+    assert calendar.add_working_hours(start, amount) == expected

@@ -16,13 +16,16 @@ from domain.cases import Dispute, ExtendableClock, Hazard, Petition, Stamp
 from domain.clocks import (
     ClockStatus,
     Condition,
+    _SpecIndex,
     calendar_for,
+    clock_fold,
     clocks_under,
     evaluate_clocks,
+    fold_states,
     matches_any,
     send_back_window_closes,
 )
-from domain.errors import ValidationFailed
+from domain.errors import DomainError, ValidationFailed
 from domain.policy import ClockSpec, Policy, Thresholds, parse_policy
 
 DEFAULT = parse_policy(
@@ -468,3 +471,98 @@ name = "cn-statutory"  # China""",
         refused.value.details["field"] == "calendar.overrides"
         and "workdays" in refused.value.message
     )
+
+
+# -- the fold's shortcuts ------------------------------------------------------------
+
+
+class _AnyName:
+    """Every event type: a spec index that skips no spec."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+def clocks_asking_every_spec(policy: Policy, events: list, now: datetime) -> list:
+    """:func:`clocks_under` without the fold's shortcuts: every spec asked on every event,
+    whether it applies to the case and its targets worked out again each time."""
+    fold = clock_fold(policy)
+    fold.index = _SpecIndex((_AnyName(),) * len(fold.specs), fold.index.fields, fold.specs)
+    for event in events:
+        if event.timestamp <= now:
+            fold.index._applying.clear()
+            fold.index._bounds.clear()
+            fold.applying = None
+            fold.apply(event)
+    return fold_states(fold, now)
+
+
+SEVERE_ONLY = (
+    Policy.model_validate(  # a clock of some severities: one reclassifying starts or stops
+        {
+            **POLICY.model_dump(),
+            "clocks": [
+                *POLICY.model_dump()["clocks"],
+                {
+                    "name": "severe",
+                    "kinds": ["petition", "dispute", "hazard"],
+                    "severities": ["major", "critical"],
+                    "target": "2wh",
+                    "start_on": ["Assigned", "Reclassified"],
+                    "stop_on": ["Accepted", "CheckedIn"],
+                },
+            ],
+        }
+    )
+)
+ANY_STEP = [
+    ("accept", {}),
+    ("whistle", {"departments": ["城管局", "市场监管所"], "reason": "联合处置"}),
+    ("check_in", {"department": "城管局"}),
+    ("check_in", {"department": "市场监管所"}),
+    ("reply", {"text": "fixed"}),
+    ("resolve", {"resolution": "r"}),
+    ("return_visit", {"satisfaction": "dissatisfied"}),
+    ("return_visit", {"satisfaction": "satisfied"}),
+    ("escalate", {"to_rank": 1, "to_region": "v", "unit": "wz-tjh", "reason": "overdue"}),
+    ("suspend", {"reason": "approved"}),
+    ("resume", {}),
+    ("send_back", {"reason": "not ours"}),
+    *[("reclassify", {"severity": severity, "reason": "r"}) for severity in CEILINGS],
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    policy=st.sampled_from([POLICY, SEVERE_ONLY]),
+    kind=st.sampled_from([Petition, Dispute, Hazard]),
+    severity=st.sampled_from(["minor", "major", "critical"]),
+    steps=st.lists(
+        st.tuples(st.integers(0, len(ANY_STEP) - 1), st.integers(0, 3 * 24 * 60)), max_size=12
+    ),
+    probe=st.integers(0, 30 * 24 * 60),
+)
+def test_the_fold_gives_the_clocks_of_asking_every_spec_on_every_event(
+    policy, kind, severity, steps, probe
+):
+    """The fold asks only the specs whose conditions name an event's type (or Extended),
+    and whether a spec applies only when the kind or severity changes: the same clocks."""
+    at = sh(2025, 9, 26, 10)
+    story = Story(kind, at, severity).do(
+        at, "assign", assignee="wang", unit=None, region="v-g", rank=0
+    )
+    for step, minutes in steps:
+        at += timedelta(minutes=minutes)
+        command, fields = ANY_STEP[step]
+        if not hasattr(story.case, command) or (
+            command == "send_back" and story.case.dispatched_at is None
+        ):
+            continue
+        try:
+            story.do(at, command, VILLAGE_HEAD if step % 2 else WORKER, **dict(fields))
+        except DomainError:
+            story.case.collect_events()  # nothing is recorded of a refused command
+    for now in (at, at + timedelta(minutes=probe)):
+        assert clocks_under(policy, story.events, now) == clocks_asking_every_spec(
+            policy, story.events, now
+        )
