@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     max_wait_seconds: Seconds = 5.0
     unready_after_database_error: Seconds = 5.0
     request_deadline_seconds: Seconds = 30.0  # 0: no deadline
+    request_threads: Annotated[int, Field(ge=1)] = (
+        4  # a process's requests working at once (api.http.threads)
+    )
     auth_failures_allowed: Count = 20
     auth_failure_window: Seconds = 60.0
     trusted_proxies: str = (

@@ -22,6 +22,7 @@ from api.http.openapi_docs import PROBLEM_REF, problem_responses
 from api.http.routers import routers
 from api.http.schemas import Problem
 from api.http.services import Services, Settings
+from api.http.threads import request_threads
 from engine.logs import configure_logging
 from engine.service import Fengqiao
 from engine.users import UserStore
@@ -97,6 +98,7 @@ def create_app(
         # every request (~2% of a list's server CPU, issue 20); Fengqiao exports none
         # (its metrics: /metrics, api/http/metrics.py)
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        lifespan=request_threads(settings.request_threads),
     )
     app.state.services = svc
     problems.install(app)

@@ -41,6 +41,7 @@ from api.http.openapi_docs import (
 )
 from api.http.schemas import CaseList, CaseView, CommandResponse, HistoryEntry
 from api.http.services import Services, services
+from api.http.threads import lent_slot
 from domain.commands import ACTIONS, AwareDatetime, CaseAction, Envelope, ReportAt
 from domain.errors import NotPermitted, ValidationFailed
 from domain.permissions import (
@@ -153,7 +154,10 @@ def wait_for_projections(svc: Services, position: int | None) -> None:
     A position beyond the last event recorded is waited for only up to that event."""
     if position is not None and svc.runner is not None:
         target = min(position, svc.engine.head_position())
-        svc.runner.wait_for(target, timeout=svc.settings.max_wait_seconds)
+        if svc.runner.wait_for(target, timeout=0):
+            return
+        with lent_slot():  # waiting holds up no other request (api.http.threads)
+            svc.runner.wait_for(target, timeout=svc.settings.max_wait_seconds)
 
 
 # -- commands ---------------------------------------------------------------------

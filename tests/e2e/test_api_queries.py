@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
+from anyio.to_thread import current_default_thread_limiter
+from fastapi.testclient import TestClient
+
+from api.bench.county import USERS
+from api.http.app import create_app
 from api.http.services import Settings
 from tests.test_api_support import DISPUTE, HAZARD, PETITION, XUZHEN_GRID, Api
 
@@ -86,6 +92,41 @@ def test_min_position_gives_up_after_the_wait(api: Api):
     created = api.report()
     response = api.get(f"/v1/cases?min_position={created['position']}", "zhou")
     assert response.status_code == 200 and response.json()["items"] == []
+
+
+def test_requests_work_one_at_a_time_and_a_read_your_writes_wait_lends_its_turn(app):
+    """FENGQIAO_REQUEST_THREADS=1: one request's blocking part at a time (api.http.threads),
+    yet a ``?min_position=`` wait on projections that do not move holds up no other request."""
+    http = create_app(app, settings=Settings(request_threads=1, max_wait_seconds=3.0))
+    users = http.state.services.users
+    tokens = {
+        name: users.add(name, role, region, unit, by="test") for name, role, region, unit in USERS
+    }
+    with TestClient(http) as client:
+        api = Api(http, client, app, tokens)
+
+        def working_at_once() -> int:
+            return client.portal.call(lambda: current_default_thread_limiter().total_tokens)
+
+        assert working_at_once() == 1
+        created = api.report()
+        waited: dict[str, float] = {}
+
+        def wait() -> None:
+            began = time.monotonic()
+            response = api.get(f"/v1/cases?min_position={created['position']}", "zhou")
+            assert response.status_code == 200 and response.json()["items"] == []
+            waited["seconds"] = time.monotonic() - began
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.5)  # the waiter is inside its wait (projections are not run here)
+        began = time.monotonic()
+        assert api.get(f"/v1/cases/{created['id']}", "zhou").status_code == 200
+        meanwhile = time.monotonic() - began
+        assert waiter.is_alive() and meanwhile < 1.5, meanwhile  # was ~2.5 s: behind the wait
+        waiter.join()
+        assert waited["seconds"] >= 2.9 and working_at_once() == 1  # its turn given back
 
 
 def test_readyz_follows_the_projection_lag(api: Api):
