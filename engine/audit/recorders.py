@@ -358,9 +358,18 @@ class _Chained:
     def sql(self, text: str) -> Any:
         return text
 
-    def grow_tree(self, cursor: Any, size: int, leaves: Sequence[bytes]) -> None:
-        """Add leaves to the stored tree of ``size`` leaves."""
-        rows = append_rows(size, self.tree_frontier(cursor, size), leaves)
+    def grow_tree(
+        self,
+        cursor: Any,
+        size: int,
+        leaves: Sequence[bytes],
+        frontier: list[bytes] | None = None,
+    ) -> None:
+        """Add leaves to the stored tree of ``size`` leaves. ``frontier``: the tree's frontier
+        at ``size``, if the caller has it (else read from the store); brought up to date."""
+        if frontier is None:
+            frontier = self.tree_frontier(cursor, size)
+        rows = append_rows(size, frontier, leaves)
         cursor.executemany(INSERT_MERKLE.format(merkle=self.qualify(MERKLE), p=self.ph), rows)
 
     def catch_up_tree(self) -> int:
@@ -443,11 +452,7 @@ class ChainedSQLiteRecorder(_Chained, SQLiteApplicationRecorder):
             if self.keep_tree:
                 size = rows[0][1] - 1
                 frontier = self._tree_frontier(c, size, head["chain_hash"])
-                leaves = [bytes.fromhex(row[4]) for row in rows]
-                c.executemany(
-                    INSERT_MERKLE.format(merkle=MERKLE, p="?"),
-                    append_rows(size, frontier, leaves),  # brings the frontier up to date
-                )
+                self.grow_tree(c, size, [bytes.fromhex(row[4]) for row in rows], frontier)
                 self._frontier = ((rows[-1][1], rows[-1][6]), tuple(frontier))
         return positions
 
