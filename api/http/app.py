@@ -156,8 +156,24 @@ def _remember_fixed_answers() -> None:
         if callable(ask) and not getattr(ask, "remembers", False):
             setattr(utils, name, _remembering(ask, key_of))
     read = getattr(utils, "request_params_to_args", None)
-    if callable(read) and not getattr(read, "remembers", False):
+    if (
+        callable(read)
+        and not getattr(read, "remembers", False)
+        and all(callable(getattr(utils, name, None)) for name in PLAN_NEEDS)
+        and hasattr(utils, "Undefined")
+    ):
         utils.request_params_to_args = _planned_params(read, utils)
+
+
+PLAN_NEEDS = (
+    "_get_param_model",
+    "_get_param_aliases",
+    "_is_json_field",
+    "field_annotation_is_sequence",
+    "_validate_value_with_model_field",
+)
+"""FastAPI's own functions that :func:`_planned_params` reads parameters with: a FastAPI
+without any of them reads its parameters itself (unpatched), never a 500."""
 
 
 def _planned_params(read: Callable[..., Any], utils: Any) -> Callable[..., Any]:
@@ -288,11 +304,24 @@ def _index_routes(app: FastAPI) -> None:
     that may match it (in their order: those ending in it, and every one that does not end
     in a fixed segment), and tries only those, as FastAPI would (``_match_among``)."""
     included = getattr(fastapi_routing, "_IncludedRouter", None)
-    if included is None or not callable(getattr(included, "_match", None)):
+    if (
+        included is None
+        or not callable(getattr(included, "_match", None))
+        or not all(hasattr(fastapi_routing, name) for name in MATCH_NEEDS)
+    ):
         return  # another FastAPI: it finds its routes its own way
     for route in app.router.routes:
         if isinstance(route, included):
             _index_router(route, included)
+
+
+MATCH_NEEDS = (
+    "_get_fastapi_scope",
+    "_FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY",
+    "_SCOPE_MISSING",
+    "_restore_fastapi_scope_key",
+)
+"""What :func:`_match_among` reads of FastAPI's routing module besides ``_IncludedRouter``."""
 
 
 def _fixed_last_segment(candidate: Any) -> str | None:

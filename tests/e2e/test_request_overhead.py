@@ -430,3 +430,32 @@ def test_a_routes_parameters_are_read_by_a_plan_made_once(
     not_a_case = api.post("/v1/cases/not-a-uuid/comment", {"text": "五"}, "wang")
     assert not_a_case.status_code == 422 and not_a_case.json()["field"] == "case_id"
     assert asked == []
+
+
+def test_a_fastapi_without_what_the_shortcuts_use_is_left_as_it_is(
+    app: Fengqiao, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FastAPI lacking one of the internals the parameter plan or the route index calls is
+    not patched (it reads parameters and finds routes its own way), never a 500 later."""
+    from api.http.app import MATCH_NEEDS, PLAN_NEEDS, _remember_fixed_answers, create_app
+
+    def own_reader(fields: Any, received: Any) -> Any:
+        return {}, []
+
+    for missing in PLAN_NEEDS:
+        with monkeypatch.context() as patch:
+            patch.setattr(fastapi_utils, "request_params_to_args", own_reader)
+            patch.delattr(fastapi_utils, missing)
+            _remember_fixed_answers()
+            assert fastapi_utils.request_params_to_args is own_reader, missing
+    with monkeypatch.context() as patch:  # the control: with every one, it is patched
+        patch.setattr(fastapi_utils, "request_params_to_args", own_reader)
+        _remember_fixed_answers()
+        assert fastapi_utils.request_params_to_args is not own_reader
+    included = fastapi_routing._IncludedRouter
+    for missing in MATCH_NEEDS:
+        with monkeypatch.context() as patch:
+            patch.delattr(fastapi_routing, missing)
+            http = create_app(app)
+            routers = [r for r in http.router.routes if isinstance(r, included)]
+            assert routers and not any("_match" in vars(router) for router in routers), missing
